@@ -138,3 +138,44 @@ impl fmt::Display for MetainfoError {
 }
 
 impl std::error::Error for MetainfoError {}
+
+/// Normalise a tracker address: a bare `IP:PORT` or `HOST:PORT` (the
+/// announcer's own address, as `peer create --announce` accepts it) becomes
+/// `http://IP:PORT/announce`; anything with a scheme is returned unchanged
+/// (trimmed).
+pub fn normalize_announce_url(s: &str) -> String {
+    let s = s.trim();
+    if s.contains("://") {
+        return s.to_string();
+    }
+    // [v6]:port or host:port with a numeric port and nothing else.
+    if let Some((host, port)) = s.rsplit_once(':') {
+        let host_ok = !host.is_empty() && !host.contains('/');
+        if host_ok && !port.is_empty() && port.parse::<u16>().is_ok() {
+            return format!("http://{s}/announce");
+        }
+    }
+    s.to_string()
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::normalize_announce_url;
+
+    #[test]
+    fn bare_ip_port_becomes_http_url() {
+        assert_eq!(
+            normalize_announce_url("192.168.1.5:6881"),
+            "http://192.168.1.5:6881/announce"
+        );
+        assert_eq!(
+            normalize_announce_url("[::1]:6881"),
+            "http://[::1]:6881/announce"
+        );
+        assert_eq!(
+            normalize_announce_url("udp://t.example:80"),
+            "udp://t.example:80"
+        );
+        assert_eq!(normalize_announce_url("nonsense"), "nonsense");
+    }
+}
