@@ -16,3 +16,5 @@ pub mod tracker;
 
 pub use error::{Error, Result};
 pub use metainfo::{InfoHash, Metainfo};
+pub mod bitfield;
+pub mod wire;
