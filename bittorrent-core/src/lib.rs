@@ -18,3 +18,8 @@ pub use error::{Error, Result};
 pub use metainfo::{InfoHash, Metainfo};
 pub mod bitfield;
 pub mod wire;
+pub mod layout;
+pub mod storage;
+pub mod picker;
+pub mod choker;
+pub mod hasher;

@@ -1,0 +1,94 @@
+//! The hashing pool: a few threads that read a piece back from storage and
+//! check its SHA-1, so that hashing never stalls a torrent thread.
+//!
+//! Jobs arrive on one shared (MPMC) channel; each verdict goes back on the
+//! channel named in the job.
+
+use crate::storage::{Storage, StorageError};
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// One piece to verify.
+pub struct HashJob {
+    /// Where the piece is.
+    pub storage: Arc<Storage>,
+    /// The piece index.
+    pub piece: u32,
+    /// Its offset in the torrent.
+    pub offset: u64,
+    /// Its length.
+    pub len: u32,
+    /// The expected SHA-1.
+    pub expected: [u8; 20],
+    /// Where to send the verdict.
+    pub reply: Sender<HashDone>,
+}
+
+/// The verdict on one piece.
+#[derive(Debug)]
+pub struct HashDone {
+    /// The piece index.
+    pub piece: u32,
+    /// Whether the data matched the expected hash.
+    pub ok: bool,
+    /// A read error, if the data could not be read.
+    pub error: Option<StorageError>,
+}
+
+/// The pool's handle: submit jobs; dropping it lets the threads exit.
+pub struct HasherPool {
+    jobs: Sender<HashJob>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl HasherPool {
+    /// Start `n` hashing threads.
+    pub fn start(n: usize) -> std::io::Result<HasherPool> {
+        let (jobs, rx) = crossbeam_channel::unbounded::<HashJob>();
+        let mut threads = Vec::new();
+        for i in 0..n.max(1) {
+            let rx: Receiver<HashJob> = rx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("hasher-{i}"))
+                    .spawn(move || worker(rx))?,
+            );
+        }
+        Ok(HasherPool { jobs, threads })
+    }
+
+    /// A sender for jobs (cheap to clone).
+    pub fn sender(&self) -> Sender<HashJob> {
+        self.jobs.clone()
+    }
+
+    /// Stop accepting jobs and wait for the threads (after their queue drains).
+    pub fn shutdown(self) {
+        drop(self.jobs);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Hash one piece now, on the calling thread.
+pub fn check_piece(storage: &Storage, offset: u64, len: u32, expected: &[u8; 20]) -> Result<bool, StorageError> {
+    let mut buf = vec![0u8; len as usize];
+    storage.read(offset, &mut buf)?;
+    Ok(sha1_smol::Sha1::from(&buf).digest().bytes() == *expected)
+}
+
+fn worker(rx: Receiver<HashJob>) {
+    while let Ok(job) = rx.recv() {
+        let (ok, error) = match check_piece(&job.storage, job.offset, job.len, &job.expected) {
+            Ok(ok) => (ok, None),
+            Err(e) => (false, Some(e)),
+        };
+        let _ = job.reply.send(HashDone {
+            piece: job.piece,
+            ok,
+            error,
+        });
+    }
+}
