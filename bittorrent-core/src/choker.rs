@@ -88,7 +88,12 @@ mod tests {
 
     #[test]
     fn tit_for_tat_prefers_best_uploaders() {
-        let peers = [c(1, true, 10, 0), c(2, true, 50, 0), c(3, false, 99, 0), c(4, true, 30, 0)];
+        let peers = [
+            c(1, true, 10, 0),
+            c(2, true, 50, 0),
+            c(3, false, 99, 0),
+            c(4, true, 30, 0),
+        ];
         assert_eq!(unchoke_set(&peers, 2, false, None), vec![2, 4]);
         assert_eq!(unchoke_set(&peers, 2, false, Some(1)), vec![2, 4, 1]);
         // Seeding ranks by our upload rate to them.

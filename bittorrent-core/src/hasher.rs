@@ -5,9 +5,11 @@
 //! channel named in the job.
 
 use crate::storage::{Storage, StorageError};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// One piece to verify.
 pub struct HashJob {
@@ -40,6 +42,7 @@ pub struct HashDone {
 pub struct HasherPool {
     jobs: Sender<HashJob>,
     threads: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl HasherPool {
@@ -47,15 +50,21 @@ impl HasherPool {
     pub fn start(n: usize) -> std::io::Result<HasherPool> {
         let (jobs, rx) = crossbeam_channel::unbounded::<HashJob>();
         let mut threads = Vec::new();
+        let stop = Arc::new(AtomicBool::new(false));
         for i in 0..n.max(1) {
             let rx: Receiver<HashJob> = rx.clone();
+            let stop = stop.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("hasher-{i}"))
-                    .spawn(move || worker(rx))?,
+                    .spawn(move || worker(rx, &stop))?,
             );
         }
-        Ok(HasherPool { jobs, threads })
+        Ok(HasherPool {
+            jobs,
+            threads,
+            stop,
+        })
     }
 
     /// A sender for jobs (cheap to clone).
@@ -63,8 +72,9 @@ impl HasherPool {
         self.jobs.clone()
     }
 
-    /// Stop accepting jobs and wait for the threads (after their queue drains).
+    /// Stop the threads (jobs still queued are dropped) and wait for them.
     pub fn shutdown(self) {
+        self.stop.store(true, Ordering::SeqCst);
         drop(self.jobs);
         for t in self.threads {
             let _ = t.join();
@@ -73,14 +83,26 @@ impl HasherPool {
 }
 
 /// Hash one piece now, on the calling thread.
-pub fn check_piece(storage: &Storage, offset: u64, len: u32, expected: &[u8; 20]) -> Result<bool, StorageError> {
+pub fn check_piece(
+    storage: &Storage,
+    offset: u64,
+    len: u32,
+    expected: &[u8; 20],
+) -> Result<bool, StorageError> {
     let mut buf = vec![0u8; len as usize];
     storage.read(offset, &mut buf)?;
     Ok(sha1_smol::Sha1::from(&buf).digest().bytes() == *expected)
 }
 
-fn worker(rx: Receiver<HashJob>) {
-    while let Ok(job) = rx.recv() {
+fn worker(rx: Receiver<HashJob>, stop: &AtomicBool) {
+    // Other senders (torrent threads) may outlive the pool's own handle, so
+    // a stop flag, checked at least every 200 ms, ends the loop.
+    while !stop.load(Ordering::SeqCst) {
+        let job = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         let (ok, error) = match check_piece(&job.storage, job.offset, job.len, &job.expected) {
             Ok(ok) => (ok, None),
             Err(e) => (false, Some(e)),

@@ -165,7 +165,10 @@ impl Picker {
     /// A request to `peer` will not be answered (choke, reject, timeout).
     pub fn request_failed(&mut self, peer: PeerKey, block: &BlockRef) {
         if let Some(PieceState::InProgress(part)) = self.pieces.get_mut(block.index as usize) {
-            if let Some(b) = part.blocks.get_mut((block.begin / crate::wire::BLOCK_SIZE) as usize) {
+            if let Some(b) = part
+                .blocks
+                .get_mut((block.begin / crate::wire::BLOCK_SIZE) as usize)
+            {
                 drop_requester(b, peer);
             }
         }
@@ -213,7 +216,10 @@ impl Picker {
         // 2. New pieces, rarest first.
         self.rebuild_order();
         while self.cursor < self.order.len()
-            && !matches!(self.pieces[self.order[self.cursor] as usize], PieceState::Missing)
+            && !matches!(
+                self.pieces[self.order[self.cursor] as usize],
+                PieceState::Missing
+            )
         {
             self.cursor += 1;
         }
@@ -421,7 +427,10 @@ mod tests {
         assert!(!p.is_complete());
         // The failed piece is fetched again.
         let again = p.pick(2, &all, 100);
-        assert_eq!(again.iter().map(|b| b.index).collect::<Vec<_>>(), vec![1, 1]);
+        assert_eq!(
+            again.iter().map(|b| b.index).collect::<Vec<_>>(),
+            vec![1, 1]
+        );
         for blk in &again {
             p.block_received(2, blk);
         }
@@ -480,7 +489,11 @@ mod tests {
                     2 if !outstanding.is_empty() => {
                         let k = (rnd() as usize) % outstanding.len();
                         let (pr, b) = outstanding.swap_remove(k);
-                        if let Received::New { piece_complete: true, .. } = p.block_received(pr, &b) {
+                        if let Received::New {
+                            piece_complete: true,
+                            ..
+                        } = p.block_received(pr, &b)
+                        {
                             let ok = rnd() % 5 != 0;
                             p.piece_hashed(b.index, ok);
                         }

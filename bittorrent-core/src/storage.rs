@@ -139,7 +139,9 @@ impl Storage {
     /// The files overlapping `[offset, offset + len)`, with the part of each.
     fn spans(&self, offset: u64, len: u64) -> impl Iterator<Item = (&StorageFile, u64, u64, u64)> {
         // (file, offset in file, length, offset in the caller's buffer)
-        let start = self.files.partition_point(|f| f.offset + f.length <= offset);
+        let start = self
+            .files
+            .partition_point(|f| f.offset + f.length <= offset);
         let end = offset + len;
         self.files[start..]
             .iter()
@@ -293,7 +295,12 @@ mod tests {
     #[test]
     fn write_and_read_across_files_and_pads() {
         let dir = tmp("span");
-        let inf = info(&[("t/a", 10, false), ("t/pad", 6, true), ("t/b", 0, false), ("t/c", 20, false)]);
+        let inf = info(&[
+            ("t/a", 10, false),
+            ("t/pad", 6, true),
+            ("t/b", 0, false),
+            ("t/c", 20, false),
+        ]);
         let s = Storage::open(&dir, &inf).unwrap();
         let data: Vec<u8> = (0..36).collect();
         s.write(0, &data).unwrap();
@@ -316,6 +323,9 @@ mod tests {
         assert!(safe_join(d, &["/etc".into()]).is_err());
         assert!(safe_join(d, &["a/b".into()]).is_err());
         assert!(safe_join(d, &["".into()]).is_err());
-        assert_eq!(safe_join(d, &["a".into(), "b".into()]).unwrap(), d.join("a/b"));
+        assert_eq!(
+            safe_join(d, &["a".into(), "b".into()]).unwrap(),
+            d.join("a/b")
+        );
     }
 }

@@ -210,7 +210,10 @@ impl Message {
             if body.len() == n {
                 Ok(())
             } else {
-                Err(WireError::BadLength { id, len: body.len() })
+                Err(WireError::BadLength {
+                    id,
+                    len: body.len(),
+                })
             }
         };
         Ok(match id {
@@ -223,7 +226,10 @@ impl Message {
             6 => want(12).map(|_| Message::Request(block(body)))?,
             7 => {
                 if body.len() < 8 {
-                    return Err(WireError::BadLength { id, len: body.len() });
+                    return Err(WireError::BadLength {
+                        id,
+                        len: body.len(),
+                    });
                 }
                 Message::Piece {
                     index: be32(&body[0..4]),

@@ -1,0 +1,607 @@
+//! The peer thread: one OS thread per peer socket.
+//!
+//! It owns the `TcpStream`, a [`FrameDecoder`], the set of requests it has
+//! sent and the queue of requests the peer sent us. It reports what the
+//! peer says to its torrent thread as [`PeerEvent`]s (blocking sends: a slow
+//! torrent thread slows the socket down, memory stays flat) and executes
+//! the [`PeerCmd`]s the torrent thread sends it (never blocking the sender).
+//! Uploads are served here, straight from the shared read-only storage,
+//! and only for pieces the shared "have" bitfield says are verified.
+
+use crate::bitfield::Bitfield;
+use crate::layout::Layout;
+use crate::picker::PeerKey;
+use crate::storage::Storage;
+use crate::wire::{BlockRef, FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use parking_lot::RwLock;
+use std::collections::{HashSet, VecDeque};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why a connection ended. Every disconnect has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The TCP connect failed or timed out.
+    ConnectFailed(String),
+    /// The handshake was malformed, for another torrent, or timed out.
+    BadHandshake(String),
+    /// The peer closed the connection.
+    PeerClosed,
+    /// A socket error.
+    Io(String),
+    /// The peer broke the protocol (the text says how).
+    Protocol(String),
+    /// Nothing received for too long.
+    Timeout,
+    /// We are connected to this peer already (or it is ourselves).
+    Duplicate,
+    /// Connection limit reached.
+    TooManyPeers,
+    /// The peer sent data that failed the hash check too often.
+    Banned,
+    /// Both sides are seeds.
+    BothSeeds,
+    /// The peer did not keep up with our commands.
+    TooSlow,
+    /// The torrent or session is shutting down.
+    Shutdown,
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// Byte counters shared between a peer thread and its torrent thread.
+#[derive(Debug, Default)]
+pub struct PeerCounters {
+    /// Payload bytes received from the peer.
+    pub downloaded: AtomicU64,
+    /// Payload bytes sent to the peer.
+    pub uploaded: AtomicU64,
+}
+
+/// Peer thread to torrent thread.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// The handshake is done; the torrent now knows how to reach the thread.
+    Joined {
+        /// Commands for the peer thread.
+        inbox: Sender<PeerCmd>,
+        /// A clone of the socket, used only to shut it down.
+        closer: TcpStream,
+        /// The remote address.
+        addr: SocketAddr,
+        /// The remote peer id.
+        peer_id: [u8; 20],
+        /// Whether the peer supports the fast extension.
+        fast: bool,
+        /// Whether we dialled it.
+        outgoing: bool,
+        /// Shared byte counters.
+        counters: Arc<PeerCounters>,
+    },
+    /// The peer's bitfield (or have-all / have-none as a bitfield).
+    Bitfield(Bitfield),
+    /// The peer has a new piece.
+    Have(u32),
+    /// The peer is interested in us or not.
+    Interested(bool),
+    /// The peer choked (true) or unchoked (false) us.
+    ChokedUs(bool),
+    /// A block arrived.
+    Block {
+        /// Which block.
+        block: BlockRef,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
+    /// The peer rejected a request (BEP 6).
+    Rejected(BlockRef),
+    /// The connection is over.
+    Left(CloseReason),
+}
+
+/// Torrent thread to peer thread (always sent with `try_send`).
+#[derive(Debug, Clone)]
+pub enum PeerCmd {
+    /// Send these requests.
+    Request(Vec<BlockRef>),
+    /// Cancel a request.
+    Cancel(BlockRef),
+    /// We verified a piece.
+    Have(u32),
+    /// Choke (true) or unchoke (false) the peer.
+    Choke(bool),
+    /// Tell the peer we are interested or not.
+    Interested(bool),
+    /// Close the connection.
+    Close(CloseReason),
+}
+
+/// What a peer thread needs to know about its torrent.
+pub struct PeerContext {
+    /// The info-hash.
+    pub info_hash: [u8; 20],
+    /// Our peer id.
+    pub our_id: [u8; 20],
+    /// The torrent's geometry.
+    pub layout: Layout,
+    /// Where uploads are read from.
+    pub storage: Arc<Storage>,
+    /// The verified pieces (written only by the torrent thread).
+    pub have: Arc<RwLock<Bitfield>>,
+    /// Limits and timeouts.
+    pub limits: PeerLimits,
+}
+
+/// Limits a peer thread enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerLimits {
+    /// Time to establish TCP.
+    pub connect_timeout: Duration,
+    /// Time to receive the handshake.
+    pub handshake_timeout: Duration,
+    /// Close when nothing arrives for this long.
+    pub idle_timeout: Duration,
+    /// Socket write timeout (a peer that never reads is dropped).
+    pub write_timeout: Duration,
+    /// Most requests from the peer queued at once.
+    pub max_upload_queue: usize,
+    /// Largest frame accepted.
+    pub max_frame: usize,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        PeerLimits {
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            write_timeout: Duration::from_secs(30),
+            max_upload_queue: 500,
+            max_frame: MAX_FRAME,
+        }
+    }
+}
+
+/// Read a handshake with a deadline; returns it and any bytes read past it.
+pub fn read_handshake(
+    stream: &mut TcpStream,
+    mut buf: Vec<u8>,
+    timeout: Duration,
+) -> Result<(Handshake, Vec<u8>), CloseReason> {
+    let deadline = Instant::now() + timeout;
+    let mut chunk = [0u8; 4096];
+    while buf.len() < HANDSHAKE_LEN {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(CloseReason::BadHandshake("timed out".into()));
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(CloseReason::PeerClosed),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(CloseReason::Io(e.to_string())),
+        }
+        if buf.first().is_some_and(|&b| b != 19) {
+            return Err(CloseReason::BadHandshake("not BitTorrent".into()));
+        }
+    }
+    let hs = Handshake::decode(&buf).map_err(|e| CloseReason::BadHandshake(e.to_string()))?;
+    Ok((hs, buf.split_off(HANDSHAKE_LEN)))
+}
+
+/// Dial `addr`, exchange handshakes and run the connection (outgoing).
+pub fn run_outgoing(
+    addr: SocketAddr,
+    key: PeerKey,
+    ctx: Arc<PeerContext>,
+    torrent: Sender<(PeerKey, PeerEvent)>,
+) {
+    let result = (|| {
+        let mut stream = TcpStream::connect_timeout(&addr, ctx.limits.connect_timeout)
+            .map_err(|e| CloseReason::ConnectFailed(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(ctx.limits.write_timeout));
+        stream
+            .write_all(&Handshake::new(ctx.info_hash, ctx.our_id).encode())
+            .map_err(|e| CloseReason::Io(e.to_string()))?;
+        let (hs, rest) = read_handshake(&mut stream, Vec::new(), ctx.limits.handshake_timeout)?;
+        if hs.info_hash != ctx.info_hash {
+            return Err(CloseReason::BadHandshake("wrong info-hash".into()));
+        }
+        Ok((stream, hs, rest))
+    })();
+    match result {
+        Ok((stream, hs, rest)) => run_connected(stream, addr, true, hs, rest, key, &ctx, &torrent),
+        Err(reason) => {
+            let _ = torrent.send((key, PeerEvent::Left(reason)));
+        }
+    }
+}
+
+/// Run an established connection (the handshakes are done on both sides)
+/// until it ends; always finishes with a `Left` event.
+#[allow(clippy::too_many_arguments)]
+pub fn run_connected(
+    stream: TcpStream,
+    addr: SocketAddr,
+    outgoing: bool,
+    hs: Handshake,
+    leftover: Vec<u8>,
+    key: PeerKey,
+    ctx: &PeerContext,
+    torrent: &Sender<(PeerKey, PeerEvent)>,
+) {
+    let reason = match Connection::new(stream, addr, outgoing, hs, leftover, key, ctx, torrent) {
+        Ok(mut conn) => {
+            let r = match conn.run() {
+                Ok(()) => CloseReason::Shutdown,
+                Err(r) => r,
+            };
+            let _ = conn.flush();
+            let _ = conn.stream.shutdown(Shutdown::Both);
+            r
+        }
+        Err(r) => r,
+    };
+    log::debug!("peer {addr}: closed: {reason}");
+    let _ = torrent.send((key, PeerEvent::Left(reason)));
+}
+
+struct Connection<'a> {
+    stream: TcpStream,
+    key: PeerKey,
+    ctx: &'a PeerContext,
+    torrent: &'a Sender<(PeerKey, PeerEvent)>,
+    inbox: Receiver<PeerCmd>,
+    decoder: FrameDecoder,
+    out: Vec<u8>,
+    fast: bool,
+    am_choking: bool,
+    peer_choking: bool,
+    sent_requests: HashSet<BlockRef>,
+    upload_queue: VecDeque<BlockRef>,
+    counters: Arc<PeerCounters>,
+    last_recv: Instant,
+    last_send: Instant,
+    got_first_message: bool,
+    unrequested: u32,
+    short_timeout: bool,
+}
+
+const SHORT_READ: Duration = Duration::from_millis(5);
+const LONG_READ: Duration = Duration::from_millis(100);
+const KEEPALIVE: Duration = Duration::from_secs(90);
+const MAX_UNREQUESTED: u32 = 256;
+
+impl<'a> Connection<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        stream: TcpStream,
+        addr: SocketAddr,
+        outgoing: bool,
+        hs: Handshake,
+        leftover: Vec<u8>,
+        key: PeerKey,
+        ctx: &'a PeerContext,
+        torrent: &'a Sender<(PeerKey, PeerEvent)>,
+    ) -> Result<Connection<'a>, CloseReason> {
+        if hs.peer_id == ctx.our_id {
+            return Err(CloseReason::Duplicate);
+        }
+        let closer = stream
+            .try_clone()
+            .map_err(|e| CloseReason::Io(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(ctx.limits.write_timeout));
+        let _ = stream.set_read_timeout(Some(LONG_READ));
+        let (tx, inbox) = crossbeam_channel::bounded(4096);
+        let counters = Arc::new(PeerCounters::default());
+        let fast = hs.supports_fast();
+        torrent
+            .send((
+                key,
+                PeerEvent::Joined {
+                    inbox: tx,
+                    closer,
+                    addr,
+                    peer_id: hs.peer_id,
+                    fast,
+                    outgoing,
+                    counters: counters.clone(),
+                },
+            ))
+            .map_err(|_| CloseReason::Shutdown)?;
+        let mut decoder = FrameDecoder::new(ctx.limits.max_frame);
+        decoder.feed(&leftover);
+        let now = Instant::now();
+        let mut c = Connection {
+            stream,
+            key,
+            ctx,
+            torrent,
+            inbox,
+            decoder,
+            out: Vec::with_capacity(64 * 1024),
+            fast,
+            am_choking: true,
+            peer_choking: true,
+            sent_requests: HashSet::new(),
+            upload_queue: VecDeque::new(),
+            counters,
+            last_recv: now,
+            last_send: now,
+            got_first_message: false,
+            unrequested: 0,
+            short_timeout: false,
+        };
+        // Our bitfield goes first (after the handshake, before anything else).
+        // Registered before the snapshot: a `have` racing with it is merely
+        // sent twice.
+        let have = ctx.have.read().clone();
+        if fast && have.is_full() {
+            c.send(&Message::HaveAll);
+        } else if fast && have.count() == 0 {
+            c.send(&Message::HaveNone);
+        } else if have.count() > 0 {
+            c.send(&Message::Bitfield(have.as_bytes().to_vec()));
+        }
+        Ok(c)
+    }
+
+    fn send(&mut self, m: &Message) {
+        m.encode(&mut self.out);
+    }
+
+    fn flush(&mut self) -> Result<(), CloseReason> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.stream.write_all(&self.out).map_err(|e| {
+            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
+                CloseReason::TooSlow
+            } else {
+                CloseReason::Io(e.to_string())
+            }
+        })?;
+        self.out.clear();
+        self.last_send = Instant::now();
+        Ok(())
+    }
+
+    fn event(&self, e: PeerEvent) -> Result<(), CloseReason> {
+        self.torrent
+            .send((self.key, e))
+            .map_err(|_| CloseReason::Shutdown)
+    }
+
+    fn run(&mut self) -> Result<(), CloseReason> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // Frames already buffered (the handshake read may have left some).
+            while let Some(m) = self
+                .decoder
+                .next()
+                .map_err(|e| CloseReason::Protocol(e.to_string()))?
+            {
+                self.on_message(m)?;
+            }
+            self.drain_inbox()?;
+            self.serve_uploads()?;
+            if self.out.is_empty() && self.last_send.elapsed() > KEEPALIVE {
+                self.send(&Message::KeepAlive);
+            }
+            self.flush()?;
+            if self.last_recv.elapsed() > self.ctx.limits.idle_timeout {
+                return Err(CloseReason::Timeout);
+            }
+            // Short reads while requests are few (new ones may arrive in the
+            // inbox at any moment), longer ones when idle.
+            let want_short = !self.peer_choking || !self.upload_queue.is_empty();
+            if want_short != self.short_timeout {
+                self.short_timeout = want_short;
+                let t = if want_short { SHORT_READ } else { LONG_READ };
+                let _ = self.stream.set_read_timeout(Some(t));
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err(CloseReason::PeerClosed),
+                Ok(n) => {
+                    self.last_recv = Instant::now();
+                    self.decoder.feed(&buf[..n]);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(CloseReason::Io(e.to_string())),
+            }
+        }
+    }
+
+    fn drain_inbox(&mut self) -> Result<(), CloseReason> {
+        loop {
+            match self.inbox.try_recv() {
+                Ok(cmd) => self.on_command(cmd)?,
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => return Err(CloseReason::Shutdown),
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: PeerCmd) -> Result<(), CloseReason> {
+        match cmd {
+            PeerCmd::Request(blocks) => {
+                for b in blocks {
+                    if self.sent_requests.insert(b) {
+                        self.send(&Message::Request(b));
+                    }
+                }
+            }
+            PeerCmd::Cancel(b) => {
+                if self.sent_requests.remove(&b) {
+                    self.send(&Message::Cancel(b));
+                }
+            }
+            PeerCmd::Have(i) => self.send(&Message::Have(i)),
+            PeerCmd::Choke(true) => {
+                if !self.am_choking {
+                    self.am_choking = true;
+                    self.send(&Message::Choke);
+                    let dropped: Vec<BlockRef> = self.upload_queue.drain(..).collect();
+                    if self.fast {
+                        for b in dropped {
+                            self.send(&Message::Reject(b));
+                        }
+                    }
+                }
+            }
+            PeerCmd::Choke(false) => {
+                if self.am_choking {
+                    self.am_choking = false;
+                    self.send(&Message::Unchoke);
+                }
+            }
+            PeerCmd::Interested(true) => self.send(&Message::Interested),
+            PeerCmd::Interested(false) => self.send(&Message::NotInterested),
+            PeerCmd::Close(r) => return Err(r),
+        }
+        Ok(())
+    }
+
+    fn serve_uploads(&mut self) -> Result<(), CloseReason> {
+        // Bound the bytes queued per loop turn so reads stay responsive.
+        while self.out.len() < 256 * 1024 {
+            let Some(b) = self.upload_queue.pop_front() else {
+                break;
+            };
+            let mut data = vec![0u8; b.length as usize];
+            let offset = self.ctx.layout.piece_offset(b.index) + u64::from(b.begin);
+            if let Err(e) = self.ctx.storage.read(offset, &mut data) {
+                log::warn!("upload read failed: {e}");
+                if self.fast {
+                    self.send(&Message::Reject(b));
+                }
+                continue;
+            }
+            self.send(&Message::Piece {
+                index: b.index,
+                begin: b.begin,
+                data,
+            });
+            self.counters
+                .uploaded
+                .fetch_add(u64::from(b.length), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, m: Message) -> Result<(), CloseReason> {
+        let first = !self.got_first_message;
+        if !matches!(m, Message::KeepAlive) {
+            self.got_first_message = true;
+        }
+        let n = self.ctx.layout.num_pieces as usize;
+        match m {
+            Message::KeepAlive | Message::Port(_) | Message::SuggestPiece(_) => {}
+            Message::AllowedFast(_) | Message::Extended { .. } => {}
+            Message::Choke => {
+                self.peer_choking = true;
+                // Requests are void after a choke (BEP 3); fast peers reject
+                // them explicitly, others drop them silently.
+                self.sent_requests.clear();
+                self.event(PeerEvent::ChokedUs(true))?;
+            }
+            Message::Unchoke => {
+                self.peer_choking = false;
+                self.event(PeerEvent::ChokedUs(false))?;
+            }
+            Message::Interested => self.event(PeerEvent::Interested(true))?,
+            Message::NotInterested => {
+                self.upload_queue.clear();
+                self.event(PeerEvent::Interested(false))?
+            }
+            Message::Have(i) => {
+                if i as usize >= n {
+                    return Err(CloseReason::Protocol(format!("have {i} out of range")));
+                }
+                self.event(PeerEvent::Have(i))?;
+            }
+            Message::Bitfield(bytes) => {
+                if !first {
+                    return Err(CloseReason::Protocol("bitfield not first".into()));
+                }
+                let bf = Bitfield::from_bytes(&bytes, n)
+                    .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+                self.event(PeerEvent::Bitfield(bf))?;
+            }
+            Message::HaveAll | Message::HaveNone => {
+                if !self.fast || !first {
+                    return Err(CloseReason::Protocol("unexpected have-all/none".into()));
+                }
+                let bf = if m == Message::HaveAll {
+                    Bitfield::full(n)
+                } else {
+                    Bitfield::new(n)
+                };
+                self.event(PeerEvent::Bitfield(bf))?;
+            }
+            Message::Request(b) => self.on_request(b)?,
+            Message::Cancel(b) => self.upload_queue.retain(|q| *q != b),
+            Message::Piece { index, begin, data } => {
+                let block = BlockRef {
+                    index,
+                    begin,
+                    length: data.len() as u32,
+                };
+                if !self.sent_requests.remove(&block) {
+                    self.unrequested += 1;
+                    if self.unrequested > MAX_UNREQUESTED {
+                        return Err(CloseReason::Protocol("too many unrequested blocks".into()));
+                    }
+                }
+                if !self.ctx.layout.is_block(index, begin, data.len()) {
+                    return Err(CloseReason::Protocol("piece message for no block".into()));
+                }
+                self.counters
+                    .downloaded
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                self.event(PeerEvent::Block { block, data })?;
+            }
+            Message::Reject(b) => {
+                if !self.fast {
+                    return Err(CloseReason::Protocol(
+                        "reject without fast extension".into(),
+                    ));
+                }
+                if self.sent_requests.remove(&b) {
+                    self.event(PeerEvent::Rejected(b))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_request(&mut self, b: BlockRef) -> Result<(), CloseReason> {
+        if !self.ctx.layout.valid_request(&b) {
+            return Err(CloseReason::Protocol(format!("invalid request {b:?}")));
+        }
+        let have = self.ctx.have.read().get(b.index as usize);
+        if self.am_choking || !have || self.upload_queue.len() >= self.ctx.limits.max_upload_queue {
+            if self.fast {
+                self.send(&Message::Reject(b));
+            }
+            return Ok(());
+        }
+        if !self.upload_queue.contains(&b) {
+            self.upload_queue.push_back(b);
+        }
+        Ok(())
+    }
+}

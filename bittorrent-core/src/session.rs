@@ -1,0 +1,352 @@
+//! The session: any number of torrents behind one listening port.
+//!
+//! Threads: one `listener` (accepts, sniffs the first bytes, routes a
+//! BitTorrent handshake to its torrent by info-hash), one torrent thread per
+//! torrent, one thread per peer socket, and a shared hashing pool.
+
+use crate::error::{Error, Result};
+use crate::hasher::{HashJob, HasherPool};
+use crate::metainfo::{InfoHash, Metainfo};
+use crate::peer::{self, PeerLimits};
+use crate::picker::PeerKey;
+use crate::storage::Storage;
+use crate::torrent::{self, Command, TorrentShared, TorrentStatus};
+use crate::wire::Handshake;
+use crossbeam_channel::Sender;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Session configuration. Every field has a documented default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (default `0.0.0.0`).
+    pub listen_addr: IpAddr,
+    /// Port to listen on (default 6881; 0 picks a free port).
+    pub listen_port: u16,
+    /// The first 8 bytes of our peer id (Azureus style, default `-PE0001-`).
+    pub peer_id_prefix: String,
+    /// Connected peers per torrent (default 50).
+    pub max_peers_per_torrent: usize,
+    /// Connections in the whole session (default 500).
+    pub max_connections: usize,
+    /// Regular upload slots per torrent; one optimistic slot is added (default 4).
+    pub upload_slots: usize,
+    /// Hashing threads (default: the number of cores).
+    pub hasher_threads: usize,
+    /// Per-peer limits and timeouts.
+    pub peer_limits: PeerLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            listen_port: 6881,
+            peer_id_prefix: "-PE0001-".into(),
+            max_peers_per_torrent: 50,
+            max_connections: 500,
+            upload_slots: 4,
+            hasher_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            peer_limits: PeerLimits::default(),
+        }
+    }
+}
+
+/// A torrent to add to the session.
+#[derive(Debug, Clone)]
+pub struct AddTorrent {
+    /// The torrent.
+    pub metainfo: Metainfo,
+    /// Directory its files live in (created if missing).
+    pub dir: PathBuf,
+    /// Peers to dial at once.
+    pub peers: Vec<SocketAddr>,
+}
+
+impl AddTorrent {
+    /// A torrent saved under `dir`.
+    pub fn new(metainfo: Metainfo, dir: impl Into<PathBuf>) -> AddTorrent {
+        AddTorrent {
+            metainfo,
+            dir: dir.into(),
+            peers: Vec::new(),
+        }
+    }
+    /// Peers to dial at once.
+    pub fn peers(mut self, peers: Vec<SocketAddr>) -> AddTorrent {
+        self.peers = peers;
+        self
+    }
+}
+
+/// Session-wide state that threads share (read-mostly).
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) peer_id: [u8; 20],
+    pub(crate) hasher: Sender<HashJob>,
+    pub(crate) connections: AtomicUsize,
+    next_key: AtomicU64,
+    registry: RwLock<HashMap<[u8; 20], Arc<TorrentShared>>>,
+    local_addr: SocketAddr,
+    shutting_down: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn next_key(&self) -> PeerKey {
+        self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether `a` is our own listening address (never dial ourselves).
+    pub(crate) fn is_own_address(&self, a: &SocketAddr) -> bool {
+        a.port() == self.local_addr.port()
+            && (a.ip() == self.local_addr.ip()
+                || a.ip().is_loopback()
+                || self.local_addr.ip().is_unspecified() && is_local_ip(a.ip()))
+    }
+}
+
+fn is_local_ip(ip: IpAddr) -> bool {
+    // Binding to probe is the portable way to ask "is this address mine?".
+    ip.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
+/// A running session. Dropping it shuts it down.
+pub struct Session {
+    shared: Arc<Shared>,
+    listener: Option<JoinHandle<()>>,
+    torrents: Mutex<Vec<(InfoHash, JoinHandle<()>)>>,
+    hasher: Option<HasherPool>,
+}
+
+fn random_peer_id(prefix: &str) -> [u8; 20] {
+    let mut id = [0u8; 20];
+    let p = prefix.as_bytes();
+    let n = p.len().min(20);
+    id[..n].copy_from_slice(&p[..n]);
+    let seed = std::collections::hash_map::RandomState::new();
+    let mut x = std::hash::BuildHasher::hash_one(&seed, std::time::SystemTime::now()) | 1;
+    const ALPHA: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for b in id.iter_mut().skip(n) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = ALPHA[(x % ALPHA.len() as u64) as usize];
+    }
+    id
+}
+
+impl Session {
+    /// Bind the listening port and start the shared threads.
+    pub fn start(config: Config) -> Result<Session> {
+        let bind = SocketAddr::new(config.listen_addr, config.listen_port);
+        let listener =
+            TcpListener::bind(bind).map_err(|e| Error::io(format!("listen on {bind}"), e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("listening address", e))?;
+        let hasher = HasherPool::start(config.hasher_threads)
+            .map_err(|e| Error::io("start hashing threads", e))?;
+        let shared = Arc::new(Shared {
+            peer_id: random_peer_id(&config.peer_id_prefix),
+            config,
+            hasher: hasher.sender(),
+            connections: AtomicUsize::new(0),
+            next_key: AtomicU64::new(1),
+            registry: RwLock::new(HashMap::new()),
+            local_addr,
+            shutting_down: AtomicBool::new(false),
+        });
+        let s2 = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("listener".into())
+            .spawn(move || accept_loop(listener, s2))
+            .map_err(|e| Error::io("start listener thread", e))?;
+        log::info!("listening on {local_addr}");
+        Ok(Session {
+            shared,
+            listener: Some(handle),
+            torrents: Mutex::new(Vec::new()),
+            hasher: Some(hasher),
+        })
+    }
+
+    /// The address the session listens on (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// Our peer id.
+    pub fn peer_id(&self) -> [u8; 20] {
+        self.shared.peer_id
+    }
+
+    /// Add a torrent: open its files, check what is there, then download
+    /// what is missing and seed.
+    pub fn add(&self, add: AddTorrent) -> Result<InfoHash> {
+        let ih = add.metainfo.info_hash;
+        if self.shared.registry.read().contains_key(&ih.0) {
+            return Err(Error::Other(format!(
+                "torrent {ih} is already in the session"
+            )));
+        }
+        let storage = Storage::open(&add.dir, &add.metainfo.info)
+            .map_err(|e| Error::Other(format!("{}: {e}", add.metainfo.info.name)))?;
+        let (t, handle) = torrent::spawn(
+            self.shared.clone(),
+            add.metainfo,
+            Arc::new(storage),
+            add.peers,
+        )
+        .map_err(|e| Error::io("start torrent thread", e))?;
+        self.shared.registry.write().insert(ih.0, t);
+        self.torrents.lock().push((ih, handle));
+        Ok(ih)
+    }
+
+    /// Give a torrent more peers to dial.
+    pub fn add_peers(&self, ih: &InfoHash, peers: Vec<SocketAddr>) -> Result<()> {
+        let reg = self.shared.registry.read();
+        let t = reg
+            .get(&ih.0)
+            .ok_or_else(|| Error::Other(format!("no torrent {ih}")))?;
+        t.commands
+            .send(Command::AddPeers(peers))
+            .map_err(|_| Error::Other("torrent stopped".into()))
+    }
+
+    /// Snapshots of every torrent.
+    pub fn torrents(&self) -> Vec<TorrentStatus> {
+        self.shared
+            .registry
+            .read()
+            .values()
+            .map(|t| t.status.lock().clone())
+            .collect()
+    }
+
+    /// The snapshot of one torrent.
+    pub fn status(&self, ih: &InfoHash) -> Option<TorrentStatus> {
+        self.shared
+            .registry
+            .read()
+            .get(&ih.0)
+            .map(|t| t.status.lock().clone())
+    }
+
+    /// Stop every torrent (closing connections and flushing data), the
+    /// listener and the hashing pool; waits for their threads.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if self.shared.shutting_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let torrents: Vec<Arc<TorrentShared>> =
+            self.shared.registry.read().values().cloned().collect();
+        let mut waits = Vec::new();
+        for t in &torrents {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if t.commands.send(Command::Shutdown(tx)).is_ok() {
+                waits.push(rx);
+            }
+        }
+        for rx in waits {
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+        }
+        for (_, h) in self.torrents.lock().drain(..) {
+            let _ = h.join();
+        }
+        self.shared.registry.write().clear();
+        // Wake the blocked accept with a connection to ourselves.
+        let mut wake = self.shared.local_addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        if let Some(h) = self.listener.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.hasher.take() {
+            h.shutdown();
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else {
+            // Out of descriptors and the like: back off briefly.
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        if shared.connections.load(Ordering::Relaxed) >= shared.config.max_connections {
+            continue; // dropped: closes the socket
+        }
+        let s = shared.clone();
+        let _ = std::thread::Builder::new()
+            .name("peer (incoming)".into())
+            .spawn(move || handle_incoming(stream, s));
+    }
+}
+
+/// Sniff the first bytes: a BitTorrent handshake goes to its torrent.
+fn handle_incoming(mut stream: TcpStream, shared: Arc<Shared>) {
+    let Ok(addr) = stream.peer_addr() else {
+        return;
+    };
+    let limits = shared.config.peer_limits;
+    let _ = stream.set_write_timeout(Some(limits.write_timeout));
+    let (hs, leftover) =
+        match peer::read_handshake(&mut stream, Vec::new(), limits.handshake_timeout) {
+            Ok(x) => x,
+            Err(reason) => {
+                log::debug!("incoming {addr}: {reason}");
+                return;
+            }
+        };
+    let torrent = shared.registry.read().get(&hs.info_hash).cloned();
+    let Some(t) = torrent else {
+        log::debug!("incoming {addr}: unknown info-hash");
+        return;
+    };
+    if stream
+        .write_all(&Handshake::new(hs.info_hash, shared.peer_id).encode())
+        .is_err()
+    {
+        return;
+    }
+    // This thread becomes the peer thread; `Joined` registers it.
+    let key = shared.next_key();
+    drop(shared);
+    peer::run_connected(
+        stream,
+        addr,
+        false,
+        hs,
+        leftover,
+        key,
+        &t.peer_ctx,
+        &t.events,
+    );
+}

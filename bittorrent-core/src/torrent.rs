@@ -1,0 +1,952 @@
+//! The torrent thread (the design card's piece-picker thread): one per
+//! torrent. It alone owns the [`Picker`], the writes to [`Storage`], the
+//! choker state, the table of connected peers and the candidate addresses.
+//!
+//! It blocks on `select!` over its peers' events, the hashing pool's
+//! verdicts, commands from the session, and a 1 s tick. Sends to peer
+//! threads use `try_send`: a peer whose inbox is full is closed, so this
+//! thread never waits on anyone but its own disk writes.
+
+use crate::bitfield::Bitfield;
+use crate::choker::{self, ChokeCandidate};
+use crate::hasher::{HashDone, HashJob};
+use crate::layout::Layout;
+use crate::metainfo::Metainfo;
+use crate::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
+use crate::picker::{PeerKey, Picker, Received};
+use crate::session::Shared;
+use crossbeam_channel::{select, Receiver, Sender};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a torrent is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Verifying data found on disk.
+    Checking,
+    /// Fetching missing pieces.
+    Downloading,
+    /// Every piece verified; uploading only.
+    Seeding,
+    /// Stopped by an error (the text says which).
+    Failed(String),
+}
+
+/// A snapshot of one torrent's state (cheap to copy; never waits on the
+/// torrent thread).
+#[derive(Debug, Clone)]
+pub struct TorrentStatus {
+    /// The info-hash.
+    pub info_hash: crate::InfoHash,
+    /// The torrent's name.
+    pub name: String,
+    /// What it is doing.
+    pub phase: Phase,
+    /// Pieces verified.
+    pub pieces_have: u32,
+    /// Pieces in all.
+    pub pieces_total: u32,
+    /// Bytes verified.
+    pub bytes_have: u64,
+    /// Bytes in all.
+    pub total_length: u64,
+    /// Payload bytes received this session.
+    pub downloaded: u64,
+    /// Payload bytes sent this session.
+    pub uploaded: u64,
+    /// Receive rate, bytes per second.
+    pub download_rate: u64,
+    /// Send rate, bytes per second.
+    pub upload_rate: u64,
+    /// Connected peers.
+    pub peers: usize,
+    /// Connected peers that are seeds.
+    pub seeds: usize,
+    /// Pieces that failed their hash check.
+    pub hash_failures: u32,
+    /// Peers banned for bad data.
+    pub banned: usize,
+}
+
+impl TorrentStatus {
+    /// Whether every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.pieces_have == self.pieces_total
+    }
+    /// Estimated seconds to completion at the current rate.
+    pub fn eta(&self) -> Option<Duration> {
+        if self.is_complete() {
+            return Some(Duration::ZERO);
+        }
+        if self.download_rate == 0 {
+            return None;
+        }
+        Some(Duration::from_secs(
+            (self.total_length - self.bytes_have) / self.download_rate,
+        ))
+    }
+}
+
+/// Commands from the session to a torrent thread.
+#[derive(Debug)]
+pub enum Command {
+    /// Dial these addresses (from the user, a tracker, PEX...).
+    AddPeers(Vec<SocketAddr>),
+    /// Close every connection, flush, and reply.
+    Shutdown(Sender<()>),
+}
+
+/// Shared between the torrent thread and the rest of the session.
+pub struct TorrentShared {
+    /// The torrent's metainfo.
+    pub metainfo: Metainfo,
+    /// The snapshot the session reads.
+    pub status: Mutex<TorrentStatus>,
+    /// Commands for the torrent thread.
+    pub commands: Sender<Command>,
+    /// What peer threads read.
+    pub peer_ctx: Arc<PeerContext>,
+    /// The peer-event channel (peer threads send here).
+    pub events: Sender<(PeerKey, PeerEvent)>,
+}
+
+struct Conn {
+    addr: SocketAddr,
+    inbox: Sender<PeerCmd>,
+    closer: TcpStream,
+    peer_id: [u8; 20],
+    outgoing: bool,
+    bitfield: Bitfield,
+    /// Pieces the peer has that we lack.
+    wanted: u32,
+    am_choking: bool,
+    am_interested: bool,
+    peer_choking: bool,
+    peer_interested: bool,
+    outstanding: HashSet<crate::wire::BlockRef>,
+    counters: Arc<PeerCounters>,
+    last_down: u64,
+    last_up: u64,
+    down_rate: u64,
+    up_rate: u64,
+    last_block: Instant,
+    target_depth: usize,
+}
+
+/// An address we may dial.
+struct Candidate {
+    failures: u32,
+    next_try: Instant,
+    connected: bool,
+}
+
+const TICK: Duration = Duration::from_secs(1);
+const CHOKE_INTERVAL: Duration = Duration::from_secs(10);
+const OPTIMISTIC_INTERVAL: Duration = Duration::from_secs(30);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const MIN_DEPTH: usize = 16;
+const MAX_DEPTH: usize = 500;
+/// Strikes (pieces failing their hash with this peer's data) before a ban.
+const BAN_STRIKES: u32 = 2;
+
+/// The torrent thread's state.
+pub struct Torrent {
+    shared: Arc<Shared>,
+    me: Arc<TorrentShared>,
+    layout: Layout,
+    picker: Picker,
+    conns: HashMap<PeerKey, Conn>,
+    /// Outgoing connection attempts not yet joined.
+    dialing: HashMap<PeerKey, SocketAddr>,
+    candidates: HashMap<SocketAddr, Candidate>,
+    strikes: HashMap<SocketAddr, u32>,
+    banned: HashSet<SocketAddr>,
+    banned_ips: HashSet<IpAddr>,
+    phase: Phase,
+    hash_tx: Sender<HashDone>,
+    hash_rx: Receiver<HashDone>,
+    events_rx: Receiver<(PeerKey, PeerEvent)>,
+    commands_rx: Receiver<Command>,
+    check_next: u32,
+    check_in_flight: u32,
+    downloaded: u64,
+    uploaded_closed: u64,
+    hash_failures: u32,
+    last_choke: Instant,
+    last_optimistic: Instant,
+    optimistic: Option<PeerKey>,
+    rng: u64,
+    rate_down: u64,
+    rate_up: u64,
+    last_totals: (u64, u64),
+}
+
+/// Start a torrent thread. Returns the shared part (registered with the
+/// session) and the thread's handle.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    metainfo: Metainfo,
+    storage: Arc<crate::storage::Storage>,
+    peers: Vec<SocketAddr>,
+) -> std::io::Result<(Arc<TorrentShared>, std::thread::JoinHandle<()>)> {
+    let layout = Layout::of(&metainfo.info);
+    let n = layout.num_pieces as usize;
+    let have = Arc::new(RwLock::new(Bitfield::new(n)));
+    let (events_tx, events_rx) = crossbeam_channel::bounded(1024);
+    let (cmd_tx, commands_rx) = crossbeam_channel::unbounded();
+    let (hash_tx, hash_rx) = crossbeam_channel::unbounded();
+    let peer_ctx = Arc::new(PeerContext {
+        info_hash: metainfo.info_hash.0,
+        our_id: shared.peer_id,
+        layout,
+        storage,
+        have,
+        limits: shared.config.peer_limits,
+    });
+    let status = TorrentStatus {
+        info_hash: metainfo.info_hash,
+        name: metainfo.info.name.clone(),
+        phase: Phase::Checking,
+        pieces_have: 0,
+        pieces_total: layout.num_pieces,
+        bytes_have: 0,
+        total_length: layout.total_length,
+        downloaded: 0,
+        uploaded: 0,
+        download_rate: 0,
+        upload_rate: 0,
+        peers: 0,
+        seeds: 0,
+        hash_failures: 0,
+        banned: 0,
+    };
+    let me = Arc::new(TorrentShared {
+        metainfo,
+        status: Mutex::new(status),
+        commands: cmd_tx,
+        peer_ctx,
+        events: events_tx,
+    });
+    let now = Instant::now();
+    let mut t = Torrent {
+        shared,
+        me: me.clone(),
+        layout,
+        picker: Picker::new(layout, Bitfield::new(n)),
+        conns: HashMap::new(),
+        dialing: HashMap::new(),
+        candidates: HashMap::new(),
+        strikes: HashMap::new(),
+        banned: HashSet::new(),
+        banned_ips: HashSet::new(),
+        phase: Phase::Checking,
+        hash_tx,
+        hash_rx,
+        events_rx,
+        commands_rx,
+        check_next: 0,
+        check_in_flight: 0,
+        downloaded: 0,
+        uploaded_closed: 0,
+        hash_failures: 0,
+        last_choke: now,
+        last_optimistic: now,
+        optimistic: None,
+        rng: now.elapsed().as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15,
+        rate_down: 0,
+        rate_up: 0,
+        last_totals: (0, 0),
+    };
+    t.add_candidates(peers);
+    let short = t.me.metainfo.info_hash.to_hex();
+    let handle = std::thread::Builder::new()
+        .name(format!("torrent {}", &short[..8]))
+        .spawn(move || t.run())?;
+    Ok((me, handle))
+}
+
+impl Torrent {
+    fn run(mut self) {
+        log::info!("{}: checking existing data", self.me.metainfo.info.name);
+        self.feed_checks();
+        let tick = crossbeam_channel::tick(TICK);
+        loop {
+            select! {
+                recv(self.events_rx) -> m => match m {
+                    Ok((key, ev)) => self.on_event(key, ev),
+                    Err(_) => break,
+                },
+                recv(self.hash_rx) -> m => if let Ok(done) = m { self.on_hashed(done) },
+                recv(self.commands_rx) -> m => match m {
+                    Ok(Command::Shutdown(done)) => {
+                        self.shutdown();
+                        let _ = done.send(());
+                        return;
+                    }
+                    Ok(cmd) => self.on_command(cmd),
+                    Err(_) => { self.shutdown(); return; }
+                },
+                recv(tick) -> _ => self.on_tick(),
+            }
+        }
+    }
+
+    fn rand(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    // ---- checking ---------------------------------------------------------
+
+    fn feed_checks(&mut self) {
+        let limit = 2 * self.shared.config.hasher_threads as u32 + 2;
+        while self.phase == Phase::Checking
+            && self.check_in_flight < limit
+            && self.check_next < self.layout.num_pieces
+        {
+            let i = self.check_next;
+            self.check_next += 1;
+            let off = self.layout.piece_offset(i);
+            let len = self.layout.piece_len(i);
+            if !self.me.peer_ctx.storage.has_data(off, u64::from(len)) {
+                continue;
+            }
+            self.submit_hash(i);
+            self.check_in_flight += 1;
+        }
+        if self.phase == Phase::Checking
+            && self.check_in_flight == 0
+            && self.check_next >= self.layout.num_pieces
+        {
+            self.phase = if self.picker.is_complete() {
+                Phase::Seeding
+            } else {
+                Phase::Downloading
+            };
+            log::info!(
+                "{}: {} of {} pieces present; {:?}",
+                self.me.metainfo.info.name,
+                self.picker.have().count(),
+                self.layout.num_pieces,
+                self.phase
+            );
+            self.publish_status();
+            self.connect_candidates();
+        }
+    }
+
+    fn submit_hash(&self, i: u32) {
+        let job = HashJob {
+            storage: self.me.peer_ctx.storage.clone(),
+            piece: i,
+            offset: self.layout.piece_offset(i),
+            len: self.layout.piece_len(i),
+            expected: self.me.metainfo.info.pieces[i as usize],
+            reply: self.hash_tx.clone(),
+        };
+        let _ = self.shared.hasher.send(job);
+    }
+
+    fn on_hashed(&mut self, done: HashDone) {
+        if let Some(e) = &done.error {
+            log::warn!(
+                "{}: reading piece {}: {e}",
+                self.me.metainfo.info.name,
+                done.piece
+            );
+        }
+        if self.phase == Phase::Checking {
+            self.check_in_flight = self.check_in_flight.saturating_sub(1);
+            if done.ok {
+                self.picker.mark_have(done.piece);
+                self.me.peer_ctx.have.write().set(done.piece as usize);
+            }
+            self.feed_checks();
+            return;
+        }
+        let contributors = self.picker.piece_hashed(done.piece, done.ok);
+        if done.ok {
+            self.piece_verified(done.piece);
+        } else {
+            self.hash_failures += 1;
+            log::warn!(
+                "{}: piece {} failed its hash check",
+                self.me.metainfo.info.name,
+                done.piece
+            );
+            self.blame(contributors);
+        }
+    }
+
+    fn piece_verified(&mut self, i: u32) {
+        self.me.peer_ctx.have.write().set(i as usize);
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.send(k, PeerCmd::Have(i));
+            if let Some(c) = self.conns.get_mut(&k) {
+                if c.bitfield.get(i as usize) {
+                    c.wanted = c.wanted.saturating_sub(1);
+                }
+            }
+            self.update_interest(k);
+        }
+        if self.picker.is_complete() && self.phase == Phase::Downloading {
+            self.phase = Phase::Seeding;
+            log::info!("{}: download complete, seeding", self.me.metainfo.info.name);
+            if let Err(e) = self.me.peer_ctx.storage.sync() {
+                log::warn!("{}: {e}", self.me.metainfo.info.name);
+            }
+            let seeds: Vec<PeerKey> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.bitfield.is_full())
+                .map(|(k, _)| *k)
+                .collect();
+            for k in seeds {
+                self.close(k, CloseReason::BothSeeds);
+            }
+        }
+        self.publish_status();
+    }
+
+    fn blame(&mut self, contributors: Vec<PeerKey>) {
+        let mut seen = HashSet::new();
+        for k in contributors {
+            if !seen.insert(k) {
+                continue;
+            }
+            let Some(addr) = self.conns.get(&k).map(|c| c.addr) else {
+                continue;
+            };
+            let s = self.strikes.entry(addr).or_insert(0);
+            *s += 1;
+            if *s >= BAN_STRIKES {
+                log::warn!(
+                    "{}: banning {addr} for bad data",
+                    self.me.metainfo.info.name
+                );
+                self.banned.insert(addr);
+                if !addr.ip().is_loopback() {
+                    self.banned_ips.insert(addr.ip());
+                }
+                self.close(k, CloseReason::Banned);
+            }
+        }
+    }
+
+    fn is_banned(&self, addr: &SocketAddr) -> bool {
+        self.banned.contains(addr) || self.banned_ips.contains(&addr.ip())
+    }
+
+    // ---- peers -------------------------------------------------------------
+
+    fn send(&mut self, key: PeerKey, cmd: PeerCmd) {
+        let Some(c) = self.conns.get(&key) else {
+            return;
+        };
+        if c.inbox.try_send(cmd).is_err() {
+            self.close(key, CloseReason::TooSlow);
+        }
+    }
+
+    /// Close a connection now: tell its thread, wake its blocked read, and
+    /// give its requests back to the picker.
+    fn close(&mut self, key: PeerKey, reason: CloseReason) {
+        if let Some(c) = self.conns.remove(&key) {
+            log::debug!("closing {}: {reason}", c.addr);
+            let _ = c.inbox.try_send(PeerCmd::Close(reason));
+            let _ = c.closer.shutdown(Shutdown::Both);
+            self.forget(key, c);
+        }
+    }
+
+    fn forget(&mut self, key: PeerKey, c: Conn) {
+        self.picker.remove_peer(key, &c.bitfield);
+        self.uploaded_closed += c.counters.uploaded.load(Ordering::Relaxed);
+        if let Some(cand) = self.candidates.get_mut(&c.addr) {
+            cand.connected = false;
+            cand.next_try = Instant::now() + Duration::from_secs(30);
+        }
+        if self.optimistic == Some(key) {
+            self.optimistic = None;
+        }
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn on_event(&mut self, key: PeerKey, ev: PeerEvent) {
+        match ev {
+            PeerEvent::Joined {
+                inbox,
+                closer,
+                addr,
+                peer_id,
+                fast: _,
+                outgoing,
+                counters,
+            } => self.on_joined(key, inbox, closer, addr, peer_id, outgoing, counters),
+            PeerEvent::Left(reason) => {
+                if let Some(addr) = self.dialing.remove(&key) {
+                    self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                    if let Some(c) = self.candidates.get_mut(&addr) {
+                        c.connected = false;
+                        c.failures += 1;
+                        let backoff = 5u64 << c.failures.min(6);
+                        c.next_try = Instant::now() + Duration::from_secs(backoff);
+                    }
+                    log::debug!("dial {addr} failed: {reason}");
+                } else if let Some(c) = self.conns.remove(&key) {
+                    log::debug!("peer {} left: {reason}", c.addr);
+                    self.forget(key, c);
+                }
+                self.publish_status();
+            }
+            other => {
+                if self.conns.contains_key(&key) {
+                    self.on_peer_message(key, other);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_joined(
+        &mut self,
+        key: PeerKey,
+        inbox: Sender<PeerCmd>,
+        closer: TcpStream,
+        addr: SocketAddr,
+        peer_id: [u8; 20],
+        outgoing: bool,
+        counters: Arc<PeerCounters>,
+    ) {
+        let was_dialing = self.dialing.remove(&key).is_some();
+        if !was_dialing {
+            // Incoming: count it now (outgoing ones were counted at dial).
+            self.shared.connections.fetch_add(1, Ordering::Relaxed);
+        }
+        let refuse = |reason: CloseReason| {
+            let _ = inbox.try_send(PeerCmd::Close(reason));
+            let _ = closer.shutdown(Shutdown::Both);
+        };
+        if self.is_banned(&addr) {
+            refuse(CloseReason::Banned);
+            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        if matches!(self.phase, Phase::Failed(_)) {
+            refuse(CloseReason::Shutdown);
+            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        // Two connections to one peer (both sides dialled): keep the one
+        // dialled by the side with the smaller peer id; both sides agree.
+        if let Some((&other, oc)) = self.conns.iter().find(|(_, c)| c.peer_id == peer_id) {
+            let keep_outgoing = self.shared.peer_id < peer_id;
+            let new_wins = outgoing == keep_outgoing && oc.outgoing != keep_outgoing;
+            if new_wins {
+                self.close(other, CloseReason::Duplicate);
+            } else {
+                refuse(CloseReason::Duplicate);
+                self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        if self.conns.len() >= self.shared.config.max_peers_per_torrent {
+            refuse(CloseReason::TooManyPeers);
+            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        log::debug!(
+            "peer {addr} joined ({})",
+            if outgoing { "out" } else { "in" }
+        );
+        if let Some(c) = self.candidates.get_mut(&addr) {
+            c.failures = 0;
+            c.connected = true;
+        }
+        let n = self.layout.num_pieces as usize;
+        self.conns.insert(
+            key,
+            Conn {
+                addr,
+                inbox,
+                closer,
+                peer_id,
+                outgoing,
+                bitfield: Bitfield::new(n),
+                wanted: 0,
+                am_choking: true,
+                am_interested: false,
+                peer_choking: true,
+                peer_interested: false,
+                outstanding: HashSet::new(),
+                counters,
+                last_down: 0,
+                last_up: 0,
+                down_rate: 0,
+                up_rate: 0,
+                last_block: Instant::now(),
+                target_depth: MIN_DEPTH,
+            },
+        );
+        self.publish_status();
+    }
+
+    fn on_peer_message(&mut self, key: PeerKey, ev: PeerEvent) {
+        match ev {
+            PeerEvent::Bitfield(bf) => {
+                self.picker.add_availability(&bf);
+                let have = self.picker.have();
+                let wanted = bf.ones().filter(|&i| !have.get(i)).count() as u32;
+                if let Some(c) = self.conns.get_mut(&key) {
+                    c.bitfield = bf;
+                    c.wanted = wanted;
+                }
+                self.after_availability(key);
+            }
+            PeerEvent::Have(i) => {
+                let we_have = self.picker.have().get(i as usize);
+                let Some(c) = self.conns.get_mut(&key) else {
+                    return;
+                };
+                if c.bitfield.set(i as usize) {
+                    if !we_have {
+                        c.wanted += 1;
+                    }
+                    self.picker.add_have(i);
+                }
+                self.after_availability(key);
+            }
+            PeerEvent::Interested(v) => {
+                if let Some(c) = self.conns.get_mut(&key) {
+                    c.peer_interested = v;
+                }
+                if v {
+                    self.unchoke_if_free_slot(key);
+                }
+            }
+            PeerEvent::ChokedUs(v) => {
+                if let Some(c) = self.conns.get_mut(&key) {
+                    c.peer_choking = v;
+                    if v {
+                        let lost: Vec<_> = c.outstanding.drain().collect();
+                        for b in lost {
+                            self.picker.request_failed(key, &b);
+                        }
+                    } else {
+                        c.last_block = Instant::now();
+                    }
+                }
+                self.fill_requests(key);
+            }
+            PeerEvent::Rejected(b) => {
+                if let Some(c) = self.conns.get_mut(&key) {
+                    c.outstanding.remove(&b);
+                }
+                self.picker.request_failed(key, &b);
+            }
+            PeerEvent::Block { block, data } => self.on_block(key, block, data),
+            PeerEvent::Joined { .. } | PeerEvent::Left(_) => {}
+        }
+    }
+
+    fn after_availability(&mut self, key: PeerKey) {
+        let Some(c) = self.conns.get(&key) else {
+            return;
+        };
+        if self.phase == Phase::Seeding && c.bitfield.is_full() {
+            self.close(key, CloseReason::BothSeeds);
+            return;
+        }
+        self.update_interest(key);
+        self.fill_requests(key);
+    }
+
+    fn update_interest(&mut self, key: PeerKey) {
+        let downloading = self.phase == Phase::Downloading;
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let want = downloading && c.wanted > 0;
+        if want != c.am_interested {
+            c.am_interested = want;
+            self.send(key, PeerCmd::Interested(want));
+        }
+    }
+
+    fn unchoke_if_free_slot(&mut self, key: PeerKey) {
+        let unchoked = self.conns.values().filter(|c| !c.am_choking).count();
+        if unchoked < self.shared.config.upload_slots + 1 {
+            self.set_choke(key, false);
+        }
+    }
+
+    fn set_choke(&mut self, key: PeerKey, choke: bool) {
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        if c.am_choking != choke {
+            c.am_choking = choke;
+            self.send(key, PeerCmd::Choke(choke));
+        }
+    }
+
+    fn fill_requests(&mut self, key: PeerKey) {
+        if self.phase != Phase::Downloading {
+            return;
+        }
+        let Some(c) = self.conns.get(&key) else {
+            return;
+        };
+        if c.peer_choking || !c.am_interested {
+            return;
+        }
+        let room = c.target_depth.saturating_sub(c.outstanding.len());
+        if room == 0 || (room < c.target_depth / 8 && !c.outstanding.is_empty()) {
+            return;
+        }
+        let blocks = self.picker.pick(key, &c.bitfield, room);
+        if blocks.is_empty() {
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&key) {
+            c.outstanding.extend(blocks.iter().copied());
+        }
+        self.send(key, PeerCmd::Request(blocks));
+    }
+
+    fn on_block(&mut self, key: PeerKey, block: crate::wire::BlockRef, data: Vec<u8>) {
+        if let Some(c) = self.conns.get_mut(&key) {
+            c.outstanding.remove(&block);
+            c.last_block = Instant::now();
+        }
+        if self.phase != Phase::Downloading {
+            return;
+        }
+        match self.picker.block_received(key, &block) {
+            Received::New {
+                cancel,
+                piece_complete,
+            } => {
+                let off = self.layout.piece_offset(block.index) + u64::from(block.begin);
+                if let Err(e) = self.me.peer_ctx.storage.write(off, &data) {
+                    self.fail(format!("{e}"));
+                    return;
+                }
+                self.downloaded += data.len() as u64;
+                for other in cancel {
+                    if let Some(c) = self.conns.get_mut(&other) {
+                        c.outstanding.remove(&block);
+                    }
+                    self.send(other, PeerCmd::Cancel(block));
+                }
+                if piece_complete {
+                    self.submit_hash(block.index);
+                }
+            }
+            Received::Unwanted => {}
+        }
+        self.fill_requests(key);
+    }
+
+    /// Stop the torrent on an error that makes progress impossible (disk full).
+    fn fail(&mut self, reason: String) {
+        log::error!("{}: stopped: {reason}", self.me.metainfo.info.name);
+        self.phase = Phase::Failed(reason);
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.close(k, CloseReason::Shutdown);
+        }
+        self.publish_status();
+    }
+
+    // ---- candidates ----------------------------------------------------------
+
+    fn add_candidates(&mut self, addrs: Vec<SocketAddr>) {
+        let now = Instant::now();
+        for a in addrs {
+            if a.port() == 0 || self.shared.is_own_address(&a) {
+                continue;
+            }
+            self.candidates.entry(a).or_insert(Candidate {
+                failures: 0,
+                next_try: now,
+                connected: false,
+            });
+        }
+    }
+
+    fn connect_candidates(&mut self) {
+        if !matches!(self.phase, Phase::Downloading | Phase::Seeding) {
+            return;
+        }
+        let now = Instant::now();
+        let cfg = &self.shared.config;
+        let room = cfg
+            .max_peers_per_torrent
+            .saturating_sub(self.conns.len() + self.dialing.len());
+        let connected: HashSet<SocketAddr> = self.conns.values().map(|c| c.addr).collect();
+        let dialing: HashSet<SocketAddr> = self.dialing.values().copied().collect();
+        let ready: Vec<SocketAddr> = self
+            .candidates
+            .iter()
+            .filter(|(a, c)| {
+                !c.connected
+                    && c.next_try <= now
+                    && !connected.contains(*a)
+                    && !dialing.contains(*a)
+                    && !self.is_banned(a)
+            })
+            .map(|(a, _)| *a)
+            .take(room)
+            .collect();
+        for addr in ready {
+            if self.shared.connections.load(Ordering::Relaxed) >= cfg.max_connections {
+                break;
+            }
+            let key = self.shared.next_key();
+            self.shared.connections.fetch_add(1, Ordering::Relaxed);
+            self.dialing.insert(key, addr);
+            if let Some(c) = self.candidates.get_mut(&addr) {
+                c.connected = true;
+            }
+            let ctx = self.me.peer_ctx.clone();
+            let tx = self.me.events.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("peer {addr}"))
+                .spawn(move || peer::run_outgoing(addr, key, ctx, tx));
+            if spawned.is_err() {
+                self.dialing.remove(&key);
+                self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::AddPeers(addrs) => {
+                self.add_candidates(addrs);
+                self.connect_candidates();
+            }
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    // ---- the tick --------------------------------------------------------------
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        let (mut total_down, mut total_up) = (0u64, 0u64);
+        for &k in &keys {
+            let Some(c) = self.conns.get_mut(&k) else {
+                continue;
+            };
+            let d = c.counters.downloaded.load(Ordering::Relaxed);
+            let u = c.counters.uploaded.load(Ordering::Relaxed);
+            // Exponential moving average over a few seconds.
+            c.down_rate = (c.down_rate + (d - c.last_down)) / 2;
+            c.up_rate = (c.up_rate + (u - c.last_up)) / 2;
+            c.last_down = d;
+            c.last_up = u;
+            total_up += u;
+            total_down += d;
+            // Keep about two seconds of data in flight.
+            let bytes = (c.down_rate * 2) as usize;
+            c.target_depth = (bytes / crate::wire::BLOCK_SIZE as usize).clamp(MIN_DEPTH, MAX_DEPTH);
+            // Requests that went unanswered for too long go back to the picker.
+            if !c.outstanding.is_empty() && now - c.last_block > REQUEST_TIMEOUT {
+                let lost: Vec<_> = c.outstanding.drain().collect();
+                c.last_block = now;
+                for b in lost {
+                    self.picker.request_failed(k, &b);
+                }
+            }
+            self.fill_requests(k);
+        }
+        let _ = (total_down, total_up);
+        if now - self.last_choke >= CHOKE_INTERVAL {
+            self.choke_round(now);
+        }
+        self.connect_candidates();
+        self.publish_status();
+    }
+
+    fn choke_round(&mut self, now: Instant) {
+        self.last_choke = now;
+        let cands: Vec<ChokeCandidate> = self
+            .conns
+            .iter()
+            .map(|(k, c)| ChokeCandidate {
+                key: *k,
+                interested: c.peer_interested,
+                download_rate: c.down_rate,
+                upload_rate: c.up_rate,
+                is_seed: c.bitfield.is_full(),
+            })
+            .collect();
+        let seeding = self.phase == Phase::Seeding;
+        let slots = self.shared.config.upload_slots;
+        let regular = choker::unchoke_set(&cands, slots, seeding, None);
+        if now - self.last_optimistic >= OPTIMISTIC_INTERVAL || self.optimistic.is_none() {
+            self.last_optimistic = now;
+            let r = self.rand();
+            self.optimistic = choker::next_optimistic(&cands, &regular, self.optimistic, r);
+        }
+        let unchoke = choker::unchoke_set(&cands, slots, seeding, self.optimistic);
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.set_choke(k, !unchoke.contains(&k));
+        }
+    }
+
+    fn publish_status(&mut self) {
+        let have = self.picker.have();
+        let pieces_have = have.count() as u32;
+        let mut bytes_have = u64::from(pieces_have) * self.layout.piece_length;
+        let last = self.layout.num_pieces.saturating_sub(1);
+        if self.layout.num_pieces > 0 && have.get(last as usize) {
+            bytes_have =
+                bytes_have - self.layout.piece_length + u64::from(self.layout.piece_len(last));
+        }
+        let uploaded = self.uploaded_closed
+            + self
+                .conns
+                .values()
+                .map(|c| c.counters.uploaded.load(Ordering::Relaxed))
+                .sum::<u64>();
+        let (d0, u0) = self.last_totals;
+        self.last_totals = (self.downloaded, uploaded);
+        self.rate_down = self.downloaded.saturating_sub(d0);
+        self.rate_up = uploaded.saturating_sub(u0);
+        let mut s = self.me.status.lock();
+        s.phase = self.phase.clone();
+        s.pieces_have = pieces_have;
+        s.bytes_have = bytes_have.min(self.layout.total_length);
+        s.downloaded = self.downloaded;
+        s.uploaded = uploaded;
+        s.download_rate = self.conns.values().map(|c| c.down_rate).sum();
+        s.upload_rate = self.conns.values().map(|c| c.up_rate).sum();
+        s.peers = self.conns.len();
+        s.seeds = self.conns.values().filter(|c| c.bitfield.is_full()).count();
+        s.hash_failures = self.hash_failures;
+        s.banned = self.banned.len();
+    }
+
+    fn shutdown(&mut self) {
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.close(k, CloseReason::Shutdown);
+        }
+        if let Err(e) = self.me.peer_ctx.storage.sync() {
+            log::warn!("{}: {e}", self.me.metainfo.info.name);
+        }
+        self.publish_status();
+    }
+}

@@ -1,0 +1,177 @@
+//! Helpers for integration tests: torrents built in memory, sessions on
+//! loopback, bounded waits.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use bittorrent_core::bencode::OwnedValue;
+use bittorrent_core::metainfo::{FileEntry, Info, InfoHash, Metainfo};
+use bittorrent_core::{Config, Phase, Session};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("peer-it-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Build a metainfo (and its info bytes) for data laid out as `files`.
+pub fn build_metainfo(
+    name: &str,
+    files: &[(String, u64)],
+    all: &[u8],
+    piece_length: u64,
+    multi: bool,
+) -> Metainfo {
+    let pieces: Vec<[u8; 20]> = all
+        .chunks(piece_length as usize)
+        .map(|c| sha1_smol::Sha1::from(c).digest().bytes())
+        .collect();
+    let mut info = vec![
+        (b"name".to_vec(), OwnedValue::bytes(name)),
+        (
+            b"piece length".to_vec(),
+            OwnedValue::Int(piece_length as i64),
+        ),
+        (b"pieces".to_vec(), OwnedValue::Bytes(pieces.concat())),
+    ];
+    let mut entries = Vec::new();
+    let mut off = 0;
+    if multi {
+        let list = files
+            .iter()
+            .map(|(p, l)| {
+                OwnedValue::Dict(vec![
+                    (b"length".to_vec(), OwnedValue::Int(*l as i64)),
+                    (
+                        b"path".to_vec(),
+                        OwnedValue::List(p.split('/').map(OwnedValue::bytes).collect()),
+                    ),
+                ])
+            })
+            .collect();
+        info.push((b"files".to_vec(), OwnedValue::List(list)));
+        for (p, l) in files {
+            let mut path = vec![name.to_string()];
+            path.extend(p.split('/').map(String::from));
+            entries.push(FileEntry {
+                path,
+                length: *l,
+                offset: off,
+                pad: false,
+            });
+            off += l;
+        }
+    } else {
+        info.push((b"length".to_vec(), OwnedValue::Int(all.len() as i64)));
+        entries.push(FileEntry {
+            path: vec![name.to_string()],
+            length: all.len() as u64,
+            offset: 0,
+            pad: false,
+        });
+    }
+    let info_bytes = OwnedValue::Dict(info).to_bytes();
+    Metainfo {
+        info_hash: InfoHash(sha1_smol::Sha1::from(&info_bytes).digest().bytes()),
+        info: Info {
+            name: name.to_string(),
+            piece_length,
+            pieces,
+            files: entries,
+            total_length: all.len() as u64,
+            private: false,
+            multi_file: multi,
+        },
+        info_bytes,
+        announce: None,
+        announce_list: Vec::new(),
+        comment: None,
+        created_by: None,
+        creation_date: None,
+        url_list: Vec::new(),
+    }
+}
+
+/// A single-file torrent whose data is written into a fresh seed directory.
+pub fn single_file_torrent(name: &str, data: &[u8], piece_length: u64) -> (Metainfo, PathBuf) {
+    let dir = temp_dir(&format!("{name}-seed"));
+    std::fs::write(dir.join(name), data).unwrap();
+    (build_metainfo(name, &[], data, piece_length, false), dir)
+}
+
+/// A multi-file torrent whose data is written into a fresh seed directory.
+pub fn multi_file_torrent(
+    name: &str,
+    files: &[(&str, Vec<u8>)],
+    piece_length: u64,
+) -> (Metainfo, PathBuf) {
+    let dir = temp_dir(&format!("{name}-seed"));
+    let mut all = Vec::new();
+    let mut list = Vec::new();
+    for (p, d) in files {
+        let path = dir.join(name).join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, d).unwrap();
+        all.extend_from_slice(d);
+        list.push((p.to_string(), d.len() as u64));
+    }
+    (build_metainfo(name, &list, &all, piece_length, true), dir)
+}
+
+pub fn session() -> Session {
+    let _ = env_logger::builder().is_test(true).try_init();
+    Session::start(Config {
+        listen_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        listen_port: 0,
+        ..Config::default()
+    })
+    .unwrap()
+}
+
+pub trait LocalAddr {
+    fn local_addr_v4(&self) -> SocketAddr;
+}
+
+impl LocalAddr for Session {
+    fn local_addr_v4(&self) -> SocketAddr {
+        self.local_addr()
+    }
+}
+
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+pub fn wait_phase(s: &Session, mi: &Metainfo, phase: Phase, timeout: Duration) {
+    let ok = wait_until(timeout, || {
+        s.status(&mi.info_hash).is_some_and(|st| st.phase == phase)
+    });
+    assert!(
+        ok,
+        "timed out waiting for {phase:?}: {:?}",
+        s.status(&mi.info_hash)
+    );
+}
