@@ -608,3 +608,159 @@ mod normalize_tests {
         assert_eq!(normalize_announce_url("nonsense"), "nonsense");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::bencode::OwnedValue as O;
+
+    fn dict(entries: Vec<(&str, O)>) -> O {
+        O::Dict(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v))
+                .collect(),
+        )
+    }
+
+    fn single(length: i64, piece_length: i64, hashes: usize) -> O {
+        dict(vec![
+            ("name", O::bytes("f")),
+            ("length", O::Int(length)),
+            ("piece length", O::Int(piece_length)),
+            ("pieces", O::Bytes(vec![7; 20 * hashes])),
+        ])
+    }
+
+    fn torrent(info: O) -> Vec<u8> {
+        dict(vec![
+            ("announce", O::bytes("10.0.0.1:6881")),
+            ("info", info),
+        ])
+        .to_bytes()
+    }
+
+    fn err(info: O) -> MetainfoError {
+        Metainfo::from_bytes(&torrent(info)).unwrap_err()
+    }
+
+    fn files(entries: Vec<O>) -> O {
+        dict(vec![
+            ("name", O::bytes("t")),
+            ("files", O::List(entries)),
+            ("piece length", O::Int(16384)),
+            ("pieces", O::Bytes(vec![7; 20])),
+        ])
+    }
+
+    fn file(length: i64, path: &[&str]) -> O {
+        let path = path.iter().map(O::bytes).collect();
+        dict(vec![("length", O::Int(length)), ("path", O::List(path))])
+    }
+
+    #[test]
+    fn loads_a_single_file_torrent() {
+        let m = Metainfo::from_bytes(&torrent(single(20000, 16384, 2))).unwrap();
+        assert_eq!(m.info.total_length, 20000);
+        assert_eq!(m.info.num_pieces(), 2);
+        assert_eq!(m.info.piece_len(1), 20000 - 16384);
+        assert_eq!(m.info.files[0].path, ["f"]);
+        assert!(!m.info.multi_file);
+        assert_eq!(m.trackers(), [["http://10.0.0.1:6881/announce"]]);
+        let hash = sha1_smol::Sha1::from(&m.info_bytes).digest().bytes();
+        assert_eq!(m.info_hash.0, hash);
+        let again = Metainfo::from_info_bytes(&m.info_bytes).unwrap();
+        assert_eq!(again.info, m.info);
+        let magnet = crate::magnet::Magnet::parse(&m.magnet_link()).unwrap();
+        assert_eq!(magnet.info_hash, m.info_hash);
+        assert_eq!(magnet.trackers, ["http://10.0.0.1:6881/announce"]);
+    }
+
+    #[test]
+    fn multi_file_offsets() {
+        let m = Metainfo::from_bytes(&torrent(files(vec![
+            file(10, &["a"]),
+            file(0, &["b", "c"]),
+            file(5, &["d"]),
+        ])))
+        .unwrap();
+        let offsets: Vec<u64> = m.info.files.iter().map(|f| f.offset).collect();
+        assert_eq!(offsets, [0, 10, 10]);
+        assert_eq!(m.info.files[1].path, ["t", "b", "c"]);
+        assert_eq!(m.info.total_length, 15);
+    }
+
+    #[test]
+    fn each_rule_has_its_error() {
+        use MetainfoError as E;
+        assert!(matches!(
+            Metainfo::from_bytes(b"d4:info"),
+            Err(E::Bencode(_))
+        ));
+        assert_eq!(Metainfo::from_bytes(b"i1e"), Err(E::NotADict));
+        assert_eq!(Metainfo::from_bytes(b"de"), Err(E::MissingKey("info")));
+        assert_eq!(err(single(1, 0, 1)), E::ZeroPieceLength);
+        assert_eq!(err(single(1, -5, 1)), E::NegativePieceLength(-5));
+        assert_eq!(err(single(1, 1 << 31, 1)), E::AbsurdPieceLength(1 << 31));
+        assert_eq!(err(single(-1, 16384, 1)), E::NegativeLength(-1));
+        assert_eq!(err(single(0, 16384, 0)), E::ZeroTotalLength);
+        assert_eq!(
+            err(single(40000, 16384, 2)),
+            E::PieceCountMismatch {
+                expected: 3,
+                actual: 2
+            }
+        );
+        assert_eq!(err(single(1 << 40, 16384, 1)), E::TooManyPieces(1 << 26));
+        assert_eq!(err(files(vec![])), E::NoFiles);
+        let big = i64::MAX;
+        assert_eq!(
+            err(files(vec![
+                file(big, &["a"]),
+                file(big, &["b"]),
+                file(big, &["c"])
+            ])),
+            E::LengthOverflow
+        );
+        assert_eq!(
+            err(files(vec![
+                file(1, &["a"]),
+                dict(vec![("length", O::Int(1))])
+            ])),
+            E::InFile {
+                index: 1,
+                error: Box::new(E::MissingKey("path"))
+            }
+        );
+        let mut odd = single(1, 16384, 1);
+        if let O::Dict(d) = &mut odd {
+            d.retain(|(k, _)| k != b"pieces");
+            d.push((b"pieces".to_vec(), O::Bytes(vec![0; 21])));
+        }
+        assert_eq!(err(odd), E::PiecesNotMultipleOf20(21));
+        let v2 = dict(vec![("name", O::bytes("x")), ("meta version", O::Int(2))]);
+        assert_eq!(err(v2), E::V2Only);
+        let bad_name = dict(vec![("name", O::Int(1))]);
+        assert_eq!(err(bad_name), E::MissingKey("pieces"));
+        for e in [E::V2Only, E::LengthOverflow, E::MissingKey("name")] {
+            assert!(!e.to_string().is_empty());
+        }
+    }
+
+    /// Truncations and byte flips of corpus files never panic.
+    #[test]
+    fn mangled_input_never_panics() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/corpus/valid/");
+        for name in ["sample.torrent", "symlink1.torrent", "v2_hybrid.torrent"] {
+            let bytes = std::fs::read(format!("{dir}{name}")).unwrap();
+            let step = (bytes.len() / 400).max(1);
+            for cut in (0..bytes.len()).step_by(step) {
+                let _ = Metainfo::from_bytes(&bytes[..cut]);
+                let mut flipped = bytes.clone();
+                flipped[cut] ^= 0x5a;
+                let _ = Metainfo::from_bytes(&flipped);
+            }
+        }
+    }
+}
