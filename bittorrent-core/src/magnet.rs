@@ -207,6 +207,9 @@ fn percent_decode(s: &str, plus_is_space: bool, key: &str) -> Result<String, Mag
         match c {
             b'%' => {
                 let hex = b.get(i + 1..i + 3).ok_or_else(bad)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return Err(bad());
+                }
                 let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
                 out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
                 i += 3;
@@ -304,6 +307,10 @@ mod tests {
             Err(MagnetError::BadEncoding(_))
         ));
         assert!(Magnet::parse("magnet:?xt=urn:btih:é").is_err());
+        assert!(matches!(
+            Magnet::parse("magnet:?dn=%+f&xt=urn:btih:c0fda1edafdbdbb96443424e0b3899af7159d10e"),
+            Err(MagnetError::BadEncoding(_))
+        ));
     }
 
     #[test]

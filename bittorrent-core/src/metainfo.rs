@@ -302,7 +302,9 @@ impl Metainfo {
 
     /// Build a torrent from the bytes of an `info` dictionary alone (as
     /// fetched from peers with `ut_metadata` after a magnet link); trackers
-    /// and the other top-level fields are empty.
+    /// and the other top-level fields are empty. The info-hash covers the
+    /// dictionary's bytes only; compare it with the hash the metadata was
+    /// requested for before trusting the result.
     pub fn from_info_bytes(info_bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
         let value = crate::bencode::decode(info_bytes).map_err(MetainfoError::Bencode)?;
         let dict = value.as_dict().ok_or(MetainfoError::NotADict)?;
@@ -745,6 +747,40 @@ mod tests {
         assert_eq!(err(bad_name), E::MissingKey("pieces"));
         for e in [E::V2Only, E::LengthOverflow, E::MissingKey("name")] {
             assert!(!e.to_string().is_empty());
+        }
+    }
+
+    /// Random sequences of bencode-ish tokens never panic.
+    #[test]
+    fn random_token_soup_never_panics() {
+        const TOKENS: [&[u8]; 14] = [
+            b"d",
+            b"l",
+            b"e",
+            b"i-1e",
+            b"i0e",
+            b"i16384e",
+            b"4:info",
+            b"5:files",
+            b"4:path",
+            b"6:length",
+            b"12:piece length",
+            b"6:pieces20:aaaaaaaaaaaaaaaaaaaa",
+            b"4:name2:..",
+            b"4:attr1:p",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..3000 {
+            let mut input = b"d4:infod".to_vec();
+            for _ in 0..(state % 40) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                input.extend_from_slice(TOKENS[(state % TOKENS.len() as u64) as usize]);
+            }
+            let _ = Metainfo::from_bytes(&input);
+            let _ = Metainfo::from_info_bytes(&input[7..]);
+            let _ = crate::magnet::Magnet::parse(&String::from_utf8_lossy(&input));
         }
     }
 
