@@ -198,6 +198,7 @@ fn every_path_stays_inside_the_download_dir() {
                 assert!(!c.is_empty() && c != "." && c != "..", "{c:?}");
                 assert!(!c.contains(['/', '\\']), "{c:?}");
                 assert!(!c.chars().any(char::is_control), "{c:?}");
+                assert!(c.len() <= 255, "{c:?}");
                 p.push(c);
             }
             assert!(p.starts_with(&base), "{}", p.display());
