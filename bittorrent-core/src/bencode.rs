@@ -13,7 +13,7 @@
 //!   protocol wants canonical input (wire extensions, KRPC).
 //!
 //! Everything we *write* is canonical and produced with `bendy`
-//! (see [`Value::to_bytes`] / [`OwnedValue`]).
+//! (see [`OwnedValue::to_bytes`]).
 
 use std::fmt;
 

@@ -12,9 +12,11 @@ pub mod create;
 pub mod error;
 pub mod magnet;
 pub mod metainfo;
+pub mod safe_path;
 pub mod tracker;
 
 pub use error::{Error, Result};
+pub use magnet::Magnet;
 pub use metainfo::{InfoHash, Metainfo};
 pub mod bitfield;
 pub mod choker;

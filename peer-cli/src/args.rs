@@ -13,6 +13,7 @@ pub enum CliError {
 
 impl CliError {
     /// A failure from any displayable error, with its source chain on one line.
+    #[allow(dead_code)] // used by other subcommands
     pub fn failed(e: &dyn std::error::Error) -> CliError {
         let mut msg = e.to_string();
         let mut src = e.source();
@@ -60,6 +61,7 @@ impl Args {
     }
 
     /// The value of the flag just read.
+    #[allow(dead_code)] // used by other subcommands
     pub fn value(&mut self, flag: &str) -> Result<String, CliError> {
         match self.items.next() {
             Some(v) => v
@@ -70,6 +72,7 @@ impl Args {
     }
 
     /// The value of the flag just read, parsed.
+    #[allow(dead_code)] // used by other subcommands
     pub fn parsed<T: std::str::FromStr>(&mut self, flag: &str) -> Result<T, CliError> {
         let v = self.value(flag)?;
         v.parse()

@@ -1,0 +1,113 @@
+#![allow(clippy::unwrap_used)]
+//! `peer info`: JSON keys and values, magnets, and failures.
+
+use serde_json::{json, Value};
+use std::process::{Command, Output};
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/corpus");
+
+fn peer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_peer"))
+        .arg("info")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn info_json(arg: &str) -> Value {
+    let out = peer(&[arg, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    keys.sort();
+    let expected = [
+        "files",
+        "info_hash",
+        "name",
+        "num_pieces",
+        "piece_length",
+        "private",
+        "total_length",
+        "trackers",
+    ];
+    assert_eq!(keys, expected);
+    v
+}
+
+#[test]
+fn single_file_torrent_as_json() {
+    let v = info_json(&format!("{CORPUS}/valid/base.torrent"));
+    assert_eq!(v["name"], "temp");
+    assert_eq!(v["info_hash"], "c0fda1edafdbdbb96443424e0b3899af7159d10e");
+    assert_eq!(v["total_length"], 425);
+    assert_eq!(v["piece_length"], 16384);
+    assert_eq!(v["num_pieces"], 1);
+    assert_eq!(v["private"], false);
+    assert_eq!(v["files"], json!([{"path": "temp", "length": 425}]));
+}
+
+#[test]
+fn multi_file_torrent_with_tiers_and_renames() {
+    let v = info_json(&format!("{CORPUS}/valid/sample.torrent"));
+    assert_eq!(v["info_hash"], "58d8d15a4eb3bd9afabc9cee2564f78192777edb");
+    assert_eq!(v["total_length"], 16404);
+    assert_eq!(v["num_pieces"], 2);
+    assert_eq!(v["trackers"].as_array().unwrap().len(), 2);
+    assert_eq!(v["files"][1]["path"], "sample/.____padding_file/0");
+
+    let v = info_json(&format!("{CORPUS}/valid/duplicate_files.torrent"));
+    let paths: Vec<&str> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["temp/foo/bar.txt", "temp/foo/bar.1.txt"]);
+}
+
+#[test]
+fn magnet_as_json() {
+    let v = info_json(
+        "magnet:?xt=urn:btih:YD62D3NP3PN3SZCDIJHAWOEZV5YVTUIO&dn=temp&tr=udp%3A%2F%2Ft.example%3A6969",
+    );
+    assert_eq!(v["info_hash"], "c0fda1edafdbdbb96443424e0b3899af7159d10e");
+    assert_eq!(v["name"], "temp");
+    assert_eq!(v["trackers"], json!([["udp://t.example:6969"]]));
+    assert_eq!(v["total_length"], Value::Null);
+    assert_eq!(v["num_pieces"], Value::Null);
+    assert_eq!(v["files"], json!([]));
+}
+
+#[test]
+fn human_output_has_the_magnet_link() {
+    let out = peer(&[&format!("{CORPUS}/valid/base.torrent")]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("c0fda1edafdbdbb96443424e0b3899af7159d10e"));
+    assert!(text.contains("425 bytes"));
+    assert!(text.contains("magnet:?xt=urn:btih:c0fda1edafdbdbb96443424e0b3899af7159d10e"));
+}
+
+fn assert_fails_on_one_line(args: &[&str], needle: &str) {
+    let out = peer(args);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains(needle), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line() {
+    let bad = format!("{CORPUS}/invalid/unaligned_pieces.torrent");
+    assert_fails_on_one_line(&[&bad, "--json"], "not a multiple of 20");
+    let v2 = format!("{CORPUS}/valid/v2_only.torrent");
+    assert_fails_on_one_line(&[&v2], "BitTorrent v2-only torrents are not supported");
+    assert_fails_on_one_line(&["/nonexistent/x.torrent"], "cannot read");
+    assert_fails_on_one_line(&["magnet:?dn=x"], "no xt");
+}
