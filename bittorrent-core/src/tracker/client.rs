@@ -213,6 +213,12 @@ impl AnnounceOptions {
     }
 }
 
+/// `now + d`, saturating at about a year from `now` (never panics).
+fn deadline_after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d.min(Duration::from_secs(365 * 86400)))
+        .unwrap_or(now)
+}
+
 /// Announce to the tracker at `url` (`http://`, `udp://`, or a bare
 /// `IP:PORT`, which means `http://IP:PORT/announce`), giving up after
 /// `timeout` in total. UDP retransmits on the BEP 15 schedule (15 s base);
@@ -244,7 +250,7 @@ pub fn announce_with(
     req: &AnnounceRequest,
     opts: &AnnounceOptions,
 ) -> Result<AnnounceResponse, TrackerError> {
-    let deadline = Instant::now() + opts.timeout;
+    let deadline = deadline_after(Instant::now(), opts.timeout);
     let u = parse_url(url)?;
     if u.scheme == "udp" {
         return udp_announce(&u, req, opts, deadline);
@@ -446,7 +452,7 @@ pub fn scrape(
     info_hashes: &[InfoHash],
     opts: &AnnounceOptions,
 ) -> Result<Vec<(InfoHash, ScrapeEntry)>, TrackerError> {
-    let deadline = Instant::now() + opts.timeout;
+    let deadline = deadline_after(Instant::now(), opts.timeout);
     let hashes = &info_hashes[..info_hashes.len().min(74)];
     let u = parse_url(announce_url)?;
     if u.scheme == "udp" {
@@ -552,7 +558,7 @@ impl UdpExchange {
                 break;
             }
             let wait = self.base.saturating_mul(1 << n);
-            let attempt_end = (now + wait).min(self.deadline);
+            let attempt_end = deadline_after(now, wait).min(self.deadline);
             self.sock.send(packet).map_err(TrackerError::Io)?;
             loop {
                 let now = Instant::now();
@@ -842,7 +848,7 @@ impl TrackerList {
         overall: Duration,
     ) -> Result<(String, AnnounceResponse), TrackerError> {
         let start = Instant::now();
-        let end = start + overall;
+        let end = deadline_after(start, overall);
         let mut last_err = TrackerError::Failure("no trackers".into());
         for ti in 0..self.tiers.len() {
             for i in 0..self.tiers[ti].len() {
