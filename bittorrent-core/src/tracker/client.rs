@@ -66,7 +66,7 @@ impl AnnounceEvent {
 }
 
 /// What an announce tells the tracker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AnnounceRequest {
     /// The torrent.
     pub info_hash: InfoHash,

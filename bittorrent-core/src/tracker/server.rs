@@ -530,7 +530,8 @@ impl TrackerServer {
     }
 
     /// Answer one BEP 15 packet from `remote`, or `None` to stay silent
-    /// (too short, not a tracker packet). Connection ids are derived from a
+    /// (too short, not a tracker packet, or an error reply to an
+    /// unauthenticated packet that would be larger than it). Connection ids are derived from a
     /// secret, the client's IP and the minute, so no per-client state is kept;
     /// an id is accepted for two to three minutes.
     pub fn handle_udp(&self, packet: &[u8], remote: SocketAddr) -> Option<Vec<u8>> {
@@ -554,9 +555,12 @@ impl TrackerServer {
         if action == 0 && cid != UDP_PROTOCOL_ID {
             return None;
         }
+        // Replies that precede authentication are never larger than the
+        // request, so a spoofed source address cannot be used to amplify.
+        let unauthenticated = |reply: Vec<u8>| (reply.len() <= packet.len()).then_some(reply);
         let mut g = self.inner.lock();
         if !self.rate_ok(&mut g, ip, now) {
-            return Some(udp_error(tid, "rate limit exceeded: slow down"));
+            return unauthenticated(udp_error(tid, "rate limit exceeded: slow down"));
         }
         let w = self.window(now);
         if action == 0 {
@@ -568,7 +572,7 @@ impl TrackerServer {
         }
         let valid = (0..3).any(|back| w >= back && self.connection_id(ip, w - back) == cid);
         if !valid {
-            return Some(udp_error(tid, "invalid connection id"));
+            return unauthenticated(udp_error(tid, "invalid connection id"));
         }
         match action {
             1 => {
@@ -646,6 +650,11 @@ impl TrackerServer {
         deadline: Instant,
     ) -> io::Result<()> {
         let remote = stream.peer_addr()?;
+        // Short reads: `read_http_request` checks the deadline between them.
+        let step = deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(10), Duration::from_millis(250));
+        stream.set_read_timeout(Some(step))?;
         let mut prefixed = already_read.chain(&mut *stream);
         let request = read_http_request(&mut prefixed, MAX_HTTP_REQUEST, deadline)?;
         let response = self.handle_http(&request, remote);
@@ -964,6 +973,11 @@ mod tests {
         let r = s.handle_udp(&sc, a).unwrap();
         assert_eq!(r.len(), 20);
         assert_eq!((be32(&r, 8), be32(&r, 16)), (0, 2));
+        // No amplification: a 16-byte packet with a bad id gets no (longer) error.
+        let mut bad = 1u64.to_be_bytes().to_vec();
+        bad.extend_from_slice(&1u32.to_be_bytes());
+        bad.extend_from_slice(&1u32.to_be_bytes());
+        assert!(s.handle_udp(&bad, a).is_none());
         // Junk.
         assert!(s.handle_udp(b"short", a).is_none());
         assert!(s.handle_udp(&[0u8; 16], a).is_none());
