@@ -138,7 +138,18 @@ fn interop_with_opentracker() {
     let udp = format!("udp://127.0.0.1:{port}/announce");
 
     // HTTP: two peers see each other.
-    let a = announce_with(&http, &req(ih, 1, 40001, AnnounceEvent::Started), &opts).unwrap();
+    // opentracker loads its whitelist in a worker thread after it starts
+    // listening: until then it refuses every torrent. Retry briefly.
+    let end = Instant::now() + Duration::from_secs(10);
+    let a = loop {
+        match announce_with(&http, &req(ih, 1, 40001, AnnounceEvent::Started), &opts) {
+            Err(bittorrent_core::tracker::TrackerError::Failure(f)) if Instant::now() < end => {
+                eprintln!("opentracker not ready yet: {f}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => break r.unwrap(),
+        }
+    };
     assert!(a.interval > Duration::ZERO);
     let b = announce_with(&http, &req(ih, 2, 40002, AnnounceEvent::Started), &opts).unwrap();
     assert!(has(&b, 40001), "{b:?}");
