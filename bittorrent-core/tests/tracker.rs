@@ -294,3 +294,37 @@ fn hanging_trackers_time_out() {
     drop(udp_sock);
     t.join().unwrap();
 }
+
+#[test]
+fn follows_http_redirects() {
+    let h = spawn_tracker(cfg());
+    h.server.allow(ih());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let redirector = listener.local_addr().unwrap();
+    let target = h.http;
+    let t = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        let line = String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        let path = line.split(' ').nth(1).unwrap().replace("/old", "/announce");
+        let resp = format!(
+            "HTTP/1.1 302 Found\r\nLocation: http://{target}{path}\r\nContent-Length: 0\r\n\r\n"
+        );
+        s.write_all(resp.as_bytes()).unwrap();
+    });
+    let r = announce_with(
+        &format!("http://{redirector}/old"),
+        &req(1, 7301, AnnounceEvent::Started),
+        &opts(5000),
+    )
+    .unwrap();
+    assert!(r.peers.is_empty());
+    assert_eq!(h.server.peers(&ih()), vec![addr(7301)]);
+    t.join().unwrap();
+}

@@ -40,12 +40,58 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// `GET url` and return the status code and the (de-chunked) body.
+/// Most redirects followed by [`get`].
+const MAX_REDIRECTS: usize = 3;
+
+/// `GET url` and return the status code and the (de-chunked) body,
+/// following up to three redirects to `http://` URLs (a redirect to another
+/// scheme fails with [`TrackerError::UnsupportedScheme`]).
 pub(crate) fn get(
     url: &Url,
     deadline: Instant,
     max_body: usize,
 ) -> Result<(u16, Vec<u8>), TrackerError> {
+    let mut url = url.clone();
+    for _ in 0..=MAX_REDIRECTS {
+        let (status, body, location) = get_once(&url, deadline, max_body)?;
+        let Some(loc) = location.filter(|_| matches!(status, 301 | 302 | 303 | 307 | 308)) else {
+            return Ok((status, body));
+        };
+        url = if loc.starts_with('/') {
+            Url {
+                path_and_query: loc,
+                ..url
+            }
+        } else {
+            let next = Url::parse(&loc).ok_or_else(|| {
+                TrackerError::Malformed(format!("bad redirect location {loc:.100}"))
+            })?;
+            if next.scheme != "http" {
+                return Err(TrackerError::UnsupportedScheme(next.scheme));
+            }
+            next
+        };
+    }
+    Err(TrackerError::Malformed("too many redirects".into()))
+}
+
+/// The value of header `name` in the response head at the start of `buf`.
+fn header(buf: &[u8], name: &str) -> Option<String> {
+    let end = find(buf, b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..end]).ok()?;
+    head.split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// One `GET`: status, body and `Location` header.
+fn get_once(
+    url: &Url,
+    deadline: Instant,
+    max_body: usize,
+) -> Result<(u16, Vec<u8>, Option<String>), TrackerError> {
     let addrs = resolve(url)?;
     remaining(deadline, TimeoutPhase::Resolve)?;
     let mut last_err = None;
@@ -94,17 +140,18 @@ pub(crate) fn get(
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     loop {
-        if let Some(done) = parse_response(&buf, false, max_body)? {
-            return Ok(done);
+        if let Some((status, body)) = parse_response(&buf, false, max_body)? {
+            return Ok((status, body, header(&buf, "location")));
         }
         stream
             .set_read_timeout(Some(remaining(deadline, TimeoutPhase::Receive)?))
             .map_err(TrackerError::Io)?;
         match stream.read(&mut chunk) {
             Ok(0) => {
-                return parse_response(&buf, true, max_body)?.ok_or_else(|| {
+                let (status, body) = parse_response(&buf, true, max_body)?.ok_or_else(|| {
                     TrackerError::Malformed("connection closed before the response ended".into())
-                })
+                })?;
+                return Ok((status, body, header(&buf, "location")));
             }
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
