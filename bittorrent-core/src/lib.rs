@@ -10,6 +10,7 @@
 pub mod bencode;
 pub mod create;
 pub mod error;
+pub mod extension;
 pub mod magnet;
 pub mod metainfo;
 pub mod safe_path;
