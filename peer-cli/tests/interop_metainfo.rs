@@ -284,7 +284,7 @@ fn peer_create_torrents_load_in_libtorrent_and_transmission() {
     let inp = inputs("peer-create");
     for (i, src) in inp.sources.iter().enumerate() {
         let torrent = inp.out.join(format!("peer-{i}.torrent"));
-        let mut cmd = Command::new(PEER);
+        let mut cmd = Command::new(peer_bin());
         cmd.arg("create")
             .arg(src)
             .arg("-o")
@@ -303,7 +303,7 @@ fn peer_create_torrents_load_in_libtorrent_and_transmission() {
     }
     // A private torrent with a fixed piece length, too.
     let torrent = inp.out.join("peer-private.torrent");
-    let mut cmd = Command::new(PEER);
+    let mut cmd = Command::new(peer_bin());
     cmd.arg("create")
         .arg(&inp.sources[0])
         .arg("-o")

@@ -65,7 +65,7 @@ fn lt_create(src: &Path, out: &Path) {
 }
 
 fn peer_create(src: &Path, out: &Path) {
-    let mut cmd = Command::new(PEER);
+    let mut cmd = Command::new(peer_bin());
     cmd.arg("create")
         .arg(src)
         .arg("-o")
@@ -78,7 +78,7 @@ fn peer_create(src: &Path, out: &Path) {
 /// and require exit 0 within [`LONG_WAIT`] and byte-identical data.
 fn peer_leech_from(fx: &Fixture, remote_port: u16, remote: &mut Child) {
     let down = fx.tmp.subdir("download");
-    let mut cmd = Command::new(PEER);
+    let mut cmd = Command::new(peer_bin());
     cmd.arg(&fx.torrent)
         .arg("--dir")
         .arg(&down)
@@ -136,7 +136,7 @@ fn b_libtorrent_downloads_from_peer_seed() {
     }
     let fx = Fixture::new("peer-seeds", peer_create);
     let port = free_port();
-    let mut cmd = Command::new(PEER);
+    let mut cmd = Command::new(peer_bin());
     cmd.arg(&fx.torrent)
         .arg("--dir")
         .arg(&fx.seed_dir)

@@ -19,8 +19,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The `peer` binary under test.
-pub const PEER: &str = env!("CARGO_BIN_EXE_peer");
+/// The `peer` binary under test: the one cargo built for this test run, or `$PEER_BIN`
+/// if set (to run the interop tests against another build, e.g. a release binary).
+pub fn peer_bin() -> PathBuf {
+    match std::env::var_os("PEER_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_peer")),
+    }
+}
 
 /// The interpreter that can import Debian's `python3-libtorrent` (not the pyenv one on PATH).
 pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
@@ -43,10 +49,15 @@ pub fn skip_or_fail(what: &str, why: &str) -> bool {
     if in_ci() {
         panic!("{msg} -- CI=true, so a missing tool is a failure; see .ci/run");
     }
-    eprintln!("\n==============================================================");
-    eprintln!("{msg}");
-    eprintln!("==============================================================\n");
+    loud(&msg);
     false
+}
+
+/// Print a banner straight to the process's stderr: `eprintln!` inside a test is
+/// captured by the test harness (and hidden for passing tests); this is not.
+pub fn loud(msg: &str) {
+    let bar = "=".repeat(70);
+    let _ = writeln!(std::io::stderr().lock(), "\n{bar}\n{msg}\n{bar}");
 }
 
 /// Where `name` is found on PATH (an executable file), if anywhere.
@@ -135,9 +146,7 @@ pub fn feature_ready(feature: Feature) -> bool {
         Ok(()) => return true,
         Err(why) => why,
     };
-    eprintln!("\n==============================================================");
-    eprintln!("SKIP: feature not built yet ({feature:?}: {why})");
-    eprintln!("==============================================================\n");
+    loud(&format!("SKIP: feature not built yet ({feature:?}: {why})"));
     false
 }
 
@@ -187,7 +196,7 @@ fn feature_probe(feature: Feature) -> Result<(), String> {
             // argument is not refused as an unknown command.
             let tmp = TempDir::new("probe-swarm");
             let port = free_port().to_string();
-            let mut cmd = Command::new(PEER);
+            let mut cmd = Command::new(peer_bin());
             cmd.arg(fixture("corpus/valid/base.torrent"))
                 .arg("--dir")
                 .arg(tmp.path())
@@ -210,7 +219,7 @@ fn feature_probe(feature: Feature) -> Result<(), String> {
 
 /// Run `peer` with the arguments to completion (bounded by [`LONG_WAIT`]).
 pub fn run_peer<S: AsRef<OsStr>>(args: &[S]) -> std::process::Output {
-    let mut cmd = Command::new(PEER);
+    let mut cmd = Command::new(peer_bin());
     cmd.args(args);
     run_bounded("peer", cmd, LONG_WAIT)
 }
@@ -463,7 +472,7 @@ impl TempDir {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let path = std::env::temp_dir().join(format!(
-            "peer-it-{tag}-{}-{}-{nanos}",
+            "peer-interop-{tag}-{}-{}-{nanos}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
