@@ -204,10 +204,11 @@ fn feature_probe(feature: Feature) -> Result<(), String> {
             let mut child = Child::spawn("peer-probe", cmd);
             match child.wait_exit(Duration::from_secs(2)) {
                 None => Ok(()), // still running: it is downloading (or waiting for peers)
-                Some(_) => {
-                    let log = child.output();
-                    if log.contains("unknown command") || log.contains("not implemented") {
-                        Err(format!("`peer X.torrent` refused: {}", log.trim()))
+                Some(status) => {
+                    let err = String::from_utf8_lossy(&child.stderr_bytes()).into_owned();
+                    if err.contains("unknown command") || err.contains("not implemented") {
+                        let first = err.lines().next().unwrap_or("").trim();
+                        Err(format!("`peer X.torrent --once`: {status}, {first}"))
                     } else {
                         Ok(())
                     }
