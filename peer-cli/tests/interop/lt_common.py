@@ -1,0 +1,64 @@
+"""Shared helpers for the libtorrent interop scripts.
+
+Run these scripts with /usr/bin/python3: Debian's python3-libtorrent is only
+importable from the system interpreter.
+"""
+
+import sys
+
+try:
+    import libtorrent as lt
+except ImportError as e:  # pragma: no cover - reported to the Rust harness
+    sys.stderr.write("libtorrent python binding not importable: %s\n" % e)
+    sys.exit(3)
+
+
+def loopback_settings(listen_port):
+    """Session settings that make libtorrent behave on 127.0.0.1.
+
+    libtorrent tries uTP first and crawls on loopback, refuses a second
+    connection from the same IP by default, and would otherwise talk to the
+    outside world (DHT, LSD, UPnP, NAT-PMP).
+    """
+    return {
+        "listen_interfaces": "127.0.0.1:%d" % listen_port,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        "enable_outgoing_tcp": True,
+        "enable_incoming_tcp": True,
+        "allow_multiple_connections_per_ip": True,
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "announce_to_all_trackers": False,
+        "alert_mask": int(lt.alert.category_t.error_notification
+                          | lt.alert.category_t.status_notification),
+    }
+
+
+def make_session(listen_port):
+    return lt.session(loopback_settings(listen_port))
+
+
+def load_torrent(path):
+    return lt.torrent_info(path)
+
+
+def v1_hash_hex(ti):
+    """Hex SHA-1 info-hash (v1) of a torrent_info, across binding versions."""
+    try:
+        h = ti.info_hashes().v1
+    except AttributeError:
+        h = ti.info_hash()
+    return str(h)
+
+
+def drain_alerts(ses, verbose=True):
+    for a in ses.pop_alerts():
+        if verbose and a.category() & lt.alert.category_t.error_notification:
+            sys.stderr.write("lt alert: %s\n" % a.message())
+
+
+def state_name(st):
+    return str(st.state).split(".")[-1]

@@ -1,0 +1,68 @@
+#!/usr/bin/python3
+"""lt_leech.py TORRENT SAVE_DIR --peer IP:PORT [--timeout S] [--listen-port N]
+
+Download TORRENT into SAVE_DIR from the given peer(s) (connect_peer, no
+tracker needed). Prints progress lines; exits 0 once the download is complete
+and verified, 1 on timeout.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lt_common import lt, make_session, drain_alerts, state_name  # noqa: E402
+
+
+def parse_peer(s):
+    host, _, port = s.rpartition(":")
+    return (host.strip("[]"), int(port))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("torrent")
+    ap.add_argument("save_dir")
+    ap.add_argument("--peer", action="append", required=True, type=parse_peer)
+    ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--listen-port", type=int, default=0)
+    args = ap.parse_args()
+
+    ses = make_session(args.listen_port)
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(args.torrent)
+    atp.save_path = os.path.abspath(args.save_dir)
+    h = ses.add_torrent(atp)
+
+    start = time.monotonic()
+    deadline = start + args.timeout
+    last_connect = 0.0
+    last_print = 0.0
+    while time.monotonic() < deadline:
+        drain_alerts(ses)
+        st = h.status()
+        now = time.monotonic()
+        if st.is_seeding or st.is_finished:
+            print("DONE %d bytes in %.1fs" % (st.total_wanted_done, now - start), flush=True)
+            return 0
+        # (Re)dial while we have no connected peer: the seeder may still be starting.
+        if st.num_peers == 0 and now - last_connect > 2 \
+                and st.state != lt.torrent_status.checking_files:
+            for p in args.peer:
+                h.connect_peer(p)
+            last_connect = now
+        if now - last_print > 1:
+            print("progress %.1f%% state=%s peers=%d down=%d"
+                  % (st.progress * 100, state_name(st), st.num_peers, st.total_download),
+                  flush=True)
+            last_print = now
+        time.sleep(0.1)
+    st = h.status()
+    print("TIMEOUT at %.1f%% state=%s peers=%d" % (st.progress * 100, state_name(st), st.num_peers),
+          flush=True)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
