@@ -2,6 +2,7 @@
 
 mod args;
 mod cmd;
+mod progress;
 
 use args::{Args, CliError};
 use std::ffi::OsString;
@@ -34,7 +35,11 @@ fn main() -> ExitCode {
             argv.remove(0);
             cmd::create::run(Args::new(argv))
         }
-        Some(_) => Err(CliError::Usage("unknown command".into())),
+        Some("demo") => {
+            argv.remove(0);
+            cmd::demo::run(Args::new(argv))
+        }
+        Some(_) => cmd::run::run(Args::new(argv)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

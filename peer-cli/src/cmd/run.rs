@@ -1,0 +1,135 @@
+//! `peer FILE.torrent... [--dir DIR] [--port N] [--peer IP:PORT]... [--once]`
+//!
+//! Checks existing data in DIR, downloads what is missing from the given
+//! peers, then seeds until interrupted (Ctrl-C or SIGTERM stop cleanly).
+//! With `--once` it exits 0 as soon as every torrent is complete.
+
+use crate::args::{Arg, Args, CliError};
+use crate::progress::Progress;
+use bittorrent_core::metainfo::Metainfo;
+use bittorrent_core::{AddTorrent, Config, InfoHash, Phase, Session};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Options of the foreground run.
+pub struct RunOptions {
+    /// Torrent files.
+    pub torrents: Vec<PathBuf>,
+    /// Download (and seed) directory.
+    pub dir: PathBuf,
+    /// Listening port.
+    pub port: u16,
+    /// Peers to dial.
+    pub peers: Vec<SocketAddr>,
+    /// Exit when everything is complete.
+    pub once: bool,
+}
+
+/// Parse `peer FILE.torrent... [flags]`.
+pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
+    let mut o = RunOptions {
+        torrents: Vec::new(),
+        dir: PathBuf::from("."),
+        port: 6881,
+        peers: Vec::new(),
+        once: false,
+    };
+    while let Some(arg) = args.next() {
+        match arg {
+            Arg::Flag(f) => match f.as_str() {
+                "--dir" | "-d" => o.dir = PathBuf::from(args.value(&f)?),
+                "--port" | "-p" => o.port = args.parsed(&f)?,
+                "--peer" => {
+                    let v = args.value(&f)?;
+                    let addr = v
+                        .to_socket_addrs()
+                        .ok()
+                        .and_then(|mut a| a.next())
+                        .ok_or_else(|| CliError::Usage(format!("--peer: not an address: {v}")))?;
+                    o.peers.push(addr);
+                }
+                "--once" => o.once = true,
+                _ => return Err(CliError::Usage(format!("unknown flag {f}"))),
+            },
+            Arg::Positional(p) => o.torrents.push(PathBuf::from(p)),
+        }
+    }
+    if o.torrents.is_empty() {
+        return Err(CliError::Usage("no torrent given".into()));
+    }
+    Ok(o)
+}
+
+/// Run `peer FILE.torrent...`.
+pub fn run(args: Args) -> Result<(), CliError> {
+    let o = parse(args)?;
+    let mut metas = Vec::new();
+    for t in &o.torrents {
+        let bytes = std::fs::read(t)
+            .map_err(|e| CliError::Failed(format!("{}: {e}", t.display())))?;
+        let mi = Metainfo::from_bytes(&bytes)
+            .map_err(|e| CliError::Failed(format!("{}: {e}", t.display())))?;
+        metas.push(mi);
+    }
+    let session = Session::start(Config {
+        listen_port: o.port,
+        ..Config::default()
+    })
+    .map_err(|e| CliError::failed(&e))?;
+    let mut hashes: Vec<InfoHash> = Vec::new();
+    for mi in metas {
+        let ih = session
+            .add(AddTorrent::new(mi, &o.dir).peers(o.peers.clone()))
+            .map_err(|e| CliError::failed(&e))?;
+        hashes.push(ih);
+    }
+    let stop = install_stop_handler()?;
+    let result = watch(&session, &hashes, o.once, &stop);
+    session.shutdown();
+    result
+}
+
+/// Ctrl-C and SIGTERM set the returned flag.
+pub fn install_stop_handler() -> Result<Arc<AtomicBool>, CliError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    ctrlc::set_handler(move || s.store(true, Ordering::SeqCst))
+        .map_err(|e| CliError::Failed(format!("cannot install signal handler: {e}")))?;
+    Ok(stop)
+}
+
+/// Show progress until stopped (or, with `once`, until all are complete).
+pub fn watch(
+    session: &Session,
+    hashes: &[InfoHash],
+    once: bool,
+    stop: &AtomicBool,
+) -> Result<(), CliError> {
+    let mut progress = Progress::new();
+    loop {
+        let statuses: Vec<_> = hashes.iter().filter_map(|h| session.status(h)).collect();
+        progress.show(&statuses);
+        for s in &statuses {
+            if let Phase::Failed(reason) = &s.phase {
+                progress.finish();
+                return Err(CliError::Failed(format!("{}: {reason}", s.name)));
+            }
+        }
+        if once
+            && !statuses.is_empty()
+            && statuses.iter().all(|s| s.phase == Phase::Seeding)
+        {
+            progress.finish();
+            return Ok(());
+        }
+        if stop.load(Ordering::SeqCst) {
+            progress.finish();
+            eprintln!("stopping...");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
