@@ -271,10 +271,13 @@ impl<'a> Parser<'a> {
         let mut n: i64 = 0;
         for &d in body {
             let digit = i64::from(d - b'0');
-            n = match n
-                .checked_mul(10)
-                .and_then(|n| if neg { n.checked_sub(digit) } else { n.checked_add(digit) })
-            {
+            n = match n.checked_mul(10).and_then(|n| {
+                if neg {
+                    n.checked_sub(digit)
+                } else {
+                    n.checked_add(digit)
+                }
+            }) {
                 Some(n) => n,
                 None => return self.err(BencodeErrorKind::IntegerOverflow),
             };
@@ -517,7 +520,13 @@ mod tests {
             let cols: Vec<&str> = line.split('\t').collect();
             let input = unhex(cols[1]);
             let ok = decode_strict(&input).is_ok();
-            assert_eq!(ok, cols[2] == "ok", "strict verdict for {:?} ({})", cols[0], cols[5]);
+            assert_eq!(
+                ok,
+                cols[2] == "ok",
+                "strict verdict for {:?} ({})",
+                cols[0],
+                cols[5]
+            );
             // The tolerant decoder never accepts what libtorrent calls an error.
             if cols[4] == "error" {
                 assert!(decode(&input).is_err(), "tolerant accepted {:?}", cols[0]);

@@ -115,7 +115,9 @@ impl Info {
     /// Length of piece `index` (the last one may be short).
     pub fn piece_len(&self, index: usize) -> u64 {
         let start = index as u64 * self.piece_length;
-        self.total_length.saturating_sub(start).min(self.piece_length)
+        self.total_length
+            .saturating_sub(start)
+            .min(self.piece_length)
     }
 }
 
