@@ -457,13 +457,7 @@ impl<'a> RangeReader<'a> {
     fn read_exact(&mut self, mut buf: &mut [u8]) -> Result<(), CreateError> {
         while !buf.is_empty() {
             let Some(f) = self.files.get(self.index) else {
-                // Past the last file: the scan said there were more bytes.
-                return Err(self.files.last().map_or(
-                    CreateError::Empty {
-                        path: PathBuf::new(),
-                    },
-                    changed,
-                ));
+                return Err(self.past_the_end());
             };
             let in_file = self.pos - f.offset;
             if in_file >= f.length {
@@ -478,6 +472,19 @@ impl<'a> RangeReader<'a> {
             buf = rest;
         }
         Ok(())
+    }
+
+    /// Reading beyond the last file: callers only ask for bytes the scan
+    /// counted, so this cannot happen unless the file list is inconsistent.
+    fn past_the_end(&self) -> CreateError {
+        let path = self.files.last().map(|f| f.disk_path.clone());
+        CreateError::Io {
+            path: path.unwrap_or_default(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "read past the end of the last file",
+            ),
+        }
     }
 
     /// Fill `buf` from offset `at` of the current file.

@@ -322,3 +322,44 @@ fn short_read_reports_changed_file() {
         Err(CreateError::FileChanged { .. })
     ));
 }
+
+#[test]
+fn non_utf8_name_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Scratch::new("utf8");
+    s.write("r/ok", b"1");
+    fs::write(
+        s.0.join("r").join(std::ffi::OsStr::from_bytes(b"bad\xff")),
+        b"2",
+    )
+    .unwrap();
+    let err = create_torrent(&s.0.join("r"), &opts(16384, 1), &no_progress).unwrap_err();
+    assert!(matches!(err, CreateError::NotUtf8Path(_)), "{err}");
+}
+
+#[test]
+fn special_files_skipped_inside_refused_at_top() {
+    let s = Scratch::new("special");
+    s.write("r/data", b"abc");
+    let sock = s.0.join("r/sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let torrent = create_torrent(&s.0.join("r"), &opts(16384, 1), &no_progress).unwrap();
+    let doc = decode_strict(&torrent).unwrap();
+    assert_eq!(
+        info(&doc).get(b"files").unwrap().as_list().unwrap().len(),
+        1
+    );
+    let err = create_torrent(&sock, &opts(16384, 1), &no_progress).unwrap_err();
+    assert!(matches!(err, CreateError::NotAFile(_)), "{err}");
+}
+
+#[test]
+fn dot_is_named_after_the_directory() {
+    let s = Scratch::new("dot");
+    s.write("named/f", b"abc");
+    let torrent = create_torrent(&s.0.join("named/."), &opts(16384, 1), &no_progress).unwrap();
+    let doc = decode_strict(&torrent).unwrap();
+    assert_eq!(info(&doc).get(b"name").unwrap().as_str(), Some("named"));
+    let torrent = create_torrent(&s.0.join("named/f/.."), &opts(16384, 1), &no_progress);
+    assert!(torrent.is_err(), "f is not a directory");
+}
