@@ -14,7 +14,7 @@ usage:
   peer demo
   peer info FILE.torrent|MAGNET [--json]
   peer create PATH [-o OUT] [--announce URL|IP:PORT]... [--piece-length BYTES]
-              [--private] [--comment TEXT] [--web-seed URL]...
+              [--private] [--comment TEXT] [--web-seed URL]... [--threads N]
 ";
 
 fn main() -> ExitCode {

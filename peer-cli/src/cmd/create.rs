@@ -1,8 +1,254 @@
-//! `peer create PATH [-o OUT] [--announce URL]... [--piece-length BYTES] [--private] [--comment TEXT] [--web-seed URL]...`
+//! `peer create PATH [-o OUT] [--announce URL]... [--piece-length BYTES] [--private] [--comment TEXT] [--web-seed URL]... [--threads N]`
+//!
+//! Writes `OUT` (default `<name>.torrent` in the current directory)
+//! atomically, then prints the info-hash on one line and a summary on the next.
 
-use crate::args::{Args, CliError};
+use crate::args::{Arg, Args, CliError};
+use bittorrent_core::bencode::{self, Value};
+use bittorrent_core::create::{self, CreateError, CreateOptions};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What the command line asked for.
+struct Request {
+    path: PathBuf,
+    out: Option<PathBuf>,
+    opts: CreateOptions,
+}
 
 /// Run `peer create`.
-pub fn run(_args: Args) -> Result<(), CliError> {
-    Err(CliError::Failed("not implemented yet".into()))
+pub fn run(args: Args) -> Result<(), CliError> {
+    let req = parse(args)?;
+    let torrent = hash_with_progress(&req)?;
+    let summary = Summary::of(&torrent).ok_or_else(|| {
+        CliError::Failed("internal error: created torrent does not decode".into())
+    })?;
+    let out = req
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("{}.torrent", summary.name)));
+    write_atomically(&out, &torrent)?;
+    println!("{}", summary.info_hash);
+    println!(
+        "wrote {}: {}",
+        out.display(),
+        summary.line(req.opts.private)
+    );
+    Ok(())
+}
+
+fn parse(mut args: Args) -> Result<Request, CliError> {
+    let mut path = None;
+    let mut out = None;
+    let mut opts = CreateOptions::default();
+    while let Some(arg) = args.next() {
+        match arg {
+            Arg::Positional(p) if path.is_none() => path = Some(PathBuf::from(p)),
+            Arg::Positional(p) => {
+                return Err(CliError::Usage(format!(
+                    "unexpected argument {:?}: give one PATH",
+                    p.to_string_lossy()
+                )))
+            }
+            Arg::Flag(f) => match f.as_str() {
+                "-o" | "--output" => out = Some(PathBuf::from(args.value(&f)?)),
+                "--announce" => opts.announce.push(args.value(&f)?),
+                "--piece-length" => opts.piece_length = Some(parse_piece_length(&args.value(&f)?)?),
+                "--private" => opts.private = true,
+                "--comment" => opts.comment = Some(args.value(&f)?),
+                "--web-seed" => opts.web_seeds.push(args.value(&f)?),
+                "--threads" => opts.threads = Some(args.parsed::<usize>(&f)?.max(1)),
+                _ => return Err(CliError::Usage(format!("unknown option {f}"))),
+            },
+        }
+    }
+    let path = path.ok_or_else(|| CliError::Usage("create needs a PATH".into()))?;
+    Ok(Request { path, out, opts })
+}
+
+/// Bytes, or a number with a binary suffix: `262144`, `256K`, `256KiB`, `1M`, `1MiB`.
+fn parse_piece_length(s: &str) -> Result<u64, CliError> {
+    let bad = || {
+        CliError::Usage(format!(
+            "--piece-length: {s:?} is not a power of two from 16K to 1G (bytes, or with a K/M/G suffix)"
+        ))
+    };
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits_end);
+    let shift = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(bad()),
+    };
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let bytes = n.checked_mul(1 << shift).ok_or_else(bad)?;
+    create::validate_piece_length(bytes).map_err(|_| bad())
+}
+
+/// Hash, drawing a progress bar on stderr when it is a terminal.
+fn hash_with_progress(req: &Request) -> Result<Vec<u8>, CliError> {
+    let tty = std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let draw = |done: u64, total: u64| {
+        if tty {
+            draw_bar(done, total, start);
+        }
+    };
+    let result = create::create_torrent(&req.path, &req.opts, &draw);
+    if tty {
+        eprintln!();
+    }
+    result.map_err(|e| match e {
+        CreateError::InvalidPieceLength(_) => CliError::Usage(e.to_string()),
+        e => CliError::failed(&e),
+    })
+}
+
+/// `hashing [#########-----------]  45.0%  812.4 MB/s`, redrawn in place.
+fn draw_bar(done: u64, total: u64, start: Instant) {
+    const WIDTH: u64 = 30;
+    let frac = if total == 0 {
+        1.0
+    } else {
+        done as f64 / total as f64
+    };
+    let filled = ((frac * WIDTH as f64) as u64).min(WIDTH);
+    let secs = start.elapsed().as_secs_f64().max(1e-3);
+    let bar: String = (0..WIDTH)
+        .map(|i| if i < filled { '#' } else { '-' })
+        .collect();
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "\r\x1b[Khashing [{bar}] {:5.1}%  {:.1} MB/s",
+        frac * 100.0,
+        done as f64 / secs / 1e6
+    );
+    let _ = err.flush();
+}
+
+/// Write `bytes` to a temporary file next to `out`, then rename it over `out`.
+fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let file_name = out
+        .file_name()
+        .ok_or_else(|| CliError::Usage(format!("-o {}: not a file name", out.display())))?;
+    let tmp = out.with_file_name(format!(
+        ".{}.{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = write_file(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, out));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        CliError::Failed(format!("cannot write {}: {e}", out.display()))
+    })
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// What the one-line summary says, read back from the bytes written.
+struct Summary {
+    info_hash: String,
+    name: String,
+    files: usize,
+    total: u64,
+    pieces: usize,
+    piece_length: u64,
+}
+
+impl Summary {
+    fn of(torrent: &[u8]) -> Option<Summary> {
+        let doc = bencode::decode_strict(torrent).ok()?;
+        let info = doc.get(b"info")?;
+        let (files, total) = match info.get(b"files").and_then(Value::as_list) {
+            Some(list) => {
+                let lengths = list
+                    .iter()
+                    .map(|f| f.get(b"length").and_then(Value::as_int));
+                (list.len(), lengths.map(|l| l.unwrap_or(0)).sum::<i64>())
+            }
+            None => (1, info.get(b"length")?.as_int()?),
+        };
+        Some(Summary {
+            info_hash: create::info_hash_of(torrent)?.to_hex(),
+            name: info.get(b"name")?.as_str()?.to_string(),
+            files,
+            total: u64::try_from(total).ok()?,
+            pieces: info.get(b"pieces")?.as_bytes()?.len() / 20,
+            piece_length: u64::try_from(info.get(b"piece length")?.as_int()?).ok()?,
+        })
+    }
+
+    fn line(&self, private: bool) -> String {
+        format!(
+            "{:?}, {} file{}, {} in {} pieces of {}{}",
+            self.name,
+            self.files,
+            if self.files == 1 { "" } else { "s" },
+            human(self.total),
+            self.pieces,
+            human(self.piece_length),
+            if private { ", private" } else { "" }
+        )
+    }
+}
+
+/// `1.50 GiB`, `256 KiB`, `12 B`.
+fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v.fract() == 0.0 {
+        format!("{v} {}", UNITS[unit])
+    } else {
+        format!("{v:.2} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn piece_length_suffixes() {
+        assert_eq!(parse_piece_length("262144").unwrap(), 262_144);
+        assert_eq!(parse_piece_length("256K").unwrap(), 262_144);
+        assert_eq!(parse_piece_length("256kib").unwrap(), 262_144);
+        assert_eq!(parse_piece_length("1M").unwrap(), 1 << 20);
+        assert_eq!(parse_piece_length("1G").unwrap(), 1 << 30);
+        for bad in [
+            "",
+            "K",
+            "1000",
+            "8K",
+            "1.5M",
+            "2T",
+            "-16K",
+            "99999999999999999999G",
+        ] {
+            assert!(
+                matches!(parse_piece_length(bad), Err(CliError::Usage(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(12), "12 B");
+        assert_eq!(human(256 * 1024), "256 KiB");
+        assert_eq!(human(3 << 29), "1.50 GiB");
+    }
 }
