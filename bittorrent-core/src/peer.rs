@@ -389,8 +389,7 @@ impl<'a> Connection<'a> {
         loop {
             // Frames already buffered (the handshake read may have left some).
             while let Some(m) = self
-                .decoder
-                .next()
+                .decoder.next_message()
                 .map_err(|e| CloseReason::Protocol(e.to_string()))?
             {
                 self.on_message(m)?;

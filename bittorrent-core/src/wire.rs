@@ -309,10 +309,10 @@ impl Message {
 ///
 /// Never use `read_exact` on a socket with a timeout (a timeout loses the
 /// bytes already read); append what `read` returned with [`feed`] and
-/// call [`next`] until it returns `Ok(None)`.
+/// call [`next_message`] until it returns `Ok(None)`.
 ///
 /// [`feed`]: FrameDecoder::feed
-/// [`next`]: FrameDecoder::next
+/// [`next_message`]: FrameDecoder::next
 #[derive(Debug)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
@@ -349,7 +349,7 @@ impl FrameDecoder {
 
     /// The next whole message, `Ok(None)` if more bytes are needed, or an
     /// error (after which the connection should be closed).
-    pub fn next(&mut self) -> Result<Option<Message>, WireError> {
+    pub fn next_message(&mut self) -> Result<Option<Message>, WireError> {
         let avail = &self.buf[self.start..];
         if avail.len() < 4 {
             return Ok(None);
@@ -397,9 +397,9 @@ mod tests {
             }
             let mut d = FrameDecoder::new(MAX_FRAME);
             d.feed(&bytes);
-            let m = d.next().unwrap().unwrap_or_else(|| panic!("{}", cols[0]));
+            let m = d.next_message().unwrap().unwrap_or_else(|| panic!("{}", cols[0]));
             assert_eq!(m.to_bytes(), bytes, "{}", cols[0]);
-            assert_eq!(d.next().unwrap(), None);
+            assert_eq!(d.next_message().unwrap(), None);
             checked += 1;
         }
         assert!(checked >= 20);
@@ -429,14 +429,14 @@ mod tests {
         let mut out = Vec::new();
         for b in &wire {
             d.feed(std::slice::from_ref(b));
-            while let Some(m) = d.next().unwrap() {
+            while let Some(m) = d.next_message().unwrap() {
                 out.push(m);
             }
         }
         assert_eq!(out, msgs);
         let mut d = FrameDecoder::new(MAX_FRAME);
         d.feed(&[0x80, 0, 0, 0]);
-        assert_eq!(d.next(), Err(WireError::FrameTooLarge(0x8000_0000)));
+        assert_eq!(d.next_message(), Err(WireError::FrameTooLarge(0x8000_0000)));
         assert!(Message::decode(&[4, 0, 0]).is_err());
         assert!(Message::decode(&[99]).is_err());
     }

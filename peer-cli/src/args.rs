@@ -1,6 +1,5 @@
 //! A small hand-written argument reader (no parser crate needed for our few flags).
-// TODO(lead): drop this once `info`/`create` use the reader (ci branch needs clippy clean).
-#![allow(dead_code)]
+
 
 use std::ffi::OsString;
 
