@@ -503,7 +503,12 @@ impl<'a> Connection<'a> {
 
     fn on_message(&mut self, m: Message) -> Result<(), CloseReason> {
         let first = !self.got_first_message;
-        if !matches!(m, Message::KeepAlive) {
+        // The extended handshake (BEP 10) and port (BEP 5) may precede
+        // the bitfield; only other messages end the "first message" window.
+        if !matches!(
+            m,
+            Message::KeepAlive | Message::Extended { .. } | Message::Port(_)
+        ) {
             self.got_first_message = true;
         }
         let n = self.ctx.layout.num_pieces as usize;
