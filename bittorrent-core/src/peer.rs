@@ -247,7 +247,7 @@ pub fn run_connected(
                 Ok(()) => CloseReason::Shutdown,
                 Err(r) => r,
             };
-            let _ = conn.flush();
+            let _ = conn.flush_all();
             let _ = conn.stream.shutdown(Shutdown::Both);
             r
         }
@@ -279,6 +279,7 @@ struct Connection<'a> {
 }
 
 const SHORT_READ: Duration = Duration::from_millis(5);
+const WRITE_SLICE: Duration = Duration::from_millis(10);
 const LONG_READ: Duration = Duration::from_millis(100);
 const KEEPALIVE: Duration = Duration::from_secs(90);
 const MAX_UNREQUESTED: u32 = 256;
@@ -302,7 +303,7 @@ impl<'a> Connection<'a> {
             .try_clone()
             .map_err(|e| CloseReason::Io(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_write_timeout(Some(ctx.limits.write_timeout));
+        let _ = stream.set_write_timeout(Some(WRITE_SLICE));
         let _ = stream.set_read_timeout(Some(LONG_READ));
         let (tx, inbox) = crossbeam_channel::bounded(4096);
         let counters = Arc::new(PeerCounters::default());
@@ -362,20 +363,43 @@ impl<'a> Connection<'a> {
         m.encode(&mut self.out);
     }
 
+    /// Write as much of the output buffer as the socket takes without
+    /// waiting longer than `WRITE_SLICE`; the rest stays queued. Reading and
+    /// writing alternate on this one thread, so two peers that both send at
+    /// once can never deadlock on full socket buffers.
     fn flush(&mut self) -> Result<(), CloseReason> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        self.stream.write_all(&self.out).map_err(|e| {
-            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
-                CloseReason::TooSlow
-            } else {
-                CloseReason::Io(e.to_string())
+        let mut sent = 0;
+        while sent < self.out.len() {
+            match self.stream.write(&self.out[sent..]) {
+                Ok(0) => return Err(CloseReason::PeerClosed),
+                Ok(n) => {
+                    sent += n;
+                    self.last_send = Instant::now();
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(CloseReason::Io(e.to_string())),
             }
-        })?;
-        self.out.clear();
-        self.last_send = Instant::now();
+        }
+        self.out.drain(..sent);
+        if !self.out.is_empty() && self.last_send.elapsed() > self.ctx.limits.write_timeout {
+            // The peer has not read anything for too long.
+            return Err(CloseReason::TooSlow);
+        }
         Ok(())
+    }
+
+    /// Write everything queued, waiting up to the write timeout (at close).
+    fn flush_all(&mut self) -> Result<(), CloseReason> {
+        let _ = self.stream.set_write_timeout(Some(
+            self.ctx.limits.write_timeout.min(Duration::from_secs(2)),
+        ));
+        let r = self
+            .stream
+            .write_all(&self.out)
+            .map_err(|e| CloseReason::Io(e.to_string()));
+        self.out.clear();
+        r
     }
 
     fn event(&self, e: PeerEvent) -> Result<(), CloseReason> {
@@ -389,7 +413,8 @@ impl<'a> Connection<'a> {
         loop {
             // Frames already buffered (the handshake read may have left some).
             while let Some(m) = self
-                .decoder.next_message()
+                .decoder
+                .next_message()
                 .map_err(|e| CloseReason::Protocol(e.to_string()))?
             {
                 self.on_message(m)?;
@@ -397,6 +422,7 @@ impl<'a> Connection<'a> {
             self.drain_inbox()?;
             self.serve_uploads()?;
             if self.out.is_empty() && self.last_send.elapsed() > KEEPALIVE {
+                self.last_send = Instant::now();
                 self.send(&Message::KeepAlive);
             }
             self.flush()?;
@@ -405,7 +431,8 @@ impl<'a> Connection<'a> {
             }
             // Short reads while requests are few (new ones may arrive in the
             // inbox at any moment), longer ones when idle.
-            let want_short = !self.peer_choking || !self.upload_queue.is_empty();
+            let want_short =
+                !self.peer_choking || !self.upload_queue.is_empty() || !self.out.is_empty();
             if want_short != self.short_timeout {
                 self.short_timeout = want_short;
                 let t = if want_short { SHORT_READ } else { LONG_READ };

@@ -365,7 +365,8 @@ impl Torrent {
             self.check_in_flight = self.check_in_flight.saturating_sub(1);
             if done.ok {
                 self.picker.mark_have(done.piece);
-                self.me.peer_ctx.have.write().set(done.piece as usize);
+                // Peers that joined while we were checking learn of it too.
+                self.piece_verified(done.piece);
             }
             self.feed_checks();
             return;

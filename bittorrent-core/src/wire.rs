@@ -397,7 +397,10 @@ mod tests {
             }
             let mut d = FrameDecoder::new(MAX_FRAME);
             d.feed(&bytes);
-            let m = d.next_message().unwrap().unwrap_or_else(|| panic!("{}", cols[0]));
+            let m = d
+                .next_message()
+                .unwrap()
+                .unwrap_or_else(|| panic!("{}", cols[0]));
             assert_eq!(m.to_bytes(), bytes, "{}", cols[0]);
             assert_eq!(d.next_message().unwrap(), None);
             checked += 1;

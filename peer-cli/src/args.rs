@@ -1,6 +1,5 @@
 //! A small hand-written argument reader (no parser crate needed for our few flags).
 
-
 use std::ffi::OsString;
 
 /// A usage error (exit code 2) or a failure (exit code 1).

@@ -1,5 +1,5 @@
 //! One module per subcommand.
 pub mod create;
-pub mod info;
 pub mod demo;
+pub mod info;
 pub mod run;

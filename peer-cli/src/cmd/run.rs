@@ -68,8 +68,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let o = parse(args)?;
     let mut metas = Vec::new();
     for t in &o.torrents {
-        let bytes = std::fs::read(t)
-            .map_err(|e| CliError::Failed(format!("{}: {e}", t.display())))?;
+        let bytes =
+            std::fs::read(t).map_err(|e| CliError::Failed(format!("{}: {e}", t.display())))?;
         let mi = Metainfo::from_bytes(&bytes)
             .map_err(|e| CliError::Failed(format!("{}: {e}", t.display())))?;
         metas.push(mi);
@@ -118,10 +118,7 @@ pub fn watch(
                 return Err(CliError::Failed(format!("{}: {reason}", s.name)));
             }
         }
-        if once
-            && !statuses.is_empty()
-            && statuses.iter().all(|s| s.phase == Phase::Seeding)
-        {
+        if once && !statuses.is_empty() && statuses.iter().all(|s| s.phase == Phase::Seeding) {
             progress.finish();
             return Ok(());
         }
