@@ -54,3 +54,127 @@ fn multi_file_short_last_piece() {
         );
     }
 }
+
+#[test]
+fn one_seeder_four_leechers_share_among_themselves() {
+    let data = pseudo_random(8 * 1024 * 1024, 5);
+    let (mi, seed_dir) = single_file_torrent("four", &data, 32 * 1024);
+    let seeder = session();
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(20));
+    let leechers: Vec<_> = (0..4).map(|_| session()).collect();
+    let dirs: Vec<_> = (0..4)
+        .map(|i| temp_dir(&format!("four-leech{i}")))
+        .collect();
+    for (i, l) in leechers.iter().enumerate() {
+        let mut peers = vec![seeder.local_addr_v4()];
+        peers.extend(leechers[..i].iter().map(|o| o.local_addr_v4()));
+        l.add(AddTorrent::new(mi.clone(), &dirs[i]).peers(peers))
+            .unwrap();
+    }
+    for l in &leechers {
+        wait_phase(l, &mi, Phase::Seeding, Duration::from_secs(120));
+    }
+    let mut leecher_upload = 0;
+    for (i, l) in leechers.iter().enumerate() {
+        assert_eq!(
+            std::fs::read(dirs[i].join("four")).unwrap(),
+            data,
+            "leecher {i}"
+        );
+        leecher_upload += l.status(&mi.info_hash).unwrap().uploaded;
+    }
+    // Pieces travelled through the swarm, not only from the seeder.
+    assert!(
+        leecher_upload > 0,
+        "leechers uploaded nothing to each other"
+    );
+}
+
+#[test]
+fn corrupting_peer_is_banned_and_download_completes() {
+    let data = pseudo_random(2 * 1024 * 1024, 6);
+    let (mi, seed_dir) = single_file_torrent("corrupt", &data, 32 * 1024);
+    let bad = scripted_peer(&mi, data.clone(), Script::Corrupt);
+    let leech_dir = temp_dir("corrupt-leech");
+    let leecher = session();
+    leecher
+        .add(AddTorrent::new(mi.clone(), &leech_dir).peers(vec![bad.addr]))
+        .unwrap();
+    let banned = wait_until(Duration::from_secs(30), || {
+        leecher.status(&mi.info_hash).is_some_and(|s| s.banned >= 1)
+    });
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert!(banned, "corrupting peer not banned: {st:?}");
+    assert!(st.hash_failures >= 2);
+    assert_eq!(st.pieces_have, 0);
+    // A good seeder arrives; the download completes with correct data.
+    let seeder = session();
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    leecher
+        .add_peers(&mi.info_hash, vec![seeder.local_addr_v4(), bad.addr])
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    assert_eq!(std::fs::read(leech_dir.join("corrupt")).unwrap(), data);
+    // The banned peer was never dialled again.
+    assert_eq!(bad.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn peer_vanishing_mid_piece_does_not_stall() {
+    let data = pseudo_random(1024 * 1024, 7);
+    let (mi, seed_dir) = single_file_torrent("vanish", &data, 64 * 1024);
+    let flaky = scripted_peer(&mi, data.clone(), Script::VanishAfter(3));
+    let leech_dir = temp_dir("vanish-leech");
+    let leecher = session();
+    leecher
+        .add(AddTorrent::new(mi.clone(), &leech_dir).peers(vec![flaky.addr]))
+        .unwrap();
+    // It served 3 blocks of a 4-block piece, then went away.
+    assert!(wait_until(Duration::from_secs(20), || {
+        leecher
+            .status(&mi.info_hash)
+            .is_some_and(|s| s.downloaded >= 3 * 16384 && s.peers == 0)
+    }));
+    let seeder = session();
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    leecher
+        .add_peers(&mi.info_hash, vec![seeder.local_addr_v4()])
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    assert_eq!(std::fs::read(leech_dir.join("vanish")).unwrap(), data);
+    assert_eq!(leecher.status(&mi.info_hash).unwrap().hash_failures, 0);
+}
+
+#[test]
+fn interrupted_download_resumes_from_disk() {
+    let piece = 32 * 1024u64;
+    let data = pseudo_random(64 * piece as usize - 1234, 8);
+    let (mi, seed_dir) = single_file_torrent("resume", &data, piece);
+    let half = scripted_peer(&mi, data.clone(), Script::FirstPieces(40));
+    let leech_dir = temp_dir("resume-leech");
+    {
+        let leecher = session();
+        leecher
+            .add(AddTorrent::new(mi.clone(), &leech_dir).peers(vec![half.addr]))
+            .unwrap();
+        assert!(wait_until(Duration::from_secs(30), || {
+            leecher
+                .status(&mi.info_hash)
+                .is_some_and(|s| s.pieces_have == 40)
+        }));
+        leecher.shutdown();
+    }
+    // A new session over the same directory finds the 40 pieces on disk and
+    // downloads only the rest.
+    let seeder = session();
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    let leecher = session();
+    leecher
+        .add(AddTorrent::new(mi.clone(), &leech_dir).peers(vec![seeder.local_addr_v4()]))
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    assert_eq!(std::fs::read(leech_dir.join("resume")).unwrap(), data);
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert_eq!(st.downloaded, data.len() as u64 - 40 * piece);
+}

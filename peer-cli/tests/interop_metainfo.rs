@@ -233,7 +233,7 @@ fn must_succeed(name: &str, cmd: Command) {
 
 #[test]
 fn mktorrent_torrents_read_the_same_as_libtorrent() {
-    if !require_tools(&["mktorrent", "libtorrent"]) || !feature_ready(Feature::Info) {
+    if !require_tools(&["mktorrent", "libtorrent"]) {
         return;
     }
     check_tool("mktorrent", |src, out| {
@@ -247,7 +247,7 @@ fn mktorrent_torrents_read_the_same_as_libtorrent() {
 
 #[test]
 fn transmission_create_torrents_read_the_same_as_libtorrent() {
-    if !require_tools(&["transmission-create", "libtorrent"]) || !feature_ready(Feature::Info) {
+    if !require_tools(&["transmission-create", "libtorrent"]) {
         return;
     }
     check_tool("transmission-create", |src, out| {
@@ -261,7 +261,7 @@ fn transmission_create_torrents_read_the_same_as_libtorrent() {
 
 #[test]
 fn libtorrent_torrents_read_the_same_as_libtorrent() {
-    if !require_tool("libtorrent") || !feature_ready(Feature::Info) {
+    if !require_tool("libtorrent") {
         return;
     }
     check_tool("libtorrent", |src, out| {
@@ -275,10 +275,7 @@ fn libtorrent_torrents_read_the_same_as_libtorrent() {
 
 #[test]
 fn peer_create_torrents_load_in_libtorrent_and_transmission() {
-    if !require_tools(&["transmission-show", "libtorrent"])
-        || !feature_ready(Feature::Info)
-        || !feature_ready(Feature::Create)
-    {
+    if !require_tools(&["transmission-show", "libtorrent"]) {
         return;
     }
     let inp = inputs("peer-create");

@@ -107,7 +107,7 @@ fn peer_leech_from(fx: &Fixture, remote_port: u16, remote: &mut Child) {
 
 #[test]
 fn a_peer_downloads_from_libtorrent_seed() {
-    if !require_tool("libtorrent") || !feature_ready(Feature::Swarm) {
+    if !require_tool("libtorrent") {
         return;
     }
     let fx = Fixture::new("lt-seeds", lt_create);
@@ -128,10 +128,7 @@ fn a_peer_downloads_from_libtorrent_seed() {
 
 #[test]
 fn b_libtorrent_downloads_from_peer_seed() {
-    if !require_tool("libtorrent")
-        || !feature_ready(Feature::Swarm)
-        || !feature_ready(Feature::Create)
-    {
+    if !require_tool("libtorrent") {
         return;
     }
     let fx = Fixture::new("peer-seeds", peer_create);
@@ -173,7 +170,7 @@ fn b_libtorrent_downloads_from_peer_seed() {
 
 #[test]
 fn c_peer_downloads_from_transmission_seed() {
-    if !require_tools(&["transmission-cli", "libtorrent"]) || !feature_ready(Feature::Swarm) {
+    if !require_tools(&["transmission-cli", "libtorrent"]) {
         return;
     }
     let fx = Fixture::new("tr-seeds", lt_create);

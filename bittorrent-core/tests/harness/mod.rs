@@ -175,3 +175,137 @@ pub fn wait_phase(s: &Session, mi: &Metainfo, phase: Phase, timeout: Duration) {
         s.status(&mi.info_hash)
     );
 }
+
+/// How a scripted peer misbehaves.
+#[derive(Clone, Copy, Debug)]
+pub enum Script {
+    /// Claims every piece; answers every request with garbage.
+    Corrupt,
+    /// Claims every piece; serves `n` good blocks, then drops the connection.
+    VanishAfter(usize),
+    /// Has only pieces `0..n` and serves them correctly.
+    FirstPieces(u32),
+}
+
+/// A raw-socket peer playing `script` for one torrent; accepts connections
+/// until the returned guard is dropped. Returns its address.
+pub struct ScriptedPeer {
+    pub addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Drop for ScriptedPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.addr);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+pub fn scripted_peer(mi: &Metainfo, data: Vec<u8>, script: Script) -> ScriptedPeer {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let connections = Arc::new(AtomicU32::new(0));
+    let (s2, c2) = (stop.clone(), connections.clone());
+    let info_hash = mi.info_hash.0;
+    let layout = bittorrent_core::layout::Layout::of(&mi.info);
+    let handle = std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if s2.load(Ordering::SeqCst) {
+                return;
+            }
+            let Ok(stream) = stream else { continue };
+            c2.fetch_add(1, Ordering::SeqCst);
+            let _ = serve_script(stream, info_hash, layout, &data, script, &s2);
+        }
+    });
+    ScriptedPeer {
+        addr,
+        stop,
+        handle: Some(handle),
+        connections,
+    }
+}
+
+fn serve_script(
+    mut stream: std::net::TcpStream,
+    info_hash: [u8; 20],
+    layout: bittorrent_core::layout::Layout,
+    data: &[u8],
+    script: Script,
+    stop: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<()> {
+    use bittorrent_core::bitfield::Bitfield;
+    use bittorrent_core::wire::{FrameDecoder, Handshake, Message, MAX_FRAME};
+    use std::io::{Read, Write};
+    stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let mut hs = [0u8; 68];
+    stream.read_exact(&mut hs)?;
+    let mut id = *b"-XX0001-scriptedpeer";
+    id[19] = b'0' + (Instant::now().elapsed().subsec_nanos() % 10) as u8;
+    let mut plain = Handshake::new(info_hash, id);
+    plain.reserved = [0; 8];
+    stream.write_all(&plain.encode())?;
+    let n = layout.num_pieces as usize;
+    let bf = match script {
+        Script::FirstPieces(k) => {
+            let mut b = Bitfield::new(n);
+            for i in 0..k as usize {
+                b.set(i);
+            }
+            b
+        }
+        _ => Bitfield::full(n),
+    };
+    let mut out = Vec::new();
+    Message::Bitfield(bf.as_bytes().to_vec()).encode(&mut out);
+    Message::Unchoke.encode(&mut out);
+    stream.write_all(&out)?;
+    let mut dec = FrameDecoder::new(MAX_FRAME);
+    let mut buf = vec![0u8; 65536];
+    let mut served = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(k) => dec.feed(&buf[..k]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e),
+        }
+        while let Ok(Some(m)) = dec.next_message() {
+            let Message::Request(b) = m else { continue };
+            let off = (layout.piece_offset(b.index) + u64::from(b.begin)) as usize;
+            let mut block = data[off..off + b.length as usize].to_vec();
+            match script {
+                Script::Corrupt => block.iter_mut().for_each(|x| *x = !*x),
+                Script::VanishAfter(k) if served >= k => return Ok(()),
+                Script::FirstPieces(k) if b.index >= k => continue,
+                _ => {}
+            }
+            served += 1;
+            let mut out = Vec::new();
+            Message::Piece {
+                index: b.index,
+                begin: b.begin,
+                data: block,
+            }
+            .encode(&mut out);
+            stream.write_all(&out)?;
+        }
+    }
+    Ok(())
+}
