@@ -7,6 +7,7 @@
 //! See `docs/ARCHITECTURE.md` for the threads and the messages between them.
 #![warn(missing_docs)]
 
+pub mod announcer;
 pub mod bencode;
 pub mod create;
 pub mod error;

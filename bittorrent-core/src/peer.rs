@@ -170,6 +170,23 @@ impl Default for PeerLimits {
     }
 }
 
+/// Read at least one byte (to sniff what the connection speaks).
+pub fn read_some(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, CloseReason> {
+    let _ = stream.set_read_timeout(Some(timeout));
+    let mut chunk = [0u8; 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(CloseReason::PeerClosed),
+            Ok(n) => return Ok(chunk[..n].to_vec()),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(CloseReason::BadHandshake("timed out".into()))
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(CloseReason::Io(e.to_string())),
+        }
+    }
+}
+
 /// Read a handshake with a deadline; returns it and any bytes read past it.
 pub fn read_handshake(
     stream: &mut TcpStream,
@@ -464,10 +481,11 @@ impl<'a> Connection<'a> {
     fn on_command(&mut self, cmd: PeerCmd) -> Result<(), CloseReason> {
         match cmd {
             PeerCmd::Request(blocks) => {
+                // Sent even if we think it is outstanding: the torrent
+                // re-requests only what it gave up on.
                 for b in blocks {
-                    if self.sent_requests.insert(b) {
-                        self.send(&Message::Request(b));
-                    }
+                    self.sent_requests.insert(b);
+                    self.send(&Message::Request(b));
                 }
             }
             PeerCmd::Cancel(b) => {

@@ -354,6 +354,32 @@ impl Picker {
         contributors
     }
 
+    /// Drop every request for which `keep(peer, block)` is false (the peer
+    /// is gone, or no longer has the request outstanding): such blocks are
+    /// open again. A safety net run from the torrent's tick, so that no block
+    /// can stay requested from a peer that will never send it.
+    pub fn reconcile(&mut self, mut keep: impl FnMut(PeerKey, &BlockRef) -> bool) -> usize {
+        let mut dropped = 0;
+        for idx in 0..self.in_progress.len() {
+            let p = self.in_progress[idx];
+            let layout = self.layout;
+            if let PieceState::InProgress(part) = &mut self.pieces[p as usize] {
+                for (b, st) in part.blocks.iter_mut().enumerate() {
+                    if let BlockState::Requested(peers) = st {
+                        let blk = layout.block(p, b as u32);
+                        let before = peers.len();
+                        peers.retain(|k| keep(*k, &blk));
+                        dropped += before - peers.len();
+                        if peers.is_empty() {
+                            *st = BlockState::Open;
+                        }
+                    }
+                }
+            }
+        }
+        dropped
+    }
+
     /// Number of pieces currently being downloaded.
     pub fn pieces_in_progress(&self) -> usize {
         self.in_progress.len()

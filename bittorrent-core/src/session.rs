@@ -11,6 +11,7 @@ use crate::peer::{self, PeerLimits};
 use crate::picker::PeerKey;
 use crate::storage::Storage;
 use crate::torrent::{self, Command, TorrentShared, TorrentStatus};
+use crate::tracker::{looks_like_http, TrackerConfig, TrackerServer};
 use crate::wire::Handshake;
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
@@ -42,6 +43,12 @@ pub struct Config {
     pub hasher_threads: usize,
     /// Per-peer limits and timeouts.
     pub peer_limits: PeerLimits,
+    /// The tracker embedded in this peer (HTTP on the listening TCP port,
+    /// BEP 15 on the same UDP port). By default it tracks only the
+    /// session's torrents; `open` tracks any info-hash.
+    pub tracker: TrackerConfig,
+    /// Run the embedded tracker (default true).
+    pub enable_tracker: bool,
 }
 
 impl Default for Config {
@@ -55,6 +62,14 @@ impl Default for Config {
             upload_slots: 4,
             hasher_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             peer_limits: PeerLimits::default(),
+            tracker: TrackerConfig {
+                // A LAN swarm wants newcomers found in minutes, not half hours.
+                interval: Duration::from_secs(120),
+                min_interval: Duration::from_secs(30),
+                peer_timeout: Duration::from_secs(300),
+                ..TrackerConfig::default()
+            },
+            enable_tracker: true,
         }
     }
 }
@@ -95,10 +110,16 @@ pub(crate) struct Shared {
     next_key: AtomicU64,
     registry: RwLock<HashMap<[u8; 20], Arc<TorrentShared>>>,
     local_addr: SocketAddr,
-    shutting_down: AtomicBool,
+    shutting_down: Arc<AtomicBool>,
+    pub(crate) tracker: Arc<TrackerServer>,
 }
 
 impl Shared {
+    /// Our listening port (what we announce).
+    pub(crate) fn local_port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
     pub(crate) fn next_key(&self) -> PeerKey {
         self.next_key.fetch_add(1, Ordering::Relaxed)
     }
@@ -121,7 +142,9 @@ fn is_local_ip(ip: IpAddr) -> bool {
 pub struct Session {
     shared: Arc<Shared>,
     listener: Option<JoinHandle<()>>,
+    udp: Option<JoinHandle<()>>,
     torrents: Mutex<Vec<(InfoHash, JoinHandle<()>)>>,
+    announcers: Mutex<Vec<(Arc<AtomicBool>, JoinHandle<()>)>>,
     hasher: Option<HasherPool>,
 }
 
@@ -153,6 +176,7 @@ impl Session {
             .map_err(|e| Error::io("listening address", e))?;
         let hasher = HasherPool::start(config.hasher_threads)
             .map_err(|e| Error::io("start hashing threads", e))?;
+        let config_tracker = config.tracker.clone();
         let shared = Arc::new(Shared {
             peer_id: random_peer_id(&config.peer_id_prefix),
             config,
@@ -161,8 +185,27 @@ impl Session {
             next_key: AtomicU64::new(1),
             registry: RwLock::new(HashMap::new()),
             local_addr,
-            shutting_down: AtomicBool::new(false),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            tracker: Arc::new(TrackerServer::new(config_tracker)),
         });
+        // BEP 15 on the same port number, UDP.
+        let udp = if shared.config.enable_tracker {
+            let sock = std::net::UdpSocket::bind(local_addr)
+                .map_err(|e| Error::io(format!("bind UDP tracker on {local_addr}"), e))?;
+            let (t, stop) = (shared.tracker.clone(), shared.shutting_down.clone());
+            Some(
+                std::thread::Builder::new()
+                    .name("udp".into())
+                    .spawn(move || {
+                        if let Err(e) = t.run_udp(&sock, &stop) {
+                            log::warn!("UDP tracker stopped: {e}");
+                        }
+                    })
+                    .map_err(|e| Error::io("start UDP thread", e))?,
+            )
+        } else {
+            None
+        };
         let s2 = shared.clone();
         let handle = std::thread::Builder::new()
             .name("listener".into())
@@ -172,7 +215,9 @@ impl Session {
         Ok(Session {
             shared,
             listener: Some(handle),
+            udp,
             torrents: Mutex::new(Vec::new()),
+            announcers: Mutex::new(Vec::new()),
             hasher: Some(hasher),
         })
     }
@@ -205,8 +250,16 @@ impl Session {
             add.peers,
         )
         .map_err(|e| Error::io("start torrent thread", e))?;
-        self.shared.registry.write().insert(ih.0, t);
+        self.shared.registry.write().insert(ih.0, t.clone());
+        self.shared.tracker.allow(ih);
         self.torrents.lock().push((ih, handle));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sh, st) = (self.shared.clone(), stop.clone());
+        let a = std::thread::Builder::new()
+            .name(format!("announcer {}", &ih.to_hex()[..8]))
+            .spawn(move || crate::announcer::run(sh, t, st))
+            .map_err(|e| Error::io("start announcer thread", e))?;
+        self.announcers.lock().push((stop, a));
         Ok(ih)
     }
 
@@ -250,6 +303,11 @@ impl Session {
         if self.shared.shutting_down.swap(true, Ordering::SeqCst) {
             return;
         }
+        // Announcers send `stopped` (bounded by a few seconds) in parallel.
+        let announcers: Vec<_> = self.announcers.lock().drain(..).collect();
+        for (stop, _) in &announcers {
+            stop.store(true, Ordering::SeqCst);
+        }
         let torrents: Vec<Arc<TorrentShared>> =
             self.shared.registry.read().values().cloned().collect();
         let mut waits = Vec::new();
@@ -265,6 +323,9 @@ impl Session {
         for (_, h) in self.torrents.lock().drain(..) {
             let _ = h.join();
         }
+        for (_, h) in announcers {
+            let _ = h.join();
+        }
         self.shared.registry.write().clear();
         // Wake the blocked accept with a connection to ourselves.
         let mut wake = self.shared.local_addr;
@@ -276,6 +337,9 @@ impl Session {
         }
         let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
         if let Some(h) = self.listener.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.udp.take() {
             let _ = h.join();
         }
         if let Some(h) = self.hasher.take() {
@@ -317,14 +381,32 @@ fn handle_incoming(mut stream: TcpStream, shared: Arc<Shared>) {
     };
     let limits = shared.config.peer_limits;
     let _ = stream.set_write_timeout(Some(limits.write_timeout));
-    let (hs, leftover) =
-        match peer::read_handshake(&mut stream, Vec::new(), limits.handshake_timeout) {
-            Ok(x) => x,
-            Err(reason) => {
-                log::debug!("incoming {addr}: {reason}");
-                return;
-            }
-        };
+    // Sniff: byte 19 starts a BitTorrent handshake; "GET " an HTTP
+    // request for the embedded tracker.
+    let deadline = std::time::Instant::now() + limits.handshake_timeout;
+    let first = match peer::read_some(&mut stream, limits.handshake_timeout) {
+        Ok(b) => b,
+        Err(reason) => {
+            log::debug!("incoming {addr}: {reason}");
+            return;
+        }
+    };
+    if shared.config.enable_tracker && looks_like_http(&first) {
+        if let Err(e) = shared
+            .tracker
+            .serve_http_connection(&mut stream, &first, deadline)
+        {
+            log::debug!("tracker request from {addr}: {e}");
+        }
+        return;
+    }
+    let (hs, leftover) = match peer::read_handshake(&mut stream, first, limits.handshake_timeout) {
+        Ok(x) => x,
+        Err(reason) => {
+            log::debug!("incoming {addr}: {reason}");
+            return;
+        }
+    };
     let torrent = shared.registry.read().get(&hs.info_hash).cloned();
     let Some(t) = torrent else {
         log::debug!("incoming {addr}: unknown info-hash");

@@ -68,6 +68,8 @@ pub struct TorrentStatus {
     pub seeds: usize,
     /// Pieces that failed their hash check.
     pub hash_failures: u32,
+    /// The last tracker announce.
+    pub tracker: crate::announcer::TrackerStatus,
     /// Peers banned for bad data.
     pub banned: usize,
 }
@@ -112,6 +114,8 @@ pub struct TorrentShared {
     pub peer_ctx: Arc<PeerContext>,
     /// The peer-event channel (peer threads send here).
     pub events: Sender<(PeerKey, PeerEvent)>,
+    /// The announcer's last outcome.
+    pub tracker: Mutex<crate::announcer::TrackerStatus>,
 }
 
 struct Conn {
@@ -222,6 +226,7 @@ pub(crate) fn spawn(
         peers: 0,
         seeds: 0,
         hash_failures: 0,
+        tracker: Default::default(),
         banned: 0,
     };
     let me = Arc::new(TorrentShared {
@@ -230,6 +235,7 @@ pub(crate) fn spawn(
         commands: cmd_tx,
         peer_ctx,
         events: events_tx,
+        tracker: Mutex::new(Default::default()),
     });
     let now = Instant::now();
     let mut t = Torrent {
@@ -451,8 +457,11 @@ impl Torrent {
         let Some(c) = self.conns.get(&key) else {
             return;
         };
-        if c.inbox.try_send(cmd).is_err() {
-            self.close(key, CloseReason::TooSlow);
+        match c.inbox.try_send(cmd) {
+            Ok(()) => {}
+            // Its thread has ended; its `Left` event is on the way.
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {}
+            Err(crossbeam_channel::TrySendError::Full(_)) => self.close(key, CloseReason::TooSlow),
         }
     }
 
@@ -872,6 +881,19 @@ impl Torrent {
             self.fill_requests(k);
         }
         let _ = (total_down, total_up);
+        let conns = &self.conns;
+        let lost = self
+            .picker
+            .reconcile(|k, b| conns.get(&k).is_some_and(|c| c.outstanding.contains(b)));
+        if lost > 0 {
+            log::debug!(
+                "{}: reopened {lost} orphaned requests",
+                self.me.metainfo.info.name
+            );
+            for k in keys.clone() {
+                self.fill_requests(k);
+            }
+        }
         if now - self.last_choke >= CHOKE_INTERVAL {
             self.choke_round(now);
         }
@@ -938,6 +960,7 @@ impl Torrent {
         s.seeds = self.conns.values().filter(|c| c.bitfield.is_full()).count();
         s.hash_failures = self.hash_failures;
         s.banned = self.banned.len();
+        s.tracker = self.me.tracker.lock().clone();
     }
 
     fn shutdown(&mut self) {

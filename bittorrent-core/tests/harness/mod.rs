@@ -223,7 +223,9 @@ pub fn scripted_peer(mi: &Metainfo, data: Vec<u8>, script: Script) -> ScriptedPe
             }
             let Ok(stream) = stream else { continue };
             c2.fetch_add(1, Ordering::SeqCst);
-            let _ = serve_script(stream, info_hash, layout, &data, script, &s2);
+            if let Err(e) = serve_script(stream, info_hash, layout, &data, script, &s2) {
+                eprintln!("scripted peer: {e}");
+            }
         }
     });
     ScriptedPeer {
