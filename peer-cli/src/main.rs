@@ -11,7 +11,7 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage:
   peer FILE.torrent... [--dir DIR] [--port N] [--peer IP:PORT]... [--once]
-  peer demo
+  peer demo [--size MIB] [--leechers N] [--dir DIR]
   peer info FILE.torrent|MAGNET [--json]
   peer create PATH [-o OUT] [--announce URL|IP:PORT]... [--piece-length BYTES]
               [--private] [--comment TEXT] [--web-seed URL]... [--threads N]
