@@ -110,6 +110,9 @@ pub enum PeerEvent {
 /// Torrent thread to peer thread (always sent with `try_send`).
 #[derive(Debug, Clone)]
 pub enum PeerCmd {
+    /// The first command: we are registered; here are our verified pieces,
+    /// to send as the bitfield.
+    Start(Bitfield),
     /// Send these requests.
     Request(Vec<BlockRef>),
     /// Cancel a request.
@@ -296,6 +299,10 @@ struct Connection<'a> {
 }
 
 const SHORT_READ: Duration = Duration::from_millis(5);
+/// How long a new connection waits for its torrent thread to register it.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes of piece messages queued per loop turn.
+const UPLOAD_BURST: usize = 1 << 20;
 const WRITE_SLICE: Duration = Duration::from_millis(10);
 const LONG_READ: Duration = Duration::from_millis(100);
 const KEEPALIVE: Duration = Duration::from_secs(90);
@@ -362,10 +369,20 @@ impl<'a> Connection<'a> {
             unrequested: 0,
             short_timeout: false,
         };
-        // Our bitfield goes first (after the handshake, before anything else).
-        // Registered before the snapshot: a `have` racing with it is merely
-        // sent twice.
-        let have = ctx.have.read().clone();
+        // Our bitfield goes first (after the handshake, before anything
+        // else). The torrent thread sends it as the first command when it
+        // registers us: every `have` after it then comes through the inbox,
+        // so no piece verified meanwhile can be missed.
+        let deadline = Instant::now() + START_TIMEOUT;
+        let have = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match c.inbox.recv_timeout(left) {
+                Ok(PeerCmd::Start(have)) => break have,
+                Ok(PeerCmd::Close(r)) => return Err(r),
+                Ok(_) => {}
+                Err(_) => return Err(CloseReason::Shutdown),
+            }
+        };
         if fast && have.is_full() {
             c.send(&Message::HaveAll);
         } else if fast && have.count() == 0 {
@@ -446,16 +463,26 @@ impl<'a> Connection<'a> {
             if self.last_recv.elapsed() > self.ctx.limits.idle_timeout {
                 return Err(CloseReason::Timeout);
             }
-            // Short reads while requests are few (new ones may arrive in the
-            // inbox at any moment), longer ones when idle.
-            let want_short =
-                !self.peer_choking || !self.upload_queue.is_empty() || !self.out.is_empty();
+            // With uploads waiting, never sit in `read`: take what has
+            // arrived without waiting and go back to sending (the blocking
+            // write in `flush` is where a busy connection waits). Otherwise
+            // short reads while we download (commands may arrive in the inbox
+            // at any moment), longer ones when idle.
+            let busy = !self.upload_queue.is_empty() || !self.out.is_empty();
+            let want_short = !self.peer_choking;
             if want_short != self.short_timeout {
                 self.short_timeout = want_short;
                 let t = if want_short { SHORT_READ } else { LONG_READ };
                 let _ = self.stream.set_read_timeout(Some(t));
             }
-            match self.stream.read(&mut buf) {
+            if busy {
+                let _ = self.stream.set_nonblocking(true);
+            }
+            let r = self.stream.read(&mut buf);
+            if busy {
+                let _ = self.stream.set_nonblocking(false);
+            }
+            match r {
                 Ok(0) => return Err(CloseReason::PeerClosed),
                 Ok(n) => {
                     self.last_recv = Instant::now();
@@ -494,6 +521,7 @@ impl<'a> Connection<'a> {
                 }
             }
             PeerCmd::Have(i) => self.send(&Message::Have(i)),
+            PeerCmd::Start(_) => {}
             PeerCmd::Choke(true) => {
                 if !self.am_choking {
                     self.am_choking = true;
@@ -521,7 +549,7 @@ impl<'a> Connection<'a> {
 
     fn serve_uploads(&mut self) -> Result<(), CloseReason> {
         // Bound the bytes queued per loop turn so reads stay responsive.
-        while self.out.len() < 256 * 1024 {
+        while self.out.len() < UPLOAD_BURST {
             let Some(b) = self.upload_queue.pop_front() else {
                 break;
             };

@@ -380,6 +380,31 @@ impl Picker {
         dropped
     }
 
+    /// A one-line description of every piece not yet verified (for stall
+    /// diagnostics in the log).
+    pub fn describe_missing(&self) -> String {
+        let mut out = Vec::new();
+        for (i, st) in self.pieces.iter().enumerate() {
+            let d = match st {
+                PieceState::Have => continue,
+                PieceState::Missing => format!("{i}:missing(avail {})", self.availability[i]),
+                PieceState::Hashing(_) => format!("{i}:hashing"),
+                PieceState::InProgress(p) => format!("{i}:partial{:?}", p.blocks),
+            };
+            out.push(d);
+            if out.len() >= 8 {
+                out.push("...".into());
+                break;
+            }
+        }
+        format!(
+            "{} (order len {}, cursor {})",
+            out.join(" "),
+            self.order.len(),
+            self.cursor
+        )
+    }
+
     /// Number of pieces currently being downloaded.
     pub fn pieces_in_progress(&self) -> usize {
         self.in_progress.len()

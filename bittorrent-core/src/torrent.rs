@@ -576,6 +576,15 @@ impl Torrent {
             "peer {addr} joined ({})",
             if outgoing { "out" } else { "in" }
         );
+        // The peer thread waits for this before it sends anything.
+        if inbox
+            .try_send(PeerCmd::Start(self.picker.have().clone()))
+            .is_err()
+        {
+            let _ = closer.shutdown(Shutdown::Both);
+            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
         if let Some(c) = self.candidates.get_mut(&addr) {
             c.failures = 0;
             c.connected = true;
@@ -893,6 +902,23 @@ impl Torrent {
             for k in keys.clone() {
                 self.fill_requests(k);
             }
+        }
+        if self.phase == Phase::Downloading && self.downloaded == self.last_totals.0 {
+            log::debug!(
+                "{}: no progress; missing {}; peers {:?}",
+                self.me.metainfo.info.name,
+                self.picker.describe_missing(),
+                self.conns
+                    .values()
+                    .map(|c| (
+                        c.addr,
+                        c.am_interested,
+                        c.peer_choking,
+                        c.wanted,
+                        c.outstanding.len()
+                    ))
+                    .collect::<Vec<_>>()
+            );
         }
         if now - self.last_choke >= CHOKE_INTERVAL {
             self.choke_round(now);

@@ -59,7 +59,9 @@ fn multi_file_short_last_piece() {
 fn one_seeder_four_leechers_share_among_themselves() {
     let data = pseudo_random(8 * 1024 * 1024, 5);
     let (mi, seed_dir) = single_file_torrent("four", &data, 32 * 1024);
-    let seeder = session();
+    // One upload slot (+1 optimistic) on the seeder: the other leechers must
+    // get pieces from their fellow leechers.
+    let seeder = session_with(|c| c.upload_slots = 1);
     seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
     wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(20));
     let leechers: Vec<_> = (0..4).map(|_| session()).collect();
@@ -92,7 +94,6 @@ fn one_seeder_four_leechers_share_among_themselves() {
 }
 
 #[test]
-#[ignore = "known race: under CPU load a piece can stall after a peer leaves mid-piece (issue 3 closing note); run with --ignored"]
 fn corrupting_peer_is_banned_and_download_completes() {
     let data = pseudo_random(2 * 1024 * 1024, 6);
     let (mi, seed_dir) = single_file_torrent("corrupt", &data, 32 * 1024);
@@ -122,7 +123,6 @@ fn corrupting_peer_is_banned_and_download_completes() {
 }
 
 #[test]
-#[ignore = "known race: under CPU load a piece can stall after a peer leaves mid-piece (issue 3 closing note); run with --ignored"]
 fn peer_vanishing_mid_piece_does_not_stall() {
     let data = pseudo_random(1024 * 1024, 7);
     let (mi, seed_dir) = single_file_torrent("vanish", &data, 64 * 1024);

@@ -134,6 +134,18 @@ pub fn multi_file_torrent(
     (build_metainfo(name, &list, &all, piece_length, true), dir)
 }
 
+/// A loopback session with a configuration tweak.
+pub fn session_with(tweak: impl FnOnce(&mut Config)) -> Session {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut c = Config {
+        listen_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        listen_port: 0,
+        ..Config::default()
+    };
+    tweak(&mut c);
+    Session::start(c).unwrap()
+}
+
 pub fn session() -> Session {
     let _ = env_logger::builder().is_test(true).try_init();
     Session::start(Config {
