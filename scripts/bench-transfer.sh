@@ -250,15 +250,15 @@ fi
 echo
 echo "### ${SIZE_MIB} MiB, piece length ${PIECE}, one seeder -> one leecher, median of ${RUNS} runs"
 echo
-echo "| | wall (s) | MB/s | leecher CPU (s) user + sys | seeder CPU (s) | CPU per GiB, both sides (s) | leecher peak RSS | seeder peak RSS |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| | wall (s) | MB/s | leecher CPU (s) | leecher user / sys (s) | seeder CPU (s) | CPU per GiB, both sides (s) | leecher peak RSS | seeder peak RSS |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for k in "${KINDS[@]}"; do
     f="$DIR/res1-$k"
     w=$(median "$f" 1); lc=$(median "$f" 2); lu=$(median "$f" 3); ls=$(median "$f" 4)
     lm=$(median "$f" 5); sc=$(median "$f" 6); sm=$(median "$f" 7)
     awk -v k="$(label "$k")" -v w="$w" -v lc="$lc" -v lu="$lu" -v ls="$ls" -v lm="$lm" -v sc="$sc" -v sm="$sm" \
         -v b="$BYTES" -v mib="$SIZE_MIB" \
-        'BEGIN { printf "| %s | %.2f | %.0f | %.2f = %.2f + %.2f | %.2f | %.2f | %.1f MiB | %.1f MiB |\n",
+        'BEGIN { printf "| %s | %.2f | %.0f | %.2f | %.2f / %.2f | %.2f | %.2f | %.1f MiB | %.1f MiB |\n",
                  k, w, b / 1e6 / w, lc, lu, ls, sc, (lc + sc) * 1024 / mib, lm / 1024, sm / 1024 }'
 done
 if [[ $SWARM == 1 ]]; then
