@@ -265,13 +265,14 @@ if [[ $SWARM == 1 ]]; then
     echo
     echo "### ${SIZE_MIB} MiB, one seeder -> four leechers (each told of the seeder and the other three), median of ${RUNS} runs"
     echo
-    echo "| | time until all 4 complete (s) | CPU, 4 leechers together (s) | seeder CPU (s) | max leecher peak RSS | seeder peak RSS |"
-    echo "|---|---|---|---|---|---|"
+    echo "| | time until all 4 complete (s) | CPU, 4 leechers together (s) | seeder CPU (s) | CPU per GiB delivered (s) | max leecher peak RSS | seeder peak RSS |"
+    echo "|---|---|---|---|---|---|---|"
     for k in "${KINDS[@]}"; do
         f="$DIR/res4-$k"
         awk -v k="$(label "$k")" -v w="$(median "$f" 1)" -v lc="$(median "$f" 2)" -v sc="$(median "$f" 3)" \
-            -v lm="$(median "$f" 4)" -v sm="$(median "$f" 5)" \
-            'BEGIN { printf "| %s | %.2f | %.2f | %.2f | %.1f MiB | %.1f MiB |\n", k, w, lc, sc, lm / 1024, sm / 1024 }'
+            -v lm="$(median "$f" 4)" -v sm="$(median "$f" 5)" -v mib="$SIZE_MIB" \
+            'BEGIN { printf "| %s | %.2f | %.2f | %.2f | %.2f | %.1f MiB | %.1f MiB |\n",
+                     k, w, lc, sc, (lc + sc) * 1024 / (4 * mib), lm / 1024, sm / 1024 }'
     done
 fi
 echo
