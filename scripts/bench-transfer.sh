@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# Benchmark a transfer over loopback: `peer` -> `peer` against
+# libtorrent -> libtorrent, one seeder to one leecher, then one seeder to
+# four leechers.
+#
+#   scripts/bench-transfer.sh              # 1 GiB file, 3 runs of each
+#   SIZE_MIB=512 RUNS=5 scripts/bench-transfer.sh
+#   scripts/bench-transfer.sh 512 5        # same, positional
+#
+# Environment (or positional arguments, in this order):
+#   SIZE_MIB   size of the test file in MiB (default 1024)
+#   RUNS       runs of each case (default 3); medians are reported
+#   PIECE      piece length for `peer create --piece-length` (default 1M)
+#   SWARM      1 = also run 1 seeder -> 4 leechers (default 1)
+#   LT         1 = also run libtorrent (default 1; SKIP if not importable)
+#   KEEP       1 = keep the temporary directory
+#
+# What is measured, per run, with a fresh seeder and an empty leecher dir:
+#   * leecher: run under `/usr/bin/time -f "%e %U %S %M"`: wall seconds from
+#     start to exit (it exits when the download is complete and verified),
+#     user + sys CPU seconds, peak RSS.
+#   * seeder: started first and left to check its data; once it reports
+#     that it is seeding, its utime + stime are read from /proc/PID/stat
+#     just before the leecher starts and again when the leecher exits (so
+#     the seeder's own start-up hash check is not counted); its peak RSS is
+#     VmHWM from /proc/PID/status (this one does include the check).
+#   * the download is compared with the source using cmp.
+# Nothing is dropped from the page cache: the source file is written once and
+# read once, so every seeder reads it from memory, and the leecher writes
+# into the page cache (no fsync). This measures the peers, not the disk.
+#
+# libtorrent is driven by peer-cli/tests/interop/lt_seed.py and lt_leech.py
+# (Debian python3-libtorrent, /usr/bin/python3, uTP off, TCP on loopback).
+# Their RSS includes the Python interpreter (~10 MB) and their CPU includes
+# the interpreter start-up and libtorrent import (~0.1 s); lt_leech polls
+# for completion every 0.1 s.
+#
+# Only processes started by this script are stopped, by their pid.
+set -euo pipefail
+
+SIZE_MIB=${1:-${SIZE_MIB:-1024}}
+RUNS=${2:-${RUNS:-3}}
+PIECE=${PIECE:-1M}
+SWARM=${SWARM:-1}
+LT=${LT:-1}
+KEEP=${KEEP:-0}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+INTEROP="$ROOT/peer-cli/tests/interop"
+PY=/usr/bin/python3
+TICK=$(getconf CLK_TCK)
+BASE_PORT=$(( 20000 + ($$ % 20000) ))
+
+echo "== building peer (release)" >&2
+cargo build --quiet --release --manifest-path "$ROOT/Cargo.toml" -p peer-cli
+PEER="$ROOT/target/release/peer"
+
+DIR=$(mktemp -d /tmp/bench-transfer.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2> /dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        wait "$p" 2> /dev/null || true
+    done
+    if [[ $KEEP == 1 ]]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$DIR/src"
+SRC="$DIR/src/data.bin"
+echo "== writing ${SIZE_MIB} MiB of random data to $SRC" >&2
+head -c "$(( SIZE_MIB * 1024 * 1024 ))" /dev/urandom > "$SRC"
+cat "$SRC" > /dev/null # into the page cache; it stays there (nothing is dropped)
+"$PEER" create "$SRC" -o "$DIR/t.torrent" --piece-length "$PIECE" > /dev/null 2>&1
+BYTES=$(( SIZE_MIB * 1024 * 1024 ))
+
+HAVE_LT=0
+if [[ $LT == 1 ]] && "$PY" -c 'import libtorrent' 2> /dev/null; then HAVE_LT=1; fi
+
+port_seq=0
+PORT=
+next_port() { port_seq=$(( port_seq + 1 )); PORT=$(( BASE_PORT + port_seq )); } # sets PORT
+
+forget_pid() { # remove $1 from PIDS
+    local p keep=()
+    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+# cpu_ticks PID: utime + stime of the whole process (all threads), in ticks.
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+
+# wait_for FILE PATTERN SECONDS PID: until FILE contains PATTERN.
+wait_for() {
+    local f=$1 pat=$2 t=$(( $3 * 10 )) pid=$4
+    while (( t-- > 0 )); do
+        if grep -q "$pat" "$f" 2> /dev/null; then return 0; fi
+        if ! kill -0 "$pid" 2> /dev/null; then echo "seeder $pid died" >&2; cat "$f" >&2; return 1; fi
+        sleep 0.1
+    done
+    echo "timeout waiting for '$pat' in $f" >&2
+    return 1
+}
+
+# Seeder control. start_seeder KIND PORT LOG -> sets SEED_PID (and SEED_FD
+# for libtorrent, whose seeder exits when its stdin closes).
+SEED_PID=
+SEED_FD=
+start_seeder() {
+    local kind=$1 port=$2 log=$3
+    if [[ $kind == peer ]]; then
+        "$PEER" "$DIR/t.torrent" --dir "$DIR/src" --port "$port" 2> "$log" > /dev/null &
+        SEED_PID=$!
+        PIDS+=("$SEED_PID")
+        # Progress lines come every 5 s when stderr is not a terminal.
+        wait_for "$log" "seeding" 120 "$SEED_PID"
+    else
+        local fifo="$DIR/seed.fifo"
+        rm -f "$fifo"
+        mkfifo "$fifo"
+        "$PY" "$INTEROP/lt_seed.py" "$DIR/t.torrent" "$DIR/src" "$port" --timeout 3600 \
+            < "$fifo" > "$log.out" 2> "$log" &
+        SEED_PID=$!
+        PIDS+=("$SEED_PID")
+        exec {SEED_FD}> "$fifo"
+        wait_for "$log.out" "READY" 120 "$SEED_PID"
+    fi
+}
+stop_seeder() {
+    if [[ -n $SEED_FD ]]; then
+        exec {SEED_FD}>&-
+        SEED_FD=
+    else
+        kill -TERM "$SEED_PID" 2> /dev/null || true
+    fi
+    wait "$SEED_PID" 2> /dev/null || true
+    forget_pid "$SEED_PID"
+}
+
+LCMD=()
+leech_cmd() { # KIND TORRENT DIR PORT PEER... -> sets LCMD
+    local kind=$1 t=$2 d=$3 port=$4; shift 4
+    local p args=()
+    for p in "$@"; do args+=(--peer "$p"); done
+    if [[ $kind == peer ]]; then
+        LCMD=("$PEER" "$t" --dir "$d" --port "$port" "${args[@]}" --once)
+    else
+        LCMD=("$PY" "$INTEROP/lt_leech.py" "$t" "$d" --listen-port "$port" --timeout 3600 "${args[@]}")
+    fi
+}
+
+# Both cases set RESULT (no subshell, so the EXIT trap sees every pid).
+RESULT=
+# one_to_one KIND RUN: RESULT="wall leech_cpu leech_user leech_sys leech_rss_kib seed_cpu seed_rss_kib"
+one_to_one() {
+    local kind=$1 run=$2
+    local sport lport ldir slog t0 t1 c0 c1
+    next_port; sport=$PORT; next_port; lport=$PORT
+    ldir="$DIR/leech-$kind-$run"; slog="$DIR/seed-$kind-$run.log"
+    rm -rf "$ldir"; mkdir -p "$ldir"
+    start_seeder "$kind" "$sport" "$slog"
+    c0=$(cpu_ticks "$SEED_PID")
+    leech_cmd "$kind" "$DIR/t.torrent" "$ldir" "$lport" "127.0.0.1:$sport"
+    /usr/bin/time -f "%e %U %S %M" -o "$DIR/time" "${LCMD[@]}" \
+        > "$DIR/leech-$kind-$run.out" 2> "$DIR/leech-$kind-$run.log" \
+        || { echo "leecher failed" >&2; tail -5 "$DIR/leech-$kind-$run.log" >&2; return 1; }
+    c1=$(cpu_ticks "$SEED_PID")
+    local hwm
+    hwm=$(hwm_kib "$SEED_PID")
+    stop_seeder
+    cmp "$SRC" "$ldir/data.bin" || { echo "MISMATCH ($kind run $run)" >&2; return 1; }
+    rm -rf "$ldir"
+    read -r e u s m < "$DIR/time"
+    RESULT=$(awk -v e="$e" -v u="$u" -v s="$s" -v m="$m" -v c0="$c0" -v c1="$c1" -v tk="$TICK" -v h="$hwm" \
+        'BEGIN { printf "%.2f %.2f %.2f %.2f %d %.2f %d\n", e, u + s, u, s, m, (c1 - c0) / tk, h }')
+}
+
+# one_to_four KIND RUN: RESULT="wall leechers_cpu seed_cpu max_leech_rss_kib seed_rss_kib"
+one_to_four() {
+    local kind=$1 run=$2
+    local sport ports=() i j peers pids=() slog c0 c1 t0 t1
+    next_port; sport=$PORT
+    for i in 0 1 2 3; do next_port; ports+=("$PORT"); done
+    slog="$DIR/seed4-$kind-$run.log"
+    start_seeder "$kind" "$sport" "$slog"
+    c0=$(cpu_ticks "$SEED_PID")
+    t0=$EPOCHREALTIME
+    for i in 0 1 2 3; do
+        peers=("127.0.0.1:$sport")
+        for j in 0 1 2 3; do [[ $j == "$i" ]] || peers+=("127.0.0.1:${ports[$j]}"); done
+        rm -rf "$DIR/l4-$i"; mkdir -p "$DIR/l4-$i"
+        leech_cmd "$kind" "$DIR/t.torrent" "$DIR/l4-$i" "${ports[$i]}" "${peers[@]}"
+        /usr/bin/time -f "%e %U %S %M" -o "$DIR/time4-$i" "${LCMD[@]}" \
+            > "$DIR/l4-$kind-$run-$i.out" 2> "$DIR/l4-$kind-$run-$i.log" &
+        pids+=($!)
+        PIDS+=($!)
+    done
+    local fail=0
+    for i in 0 1 2 3; do
+        wait "${pids[$i]}" || { echo "leecher $i failed ($kind run $run)" >&2; fail=1; }
+        forget_pid "${pids[$i]}"
+    done
+    t1=$EPOCHREALTIME
+    c1=$(cpu_ticks "$SEED_PID")
+    local hwm
+    hwm=$(hwm_kib "$SEED_PID")
+    stop_seeder
+    (( fail == 0 )) || return 1
+    for i in 0 1 2 3; do
+        cmp "$SRC" "$DIR/l4-$i/data.bin" || { echo "MISMATCH ($kind 1->4 run $run leecher $i)" >&2; return 1; }
+        rm -rf "$DIR/l4-$i"
+    done
+    RESULT=$(cat "$DIR"/time4-[0-3] | awk -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v tk="$TICK" -v h="$hwm" \
+        '{ cpu += $2 + $3; if ($4 > m) m = $4 }
+         END { printf "%.2f %.2f %.2f %d %d\n", t1 - t0, cpu, (c1 - c0) / tk, m, h }')
+}
+
+# median of column N of FILE
+median() {
+    awk -v c="$2" '{ print $c }' "$1" | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+KINDS=(peer)
+if (( HAVE_LT )); then KINDS+=(lt); else echo "== libtorrent not importable by $PY: SKIP" >&2; fi
+label() { if [[ $1 == peer ]]; then echo "peer -> peer"; else echo "libtorrent -> libtorrent"; fi; }
+
+# Interleave the kinds run by run, so that both see the same machine load.
+for (( r = 1; r <= RUNS; r++ )); do
+    for k in "${KINDS[@]}"; do
+        one_to_one "$k" "$r"; line=$RESULT
+        echo "$line" >> "$DIR/res1-$k"
+        echo "1->1 $(label "$k") run $r: wall cpu_leech user sys rss_leech_kib cpu_seed rss_seed_kib = $line (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+    done
+done
+if [[ $SWARM == 1 ]]; then
+    for (( r = 1; r <= RUNS; r++ )); do
+        for k in "${KINDS[@]}"; do
+            one_to_four "$k" "$r"; line=$RESULT
+            echo "$line" >> "$DIR/res4-$k"
+            echo "1->4 $(label "$k") run $r: wall cpu_leechers cpu_seed max_rss_leech_kib rss_seed_kib = $line (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+        done
+    done
+fi
+
+echo
+echo "### ${SIZE_MIB} MiB, piece length ${PIECE}, one seeder -> one leecher, median of ${RUNS} runs"
+echo
+echo "| | wall (s) | MB/s | leecher CPU (s) | leecher user / sys (s) | seeder CPU (s) | CPU per GiB, both sides (s) | leecher peak RSS | seeder peak RSS |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for k in "${KINDS[@]}"; do
+    f="$DIR/res1-$k"
+    w=$(median "$f" 1); lc=$(median "$f" 2); lu=$(median "$f" 3); ls=$(median "$f" 4)
+    lm=$(median "$f" 5); sc=$(median "$f" 6); sm=$(median "$f" 7)
+    awk -v k="$(label "$k")" -v w="$w" -v lc="$lc" -v lu="$lu" -v ls="$ls" -v lm="$lm" -v sc="$sc" -v sm="$sm" \
+        -v b="$BYTES" -v mib="$SIZE_MIB" \
+        'BEGIN { printf "| %s | %.2f | %.0f | %.2f | %.2f / %.2f | %.2f | %.2f | %.1f MiB | %.1f MiB |\n",
+                 k, w, b / 1e6 / w, lc, lu, ls, sc, (lc + sc) * 1024 / mib, lm / 1024, sm / 1024 }'
+done
+if [[ $SWARM == 1 ]]; then
+    echo
+    echo "### ${SIZE_MIB} MiB, one seeder -> four leechers (each told of the seeder and the other three), median of ${RUNS} runs"
+    echo
+    echo "| | time until all 4 complete (s) | CPU, 4 leechers together (s) | seeder CPU (s) | CPU per GiB delivered (s) | max leecher peak RSS | seeder peak RSS |"
+    echo "|---|---|---|---|---|---|---|"
+    for k in "${KINDS[@]}"; do
+        f="$DIR/res4-$k"
+        awk -v k="$(label "$k")" -v w="$(median "$f" 1)" -v lc="$(median "$f" 2)" -v sc="$(median "$f" 3)" \
+            -v lm="$(median "$f" 4)" -v sm="$(median "$f" 5)" -v mib="$SIZE_MIB" \
+            'BEGIN { printf "| %s | %.2f | %.2f | %.2f | %.2f | %.1f MiB | %.1f MiB |\n",
+                     k, w, lc, sc, (lc + sc) * 1024 / (4 * mib), lm / 1024, sm / 1024 }'
+    done
+fi
+echo
+echo "Columns are medians taken one by one over the runs (not one run's row)."
+echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs."
