@@ -103,6 +103,15 @@ pub enum PeerEvent {
     },
     /// The peer rejected a request (BEP 6).
     Rejected(BlockRef),
+    /// The peer's extended handshake (BEP 10).
+    ExtHandshake {
+        /// Its listening port (`p`), if it said.
+        listen_port: Option<u16>,
+        /// Whether it speaks `ut_pex`.
+        pex: bool,
+    },
+    /// Addresses the peer told us of with `ut_pex` (BEP 11).
+    Pex(Vec<SocketAddr>),
     /// The connection is over.
     Left(CloseReason),
 }
@@ -123,6 +132,8 @@ pub enum PeerCmd {
     Choke(bool),
     /// Tell the peer we are interested or not.
     Interested(bool),
+    /// Send a `ut_pex` message (only if the peer speaks it).
+    Pex(crate::extension::PexMessage),
     /// Close the connection.
     Close(CloseReason),
 }
@@ -141,6 +152,10 @@ pub struct PeerContext {
     pub have: Arc<RwLock<Bitfield>>,
     /// Limits and timeouts.
     pub limits: PeerLimits,
+    /// Our listening port (sent in the extended handshake).
+    pub listen_port: u16,
+    /// A private torrent (BEP 27): no peer exchange.
+    pub private: bool,
 }
 
 /// Limits a peer thread enforces.
@@ -296,9 +311,20 @@ struct Connection<'a> {
     got_first_message: bool,
     unrequested: u32,
     short_timeout: bool,
+    /// The peer speaks BEP 10.
+    ext: bool,
+    /// The id the peer wants `ut_pex` messages sent with.
+    their_pex: Option<u8>,
+    last_pex_in: Option<Instant>,
 }
 
 const SHORT_READ: Duration = Duration::from_millis(5);
+/// The id we ask peers to use for `ut_pex` messages to us.
+const OUR_PEX_ID: u8 = 1;
+/// PEX messages closer together than this are ignored (BEP 11: one a minute).
+const PEX_MIN_GAP: Duration = Duration::from_secs(20);
+/// Most addresses taken from one PEX message.
+const PEX_MAX_ADDED: usize = 100;
 /// How long a new connection waits for its torrent thread to register it.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes of piece messages queued per loop turn.
@@ -368,6 +394,9 @@ impl<'a> Connection<'a> {
             got_first_message: false,
             unrequested: 0,
             short_timeout: false,
+            ext: hs.supports_extensions(),
+            their_pex: None,
+            last_pex_in: None,
         };
         // Our bitfield goes first (after the handshake, before anything
         // else). The torrent thread sends it as the first command when it
@@ -389,6 +418,24 @@ impl<'a> Connection<'a> {
             c.send(&Message::HaveNone);
         } else if have.count() > 0 {
             c.send(&Message::Bitfield(have.as_bytes().to_vec()));
+        }
+        if c.ext {
+            let mut m = Vec::new();
+            if !ctx.private {
+                m.push(("ut_pex".to_string(), OUR_PEX_ID));
+            }
+            let h = crate::extension::ExtHandshake {
+                m,
+                p: Some(ctx.listen_port),
+                v: Some(format!("peer {}", env!("CARGO_PKG_VERSION"))),
+                yourip: Some(addr.ip()),
+                reqq: Some(ctx.limits.max_upload_queue as u32),
+                ..Default::default()
+            };
+            c.send(&Message::Extended {
+                id: crate::extension::HANDSHAKE_EXT_ID,
+                payload: h.encode(),
+            });
         }
         Ok(c)
     }
@@ -522,6 +569,14 @@ impl<'a> Connection<'a> {
             }
             PeerCmd::Have(i) => self.send(&Message::Have(i)),
             PeerCmd::Start(_) => {}
+            PeerCmd::Pex(msg) => {
+                if let Some(id) = self.their_pex {
+                    self.send(&Message::Extended {
+                        id,
+                        payload: msg.encode(),
+                    });
+                }
+            }
             PeerCmd::Choke(true) => {
                 if !self.am_choking {
                     self.am_choking = true;
@@ -587,7 +642,8 @@ impl<'a> Connection<'a> {
         let n = self.ctx.layout.num_pieces as usize;
         match m {
             Message::KeepAlive | Message::Port(_) | Message::SuggestPiece(_) => {}
-            Message::AllowedFast(_) | Message::Extended { .. } => {}
+            Message::AllowedFast(_) => {}
+            Message::Extended { id, payload } => self.on_extended(id, &payload)?,
             Message::Choke => {
                 self.peer_choking = true;
                 // Requests are void after a choke (BEP 3); fast peers reject
@@ -663,6 +719,43 @@ impl<'a> Connection<'a> {
             }
         }
         Ok(())
+    }
+
+    fn on_extended(&mut self, id: u8, payload: &[u8]) -> Result<(), CloseReason> {
+        use crate::extension::{ExtHandshake, PexMessage};
+        if !self.ext {
+            return Err(CloseReason::Protocol(
+                "extended message without BEP 10".into(),
+            ));
+        }
+        match id {
+            crate::extension::HANDSHAKE_EXT_ID => {
+                // A handshake we cannot read just means no extensions.
+                let Ok(h) = ExtHandshake::decode(payload) else {
+                    return Ok(());
+                };
+                self.their_pex = h.id_of("ut_pex").filter(|_| !self.ctx.private);
+                self.event(PeerEvent::ExtHandshake {
+                    listen_port: h.p.filter(|p| *p != 0),
+                    pex: self.their_pex.is_some(),
+                })
+            }
+            OUR_PEX_ID if !self.ctx.private => {
+                // BEP 11: at most one message a minute; tolerate some jitter.
+                if self.last_pex_in.is_some_and(|t| t.elapsed() < PEX_MIN_GAP) {
+                    return Ok(());
+                }
+                self.last_pex_in = Some(Instant::now());
+                if let Ok(m) = PexMessage::decode(payload) {
+                    let added: Vec<SocketAddr> = m.added.into_iter().take(PEX_MAX_ADDED).collect();
+                    if !added.is_empty() {
+                        self.event(PeerEvent::Pex(added))?;
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()), // an extension we did not offer: ignore
+        }
     }
 
     fn on_request(&mut self, b: BlockRef) -> Result<(), CloseReason> {

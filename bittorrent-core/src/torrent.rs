@@ -70,6 +70,8 @@ pub struct TorrentStatus {
     pub hash_failures: u32,
     /// The last tracker announce.
     pub tracker: crate::announcer::TrackerStatus,
+    /// Addresses learned from peer exchange (BEP 11) so far.
+    pub peers_from_pex: usize,
     /// Peers banned for bad data.
     pub banned: usize,
 }
@@ -139,6 +141,14 @@ struct Conn {
     up_rate: u64,
     last_block: Instant,
     target_depth: usize,
+    /// Where the peer accepts connections (outgoing: the address we
+    /// dialled; incoming: its IP with the `p` of its extended handshake).
+    listen_addr: Option<SocketAddr>,
+    /// It speaks `ut_pex`.
+    pex: bool,
+    /// What our PEX messages have told it is connected.
+    pex_sent: HashSet<SocketAddr>,
+    next_pex: Instant,
 }
 
 /// An address we may dial.
@@ -153,6 +163,8 @@ const CHOKE_INTERVAL: Duration = Duration::from_secs(10);
 const OPTIMISTIC_INTERVAL: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const MIN_DEPTH: usize = 16;
+/// Between PEX messages to one peer (BEP 11: at most one a minute).
+const PEX_INTERVAL: Duration = Duration::from_secs(60);
 const MAX_DEPTH: usize = 500;
 /// Strikes (pieces failing their hash with this peer's data) before a ban.
 const BAN_STRIKES: u32 = 2;
@@ -180,6 +192,7 @@ pub struct Torrent {
     downloaded: u64,
     uploaded_closed: u64,
     hash_failures: u32,
+    pex_learned: usize,
     last_choke: Instant,
     last_optimistic: Instant,
     optimistic: Option<PeerKey>,
@@ -210,6 +223,8 @@ pub(crate) fn spawn(
         storage,
         have,
         limits: shared.config.peer_limits,
+        listen_port: shared.local_port(),
+        private: metainfo.info.private,
     });
     let status = TorrentStatus {
         info_hash: metainfo.info_hash,
@@ -227,6 +242,7 @@ pub(crate) fn spawn(
         seeds: 0,
         hash_failures: 0,
         tracker: Default::default(),
+        peers_from_pex: 0,
         banned: 0,
     };
     let me = Arc::new(TorrentShared {
@@ -259,6 +275,7 @@ pub(crate) fn spawn(
         downloaded: 0,
         uploaded_closed: 0,
         hash_failures: 0,
+        pex_learned: 0,
         last_choke: now,
         last_optimistic: now,
         optimistic: None,
@@ -612,6 +629,10 @@ impl Torrent {
                 up_rate: 0,
                 last_block: Instant::now(),
                 target_depth: MIN_DEPTH,
+                listen_addr: if outgoing { Some(addr) } else { None },
+                pex: false,
+                pex_sent: HashSet::new(),
+                next_pex: Instant::now(),
             },
         );
         self.publish_status();
@@ -671,6 +692,28 @@ impl Torrent {
                 self.picker.request_failed(key, &b);
             }
             PeerEvent::Block { block, data } => self.on_block(key, block, data),
+            PeerEvent::ExtHandshake { listen_port, pex } => {
+                let Some(c) = self.conns.get_mut(&key) else {
+                    return;
+                };
+                c.pex = pex;
+                c.next_pex = Instant::now();
+                if let (None, Some(p)) = (c.listen_addr, listen_port) {
+                    let la = SocketAddr::new(c.addr.ip(), p);
+                    c.listen_addr = Some(la);
+                    if let Some(cand) = self.candidates.get_mut(&la) {
+                        cand.connected = true;
+                    }
+                }
+                // A newcomer hears of the swarm at once, and the others hear
+                // of it in their next message (at most one a minute each).
+                self.send_pex(Instant::now());
+            }
+            PeerEvent::Pex(addrs) => {
+                self.pex_learned += addrs.len();
+                self.add_candidates(addrs);
+                self.connect_candidates();
+            }
             PeerEvent::Joined { .. } | PeerEvent::Left(_) => {}
         }
     }
@@ -810,7 +853,12 @@ impl Torrent {
         let room = cfg
             .max_peers_per_torrent
             .saturating_sub(self.conns.len() + self.dialing.len());
-        let connected: HashSet<SocketAddr> = self.conns.values().map(|c| c.addr).collect();
+        let connected: HashSet<SocketAddr> = self
+            .conns
+            .values()
+            .flat_map(|c| [Some(c.addr), c.listen_addr])
+            .flatten()
+            .collect();
         let dialing: HashSet<SocketAddr> = self.dialing.values().copied().collect();
         let ready: Vec<SocketAddr> = self
             .candidates
@@ -920,11 +968,68 @@ impl Torrent {
                     .collect::<Vec<_>>()
             );
         }
+        self.send_pex(now);
         if now - self.last_choke >= CHOKE_INTERVAL {
             self.choke_round(now);
         }
         self.connect_candidates();
         self.publish_status();
+    }
+
+    /// BEP 11: tell each PEX-speaking peer which peers joined and left
+    /// since our last message to it (at most once a minute, 50 of each).
+    fn send_pex(&mut self, now: Instant) {
+        if self.me.metainfo.info.private {
+            return;
+        }
+        let listening: Vec<(PeerKey, SocketAddr)> = self
+            .conns
+            .iter()
+            .filter_map(|(k, c)| c.listen_addr.map(|a| (*k, a)))
+            .collect();
+        let due: Vec<PeerKey> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.pex && now >= c.next_pex)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in due {
+            let Some(c) = self.conns.get_mut(&k) else {
+                continue;
+            };
+            let current: HashSet<SocketAddr> = listening
+                .iter()
+                .filter(|(other, _)| *other != k)
+                .map(|(_, a)| *a)
+                .collect();
+            let added: Vec<SocketAddr> = current
+                .difference(&c.pex_sent)
+                .copied()
+                .take(crate::extension::PEX_MAX_PER_MESSAGE)
+                .collect();
+            let dropped: Vec<SocketAddr> = c
+                .pex_sent
+                .difference(&current)
+                .copied()
+                .take(crate::extension::PEX_MAX_PER_MESSAGE)
+                .collect();
+            if added.is_empty() && dropped.is_empty() {
+                continue;
+            }
+            c.next_pex = now + PEX_INTERVAL;
+            for a in &added {
+                c.pex_sent.insert(*a);
+            }
+            for d in &dropped {
+                c.pex_sent.remove(d);
+            }
+            let msg = crate::extension::PexMessage {
+                added_flags: vec![crate::extension::PEX_FLAG_REACHABLE; added.len()],
+                added,
+                dropped,
+            };
+            self.send(k, PeerCmd::Pex(msg));
+        }
     }
 
     fn choke_round(&mut self, now: Instant) {
@@ -985,6 +1090,7 @@ impl Torrent {
         s.peers = self.conns.len();
         s.seeds = self.conns.values().filter(|c| c.bitfield.is_full()).count();
         s.hash_failures = self.hash_failures;
+        s.peers_from_pex = self.pex_learned;
         s.banned = self.banned.len();
         s.tracker = self.me.tracker.lock().clone();
     }

@@ -211,3 +211,43 @@ fn five_peers_find_each_other_through_the_embedded_tracker() {
         assert_eq!(std::fs::read(d.join("tracked")).unwrap(), data);
     }
 }
+
+/// Two peers told only of a third (which has no data) learn of each other
+/// through its `ut_pex` messages (BEP 11), connect, and complete: each had
+/// half of the file.
+#[test]
+fn peers_find_each_other_by_pex() {
+    let piece = 64 * 1024;
+    let data = pseudo_random(64 * piece, 10);
+    let (mi, _seed_dir) = single_file_torrent("pex", &data, piece as u64);
+    let hub = session();
+    let hub_dir = temp_dir("pex-hub");
+    hub.add(AddTorrent::new(mi.clone(), &hub_dir)).unwrap();
+    let halves = [&data[..32 * piece], &data[32 * piece..]];
+    let mut peers = Vec::new();
+    let mut dirs = Vec::new();
+    for (i, half) in halves.iter().enumerate() {
+        // Each peer starts with half of the file in place (zeros elsewhere).
+        let dir = temp_dir(&format!("pex-half{i}"));
+        let mut partial = vec![0u8; data.len()];
+        let off = i * 32 * piece;
+        partial[off..off + half.len()].copy_from_slice(half);
+        std::fs::write(dir.join("pex"), &partial).unwrap();
+        let s = session();
+        s.add(AddTorrent::new(mi.clone(), &dir).peers(vec![hub.local_addr_v4()]))
+            .unwrap();
+        peers.push(s);
+        dirs.push(dir);
+    }
+    for s in peers.iter().chain(std::iter::once(&hub)) {
+        wait_phase(s, &mi, Phase::Seeding, Duration::from_secs(60));
+    }
+    let mut learned = 0;
+    for (i, s) in peers.iter().enumerate() {
+        assert_eq!(std::fs::read(dirs[i].join("pex")).unwrap(), data);
+        learned += s.status(&mi.info_hash).unwrap().peers_from_pex;
+    }
+    assert_eq!(std::fs::read(hub_dir.join("pex")).unwrap(), data);
+    // Nobody gave the two half-peers each other's address: only PEX did.
+    assert!(learned >= 1, "no peer learned an address by PEX");
+}
