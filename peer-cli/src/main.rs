@@ -10,7 +10,8 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage:
-  peer FILE.torrent... [--dir DIR] [--port N] [--peer IP:PORT]... [--once]
+  peer FILE.torrent... [--dir DIR] [--port N] [--peer IP:PORT]... [--once] [--open-tracker]
+  peer --open-tracker [--port N]        (a tracker for any torrent, nothing else)
   peer demo [--size MIB] [--leechers N] [--dir DIR]
   peer info FILE.torrent|MAGNET [--json]
   peer create PATH [-o OUT] [--announce URL|IP:PORT]... [--piece-length BYTES]

@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub peers: Vec<SocketAddr>,
     /// Exit when everything is complete.
     pub once: bool,
+    /// Track any info-hash, not only ours.
+    pub open_tracker: bool,
 }
 
 /// Parse `peer FILE.torrent... [flags]`.
@@ -36,6 +38,7 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
         port: 6881,
         peers: Vec::new(),
         once: false,
+        open_tracker: false,
     };
     while let Some(arg) = args.next() {
         match arg {
@@ -52,12 +55,13 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
                     o.peers.push(addr);
                 }
                 "--once" => o.once = true,
+                "--open-tracker" => o.open_tracker = true,
                 _ => return Err(CliError::Usage(format!("unknown flag {f}"))),
             },
             Arg::Positional(p) => o.torrents.push(PathBuf::from(p)),
         }
     }
-    if o.torrents.is_empty() {
+    if o.torrents.is_empty() && !o.open_tracker {
         return Err(CliError::Usage("no torrent given".into()));
     }
     Ok(o)
@@ -74,11 +78,20 @@ pub fn run(args: Args) -> Result<(), CliError> {
             .map_err(|e| CliError::Failed(format!("{}: {e}", t.display())))?;
         metas.push(mi);
     }
-    let session = Session::start(Config {
+    let mut config = Config {
         listen_port: o.port,
         ..Config::default()
-    })
-    .map_err(|e| CliError::failed(&e))?;
+    };
+    config.tracker.open = o.open_tracker;
+    let session = Session::start(config).map_err(|e| CliError::failed(&e))?;
+    if o.open_tracker {
+        eprintln!(
+            "open tracker on {} (HTTP http://IP:{}/announce, UDP udp://IP:{})",
+            session.local_addr(),
+            session.local_addr().port(),
+            session.local_addr().port()
+        );
+    }
     let mut hashes: Vec<InfoHash> = Vec::new();
     for mi in metas {
         let ih = session

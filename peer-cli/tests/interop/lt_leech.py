@@ -24,7 +24,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("torrent")
     ap.add_argument("save_dir")
-    ap.add_argument("--peer", action="append", required=True, type=parse_peer)
+    ap.add_argument("--peer", action="append", default=[], type=parse_peer)
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--listen-port", type=int, default=0)
     args = ap.parse_args()
