@@ -251,3 +251,78 @@ fn peers_find_each_other_by_pex() {
     // Nobody gave the two half-peers each other's address: only PEX did.
     assert!(learned >= 1, "no peer learned an address by PEX");
 }
+
+/// Trackers that are down, hang, or answer garbage never stop a download
+/// from a known peer; the failure shows in the status.
+#[test]
+fn bad_trackers_leave_the_download_going() {
+    use std::io::{Read, Write};
+    let data = pseudo_random(2 * 1024 * 1024, 11);
+    let (mut mi, seed_dir) = single_file_torrent("badtrackers", &data, 32 * 1024);
+    // Down: a port nobody listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    // Hangs: accepts and never answers.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_addr = hang.local_addr().unwrap();
+    // Garbage: answers with bytes that are not HTTP.
+    let garbage = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let garbage_addr = garbage.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in garbage.incoming().take(20) {
+            let Ok(mut s) = s else { continue };
+            let mut b = [0u8; 1024];
+            let _ = s.read(&mut b);
+            let _ = s.write_all(b"\x00\xffnot http at all\r\n\r\nd8:intervali");
+        }
+    });
+    mi.announce_list = vec![
+        vec![format!("http://{dead_addr}/announce")],
+        vec![format!("http://{hang_addr}/announce")],
+        vec![format!("http://{garbage_addr}/announce")],
+        vec![format!("udp://{dead_addr}")],
+    ];
+    let seeder = session();
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    let leech_dir = temp_dir("badtrackers-leech");
+    let leecher = session();
+    leecher
+        .add(AddTorrent::new(mi.clone(), &leech_dir).peers(vec![seeder.local_addr_v4()]))
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(30));
+    assert_eq!(std::fs::read(leech_dir.join("badtrackers")).unwrap(), data);
+    // The announce round gives up within its bound and says why.
+    assert!(wait_until(Duration::from_secs(40), || {
+        leecher
+            .status(&mi.info_hash)
+            .is_some_and(|s| s.tracker.error.is_some())
+    }));
+    drop(hang);
+}
+
+/// Several torrents in one session on one port, each from its own seeder.
+#[test]
+fn three_torrents_in_one_session() {
+    let leecher = session();
+    let mut keep = Vec::new();
+    let mut wanted = Vec::new();
+    for i in 0..3u64 {
+        let data = pseudo_random(500_000 + i as usize * 77_777, 20 + i);
+        let name = format!("multi{i}");
+        let (mi, seed_dir) = single_file_torrent(&name, &data, 16 * 1024);
+        let seeder = session();
+        seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+        let dir = temp_dir(&format!("{name}-leech"));
+        leecher
+            .add(AddTorrent::new(mi.clone(), &dir).peers(vec![seeder.local_addr_v4()]))
+            .unwrap();
+        keep.push(seeder);
+        wanted.push((mi, dir, name, data));
+    }
+    assert_eq!(leecher.torrents().len(), 3);
+    for (mi, dir, name, data) in &wanted {
+        wait_phase(&leecher, mi, Phase::Seeding, Duration::from_secs(60));
+        assert_eq!(&std::fs::read(dir.join(name)).unwrap(), data);
+    }
+}

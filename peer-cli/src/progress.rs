@@ -107,20 +107,38 @@ fn bar_line(s: &TorrentStatus) -> String {
     let filled = ((p / 100.0) * width as f64).round() as usize;
     let name: String = s.name.chars().take(24).collect();
     format!(
-        "{name:<24} [{}{}] {p:5.1}%  down {}/s  up {}/s  peers {}  eta {}  {}",
+        "{name:<24} [{}{}] {p:5.1}%  down {}/s  up {}/s  peers {}  eta {}  {}{}",
         "#".repeat(filled.min(width)),
         "-".repeat(width - filled.min(width)),
         human(s.download_rate),
         human(s.upload_rate),
         s.peers,
         eta(s),
-        phase(s)
+        phase(s),
+        tracker_part(s)
     )
+}
+
+/// `tracker: URL 12 peers 30s ago` or the last error.
+fn tracker_part(s: &TorrentStatus) -> String {
+    let t = &s.tracker;
+    let ago = t.last_announce.and_then(|at| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        Some(now.saturating_sub(at))
+    });
+    match (&t.error, &t.url, ago) {
+        (Some(e), _, Some(a)) => format!("  tracker error {a}s ago: {e}"),
+        (None, Some(u), Some(a)) => format!("  tracker {u}: {} peers {a}s ago", t.peers_returned),
+        _ => String::new(),
+    }
 }
 
 fn plain_line(s: &TorrentStatus) -> String {
     format!(
-        "{} {} {:.1}% ({}/{} pieces) down {}/s up {}/s downloaded {} uploaded {} peers {} eta {}",
+        "{} {} {:.1}% ({}/{} pieces) down {}/s up {}/s downloaded {} uploaded {} peers {} eta {}{}",
         s.name,
         phase(s),
         percent(s),
@@ -131,6 +149,7 @@ fn plain_line(s: &TorrentStatus) -> String {
         human(s.downloaded),
         human(s.uploaded),
         s.peers,
-        eta(s)
+        eta(s),
+        tracker_part(s)
     )
 }

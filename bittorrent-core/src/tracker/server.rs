@@ -667,10 +667,17 @@ impl TrackerServer {
     }
 
     /// Serve BEP 15 on `socket` until `stop` is set (checked every 100 ms).
+    /// Also expires stale peers, swarms and rate-limit entries every 10 s
+    /// (this thread is the tracker's housekeeper).
     pub fn run_udp(&self, socket: &UdpSocket, stop: &AtomicBool) -> io::Result<()> {
         socket.set_read_timeout(Some(Duration::from_millis(100)))?;
         let mut buf = [0u8; 2048];
+        let mut last_expire = Instant::now();
         while !stop.load(Ordering::Relaxed) {
+            if last_expire.elapsed() >= Duration::from_secs(10) {
+                last_expire = Instant::now();
+                self.expire(last_expire);
+            }
             match socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     if let Some(reply) = self.handle_udp(&buf[..n], from) {
