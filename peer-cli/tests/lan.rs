@@ -141,7 +141,7 @@ fn lan_download_through_the_announcers_embedded_tracker() {
         .arg(&seed_dir)
         .args(["--port", "6881"])
         .env("RUST_LOG", "info");
-    let mut seeder = Child::spawn("seeder (host 1)", seed);
+    let seeder = Child::spawn("seeder (host 1)", seed);
 
     let mut leechers = Vec::new();
     for host in 1..3 {
