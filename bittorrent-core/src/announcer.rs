@@ -50,6 +50,7 @@ pub(crate) fn run(shared: Arc<Shared>, torrent: Arc<TorrentShared>, stop: Arc<At
     let mut known: HashSet<SocketAddr> = HashSet::new();
     let mut started = false;
     let mut completed_sent = false;
+    let mut completed_tried = false;
     let mut last_poll = Instant::now() - LOCAL_POLL;
     let opts = AnnounceOptions {
         timeout: Duration::from_secs(10),
@@ -82,8 +83,12 @@ pub(crate) fn run(shared: Arc<Shared>, torrent: Arc<TorrentShared>, stop: Arc<At
             } else {
                 AnnounceEvent::None
             };
-            // Events go out at once; regular announces follow the schedule.
-            if event != AnnounceEvent::None || list.is_due(now) {
+            // `completed` goes out at once; everything else (including a
+            // `started` that has not got through yet) follows the schedule,
+            // which backs off after failures.
+            let completed_now = event == AnnounceEvent::Completed && !completed_tried;
+            if completed_now || list.is_due(now) {
+                completed_tried |= event == AnnounceEvent::Completed;
                 let result = list.announce(&request(event), &opts, ROUND_TIMEOUT);
                 let mut ts = TrackerStatus {
                     last_announce: std::time::SystemTime::now()
@@ -110,10 +115,6 @@ pub(crate) fn run(shared: Arc<Shared>, torrent: Arc<TorrentShared>, stop: Arc<At
                     Err(e) => {
                         log::warn!("{}: announce failed: {e}", mi.info.name);
                         ts.error = Some(e.to_string());
-                        // Don't repeat `started` forever against a dead tracker:
-                        // the list's backoff schedules the next try.
-                        started = true;
-                        completed_sent |= event == AnnounceEvent::Completed;
                     }
                 }
                 *torrent.tracker.lock() = ts;

@@ -154,6 +154,7 @@ fn lan_download_through_the_announcers_embedded_tracker() {
             .env("RUST_LOG", "info");
         leechers.push((Child::spawn(&format!("peer (host {})", host + 1), cmd), dir));
     }
+    let t0 = std::time::Instant::now();
     for (leecher, dir) in &mut leechers {
         let status = leecher.wait_exit(LONG_WAIT);
         assert!(
@@ -163,6 +164,7 @@ fn lan_download_through_the_announcers_embedded_tracker() {
             seeder.output()
         );
         assert_same_data(&src, &dir.join(NAME));
+        eprintln!("lan: a leecher completed after {:?}", t0.elapsed());
     }
     // The seeder's log shows the joiners came through its own tracker.
     assert!(
@@ -200,5 +202,6 @@ fn lan_download_through_the_announcers_embedded_tracker() {
             seeder.output()
         );
         assert_same_data(&src, &dir.join(NAME));
+        eprintln!("lan: Transmission completed after {:?}", t0.elapsed());
     }
 }

@@ -831,7 +831,9 @@ impl TrackerList {
 
     /// Record that every tracker failed at `now`: back off 1, 2, 4 … 60 min.
     pub fn record_failure(&mut self, now: Instant) {
-        let backoff = Duration::from_secs(60u64.saturating_mul(1 << self.failures.min(6)))
+        // 5 s, 10 s, 20 s ... up to an hour: a tracker that is only starting
+        // up (a LAN announcer launched at the same moment) is retried soon.
+        let backoff = Duration::from_secs(5u64.saturating_mul(1 << self.failures.min(10)))
             .min(Duration::from_secs(3600));
         self.failures = self.failures.saturating_add(1);
         self.next_announce = now + backoff;
@@ -1031,9 +1033,9 @@ mod tests {
         assert_eq!(l.tiers()[0][0], second);
         let now = Instant::now();
         l.record_failure(now);
-        assert_eq!(l.next_announce(), now + Duration::from_secs(60));
+        assert_eq!(l.next_announce(), now + Duration::from_secs(5));
         l.record_failure(now);
-        assert_eq!(l.next_announce(), now + Duration::from_secs(120));
+        assert_eq!(l.next_announce(), now + Duration::from_secs(10));
         l.record_success(
             &AnnounceResponse {
                 interval: Duration::from_secs(900),
