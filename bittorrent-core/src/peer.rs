@@ -112,6 +112,8 @@ pub enum PeerEvent {
     },
     /// Addresses the peer told us of with `ut_pex` (BEP 11).
     Pex(Vec<SocketAddr>),
+    /// The peer lets us request this piece while it chokes us (BEP 6).
+    AllowedFast(u32),
     /// The connection is over.
     Left(CloseReason),
 }
@@ -316,9 +318,13 @@ struct Connection<'a> {
     /// The id the peer wants `ut_pex` messages sent with.
     their_pex: Option<u8>,
     last_pex_in: Option<Instant>,
+    /// Pieces this peer may request while we choke it (BEP 6).
+    allowed_fast: Vec<u32>,
 }
 
 const SHORT_READ: Duration = Duration::from_millis(5);
+/// Size of the allowed-fast set we grant (BEP 6 suggests 10).
+const ALLOWED_FAST_K: usize = 10;
 /// The id we ask peers to use for `ut_pex` messages to us.
 const OUR_PEX_ID: u8 = 1;
 /// PEX messages closer together than this are ignored (BEP 11: one a minute).
@@ -397,6 +403,7 @@ impl<'a> Connection<'a> {
             ext: hs.supports_extensions(),
             their_pex: None,
             last_pex_in: None,
+            allowed_fast: Vec::new(),
         };
         // Our bitfield goes first (after the handshake, before anything
         // else). The torrent thread sends it as the first command when it
@@ -418,6 +425,18 @@ impl<'a> Connection<'a> {
             c.send(&Message::HaveNone);
         } else if have.count() > 0 {
             c.send(&Message::Bitfield(have.as_bytes().to_vec()));
+        }
+        // BEP 6: a fast peer may fetch a few pieces before we unchoke it.
+        if let (true, std::net::IpAddr::V4(v4)) = (fast, addr.ip()) {
+            c.allowed_fast = crate::wire::allowed_fast_set(
+                ALLOWED_FAST_K,
+                ctx.layout.num_pieces,
+                &ctx.info_hash,
+                v4,
+            );
+            for i in c.allowed_fast.clone() {
+                c.send(&Message::AllowedFast(i));
+            }
         }
         if c.ext {
             let mut m = Vec::new();
@@ -642,7 +661,11 @@ impl<'a> Connection<'a> {
         let n = self.ctx.layout.num_pieces as usize;
         match m {
             Message::KeepAlive | Message::Port(_) | Message::SuggestPiece(_) => {}
-            Message::AllowedFast(_) => {}
+            Message::AllowedFast(i) => {
+                if self.fast && i < self.ctx.layout.num_pieces {
+                    self.event(PeerEvent::AllowedFast(i))?;
+                }
+            }
             Message::Extended { id, payload } => self.on_extended(id, &payload)?,
             Message::Choke => {
                 self.peer_choking = true;
@@ -686,7 +709,14 @@ impl<'a> Connection<'a> {
                 self.event(PeerEvent::Bitfield(bf))?;
             }
             Message::Request(b) => self.on_request(b)?,
-            Message::Cancel(b) => self.upload_queue.retain(|q| *q != b),
+            Message::Cancel(b) => {
+                let before = self.upload_queue.len();
+                self.upload_queue.retain(|q| *q != b);
+                // BEP 6: every request gets exactly one answer.
+                if self.fast && self.upload_queue.len() < before {
+                    self.send(&Message::Reject(b));
+                }
+            }
             Message::Piece { index, begin, data } => {
                 let block = BlockRef {
                     index,
@@ -763,7 +793,8 @@ impl<'a> Connection<'a> {
             return Err(CloseReason::Protocol(format!("invalid request {b:?}")));
         }
         let have = self.ctx.have.read().get(b.index as usize);
-        if self.am_choking || !have || self.upload_queue.len() >= self.ctx.limits.max_upload_queue {
+        let allowed = !self.am_choking || self.allowed_fast.contains(&b.index);
+        if !allowed || !have || self.upload_queue.len() >= self.ctx.limits.max_upload_queue {
             if self.fast {
                 self.send(&Message::Reject(b));
             }

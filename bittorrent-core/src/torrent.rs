@@ -149,6 +149,8 @@ struct Conn {
     /// What our PEX messages have told it is connected.
     pex_sent: HashSet<SocketAddr>,
     next_pex: Instant,
+    /// Pieces the peer lets us request while it chokes us (BEP 6).
+    allowed_fast: Vec<u32>,
 }
 
 /// An address we may dial.
@@ -633,6 +635,7 @@ impl Torrent {
                 pex: false,
                 pex_sent: HashSet::new(),
                 next_pex: Instant::now(),
+                allowed_fast: Vec::new(),
             },
         );
         self.publish_status();
@@ -709,6 +712,14 @@ impl Torrent {
                 // of it in their next message (at most one a minute each).
                 self.send_pex(Instant::now());
             }
+            PeerEvent::AllowedFast(i) => {
+                if let Some(c) = self.conns.get_mut(&key) {
+                    if c.allowed_fast.len() < 64 && !c.allowed_fast.contains(&i) {
+                        c.allowed_fast.push(i);
+                    }
+                }
+                self.fill_requests(key);
+            }
             PeerEvent::Pex(addrs) => {
                 self.pex_learned += addrs.len();
                 self.add_candidates(addrs);
@@ -766,14 +777,25 @@ impl Torrent {
         let Some(c) = self.conns.get(&key) else {
             return;
         };
-        if c.peer_choking || !c.am_interested {
+        if !c.am_interested || (c.peer_choking && c.allowed_fast.is_empty()) {
             return;
         }
         let room = c.target_depth.saturating_sub(c.outstanding.len());
         if room == 0 || (room < c.target_depth / 8 && !c.outstanding.is_empty()) {
             return;
         }
-        let blocks = self.picker.pick(key, &c.bitfield, room);
+        let blocks = if c.peer_choking {
+            // Choked: only the pieces it allows us while choked (BEP 6).
+            let mut allowed = Bitfield::new(c.bitfield.len());
+            for &i in &c.allowed_fast {
+                if c.bitfield.get(i as usize) {
+                    allowed.set(i as usize);
+                }
+            }
+            self.picker.pick(key, &allowed, room)
+        } else {
+            self.picker.pick(key, &c.bitfield, room)
+        };
         if blocks.is_empty() {
             return;
         }

@@ -368,9 +368,60 @@ impl FrameDecoder {
     }
 }
 
+/// The BEP 6 allowed-fast set for a peer at `ip`: `k` piece indices that
+/// peer may request even while choked (canonical algorithm, only the /24 of
+/// the address is used).
+pub fn allowed_fast_set(
+    k: usize,
+    num_pieces: u32,
+    info_hash: &[u8; 20],
+    ip: std::net::Ipv4Addr,
+) -> Vec<u32> {
+    let k = k.min(num_pieces as usize);
+    let mut out: Vec<u32> = Vec::with_capacity(k);
+    if k == 0 {
+        return out;
+    }
+    let masked = u32::from(ip) & 0xffff_ff00;
+    let mut x: Vec<u8> = masked.to_be_bytes().to_vec();
+    x.extend_from_slice(info_hash);
+    while out.len() < k {
+        x = sha1_smol::Sha1::from(&x).digest().bytes().to_vec();
+        for i in 0..5 {
+            if out.len() >= k {
+                break;
+            }
+            let y = be32(&x[i * 4..i * 4 + 4]);
+            let index = y % num_pieces;
+            if !out.contains(&index) {
+                out.push(index);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowed_fast_vectors() {
+        let tsv = include_str!("../../fixtures/vectors/bep6_allowed_fast.tsv");
+        for line in tsv.lines().skip(1) {
+            let c: Vec<&str> = line.split('\t').collect();
+            let k: usize = c[0].parse().unwrap();
+            let n: u32 = c[1].parse().unwrap();
+            let ih: Vec<u8> = (0..40)
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&c[2][i..i + 2], 16).unwrap())
+                .collect();
+            let ih: [u8; 20] = ih.try_into().unwrap();
+            let ip: std::net::Ipv4Addr = c[3].parse().unwrap();
+            let want: Vec<u32> = c[4].split(',').map(|x| x.parse().unwrap()).collect();
+            assert_eq!(allowed_fast_set(k, n, &ih, ip), want);
+        }
+    }
 
     fn unhex(s: &str) -> Vec<u8> {
         (0..s.len())

@@ -326,3 +326,28 @@ fn three_torrents_in_one_session() {
         assert_eq!(&std::fs::read(dir.join(name)).unwrap(), data);
     }
 }
+
+/// BEP 6: a peer that keeps us choked but allows some pieces fast gives us
+/// exactly those pieces.
+#[test]
+fn allowed_fast_pieces_are_fetched_while_choked() {
+    let data = pseudo_random(16 * 32 * 1024, 12);
+    let (mi, _seed_dir) = single_file_torrent("fast", &data, 32 * 1024);
+    let choker = scripted_peer(&mi, data.clone(), Script::ChokedAllowedFast(3));
+    let dir = temp_dir("fast-leech");
+    let leecher = session();
+    leecher
+        .add(AddTorrent::new(mi.clone(), &dir).peers(vec![choker.addr]))
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(20), || {
+        leecher
+            .status(&mi.info_hash)
+            .is_some_and(|s| s.pieces_have == 3)
+    }));
+    std::thread::sleep(Duration::from_millis(500));
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert_eq!(st.pieces_have, 3, "{st:?}");
+    assert_eq!(st.hash_failures, 0);
+    let got = std::fs::read(dir.join("fast")).unwrap();
+    assert_eq!(&got[..3 * 32 * 1024], &data[..3 * 32 * 1024]);
+}

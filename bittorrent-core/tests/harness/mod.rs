@@ -197,6 +197,9 @@ pub enum Script {
     VanishAfter(usize),
     /// Has only pieces `0..n` and serves them correctly.
     FirstPieces(u32),
+    /// Speaks the fast extension, never unchokes, allows pieces `0..n`
+    /// while choked and serves (correctly) only those.
+    ChokedAllowedFast(u32),
 }
 
 /// A raw-socket peer playing `script` for one torrent; accepts connections
@@ -265,7 +268,9 @@ fn serve_script(
     let mut id = *b"-XX0001-scriptedpeer";
     id[19] = b'0' + (Instant::now().elapsed().subsec_nanos() % 10) as u8;
     let mut plain = Handshake::new(info_hash, id);
-    plain.reserved = [0; 8];
+    if !matches!(script, Script::ChokedAllowedFast(_)) {
+        plain.reserved = [0; 8];
+    }
     stream.write_all(&plain.encode())?;
     let n = layout.num_pieces as usize;
     let bf = match script {
@@ -280,7 +285,13 @@ fn serve_script(
     };
     let mut out = Vec::new();
     Message::Bitfield(bf.as_bytes().to_vec()).encode(&mut out);
-    Message::Unchoke.encode(&mut out);
+    if let Script::ChokedAllowedFast(k) = script {
+        for i in 0..k {
+            Message::AllowedFast(i).encode(&mut out);
+        }
+    } else {
+        Message::Unchoke.encode(&mut out);
+    }
     stream.write_all(&out)?;
     let mut dec = FrameDecoder::new(MAX_FRAME);
     let mut buf = vec![0u8; 65536];
@@ -308,6 +319,12 @@ fn serve_script(
                 Script::Corrupt => block.iter_mut().for_each(|x| *x = !*x),
                 Script::VanishAfter(k) if served >= k => return Ok(()),
                 Script::FirstPieces(k) if b.index >= k => continue,
+                Script::ChokedAllowedFast(k) if b.index >= k => {
+                    let mut out = Vec::new();
+                    Message::Reject(b).encode(&mut out);
+                    stream.write_all(&out)?;
+                    continue;
+                }
                 _ => {}
             }
             served += 1;
