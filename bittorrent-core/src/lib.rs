@@ -26,6 +26,7 @@ pub mod hasher;
 pub mod layout;
 pub mod peer;
 pub mod picker;
+pub mod resume;
 pub mod session;
 pub mod storage;
 pub mod torrent;

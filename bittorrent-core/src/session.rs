@@ -49,6 +49,9 @@ pub struct Config {
     pub tracker: TrackerConfig,
     /// Run the embedded tracker (default true).
     pub enable_tracker: bool,
+    /// Where resume data is kept (`torrents/<info-hash>.resume`); `None`
+    /// (the default) keeps none, and every start rechecks the data on disk.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -70,6 +73,7 @@ impl Default for Config {
                 ..TrackerConfig::default()
             },
             enable_tracker: true,
+            state_dir: None,
         }
     }
 }

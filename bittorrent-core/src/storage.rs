@@ -83,6 +83,7 @@ struct StorageFile {
 pub struct Storage {
     files: Vec<StorageFile>,
     total_length: u64,
+    root: PathBuf,
 }
 
 /// Join sanitised torrent path components under `dir`, refusing anything
@@ -128,7 +129,31 @@ impl Storage {
         Ok(Storage {
             files,
             total_length: info.total_length,
+            root: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
         })
+    }
+
+    /// The directory the files live under (absolute).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Size and modification time of every file (pad files excluded), as
+    /// they are on disk now; `None` for a file that is missing.
+    pub fn stamps(&self) -> Vec<Option<crate::resume::FileStamp>> {
+        self.files
+            .iter()
+            .filter(|f| f.file.is_some() || f.length == 0)
+            .map(|f| {
+                std::fs::metadata(&f.path)
+                    .ok()
+                    .map(|m| crate::resume::FileStamp {
+                        length: m.len(),
+                        mtime: m.mtime(),
+                        mtime_nsec: m.mtime_nsec().clamp(0, 999_999_999) as u32,
+                    })
+            })
+            .collect()
     }
 
     /// Total bytes.

@@ -14,6 +14,7 @@ use crate::layout::Layout;
 use crate::metainfo::Metainfo;
 use crate::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
 use crate::picker::{PeerKey, Picker, Received};
+use crate::resume::ResumeData;
 use crate::session::Shared;
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
@@ -72,6 +73,10 @@ pub struct TorrentStatus {
     pub tracker: crate::announcer::TrackerStatus,
     /// Addresses learned from peer exchange (BEP 11) so far.
     pub peers_from_pex: usize,
+    /// Pieces hashed by the start-up check (0 when resume data was trusted).
+    pub checked_pieces: u32,
+    /// Whether the start-up state came from resume data.
+    pub resumed: bool,
     /// Peers banned for bad data.
     pub banned: usize,
 }
@@ -165,6 +170,9 @@ const CHOKE_INTERVAL: Duration = Duration::from_secs(10);
 const OPTIMISTIC_INTERVAL: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const MIN_DEPTH: usize = 16;
+/// Resume data is saved at most this often while pieces arrive (and at
+/// completion and shutdown).
+const RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 /// Between PEX messages to one peer (BEP 11: at most one a minute).
 const PEX_INTERVAL: Duration = Duration::from_secs(60);
 const MAX_DEPTH: usize = 500;
@@ -195,6 +203,10 @@ pub struct Torrent {
     uploaded_closed: u64,
     hash_failures: u32,
     pex_learned: usize,
+    checked_pieces: u32,
+    resumed: bool,
+    resume_dirty: bool,
+    last_resume_save: Instant,
     last_choke: Instant,
     last_optimistic: Instant,
     optimistic: Option<PeerKey>,
@@ -245,6 +257,8 @@ pub(crate) fn spawn(
         hash_failures: 0,
         tracker: Default::default(),
         peers_from_pex: 0,
+        checked_pieces: 0,
+        resumed: false,
         banned: 0,
     };
     let me = Arc::new(TorrentShared {
@@ -278,6 +292,10 @@ pub(crate) fn spawn(
         uploaded_closed: 0,
         hash_failures: 0,
         pex_learned: 0,
+        checked_pieces: 0,
+        resumed: false,
+        resume_dirty: false,
+        last_resume_save: now,
         last_choke: now,
         last_optimistic: now,
         optimistic: None,
@@ -296,7 +314,9 @@ pub(crate) fn spawn(
 
 impl Torrent {
     fn run(mut self) {
-        log::info!("{}: checking existing data", self.me.metainfo.info.name);
+        if !self.load_resume() {
+            log::info!("{}: checking existing data", self.me.metainfo.info.name);
+        }
         self.feed_checks();
         let tick = crossbeam_channel::tick(TICK);
         loop {
@@ -344,6 +364,7 @@ impl Torrent {
             }
             self.submit_hash(i);
             self.check_in_flight += 1;
+            self.checked_pieces += 1;
         }
         if self.phase == Phase::Checking
             && self.check_in_flight == 0
@@ -412,6 +433,7 @@ impl Torrent {
 
     fn piece_verified(&mut self, i: u32) {
         self.me.peer_ctx.have.write().set(i as usize);
+        self.resume_dirty = true;
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
         for k in keys {
             self.send(k, PeerCmd::Have(i));
@@ -425,9 +447,7 @@ impl Torrent {
         if self.picker.is_complete() && self.phase == Phase::Downloading {
             self.phase = Phase::Seeding;
             log::info!("{}: download complete, seeding", self.me.metainfo.info.name);
-            if let Err(e) = self.me.peer_ctx.storage.sync() {
-                log::warn!("{}: {e}", self.me.metainfo.info.name);
-            }
+            self.save_resume();
             let seeds: Vec<PeerKey> = self
                 .conns
                 .iter()
@@ -991,6 +1011,9 @@ impl Torrent {
             );
         }
         self.send_pex(now);
+        if self.resume_dirty && now - self.last_resume_save >= RESUME_SAVE_INTERVAL {
+            self.save_resume();
+        }
         if now - self.last_choke >= CHOKE_INTERVAL {
             self.choke_round(now);
         }
@@ -1113,6 +1136,8 @@ impl Torrent {
         s.seeds = self.conns.values().filter(|c| c.bitfield.is_full()).count();
         s.hash_failures = self.hash_failures;
         s.peers_from_pex = self.pex_learned;
+        s.checked_pieces = self.checked_pieces;
+        s.resumed = self.resumed;
         s.banned = self.banned.len();
         s.tracker = self.me.tracker.lock().clone();
     }
@@ -1122,9 +1147,132 @@ impl Torrent {
         for k in keys {
             self.close(k, CloseReason::Shutdown);
         }
-        if let Err(e) = self.me.peer_ctx.storage.sync() {
-            log::warn!("{}: {e}", self.me.metainfo.info.name);
+        if self.phase == Phase::Checking {
+            // An interrupted check proves nothing: keep the old resume data.
+            if let Err(e) = self.me.peer_ctx.storage.sync() {
+                log::warn!("{}: {e}", self.me.metainfo.info.name);
+            }
+        } else {
+            self.save_resume();
         }
         self.publish_status();
     }
+
+    // ---- resume data ------------------------------------------------------------
+
+    fn resume_path(&self) -> Option<std::path::PathBuf> {
+        let dir = self.shared.config.state_dir.as_ref()?;
+        Some(
+            dir.join("torrents")
+                .join(format!("{}.resume", self.me.metainfo.info_hash)),
+        )
+    }
+
+    /// Trust saved resume data if every file still matches it. Returns
+    /// whether it was used (then no check is needed).
+    fn load_resume(&mut self) -> bool {
+        let Some(path) = self.resume_path() else {
+            return false;
+        };
+        let name = self.me.metainfo.info.name.clone();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+            Err(e) => {
+                log::warn!(
+                    "{name}: cannot read resume data {}: {e}; rechecking",
+                    path.display()
+                );
+                return false;
+            }
+        };
+        let r = match ResumeData::decode(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("{name}: {e}; rechecking");
+                return false;
+            }
+        };
+        let storage = &self.me.peer_ctx.storage;
+        let why_not = if r.info_hash != self.me.metainfo.info_hash {
+            Some("it is for another torrent")
+        } else if r.num_pieces != self.layout.num_pieces {
+            Some("the piece count differs")
+        } else if r.save_path != storage.root().to_string_lossy() {
+            Some("the save path differs")
+        } else if r.files != storage.stamps() {
+            Some("a file changed since it was saved (size or modification time)")
+        } else {
+            None
+        };
+        if let Some(why) = why_not {
+            log::info!("{name}: resume data not used: {why}; rechecking");
+            return false;
+        }
+        let Ok(bf) = Bitfield::from_bytes(&r.pieces, self.layout.num_pieces as usize) else {
+            return false;
+        };
+        for i in bf.ones() {
+            self.picker.mark_have(i as u32);
+            self.me.peer_ctx.have.write().set(i);
+        }
+        self.check_next = self.layout.num_pieces;
+        self.resumed = true;
+        log::info!(
+            "{name}: resumed from {}: {} of {} pieces",
+            path.display(),
+            bf.count(),
+            self.layout.num_pieces
+        );
+        true
+    }
+
+    /// Sync the data, then write resume data describing it atomically
+    /// (temporary file, fsync, rename).
+    fn save_resume(&mut self) {
+        let storage = self.me.peer_ctx.storage.clone();
+        let name = self.me.metainfo.info.name.clone();
+        if let Err(e) = storage.sync() {
+            log::warn!("{name}: {e}");
+            return;
+        }
+        self.resume_dirty = false;
+        self.last_resume_save = Instant::now();
+        let Some(path) = self.resume_path() else {
+            return;
+        };
+        let r = ResumeData {
+            info_hash: self.me.metainfo.info_hash,
+            num_pieces: self.layout.num_pieces,
+            pieces: self.picker.have().as_bytes().to_vec(),
+            save_path: storage.root().to_string_lossy().into_owned(),
+            files: storage.stamps(),
+            uploaded: self.me.status.lock().uploaded,
+            downloaded: self.downloaded,
+        };
+        if let Err(e) = write_atomically(&path, &r.encode()) {
+            log::warn!("{name}: saving resume data to {}: {e}", path.display());
+        }
+    }
+}
+
+/// Write `data` to `path` so that a crash leaves either the old file or the
+/// new one: a temporary file, fsync, rename, fsync of the directory.
+pub(crate) fn write_atomically(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }

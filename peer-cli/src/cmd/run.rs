@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub once: bool,
     /// Track any info-hash, not only ours.
     pub open_tracker: bool,
+    /// Where resume data is kept.
+    pub state: Option<PathBuf>,
 }
 
 /// Parse `peer FILE.torrent... [flags]`.
@@ -39,6 +41,7 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
         peers: Vec::new(),
         once: false,
         open_tracker: false,
+        state: None,
     };
     while let Some(arg) = args.next() {
         match arg {
@@ -56,6 +59,7 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
                 }
                 "--once" => o.once = true,
                 "--open-tracker" => o.open_tracker = true,
+                "--state" => o.state = Some(PathBuf::from(args.value(&f)?)),
                 _ => return Err(CliError::Usage(format!("unknown flag {f}"))),
             },
             Arg::Positional(p) => o.torrents.push(PathBuf::from(p)),
@@ -83,6 +87,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         ..Config::default()
     };
     config.tracker.open = o.open_tracker;
+    config.state_dir = o.state.clone();
     let session = Session::start(config).map_err(|e| CliError::failed(&e))?;
     if o.open_tracker {
         eprintln!(

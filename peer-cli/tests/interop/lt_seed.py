@@ -31,6 +31,8 @@ def main():
     ap.add_argument("data_dir")
     ap.add_argument("port", type=int)
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--upload-limit", type=int, default=0,
+                    help="bytes per second (0 = unlimited)")
     args = ap.parse_args()
 
     stop = threading.Event()
@@ -50,6 +52,8 @@ def main():
     threading.Thread(target=watch_stdin, daemon=True).start()
 
     ses = make_session(args.port)
+    if args.upload_limit > 0:
+        ses.apply_settings({"upload_rate_limit": args.upload_limit})
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = os.path.abspath(args.data_dir)
