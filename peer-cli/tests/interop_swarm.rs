@@ -176,33 +176,7 @@ fn c_peer_downloads_from_transmission_seed() {
     let fx = Fixture::new("tr-seeds", lt_create);
     let tr_port = free_port();
     let config = fx.tmp.subdir("transmission-config");
-    // Keep Transmission on loopback and quiet: no DHT/LPD/uTP/PEX/port mapping,
-    // plaintext preferred (our peer speaks plaintext), fixed peer port, no RPC.
-    let settings = format!(
-        r#"{{
-  "dht-enabled": false,
-  "lpd-enabled": false,
-  "utp-enabled": false,
-  "pex-enabled": false,
-  "port-forwarding-enabled": false,
-  "encryption": 0,
-  "peer-port": {tr_port},
-  "peer-port-random-on-start": false,
-  "rpc-enabled": false,
-  "speed-limit-up-enabled": false,
-  "speed-limit-down-enabled": false,
-  "download-dir": "{}"
-}}"#,
-        fx.seed_dir.display()
-    );
-    write_file(&config.join("settings.json"), settings.as_bytes());
-    let mut cmd = Command::new("transmission-cli");
-    cmd.arg("-g")
-        .arg(&config)
-        .arg("-w")
-        .arg(&fx.seed_dir)
-        .args(["-p", &tr_port.to_string(), "-et", "-M", "-U", "-D"])
-        .arg(&fx.torrent);
+    let cmd = transmission_cmd(None, &config, &fx.seed_dir, tr_port, &fx.torrent);
     let mut seeder = Child::spawn("transmission-cli", cmd);
     assert!(
         seeder.wait_for_output("Seeding", LONG_WAIT),

@@ -94,29 +94,7 @@ fn transmission_seed_and_libtorrent_leech_meet_through_our_tracker() {
     create(&src, &torrent, port);
     let tr_port = free_port();
     let config = tmp.subdir("transmission-config");
-    let settings = format!(
-        r#"{{
-  "dht-enabled": false,
-  "lpd-enabled": false,
-  "utp-enabled": false,
-  "pex-enabled": false,
-  "port-forwarding-enabled": false,
-  "encryption": 0,
-  "peer-port": {tr_port},
-  "peer-port-random-on-start": false,
-  "rpc-enabled": false,
-  "download-dir": "{}"
-}}"#,
-        seed_dir.display()
-    );
-    write_file(&config.join("settings.json"), settings.as_bytes());
-    let mut cmd = Command::new("transmission-cli");
-    cmd.arg("-g")
-        .arg(&config)
-        .arg("-w")
-        .arg(&seed_dir)
-        .args(["-p", &tr_port.to_string(), "-et", "-M", "-U", "-D"])
-        .arg(&torrent);
+    let cmd = transmission_cmd(None, &config, &seed_dir, tr_port, &torrent);
     let mut seeder = Child::spawn("transmission-cli", cmd);
     assert!(
         seeder.wait_for_output("Seeding", LONG_WAIT),

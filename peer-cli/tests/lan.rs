@@ -178,22 +178,8 @@ fn lan_download_through_the_announcers_embedded_tracker() {
     if with_transmission {
         let dir = tmp.subdir("host4");
         let config = tmp.subdir("host4-config");
-        let settings = format!(
-            r#"{{"dht-enabled": false, "lpd-enabled": false, "utp-enabled": false,
-  "pex-enabled": false, "port-forwarding-enabled": false, "encryption": 0,
-  "peer-port": 51413, "peer-port-random-on-start": false, "rpc-enabled": false,
-  "download-dir": "{}"}}"#,
-            dir.display()
-        );
-        write_file(&config.join("settings.json"), settings.as_bytes());
         let tr = find_on_path("transmission-cli").expect("checked above");
-        let mut cmd = lan.command(3, &tr);
-        cmd.arg("-g")
-            .arg(&config)
-            .arg("-w")
-            .arg(&dir)
-            .args(["-p", "51413", "-et", "-M", "-U", "-D"])
-            .arg(&torrent);
+        let cmd = transmission_cmd(Some(lan.command(3, &tr)), &config, &dir, 51413, &torrent);
         let mut t = Child::spawn("transmission-cli (host 4)", cmd);
         assert!(
             t.wait_for_output("Seeding", LONG_WAIT),
