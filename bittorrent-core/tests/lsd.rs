@@ -44,12 +44,12 @@ fn unique_hash(tag: &str) -> InfoHash {
     InfoHash(sha1_smol::Sha1::from(seed.as_bytes()).digest().bytes())
 }
 
-fn config(port: u16) -> LsdConfig {
+fn config(port: u16, ipv6: bool) -> LsdConfig {
     LsdConfig {
         port,
         interval: Duration::from_secs(1),
         min_gap: Duration::from_millis(500),
-        ipv6: false,
+        ipv6,
         multicast_loop: true,
         bind_ip: None,
         multicast_ttl: 1,
@@ -77,25 +77,35 @@ fn wait_for(
 
 #[test]
 fn two_instances_find_each_other() {
+    find_each_other(false, 41001);
+}
+
+/// The same with IPv6 on: a failure to set up IPv6 must not stop IPv4.
+#[test]
+fn two_instances_find_each_other_ipv6_enabled() {
+    find_each_other(true, 41011);
+}
+
+fn find_each_other(ipv6: bool, base: u16) {
     let _ = env_logger::builder().is_test(true).try_init();
-    let shared = unique_hash("shared");
-    let only_c = unique_hash("only-c");
-    let (a_port, b_port, c_port) = (41001, 41002, 41003);
+    let shared = unique_hash(&format!("shared-{ipv6}"));
+    let only_c = unique_hash(&format!("only-c-{ipv6}"));
+    let (a_port, b_port, c_port) = (base, base + 1, base + 2);
 
     let (a_tx, a_rx) = crossbeam_channel::bounded(64);
     let (b_tx, b_rx) = crossbeam_channel::bounded(64);
     let (c_tx, _c_rx) = crossbeam_channel::bounded(64);
-    let a = match Lsd::start(config(a_port), a_tx) {
+    let a = match Lsd::start(config(a_port, ipv6), a_tx) {
         Ok(l) => l,
         Err(e) => return skip(&format!("first instance: {e}")),
     };
-    let b = match Lsd::start(config(b_port), b_tx) {
+    let b = match Lsd::start(config(b_port, ipv6), b_tx) {
         Ok(l) => l,
         Err(e) => return skip(&format!("second instance on the shared port 6771: {e}")),
     };
     // A third instance announces a torrent the others do not have: never
     // reported to them.
-    let c = match Lsd::start(config(c_port), c_tx) {
+    let c = match Lsd::start(config(c_port, ipv6), c_tx) {
         Ok(l) => l,
         Err(e) => return skip(&format!("third instance: {e}")),
     };
@@ -141,8 +151,13 @@ fn two_instances_find_each_other() {
         b_others.iter().all(|(_, addr)| addr.port() != b_port),
         "B heard itself: {b_others:?}"
     );
+    let v6 = a_others
+        .iter()
+        .chain(&b_others)
+        .filter(|(_, addr)| addr.is_ipv6())
+        .count();
     eprintln!(
-        "lsd: A heard B and B heard A; later reports: A {}, B {}",
+        "lsd (ipv6 {ipv6}): A heard B and B heard A; later reports: A {}, B {}, over IPv6 {v6}",
         a_others.len(),
         b_others.len()
     );
