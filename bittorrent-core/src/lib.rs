@@ -12,6 +12,7 @@ pub mod bencode;
 pub mod create;
 pub mod error;
 pub mod extension;
+pub mod lsd;
 pub mod magnet;
 pub mod metainfo;
 pub mod safe_path;
