@@ -49,6 +49,11 @@ pub struct Config {
     pub tracker: TrackerConfig,
     /// Run the embedded tracker (default true).
     pub enable_tracker: bool,
+    /// Local Service Discovery (BEP 14): announce our torrents by multicast
+    /// on the LAN and hear other peers' announces (default false for
+    /// embedders; the `peer` command turns it on unless `--no-lsd`).
+    /// Private torrents are never announced.
+    pub lsd: bool,
     /// Where resume data is kept (`torrents/<info-hash>.resume`); `None`
     /// (the default) keeps none, and every start rechecks the data on disk.
     pub state_dir: Option<PathBuf>,
@@ -74,6 +79,7 @@ impl Default for Config {
             },
             enable_tracker: true,
             state_dir: None,
+            lsd: false,
         }
     }
 }
@@ -149,6 +155,8 @@ pub struct Session {
     udp: Option<JoinHandle<()>>,
     torrents: Mutex<Vec<(InfoHash, JoinHandle<()>)>>,
     announcers: Mutex<Vec<(Arc<AtomicBool>, JoinHandle<()>)>>,
+    lsd: Option<crate::lsd::Lsd>,
+    lsd_router: Option<JoinHandle<()>>,
     hasher: Option<HasherPool>,
 }
 
@@ -210,6 +218,31 @@ impl Session {
         } else {
             None
         };
+        // BEP 14: the lsd thread reports (info-hash, peer) pairs; a small
+        // router thread hands them to the torrents as new candidates.
+        let (lsd, lsd_router) = if shared.config.lsd {
+            let (found_tx, found_rx) = crossbeam_channel::bounded(256);
+            let cfg = crate::lsd::LsdConfig {
+                port: local_addr.port(),
+                ..Default::default()
+            };
+            match crate::lsd::Lsd::start(cfg, found_tx) {
+                Ok(l) => {
+                    let s3 = shared.clone();
+                    let router = std::thread::Builder::new()
+                        .name("lsd-router".into())
+                        .spawn(move || route_lsd(found_rx, s3))
+                        .map_err(|e| Error::io("start LSD router thread", e))?;
+                    (Some(l), Some(router))
+                }
+                Err(e) => {
+                    log::warn!("local service discovery disabled: {e}");
+                    (None, None)
+                }
+            }
+        } else {
+            (None, None)
+        };
         let s2 = shared.clone();
         let handle = std::thread::Builder::new()
             .name("listener".into())
@@ -219,6 +252,8 @@ impl Session {
         Ok(Session {
             shared,
             listener: Some(handle),
+            lsd,
+            lsd_router,
             udp,
             torrents: Mutex::new(Vec::new()),
             announcers: Mutex::new(Vec::new()),
@@ -264,7 +299,23 @@ impl Session {
             .spawn(move || crate::announcer::run(sh, t, st))
             .map_err(|e| Error::io("start announcer thread", e))?;
         self.announcers.lock().push((stop, a));
+        self.update_lsd();
         Ok(ih)
+    }
+
+    /// Tell the LSD thread which torrents to announce (never private ones).
+    fn update_lsd(&self) {
+        if let Some(l) = &self.lsd {
+            let hashes = self
+                .shared
+                .registry
+                .read()
+                .values()
+                .filter(|t| !t.metainfo.info.private)
+                .map(|t| t.metainfo.info_hash)
+                .collect();
+            l.set_torrents(hashes);
+        }
     }
 
     /// Give a torrent more peers to dial.
@@ -344,6 +395,12 @@ impl Session {
             let _ = h.join();
         }
         if let Some(h) = self.udp.take() {
+            let _ = h.join();
+        }
+        if let Some(l) = self.lsd.take() {
+            l.stop();
+        }
+        if let Some(h) = self.lsd_router.take() {
             let _ = h.join();
         }
         if let Some(h) = self.hasher.take() {
@@ -435,4 +492,20 @@ fn handle_incoming(mut stream: TcpStream, shared: Arc<Shared>) {
         &t.peer_ctx,
         &t.events,
     );
+}
+
+/// Hand peers found by LSD to their torrents, until the session stops.
+fn route_lsd(found: crossbeam_channel::Receiver<(InfoHash, SocketAddr)>, shared: Arc<Shared>) {
+    while !shared.shutting_down.load(Ordering::SeqCst) {
+        let Ok((ih, addr)) = found.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let t = shared.registry.read().get(&ih.0).cloned();
+        if let Some(t) = t {
+            if !t.metainfo.info.private {
+                log::debug!("lsd: {addr} has {ih}");
+                let _ = t.commands.send(Command::AddPeers(vec![addr]));
+            }
+        }
+    }
 }

@@ -85,6 +85,7 @@ fn peer_leech_from(fx: &Fixture, remote_port: u16, remote: &mut Child) {
         .args(["--port", &free_port().to_string()])
         .args(["--peer", &format!("127.0.0.1:{remote_port}")])
         .arg("--once")
+        .arg("--no-lsd") // tests send nothing beyond loopback
         .env("RUST_LOG", "info");
     let mut leech = Child::spawn("peer leech", cmd);
     leech.close_stdin();
@@ -138,6 +139,7 @@ fn b_libtorrent_downloads_from_peer_seed() {
         .arg("--dir")
         .arg(&fx.seed_dir)
         .args(["--port", &port.to_string()])
+        .arg("--no-lsd")
         .env("RUST_LOG", "info");
     let mut seeder = Child::spawn("peer seed", cmd);
     let listening = wait_until(LONG_WAIT, || {

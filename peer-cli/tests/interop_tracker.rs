@@ -16,7 +16,7 @@ const NAME: &str = "tracked data";
 fn start_tracker() -> (Child, u16) {
     let port = free_port();
     let mut cmd = Command::new(peer_bin());
-    cmd.args(["--open-tracker", "--port", &port.to_string()])
+    cmd.args(["--open-tracker", "--no-lsd", "--port", &port.to_string()])
         .env("RUST_LOG", "bittorrent_core=debug");
     let mut t = Child::spawn("peer --open-tracker", cmd);
     assert!(

@@ -9,6 +9,8 @@
 //!     seeder (and each other) through the announcer's embedded tracker.
 //! (b) Transmission on host 4, a real client on another machine of the LAN,
 //!     downloads the same torrent through the same embedded tracker.
+//! (c) A trackerless torrent (`peer create` without `--announce`): peers on
+//!     other hosts find the seeder by Local Service Discovery (BEP 14) alone.
 
 mod support;
 
@@ -43,7 +45,9 @@ fn ip(args: &[&str]) -> Result<(), String> {
 impl Lan {
     /// `n` hosts 10.77.0.1 .. 10.77.0.n on one bridge.
     fn new(n: usize) -> Result<Lan, String> {
-        let tag = std::process::id() % 100_000;
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seq = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("{}x{seq}", std::process::id() % 100_000);
         let mut lan = Lan {
             bridge: format!("pbr{tag}"),
             hosts: Vec::new(),
@@ -73,6 +77,8 @@ impl Lan {
             ])?;
             ip(&["-n", &host, "link", "set", &a, "up"])?;
             ip(&["-n", &host, "link", "set", "lo", "up"])?;
+            // Multicast (LSD) goes out on the LAN interface.
+            ip(&["-n", &host, "route", "add", "224.0.0.0/4", "dev", &a])?;
         }
         Ok(lan)
     }
@@ -190,4 +196,65 @@ fn lan_download_through_the_announcers_embedded_tracker() {
         assert_same_data(&src, &dir.join(NAME));
         eprintln!("lan: Transmission completed after {:?}", t0.elapsed());
     }
+}
+
+#[test]
+fn lan_trackerless_download_found_by_lsd_alone() {
+    let Some(lan) = lan_or_skip(3) else {
+        return;
+    };
+    let tmp = TempDir::new("lan-lsd");
+    let seed_dir = tmp.subdir("host1");
+    let src = make_multi_file_dir(&seed_dir, NAME);
+    let torrent = tmp.path().join("trackerless.torrent");
+    let mut create = Command::new(peer_bin());
+    create.arg("create").arg(&src).arg("-o").arg(&torrent);
+    let out = run_bounded("peer create", create, Duration::from_secs(60));
+    assert!(out.status.success(), "{out:?}");
+    let info = run_peer(&[
+        std::ffi::OsStr::new("info"),
+        torrent.as_os_str(),
+        std::ffi::OsStr::new("--json"),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&info.stdout).contains("\"trackers\":[]"),
+        "the torrent should have no tracker: {}",
+        String::from_utf8_lossy(&info.stdout)
+    );
+
+    let mut seed = lan.command(0, &peer_bin());
+    seed.arg(&torrent)
+        .arg("--dir")
+        .arg(&seed_dir)
+        .args(["--port", "6881"])
+        .env("RUST_LOG", "bittorrent_core=debug");
+    let seeder = Child::spawn("seeder (host 1)", seed);
+    // Let the seeder check its data and join the multicast group.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut leechers = Vec::new();
+    for host in 1..3 {
+        let dir = tmp.subdir(&format!("host{}", host + 1));
+        let mut cmd = lan.command(host, &peer_bin());
+        cmd.arg(&torrent)
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--port", "6881", "--once"])
+            .env("RUST_LOG", "bittorrent_core=debug");
+        leechers.push((Child::spawn(&format!("peer (host {})", host + 1), cmd), dir));
+    }
+    for (leecher, dir) in &mut leechers {
+        let status = leecher.wait_exit(LONG_WAIT);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "leecher did not complete by LSD\n{}\n{}",
+            leecher.output(),
+            seeder.output()
+        );
+        assert_same_data(&src, &dir.join(NAME));
+    }
+    assert!(
+        seeder.output().contains("lsd: 10.77.0."),
+        "the seeder never heard an LSD announce\n{}",
+        seeder.output()
+    );
 }

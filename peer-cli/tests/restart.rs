@@ -52,6 +52,7 @@ fn kill_9_while_downloading_then_restart_completes() {
             .args(["--port", &free_port().to_string()])
             .args(["--peer", &format!("127.0.0.1:{lt_port}")])
             .arg("--once")
+            .arg("--no-lsd")
             .env("RUST_LOG", "info");
         c
     };

@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub open_tracker: bool,
     /// Where resume data is kept.
     pub state: Option<PathBuf>,
+    /// Local Service Discovery (on unless `--no-lsd`).
+    pub lsd: bool,
 }
 
 /// Parse `peer FILE.torrent... [flags]`.
@@ -42,6 +44,7 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
         once: false,
         open_tracker: false,
         state: None,
+        lsd: true,
     };
     while let Some(arg) = args.next() {
         match arg {
@@ -60,6 +63,7 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
                 "--once" => o.once = true,
                 "--open-tracker" => o.open_tracker = true,
                 "--state" => o.state = Some(PathBuf::from(args.value(&f)?)),
+                "--no-lsd" => o.lsd = false,
                 _ => return Err(CliError::Usage(format!("unknown flag {f}"))),
             },
             Arg::Positional(p) => o.torrents.push(PathBuf::from(p)),
@@ -88,6 +92,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     };
     config.tracker.open = o.open_tracker;
     config.state_dir = o.state.clone();
+    config.lsd = o.lsd;
     let session = Session::start(config).map_err(|e| CliError::failed(&e))?;
     if o.open_tracker {
         eprintln!(
