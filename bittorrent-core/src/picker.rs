@@ -322,6 +322,29 @@ impl Picker {
         }
     }
 
+    /// A block accepted by [`Picker::block_received`] could not be written
+    /// (disk full): it is wanted again. If it completed its piece, the whole
+    /// piece is fetched again.
+    pub fn write_failed(&mut self, block: &BlockRef) {
+        let Some(st) = self.pieces.get_mut(block.index as usize) else {
+            return;
+        };
+        match st {
+            PieceState::InProgress(part) => {
+                let b = (block.begin / crate::wire::BLOCK_SIZE) as usize;
+                if let Some(bs @ BlockState::Received(_)) = part.blocks.get_mut(b) {
+                    *bs = BlockState::Open;
+                    part.received -= 1;
+                }
+            }
+            PieceState::Hashing(_) => {
+                *st = PieceState::Missing;
+                self.order_force = true;
+            }
+            PieceState::Missing | PieceState::Have => {}
+        }
+    }
+
     /// A piece found complete on disk at start (or after a recheck).
     pub fn mark_have(&mut self, i: u32) {
         if let Some(st) = self.pieces.get_mut(i as usize) {

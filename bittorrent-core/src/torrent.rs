@@ -35,6 +35,9 @@ pub enum Phase {
     Seeding,
     /// Stopped by an error (the text says which).
     Failed(String),
+    /// Stopped by a condition that may clear by itself (the disk is full);
+    /// retried every few seconds, then downloading goes on.
+    Stalled(String),
 }
 
 /// A snapshot of one torrent's state (cheap to copy; never waits on the
@@ -170,6 +173,8 @@ const CHOKE_INTERVAL: Duration = Duration::from_secs(10);
 const OPTIMISTIC_INTERVAL: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const MIN_DEPTH: usize = 16;
+/// How long a torrent stalled on a full disk waits before trying again.
+const STALL_RETRY: Duration = Duration::from_secs(5);
 /// Resume data is saved at most this often while pieces arrive (and at
 /// completion and shutdown).
 const RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -207,6 +212,7 @@ pub struct Torrent {
     resumed: bool,
     resume_dirty: bool,
     last_resume_save: Instant,
+    stalled_at: Instant,
     last_choke: Instant,
     last_optimistic: Instant,
     optimistic: Option<PeerKey>,
@@ -296,6 +302,7 @@ pub(crate) fn spawn(
         resumed: false,
         resume_dirty: false,
         last_resume_save: now,
+        stalled_at: now,
         last_choke: now,
         last_optimistic: now,
         optimistic: None,
@@ -840,7 +847,13 @@ impl Torrent {
             } => {
                 let off = self.layout.piece_offset(block.index) + u64::from(block.begin);
                 if let Err(e) = self.me.peer_ctx.storage.write(off, &data) {
-                    self.fail(format!("{e}"));
+                    // Nothing verified is touched: the block (or its piece)
+                    // is simply wanted again.
+                    self.picker.write_failed(&block);
+                    match e {
+                        crate::storage::StorageError::DiskFull { .. } => self.stall(e.to_string()),
+                        other => self.fail(other.to_string()),
+                    }
                     return;
                 }
                 self.downloaded += data.len() as u64;
@@ -859,7 +872,25 @@ impl Torrent {
         self.fill_requests(key);
     }
 
-    /// Stop the torrent on an error that makes progress impossible (disk full).
+    /// Pause downloading until the disk has room again (checked from the
+    /// tick); verified data and the resume data stay as they are.
+    fn stall(&mut self, reason: String) {
+        log::error!(
+            "{}: stopped: {reason}; retrying in {}s",
+            self.me.metainfo.info.name,
+            STALL_RETRY.as_secs()
+        );
+        self.save_resume();
+        self.phase = Phase::Stalled(reason);
+        self.stalled_at = Instant::now();
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.close(k, CloseReason::Shutdown);
+        }
+        self.publish_status();
+    }
+
+    /// Stop the torrent on an error that makes progress impossible.
     fn fail(&mut self, reason: String) {
         log::error!("{}: stopped: {reason}", self.me.metainfo.info.name);
         self.phase = Phase::Failed(reason);
@@ -1009,6 +1040,21 @@ impl Torrent {
                     ))
                     .collect::<Vec<_>>()
             );
+        }
+        if matches!(self.phase, Phase::Stalled(_)) && now - self.stalled_at >= STALL_RETRY {
+            log::info!(
+                "{}: retrying after: {:?}",
+                self.me.metainfo.info.name,
+                self.phase
+            );
+            self.phase = if self.picker.is_complete() {
+                Phase::Seeding
+            } else {
+                Phase::Downloading
+            };
+            for c in self.candidates.values_mut() {
+                c.next_try = now;
+            }
         }
         self.send_pex(now);
         if self.resume_dirty && now - self.last_resume_save >= RESUME_SAVE_INTERVAL {

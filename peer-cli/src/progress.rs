@@ -90,6 +90,7 @@ fn phase(s: &TorrentStatus) -> String {
         Phase::Downloading => "downloading".into(),
         Phase::Seeding => "seeding".into(),
         Phase::Failed(r) => format!("failed: {r}"),
+        Phase::Stalled(r) => format!("stalled: {r} (retrying)"),
     }
 }
 
