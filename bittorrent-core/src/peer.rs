@@ -482,6 +482,11 @@ impl<'a> Connection<'a> {
             }
         }
         self.out.drain(..sent);
+        // A burst may have grown the buffer to a few MiB; don't keep that
+        // per idle connection.
+        if self.out.is_empty() && self.out.capacity() > 256 * 1024 {
+            self.out = Vec::with_capacity(64 * 1024);
+        }
         if !self.out.is_empty() && self.last_send.elapsed() > self.ctx.limits.write_timeout {
             // The peer has not read anything for too long.
             return Err(CloseReason::TooSlow);
