@@ -326,6 +326,47 @@ impl Metainfo {
         })
     }
 
+    /// Files whose path in the torrent was not safe or portable as it was
+    /// and were given another name: `(as written in the torrent, joined
+    /// with "/", lossily decoded; the path used)`. Pad files are left out.
+    pub fn renamed_files(&self) -> Vec<(String, String)> {
+        let Ok(v) = crate::bencode::decode(&self.info_bytes) else {
+            return Vec::new();
+        };
+        let Some(d) = v.as_dict() else {
+            return Vec::new();
+        };
+        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let raw_name = preferred(d, "name", "name.utf-8")
+            .and_then(Value::as_bytes)
+            .map(lossy)
+            .unwrap_or_default();
+        let raws: Vec<Option<String>> = match d.get(b"files").and_then(Value::as_list) {
+            None => vec![Some(raw_name.clone())],
+            Some(list) => list
+                .iter()
+                .map(|f| {
+                    let fd = f.as_dict()?;
+                    let parts = preferred(fd, "path", "path.utf-8")?.as_list()?;
+                    let mut p = vec![raw_name.clone()];
+                    p.extend(parts.iter().filter_map(Value::as_bytes).map(lossy));
+                    Some(p.join("/"))
+                })
+                .collect(),
+        };
+        self.info
+            .files
+            .iter()
+            .zip(raws)
+            .filter(|(f, _)| !f.pad)
+            .filter_map(|(f, raw)| {
+                let used = f.path.join("/");
+                let raw = raw?;
+                (raw != used).then_some((raw, used))
+            })
+            .collect()
+    }
+
     /// Tracker tiers to use: `announce-list` if it has any URL, else
     /// `[[announce]]`, else nothing.
     pub fn trackers(&self) -> Vec<Vec<String>> {

@@ -11,7 +11,10 @@
 //!   of separators becomes `_`;
 //! * empty elements, `.` and `..` are dropped;
 //! * overlong elements are shortened to [`MAX_COMPONENT_BYTES`], keeping a
-//!   short extension.
+//!   short extension;
+//! * names that are invalid or reserved on some platform are made portable:
+//!   `< > : " | ? *` become `_`, and device names (`CON`, `PRN`, `AUX`, `NUL`, `COM1`-`COM9`, `LPT1`-`LPT9`,
+//!   with any extension, any case) get a leading `_`.
 //!
 //! [`UniquePaths`] then renames files whose sanitised paths collide
 //! (`foo/bar.txt` twice becomes `foo/bar.txt` and `foo/bar.1.txt`).
@@ -45,7 +48,31 @@ pub fn sanitize_component(raw: &[u8]) -> Option<String> {
     if out == "." || out == ".." {
         return None;
     }
-    Some(shorten(out))
+    Some(shorten(portable(out)))
+}
+
+/// Device names Windows reserves, whatever the extension.
+const RESERVED: [&str; 22] = [
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+];
+
+/// Make a (non-empty, not `.`/`..`) element valid on every common platform.
+fn portable(s: String) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| match c {
+            '<' | '>' | ':' | '"' | '|' | '?' | '*' => '_',
+            c => c,
+        })
+        .collect();
+    // Trailing dots and spaces (invalid on Windows) are kept: the
+    // conformance corpus asserts libtorrent's names, which keep them.
+    let base = out.split('.').next().unwrap_or("");
+    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(base)) {
+        out.insert(0, '_');
+    }
+    out
 }
 
 /// Shorten `s` to at most [`MAX_COMPONENT_BYTES`] bytes on a character
@@ -151,6 +178,15 @@ impl UniquePaths {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn portable_names() {
+        let s = |x: &str| sanitize_component(x.as_bytes());
+        assert_eq!(s("a:b?c*.txt").as_deref(), Some("a_b_c_.txt"));
+        assert_eq!(s("con").as_deref(), Some("_con"));
+        assert_eq!(s("LPT1.log").as_deref(), Some("_LPT1.log"));
+        assert_eq!(s("console").as_deref(), Some("console"));
+    }
 
     #[test]
     fn components() {

@@ -280,6 +280,12 @@ impl Session {
                 "torrent {ih} is already in the session"
             )));
         }
+        for (raw, used) in add.metainfo.renamed_files() {
+            log::warn!(
+                "{}: file {raw:?} is saved as {used:?}",
+                add.metainfo.info.name
+            );
+        }
         let storage = Storage::open(&add.dir, &add.metainfo.info)
             .map_err(|e| Error::Other(format!("{}: {e}", add.metainfo.info.name)))?;
         let (t, handle) = torrent::spawn(

@@ -209,3 +209,29 @@ fn every_path_stays_inside_the_download_dir() {
         }
     }
 }
+
+/// What is renamed is reported: hostile and colliding paths come back from
+/// `renamed_files` with the name they are saved under.
+#[test]
+fn renamed_files_are_reported() {
+    let load = |f: &str| {
+        let b = std::fs::read(format!(
+            "{}/../fixtures/corpus/valid/{f}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        bittorrent_core::Metainfo::from_bytes(&b).unwrap()
+    };
+    let r = load("parent_path.torrent").renamed_files();
+    assert!(
+        r.iter()
+            .any(|(raw, used)| raw.contains("..") && !used.contains("..")),
+        "{r:?}"
+    );
+    let r = load("duplicate_files.torrent").renamed_files();
+    assert!(
+        r.iter().any(|(_, used)| used.ends_with("bar.1.txt")),
+        "{r:?}"
+    );
+    assert!(load("base.torrent").renamed_files().is_empty());
+}

@@ -28,6 +28,8 @@ struct Summary {
     /// (path joined with `/`, length, pad file)
     files: Vec<(String, u64, bool)>,
     magnet: String,
+    /// Files renamed for safety: (as in the torrent, as used).
+    renamed: Vec<(String, String)>,
 }
 
 /// Run `peer info`.
@@ -90,6 +92,7 @@ fn from_metainfo(m: &Metainfo) -> Summary {
             .map(|f| (f.path.join("/"), f.length, f.pad))
             .collect(),
         magnet: m.magnet_link(),
+        renamed: m.renamed_files(),
     }
 }
 
@@ -104,6 +107,7 @@ fn from_magnet(m: &Magnet) -> Summary {
         trackers: m.trackers.iter().map(|t| vec![t.clone()]).collect(),
         files: Vec::new(),
         magnet: m.to_uri(),
+        renamed: Vec::new(),
     }
 }
 
@@ -179,5 +183,11 @@ fn to_text(s: &Summary) -> String {
         out.push_str(&format!("  {path} ({length} bytes){pad}\n"));
     }
     out.push_str(&format!("magnet:       {}\n", s.magnet));
+    if !s.renamed.is_empty() {
+        out.push_str("renamed (unsafe or unportable paths in the torrent):\n");
+        for (raw, used) in &s.renamed {
+            out.push_str(&format!("  {raw:?} -> {used}\n"));
+        }
+    }
     out
 }
