@@ -14,6 +14,7 @@ pub mod error;
 pub mod extension;
 pub mod lsd;
 pub mod magnet;
+pub mod metadata;
 pub mod metainfo;
 pub mod safe_path;
 pub mod tracker;

@@ -158,6 +158,9 @@ pub struct PeerContext {
     pub listen_port: u16,
     /// A private torrent (BEP 27): no peer exchange.
     pub private: bool,
+    /// The torrent's info dictionary, served to peers with `ut_metadata`
+    /// (BEP 9) so that they can start from a magnet link.
+    pub info_bytes: Arc<Vec<u8>>,
 }
 
 /// Limits a peer thread enforces.
@@ -320,11 +323,19 @@ struct Connection<'a> {
     last_pex_in: Option<Instant>,
     /// Pieces this peer may request while we choke it (BEP 6).
     allowed_fast: Vec<u32>,
+    /// The id the peer wants `ut_metadata` messages sent with.
+    their_metadata: Option<u8>,
+    /// Metadata pieces served on this connection.
+    metadata_served: u32,
 }
 
 const SHORT_READ: Duration = Duration::from_millis(5);
 /// Size of the allowed-fast set we grant (BEP 6 suggests 10).
 const ALLOWED_FAST_K: usize = 10;
+/// The id we ask peers to use for `ut_metadata` messages to us.
+pub const OUR_METADATA_ID: u8 = 2;
+/// Metadata pieces served per connection at most (a 10 MiB info dict is 640).
+const MAX_METADATA_REQUESTS: u32 = 1024;
 /// The id we ask peers to use for `ut_pex` messages to us.
 const OUR_PEX_ID: u8 = 1;
 /// PEX messages closer together than this are ignored (BEP 11: one a minute).
@@ -404,6 +415,8 @@ impl<'a> Connection<'a> {
             their_pex: None,
             last_pex_in: None,
             allowed_fast: Vec::new(),
+            their_metadata: None,
+            metadata_served: 0,
         };
         // Our bitfield goes first (after the handshake, before anything
         // else). The torrent thread sends it as the first command when it
@@ -439,7 +452,7 @@ impl<'a> Connection<'a> {
             }
         }
         if c.ext {
-            let mut m = Vec::new();
+            let mut m = vec![("ut_metadata".to_string(), OUR_METADATA_ID)];
             if !ctx.private {
                 m.push(("ut_pex".to_string(), OUR_PEX_ID));
             }
@@ -449,6 +462,7 @@ impl<'a> Connection<'a> {
                 v: Some(format!("peer {}", env!("CARGO_PKG_VERSION"))),
                 yourip: Some(addr.ip()),
                 reqq: Some(ctx.limits.max_upload_queue as u32),
+                metadata_size: Some(ctx.info_bytes.len() as u64),
                 ..Default::default()
             };
             c.send(&Message::Extended {
@@ -770,6 +784,7 @@ impl<'a> Connection<'a> {
                     return Ok(());
                 };
                 self.their_pex = h.id_of("ut_pex").filter(|_| !self.ctx.private);
+                self.their_metadata = h.id_of("ut_metadata");
                 self.event(PeerEvent::ExtHandshake {
                     listen_port: h.p.filter(|p| *p != 0),
                     pex: self.their_pex.is_some(),
@@ -789,8 +804,39 @@ impl<'a> Connection<'a> {
                 }
                 Ok(())
             }
+            OUR_METADATA_ID => {
+                self.on_metadata(payload);
+                Ok(())
+            }
             _ => Ok(()), // an extension we did not offer: ignore
         }
+    }
+
+    /// BEP 9: answer a request for a piece of the info dictionary.
+    fn on_metadata(&mut self, payload: &[u8]) {
+        use crate::extension::{MetadataMessage, METADATA_PIECE_SIZE};
+        let (Ok(MetadataMessage::Request { piece }), Some(id)) =
+            (MetadataMessage::decode(payload), self.their_metadata)
+        else {
+            return; // data/reject are for the metadata fetcher, not us
+        };
+        self.metadata_served += 1;
+        let info = &self.ctx.info_bytes;
+        let start = piece as usize * METADATA_PIECE_SIZE;
+        let reply = if start < info.len() && self.metadata_served <= MAX_METADATA_REQUESTS {
+            let end = (start + METADATA_PIECE_SIZE).min(info.len());
+            MetadataMessage::Data {
+                piece,
+                total_size: info.len() as u64,
+                data: info[start..end].to_vec(),
+            }
+        } else {
+            MetadataMessage::Reject { piece }
+        };
+        self.send(&Message::Extended {
+            id,
+            payload: reply.encode(),
+        });
     }
 
     fn on_request(&mut self, b: BlockRef) -> Result<(), CloseReason> {

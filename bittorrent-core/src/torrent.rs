@@ -245,6 +245,7 @@ pub(crate) fn spawn(
         limits: shared.config.peer_limits,
         listen_port: shared.local_port(),
         private: metainfo.info.private,
+        info_bytes: Arc::new(metainfo.info_bytes.clone()),
     });
     let status = TorrentStatus {
         info_hash: metainfo.info_hash,

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage:
-  peer FILE.torrent... [--dir DIR] [--port N] [--peer IP:PORT]... [--once] [--open-tracker]
+  peer FILE.torrent|MAGNET... [--dir DIR] [--port N] [--peer IP:PORT]... [--once] [--open-tracker]
                       [--state DIR] [--no-lsd]
   peer --open-tracker [--port N]        (a tracker for any torrent, nothing else)
   peer demo [--size MIB] [--leechers N] [--dir DIR]

@@ -6,6 +6,8 @@
 
 use crate::args::{Arg, Args, CliError};
 use crate::progress::Progress;
+use bittorrent_core::magnet::Magnet;
+use bittorrent_core::metadata::fetch_metainfo;
 use bittorrent_core::metainfo::Metainfo;
 use bittorrent_core::{AddTorrent, Config, InfoHash, Phase, Session};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -79,7 +81,13 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
 pub fn run(args: Args) -> Result<(), CliError> {
     let o = parse(args)?;
     let mut metas = Vec::new();
+    let mut magnets = Vec::new();
     for t in &o.torrents {
+        if let Some(s) = t.to_str().filter(|s| s.starts_with("magnet:")) {
+            let m = Magnet::parse(s).map_err(|e| CliError::Failed(format!("{s}: {e}")))?;
+            magnets.push(m);
+            continue;
+        }
         let bytes =
             std::fs::read(t).map_err(|e| CliError::Failed(format!("{}: {e}", t.display())))?;
         let mi = Metainfo::from_bytes(&bytes)
@@ -110,6 +118,32 @@ pub fn run(args: Args) -> Result<(), CliError> {
         hashes.push(ih);
     }
     let stop = install_stop_handler()?;
+    for m in magnets {
+        eprintln!("fetching the metadata of {} from peers...", m.info_hash);
+        let mi = fetch_metainfo(
+            &m,
+            &o.peers,
+            session.peer_id(),
+            session.local_addr().port(),
+            Duration::from_secs(120),
+        )
+        .map_err(|e| CliError::failed(&e))?;
+        eprintln!(
+            "got the metadata: {} ({} files)",
+            mi.info.name,
+            mi.info.files.len()
+        );
+        let mut peers = o.peers.clone();
+        peers.extend(
+            m.peers
+                .iter()
+                .filter_map(|p| p.to_socket_addrs().ok()?.next()),
+        );
+        let ih = session
+            .add(AddTorrent::new(mi, &o.dir).peers(peers))
+            .map_err(|e| CliError::failed(&e))?;
+        hashes.push(ih);
+    }
     let result = watch(&session, &hashes, o.once, &stop);
     session.shutdown();
     result

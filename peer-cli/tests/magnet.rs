@@ -1,0 +1,94 @@
+//! Starting from a magnet link: the info dictionary is fetched from peers
+//! with `ut_metadata` (BEP 9), checked against the info-hash, then the data
+//! is downloaded. From our own seeder and from libtorrent.
+
+mod support;
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use support::*;
+
+const NAME: &str = "magnet data";
+
+fn create(src: &Path, out: &Path) -> String {
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg("create").arg(src).arg("-o").arg(out);
+    let out = run_bounded("peer create", cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|w| w.len() == 40 && w.chars().all(|c| c.is_ascii_hexdigit()))
+        .expect("peer create prints the info-hash")
+        .to_string()
+}
+
+fn magnet_leech(hash: &str, seeder_port: u16, down: &Path, seeder: &mut Child) {
+    let magnet = format!("magnet:?xt=urn:btih:{hash}&dn=x&x.pe=127.0.0.1:{seeder_port}");
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&magnet)
+        .arg("--dir")
+        .arg(down)
+        .args(["--port", &free_port().to_string(), "--once", "--no-lsd"])
+        .env("RUST_LOG", "info");
+    let mut leech = Child::spawn("peer magnet", cmd);
+    let status = leech.wait_exit(LONG_WAIT);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "magnet download failed\n{}\n{}",
+        leech.output(),
+        seeder.output()
+    );
+}
+
+#[test]
+fn magnet_link_from_our_seeder() {
+    let tmp = TempDir::new("magnet-ours");
+    let seed_dir = tmp.subdir("seed");
+    let src = make_multi_file_dir(&seed_dir, NAME);
+    let torrent = tmp.path().join("t.torrent");
+    let hash = create(&src, &torrent);
+    let port = free_port();
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&torrent)
+        .arg("--dir")
+        .arg(&seed_dir)
+        .args(["--port", &port.to_string(), "--no-lsd"]);
+    let mut seeder = Child::spawn("peer seed", cmd);
+    assert!(wait_until(LONG_WAIT, || TcpStream::connect((
+        "127.0.0.1",
+        port
+    ))
+    .is_ok()));
+    let down = tmp.subdir("down");
+    magnet_leech(&hash, port, &down, &mut seeder);
+    assert_same_data(&src, &down.join(NAME));
+}
+
+#[test]
+fn magnet_link_from_libtorrent() {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    let tmp = TempDir::new("magnet-lt");
+    let seed_dir = tmp.subdir("seed");
+    let src = make_multi_file_dir(&seed_dir, NAME);
+    let torrent = tmp.path().join("t.torrent");
+    let hash = create(&src, &torrent);
+    let lt_port = free_port();
+    let mut cmd = python_cmd("lt_seed.py");
+    cmd.arg(&torrent)
+        .arg(&seed_dir)
+        .arg(lt_port.to_string())
+        .args(["--timeout", "300"]);
+    let mut seeder = Child::spawn("lt_seed.py", cmd);
+    assert!(
+        seeder.wait_for_output("READY", LONG_WAIT),
+        "{}",
+        seeder.output()
+    );
+    let down = tmp.subdir("down");
+    magnet_leech(&hash, lt_port, &down, &mut seeder);
+    assert_same_data(&src, &down.join(NAME));
+}
