@@ -929,3 +929,54 @@ fn tracker_survives_garbage_udp() {
     still_serves(&sd.s, &sd.mi, &sd.data);
     assert_threads_settle(before);
 }
+
+/// A fast-extension peer that never reads but keeps sending requests while
+/// its queue is full: every excess request is answered with a `reject`
+/// appended to the output buffer, which cannot drain. Memory should stay
+/// bounded (backpressure or a cap), not grow at the rate the peer writes
+/// until the write timeout fires.
+#[test]
+#[ignore = "BUG: rejects to a peer that never reads pile up in the output buffer (~6 MB/s per connection until write_timeout)"]
+fn rejects_to_a_peer_that_never_reads_stay_bounded() {
+    let _g = serial();
+    let sd = seed_with("h-rejamp", LEN, |c| {
+        c.peer_limits.write_timeout = Duration::from_secs(8)
+    });
+    let before = threads();
+    let rss_before = rss_kib();
+    let mut a = attacker(sd.addr(), sd.ih());
+    a.send(&Message::Interested).unwrap();
+    assert!(wait_for(&mut a, |m| *m == Message::Unchoke));
+    let mut s = a.s.try_clone().unwrap();
+    s.set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let flooder = std::thread::spawn(move || {
+        let mut wire = Vec::new();
+        for j in 0..60_000u32 {
+            req(j % 32, j / 32, 16 * 1024).encode(&mut wire);
+        }
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(6) {
+            match s.write_all(&wire) {
+                Ok(()) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let mut peak = 0;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(6) {
+        peak = peak.max(rss_kib());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    flooder.join().unwrap();
+    // Still not reading: the write timeout drops it.
+    assert!(wait_until(Duration::from_secs(15), || sd.peers() == 0));
+    eprintln!("RSS {rss_before} KiB before, {peak} KiB peak");
+    drop(a);
+    still_serves(&sd.s, &sd.mi, &sd.data);
+    assert_threads_settle(before);
+    let grew = peak.saturating_sub(rss_before);
+    assert!(grew < 16 * 1024, "RSS grew by {grew} KiB in 6 s");
+}
