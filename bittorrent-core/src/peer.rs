@@ -560,6 +560,12 @@ impl<'a> Connection<'a> {
                 let t = if want_short { SHORT_READ } else { LONG_READ };
                 let _ = self.stream.set_read_timeout(Some(t));
             }
+            if self.out.len() > 2 * UPLOAD_BURST {
+                // The peer is not reading what we send: stop reading what it
+                // sends (TCP then slows it down) until our output drains or
+                // the write timeout closes the connection.
+                continue;
+            }
             if busy {
                 let _ = self.stream.set_nonblocking(true);
             }

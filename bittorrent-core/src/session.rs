@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) peer_id: [u8; 20],
     pub(crate) hasher: Sender<HashJob>,
     pub(crate) connections: AtomicUsize,
+    /// Accepted sockets still in the handshake (not yet in `connections`).
+    handshaking: AtomicUsize,
     next_key: AtomicU64,
     registry: RwLock<HashMap<[u8; 20], Arc<TorrentShared>>>,
     local_addr: SocketAddr,
@@ -194,6 +196,7 @@ impl Session {
             config,
             hasher: hasher.sender(),
             connections: AtomicUsize::new(0),
+            handshaking: AtomicUsize::new(0),
             next_key: AtomicU64::new(1),
             registry: RwLock::new(HashMap::new()),
             local_addr,
@@ -431,9 +434,14 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         };
-        if shared.connections.load(Ordering::Relaxed) >= shared.config.max_connections {
+        // Sockets still in the handshake count too: silent connections
+        // must not each get a thread beyond the limit.
+        let busy =
+            shared.connections.load(Ordering::Relaxed) + shared.handshaking.load(Ordering::Relaxed);
+        if busy >= shared.config.max_connections {
             continue; // dropped: closes the socket
         }
+        shared.handshaking.fetch_add(1, Ordering::Relaxed);
         let s = shared.clone();
         let _ = std::thread::Builder::new()
             .name("peer (incoming)".into())
@@ -441,8 +449,18 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// Counts an accepted socket as handshaking until dropped.
+struct Handshaking(Arc<Shared>);
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.handshaking.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Sniff the first bytes: a BitTorrent handshake goes to its torrent.
 fn handle_incoming(mut stream: TcpStream, shared: Arc<Shared>) {
+    let guard = Handshaking(shared.clone());
     let Ok(addr) = stream.peer_addr() else {
         return;
     };
@@ -485,8 +503,10 @@ fn handle_incoming(mut stream: TcpStream, shared: Arc<Shared>) {
     {
         return;
     }
-    // This thread becomes the peer thread; `Joined` registers it.
+    // This thread becomes the peer thread; `Joined` registers it (and
+    // counts it in `connections`).
     let key = shared.next_key();
+    drop(guard);
     drop(shared);
     peer::run_connected(
         stream,

@@ -159,6 +159,7 @@ struct Conn {
     next_pex: Instant,
     /// Pieces the peer lets us request while it chokes us (BEP 6).
     allowed_fast: Vec<u32>,
+    joined_at: Instant,
 }
 
 /// An address we may dial.
@@ -173,6 +174,8 @@ const CHOKE_INTERVAL: Duration = Duration::from_secs(10);
 const OPTIMISTIC_INTERVAL: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const MIN_DEPTH: usize = 16;
+/// A full peer table evicts a peer useless for at least this long.
+const IDLE_EVICT_AFTER: Duration = Duration::from_secs(5);
 /// How long a torrent stalled on a full disk waits before trying again.
 const STALL_RETRY: Duration = Duration::from_secs(5);
 /// Resume data is saved at most this often while pieces arrive (and at
@@ -517,18 +520,35 @@ impl Torrent {
     fn close(&mut self, key: PeerKey, reason: CloseReason) {
         if let Some(c) = self.conns.remove(&key) {
             log::debug!("closing {}: {reason}", c.addr);
-            let _ = c.inbox.try_send(PeerCmd::Close(reason));
+            let _ = c.inbox.try_send(PeerCmd::Close(reason.clone()));
             let _ = c.closer.shutdown(Shutdown::Both);
-            self.forget(key, c);
+            self.forget(key, c, &reason);
         }
     }
 
-    fn forget(&mut self, key: PeerKey, c: Conn) {
+    fn forget(&mut self, key: PeerKey, c: Conn, reason: &CloseReason) {
         self.picker.remove_peer(key, &c.bitfield);
         self.uploaded_closed += c.counters.uploaded.load(Ordering::Relaxed);
         if let Some(cand) = self.candidates.get_mut(&c.addr) {
             cand.connected = false;
-            cand.next_try = Instant::now() + Duration::from_secs(30);
+            let now = Instant::now();
+            let delay = match reason {
+                // Nothing to gain soon from a seed (we are one) or a cheat.
+                CloseReason::BothSeeds | CloseReason::Banned | CloseReason::Duplicate => {
+                    Duration::from_secs(300)
+                }
+                // A connection that ended quickly (refused for lack of room,
+                // say): retry soon, backing off if it keeps happening.
+                _ if now - c.joined_at < Duration::from_secs(60) => {
+                    cand.failures = cand.failures.saturating_add(1);
+                    Duration::from_secs(5 << (cand.failures - 1).min(6))
+                }
+                _ => {
+                    cand.failures = 0;
+                    Duration::from_secs(5)
+                }
+            };
+            cand.next_try = now + delay;
         }
         if self.optimistic == Some(key) {
             self.optimistic = None;
@@ -559,7 +579,7 @@ impl Torrent {
                     log::debug!("dial {addr} failed: {reason}");
                 } else if let Some(c) = self.conns.remove(&key) {
                     log::debug!("peer {} left: {reason}", c.addr);
-                    self.forget(key, c);
+                    self.forget(key, c, &reason);
                 }
                 self.publish_status();
             }
@@ -615,9 +635,17 @@ impl Torrent {
             }
         }
         if self.conns.len() >= self.shared.config.max_peers_per_torrent {
-            refuse(CloseReason::TooManyPeers);
-            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
-            return;
+            // Full: make room by evicting a peer that has been useless for a
+            // while (no interest either way, nothing exchanged), so that
+            // idle connections cannot lock useful peers out.
+            match self.idlest_peer() {
+                Some(victim) => self.close(victim, CloseReason::TooManyPeers),
+                None => {
+                    refuse(CloseReason::TooManyPeers);
+                    self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                    return;
+                }
+            }
         }
         log::debug!(
             "peer {addr} joined ({})",
@@ -664,9 +692,27 @@ impl Torrent {
                 pex_sent: HashSet::new(),
                 next_pex: Instant::now(),
                 allowed_fast: Vec::new(),
+                joined_at: Instant::now(),
             },
         );
         self.publish_status();
+    }
+
+    /// The connection that has been useless longest (joined over
+    /// `IDLE_EVICT_AFTER` ago, no interest either way, no payload moved).
+    fn idlest_peer(&self) -> Option<PeerKey> {
+        let now = Instant::now();
+        self.conns
+            .iter()
+            .filter(|(_, c)| {
+                now - c.joined_at >= IDLE_EVICT_AFTER
+                    && !c.peer_interested
+                    && !c.am_interested
+                    && c.counters.downloaded.load(Ordering::Relaxed) == 0
+                    && c.counters.uploaded.load(Ordering::Relaxed) == 0
+            })
+            .min_by_key(|(_, c)| c.joined_at)
+            .map(|(k, _)| *k)
     }
 
     fn on_peer_message(&mut self, key: PeerKey, ev: PeerEvent) {
