@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Regenerate the seed corpora fuzz/corpus/<target>/ from fixtures/.
+#
+#   fuzz/seeds.sh            # from the repository root or anywhere
+#
+# The seeds are committed (small files only: .torrent files over 64 KiB are
+# skipped, the whole corpus stays well under 2 MB). Fuzzer runs write the
+# inputs they discover to fuzz/corpus-work/<target>/ (not committed), so
+# this directory only ever holds what this script puts there.
+# Each seed is named by the SHA-1 of its content, as libFuzzer does.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+fx="$root/fixtures"
+out="$root/fuzz/corpus"
+V="$fx/vectors"
+
+targets=(bencode metainfo magnet wire extension tracker_response tracker_request)
+for t in "${targets[@]}"; do rm -rf "${out:?}/$t"; mkdir -p "$out/$t"; done
+
+# put TARGET < bytes
+put() {
+    local tmp; tmp="$(mktemp)"
+    cat >"$tmp"
+    local h; h="$(sha1sum "$tmp" | cut -c1-40)"
+    mv "$tmp" "$out/$1/$h"
+}
+# unhex: hex text on stdin -> bytes on stdout
+unhex() { xxd -r -p; }
+# column N of a .tsv (header skipped)
+col() { awk -F'\t' -v c="$2" 'NR > 1 && $c != "" { print $c }' "$1"; }
+is_hex() { [[ "$1" =~ ^([0-9a-fA-F]{2})+$ ]]; }
+
+# --- .torrent files: metainfo (all small ones), bencode (the very small ones)
+while IFS= read -r -d '' f; do
+    size=$(stat -c %s "$f")
+    if (( size <= 65536 )); then put metainfo <"$f"; fi
+    if (( size <= 2048 )); then put bencode <"$f"; fi
+done < <(find "$fx/corpus" -name '*.torrent' -print0 | sort -z)
+
+# --- bencode.tsv: input_hex (every row, valid or not)
+while read -r h; do printf '%s' "$h" | unhex | put bencode; done < <(col "$V/bencode.tsv" 2)
+
+# --- magnet.tsv: the uri column
+while IFS= read -r u; do printf '%s' "$u" | put magnet; done < <(col "$V/magnet.tsv" 1)
+
+# --- peer_wire.tsv: each frame (handshakes too) behind a chunk-size byte;
+#     the whole stream of frames; the bare payloads (for Message::decode);
+#     the extended payloads (for the extension target).
+stream=""
+while IFS=$'\t' read -r name hex _; do
+    [[ "$name" == message ]] && continue
+    printf '%s' "$hex" | unhex | put wire
+    printf '00%s' "$hex" | unhex | put wire
+    if [[ "$name" != handshake* ]]; then
+        stream+="$hex"
+        printf '%s' "${hex:8}" | unhex | put wire
+        # id 20 = extended: payload after the 4-byte length, id and ext id
+        if [[ "${hex:8:2}" == 14 ]]; then printf '%s' "${hex:12}" | unhex | put extension; fi
+    fi
+done <"$V/peer_wire.tsv"
+printf '03%s' "$stream" | unhex | put wire
+printf '3f%s' "$stream" | unhex | put wire
+# a few extension payloads written by hand
+printf 'd8:msg_typei1e5:piecei0e10:total_sizei3eeabc' | put extension
+printf 'd5:added12:\x7f\x00\x00\x01\x1a\xe1\x0a\x00\x00\x02\xc8\xd57:added.f2:\x02\x10e' | put extension
+printf 'd1:md11:ut_metadatai1e6:ut_pexi2ee13:metadata_sizei425e1:pi6881e1:v7:peer/1.06:yourip4:\x7f\x00\x00\x01e' | put extension
+
+# --- http_tracker.tsv: bodies (hex or text) for the response target; the
+#     announce query as an HTTP request for the request target.
+while IFS=$'\t' read -r name value _; do
+    [[ "$name" == case ]] && continue
+    if is_hex "$value"; then body="$(printf '%s' "$value" | unhex | xxd -p | tr -d '\n')"
+    else body="$(printf '%s' "$value" | xxd -p | tr -d '\n')"; fi
+    printf '%s' "$body" | unhex | put tracker_response
+    { printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n' \
+        "$(( ${#body} / 2 ))"; printf '%s' "$body" | unhex; } | put tracker_response
+    if [[ "$value" == /announce\?* ]]; then
+        printf 'GET %s HTTP/1.1\r\nHost: tracker\r\n\r\n' "$value" | put tracker_request
+        printf 'GET %s HTTP/1.1\r\nHost: tracker\r\n\r\n' \
+            "$(printf '%s' "$value" | sed 's|^/announce|/scrape|; s|&peer_id.*||')" | put tracker_request
+    fi
+done <"$V/http_tracker.tsv"
+printf 'HTTP/1.1 301 Moved\r\nLocation: http://a.example/announce\r\n\r\n' | put tracker_response
+printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nd4:ab\r\n0\r\n\r\n' | put tracker_response
+
+# --- udp_tracker_bep15.tsv: responses (action in bytes 0..4) for the
+#     response target, requests for the request target.
+while IFS=$'\t' read -r name hex _; do
+    [[ "$name" == packet ]] && continue
+    case "$name" in
+        *response*) printf '%s' "$hex" | unhex | put tracker_response ;;
+        *request*) printf '%s' "$hex" | unhex | put tracker_request ;;
+    esac
+done <"$V/udp_tracker_bep15.tsv"
+
+for t in "${targets[@]}"; do
+    printf '%-17s %4d seeds %6s\n' "$t" "$(find "$out/$t" -type f | wc -l)" "$(du -sh "$out/$t" | cut -f1)"
+done

@@ -1,0 +1,234 @@
+//! The per-target checks, shared by the fuzz targets (`fuzz/fuzz_targets/*.rs`)
+//! and by the regression replay test (`bittorrent-core/tests/regressions.rs`),
+//! which both include this file with `#[path = ...] mod targets_common;`.
+//!
+//! Every function takes arbitrary bytes, runs them through one family of
+//! parsers and panics (a "crash") if a parser panics or a stated property
+//! does not hold. Nothing here may depend on a fuzzer.
+
+use bittorrent_core::bencode;
+use bittorrent_core::extension::{ExtHandshake, MetadataMessage, PexMessage, METADATA_PIECE_SIZE};
+use bittorrent_core::magnet::Magnet;
+use bittorrent_core::metainfo::Metainfo;
+use bittorrent_core::tracker::{self, client, TrackerConfig, TrackerServer};
+use bittorrent_core::wire::{FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// The fuzz targets, by name (the directory names under `fuzz/corpus/` and
+/// `fixtures/regressions/`).
+pub const TARGETS: &[&str] = &[
+    "bencode",
+    "metainfo",
+    "magnet",
+    "wire",
+    "extension",
+    "tracker_response",
+    "tracker_request",
+];
+
+/// Run the check of target `name` on `data`. Returns false for an unknown name.
+pub fn run(name: &str, data: &[u8]) -> bool {
+    match name {
+        "bencode" => check_bencode(data),
+        "metainfo" => check_metainfo(data),
+        "magnet" => check_magnet(data),
+        "wire" => check_wire(data),
+        "extension" => check_extension(data),
+        "tracker_response" => check_tracker_response(data),
+        "tracker_request" => check_tracker_request(data),
+        _ => return false,
+    }
+    true
+}
+
+/// Tolerant and strict decoding. Whatever the tolerant decoder accepts
+/// re-encodes to canonical (strictly valid) bencode; a strictly valid input
+/// is canonical, so re-encoding it must give back the input byte for byte.
+pub fn check_bencode(data: &[u8]) {
+    if let Ok(v) = bencode::decode(data) {
+        let b = v.to_owned_value().to_bytes();
+        assert!(
+            bencode::decode_strict(&b).is_ok(),
+            "tolerant decode re-encodes to non-canonical bencode: {:?}",
+            String::from_utf8_lossy(&b)
+        );
+    }
+    let _ = bencode::decode_prefix(data);
+    let _ = bencode::decode_strict_prefix(data);
+    if let Ok(v) = bencode::decode_strict(data) {
+        let again = v.to_owned_value().to_bytes();
+        assert!(
+            again == data,
+            "strict decode then encode is not the identity: {:?} -> {:?}",
+            String::from_utf8_lossy(data),
+            String::from_utf8_lossy(&again)
+        );
+    }
+}
+
+/// `.torrent` parsing: every file path component must be a plain name.
+pub fn check_metainfo(data: &[u8]) {
+    fn check(m: &Metainfo) {
+        assert!(!m.info.files.is_empty(), "a torrent without files");
+        for f in &m.info.files {
+            assert!(!f.path.is_empty(), "empty path: {f:?}");
+            for c in &f.path {
+                assert!(
+                    !c.is_empty()
+                        && c != "."
+                        && c != ".."
+                        && !c.contains('/')
+                        && !c.contains('\\')
+                        && !c.contains('\0'),
+                    "unsafe path component {c:?} in {:?}",
+                    f.path
+                );
+            }
+        }
+        let _ = m.magnet_link();
+        let _ = m.trackers();
+    }
+    if let Ok(m) = Metainfo::from_bytes(data) {
+        check(&m);
+    }
+    if let Ok(m) = Metainfo::from_info_bytes(data) {
+        check(&m);
+    }
+}
+
+/// Magnet links: whatever parses must survive `to_uri` and parse again to
+/// the same magnet (so the same info-hash, name, trackers and peers).
+pub fn check_magnet(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(m) = Magnet::parse(&text) {
+        let uri = m.to_uri();
+        match Magnet::parse(&uri) {
+            Ok(again) => assert_eq!(again, m, "magnet round trip via {uri}"),
+            Err(e) => panic!("to_uri of a parsed magnet does not parse: {uri}: {e}"),
+        }
+    }
+}
+
+/// Peer wire: the handshake, one message, and a frame stream fed in chunks
+/// whose size is taken from the first byte. Every decoded message must
+/// re-encode to the exact bytes it was decoded from.
+pub fn check_wire(data: &[u8]) {
+    if let Ok(h) = Handshake::decode(data) {
+        assert_eq!(
+            &h.encode()[..],
+            &data[..HANDSHAKE_LEN],
+            "handshake round trip"
+        );
+        let _ = (h.supports_extensions(), h.supports_fast());
+    }
+    if let Ok(m) = Message::decode(data) {
+        assert_eq!(&m.to_bytes()[4..], data, "message round trip: {m:?}");
+    }
+    let Some((&first, stream)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(first % 64) + 1;
+    let mut dec = FrameDecoder::new(MAX_FRAME);
+    let mut off = 0usize;
+    for piece in stream.chunks(chunk) {
+        dec.feed(piece);
+        loop {
+            match dec.next_message() {
+                Ok(Some(m)) => {
+                    let len = u32::from_be_bytes([
+                        stream[off],
+                        stream[off + 1],
+                        stream[off + 2],
+                        stream[off + 3],
+                    ]) as usize;
+                    let frame = &stream[off..off + 4 + len];
+                    assert_eq!(m.to_bytes(), frame, "framed round trip: {m:?}");
+                    off += 4 + len;
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+    assert_eq!(dec.buffered(), stream.len() - off, "buffered byte count");
+}
+
+/// BEP 10 handshake, BEP 11 PEX and BEP 9 metadata messages.
+pub fn check_extension(data: &[u8]) {
+    if let Ok(h) = ExtHandshake::decode(data) {
+        let _ = h.encode();
+        let _ = h.id_of("ut_metadata");
+    }
+    if let Ok(p) = PexMessage::decode(data) {
+        let _ = p.encode();
+    }
+    if let Ok(m) = MetadataMessage::decode(data) {
+        if let MetadataMessage::Data { data: d, .. } = &m {
+            assert!(
+                d.len() <= METADATA_PIECE_SIZE,
+                "metadata piece of {} bytes",
+                d.len()
+            );
+        }
+        let _ = m.encode();
+    }
+}
+
+/// Tracker answers: bencoded HTTP announce and scrape bodies, UDP announce
+/// replies (IPv4 and IPv6), and raw HTTP responses.
+pub fn check_tracker_response(data: &[u8]) {
+    let _ = client::parse_announce_response(data);
+    let _ = client::parse_scrape_response(data);
+    let _ = client::parse_udp_announce_response(data, false);
+    let _ = client::parse_udp_announce_response(data, true);
+    for eof in [false, true] {
+        let _ = tracker::parse_http_response(data, eof, client::MAX_RESPONSE_BODY);
+        let _ = tracker::parse_http_response(data, eof, 64);
+    }
+    let _ = client::parse_compact_v4(data);
+    let _ = client::parse_compact_v6(data);
+}
+
+fn fuzz_server() -> TrackerServer {
+    TrackerServer::new(TrackerConfig {
+        open: true,
+        max_swarms: 16,
+        max_peers_per_swarm: 16,
+        max_numwant: 8,
+        max_requests_per_sec_per_ip: u32::MAX,
+        interval: Duration::from_secs(1800),
+        min_interval: Duration::from_secs(300),
+        peer_timeout: Duration::from_secs(3700),
+    })
+}
+
+/// Our embedded tracker: an HTTP request and a UDP packet from a fixed
+/// address. For UDP the packet is also replayed with a valid connection id
+/// (obtained with a real connect first), so announce and scrape parsing are
+/// reached. Must never panic.
+pub fn check_tracker_request(data: &[u8]) {
+    let remote = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), 6881);
+    let server = fuzz_server();
+    let _ = tracker::looks_like_http(data);
+    let _ = server.handle_http(data, remote);
+    let _ = tracker::read_http_request(
+        &mut &data[..],
+        tracker::server::MAX_HTTP_REQUEST,
+        std::time::Instant::now() + Duration::from_secs(5),
+    );
+    let _ = server.handle_udp(data, remote);
+    if data.len() >= 16 {
+        let mut connect = Vec::with_capacity(16);
+        connect.extend_from_slice(&client::UDP_PROTOCOL_ID.to_be_bytes());
+        connect.extend_from_slice(&0u32.to_be_bytes());
+        connect.extend_from_slice(&data[12..16]);
+        if let Some(reply) = server.handle_udp(&connect, remote) {
+            if reply.len() >= 16 {
+                let mut p = data.to_vec();
+                p[..8].copy_from_slice(&reply[8..16]);
+                let _ = server.handle_udp(&p, remote);
+            }
+        }
+    }
+}
