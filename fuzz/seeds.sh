@@ -14,7 +14,7 @@ fx="$root/fixtures"
 out="$root/fuzz/corpus"
 V="$fx/vectors"
 
-targets=(bencode metainfo magnet wire extension tracker_response tracker_request)
+targets=(bencode metainfo magnet wire extension tracker_response tracker_request resume)
 for t in "${targets[@]}"; do rm -rf "${out:?}/$t"; mkdir -p "$out/$t"; done
 
 # put TARGET < bytes
@@ -36,6 +36,9 @@ while IFS= read -r -d '' f; do
     if (( size <= 65536 )); then put metainfo <"$f"; fi
     if (( size <= 2048 )); then put bencode <"$f"; fi
 done < <(find "$fx/corpus" -name '*.torrent' -print0 | sort -z)
+
+# --- resume data: the committed samples
+for f in "$fx"/resume/*.resume; do put resume <"$f"; done
 
 # --- bencode.tsv: input_hex (every row, valid or not)
 while read -r h; do printf '%s' "$h" | unhex | put bencode; done < <(col "$V/bencode.tsv" 2)

@@ -25,6 +25,7 @@ pub const TARGETS: &[&str] = &[
     "extension",
     "tracker_response",
     "tracker_request",
+    "resume",
 ];
 
 /// Run the check of target `name` on `data`. Returns false for an unknown name.
@@ -37,9 +38,20 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "extension" => check_extension(data),
         "tracker_response" => check_tracker_response(data),
         "tracker_request" => check_tracker_request(data),
+        "resume" => check_resume(data),
         _ => return false,
     }
     true
+}
+
+/// Resume data: decoding never panics, and what decodes re-encodes to data
+/// that decodes to the same value.
+pub fn check_resume(data: &[u8]) {
+    use bittorrent_core::resume::ResumeData;
+    if let Ok(r) = ResumeData::decode(data) {
+        let again = ResumeData::decode(&r.encode()).expect("re-encoded resume data decodes");
+        assert_eq!(again, r);
+    }
 }
 
 /// Tolerant and strict decoding. Whatever the tolerant decoder accepts
