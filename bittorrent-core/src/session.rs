@@ -93,6 +93,11 @@ pub struct AddTorrent {
     pub dir: PathBuf,
     /// Peers to dial at once.
     pub peers: Vec<SocketAddr>,
+    /// Start paused.
+    pub paused: bool,
+    /// The original `.torrent` bytes, kept in the state directory (when
+    /// `None`, a torrent is written from the info dictionary and trackers).
+    pub torrent_bytes: Option<Vec<u8>>,
 }
 
 impl AddTorrent {
@@ -102,6 +107,8 @@ impl AddTorrent {
             metainfo,
             dir: dir.into(),
             peers: Vec::new(),
+            paused: false,
+            torrent_bytes: None,
         }
     }
     /// Peers to dial at once.
@@ -156,7 +163,7 @@ pub struct Session {
     listener: Option<JoinHandle<()>>,
     udp: Option<JoinHandle<()>>,
     torrents: Mutex<Vec<(InfoHash, JoinHandle<()>)>>,
-    announcers: Mutex<Vec<(Arc<AtomicBool>, JoinHandle<()>)>>,
+    announcers: Mutex<Vec<(InfoHash, Arc<AtomicBool>, JoinHandle<()>)>>,
     lsd: Option<crate::lsd::Lsd>,
     lsd_router: Option<JoinHandle<()>>,
     hasher: Option<HasherPool>,
@@ -291,11 +298,23 @@ impl Session {
         }
         let storage = Storage::open(&add.dir, &add.metainfo.info)
             .map_err(|e| Error::Other(format!("{}: {e}", add.metainfo.info.name)))?;
+        if let Some(dir) = &self.shared.config.state_dir {
+            let bytes = add
+                .torrent_bytes
+                .clone()
+                .unwrap_or_else(|| torrent_file_bytes(&add.metainfo));
+            crate::torrent::write_atomically(
+                &dir.join("torrents").join(format!("{ih}.torrent")),
+                &bytes,
+            )
+            .map_err(|e| Error::io("save the torrent in the state directory", e))?;
+        }
         let (t, handle) = torrent::spawn(
             self.shared.clone(),
             add.metainfo,
             Arc::new(storage),
             add.peers,
+            add.paused,
         )
         .map_err(|e| Error::io("start torrent thread", e))?;
         self.shared.registry.write().insert(ih.0, t.clone());
@@ -307,9 +326,170 @@ impl Session {
             .name(format!("announcer {}", &ih.to_hex()[..8]))
             .spawn(move || crate::announcer::run(sh, t, st))
             .map_err(|e| Error::io("start announcer thread", e))?;
-        self.announcers.lock().push((stop, a));
+        self.announcers.lock().push((ih, stop, a));
         self.update_lsd();
+        self.save_torrent_entry(ih)?;
         Ok(ih)
+    }
+
+    fn entry(&self, ih: &InfoHash) -> Result<Arc<TorrentShared>> {
+        self.shared
+            .registry
+            .read()
+            .get(&ih.0)
+            .cloned()
+            .ok_or_else(|| Error::Other(format!("no torrent {ih} in the session")))
+    }
+
+    /// Stop exchanging data for a torrent (kept, with its data) until
+    /// [`Session::resume`]. Remembered in the state directory.
+    pub fn pause(&self, ih: &InfoHash) -> Result<()> {
+        let t = self.entry(ih)?;
+        let _ = t.commands.send(Command::Pause);
+        t.status.lock().paused = true;
+        self.save_torrent_entry(*ih)
+    }
+
+    /// Undo [`Session::pause`].
+    pub fn resume(&self, ih: &InfoHash) -> Result<()> {
+        let t = self.entry(ih)?;
+        let _ = t.commands.send(Command::Resume);
+        t.status.lock().paused = false;
+        self.save_torrent_entry(*ih)
+    }
+
+    /// Remove a torrent from the session (and from the state directory);
+    /// with `delete_data`, its files are deleted too.
+    pub fn remove(&self, ih: &InfoHash, delete_data: bool) -> Result<()> {
+        let t = self
+            .shared
+            .registry
+            .write()
+            .remove(&ih.0)
+            .ok_or_else(|| Error::Other(format!("no torrent {ih} in the session")))?;
+        self.shared.tracker.disallow(*ih);
+        self.update_lsd();
+        let announcer = {
+            let mut a = self.announcers.lock();
+            a.iter().position(|(h, _, _)| h == ih).map(|i| a.remove(i))
+        };
+        if let Some((_, stop, h)) = announcer {
+            stop.store(true, Ordering::SeqCst);
+            let _ = h.join();
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if t.commands.send(Command::Shutdown(tx)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+        }
+        let handle = {
+            let mut ts = self.torrents.lock();
+            ts.iter().position(|(h, _)| h == ih).map(|i| ts.remove(i))
+        };
+        if let Some((_, h)) = handle {
+            let _ = h.join();
+        }
+        if let Some(dir) = &self.shared.config.state_dir {
+            for ext in ["torrent", "resume", "add"] {
+                let _ = std::fs::remove_file(dir.join("torrents").join(format!("{ih}.{ext}")));
+            }
+        }
+        if delete_data {
+            let storage = &t.peer_ctx.storage;
+            for p in storage.paths() {
+                if let Err(e) = std::fs::remove_file(p) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(Error::io(format!("delete {}", p.display()), e));
+                    }
+                }
+                // Empty directories the torrent created, up to the save path.
+                let mut d = p.parent();
+                while let Some(dir) = d {
+                    if dir == storage.root() || std::fs::remove_dir(dir).is_err() {
+                        break;
+                    }
+                    d = dir.parent();
+                }
+            }
+        }
+        log::info!(
+            "{}: removed{}",
+            t.metainfo.info.name,
+            if delete_data { " with its data" } else { "" }
+        );
+        Ok(())
+    }
+
+    /// Write `torrents/<ih>.add` (save path, paused) in the state directory.
+    fn save_torrent_entry(&self, ih: InfoHash) -> Result<()> {
+        let Some(dir) = &self.shared.config.state_dir else {
+            return Ok(());
+        };
+        let t = self.entry(&ih)?;
+        let st = t.status.lock().clone();
+        let v = crate::bencode::OwnedValue::Dict(vec![
+            (
+                b"save path".to_vec(),
+                crate::bencode::OwnedValue::bytes(st.save_path.to_string_lossy().as_bytes()),
+            ),
+            (
+                b"paused".to_vec(),
+                crate::bencode::OwnedValue::Int(i64::from(st.paused)),
+            ),
+        ]);
+        crate::torrent::write_atomically(
+            &dir.join("torrents").join(format!("{ih}.add")),
+            &v.to_bytes(),
+        )
+        .map_err(|e| Error::io("save the torrent list", e))
+    }
+
+    /// Bring back every torrent recorded in the state directory (as added
+    /// by an earlier session), paused ones paused. A torrent that cannot be
+    /// loaded is skipped with a warning. Returns the torrents added.
+    pub fn restore(&self) -> Result<Vec<InfoHash>> {
+        let Some(dir) = self.shared.config.state_dir.clone() else {
+            return Ok(Vec::new());
+        };
+        let list = match std::fs::read_dir(dir.join("torrents")) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("read the state directory", e)),
+        };
+        let mut added = Vec::new();
+        let mut entries: Vec<PathBuf> = list
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "add"))
+            .collect();
+        entries.sort();
+        for entry in entries {
+            let load = || -> std::result::Result<AddTorrent, String> {
+                let add = std::fs::read(&entry).map_err(|e| e.to_string())?;
+                let v = crate::bencode::decode(&add).map_err(|e| e.to_string())?;
+                let save = v
+                    .get(b"save path")
+                    .and_then(crate::bencode::Value::as_bytes)
+                    .ok_or("no save path")?;
+                let paused = v.get(b"paused").and_then(crate::bencode::Value::as_int) == Some(1);
+                let bytes =
+                    std::fs::read(entry.with_extension("torrent")).map_err(|e| e.to_string())?;
+                let mi = Metainfo::from_bytes(&bytes).map_err(|e| e.to_string())?;
+                let mut a = AddTorrent::new(
+                    mi,
+                    PathBuf::from(String::from_utf8_lossy(save).into_owned()),
+                );
+                a.paused = paused;
+                a.torrent_bytes = Some(bytes);
+                Ok(a)
+            };
+            match load() {
+                Ok(a) => match self.add(a) {
+                    Ok(ih) => added.push(ih),
+                    Err(e) => log::warn!("{}: {e}", entry.display()),
+                },
+                Err(e) => log::warn!("{}: cannot restore: {e}", entry.display()),
+            }
+        }
+        Ok(added)
     }
 
     /// Tell the LSD thread which torrents to announce (never private ones).
@@ -369,7 +549,7 @@ impl Session {
         }
         // Announcers send `stopped` (bounded by a few seconds) in parallel.
         let announcers: Vec<_> = self.announcers.lock().drain(..).collect();
-        for (stop, _) in &announcers {
+        for (_, stop, _) in &announcers {
             stop.store(true, Ordering::SeqCst);
         }
         let torrents: Vec<Arc<TorrentShared>> =
@@ -387,7 +567,7 @@ impl Session {
         for (_, h) in self.torrents.lock().drain(..) {
             let _ = h.join();
         }
-        for (_, h) in announcers {
+        for (_, _, h) in announcers {
             let _ = h.join();
         }
         self.shared.registry.write().clear();
@@ -534,4 +714,29 @@ fn route_lsd(found: crossbeam_channel::Receiver<(InfoHash, SocketAddr)>, shared:
             }
         }
     }
+}
+
+/// A `.torrent` written from a metainfo: its trackers and the original
+/// bytes of its info dictionary (so the info-hash is unchanged).
+fn torrent_file_bytes(m: &Metainfo) -> Vec<u8> {
+    use crate::bencode::OwnedValue;
+    let mut out = b"d".to_vec();
+    if let Some(a) = &m.announce {
+        out.extend_from_slice(b"8:announce");
+        out.extend_from_slice(&OwnedValue::bytes(a).to_bytes());
+    }
+    if !m.announce_list.is_empty() {
+        out.extend_from_slice(b"13:announce-list");
+        let tiers = OwnedValue::List(
+            m.announce_list
+                .iter()
+                .map(|t| OwnedValue::List(t.iter().map(OwnedValue::bytes).collect()))
+                .collect(),
+        );
+        out.extend_from_slice(&tiers.to_bytes());
+    }
+    out.extend_from_slice(b"4:info");
+    out.extend_from_slice(&m.info_bytes);
+    out.push(b'e');
+    out
 }

@@ -80,6 +80,10 @@ pub struct TorrentStatus {
     pub checked_pieces: u32,
     /// Whether the start-up state came from resume data.
     pub resumed: bool,
+    /// Paused by the user.
+    pub paused: bool,
+    /// The directory the torrent's files are in.
+    pub save_path: std::path::PathBuf,
     /// Peers banned for bad data.
     pub banned: usize,
 }
@@ -108,6 +112,11 @@ impl TorrentStatus {
 pub enum Command {
     /// Dial these addresses (from the user, a tracker, PEX...).
     AddPeers(Vec<SocketAddr>),
+    /// Stop exchanging data (connections closed, nothing dialled or
+    /// accepted) until `Resume`; the data and resume data stay.
+    Pause,
+    /// Undo `Pause`.
+    Resume,
     /// Close every connection, flush, and reply.
     Shutdown(Sender<()>),
 }
@@ -216,6 +225,7 @@ pub struct Torrent {
     resume_dirty: bool,
     last_resume_save: Instant,
     stalled_at: Instant,
+    paused: bool,
     last_choke: Instant,
     last_optimistic: Instant,
     optimistic: Option<PeerKey>,
@@ -232,6 +242,7 @@ pub(crate) fn spawn(
     metainfo: Metainfo,
     storage: Arc<crate::storage::Storage>,
     peers: Vec<SocketAddr>,
+    paused: bool,
 ) -> std::io::Result<(Arc<TorrentShared>, std::thread::JoinHandle<()>)> {
     let layout = Layout::of(&metainfo.info);
     let n = layout.num_pieces as usize;
@@ -269,6 +280,8 @@ pub(crate) fn spawn(
         peers_from_pex: 0,
         checked_pieces: 0,
         resumed: false,
+        paused,
+        save_path: peer_ctx.storage.root().to_path_buf(),
         banned: 0,
     };
     let me = Arc::new(TorrentShared {
@@ -307,6 +320,7 @@ pub(crate) fn spawn(
         resume_dirty: false,
         last_resume_save: now,
         stalled_at: now,
+        paused,
         last_choke: now,
         last_optimistic: now,
         optimistic: None,
@@ -616,7 +630,7 @@ impl Torrent {
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        if matches!(self.phase, Phase::Failed(_)) {
+        if self.paused || matches!(self.phase, Phase::Failed(_)) {
             refuse(CloseReason::Shutdown);
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             return;
@@ -845,7 +859,7 @@ impl Torrent {
     }
 
     fn fill_requests(&mut self, key: PeerKey) {
-        if self.phase != Phase::Downloading {
+        if self.paused || self.phase != Phase::Downloading {
             return;
         }
         let Some(c) = self.conns.get(&key) else {
@@ -965,7 +979,7 @@ impl Torrent {
     }
 
     fn connect_candidates(&mut self) {
-        if !matches!(self.phase, Phase::Downloading | Phase::Seeding) {
+        if self.paused || !matches!(self.phase, Phase::Downloading | Phase::Seeding) {
             return;
         }
         let now = Instant::now();
@@ -1020,6 +1034,32 @@ impl Torrent {
             Command::AddPeers(addrs) => {
                 self.add_candidates(addrs);
                 self.connect_candidates();
+            }
+            Command::Pause => {
+                if !self.paused {
+                    self.paused = true;
+                    log::info!("{}: paused", self.me.metainfo.info.name);
+                    let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+                    for k in keys {
+                        self.close(k, CloseReason::Shutdown);
+                    }
+                    if self.phase != Phase::Checking {
+                        self.save_resume();
+                    }
+                    self.publish_status();
+                }
+            }
+            Command::Resume => {
+                if self.paused {
+                    self.paused = false;
+                    log::info!("{}: resumed", self.me.metainfo.info.name);
+                    let now = Instant::now();
+                    for c in self.candidates.values_mut() {
+                        c.next_try = now;
+                    }
+                    self.connect_candidates();
+                    self.publish_status();
+                }
             }
             Command::Shutdown(_) => {}
         }
@@ -1230,6 +1270,7 @@ impl Torrent {
         s.hash_failures = self.hash_failures;
         s.peers_from_pex = self.pex_learned;
         s.checked_pieces = self.checked_pieces;
+        s.paused = self.paused;
         s.resumed = self.resumed;
         s.banned = self.banned.len();
         s.tracker = self.me.tracker.lock().clone();
