@@ -157,13 +157,16 @@ fn is_local_ip(ip: IpAddr) -> bool {
     ip.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
+/// A torrent's announcer thread: its torrent, its stop flag, its handle.
+type Announcer = (InfoHash, Arc<AtomicBool>, JoinHandle<()>);
+
 /// A running session. Dropping it shuts it down.
 pub struct Session {
     shared: Arc<Shared>,
     listener: Option<JoinHandle<()>>,
     udp: Option<JoinHandle<()>>,
     torrents: Mutex<Vec<(InfoHash, JoinHandle<()>)>>,
-    announcers: Mutex<Vec<(InfoHash, Arc<AtomicBool>, JoinHandle<()>)>>,
+    announcers: Mutex<Vec<Announcer>>,
     lsd: Option<crate::lsd::Lsd>,
     lsd_router: Option<JoinHandle<()>>,
     hasher: Option<HasherPool>,
