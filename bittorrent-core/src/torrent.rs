@@ -1398,7 +1398,11 @@ pub(crate) fn write_atomically(path: &std::path::Path, data: &[u8]) -> std::io::
         .parent()
         .ok_or_else(|| std::io::Error::other("no parent directory"))?;
     std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
+    // `<name>.tmp` next to each target: writers of different files (the
+    // torrent list, resume data) never share a temporary file.
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
