@@ -301,16 +301,19 @@ impl Session {
         }
         let storage = Storage::open(&add.dir, &add.metainfo.info)
             .map_err(|e| Error::Other(format!("{}: {e}", add.metainfo.info.name)))?;
-        if let Some(dir) = &self.shared.config.state_dir {
+        let kept = self
+            .shared
+            .config
+            .state_dir
+            .as_ref()
+            .map(|d| d.join("torrents").join(format!("{ih}.torrent")));
+        if let Some(path) = kept.filter(|p| !p.exists()) {
             let bytes = add
                 .torrent_bytes
                 .clone()
                 .unwrap_or_else(|| torrent_file_bytes(&add.metainfo));
-            crate::torrent::write_atomically(
-                &dir.join("torrents").join(format!("{ih}.torrent")),
-                &bytes,
-            )
-            .map_err(|e| Error::io("save the torrent in the state directory", e))?;
+            crate::torrent::write_atomically(&path, &bytes)
+                .map_err(|e| Error::io("save the torrent in the state directory", e))?;
         }
         let (t, handle) = torrent::spawn(
             self.shared.clone(),
@@ -439,11 +442,13 @@ impl Session {
                 crate::bencode::OwnedValue::Int(i64::from(st.paused)),
             ),
         ]);
-        crate::torrent::write_atomically(
-            &dir.join("torrents").join(format!("{ih}.add")),
-            &v.to_bytes(),
-        )
-        .map_err(|e| Error::io("save the torrent list", e))
+        let path = dir.join("torrents").join(format!("{ih}.add"));
+        let bytes = v.to_bytes();
+        if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+            return Ok(()); // unchanged (a restore): no write, no fsync
+        }
+        crate::torrent::write_atomically(&path, &bytes)
+            .map_err(|e| Error::io("save the torrent list", e))
     }
 
     /// Bring back every torrent recorded in the state directory (as added
