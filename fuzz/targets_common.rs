@@ -26,6 +26,7 @@ pub const TARGETS: &[&str] = &[
     "tracker_response",
     "tracker_request",
     "resume",
+    "lsd",
 ];
 
 /// Run the check of target `name` on `data`. Returns false for an unknown name.
@@ -39,9 +40,21 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "tracker_response" => check_tracker_response(data),
         "tracker_request" => check_tracker_request(data),
         "resume" => check_resume(data),
+        "lsd" => check_lsd(data),
         _ => return false,
     }
     true
+}
+
+/// LSD announces (BEP 14): parsing never panics; what parses re-formats to
+/// a packet that parses to the same port and info-hashes.
+pub fn check_lsd(data: &[u8]) {
+    use bittorrent_core::lsd::{format_announce, parse_announce, HOST_V4};
+    if let Ok(a) = parse_announce(data) {
+        let again = format_announce(HOST_V4, a.port, &a.info_hashes, "cookie");
+        let b = parse_announce(&again).expect("formatted announce parses");
+        assert_eq!((b.port, &b.info_hashes), (a.port, &a.info_hashes));
+    }
 }
 
 /// Resume data: decoding never panics, and what decodes re-encodes to data
