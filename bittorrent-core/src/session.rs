@@ -84,6 +84,76 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The configuration saved in `state_dir/session.benc` by an earlier
+    /// session (listen port, peer-id prefix, connection limits, upload
+    /// slots), on top of the defaults, with `state_dir` set. `None` when
+    /// there is none or it is unreadable (then the defaults apply).
+    pub fn from_state_dir(state_dir: &std::path::Path) -> Option<Config> {
+        use crate::bencode::Value;
+        let bytes = std::fs::read(state_dir.join("session.benc")).ok()?;
+        let v = crate::bencode::decode(&bytes).ok()?;
+        let int = |k: &[u8]| v.get(k).and_then(Value::as_int);
+        let mut c = Config {
+            state_dir: Some(state_dir.to_path_buf()),
+            ..Config::default()
+        };
+        if let Some(p) = int(b"listen port").and_then(|p| u16::try_from(p).ok()) {
+            c.listen_port = p;
+        }
+        if let Some(s) = v.get(b"peer id prefix").and_then(Value::as_str) {
+            c.peer_id_prefix = s.chars().take(8).collect();
+        }
+        let count = |k: &[u8]| {
+            int(k)
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n > 0)
+        };
+        if let Some(n) = count(b"max connections") {
+            c.max_connections = n.min(10_000);
+        }
+        if let Some(n) = count(b"max peers per torrent") {
+            c.max_peers_per_torrent = n.min(10_000);
+        }
+        if let Some(n) = count(b"upload slots") {
+            c.upload_slots = n.min(1_000);
+        }
+        Some(c)
+    }
+
+    /// Write the persistent part of this configuration to
+    /// `state_dir/session.benc` (atomically), with the port actually used.
+    fn save(&self, listen_port: u16) -> std::io::Result<()> {
+        use crate::bencode::OwnedValue;
+        let Some(dir) = &self.state_dir else {
+            return Ok(());
+        };
+        let v = OwnedValue::Dict(vec![
+            (
+                b"listen port".to_vec(),
+                OwnedValue::Int(i64::from(listen_port)),
+            ),
+            (
+                b"peer id prefix".to_vec(),
+                OwnedValue::bytes(&self.peer_id_prefix),
+            ),
+            (
+                b"max connections".to_vec(),
+                OwnedValue::Int(self.max_connections as i64),
+            ),
+            (
+                b"max peers per torrent".to_vec(),
+                OwnedValue::Int(self.max_peers_per_torrent as i64),
+            ),
+            (
+                b"upload slots".to_vec(),
+                OwnedValue::Int(self.upload_slots as i64),
+            ),
+        ]);
+        crate::torrent::write_atomically(&dir.join("session.benc"), &v.to_bytes())
+    }
+}
+
 /// A torrent to add to the session.
 #[derive(Debug, Clone)]
 pub struct AddTorrent {
@@ -198,6 +268,9 @@ impl Session {
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::io("listening address", e))?;
+        if let Err(e) = config.save(local_addr.port()) {
+            log::warn!("cannot save the session configuration: {e}");
+        }
         let hasher = HasherPool::start(config.hasher_threads)
             .map_err(|e| Error::io("start hashing threads", e))?;
         let config_tracker = config.tracker.clone();

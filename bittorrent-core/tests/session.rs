@@ -62,3 +62,23 @@ fn pause_resume_remove_and_restore() {
     let s = with_state(&state);
     assert!(s.restore().unwrap().is_empty());
 }
+
+#[test]
+fn configuration_is_kept_in_the_state_directory() {
+    let state = temp_dir("config-state");
+    let s = session_with(|c| {
+        c.state_dir = Some(state.clone());
+        c.upload_slots = 7;
+        c.max_peers_per_torrent = 33;
+        c.peer_id_prefix = "-XY1234-".into();
+    });
+    let port = s.local_addr().port();
+    s.shutdown();
+    let c = bittorrent_core::Config::from_state_dir(&state).unwrap();
+    assert_eq!(
+        (c.listen_port, c.upload_slots, c.max_peers_per_torrent),
+        (port, 7, 33)
+    );
+    assert_eq!(c.peer_id_prefix, "-XY1234-");
+    assert!(bittorrent_core::Config::from_state_dir(&temp_dir("no-state")).is_none());
+}
