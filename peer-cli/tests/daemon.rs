@@ -264,3 +264,51 @@ fn daemon_add_pause_resume_restart_remove() {
     let out = run_peer(&[os("list"), os("--state"), s]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+/// `peer FILE.torrent --state DIR` brings back the torrents of earlier runs on
+/// that state directory, and giving a torrent that is already there is fine.
+#[test]
+fn run_with_state_restores_earlier_torrents() {
+    let tmp = TempDir::new("run-state");
+    let data = tmp.subdir("data");
+    let a = make_single_file(&data, "first.bin", 300_000);
+    let b = data.join("second.bin");
+    write_file(&b, &pseudo_random(200_000, 7));
+    let state = tmp.subdir("state");
+    let mut torrents = Vec::new();
+    for src in [&a, &b] {
+        let t = tmp.path().join(format!(
+            "{}.torrent",
+            src.file_name().unwrap().to_string_lossy()
+        ));
+        let mut create = Command::new(peer_bin());
+        create.arg("create").arg(src).arg("-o").arg(&t);
+        let out = run_bounded("peer create", create, Duration::from_secs(60));
+        assert!(out.status.success(), "{out:?}");
+        torrents.push(t);
+    }
+    let run = |t: &Path| {
+        let mut c = Command::new(peer_bin());
+        c.arg(t)
+            .arg("--dir")
+            .arg(&data)
+            .arg("--state")
+            .arg(&state)
+            .args(["--port", &free_port().to_string(), "--once", "--no-lsd"])
+            .env("RUST_LOG", "info");
+        let out = run_bounded("peer --once", c, Duration::from_secs(60));
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    run(&torrents[0]);
+    // Only the second torrent is named; the first comes back from the state dir.
+    let err = run(&torrents[1]);
+    assert!(
+        err.contains("first.bin: resumed from"),
+        "first torrent not restored:\n{err}"
+    );
+    assert!(err.contains("second.bin"), "{err}");
+    // Naming one that is already recorded is not an error.
+    let err = run(&torrents[0]);
+    assert!(err.contains("second.bin: resumed from"), "{err}");
+}
