@@ -2,6 +2,7 @@
 
 mod args;
 mod cmd;
+mod control;
 mod progress;
 
 use args::{Args, CliError};
@@ -13,6 +14,15 @@ usage:
   peer FILE.torrent|MAGNET... [--dir DIR] [--port N] [--peer IP:PORT]... [--once] [--open-tracker]
                       [--state DIR] [--no-lsd]
   peer --open-tracker [--port N]        (a tracker for any torrent, nothing else)
+  peer daemon [--state DIR] [--port N] [--no-lsd]
+                      (runs every torrent of the state dir; serves the control API)
+  peer add FILE.torrent|MAGNET... [--dir DIR] [--paused] [--state DIR]
+  peer list [--json] [--state DIR]
+  peer status [--json] [--state DIR]
+  peer pause|resume ID [--state DIR]
+  peer remove ID [--delete-data] [--state DIR]
+                      (ID: the info-hash or a unique prefix of 4+ hex characters;
+                       the state dir defaults to $XDG_DATA_HOME/peer or ~/.local/share/peer)
   peer demo [--size MIB] [--leechers N] [--dir DIR]
   peer info FILE.torrent|MAGNET [--json]
   peer create PATH [-o OUT] [--announce URL|IP:PORT]... [--piece-length BYTES]
@@ -36,6 +46,19 @@ fn main() -> ExitCode {
         Some("create") => {
             argv.remove(0);
             cmd::create::run(Args::new(argv))
+        }
+        Some(c @ ("daemon" | "add" | "list" | "status" | "pause" | "resume" | "remove")) => {
+            let c = c.to_string();
+            argv.remove(0);
+            let a = Args::new(argv);
+            match c.as_str() {
+                "daemon" => cmd::daemon::run(a),
+                "add" => cmd::control::add(a),
+                "list" => cmd::control::list(a),
+                "status" => cmd::control::status(a),
+                "remove" => cmd::control::remove(a),
+                action => cmd::control::pause_resume(a, action),
+            }
         }
         Some("demo") => {
             argv.remove(0);

@@ -1,5 +1,7 @@
 //! One module per subcommand.
+pub mod control;
 pub mod create;
+pub mod daemon;
 pub mod demo;
 pub mod info;
 pub mod run;

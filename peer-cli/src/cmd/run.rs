@@ -92,7 +92,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
             std::fs::read(t).map_err(|e| CliError::Failed(format!("{}: {e}", t.display())))?;
         let mi = Metainfo::from_bytes(&bytes)
             .map_err(|e| CliError::Failed(format!("{}: {e}", t.display())))?;
-        metas.push(mi);
+        metas.push((mi, bytes));
     }
     let mut config = Config {
         listen_port: o.port,
@@ -110,15 +110,34 @@ pub fn run(args: Args) -> Result<(), CliError> {
             session.local_addr().port()
         );
     }
-    let mut hashes: Vec<InfoHash> = Vec::new();
-    for mi in metas {
-        let ih = session
-            .add(AddTorrent::new(mi, &o.dir).peers(o.peers.clone()))
-            .map_err(|e| CliError::failed(&e))?;
+    // With a state directory, the torrents of earlier runs come back first,
+    // so running the same command again continues where it stopped.
+    let mut hashes: Vec<InfoHash> = session.restore().map_err(|e| CliError::failed(&e))?;
+    for (mi, bytes) in metas {
+        let ih = mi.info_hash;
+        if session.status(&ih).is_some() {
+            if !o.peers.is_empty() {
+                let _ = session.add_peers(&ih, o.peers.clone());
+            }
+            if !hashes.contains(&ih) {
+                hashes.push(ih);
+            }
+            continue;
+        }
+        let mut add = AddTorrent::new(mi, &o.dir).peers(o.peers.clone());
+        add.torrent_bytes = Some(bytes);
+        let ih = session.add(add).map_err(|e| CliError::failed(&e))?;
         hashes.push(ih);
     }
     let stop = install_stop_handler()?;
     for m in magnets {
+        if session.status(&m.info_hash).is_some() {
+            // Restored from the state directory: the metadata is already here.
+            if !hashes.contains(&m.info_hash) {
+                hashes.push(m.info_hash);
+            }
+            continue;
+        }
         eprintln!("fetching the metadata of {} from peers...", m.info_hash);
         let mi = fetch_metainfo(
             &m,
@@ -139,10 +158,17 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 .iter()
                 .filter_map(|p| p.to_socket_addrs().ok()?.next()),
         );
-        let ih = session
-            .add(AddTorrent::new(mi, &o.dir).peers(peers))
-            .map_err(|e| CliError::failed(&e))?;
-        hashes.push(ih);
+        let ih = mi.info_hash;
+        if session.status(&ih).is_some() {
+            let _ = session.add_peers(&ih, peers);
+        } else {
+            session
+                .add(AddTorrent::new(mi, &o.dir).peers(peers))
+                .map_err(|e| CliError::failed(&e))?;
+        }
+        if !hashes.contains(&ih) {
+            hashes.push(ih);
+        }
     }
     let result = watch(&session, &hashes, o.once, &stop);
     session.shutdown();

@@ -1,0 +1,217 @@
+//! The commands that talk to a running `peer daemon` through its control API:
+//! `peer add`, `peer list`, `peer status`, `peer pause`, `peer resume`,
+//! `peer remove`. Each reads `control.json` from `--state DIR` (or the
+//! default state directory).
+
+use crate::args::{Arg, Args, CliError};
+use crate::control;
+use crate::progress::human;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+/// Flags and positionals common to the control commands.
+struct Parsed {
+    state: PathBuf,
+    positionals: Vec<String>,
+    json: bool,
+    delete_data: bool,
+    dir: Option<PathBuf>,
+    paused: bool,
+}
+
+fn parse(mut args: Args, allowed: &[&str]) -> Result<Parsed, CliError> {
+    let mut state = None;
+    let mut p = Parsed {
+        state: PathBuf::new(),
+        positionals: Vec::new(),
+        json: false,
+        delete_data: false,
+        dir: None,
+        paused: false,
+    };
+    while let Some(arg) = args.next() {
+        match arg {
+            Arg::Flag(f) if f == "--state" => state = Some(PathBuf::from(args.value(&f)?)),
+            Arg::Flag(f) if allowed.contains(&f.as_str()) => match f.as_str() {
+                "--json" => p.json = true,
+                "--delete-data" => p.delete_data = true,
+                "--paused" => p.paused = true,
+                "--dir" | "-d" => p.dir = Some(PathBuf::from(args.value(&f)?)),
+                _ => return Err(CliError::Usage(format!("unknown flag {f}"))),
+            },
+            Arg::Flag(f) => return Err(CliError::Usage(format!("unknown flag {f}"))),
+            Arg::Positional(s) => p.positionals.push(
+                s.into_string()
+                    .map_err(|_| CliError::Usage("argument is not valid UTF-8".into()))?,
+            ),
+        }
+    }
+    p.state = control::state_dir(state)?;
+    Ok(p)
+}
+
+/// Call the API; a non-2xx answer becomes a failure with its `error` text.
+fn call(p: &Parsed, method: &str, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
+    let (status, v) = control::call(&p.state, method, path, body)?;
+    if (200..300).contains(&status) {
+        Ok(v)
+    } else {
+        let msg = v
+            .get("error")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("HTTP {status}"), str::to_string);
+        Err(CliError::Failed(msg))
+    }
+}
+
+fn one_id(p: &Parsed, cmd: &str) -> Result<String, CliError> {
+    match p.positionals.as_slice() {
+        [id] => Ok(id.clone()),
+        _ => Err(CliError::Usage(format!("peer {cmd} takes one torrent ID"))),
+    }
+}
+
+fn absolute(p: PathBuf) -> Result<PathBuf, CliError> {
+    std::path::absolute(&p).map_err(|e| CliError::Failed(format!("{}: {e}", p.display())))
+}
+
+/// `peer add FILE.torrent|MAGNET... [--dir DIR] [--paused]`
+pub fn add(args: Args) -> Result<(), CliError> {
+    let p = parse(args, &["--dir", "-d", "--paused", "--json"])?;
+    if p.positionals.is_empty() {
+        return Err(CliError::Usage(
+            "peer add needs a .torrent file or a magnet link".into(),
+        ));
+    }
+    let dir = absolute(p.dir.clone().unwrap_or_else(|| PathBuf::from(".")))?;
+    for t in &p.positionals {
+        let mut body = json!({"dir": dir.to_string_lossy(), "paused": p.paused});
+        if t.starts_with("magnet:") {
+            body["magnet"] = json!(t);
+        } else {
+            body["path"] = json!(absolute(PathBuf::from(t))?.to_string_lossy());
+        }
+        let v = call(&p, "POST", "/torrents", Some(&body))?;
+        if p.json {
+            println!("{v}");
+        } else {
+            let id = v.get("id").and_then(Value::as_str).unwrap_or("?");
+            let name = v.get("name").and_then(Value::as_str).unwrap_or("?");
+            let extra = if v.get("state").and_then(Value::as_str) == Some("metadata") {
+                " (fetching the metadata)"
+            } else {
+                ""
+            };
+            println!("added {} {name}{extra}", &id[..id.len().min(8)]);
+        }
+    }
+    Ok(())
+}
+
+/// `peer list [--json]`
+pub fn list(args: Args) -> Result<(), CliError> {
+    let p = parse(args, &["--json"])?;
+    let v = call(&p, "GET", "/torrents", None)?;
+    if p.json {
+        println!("{v}");
+        return Ok(());
+    }
+    let rows = v.as_array().cloned().unwrap_or_default();
+    println!(
+        "{:<8}  {:<11}  {:>6}  {:>10}  {:>10}  {:>5}  NAME",
+        "ID", "STATE", "%", "DOWN/s", "UP/s", "PEERS"
+    );
+    for t in rows {
+        let s = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let n = |k: &str| t.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let id = s("id");
+        let pct = t.get("progress").and_then(Value::as_f64).unwrap_or(0.0) * 100.0;
+        println!(
+            "{:<8}  {:<11}  {:>5.1}%  {:>10}  {:>10}  {:>5}  {}",
+            &id[..id.len().min(8)],
+            s("state"),
+            pct,
+            human(n("download_rate")),
+            human(n("upload_rate")),
+            n("peers"),
+            s("name")
+        );
+    }
+    Ok(())
+}
+
+/// `peer status [--json]`
+pub fn status(args: Args) -> Result<(), CliError> {
+    let p = parse(args, &["--json"])?;
+    let v = call(&p, "GET", "/status", None)?;
+    if p.json {
+        println!("{v}");
+        return Ok(());
+    }
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    println!(
+        "listening on {}, peer id {}",
+        s("listen_addr"),
+        s("peer_id")
+    );
+    println!(
+        "{} torrents: {} downloading, {} seeding, {} paused, {} fetching metadata",
+        n("torrents"),
+        n("downloading"),
+        n("seeding"),
+        n("paused"),
+        n("fetching_metadata")
+    );
+    println!(
+        "{} peers, down {}/s, up {}/s, downloaded {}, uploaded {}",
+        n("peers"),
+        human(n("download_rate")),
+        human(n("upload_rate")),
+        human(n("downloaded")),
+        human(n("uploaded"))
+    );
+    Ok(())
+}
+
+/// `peer pause ID` / `peer resume ID`
+pub fn pause_resume(args: Args, action: &str) -> Result<(), CliError> {
+    let p = parse(args, &[])?;
+    let id = one_id(&p, action)?;
+    let v = call(
+        &p,
+        "POST",
+        &format!("/torrents/{id}/{action}"),
+        Some(&json!({})),
+    )?;
+    let id = v.get("id").and_then(Value::as_str).unwrap_or("?");
+    println!(
+        "{} {}",
+        if action == "pause" {
+            "paused"
+        } else {
+            "resumed"
+        },
+        &id[..id.len().min(8)]
+    );
+    Ok(())
+}
+
+/// `peer remove ID [--delete-data]`
+pub fn remove(args: Args) -> Result<(), CliError> {
+    let p = parse(args, &["--delete-data"])?;
+    let id = one_id(&p, "remove")?;
+    let v = call(
+        &p,
+        "DELETE",
+        &format!("/torrents/{id}?delete_data={}", p.delete_data),
+        None,
+    )?;
+    let id = v.get("id").and_then(Value::as_str).unwrap_or("?");
+    println!(
+        "removed {}{}",
+        &id[..id.len().min(8)],
+        if p.delete_data { " and its data" } else { "" }
+    );
+    Ok(())
+}
