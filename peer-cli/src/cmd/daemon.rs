@@ -26,13 +26,13 @@ const MAGNET_TIMEOUT: Duration = Duration::from_secs(300);
 /// Run `peer daemon`.
 pub fn run(mut args: Args) -> Result<(), CliError> {
     let mut state = None;
-    let mut port: u16 = 6881;
+    let mut port: Option<u16> = None;
     let mut lsd = true;
     while let Some(arg) = args.next() {
         match arg {
             Arg::Flag(f) => match f.as_str() {
                 "--state" => state = Some(PathBuf::from(args.value(&f)?)),
-                "--port" | "-p" => port = args.parsed(&f)?,
+                "--port" | "-p" => port = Some(args.parsed(&f)?),
                 "--no-lsd" => lsd = false,
                 _ => return Err(CliError::Usage(format!("unknown flag {f}"))),
             },
@@ -55,12 +55,16 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
             state.display()
         )));
     }
-    let config = Config {
-        listen_port: port,
+    // The configuration saved by the last session (port, limits, peer-id
+    // prefix) applies unless a flag says otherwise.
+    let mut config = Config::from_state_dir(&state).unwrap_or_else(|| Config {
         state_dir: Some(state.clone()),
-        lsd,
         ..Config::default()
-    };
+    });
+    if let Some(p) = port {
+        config.listen_port = p;
+    }
+    config.lsd = lsd;
     let session = Arc::new(Session::start(config).map_err(|e| CliError::failed(&e))?);
     let restored = session.restore().map_err(|e| CliError::failed(&e))?;
     let stop = install_stop_handler()?;
