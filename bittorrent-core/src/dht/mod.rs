@@ -1,0 +1,11 @@
+//! Mainline DHT (BEP 5): KRPC messages, routing table, tokens and a node.
+//!
+//! - [`krpc`]: pure encoding/decoding of KRPC messages, with limits.
+//! - [`routing`]: node ids, XOR distance and k-buckets.
+//! - [`token`]: `announce_peer` tokens.
+
+pub mod krpc;
+pub mod routing;
+pub mod token;
+
+pub use routing::NodeId;
