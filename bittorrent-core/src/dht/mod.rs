@@ -3,9 +3,12 @@
 //! - [`krpc`]: pure encoding/decoding of KRPC messages, with limits.
 //! - [`routing`]: node ids, XOR distance and k-buckets.
 //! - [`token`]: `announce_peer` tokens.
+//! - [`node`]: the [`Dht`] node thread and its handle.
 
 pub mod krpc;
+pub mod node;
 pub mod routing;
 pub mod token;
 
+pub use node::{Dht, DhtConfig};
 pub use routing::NodeId;
