@@ -242,3 +242,34 @@ fn rate_limit_per_ip() {
     assert!((5..=10).contains(&answers), "{answers} answers");
     dht.stop();
 }
+
+#[test]
+fn dead_bootstrap_and_add_node_are_bounded() {
+    // A bootstrap address nobody answers on.
+    let dead = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let a = Dht::start(cfg(vec![dead_addr])).unwrap();
+    let start = Instant::now();
+    let peers = a.get_peers(InfoHash([1; 20]), Duration::from_secs(2));
+    assert!(peers.is_empty());
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(a.routing_table_nodes().is_empty());
+
+    // add_node (as from a peer's PORT message) pings; the answer adds it.
+    let b = Dht::start(cfg(vec![])).unwrap();
+    a.add_node(b.local_addr());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a.routing_table_nodes().contains(&(b.id(), b.local_addr())) {
+        assert!(Instant::now() < deadline, "b never entered a's table");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let start = Instant::now();
+    a.stop();
+    b.stop();
+    assert!(start.elapsed() < Duration::from_secs(2));
+}

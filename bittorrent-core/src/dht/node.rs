@@ -552,8 +552,16 @@ impl Node {
                 break;
             }
         }
+        // Converged: the K closest live candidates have all answered
+        // (slower, farther nodes still in flight are not waited for).
+        let converged = l
+            .candidates
+            .iter()
+            .filter(|c| c.state != CState::Failed)
+            .take(K)
+            .all(|c| c.state == CState::Answered);
         let exhausted = l.next_to_query().is_empty() || l.sent >= MAX_LOOKUP_QUERIES;
-        if (in_flight == 0 && exhausted) || now >= l.deadline {
+        if converged || (in_flight == 0 && exhausted) || now >= l.deadline {
             self.finish(l, now);
         } else {
             self.lookups.insert(key, l);
