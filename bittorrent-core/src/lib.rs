@@ -10,6 +10,7 @@
 pub mod announcer;
 pub mod bencode;
 pub mod create;
+pub mod dht;
 pub mod error;
 pub mod extension;
 pub mod lsd;

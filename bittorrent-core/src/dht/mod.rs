@@ -1,0 +1,14 @@
+//! Mainline DHT (BEP 5): KRPC messages, routing table, tokens and a node.
+//!
+//! - [`krpc`]: pure encoding/decoding of KRPC messages, with limits.
+//! - [`routing`]: node ids, XOR distance and k-buckets.
+//! - [`token`]: `announce_peer` tokens.
+//! - [`node`]: the [`Dht`] node thread and its handle.
+
+pub mod krpc;
+pub mod node;
+pub mod routing;
+pub mod token;
+
+pub use node::{Dht, DhtConfig};
+pub use routing::NodeId;
