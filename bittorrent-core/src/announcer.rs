@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// How often the embedded tracker's swarm is polled for newcomers.
 const LOCAL_POLL: Duration = Duration::from_secs(2);
+/// Between DHT lookups and announces for one torrent.
+const DHT_INTERVAL: Duration = Duration::from_secs(300);
 /// Upper bound for one announce round (all tiers).
 const ROUND_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -52,6 +54,7 @@ pub(crate) fn run(shared: Arc<Shared>, torrent: Arc<TorrentShared>, stop: Arc<At
     let mut completed_sent = false;
     let mut completed_tried = false;
     let mut last_poll = Instant::now() - LOCAL_POLL;
+    let mut last_dht: Option<Instant> = None;
     let opts = AnnounceOptions {
         timeout: Duration::from_secs(10),
         udp_base_timeout: Duration::from_secs(3),
@@ -118,6 +121,17 @@ pub(crate) fn run(shared: Arc<Shared>, torrent: Arc<TorrentShared>, stop: Arc<At
                     }
                 }
                 *torrent.tracker.lock() = ts;
+            }
+        }
+        // The DHT (BEP 5): look for peers and announce ourselves, at once
+        // and then every `DHT_INTERVAL` (never for private torrents).
+        if let Some(dht) = shared.dht.as_ref().filter(|_| !mi.info.private) {
+            if ready && last_dht.is_none_or(|t| now - t >= DHT_INTERVAL) {
+                last_dht = Some(now);
+                let found = dht.get_peers(mi.info_hash, Duration::from_secs(10));
+                log::debug!("{}: DHT: {} peers", mi.info.name, found.len());
+                send_new(&torrent, &mut known, found);
+                dht.announce(mi.info_hash, shared.local_port());
             }
         }
         // Newcomers registered with our own embedded tracker.

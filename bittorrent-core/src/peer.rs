@@ -158,6 +158,9 @@ pub struct PeerContext {
     pub listen_port: u16,
     /// A private torrent (BEP 27): no peer exchange.
     pub private: bool,
+    /// The session's DHT node, if any: peers' `port` messages feed it, and
+    /// peers that support the DHT get ours.
+    pub dht: Option<Arc<crate::dht::Dht>>,
     /// The torrent's info dictionary, served to peers with `ut_metadata`
     /// (BEP 9) so that they can start from a magnet link.
     pub info_bytes: Arc<Vec<u8>>,
@@ -191,6 +194,16 @@ impl Default for PeerLimits {
             max_frame: MAX_FRAME,
         }
     }
+}
+
+/// Our handshake for this torrent: extension protocol and fast extension,
+/// and the DHT bit when we run a DHT node (not for private torrents).
+pub fn our_handshake(ctx: &PeerContext) -> Handshake {
+    let mut h = Handshake::new(ctx.info_hash, ctx.our_id);
+    if ctx.dht.is_some() && !ctx.private {
+        h.reserved[crate::wire::RESERVED_DHT.0] |= crate::wire::RESERVED_DHT.1;
+    }
+    h
 }
 
 /// Read at least one byte (to sniff what the connection speaks).
@@ -252,7 +265,7 @@ pub fn run_outgoing(
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(ctx.limits.write_timeout));
         stream
-            .write_all(&Handshake::new(ctx.info_hash, ctx.our_id).encode())
+            .write_all(&our_handshake(&ctx).encode())
             .map_err(|e| CloseReason::Io(e.to_string()))?;
         let (hs, rest) = read_handshake(&mut stream, Vec::new(), ctx.limits.handshake_timeout)?;
         if hs.info_hash != ctx.info_hash {
@@ -450,6 +463,10 @@ impl<'a> Connection<'a> {
             for i in c.allowed_fast.clone() {
                 c.send(&Message::AllowedFast(i));
             }
+        }
+        // BEP 5: tell a DHT-capable peer where our DHT node listens.
+        if let (Some(dht), true) = (&ctx.dht, hs.reserved[7] & 0x01 != 0 && !ctx.private) {
+            c.send(&Message::Port(dht.local_addr().port()));
         }
         if c.ext {
             let mut m = vec![("ut_metadata".to_string(), OUR_METADATA_ID)];
@@ -685,7 +702,15 @@ impl<'a> Connection<'a> {
         }
         let n = self.ctx.layout.num_pieces as usize;
         match m {
-            Message::KeepAlive | Message::Port(_) | Message::SuggestPiece(_) => {}
+            Message::KeepAlive | Message::SuggestPiece(_) => {}
+            Message::Port(p) => {
+                // BEP 5: the peer runs a DHT node there; try it.
+                if let (Some(dht), Ok(addr)) = (&self.ctx.dht, self.stream.peer_addr()) {
+                    if p != 0 && !self.ctx.private {
+                        dht.add_node(SocketAddr::new(addr.ip(), p));
+                    }
+                }
+            }
             Message::AllowedFast(i) => {
                 if self.fast && i < self.ctx.layout.num_pieces {
                     self.event(PeerEvent::AllowedFast(i))?;

@@ -12,7 +12,6 @@ use crate::picker::PeerKey;
 use crate::storage::Storage;
 use crate::torrent::{self, Command, TorrentShared, TorrentStatus};
 use crate::tracker::{looks_like_http, TrackerConfig, TrackerServer};
-use crate::wire::Handshake;
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -54,6 +53,13 @@ pub struct Config {
     /// embedders; the `peer` command turns it on unless `--no-lsd`).
     /// Private torrents are never announced.
     pub lsd: bool,
+    /// Run a mainline DHT node (BEP 5) on its own UDP port (default false
+    /// for embedders; the `peer` command turns it on unless `--no-dht`).
+    /// Public torrents find peers through it; private ones never use it.
+    pub dht: bool,
+    /// DHT nodes to bootstrap from (besides the routing table saved in the
+    /// state directory and peers' `port` messages).
+    pub dht_bootstrap: Vec<SocketAddr>,
     /// Where resume data is kept (`torrents/<info-hash>.resume`); `None`
     /// (the default) keeps none, and every start rechecks the data on disk.
     pub state_dir: Option<PathBuf>,
@@ -80,6 +86,8 @@ impl Default for Config {
             enable_tracker: true,
             state_dir: None,
             lsd: false,
+            dht: false,
+            dht_bootstrap: Vec::new(),
         }
     }
 }
@@ -201,6 +209,7 @@ pub(crate) struct Shared {
     local_addr: SocketAddr,
     shutting_down: Arc<AtomicBool>,
     pub(crate) tracker: Arc<TrackerServer>,
+    pub(crate) dht: Option<Arc<crate::dht::Dht>>,
 }
 
 impl Shared {
@@ -274,6 +283,29 @@ impl Session {
         let hasher = HasherPool::start(config.hasher_threads)
             .map_err(|e| Error::io("start hashing threads", e))?;
         let config_tracker = config.tracker.clone();
+        let dht = if config.dht {
+            let mut bootstrap = config.dht_bootstrap.clone();
+            if let Some(dir) = &config.state_dir {
+                bootstrap.extend(load_dht_nodes(&dir.join("dht.benc")));
+            }
+            let cfg = crate::dht::DhtConfig {
+                bind: SocketAddr::new(config.listen_addr, 0),
+                bootstrap,
+                ..Default::default()
+            };
+            match crate::dht::Dht::start(cfg) {
+                Ok(d) => {
+                    log::info!("DHT node on {}", d.local_addr());
+                    Some(Arc::new(d))
+                }
+                Err(e) => {
+                    log::warn!("DHT disabled: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
             peer_id: random_peer_id(&config.peer_id_prefix),
             config,
@@ -285,6 +317,7 @@ impl Session {
             local_addr,
             shutting_down: Arc::new(AtomicBool::new(false)),
             tracker: Arc::new(TrackerServer::new(config_tracker)),
+            dht,
         });
         // BEP 15 on the same port number, UDP.
         let udp = if shared.config.enable_tracker {
@@ -350,6 +383,20 @@ impl Session {
     /// The address the session listens on (with the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// The DHT node's UDP address, when the DHT runs.
+    pub fn dht_addr(&self) -> Option<SocketAddr> {
+        self.shared.dht.as_ref().map(|d| d.local_addr())
+    }
+
+    /// Peers of `ih` found through the DHT (blocking up to `timeout`);
+    /// empty without a DHT.
+    pub fn dht_get_peers(&self, ih: &InfoHash, timeout: Duration) -> Vec<SocketAddr> {
+        match &self.shared.dht {
+            Some(d) => d.get_peers(*ih, timeout),
+            None => Vec::new(),
+        }
     }
 
     /// Our peer id.
@@ -670,6 +717,9 @@ impl Session {
         if let Some(l) = self.lsd.take() {
             l.stop();
         }
+        if let (Some(d), Some(dir)) = (&self.shared.dht, &self.shared.config.state_dir) {
+            save_dht_nodes(&dir.join("dht.benc"), &d.routing_table_nodes());
+        }
         if let Some(h) = self.lsd_router.take() {
             let _ = h.join();
         }
@@ -759,7 +809,7 @@ fn handle_incoming(mut stream: TcpStream, shared: Arc<Shared>) {
         return;
     };
     if stream
-        .write_all(&Handshake::new(hs.info_hash, shared.peer_id).encode())
+        .write_all(&peer::our_handshake(&t.peer_ctx).encode())
         .is_err()
     {
         return;
@@ -820,4 +870,42 @@ fn torrent_file_bytes(m: &Metainfo) -> Vec<u8> {
     out.extend_from_slice(&m.info_bytes);
     out.push(b'e');
     out
+}
+
+/// The DHT routing table kept in the state directory (compact node infos),
+/// so a restart bootstraps from the nodes it knew.
+fn save_dht_nodes(path: &std::path::Path, nodes: &[(crate::dht::NodeId, SocketAddr)]) {
+    use crate::bencode::OwnedValue;
+    let mut compact = Vec::new();
+    for (id, addr) in nodes {
+        if let SocketAddr::V4(v4) = addr {
+            compact.extend_from_slice(&id.0);
+            compact.extend_from_slice(&v4.ip().octets());
+            compact.extend_from_slice(&v4.port().to_be_bytes());
+        }
+    }
+    let v = OwnedValue::Dict(vec![(b"nodes".to_vec(), OwnedValue::Bytes(compact))]);
+    if let Err(e) = crate::torrent::write_atomically(path, &v.to_bytes()) {
+        log::warn!("saving the DHT routing table: {e}");
+    }
+}
+
+fn load_dht_nodes(path: &std::path::Path) -> Vec<SocketAddr> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let Ok(v) = crate::bencode::decode(&bytes) else {
+        return Vec::new();
+    };
+    let Some(nodes) = v.get(b"nodes").and_then(crate::bencode::Value::as_bytes) else {
+        return Vec::new();
+    };
+    nodes
+        .chunks_exact(26)
+        .take(1000)
+        .map(|c| {
+            let ip = std::net::Ipv4Addr::new(c[20], c[21], c[22], c[23]);
+            SocketAddr::new(IpAddr::V4(ip), u16::from_be_bytes([c[24], c[25]]))
+        })
+        .collect()
 }

@@ -260,6 +260,7 @@ pub(crate) fn spawn(
         listen_port: shared.local_port(),
         private: metainfo.info.private,
         info_bytes: Arc::new(metainfo.info_bytes.clone()),
+        dht: shared.dht.clone(),
     });
     let status = TorrentStatus {
         info_hash: metainfo.info_hash,

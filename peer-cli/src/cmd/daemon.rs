@@ -1,4 +1,4 @@
-//! `peer daemon [--state DIR] [--port N] [--no-lsd]`
+//! `peer daemon [--state DIR] [--port N] [--no-lsd] [--no-dht] [--dht-bootstrap HOST:PORT]...`
 //!
 //! Runs the session in the foreground with every torrent recorded in the
 //! state directory, and serves the local control API (`docs/API.md`) until
@@ -28,12 +28,25 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
     let mut state = None;
     let mut port: Option<u16> = None;
     let mut lsd = true;
+    let mut dht = true;
+    let mut dht_bootstrap = Vec::new();
     while let Some(arg) = args.next() {
         match arg {
             Arg::Flag(f) => match f.as_str() {
                 "--state" => state = Some(PathBuf::from(args.value(&f)?)),
                 "--port" | "-p" => port = Some(args.parsed(&f)?),
                 "--no-lsd" => lsd = false,
+                "--no-dht" => dht = false,
+                "--dht-bootstrap" => {
+                    let v = args.value(&f)?;
+                    let addr = std::net::ToSocketAddrs::to_socket_addrs(v.as_str())
+                        .ok()
+                        .and_then(|mut a| a.next())
+                        .ok_or_else(|| {
+                            CliError::Usage(format!("--dht-bootstrap: not an address: {v}"))
+                        })?;
+                    dht_bootstrap.push(addr);
+                }
                 _ => return Err(CliError::Usage(format!("unknown flag {f}"))),
             },
             Arg::Positional(p) => {
@@ -65,6 +78,8 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
         config.listen_port = p;
     }
     config.lsd = lsd;
+    config.dht = dht;
+    config.dht_bootstrap = dht_bootstrap;
     let session = Arc::new(Session::start(config).map_err(|e| CliError::failed(&e))?);
     let restored = session.restore().map_err(|e| CliError::failed(&e))?;
     let stop = install_stop_handler()?;
@@ -420,7 +435,19 @@ impl Daemon {
         let spawned = std::thread::Builder::new()
             .name(format!("magnet {}", &ih.to_hex()[..8]))
             .spawn(move || {
-                let result = fetch_metainfo(&m, &[], peer_id, port, MAGNET_TIMEOUT);
+                // Peers from the DHT too (a bounded lookup, retried while
+                // the node bootstraps), then x.pe and the trackers.
+                let mut from = Vec::new();
+                for _ in 0..6 {
+                    let Some(session) = weak.upgrade() else {
+                        return;
+                    };
+                    from = session.dht_get_peers(&m.info_hash, Duration::from_secs(10));
+                    if !from.is_empty() || session.dht_addr().is_none() {
+                        break;
+                    }
+                }
+                let result = fetch_metainfo(&m, &from, peer_id, port, MAGNET_TIMEOUT);
                 let outcome = match result {
                     Err(e) => Err(e.to_string()),
                     Ok(mi) => match weak.upgrade() {

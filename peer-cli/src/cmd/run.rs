@@ -34,6 +34,10 @@ pub struct RunOptions {
     pub state: Option<PathBuf>,
     /// Local Service Discovery (on unless `--no-lsd`).
     pub lsd: bool,
+    /// The DHT (on unless `--no-dht`).
+    pub dht: bool,
+    /// DHT bootstrap nodes.
+    pub dht_bootstrap: Vec<SocketAddr>,
 }
 
 /// Parse `peer FILE.torrent... [flags]`.
@@ -47,6 +51,8 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
         open_tracker: false,
         state: None,
         lsd: true,
+        dht: true,
+        dht_bootstrap: Vec::new(),
     };
     while let Some(arg) = args.next() {
         match arg {
@@ -66,6 +72,18 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
                 "--open-tracker" => o.open_tracker = true,
                 "--state" => o.state = Some(PathBuf::from(args.value(&f)?)),
                 "--no-lsd" => o.lsd = false,
+                "--no-dht" => o.dht = false,
+                "--dht-bootstrap" => {
+                    let v = args.value(&f)?;
+                    let addr = v
+                        .to_socket_addrs()
+                        .ok()
+                        .and_then(|mut a| a.next())
+                        .ok_or_else(|| {
+                            CliError::Usage(format!("--dht-bootstrap: not an address: {v}"))
+                        })?;
+                    o.dht_bootstrap.push(addr);
+                }
                 _ => return Err(CliError::Usage(format!("unknown flag {f}"))),
             },
             Arg::Positional(p) => o.torrents.push(PathBuf::from(p)),
@@ -101,6 +119,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
     config.tracker.open = o.open_tracker;
     config.state_dir = o.state.clone();
     config.lsd = o.lsd;
+    config.dht = o.dht;
+    config.dht_bootstrap = o.dht_bootstrap.clone();
     let session = Session::start(config).map_err(|e| CliError::failed(&e))?;
     if o.open_tracker {
         eprintln!(
@@ -139,9 +159,22 @@ pub fn run(args: Args) -> Result<(), CliError> {
             continue;
         }
         eprintln!("fetching the metadata of {} from peers...", m.info_hash);
+        let mut from = o.peers.clone();
+        if m.peers.is_empty() && m.trackers.is_empty() && o.peers.is_empty() {
+            // Nothing else to go on: ask the DHT (bounded), retrying while
+            // the node bootstraps.
+            for _ in 0..6 {
+                from = session.dht_get_peers(&m.info_hash, Duration::from_secs(10));
+                if !from.is_empty() {
+                    break;
+                }
+            }
+        } else {
+            from.extend(session.dht_get_peers(&m.info_hash, Duration::from_secs(5)));
+        }
         let mi = fetch_metainfo(
             &m,
-            &o.peers,
+            &from,
             session.peer_id(),
             session.local_addr().port(),
             Duration::from_secs(120),
