@@ -14,7 +14,7 @@ fx="$root/fixtures"
 out="$root/fuzz/corpus"
 V="$fx/vectors"
 
-targets=(bencode metainfo magnet wire extension tracker_response tracker_request resume lsd)
+targets=(bencode metainfo magnet wire extension tracker_response tracker_request resume lsd krpc)
 for t in "${targets[@]}"; do rm -rf "${out:?}/$t"; mkdir -p "$out/$t"; done
 
 # put TARGET < bytes
@@ -36,6 +36,9 @@ while IFS= read -r -d '' f; do
     if (( size <= 65536 )); then put metainfo <"$f"; fi
     if (( size <= 2048 )); then put bencode <"$f"; fi
 done < <(find "$fx/corpus" -name '*.torrent' -print0 | sort -z)
+
+# --- KRPC: the BEP 5 examples
+col "$V/krpc_bep5.tsv" 2 | while IFS= read -r b; do printf '%s' "$b" | put krpc; done
 
 # --- LSD: an announce in BEP 14's form
 printf 'BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 6881\r\nInfohash: c0fda1edafdbdbb96443424e0b3899af7159d10e\r\ncookie: abc\r\n\r\n\r\n' | put lsd

@@ -27,6 +27,7 @@ pub const TARGETS: &[&str] = &[
     "tracker_request",
     "resume",
     "lsd",
+    "krpc",
 ];
 
 /// Run the check of target `name` on `data`. Returns false for an unknown name.
@@ -41,9 +42,25 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "tracker_request" => check_tracker_request(data),
         "resume" => check_resume(data),
         "lsd" => check_lsd(data),
+        "krpc" => check_krpc(data),
         _ => return false,
     }
     true
+}
+
+/// KRPC (BEP 5 DHT messages): decoding never panics; what decodes
+/// re-encodes to a message that decodes to the same value.
+pub fn check_krpc(data: &[u8]) {
+    use bittorrent_core::dht::krpc::Message;
+    match Message::decode(data) {
+        Ok(m) => {
+            let again = Message::decode(&m.encode()).expect("re-encoded KRPC decodes");
+            assert_eq!(format!("{again:?}"), format!("{m:?}"));
+        }
+        Err(e) => {
+            let _ = e.reply();
+        }
+    }
 }
 
 /// LSD announces (BEP 14): parsing never panics; what parses re-formats to
