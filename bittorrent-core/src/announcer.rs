@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 const LOCAL_POLL: Duration = Duration::from_secs(2);
 /// Between DHT lookups and announces for one torrent.
 const DHT_INTERVAL: Duration = Duration::from_secs(300);
+/// Between DHT lookups while the DHT finds nothing.
+const DHT_RETRY: Duration = Duration::from_secs(30);
 /// Upper bound for one announce round (all tiers).
 const ROUND_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -55,6 +57,7 @@ pub(crate) fn run(shared: Arc<Shared>, torrent: Arc<TorrentShared>, stop: Arc<At
     let mut completed_tried = false;
     let mut last_poll = Instant::now() - LOCAL_POLL;
     let mut last_dht: Option<Instant> = None;
+    let mut dht_found_none = false;
     let opts = AnnounceOptions {
         timeout: Duration::from_secs(10),
         udp_base_timeout: Duration::from_secs(3),
@@ -126,9 +129,16 @@ pub(crate) fn run(shared: Arc<Shared>, torrent: Arc<TorrentShared>, stop: Arc<At
         // The DHT (BEP 5): look for peers and announce ourselves, at once
         // and then every `DHT_INTERVAL` (never for private torrents).
         if let Some(dht) = shared.dht.as_ref().filter(|_| !mi.info.private) {
-            if ready && last_dht.is_none_or(|t| now - t >= DHT_INTERVAL) {
+            // Every 5 minutes; every 30 s while the DHT finds nothing (or
+            // knows nobody yet).
+            let due = |every: Duration| last_dht.is_none_or(|t| now - t >= every);
+            if ready
+                && due(DHT_RETRY)
+                && (due(DHT_INTERVAL) || dht_found_none || dht.routing_table_nodes().is_empty())
+            {
                 last_dht = Some(now);
                 let found = dht.get_peers(mi.info_hash, Duration::from_secs(10));
+                dht_found_none = found.is_empty();
                 log::debug!("{}: DHT: {} peers", mi.info.name, found.len());
                 send_new(&torrent, &mut known, found);
                 dht.announce(mi.info_hash, shared.local_port());

@@ -340,6 +340,10 @@ struct Node {
     table: RoutingTable,
     tokens: Tokens,
     store: PeerStore,
+    /// Torrents we announce ourselves (TCP port): a `get_peers` for one of
+    /// them is answered with our own address too, so a peer that reaches
+    /// only us (a small or young DHT) still finds us.
+    own: HashMap<InfoHash, u16>,
     pending: HashMap<[u8; 2], Pending>,
     next_tid: u16,
     lookups: HashMap<u64, Lookup>,
@@ -358,6 +362,7 @@ impl Node {
             id,
             table: RoutingTable::new(id),
             tokens: Tokens::new(now),
+            own: HashMap::new(),
             store: PeerStore {
                 map: HashMap::new(),
                 max_hashes: cfg.max_info_hashes,
@@ -431,6 +436,9 @@ impl Node {
                 self.start_lookup(ih.into(), purpose, timeout, &[], now);
             }
             Command::Announce { ih, port } => {
+                if self.own.len() < 10_000 || self.own.contains_key(&ih) {
+                    self.own.insert(ih, port);
+                }
                 let purpose = Purpose::GetPeers {
                     reply: None,
                     announce: Some(port),
@@ -755,7 +763,7 @@ impl Node {
                 token: None,
             }),
             Query::GetPeers { info_hash, .. } => {
-                let values = self
+                let mut values: Vec<std::net::SocketAddrV4> = self
                     .store
                     .get(&info_hash, now, MAX_VALUES)
                     .into_iter()
@@ -764,6 +772,12 @@ impl Node {
                         SocketAddr::V6(_) => None,
                     })
                     .collect();
+                if let Some(&port) = self.own.get(&info_hash) {
+                    if let Some(me) = own_ipv4_towards(from) {
+                        values.insert(0, std::net::SocketAddrV4::new(me, port));
+                        values.truncate(MAX_VALUES);
+                    }
+                }
                 Body::Response(Response {
                     id: self.id,
                     nodes: self.compact_closest(&info_hash.into(), now),
@@ -835,4 +849,22 @@ fn protocol_error(msg: &str) -> Body {
         code: ERROR_PROTOCOL,
         msg: msg.to_string(),
     })
+}
+
+/// Our IPv4 address as `to` would see it: loopback for loopback, else the
+/// source address the kernel picks for a route to `to` (a connected UDP
+/// socket sends nothing).
+fn own_ipv4_towards(to: SocketAddr) -> Option<std::net::Ipv4Addr> {
+    let SocketAddr::V4(v4) = to else {
+        return None;
+    };
+    if v4.ip().is_loopback() {
+        return Some(std::net::Ipv4Addr::LOCALHOST);
+    }
+    let s = UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect(to).ok()?;
+    match s.local_addr().ok()? {
+        SocketAddr::V4(a) if !a.ip().is_unspecified() => Some(*a.ip()),
+        _ => None,
+    }
 }

@@ -27,9 +27,25 @@ def main():
     ap.add_argument("--peer", action="append", default=[], type=parse_peer)
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--listen-port", type=int, default=0)
+    ap.add_argument("--dht-node", action="append", default=[],
+                    help="IP:PORT of a DHT node to bootstrap from (turns libtorrent's DHT on)")
     args = ap.parse_args()
 
     ses = make_session(args.listen_port)
+    if args.dht_node:
+        # Our DHT runs on loopback: let libtorrent keep several nodes of one
+        # IP and talk to private addresses.
+        ses.apply_settings({
+            "enable_dht": True,
+            "dht_bootstrap_nodes": ",".join(args.dht_node),
+            "dht_restrict_routing_ips": False,
+            "dht_restrict_search_ips": False,
+            "dht_enforce_node_id": False,
+            "dht_prefer_verified_node_ids": False,
+        })
+        for n in args.dht_node:
+            host, _, port = n.rpartition(":")
+            ses.add_dht_node((host, int(port)))
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = os.path.abspath(args.save_dir)

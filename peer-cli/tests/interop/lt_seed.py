@@ -31,6 +31,8 @@ def main():
     ap.add_argument("data_dir")
     ap.add_argument("port", type=int)
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--dht-node", action="append", default=[],
+                    help="IP:PORT of a DHT node to bootstrap from (turns libtorrent's DHT on)")
     ap.add_argument("--upload-limit", type=int, default=0,
                     help="bytes per second (0 = unlimited)")
     args = ap.parse_args()
@@ -52,6 +54,18 @@ def main():
     threading.Thread(target=watch_stdin, daemon=True).start()
 
     ses = make_session(args.port)
+    if args.dht_node:
+        ses.apply_settings({
+            "enable_dht": True,
+            "dht_bootstrap_nodes": ",".join(args.dht_node),
+            "dht_restrict_routing_ips": False,
+            "dht_restrict_search_ips": False,
+            "dht_enforce_node_id": False,
+            "dht_prefer_verified_node_ids": False,
+        })
+        for n in args.dht_node:
+            host, _, port = n.rpartition(":")
+            ses.add_dht_node((host, int(port)))
     if args.upload_limit > 0:
         ses.apply_settings({"upload_rate_limit": args.upload_limit})
     atp = lt.add_torrent_params()
