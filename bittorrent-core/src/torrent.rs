@@ -1,5 +1,5 @@
 //! The torrent thread (the design card's piece-picker thread): one per
-//! torrent. It alone owns the [`Picker`], the writes to [`Storage`], the
+//! torrent. It alone owns the [`Picker`], the writes to [`Storage`](crate::storage::Storage), the
 //! choker state, the table of connected peers and the candidate addresses.
 //!
 //! It blocks on `select!` over its peers' events, the hashing pool's

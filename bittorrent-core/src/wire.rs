@@ -312,7 +312,7 @@ impl Message {
 /// call [`next_message`] until it returns `Ok(None)`.
 ///
 /// [`feed`]: FrameDecoder::feed
-/// [`next_message`]: FrameDecoder::next
+/// [`next_message`]: FrameDecoder::next_message
 #[derive(Debug)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
