@@ -456,9 +456,12 @@ impl Worker {
                 changed = false;
             }
 
-            self.receive(false, &mut buf);
+            // Someone on the LAN announced one of our torrents: it may be a
+            // newcomer that missed our last announce (a magnet link looking
+            // for its first peers), so announce again as soon as allowed.
+            changed |= self.receive(false, &mut buf);
             if self.v6.is_some() {
-                self.receive(true, &mut buf);
+                changed |= self.receive(true, &mut buf);
             }
         }
         log::debug!("lsd: stopped");
@@ -488,46 +491,55 @@ impl Worker {
     }
 
     /// Read datagrams from one socket until its read timeout expires.
-    fn receive(&self, v6: bool, buf: &mut [u8]) {
+    /// Returns whether any datagram was another peer's announce of one of
+    /// our torrents.
+    fn receive(&self, v6: bool, buf: &mut [u8]) -> bool {
         let sock = if v6 { self.v6.as_ref() } else { Some(&self.v4) };
-        let Some(sock) = sock else { return };
+        let Some(sock) = sock else { return false };
+        let mut ours = false;
         // Bounded so a flood cannot keep us from the stop flag and commands.
         for _ in 0..64 {
             match sock.recv_from(buf) {
-                Ok((n, from)) => self.handle(buf.get(..n).unwrap_or(&[]), from),
+                Ok((n, from)) => ours |= self.handle(buf.get(..n).unwrap_or(&[]), from),
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
                         || e.kind() == io::ErrorKind::TimedOut =>
                 {
-                    return;
+                    return ours;
                 }
                 Err(e) => {
                     log::debug!("lsd: recv: {e}");
-                    return;
+                    return ours;
                 }
             }
         }
+        ours
     }
 
-    fn handle(&self, packet: &[u8], from: SocketAddr) {
+    /// Returns whether the packet was another peer's announce of one of
+    /// our torrents.
+    fn handle(&self, packet: &[u8], from: SocketAddr) -> bool {
         let ann = match parse_announce(packet) {
             Ok(a) => a,
             Err(e) => {
                 log::trace!("lsd: ignoring datagram from {from}: {e}");
-                return;
+                return false;
             }
         };
         if ann.cookie.as_deref() == Some(self.cookie.as_str()) {
-            return;
+            return false;
         }
         let mut peer = from;
         peer.set_port(ann.port);
+        let mut ours = false;
         for h in ann.info_hashes {
             if self.torrents.contains(&h) {
                 log::debug!("lsd: peer {peer} for {h}");
                 let _ = self.found.try_send((h, peer));
+                ours = true;
             }
         }
+        ours
     }
 }
 

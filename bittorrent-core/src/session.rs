@@ -210,6 +210,9 @@ pub(crate) struct Shared {
     shutting_down: Arc<AtomicBool>,
     pub(crate) tracker: Arc<TrackerServer>,
     pub(crate) dht: Option<Arc<crate::dht::Dht>>,
+    /// Info-hashes we look for by LSD without having the torrent yet (a
+    /// magnet link), and the peers heard of so far.
+    lsd_pending: Mutex<HashMap<InfoHash, Vec<SocketAddr>>>,
 }
 
 impl Shared {
@@ -318,6 +321,7 @@ impl Session {
             shutting_down: Arc::new(AtomicBool::new(false)),
             tracker: Arc::new(TrackerServer::new(config_tracker)),
             dht,
+            lsd_pending: Mutex::new(HashMap::new()),
         });
         // BEP 15 on the same port number, UDP.
         let udp = if shared.config.enable_tracker {
@@ -343,6 +347,9 @@ impl Session {
             let (found_tx, found_rx) = crossbeam_channel::bounded(256);
             let cfg = crate::lsd::LsdConfig {
                 port: local_addr.port(),
+                // IPv6 too where the host has it (a failure to join is
+                // logged and LSD goes on over IPv4).
+                ipv6: true,
                 ..Default::default()
             };
             match crate::lsd::Lsd::start(cfg, found_tx) {
@@ -620,10 +627,11 @@ impl Session {
         Ok(added)
     }
 
-    /// Tell the LSD thread which torrents to announce (never private ones).
+    /// Tell the LSD thread which torrents to announce (never private ones),
+    /// and the info-hashes of magnet links being looked for.
     fn update_lsd(&self) {
         if let Some(l) = &self.lsd {
-            let hashes = self
+            let mut hashes: Vec<InfoHash> = self
                 .shared
                 .registry
                 .read()
@@ -631,8 +639,40 @@ impl Session {
                 .filter(|t| !t.metainfo.info.private)
                 .map(|t| t.metainfo.info_hash)
                 .collect();
+            hashes.extend(self.shared.lsd_pending.lock().keys().copied());
             l.set_torrents(hashes);
         }
+    }
+
+    /// Peers of `ih` found by Local Service Discovery, for a torrent not
+    /// added yet (a magnet link): announces `ih` on the LAN and waits up to
+    /// `timeout` for a peer that has it to announce it (peers answer a
+    /// newcomer's announce within BEP 14's one-a-minute rate). Empty
+    /// without LSD.
+    pub fn lsd_find(&self, ih: &InfoHash, timeout: Duration) -> Vec<SocketAddr> {
+        if self.lsd.is_none() {
+            return Vec::new();
+        }
+        self.shared.lsd_pending.lock().insert(*ih, Vec::new());
+        self.update_lsd();
+        let deadline = std::time::Instant::now() + timeout;
+        let mut found = Vec::new();
+        while std::time::Instant::now() < deadline {
+            found = self
+                .shared
+                .lsd_pending
+                .lock()
+                .get(ih)
+                .cloned()
+                .unwrap_or_default();
+            if !found.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.shared.lsd_pending.lock().remove(ih);
+        self.update_lsd();
+        found
     }
 
     /// Give a torrent more peers to dial.
@@ -842,6 +882,11 @@ fn route_lsd(found: crossbeam_channel::Receiver<(InfoHash, SocketAddr)>, shared:
             if !t.metainfo.info.private {
                 log::debug!("lsd: {addr} has {ih}");
                 let _ = t.commands.send(Command::AddPeers(vec![addr]));
+            }
+        } else if let Some(peers) = shared.lsd_pending.lock().get_mut(&ih) {
+            log::debug!("lsd: {addr} has {ih} (magnet)");
+            if peers.len() < 50 && !peers.contains(&addr) {
+                peers.push(addr);
             }
         }
     }

@@ -232,18 +232,25 @@ fn lan_trackerless_download_found_by_lsd_alone() {
     // Let the seeder check its data and join the multicast group.
     std::thread::sleep(Duration::from_millis(500));
     let mut leechers = Vec::new();
+    // Host 2 has the .torrent; host 3 only the magnet link (its first peers
+    // come from LSD too: the seeder answers its announce).
+    let magnet = format!("magnet:?xt=urn:btih:{}", info_hash_of(&info));
     for host in 1..3 {
         let dir = tmp.subdir(&format!("host{}", host + 1));
         let mut cmd = lan.command(host, &peer_bin());
-        cmd.arg(&torrent)
-            .arg("--dir")
+        if host == 1 {
+            cmd.arg(&torrent);
+        } else {
+            cmd.arg(&magnet);
+        }
+        cmd.arg("--dir")
             .arg(&dir)
             .args(["--port", "6881", "--once"])
             .env("RUST_LOG", "bittorrent_core=debug");
         leechers.push((Child::spawn(&format!("peer (host {})", host + 1), cmd), dir));
     }
     for (leecher, dir) in &mut leechers {
-        let status = leecher.wait_exit(LONG_WAIT);
+        let status = leecher.wait_exit(LONG_WAIT + LONG_WAIT / 2);
         assert!(
             status.is_some_and(|s| s.success()),
             "leecher did not complete by LSD\n{}\n{}",
@@ -257,4 +264,12 @@ fn lan_trackerless_download_found_by_lsd_alone() {
         "the seeder never heard an LSD announce\n{}",
         seeder.output()
     );
+}
+
+/// The `info_hash` of `peer info --json` output.
+fn info_hash_of(info: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&info.stdout);
+    let key = "\"info_hash\":\"";
+    let start = text.find(key).expect("info_hash in peer info --json") + key.len();
+    text[start..start + 40].to_string()
 }

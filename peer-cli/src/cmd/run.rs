@@ -163,11 +163,16 @@ pub fn run(args: Args) -> Result<(), CliError> {
         if m.peers.is_empty() && m.trackers.is_empty() && o.peers.is_empty() {
             // Nothing else to go on: ask the DHT (bounded), retrying while
             // the node bootstraps.
-            for _ in 0..6 {
-                from = session.dht_get_peers(&m.info_hash, Duration::from_secs(10));
-                if !from.is_empty() {
+            for _ in 0..3 {
+                from = session.dht_get_peers(&m.info_hash, Duration::from_secs(5));
+                if !from.is_empty() || session.dht_addr().is_none() {
                     break;
                 }
+            }
+            if from.is_empty() {
+                // Then the LAN (BEP 14): a peer that has it answers our
+                // announce within a minute or so.
+                from = session.lsd_find(&m.info_hash, Duration::from_secs(90));
             }
         } else {
             from.extend(session.dht_get_peers(&m.info_hash, Duration::from_secs(5)));
