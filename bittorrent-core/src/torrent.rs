@@ -230,9 +230,8 @@ pub struct Torrent {
     last_optimistic: Instant,
     optimistic: Option<PeerKey>,
     rng: u64,
-    rate_down: u64,
-    rate_up: u64,
-    last_totals: (u64, u64),
+    /// `downloaded` at the previous tick (stall diagnostics).
+    downloaded_last_tick: u64,
 }
 
 /// Start a torrent thread. Returns the shared part (registered with the
@@ -326,9 +325,7 @@ pub(crate) fn spawn(
         last_optimistic: now,
         optimistic: None,
         rng: now.elapsed().as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15,
-        rate_down: 0,
-        rate_up: 0,
-        last_totals: (0, 0),
+        downloaded_last_tick: 0,
     };
     t.add_candidates(peers);
     let short = t.me.metainfo.info_hash.to_hex();
@@ -1071,7 +1068,6 @@ impl Torrent {
     fn on_tick(&mut self) {
         let now = Instant::now();
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
-        let (mut total_down, mut total_up) = (0u64, 0u64);
         for &k in &keys {
             let Some(c) = self.conns.get_mut(&k) else {
                 continue;
@@ -1083,8 +1079,6 @@ impl Torrent {
             c.up_rate = (c.up_rate + (u - c.last_up)) / 2;
             c.last_down = d;
             c.last_up = u;
-            total_up += u;
-            total_down += d;
             // Keep about two seconds of data in flight.
             let bytes = (c.down_rate * 2) as usize;
             c.target_depth = (bytes / crate::wire::BLOCK_SIZE as usize).clamp(MIN_DEPTH, MAX_DEPTH);
@@ -1098,7 +1092,6 @@ impl Torrent {
             }
             self.fill_requests(k);
         }
-        let _ = (total_down, total_up);
         let conns = &self.conns;
         let lost = self
             .picker
@@ -1112,7 +1105,9 @@ impl Torrent {
                 self.fill_requests(k);
             }
         }
-        if self.phase == Phase::Downloading && self.downloaded == self.last_totals.0 {
+        let moved = self.downloaded != self.downloaded_last_tick;
+        self.downloaded_last_tick = self.downloaded;
+        if self.phase == Phase::Downloading && !moved {
             log::debug!(
                 "{}: no progress; missing {}; peers {:?}",
                 self.me.metainfo.info.name,
@@ -1254,10 +1249,6 @@ impl Torrent {
                 .values()
                 .map(|c| c.counters.uploaded.load(Ordering::Relaxed))
                 .sum::<u64>();
-        let (d0, u0) = self.last_totals;
-        self.last_totals = (self.downloaded, uploaded);
-        self.rate_down = self.downloaded.saturating_sub(d0);
-        self.rate_up = uploaded.saturating_sub(u0);
         let mut s = self.me.status.lock();
         s.phase = self.phase.clone();
         s.pieces_have = pieces_have;

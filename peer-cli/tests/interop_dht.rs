@@ -7,24 +7,10 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 use support::*;
 
 const NAME: &str = "dht data";
-
-fn create(src: &Path, out: &Path) -> String {
-    let mut cmd = Command::new(peer_bin());
-    cmd.arg("create").arg(src).arg("-o").arg(out);
-    let out = run_bounded("peer create", cmd, Duration::from_secs(60));
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find(|w| w.len() == 40 && w.chars().all(|c| c.is_ascii_hexdigit()))
-        .expect("peer create prints the info-hash")
-        .to_string()
-}
 
 /// Start `peer` with `args`, wait for its DHT node and return its UDP port.
 fn peer_with_dht(name: &str, args: &[&std::ffi::OsStr]) -> (Child, u16) {
@@ -56,7 +42,7 @@ fn libtorrent_finds_our_seeder_through_our_dht() {
     let seed_dir = tmp.subdir("seed");
     let src = make_multi_file_dir(&seed_dir, NAME);
     let torrent = tmp.path().join("t.torrent");
-    create(&src, &torrent);
+    peer_create_torrent(&src, &torrent, &[]);
     let port = free_port().to_string();
     let (seeder, dht_port) = peer_with_dht(
         "peer seed",
@@ -96,7 +82,7 @@ fn our_magnet_finds_libtorrent_through_the_dht() {
     let seed_dir = tmp.subdir("seed");
     let src = make_multi_file_dir(&seed_dir, NAME);
     let torrent = tmp.path().join("t.torrent");
-    let hash = create(&src, &torrent);
+    let hash = peer_create_torrent(&src, &torrent, &[]);
     // A DHT node of ours (a peer running only its tracker and DHT).
     let port = free_port().to_string();
     let (_node, dht_port) = peer_with_dht(

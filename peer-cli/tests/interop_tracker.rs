@@ -27,18 +27,6 @@ fn start_tracker() -> (Child, u16) {
     (t, port)
 }
 
-fn create(src: &Path, out: &Path, tracker_port: u16) {
-    let mut cmd = Command::new(peer_bin());
-    cmd.arg("create")
-        .arg(src)
-        .arg("-o")
-        .arg(out)
-        .args(["--announce", &format!("127.0.0.1:{tracker_port}")])
-        .args(["--piece-length", "16384"]);
-    let out = run_bounded("peer create", cmd, std::time::Duration::from_secs(60));
-    assert!(out.status.success(), "{out:?}");
-}
-
 /// libtorrent leecher with no `--peer`: it must get the seeder from the tracker.
 fn lt_leech_via_tracker(torrent: &Path, save: &Path, seeder: &mut Child, tracker: &mut Child) {
     let mut cmd = python_cmd("lt_leech.py");
@@ -64,7 +52,16 @@ fn libtorrent_peers_meet_through_our_tracker() {
     let src = make_multi_file_dir(&seed_dir, NAME);
     let (mut tracker, port) = start_tracker();
     let torrent = tmp.path().join("t.torrent");
-    create(&src, &torrent, port);
+    peer_create_torrent(
+        &src,
+        &torrent,
+        &[
+            "--announce",
+            &format!("127.0.0.1:{port}"),
+            "--piece-length",
+            "16384",
+        ],
+    );
     let mut cmd = python_cmd("lt_seed.py");
     cmd.arg(&torrent)
         .arg(&seed_dir)
@@ -91,7 +88,16 @@ fn transmission_seed_and_libtorrent_leech_meet_through_our_tracker() {
     let src = make_multi_file_dir(&seed_dir, NAME);
     let (mut tracker, port) = start_tracker();
     let torrent = tmp.path().join("t.torrent");
-    create(&src, &torrent, port);
+    peer_create_torrent(
+        &src,
+        &torrent,
+        &[
+            "--announce",
+            &format!("127.0.0.1:{port}"),
+            "--piece-length",
+            "16384",
+        ],
+    );
     let tr_port = free_port();
     let config = tmp.subdir("transmission-config");
     let cmd = transmission_cmd(None, &config, &seed_dir, tr_port, &torrent);

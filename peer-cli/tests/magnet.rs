@@ -7,22 +7,9 @@ mod support;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 use support::*;
 
 const NAME: &str = "magnet data";
-
-fn create(src: &Path, out: &Path) -> String {
-    let mut cmd = Command::new(peer_bin());
-    cmd.arg("create").arg(src).arg("-o").arg(out);
-    let out = run_bounded("peer create", cmd, Duration::from_secs(60));
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find(|w| w.len() == 40 && w.chars().all(|c| c.is_ascii_hexdigit()))
-        .expect("peer create prints the info-hash")
-        .to_string()
-}
 
 fn magnet_leech(hash: &str, seeder_port: u16, down: &Path, seeder: &mut Child) {
     let magnet = format!("magnet:?xt=urn:btih:{hash}&dn=x&x.pe=127.0.0.1:{seeder_port}");
@@ -48,7 +35,7 @@ fn magnet_link_from_our_seeder() {
     let seed_dir = tmp.subdir("seed");
     let src = make_multi_file_dir(&seed_dir, NAME);
     let torrent = tmp.path().join("t.torrent");
-    let hash = create(&src, &torrent);
+    let hash = peer_create_torrent(&src, &torrent, &[]);
     let port = free_port();
     let mut cmd = Command::new(peer_bin());
     cmd.arg(&torrent)
@@ -75,7 +62,7 @@ fn magnet_link_from_libtorrent() {
     let seed_dir = tmp.subdir("seed");
     let src = make_multi_file_dir(&seed_dir, NAME);
     let torrent = tmp.path().join("t.torrent");
-    let hash = create(&src, &torrent);
+    let hash = peer_create_torrent(&src, &torrent, &[]);
     let lt_port = free_port();
     let mut cmd = python_cmd("lt_seed.py");
     cmd.arg(&torrent)

@@ -37,6 +37,27 @@ def loopback_settings(listen_port):
     }
 
 
+def enable_dht(ses, nodes):
+    """Turn libtorrent's DHT on, bootstrapped from `nodes` ("IP:PORT"...).
+
+    Our DHT runs on loopback: let libtorrent keep several nodes of one IP and
+    talk to private addresses. Does nothing when `nodes` is empty.
+    """
+    if not nodes:
+        return
+    ses.apply_settings({
+        "enable_dht": True,
+        "dht_bootstrap_nodes": ",".join(nodes),
+        "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False,
+        "dht_enforce_node_id": False,
+        "dht_prefer_verified_node_ids": False,
+    })
+    for n in nodes:
+        host, _, port = n.rpartition(":")
+        ses.add_dht_node((host, int(port)))
+
+
 def make_session(listen_port):
     return lt.session(loopback_settings(listen_port))
 

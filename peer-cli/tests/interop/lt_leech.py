@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lt_common import lt, make_session, drain_alerts, state_name  # noqa: E402
+from lt_common import lt, enable_dht, make_session, drain_alerts, state_name  # noqa: E402
 
 
 def parse_peer(s):
@@ -32,20 +32,7 @@ def main():
     args = ap.parse_args()
 
     ses = make_session(args.listen_port)
-    if args.dht_node:
-        # Our DHT runs on loopback: let libtorrent keep several nodes of one
-        # IP and talk to private addresses.
-        ses.apply_settings({
-            "enable_dht": True,
-            "dht_bootstrap_nodes": ",".join(args.dht_node),
-            "dht_restrict_routing_ips": False,
-            "dht_restrict_search_ips": False,
-            "dht_enforce_node_id": False,
-            "dht_prefer_verified_node_ids": False,
-        })
-        for n in args.dht_node:
-            host, _, port = n.rpartition(":")
-            ses.add_dht_node((host, int(port)))
+    enable_dht(ses, args.dht_node)
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = os.path.abspath(args.save_dir)

@@ -15,7 +15,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lt_common import lt, make_session, drain_alerts, state_name  # noqa: E402
+from lt_common import lt, enable_dht, make_session, drain_alerts, state_name  # noqa: E402
 
 
 CHECKING = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
@@ -54,18 +54,7 @@ def main():
     threading.Thread(target=watch_stdin, daemon=True).start()
 
     ses = make_session(args.port)
-    if args.dht_node:
-        ses.apply_settings({
-            "enable_dht": True,
-            "dht_bootstrap_nodes": ",".join(args.dht_node),
-            "dht_restrict_routing_ips": False,
-            "dht_restrict_search_ips": False,
-            "dht_enforce_node_id": False,
-            "dht_prefer_verified_node_ids": False,
-        })
-        for n in args.dht_node:
-            host, _, port = n.rpartition(":")
-            ses.add_dht_node((host, int(port)))
+    enable_dht(ses, args.dht_node)
     if args.upload_limit > 0:
         ses.apply_settings({"upload_rate_limit": args.upload_limit})
     atp = lt.add_torrent_params()

@@ -804,3 +804,17 @@ pub fn transmission_cmd(
         .arg(torrent);
     cmd
 }
+
+/// `peer create SRC -o OUT EXTRA...`; must succeed. Returns the info-hash
+/// it prints (40 lowercase hex).
+pub fn peer_create_torrent(src: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg("create").arg(src).arg("-o").arg(out).args(extra);
+    let out = run_bounded("peer create", cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|w| w.len() == 40 && w.chars().all(|c| c.is_ascii_hexdigit()))
+        .expect("peer create prints the info-hash")
+        .to_string()
+}
