@@ -4,7 +4,7 @@
 //! Jobs arrive on one shared (MPMC) channel; each verdict goes back on the
 //! channel named in the job.
 
-use crate::storage::{Storage, StorageError};
+use crate::engine::storage::{Storage, StorageError};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

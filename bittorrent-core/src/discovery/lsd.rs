@@ -17,7 +17,7 @@
 //! them receives every multicast datagram. Our own announces, looped back by
 //! the kernel, are recognised by their `cookie` and ignored.
 
-use crate::metainfo::InfoHash;
+use crate::proto::metainfo::InfoHash;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::BTreeSet;

@@ -1,5 +1,5 @@
 //! The torrent thread (the design card's piece-picker thread): one per
-//! torrent. It alone owns the [`Picker`], the writes to [`Storage`](crate::storage::Storage), the
+//! torrent. It alone owns the [`Picker`], the writes to [`Storage`](crate::engine::storage::Storage), the
 //! choker state, the table of connected peers and the candidate addresses.
 //!
 //! It blocks on `select!` over its peers' events, the hashing pool's
@@ -7,15 +7,15 @@
 //! threads use `try_send`: a peer whose inbox is full is closed, so this
 //! thread never waits on anyone but its own disk writes.
 
-use crate::bitfield::Bitfield;
-use crate::choker::{self, ChokeCandidate};
-use crate::hasher::{HashDone, HashJob};
-use crate::layout::Layout;
-use crate::metainfo::Metainfo;
-use crate::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
-use crate::picker::{PeerKey, Picker, Received};
-use crate::resume::ResumeData;
-use crate::session::Shared;
+use crate::engine::choker::{self, ChokeCandidate};
+use crate::engine::hasher::{HashDone, HashJob};
+use crate::engine::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
+use crate::engine::picker::{PeerKey, Picker, Received};
+use crate::engine::session::Shared;
+use crate::proto::bitfield::Bitfield;
+use crate::proto::layout::Layout;
+use crate::proto::metainfo::Metainfo;
+use crate::state::resume::ResumeData;
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
@@ -73,7 +73,7 @@ pub struct TorrentStatus {
     /// Pieces that failed their hash check.
     pub hash_failures: u32,
     /// The last tracker announce.
-    pub tracker: crate::announcer::TrackerStatus,
+    pub tracker: crate::discovery::announcer::TrackerStatus,
     /// Addresses learned from peer exchange (BEP 11) so far.
     pub peers_from_pex: usize,
     /// Pieces hashed by the start-up check (0 when resume data was trusted).
@@ -134,7 +134,7 @@ pub struct TorrentShared {
     /// The peer-event channel (peer threads send here).
     pub events: Sender<(PeerKey, PeerEvent)>,
     /// The announcer's last outcome.
-    pub tracker: Mutex<crate::announcer::TrackerStatus>,
+    pub tracker: Mutex<crate::discovery::announcer::TrackerStatus>,
 }
 
 struct Conn {
@@ -150,7 +150,7 @@ struct Conn {
     am_interested: bool,
     peer_choking: bool,
     peer_interested: bool,
-    outstanding: HashSet<crate::wire::BlockRef>,
+    outstanding: HashSet<crate::proto::wire::BlockRef>,
     counters: Arc<PeerCounters>,
     last_down: u64,
     last_up: u64,
@@ -239,7 +239,7 @@ pub struct Torrent {
 pub(crate) fn spawn(
     shared: Arc<Shared>,
     metainfo: Metainfo,
-    storage: Arc<crate::storage::Storage>,
+    storage: Arc<crate::engine::storage::Storage>,
     peers: Vec<SocketAddr>,
     paused: bool,
 ) -> std::io::Result<(Arc<TorrentShared>, std::thread::JoinHandle<()>)> {
@@ -891,7 +891,7 @@ impl Torrent {
         self.send(key, PeerCmd::Request(blocks));
     }
 
-    fn on_block(&mut self, key: PeerKey, block: crate::wire::BlockRef, data: Vec<u8>) {
+    fn on_block(&mut self, key: PeerKey, block: crate::proto::wire::BlockRef, data: Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&key) {
             c.outstanding.remove(&block);
             c.last_block = Instant::now();
@@ -910,7 +910,9 @@ impl Torrent {
                     // is simply wanted again.
                     self.picker.write_failed(&block);
                     match e {
-                        crate::storage::StorageError::DiskFull { .. } => self.stall(e.to_string()),
+                        crate::engine::storage::StorageError::DiskFull { .. } => {
+                            self.stall(e.to_string())
+                        }
                         other => self.fail(other.to_string()),
                     }
                     return;
@@ -1081,7 +1083,8 @@ impl Torrent {
             c.last_up = u;
             // Keep about two seconds of data in flight.
             let bytes = (c.down_rate * 2) as usize;
-            c.target_depth = (bytes / crate::wire::BLOCK_SIZE as usize).clamp(MIN_DEPTH, MAX_DEPTH);
+            c.target_depth =
+                (bytes / crate::proto::wire::BLOCK_SIZE as usize).clamp(MIN_DEPTH, MAX_DEPTH);
             // Requests that went unanswered for too long go back to the picker.
             if !c.outstanding.is_empty() && now - c.last_block > REQUEST_TIMEOUT {
                 let lost: Vec<_> = c.outstanding.drain().collect();
@@ -1179,13 +1182,13 @@ impl Torrent {
             let added: Vec<SocketAddr> = current
                 .difference(&c.pex_sent)
                 .copied()
-                .take(crate::extension::PEX_MAX_PER_MESSAGE)
+                .take(crate::proto::extension::PEX_MAX_PER_MESSAGE)
                 .collect();
             let dropped: Vec<SocketAddr> = c
                 .pex_sent
                 .difference(&current)
                 .copied()
-                .take(crate::extension::PEX_MAX_PER_MESSAGE)
+                .take(crate::proto::extension::PEX_MAX_PER_MESSAGE)
                 .collect();
             if added.is_empty() && dropped.is_empty() {
                 continue;
@@ -1197,8 +1200,8 @@ impl Torrent {
             for d in &dropped {
                 c.pex_sent.remove(d);
             }
-            let msg = crate::extension::PexMessage {
-                added_flags: vec![crate::extension::PEX_FLAG_REACHABLE; added.len()],
+            let msg = crate::proto::extension::PexMessage {
+                added_flags: vec![crate::proto::extension::PEX_FLAG_REACHABLE; added.len()],
                 added,
                 dropped,
             };

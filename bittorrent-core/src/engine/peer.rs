@@ -8,11 +8,11 @@
 //! Uploads are served here, straight from the shared read-only storage,
 //! and only for pieces the shared "have" bitfield says are verified.
 
-use crate::bitfield::Bitfield;
-use crate::layout::Layout;
-use crate::picker::PeerKey;
-use crate::storage::Storage;
-use crate::wire::{BlockRef, FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
+use crate::engine::picker::PeerKey;
+use crate::engine::storage::Storage;
+use crate::proto::bitfield::Bitfield;
+use crate::proto::layout::Layout;
+use crate::proto::wire::{BlockRef, FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use parking_lot::RwLock;
 use std::collections::{HashSet, VecDeque};
@@ -135,7 +135,7 @@ pub enum PeerCmd {
     /// Tell the peer we are interested or not.
     Interested(bool),
     /// Send a `ut_pex` message (only if the peer speaks it).
-    Pex(crate::extension::PexMessage),
+    Pex(crate::proto::extension::PexMessage),
     /// Close the connection.
     Close(CloseReason),
 }
@@ -160,7 +160,7 @@ pub struct PeerContext {
     pub private: bool,
     /// The session's DHT node, if any: peers' `port` messages feed it, and
     /// peers that support the DHT get ours.
-    pub dht: Option<Arc<crate::dht::Dht>>,
+    pub dht: Option<Arc<crate::discovery::dht::Dht>>,
     /// The torrent's info dictionary, served to peers with `ut_metadata`
     /// (BEP 9) so that they can start from a magnet link.
     pub info_bytes: Arc<Vec<u8>>,
@@ -201,7 +201,7 @@ impl Default for PeerLimits {
 pub fn our_handshake(ctx: &PeerContext) -> Handshake {
     let mut h = Handshake::new(ctx.info_hash, ctx.our_id);
     if ctx.dht.is_some() && !ctx.private {
-        h.reserved[crate::wire::RESERVED_DHT.0] |= crate::wire::RESERVED_DHT.1;
+        h.reserved[crate::proto::wire::RESERVED_DHT.0] |= crate::proto::wire::RESERVED_DHT.1;
     }
     h
 }
@@ -454,7 +454,7 @@ impl<'a> Connection<'a> {
         }
         // BEP 6: a fast peer may fetch a few pieces before we unchoke it.
         if let (true, std::net::IpAddr::V4(v4)) = (fast, addr.ip()) {
-            c.allowed_fast = crate::wire::allowed_fast_set(
+            c.allowed_fast = crate::proto::wire::allowed_fast_set(
                 ALLOWED_FAST_K,
                 ctx.layout.num_pieces,
                 &ctx.info_hash,
@@ -473,7 +473,7 @@ impl<'a> Connection<'a> {
             if !ctx.private {
                 m.push(("ut_pex".to_string(), OUR_PEX_ID));
             }
-            let h = crate::extension::ExtHandshake {
+            let h = crate::proto::extension::ExtHandshake {
                 m,
                 p: Some(ctx.listen_port),
                 v: Some(format!("peer {}", env!("CARGO_PKG_VERSION"))),
@@ -483,7 +483,7 @@ impl<'a> Connection<'a> {
                 ..Default::default()
             };
             c.send(&Message::Extended {
-                id: crate::extension::HANDSHAKE_EXT_ID,
+                id: crate::proto::extension::HANDSHAKE_EXT_ID,
                 payload: h.encode(),
             });
         }
@@ -802,14 +802,14 @@ impl<'a> Connection<'a> {
     }
 
     fn on_extended(&mut self, id: u8, payload: &[u8]) -> Result<(), CloseReason> {
-        use crate::extension::{ExtHandshake, PexMessage};
+        use crate::proto::extension::{ExtHandshake, PexMessage};
         if !self.ext {
             return Err(CloseReason::Protocol(
                 "extended message without BEP 10".into(),
             ));
         }
         match id {
-            crate::extension::HANDSHAKE_EXT_ID => {
+            crate::proto::extension::HANDSHAKE_EXT_ID => {
                 // A handshake we cannot read just means no extensions.
                 let Ok(h) = ExtHandshake::decode(payload) else {
                     return Ok(());
@@ -845,7 +845,7 @@ impl<'a> Connection<'a> {
 
     /// BEP 9: answer a request for a piece of the info dictionary.
     fn on_metadata(&mut self, payload: &[u8]) {
-        use crate::extension::{MetadataMessage, METADATA_PIECE_SIZE};
+        use crate::proto::extension::{MetadataMessage, METADATA_PIECE_SIZE};
         let (Ok(MetadataMessage::Request { piece }), Some(id)) =
             (MetadataMessage::decode(payload), self.their_metadata)
         else {

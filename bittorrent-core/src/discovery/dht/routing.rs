@@ -12,7 +12,7 @@
 //! us a query in the last 15 minutes; *bad* after [`MAX_FAILURES`]
 //! unanswered queries in a row; *questionable* otherwise.
 
-use crate::metainfo::InfoHash;
+use crate::proto::metainfo::InfoHash;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
@@ -36,7 +36,7 @@ impl NodeId {
     pub fn random() -> NodeId {
         let mut out = [0u8; 20];
         for chunk in out.chunks_mut(8) {
-            let r = crate::tracker::random_u64().to_le_bytes();
+            let r = crate::discovery::tracker::random_u64().to_le_bytes();
             chunk.copy_from_slice(&r[..chunk.len()]);
         }
         NodeId(out)

@@ -407,7 +407,10 @@ mod tests {
 
     #[test]
     fn allowed_fast_vectors() {
-        let tsv = include_str!("../../fixtures/vectors/bep6_allowed_fast.tsv");
+        let tsv = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/vectors/bep6_allowed_fast.tsv"
+        ));
         for line in tsv.lines().skip(1) {
             let c: Vec<&str> = line.split('\t').collect();
             let k: usize = c[0].parse().unwrap();
@@ -432,7 +435,10 @@ mod tests {
 
     #[test]
     fn vectors_round_trip() {
-        let tsv = include_str!("../../fixtures/vectors/peer_wire.tsv");
+        let tsv = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/vectors/peer_wire.tsv"
+        ));
         let mut checked = 0;
         for line in tsv.lines().skip(1) {
             let cols: Vec<&str> = line.split('\t').collect();

@@ -1,8 +1,8 @@
 //! Piece and block geometry: the one place that checks indices coming from
 //! the wire against the torrent's shape.
 
-use crate::metainfo::Info;
-use crate::wire::{BlockRef, BLOCK_SIZE};
+use crate::proto::metainfo::Info;
+use crate::proto::wire::{BlockRef, BLOCK_SIZE};
 
 /// The shape of a torrent's byte stream: pieces of `piece_length` bytes
 /// (the last may be short), each split into 16 KiB blocks.

@@ -8,12 +8,14 @@
 //! SHA-1 of the whole against the info-hash, and returns the torrent. Every
 //! wait is bounded; a peer that lies, stalls or refuses is simply skipped.
 
-use crate::extension::{ExtHandshake, MetadataMessage, HANDSHAKE_EXT_ID, METADATA_PIECE_SIZE};
-use crate::magnet::Magnet;
-use crate::metainfo::Metainfo;
-use crate::peer::read_handshake;
-use crate::tracker::{AnnounceEvent, AnnounceOptions, AnnounceRequest, TrackerList};
-use crate::wire::{FrameDecoder, Handshake, Message, MAX_FRAME};
+use crate::discovery::tracker::{AnnounceEvent, AnnounceOptions, AnnounceRequest, TrackerList};
+use crate::engine::peer::read_handshake;
+use crate::proto::extension::{
+    ExtHandshake, MetadataMessage, HANDSHAKE_EXT_ID, METADATA_PIECE_SIZE,
+};
+use crate::proto::magnet::Magnet;
+use crate::proto::metainfo::Metainfo;
+use crate::proto::wire::{FrameDecoder, Handshake, Message, MAX_FRAME};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 /// Largest info dictionary we accept (libtorrent's default limit is similar).
 pub const MAX_METADATA_SIZE: u64 = 16 * 1024 * 1024;
 /// The id we ask peers to use for `ut_metadata` messages to us.
-const OUR_METADATA_ID: u8 = crate::peer::OUR_METADATA_ID;
+const OUR_METADATA_ID: u8 = crate::engine::peer::OUR_METADATA_ID;
 /// Time given to one peer.
 const PER_PEER: Duration = Duration::from_secs(20);
 

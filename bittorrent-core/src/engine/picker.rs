@@ -10,9 +10,9 @@
 //! more peers) or received, never two of these; a piece being hashed or
 //! verified is never requested; a verified piece never changes again.
 
-use crate::bitfield::Bitfield;
-use crate::layout::Layout;
-use crate::wire::BlockRef;
+use crate::proto::bitfield::Bitfield;
+use crate::proto::layout::Layout;
+use crate::proto::wire::BlockRef;
 use std::time::{Duration, Instant};
 
 /// Identifies a connection within a torrent.
@@ -167,7 +167,7 @@ impl Picker {
         if let Some(PieceState::InProgress(part)) = self.pieces.get_mut(block.index as usize) {
             if let Some(b) = part
                 .blocks
-                .get_mut((block.begin / crate::wire::BLOCK_SIZE) as usize)
+                .get_mut((block.begin / crate::proto::wire::BLOCK_SIZE) as usize)
             {
                 drop_requester(b, peer);
             }
@@ -290,7 +290,7 @@ impl Picker {
         let Some(PieceState::InProgress(part)) = self.pieces.get_mut(block.index as usize) else {
             return Received::Unwanted;
         };
-        let b = (block.begin / crate::wire::BLOCK_SIZE) as usize;
+        let b = (block.begin / crate::proto::wire::BLOCK_SIZE) as usize;
         let Some(st) = part.blocks.get_mut(b) else {
             return Received::Unwanted;
         };
@@ -331,7 +331,7 @@ impl Picker {
         };
         match st {
             PieceState::InProgress(part) => {
-                let b = (block.begin / crate::wire::BLOCK_SIZE) as usize;
+                let b = (block.begin / crate::proto::wire::BLOCK_SIZE) as usize;
                 if let Some(bs @ BlockState::Received(_)) = part.blocks.get_mut(b) {
                     *bs = BlockState::Open;
                     part.received -= 1;

@@ -6,9 +6,9 @@
 //! thread; a tracker that is down, hangs or answers garbage only delays
 //! discovery, it never stops a download from known peers.
 
-use crate::session::Shared;
-use crate::torrent::{Command, Phase, TorrentShared};
-use crate::tracker::{AnnounceEvent, AnnounceOptions, AnnounceRequest, TrackerList};
+use crate::discovery::tracker::{AnnounceEvent, AnnounceOptions, AnnounceRequest, TrackerList};
+use crate::engine::session::Shared;
+use crate::engine::torrent::{Command, Phase, TorrentShared};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

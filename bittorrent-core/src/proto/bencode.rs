@@ -514,7 +514,10 @@ mod tests {
     /// The 41 edge cases of the shared corpus: strict verdicts must match.
     #[test]
     fn corpus_vectors_strict() {
-        let tsv = include_str!("../../fixtures/vectors/bencode.tsv");
+        let tsv = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/vectors/bencode.tsv"
+        ));
         let mut n = 0;
         for line in tsv.lines().skip(1) {
             let cols: Vec<&str> = line.split('\t').collect();

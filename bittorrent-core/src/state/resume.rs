@@ -11,8 +11,8 @@
 //! save (a crash) forces a recheck: a crash can lose recent progress,
 //! never correctness.
 
-use crate::bencode::{self, OwnedValue, Value};
-use crate::metainfo::InfoHash;
+use crate::proto::bencode::{self, OwnedValue, Value};
+use crate::proto::metainfo::InfoHash;
 
 /// Size and modification time of one file, as recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +129,7 @@ impl ResumeData {
         let num_pieces =
             u32::try_from(int("num pieces")?).map_err(|_| ResumeError::Field("num pieces"))?;
         let pieces = bytes_of("pieces")?.to_vec();
-        if crate::bitfield::Bitfield::from_bytes(&pieces, num_pieces as usize).is_err() {
+        if crate::proto::bitfield::Bitfield::from_bytes(&pieces, num_pieces as usize).is_err() {
             return Err(ResumeError::Field("pieces"));
         }
         let save_path = String::from_utf8_lossy(bytes_of("save path")?).into_owned();

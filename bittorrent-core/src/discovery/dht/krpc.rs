@@ -7,8 +7,8 @@
 //! Nothing here panics on any input. Encoding is canonical (keys sorted).
 
 use super::routing::NodeId;
-use crate::bencode::{decode_strict, BencodeError, Dict, OwnedValue, Value};
-use crate::metainfo::InfoHash;
+use crate::proto::bencode::{decode_strict, BencodeError, Dict, OwnedValue, Value};
+use crate::proto::metainfo::InfoHash;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -620,7 +620,10 @@ mod tests {
     /// Every row of fixtures/vectors/krpc_bep5.tsv.
     #[test]
     fn vectors() {
-        let tsv = include_str!("../../../fixtures/vectors/krpc_bep5.tsv");
+        let tsv = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/vectors/krpc_bep5.tsv"
+        ));
         let mut rows = 0;
         for line in tsv.lines().skip(1).filter(|l| !l.trim().is_empty()) {
             let cols: Vec<&str> = line.split('\t').collect();
@@ -764,7 +767,10 @@ mod tests {
 
     #[test]
     fn never_panics_on_mutations() {
-        let tsv = include_str!("../../../fixtures/vectors/krpc_bep5.tsv");
+        let tsv = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/vectors/krpc_bep5.tsv"
+        ));
         let mut seed = 0x1234_5678_9abc_def0u64;
         for line in tsv.lines().skip(1) {
             let data = line.split('\t').nth(1).unwrap_or("").as_bytes();

@@ -21,8 +21,8 @@ use parking_lot::Mutex;
 
 use super::client::{compact_addr, AnnounceEvent, UDP_PROTOCOL_ID};
 use super::url::parse_query;
-use crate::bencode::OwnedValue;
-use crate::metainfo::InfoHash;
+use crate::proto::bencode::OwnedValue;
+use crate::proto::metainfo::InfoHash;
 
 /// Largest HTTP request accepted by [`TrackerServer::serve_http_connection`].
 pub const MAX_HTTP_REQUEST: usize = 8 * 1024;
@@ -767,11 +767,11 @@ pub fn read_http_request(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::bencode::{decode, Value};
-    use crate::tracker::client::{
+    use crate::discovery::tracker::client::{
         parse_announce_response, parse_udp_announce_response, udp_announce_packet, AnnounceRequest,
     };
-    use crate::tracker::url::percent_encode;
+    use crate::discovery::tracker::url::percent_encode;
+    use crate::proto::bencode::{decode, Value};
 
     fn ih() -> InfoHash {
         InfoHash::from_hex("c0fda1edafdbdbb96443424e0b3899af7159d10e").unwrap()
@@ -788,7 +788,7 @@ mod tests {
     fn get(s: &TrackerServer, query: &str, remote: &str) -> (u16, Vec<u8>) {
         let req = format!("GET /announce?{query} HTTP/1.1\r\nHost: x\r\n\r\n");
         let resp = s.handle_http(req.as_bytes(), remote.parse().unwrap());
-        let (status, body) = crate::tracker::http::parse_response(&resp, true, 1 << 20)
+        let (status, body) = crate::discovery::tracker::http::parse_response(&resp, true, 1 << 20)
             .unwrap()
             .unwrap();
         (status, body)
@@ -852,7 +852,7 @@ mod tests {
             ..Default::default()
         });
         let fail = |(st, b): (u16, Vec<u8>)| match parse_announce_response(&b) {
-            Err(crate::tracker::TrackerError::Failure(f)) => (st, f),
+            Err(crate::discovery::tracker::TrackerError::Failure(f)) => (st, f),
             other => panic!("{other:?}"),
         };
         assert_eq!(
@@ -907,10 +907,10 @@ mod tests {
             percent_encode(&ih().0)
         );
         let resp = s.handle_http(req.as_bytes(), "1.1.1.1:1".parse().unwrap());
-        let (_, b) = crate::tracker::http::parse_response(&resp, true, 1 << 20)
+        let (_, b) = crate::discovery::tracker::http::parse_response(&resp, true, 1 << 20)
             .unwrap()
             .unwrap();
-        let r = crate::tracker::client::parse_scrape_response(&b).unwrap();
+        let r = crate::discovery::tracker::client::parse_scrape_response(&b).unwrap();
         assert_eq!(r[0].1.complete, 1);
         assert_eq!(r[0].1.incomplete, 1);
         assert_eq!(r[0].1.downloaded, 1);

@@ -9,7 +9,7 @@
 //! (in an `Arc`) by the torrent thread (the only writer), the hashing pool
 //! and the peer threads (uploads read verified pieces).
 
-use crate::metainfo::Info;
+use crate::proto::metainfo::Info;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
@@ -140,14 +140,14 @@ impl Storage {
 
     /// Size and modification time of every file (pad files excluded), as
     /// they are on disk now; `None` for a file that is missing.
-    pub fn stamps(&self) -> Vec<Option<crate::resume::FileStamp>> {
+    pub fn stamps(&self) -> Vec<Option<crate::state::resume::FileStamp>> {
         self.files
             .iter()
             .filter(|f| f.file.is_some() || f.length == 0)
             .map(|f| {
                 std::fs::metadata(&f.path)
                     .ok()
-                    .map(|m| crate::resume::FileStamp {
+                    .map(|m| crate::state::resume::FileStamp {
                         length: m.len(),
                         mtime: m.mtime(),
                         mtime_nsec: m.mtime_nsec().clamp(0, 999_999_999) as u32,
@@ -283,7 +283,7 @@ fn read_full_at(file: &File, mut buf: &mut [u8], mut at: u64) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metainfo::{FileEntry, Info};
+    use crate::proto::metainfo::{FileEntry, Info};
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("peer-storage-{name}-{}", std::process::id()));

@@ -12,7 +12,7 @@
 use super::krpc::{self, Body, CompactNode, Message, Query, Response, ERROR_PROTOCOL, MAX_VALUES};
 use super::routing::{Contact, NodeId, RoutingTable, K};
 use super::token::Tokens;
-use crate::metainfo::InfoHash;
+use crate::proto::metainfo::InfoHash;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -370,7 +370,7 @@ impl Node {
             },
             cfg,
             pending: HashMap::new(),
-            next_tid: (crate::tracker::random_u64() & 0xffff) as u16,
+            next_tid: (crate::discovery::tracker::random_u64() & 0xffff) as u16,
             lookups: HashMap::new(),
             next_lookup: 0,
             rate: HashMap::new(),

@@ -1,11 +1,11 @@
 //! Metainfo (`.torrent`) files: BEP 3 and BEP 12 (announce-list).
 //!
-//! Parsing is done over the tolerant decoder in [`crate::bencode`]; the
+//! Parsing is done over the tolerant decoder in [`crate::proto::bencode`]; the
 //! info-hash is the SHA-1 of the original bytes of the `info` dictionary.
 //! File paths are sanitised so that no entry can lead outside the
 //! download directory.
 
-use crate::bencode::{Dict, Value};
+use crate::proto::bencode::{Dict, Value};
 use std::fmt;
 
 /// The SHA-1 info-hash of a torrent (v1). `Display` is 40 lowercase hex digits.
@@ -135,7 +135,7 @@ pub const MAX_PIECES: u64 = 1 << 22;
 #[non_exhaustive]
 pub enum MetainfoError {
     /// The file is not valid bencode.
-    Bencode(crate::bencode::BencodeError),
+    Bencode(crate::proto::bencode::BencodeError),
     /// The top-level value is not a dictionary.
     NotADict,
     /// A required key is absent (`info`, `name`, `piece length`, `pieces`,
@@ -282,7 +282,7 @@ impl Metainfo {
     /// the info-hash is the SHA-1 of the original bytes of `info`. Never
     /// panics, whatever the input.
     pub fn from_bytes(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
-        let root = crate::bencode::decode(bytes).map_err(MetainfoError::Bencode)?;
+        let root = crate::proto::bencode::decode(bytes).map_err(MetainfoError::Bencode)?;
         let root = root.as_dict().ok_or(MetainfoError::NotADict)?;
         let info = match root.get(b"info") {
             None => return Err(MetainfoError::MissingKey("info")),
@@ -306,7 +306,7 @@ impl Metainfo {
     /// dictionary's bytes only; compare it with the hash the metadata was
     /// requested for before trusting the result.
     pub fn from_info_bytes(info_bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
-        let value = crate::bencode::decode(info_bytes).map_err(MetainfoError::Bencode)?;
+        let value = crate::proto::bencode::decode(info_bytes).map_err(MetainfoError::Bencode)?;
         let dict = value.as_dict().ok_or(MetainfoError::NotADict)?;
         Metainfo::from_info_dict(dict)
     }
@@ -330,7 +330,7 @@ impl Metainfo {
     /// and were given another name: `(as written in the torrent, joined
     /// with "/", lossily decoded; the path used)`. Pad files are left out.
     pub fn renamed_files(&self) -> Vec<(String, String)> {
-        let Ok(v) = crate::bencode::decode(&self.info_bytes) else {
+        let Ok(v) = crate::proto::bencode::decode(&self.info_bytes) else {
             return Vec::new();
         };
         let Some(d) = v.as_dict() else {
@@ -384,7 +384,7 @@ impl Metainfo {
                 trackers.push(url);
             }
         }
-        crate::magnet::Magnet {
+        crate::proto::magnet::Magnet {
             info_hash: self.info_hash,
             display_name: Some(self.info.name.clone()),
             trackers,
@@ -447,8 +447,8 @@ impl Info {
         if raw_name.contains(&0) {
             return Err(MetainfoError::NulInName("name"));
         }
-        let name =
-            crate::safe_path::sanitize_component(raw_name).unwrap_or_else(|| info_hash.to_hex());
+        let name = crate::proto::safe_path::sanitize_component(raw_name)
+            .unwrap_or_else(|| info_hash.to_hex());
         let piece_length = parse_piece_length(d)?;
         let pieces = split_pieces(pieces)?;
         let multi_file = d.get(b"files").is_some();
@@ -548,7 +548,7 @@ fn parse_files(d: &Dict<'_>, name: &str) -> MResult<Vec<FileEntry>> {
     if list.is_empty() {
         return Err(MetainfoError::NoFiles);
     }
-    let mut unique = crate::safe_path::UniquePaths::new();
+    let mut unique = crate::proto::safe_path::UniquePaths::new();
     list.iter()
         .enumerate()
         .map(|(index, v)| {
@@ -564,7 +564,7 @@ fn parse_files(d: &Dict<'_>, name: &str) -> MResult<Vec<FileEntry>> {
 fn parse_file(
     v: &Value<'_>,
     name: &str,
-    unique: &mut crate::safe_path::UniquePaths,
+    unique: &mut crate::proto::safe_path::UniquePaths,
 ) -> MResult<FileEntry> {
     let d = v
         .as_dict()
@@ -587,7 +587,7 @@ fn parse_file(
     let pad = attr.contains(&b'p') || padding_name;
     let mut path = vec![name.to_string()];
     match raw_path {
-        Some(p) => path.extend(crate::safe_path::sanitize_path(p)),
+        Some(p) => path.extend(crate::proto::safe_path::sanitize_path(p)),
         None if pad => path.extend([".pad".to_string(), length.to_string()]),
         None => return Err(MetainfoError::MissingKey("path")),
     }
@@ -656,7 +656,7 @@ mod normalize_tests {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::bencode::OwnedValue as O;
+    use crate::proto::bencode::OwnedValue as O;
 
     fn dict(entries: Vec<(&str, O)>) -> O {
         O::Dict(
@@ -715,7 +715,7 @@ mod tests {
         assert_eq!(m.info_hash.0, hash);
         let again = Metainfo::from_info_bytes(&m.info_bytes).unwrap();
         assert_eq!(again.info, m.info);
-        let magnet = crate::magnet::Magnet::parse(&m.magnet_link()).unwrap();
+        let magnet = crate::proto::magnet::Magnet::parse(&m.magnet_link()).unwrap();
         assert_eq!(magnet.info_hash, m.info_hash);
         assert_eq!(magnet.trackers, ["http://10.0.0.1:6881/announce"]);
     }
@@ -821,7 +821,7 @@ mod tests {
             }
             let _ = Metainfo::from_bytes(&input);
             let _ = Metainfo::from_info_bytes(&input[7..]);
-            let _ = crate::magnet::Magnet::parse(&String::from_utf8_lossy(&input));
+            let _ = crate::proto::magnet::Magnet::parse(&String::from_utf8_lossy(&input));
         }
     }
 

@@ -213,7 +213,10 @@ mod tests {
 
     #[test]
     fn scrape_urls_from_vectors() {
-        let tsv = include_str!("../../../fixtures/vectors/http_tracker.tsv");
+        let tsv = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/vectors/http_tracker.tsv"
+        ));
         let mut n = 0;
         for line in tsv.lines().filter(|l| l.starts_with("scrape URL")) {
             let v = line.split('\t').nth(1).unwrap();

@@ -7,7 +7,7 @@
 //! link with only a v2 `urn:btmh:` hash is refused ([`MagnetError::V2Only`]);
 //! a hybrid link (btih and btmh) is used through its v1 hash.
 
-use crate::metainfo::InfoHash;
+use crate::proto::metainfo::InfoHash;
 use std::fmt;
 
 /// A parsed magnet link.
@@ -255,7 +255,10 @@ mod tests {
     /// Every row of fixtures/vectors/magnet.tsv.
     #[test]
     fn vectors() {
-        let tsv = include_str!("../../fixtures/vectors/magnet.tsv");
+        let tsv = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/vectors/magnet.tsv"
+        ));
         let mut rows = 0;
         for line in tsv.lines().skip(1) {
             let c: Vec<&str> = line.split('\t').collect();

@@ -52,7 +52,7 @@ mod robustness {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::extension::{ExtHandshake, MetadataMessage, PexMessage};
+    use crate::proto::extension::{ExtHandshake, MetadataMessage, PexMessage};
 
     struct Rng(u64);
     impl Rng {
@@ -80,9 +80,18 @@ mod robustness {
     fn seeds() -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for tsv in [
-            include_str!("../../../fixtures/vectors/http_tracker.tsv"),
-            include_str!("../../../fixtures/vectors/udp_tracker_bep15.tsv"),
-            include_str!("../../../fixtures/vectors/peer_wire.tsv"),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../fixtures/vectors/http_tracker.tsv"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../fixtures/vectors/udp_tracker_bep15.tsv"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../fixtures/vectors/peer_wire.tsv"
+            )),
         ] {
             for line in tsv.lines().skip(1) {
                 if let Some(v) = line.split('\t').nth(1) {

@@ -4,14 +4,14 @@
 //! BitTorrent handshake to its torrent by info-hash), one torrent thread per
 //! torrent, one thread per peer socket, and a shared hashing pool.
 
+use crate::discovery::tracker::{looks_like_http, TrackerConfig, TrackerServer};
+use crate::engine::hasher::{HashJob, HasherPool};
+use crate::engine::peer::{self, PeerLimits};
+use crate::engine::picker::PeerKey;
+use crate::engine::storage::Storage;
+use crate::engine::torrent::{self, Command, TorrentShared, TorrentStatus};
 use crate::error::{Error, Result};
-use crate::hasher::{HashJob, HasherPool};
-use crate::metainfo::{InfoHash, Metainfo};
-use crate::peer::{self, PeerLimits};
-use crate::picker::PeerKey;
-use crate::storage::Storage;
-use crate::torrent::{self, Command, TorrentShared, TorrentStatus};
-use crate::tracker::{looks_like_http, TrackerConfig, TrackerServer};
+use crate::proto::metainfo::{InfoHash, Metainfo};
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -98,9 +98,9 @@ impl Config {
     /// slots), on top of the defaults, with `state_dir` set. `None` when
     /// there is none or it is unreadable (then the defaults apply).
     pub fn from_state_dir(state_dir: &std::path::Path) -> Option<Config> {
-        use crate::bencode::Value;
+        use crate::proto::bencode::Value;
         let bytes = std::fs::read(state_dir.join("session.benc")).ok()?;
-        let v = crate::bencode::decode(&bytes).ok()?;
+        let v = crate::proto::bencode::decode(&bytes).ok()?;
         let int = |k: &[u8]| v.get(k).and_then(Value::as_int);
         let mut c = Config {
             state_dir: Some(state_dir.to_path_buf()),
@@ -132,7 +132,7 @@ impl Config {
     /// Write the persistent part of this configuration to
     /// `state_dir/session.benc` (atomically), with the port actually used.
     fn save(&self, listen_port: u16) -> std::io::Result<()> {
-        use crate::bencode::OwnedValue;
+        use crate::proto::bencode::OwnedValue;
         let Some(dir) = &self.state_dir else {
             return Ok(());
         };
@@ -158,7 +158,7 @@ impl Config {
                 OwnedValue::Int(self.upload_slots as i64),
             ),
         ]);
-        crate::torrent::write_atomically(&dir.join("session.benc"), &v.to_bytes())
+        crate::engine::torrent::write_atomically(&dir.join("session.benc"), &v.to_bytes())
     }
 }
 
@@ -209,7 +209,7 @@ pub(crate) struct Shared {
     local_addr: SocketAddr,
     shutting_down: Arc<AtomicBool>,
     pub(crate) tracker: Arc<TrackerServer>,
-    pub(crate) dht: Option<Arc<crate::dht::Dht>>,
+    pub(crate) dht: Option<Arc<crate::discovery::dht::Dht>>,
     /// Info-hashes we look for by LSD without having the torrent yet (a
     /// magnet link), and the peers heard of so far.
     lsd_pending: Mutex<HashMap<InfoHash, Vec<SocketAddr>>>,
@@ -249,7 +249,7 @@ pub struct Session {
     udp: Option<JoinHandle<()>>,
     torrents: Mutex<Vec<(InfoHash, JoinHandle<()>)>>,
     announcers: Mutex<Vec<Announcer>>,
-    lsd: Option<crate::lsd::Lsd>,
+    lsd: Option<crate::discovery::lsd::Lsd>,
     lsd_router: Option<JoinHandle<()>>,
     hasher: Option<HasherPool>,
 }
@@ -291,12 +291,12 @@ impl Session {
             if let Some(dir) = &config.state_dir {
                 bootstrap.extend(load_dht_nodes(&dir.join("dht.benc")));
             }
-            let cfg = crate::dht::DhtConfig {
+            let cfg = crate::discovery::dht::DhtConfig {
                 bind: SocketAddr::new(config.listen_addr, 0),
                 bootstrap,
                 ..Default::default()
             };
-            match crate::dht::Dht::start(cfg) {
+            match crate::discovery::dht::Dht::start(cfg) {
                 Ok(d) => {
                     log::info!("DHT node on {}", d.local_addr());
                     Some(Arc::new(d))
@@ -345,14 +345,14 @@ impl Session {
         // router thread hands them to the torrents as new candidates.
         let (lsd, lsd_router) = if shared.config.lsd {
             let (found_tx, found_rx) = crossbeam_channel::bounded(256);
-            let cfg = crate::lsd::LsdConfig {
+            let cfg = crate::discovery::lsd::LsdConfig {
                 port: local_addr.port(),
                 // IPv6 too where the host has it (a failure to join is
                 // logged and LSD goes on over IPv4).
                 ipv6: true,
                 ..Default::default()
             };
-            match crate::lsd::Lsd::start(cfg, found_tx) {
+            match crate::discovery::lsd::Lsd::start(cfg, found_tx) {
                 Ok(l) => {
                     let s3 = shared.clone();
                     let router = std::thread::Builder::new()
@@ -439,7 +439,7 @@ impl Session {
                 .torrent_bytes
                 .clone()
                 .unwrap_or_else(|| torrent_file_bytes(&add.metainfo));
-            crate::torrent::write_atomically(&path, &bytes)
+            crate::engine::torrent::write_atomically(&path, &bytes)
                 .map_err(|e| Error::io("save the torrent in the state directory", e))?;
         }
         let (t, handle) = torrent::spawn(
@@ -457,7 +457,7 @@ impl Session {
         let (sh, st) = (self.shared.clone(), stop.clone());
         let a = std::thread::Builder::new()
             .name(format!("announcer {}", &ih.to_hex()[..8]))
-            .spawn(move || crate::announcer::run(sh, t, st))
+            .spawn(move || crate::discovery::announcer::run(sh, t, st))
             .map_err(|e| Error::io("start announcer thread", e))?;
         self.announcers.lock().push((ih, stop, a));
         self.update_lsd();
@@ -559,14 +559,14 @@ impl Session {
         };
         let t = self.entry(&ih)?;
         let st = t.status.lock().clone();
-        let v = crate::bencode::OwnedValue::Dict(vec![
+        let v = crate::proto::bencode::OwnedValue::Dict(vec![
             (
                 b"save path".to_vec(),
-                crate::bencode::OwnedValue::bytes(st.save_path.to_string_lossy().as_bytes()),
+                crate::proto::bencode::OwnedValue::bytes(st.save_path.to_string_lossy().as_bytes()),
             ),
             (
                 b"paused".to_vec(),
-                crate::bencode::OwnedValue::Int(i64::from(st.paused)),
+                crate::proto::bencode::OwnedValue::Int(i64::from(st.paused)),
             ),
         ]);
         let path = dir.join("torrents").join(format!("{ih}.add"));
@@ -574,7 +574,7 @@ impl Session {
         if std::fs::read(&path).is_ok_and(|old| old == bytes) {
             return Ok(()); // unchanged (a restore): no write, no fsync
         }
-        crate::torrent::write_atomically(&path, &bytes)
+        crate::engine::torrent::write_atomically(&path, &bytes)
             .map_err(|e| Error::io("save the torrent list", e))
     }
 
@@ -599,12 +599,15 @@ impl Session {
         for entry in entries {
             let load = || -> std::result::Result<AddTorrent, String> {
                 let add = std::fs::read(&entry).map_err(|e| e.to_string())?;
-                let v = crate::bencode::decode(&add).map_err(|e| e.to_string())?;
+                let v = crate::proto::bencode::decode(&add).map_err(|e| e.to_string())?;
                 let save = v
                     .get(b"save path")
-                    .and_then(crate::bencode::Value::as_bytes)
+                    .and_then(crate::proto::bencode::Value::as_bytes)
                     .ok_or("no save path")?;
-                let paused = v.get(b"paused").and_then(crate::bencode::Value::as_int) == Some(1);
+                let paused = v
+                    .get(b"paused")
+                    .and_then(crate::proto::bencode::Value::as_int)
+                    == Some(1);
                 let bytes =
                     std::fs::read(entry.with_extension("torrent")).map_err(|e| e.to_string())?;
                 let mi = Metainfo::from_bytes(&bytes).map_err(|e| e.to_string())?;
@@ -895,7 +898,7 @@ fn route_lsd(found: crossbeam_channel::Receiver<(InfoHash, SocketAddr)>, shared:
 /// A `.torrent` written from a metainfo: its trackers and the original
 /// bytes of its info dictionary (so the info-hash is unchanged).
 fn torrent_file_bytes(m: &Metainfo) -> Vec<u8> {
-    use crate::bencode::OwnedValue;
+    use crate::proto::bencode::OwnedValue;
     let mut out = b"d".to_vec();
     if let Some(a) = &m.announce {
         out.extend_from_slice(b"8:announce");
@@ -919,8 +922,8 @@ fn torrent_file_bytes(m: &Metainfo) -> Vec<u8> {
 
 /// The DHT routing table kept in the state directory (compact node infos),
 /// so a restart bootstraps from the nodes it knew.
-fn save_dht_nodes(path: &std::path::Path, nodes: &[(crate::dht::NodeId, SocketAddr)]) {
-    use crate::bencode::OwnedValue;
+fn save_dht_nodes(path: &std::path::Path, nodes: &[(crate::discovery::dht::NodeId, SocketAddr)]) {
+    use crate::proto::bencode::OwnedValue;
     let mut compact = Vec::new();
     for (id, addr) in nodes {
         if let SocketAddr::V4(v4) = addr {
@@ -930,7 +933,7 @@ fn save_dht_nodes(path: &std::path::Path, nodes: &[(crate::dht::NodeId, SocketAd
         }
     }
     let v = OwnedValue::Dict(vec![(b"nodes".to_vec(), OwnedValue::Bytes(compact))]);
-    if let Err(e) = crate::torrent::write_atomically(path, &v.to_bytes()) {
+    if let Err(e) = crate::engine::torrent::write_atomically(path, &v.to_bytes()) {
         log::warn!("saving the DHT routing table: {e}");
     }
 }
@@ -939,10 +942,13 @@ fn load_dht_nodes(path: &std::path::Path) -> Vec<SocketAddr> {
     let Ok(bytes) = std::fs::read(path) else {
         return Vec::new();
     };
-    let Ok(v) = crate::bencode::decode(&bytes) else {
+    let Ok(v) = crate::proto::bencode::decode(&bytes) else {
         return Vec::new();
     };
-    let Some(nodes) = v.get(b"nodes").and_then(crate::bencode::Value::as_bytes) else {
+    let Some(nodes) = v
+        .get(b"nodes")
+        .and_then(crate::proto::bencode::Value::as_bytes)
+    else {
         return Vec::new();
     };
     nodes

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::url::{percent_encode, Url};
-use crate::bencode::{self, Value};
-use crate::metainfo::{normalize_announce_url, InfoHash};
+use crate::proto::bencode::{self, Value};
+use crate::proto::metainfo::{normalize_announce_url, InfoHash};
 
 /// Largest tracker response body accepted (HTTP).
 pub const MAX_RESPONSE_BODY: usize = 2 * 1024 * 1024;
@@ -910,8 +910,14 @@ mod tests {
             .to_string()
     }
 
-    const HTTP: &str = include_str!("../../../fixtures/vectors/http_tracker.tsv");
-    const UDP: &str = include_str!("../../../fixtures/vectors/udp_tracker_bep15.tsv");
+    const HTTP: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/vectors/http_tracker.tsv"
+    ));
+    const UDP: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/vectors/udp_tracker_bep15.tsv"
+    ));
 
     fn req() -> AnnounceRequest {
         AnnounceRequest {

@@ -10,8 +10,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::bencode::{self, BencodeError, OwnedValue, Value};
-use crate::tracker::client::{compact_addr, parse_compact_v4, parse_compact_v6};
+use crate::discovery::tracker::client::{compact_addr, parse_compact_v4, parse_compact_v6};
+use crate::proto::bencode::{self, BencodeError, OwnedValue, Value};
 
 /// Peer wire message id of extended messages (BEP 10).
 pub const EXTENDED_MESSAGE_ID: u8 = 20;
@@ -432,7 +432,10 @@ mod tests {
     /// The whole framed message of a `peer_wire.tsv` row, and its payload
     /// (after length, id 20 and the extended id).
     fn row(name: &str) -> (Vec<u8>, u8, Vec<u8>) {
-        let tsv = include_str!("../../fixtures/vectors/peer_wire.tsv");
+        let tsv = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/vectors/peer_wire.tsv"
+        ));
         let line = tsv.lines().find(|l| l.starts_with(name)).unwrap();
         let msg = unhex(line.split('\t').nth(1).unwrap());
         assert_eq!(msg[4], EXTENDED_MESSAGE_ID);
@@ -485,14 +488,17 @@ mod tests {
             ),
             ("ut_metadata reject", MetadataMessage::Reject { piece: 0 }),
         ] {
-            let line_name = include_str!("../../fixtures/vectors/peer_wire.tsv")
-                .lines()
-                .find(|l| l.contains(name))
-                .unwrap()
-                .split('\t')
-                .next()
-                .unwrap()
-                .to_string();
+            let line_name = include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../fixtures/vectors/peer_wire.tsv"
+            ))
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap()
+            .split('\t')
+            .next()
+            .unwrap()
+            .to_string();
             let (msg, id, payload) = row(&line_name);
             assert_eq!(id, 3);
             assert_eq!(MetadataMessage::decode(&payload).unwrap(), want);
@@ -508,14 +514,17 @@ mod tests {
 
     #[test]
     fn pex_vector_and_limits() {
-        let line = include_str!("../../fixtures/vectors/peer_wire.tsv")
-            .lines()
-            .find(|l| l.contains("ut_pex added"))
-            .unwrap()
-            .split('\t')
-            .next()
-            .unwrap()
-            .to_string();
+        let line = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/vectors/peer_wire.tsv"
+        ))
+        .lines()
+        .find(|l| l.contains("ut_pex added"))
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_string();
         let (msg, id, payload) = row(&line);
         let m = PexMessage::decode(&payload).unwrap();
         assert_eq!(m.added, vec!["127.0.0.1:6881".parse().unwrap()]);
