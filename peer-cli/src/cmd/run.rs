@@ -122,6 +122,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     config.dht = o.dht;
     config.dht_bootstrap = o.dht_bootstrap.clone();
     let session = Session::start(config).map_err(|e| CliError::failed(&e))?;
+    eprintln!("listening on {}", session.listening());
     if o.open_tracker {
         eprintln!(
             "open tracker on {} (HTTP http://IP:{}/announce, UDP udp://IP:{})",
