@@ -4,6 +4,7 @@
 pub mod choker;
 pub mod hasher;
 pub mod metadata;
+pub mod mse;
 pub mod peer;
 pub mod picker;
 pub mod session;

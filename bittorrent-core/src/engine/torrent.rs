@@ -260,6 +260,7 @@ pub(crate) fn spawn(
         private: metainfo.info.private,
         info_bytes: Arc::new(metainfo.info_bytes.clone()),
         dht: shared.dht.clone(),
+        encryption: shared.config.encryption,
     });
     let status = TorrentStatus {
         info_hash: metainfo.info_hash,
