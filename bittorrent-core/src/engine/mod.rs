@@ -7,5 +7,6 @@ pub mod metadata;
 pub mod peer;
 pub mod picker;
 pub mod session;
+pub mod smart_ban;
 pub mod storage;
 pub mod torrent;
