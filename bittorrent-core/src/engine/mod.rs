@@ -8,5 +8,6 @@ pub mod mse;
 pub mod peer;
 pub mod picker;
 pub mod session;
+pub mod smart_ban;
 pub mod storage;
 pub mod torrent;
