@@ -4,8 +4,11 @@
 pub mod choker;
 pub mod hasher;
 pub mod metadata;
+pub mod partfile;
 pub mod peer;
 pub mod picker;
+pub mod rate_limit;
+pub mod selection;
 pub mod session;
 pub mod storage;
 pub mod torrent;
