@@ -8,6 +8,7 @@
 //! Uploads are served here, straight from the shared read-only storage,
 //! and only for pieces the shared "have" bitfield says are verified.
 
+use crate::engine::mse::{self, Encryption, PeerStream};
 use crate::engine::picker::PeerKey;
 use crate::engine::storage::Storage;
 use crate::proto::bitfield::Bitfield;
@@ -164,6 +165,8 @@ pub struct PeerContext {
     /// The torrent's info dictionary, served to peers with `ut_metadata`
     /// (BEP 9) so that they can start from a magnet link.
     pub info_bytes: Arc<Vec<u8>>,
+    /// Whether outgoing connections use MSE (and fall back to plaintext).
+    pub encryption: Encryption,
 }
 
 /// Limits a peer thread enforces.
@@ -223,9 +226,28 @@ pub fn read_some(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, C
     }
 }
 
+/// A byte stream whose read timeout can be set: a socket, or a socket
+/// behind MSE ([`PeerStream`]).
+pub trait TimedRead: Read {
+    /// Set the read timeout of the underlying socket.
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl TimedRead for TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+}
+
+impl TimedRead for PeerStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        PeerStream::set_read_timeout(self, t)
+    }
+}
+
 /// Read a handshake with a deadline; returns it and any bytes read past it.
 pub fn read_handshake(
-    stream: &mut TcpStream,
+    stream: &mut impl TimedRead,
     mut buf: Vec<u8>,
     timeout: Duration,
 ) -> Result<(Handshake, Vec<u8>), CloseReason> {
@@ -260,14 +282,8 @@ pub fn run_outgoing(
     torrent: Sender<(PeerKey, PeerEvent)>,
 ) {
     let result = (|| {
-        let mut stream = TcpStream::connect_timeout(&addr, ctx.limits.connect_timeout)
-            .map_err(|e| CloseReason::ConnectFailed(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let _ = stream.set_write_timeout(Some(ctx.limits.write_timeout));
-        stream
-            .write_all(&our_handshake(&ctx).encode())
-            .map_err(|e| CloseReason::Io(e.to_string()))?;
-        let (hs, rest) = read_handshake(&mut stream, Vec::new(), ctx.limits.handshake_timeout)?;
+        let (mut stream, rest) = dial(addr, &ctx)?;
+        let (hs, rest) = read_handshake(&mut stream, rest, ctx.limits.handshake_timeout)?;
         if hs.info_hash != ctx.info_hash {
             return Err(CloseReason::BadHandshake("wrong info-hash".into()));
         }
@@ -281,11 +297,48 @@ pub fn run_outgoing(
     }
 }
 
+/// Connect to `addr` and send our handshake, through MSE as the policy
+/// says: `Prefer` tries MSE first and redials in clear if the MSE handshake
+/// fails (the peer may not speak it); `Require` only MSE; `Off` only clear.
+/// Returns the stream and the bytes already received past the MSE
+/// handshake (the start of the peer's BitTorrent handshake).
+fn dial(addr: SocketAddr, ctx: &PeerContext) -> Result<(PeerStream, Vec<u8>), CloseReason> {
+    let connect = || {
+        let stream = TcpStream::connect_timeout(&addr, ctx.limits.connect_timeout)
+            .map_err(|e| CloseReason::ConnectFailed(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(ctx.limits.write_timeout));
+        Ok::<_, CloseReason>(stream)
+    };
+    let ours = our_handshake(ctx).encode();
+    if ctx.encryption != Encryption::Off {
+        let deadline = Instant::now() + ctx.limits.handshake_timeout;
+        match mse::initiate(
+            connect()?,
+            ctx.info_hash,
+            ctx.encryption.methods(),
+            &ours,
+            deadline,
+        ) {
+            Ok(x) => return Ok(x),
+            Err(e) if ctx.encryption == Encryption::Prefer => {
+                log::debug!("peer {addr}: {e}; redialling in clear");
+            }
+            Err(e) => return Err(CloseReason::BadHandshake(e.to_string())),
+        }
+    }
+    let mut stream = connect()?;
+    stream
+        .write_all(&ours)
+        .map_err(|e| CloseReason::Io(e.to_string()))?;
+    Ok((PeerStream::plain(stream), Vec::new()))
+}
+
 /// Run an established connection (the handshakes are done on both sides)
 /// until it ends; always finishes with a `Left` event.
 #[allow(clippy::too_many_arguments)]
 pub fn run_connected(
-    stream: TcpStream,
+    stream: PeerStream,
     addr: SocketAddr,
     outgoing: bool,
     hs: Handshake,
@@ -311,7 +364,8 @@ pub fn run_connected(
 }
 
 struct Connection<'a> {
-    stream: TcpStream,
+    /// The socket, in clear or RC4 (MSE); all reads and writes go through it.
+    stream: PeerStream,
     key: PeerKey,
     ctx: &'a PeerContext,
     torrent: &'a Sender<(PeerKey, PeerEvent)>,
@@ -372,7 +426,7 @@ const MAX_UNREQUESTED: u32 = 256;
 impl<'a> Connection<'a> {
     #[allow(clippy::too_many_arguments)]
     fn new(
-        stream: TcpStream,
+        stream: PeerStream,
         addr: SocketAddr,
         outgoing: bool,
         hs: Handshake,
@@ -385,9 +439,10 @@ impl<'a> Connection<'a> {
             return Err(CloseReason::Duplicate);
         }
         let closer = stream
+            .tcp()
             .try_clone()
             .map_err(|e| CloseReason::Io(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
+        let _ = stream.tcp().set_nodelay(true);
         let _ = stream.set_write_timeout(Some(WRITE_SLICE));
         let _ = stream.set_read_timeout(Some(LONG_READ));
         let (tx, inbox) = crossbeam_channel::bounded(4096);
@@ -517,12 +572,22 @@ impl<'a> Connection<'a> {
             }
         }
         self.out.drain(..sent);
+        // With RC4 the stream may hold up to one encrypted chunk the socket
+        // has not taken yet: push it too (plaintext streams never have any).
+        if self.out.is_empty() && self.stream.has_pending() {
+            match self.stream.push_pending() {
+                Ok(()) => self.last_send = Instant::now(),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => return Err(CloseReason::Io(e.to_string())),
+            }
+        }
         // A burst may have grown the buffer to a few MiB; don't keep that
         // per idle connection.
         if self.out.is_empty() && self.out.capacity() > 256 * 1024 {
             self.out = Vec::with_capacity(64 * 1024);
         }
-        if !self.out.is_empty() && self.last_send.elapsed() > self.ctx.limits.write_timeout {
+        let queued = !self.out.is_empty() || self.stream.has_pending();
+        if queued && self.last_send.elapsed() > self.ctx.limits.write_timeout {
             // The peer has not read anything for too long.
             return Err(CloseReason::TooSlow);
         }
@@ -534,12 +599,11 @@ impl<'a> Connection<'a> {
         let _ = self.stream.set_write_timeout(Some(
             self.ctx.limits.write_timeout.min(Duration::from_secs(2)),
         ));
-        let r = self
-            .stream
-            .write_all(&self.out)
-            .map_err(|e| CloseReason::Io(e.to_string()));
-        self.out.clear();
-        r
+        let out = std::mem::take(&mut self.out);
+        self.stream
+            .write_all(&out)
+            .and_then(|()| self.stream.flush())
+            .map_err(|e| CloseReason::Io(e.to_string()))
     }
 
     fn event(&self, e: PeerEvent) -> Result<(), CloseReason> {
@@ -574,7 +638,8 @@ impl<'a> Connection<'a> {
             // write in `flush` is where a busy connection waits). Otherwise
             // short reads while we download (commands may arrive in the inbox
             // at any moment), longer ones when idle.
-            let busy = !self.upload_queue.is_empty() || !self.out.is_empty();
+            let busy =
+                !self.upload_queue.is_empty() || !self.out.is_empty() || self.stream.has_pending();
             let want_short = !self.peer_choking;
             if want_short != self.short_timeout {
                 self.short_timeout = want_short;
@@ -700,7 +765,7 @@ impl<'a> Connection<'a> {
             Message::KeepAlive | Message::SuggestPiece(_) => {}
             Message::Port(p) => {
                 // BEP 5: the peer runs a DHT node there; try it.
-                if let (Some(dht), Ok(addr)) = (&self.ctx.dht, self.stream.peer_addr()) {
+                if let (Some(dht), Ok(addr)) = (&self.ctx.dht, self.stream.tcp().peer_addr()) {
                     if p != 0 && !self.ctx.private {
                         dht.add_node(SocketAddr::new(addr.ip(), p));
                     }
