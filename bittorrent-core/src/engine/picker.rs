@@ -74,7 +74,7 @@ pub struct Picker {
     order_dirty: bool,
     order_force: bool,
     order_built: Option<Instant>,
-    rng: u64,
+    rng: crate::util::rng::Rng,
 }
 
 impl Picker {
@@ -90,8 +90,7 @@ impl Picker {
                 }
             })
             .collect();
-        let seed = std::collections::hash_map::RandomState::new();
-        let rng = std::hash::BuildHasher::hash_one(&seed, n) | 1;
+        let rng = crate::util::rng::Rng::new();
         Picker {
             layout,
             have,
@@ -105,14 +104,6 @@ impl Picker {
             order_built: None,
             rng,
         }
-    }
-
-    fn rand(&mut self) -> u64 {
-        // xorshift64*
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
     /// The verified pieces.
@@ -185,7 +176,7 @@ impl Picker {
         let mut keyed: Vec<(u32, u64, u32)> = Vec::new();
         for i in 0..self.pieces.len() {
             if matches!(self.pieces[i], PieceState::Missing) && self.availability[i] > 0 {
-                let r = self.rand();
+                let r = self.rng.next_u64();
                 keyed.push((self.availability[i], r, i as u32));
             }
         }
