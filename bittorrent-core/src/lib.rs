@@ -82,6 +82,7 @@ pub(crate) mod util;
 pub use discovery::tracker::TrackerConfig;
 pub use engine::config::Config;
 pub use engine::events::{Event, EVENT_QUEUE};
+pub use engine::mse::Encryption;
 pub use engine::peer::PeerLimits;
 pub use engine::session::{AddTorrent, Session, TorrentSource};
 pub use engine::status::{Phase, TorrentStatus, TrackerStatus};

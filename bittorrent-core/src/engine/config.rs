@@ -2,6 +2,7 @@
 //! directory (`session.benc`).
 
 use crate::discovery::tracker::TrackerConfig;
+use crate::engine::mse::Encryption;
 use crate::engine::peer::PeerLimits;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -47,6 +48,11 @@ pub struct Config {
     /// Where resume data is kept (`torrents/<info-hash>.resume`); `None`
     /// (the default) keeps none, and every start rechecks the data on disk.
     pub state_dir: Option<PathBuf>,
+    /// Message Stream Encryption (MSE/PE) for both directions (default
+    /// [`Encryption::Prefer`]: accept MSE and plaintext, dial MSE first and
+    /// fall back to plaintext; `Require`: MSE with RC4 only; `Off`:
+    /// plaintext only).
+    pub encryption: Encryption,
 }
 
 impl Default for Config {
@@ -72,6 +78,7 @@ impl Default for Config {
             lsd: false,
             dht: false,
             dht_bootstrap: Vec::new(),
+            encryption: Encryption::Prefer,
         }
     }
 }
@@ -110,6 +117,13 @@ impl Config {
         if let Some(n) = count(b"upload slots") {
             c.upload_slots = n.min(1_000);
         }
+        if let Some(e) = v
+            .get(b"encryption")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+        {
+            c.encryption = e;
+        }
         Some(c)
     }
 
@@ -140,6 +154,10 @@ impl Config {
             (
                 b"upload slots".to_vec(),
                 OwnedValue::Int(self.upload_slots as i64),
+            ),
+            (
+                b"encryption".to_vec(),
+                OwnedValue::bytes(self.encryption.as_str()),
             ),
         ]);
         crate::state::write_atomically(&dir.join("session.benc"), &v.to_bytes())

@@ -19,6 +19,7 @@ use crate::engine::events::{Event, EventBus};
 use crate::engine::hasher::HasherPool;
 use crate::engine::listener::accept_loop;
 use crate::engine::metadata;
+use crate::engine::mse::Encryption;
 use crate::engine::shared::{Command, MagnetShared, Shared, TorrentShared};
 use crate::engine::status::TorrentStatus;
 use crate::engine::storage::Storage;
@@ -292,6 +293,11 @@ impl Session {
     /// Our peer id.
     pub fn peer_id(&self) -> [u8; 20] {
         self.inner.shared.peer_id
+    }
+
+    /// The encryption policy in force (MSE, both directions).
+    pub fn encryption(&self) -> Encryption {
+        self.inner.shared.config.encryption
     }
 
     /// A new subscription to the session's [`Event`]s, from now on.
