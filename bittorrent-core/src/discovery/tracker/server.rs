@@ -188,8 +188,8 @@ impl TrackerServer {
     /// A tracker with `cfg` and a fresh random secret for UDP connection ids.
     pub fn new(cfg: TrackerConfig) -> TrackerServer {
         let mut secret = [0u8; 16];
-        secret[..8].copy_from_slice(&super::random_u64().to_le_bytes());
-        secret[8..].copy_from_slice(&super::random_u64().to_le_bytes());
+        secret[..8].copy_from_slice(&crate::util::rng::random_u64().to_le_bytes());
+        secret[8..].copy_from_slice(&crate::util::rng::random_u64().to_le_bytes());
         TrackerServer {
             cfg,
             inner: Mutex::new(Inner::default()),
@@ -343,7 +343,7 @@ impl TrackerServer {
         if peers.len() > want {
             // Partial Fisher–Yates: a random subset of `want` peers.
             for i in 0..want {
-                let j = i + (super::random_u64() % (peers.len() - i) as u64) as usize;
+                let j = i + (crate::util::rng::random_u64() % (peers.len() - i) as u64) as usize;
                 peers.swap(i, j);
             }
             peers.truncate(want);
