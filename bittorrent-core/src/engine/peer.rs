@@ -380,7 +380,9 @@ struct Connection<'a> {
     counters: Arc<PeerCounters>,
     last_recv: Instant,
     last_send: Instant,
-    got_first_message: bool,
+    /// Blocks received that we had not requested (or no longer had
+    /// outstanding, e.g. after a choke); past `MAX_UNREQUESTED` they are
+    /// dropped instead of being handed to the torrent thread.
     unrequested: u32,
     short_timeout: bool,
     /// The peer speaks BEP 10.
@@ -416,6 +418,9 @@ const UPLOAD_BURST: usize = 1 << 20;
 const WRITE_SLICE: Duration = Duration::from_millis(10);
 const LONG_READ: Duration = Duration::from_millis(100);
 const KEEPALIVE: Duration = Duration::from_secs(90);
+/// Unrequested blocks handed to the torrent thread per connection at most
+/// (libtorrent counts such blocks as waste and keeps the connection; so do
+/// we, but past this many we drop them unread by the picker).
 const MAX_UNREQUESTED: u32 = 256;
 
 impl<'a> Connection<'a> {
@@ -476,7 +481,6 @@ impl<'a> Connection<'a> {
             counters,
             last_recv: now,
             last_send: now,
-            got_first_message: false,
             unrequested: 0,
             short_timeout: false,
             ext: hs.supports_extensions(),
@@ -756,15 +760,6 @@ impl<'a> Connection<'a> {
     }
 
     fn on_message(&mut self, m: Message) -> Result<(), CloseReason> {
-        let first = !self.got_first_message;
-        // The extended handshake (BEP 10) and port (BEP 5) may precede
-        // the bitfield; only other messages end the "first message" window.
-        if !matches!(
-            m,
-            Message::KeepAlive | Message::Extended { .. } | Message::Port(_)
-        ) {
-            self.got_first_message = true;
-        }
         let n = self.ctx.layout.num_pieces as usize;
         match m {
             Message::KeepAlive | Message::SuggestPiece(_) => {}
@@ -804,17 +799,21 @@ impl<'a> Connection<'a> {
                 }
                 self.event(PeerEvent::Have(i))?;
             }
+            // A bitfield, have-all or have-none at any time replaces the
+            // peer's piece set (aria2 sends have-none, allowed-fast, then a
+            // bitfield, sometimes two; libtorrent accepts that, so do we).
+            // Spare bits are ignored, as libtorrent and Transmission do; a
+            // wrong length is fatal there too.
             Message::Bitfield(bytes) => {
-                if !first {
-                    return Err(CloseReason::Protocol("bitfield not first".into()));
-                }
-                let bf = Bitfield::from_bytes(&bytes, n)
+                let bf = Bitfield::from_wire(&bytes, n)
                     .map_err(|e| CloseReason::Protocol(e.to_string()))?;
                 self.event(PeerEvent::Bitfield(bf))?;
             }
             Message::HaveAll | Message::HaveNone => {
-                if !self.fast || !first {
-                    return Err(CloseReason::Protocol("unexpected have-all/none".into()));
+                if !self.fast {
+                    return Err(CloseReason::Protocol(
+                        "have-all/none without fast extension".into(),
+                    ));
                 }
                 let bf = if m == Message::HaveAll {
                     Bitfield::full(n)
@@ -838,14 +837,14 @@ impl<'a> Connection<'a> {
                     begin,
                     length: data.len() as u32,
                 };
-                if !self.sent_requests.remove(&block) {
-                    self.unrequested += 1;
-                    if self.unrequested > MAX_UNREQUESTED {
-                        return Err(CloseReason::Protocol("too many unrequested blocks".into()));
-                    }
-                }
                 if !self.ctx.layout.is_block(index, begin, data.len()) {
                     return Err(CloseReason::Protocol("piece message for no block".into()));
+                }
+                if !self.sent_requests.remove(&block) {
+                    self.unrequested = self.unrequested.saturating_add(1);
+                    if self.unrequested > MAX_UNREQUESTED {
+                        return Ok(()); // waste: neither counted nor written
+                    }
                 }
                 self.counters
                     .downloaded
@@ -868,11 +867,8 @@ impl<'a> Connection<'a> {
 
     fn on_extended(&mut self, id: u8, payload: &[u8]) -> Result<(), CloseReason> {
         use crate::proto::extension::{ExtHandshake, PexMessage};
-        if !self.ext {
-            return Err(CloseReason::Protocol(
-                "extended message without BEP 10".into(),
-            ));
-        }
+        // Read even from a peer that did not set the BEP 10 bit (libtorrent
+        // does the same).
         match id {
             crate::proto::extension::HANDSHAKE_EXT_ID => {
                 // A handshake we cannot read just means no extensions.
@@ -936,8 +932,14 @@ impl<'a> Connection<'a> {
     }
 
     fn on_request(&mut self, b: BlockRef) -> Result<(), CloseReason> {
+        // An invalid request (out of range, past the piece end, longer than
+        // 16 KiB) is rejected, not fatal: libtorrent answers it the same way.
         if !self.ctx.layout.valid_request(&b) {
-            return Err(CloseReason::Protocol(format!("invalid request {b:?}")));
+            log::debug!("peer: invalid request {b:?} rejected");
+            if self.fast {
+                self.send(&Message::Reject(b));
+            }
+            return Ok(());
         }
         let have = self.ctx.have.read().get(b.index as usize);
         let allowed = !self.am_choking || self.allowed_fast.contains(&b.index);
