@@ -493,7 +493,8 @@ fn unsolicited_pieces_to_a_leecher_are_ignored() {
     let before = threads();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let dir = temp_dir("h-unsol-leech");
-    let leecher = session();
+    // The raw peer below speaks plaintext only: dial it in clear.
+    let leecher = session_with(|c| c.encryption = bittorrent_core::Encryption::Off);
     leecher
         .add(AddTorrent::new(sd.mi.clone(), &dir).peers(vec![listener.local_addr().unwrap()]))
         .unwrap();

@@ -6,6 +6,8 @@
 //! (b) `peer` (default policy, prefer) seeds, libtorrent forced downloads;
 //! (c) aria2 with `--bt-require-crypto=true --bt-min-crypto-level=arc4`
 //!     seeds, `peer` (prefer) dials it and downloads;
+//! (d) `peer --encryption require` seeds, aria2 (crypto required) downloads,
+//!     finding the seeder through its embedded tracker.
 //!
 //! Each test prints the transfer rate (`ENCRYPTION RATE ...`). The file is
 //! 8 MiB; set `ENC_MIB=N` to measure with a larger one (docs/INTEROP.md).
@@ -222,4 +224,28 @@ fn c_peer_prefer_downloads_from_aria2_requiring_crypto() {
         seeder.output()
     );
     peer_leech_from(&fx, port, &mut seeder, "prefer");
+}
+
+#[test]
+fn d_aria2_requiring_crypto_downloads_from_peer_require() {
+    if !require_tool("aria2c") {
+        return;
+    }
+    // The torrent announces to the seeder's embedded tracker: aria2 has no
+    // way to be told a peer address directly.
+    let port = free_port();
+    let fx = Fixture::new(
+        "enc-peer-seeds-aria2",
+        &["--announce", &format!("127.0.0.1:{port}")],
+    );
+    let seeder = peer_seed(&fx, port, "require");
+    let leech_dir = fx.tmp.subdir("aria2-download");
+    let mut cmd = aria2_cmd(&fx.torrent, &leech_dir, free_port());
+    cmd.arg("--seed-time=0");
+    let started = Instant::now();
+    let mut leech = Child::spawn("aria2c leech", cmd);
+    leech.close_stdin();
+    wait_child_ok("aria2c (crypto required)", &mut leech, &seeder);
+    fx.report("aria2 (require) <- peer (require)", started);
+    assert_same_data(&fx.seed_dir.join(NAME), &leech_dir.join(NAME));
 }
