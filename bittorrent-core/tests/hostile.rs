@@ -493,8 +493,7 @@ fn unsolicited_pieces_get_their_sender_banned() {
     let before = threads();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let dir = temp_dir("h-unsol-leech");
-    // The raw peer below speaks plaintext only: dial it in clear.
-    let leecher = session_with(|c| c.encryption = bittorrent_core::Encryption::Off);
+    let leecher = session();
     leecher
         .add(AddTorrent::new(sd.mi.clone(), &dir).peers(vec![listener.local_addr().unwrap()]))
         .unwrap();
