@@ -126,6 +126,12 @@ pub(crate) fn run(shared: Arc<Shared>, torrent: Arc<TorrentShared>, stop: Arc<At
                 *torrent.tracker.lock() = ts;
             }
         }
+        // A torrent that reached its seeding goal leaves the swarm; if it is
+        // resumed later, it starts over with `started`.
+        if phase == Phase::Finished && started && !list.is_empty() {
+            let _ = list.announce(&request(AnnounceEvent::Stopped), &stop_opts(), STOP_TIMEOUT);
+            started = false;
+        }
         // The DHT (BEP 5): look for peers and announce ourselves, at once
         // and then every `DHT_INTERVAL` (never for private torrents).
         if let Some(dht) = shared.dht.as_ref().filter(|_| !mi.info.private) {
@@ -153,15 +159,19 @@ pub(crate) fn run(shared: Arc<Shared>, torrent: Arc<TorrentShared>, stop: Arc<At
         std::thread::sleep(Duration::from_millis(200));
     }
     if started && !list.is_empty() {
-        let _ = list.announce(
-            &request(AnnounceEvent::Stopped),
-            &AnnounceOptions {
-                timeout: Duration::from_secs(2),
-                udp_base_timeout: Duration::from_secs(1),
-                udp_max_retries: 0,
-            },
-            Duration::from_secs(3),
-        );
+        let _ = list.announce(&request(AnnounceEvent::Stopped), &stop_opts(), STOP_TIMEOUT);
+    }
+}
+
+/// Upper bound for a `stopped` announce (all tiers).
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Per tracker, for a `stopped` announce.
+fn stop_opts() -> AnnounceOptions {
+    AnnounceOptions {
+        timeout: Duration::from_secs(2),
+        udp_base_timeout: Duration::from_secs(1),
+        udp_max_retries: 0,
     }
 }
 

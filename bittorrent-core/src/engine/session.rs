@@ -9,7 +9,7 @@ use crate::engine::hasher::{HashJob, HasherPool};
 use crate::engine::peer::{self, PeerLimits};
 use crate::engine::picker::PeerKey;
 use crate::engine::storage::Storage;
-use crate::engine::torrent::{self, Command, TorrentShared, TorrentStatus};
+use crate::engine::torrent::{self, Command, SeedGoal, TorrentShared, TorrentStatus};
 use crate::error::{Error, Result};
 use crate::proto::metainfo::{InfoHash, Metainfo};
 use crossbeam_channel::Sender;
@@ -63,6 +63,14 @@ pub struct Config {
     /// Where resume data is kept (`torrents/<info-hash>.resume`); `None`
     /// (the default) keeps none, and every start rechecks the data on disk.
     pub state_dir: Option<PathBuf>,
+    /// Default seeding goal, ratio: a complete torrent stops seeding once it
+    /// has uploaded this many times its size (see [`SeedGoal`]; `None`, the
+    /// default: no limit). [`AddTorrent::seed_ratio`] overrides it.
+    pub seed_ratio: Option<f64>,
+    /// Default seeding goal, time: a complete torrent stops seeding after
+    /// seeding this long (`None`: no limit). [`AddTorrent::seed_time`]
+    /// overrides it.
+    pub seed_time: Option<Duration>,
 }
 
 impl Default for Config {
@@ -88,6 +96,8 @@ impl Default for Config {
             lsd: false,
             dht: false,
             dht_bootstrap: Vec::new(),
+            seed_ratio: None,
+            seed_time: None,
         }
     }
 }
@@ -176,6 +186,12 @@ pub struct AddTorrent {
     /// The original `.torrent` bytes, kept in the state directory (when
     /// `None`, a torrent is written from the info dictionary and trackers).
     pub torrent_bytes: Option<Vec<u8>>,
+    /// This torrent's seeding goal, ratio (`None`: the session's
+    /// [`Config::seed_ratio`]).
+    pub seed_ratio: Option<f64>,
+    /// This torrent's seeding goal, time (`None`: the session's
+    /// [`Config::seed_time`]).
+    pub seed_time: Option<Duration>,
 }
 
 impl AddTorrent {
@@ -187,6 +203,8 @@ impl AddTorrent {
             peers: Vec::new(),
             paused: false,
             torrent_bytes: None,
+            seed_ratio: None,
+            seed_time: None,
         }
     }
     /// Peers to dial at once.
@@ -448,6 +466,10 @@ impl Session {
             Arc::new(storage),
             add.peers,
             add.paused,
+            SeedGoal {
+                ratio: add.seed_ratio.or(self.shared.config.seed_ratio),
+                time: add.seed_time.or(self.shared.config.seed_time),
+            },
         )
         .map_err(|e| Error::io("start torrent thread", e))?;
         self.shared.registry.write().insert(ih.0, t.clone());

@@ -38,6 +38,37 @@ pub enum Phase {
     /// Stopped by a condition that may clear by itself (the disk is full);
     /// retried every few seconds, then downloading goes on.
     Stalled(String),
+    /// Complete and done seeding: the seeding goal ([`SeedGoal`]) was
+    /// reached, so the torrent closed its connections and accepts none. It
+    /// stays in the session; `Session::resume` seeds it again (with no goal).
+    Finished,
+}
+
+/// When a complete torrent stops seeding (and becomes [`Phase::Finished`]):
+/// as soon as either limit is reached. Both `None` (the default): never.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SeedGoal {
+    /// Stop once the torrent has uploaded this many times its size (in
+    /// this run: the counters start at zero when the torrent starts).
+    pub ratio: Option<f64>,
+    /// Stop after seeding this long (time spent complete and not paused,
+    /// in this run).
+    pub time: Option<Duration>,
+}
+
+impl SeedGoal {
+    /// Whether a limit is set.
+    pub fn is_set(&self) -> bool {
+        self.ratio.is_some() || self.time.is_some()
+    }
+
+    /// Whether `uploaded` bytes of a `total`-byte torrent, after `seeded`
+    /// of seeding, reach the goal.
+    pub fn reached(&self, uploaded: u64, total: u64, seeded: Duration) -> bool {
+        self.ratio
+            .is_some_and(|r| uploaded as f64 >= r * total as f64)
+            || self.time.is_some_and(|t| seeded >= t)
+    }
 }
 
 /// A snapshot of one torrent's state (cheap to copy; never waits on the
@@ -86,6 +117,11 @@ pub struct TorrentStatus {
     pub save_path: std::path::PathBuf,
     /// Peers banned for bad data.
     pub banned: usize,
+    /// Time spent seeding (complete, not paused) in this run.
+    pub seeding_time: Duration,
+    /// The seeding goal in force (none once `Session::resume` restarted a
+    /// finished torrent).
+    pub seed_goal: SeedGoal,
 }
 
 impl TorrentStatus {
@@ -232,6 +268,12 @@ pub struct Torrent {
     rng: u64,
     /// `downloaded` at the previous tick (stall diagnostics).
     downloaded_last_tick: u64,
+    /// When to stop seeding.
+    seed_goal: SeedGoal,
+    /// Time spent seeding (complete, not paused).
+    seeding_time: Duration,
+    /// The previous tick (to add up `seeding_time`).
+    last_tick: Instant,
 }
 
 /// Start a torrent thread. Returns the shared part (registered with the
@@ -242,6 +284,7 @@ pub(crate) fn spawn(
     storage: Arc<crate::engine::storage::Storage>,
     peers: Vec<SocketAddr>,
     paused: bool,
+    seed_goal: SeedGoal,
 ) -> std::io::Result<(Arc<TorrentShared>, std::thread::JoinHandle<()>)> {
     let layout = Layout::of(&metainfo.info);
     let n = layout.num_pieces as usize;
@@ -283,6 +326,8 @@ pub(crate) fn spawn(
         paused,
         save_path: peer_ctx.storage.root().to_path_buf(),
         banned: 0,
+        seeding_time: Duration::ZERO,
+        seed_goal,
     };
     let me = Arc::new(TorrentShared {
         metainfo,
@@ -326,6 +371,9 @@ pub(crate) fn spawn(
         optimistic: None,
         rng: now.elapsed().as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15,
         downloaded_last_tick: 0,
+        seed_goal,
+        seeding_time: Duration::ZERO,
+        last_tick: now,
     };
     t.add_candidates(peers);
     let short = t.me.metainfo.info_hash.to_hex();
@@ -628,7 +676,7 @@ impl Torrent {
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        if self.paused || matches!(self.phase, Phase::Failed(_)) {
+        if self.paused || matches!(self.phase, Phase::Failed(_) | Phase::Finished) {
             refuse(CloseReason::Shutdown);
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             return;
@@ -1049,6 +1097,18 @@ impl Torrent {
                     self.publish_status();
                 }
             }
+            Command::Resume if !self.paused && self.phase == Phase::Finished => {
+                // Seed again, with no goal this time.
+                self.phase = Phase::Seeding;
+                self.seed_goal = SeedGoal::default();
+                log::info!("{}: seeding again", self.me.metainfo.info.name);
+                let now = Instant::now();
+                for c in self.candidates.values_mut() {
+                    c.next_try = now;
+                }
+                self.connect_candidates();
+                self.publish_status();
+            }
             Command::Resume => {
                 if self.paused {
                     self.paused = false;
@@ -1069,6 +1129,10 @@ impl Torrent {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        if self.phase == Phase::Seeding && !self.paused {
+            self.seeding_time += now.saturating_duration_since(self.last_tick);
+        }
+        self.last_tick = now;
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
         for &k in &keys {
             let Some(c) = self.conns.get_mut(&k) else {
@@ -1149,8 +1213,45 @@ impl Torrent {
         if now - self.last_choke >= CHOKE_INTERVAL {
             self.choke_round(now);
         }
+        self.check_seed_goal();
         self.connect_candidates();
         self.publish_status();
+    }
+
+    /// Bytes uploaded in this run (closed connections and open ones).
+    fn uploaded(&self) -> u64 {
+        self.uploaded_closed
+            + self
+                .conns
+                .values()
+                .map(|c| c.counters.uploaded.load(Ordering::Relaxed))
+                .sum::<u64>()
+    }
+
+    /// Stop seeding once the seeding goal is reached: every connection is
+    /// closed, none is accepted or dialled, the announcer says `stopped`.
+    fn check_seed_goal(&mut self) {
+        if self.phase != Phase::Seeding
+            || self.paused
+            || !self.seed_goal.is_set()
+            || !self
+                .seed_goal
+                .reached(self.uploaded(), self.layout.total_length, self.seeding_time)
+        {
+            return;
+        }
+        log::info!(
+            "{}: seeding goal reached (uploaded {} bytes, seeded {} s); stopped seeding",
+            self.me.metainfo.info.name,
+            self.uploaded(),
+            self.seeding_time.as_secs()
+        );
+        self.phase = Phase::Finished;
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.close(k, CloseReason::Shutdown);
+        }
+        self.save_resume();
     }
 
     /// BEP 11: tell each PEX-speaking peer which peers joined and left
@@ -1246,12 +1347,7 @@ impl Torrent {
             bytes_have =
                 bytes_have - self.layout.piece_length + u64::from(self.layout.piece_len(last));
         }
-        let uploaded = self.uploaded_closed
-            + self
-                .conns
-                .values()
-                .map(|c| c.counters.uploaded.load(Ordering::Relaxed))
-                .sum::<u64>();
+        let uploaded = self.uploaded();
         let mut s = self.me.status.lock();
         s.phase = self.phase.clone();
         s.pieces_have = pieces_have;
@@ -1268,6 +1364,8 @@ impl Torrent {
         s.paused = self.paused;
         s.resumed = self.resumed;
         s.banned = self.banned.len();
+        s.seeding_time = self.seeding_time;
+        s.seed_goal = self.seed_goal;
         s.tracker = self.me.tracker.lock().clone();
     }
 

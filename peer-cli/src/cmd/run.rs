@@ -1,106 +1,53 @@
-//! `peer FILE.torrent... [--dir DIR] [--port N] [--peer IP:PORT]... [--once]`
+//! `peer FILE.torrent|MAGNET... [--dir DIR] [--peer IP:PORT]... [--once] [SESSION OPTIONS]`
 //!
 //! Checks existing data in DIR, downloads what is missing from the given
 //! peers, then seeds until interrupted (Ctrl-C or SIGTERM stop cleanly).
-//! With `--once` it exits 0 as soon as every torrent is complete.
+//! With `--once` it exits 0 as soon as every torrent is complete; with a
+//! seeding goal (`--seed-ratio`, `--seed-time`) once every torrent has
+//! reached it and stopped seeding.
 
-use crate::args::{Arg, Args, CliError};
+use crate::args::CliError;
+use crate::cli::RunArgs;
 use crate::progress::Progress;
 use bittorrent_core::engine::metadata::fetch_metainfo;
 use bittorrent_core::proto::magnet::Magnet;
 use bittorrent_core::proto::metainfo::Metainfo;
 use bittorrent_core::{AddTorrent, Config, InfoHash, Phase, Session};
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::net::ToSocketAddrs;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Options of the foreground run.
-pub struct RunOptions {
-    /// Torrent files.
-    pub torrents: Vec<PathBuf>,
-    /// Download (and seed) directory.
-    pub dir: PathBuf,
-    /// Listening port.
-    pub port: u16,
-    /// Peers to dial.
-    pub peers: Vec<SocketAddr>,
-    /// Exit when everything is complete.
-    pub once: bool,
-    /// Track any info-hash, not only ours.
-    pub open_tracker: bool,
-    /// Where resume data is kept.
-    pub state: Option<PathBuf>,
-    /// Local Service Discovery (on unless `--no-lsd`).
-    pub lsd: bool,
-    /// The DHT (on unless `--no-dht`).
-    pub dht: bool,
-    /// DHT bootstrap nodes.
-    pub dht_bootstrap: Vec<SocketAddr>,
-}
-
-/// Parse `peer FILE.torrent... [flags]`.
-pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
-    let mut o = RunOptions {
-        torrents: Vec::new(),
-        dir: PathBuf::from("."),
-        port: 6881,
-        peers: Vec::new(),
-        once: false,
-        open_tracker: false,
-        state: None,
-        lsd: true,
-        dht: true,
-        dht_bootstrap: Vec::new(),
-    };
-    while let Some(arg) = args.next() {
-        match arg {
-            Arg::Flag(f) => match f.as_str() {
-                "--dir" | "-d" => o.dir = PathBuf::from(args.value(&f)?),
-                "--port" | "-p" => o.port = args.parsed(&f)?,
-                "--peer" => {
-                    let v = args.value(&f)?;
-                    let addr = v
-                        .to_socket_addrs()
-                        .ok()
-                        .and_then(|mut a| a.next())
-                        .ok_or_else(|| CliError::Usage(format!("--peer: not an address: {v}")))?;
-                    o.peers.push(addr);
-                }
-                "--once" => o.once = true,
-                "--open-tracker" => o.open_tracker = true,
-                "--state" => o.state = Some(PathBuf::from(args.value(&f)?)),
-                "--no-lsd" => o.lsd = false,
-                "--no-dht" => o.dht = false,
-                "--dht-bootstrap" => {
-                    let v = args.value(&f)?;
-                    let addr = v
-                        .to_socket_addrs()
-                        .ok()
-                        .and_then(|mut a| a.next())
-                        .ok_or_else(|| {
-                            CliError::Usage(format!("--dht-bootstrap: not an address: {v}"))
-                        })?;
-                    o.dht_bootstrap.push(addr);
-                }
-                _ => return Err(CliError::Usage(format!("unknown flag {f}"))),
-            },
-            Arg::Positional(p) => o.torrents.push(PathBuf::from(p)),
-        }
-    }
-    if o.torrents.is_empty() && !o.open_tracker {
-        return Err(CliError::Usage("no torrent given".into()));
-    }
-    Ok(o)
+/// When `peer FILE...` exits by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitWhen {
+    /// Only on Ctrl-C / SIGTERM (or a failure).
+    Stopped,
+    /// When every torrent is complete (`--once`).
+    Complete,
+    /// When every torrent has reached its seeding goal and stopped seeding.
+    Finished,
 }
 
 /// Run `peer FILE.torrent...`.
-pub fn run(args: Args) -> Result<(), CliError> {
-    let o = parse(args)?;
+pub fn run(o: RunArgs) -> Result<(), CliError> {
+    if o.torrents.is_empty() && !o.session.open_tracker {
+        return Err(CliError::Usage("no torrent given".into()));
+    }
+    if let Some(sub) = o
+        .torrents
+        .first()
+        .and_then(|t| crate::cli::subcommand_typo(t))
+    {
+        return Err(CliError::Usage(format!(
+            "unrecognized subcommand '{}' (and no such file)\n\n  tip: a similar subcommand exists: '{sub}'",
+            o.torrents[0].to_string_lossy()
+        )));
+    }
     let mut metas = Vec::new();
     let mut magnets = Vec::new();
     for t in &o.torrents {
+        let t = std::path::Path::new(t);
         if let Some(s) = t.to_str().filter(|s| s.starts_with("magnet:")) {
             let m = Magnet::parse(s).map_err(|e| CliError::Failed(format!("{s}: {e}")))?;
             magnets.push(m);
@@ -112,17 +59,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
             .map_err(|e| CliError::Failed(format!("{}: {e}", t.display())))?;
         metas.push((mi, bytes));
     }
-    let mut config = Config {
-        listen_port: o.port,
-        ..Config::default()
-    };
-    config.tracker.open = o.open_tracker;
-    config.state_dir = o.state.clone();
-    config.lsd = o.lsd;
-    config.dht = o.dht;
-    config.dht_bootstrap = o.dht_bootstrap.clone();
+    let mut config = Config::default();
+    o.session.apply(&mut config);
     let session = Session::start(config).map_err(|e| CliError::failed(&e))?;
-    if o.open_tracker {
+    if o.session.open_tracker {
         eprintln!(
             "open tracker on {} (HTTP http://IP:{}/announce, UDP udp://IP:{})",
             session.local_addr(),
@@ -208,7 +148,14 @@ pub fn run(args: Args) -> Result<(), CliError> {
             hashes.push(ih);
         }
     }
-    let result = watch(&session, &hashes, o.once, &stop);
+    let exit_when = if o.session.has_seed_goal() {
+        ExitWhen::Finished
+    } else if o.once {
+        ExitWhen::Complete
+    } else {
+        ExitWhen::Stopped
+    };
+    let result = watch(&session, &hashes, exit_when, &stop);
     session.shutdown();
     result
 }
@@ -222,11 +169,12 @@ pub fn install_stop_handler() -> Result<Arc<AtomicBool>, CliError> {
     Ok(stop)
 }
 
-/// Show progress until stopped (or, with `once`, until all are complete).
+/// Show progress until stopped, or until every torrent is complete or
+/// finished, as `exit_when` says.
 pub fn watch(
     session: &Session,
     hashes: &[InfoHash],
-    once: bool,
+    exit_when: ExitWhen,
     stop: &AtomicBool,
 ) -> Result<(), CliError> {
     let mut progress = Progress::new();
@@ -239,7 +187,16 @@ pub fn watch(
                 return Err(CliError::Failed(format!("{}: {reason}", s.name)));
             }
         }
-        if once && !statuses.is_empty() && statuses.iter().all(|s| s.phase == Phase::Seeding) {
+        let all = |want: &[Phase]| {
+            !statuses.is_empty() && statuses.iter().all(|s| want.contains(&s.phase))
+        };
+        let done = match exit_when {
+            ExitWhen::Stopped => false,
+            // A torrent that reached its goal at once is complete too.
+            ExitWhen::Complete => all(&[Phase::Seeding, Phase::Finished]),
+            ExitWhen::Finished => all(&[Phase::Finished]),
+        };
+        if done {
             progress.finish();
             return Ok(());
         }
