@@ -4,7 +4,7 @@
 //! library's [`Config`] in one place ([`SessionArgs::apply`]). Adding a flag
 //! is adding a field (and, for a session flag, one line in `apply`).
 
-use bittorrent_core::Config;
+use bittorrent_core::{Config, Encryption};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -142,6 +142,9 @@ pub struct SessionArgs {
     /// The embedded tracker answers for any info-hash
     #[arg(long)]
     pub open_tracker: bool,
+    /// Message Stream Encryption: prefer (default), require or off
+    #[arg(long, value_name = "prefer|require|off", value_parser = encryption)]
+    pub encryption: Option<Encryption>,
     /// Stop seeding a torrent once it has uploaded R times its size
     #[arg(long, value_name = "R", value_parser = seed_ratio)]
     pub seed_ratio: Option<f64>,
@@ -163,6 +166,9 @@ impl SessionArgs {
         config.dht = !self.no_dht;
         config.dht_bootstrap = self.dht_bootstrap.clone();
         config.tracker.open = self.open_tracker;
+        if let Some(e) = self.encryption {
+            config.encryption = e;
+        }
         if self.seed_ratio.is_some() {
             config.seed_ratio = self.seed_ratio;
         }
@@ -323,6 +329,10 @@ fn socket_addr(s: &str) -> Result<SocketAddr, String> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| format!("not an address: {s}"))
+}
+
+fn encryption(s: &str) -> Result<Encryption, String> {
+    s.parse().map_err(|e: <Encryption as std::str::FromStr>::Err| e.to_string())
 }
 
 fn seed_ratio(s: &str) -> Result<f64, String> {

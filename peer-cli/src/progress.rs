@@ -91,7 +91,7 @@ impl Progress {
                 for s in statuses {
                     let bar = bars.entry(key(s)).or_insert_with(|| multi.add(new_bar(s)));
                     bar.set_length(s.total_length.max(1));
-                    bar.set_position(if s.total_length == 0 { 1 } else { s.bytes_have });
+                    bar.set_position(if s.total_length == 0 { 0 } else { s.bytes_have });
                     bar.set_message(bar_message(s));
                 }
             }
@@ -152,6 +152,8 @@ fn event_line(s: &TorrentStatus, before: Option<&PhaseKey>, now: &PhaseKey) -> O
     }
     let was = before.map(|b| &b.phase);
     let text = match (&now.phase, was) {
+        (Phase::Metadata, _) => "fetching the metadata from peers".to_string(),
+        (Phase::Checking, Some(Phase::Metadata)) => "got the metadata, checking".to_string(),
         (Phase::Checking, _) => "checking the data on disk".to_string(),
         (Phase::Downloading, Some(Phase::Checking)) => format!(
             "checking done: {} of {} pieces present, downloading",
@@ -188,6 +190,9 @@ fn ratio(s: &TorrentStatus) -> f64 {
 }
 
 fn percent(s: &TorrentStatus) -> f64 {
+    if s.phase == Phase::Metadata {
+        return 0.0;
+    }
     if s.total_length == 0 {
         return 100.0;
     }
@@ -215,6 +220,7 @@ fn phase(s: &TorrentStatus) -> String {
         return "paused".into();
     }
     match &s.phase {
+        Phase::Metadata => "fetching metadata".into(),
         Phase::Checking => "checking".into(),
         Phase::Downloading => "downloading".into(),
         Phase::Seeding => "seeding".into(),

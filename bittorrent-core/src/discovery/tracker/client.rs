@@ -625,7 +625,7 @@ impl UdpExchange {
         if let Some(id) = cached_connection(self.addr) {
             return Ok(id);
         }
-        let tid = super::random_u64() as u32;
+        let tid = crate::util::rng::random_u64() as u32;
         let mut p = Vec::with_capacity(16);
         p.extend_from_slice(&UDP_PROTOCOL_ID.to_be_bytes());
         p.extend_from_slice(&0u32.to_be_bytes());
@@ -704,7 +704,7 @@ fn udp_announce(
 ) -> Result<AnnounceResponse, TrackerError> {
     let ex = UdpExchange::open(u, opts, deadline)?;
     let cid = ex.connection_id()?;
-    let tid = super::random_u64() as u32;
+    let tid = crate::util::rng::random_u64() as u32;
     let r = ex.exchange(
         &udp_announce_packet(cid, tid, req),
         tid,
@@ -722,7 +722,7 @@ fn udp_scrape(
 ) -> Result<Vec<(InfoHash, ScrapeEntry)>, TrackerError> {
     let ex = UdpExchange::open(u, opts, deadline)?;
     let cid = ex.connection_id()?;
-    let tid = super::random_u64() as u32;
+    let tid = crate::util::rng::random_u64() as u32;
     let mut p = Vec::with_capacity(16 + 20 * hashes.len());
     p.extend_from_slice(&cid.to_be_bytes());
     p.extend_from_slice(&2u32.to_be_bytes());
@@ -776,7 +776,7 @@ impl TrackerList {
                 .map(|u| u.trim().to_string())
                 .filter(|u| !u.is_empty() && seen.insert(u.clone()))
                 .collect();
-            super::shuffle(&mut t);
+            crate::util::rng::shuffle(&mut t);
             if !t.is_empty() {
                 out.push(t);
             }

@@ -18,32 +18,6 @@ pub use client::{
 };
 pub use server::{looks_like_http, read_http_request, TrackerConfig, TrackerServer};
 
-/// A random `u64` from the standard library's per-process random hash keys
-/// mixed with the clock and a counter (not cryptographic, but unpredictable
-/// enough for transaction ids, keys and shuffling).
-pub(crate) fn random_u64() -> u64 {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    h.write_u64(nanos);
-    h.finish()
-}
-
-/// Fisher–Yates shuffle with [`random_u64`].
-pub(crate) fn shuffle<T>(v: &mut [T]) {
-    for i in (1..v.len()).rev() {
-        let j = (random_u64() % (i as u64 + 1)) as usize;
-        v.swap(i, j);
-    }
-}
-
 #[cfg(test)]
 mod robustness {
     #![allow(clippy::unwrap_used)]

@@ -1,0 +1,177 @@
+//! What the session shows of a torrent: its phase and a status snapshot
+//! (copied out, never waiting on the torrent's threads).
+
+use crate::proto::metainfo::InfoHash;
+use std::time::Duration;
+
+/// What a torrent is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// A magnet link waiting for its info dictionary (BEP 9): peers are
+    /// asked for it; the torrent's size and files are not known yet.
+    Metadata,
+    /// Verifying data found on disk.
+    Checking,
+    /// Fetching missing pieces.
+    Downloading,
+    /// Every piece verified; uploading only.
+    Seeding,
+    /// Stopped by an error (the text says which).
+    Failed(String),
+    /// Stopped by a condition that may clear by itself (the disk is full);
+    /// retried every few seconds, then downloading goes on.
+    Stalled(String),
+    /// Complete and done seeding: the seeding goal ([`SeedGoal`]) was
+    /// reached, so the torrent closed its connections and accepts none. It
+    /// stays in the session; `Session::resume` seeds it again (with no goal).
+    Finished,
+}
+
+/// When a complete torrent stops seeding (and becomes [`Phase::Finished`]):
+/// as soon as either limit is reached. Both `None` (the default): never.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SeedGoal {
+    /// Stop once the torrent has uploaded this many times its size (in
+    /// this run: the counters start at zero when the torrent starts).
+    pub ratio: Option<f64>,
+    /// Stop after seeding this long (time spent complete and not paused,
+    /// in this run).
+    pub time: Option<Duration>,
+}
+
+impl SeedGoal {
+    /// Whether a limit is set.
+    pub fn is_set(&self) -> bool {
+        self.ratio.is_some() || self.time.is_some()
+    }
+
+    /// Whether `uploaded` bytes of a `total`-byte torrent, after `seeded`
+    /// of seeding, reach the goal.
+    pub fn reached(&self, uploaded: u64, total: u64, seeded: Duration) -> bool {
+        self.ratio
+            .is_some_and(|r| uploaded as f64 >= r * total as f64)
+            || self.time.is_some_and(|t| seeded >= t)
+    }
+}
+
+/// A snapshot of one torrent's state (cheap to copy; never waits on the
+/// torrent thread).
+#[derive(Debug, Clone)]
+pub struct TorrentStatus {
+    /// The info-hash.
+    pub info_hash: InfoHash,
+    /// The torrent's name.
+    pub name: String,
+    /// What it is doing.
+    pub phase: Phase,
+    /// Pieces verified.
+    pub pieces_have: u32,
+    /// Pieces in all.
+    pub pieces_total: u32,
+    /// Bytes verified.
+    pub bytes_have: u64,
+    /// Bytes in all.
+    pub total_length: u64,
+    /// Payload bytes received this session.
+    pub downloaded: u64,
+    /// Payload bytes sent this session.
+    pub uploaded: u64,
+    /// Receive rate, bytes per second.
+    pub download_rate: u64,
+    /// Send rate, bytes per second.
+    pub upload_rate: u64,
+    /// Connected peers.
+    pub peers: usize,
+    /// Connected peers that are seeds.
+    pub seeds: usize,
+    /// Pieces that failed their hash check.
+    pub hash_failures: u32,
+    /// The last tracker announce.
+    pub tracker: TrackerStatus,
+    /// Addresses learned from peer exchange (BEP 11) so far.
+    pub peers_from_pex: usize,
+    /// Pieces hashed by the start-up check (0 when resume data was trusted).
+    pub checked_pieces: u32,
+    /// Whether the start-up state came from resume data.
+    pub resumed: bool,
+    /// Paused by the user.
+    pub paused: bool,
+    /// The directory the torrent's files are in.
+    pub save_path: std::path::PathBuf,
+    /// Peers banned for bad data.
+    pub banned: usize,
+    /// Time spent seeding (complete, not paused) in this run.
+    pub seeding_time: Duration,
+    /// The seeding goal in force (none once `Session::resume` restarted a
+    /// finished torrent).
+    pub seed_goal: SeedGoal,
+}
+
+impl TorrentStatus {
+    /// The status of a torrent that has no metadata yet (a magnet link):
+    /// phase [`Phase::Metadata`], every count zero.
+    pub(crate) fn metadata(
+        info_hash: InfoHash,
+        name: String,
+        save_path: std::path::PathBuf,
+    ) -> Self {
+        TorrentStatus {
+            info_hash,
+            name,
+            phase: Phase::Metadata,
+            pieces_have: 0,
+            pieces_total: 0,
+            bytes_have: 0,
+            total_length: 0,
+            downloaded: 0,
+            uploaded: 0,
+            download_rate: 0,
+            upload_rate: 0,
+            peers: 0,
+            seeds: 0,
+            hash_failures: 0,
+            tracker: TrackerStatus::default(),
+            peers_from_pex: 0,
+            checked_pieces: 0,
+            resumed: false,
+            paused: false,
+            save_path,
+            banned: 0,
+            seeding_time: Duration::ZERO,
+            seed_goal: SeedGoal::default(),
+        }
+    }
+
+    /// Whether every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.phase != Phase::Metadata && self.pieces_have == self.pieces_total
+    }
+    /// Estimated seconds to completion at the current rate.
+    pub fn eta(&self) -> Option<Duration> {
+        if self.is_complete() {
+            return Some(Duration::ZERO);
+        }
+        if self.phase == Phase::Metadata {
+            return None;
+        }
+        if self.download_rate == 0 {
+            return None;
+        }
+        Some(Duration::from_secs(
+            (self.total_length - self.bytes_have) / self.download_rate,
+        ))
+    }
+}
+
+/// Last tracker outcome, shown in status lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackerStatus {
+    /// The URL that answered last (or was tried last).
+    pub url: Option<String>,
+    /// Seconds since the epoch of the last announce attempt.
+    pub last_announce: Option<u64>,
+    /// Peers returned by the last successful announce.
+    pub peers_returned: usize,
+    /// The last error, if the last round failed.
+    pub error: Option<String>,
+}
