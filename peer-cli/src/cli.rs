@@ -332,7 +332,8 @@ fn socket_addr(s: &str) -> Result<SocketAddr, String> {
 }
 
 fn encryption(s: &str) -> Result<Encryption, String> {
-    s.parse().map_err(|e: <Encryption as std::str::FromStr>::Err| e.to_string())
+    s.parse()
+        .map_err(|e: <Encryption as std::str::FromStr>::Err| e.to_string())
 }
 
 fn seed_ratio(s: &str) -> Result<f64, String> {
