@@ -89,10 +89,15 @@ impl Progress {
                     keep
                 });
                 for s in statuses {
-                    let bar = bars.entry(key(s)).or_insert_with(|| multi.add(new_bar(s)));
-                    bar.set_length(s.total_length.max(1));
-                    bar.set_position(if s.total_length == 0 { 0 } else { s.bytes_have });
-                    bar.set_message(bar_message(s));
+                    match bars.get(&key(s)) {
+                        Some(bar) => update_bar(bar, s),
+                        None => {
+                            // Complete before it is drawn for the first time.
+                            let bar = new_bar(s);
+                            update_bar(&bar, s);
+                            bars.insert(key(s), multi.add(bar));
+                        }
+                    }
                 }
             }
             Output::Plain { last } => {
@@ -125,12 +130,20 @@ impl Progress {
     }
 }
 
+fn update_bar(bar: &ProgressBar, s: &TorrentStatus) {
+    bar.set_length(s.total_length.max(1));
+    bar.set_position(s.bytes_have);
+    bar.set_message(bar_message(s));
+}
+
 fn new_bar(s: &TorrentStatus) -> ProgressBar {
     let style =
         ProgressStyle::with_template("{prefix:24!} [{bar:24.cyan/blue}] {percent:>3}%  {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("#>-");
-    let bar = ProgressBar::new(s.total_length.max(1)).with_style(style);
+    let bar =
+        ProgressBar::with_draw_target(Some(s.total_length.max(1)), ProgressDrawTarget::hidden())
+            .with_style(style);
     bar.set_prefix(s.name.clone());
     bar
 }
@@ -232,7 +245,7 @@ fn phase(s: &TorrentStatus) -> String {
 
 fn eta(s: &TorrentStatus) -> String {
     match s.eta() {
-        Some(d) if d.is_zero() => "done".into(),
+        _ if s.is_complete() => "done".into(),
         Some(d) if d.as_secs() >= 3600 => format!(
             "{}:{:02}:{:02}",
             d.as_secs() / 3600,
