@@ -33,6 +33,11 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp_millis()
         .init();
+    // Sockets and the file pool need descriptors: lift the soft limit to
+    // the hard one (the file pool sizes itself from it).
+    if let Some(n) = bittorrent_core::engine::file_pool::raise_nofile_limit() {
+        log::debug!("open file limit: {n}");
+    }
     let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     let result = match argv.first().and_then(|a| a.to_str()) {
         None | Some("-h") | Some("--help") | Some("help") => {

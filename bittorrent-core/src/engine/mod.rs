@@ -2,10 +2,12 @@
 //! threads, the picker, the choker, the hashing pool, storage and metadata exchange.
 
 pub mod choker;
+pub mod file_pool;
 pub mod hasher;
 pub mod metadata;
 pub mod peer;
 pub mod picker;
+pub mod safe_fs;
 pub mod session;
 pub mod smart_ban;
 pub mod storage;

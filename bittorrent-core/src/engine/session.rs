@@ -527,22 +527,11 @@ impl Session {
             }
         }
         if delete_data {
-            let storage = &t.peer_ctx.storage;
-            for p in storage.paths() {
-                if let Err(e) = std::fs::remove_file(p) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        return Err(Error::io(format!("delete {}", p.display()), e));
-                    }
-                }
-                // Empty directories the torrent created, up to the save path.
-                let mut d = p.parent();
-                while let Some(dir) = d {
-                    if dir == storage.root() || std::fs::remove_dir(dir).is_err() {
-                        break;
-                    }
-                    d = dir.parent();
-                }
-            }
+            // Never through a symbolic link (a path with one is reported).
+            t.peer_ctx
+                .storage
+                .remove_files()
+                .map_err(|e| Error::Other(format!("delete data: {e}")))?;
         }
         log::info!(
             "{}: removed{}",
