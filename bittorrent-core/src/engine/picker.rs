@@ -151,6 +151,17 @@ impl Picker {
         self.order_dirty = true;
     }
 
+    /// Forget that a peer has every piece in `bf` (its piece set was
+    /// replaced by a later bitfield, have-all or have-none).
+    pub fn remove_availability(&mut self, bf: &Bitfield) {
+        for i in bf.ones() {
+            if let Some(a) = self.availability.get_mut(i) {
+                *a = a.saturating_sub(1);
+            }
+        }
+        self.order_dirty = true;
+    }
+
     /// Record that a peer has piece `i`.
     pub fn add_have(&mut self, i: u32) {
         if let Some(a) = self.availability.get_mut(i as usize) {
@@ -553,6 +564,32 @@ mod tests {
         let next = p.pick(1, &all, 1);
         assert_eq!(next[0].index, got[0].index);
         assert_eq!(next[0].begin, 16384);
+    }
+
+    #[test]
+    fn replaced_piece_set_recounts_availability() {
+        // aria2: have-none, then a bitfield, then a second bitfield.
+        let mut p = Picker::new(layout(4), Bitfield::new(4));
+        let none = Bitfield::new(4);
+        let mut first = Bitfield::new(4);
+        first.set(1);
+        first.set(3);
+        let mut second = Bitfield::new(4);
+        second.set(2);
+        p.add_availability(&none);
+        p.remove_availability(&none);
+        p.add_availability(&first);
+        p.remove_availability(&first);
+        p.add_availability(&second);
+        // Only piece 2 is available now: pieces 1 and 3 were counted out.
+        let all = Bitfield::full(4);
+        let got = p.pick(1, &all, 100);
+        assert!(!got.is_empty());
+        assert!(got.iter().all(|b| b.index == 2), "{got:?}");
+        // Removing more than was added never underflows.
+        p.remove_availability(&all);
+        p.remove_availability(&all);
+        assert!(p.pick(2, &all, 100).iter().all(|b| b.index == 2));
     }
 
     #[test]

@@ -278,6 +278,7 @@ pub(crate) fn spawn(
         private: metainfo.info.private,
         info_bytes: Arc::new(metainfo.info_bytes.clone()),
         dht: shared.dht.clone(),
+        encryption: shared.config.encryption,
     });
     let status = TorrentStatus {
         info_hash: metainfo.info_hash,
@@ -832,13 +833,20 @@ impl Torrent {
     fn on_peer_message(&mut self, key: PeerKey, ev: PeerEvent) {
         match ev {
             PeerEvent::Bitfield(bf) => {
+                // A bitfield, have-all or have-none replaces what the peer
+                // had (a late one too, as aria2 sends): its old pieces leave
+                // the availability counts, the new ones enter them.
+                let Some(c) = self.conns.get_mut(&key) else {
+                    return;
+                };
+                if bf.len() != c.bitfield.len() {
+                    return;
+                }
+                self.picker.remove_availability(&c.bitfield);
                 self.picker.add_availability(&bf);
                 let have = self.picker.have();
-                let wanted = bf.ones().filter(|&i| !have.get(i)).count() as u32;
-                if let Some(c) = self.conns.get_mut(&key) {
-                    c.bitfield = bf;
-                    c.wanted = wanted;
-                }
+                c.wanted = bf.ones().filter(|&i| !have.get(i)).count() as u32;
+                c.bitfield = bf;
                 self.after_availability(key);
             }
             PeerEvent::Have(i) => {
