@@ -706,7 +706,7 @@ impl Inner {
             saved::remove(dir, ih);
         }
         if let (Some(t), true) = (&torrent, delete_data) {
-            delete_files(&t.peer_ctx.storage)?;
+            delete_files(&t.peer_ctx.storage, &t.metainfo.info.name)?;
         }
         log::info!(
             "{ih}: removed{}",
@@ -847,23 +847,13 @@ fn resolved(
 }
 
 /// Delete a torrent's files and the empty directories it created, up to
-/// the save path.
-fn delete_files(storage: &Storage) -> Result<()> {
-    for p in storage.paths() {
-        if let Err(e) = std::fs::remove_file(p) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(Error::io(format!("delete {}", p.display()), e));
-            }
-        }
-        let mut d = p.parent();
-        while let Some(dir) = d {
-            if dir == storage.root() || std::fs::remove_dir(dir).is_err() {
-                break;
-            }
-            d = dir.parent();
-        }
-    }
-    Ok(())
+/// the save path, never through a symbolic link (a path with one is left
+/// alone and reported).
+fn delete_files(storage: &Storage, name: &str) -> Result<()> {
+    storage.remove_files().map_err(|e| Error::Storage {
+        name: name.to_string(),
+        source: e,
+    })
 }
 
 /// Hand peers found by LSD to their torrents (never private ones) and to

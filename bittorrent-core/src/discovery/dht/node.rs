@@ -44,6 +44,9 @@ const MAX_RATE_ENTRIES: usize = 4096;
 const COMMANDS_PER_TICK: usize = 64;
 const PINGS_PER_MAINTENANCE: usize = 8;
 const RECV_BUF: usize = 4096;
+/// An answer to a querier whose address we have not verified is at most
+/// this many times the size of its query (no amplification for spoofers).
+pub const MAX_AMPLIFICATION: usize = 4;
 
 /// Configuration of a [`Dht`] node.
 #[derive(Debug, Clone)]
@@ -754,7 +757,7 @@ impl Node {
         match msg.body {
             Body::Query(q) => {
                 if self.allow(from.ip(), now) {
-                    self.query(msg.tid, q, from, now);
+                    self.query(msg.tid, q, from, data.len(), now);
                 }
             }
             Body::Response(r) => self.response(&msg.tid, r, from, now),
@@ -789,8 +792,15 @@ impl Node {
             .collect()
     }
 
-    fn query(&mut self, tid: Vec<u8>, q: Query, from: SocketAddr, now: Instant) {
+    fn query(&mut self, tid: Vec<u8>, q: Query, from: SocketAddr, size: usize, now: Instant) {
         let qid = q.id();
+        // A querier whose address answered one of our queries is verified;
+        // anyone else may be spoofing a victim's address, so its answer is
+        // kept within MAX_AMPLIFICATION times its query.
+        let verified = self
+            .table
+            .get(&qid)
+            .is_some_and(|e| e.responded && e.addr == from);
         if qid != self.id {
             self.table.insert(qid, from, Contact::Queried, now);
         }
@@ -844,7 +854,11 @@ impl Node {
                 }
             }
         };
-        self.send(&Message { tid, body }, from);
+        let mut msg = Message { tid, body };
+        if !verified {
+            bound_answer(&mut msg, size.saturating_mul(MAX_AMPLIFICATION));
+        }
+        self.send(&msg, from);
     }
 
     fn response(&mut self, tid: &[u8], r: Response, from: SocketAddr, now: Instant) {
@@ -881,6 +895,31 @@ impl Node {
         cs.sort_by_key(|c| l.key(c));
         l.candidates = cs;
         self.step(key, now);
+    }
+}
+
+/// Shrink an answer (values first, then nodes) until it encodes to at most
+/// `limit` bytes (or has neither left).
+fn bound_answer(msg: &mut Message, limit: usize) {
+    loop {
+        let len = msg.encode().len();
+        if len <= limit {
+            return;
+        }
+        let Body::Response(r) = &mut msg.body else {
+            return;
+        };
+        let over = len - limit;
+        if !r.values.is_empty() {
+            // Each compact peer is an 8-byte string (`6:` + 6 bytes).
+            let n = r.values.len().saturating_sub(over.div_ceil(8).max(1));
+            r.values.truncate(n);
+        } else if !r.nodes.is_empty() {
+            let n = r.nodes.len().saturating_sub(over.div_ceil(26).max(1));
+            r.nodes.truncate(n);
+        } else {
+            return;
+        }
     }
 }
 
