@@ -83,6 +83,7 @@ pub mod hasher;
 pub mod layout;
 pub mod peer;
 pub mod picker;
+pub mod piece_buffer;
 pub mod resume;
 pub mod session;
 pub mod storage;

@@ -9,11 +9,12 @@
 
 use crate::bitfield::Bitfield;
 use crate::choker::{self, ChokeCandidate};
-use crate::hasher::{HashDone, HashJob};
+use crate::hasher::{HashDone, HashJob, PieceData};
 use crate::layout::Layout;
 use crate::metainfo::Metainfo;
 use crate::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
 use crate::picker::{PeerKey, Picker, Received};
+use crate::piece_buffer::{Complete, PieceBuffers, Stored};
 use crate::resume::ResumeData;
 use crate::session::Shared;
 use crossbeam_channel::{select, Receiver, Sender};
@@ -193,6 +194,12 @@ const RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 /// Between PEX messages to one peer (BEP 11: at most one a minute).
 const PEX_INTERVAL: Duration = Duration::from_secs(60);
 const MAX_DEPTH: usize = 500;
+/// The pipeline depth of a new peer, before its rate is known: 1 MiB, so
+/// that a fast peer is not held to 16 blocks for its first second.
+const START_DEPTH: usize = 64;
+/// Bytes of pieces a torrent assembles in memory at once (pieces past it are
+/// written block by block and read back to be hashed).
+const PIECE_BUFFER_BUDGET: u64 = 16 << 20;
 /// Strikes (pieces failing their hash with this peer's data) before a ban.
 const BAN_STRIKES: u32 = 2;
 
@@ -202,6 +209,8 @@ pub struct Torrent {
     me: Arc<TorrentShared>,
     layout: Layout,
     picker: Picker,
+    /// Pieces assembling in memory (bounded), hashed and written from there.
+    buffers: PieceBuffers,
     conns: HashMap<PeerKey, Conn>,
     /// Outgoing connection attempts not yet joined.
     dialing: HashMap<PeerKey, SocketAddr>,
@@ -298,6 +307,7 @@ pub(crate) fn spawn(
         me: me.clone(),
         layout,
         picker: Picker::new(layout, Bitfield::new(n)),
+        buffers: PieceBuffers::new(layout, PIECE_BUFFER_BUDGET),
         conns: HashMap::new(),
         dialing: HashMap::new(),
         candidates: HashMap::new(),
@@ -410,16 +420,42 @@ impl Torrent {
         }
     }
 
+    /// Hash piece `i` by reading it back from disk.
     fn submit_hash(&self, i: u32) {
+        self.submit_hash_of(
+            i,
+            PieceData::Disk {
+                storage: self.me.peer_ctx.storage.clone(),
+                offset: self.layout.piece_offset(i),
+                len: self.layout.piece_len(i),
+            },
+        );
+    }
+
+    fn submit_hash_of(&self, i: u32, data: PieceData) {
         let job = HashJob {
-            storage: self.me.peer_ctx.storage.clone(),
             piece: i,
-            offset: self.layout.piece_offset(i),
-            len: self.layout.piece_len(i),
+            data,
             expected: self.me.metainfo.info.pieces[i as usize],
             reply: self.hash_tx.clone(),
         };
         let _ = self.shared.hasher.send(job);
+    }
+
+    /// Every block of piece `i` is in: hash it from memory, or from disk if
+    /// it was spilled.
+    fn piece_complete(&mut self, i: u32) {
+        match self.buffers.take_complete(i) {
+            Complete::Memory(blocks) => self.submit_hash_of(i, PieceData::Memory(blocks)),
+            Complete::Disk => self.submit_hash(i),
+            Complete::Incomplete => {
+                log::warn!(
+                    "{}: piece {i} incomplete in memory; fetching it again",
+                    self.me.metainfo.info.name
+                );
+                self.picker.piece_hashed(i, false);
+            }
+        }
     }
 
     fn on_hashed(&mut self, done: HashDone) {
@@ -439,6 +475,35 @@ impl Torrent {
             }
             self.feed_checks();
             return;
+        }
+        if let Some(blocks) = &done.blocks {
+            // A piece hashed from memory: only now, verified, is it written.
+            let written = if done.ok && self.phase == Phase::Downloading {
+                let off = self.layout.piece_offset(done.piece);
+                Some(self.me.peer_ctx.storage.write_blocks(off, blocks))
+            } else {
+                None
+            };
+            self.buffers.release(done.piece);
+            match written {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    // Nobody is to blame: the piece is simply wanted again.
+                    self.picker.piece_hashed(done.piece, false);
+                    match e {
+                        crate::storage::StorageError::DiskFull { .. } => self.stall(e.to_string()),
+                        other => self.fail(other.to_string()),
+                    }
+                    return;
+                }
+                None if done.ok => {
+                    // Stopped meanwhile (stalled, failed): not written, so
+                    // not verified either.
+                    self.picker.piece_hashed(done.piece, false);
+                    return;
+                }
+                None => {}
+            }
         }
         let contributors = self.picker.piece_hashed(done.piece, done.ok);
         if done.ok {
@@ -698,7 +763,7 @@ impl Torrent {
                 down_rate: 0,
                 up_rate: 0,
                 last_block: Instant::now(),
-                target_depth: MIN_DEPTH,
+                target_depth: START_DEPTH,
                 listen_addr: if outgoing { Some(addr) } else { None },
                 pex: false,
                 pex_sent: HashSet::new(),
@@ -780,7 +845,16 @@ impl Torrent {
                 }
                 self.picker.request_failed(key, &b);
             }
-            PeerEvent::Block { block, data } => self.on_block(key, block, data),
+            PeerEvent::Block { block, data } => {
+                self.on_block(key, block, data);
+                self.fill_requests(key);
+            }
+            PeerEvent::Blocks(blocks) => {
+                for (block, data) in blocks {
+                    self.on_block(key, block, data);
+                }
+                self.fill_requests(key);
+            }
             PeerEvent::ExtHandshake { listen_port, pex } => {
                 let Some(c) = self.conns.get_mut(&key) else {
                     return;
@@ -891,6 +965,7 @@ impl Torrent {
         self.send(key, PeerCmd::Request(blocks));
     }
 
+    /// Take one block from a peer (the caller refills its pipeline).
     fn on_block(&mut self, key: PeerKey, block: crate::wire::BlockRef, data: Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&key) {
             c.outstanding.remove(&block);
@@ -904,18 +979,23 @@ impl Torrent {
                 cancel,
                 piece_complete,
             } => {
-                let off = self.layout.piece_offset(block.index) + u64::from(block.begin);
-                if let Err(e) = self.me.peer_ctx.storage.write(off, &data) {
-                    // Nothing verified is touched: the block (or its piece)
-                    // is simply wanted again.
-                    self.picker.write_failed(&block);
-                    match e {
-                        crate::storage::StorageError::DiskFull { .. } => self.stall(e.to_string()),
-                        other => self.fail(other.to_string()),
+                let len = data.len() as u64;
+                if let Stored::Disk(data) = self.buffers.insert(&block, data) {
+                    let off = self.layout.piece_offset(block.index) + u64::from(block.begin);
+                    if let Err(e) = self.me.peer_ctx.storage.write(off, &data) {
+                        // Nothing verified is touched: the block (or its
+                        // piece) is simply wanted again.
+                        self.picker.write_failed(&block);
+                        match e {
+                            crate::storage::StorageError::DiskFull { .. } => {
+                                self.stall(e.to_string())
+                            }
+                            other => self.fail(other.to_string()),
+                        }
+                        return;
                     }
-                    return;
                 }
-                self.downloaded += data.len() as u64;
+                self.downloaded += len;
                 for other in cancel {
                     if let Some(c) = self.conns.get_mut(&other) {
                         c.outstanding.remove(&block);
@@ -923,12 +1003,11 @@ impl Torrent {
                     self.send(other, PeerCmd::Cancel(block));
                 }
                 if piece_complete {
-                    self.submit_hash(block.index);
+                    self.piece_complete(block.index);
                 }
             }
             Received::Unwanted => {}
         }
-        self.fill_requests(key);
     }
 
     /// Pause downloading until the disk has room again (checked from the
