@@ -6,12 +6,14 @@
 //! parsers and panics (a "crash") if a parser panics or a stated property
 //! does not hold. Nothing here may depend on a fuzzer.
 
-use bittorrent_core::bencode;
-use bittorrent_core::extension::{ExtHandshake, MetadataMessage, PexMessage, METADATA_PIECE_SIZE};
-use bittorrent_core::magnet::Magnet;
-use bittorrent_core::metainfo::Metainfo;
-use bittorrent_core::tracker::{self, client, TrackerConfig, TrackerServer};
-use bittorrent_core::wire::{FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
+use bittorrent_core::discovery::tracker::{self, client, TrackerConfig, TrackerServer};
+use bittorrent_core::proto::bencode;
+use bittorrent_core::proto::extension::{
+    ExtHandshake, MetadataMessage, PexMessage, METADATA_PIECE_SIZE,
+};
+use bittorrent_core::proto::magnet::Magnet;
+use bittorrent_core::proto::metainfo::Metainfo;
+use bittorrent_core::proto::wire::{FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -51,7 +53,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
 /// KRPC (BEP 5 DHT messages): decoding never panics; what decodes
 /// re-encodes to a message that decodes to the same value.
 pub fn check_krpc(data: &[u8]) {
-    use bittorrent_core::dht::krpc::Message;
+    use bittorrent_core::discovery::dht::krpc::Message;
     match Message::decode(data) {
         Ok(m) => {
             let again = Message::decode(&m.encode()).expect("re-encoded KRPC decodes");
@@ -66,7 +68,7 @@ pub fn check_krpc(data: &[u8]) {
 /// LSD announces (BEP 14): parsing never panics; what parses re-formats to
 /// a packet that parses to the same port and info-hashes.
 pub fn check_lsd(data: &[u8]) {
-    use bittorrent_core::lsd::{format_announce, parse_announce, HOST_V4};
+    use bittorrent_core::discovery::lsd::{format_announce, parse_announce, HOST_V4};
     if let Ok(a) = parse_announce(data) {
         let again = format_announce(HOST_V4, a.port, &a.info_hashes, "cookie");
         let b = parse_announce(&again).expect("formatted announce parses");
@@ -77,7 +79,7 @@ pub fn check_lsd(data: &[u8]) {
 /// Resume data: decoding never panics, and what decodes re-encodes to data
 /// that decodes to the same value.
 pub fn check_resume(data: &[u8]) {
-    use bittorrent_core::resume::ResumeData;
+    use bittorrent_core::state::resume::ResumeData;
     if let Ok(r) = ResumeData::decode(data) {
         let again = ResumeData::decode(&r.encode()).expect("re-encoded resume data decodes");
         assert_eq!(again, r);

@@ -8,7 +8,7 @@
 //! reports, for both starts, the time until every torrent is seeding, the
 //! process's peak RSS and its thread count.
 
-use bittorrent_core::bencode::OwnedValue;
+use bittorrent_core::proto::bencode::OwnedValue;
 use bittorrent_core::{AddTorrent, Config, Metainfo, Phase, Session};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};

@@ -24,8 +24,8 @@
 //! * A torrent with no bytes at all (empty directory, or only empty files)
 //!   is refused ([`CreateError::Empty`]).
 
-use crate::bencode::OwnedValue;
-use crate::metainfo::{normalize_announce_url, InfoHash};
+use crate::proto::bencode::OwnedValue;
+use crate::proto::metainfo::{normalize_announce_url, InfoHash};
 use std::fmt;
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
@@ -171,7 +171,7 @@ pub fn validate_piece_length(len: u64) -> Result<u64, CreateError> {
 /// The info-hash of `.torrent` bytes: SHA-1 of the raw `info` dictionary.
 /// `None` if the bytes do not decode or have no `info` dictionary.
 pub fn info_hash_of(torrent: &[u8]) -> Option<InfoHash> {
-    let doc = crate::bencode::decode(torrent).ok()?;
+    let doc = crate::proto::bencode::decode(torrent).ok()?;
     let info = doc.get(b"info")?.as_dict()?;
     Some(InfoHash(sha1_smol::Sha1::from(info.raw).digest().bytes()))
 }

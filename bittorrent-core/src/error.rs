@@ -7,7 +7,7 @@ use std::fmt;
 #[non_exhaustive]
 pub enum Error {
     /// A `.torrent` file was refused.
-    Metainfo(crate::metainfo::MetainfoError),
+    Metainfo(crate::proto::metainfo::MetainfoError),
     /// An I/O operation failed; `context` names what was being done.
     Io {
         /// What was being done (for example `open /data/file.bin`).
@@ -49,8 +49,8 @@ impl std::error::Error for Error {
     }
 }
 
-impl From<crate::metainfo::MetainfoError> for Error {
-    fn from(e: crate::metainfo::MetainfoError) -> Self {
+impl From<crate::proto::metainfo::MetainfoError> for Error {
+    fn from(e: crate::proto::metainfo::MetainfoError) -> Self {
         Error::Metainfo(e)
     }
 }

@@ -47,48 +47,39 @@
 //! # }
 //! ```
 //!
+//! ## Layout
+//!
+//! | module | what |
+//! |---|---|
+//! | [`proto`] | pure codecs: bencode, metainfo, magnet links, peer wire, extension messages, bitfields, piece geometry, safe paths |
+//! | [`discovery`] | trackers (client and embedded server), DHT, Local Service Discovery, the announcer |
+//! | [`engine`] | the session, torrent (piece-picker) threads, peer threads, picker, choker, hasher, storage, metadata exchange |
+//! | [`state`] | what is kept on disk between runs (resume data) |
+//! | [`create`] | building `.torrent` files |
+//!
 //! ## BEPs
 //!
 //! | BEP | what | module |
 //! |---|---|---|
-//! | 3 | metainfo, peer wire, HTTP tracker | [`metainfo`], [`wire`], [`peer`], [`torrent`], [`tracker`] |
-//! | 5 | DHT | [`dht`] |
-//! | 6 | fast extension | [`wire`], [`peer`] |
-//! | 9, 10 | magnet links, metadata exchange, extension protocol | [`magnet`], [`metadata`], [`extension`] |
-//! | 11 | peer exchange | [`extension`], [`torrent`] |
-//! | 12, 15, 23 | multitracker, UDP tracker, compact peers | [`tracker`], [`announcer`] |
-//! | 14 | local service discovery | [`lsd`] |
-//! | 27, 47 | private torrents, pad files | [`metainfo`], [`storage`] |
+//! | 3 | metainfo, peer wire, HTTP tracker | [`metainfo`](crate::proto::metainfo), [`wire`](crate::proto::wire), [`peer`](crate::engine::peer), [`torrent`](crate::engine::torrent), [`tracker`](crate::discovery::tracker) |
+//! | 5 | DHT | [`dht`](crate::discovery::dht) |
+//! | 6 | fast extension | [`wire`](crate::proto::wire), [`peer`](crate::engine::peer) |
+//! | 9, 10 | magnet links, metadata exchange, extension protocol | [`magnet`](crate::proto::magnet), [`metadata`](crate::engine::metadata), [`extension`](crate::proto::extension) |
+//! | 11 | peer exchange | [`extension`](crate::proto::extension), [`torrent`](crate::engine::torrent) |
+//! | 12, 15, 23 | multitracker, UDP tracker, compact peers | [`tracker`](crate::discovery::tracker), [`announcer`](crate::discovery::announcer) |
+//! | 14 | local service discovery | [`lsd`](crate::discovery::lsd) |
+//! | 27, 47 | private torrents, pad files | [`metainfo`](crate::proto::metainfo), [`storage`](crate::engine::storage) |
 #![warn(missing_docs)]
 
-pub mod announcer;
-pub mod bencode;
 pub mod create;
-pub mod dht;
+pub mod discovery;
+pub mod engine;
 pub mod error;
-pub mod extension;
-pub mod lsd;
-pub mod magnet;
-pub mod metadata;
-pub mod metainfo;
-pub mod safe_path;
-pub mod tracker;
+pub mod proto;
+pub mod state;
 
+pub use engine::session::{AddTorrent, Config, Session};
+pub use engine::torrent::{Phase, TorrentStatus};
 pub use error::{Error, Result};
-pub use magnet::Magnet;
-pub use metainfo::{InfoHash, Metainfo};
-pub mod bitfield;
-pub mod choker;
-pub mod hasher;
-pub mod layout;
-pub mod peer;
-pub mod picker;
-pub mod piece_buffer;
-pub mod resume;
-pub mod session;
-pub mod storage;
-pub mod torrent;
-pub mod wire;
-
-pub use session::{AddTorrent, Config, Session};
-pub use torrent::{Phase, TorrentStatus};
+pub use proto::magnet::Magnet;
+pub use proto::metainfo::{InfoHash, Metainfo};

@@ -2,7 +2,7 @@
 //! The 108 torrents of libtorrent's test suite (fixtures/corpus): every
 //! verdict, info-hash, file count, total size and asserted sanitised path.
 
-use bittorrent_core::metainfo::{Metainfo, MetainfoError};
+use bittorrent_core::proto::metainfo::{Metainfo, MetainfoError};
 use std::path::{Component, Path, PathBuf};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/corpus");

@@ -1,8 +1,8 @@
 //! DHT node tests over loopback: a 20-node network, and hostile input.
 #![allow(clippy::unwrap_used)]
 
-use bittorrent_core::dht::krpc::{Body, Message, Query, Response, ERROR_PROTOCOL};
-use bittorrent_core::dht::{Dht, DhtConfig, NodeId};
+use bittorrent_core::discovery::dht::krpc::{Body, Message, Query, Response, ERROR_PROTOCOL};
+use bittorrent_core::discovery::dht::{Dht, DhtConfig, NodeId};
 use bittorrent_core::InfoHash;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};

@@ -4,8 +4,8 @@
 
 mod harness;
 
-use bittorrent_core::magnet::Magnet;
-use bittorrent_core::metadata::fetch_metainfo;
+use bittorrent_core::engine::metadata::fetch_metainfo;
+use bittorrent_core::proto::magnet::Magnet;
 use bittorrent_core::{AddTorrent, Phase};
 use harness::*;
 use std::time::Duration;

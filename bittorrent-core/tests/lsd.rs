@@ -14,7 +14,7 @@
 //! ip netns exec lsdtest target/debug/deps/lsd-<hash> --nocapture
 //! ```
 
-use bittorrent_core::lsd::{Lsd, LsdConfig};
+use bittorrent_core::discovery::lsd::{Lsd, LsdConfig};
 use bittorrent_core::InfoHash;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::net::SocketAddr;

@@ -4,7 +4,7 @@
 
 mod harness;
 
-use bittorrent_core::metainfo::Metainfo;
+use bittorrent_core::proto::metainfo::Metainfo;
 use bittorrent_core::{AddTorrent, Phase, Session};
 use harness::*;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 
 mod harness;
 
-use bittorrent_core::wire::{BlockRef, FrameDecoder, Handshake, Message, MAX_FRAME};
+use bittorrent_core::proto::wire::{BlockRef, FrameDecoder, Handshake, Message, MAX_FRAME};
 use bittorrent_core::{AddTorrent, Phase};
 use harness::*;
 use std::io::{Read, Write};

@@ -188,7 +188,7 @@ fn five_peers_find_each_other_through_the_embedded_tracker() {
     let data = pseudo_random(4 * 1024 * 1024, 9);
     let (mut mi, seed_dir) = single_file_torrent("tracked", &data, 32 * 1024);
     let seeder = session();
-    mi.announce = Some(bittorrent_core::metainfo::normalize_announce_url(
+    mi.announce = Some(bittorrent_core::proto::metainfo::normalize_announce_url(
         &seeder.local_addr_v4().to_string(),
     ));
     seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use bittorrent_core::tracker::{
+use bittorrent_core::discovery::tracker::{
     announce, announce_with, looks_like_http, scrape, AnnounceEvent, AnnounceOptions,
     AnnounceRequest, TrackerConfig, TrackerError, TrackerServer,
 };

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! `peer create` end to end: run the binary, read back what it wrote.
 
-use bittorrent_core::bencode::{decode_strict, Value};
+use bittorrent_core::proto::bencode::{decode_strict, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::bencode::{decode_strict, Value};
+use crate::proto::bencode::{decode_strict, Value};
 use std::sync::Mutex;
 
 /// A fresh scratch directory for one test, removed when dropped.

@@ -2,8 +2,8 @@
 //! loopback, bounded waits.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use bittorrent_core::bencode::OwnedValue;
-use bittorrent_core::metainfo::{FileEntry, Info, InfoHash, Metainfo};
+use bittorrent_core::proto::bencode::OwnedValue;
+use bittorrent_core::proto::metainfo::{FileEntry, Info, InfoHash, Metainfo};
 use bittorrent_core::{Config, Phase, Session};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -230,7 +230,7 @@ pub fn scripted_peer(mi: &Metainfo, data: Vec<u8>, script: Script) -> ScriptedPe
     let connections = Arc::new(AtomicU32::new(0));
     let (s2, c2) = (stop.clone(), connections.clone());
     let info_hash = mi.info_hash.0;
-    let layout = bittorrent_core::layout::Layout::of(&mi.info);
+    let layout = bittorrent_core::proto::layout::Layout::of(&mi.info);
     let handle = std::thread::spawn(move || {
         for stream in listener.incoming() {
             if s2.load(Ordering::SeqCst) {
@@ -254,13 +254,13 @@ pub fn scripted_peer(mi: &Metainfo, data: Vec<u8>, script: Script) -> ScriptedPe
 fn serve_script(
     mut stream: std::net::TcpStream,
     info_hash: [u8; 20],
-    layout: bittorrent_core::layout::Layout,
+    layout: bittorrent_core::proto::layout::Layout,
     data: &[u8],
     script: Script,
     stop: &std::sync::atomic::AtomicBool,
 ) -> std::io::Result<()> {
-    use bittorrent_core::bitfield::Bitfield;
-    use bittorrent_core::wire::{FrameDecoder, Handshake, Message, MAX_FRAME};
+    use bittorrent_core::proto::bitfield::Bitfield;
+    use bittorrent_core::proto::wire::{FrameDecoder, Handshake, Message, MAX_FRAME};
     use std::io::{Read, Write};
     stream.set_read_timeout(Some(Duration::from_millis(200)))?;
     let mut hs = [0u8; 68];

@@ -4,8 +4,8 @@
 //! atomically, then prints the info-hash on one line and a summary on the next.
 
 use crate::args::{Arg, Args, CliError};
-use bittorrent_core::bencode::{self, Value};
 use bittorrent_core::create::{self, CreateError, CreateOptions};
+use bittorrent_core::proto::bencode::{self, Value};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;

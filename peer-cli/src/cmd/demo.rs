@@ -9,7 +9,7 @@
 use crate::args::{Arg, Args, CliError};
 use crate::progress::{human, Progress};
 use bittorrent_core::create::{create_torrent, CreateOptions};
-use bittorrent_core::metainfo::Metainfo;
+use bittorrent_core::proto::metainfo::Metainfo;
 use bittorrent_core::{AddTorrent, Config, Phase, Session};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};

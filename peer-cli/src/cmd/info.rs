@@ -11,8 +11,8 @@
 //! `name` is the `dn` parameter or `null`, and each `tr` is its own tier.
 
 use crate::args::{Arg, Args, CliError};
-use bittorrent_core::magnet::Magnet;
-use bittorrent_core::metainfo::Metainfo;
+use bittorrent_core::proto::magnet::Magnet;
+use bittorrent_core::proto::metainfo::Metainfo;
 use serde_json::json;
 use std::ffi::OsString;
 

@@ -6,9 +6,9 @@
 
 use crate::args::{Arg, Args, CliError};
 use crate::progress::Progress;
-use bittorrent_core::magnet::Magnet;
-use bittorrent_core::metadata::fetch_metainfo;
-use bittorrent_core::metainfo::Metainfo;
+use bittorrent_core::engine::metadata::fetch_metainfo;
+use bittorrent_core::proto::magnet::Magnet;
+use bittorrent_core::proto::metainfo::Metainfo;
 use bittorrent_core::{AddTorrent, Config, InfoHash, Phase, Session};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;

@@ -1,0 +1,870 @@
+//! A DHT node: one thread named `dht` owning the UDP socket, the routing
+//! table, the token secrets and the peer store.
+//!
+//! The [`Dht`] handle talks to that thread over a `crossbeam-channel`;
+//! blocking calls ([`Dht::get_peers`], [`Dht::routing_table_nodes`]) carry a
+//! reply channel. The thread reads the socket with a 100 ms timeout, so it
+//! notices commands, query timeouts and maintenance at least that often.
+//! Every collection it keeps is bounded: outstanding queries, concurrent
+//! lookups, candidates per lookup, queries per lookup, the peer store, the
+//! per-IP rate-limit table.
+
+use super::krpc::{self, Body, CompactNode, Message, Query, Response, ERROR_PROTOCOL, MAX_VALUES};
+use super::routing::{Contact, NodeId, RoutingTable, K};
+use super::token::Tokens;
+use crate::proto::metainfo::InfoHash;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Parallel queries per lookup.
+pub const ALPHA: usize = 3;
+/// How long an outstanding query waits for its answer.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an announced peer is kept.
+pub const PEER_TTL: Duration = Duration::from_secs(30 * 60);
+/// Longest a lookup may run.
+pub const MAX_LOOKUP_TIME: Duration = Duration::from_secs(60);
+/// Most queries one lookup may send.
+pub const MAX_LOOKUP_QUERIES: usize = 128;
+
+const TICK: Duration = Duration::from_millis(100);
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(15);
+const BOOTSTRAP_RETRY: Duration = Duration::from_secs(30);
+const BOOTSTRAP_TIME: Duration = Duration::from_secs(20);
+const ANNOUNCE_TIME: Duration = Duration::from_secs(30);
+const MAX_OUTSTANDING: usize = 512;
+const MAX_LOOKUPS: usize = 32;
+const MAX_CANDIDATES: usize = 64;
+const MAX_LOOKUP_PEERS: usize = 1000;
+const MAX_RATE_ENTRIES: usize = 4096;
+const COMMANDS_PER_TICK: usize = 64;
+const PINGS_PER_MAINTENANCE: usize = 8;
+const RECV_BUF: usize = 4096;
+
+/// Configuration of a [`Dht`] node.
+#[derive(Debug, Clone)]
+pub struct DhtConfig {
+    /// UDP address to bind (port 0 for any).
+    pub bind: SocketAddr,
+    /// Nodes to bootstrap from (`find_node` of our own id).
+    pub bootstrap: Vec<SocketAddr>,
+    /// Our node id; random when `None`.
+    pub id: Option<NodeId>,
+    /// Most peers stored per info-hash.
+    pub max_peers_per_hash: usize,
+    /// Most info-hashes stored.
+    pub max_info_hashes: usize,
+    /// Most queries answered per second per source IP (0 = unlimited).
+    pub max_queries_per_ip_per_sec: u32,
+}
+
+impl Default for DhtConfig {
+    fn default() -> DhtConfig {
+        DhtConfig {
+            bind: SocketAddr::from(([0, 0, 0, 0], 0)),
+            bootstrap: Vec::new(),
+            id: None,
+            max_peers_per_hash: 200,
+            max_info_hashes: 5000,
+            max_queries_per_ip_per_sec: 50,
+        }
+    }
+}
+
+enum Command {
+    GetPeers {
+        ih: InfoHash,
+        timeout: Duration,
+        reply: Sender<Vec<SocketAddr>>,
+    },
+    Announce {
+        ih: InfoHash,
+        port: u16,
+    },
+    AddNode(SocketAddr),
+    Nodes(Sender<Vec<(NodeId, SocketAddr)>>),
+    Stop,
+}
+
+/// Handle to a running DHT node. Dropping it stops the node.
+pub struct Dht {
+    tx: Sender<Command>,
+    id: NodeId,
+    local_addr: SocketAddr,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Dht {
+    /// Bind the socket and start the `dht` thread, which bootstraps from
+    /// `cfg.bootstrap` by looking up our own id.
+    pub fn start(cfg: DhtConfig) -> io::Result<Dht> {
+        let socket = UdpSocket::bind(cfg.bind)?;
+        socket.set_read_timeout(Some(TICK))?;
+        let local_addr = socket.local_addr()?;
+        let id = cfg.id.unwrap_or_else(NodeId::random);
+        let (tx, rx) = crossbeam_channel::bounded(1024);
+        let node = Node::new(socket, id, cfg);
+        let thread = std::thread::Builder::new()
+            .name("dht".into())
+            .spawn(move || node.run(rx))?;
+        Ok(Dht {
+            tx,
+            id,
+            local_addr,
+            thread: Some(thread),
+        })
+    }
+
+    /// Our node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Look up peers for `ih` (iterative `get_peers`), blocking until the
+    /// lookup converges or `timeout` (capped at 60 s) passes. Peers we store
+    /// ourselves are included. Empty if the node has stopped.
+    pub fn get_peers(&self, ih: InfoHash, timeout: Duration) -> Vec<SocketAddr> {
+        let timeout = timeout.min(MAX_LOOKUP_TIME);
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        if self
+            .tx
+            .send(Command::GetPeers { ih, timeout, reply })
+            .is_err()
+        {
+            return Vec::new();
+        }
+        rx.recv_timeout(timeout + Duration::from_secs(1))
+            .unwrap_or_default()
+    }
+
+    /// Announce that we serve `ih` on TCP `port`: a `get_peers` lookup,
+    /// then `announce_peer` with their tokens to the closest nodes that
+    /// answered. Returns at once; the work happens on the `dht` thread.
+    pub fn announce(&self, ih: InfoHash, port: u16) {
+        let _ = self.tx.send(Command::Announce { ih, port });
+    }
+
+    /// Ping `addr` (e.g. from a peer's PORT message); it enters the routing
+    /// table if it answers.
+    pub fn add_node(&self, addr: SocketAddr) {
+        let _ = self.tx.try_send(Command::AddNode(addr));
+    }
+
+    /// The nodes in the routing table, for persistence. Empty if the node
+    /// has stopped.
+    pub fn routing_table_nodes(&self) -> Vec<(NodeId, SocketAddr)> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        if self.tx.send(Command::Nodes(reply)).is_err() {
+            return Vec::new();
+        }
+        rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
+    }
+
+    /// Stop the thread and wait for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.tx.send(Command::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Dht {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Announced peers per info-hash, with expiry; bounded both ways.
+struct PeerStore {
+    map: HashMap<InfoHash, Vec<(SocketAddr, Instant)>>,
+    max_hashes: usize,
+    max_peers: usize,
+}
+
+impl PeerStore {
+    fn add(&mut self, ih: InfoHash, peer: SocketAddr, now: Instant) {
+        let expires = now + PEER_TTL;
+        if !self.map.contains_key(&ih) {
+            if self.map.len() >= self.max_hashes {
+                self.purge(now);
+            }
+            if self.map.len() >= self.max_hashes || self.max_peers == 0 {
+                return;
+            }
+        }
+        let v = self.map.entry(ih).or_default();
+        if let Some(e) = v.iter_mut().find(|(p, _)| *p == peer) {
+            e.1 = expires;
+            return;
+        }
+        if v.len() >= self.max_peers {
+            if let Some(oldest) = v
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(i, _)| i)
+            {
+                v.swap_remove(oldest);
+            }
+        }
+        v.push((peer, expires));
+    }
+
+    fn get(&self, ih: &InfoHash, now: Instant, max: usize) -> Vec<SocketAddr> {
+        self.map
+            .get(ih)
+            .map(|v| {
+                v.iter()
+                    .filter(|(_, t)| *t > now)
+                    .take(max)
+                    .map(|(p, _)| *p)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn purge(&mut self, now: Instant) {
+        self.map.retain(|_, v| {
+            v.retain(|(_, t)| *t > now);
+            !v.is_empty()
+        });
+    }
+}
+
+struct Pending {
+    addr: SocketAddr,
+    id: Option<NodeId>,
+    sent: Instant,
+    lookup: Option<u64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CState {
+    New,
+    InFlight,
+    Answered,
+    Failed,
+}
+
+struct Candidate {
+    id: Option<NodeId>,
+    addr: SocketAddr,
+    state: CState,
+    token: Option<Vec<u8>>,
+}
+
+enum Purpose {
+    FindNode,
+    GetPeers {
+        reply: Option<Sender<Vec<SocketAddr>>>,
+        announce: Option<u16>,
+    },
+}
+
+struct Lookup {
+    target: NodeId,
+    purpose: Purpose,
+    candidates: Vec<Candidate>,
+    deadline: Instant,
+    sent: usize,
+    peers: Vec<SocketAddr>,
+}
+
+impl Lookup {
+    fn key(&self, c: &Candidate) -> [u8; 20] {
+        c.id.map(|id| id.distance(&self.target))
+            .unwrap_or([0xff; 20])
+    }
+
+    fn add_candidate(&mut self, own: &NodeId, id: Option<NodeId>, addr: SocketAddr) {
+        if id.as_ref() == Some(own) || addr.port() == 0 || addr.ip().is_unspecified() {
+            return;
+        }
+        if self
+            .candidates
+            .iter()
+            .any(|c| c.addr == addr || (id.is_some() && c.id == id))
+        {
+            return;
+        }
+        self.candidates.push(Candidate {
+            id,
+            addr,
+            state: CState::New,
+            token: None,
+        });
+        let mut cs = std::mem::take(&mut self.candidates);
+        cs.sort_by_key(|c| self.key(c));
+        cs.truncate(MAX_CANDIDATES);
+        self.candidates = cs;
+    }
+
+    fn in_flight(&self) -> usize {
+        self.candidates
+            .iter()
+            .filter(|c| c.state == CState::InFlight)
+            .count()
+    }
+
+    /// Indexes of New candidates among the K closest not failed.
+    fn next_to_query(&self) -> Vec<usize> {
+        self.candidates
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.state != CState::Failed)
+            .take(K)
+            .filter(|(_, c)| c.state == CState::New)
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+struct Node {
+    socket: UdpSocket,
+    id: NodeId,
+    cfg: DhtConfig,
+    table: RoutingTable,
+    tokens: Tokens,
+    store: PeerStore,
+    /// Torrents we announce ourselves (TCP port): a `get_peers` for one of
+    /// them is answered with our own address too, so a peer that reaches
+    /// only us (a small or young DHT) still finds us.
+    own: HashMap<InfoHash, u16>,
+    pending: HashMap<[u8; 2], Pending>,
+    next_tid: u16,
+    lookups: HashMap<u64, Lookup>,
+    next_lookup: u64,
+    rate: HashMap<IpAddr, (Instant, u32)>,
+    last_tick: Instant,
+    last_maintenance: Instant,
+    last_bootstrap: Instant,
+}
+
+impl Node {
+    fn new(socket: UdpSocket, id: NodeId, cfg: DhtConfig) -> Node {
+        let now = Instant::now();
+        Node {
+            socket,
+            id,
+            table: RoutingTable::new(id),
+            tokens: Tokens::new(now),
+            own: HashMap::new(),
+            store: PeerStore {
+                map: HashMap::new(),
+                max_hashes: cfg.max_info_hashes,
+                max_peers: cfg.max_peers_per_hash,
+            },
+            cfg,
+            pending: HashMap::new(),
+            next_tid: (crate::discovery::tracker::random_u64() & 0xffff) as u16,
+            lookups: HashMap::new(),
+            next_lookup: 0,
+            rate: HashMap::new(),
+            last_tick: now,
+            last_maintenance: now,
+            last_bootstrap: now,
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Command>) {
+        self.bootstrap(Instant::now());
+        let mut buf = vec![0u8; RECV_BUF];
+        loop {
+            for _ in 0..COMMANDS_PER_TICK {
+                match rx.try_recv() {
+                    Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return,
+                    Ok(c) => self.command(c, Instant::now()),
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    // A datagram filling the buffer was probably truncated.
+                    if n < buf.len() {
+                        self.packet(&buf[..n], from, Instant::now());
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => {
+                    // E.g. ICMP port unreachable reported on some systems.
+                    log::debug!("dht recv: {e}");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            let now = Instant::now();
+            if now.saturating_duration_since(self.last_tick) >= TICK / 2 {
+                self.last_tick = now;
+                self.tick(now);
+            }
+        }
+    }
+
+    fn bootstrap(&mut self, now: Instant) {
+        self.last_bootstrap = now;
+        let seeds = self.cfg.bootstrap.clone();
+        if seeds.is_empty() && self.table.is_empty() {
+            return;
+        }
+        self.start_lookup(self.id, Purpose::FindNode, BOOTSTRAP_TIME, &seeds, now);
+    }
+
+    fn command(&mut self, c: Command, now: Instant) {
+        match c {
+            Command::GetPeers { ih, timeout, reply } => {
+                let purpose = Purpose::GetPeers {
+                    reply: Some(reply),
+                    announce: None,
+                };
+                self.start_lookup(ih.into(), purpose, timeout, &[], now);
+            }
+            Command::Announce { ih, port } => {
+                if self.own.len() < 10_000 || self.own.contains_key(&ih) {
+                    self.own.insert(ih, port);
+                }
+                let purpose = Purpose::GetPeers {
+                    reply: None,
+                    announce: Some(port),
+                };
+                self.start_lookup(ih.into(), purpose, ANNOUNCE_TIME, &[], now);
+            }
+            Command::AddNode(addr) => {
+                let q = Query::Ping { id: self.id };
+                self.send_query(addr, None, q, None, now);
+            }
+            Command::Nodes(reply) => {
+                let _ = reply.try_send(self.table.nodes());
+            }
+            Command::Stop => {}
+        }
+    }
+
+    fn send(&self, msg: &Message, to: SocketAddr) {
+        if let Err(e) = self.socket.send_to(&msg.encode(), to) {
+            log::debug!("dht send to {to}: {e}");
+        }
+    }
+
+    fn send_query(
+        &mut self,
+        addr: SocketAddr,
+        id: Option<NodeId>,
+        q: Query,
+        lookup: Option<u64>,
+        now: Instant,
+    ) -> bool {
+        if self.pending.len() >= MAX_OUTSTANDING {
+            return false;
+        }
+        // At most MAX_OUTSTANDING tids are taken, so this finds one quickly.
+        let mut tid = self.next_tid.to_be_bytes();
+        for _ in 0..=MAX_OUTSTANDING {
+            tid = self.next_tid.to_be_bytes();
+            self.next_tid = self.next_tid.wrapping_add(1);
+            if !self.pending.contains_key(&tid) {
+                break;
+            }
+        }
+        let msg = Message {
+            tid: tid.to_vec(),
+            body: Body::Query(q),
+        };
+        self.send(&msg, addr);
+        self.pending.insert(
+            tid,
+            Pending {
+                addr,
+                id,
+                sent: now,
+                lookup,
+            },
+        );
+        true
+    }
+
+    fn start_lookup(
+        &mut self,
+        target: NodeId,
+        purpose: Purpose,
+        timeout: Duration,
+        seeds: &[SocketAddr],
+        now: Instant,
+    ) {
+        let mut l = Lookup {
+            target,
+            purpose,
+            candidates: Vec::new(),
+            deadline: now + timeout.min(MAX_LOOKUP_TIME),
+            sent: 0,
+            peers: Vec::new(),
+        };
+        if self.lookups.len() >= MAX_LOOKUPS {
+            self.finish(l, now);
+            return;
+        }
+        for (id, addr) in self.table.closest(&target, K * 2, now) {
+            l.add_candidate(&self.id, Some(id), addr);
+        }
+        for addr in seeds {
+            l.add_candidate(&self.id, None, *addr);
+        }
+        let key = self.next_lookup;
+        self.next_lookup = self.next_lookup.wrapping_add(1);
+        self.lookups.insert(key, l);
+        self.step(key, now);
+    }
+
+    /// Send queries for lookup `key` and finish it if it is done.
+    fn step(&mut self, key: u64, now: Instant) {
+        let Some(mut l) = self.lookups.remove(&key) else {
+            return;
+        };
+        let mut in_flight = l.in_flight();
+        for i in l.next_to_query() {
+            if in_flight >= ALPHA || l.sent >= MAX_LOOKUP_QUERIES {
+                break;
+            }
+            let q = match l.purpose {
+                Purpose::FindNode => Query::FindNode {
+                    id: self.id,
+                    target: l.target,
+                },
+                Purpose::GetPeers { .. } => Query::GetPeers {
+                    id: self.id,
+                    info_hash: InfoHash(l.target.0),
+                },
+            };
+            let c = &mut l.candidates[i];
+            if self.send_query(c.addr, c.id, q, Some(key), now) {
+                c.state = CState::InFlight;
+                l.sent += 1;
+                in_flight += 1;
+            } else {
+                break;
+            }
+        }
+        // Converged: the K closest live candidates have all answered
+        // (slower, farther nodes still in flight are not waited for).
+        let converged = l
+            .candidates
+            .iter()
+            .filter(|c| c.state != CState::Failed)
+            .take(K)
+            .all(|c| c.state == CState::Answered);
+        let exhausted = l.next_to_query().is_empty() || l.sent >= MAX_LOOKUP_QUERIES;
+        if converged || (in_flight == 0 && exhausted) || now >= l.deadline {
+            self.finish(l, now);
+        } else {
+            self.lookups.insert(key, l);
+        }
+    }
+
+    fn finish(&mut self, l: Lookup, now: Instant) {
+        let Purpose::GetPeers { reply, announce } = l.purpose else {
+            return;
+        };
+        if let Some(reply) = reply {
+            let mut peers = l.peers;
+            for p in self.store.get(&InfoHash(l.target.0), now, MAX_VALUES) {
+                if !peers.contains(&p) {
+                    peers.push(p);
+                }
+            }
+            let _ = reply.try_send(peers);
+        }
+        if let Some(port) = announce {
+            let targets: Vec<(SocketAddr, Option<NodeId>, Vec<u8>)> = l
+                .candidates
+                .iter()
+                .filter(|c| c.state == CState::Answered)
+                .filter_map(|c| c.token.clone().map(|t| (c.addr, c.id, t)))
+                .take(K)
+                .collect();
+            log::debug!("dht announce to {} nodes", targets.len());
+            for (addr, id, token) in targets {
+                let q = Query::AnnouncePeer {
+                    id: self.id,
+                    info_hash: InfoHash(l.target.0),
+                    port,
+                    token,
+                    implied_port: false,
+                };
+                self.send_query(addr, id, q, None, now);
+            }
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let expired: Vec<[u8; 2]> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.sent) >= QUERY_TIMEOUT)
+            .map(|(t, _)| *t)
+            .collect();
+        for tid in expired {
+            if let Some(p) = self.pending.remove(&tid) {
+                if let Some(id) = p.id {
+                    self.table.failed(&id, now);
+                }
+                if let Some(key) = p.lookup {
+                    self.lookup_failed(key, p.addr, now);
+                }
+            }
+        }
+        let late: Vec<u64> = self
+            .lookups
+            .iter()
+            .filter(|(_, l)| now >= l.deadline)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in late {
+            if let Some(l) = self.lookups.remove(&key) {
+                self.finish(l, now);
+            }
+        }
+        if now.saturating_duration_since(self.last_maintenance) >= MAINTENANCE_EVERY {
+            self.last_maintenance = now;
+            self.maintenance(now);
+        }
+    }
+
+    fn maintenance(&mut self, now: Instant) {
+        self.tokens.maybe_rotate(now);
+        self.store.purge(now);
+        self.rate
+            .retain(|_, (t, _)| now.saturating_duration_since(*t) < Duration::from_secs(1));
+        if self.table.is_empty() {
+            if now.saturating_duration_since(self.last_bootstrap) >= BOOTSTRAP_RETRY {
+                self.bootstrap(now);
+            }
+            return;
+        }
+        let busy: HashSet<SocketAddr> = self.pending.values().map(|p| p.addr).collect();
+        for (id, addr) in self.table.questionable(PINGS_PER_MAINTENANCE, now) {
+            if !busy.contains(&addr) {
+                self.send_query(addr, Some(id), Query::Ping { id: self.id }, None, now);
+            }
+        }
+        if let Some(depth) = self.table.stale_buckets(1, now).first().copied() {
+            self.table.touch_bucket(depth, now);
+            let target = self.id.random_with_prefix(depth);
+            self.start_lookup(target, Purpose::FindNode, BOOTSTRAP_TIME, &[], now);
+        }
+    }
+
+    fn lookup_failed(&mut self, key: u64, addr: SocketAddr, now: Instant) {
+        if let Some(l) = self.lookups.get_mut(&key) {
+            if let Some(c) = l.candidates.iter_mut().find(|c| c.addr == addr) {
+                c.state = CState::Failed;
+            }
+            self.step(key, now);
+        }
+    }
+
+    fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let limit = self.cfg.max_queries_per_ip_per_sec;
+        if limit == 0 {
+            return true;
+        }
+        if self.rate.len() >= MAX_RATE_ENTRIES && !self.rate.contains_key(&ip) {
+            self.rate
+                .retain(|_, (t, _)| now.saturating_duration_since(*t) < Duration::from_secs(1));
+            if self.rate.len() >= MAX_RATE_ENTRIES {
+                self.rate.clear();
+            }
+        }
+        let e = self.rate.entry(ip).or_insert((now, 0));
+        if now.saturating_duration_since(e.0) >= Duration::from_secs(1) {
+            *e = (now, 0);
+        }
+        e.1 = e.1.saturating_add(1);
+        e.1 <= limit
+    }
+
+    fn packet(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
+        let msg = match Message::decode(data) {
+            Ok(m) => m,
+            Err(e) => {
+                log::debug!("dht: bad packet from {from}: {e}");
+                if let Some(reply) = e.reply() {
+                    if self.allow(from.ip(), now) {
+                        self.send(&reply, from);
+                    }
+                }
+                return;
+            }
+        };
+        match msg.body {
+            Body::Query(q) => {
+                if self.allow(from.ip(), now) {
+                    self.query(msg.tid, q, from, now);
+                }
+            }
+            Body::Response(r) => self.response(&msg.tid, r, from, now),
+            Body::Error(e) => {
+                let Some(p) = self.take_pending(&msg.tid, from) else {
+                    return;
+                };
+                log::debug!("dht: error {} {:?} from {from}", e.code, e.msg);
+                if let Some(key) = p.lookup {
+                    self.lookup_failed(key, from, now);
+                }
+            }
+        }
+    }
+
+    fn take_pending(&mut self, tid: &[u8], from: SocketAddr) -> Option<Pending> {
+        let tid: [u8; 2] = tid.try_into().ok()?;
+        if self.pending.get(&tid)?.addr != from {
+            return None;
+        }
+        self.pending.remove(&tid)
+    }
+
+    fn compact_closest(&self, target: &NodeId, now: Instant) -> Vec<CompactNode> {
+        self.table
+            .closest(target, K, now)
+            .into_iter()
+            .filter_map(|(id, addr)| match addr {
+                SocketAddr::V4(addr) => Some(CompactNode { id, addr }),
+                SocketAddr::V6(_) => None,
+            })
+            .collect()
+    }
+
+    fn query(&mut self, tid: Vec<u8>, q: Query, from: SocketAddr, now: Instant) {
+        let qid = q.id();
+        if qid != self.id {
+            self.table.insert(qid, from, Contact::Queried, now);
+        }
+        let body = match q {
+            Query::Ping { .. } => Body::Response(Response::id_only(self.id)),
+            Query::FindNode { target, .. } => Body::Response(Response {
+                id: self.id,
+                nodes: self.compact_closest(&target, now),
+                values: Vec::new(),
+                token: None,
+            }),
+            Query::GetPeers { info_hash, .. } => {
+                let mut values: Vec<std::net::SocketAddrV4> = self
+                    .store
+                    .get(&info_hash, now, MAX_VALUES)
+                    .into_iter()
+                    .filter_map(|p| match p {
+                        SocketAddr::V4(p) => Some(p),
+                        SocketAddr::V6(_) => None,
+                    })
+                    .collect();
+                if let Some(&port) = self.own.get(&info_hash) {
+                    if let Some(me) = own_ipv4_towards(from) {
+                        values.insert(0, std::net::SocketAddrV4::new(me, port));
+                        values.truncate(MAX_VALUES);
+                    }
+                }
+                Body::Response(Response {
+                    id: self.id,
+                    nodes: self.compact_closest(&info_hash.into(), now),
+                    values,
+                    token: Some(self.tokens.token(from.ip(), now)),
+                })
+            }
+            Query::AnnouncePeer {
+                info_hash,
+                port,
+                token,
+                implied_port,
+                ..
+            } => {
+                let port = if implied_port { from.port() } else { port };
+                if !self.tokens.verify(from.ip(), &token, now) {
+                    protocol_error("Bad token")
+                } else if port == 0 {
+                    protocol_error("Bad port")
+                } else {
+                    self.store
+                        .add(info_hash, SocketAddr::new(from.ip(), port), now);
+                    Body::Response(Response::id_only(self.id))
+                }
+            }
+        };
+        self.send(&Message { tid, body }, from);
+    }
+
+    fn response(&mut self, tid: &[u8], r: Response, from: SocketAddr, now: Instant) {
+        let Some(p) = self.take_pending(tid, from) else {
+            return;
+        };
+        if r.id == self.id {
+            return;
+        }
+        self.table.insert(r.id, from, Contact::Responded, now);
+        let Some(key) = p.lookup else {
+            return;
+        };
+        let own = self.id;
+        let Some(l) = self.lookups.get_mut(&key) else {
+            return;
+        };
+        if let Some(c) = l.candidates.iter_mut().find(|c| c.addr == from) {
+            c.state = CState::Answered;
+            c.id = Some(r.id);
+            c.token = r.token;
+        }
+        for n in &r.nodes {
+            l.add_candidate(&own, Some(n.id), SocketAddr::V4(n.addr));
+        }
+        for v in r.values {
+            let v = SocketAddr::V4(v);
+            if l.peers.len() < MAX_LOOKUP_PEERS && !l.peers.contains(&v) {
+                l.peers.push(v);
+            }
+        }
+        // The answering node's id may have moved it in the order.
+        let mut cs = std::mem::take(&mut l.candidates);
+        cs.sort_by_key(|c| l.key(c));
+        l.candidates = cs;
+        self.step(key, now);
+    }
+}
+
+fn protocol_error(msg: &str) -> Body {
+    Body::Error(krpc::Error {
+        code: ERROR_PROTOCOL,
+        msg: msg.to_string(),
+    })
+}
+
+/// Our IPv4 address as `to` would see it: loopback for loopback, else the
+/// source address the kernel picks for a route to `to` (a connected UDP
+/// socket sends nothing).
+fn own_ipv4_towards(to: SocketAddr) -> Option<std::net::Ipv4Addr> {
+    let SocketAddr::V4(v4) = to else {
+        return None;
+    };
+    if v4.ip().is_loopback() {
+        return Some(std::net::Ipv4Addr::LOCALHOST);
+    }
+    let s = UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect(to).ok()?;
+    match s.local_addr().ok()? {
+        SocketAddr::V4(a) if !a.ip().is_unspecified() => Some(*a.ip()),
+        _ => None,
+    }
+}

@@ -1,0 +1,540 @@
+//! The Kademlia routing table (BEP 5): 160-bit ids, XOR distance and
+//! k-buckets of [`K`] nodes.
+//!
+//! Bucket `i` (for `i` below the last) holds the nodes whose id shares
+//! exactly `i` leading bits with ours; the last bucket holds everything
+//! closer, i.e. it is the one whose range contains our own id, and it is
+//! the only one ever split. So the table never holds more than
+//! `160 * K` nodes plus `160 * K` replacement candidates.
+//!
+//! Node states follow BEP 5: a node is *good* if it answered one of our
+//! queries in the last 15 minutes, or has answered at some point and sent
+//! us a query in the last 15 minutes; *bad* after [`MAX_FAILURES`]
+//! unanswered queries in a row; *questionable* otherwise.
+
+use crate::proto::metainfo::InfoHash;
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Nodes per bucket.
+pub const K: usize = 8;
+/// Inactivity after which a good node becomes questionable.
+pub const GOOD_FOR: Duration = Duration::from_secs(15 * 60);
+/// Unanswered queries in a row after which a node is bad.
+pub const MAX_FAILURES: u32 = 2;
+/// Number of id bits, hence most buckets.
+pub const ID_BITS: usize = 160;
+
+/// A 160-bit DHT node id (also used for info-hash targets).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct NodeId(pub [u8; 20]);
+
+impl NodeId {
+    /// A random id.
+    pub fn random() -> NodeId {
+        let mut out = [0u8; 20];
+        for chunk in out.chunks_mut(8) {
+            let r = crate::discovery::tracker::random_u64().to_le_bytes();
+            chunk.copy_from_slice(&r[..chunk.len()]);
+        }
+        NodeId(out)
+    }
+
+    /// XOR distance to `other`; compare distances as byte arrays.
+    pub fn distance(&self, other: &NodeId) -> [u8; 20] {
+        let mut d = [0u8; 20];
+        for (i, b) in d.iter_mut().enumerate() {
+            *b = self.0[i] ^ other.0[i];
+        }
+        d
+    }
+
+    /// Number of leading bits shared with `other` (160 if equal).
+    pub fn common_prefix_len(&self, other: &NodeId) -> usize {
+        for (i, b) in self.distance(other).iter().enumerate() {
+            if *b != 0 {
+                return i * 8 + b.leading_zeros() as usize;
+            }
+        }
+        ID_BITS
+    }
+
+    /// A random id sharing exactly `prefix` leading bits with `self`
+    /// (`prefix` < 160), for refreshing the bucket at that depth.
+    pub fn random_with_prefix(&self, prefix: usize) -> NodeId {
+        let prefix = prefix.min(ID_BITS - 1);
+        let mut r = NodeId::random();
+        for bit in 0..=prefix {
+            let (byte, mask) = (bit / 8, 0x80u8 >> (bit % 8));
+            let want = if bit == prefix {
+                !self.0[byte] & mask
+            } else {
+                self.0[byte] & mask
+            };
+            r.0[byte] = (r.0[byte] & !mask) | want;
+        }
+        r
+    }
+}
+
+impl From<InfoHash> for NodeId {
+    fn from(ih: InfoHash) -> NodeId {
+        NodeId(ih.0)
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NodeId(")?;
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// BEP 5 node state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Recently active.
+    Good,
+    /// Not heard from in 15 minutes (or never answered us).
+    Questionable,
+    /// Failed to answer several queries in a row.
+    Bad,
+}
+
+/// How we heard from a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contact {
+    /// It answered one of our queries.
+    Responded,
+    /// It sent us a query.
+    Queried,
+}
+
+/// One routing table entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The node's id.
+    pub id: NodeId,
+    /// The node's UDP address.
+    pub addr: SocketAddr,
+    /// Whether it has ever answered one of our queries.
+    pub responded: bool,
+    /// Last time it answered us (or queried us, once it has answered).
+    pub last_active: Option<Instant>,
+    /// Unanswered queries in a row.
+    pub failures: u32,
+}
+
+impl Entry {
+    fn new(id: NodeId, addr: SocketAddr) -> Entry {
+        Entry {
+            id,
+            addr,
+            responded: false,
+            last_active: None,
+            failures: 0,
+        }
+    }
+
+    /// The BEP 5 state at `now`.
+    pub fn status(&self, now: Instant) -> Status {
+        if self.failures >= MAX_FAILURES {
+            return Status::Bad;
+        }
+        match self.last_active {
+            Some(t) if self.responded && now.saturating_duration_since(t) < GOOD_FOR => {
+                Status::Good
+            }
+            _ => Status::Questionable,
+        }
+    }
+
+    fn touch(&mut self, how: Contact, now: Instant) {
+        match how {
+            Contact::Responded => {
+                self.responded = true;
+                self.failures = 0;
+                self.last_active = Some(now);
+            }
+            Contact::Queried => {
+                if self.responded {
+                    self.last_active = Some(now);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Bucket {
+    nodes: Vec<Entry>,
+    replacements: VecDeque<Entry>,
+    last_changed: Instant,
+}
+
+impl Bucket {
+    fn new(now: Instant) -> Bucket {
+        Bucket {
+            nodes: Vec::with_capacity(K),
+            replacements: VecDeque::new(),
+            last_changed: now,
+        }
+    }
+}
+
+/// What [`RoutingTable::insert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// Already present; timestamps updated.
+    Updated,
+    /// Added to a bucket.
+    Added,
+    /// Took the place of a bad node.
+    Replaced,
+    /// Bucket full: kept as a replacement candidate.
+    Pending,
+    /// Ignored (our own id, or an id already known at another address).
+    Ignored,
+}
+
+/// The routing table of one node.
+#[derive(Debug, Clone)]
+pub struct RoutingTable {
+    own: NodeId,
+    buckets: Vec<Bucket>,
+}
+
+impl RoutingTable {
+    /// An empty table for our id `own`.
+    pub fn new(own: NodeId) -> RoutingTable {
+        RoutingTable {
+            own,
+            buckets: vec![Bucket::new(Instant::now())],
+        }
+    }
+
+    /// Our id.
+    pub fn own_id(&self) -> NodeId {
+        self.own
+    }
+
+    fn bucket_index(&self, id: &NodeId) -> usize {
+        self.own
+            .common_prefix_len(id)
+            .min(self.buckets.len().saturating_sub(1))
+    }
+
+    /// Number of buckets (1..=160).
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Number of nodes in buckets (not counting replacements).
+    pub fn len(&self) -> usize {
+        self.buckets.iter().map(|b| b.nodes.len()).sum()
+    }
+
+    /// Whether no node is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Record contact with node `id` at `addr`.
+    ///
+    /// Known nodes are refreshed. New nodes go into their bucket if it has
+    /// room; a full bucket containing our id is split (up to 160 buckets);
+    /// otherwise a bad node is replaced, or else the newcomer waits in the
+    /// bucket's bounded replacement list (its questionable nodes get pinged
+    /// by the caller, see [`RoutingTable::questionable`]).
+    pub fn insert(&mut self, id: NodeId, addr: SocketAddr, how: Contact, now: Instant) -> Inserted {
+        if id == self.own {
+            return Inserted::Ignored;
+        }
+        loop {
+            let last = self.buckets.len() - 1;
+            let idx = self.bucket_index(&id);
+            let bucket = &mut self.buckets[idx];
+            if let Some(e) = bucket.nodes.iter_mut().find(|e| e.id == id) {
+                if e.addr != addr {
+                    return Inserted::Ignored;
+                }
+                e.touch(how, now);
+                bucket.last_changed = now;
+                return Inserted::Updated;
+            }
+            let mut entry = Entry::new(id, addr);
+            entry.touch(how, now);
+            if bucket.nodes.len() < K {
+                bucket.replacements.retain(|e| e.id != id);
+                bucket.nodes.push(entry);
+                bucket.last_changed = now;
+                return Inserted::Added;
+            }
+            if idx == last && self.buckets.len() < ID_BITS {
+                self.split_last(now);
+                continue;
+            }
+            let bucket = &mut self.buckets[idx];
+            if let Some(pos) = bucket
+                .nodes
+                .iter()
+                .position(|e| e.status(now) == Status::Bad)
+            {
+                bucket.nodes[pos] = entry;
+                bucket.last_changed = now;
+                return Inserted::Replaced;
+            }
+            if let Some(pos) = bucket.replacements.iter().position(|e| e.id == id) {
+                bucket.replacements.remove(pos);
+            }
+            if bucket.replacements.len() >= K {
+                bucket.replacements.pop_front();
+            }
+            bucket.replacements.push_back(entry);
+            return Inserted::Pending;
+        }
+    }
+
+    fn split_last(&mut self, now: Instant) {
+        let depth = self.buckets.len() - 1;
+        let mut new = Bucket::new(now);
+        let own = self.own;
+        if let Some(last) = self.buckets.last_mut() {
+            let (stay, go): (Vec<Entry>, Vec<Entry>) = last
+                .nodes
+                .drain(..)
+                .partition(|e| own.common_prefix_len(&e.id) == depth);
+            last.nodes = stay;
+            new.nodes = go;
+            let (stay, go): (VecDeque<Entry>, VecDeque<Entry>) = last
+                .replacements
+                .drain(..)
+                .partition(|e| own.common_prefix_len(&e.id) == depth);
+            last.replacements = stay;
+            new.replacements = go;
+        }
+        self.buckets.push(new);
+    }
+
+    /// Record that `id` did not answer a query. A node that becomes bad is
+    /// swapped for the newest replacement candidate, if any.
+    pub fn failed(&mut self, id: &NodeId, now: Instant) {
+        let idx = self.bucket_index(id);
+        let bucket = &mut self.buckets[idx];
+        let Some(pos) = bucket.nodes.iter().position(|e| e.id == *id) else {
+            bucket.replacements.retain(|e| e.id != *id);
+            return;
+        };
+        bucket.nodes[pos].failures = bucket.nodes[pos].failures.saturating_add(1);
+        if bucket.nodes[pos].status(now) == Status::Bad {
+            if let Some(r) = bucket.replacements.pop_back() {
+                bucket.nodes[pos] = r;
+                bucket.last_changed = now;
+            }
+        }
+    }
+
+    /// Forget a node entirely.
+    pub fn remove(&mut self, id: &NodeId) {
+        let idx = self.bucket_index(id);
+        let b = &mut self.buckets[idx];
+        b.nodes.retain(|e| e.id != *id);
+        b.replacements.retain(|e| e.id != *id);
+    }
+
+    /// The entry for `id`, if in a bucket.
+    pub fn get(&self, id: &NodeId) -> Option<&Entry> {
+        let idx = self.bucket_index(id);
+        self.buckets[idx].nodes.iter().find(|e| e.id == *id)
+    }
+
+    /// Up to `n` non-bad nodes closest to `target`, closest first.
+    pub fn closest(&self, target: &NodeId, n: usize, now: Instant) -> Vec<(NodeId, SocketAddr)> {
+        let mut all: Vec<&Entry> = self
+            .buckets
+            .iter()
+            .flat_map(|b| b.nodes.iter())
+            .filter(|e| e.status(now) != Status::Bad)
+            .collect();
+        all.sort_by_key(|e| e.id.distance(target));
+        all.into_iter().take(n).map(|e| (e.id, e.addr)).collect()
+    }
+
+    /// Every node in a bucket, for persistence.
+    pub fn nodes(&self) -> Vec<(NodeId, SocketAddr)> {
+        self.buckets
+            .iter()
+            .flat_map(|b| b.nodes.iter())
+            .map(|e| (e.id, e.addr))
+            .collect()
+    }
+
+    /// Up to `max` questionable nodes in full buckets with waiting
+    /// replacements, or that have never answered: these should be pinged.
+    pub fn questionable(&self, max: usize, now: Instant) -> Vec<(NodeId, SocketAddr)> {
+        self.buckets
+            .iter()
+            .flat_map(|b| b.nodes.iter())
+            .filter(|e| e.status(now) == Status::Questionable)
+            .take(max)
+            .map(|e| (e.id, e.addr))
+            .collect()
+    }
+
+    /// Depths of buckets unchanged for 15 minutes (to refresh with a
+    /// lookup of [`NodeId::random_with_prefix`]), at most `max`.
+    pub fn stale_buckets(&self, max: usize, now: Instant) -> Vec<usize> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| now.saturating_duration_since(b.last_changed) >= GOOD_FOR)
+            .map(|(i, _)| i)
+            .take(max)
+            .collect()
+    }
+
+    /// Mark bucket `depth` as refreshed.
+    pub fn touch_bucket(&mut self, depth: usize, now: Instant) {
+        if let Some(b) = self.buckets.get_mut(depth) {
+            b.last_changed = now;
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn addr(i: usize) -> SocketAddr {
+        SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 6881))
+    }
+
+    #[test]
+    fn distance_and_prefix() {
+        let a = NodeId([0; 20]);
+        let mut b = NodeId([0; 20]);
+        assert_eq!(a.common_prefix_len(&b), 160);
+        b.0[0] = 0x80;
+        assert_eq!(a.common_prefix_len(&b), 0);
+        b.0[0] = 0;
+        b.0[2] = 0x10;
+        assert_eq!(a.common_prefix_len(&b), 19);
+        assert_eq!(a.distance(&b)[2], 0x10);
+        for p in [0, 1, 7, 8, 100, 159] {
+            let own = NodeId::random();
+            assert_eq!(own.common_prefix_len(&own.random_with_prefix(p)), p);
+        }
+    }
+
+    #[test]
+    fn splits_only_own_bucket_and_is_bounded() {
+        let own = NodeId([0; 20]);
+        let mut t = RoutingTable::new(own);
+        let now = Instant::now();
+        // 100 nodes all far away (first bit set): only K fit, the rest wait.
+        for i in 0..100 {
+            let mut id = NodeId::random();
+            id.0[0] |= 0x80;
+            t.insert(id, addr(i), Contact::Responded, now);
+        }
+        // The far bucket got split off once; it holds K.
+        assert_eq!(t.len(), K);
+        assert!(t.bucket_count() <= 2);
+        // Many random nodes: bounded by buckets * K.
+        for i in 0..5000 {
+            t.insert(NodeId::random(), addr(i), Contact::Responded, now);
+        }
+        assert!(t.len() <= t.bucket_count() * K);
+        assert!(t.bucket_count() <= ID_BITS);
+        for b in &t.buckets {
+            assert!(b.nodes.len() <= K && b.replacements.len() <= K);
+        }
+        // Every bucket but the last holds only ids at exactly its depth.
+        let last = t.bucket_count() - 1;
+        for (i, b) in t.buckets.iter().enumerate() {
+            for e in &b.nodes {
+                let cpl = own.common_prefix_len(&e.id);
+                if i < last {
+                    assert_eq!(cpl, i);
+                } else {
+                    assert!(cpl >= i);
+                }
+            }
+        }
+        assert_eq!(
+            t.insert(own, addr(1), Contact::Responded, now),
+            Inserted::Ignored
+        );
+    }
+
+    #[test]
+    fn states_and_replacement() {
+        let own = NodeId([0; 20]);
+        let mut t = RoutingTable::new(own);
+        let now = Instant::now();
+        // Fill a far bucket with questionable nodes (they only queried us).
+        let far = |i: u8| {
+            let mut id = [0u8; 20];
+            id[0] = 0x80;
+            id[19] = i;
+            NodeId(id)
+        };
+        for i in 0..K as u8 {
+            t.insert(far(i), addr(i.into()), Contact::Queried, now);
+        }
+        t.insert(NodeId([1; 20]), addr(200), Contact::Responded, now);
+        assert_eq!(t.get(&far(0)).unwrap().status(now), Status::Questionable);
+        assert_eq!(t.get(&NodeId([1; 20])).unwrap().status(now), Status::Good);
+        assert_eq!(
+            t.get(&NodeId([1; 20])).unwrap().status(now + GOOD_FOR),
+            Status::Questionable
+        );
+        // Full bucket of questionable nodes: newcomer waits.
+        assert_eq!(
+            t.insert(far(100), addr(100), Contact::Responded, now),
+            Inserted::Pending
+        );
+        assert!(!t.questionable(16, now).is_empty());
+        // far(0) fails twice: bad, replaced by the waiting node.
+        t.failed(&far(0), now);
+        assert!(t.get(&far(0)).is_some());
+        t.failed(&far(0), now);
+        assert!(t.get(&far(0)).is_none());
+        assert!(t.get(&far(100)).is_some());
+        // Same id at another address is ignored.
+        assert_eq!(
+            t.insert(far(1), addr(99), Contact::Responded, now),
+            Inserted::Ignored
+        );
+    }
+
+    #[test]
+    fn closest_sorted() {
+        let own = NodeId::random();
+        let mut t = RoutingTable::new(own);
+        let now = Instant::now();
+        for i in 0..300 {
+            t.insert(NodeId::random(), addr(i), Contact::Responded, now);
+        }
+        let target = NodeId::random();
+        let c = t.closest(&target, K, now);
+        assert_eq!(c.len(), K);
+        for w in c.windows(2) {
+            assert!(w[0].0.distance(&target) <= w[1].0.distance(&target));
+        }
+        // Nothing in the table is closer than the K-th returned.
+        let kth = c[K - 1].0.distance(&target);
+        let closer = t
+            .nodes()
+            .iter()
+            .filter(|(id, _)| id.distance(&target) < kth)
+            .count();
+        assert_eq!(closer, K - 1);
+    }
+}

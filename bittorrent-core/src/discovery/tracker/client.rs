@@ -1,0 +1,1055 @@
+//! The announce client: HTTP (BEP 3, 7, 23, 48) and UDP (BEP 15) trackers,
+//! and [`TrackerList`] for BEP 12 tiers.
+//!
+//! Everything is blocking with a deadline: [`announce`] never takes longer
+//! than its `timeout` (plus DNS resolution of a host name, which the
+//! standard library cannot bound).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::url::{percent_encode, Url};
+use crate::proto::bencode::{self, Value};
+use crate::proto::metainfo::{normalize_announce_url, InfoHash};
+
+/// Largest tracker response body accepted (HTTP).
+pub const MAX_RESPONSE_BODY: usize = 2 * 1024 * 1024;
+/// Interval used when a tracker does not send a usable one.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1800);
+/// Shortest announce interval honoured, whatever the tracker says.
+pub const MIN_INTERVAL_FLOOR: Duration = Duration::from_secs(30);
+/// Longest announce interval honoured, whatever the tracker says.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(6 * 3600);
+/// BEP 15 protocol id of the connect request.
+pub const UDP_PROTOCOL_ID: u64 = 0x41727101980;
+/// How long a UDP connection id is reused (BEP 15: one minute).
+pub const UDP_CONNECTION_ID_TTL: Duration = Duration::from_secs(60);
+
+/// The `event` of an announce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AnnounceEvent {
+    /// A regular periodic announce (no `event` parameter).
+    #[default]
+    None,
+    /// The first announce of a download.
+    Started,
+    /// The download just completed.
+    Completed,
+    /// The client is leaving the swarm.
+    Stopped,
+}
+
+impl AnnounceEvent {
+    /// The HTTP `event` value (`None` for a regular announce).
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            AnnounceEvent::None => None,
+            AnnounceEvent::Started => Some("started"),
+            AnnounceEvent::Completed => Some("completed"),
+            AnnounceEvent::Stopped => Some("stopped"),
+        }
+    }
+    /// The BEP 15 event number (0 none, 1 completed, 2 started, 3 stopped).
+    pub fn udp_code(self) -> u32 {
+        match self {
+            AnnounceEvent::None => 0,
+            AnnounceEvent::Completed => 1,
+            AnnounceEvent::Started => 2,
+            AnnounceEvent::Stopped => 3,
+        }
+    }
+}
+
+/// What an announce tells the tracker.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AnnounceRequest {
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// Our peer id.
+    pub peer_id: [u8; 20],
+    /// Our peer wire (TCP) port.
+    pub port: u16,
+    /// Bytes uploaded since `started`.
+    pub uploaded: u64,
+    /// Bytes downloaded since `started`.
+    pub downloaded: u64,
+    /// Bytes still missing.
+    pub left: u64,
+    /// The event, if any.
+    pub event: AnnounceEvent,
+    /// How many peers we would like.
+    pub numwant: u32,
+    /// A random key identifying us across IP changes.
+    pub key: u32,
+}
+
+/// What a tracker answered.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AnnounceResponse {
+    /// When to announce again (clamped to sane bounds).
+    pub interval: Duration,
+    /// The tracker's `min interval`, if any.
+    pub min_interval: Option<Duration>,
+    /// Peers: IPv4 from `peers`, IPv6 from `peers6` (compact or dictionary).
+    pub peers: Vec<SocketAddr>,
+    /// Seeders (`complete`), if reported.
+    pub complete: Option<u32>,
+    /// Leechers (`incomplete`), if reported.
+    pub incomplete: Option<u32>,
+    /// The tracker's `warning message`, if any.
+    pub warning: Option<String>,
+    /// Our address as the tracker sees it (BEP 24 `external ip`), if sent.
+    pub external_ip: Option<IpAddr>,
+}
+
+/// Scrape counters of one torrent (BEP 48, BEP 15 scrape).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScrapeEntry {
+    /// Seeders.
+    pub complete: u32,
+    /// Completed downloads ever reported.
+    pub downloaded: u32,
+    /// Leechers.
+    pub incomplete: u32,
+}
+
+/// Which phase of a tracker exchange ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutPhase {
+    /// Resolving the host name.
+    Resolve,
+    /// TCP connect.
+    Connect,
+    /// Sending the request.
+    Send,
+    /// Waiting for / reading the response.
+    Receive,
+    /// UDP connect exchange (BEP 15).
+    UdpConnect,
+    /// UDP announce or scrape exchange (BEP 15).
+    UdpRequest,
+}
+
+/// Why an announce or scrape failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TrackerError {
+    /// A socket error (connection refused, reset...).
+    Io(io::Error),
+    /// The deadline passed during `phase`.
+    Timeout {
+        /// What was being done.
+        phase: TimeoutPhase,
+    },
+    /// The host name did not resolve.
+    Resolve(String),
+    /// The HTTP status was not 200 (and the body carried no failure reason).
+    Http(u16),
+    /// The tracker refused: its `failure reason` (or BEP 15 error message).
+    Failure(String),
+    /// The response could not be understood.
+    Malformed(String),
+    /// The URL is not `http://`, `udp://` or a bare `IP:PORT` (for example `https://`).
+    UnsupportedScheme(String),
+    /// The URL could not be parsed.
+    InvalidUrl(String),
+    /// The response exceeded [`MAX_RESPONSE_BODY`].
+    TooLarge,
+    /// The tracker does not support scraping (BEP 48 URL rule).
+    ScrapeUnsupported,
+}
+
+impl fmt::Display for TrackerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrackerError::Io(e) => write!(f, "tracker I/O error: {e}"),
+            TrackerError::Timeout { phase } => write!(f, "tracker timed out ({phase:?})"),
+            TrackerError::Resolve(s) => write!(f, "cannot resolve tracker host {s}"),
+            TrackerError::Http(s) => write!(f, "tracker answered HTTP {s}"),
+            TrackerError::Failure(s) => write!(f, "tracker refused: {s}"),
+            TrackerError::Malformed(s) => write!(f, "malformed tracker response: {s}"),
+            TrackerError::UnsupportedScheme(s) => write!(f, "unsupported tracker URL scheme: {s}"),
+            TrackerError::InvalidUrl(s) => write!(f, "invalid tracker URL: {s}"),
+            TrackerError::TooLarge => write!(f, "tracker response too large"),
+            TrackerError::ScrapeUnsupported => write!(f, "tracker does not support scrape"),
+        }
+    }
+}
+
+impl std::error::Error for TrackerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TrackerError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Tuning of one announce or scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnnounceOptions {
+    /// Cap on the whole exchange (all retries included).
+    pub timeout: Duration,
+    /// BEP 15 base retransmission timeout: attempt `n` waits `base * 2^n`
+    /// (the spec's 15 s by default; tests use much less).
+    pub udp_base_timeout: Duration,
+    /// BEP 15 retransmissions after the first attempt (spec: up to 8).
+    pub udp_max_retries: u32,
+}
+
+impl AnnounceOptions {
+    /// The spec's UDP schedule, capped by `timeout`.
+    pub fn with_timeout(timeout: Duration) -> AnnounceOptions {
+        AnnounceOptions {
+            timeout,
+            udp_base_timeout: Duration::from_secs(15),
+            udp_max_retries: 8,
+        }
+    }
+}
+
+/// `now + d`, saturating at about a year from `now` (never panics).
+fn deadline_after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d.min(Duration::from_secs(365 * 86400)))
+        .unwrap_or(now)
+}
+
+/// Announce to the tracker at `url` (`http://`, `udp://`, or a bare
+/// `IP:PORT`, which means `http://IP:PORT/announce`), giving up after
+/// `timeout` in total. UDP retransmits on the BEP 15 schedule (15 s base);
+/// use [`announce_with`] for a shorter base.
+pub fn announce(
+    url: &str,
+    req: &AnnounceRequest,
+    timeout: Duration,
+) -> Result<AnnounceResponse, TrackerError> {
+    announce_with(url, req, &AnnounceOptions::with_timeout(timeout))
+}
+
+fn parse_url(url: &str) -> Result<Url, TrackerError> {
+    let norm = normalize_announce_url(url);
+    let u = Url::parse(&norm).ok_or_else(|| TrackerError::InvalidUrl(url.to_string()))?;
+    match u.scheme.as_str() {
+        "http" => Ok(u),
+        "udp" if u.port != 0 => Ok(u),
+        "udp" => Err(TrackerError::InvalidUrl(format!(
+            "{url}: UDP tracker URL without a port"
+        ))),
+        other => Err(TrackerError::UnsupportedScheme(other.to_string())),
+    }
+}
+
+/// [`announce`] with explicit [`AnnounceOptions`].
+pub fn announce_with(
+    url: &str,
+    req: &AnnounceRequest,
+    opts: &AnnounceOptions,
+) -> Result<AnnounceResponse, TrackerError> {
+    let deadline = deadline_after(Instant::now(), opts.timeout);
+    let u = parse_url(url)?;
+    if u.scheme == "udp" {
+        return udp_announce(&u, req, opts, deadline);
+    }
+    let mut target = u.clone();
+    target.path_and_query = announce_path(&u.path_and_query, req);
+    let (status, body) = super::http::get(&target, deadline, MAX_RESPONSE_BODY)?;
+    match parse_announce_response(&body) {
+        Ok(r) if status == 200 => Ok(r),
+        Err(TrackerError::Failure(f)) => Err(TrackerError::Failure(f)),
+        Ok(_) => Err(TrackerError::Http(status)),
+        Err(_) if status != 200 => Err(TrackerError::Http(status)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Path and query of an HTTP announce: `base` (which may carry its own query,
+/// such as a passkey) plus the BEP 3 / BEP 23 parameters.
+pub fn announce_path(base: &str, req: &AnnounceRequest) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let mut q = format!(
+        "{base}{sep}info_hash={}&peer_id={}&port={}&uploaded={}&downloaded={}&left={}&compact=1",
+        percent_encode(&req.info_hash.0),
+        percent_encode(&req.peer_id),
+        req.port,
+        req.uploaded,
+        req.downloaded,
+        req.left
+    );
+    if let Some(ev) = req.event.as_str() {
+        q.push_str("&event=");
+        q.push_str(ev);
+    }
+    q.push_str(&format!("&numwant={}&key={:08x}", req.numwant, req.key));
+    q
+}
+
+fn int_u32(v: Option<&Value<'_>>) -> Option<u32> {
+    v.and_then(Value::as_int)
+        .and_then(|i| u32::try_from(i).ok())
+}
+
+fn secs(v: Option<&Value<'_>>) -> Option<Duration> {
+    v.and_then(Value::as_int)
+        .filter(|i| *i >= 0)
+        .map(|i| Duration::from_secs(i as u64))
+}
+
+/// Parse compact IPv4 peers (6 bytes each), skipping port 0.
+pub fn parse_compact_v4(b: &[u8]) -> Vec<SocketAddr> {
+    b.chunks_exact(6)
+        .map(|c| {
+            SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::new(c[0], c[1], c[2], c[3]),
+                u16::from_be_bytes([c[4], c[5]]),
+            ))
+        })
+        .filter(|a| a.port() != 0)
+        .collect()
+}
+
+/// Parse compact IPv6 peers (18 bytes each), skipping port 0.
+pub fn parse_compact_v6(b: &[u8]) -> Vec<SocketAddr> {
+    b.chunks_exact(18)
+        .map(|c| {
+            let mut ip = [0u8; 16];
+            ip.copy_from_slice(&c[..16]);
+            SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(ip),
+                u16::from_be_bytes([c[16], c[17]]),
+                0,
+                0,
+            ))
+        })
+        .filter(|a| a.port() != 0)
+        .collect()
+}
+
+/// Compact form of `addr` (6 bytes for IPv4, 18 for IPv6).
+pub fn compact_addr(addr: &SocketAddr) -> Vec<u8> {
+    let mut out = match addr.ip() {
+        IpAddr::V4(ip) => ip.octets().to_vec(),
+        IpAddr::V6(ip) => ip.octets().to_vec(),
+    };
+    out.extend_from_slice(&addr.port().to_be_bytes());
+    out
+}
+
+fn dict_peers(list: &[Value<'_>], out: &mut Vec<SocketAddr>) {
+    for p in list {
+        let Some(ip) = p.get(b"ip").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(port) = p
+            .get(b"port")
+            .and_then(Value::as_int)
+            .and_then(|i| u16::try_from(i).ok())
+        else {
+            continue;
+        };
+        // Host names are not resolved (a tracker could make us resolve anything).
+        if let Ok(ip) = ip.trim().parse::<IpAddr>() {
+            if port != 0 {
+                out.push(SocketAddr::new(ip, port));
+            }
+        }
+    }
+}
+
+/// Parse the bencoded body of an HTTP announce response (tolerant decoder).
+/// A `failure reason` becomes [`TrackerError::Failure`]. Never panics.
+pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
+    let v =
+        bencode::decode(body).map_err(|e| TrackerError::Malformed(format!("not bencoded: {e}")))?;
+    let d = v
+        .as_dict()
+        .ok_or_else(|| TrackerError::Malformed("response is not a dictionary".into()))?;
+    if let Some(f) = d.get(b"failure reason") {
+        let reason = f
+            .as_bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+        return Err(TrackerError::Failure(
+            reason.unwrap_or_else(|| "(no reason given)".into()),
+        ));
+    }
+    let mut peers = Vec::new();
+    match d.get(b"peers") {
+        Some(Value::Bytes(b)) => peers.extend(parse_compact_v4(b)),
+        Some(Value::List(l)) => dict_peers(l, &mut peers),
+        _ => {}
+    }
+    match d.get(b"peers6") {
+        Some(Value::Bytes(b)) => peers.extend(parse_compact_v6(b)),
+        Some(Value::List(l)) => dict_peers(l, &mut peers),
+        _ => {}
+    }
+    let interval = secs(d.get(b"interval"))
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DEFAULT_INTERVAL)
+        .clamp(MIN_INTERVAL_FLOOR, MAX_INTERVAL);
+    let external_ip = match d.get(b"external ip").and_then(Value::as_bytes) {
+        Some(b) if b.len() == 4 => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
+        Some(b) if b.len() == 16 => {
+            let mut ip = [0u8; 16];
+            ip.copy_from_slice(b);
+            Some(IpAddr::V6(Ipv6Addr::from(ip)))
+        }
+        _ => None,
+    };
+    Ok(AnnounceResponse {
+        interval,
+        min_interval: secs(d.get(b"min interval")).map(|m| m.min(MAX_INTERVAL)),
+        peers,
+        complete: int_u32(d.get(b"complete")),
+        incomplete: int_u32(d.get(b"incomplete")),
+        warning: d
+            .get(b"warning message")
+            .and_then(Value::as_bytes)
+            .map(|b| String::from_utf8_lossy(b).into_owned()),
+        external_ip,
+    })
+}
+
+/// Parse the body of an HTTP scrape response (BEP 48). Never panics.
+pub fn parse_scrape_response(body: &[u8]) -> Result<Vec<(InfoHash, ScrapeEntry)>, TrackerError> {
+    let v =
+        bencode::decode(body).map_err(|e| TrackerError::Malformed(format!("not bencoded: {e}")))?;
+    if let Some(f) = v.get(b"failure reason") {
+        let reason = f
+            .as_bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+        return Err(TrackerError::Failure(reason.unwrap_or_default()));
+    }
+    let files = v
+        .get(b"files")
+        .and_then(Value::as_dict)
+        .ok_or_else(|| TrackerError::Malformed("scrape response without files".into()))?;
+    let mut out = Vec::new();
+    for (k, e) in &files.entries {
+        let Ok(ih) = <[u8; 20]>::try_from(*k) else {
+            continue;
+        };
+        out.push((
+            InfoHash(ih),
+            ScrapeEntry {
+                complete: int_u32(e.get(b"complete")).unwrap_or(0),
+                downloaded: int_u32(e.get(b"downloaded")).unwrap_or(0),
+                incomplete: int_u32(e.get(b"incomplete")).unwrap_or(0),
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// Scrape `info_hashes` at the tracker whose *announce* URL is `announce_url`
+/// (HTTP: BEP 48 URL rule; UDP: BEP 15 scrape). At most 74 hashes are sent.
+pub fn scrape(
+    announce_url: &str,
+    info_hashes: &[InfoHash],
+    opts: &AnnounceOptions,
+) -> Result<Vec<(InfoHash, ScrapeEntry)>, TrackerError> {
+    let deadline = deadline_after(Instant::now(), opts.timeout);
+    let hashes = &info_hashes[..info_hashes.len().min(74)];
+    let u = parse_url(announce_url)?;
+    if u.scheme == "udp" {
+        return udp_scrape(&u, hashes, opts, deadline);
+    }
+    let s = super::url::scrape_url(&normalize_announce_url(announce_url))
+        .ok_or(TrackerError::ScrapeUnsupported)?;
+    let mut target = Url::parse(&s).ok_or(TrackerError::ScrapeUnsupported)?;
+    for (i, ih) in hashes.iter().enumerate() {
+        let sep = if i == 0 && !target.path_and_query.contains('?') {
+            '?'
+        } else {
+            '&'
+        };
+        target.path_and_query.push(sep);
+        target.path_and_query.push_str("info_hash=");
+        target.path_and_query.push_str(&percent_encode(&ih.0));
+    }
+    let (status, body) = super::http::get(&target, deadline, MAX_RESPONSE_BODY)?;
+    match parse_scrape_response(&body) {
+        Ok(r) if status == 200 => Ok(r),
+        Err(TrackerError::Failure(f)) => Err(TrackerError::Failure(f)),
+        Ok(_) => Err(TrackerError::Http(status)),
+        Err(_) if status != 200 => Err(TrackerError::Http(status)),
+        Err(e) => Err(e),
+    }
+}
+
+// ---------------------------------------------------------------- UDP (BEP 15)
+
+/// Connection ids cached per tracker address, valid for one minute.
+static UDP_CONNECTIONS: Mutex<Option<HashMap<SocketAddr, (u64, Instant)>>> = Mutex::new(None);
+
+fn cached_connection(addr: SocketAddr) -> Option<u64> {
+    let g = UDP_CONNECTIONS.lock();
+    let (id, at) = g.as_ref()?.get(&addr)?;
+    (at.elapsed() < UDP_CONNECTION_ID_TTL).then_some(*id)
+}
+
+fn cache_connection(addr: SocketAddr, id: Option<u64>) {
+    let mut g = UDP_CONNECTIONS.lock();
+    let map = g.get_or_insert_with(HashMap::new);
+    map.retain(|_, (_, at)| at.elapsed() < UDP_CONNECTION_ID_TTL);
+    match id {
+        Some(id) if map.len() < 4096 => {
+            map.insert(addr, (id, Instant::now()));
+        }
+        _ => {
+            map.remove(&addr);
+        }
+    }
+}
+
+struct UdpExchange {
+    sock: UdpSocket,
+    addr: SocketAddr,
+    base: Duration,
+    retries: u32,
+    deadline: Instant,
+}
+
+impl UdpExchange {
+    fn open(
+        u: &Url,
+        opts: &AnnounceOptions,
+        deadline: Instant,
+    ) -> Result<UdpExchange, TrackerError> {
+        let addrs = super::http::resolve(u)?;
+        let addr = addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .copied()
+            .unwrap_or(addrs[0]);
+        let bind: SocketAddr = if addr.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let sock = UdpSocket::bind(bind).map_err(TrackerError::Io)?;
+        sock.connect(addr).map_err(TrackerError::Io)?;
+        Ok(UdpExchange {
+            sock,
+            addr,
+            base: opts.udp_base_timeout.max(Duration::from_millis(10)),
+            retries: opts.udp_max_retries.min(8),
+            deadline,
+        })
+    }
+
+    /// Send `packet` and wait for a reply carrying `tid` with action
+    /// `action` (or 3, error), retransmitting on the BEP 15 schedule.
+    fn exchange(
+        &self,
+        packet: &[u8],
+        tid: u32,
+        action: u32,
+        phase: TimeoutPhase,
+    ) -> Result<Vec<u8>, TrackerError> {
+        let mut buf = vec![0u8; 65536];
+        for n in 0..=self.retries {
+            let now = Instant::now();
+            if now >= self.deadline {
+                break;
+            }
+            let wait = self.base.saturating_mul(1 << n);
+            let attempt_end = deadline_after(now, wait).min(self.deadline);
+            self.sock.send(packet).map_err(TrackerError::Io)?;
+            loop {
+                let now = Instant::now();
+                if now >= attempt_end {
+                    break;
+                }
+                self.sock
+                    .set_read_timeout(Some(attempt_end - now))
+                    .map_err(TrackerError::Io)?;
+                let len = match self.sock.recv(&mut buf) {
+                    Ok(len) => len,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        break
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(TrackerError::Io(e)),
+                };
+                let p = &buf[..len];
+                if len < 8 || be32(p, 4) != tid {
+                    continue; // not ours: keep waiting
+                }
+                let got = be32(p, 0);
+                if got == 3 {
+                    cache_connection(self.addr, None);
+                    return Err(TrackerError::Failure(
+                        String::from_utf8_lossy(&p[8..]).into_owned(),
+                    ));
+                }
+                if got != action {
+                    return Err(TrackerError::Malformed(format!(
+                        "UDP tracker answered action {got}, expected {action}"
+                    )));
+                }
+                return Ok(p.to_vec());
+            }
+        }
+        Err(TrackerError::Timeout { phase })
+    }
+
+    fn connection_id(&self) -> Result<u64, TrackerError> {
+        if let Some(id) = cached_connection(self.addr) {
+            return Ok(id);
+        }
+        let tid = super::random_u64() as u32;
+        let mut p = Vec::with_capacity(16);
+        p.extend_from_slice(&UDP_PROTOCOL_ID.to_be_bytes());
+        p.extend_from_slice(&0u32.to_be_bytes());
+        p.extend_from_slice(&tid.to_be_bytes());
+        let r = self.exchange(&p, tid, 0, TimeoutPhase::UdpConnect)?;
+        if r.len() < 16 {
+            return Err(TrackerError::Malformed("short UDP connect response".into()));
+        }
+        let id = u64::from_be_bytes(r[8..16].try_into().unwrap_or_default());
+        cache_connection(self.addr, Some(id));
+        Ok(id)
+    }
+}
+
+fn be32(p: &[u8], at: usize) -> u32 {
+    p.get(at..at + 4)
+        .and_then(|s| <[u8; 4]>::try_from(s).ok())
+        .map_or(0, u32::from_be_bytes)
+}
+
+/// The 98-byte BEP 15 announce request.
+pub fn udp_announce_packet(connection_id: u64, tid: u32, req: &AnnounceRequest) -> Vec<u8> {
+    let mut p = Vec::with_capacity(98);
+    p.extend_from_slice(&connection_id.to_be_bytes());
+    p.extend_from_slice(&1u32.to_be_bytes());
+    p.extend_from_slice(&tid.to_be_bytes());
+    p.extend_from_slice(&req.info_hash.0);
+    p.extend_from_slice(&req.peer_id);
+    p.extend_from_slice(&req.downloaded.to_be_bytes());
+    p.extend_from_slice(&req.left.to_be_bytes());
+    p.extend_from_slice(&req.uploaded.to_be_bytes());
+    p.extend_from_slice(&req.event.udp_code().to_be_bytes());
+    p.extend_from_slice(&0u32.to_be_bytes()); // ip: the sender's
+    p.extend_from_slice(&req.key.to_be_bytes());
+    let numwant = i32::try_from(req.numwant).unwrap_or(-1);
+    p.extend_from_slice(&numwant.to_be_bytes());
+    p.extend_from_slice(&req.port.to_be_bytes());
+    p
+}
+
+/// Parse a BEP 15 announce response (action 1). `ipv6` selects 18-byte
+/// peers (the request went over IPv6). Never panics.
+pub fn parse_udp_announce_response(p: &[u8], ipv6: bool) -> Result<AnnounceResponse, TrackerError> {
+    if p.len() < 20 || be32(p, 0) != 1 {
+        return Err(TrackerError::Malformed(
+            "short or wrong UDP announce response".into(),
+        ));
+    }
+    let interval = Duration::from_secs(u64::from(be32(p, 8)));
+    let interval = if interval.is_zero() {
+        DEFAULT_INTERVAL
+    } else {
+        interval
+    };
+    let peers = if ipv6 {
+        parse_compact_v6(&p[20..])
+    } else {
+        parse_compact_v4(&p[20..])
+    };
+    Ok(AnnounceResponse {
+        interval: interval.clamp(MIN_INTERVAL_FLOOR, MAX_INTERVAL),
+        min_interval: None,
+        peers,
+        incomplete: Some(be32(p, 12)),
+        complete: Some(be32(p, 16)),
+        warning: None,
+        external_ip: None,
+    })
+}
+
+fn udp_announce(
+    u: &Url,
+    req: &AnnounceRequest,
+    opts: &AnnounceOptions,
+    deadline: Instant,
+) -> Result<AnnounceResponse, TrackerError> {
+    let ex = UdpExchange::open(u, opts, deadline)?;
+    let cid = ex.connection_id()?;
+    let tid = super::random_u64() as u32;
+    let r = ex.exchange(
+        &udp_announce_packet(cid, tid, req),
+        tid,
+        1,
+        TimeoutPhase::UdpRequest,
+    )?;
+    parse_udp_announce_response(&r, ex.addr.is_ipv6())
+}
+
+fn udp_scrape(
+    u: &Url,
+    hashes: &[InfoHash],
+    opts: &AnnounceOptions,
+    deadline: Instant,
+) -> Result<Vec<(InfoHash, ScrapeEntry)>, TrackerError> {
+    let ex = UdpExchange::open(u, opts, deadline)?;
+    let cid = ex.connection_id()?;
+    let tid = super::random_u64() as u32;
+    let mut p = Vec::with_capacity(16 + 20 * hashes.len());
+    p.extend_from_slice(&cid.to_be_bytes());
+    p.extend_from_slice(&2u32.to_be_bytes());
+    p.extend_from_slice(&tid.to_be_bytes());
+    for ih in hashes {
+        p.extend_from_slice(&ih.0);
+    }
+    let r = ex.exchange(&p, tid, 2, TimeoutPhase::UdpRequest)?;
+    Ok(hashes
+        .iter()
+        .zip(r[8..].chunks_exact(12))
+        .map(|(ih, c)| {
+            (
+                *ih,
+                ScrapeEntry {
+                    complete: be32(c, 0),
+                    downloaded: be32(c, 4),
+                    incomplete: be32(c, 8),
+                },
+            )
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------- BEP 12 tiers
+
+/// The trackers of a torrent in BEP 12 tiers, with announce scheduling.
+///
+/// Trackers are shuffled within each tier once; an announce tries tier by
+/// tier, tracker by tracker, and a tracker that answers moves to the front of
+/// its tier. After a success the next announce is due after the tracker's
+/// interval; after a total failure it backs off exponentially (1 min … 1 h).
+#[derive(Debug, Clone)]
+pub struct TrackerList {
+    tiers: Vec<Vec<String>>,
+    next_announce: Instant,
+    min_interval: Option<Duration>,
+    last_announce: Option<Instant>,
+    failures: u32,
+}
+
+impl TrackerList {
+    /// Build from `announce-list` tiers (use `vec![vec![announce]]` when a
+    /// torrent has only `announce`). Empty tiers and duplicate URLs are dropped.
+    pub fn new(tiers: Vec<Vec<String>>) -> TrackerList {
+        let mut seen = std::collections::HashSet::new();
+        let mut out: Vec<Vec<String>> = Vec::new();
+        for tier in tiers {
+            let mut t: Vec<String> = tier
+                .into_iter()
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty() && seen.insert(u.clone()))
+                .collect();
+            super::shuffle(&mut t);
+            if !t.is_empty() {
+                out.push(t);
+            }
+        }
+        TrackerList {
+            tiers: out,
+            next_announce: Instant::now(),
+            min_interval: None,
+            last_announce: None,
+            failures: 0,
+        }
+    }
+
+    /// From a torrent's `announce-list`, or its `announce` when the list is empty.
+    pub fn from_metainfo(m: &crate::Metainfo) -> TrackerList {
+        if m.announce_list.iter().any(|t| !t.is_empty()) {
+            TrackerList::new(m.announce_list.clone())
+        } else {
+            TrackerList::new(m.announce.iter().map(|a| vec![a.clone()]).collect())
+        }
+    }
+
+    /// The tiers in their current order.
+    pub fn tiers(&self) -> &[Vec<String>] {
+        &self.tiers
+    }
+
+    /// True when there is no tracker at all.
+    pub fn is_empty(&self) -> bool {
+        self.tiers.is_empty()
+    }
+
+    /// Move tracker `index` of `tier` to the front of its tier.
+    pub fn promote(&mut self, tier: usize, index: usize) {
+        if let Some(t) = self.tiers.get_mut(tier) {
+            if index < t.len() {
+                let u = t.remove(index);
+                t.insert(0, u);
+            }
+        }
+    }
+
+    /// When the next regular announce is due.
+    pub fn next_announce(&self) -> Instant {
+        self.next_announce
+    }
+
+    /// True when a regular announce is due at `now`.
+    pub fn is_due(&self, now: Instant) -> bool {
+        now >= self.next_announce
+    }
+
+    /// Earliest time an extra (out-of-schedule) announce is allowed, honouring
+    /// the tracker's `min interval`.
+    pub fn earliest_announce(&self) -> Instant {
+        match (self.last_announce, self.min_interval) {
+            (Some(at), Some(min)) => at + min,
+            (Some(at), None) => at + MIN_INTERVAL_FLOOR,
+            _ => Instant::now(),
+        }
+    }
+
+    /// Record a successful announce at `now`.
+    pub fn record_success(&mut self, resp: &AnnounceResponse, now: Instant) {
+        self.failures = 0;
+        self.last_announce = Some(now);
+        self.min_interval = resp.min_interval;
+        self.next_announce = now + resp.interval;
+    }
+
+    /// Record that every tracker failed at `now`: back off 1, 2, 4 … 60 min.
+    pub fn record_failure(&mut self, now: Instant) {
+        // 5 s, 10 s, 20 s ... up to an hour: a tracker that is only starting
+        // up (a LAN announcer launched at the same moment) is retried soon.
+        let backoff = Duration::from_secs(5u64.saturating_mul(1 << self.failures.min(10)))
+            .min(Duration::from_secs(3600));
+        self.failures = self.failures.saturating_add(1);
+        self.next_announce = now + backoff;
+    }
+
+    /// Announce per BEP 12 with `opts` per tracker, stopping after `overall`.
+    /// Returns the URL that answered and its response; records the outcome
+    /// for scheduling and promotes the tracker that answered. A `Stopped`
+    /// event is not recorded for scheduling.
+    pub fn announce(
+        &mut self,
+        req: &AnnounceRequest,
+        opts: &AnnounceOptions,
+        overall: Duration,
+    ) -> Result<(String, AnnounceResponse), TrackerError> {
+        let start = Instant::now();
+        let end = deadline_after(start, overall);
+        let mut last_err = TrackerError::Failure("no trackers".into());
+        for ti in 0..self.tiers.len() {
+            for i in 0..self.tiers[ti].len() {
+                let now = Instant::now();
+                if now >= end {
+                    if req.event != AnnounceEvent::Stopped {
+                        self.record_failure(now);
+                    }
+                    return Err(last_err);
+                }
+                let url = self.tiers[ti][i].clone();
+                let o = AnnounceOptions {
+                    timeout: opts.timeout.min(end - now),
+                    ..*opts
+                };
+                match announce_with(&url, req, &o) {
+                    Ok(r) => {
+                        self.promote(ti, i);
+                        if req.event != AnnounceEvent::Stopped {
+                            self.record_success(&r, Instant::now());
+                        }
+                        return Ok((url, r));
+                    }
+                    Err(e) => {
+                        log::debug!("tracker {url}: {e}");
+                        last_err = e;
+                    }
+                }
+            }
+        }
+        if req.event != AnnounceEvent::Stopped {
+            self.record_failure(Instant::now());
+        }
+        Err(last_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn vector(tsv: &str, name: &str) -> String {
+        tsv.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .split('\t')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    }
+
+    const HTTP: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/vectors/http_tracker.tsv"
+    ));
+    const UDP: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/vectors/udp_tracker_bep15.tsv"
+    ));
+
+    fn req() -> AnnounceRequest {
+        AnnounceRequest {
+            info_hash: InfoHash::from_hex("c0fda1edafdbdbb96443424e0b3899af7159d10e").unwrap(),
+            peer_id: *b"-PE0001-abcdefghijkl",
+            port: 6881,
+            uploaded: 0,
+            downloaded: 0,
+            left: 425,
+            event: AnnounceEvent::Started,
+            numwant: 50,
+            key: 0xdeadbeef,
+        }
+    }
+
+    #[test]
+    fn announce_query_matches_vector() {
+        let q = announce_path("/announce", &req());
+        let want = vector(HTTP, "announce query");
+        assert!(q.starts_with(&want.replace("&event=started", "")), "{q}");
+        assert!(q.contains("&event=started"));
+        assert_eq!(
+            announce_path("/a.php?passkey=x", &req()).split('&').next(),
+            Some("/a.php?passkey=x")
+        );
+    }
+
+    #[test]
+    fn parses_http_responses() {
+        let r = parse_announce_response(&unhex(&vector(HTTP, "compact announce"))).unwrap();
+        assert_eq!(r.interval, Duration::from_secs(1800));
+        assert_eq!((r.complete, r.incomplete), (Some(2), Some(1)));
+        assert_eq!(
+            r.peers,
+            vec![
+                "127.0.0.1:6881".parse().unwrap(),
+                "10.0.0.2:51413".parse().unwrap()
+            ]
+        );
+        let r = parse_announce_response(vector(HTTP, "dictionary-model").as_bytes()).unwrap();
+        assert_eq!(r.peers, vec!["127.0.0.1:6881".parse().unwrap()]);
+        let r = parse_announce_response(vector(HTTP, "BEP 7 example").as_bytes()).unwrap();
+        assert_eq!(r.peers.len(), 2);
+        assert!(r.peers[1].is_ipv6());
+        let r = parse_announce_response(&unhex(&vector(HTTP, "external ip"))).unwrap();
+        assert_eq!(r.external_ip, Some("203.0.113.7".parse().unwrap()));
+        assert!(r.peers.is_empty());
+        match parse_announce_response(vector(HTTP, "failure response").as_bytes()) {
+            Err(TrackerError::Failure(f)) => assert_eq!(f, "unknown info_hash"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_announce_response(b"garbage"),
+            Err(TrackerError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_announce_response(b"li1ee"),
+            Err(TrackerError::Malformed(_))
+        ));
+        let s = parse_scrape_response(vector(HTTP, "BEP 48 scrape").as_bytes()).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            s[0].1,
+            ScrapeEntry {
+                complete: 11,
+                downloaded: 13772,
+                incomplete: 19
+            }
+        );
+    }
+
+    #[test]
+    fn udp_packets_match_vectors() {
+        let p = udp_announce_packet(
+            0x0123456789abcdef,
+            0x12345678,
+            &AnnounceRequest {
+                numwant: u32::MAX,
+                ..req()
+            },
+        );
+        assert_eq!(p, unhex(&vector(UDP, "announce request")));
+        let r =
+            parse_udp_announce_response(&unhex(&vector(UDP, "announce response")), false).unwrap();
+        assert_eq!((r.complete, r.incomplete), (Some(2), Some(1)));
+        assert_eq!(r.interval, Duration::from_secs(1800));
+        assert_eq!(r.peers.len(), 2);
+        assert!(parse_udp_announce_response(&[0, 0, 0, 1], false).is_err());
+    }
+
+    #[test]
+    fn unsupported_and_invalid_urls() {
+        let t = Duration::from_millis(100);
+        assert!(matches!(
+            announce("https://x/announce", &req(), t),
+            Err(TrackerError::UnsupportedScheme(_))
+        ));
+        assert!(matches!(
+            announce("nonsense", &req(), t),
+            Err(TrackerError::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            announce("udp://host", &req(), t),
+            Err(TrackerError::InvalidUrl(_))
+        ));
+    }
+
+    #[test]
+    fn tracker_list_tiers() {
+        let mut l = TrackerList::new(vec![
+            vec!["a".into(), "b".into(), "a".into()],
+            vec![],
+            vec!["c".into()],
+        ]);
+        assert_eq!(l.tiers().len(), 2);
+        assert_eq!(l.tiers()[0].len(), 2);
+        let second = l.tiers()[0][1].clone();
+        l.promote(0, 1);
+        assert_eq!(l.tiers()[0][0], second);
+        let now = Instant::now();
+        l.record_failure(now);
+        assert_eq!(l.next_announce(), now + Duration::from_secs(5));
+        l.record_failure(now);
+        assert_eq!(l.next_announce(), now + Duration::from_secs(10));
+        l.record_success(
+            &AnnounceResponse {
+                interval: Duration::from_secs(900),
+                ..Default::default()
+            },
+            now,
+        );
+        assert_eq!(l.next_announce(), now + Duration::from_secs(900));
+        assert!(!l.is_due(now));
+    }
+}

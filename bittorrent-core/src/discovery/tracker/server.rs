@@ -1,0 +1,1021 @@
+//! The tracker embedded in every peer.
+//!
+//! It listens on the same port number as the peer wire protocol: a TCP
+//! connection whose first bytes look like an HTTP request
+//! ([`looks_like_http`]) is handed to [`TrackerServer::serve_http_connection`]
+//! (or [`read_http_request`] + [`TrackerServer::handle_http`]); UDP packets on
+//! the same port number go to [`TrackerServer::handle_udp`] (BEP 15).
+//!
+//! All state is in memory behind one `parking_lot::Mutex`; the server is
+//! `Send + Sync` and meant to be shared through an `Arc`. Every size a remote
+//! controls is bounded: swarms, peers per swarm, peers per answer, request
+//! size, requests per second per IP.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::client::{compact_addr, AnnounceEvent, UDP_PROTOCOL_ID};
+use super::url::parse_query;
+use crate::proto::bencode::OwnedValue;
+use crate::proto::metainfo::InfoHash;
+
+/// Largest HTTP request accepted by [`TrackerServer::serve_http_connection`].
+pub const MAX_HTTP_REQUEST: usize = 8 * 1024;
+/// Most info-hashes answered in one scrape (BEP 15's packet limit is 74).
+pub const MAX_SCRAPE_HASHES: usize = 74;
+/// Width of the window in which a UDP connection id is minted.
+const CONNECTION_ID_WINDOW_SECS: u64 = 60;
+
+/// Settings of the embedded tracker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerConfig {
+    /// `interval` sent to clients.
+    pub interval: Duration,
+    /// `min interval` sent to clients.
+    pub min_interval: Duration,
+    /// Peers that have not announced for this long are forgotten
+    /// (should exceed `2 * interval`).
+    pub peer_timeout: Duration,
+    /// Track any info-hash (`true`) or only those passed to [`TrackerServer::allow`].
+    pub open: bool,
+    /// Most swarms tracked at once.
+    pub max_swarms: usize,
+    /// Most peers tracked per swarm.
+    pub max_peers_per_swarm: usize,
+    /// Most peers returned per announce (the client's `numwant` is clamped).
+    pub max_numwant: usize,
+    /// Most requests (HTTP or UDP, any kind) per second from one IP address.
+    pub max_requests_per_sec_per_ip: u32,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            interval: Duration::from_secs(1800),
+            min_interval: Duration::from_secs(300),
+            peer_timeout: Duration::from_secs(3700),
+            open: false,
+            max_swarms: 10_000,
+            max_peers_per_swarm: 5_000,
+            max_numwant: 200,
+            max_requests_per_sec_per_ip: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct PeerEntry {
+    peer_id: [u8; 20],
+    seeder: bool,
+    last_seen: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Swarm {
+    peers: HashMap<SocketAddr, PeerEntry>,
+    downloaded: u32,
+}
+
+impl Swarm {
+    fn counts(&self) -> (u32, u32) {
+        let seeders = self.peers.values().filter(|p| p.seeder).count() as u32;
+        (seeders, self.peers.len() as u32 - seeders)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    swarms: HashMap<InfoHash, Swarm>,
+    allowed: HashSet<InfoHash>,
+    rate: HashMap<IpAddr, (Instant, u32)>,
+}
+
+/// One announce, from HTTP or UDP.
+struct AnnounceParams {
+    info_hash: InfoHash,
+    peer_id: [u8; 20],
+    port: u16,
+    left: u64,
+    event: AnnounceEvent,
+    numwant: Option<usize>,
+}
+
+/// Result of an announce: peers to return and the swarm's counters.
+struct AnnounceOutcome {
+    peers: Vec<(SocketAddr, [u8; 20])>,
+    complete: u32,
+    incomplete: u32,
+}
+
+/// Which address family to return peers of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Any,
+    V4,
+    V6,
+}
+
+/// The in-memory tracker. `Send + Sync`; share it with `Arc`.
+#[derive(Debug)]
+pub struct TrackerServer {
+    cfg: TrackerConfig,
+    inner: Mutex<Inner>,
+    secret: [u8; 16],
+    epoch: Instant,
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+fn be32(p: &[u8], at: usize) -> u32 {
+    p.get(at..at + 4)
+        .and_then(|s| <[u8; 4]>::try_from(s).ok())
+        .map_or(0, u32::from_be_bytes)
+}
+
+fn be64(p: &[u8], at: usize) -> u64 {
+    p.get(at..at + 8)
+        .and_then(|s| <[u8; 8]>::try_from(s).ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+fn failure_body(reason: &str) -> Vec<u8> {
+    OwnedValue::Dict(vec![(
+        b"failure reason".to_vec(),
+        OwnedValue::bytes(reason),
+    )])
+    .to_bytes()
+}
+
+fn http_response(status: u16, body: &[u8]) -> Vec<u8> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Error",
+    };
+    let mut out = format!(
+        "HTTP/1.0 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+fn udp_error(tid: u32, msg: &str) -> Vec<u8> {
+    let mut p = Vec::with_capacity(8 + msg.len());
+    p.extend_from_slice(&3u32.to_be_bytes());
+    p.extend_from_slice(&tid.to_be_bytes());
+    p.extend_from_slice(msg.as_bytes());
+    p
+}
+
+impl TrackerServer {
+    /// A tracker with `cfg` and a fresh random secret for UDP connection ids.
+    pub fn new(cfg: TrackerConfig) -> TrackerServer {
+        let mut secret = [0u8; 16];
+        secret[..8].copy_from_slice(&super::random_u64().to_le_bytes());
+        secret[8..].copy_from_slice(&super::random_u64().to_le_bytes());
+        TrackerServer {
+            cfg,
+            inner: Mutex::new(Inner::default()),
+            secret,
+            epoch: Instant::now(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrackerConfig {
+        &self.cfg
+    }
+
+    /// Track `ih` (needed unless the tracker is `open`).
+    pub fn allow(&self, ih: InfoHash) {
+        self.inner.lock().allowed.insert(ih);
+    }
+
+    /// Stop tracking `ih` and forget its swarm.
+    pub fn disallow(&self, ih: InfoHash) {
+        let mut g = self.inner.lock();
+        g.allowed.remove(&ih);
+        g.swarms.remove(&ih);
+    }
+
+    /// Current (not expired) peers of a swarm.
+    pub fn peers(&self, ih: &InfoHash) -> Vec<SocketAddr> {
+        let now = Instant::now();
+        let g = self.inner.lock();
+        g.swarms.get(ih).map_or_else(Vec::new, |s| {
+            s.peers
+                .iter()
+                .filter(|(_, p)| now.saturating_duration_since(p.last_seen) < self.cfg.peer_timeout)
+                .map(|(a, _)| *a)
+                .collect()
+        })
+    }
+
+    /// Forget peers that have not announced within `peer_timeout` of `now`,
+    /// swarms left empty, and stale rate-limit entries.
+    pub fn expire(&self, now: Instant) {
+        let timeout = self.cfg.peer_timeout;
+        let mut g = self.inner.lock();
+        for s in g.swarms.values_mut() {
+            s.peers
+                .retain(|_, p| now.saturating_duration_since(p.last_seen) < timeout);
+        }
+        g.swarms
+            .retain(|_, s| !s.peers.is_empty() || s.downloaded > 0);
+        g.rate
+            .retain(|_, (at, _)| now.saturating_duration_since(*at) < Duration::from_secs(1));
+    }
+
+    /// Count a request from `ip`; false when over the per-second limit.
+    fn rate_ok(&self, g: &mut Inner, ip: IpAddr, now: Instant) -> bool {
+        if g.rate.len() > 100_000 {
+            g.rate
+                .retain(|_, (at, _)| now.saturating_duration_since(*at) < Duration::from_secs(1));
+        }
+        let e = g.rate.entry(ip).or_insert((now, 0));
+        if now.saturating_duration_since(e.0) >= Duration::from_secs(1) {
+            *e = (now, 0);
+        }
+        e.1 = e.1.saturating_add(1);
+        e.1 <= self.cfg.max_requests_per_sec_per_ip
+    }
+
+    fn tracked(&self, g: &Inner, ih: &InfoHash) -> bool {
+        self.cfg.open || g.allowed.contains(ih)
+    }
+
+    fn do_announce(
+        &self,
+        g: &mut Inner,
+        p: &AnnounceParams,
+        ip: IpAddr,
+        family: Family,
+        now: Instant,
+    ) -> Result<AnnounceOutcome, String> {
+        if !self.tracked(g, &p.info_hash) {
+            return Err("unregistered torrent".into());
+        }
+        let me = SocketAddr::new(ip, p.port);
+        if !g.swarms.contains_key(&p.info_hash) {
+            if p.event == AnnounceEvent::Stopped {
+                return Ok(AnnounceOutcome {
+                    peers: Vec::new(),
+                    complete: 0,
+                    incomplete: 0,
+                });
+            }
+            if g.swarms.len() >= self.cfg.max_swarms {
+                return Err("tracker is full: too many torrents".into());
+            }
+        }
+        let timeout = self.cfg.peer_timeout;
+        let swarm = g.swarms.entry(p.info_hash).or_default();
+        if p.event == AnnounceEvent::Stopped {
+            swarm.peers.remove(&me);
+        } else {
+            if !swarm.peers.contains_key(&me) && swarm.peers.len() >= self.cfg.max_peers_per_swarm {
+                swarm
+                    .peers
+                    .retain(|_, e| now.saturating_duration_since(e.last_seen) < timeout);
+                if swarm.peers.len() >= self.cfg.max_peers_per_swarm {
+                    return Err("swarm is full".into());
+                }
+            }
+            if p.event == AnnounceEvent::Completed {
+                swarm.downloaded = swarm.downloaded.saturating_add(1);
+            }
+            swarm.peers.insert(
+                me,
+                PeerEntry {
+                    peer_id: p.peer_id,
+                    seeder: p.left == 0,
+                    last_seen: now,
+                },
+            );
+        }
+        let (complete, incomplete) = swarm.counts();
+        let want = p.numwant.unwrap_or(50).min(self.cfg.max_numwant);
+        let mut peers: Vec<(SocketAddr, [u8; 20])> =
+            if p.event == AnnounceEvent::Stopped || want == 0 {
+                Vec::new()
+            } else {
+                let seeder = p.left == 0;
+                swarm
+                    .peers
+                    .iter()
+                    .filter(|(a, e)| {
+                        **a != me
+                            && e.peer_id != p.peer_id
+                            && !(seeder && e.seeder)
+                            && now.saturating_duration_since(e.last_seen) < timeout
+                            && match family {
+                                Family::Any => true,
+                                Family::V4 => a.is_ipv4(),
+                                Family::V6 => a.is_ipv6(),
+                            }
+                    })
+                    .map(|(a, e)| (*a, e.peer_id))
+                    .collect()
+            };
+        if peers.len() > want {
+            // Partial Fisher–Yates: a random subset of `want` peers.
+            for i in 0..want {
+                let j = i + (super::random_u64() % (peers.len() - i) as u64) as usize;
+                peers.swap(i, j);
+            }
+            peers.truncate(want);
+        }
+        Ok(AnnounceOutcome {
+            peers,
+            complete,
+            incomplete,
+        })
+    }
+
+    fn scrape_entry(&self, g: &Inner, ih: &InfoHash) -> (u32, u32, u32) {
+        match g.swarms.get(ih) {
+            Some(s) if self.tracked(g, ih) => {
+                let (c, i) = s.counts();
+                (c, s.downloaded, i)
+            }
+            _ => (0, 0, 0),
+        }
+    }
+
+    /// Answer one HTTP request (the bytes up to and including the blank
+    /// line) from `remote`: `GET /announce?…` or `GET /scrape?…`. Returns the
+    /// complete HTTP/1.0 response. Tracker refusals are `200` with a
+    /// bencoded `failure reason`; malformed requests are `400` with one.
+    pub fn handle_http(&self, request: &[u8], remote: SocketAddr) -> Vec<u8> {
+        self.handle_http_at(request, remote, Instant::now())
+    }
+
+    /// [`TrackerServer::handle_http`] at a given time (for tests).
+    pub fn handle_http_at(&self, request: &[u8], remote: SocketAddr, now: Instant) -> Vec<u8> {
+        let ip = canonical(remote.ip());
+        let line_end = request
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .unwrap_or(request.len());
+        let Ok(line) = std::str::from_utf8(&request[..line_end]) else {
+            return http_response(400, &failure_body("request line is not UTF-8"));
+        };
+        let mut parts = line.split(' ');
+        let (Some(method), Some(target), Some(version)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return http_response(400, &failure_body("malformed request line"));
+        };
+        if !version.starts_with("HTTP/1.") {
+            return http_response(400, &failure_body("unsupported HTTP version"));
+        }
+        if method != "GET" {
+            return http_response(405, &failure_body("only GET is supported"));
+        }
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let last = path.rsplit('/').next().unwrap_or("");
+        let params = parse_query(query, 256);
+        let is_announce = last.starts_with("announce");
+        let is_scrape = last.starts_with("scrape");
+        if !is_announce && !is_scrape {
+            return http_response(404, &failure_body("unknown path: use /announce or /scrape"));
+        }
+        let mut g = self.inner.lock();
+        if !self.rate_ok(&mut g, ip, now) {
+            return http_response(200, &failure_body("rate limit exceeded: slow down"));
+        }
+        if is_scrape {
+            let mut files = Vec::new();
+            for (_, v) in params
+                .iter()
+                .filter(|(k, _)| k == "info_hash")
+                .take(MAX_SCRAPE_HASHES)
+            {
+                let Ok(ih) = <[u8; 20]>::try_from(v.as_slice()) else {
+                    return http_response(400, &failure_body("info_hash must be 20 bytes"));
+                };
+                let (c, d, i) = self.scrape_entry(&g, &InfoHash(ih));
+                files.push((
+                    ih.to_vec(),
+                    OwnedValue::Dict(vec![
+                        (b"complete".to_vec(), OwnedValue::Int(c.into())),
+                        (b"downloaded".to_vec(), OwnedValue::Int(d.into())),
+                        (b"incomplete".to_vec(), OwnedValue::Int(i.into())),
+                    ]),
+                ));
+            }
+            let body =
+                OwnedValue::Dict(vec![(b"files".to_vec(), OwnedValue::Dict(files))]).to_bytes();
+            return http_response(200, &body);
+        }
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_slice())
+        };
+        let num = |k: &str| {
+            get(k)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        };
+        let Some(info_hash) = get("info_hash").and_then(|v| <[u8; 20]>::try_from(v).ok()) else {
+            return http_response(400, &failure_body("missing or invalid info_hash"));
+        };
+        let Some(peer_id) = get("peer_id").and_then(|v| <[u8; 20]>::try_from(v).ok()) else {
+            return http_response(400, &failure_body("missing or invalid peer_id"));
+        };
+        let Some(port) = num("port")
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0)
+        else {
+            return http_response(400, &failure_body("missing or invalid port"));
+        };
+        let event = match get("event") {
+            None | Some(b"") | Some(b"empty") | Some(b"paused") => AnnounceEvent::None,
+            Some(b"started") => AnnounceEvent::Started,
+            Some(b"completed") => AnnounceEvent::Completed,
+            Some(b"stopped") => AnnounceEvent::Stopped,
+            Some(_) => return http_response(400, &failure_body("invalid event")),
+        };
+        let params_a = AnnounceParams {
+            info_hash: InfoHash(info_hash),
+            peer_id,
+            port,
+            left: num("left").unwrap_or(1),
+            event,
+            numwant: num("numwant").map(|n| n.min(usize::MAX as u64) as usize),
+        };
+        let compact = get("compact") != Some(b"0");
+        let no_peer_id = get("no_peer_id") == Some(b"1");
+        let out = match self.do_announce(&mut g, &params_a, ip, Family::Any, now) {
+            Ok(o) => o,
+            Err(reason) => return http_response(200, &failure_body(&reason)),
+        };
+        drop(g);
+        let mut d = vec![
+            (
+                b"interval".to_vec(),
+                OwnedValue::Int(self.cfg.interval.as_secs() as i64),
+            ),
+            (
+                b"min interval".to_vec(),
+                OwnedValue::Int(self.cfg.min_interval.as_secs() as i64),
+            ),
+            (b"complete".to_vec(), OwnedValue::Int(out.complete.into())),
+            (
+                b"incomplete".to_vec(),
+                OwnedValue::Int(out.incomplete.into()),
+            ),
+        ];
+        if compact {
+            let mut v4 = Vec::new();
+            let mut v6 = Vec::new();
+            for (a, _) in &out.peers {
+                if a.is_ipv4() {
+                    v4.extend_from_slice(&compact_addr(a));
+                } else {
+                    v6.extend_from_slice(&compact_addr(a));
+                }
+            }
+            d.push((b"peers".to_vec(), OwnedValue::Bytes(v4)));
+            if !v6.is_empty() {
+                d.push((b"peers6".to_vec(), OwnedValue::Bytes(v6)));
+            }
+        } else {
+            let list = out
+                .peers
+                .iter()
+                .map(|(a, id)| {
+                    let mut e = vec![
+                        (b"ip".to_vec(), OwnedValue::bytes(a.ip().to_string())),
+                        (b"port".to_vec(), OwnedValue::Int(a.port().into())),
+                    ];
+                    if !no_peer_id {
+                        e.push((b"peer id".to_vec(), OwnedValue::bytes(id)));
+                    }
+                    OwnedValue::Dict(e)
+                })
+                .collect();
+            d.push((b"peers".to_vec(), OwnedValue::List(list)));
+        }
+        http_response(200, &OwnedValue::Dict(d).to_bytes())
+    }
+
+    fn connection_id(&self, ip: IpAddr, window: u64) -> u64 {
+        let mut h = sha1_smol::Sha1::new();
+        h.update(&self.secret);
+        match ip {
+            IpAddr::V4(v4) => h.update(&v4.octets()),
+            IpAddr::V6(v6) => h.update(&v6.octets()),
+        }
+        h.update(&window.to_be_bytes());
+        let d = h.digest().bytes();
+        u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+    }
+
+    fn window(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs() / CONNECTION_ID_WINDOW_SECS
+    }
+
+    /// Answer one BEP 15 packet from `remote`, or `None` to stay silent
+    /// (too short, not a tracker packet, or an error reply to an
+    /// unauthenticated packet that would be larger than it). Connection ids are derived from a
+    /// secret, the client's IP and the minute, so no per-client state is kept;
+    /// an id is accepted for two to three minutes.
+    pub fn handle_udp(&self, packet: &[u8], remote: SocketAddr) -> Option<Vec<u8>> {
+        self.handle_udp_at(packet, remote, Instant::now())
+    }
+
+    /// [`TrackerServer::handle_udp`] at a given time (for tests).
+    pub fn handle_udp_at(
+        &self,
+        packet: &[u8],
+        remote: SocketAddr,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
+        if packet.len() < 16 {
+            return None;
+        }
+        let ip = canonical(remote.ip());
+        let cid = be64(packet, 0);
+        let action = be32(packet, 8);
+        let tid = be32(packet, 12);
+        if action == 0 && cid != UDP_PROTOCOL_ID {
+            return None;
+        }
+        // Replies that precede authentication are never larger than the
+        // request, so a spoofed source address cannot be used to amplify.
+        let unauthenticated = |reply: Vec<u8>| (reply.len() <= packet.len()).then_some(reply);
+        let mut g = self.inner.lock();
+        if !self.rate_ok(&mut g, ip, now) {
+            return unauthenticated(udp_error(tid, "rate limit exceeded: slow down"));
+        }
+        let w = self.window(now);
+        if action == 0 {
+            let mut p = Vec::with_capacity(16);
+            p.extend_from_slice(&0u32.to_be_bytes());
+            p.extend_from_slice(&tid.to_be_bytes());
+            p.extend_from_slice(&self.connection_id(ip, w).to_be_bytes());
+            return Some(p);
+        }
+        let valid = (0..3).any(|back| w >= back && self.connection_id(ip, w - back) == cid);
+        if !valid {
+            return unauthenticated(udp_error(tid, "invalid connection id"));
+        }
+        match action {
+            1 => {
+                if packet.len() < 98 {
+                    return Some(udp_error(tid, "announce packet too short"));
+                }
+                let mut info_hash = [0u8; 20];
+                info_hash.copy_from_slice(&packet[16..36]);
+                let mut peer_id = [0u8; 20];
+                peer_id.copy_from_slice(&packet[36..56]);
+                let event = match be32(packet, 80) {
+                    0 => AnnounceEvent::None,
+                    1 => AnnounceEvent::Completed,
+                    2 => AnnounceEvent::Started,
+                    3 => AnnounceEvent::Stopped,
+                    _ => return Some(udp_error(tid, "invalid event")),
+                };
+                let numwant = be32(packet, 92) as i32;
+                let port = u16::from_be_bytes([packet[96], packet[97]]);
+                if port == 0 {
+                    return Some(udp_error(tid, "invalid port"));
+                }
+                let params = AnnounceParams {
+                    info_hash: InfoHash(info_hash),
+                    peer_id,
+                    port,
+                    left: be64(packet, 64),
+                    event,
+                    numwant: (numwant >= 0).then_some(numwant as usize),
+                };
+                let family = if ip.is_ipv4() { Family::V4 } else { Family::V6 };
+                let out = match self.do_announce(&mut g, &params, ip, family, now) {
+                    Ok(o) => o,
+                    Err(reason) => return Some(udp_error(tid, &reason)),
+                };
+                drop(g);
+                let mut p = Vec::with_capacity(20 + 18 * out.peers.len());
+                p.extend_from_slice(&1u32.to_be_bytes());
+                p.extend_from_slice(&tid.to_be_bytes());
+                p.extend_from_slice(
+                    &(self.cfg.interval.as_secs().min(u32::MAX as u64) as u32).to_be_bytes(),
+                );
+                p.extend_from_slice(&out.incomplete.to_be_bytes());
+                p.extend_from_slice(&out.complete.to_be_bytes());
+                for (a, _) in &out.peers {
+                    p.extend_from_slice(&compact_addr(a));
+                }
+                Some(p)
+            }
+            2 => {
+                let mut p = Vec::with_capacity(8 + 12 * MAX_SCRAPE_HASHES);
+                p.extend_from_slice(&2u32.to_be_bytes());
+                p.extend_from_slice(&tid.to_be_bytes());
+                for h in packet[16..].chunks_exact(20).take(MAX_SCRAPE_HASHES) {
+                    let mut ih = [0u8; 20];
+                    ih.copy_from_slice(h);
+                    let (c, d, i) = self.scrape_entry(&g, &InfoHash(ih));
+                    p.extend_from_slice(&c.to_be_bytes());
+                    p.extend_from_slice(&d.to_be_bytes());
+                    p.extend_from_slice(&i.to_be_bytes());
+                }
+                Some(p)
+            }
+            _ => Some(udp_error(tid, "unknown action")),
+        }
+    }
+
+    /// Read one HTTP request from `stream` (whose first bytes, already read
+    /// while sniffing, are `already_read`), answer it and flush. Gives up at
+    /// `deadline`. The caller closes the stream afterwards.
+    pub fn serve_http_connection(
+        &self,
+        stream: &mut TcpStream,
+        already_read: &[u8],
+        deadline: Instant,
+    ) -> io::Result<()> {
+        let remote = stream.peer_addr()?;
+        // Short reads: `read_http_request` checks the deadline between them.
+        let step = deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(10), Duration::from_millis(250));
+        stream.set_read_timeout(Some(step))?;
+        let mut prefixed = already_read.chain(&mut *stream);
+        let request = read_http_request(&mut prefixed, MAX_HTTP_REQUEST, deadline)?;
+        let response = self.handle_http(&request, remote);
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        stream.set_write_timeout(Some(left))?;
+        stream.write_all(&response)?;
+        stream.flush()
+    }
+
+    /// Serve BEP 15 on `socket` until `stop` is set (checked every 100 ms).
+    /// Also expires stale peers, swarms and rate-limit entries every 10 s
+    /// (this thread is the tracker's housekeeper).
+    pub fn run_udp(&self, socket: &UdpSocket, stop: &AtomicBool) -> io::Result<()> {
+        socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+        let mut buf = [0u8; 2048];
+        let mut last_expire = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            if last_expire.elapsed() >= Duration::from_secs(10) {
+                last_expire = Instant::now();
+                self.expire(last_expire);
+            }
+            match socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if let Some(reply) = self.handle_udp(&buf[..n], from) {
+                        if let Err(e) = socket.send_to(&reply, from) {
+                            log::debug!("tracker UDP send to {from}: {e}");
+                        }
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                // ICMP errors from earlier sends surface here on some systems.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// True when `first_bytes` (at least one byte) could begin an HTTP request
+/// (`GET `, `HEAD `, `POST `) rather than a BitTorrent handshake (which
+/// begins with byte 19 and `BitTorrent protocol`).
+pub fn looks_like_http(first_bytes: &[u8]) -> bool {
+    const METHODS: [&[u8]; 3] = [b"GET ", b"HEAD ", b"POST "];
+    !first_bytes.is_empty()
+        && METHODS.iter().any(|m| {
+            let n = first_bytes.len().min(m.len());
+            first_bytes[..n] == m[..n]
+        })
+}
+
+/// Read an HTTP request head (through the blank line) from `stream`.
+///
+/// Fails with `InvalidData` past `limit` bytes, `TimedOut` at `deadline`,
+/// `UnexpectedEof` if the peer closes first. If `stream` is a socket, give it
+/// a short read timeout (the deadline is checked between reads).
+pub fn read_http_request(
+    stream: &mut impl Read,
+    limit: usize,
+    deadline: Instant,
+) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.truncate(p + 4);
+            return Ok(buf);
+        }
+        if buf.len() > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "HTTP request too large",
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "HTTP request not received in time",
+            ));
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed before the request ended",
+                ))
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::discovery::tracker::client::{
+        parse_announce_response, parse_udp_announce_response, udp_announce_packet, AnnounceRequest,
+    };
+    use crate::discovery::tracker::url::percent_encode;
+    use crate::proto::bencode::{decode, Value};
+
+    fn ih() -> InfoHash {
+        InfoHash::from_hex("c0fda1edafdbdbb96443424e0b3899af7159d10e").unwrap()
+    }
+
+    fn open_server() -> TrackerServer {
+        TrackerServer::new(TrackerConfig {
+            open: true,
+            max_requests_per_sec_per_ip: 1000,
+            ..Default::default()
+        })
+    }
+
+    fn get(s: &TrackerServer, query: &str, remote: &str) -> (u16, Vec<u8>) {
+        let req = format!("GET /announce?{query} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let resp = s.handle_http(req.as_bytes(), remote.parse().unwrap());
+        let (status, body) = crate::discovery::tracker::http::parse_response(&resp, true, 1 << 20)
+            .unwrap()
+            .unwrap();
+        (status, body)
+    }
+
+    fn announce_q(id: u8, port: u16, extra: &str) -> String {
+        format!(
+            "info_hash={}&peer_id={}&port={port}&uploaded=0&downloaded=0&left=10{extra}",
+            percent_encode(&ih().0),
+            percent_encode(&[id; 20])
+        )
+    }
+
+    #[test]
+    fn http_announce_sees_others_not_self() {
+        let s = open_server();
+        let (st, b) = get(&s, &announce_q(1, 6881, "&event=started"), "10.0.0.1:5000");
+        assert_eq!(st, 200);
+        assert!(parse_announce_response(&b).unwrap().peers.is_empty());
+        let (_, b) = get(&s, &announce_q(2, 6882, ""), "10.0.0.2:5000");
+        let r = parse_announce_response(&b).unwrap();
+        assert_eq!(r.peers, vec!["10.0.0.1:6881".parse().unwrap()]);
+        assert_eq!(r.incomplete, Some(2));
+        // Dictionary model with and without peer ids.
+        let (_, b) = get(&s, &announce_q(2, 6882, "&compact=0"), "10.0.0.2:5000");
+        let v = decode(&b).unwrap();
+        let p = &v.get(b"peers").and_then(Value::as_list).unwrap()[0];
+        assert_eq!(
+            p.get(b"peer id").and_then(Value::as_bytes),
+            Some(&[1u8; 20][..])
+        );
+        let (_, b) = get(
+            &s,
+            &announce_q(2, 6882, "&compact=0&no_peer_id=1"),
+            "10.0.0.2:5000",
+        );
+        let v = decode(&b).unwrap();
+        assert!(v.get(b"peers").and_then(Value::as_list).unwrap()[0]
+            .get(b"peer id")
+            .is_none());
+        // IPv6 peer shows up in peers6.
+        get(&s, &announce_q(3, 6883, ""), "[2001:db8::1]:5000");
+        let (_, b) = get(&s, &announce_q(2, 6882, ""), "10.0.0.2:5000");
+        let r = parse_announce_response(&b).unwrap();
+        assert_eq!(r.peers.len(), 2);
+        assert!(decode(&b).unwrap().get(b"peers6").is_some());
+        // Stopped removes.
+        get(&s, &announce_q(1, 6881, "&event=stopped"), "10.0.0.1:5000");
+        assert_eq!(s.peers(&ih()).len(), 2);
+        // numwant clamps.
+        let (_, b) = get(&s, &announce_q(2, 6882, "&numwant=0"), "10.0.0.2:5000");
+        assert!(parse_announce_response(&b).unwrap().peers.is_empty());
+    }
+
+    #[test]
+    fn http_errors_and_limits() {
+        let s = TrackerServer::new(TrackerConfig {
+            max_swarms: 1,
+            max_peers_per_swarm: 1,
+            max_requests_per_sec_per_ip: 1000,
+            ..Default::default()
+        });
+        let fail = |(st, b): (u16, Vec<u8>)| match parse_announce_response(&b) {
+            Err(crate::discovery::tracker::TrackerError::Failure(f)) => (st, f),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            fail(get(&s, &announce_q(1, 1, ""), "1.1.1.1:1")),
+            (200, "unregistered torrent".into())
+        );
+        s.allow(ih());
+        assert_eq!(get(&s, &announce_q(1, 1, ""), "1.1.1.1:1").0, 200);
+        assert_eq!(
+            fail(get(&s, &announce_q(2, 2, ""), "1.1.1.2:1")),
+            (200, "swarm is full".into())
+        );
+        let (st, _) = fail(get(&s, "info_hash=abc&peer_id=x&port=1", "1.1.1.1:1"));
+        assert_eq!(st, 400);
+        let (st, _) = fail(get(&s, &announce_q(1, 0, ""), "1.1.1.1:1"));
+        assert_eq!(st, 400);
+        let r = s.handle_http(b"\x13BitTorrent protocol", "1.1.1.1:1".parse().unwrap());
+        assert!(r.starts_with(b"HTTP/1.0 400"));
+        let r = s.handle_http(b"GET /foo HTTP/1.0\r\n\r\n", "1.1.1.1:1".parse().unwrap());
+        assert!(r.starts_with(b"HTTP/1.0 404"));
+        let other = InfoHash([9; 20]);
+        s.allow(other);
+        let q = announce_q(1, 1, "").replace(&percent_encode(&ih().0), &percent_encode(&other.0));
+        assert_eq!(
+            fail(get(&s, &q, "1.1.1.1:1")).1,
+            "tracker is full: too many torrents"
+        );
+        // Rate limit.
+        let s = TrackerServer::new(TrackerConfig {
+            open: true,
+            max_requests_per_sec_per_ip: 2,
+            ..Default::default()
+        });
+        get(&s, &announce_q(1, 1, ""), "1.1.1.1:1");
+        get(&s, &announce_q(1, 1, ""), "1.1.1.1:1");
+        assert!(fail(get(&s, &announce_q(1, 1, ""), "1.1.1.1:1"))
+            .1
+            .contains("rate limit"));
+    }
+
+    #[test]
+    fn scrape_and_expiry() {
+        let s = open_server();
+        get(
+            &s,
+            &announce_q(1, 1, "&event=completed").replace("left=10", "left=0"),
+            "1.1.1.1:1",
+        );
+        get(&s, &announce_q(2, 2, ""), "1.1.1.2:1");
+        let req = format!(
+            "GET /scrape?info_hash={} HTTP/1.0\r\n\r\n",
+            percent_encode(&ih().0)
+        );
+        let resp = s.handle_http(req.as_bytes(), "1.1.1.1:1".parse().unwrap());
+        let (_, b) = crate::discovery::tracker::http::parse_response(&resp, true, 1 << 20)
+            .unwrap()
+            .unwrap();
+        let r = crate::discovery::tracker::client::parse_scrape_response(&b).unwrap();
+        assert_eq!(r[0].1.complete, 1);
+        assert_eq!(r[0].1.incomplete, 1);
+        assert_eq!(r[0].1.downloaded, 1);
+        assert_eq!(s.peers(&ih()).len(), 2);
+        s.expire(Instant::now() + Duration::from_secs(4000));
+        assert!(s.peers(&ih()).is_empty());
+    }
+
+    #[test]
+    fn udp_connect_announce_scrape() {
+        let s = open_server();
+        let a: SocketAddr = "10.0.0.1:7000".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:7000".parse().unwrap();
+        let mut conn = Vec::new();
+        conn.extend_from_slice(&UDP_PROTOCOL_ID.to_be_bytes());
+        conn.extend_from_slice(&0u32.to_be_bytes());
+        conn.extend_from_slice(&7u32.to_be_bytes());
+        let ra = s.handle_udp(&conn, a).unwrap();
+        assert_eq!(ra.len(), 16);
+        assert_eq!(be32(&ra, 4), 7);
+        let cid_a = be64(&ra, 8);
+        let cid_b = be64(&s.handle_udp(&conn, b).unwrap(), 8);
+        assert_ne!(cid_a, cid_b);
+        let mut req = AnnounceRequest {
+            info_hash: ih(),
+            peer_id: [1; 20],
+            port: 6881,
+            uploaded: 0,
+            downloaded: 0,
+            left: 5,
+            event: AnnounceEvent::Started,
+            numwant: 50,
+            key: 1,
+        };
+        let r = s
+            .handle_udp(&udp_announce_packet(cid_a, 9, &req), a)
+            .unwrap();
+        assert_eq!(be32(&r, 4), 9);
+        assert!(parse_udp_announce_response(&r, false)
+            .unwrap()
+            .peers
+            .is_empty());
+        req.peer_id = [2; 20];
+        let r = s
+            .handle_udp(&udp_announce_packet(cid_b, 10, &req), b)
+            .unwrap();
+        assert_eq!(
+            parse_udp_announce_response(&r, false).unwrap().peers,
+            vec!["10.0.0.1:6881".parse().unwrap()]
+        );
+        // Wrong connection id (a's id used from b) → error action 3.
+        let r = s
+            .handle_udp(&udp_announce_packet(cid_a, 11, &req), b)
+            .unwrap();
+        assert_eq!(be32(&r, 0), 3);
+        // Id expires after three windows.
+        let later = Instant::now() + Duration::from_secs(240);
+        let r = s
+            .handle_udp_at(&udp_announce_packet(cid_b, 12, &req), b, later)
+            .unwrap();
+        assert_eq!(be32(&r, 0), 3);
+        // Scrape.
+        let mut sc = cid_a.to_be_bytes().to_vec();
+        sc.extend_from_slice(&2u32.to_be_bytes());
+        sc.extend_from_slice(&13u32.to_be_bytes());
+        sc.extend_from_slice(&ih().0);
+        let r = s.handle_udp(&sc, a).unwrap();
+        assert_eq!(r.len(), 20);
+        assert_eq!((be32(&r, 8), be32(&r, 16)), (0, 2));
+        // No amplification: a 16-byte packet with a bad id gets no (longer) error.
+        let mut bad = 1u64.to_be_bytes().to_vec();
+        bad.extend_from_slice(&1u32.to_be_bytes());
+        bad.extend_from_slice(&1u32.to_be_bytes());
+        assert!(s.handle_udp(&bad, a).is_none());
+        // Junk.
+        assert!(s.handle_udp(b"short", a).is_none());
+        assert!(s.handle_udp(&[0u8; 16], a).is_none());
+        for n in 0..120 {
+            let _ = s.handle_udp(&vec![0xAB; n], a);
+        }
+    }
+
+    #[test]
+    fn sniffing_and_reading() {
+        assert!(looks_like_http(b"GET /announce"));
+        assert!(looks_like_http(b"GE"));
+        assert!(looks_like_http(b"HEAD "));
+        assert!(!looks_like_http(b"\x13BitTorrent protocol"));
+        assert!(!looks_like_http(b""));
+        assert!(!looks_like_http(b"GETX"));
+        let far = Instant::now() + Duration::from_secs(5);
+        let mut r: &[u8] = b"GET / HTTP/1.0\r\nA: b\r\n\r\nextra";
+        assert_eq!(
+            read_http_request(&mut r, 100, far).unwrap(),
+            b"GET / HTTP/1.0\r\nA: b\r\n\r\n"
+        );
+        let mut r: &[u8] = &[b'a'; 1000];
+        assert_eq!(
+            read_http_request(&mut r, 100, far).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        let mut r: &[u8] = b"GET / HTTP/1.0\r\n";
+        assert_eq!(
+            read_http_request(&mut r, 100, far).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+    }
+}

@@ -1,0 +1,971 @@
+//! The peer thread: one OS thread per peer socket.
+//!
+//! It owns the `TcpStream`, a [`FrameDecoder`], the set of requests it has
+//! sent and the queue of requests the peer sent us. It reports what the
+//! peer says to its torrent thread as [`PeerEvent`]s (blocking sends: a slow
+//! torrent thread slows the socket down, memory stays flat) and executes
+//! the [`PeerCmd`]s the torrent thread sends it (never blocking the sender).
+//! Uploads are served here, straight from the shared read-only storage,
+//! and only for pieces the shared "have" bitfield says are verified.
+
+use crate::engine::picker::PeerKey;
+use crate::engine::storage::Storage;
+use crate::proto::bitfield::Bitfield;
+use crate::proto::layout::Layout;
+use crate::proto::wire::{BlockRef, FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use parking_lot::RwLock;
+use std::collections::{HashSet, VecDeque};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why a connection ended. Every disconnect has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The TCP connect failed or timed out.
+    ConnectFailed(String),
+    /// The handshake was malformed, for another torrent, or timed out.
+    BadHandshake(String),
+    /// The peer closed the connection.
+    PeerClosed,
+    /// A socket error.
+    Io(String),
+    /// The peer broke the protocol (the text says how).
+    Protocol(String),
+    /// Nothing received for too long.
+    Timeout,
+    /// We are connected to this peer already (or it is ourselves).
+    Duplicate,
+    /// Connection limit reached.
+    TooManyPeers,
+    /// The peer sent data that failed the hash check too often.
+    Banned,
+    /// Both sides are seeds.
+    BothSeeds,
+    /// The peer did not keep up with our commands.
+    TooSlow,
+    /// The torrent or session is shutting down.
+    Shutdown,
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// Byte counters shared between a peer thread and its torrent thread.
+#[derive(Debug, Default)]
+pub struct PeerCounters {
+    /// Payload bytes received from the peer.
+    pub downloaded: AtomicU64,
+    /// Payload bytes sent to the peer.
+    pub uploaded: AtomicU64,
+}
+
+/// Peer thread to torrent thread.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// The handshake is done; the torrent now knows how to reach the thread.
+    Joined {
+        /// Commands for the peer thread.
+        inbox: Sender<PeerCmd>,
+        /// A clone of the socket, used only to shut it down.
+        closer: TcpStream,
+        /// The remote address.
+        addr: SocketAddr,
+        /// The remote peer id.
+        peer_id: [u8; 20],
+        /// Whether the peer supports the fast extension.
+        fast: bool,
+        /// Whether we dialled it.
+        outgoing: bool,
+        /// Shared byte counters.
+        counters: Arc<PeerCounters>,
+    },
+    /// The peer's bitfield (or have-all / have-none as a bitfield).
+    Bitfield(Bitfield),
+    /// The peer has a new piece.
+    Have(u32),
+    /// The peer is interested in us or not.
+    Interested(bool),
+    /// The peer choked (true) or unchoked (false) us.
+    ChokedUs(bool),
+    /// A block arrived.
+    Block {
+        /// Which block.
+        block: BlockRef,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
+    /// Blocks that arrived in one read from the socket, in order (one event
+    /// instead of one per block).
+    Blocks(Vec<(BlockRef, Vec<u8>)>),
+    /// The peer rejected a request (BEP 6).
+    Rejected(BlockRef),
+    /// The peer's extended handshake (BEP 10).
+    ExtHandshake {
+        /// Its listening port (`p`), if it said.
+        listen_port: Option<u16>,
+        /// Whether it speaks `ut_pex`.
+        pex: bool,
+    },
+    /// Addresses the peer told us of with `ut_pex` (BEP 11).
+    Pex(Vec<SocketAddr>),
+    /// The peer lets us request this piece while it chokes us (BEP 6).
+    AllowedFast(u32),
+    /// The connection is over.
+    Left(CloseReason),
+}
+
+/// Torrent thread to peer thread (always sent with `try_send`).
+#[derive(Debug, Clone)]
+pub enum PeerCmd {
+    /// The first command: we are registered; here are our verified pieces,
+    /// to send as the bitfield.
+    Start(Bitfield),
+    /// Send these requests.
+    Request(Vec<BlockRef>),
+    /// Cancel a request.
+    Cancel(BlockRef),
+    /// We verified a piece.
+    Have(u32),
+    /// Choke (true) or unchoke (false) the peer.
+    Choke(bool),
+    /// Tell the peer we are interested or not.
+    Interested(bool),
+    /// Send a `ut_pex` message (only if the peer speaks it).
+    Pex(crate::proto::extension::PexMessage),
+    /// Close the connection.
+    Close(CloseReason),
+}
+
+/// What a peer thread needs to know about its torrent.
+pub struct PeerContext {
+    /// The info-hash.
+    pub info_hash: [u8; 20],
+    /// Our peer id.
+    pub our_id: [u8; 20],
+    /// The torrent's geometry.
+    pub layout: Layout,
+    /// Where uploads are read from.
+    pub storage: Arc<Storage>,
+    /// The verified pieces (written only by the torrent thread).
+    pub have: Arc<RwLock<Bitfield>>,
+    /// Limits and timeouts.
+    pub limits: PeerLimits,
+    /// Our listening port (sent in the extended handshake).
+    pub listen_port: u16,
+    /// A private torrent (BEP 27): no peer exchange.
+    pub private: bool,
+    /// The session's DHT node, if any: peers' `port` messages feed it, and
+    /// peers that support the DHT get ours.
+    pub dht: Option<Arc<crate::discovery::dht::Dht>>,
+    /// The torrent's info dictionary, served to peers with `ut_metadata`
+    /// (BEP 9) so that they can start from a magnet link.
+    pub info_bytes: Arc<Vec<u8>>,
+}
+
+/// Limits a peer thread enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerLimits {
+    /// Time to establish TCP.
+    pub connect_timeout: Duration,
+    /// Time to receive the handshake.
+    pub handshake_timeout: Duration,
+    /// Close when nothing arrives for this long.
+    pub idle_timeout: Duration,
+    /// Socket write timeout (a peer that never reads is dropped).
+    pub write_timeout: Duration,
+    /// Most requests from the peer queued at once.
+    pub max_upload_queue: usize,
+    /// Largest frame accepted.
+    pub max_frame: usize,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        PeerLimits {
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            write_timeout: Duration::from_secs(30),
+            max_upload_queue: 500,
+            max_frame: MAX_FRAME,
+        }
+    }
+}
+
+/// Our handshake for this torrent: extension protocol and fast extension,
+/// and the DHT bit when we run a DHT node (not for private torrents).
+pub fn our_handshake(ctx: &PeerContext) -> Handshake {
+    let mut h = Handshake::new(ctx.info_hash, ctx.our_id);
+    if ctx.dht.is_some() && !ctx.private {
+        h.reserved[crate::proto::wire::RESERVED_DHT.0] |= crate::proto::wire::RESERVED_DHT.1;
+    }
+    h
+}
+
+/// Read at least one byte (to sniff what the connection speaks).
+pub fn read_some(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, CloseReason> {
+    let _ = stream.set_read_timeout(Some(timeout));
+    let mut chunk = [0u8; 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(CloseReason::PeerClosed),
+            Ok(n) => return Ok(chunk[..n].to_vec()),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(CloseReason::BadHandshake("timed out".into()))
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(CloseReason::Io(e.to_string())),
+        }
+    }
+}
+
+/// Read a handshake with a deadline; returns it and any bytes read past it.
+pub fn read_handshake(
+    stream: &mut TcpStream,
+    mut buf: Vec<u8>,
+    timeout: Duration,
+) -> Result<(Handshake, Vec<u8>), CloseReason> {
+    let deadline = Instant::now() + timeout;
+    let mut chunk = [0u8; 4096];
+    while buf.len() < HANDSHAKE_LEN {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(CloseReason::BadHandshake("timed out".into()));
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(CloseReason::PeerClosed),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(CloseReason::Io(e.to_string())),
+        }
+        if buf.first().is_some_and(|&b| b != 19) {
+            return Err(CloseReason::BadHandshake("not BitTorrent".into()));
+        }
+    }
+    let hs = Handshake::decode(&buf).map_err(|e| CloseReason::BadHandshake(e.to_string()))?;
+    Ok((hs, buf.split_off(HANDSHAKE_LEN)))
+}
+
+/// Dial `addr`, exchange handshakes and run the connection (outgoing).
+pub fn run_outgoing(
+    addr: SocketAddr,
+    key: PeerKey,
+    ctx: Arc<PeerContext>,
+    torrent: Sender<(PeerKey, PeerEvent)>,
+) {
+    let result = (|| {
+        let mut stream = TcpStream::connect_timeout(&addr, ctx.limits.connect_timeout)
+            .map_err(|e| CloseReason::ConnectFailed(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(ctx.limits.write_timeout));
+        stream
+            .write_all(&our_handshake(&ctx).encode())
+            .map_err(|e| CloseReason::Io(e.to_string()))?;
+        let (hs, rest) = read_handshake(&mut stream, Vec::new(), ctx.limits.handshake_timeout)?;
+        if hs.info_hash != ctx.info_hash {
+            return Err(CloseReason::BadHandshake("wrong info-hash".into()));
+        }
+        Ok((stream, hs, rest))
+    })();
+    match result {
+        Ok((stream, hs, rest)) => run_connected(stream, addr, true, hs, rest, key, &ctx, &torrent),
+        Err(reason) => {
+            let _ = torrent.send((key, PeerEvent::Left(reason)));
+        }
+    }
+}
+
+/// Run an established connection (the handshakes are done on both sides)
+/// until it ends; always finishes with a `Left` event.
+#[allow(clippy::too_many_arguments)]
+pub fn run_connected(
+    stream: TcpStream,
+    addr: SocketAddr,
+    outgoing: bool,
+    hs: Handshake,
+    leftover: Vec<u8>,
+    key: PeerKey,
+    ctx: &PeerContext,
+    torrent: &Sender<(PeerKey, PeerEvent)>,
+) {
+    let reason = match Connection::new(stream, addr, outgoing, hs, leftover, key, ctx, torrent) {
+        Ok(mut conn) => {
+            let r = match conn.run() {
+                Ok(()) => CloseReason::Shutdown,
+                Err(r) => r,
+            };
+            let _ = conn.flush_all();
+            let _ = conn.stream.shutdown(Shutdown::Both);
+            r
+        }
+        Err(r) => r,
+    };
+    log::debug!("peer {addr}: closed: {reason}");
+    let _ = torrent.send((key, PeerEvent::Left(reason)));
+}
+
+struct Connection<'a> {
+    stream: TcpStream,
+    key: PeerKey,
+    ctx: &'a PeerContext,
+    torrent: &'a Sender<(PeerKey, PeerEvent)>,
+    inbox: Receiver<PeerCmd>,
+    decoder: FrameDecoder,
+    out: Vec<u8>,
+    fast: bool,
+    am_choking: bool,
+    peer_choking: bool,
+    sent_requests: HashSet<BlockRef>,
+    upload_queue: VecDeque<BlockRef>,
+    counters: Arc<PeerCounters>,
+    last_recv: Instant,
+    last_send: Instant,
+    got_first_message: bool,
+    unrequested: u32,
+    short_timeout: bool,
+    /// The peer speaks BEP 10.
+    ext: bool,
+    /// The id the peer wants `ut_pex` messages sent with.
+    their_pex: Option<u8>,
+    last_pex_in: Option<Instant>,
+    /// Pieces this peer may request while we choke it (BEP 6).
+    allowed_fast: Vec<u32>,
+    /// The id the peer wants `ut_metadata` messages sent with.
+    their_metadata: Option<u8>,
+    /// Metadata pieces served on this connection.
+    metadata_served: u32,
+    /// Blocks decoded from the current read, sent as one `Blocks` event.
+    pending_blocks: Vec<(BlockRef, Vec<u8>)>,
+    /// Bytes asked of the next socket read: grows while reads come back
+    /// full, back to the minimum when the connection goes quiet.
+    read_size: usize,
+    /// Uploads: the part of a piece read last (piece, offset in the piece,
+    /// bytes), so that a piece is read from disk once, not once per block.
+    upload_cache: Option<(u32, u32, Vec<u8>)>,
+}
+
+const SHORT_READ: Duration = Duration::from_millis(5);
+/// Size of the allowed-fast set we grant (BEP 6 suggests 10).
+const ALLOWED_FAST_K: usize = 10;
+/// The id we ask peers to use for `ut_metadata` messages to us.
+pub const OUR_METADATA_ID: u8 = 2;
+/// Metadata pieces served per connection at most (a 10 MiB info dict is 640).
+const MAX_METADATA_REQUESTS: u32 = 1024;
+/// The id we ask peers to use for `ut_pex` messages to us.
+const OUR_PEX_ID: u8 = 1;
+/// PEX messages closer together than this are ignored (BEP 11: one a minute).
+const PEX_MIN_GAP: Duration = Duration::from_secs(20);
+/// Most addresses taken from one PEX message.
+const PEX_MAX_ADDED: usize = 100;
+/// How long a new connection waits for its torrent thread to register it.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes of piece messages queued per loop turn.
+const UPLOAD_BURST: usize = 1 << 20;
+const WRITE_SLICE: Duration = Duration::from_millis(10);
+const LONG_READ: Duration = Duration::from_millis(100);
+const KEEPALIVE: Duration = Duration::from_secs(90);
+const MAX_UNREQUESTED: u32 = 256;
+/// Socket reads: from 16 KiB on an idle connection up to 256 KiB while
+/// data streams in.
+const MIN_READ: usize = 16 * 1024;
+const MAX_READ: usize = 256 * 1024;
+/// Uploads read pieces in chunks of at most this (a whole piece up to it).
+const UPLOAD_CHUNK: u32 = 1 << 20;
+/// Stack size of a peer thread (connection and handshake threads too). The
+/// thread's buffers are on the heap; measured need is well below this.
+pub const PEER_STACK: usize = 256 * 1024;
+
+impl<'a> Connection<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        stream: TcpStream,
+        addr: SocketAddr,
+        outgoing: bool,
+        hs: Handshake,
+        leftover: Vec<u8>,
+        key: PeerKey,
+        ctx: &'a PeerContext,
+        torrent: &'a Sender<(PeerKey, PeerEvent)>,
+    ) -> Result<Connection<'a>, CloseReason> {
+        if hs.peer_id == ctx.our_id {
+            return Err(CloseReason::Duplicate);
+        }
+        let closer = stream
+            .try_clone()
+            .map_err(|e| CloseReason::Io(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(WRITE_SLICE));
+        let _ = stream.set_read_timeout(Some(LONG_READ));
+        let (tx, inbox) = crossbeam_channel::bounded(4096);
+        let counters = Arc::new(PeerCounters::default());
+        let fast = hs.supports_fast();
+        torrent
+            .send((
+                key,
+                PeerEvent::Joined {
+                    inbox: tx,
+                    closer,
+                    addr,
+                    peer_id: hs.peer_id,
+                    fast,
+                    outgoing,
+                    counters: counters.clone(),
+                },
+            ))
+            .map_err(|_| CloseReason::Shutdown)?;
+        let mut decoder = FrameDecoder::new(ctx.limits.max_frame);
+        decoder.feed(&leftover);
+        let now = Instant::now();
+        let mut c = Connection {
+            stream,
+            key,
+            ctx,
+            torrent,
+            inbox,
+            decoder,
+            out: Vec::with_capacity(64 * 1024),
+            fast,
+            am_choking: true,
+            peer_choking: true,
+            sent_requests: HashSet::new(),
+            upload_queue: VecDeque::new(),
+            counters,
+            last_recv: now,
+            last_send: now,
+            got_first_message: false,
+            unrequested: 0,
+            short_timeout: false,
+            ext: hs.supports_extensions(),
+            their_pex: None,
+            last_pex_in: None,
+            allowed_fast: Vec::new(),
+            their_metadata: None,
+            metadata_served: 0,
+            pending_blocks: Vec::new(),
+            read_size: MIN_READ,
+            upload_cache: None,
+        };
+        // Our bitfield goes first (after the handshake, before anything
+        // else). The torrent thread sends it as the first command when it
+        // registers us: every `have` after it then comes through the inbox,
+        // so no piece verified meanwhile can be missed.
+        let deadline = Instant::now() + START_TIMEOUT;
+        let have = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match c.inbox.recv_timeout(left) {
+                Ok(PeerCmd::Start(have)) => break have,
+                Ok(PeerCmd::Close(r)) => return Err(r),
+                Ok(_) => {}
+                Err(_) => return Err(CloseReason::Shutdown),
+            }
+        };
+        if fast && have.is_full() {
+            c.send(&Message::HaveAll);
+        } else if fast && have.count() == 0 {
+            c.send(&Message::HaveNone);
+        } else if have.count() > 0 {
+            c.send(&Message::Bitfield(have.as_bytes().to_vec()));
+        }
+        // BEP 6: a fast peer may fetch a few pieces before we unchoke it.
+        if let (true, std::net::IpAddr::V4(v4)) = (fast, addr.ip()) {
+            c.allowed_fast = crate::proto::wire::allowed_fast_set(
+                ALLOWED_FAST_K,
+                ctx.layout.num_pieces,
+                &ctx.info_hash,
+                v4,
+            );
+            for i in c.allowed_fast.clone() {
+                c.send(&Message::AllowedFast(i));
+            }
+        }
+        // BEP 5: tell a DHT-capable peer where our DHT node listens.
+        if let (Some(dht), true) = (&ctx.dht, hs.reserved[7] & 0x01 != 0 && !ctx.private) {
+            c.send(&Message::Port(dht.local_addr().port()));
+        }
+        if c.ext {
+            let mut m = vec![("ut_metadata".to_string(), OUR_METADATA_ID)];
+            if !ctx.private {
+                m.push(("ut_pex".to_string(), OUR_PEX_ID));
+            }
+            let h = crate::proto::extension::ExtHandshake {
+                m,
+                p: Some(ctx.listen_port),
+                v: Some(format!("peer {}", env!("CARGO_PKG_VERSION"))),
+                yourip: Some(addr.ip()),
+                reqq: Some(ctx.limits.max_upload_queue as u32),
+                metadata_size: Some(ctx.info_bytes.len() as u64),
+                ..Default::default()
+            };
+            c.send(&Message::Extended {
+                id: crate::proto::extension::HANDSHAKE_EXT_ID,
+                payload: h.encode(),
+            });
+        }
+        Ok(c)
+    }
+
+    fn send(&mut self, m: &Message) {
+        m.encode(&mut self.out);
+    }
+
+    /// Write as much of the output buffer as the socket takes without
+    /// waiting longer than `WRITE_SLICE`; the rest stays queued. Reading and
+    /// writing alternate on this one thread, so two peers that both send at
+    /// once can never deadlock on full socket buffers.
+    fn flush(&mut self) -> Result<(), CloseReason> {
+        let mut sent = 0;
+        while sent < self.out.len() {
+            match self.stream.write(&self.out[sent..]) {
+                Ok(0) => return Err(CloseReason::PeerClosed),
+                Ok(n) => {
+                    sent += n;
+                    self.last_send = Instant::now();
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(CloseReason::Io(e.to_string())),
+            }
+        }
+        self.out.drain(..sent);
+        // A burst may have grown the buffer to a few MiB; don't keep that
+        // per idle connection.
+        if self.out.is_empty() && self.out.capacity() > 256 * 1024 {
+            self.out = Vec::with_capacity(64 * 1024);
+        }
+        if !self.out.is_empty() && self.last_send.elapsed() > self.ctx.limits.write_timeout {
+            // The peer has not read anything for too long.
+            return Err(CloseReason::TooSlow);
+        }
+        Ok(())
+    }
+
+    /// Write everything queued, waiting up to the write timeout (at close).
+    fn flush_all(&mut self) -> Result<(), CloseReason> {
+        let _ = self.stream.set_write_timeout(Some(
+            self.ctx.limits.write_timeout.min(Duration::from_secs(2)),
+        ));
+        let r = self
+            .stream
+            .write_all(&self.out)
+            .map_err(|e| CloseReason::Io(e.to_string()));
+        self.out.clear();
+        r
+    }
+
+    fn event(&mut self, e: PeerEvent) -> Result<(), CloseReason> {
+        // Blocks decoded before this message go first: order is kept.
+        self.flush_blocks()?;
+        self.torrent
+            .send((self.key, e))
+            .map_err(|_| CloseReason::Shutdown)
+    }
+
+    /// Send the blocks decoded so far as one event.
+    fn flush_blocks(&mut self) -> Result<(), CloseReason> {
+        if self.pending_blocks.is_empty() {
+            return Ok(());
+        }
+        let blocks = std::mem::take(&mut self.pending_blocks);
+        self.torrent
+            .send((self.key, PeerEvent::Blocks(blocks)))
+            .map_err(|_| CloseReason::Shutdown)
+    }
+
+    fn run(&mut self) -> Result<(), CloseReason> {
+        loop {
+            // Frames already buffered (the handshake read may have left some).
+            while let Some(m) = self
+                .decoder
+                .next_message()
+                .map_err(|e| CloseReason::Protocol(e.to_string()))?
+            {
+                self.on_message(m)?;
+            }
+            self.flush_blocks()?;
+            self.drain_inbox()?;
+            self.serve_uploads()?;
+            if self.out.is_empty() && self.last_send.elapsed() > KEEPALIVE {
+                self.last_send = Instant::now();
+                self.send(&Message::KeepAlive);
+            }
+            self.flush()?;
+            if self.last_recv.elapsed() > self.ctx.limits.idle_timeout {
+                return Err(CloseReason::Timeout);
+            }
+            // With uploads waiting, never sit in `read`: take what has
+            // arrived without waiting and go back to sending (the blocking
+            // write in `flush` is where a busy connection waits). Otherwise
+            // short reads while we download (commands may arrive in the inbox
+            // at any moment), longer ones when idle.
+            let busy = !self.upload_queue.is_empty() || !self.out.is_empty();
+            let want_short = !self.peer_choking;
+            if want_short != self.short_timeout {
+                self.short_timeout = want_short;
+                let t = if want_short { SHORT_READ } else { LONG_READ };
+                let _ = self.stream.set_read_timeout(Some(t));
+            }
+            if self.out.len() > 2 * UPLOAD_BURST {
+                // The peer is not reading what we send: stop reading what it
+                // sends (TCP then slows it down) until our output drains or
+                // the write timeout closes the connection.
+                continue;
+            }
+            if busy {
+                let _ = self.stream.set_nonblocking(true);
+            }
+            let r = self.decoder.read_from(&mut self.stream, self.read_size);
+            if busy {
+                let _ = self.stream.set_nonblocking(false);
+            }
+            match r {
+                Ok(0) => return Err(CloseReason::PeerClosed),
+                Ok(n) => {
+                    self.last_recv = Instant::now();
+                    if n == self.read_size {
+                        self.read_size = (self.read_size * 2).min(MAX_READ);
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if !busy {
+                        // Quiet: keep little memory per connection.
+                        self.read_size = MIN_READ;
+                        self.decoder.shrink(2 * MIN_READ);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(CloseReason::Io(e.to_string())),
+            }
+        }
+    }
+
+    fn drain_inbox(&mut self) -> Result<(), CloseReason> {
+        loop {
+            match self.inbox.try_recv() {
+                Ok(cmd) => self.on_command(cmd)?,
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => return Err(CloseReason::Shutdown),
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: PeerCmd) -> Result<(), CloseReason> {
+        match cmd {
+            PeerCmd::Request(blocks) => {
+                // Sent even if we think it is outstanding: the torrent
+                // re-requests only what it gave up on.
+                for b in blocks {
+                    self.sent_requests.insert(b);
+                    self.send(&Message::Request(b));
+                }
+            }
+            PeerCmd::Cancel(b) => {
+                if self.sent_requests.remove(&b) {
+                    self.send(&Message::Cancel(b));
+                }
+            }
+            PeerCmd::Have(i) => self.send(&Message::Have(i)),
+            PeerCmd::Start(_) => {}
+            PeerCmd::Pex(msg) => {
+                if let Some(id) = self.their_pex {
+                    self.send(&Message::Extended {
+                        id,
+                        payload: msg.encode(),
+                    });
+                }
+            }
+            PeerCmd::Choke(true) => {
+                if !self.am_choking {
+                    self.am_choking = true;
+                    self.send(&Message::Choke);
+                    let dropped: Vec<BlockRef> = self.upload_queue.drain(..).collect();
+                    if self.fast {
+                        for b in dropped {
+                            self.send(&Message::Reject(b));
+                        }
+                    }
+                }
+            }
+            PeerCmd::Choke(false) => {
+                if self.am_choking {
+                    self.am_choking = false;
+                    self.send(&Message::Unchoke);
+                }
+            }
+            PeerCmd::Interested(true) => self.send(&Message::Interested),
+            PeerCmd::Interested(false) => self.send(&Message::NotInterested),
+            PeerCmd::Close(r) => return Err(r),
+        }
+        Ok(())
+    }
+
+    fn serve_uploads(&mut self) -> Result<(), CloseReason> {
+        // Bound the bytes queued per loop turn so reads stay responsive.
+        while self.out.len() < UPLOAD_BURST {
+            let Some(b) = self.upload_queue.pop_front() else {
+                break;
+            };
+            if let Err(e) = self.cache_block(&b) {
+                log::warn!("upload read failed: {e}");
+                if self.fast {
+                    self.send(&Message::Reject(b));
+                }
+                continue;
+            }
+            let Some((_, start, data)) = &self.upload_cache else {
+                continue;
+            };
+            let at = (b.begin - start) as usize;
+            // The piece message straight from the cache: one copy.
+            let block = &data[at..at + b.length as usize];
+            self.out.extend_from_slice(&(9 + b.length).to_be_bytes());
+            self.out.push(7);
+            self.out.extend_from_slice(&b.index.to_be_bytes());
+            self.out.extend_from_slice(&b.begin.to_be_bytes());
+            self.out.extend_from_slice(block);
+            self.counters
+                .uploaded
+                .fetch_add(u64::from(b.length), Ordering::Relaxed);
+        }
+        if self.upload_queue.is_empty() {
+            // Cached briefly: only while requests keep coming.
+            self.upload_cache = None;
+        }
+        Ok(())
+    }
+
+    /// Make sure the upload cache holds block `b`: one read of the chunk of
+    /// its piece (the whole piece up to `UPLOAD_CHUNK`) that contains it.
+    fn cache_block(&mut self, b: &BlockRef) -> Result<(), crate::engine::storage::StorageError> {
+        if let Some((i, start, data)) = &self.upload_cache {
+            if *i == b.index && b.begin >= *start && b.begin + b.length <= start + data.len() as u32
+            {
+                return Ok(());
+            }
+        }
+        let piece_len = self.ctx.layout.piece_len(b.index);
+        let mut start = b.begin - b.begin % UPLOAD_CHUNK;
+        if b.begin + b.length > start + UPLOAD_CHUNK {
+            // An unaligned request across a chunk boundary: start at it.
+            start = b.begin;
+        }
+        let len = (piece_len - start).min(UPLOAD_CHUNK);
+        let mut data = match self.upload_cache.take() {
+            Some((_, _, mut v)) => {
+                v.resize(len as usize, 0);
+                v
+            }
+            None => vec![0u8; len as usize],
+        };
+        let offset = self.ctx.layout.piece_offset(b.index) + u64::from(start);
+        self.ctx.storage.read(offset, &mut data)?;
+        self.upload_cache = Some((b.index, start, data));
+        Ok(())
+    }
+
+    fn on_message(&mut self, m: Message) -> Result<(), CloseReason> {
+        let first = !self.got_first_message;
+        // The extended handshake (BEP 10) and port (BEP 5) may precede
+        // the bitfield; only other messages end the "first message" window.
+        if !matches!(
+            m,
+            Message::KeepAlive | Message::Extended { .. } | Message::Port(_)
+        ) {
+            self.got_first_message = true;
+        }
+        let n = self.ctx.layout.num_pieces as usize;
+        match m {
+            Message::KeepAlive | Message::SuggestPiece(_) => {}
+            Message::Port(p) => {
+                // BEP 5: the peer runs a DHT node there; try it.
+                if let (Some(dht), Ok(addr)) = (&self.ctx.dht, self.stream.peer_addr()) {
+                    if p != 0 && !self.ctx.private {
+                        dht.add_node(SocketAddr::new(addr.ip(), p));
+                    }
+                }
+            }
+            Message::AllowedFast(i) => {
+                if self.fast && i < self.ctx.layout.num_pieces {
+                    self.event(PeerEvent::AllowedFast(i))?;
+                }
+            }
+            Message::Extended { id, payload } => self.on_extended(id, &payload)?,
+            Message::Choke => {
+                self.peer_choking = true;
+                // Requests are void after a choke (BEP 3); fast peers reject
+                // them explicitly, others drop them silently.
+                self.sent_requests.clear();
+                self.event(PeerEvent::ChokedUs(true))?;
+            }
+            Message::Unchoke => {
+                self.peer_choking = false;
+                self.event(PeerEvent::ChokedUs(false))?;
+            }
+            Message::Interested => self.event(PeerEvent::Interested(true))?,
+            Message::NotInterested => {
+                self.upload_queue.clear();
+                self.event(PeerEvent::Interested(false))?
+            }
+            Message::Have(i) => {
+                if i as usize >= n {
+                    return Err(CloseReason::Protocol(format!("have {i} out of range")));
+                }
+                self.event(PeerEvent::Have(i))?;
+            }
+            Message::Bitfield(bytes) => {
+                if !first {
+                    return Err(CloseReason::Protocol("bitfield not first".into()));
+                }
+                let bf = Bitfield::from_bytes(&bytes, n)
+                    .map_err(|e| CloseReason::Protocol(e.to_string()))?;
+                self.event(PeerEvent::Bitfield(bf))?;
+            }
+            Message::HaveAll | Message::HaveNone => {
+                if !self.fast || !first {
+                    return Err(CloseReason::Protocol("unexpected have-all/none".into()));
+                }
+                let bf = if m == Message::HaveAll {
+                    Bitfield::full(n)
+                } else {
+                    Bitfield::new(n)
+                };
+                self.event(PeerEvent::Bitfield(bf))?;
+            }
+            Message::Request(b) => self.on_request(b)?,
+            Message::Cancel(b) => {
+                let before = self.upload_queue.len();
+                self.upload_queue.retain(|q| *q != b);
+                // BEP 6: every request gets exactly one answer.
+                if self.fast && self.upload_queue.len() < before {
+                    self.send(&Message::Reject(b));
+                }
+            }
+            Message::Piece { index, begin, data } => {
+                let block = BlockRef {
+                    index,
+                    begin,
+                    length: data.len() as u32,
+                };
+                if !self.sent_requests.remove(&block) {
+                    self.unrequested += 1;
+                    if self.unrequested > MAX_UNREQUESTED {
+                        return Err(CloseReason::Protocol("too many unrequested blocks".into()));
+                    }
+                }
+                if !self.ctx.layout.is_block(index, begin, data.len()) {
+                    return Err(CloseReason::Protocol("piece message for no block".into()));
+                }
+                self.counters
+                    .downloaded
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                self.pending_blocks.push((block, data));
+            }
+            Message::Reject(b) => {
+                if !self.fast {
+                    return Err(CloseReason::Protocol(
+                        "reject without fast extension".into(),
+                    ));
+                }
+                if self.sent_requests.remove(&b) {
+                    self.event(PeerEvent::Rejected(b))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_extended(&mut self, id: u8, payload: &[u8]) -> Result<(), CloseReason> {
+        use crate::proto::extension::{ExtHandshake, PexMessage};
+        if !self.ext {
+            return Err(CloseReason::Protocol(
+                "extended message without BEP 10".into(),
+            ));
+        }
+        match id {
+            crate::proto::extension::HANDSHAKE_EXT_ID => {
+                // A handshake we cannot read just means no extensions.
+                let Ok(h) = ExtHandshake::decode(payload) else {
+                    return Ok(());
+                };
+                self.their_pex = h.id_of("ut_pex").filter(|_| !self.ctx.private);
+                self.their_metadata = h.id_of("ut_metadata");
+                self.event(PeerEvent::ExtHandshake {
+                    listen_port: h.p.filter(|p| *p != 0),
+                    pex: self.their_pex.is_some(),
+                })
+            }
+            OUR_PEX_ID if !self.ctx.private => {
+                // BEP 11: at most one message a minute; tolerate some jitter.
+                if self.last_pex_in.is_some_and(|t| t.elapsed() < PEX_MIN_GAP) {
+                    return Ok(());
+                }
+                self.last_pex_in = Some(Instant::now());
+                if let Ok(m) = PexMessage::decode(payload) {
+                    let added: Vec<SocketAddr> = m.added.into_iter().take(PEX_MAX_ADDED).collect();
+                    if !added.is_empty() {
+                        self.event(PeerEvent::Pex(added))?;
+                    }
+                }
+                Ok(())
+            }
+            OUR_METADATA_ID => {
+                self.on_metadata(payload);
+                Ok(())
+            }
+            _ => Ok(()), // an extension we did not offer: ignore
+        }
+    }
+
+    /// BEP 9: answer a request for a piece of the info dictionary.
+    fn on_metadata(&mut self, payload: &[u8]) {
+        use crate::proto::extension::{MetadataMessage, METADATA_PIECE_SIZE};
+        let (Ok(MetadataMessage::Request { piece }), Some(id)) =
+            (MetadataMessage::decode(payload), self.their_metadata)
+        else {
+            return; // data/reject are for the metadata fetcher, not us
+        };
+        self.metadata_served += 1;
+        let info = &self.ctx.info_bytes;
+        let start = piece as usize * METADATA_PIECE_SIZE;
+        let reply = if start < info.len() && self.metadata_served <= MAX_METADATA_REQUESTS {
+            let end = (start + METADATA_PIECE_SIZE).min(info.len());
+            MetadataMessage::Data {
+                piece,
+                total_size: info.len() as u64,
+                data: info[start..end].to_vec(),
+            }
+        } else {
+            MetadataMessage::Reject { piece }
+        };
+        self.send(&Message::Extended {
+            id,
+            payload: reply.encode(),
+        });
+    }
+
+    fn on_request(&mut self, b: BlockRef) -> Result<(), CloseReason> {
+        if !self.ctx.layout.valid_request(&b) {
+            return Err(CloseReason::Protocol(format!("invalid request {b:?}")));
+        }
+        let have = self.ctx.have.read().get(b.index as usize);
+        let allowed = !self.am_choking || self.allowed_fast.contains(&b.index);
+        if !allowed || !have || self.upload_queue.len() >= self.ctx.limits.max_upload_queue {
+            if self.fast {
+                self.send(&Message::Reject(b));
+            }
+            return Ok(());
+        }
+        if !self.upload_queue.contains(&b) {
+            self.upload_queue.push_back(b);
+        }
+        Ok(())
+    }
+}

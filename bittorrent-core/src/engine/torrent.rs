@@ -1,0 +1,1490 @@
+//! The torrent thread (the design card's piece-picker thread): one per
+//! torrent. It alone owns the [`Picker`], the writes to [`Storage`](crate::engine::storage::Storage), the
+//! choker state, the table of connected peers and the candidate addresses.
+//!
+//! It blocks on `select!` over its peers' events, the hashing pool's
+//! verdicts, commands from the session, and a 1 s tick. Sends to peer
+//! threads use `try_send`: a peer whose inbox is full is closed, so this
+//! thread never waits on anyone but its own disk writes.
+
+use crate::engine::choker::{self, ChokeCandidate};
+use crate::engine::hasher::{HashDone, HashJob, PieceData};
+use crate::engine::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
+use crate::engine::picker::{PeerKey, Picker, Received};
+use crate::engine::piece_buffer::{Complete, PieceBuffers, Stored};
+use crate::engine::session::Shared;
+use crate::proto::bitfield::Bitfield;
+use crate::proto::layout::Layout;
+use crate::proto::metainfo::Metainfo;
+use crate::state::resume::ResumeData;
+use crossbeam_channel::{select, Receiver, Sender};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a torrent is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Verifying data found on disk.
+    Checking,
+    /// Fetching missing pieces.
+    Downloading,
+    /// Every piece verified; uploading only.
+    Seeding,
+    /// Stopped by an error (the text says which).
+    Failed(String),
+    /// Stopped by a condition that may clear by itself (the disk is full);
+    /// retried every few seconds, then downloading goes on.
+    Stalled(String),
+}
+
+/// A snapshot of one torrent's state (cheap to copy; never waits on the
+/// torrent thread).
+#[derive(Debug, Clone)]
+pub struct TorrentStatus {
+    /// The info-hash.
+    pub info_hash: crate::InfoHash,
+    /// The torrent's name.
+    pub name: String,
+    /// What it is doing.
+    pub phase: Phase,
+    /// Pieces verified.
+    pub pieces_have: u32,
+    /// Pieces in all.
+    pub pieces_total: u32,
+    /// Bytes verified.
+    pub bytes_have: u64,
+    /// Bytes in all.
+    pub total_length: u64,
+    /// Payload bytes received this session.
+    pub downloaded: u64,
+    /// Payload bytes sent this session.
+    pub uploaded: u64,
+    /// Receive rate, bytes per second.
+    pub download_rate: u64,
+    /// Send rate, bytes per second.
+    pub upload_rate: u64,
+    /// Connected peers.
+    pub peers: usize,
+    /// Connected peers that are seeds.
+    pub seeds: usize,
+    /// Pieces that failed their hash check.
+    pub hash_failures: u32,
+    /// The last tracker announce.
+    pub tracker: crate::discovery::announcer::TrackerStatus,
+    /// Addresses learned from peer exchange (BEP 11) so far.
+    pub peers_from_pex: usize,
+    /// Pieces hashed by the start-up check (0 when resume data was trusted).
+    pub checked_pieces: u32,
+    /// Whether the start-up state came from resume data.
+    pub resumed: bool,
+    /// Paused by the user.
+    pub paused: bool,
+    /// The directory the torrent's files are in.
+    pub save_path: std::path::PathBuf,
+    /// Peers banned for bad data.
+    pub banned: usize,
+}
+
+impl TorrentStatus {
+    /// Whether every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.pieces_have == self.pieces_total
+    }
+    /// Estimated seconds to completion at the current rate.
+    pub fn eta(&self) -> Option<Duration> {
+        if self.is_complete() {
+            return Some(Duration::ZERO);
+        }
+        if self.download_rate == 0 {
+            return None;
+        }
+        Some(Duration::from_secs(
+            (self.total_length - self.bytes_have) / self.download_rate,
+        ))
+    }
+}
+
+/// Commands from the session to a torrent thread.
+#[derive(Debug)]
+pub enum Command {
+    /// Dial these addresses (from the user, a tracker, PEX...).
+    AddPeers(Vec<SocketAddr>),
+    /// Stop exchanging data (connections closed, nothing dialled or
+    /// accepted) until `Resume`; the data and resume data stay.
+    Pause,
+    /// Undo `Pause`.
+    Resume,
+    /// Close every connection, flush, and reply.
+    Shutdown(Sender<()>),
+}
+
+/// Shared between the torrent thread and the rest of the session.
+pub struct TorrentShared {
+    /// The torrent's metainfo.
+    pub metainfo: Metainfo,
+    /// The snapshot the session reads.
+    pub status: Mutex<TorrentStatus>,
+    /// Commands for the torrent thread.
+    pub commands: Sender<Command>,
+    /// What peer threads read.
+    pub peer_ctx: Arc<PeerContext>,
+    /// The peer-event channel (peer threads send here).
+    pub events: Sender<(PeerKey, PeerEvent)>,
+    /// The announcer's last outcome.
+    pub tracker: Mutex<crate::discovery::announcer::TrackerStatus>,
+}
+
+struct Conn {
+    addr: SocketAddr,
+    inbox: Sender<PeerCmd>,
+    closer: TcpStream,
+    peer_id: [u8; 20],
+    outgoing: bool,
+    bitfield: Bitfield,
+    /// Pieces the peer has that we lack.
+    wanted: u32,
+    am_choking: bool,
+    am_interested: bool,
+    peer_choking: bool,
+    peer_interested: bool,
+    outstanding: HashSet<crate::proto::wire::BlockRef>,
+    counters: Arc<PeerCounters>,
+    last_down: u64,
+    last_up: u64,
+    down_rate: u64,
+    up_rate: u64,
+    last_block: Instant,
+    target_depth: usize,
+    /// Where the peer accepts connections (outgoing: the address we
+    /// dialled; incoming: its IP with the `p` of its extended handshake).
+    listen_addr: Option<SocketAddr>,
+    /// It speaks `ut_pex`.
+    pex: bool,
+    /// What our PEX messages have told it is connected.
+    pex_sent: HashSet<SocketAddr>,
+    next_pex: Instant,
+    /// Pieces the peer lets us request while it chokes us (BEP 6).
+    allowed_fast: Vec<u32>,
+    joined_at: Instant,
+}
+
+/// An address we may dial.
+struct Candidate {
+    failures: u32,
+    next_try: Instant,
+    connected: bool,
+}
+
+const TICK: Duration = Duration::from_secs(1);
+const CHOKE_INTERVAL: Duration = Duration::from_secs(10);
+const OPTIMISTIC_INTERVAL: Duration = Duration::from_secs(30);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const MIN_DEPTH: usize = 16;
+/// A full peer table evicts a peer useless for at least this long.
+const IDLE_EVICT_AFTER: Duration = Duration::from_secs(5);
+/// How long a torrent stalled on a full disk waits before trying again.
+const STALL_RETRY: Duration = Duration::from_secs(5);
+/// Resume data is saved at most this often while pieces arrive (and at
+/// completion and shutdown).
+const RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
+/// Between PEX messages to one peer (BEP 11: at most one a minute).
+const PEX_INTERVAL: Duration = Duration::from_secs(60);
+const MAX_DEPTH: usize = 500;
+/// The pipeline depth of a new peer, before its rate is known: 1 MiB, so
+/// that a fast peer is not held to 16 blocks for its first second.
+const START_DEPTH: usize = 64;
+/// Bytes of pieces a torrent assembles in memory at once (pieces past it are
+/// written block by block and read back to be hashed).
+const PIECE_BUFFER_BUDGET: u64 = 16 << 20;
+/// Strikes (pieces failing their hash with this peer's data) before a ban.
+const BAN_STRIKES: u32 = 2;
+
+/// The torrent thread's state.
+pub struct Torrent {
+    shared: Arc<Shared>,
+    me: Arc<TorrentShared>,
+    layout: Layout,
+    picker: Picker,
+    /// Pieces assembling in memory (bounded), hashed and written from there.
+    buffers: PieceBuffers,
+    conns: HashMap<PeerKey, Conn>,
+    /// Outgoing connection attempts not yet joined.
+    dialing: HashMap<PeerKey, SocketAddr>,
+    candidates: HashMap<SocketAddr, Candidate>,
+    strikes: HashMap<SocketAddr, u32>,
+    banned: HashSet<SocketAddr>,
+    banned_ips: HashSet<IpAddr>,
+    phase: Phase,
+    hash_tx: Sender<HashDone>,
+    hash_rx: Receiver<HashDone>,
+    events_rx: Receiver<(PeerKey, PeerEvent)>,
+    commands_rx: Receiver<Command>,
+    check_next: u32,
+    check_in_flight: u32,
+    downloaded: u64,
+    uploaded_closed: u64,
+    hash_failures: u32,
+    pex_learned: usize,
+    checked_pieces: u32,
+    resumed: bool,
+    resume_dirty: bool,
+    last_resume_save: Instant,
+    stalled_at: Instant,
+    paused: bool,
+    last_choke: Instant,
+    last_optimistic: Instant,
+    optimistic: Option<PeerKey>,
+    rng: u64,
+    /// `downloaded` at the previous tick (stall diagnostics).
+    downloaded_last_tick: u64,
+}
+
+/// Start a torrent thread. Returns the shared part (registered with the
+/// session) and the thread's handle.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    metainfo: Metainfo,
+    storage: Arc<crate::engine::storage::Storage>,
+    peers: Vec<SocketAddr>,
+    paused: bool,
+) -> std::io::Result<(Arc<TorrentShared>, std::thread::JoinHandle<()>)> {
+    let layout = Layout::of(&metainfo.info);
+    let n = layout.num_pieces as usize;
+    let have = Arc::new(RwLock::new(Bitfield::new(n)));
+    let (events_tx, events_rx) = crossbeam_channel::bounded(1024);
+    let (cmd_tx, commands_rx) = crossbeam_channel::unbounded();
+    let (hash_tx, hash_rx) = crossbeam_channel::unbounded();
+    let peer_ctx = Arc::new(PeerContext {
+        info_hash: metainfo.info_hash.0,
+        our_id: shared.peer_id,
+        layout,
+        storage,
+        have,
+        limits: shared.config.peer_limits,
+        listen_port: shared.local_port(),
+        private: metainfo.info.private,
+        info_bytes: Arc::new(metainfo.info_bytes.clone()),
+        dht: shared.dht.clone(),
+    });
+    let status = TorrentStatus {
+        info_hash: metainfo.info_hash,
+        name: metainfo.info.name.clone(),
+        phase: Phase::Checking,
+        pieces_have: 0,
+        pieces_total: layout.num_pieces,
+        bytes_have: 0,
+        total_length: layout.total_length,
+        downloaded: 0,
+        uploaded: 0,
+        download_rate: 0,
+        upload_rate: 0,
+        peers: 0,
+        seeds: 0,
+        hash_failures: 0,
+        tracker: Default::default(),
+        peers_from_pex: 0,
+        checked_pieces: 0,
+        resumed: false,
+        paused,
+        save_path: peer_ctx.storage.root().to_path_buf(),
+        banned: 0,
+    };
+    let me = Arc::new(TorrentShared {
+        metainfo,
+        status: Mutex::new(status),
+        commands: cmd_tx,
+        peer_ctx,
+        events: events_tx,
+        tracker: Mutex::new(Default::default()),
+    });
+    let now = Instant::now();
+    let mut t = Torrent {
+        shared,
+        me: me.clone(),
+        layout,
+        picker: Picker::new(layout, Bitfield::new(n)),
+        buffers: PieceBuffers::new(layout, PIECE_BUFFER_BUDGET),
+        conns: HashMap::new(),
+        dialing: HashMap::new(),
+        candidates: HashMap::new(),
+        strikes: HashMap::new(),
+        banned: HashSet::new(),
+        banned_ips: HashSet::new(),
+        phase: Phase::Checking,
+        hash_tx,
+        hash_rx,
+        events_rx,
+        commands_rx,
+        check_next: 0,
+        check_in_flight: 0,
+        downloaded: 0,
+        uploaded_closed: 0,
+        hash_failures: 0,
+        pex_learned: 0,
+        checked_pieces: 0,
+        resumed: false,
+        resume_dirty: false,
+        last_resume_save: now,
+        stalled_at: now,
+        paused,
+        last_choke: now,
+        last_optimistic: now,
+        optimistic: None,
+        rng: now.elapsed().as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15,
+        downloaded_last_tick: 0,
+    };
+    t.add_candidates(peers);
+    let short = t.me.metainfo.info_hash.to_hex();
+    let handle = std::thread::Builder::new()
+        .name(format!("torrent {}", &short[..8]))
+        .spawn(move || t.run())?;
+    Ok((me, handle))
+}
+
+impl Torrent {
+    fn run(mut self) {
+        if !self.load_resume() {
+            log::info!("{}: checking existing data", self.me.metainfo.info.name);
+        }
+        self.feed_checks();
+        let tick = crossbeam_channel::tick(TICK);
+        loop {
+            select! {
+                recv(self.events_rx) -> m => match m {
+                    Ok((key, ev)) => self.on_event(key, ev),
+                    Err(_) => break,
+                },
+                recv(self.hash_rx) -> m => if let Ok(done) = m { self.on_hashed(done) },
+                recv(self.commands_rx) -> m => match m {
+                    Ok(Command::Shutdown(done)) => {
+                        self.shutdown();
+                        let _ = done.send(());
+                        return;
+                    }
+                    Ok(cmd) => self.on_command(cmd),
+                    Err(_) => { self.shutdown(); return; }
+                },
+                recv(tick) -> _ => self.on_tick(),
+            }
+        }
+    }
+
+    fn rand(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    // ---- checking ---------------------------------------------------------
+
+    fn feed_checks(&mut self) {
+        let limit = 2 * self.shared.config.hasher_threads as u32 + 2;
+        while self.phase == Phase::Checking
+            && self.check_in_flight < limit
+            && self.check_next < self.layout.num_pieces
+        {
+            let i = self.check_next;
+            self.check_next += 1;
+            let off = self.layout.piece_offset(i);
+            let len = self.layout.piece_len(i);
+            if !self.me.peer_ctx.storage.has_data(off, u64::from(len)) {
+                continue;
+            }
+            self.submit_hash(i);
+            self.check_in_flight += 1;
+            self.checked_pieces += 1;
+        }
+        if self.phase == Phase::Checking
+            && self.check_in_flight == 0
+            && self.check_next >= self.layout.num_pieces
+        {
+            self.phase = if self.picker.is_complete() {
+                Phase::Seeding
+            } else {
+                Phase::Downloading
+            };
+            log::info!(
+                "{}: {} of {} pieces present; {:?}",
+                self.me.metainfo.info.name,
+                self.picker.have().count(),
+                self.layout.num_pieces,
+                self.phase
+            );
+            self.publish_status();
+            self.connect_candidates();
+        }
+    }
+
+    /// Hash piece `i` by reading it back from disk.
+    fn submit_hash(&self, i: u32) {
+        self.submit_hash_of(
+            i,
+            PieceData::Disk {
+                storage: self.me.peer_ctx.storage.clone(),
+                offset: self.layout.piece_offset(i),
+                len: self.layout.piece_len(i),
+            },
+        );
+    }
+
+    fn submit_hash_of(&self, i: u32, data: PieceData) {
+        let job = HashJob {
+            piece: i,
+            data,
+            expected: self.me.metainfo.info.pieces[i as usize],
+            reply: self.hash_tx.clone(),
+        };
+        let _ = self.shared.hasher.send(job);
+    }
+
+    /// Every block of piece `i` is in: hash it from memory, or from disk if
+    /// it was spilled.
+    fn piece_complete(&mut self, i: u32) {
+        match self.buffers.take_complete(i) {
+            Complete::Memory(blocks) => self.submit_hash_of(i, PieceData::Memory(blocks)),
+            Complete::Disk => self.submit_hash(i),
+            Complete::Incomplete => {
+                log::warn!(
+                    "{}: piece {i} incomplete in memory; fetching it again",
+                    self.me.metainfo.info.name
+                );
+                self.picker.piece_hashed(i, false);
+            }
+        }
+    }
+
+    fn on_hashed(&mut self, done: HashDone) {
+        if let Some(e) = &done.error {
+            log::warn!(
+                "{}: reading piece {}: {e}",
+                self.me.metainfo.info.name,
+                done.piece
+            );
+        }
+        if self.phase == Phase::Checking {
+            self.check_in_flight = self.check_in_flight.saturating_sub(1);
+            if done.ok {
+                self.picker.mark_have(done.piece);
+                // Peers that joined while we were checking learn of it too.
+                self.piece_verified(done.piece);
+            }
+            self.feed_checks();
+            return;
+        }
+        if let Some(blocks) = &done.blocks {
+            // A piece hashed from memory: only now, verified, is it written.
+            let written = if done.ok && self.phase == Phase::Downloading {
+                let off = self.layout.piece_offset(done.piece);
+                Some(self.me.peer_ctx.storage.write_blocks(off, blocks))
+            } else {
+                None
+            };
+            self.buffers.release(done.piece);
+            match written {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    // Nobody is to blame: the piece is simply wanted again.
+                    self.picker.piece_hashed(done.piece, false);
+                    match e {
+                        crate::engine::storage::StorageError::DiskFull { .. } => {
+                            self.stall(e.to_string())
+                        }
+                        other => self.fail(other.to_string()),
+                    }
+                    return;
+                }
+                None if done.ok => {
+                    // Stopped meanwhile (stalled, failed): not written, so
+                    // not verified either.
+                    self.picker.piece_hashed(done.piece, false);
+                    return;
+                }
+                None => {}
+            }
+        }
+        let contributors = self.picker.piece_hashed(done.piece, done.ok);
+        if done.ok {
+            self.piece_verified(done.piece);
+        } else {
+            self.hash_failures += 1;
+            log::warn!(
+                "{}: piece {} failed its hash check",
+                self.me.metainfo.info.name,
+                done.piece
+            );
+            self.blame(contributors);
+        }
+    }
+
+    fn piece_verified(&mut self, i: u32) {
+        self.me.peer_ctx.have.write().set(i as usize);
+        self.resume_dirty = true;
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.send(k, PeerCmd::Have(i));
+            if let Some(c) = self.conns.get_mut(&k) {
+                if c.bitfield.get(i as usize) {
+                    c.wanted = c.wanted.saturating_sub(1);
+                }
+            }
+            self.update_interest(k);
+        }
+        if self.picker.is_complete() && self.phase == Phase::Downloading {
+            self.phase = Phase::Seeding;
+            log::info!("{}: download complete, seeding", self.me.metainfo.info.name);
+            self.save_resume();
+            let seeds: Vec<PeerKey> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.bitfield.is_full())
+                .map(|(k, _)| *k)
+                .collect();
+            for k in seeds {
+                self.close(k, CloseReason::BothSeeds);
+            }
+        }
+        self.publish_status();
+    }
+
+    fn blame(&mut self, contributors: Vec<PeerKey>) {
+        let mut seen = HashSet::new();
+        for k in contributors {
+            if !seen.insert(k) {
+                continue;
+            }
+            let Some(addr) = self.conns.get(&k).map(|c| c.addr) else {
+                continue;
+            };
+            let s = self.strikes.entry(addr).or_insert(0);
+            *s += 1;
+            if *s >= BAN_STRIKES {
+                log::warn!(
+                    "{}: banning {addr} for bad data",
+                    self.me.metainfo.info.name
+                );
+                self.banned.insert(addr);
+                if !addr.ip().is_loopback() {
+                    self.banned_ips.insert(addr.ip());
+                }
+                self.close(k, CloseReason::Banned);
+            }
+        }
+    }
+
+    fn is_banned(&self, addr: &SocketAddr) -> bool {
+        self.banned.contains(addr) || self.banned_ips.contains(&addr.ip())
+    }
+
+    // ---- peers -------------------------------------------------------------
+
+    fn send(&mut self, key: PeerKey, cmd: PeerCmd) {
+        let Some(c) = self.conns.get(&key) else {
+            return;
+        };
+        match c.inbox.try_send(cmd) {
+            Ok(()) => {}
+            // Its thread has ended; its `Left` event is on the way.
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {}
+            Err(crossbeam_channel::TrySendError::Full(_)) => self.close(key, CloseReason::TooSlow),
+        }
+    }
+
+    /// Close a connection now: tell its thread, wake its blocked read, and
+    /// give its requests back to the picker.
+    fn close(&mut self, key: PeerKey, reason: CloseReason) {
+        if let Some(c) = self.conns.remove(&key) {
+            log::debug!("closing {}: {reason}", c.addr);
+            let _ = c.inbox.try_send(PeerCmd::Close(reason.clone()));
+            let _ = c.closer.shutdown(Shutdown::Both);
+            self.forget(key, c, &reason);
+        }
+    }
+
+    fn forget(&mut self, key: PeerKey, c: Conn, reason: &CloseReason) {
+        self.picker.remove_peer(key, &c.bitfield);
+        self.uploaded_closed += c.counters.uploaded.load(Ordering::Relaxed);
+        if let Some(cand) = self.candidates.get_mut(&c.addr) {
+            cand.connected = false;
+            let now = Instant::now();
+            let delay = match reason {
+                // Nothing to gain soon from a seed (we are one) or a cheat.
+                CloseReason::BothSeeds | CloseReason::Banned | CloseReason::Duplicate => {
+                    Duration::from_secs(300)
+                }
+                // A connection that ended quickly (refused for lack of room,
+                // say): retry soon, backing off if it keeps happening.
+                _ if now - c.joined_at < Duration::from_secs(60) => {
+                    cand.failures = cand.failures.saturating_add(1);
+                    Duration::from_secs(5 << (cand.failures - 1).min(6))
+                }
+                _ => {
+                    cand.failures = 0;
+                    Duration::from_secs(5)
+                }
+            };
+            cand.next_try = now + delay;
+        }
+        if self.optimistic == Some(key) {
+            self.optimistic = None;
+        }
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn on_event(&mut self, key: PeerKey, ev: PeerEvent) {
+        match ev {
+            PeerEvent::Joined {
+                inbox,
+                closer,
+                addr,
+                peer_id,
+                fast: _,
+                outgoing,
+                counters,
+            } => self.on_joined(key, inbox, closer, addr, peer_id, outgoing, counters),
+            PeerEvent::Left(reason) => {
+                if let Some(addr) = self.dialing.remove(&key) {
+                    self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                    if let Some(c) = self.candidates.get_mut(&addr) {
+                        c.connected = false;
+                        c.failures += 1;
+                        let backoff = 5u64 << c.failures.min(6);
+                        c.next_try = Instant::now() + Duration::from_secs(backoff);
+                    }
+                    log::debug!("dial {addr} failed: {reason}");
+                } else if let Some(c) = self.conns.remove(&key) {
+                    log::debug!("peer {} left: {reason}", c.addr);
+                    self.forget(key, c, &reason);
+                }
+                self.publish_status();
+            }
+            other => {
+                if self.conns.contains_key(&key) {
+                    self.on_peer_message(key, other);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_joined(
+        &mut self,
+        key: PeerKey,
+        inbox: Sender<PeerCmd>,
+        closer: TcpStream,
+        addr: SocketAddr,
+        peer_id: [u8; 20],
+        outgoing: bool,
+        counters: Arc<PeerCounters>,
+    ) {
+        let was_dialing = self.dialing.remove(&key).is_some();
+        if !was_dialing {
+            // Incoming: count it now (outgoing ones were counted at dial).
+            self.shared.connections.fetch_add(1, Ordering::Relaxed);
+        }
+        let refuse = |reason: CloseReason| {
+            let _ = inbox.try_send(PeerCmd::Close(reason));
+            let _ = closer.shutdown(Shutdown::Both);
+        };
+        if self.is_banned(&addr) {
+            refuse(CloseReason::Banned);
+            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        if self.paused || matches!(self.phase, Phase::Failed(_)) {
+            refuse(CloseReason::Shutdown);
+            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        // Two connections to one peer (both sides dialled): keep the one
+        // dialled by the side with the smaller peer id; both sides agree.
+        if let Some((&other, oc)) = self.conns.iter().find(|(_, c)| c.peer_id == peer_id) {
+            let keep_outgoing = self.shared.peer_id < peer_id;
+            let new_wins = outgoing == keep_outgoing && oc.outgoing != keep_outgoing;
+            if new_wins {
+                self.close(other, CloseReason::Duplicate);
+            } else {
+                refuse(CloseReason::Duplicate);
+                self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        if self.conns.len() >= self.shared.config.max_peers_per_torrent {
+            // Full: make room by evicting a peer that has been useless for a
+            // while (no interest either way, nothing exchanged), so that
+            // idle connections cannot lock useful peers out.
+            match self.idlest_peer() {
+                Some(victim) => self.close(victim, CloseReason::TooManyPeers),
+                None => {
+                    refuse(CloseReason::TooManyPeers);
+                    self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+        log::debug!(
+            "peer {addr} joined ({})",
+            if outgoing { "out" } else { "in" }
+        );
+        // The peer thread waits for this before it sends anything.
+        if inbox
+            .try_send(PeerCmd::Start(self.picker.have().clone()))
+            .is_err()
+        {
+            let _ = closer.shutdown(Shutdown::Both);
+            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        if let Some(c) = self.candidates.get_mut(&addr) {
+            c.failures = 0;
+            c.connected = true;
+        }
+        let n = self.layout.num_pieces as usize;
+        self.conns.insert(
+            key,
+            Conn {
+                addr,
+                inbox,
+                closer,
+                peer_id,
+                outgoing,
+                bitfield: Bitfield::new(n),
+                wanted: 0,
+                am_choking: true,
+                am_interested: false,
+                peer_choking: true,
+                peer_interested: false,
+                outstanding: HashSet::new(),
+                counters,
+                last_down: 0,
+                last_up: 0,
+                down_rate: 0,
+                up_rate: 0,
+                last_block: Instant::now(),
+                target_depth: START_DEPTH,
+                listen_addr: if outgoing { Some(addr) } else { None },
+                pex: false,
+                pex_sent: HashSet::new(),
+                next_pex: Instant::now(),
+                allowed_fast: Vec::new(),
+                joined_at: Instant::now(),
+            },
+        );
+        self.publish_status();
+    }
+
+    /// The connection that has been useless longest (joined over
+    /// `IDLE_EVICT_AFTER` ago, no interest either way, no payload moved).
+    fn idlest_peer(&self) -> Option<PeerKey> {
+        let now = Instant::now();
+        self.conns
+            .iter()
+            .filter(|(_, c)| {
+                now - c.joined_at >= IDLE_EVICT_AFTER
+                    && !c.peer_interested
+                    && !c.am_interested
+                    && c.counters.downloaded.load(Ordering::Relaxed) == 0
+                    && c.counters.uploaded.load(Ordering::Relaxed) == 0
+            })
+            .min_by_key(|(_, c)| c.joined_at)
+            .map(|(k, _)| *k)
+    }
+
+    fn on_peer_message(&mut self, key: PeerKey, ev: PeerEvent) {
+        match ev {
+            PeerEvent::Bitfield(bf) => {
+                self.picker.add_availability(&bf);
+                let have = self.picker.have();
+                let wanted = bf.ones().filter(|&i| !have.get(i)).count() as u32;
+                if let Some(c) = self.conns.get_mut(&key) {
+                    c.bitfield = bf;
+                    c.wanted = wanted;
+                }
+                self.after_availability(key);
+            }
+            PeerEvent::Have(i) => {
+                let we_have = self.picker.have().get(i as usize);
+                let Some(c) = self.conns.get_mut(&key) else {
+                    return;
+                };
+                if c.bitfield.set(i as usize) {
+                    if !we_have {
+                        c.wanted += 1;
+                    }
+                    self.picker.add_have(i);
+                }
+                self.after_availability(key);
+            }
+            PeerEvent::Interested(v) => {
+                if let Some(c) = self.conns.get_mut(&key) {
+                    c.peer_interested = v;
+                }
+                if v {
+                    self.unchoke_if_free_slot(key);
+                }
+            }
+            PeerEvent::ChokedUs(v) => {
+                if let Some(c) = self.conns.get_mut(&key) {
+                    c.peer_choking = v;
+                    if v {
+                        let lost: Vec<_> = c.outstanding.drain().collect();
+                        for b in lost {
+                            self.picker.request_failed(key, &b);
+                        }
+                    } else {
+                        c.last_block = Instant::now();
+                    }
+                }
+                self.fill_requests(key);
+            }
+            PeerEvent::Rejected(b) => {
+                if let Some(c) = self.conns.get_mut(&key) {
+                    c.outstanding.remove(&b);
+                }
+                self.picker.request_failed(key, &b);
+            }
+            PeerEvent::Block { block, data } => {
+                self.on_block(key, block, data);
+                self.fill_requests(key);
+            }
+            PeerEvent::Blocks(blocks) => {
+                for (block, data) in blocks {
+                    self.on_block(key, block, data);
+                }
+                self.fill_requests(key);
+            }
+            PeerEvent::ExtHandshake { listen_port, pex } => {
+                let Some(c) = self.conns.get_mut(&key) else {
+                    return;
+                };
+                c.pex = pex;
+                c.next_pex = Instant::now();
+                if let (None, Some(p)) = (c.listen_addr, listen_port) {
+                    let la = SocketAddr::new(c.addr.ip(), p);
+                    c.listen_addr = Some(la);
+                    if let Some(cand) = self.candidates.get_mut(&la) {
+                        cand.connected = true;
+                    }
+                }
+                // A newcomer hears of the swarm at once, and the others hear
+                // of it in their next message (at most one a minute each).
+                self.send_pex(Instant::now());
+            }
+            PeerEvent::AllowedFast(i) => {
+                if let Some(c) = self.conns.get_mut(&key) {
+                    if c.allowed_fast.len() < 64 && !c.allowed_fast.contains(&i) {
+                        c.allowed_fast.push(i);
+                    }
+                }
+                self.fill_requests(key);
+            }
+            PeerEvent::Pex(addrs) => {
+                self.pex_learned += addrs.len();
+                self.add_candidates(addrs);
+                self.connect_candidates();
+            }
+            PeerEvent::Joined { .. } | PeerEvent::Left(_) => {}
+        }
+    }
+
+    fn after_availability(&mut self, key: PeerKey) {
+        let Some(c) = self.conns.get(&key) else {
+            return;
+        };
+        if self.phase == Phase::Seeding && c.bitfield.is_full() {
+            self.close(key, CloseReason::BothSeeds);
+            return;
+        }
+        self.update_interest(key);
+        self.fill_requests(key);
+    }
+
+    fn update_interest(&mut self, key: PeerKey) {
+        let downloading = self.phase == Phase::Downloading;
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let want = downloading && c.wanted > 0;
+        if want != c.am_interested {
+            c.am_interested = want;
+            self.send(key, PeerCmd::Interested(want));
+        }
+    }
+
+    fn unchoke_if_free_slot(&mut self, key: PeerKey) {
+        let unchoked = self.conns.values().filter(|c| !c.am_choking).count();
+        if unchoked < self.shared.config.upload_slots + 1 {
+            self.set_choke(key, false);
+        }
+    }
+
+    fn set_choke(&mut self, key: PeerKey, choke: bool) {
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        if c.am_choking != choke {
+            c.am_choking = choke;
+            self.send(key, PeerCmd::Choke(choke));
+        }
+    }
+
+    fn fill_requests(&mut self, key: PeerKey) {
+        if self.paused || self.phase != Phase::Downloading {
+            return;
+        }
+        let Some(c) = self.conns.get(&key) else {
+            return;
+        };
+        if !c.am_interested || (c.peer_choking && c.allowed_fast.is_empty()) {
+            return;
+        }
+        let room = c.target_depth.saturating_sub(c.outstanding.len());
+        if room == 0 || (room < c.target_depth / 8 && !c.outstanding.is_empty()) {
+            return;
+        }
+        let blocks = if c.peer_choking {
+            // Choked: only the pieces it allows us while choked (BEP 6).
+            let mut allowed = Bitfield::new(c.bitfield.len());
+            for &i in &c.allowed_fast {
+                if c.bitfield.get(i as usize) {
+                    allowed.set(i as usize);
+                }
+            }
+            self.picker.pick(key, &allowed, room)
+        } else {
+            self.picker.pick(key, &c.bitfield, room)
+        };
+        if blocks.is_empty() {
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&key) {
+            c.outstanding.extend(blocks.iter().copied());
+        }
+        self.send(key, PeerCmd::Request(blocks));
+    }
+
+    /// Take one block from a peer (the caller refills its pipeline).
+    fn on_block(&mut self, key: PeerKey, block: crate::proto::wire::BlockRef, data: Vec<u8>) {
+        if let Some(c) = self.conns.get_mut(&key) {
+            c.outstanding.remove(&block);
+            c.last_block = Instant::now();
+        }
+        if self.phase != Phase::Downloading {
+            return;
+        }
+        match self.picker.block_received(key, &block) {
+            Received::New {
+                cancel,
+                piece_complete,
+            } => {
+                let len = data.len() as u64;
+                if let Stored::Disk(data) = self.buffers.insert(&block, data) {
+                    let off = self.layout.piece_offset(block.index) + u64::from(block.begin);
+                    if let Err(e) = self.me.peer_ctx.storage.write(off, &data) {
+                        // Nothing verified is touched: the block (or its
+                        // piece) is simply wanted again.
+                        self.picker.write_failed(&block);
+                        match e {
+                            crate::engine::storage::StorageError::DiskFull { .. } => {
+                                self.stall(e.to_string())
+                            }
+                            other => self.fail(other.to_string()),
+                        }
+                        return;
+                    }
+                }
+                self.downloaded += len;
+                for other in cancel {
+                    if let Some(c) = self.conns.get_mut(&other) {
+                        c.outstanding.remove(&block);
+                    }
+                    self.send(other, PeerCmd::Cancel(block));
+                }
+                if piece_complete {
+                    self.piece_complete(block.index);
+                }
+            }
+            Received::Unwanted => {}
+        }
+    }
+
+    /// Pause downloading until the disk has room again (checked from the
+    /// tick); verified data and the resume data stay as they are.
+    fn stall(&mut self, reason: String) {
+        log::error!(
+            "{}: stopped: {reason}; retrying in {}s",
+            self.me.metainfo.info.name,
+            STALL_RETRY.as_secs()
+        );
+        self.save_resume();
+        self.phase = Phase::Stalled(reason);
+        self.stalled_at = Instant::now();
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.close(k, CloseReason::Shutdown);
+        }
+        self.publish_status();
+    }
+
+    /// Stop the torrent on an error that makes progress impossible.
+    fn fail(&mut self, reason: String) {
+        log::error!("{}: stopped: {reason}", self.me.metainfo.info.name);
+        self.phase = Phase::Failed(reason);
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.close(k, CloseReason::Shutdown);
+        }
+        self.publish_status();
+    }
+
+    // ---- candidates ----------------------------------------------------------
+
+    fn add_candidates(&mut self, addrs: Vec<SocketAddr>) {
+        let now = Instant::now();
+        for a in addrs {
+            if a.port() == 0 || self.shared.is_own_address(&a) {
+                continue;
+            }
+            self.candidates.entry(a).or_insert(Candidate {
+                failures: 0,
+                next_try: now,
+                connected: false,
+            });
+        }
+    }
+
+    fn connect_candidates(&mut self) {
+        if self.paused || !matches!(self.phase, Phase::Downloading | Phase::Seeding) {
+            return;
+        }
+        let now = Instant::now();
+        let cfg = &self.shared.config;
+        let room = cfg
+            .max_peers_per_torrent
+            .saturating_sub(self.conns.len() + self.dialing.len());
+        let connected: HashSet<SocketAddr> = self
+            .conns
+            .values()
+            .flat_map(|c| [Some(c.addr), c.listen_addr])
+            .flatten()
+            .collect();
+        let dialing: HashSet<SocketAddr> = self.dialing.values().copied().collect();
+        let ready: Vec<SocketAddr> = self
+            .candidates
+            .iter()
+            .filter(|(a, c)| {
+                !c.connected
+                    && c.next_try <= now
+                    && !connected.contains(*a)
+                    && !dialing.contains(*a)
+                    && !self.is_banned(a)
+            })
+            .map(|(a, _)| *a)
+            .take(room)
+            .collect();
+        for addr in ready {
+            if self.shared.connections.load(Ordering::Relaxed) >= cfg.max_connections {
+                break;
+            }
+            let key = self.shared.next_key();
+            self.shared.connections.fetch_add(1, Ordering::Relaxed);
+            self.dialing.insert(key, addr);
+            if let Some(c) = self.candidates.get_mut(&addr) {
+                c.connected = true;
+            }
+            let ctx = self.me.peer_ctx.clone();
+            let tx = self.me.events.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("peer {addr}"))
+                .spawn(move || peer::run_outgoing(addr, key, ctx, tx));
+            if spawned.is_err() {
+                self.dialing.remove(&key);
+                self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::AddPeers(addrs) => {
+                self.add_candidates(addrs);
+                self.connect_candidates();
+            }
+            Command::Pause => {
+                if !self.paused {
+                    self.paused = true;
+                    log::info!("{}: paused", self.me.metainfo.info.name);
+                    let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+                    for k in keys {
+                        self.close(k, CloseReason::Shutdown);
+                    }
+                    if self.phase != Phase::Checking {
+                        self.save_resume();
+                    }
+                    self.publish_status();
+                }
+            }
+            Command::Resume => {
+                if self.paused {
+                    self.paused = false;
+                    log::info!("{}: resumed", self.me.metainfo.info.name);
+                    let now = Instant::now();
+                    for c in self.candidates.values_mut() {
+                        c.next_try = now;
+                    }
+                    self.connect_candidates();
+                    self.publish_status();
+                }
+            }
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    // ---- the tick --------------------------------------------------------------
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for &k in &keys {
+            let Some(c) = self.conns.get_mut(&k) else {
+                continue;
+            };
+            let d = c.counters.downloaded.load(Ordering::Relaxed);
+            let u = c.counters.uploaded.load(Ordering::Relaxed);
+            // Exponential moving average over a few seconds.
+            c.down_rate = (c.down_rate + (d - c.last_down)) / 2;
+            c.up_rate = (c.up_rate + (u - c.last_up)) / 2;
+            c.last_down = d;
+            c.last_up = u;
+            // Keep about two seconds of data in flight.
+            let bytes = (c.down_rate * 2) as usize;
+            c.target_depth =
+                (bytes / crate::proto::wire::BLOCK_SIZE as usize).clamp(MIN_DEPTH, MAX_DEPTH);
+            // Requests that went unanswered for too long go back to the picker.
+            if !c.outstanding.is_empty() && now - c.last_block > REQUEST_TIMEOUT {
+                let lost: Vec<_> = c.outstanding.drain().collect();
+                c.last_block = now;
+                for b in lost {
+                    self.picker.request_failed(k, &b);
+                }
+            }
+            self.fill_requests(k);
+        }
+        let conns = &self.conns;
+        let lost = self
+            .picker
+            .reconcile(|k, b| conns.get(&k).is_some_and(|c| c.outstanding.contains(b)));
+        if lost > 0 {
+            log::debug!(
+                "{}: reopened {lost} orphaned requests",
+                self.me.metainfo.info.name
+            );
+            for k in keys.clone() {
+                self.fill_requests(k);
+            }
+        }
+        let moved = self.downloaded != self.downloaded_last_tick;
+        self.downloaded_last_tick = self.downloaded;
+        if self.phase == Phase::Downloading && !moved {
+            log::debug!(
+                "{}: no progress; missing {}; peers {:?}",
+                self.me.metainfo.info.name,
+                self.picker.describe_missing(),
+                self.conns
+                    .values()
+                    .map(|c| (
+                        c.addr,
+                        c.am_interested,
+                        c.peer_choking,
+                        c.wanted,
+                        c.outstanding.len()
+                    ))
+                    .collect::<Vec<_>>()
+            );
+        }
+        if matches!(self.phase, Phase::Stalled(_)) && now - self.stalled_at >= STALL_RETRY {
+            log::info!(
+                "{}: retrying after: {:?}",
+                self.me.metainfo.info.name,
+                self.phase
+            );
+            self.phase = if self.picker.is_complete() {
+                Phase::Seeding
+            } else {
+                Phase::Downloading
+            };
+            for c in self.candidates.values_mut() {
+                c.next_try = now;
+            }
+        }
+        self.send_pex(now);
+        if self.resume_dirty && now - self.last_resume_save >= RESUME_SAVE_INTERVAL {
+            self.save_resume();
+        }
+        if now - self.last_choke >= CHOKE_INTERVAL {
+            self.choke_round(now);
+        }
+        self.connect_candidates();
+        self.publish_status();
+    }
+
+    /// BEP 11: tell each PEX-speaking peer which peers joined and left
+    /// since our last message to it (at most once a minute, 50 of each).
+    fn send_pex(&mut self, now: Instant) {
+        if self.me.metainfo.info.private {
+            return;
+        }
+        let listening: Vec<(PeerKey, SocketAddr)> = self
+            .conns
+            .iter()
+            .filter_map(|(k, c)| c.listen_addr.map(|a| (*k, a)))
+            .collect();
+        let due: Vec<PeerKey> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.pex && now >= c.next_pex)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in due {
+            let Some(c) = self.conns.get_mut(&k) else {
+                continue;
+            };
+            let current: HashSet<SocketAddr> = listening
+                .iter()
+                .filter(|(other, _)| *other != k)
+                .map(|(_, a)| *a)
+                .collect();
+            let added: Vec<SocketAddr> = current
+                .difference(&c.pex_sent)
+                .copied()
+                .take(crate::proto::extension::PEX_MAX_PER_MESSAGE)
+                .collect();
+            let dropped: Vec<SocketAddr> = c
+                .pex_sent
+                .difference(&current)
+                .copied()
+                .take(crate::proto::extension::PEX_MAX_PER_MESSAGE)
+                .collect();
+            if added.is_empty() && dropped.is_empty() {
+                continue;
+            }
+            c.next_pex = now + PEX_INTERVAL;
+            for a in &added {
+                c.pex_sent.insert(*a);
+            }
+            for d in &dropped {
+                c.pex_sent.remove(d);
+            }
+            let msg = crate::proto::extension::PexMessage {
+                added_flags: vec![crate::proto::extension::PEX_FLAG_REACHABLE; added.len()],
+                added,
+                dropped,
+            };
+            self.send(k, PeerCmd::Pex(msg));
+        }
+    }
+
+    fn choke_round(&mut self, now: Instant) {
+        self.last_choke = now;
+        let cands: Vec<ChokeCandidate> = self
+            .conns
+            .iter()
+            .map(|(k, c)| ChokeCandidate {
+                key: *k,
+                interested: c.peer_interested,
+                download_rate: c.down_rate,
+                upload_rate: c.up_rate,
+                is_seed: c.bitfield.is_full(),
+            })
+            .collect();
+        let seeding = self.phase == Phase::Seeding;
+        let slots = self.shared.config.upload_slots;
+        let regular = choker::unchoke_set(&cands, slots, seeding, None);
+        if now - self.last_optimistic >= OPTIMISTIC_INTERVAL || self.optimistic.is_none() {
+            self.last_optimistic = now;
+            let r = self.rand();
+            self.optimistic = choker::next_optimistic(&cands, &regular, self.optimistic, r);
+        }
+        let unchoke = choker::unchoke_set(&cands, slots, seeding, self.optimistic);
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.set_choke(k, !unchoke.contains(&k));
+        }
+    }
+
+    fn publish_status(&mut self) {
+        let have = self.picker.have();
+        let pieces_have = have.count() as u32;
+        let mut bytes_have = u64::from(pieces_have) * self.layout.piece_length;
+        let last = self.layout.num_pieces.saturating_sub(1);
+        if self.layout.num_pieces > 0 && have.get(last as usize) {
+            bytes_have =
+                bytes_have - self.layout.piece_length + u64::from(self.layout.piece_len(last));
+        }
+        let uploaded = self.uploaded_closed
+            + self
+                .conns
+                .values()
+                .map(|c| c.counters.uploaded.load(Ordering::Relaxed))
+                .sum::<u64>();
+        let mut s = self.me.status.lock();
+        s.phase = self.phase.clone();
+        s.pieces_have = pieces_have;
+        s.bytes_have = bytes_have.min(self.layout.total_length);
+        s.downloaded = self.downloaded;
+        s.uploaded = uploaded;
+        s.download_rate = self.conns.values().map(|c| c.down_rate).sum();
+        s.upload_rate = self.conns.values().map(|c| c.up_rate).sum();
+        s.peers = self.conns.len();
+        s.seeds = self.conns.values().filter(|c| c.bitfield.is_full()).count();
+        s.hash_failures = self.hash_failures;
+        s.peers_from_pex = self.pex_learned;
+        s.checked_pieces = self.checked_pieces;
+        s.paused = self.paused;
+        s.resumed = self.resumed;
+        s.banned = self.banned.len();
+        s.tracker = self.me.tracker.lock().clone();
+    }
+
+    fn shutdown(&mut self) {
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.close(k, CloseReason::Shutdown);
+        }
+        if self.phase == Phase::Checking {
+            // An interrupted check proves nothing: keep the old resume data.
+            if let Err(e) = self.me.peer_ctx.storage.sync() {
+                log::warn!("{}: {e}", self.me.metainfo.info.name);
+            }
+        } else {
+            self.save_resume();
+        }
+        self.publish_status();
+    }
+
+    // ---- resume data ------------------------------------------------------------
+
+    fn resume_path(&self) -> Option<std::path::PathBuf> {
+        let dir = self.shared.config.state_dir.as_ref()?;
+        Some(
+            dir.join("torrents")
+                .join(format!("{}.resume", self.me.metainfo.info_hash)),
+        )
+    }
+
+    /// Trust saved resume data if every file still matches it. Returns
+    /// whether it was used (then no check is needed).
+    fn load_resume(&mut self) -> bool {
+        let Some(path) = self.resume_path() else {
+            return false;
+        };
+        let name = self.me.metainfo.info.name.clone();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+            Err(e) => {
+                log::warn!(
+                    "{name}: cannot read resume data {}: {e}; rechecking",
+                    path.display()
+                );
+                return false;
+            }
+        };
+        let r = match ResumeData::decode(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("{name}: {e}; rechecking");
+                return false;
+            }
+        };
+        let storage = &self.me.peer_ctx.storage;
+        let why_not = if r.info_hash != self.me.metainfo.info_hash {
+            Some("it is for another torrent")
+        } else if r.num_pieces != self.layout.num_pieces {
+            Some("the piece count differs")
+        } else if r.save_path != storage.root().to_string_lossy() {
+            Some("the save path differs")
+        } else if r.files != storage.stamps() {
+            Some("a file changed since it was saved (size or modification time)")
+        } else {
+            None
+        };
+        if let Some(why) = why_not {
+            log::info!("{name}: resume data not used: {why}; rechecking");
+            return false;
+        }
+        let Ok(bf) = Bitfield::from_bytes(&r.pieces, self.layout.num_pieces as usize) else {
+            return false;
+        };
+        for i in bf.ones() {
+            self.picker.mark_have(i as u32);
+            self.me.peer_ctx.have.write().set(i);
+        }
+        self.check_next = self.layout.num_pieces;
+        self.resumed = true;
+        log::info!(
+            "{name}: resumed from {}: {} of {} pieces",
+            path.display(),
+            bf.count(),
+            self.layout.num_pieces
+        );
+        true
+    }
+
+    /// Sync the data, then write resume data describing it atomically
+    /// (temporary file, fsync, rename).
+    fn save_resume(&mut self) {
+        let storage = self.me.peer_ctx.storage.clone();
+        let name = self.me.metainfo.info.name.clone();
+        if let Err(e) = storage.sync() {
+            log::warn!("{name}: {e}");
+            return;
+        }
+        self.resume_dirty = false;
+        self.last_resume_save = Instant::now();
+        let Some(path) = self.resume_path() else {
+            return;
+        };
+        let r = ResumeData {
+            info_hash: self.me.metainfo.info_hash,
+            num_pieces: self.layout.num_pieces,
+            pieces: self.picker.have().as_bytes().to_vec(),
+            save_path: storage.root().to_string_lossy().into_owned(),
+            files: storage.stamps(),
+            uploaded: self.me.status.lock().uploaded,
+            downloaded: self.downloaded,
+        };
+        if let Err(e) = write_atomically(&path, &r.encode()) {
+            log::warn!("{name}: saving resume data to {}: {e}", path.display());
+        }
+    }
+}
+
+/// Write `data` to `path` so that a crash leaves either the old file or the
+/// new one: a temporary file, fsync, rename, fsync of the directory.
+pub(crate) fn write_atomically(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
+    std::fs::create_dir_all(dir)?;
+    // `<name>.tmp` next to each target: writers of different files (the
+    // torrent list, resume data) never share a temporary file.
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

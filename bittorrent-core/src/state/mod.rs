@@ -1,0 +1,3 @@
+//! What the session keeps on disk between runs.
+
+pub mod resume;
