@@ -369,17 +369,20 @@ const PEX_MAX_ADDED: usize = 100;
 /// How long a new connection waits for its torrent thread to register it.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes of piece messages queued per loop turn.
-const UPLOAD_BURST: usize = 1 << 20;
+const UPLOAD_BURST: usize = 128 * 1024;
 const WRITE_SLICE: Duration = Duration::from_millis(10);
 const LONG_READ: Duration = Duration::from_millis(100);
 const KEEPALIVE: Duration = Duration::from_secs(90);
 const MAX_UNREQUESTED: u32 = 256;
+/// Commands queued in a peer's inbox before the torrent thread closes it
+/// as too slow.
+pub const INBOX_LIMIT: usize = 4096;
 /// Socket reads: from 16 KiB on an idle connection up to 256 KiB while
 /// data streams in.
 const MIN_READ: usize = 16 * 1024;
 const MAX_READ: usize = 256 * 1024;
 /// Uploads read pieces in chunks of at most this (a whole piece up to it).
-const UPLOAD_CHUNK: u32 = 1 << 20;
+const UPLOAD_CHUNK: u32 = 256 * 1024;
 /// Stack size of a peer thread (connection and handshake threads too). The
 /// thread's buffers are on the heap; measured need is well below this.
 pub const PEER_STACK: usize = 256 * 1024;
@@ -405,7 +408,9 @@ impl<'a> Connection<'a> {
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(WRITE_SLICE));
         let _ = stream.set_read_timeout(Some(LONG_READ));
-        let (tx, inbox) = crossbeam_channel::bounded(4096);
+        // Unbounded (memory only for what is queued); the torrent thread
+        // closes a peer whose inbox holds `INBOX_LIMIT` commands.
+        let (tx, inbox) = crossbeam_channel::unbounded();
         let counters = Arc::new(PeerCounters::default());
         let fast = hs.supports_fast();
         torrent

@@ -239,20 +239,23 @@ fn is_local_ip(ip: IpAddr) -> bool {
     ip.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
-/// A torrent's announcer thread: its torrent, its stop flag, its handle.
-type Announcer = (InfoHash, Arc<AtomicBool>, JoinHandle<()>);
-
 /// A running session. Dropping it shuts it down.
 pub struct Session {
     shared: Arc<Shared>,
     listener: Option<JoinHandle<()>>,
     udp: Option<JoinHandle<()>>,
     torrents: Mutex<Vec<(InfoHash, JoinHandle<()>)>>,
-    announcers: Mutex<Vec<Announcer>>,
+    /// The one announcer thread of the session (trackers, DHT, our own
+    /// tracker's newcomers, for every torrent).
+    announcer: Mutex<crate::discovery::announcer::Announcer>,
     lsd: Option<crate::discovery::lsd::Lsd>,
     lsd_router: Option<JoinHandle<()>>,
     hasher: Option<HasherPool>,
 }
+
+/// Stack size of the session's service threads (listener, UDP tracker,
+/// LSD router); the LSD and DHT threads use the same in their modules.
+pub(crate) const SERVICE_STACK: usize = 512 * 1024;
 
 fn random_peer_id(prefix: &str) -> [u8; 20] {
     let mut id = [0u8; 20];
@@ -331,6 +334,7 @@ impl Session {
             Some(
                 std::thread::Builder::new()
                     .name("udp".into())
+                    .stack_size(SERVICE_STACK)
                     .spawn(move || {
                         if let Err(e) = t.run_udp(&sock, &stop) {
                             log::warn!("UDP tracker stopped: {e}");
@@ -357,6 +361,7 @@ impl Session {
                     let s3 = shared.clone();
                     let router = std::thread::Builder::new()
                         .name("lsd-router".into())
+                        .stack_size(SERVICE_STACK)
                         .spawn(move || route_lsd(found_rx, s3))
                         .map_err(|e| Error::io("start LSD router thread", e))?;
                     (Some(l), Some(router))
@@ -372,9 +377,12 @@ impl Session {
         let s2 = shared.clone();
         let handle = std::thread::Builder::new()
             .name("listener".into())
+            .stack_size(SERVICE_STACK)
             .spawn(move || accept_loop(listener, s2))
             .map_err(|e| Error::io("start listener thread", e))?;
         log::info!("listening on {local_addr}");
+        let announcer = crate::discovery::announcer::Announcer::start(shared.clone())
+            .map_err(|e| Error::io("start announcer thread", e))?;
         Ok(Session {
             shared,
             listener: Some(handle),
@@ -382,7 +390,7 @@ impl Session {
             lsd_router,
             udp,
             torrents: Mutex::new(Vec::new()),
-            announcers: Mutex::new(Vec::new()),
+            announcer: Mutex::new(announcer),
             hasher: Some(hasher),
         })
     }
@@ -453,13 +461,7 @@ impl Session {
         self.shared.registry.write().insert(ih.0, t.clone());
         self.shared.tracker.allow(ih);
         self.torrents.lock().push((ih, handle));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (sh, st) = (self.shared.clone(), stop.clone());
-        let a = std::thread::Builder::new()
-            .name(format!("announcer {}", &ih.to_hex()[..8]))
-            .spawn(move || crate::discovery::announcer::run(sh, t, st))
-            .map_err(|e| Error::io("start announcer thread", e))?;
-        self.announcers.lock().push((ih, stop, a));
+        self.announcer.lock().add(t);
         self.update_lsd();
         self.save_torrent_entry(ih)?;
         Ok(ih)
@@ -502,14 +504,7 @@ impl Session {
             .ok_or_else(|| Error::Other(format!("no torrent {ih} in the session")))?;
         self.shared.tracker.disallow(*ih);
         self.update_lsd();
-        let announcer = {
-            let mut a = self.announcers.lock();
-            a.iter().position(|(h, _, _)| h == ih).map(|i| a.remove(i))
-        };
-        if let Some((_, stop, h)) = announcer {
-            stop.store(true, Ordering::SeqCst);
-            let _ = h.join();
-        }
+        self.announcer.lock().remove(*ih);
         let (tx, rx) = crossbeam_channel::bounded(1);
         if t.commands.send(Command::Shutdown(tx)).is_ok() {
             let _ = rx.recv_timeout(Duration::from_secs(10));
@@ -718,11 +713,9 @@ impl Session {
         if self.shared.shutting_down.swap(true, Ordering::SeqCst) {
             return;
         }
-        // Announcers send `stopped` (bounded by a few seconds) in parallel.
-        let announcers: Vec<_> = self.announcers.lock().drain(..).collect();
-        for (_, stop, _) in &announcers {
-            stop.store(true, Ordering::SeqCst);
-        }
+        // The announcer sends `stopped` (bounded by a few seconds) while the
+        // torrents shut down.
+        self.announcer.lock().request_stop();
         let torrents: Vec<Arc<TorrentShared>> =
             self.shared.registry.read().values().cloned().collect();
         let mut waits = Vec::new();
@@ -738,9 +731,7 @@ impl Session {
         for (_, h) in self.torrents.lock().drain(..) {
             let _ = h.join();
         }
-        for (_, _, h) in announcers {
-            let _ = h.join();
-        }
+        self.announcer.lock().join();
         self.shared.registry.write().clear();
         // Wake the blocked accept with a connection to ourselves.
         let mut wake = self.shared.local_addr;
@@ -799,6 +790,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let s = shared.clone();
         let _ = std::thread::Builder::new()
             .name("peer (incoming)".into())
+            .stack_size(crate::engine::peer::PEER_STACK)
             .spawn(move || handle_incoming(stream, s));
     }
 }
@@ -876,10 +868,12 @@ fn handle_incoming(mut stream: TcpStream, shared: Arc<Shared>) {
 
 /// Hand peers found by LSD to their torrents, until the session stops.
 fn route_lsd(found: crossbeam_channel::Receiver<(InfoHash, SocketAddr)>, shared: Arc<Shared>) {
-    while !shared.shutting_down.load(Ordering::SeqCst) {
-        let Ok((ih, addr)) = found.recv_timeout(Duration::from_millis(200)) else {
-            continue;
-        };
+    // Blocks until the lsd thread reports something; its end (at session
+    // stop) disconnects the channel and ends this loop.
+    while let Ok((ih, addr)) = found.recv() {
+        if shared.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
         let t = shared.registry.read().get(&ih.0).cloned();
         if let Some(t) = t {
             if !t.metainfo.info.private {

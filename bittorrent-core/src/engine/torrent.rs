@@ -180,6 +180,10 @@ struct Candidate {
 }
 
 const TICK: Duration = Duration::from_secs(1);
+/// Capacity of a torrent's peer-event channel.
+const EVENTS_CAPACITY: usize = 64;
+/// Stack size of a torrent thread (its state is on the heap).
+const TORRENT_STACK: usize = 256 * 1024;
 const CHOKE_INTERVAL: Duration = Duration::from_secs(10);
 const OPTIMISTIC_INTERVAL: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -255,7 +259,10 @@ pub(crate) fn spawn(
     let layout = Layout::of(&metainfo.info);
     let n = layout.num_pieces as usize;
     let have = Arc::new(RwLock::new(Bitfield::new(n)));
-    let (events_tx, events_rx) = crossbeam_channel::bounded(1024);
+    // Bounded for backpressure; small, because a bounded channel allocates
+    // every slot up front (a seed of 10,000 torrents has 10,000 of these)
+    // and blocks arrive batched (`PeerEvent::Blocks`).
+    let (events_tx, events_rx) = crossbeam_channel::bounded(EVENTS_CAPACITY);
     let (cmd_tx, commands_rx) = crossbeam_channel::unbounded();
     let (hash_tx, hash_rx) = crossbeam_channel::unbounded();
     let peer_ctx = Arc::new(PeerContext {
@@ -341,6 +348,7 @@ pub(crate) fn spawn(
     let short = t.me.metainfo.info_hash.to_hex();
     let handle = std::thread::Builder::new()
         .name(format!("torrent {}", &short[..8]))
+        .stack_size(TORRENT_STACK)
         .spawn(move || t.run())?;
     Ok((me, handle))
 }
@@ -351,8 +359,15 @@ impl Torrent {
             log::info!("{}: checking existing data", self.me.metainfo.info.name);
         }
         self.feed_checks();
-        let tick = crossbeam_channel::tick(TICK);
+        let mut next_tick = Instant::now() + TICK;
         loop {
+            // Busy: a tick every second. Idle (no peers, nothing dialling,
+            // nothing to check): asleep until an event or the next thing due.
+            let wake = self.next_wake(next_tick);
+            let timer = match wake {
+                Some(t) => crossbeam_channel::at(t),
+                None => crossbeam_channel::never(),
+            };
             select! {
                 recv(self.events_rx) -> m => match m {
                     Ok((key, ev)) => self.on_event(key, ev),
@@ -368,9 +383,48 @@ impl Torrent {
                     Ok(cmd) => self.on_command(cmd),
                     Err(_) => { self.shutdown(); return; }
                 },
-                recv(tick) -> _ => self.on_tick(),
+                recv(timer) -> _ => {}
+            }
+            let now = Instant::now();
+            if now >= next_tick || wake.is_some_and(|w| now >= w) {
+                self.on_tick();
+                next_tick = now + TICK;
             }
         }
+    }
+
+    /// When the loop must wake up by itself: the next tick while anything is
+    /// going on, else the next candidate to dial, resume data to save or
+    /// stall to retry; `None` when nothing is due (a seed nobody talks to
+    /// costs no CPU at all).
+    fn next_wake(&self, next_tick: Instant) -> Option<Instant> {
+        let busy = !self.conns.is_empty()
+            || !self.dialing.is_empty()
+            || self.phase == Phase::Checking
+            || self.check_in_flight > 0;
+        if busy {
+            return Some(next_tick);
+        }
+        let mut due: Option<Instant> = None;
+        let mut at = |t: Instant| due = Some(due.map_or(t, |d: Instant| d.min(t)));
+        if !self.paused && matches!(self.phase, Phase::Downloading | Phase::Seeding) {
+            if let Some(t) = self
+                .candidates
+                .iter()
+                .filter(|(a, c)| !c.connected && !self.is_banned(a))
+                .map(|(_, c)| c.next_try)
+                .min()
+            {
+                at(t.max(next_tick));
+            }
+        }
+        if self.resume_dirty {
+            at(self.last_resume_save + RESUME_SAVE_INTERVAL);
+        }
+        if matches!(self.phase, Phase::Stalled(_)) {
+            at(self.stalled_at + STALL_RETRY);
+        }
+        due
     }
 
     fn rand(&mut self) -> u64 {
@@ -586,6 +640,12 @@ impl Torrent {
         let Some(c) = self.conns.get(&key) else {
             return;
         };
+        // The inbox is unbounded so that an idle connection holds no
+        // preallocated slots; its bound is enforced here.
+        if c.inbox.len() >= peer::INBOX_LIMIT {
+            self.close(key, CloseReason::TooSlow);
+            return;
+        }
         match c.inbox.try_send(cmd) {
             Ok(()) => {}
             // Its thread has ended; its `Left` event is on the way.
@@ -1100,6 +1160,7 @@ impl Torrent {
             let tx = self.me.events.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("peer {addr}"))
+                .stack_size(peer::PEER_STACK)
                 .spawn(move || peer::run_outgoing(addr, key, ctx, tx));
             if spawned.is_err() {
                 self.dialing.remove(&key);

@@ -110,6 +110,7 @@ impl Dht {
         let node = Node::new(socket, id, cfg);
         let thread = std::thread::Builder::new()
             .name("dht".into())
+            .stack_size(crate::engine::session::SERVICE_STACK)
             .spawn(move || node.run(rx))?;
         Ok(Dht {
             tx,

@@ -127,6 +127,8 @@ pub struct TrackerServer {
     inner: Mutex<Inner>,
     secret: [u8; 16],
     epoch: Instant,
+    /// Announces recorded so far (see [`TrackerServer::changes`]).
+    changes: std::sync::atomic::AtomicU64,
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -189,6 +191,7 @@ impl TrackerServer {
             inner: Mutex::new(Inner::default()),
             secret,
             epoch: Instant::now(),
+            changes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -207,6 +210,12 @@ impl TrackerServer {
         let mut g = self.inner.lock();
         g.allowed.remove(&ih);
         g.swarms.remove(&ih);
+    }
+
+    /// A counter that moves whenever a peer announces to a swarm: the
+    /// session's announcer looks at the swarms only when it moved.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Current (not expired) peers of a swarm.
@@ -295,6 +304,8 @@ impl TrackerServer {
             if p.event == AnnounceEvent::Completed {
                 swarm.downloaded = swarm.downloaded.saturating_add(1);
             }
+            self.changes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             swarm.peers.insert(
                 me,
                 PeerEntry {
