@@ -1,66 +1,259 @@
-//! The announcer: one thread per session, for all its torrents. It talks to
-//! the torrents' trackers (BEP 3, 12, 15; a bare `IP:PORT` announce is our
-//! own embedded tracker on another peer), to the DHT and to this session's
-//! embedded tracker, and hands every address it learns to the torrent
-//! thread as [`Command::AddPeers`].
-//!
-//! The thread keeps a schedule: each torrent has the time of its next
-//! check, and the thread sleeps until the earliest one or until a message
-//! (a torrent added or removed, a finished network round) arrives. A
-//! session of idle torrents with nothing due never wakes it. Network
-//! rounds (a tracker announce across all tiers, a DHT lookup) run on
-//! short-lived worker threads, at most [`MAX_WORKERS`] at once, so one dead
-//! tracker delays only its own torrent; each round is bounded in time.
-//! Network waits never happen on a torrent thread: a tracker that is down,
-//! hangs or answers garbage only delays discovery, it never stops a
+//! The announcer thread: one per torrent, and one per magnet link still
+//! looking for its metadata. It talks to the trackers (BEP 3, 12, 15; a
+//! bare `IP:PORT` announce is our own embedded tracker on another peer),
+//! the DHT and this session's embedded tracker, and hands every address it
+//! learns to its [`AnnounceTarget`] (the torrent thread as
+//! `Command::AddPeers`, or the magnet's metadata thread). Network waits
+//! happen here, never on the torrent or metadata thread; a tracker that is
+//! down, hangs or answers garbage only delays discovery, it never stops a
 //! download from known peers.
 
 use crate::discovery::tracker::{
     AnnounceEvent, AnnounceOptions, AnnounceRequest, AnnounceResponse, TrackerError, TrackerList,
 };
-use crate::engine::session::Shared;
-use crate::engine::torrent::{Command, Phase, TorrentShared};
-use crate::InfoHash;
+use crate::engine::events::Event;
+use crate::engine::shared::{Command, Shared, TorrentShared};
+use crate::engine::status::{Phase, TrackerStatus};
+use crate::proto::metainfo::InfoHash;
 use crossbeam_channel::{select, Receiver, Sender};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How often the embedded tracker's swarms are looked at for newcomers
-/// (only when it recorded announces since the last look).
+/// How often the embedded tracker's swarm is polled for newcomers.
 const LOCAL_POLL: Duration = Duration::from_secs(2);
 /// Between DHT lookups and announces for one torrent.
 const DHT_INTERVAL: Duration = Duration::from_secs(300);
-/// Between DHT lookups while the DHT finds nothing.
-const DHT_RETRY: Duration = Duration::from_secs(30);
+/// Between DHT lookups while the DHT finds nothing: 5 s, 10 s, 20 s, then
+/// every `DHT_RETRY_CAP` (the first ones come fast while the node
+/// bootstraps).
+const DHT_RETRY_FIRST: Duration = Duration::from_secs(5);
+const DHT_RETRY_CAP: Duration = Duration::from_secs(30);
 /// Upper bound for one announce round (all tiers).
 const ROUND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What an announce reports about the torrent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Progress {
+    pub(crate) uploaded: u64,
+    pub(crate) downloaded: u64,
+    pub(crate) left: u64,
+    /// Every piece verified (`completed` is announced once).
+    pub(crate) complete: bool,
+}
+
+/// What an announcer works for: a torrent or a magnet link.
+pub(crate) trait AnnounceTarget: Send + Sync {
+    fn info_hash(&self) -> InfoHash;
+    fn name(&self) -> String;
+    /// Never announced on the DHT (BEP 27).
+    fn private(&self) -> bool;
+    fn trackers(&self) -> TrackerList;
+    /// `None` while nothing should be announced (checking, paused, failed).
+    fn progress(&self) -> Option<Progress>;
+    /// Addresses learned (each address once).
+    fn found(&self, peers: Vec<SocketAddr>);
+    /// The outcome of an announce round.
+    fn tracker_result(&self, status: TrackerStatus);
+}
+
+impl AnnounceTarget for TorrentShared {
+    fn info_hash(&self) -> InfoHash {
+        self.metainfo.info_hash
+    }
+    fn name(&self) -> String {
+        self.metainfo.info.name.clone()
+    }
+    fn private(&self) -> bool {
+        self.metainfo.info.private
+    }
+    fn trackers(&self) -> TrackerList {
+        TrackerList::from_metainfo(&self.metainfo)
+    }
+    fn progress(&self) -> Option<Progress> {
+        let st = self.status.lock();
+        matches!(st.phase, Phase::Downloading | Phase::Seeding).then(|| Progress {
+            uploaded: st.uploaded,
+            downloaded: st.downloaded,
+            left: st.total_length - st.bytes_have,
+            complete: st.phase == Phase::Seeding,
+        })
+    }
+    fn found(&self, peers: Vec<SocketAddr>) {
+        let _ = self.commands.send(Command::AddPeers(peers));
+    }
+    fn tracker_result(&self, status: TrackerStatus) {
+        *self.tracker.lock() = status;
+    }
+}
+
+/// The wait before the next DHT lookup after `empty` lookups in a row
+/// that found nobody.
+fn dht_retry(empty: u32) -> Duration {
+    DHT_RETRY_FIRST
+        .saturating_mul(1u32 << empty.saturating_sub(1).min(8))
+        .min(DHT_RETRY_CAP)
+}
+
+/// Run until `stop` is set; announces `stopped` (briefly) on the way out.
+pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Arc<AtomicBool>) {
+    let ih = target.info_hash();
+    let name = target.name();
+    let private = target.private();
+    let mut list = target.trackers();
+    let key = u32::from_le_bytes([
+        shared.peer_id[16],
+        shared.peer_id[17],
+        shared.peer_id[18],
+        shared.peer_id[19],
+    ]);
+    let mut known: HashSet<SocketAddr> = HashSet::new();
+    let mut started = false;
+    let mut completed_sent = false;
+    let mut completed_tried = false;
+    let mut last_poll = Instant::now() - LOCAL_POLL;
+    let mut next_dht = Instant::now();
+    let mut dht_empty = 0u32;
+    let opts = AnnounceOptions {
+        timeout: Duration::from_secs(10),
+        udp_base_timeout: Duration::from_secs(3),
+        udp_max_retries: 2,
+    };
+    let request = |event: AnnounceEvent, p: Progress| AnnounceRequest {
+        info_hash: ih,
+        peer_id: shared.peer_id,
+        port: shared.local_port(),
+        uploaded: p.uploaded,
+        downloaded: p.downloaded,
+        left: p.left,
+        event,
+        numwant: 50,
+        key,
+    };
+    let mut send_new = |peers: Vec<SocketAddr>| {
+        let fresh: Vec<SocketAddr> = peers.into_iter().filter(|p| known.insert(*p)).collect();
+        if !fresh.is_empty() {
+            target.found(fresh);
+        }
+    };
+    let mut last_progress = None;
+    while !stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        let progress = target.progress();
+        if progress.is_some() {
+            last_progress = progress;
+        }
+        if let (Some(p), false) = (progress, list.is_empty()) {
+            let event = if !started {
+                AnnounceEvent::Started
+            } else if p.complete && !completed_sent {
+                AnnounceEvent::Completed
+            } else {
+                AnnounceEvent::None
+            };
+            // `completed` goes out at once; everything else (including a
+            // `started` that has not got through yet) follows the schedule,
+            // which backs off after failures.
+            let completed_now = event == AnnounceEvent::Completed && !completed_tried;
+            if completed_now || list.is_due(now) {
+                completed_tried |= event == AnnounceEvent::Completed;
+                let result = list.announce(&request(event, p), &opts, ROUND_TIMEOUT);
+                let mut ts = TrackerStatus {
+                    last_announce: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_secs()),
+                    ..TrackerStatus::default()
+                };
+                match result {
+                    Ok((url, resp)) => {
+                        log::info!("{name}: tracker {url}: {} peers", resp.peers.len());
+                        started = true;
+                        if event == AnnounceEvent::Completed {
+                            completed_sent = true;
+                        }
+                        ts.url = Some(url);
+                        ts.peers_returned = resp.peers.len();
+                        send_new(resp.peers);
+                    }
+                    Err(e) => {
+                        log::warn!("{name}: announce failed: {e}");
+                        ts.error = Some(e.to_string());
+                    }
+                }
+                shared.events.publish(Event::TrackerAnnounce {
+                    info_hash: ih,
+                    url: ts.url.clone(),
+                    peers: ts.peers_returned,
+                    error: ts.error.clone(),
+                });
+                target.tracker_result(ts);
+            }
+        }
+        // The DHT (BEP 5): look for peers and announce ourselves, at once
+        // and then every `DHT_INTERVAL`, sooner while it finds nobody
+        // (never for private torrents).
+        if let Some(dht) = shared.dht.as_ref().filter(|_| !private) {
+            if progress.is_some() && now >= next_dht {
+                let found = dht.get_peers(ih, Duration::from_secs(10));
+                dht_empty = if found.is_empty() { dht_empty + 1 } else { 0 };
+                next_dht = Instant::now()
+                    + if dht_empty > 0 {
+                        dht_retry(dht_empty)
+                    } else {
+                        DHT_INTERVAL
+                    };
+                log::debug!("{name}: DHT: {} peers", found.len());
+                send_new(found);
+                dht.announce(ih, shared.local_port());
+            }
+        }
+        // Newcomers registered with our own embedded tracker.
+        if progress.is_some() && now - last_poll >= LOCAL_POLL {
+            last_poll = now;
+            send_new(shared.tracker.peers(&ih));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if let (true, false, Some(p)) = (started, list.is_empty(), last_progress) {
+        let _ = list.announce(
+            &request(AnnounceEvent::Stopped, p),
+            &AnnounceOptions {
+                timeout: Duration::from_secs(2),
+                udp_base_timeout: Duration::from_secs(1),
+                udp_max_retries: 0,
+            },
+            Duration::from_secs(3),
+        );
+    }
+}
+
+// ---- the session's announcer ---------------------------------------------
+//
+// One thread for every torrent of the session (a magnet link looking for
+// its metadata still runs `run` above, on a thread of its own). It keeps a
+// schedule: each torrent has the time of its next look, and the thread
+// sleeps until the earliest one or a message (a torrent added or removed, a
+// finished network round). A session of idle torrents with nothing due
+// never wakes it. Network rounds (a tracker announce across all tiers, a
+// DHT lookup) run on short-lived worker threads, at most [`MAX_WORKERS`] at
+// once, so one dead tracker delays only its own torrent.
+
 /// While a torrent checks its data, or downloads with trackers to tell of
-/// its completion, its phase is looked at this often.
+/// its completion, its progress is looked at this often.
 const PHASE_POLL: Duration = Duration::from_secs(1);
 /// Network rounds running at once (each on its own short-lived thread).
 pub const MAX_WORKERS: usize = 8;
-/// Stack of the announcer thread and of its workers (HTTP, UDP, name
-/// resolution: small, but glibc's resolver wants some room).
-const STACK: usize = 512 * 1024;
-
-/// Last tracker outcome, shown in status lines.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrackerStatus {
-    /// The URL that answered last (or was tried last).
-    pub url: Option<String>,
-    /// Seconds since the epoch of the last announce attempt.
-    pub last_announce: Option<u64>,
-    /// Peers returned by the last successful announce.
-    pub peers_returned: usize,
-    /// The last error, if the last round failed.
-    pub error: Option<String>,
-}
+/// Stack of the announcer thread and of its workers (HTTP, TLS, UDP, name
+/// resolution).
+const STACK: usize = 1024 * 1024;
 
 enum Msg {
-    Add(Arc<TorrentShared>),
+    Add(Arc<dyn AnnounceTarget>),
     /// Forget a torrent (announcing `stopped`), then reply.
     Remove(InfoHash, Sender<()>),
     /// Announce `stopped` for every torrent and end the thread.
@@ -105,23 +298,9 @@ impl Announcer {
         })
     }
 
-    /// Announce a new torrent from now on.
-    pub(crate) fn add(&self, t: Arc<TorrentShared>) {
-        let _ = self.tx.send(Msg::Add(t));
-    }
-
-    /// Stop announcing a torrent; returns once `stopped` went out (a few
-    /// seconds at most).
-    pub(crate) fn remove(&self, ih: InfoHash) {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        if self.tx.send(Msg::Remove(ih, tx)).is_ok() {
-            let _ = rx.recv_timeout(ROUND_TIMEOUT + Duration::from_secs(5));
-        }
-    }
-
-    /// Ask the thread to stop (it announces `stopped` first); `join` waits.
-    pub(crate) fn request_stop(&self) {
-        let _ = self.tx.send(Msg::Stop);
+    /// A handle to talk to the thread (cheap to clone).
+    pub(crate) fn client(&self) -> AnnouncerClient {
+        AnnouncerClient(self.tx.clone())
     }
 
     /// Wait for the thread to end.
@@ -132,9 +311,39 @@ impl Announcer {
     }
 }
 
+/// Messages to the announcer thread.
+#[derive(Clone)]
+pub(crate) struct AnnouncerClient(Sender<Msg>);
+
+impl AnnouncerClient {
+    /// Announce a new torrent from now on.
+    pub(crate) fn add(&self, t: Arc<dyn AnnounceTarget>) {
+        let _ = self.0.send(Msg::Add(t));
+    }
+
+    /// Stop announcing a torrent; returns once `stopped` went out (a few
+    /// seconds at most).
+    pub(crate) fn remove(&self, ih: InfoHash) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if self.0.send(Msg::Remove(ih, tx)).is_ok() {
+            let _ = rx.recv_timeout(ROUND_TIMEOUT + Duration::from_secs(5));
+        }
+    }
+
+    /// Ask the thread to stop (it announces `stopped` first); `join` waits.
+    pub(crate) fn request_stop(&self) {
+        let _ = self.0.send(Msg::Stop);
+    }
+}
+
 /// One torrent's announce state.
 struct Entry {
-    torrent: Arc<TorrentShared>,
+    target: Arc<dyn AnnounceTarget>,
+    ih: InfoHash,
+    name: String,
+    private: bool,
+    /// The last progress seen (for the `stopped` announce).
+    last_progress: Option<Progress>,
     /// `None` while a worker runs a round with it.
     list: Option<TrackerList>,
     has_trackers: bool,
@@ -143,8 +352,8 @@ struct Entry {
     started: bool,
     completed_sent: bool,
     completed_tried: bool,
-    last_dht: Option<Instant>,
-    dht_found_none: bool,
+    next_dht: Instant,
+    dht_empty: u32,
     dht_busy: bool,
     /// When to look at this torrent next (`None`: only when told).
     next: Option<Instant>,
@@ -219,22 +428,26 @@ impl State {
         }
     }
 
-    fn add(&mut self, t: Arc<TorrentShared>) {
-        let list = TrackerList::from_metainfo(&t.metainfo);
-        let ih = t.metainfo.info_hash;
+    fn add(&mut self, t: Arc<dyn AnnounceTarget>) {
+        let list = t.trackers();
+        let ih = t.info_hash();
         self.entries.insert(
             ih,
             Entry {
                 has_trackers: !list.is_empty(),
                 list: Some(list),
-                torrent: t,
+                ih,
+                name: t.name(),
+                private: t.private(),
+                last_progress: None,
+                target: t,
                 known: HashSet::new(),
                 ready: false,
                 started: false,
                 completed_sent: false,
                 completed_tried: false,
-                last_dht: None,
-                dht_found_none: false,
+                next_dht: Instant::now(),
+                dht_empty: 0,
                 dht_busy: false,
                 next: Some(Instant::now()),
             },
@@ -250,8 +463,8 @@ impl State {
             if changes != self.local_seen {
                 self.local_seen = changes;
                 for e in self.entries.values_mut().filter(|e| e.ready) {
-                    let local = self.shared.tracker.peers(&e.torrent.metainfo.info_hash);
-                    send_new(&e.torrent, &mut e.known, local);
+                    let local = self.shared.tracker.peers(&e.ih);
+                    send_new(&*e.target, &mut e.known, local);
                 }
             }
         }
@@ -266,15 +479,14 @@ impl State {
         }
     }
 
-    fn request(&self, e: &Entry, event: AnnounceEvent) -> AnnounceRequest {
-        let st = e.torrent.status.lock().clone();
+    fn request(&self, ih: InfoHash, p: Progress, event: AnnounceEvent) -> AnnounceRequest {
         AnnounceRequest {
-            info_hash: e.torrent.metainfo.info_hash,
+            info_hash: ih,
             peer_id: self.shared.peer_id,
             port: self.shared.local_port(),
-            uploaded: st.uploaded,
-            downloaded: st.downloaded,
-            left: st.total_length - st.bytes_have,
+            uploaded: p.uploaded,
+            downloaded: p.downloaded,
+            left: p.left,
             event,
             numwant: 50,
             key: self.key,
@@ -288,17 +500,16 @@ impl State {
         let Some(e) = self.entries.get_mut(&ih) else {
             return;
         };
-        let phase = e.torrent.status.lock().phase.clone();
-        let ready = matches!(phase, Phase::Downloading | Phase::Seeding);
-        if !ready {
+        let Some(progress) = e.target.progress() else {
             e.next = Some(now + PHASE_POLL);
             return;
-        }
+        };
+        e.last_progress = Some(progress);
         if !e.ready {
             // Just ready: whoever announced to our own tracker meanwhile.
             e.ready = true;
             let local = self.shared.tracker.peers(&ih);
-            send_new(&e.torrent, &mut e.known, local);
+            send_new(&*e.target, &mut e.known, local);
         }
         let mut next: Option<Instant> = None;
         let mut soon = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
@@ -306,7 +517,7 @@ impl State {
         if let Some(list) = e.list.as_ref().filter(|_| e.has_trackers) {
             let event = if !e.started {
                 AnnounceEvent::Started
-            } else if phase == Phase::Seeding && !e.completed_sent {
+            } else if progress.complete && !e.completed_sent {
                 AnnounceEvent::Completed
             } else {
                 AnnounceEvent::None
@@ -331,16 +542,11 @@ impl State {
             }
         }
         let mut dht_job = false;
-        if let Some(dht) = dht.as_ref().filter(|_| !e.torrent.metainfo.info.private) {
-            if !e.dht_busy {
-                // Every 5 minutes; every 30 s while the DHT finds nothing
-                // (or knows nobody yet).
-                let every = if e.dht_found_none || dht.routing_table_nodes().is_empty() {
-                    DHT_RETRY
-                } else {
-                    DHT_INTERVAL
-                };
-                let due_at = e.last_dht.map_or(now, |t| t + every);
+        if dht.is_some() && !e.private && !e.dht_busy {
+            {
+                // At once, then every 5 minutes; sooner while the DHT finds
+                // nobody (`dht_retry`).
+                let due_at = e.next_dht;
                 if due_at <= now {
                     if workers_free {
                         dht_job = true;
@@ -354,7 +560,7 @@ impl State {
         }
         e.next = next;
         if let Some(event) = tracker_job {
-            let req = self.request(&self.entries[&ih], event);
+            let req = self.request(ih, progress, event);
             let Some(e) = self.entries.get_mut(&ih) else {
                 return;
             };
@@ -388,7 +594,6 @@ impl State {
             let (Some(dht), me, port) = (dht, self.me.clone(), self.shared.local_port()) else {
                 return;
             };
-            e.last_dht = Some(now);
             let spawned = std::thread::Builder::new()
                 .name("announce-worker".into())
                 .stack_size(STACK)
@@ -424,7 +629,7 @@ impl State {
                     return;
                 };
                 e.list = Some(list);
-                let name = &e.torrent.metainfo.info.name;
+                let name = &e.name;
                 let mut ts = TrackerStatus {
                     last_announce: std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
@@ -441,17 +646,20 @@ impl State {
                         }
                         ts.url = Some(url);
                         ts.peers_returned = resp.peers.len();
-                        send_new(&e.torrent, &mut e.known, resp.peers);
+                        send_new(&*e.target, &mut e.known, resp.peers);
                     }
                     Err(err) => {
                         log::warn!("{name}: announce failed: {err}");
                         ts.error = Some(err.to_string());
                     }
                 }
-                // Into the status snapshot too: an idle torrent thread does
-                // not republish it.
-                e.torrent.status.lock().tracker = ts.clone();
-                *e.torrent.tracker.lock() = ts;
+                self.shared.events.publish(Event::TrackerAnnounce {
+                    info_hash: ih,
+                    url: ts.url.clone(),
+                    peers: ts.peers_returned,
+                    error: ts.error.clone(),
+                });
+                e.target.tracker_result(ts);
                 e.next = Some(Instant::now());
             }
             Done::Dht { ih, found } => {
@@ -459,13 +667,15 @@ impl State {
                     return;
                 };
                 e.dht_busy = false;
-                e.dht_found_none = found.is_empty();
-                log::debug!(
-                    "{}: DHT: {} peers",
-                    e.torrent.metainfo.info.name,
-                    found.len()
-                );
-                send_new(&e.torrent, &mut e.known, found);
+                e.dht_empty = if found.is_empty() { e.dht_empty + 1 } else { 0 };
+                e.next_dht = Instant::now()
+                    + if e.dht_empty > 0 {
+                        dht_retry(e.dht_empty)
+                    } else {
+                        DHT_INTERVAL
+                    };
+                log::debug!("{}: DHT: {} peers", e.name, found.len());
+                send_new(&*e.target, &mut e.known, found);
                 e.next = Some(Instant::now());
             }
         }
@@ -497,9 +707,7 @@ impl State {
             match rx.recv_timeout(left) {
                 Ok(Msg::Done(d)) => {
                     let mine = match &*d {
-                        Done::Tracker { ih, .. } => entries
-                            .iter()
-                            .position(|e| e.torrent.metainfo.info_hash == *ih),
+                        Done::Tracker { ih, .. } => entries.iter().position(|e| e.ih == *ih),
                         Done::Dht { .. } => None,
                     };
                     match (mine, *d) {
@@ -529,10 +737,11 @@ impl State {
         }
         let jobs: Vec<(TrackerList, AnnounceRequest)> = entries
             .iter_mut()
-            .filter(|e| e.started)
+            .filter(|e| e.started && e.has_trackers)
             .filter_map(|e| {
-                let ih = e.torrent.metainfo.info_hash;
-                e.list.take().map(|l| (l, self.stopped_request(ih)))
+                let p = e.last_progress?;
+                let req = self.request(e.ih, p, AnnounceEvent::Stopped);
+                e.list.take().map(|l| (l, req))
             })
             .collect();
         for chunk in jobs.chunks(MAX_WORKERS * 2) {
@@ -561,9 +770,20 @@ fn stopped_round(mut list: TrackerList, req: AnnounceRequest) {
     );
 }
 
-fn send_new(torrent: &TorrentShared, known: &mut HashSet<SocketAddr>, peers: Vec<SocketAddr>) {
+fn send_new(target: &dyn AnnounceTarget, known: &mut HashSet<SocketAddr>, peers: Vec<SocketAddr>) {
     let fresh: Vec<SocketAddr> = peers.into_iter().filter(|p| known.insert(*p)).collect();
     if !fresh.is_empty() {
-        let _ = torrent.commands.send(Command::AddPeers(fresh));
+        target.found(fresh);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dht_retries_come_fast_then_level_off() {
+        let s = |n| dht_retry(n).as_secs();
+        assert_eq!((s(1), s(2), s(3), s(4), s(20)), (5, 10, 20, 30, 30));
     }
 }

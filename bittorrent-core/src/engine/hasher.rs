@@ -43,6 +43,9 @@ pub struct HashJob {
     pub data: PieceData,
     /// The expected SHA-1.
     pub expected: [u8; 20],
+    /// Also return the SHA-1 of each 16 KiB block when the piece passes
+    /// (smart ban; they are always returned when it fails).
+    pub block_hashes: bool,
     /// Where to send the verdict.
     pub reply: Sender<HashDone>,
 }
@@ -56,6 +59,9 @@ pub struct HashDone {
     pub ok: bool,
     /// A read error, if the data could not be read.
     pub error: Option<StorageError>,
+    /// The SHA-1 of each 16 KiB block as read: when the piece failed, or
+    /// passed and the job asked for them; else empty.
+    pub block_hashes: Vec<[u8; 20]>,
     /// The blocks of an in-memory piece, handed back to be written (or
     /// dropped); `None` for a piece read from disk.
     pub blocks: Option<Vec<Vec<u8>>>,
@@ -129,21 +135,48 @@ pub fn sha1_of_blocks(blocks: &[Vec<u8>]) -> [u8; 20] {
 }
 
 fn hash_job(job: HashJob) {
-    let (ok, error, blocks) = match job.data {
+    let (ok, error, block_hashes, blocks) = match job.data {
         PieceData::Disk {
             storage,
             offset,
             len,
-        } => match check_piece(&storage, offset, len, &job.expected) {
-            Ok(ok) => (ok, None, None),
-            Err(e) => (false, Some(e), None),
-        },
-        PieceData::Memory(blocks) => (sha1_of_blocks(&blocks) == job.expected, None, Some(blocks)),
+        } => {
+            let mut buf = vec![0u8; len as usize];
+            match storage.read(offset, &mut buf) {
+                Ok(()) => {
+                    let ok = sha1_smol::Sha1::from(&buf).digest().bytes() == job.expected;
+                    let hashes = if !ok || job.block_hashes {
+                        super::smart_ban::block_hashes(
+                            &buf,
+                            crate::proto::wire::BLOCK_SIZE as usize,
+                        )
+                    } else {
+                        Vec::new()
+                    };
+                    (ok, None, hashes, None)
+                }
+                Err(e) => (false, Some(e), Vec::new(), None),
+            }
+        }
+        PieceData::Memory(blocks) => {
+            let ok = sha1_of_blocks(&blocks) == job.expected;
+            // Each block is one 16 KiB block of the piece (the last shorter).
+            let hashes = if !ok || job.block_hashes {
+                blocks
+                    .iter()
+                    .map(|b| sha1_smol::Sha1::from(b).digest().bytes())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (ok, None, hashes, Some(blocks))
+        }
     };
     let _ = job.reply.send(HashDone {
         piece: job.piece,
         ok,
         error,
+        block_hashes,
         blocks,
     });
 }
@@ -188,6 +221,7 @@ mod tests {
                     piece,
                     data: PieceData::Memory(blocks.clone()),
                     expected,
+                    block_hashes: false,
                     reply: tx.clone(),
                 })
                 .unwrap();
@@ -197,6 +231,12 @@ mod tests {
             .collect();
         got.sort_by_key(|d| d.piece);
         assert!(got[0].ok && !got[1].ok);
+        assert!(got[0].block_hashes.is_empty());
+        assert_eq!(
+            got[1].block_hashes.len(),
+            2,
+            "a failed piece: one hash per block"
+        );
         assert_eq!(got[0].blocks.as_deref(), Some(&blocks[..]));
         assert_eq!(got[1].blocks.as_deref(), Some(&blocks[..]));
         let t = std::time::Instant::now();

@@ -7,12 +7,16 @@
 //! threads use `try_send`: a peer whose inbox is full is closed, so this
 //! thread never waits on anyone but its own disk writes.
 
+use crate::engine::candidates::Candidates;
 use crate::engine::choker::{self, ChokeCandidate};
+use crate::engine::events::Event;
 use crate::engine::hasher::{HashDone, HashJob, PieceData};
 use crate::engine::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
 use crate::engine::picker::{PeerKey, Picker, Received};
 use crate::engine::piece_buffer::{Complete, PieceBuffers, Stored};
-use crate::engine::session::Shared;
+use crate::engine::shared::{Command, Shared, TorrentShared};
+use crate::engine::smart_ban::{GivenUp, SmartBan};
+use crate::engine::status::{Phase, TorrentStatus};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::Metainfo;
@@ -24,119 +28,6 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What a torrent is doing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Phase {
-    /// Verifying data found on disk.
-    Checking,
-    /// Fetching missing pieces.
-    Downloading,
-    /// Every piece verified; uploading only.
-    Seeding,
-    /// Stopped by an error (the text says which).
-    Failed(String),
-    /// Stopped by a condition that may clear by itself (the disk is full);
-    /// retried every few seconds, then downloading goes on.
-    Stalled(String),
-}
-
-/// A snapshot of one torrent's state (cheap to copy; never waits on the
-/// torrent thread).
-#[derive(Debug, Clone)]
-pub struct TorrentStatus {
-    /// The info-hash.
-    pub info_hash: crate::InfoHash,
-    /// The torrent's name.
-    pub name: String,
-    /// What it is doing.
-    pub phase: Phase,
-    /// Pieces verified.
-    pub pieces_have: u32,
-    /// Pieces in all.
-    pub pieces_total: u32,
-    /// Bytes verified.
-    pub bytes_have: u64,
-    /// Bytes in all.
-    pub total_length: u64,
-    /// Payload bytes received this session.
-    pub downloaded: u64,
-    /// Payload bytes sent this session.
-    pub uploaded: u64,
-    /// Receive rate, bytes per second.
-    pub download_rate: u64,
-    /// Send rate, bytes per second.
-    pub upload_rate: u64,
-    /// Connected peers.
-    pub peers: usize,
-    /// Connected peers that are seeds.
-    pub seeds: usize,
-    /// Pieces that failed their hash check.
-    pub hash_failures: u32,
-    /// The last tracker announce.
-    pub tracker: crate::discovery::announcer::TrackerStatus,
-    /// Addresses learned from peer exchange (BEP 11) so far.
-    pub peers_from_pex: usize,
-    /// Pieces hashed by the start-up check (0 when resume data was trusted).
-    pub checked_pieces: u32,
-    /// Whether the start-up state came from resume data.
-    pub resumed: bool,
-    /// Paused by the user.
-    pub paused: bool,
-    /// The directory the torrent's files are in.
-    pub save_path: std::path::PathBuf,
-    /// Peers banned for bad data.
-    pub banned: usize,
-}
-
-impl TorrentStatus {
-    /// Whether every piece is verified.
-    pub fn is_complete(&self) -> bool {
-        self.pieces_have == self.pieces_total
-    }
-    /// Estimated seconds to completion at the current rate.
-    pub fn eta(&self) -> Option<Duration> {
-        if self.is_complete() {
-            return Some(Duration::ZERO);
-        }
-        if self.download_rate == 0 {
-            return None;
-        }
-        Some(Duration::from_secs(
-            (self.total_length - self.bytes_have) / self.download_rate,
-        ))
-    }
-}
-
-/// Commands from the session to a torrent thread.
-#[derive(Debug)]
-pub enum Command {
-    /// Dial these addresses (from the user, a tracker, PEX...).
-    AddPeers(Vec<SocketAddr>),
-    /// Stop exchanging data (connections closed, nothing dialled or
-    /// accepted) until `Resume`; the data and resume data stay.
-    Pause,
-    /// Undo `Pause`.
-    Resume,
-    /// Close every connection, flush, and reply.
-    Shutdown(Sender<()>),
-}
-
-/// Shared between the torrent thread and the rest of the session.
-pub struct TorrentShared {
-    /// The torrent's metainfo.
-    pub metainfo: Metainfo,
-    /// The snapshot the session reads.
-    pub status: Mutex<TorrentStatus>,
-    /// Commands for the torrent thread.
-    pub commands: Sender<Command>,
-    /// What peer threads read.
-    pub peer_ctx: Arc<PeerContext>,
-    /// The peer-event channel (peer threads send here).
-    pub events: Sender<(PeerKey, PeerEvent)>,
-    /// The announcer's last outcome.
-    pub tracker: Mutex<crate::discovery::announcer::TrackerStatus>,
-}
 
 struct Conn {
     addr: SocketAddr,
@@ -170,13 +61,11 @@ struct Conn {
     /// Pieces the peer lets us request while it chokes us (BEP 6).
     allowed_fast: Vec<u32>,
     joined_at: Instant,
-}
-
-/// An address we may dial.
-struct Candidate {
-    failures: u32,
-    next_try: Instant,
-    connected: bool,
+    /// Requests we gave up on (choke, timeout, endgame cancel): a late
+    /// answer to one of them is accepted.
+    given_up: GivenUp,
+    /// Blocks it sent that we never asked it for (dropped).
+    unrequested: u32,
 }
 
 const TICK: Duration = Duration::from_secs(1);
@@ -184,6 +73,8 @@ const TICK: Duration = Duration::from_secs(1);
 const EVENTS_CAPACITY: usize = 64;
 /// Stack size of a torrent thread (its state is on the heap).
 const TORRENT_STACK: usize = 256 * 1024;
+/// Addresses kept as candidates (more are ignored).
+const MAX_CANDIDATES: usize = 2000;
 const CHOKE_INTERVAL: Duration = Duration::from_secs(10);
 const OPTIMISTIC_INTERVAL: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -204,11 +95,16 @@ const START_DEPTH: usize = 64;
 /// Bytes of pieces a torrent assembles in memory at once (pieces past it are
 /// written block by block and read back to be hashed).
 const PIECE_BUFFER_BUDGET: u64 = 16 << 20;
-/// Strikes (pieces failing their hash with this peer's data) before a ban.
+/// Strikes (pieces failing their hash with this peer's data alone) before a ban.
 const BAN_STRIKES: u32 = 2;
+/// Blocks a peer may send that we never asked it for before it is banned
+/// (each is dropped unread by the picker).
+const MAX_UNREQUESTED_BLOCKS: u32 = 16;
+/// Addresses of departed peers remembered for blaming their blocks later.
+const MAX_DEPARTED: usize = 1024;
 
 /// The torrent thread's state.
-pub struct Torrent {
+pub(crate) struct Torrent {
     shared: Arc<Shared>,
     me: Arc<TorrentShared>,
     layout: Layout,
@@ -218,10 +114,18 @@ pub struct Torrent {
     conns: HashMap<PeerKey, Conn>,
     /// Outgoing connection attempts not yet joined.
     dialing: HashMap<PeerKey, SocketAddr>,
-    candidates: HashMap<SocketAddr, Candidate>,
+    /// Addresses we may dial, with the one back-off rule (`candidates.rs`).
+    candidates: Candidates,
     strikes: HashMap<SocketAddr, u32>,
     banned: HashSet<SocketAddr>,
     banned_ips: HashSet<IpAddr>,
+    /// Block hashes of failed pieces by sender (smart ban).
+    smart_ban: SmartBan,
+    /// Addresses on parole (contributed to a failed piece with others).
+    parole: HashSet<SocketAddr>,
+    /// Addresses of peers that left, for blaming blocks they sent.
+    departed: HashMap<PeerKey, SocketAddr>,
+    departed_order: std::collections::VecDeque<PeerKey>,
     phase: Phase,
     hash_tx: Sender<HashDone>,
     hash_rx: Receiver<HashDone>,
@@ -242,7 +146,7 @@ pub struct Torrent {
     last_choke: Instant,
     last_optimistic: Instant,
     optimistic: Option<PeerKey>,
-    rng: u64,
+    rng: crate::util::rng::Rng,
     /// `downloaded` at the previous tick (stall diagnostics).
     downloaded_last_tick: u64,
 }
@@ -276,6 +180,7 @@ pub(crate) fn spawn(
         private: metainfo.info.private,
         info_bytes: Arc::new(metainfo.info_bytes.clone()),
         dht: shared.dht.clone(),
+        encryption: shared.config.encryption,
     });
     let status = TorrentStatus {
         info_hash: metainfo.info_hash,
@@ -317,10 +222,14 @@ pub(crate) fn spawn(
         buffers: PieceBuffers::new(layout, PIECE_BUFFER_BUDGET),
         conns: HashMap::new(),
         dialing: HashMap::new(),
-        candidates: HashMap::new(),
+        candidates: Candidates::new(MAX_CANDIDATES),
         strikes: HashMap::new(),
         banned: HashSet::new(),
         banned_ips: HashSet::new(),
+        smart_ban: SmartBan::new(),
+        parole: HashSet::new(),
+        departed: HashMap::new(),
+        departed_order: std::collections::VecDeque::new(),
         phase: Phase::Checking,
         hash_tx,
         hash_rx,
@@ -341,7 +250,7 @@ pub(crate) fn spawn(
         last_choke: now,
         last_optimistic: now,
         optimistic: None,
-        rng: now.elapsed().as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15,
+        rng: crate::util::rng::Rng::new(),
         downloaded_last_tick: 0,
     };
     t.add_candidates(peers);
@@ -408,13 +317,7 @@ impl Torrent {
         let mut due: Option<Instant> = None;
         let mut at = |t: Instant| due = Some(due.map_or(t, |d: Instant| d.min(t)));
         if !self.paused && matches!(self.phase, Phase::Downloading | Phase::Seeding) {
-            if let Some(t) = self
-                .candidates
-                .iter()
-                .filter(|(a, c)| !c.connected && !self.is_banned(a))
-                .map(|(_, c)| c.next_try)
-                .min()
-            {
+            if let Some(t) = self.candidates.next_due(|a| !self.is_banned(a)) {
                 at(t.max(next_tick));
             }
         }
@@ -425,13 +328,6 @@ impl Torrent {
             at(self.stalled_at + STALL_RETRY);
         }
         due
-    }
-
-    fn rand(&mut self) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
     }
 
     // ---- checking ---------------------------------------------------------
@@ -470,8 +366,18 @@ impl Torrent {
                 self.phase
             );
             self.publish_status();
+            self.emit(Event::Checked {
+                info_hash: self.me.metainfo.info_hash,
+                pieces_have: self.picker.have().count() as u32,
+                pieces_total: self.layout.num_pieces,
+            });
             self.connect_candidates();
         }
+    }
+
+    /// Tell the session's event subscribers.
+    fn emit(&self, event: Event) {
+        self.shared.events.publish(event);
     }
 
     /// Hash piece `i` by reading it back from disk.
@@ -491,6 +397,7 @@ impl Torrent {
             piece: i,
             data,
             expected: self.me.metainfo.info.pieces[i as usize],
+            block_hashes: self.smart_ban.watching(i),
             reply: self.hash_tx.clone(),
         };
         let _ = self.shared.hasher.send(job);
@@ -564,6 +471,7 @@ impl Torrent {
         let contributors = self.picker.piece_hashed(done.piece, done.ok);
         if done.ok {
             self.piece_verified(done.piece);
+            self.acquit(done.piece, &contributors, &done.block_hashes);
         } else {
             self.hash_failures += 1;
             log::warn!(
@@ -571,7 +479,7 @@ impl Torrent {
                 self.me.metainfo.info.name,
                 done.piece
             );
-            self.blame(contributors);
+            self.blame(done.piece, contributors, &done.block_hashes);
         }
     }
 
@@ -601,32 +509,102 @@ impl Torrent {
             for k in seeds {
                 self.close(k, CloseReason::BothSeeds);
             }
+            self.publish_status();
+            self.emit(Event::Completed {
+                info_hash: self.me.metainfo.info_hash,
+            });
+            return;
         }
         self.publish_status();
     }
 
-    fn blame(&mut self, contributors: Vec<PeerKey>) {
-        let mut seen = HashSet::new();
-        for k in contributors {
-            if !seen.insert(k) {
-                continue;
+    /// The address of a connected or recently departed peer.
+    fn addr_of(&self, k: PeerKey) -> Option<SocketAddr> {
+        self.conns
+            .get(&k)
+            .map(|c| c.addr)
+            .or_else(|| self.departed.get(&k).copied())
+    }
+
+    /// A piece failed its hash check; `contributors[b]` sent block `b` and
+    /// `hashes[b]` is that block's SHA-1 on disk. The block hashes are kept
+    /// (smart ban). A peer that sent the whole piece alone sent bad data: it
+    /// gets a strike. With several contributors nobody is blamed yet: they
+    /// are put on parole (whole pieces to themselves) until the culprit is
+    /// found, by smart ban when the piece passes or by a strike when a
+    /// piece of its own fails.
+    fn blame(&mut self, piece: u32, contributors: Vec<PeerKey>, hashes: &[[u8; 20]]) {
+        let senders: Vec<Option<SocketAddr>> =
+            contributors.iter().map(|&k| self.addr_of(k)).collect();
+        if hashes.len() == senders.len() {
+            self.smart_ban.failed(piece, &senders, hashes);
+        }
+        let mut distinct: Vec<PeerKey> = Vec::new();
+        for &k in &contributors {
+            if !distinct.contains(&k) {
+                distinct.push(k);
             }
-            let Some(addr) = self.conns.get(&k).map(|c| c.addr) else {
-                continue;
+        }
+        if let [k] = distinct[..] {
+            let Some(addr) = self.addr_of(k) else {
+                return;
             };
             let s = self.strikes.entry(addr).or_insert(0);
             *s += 1;
             if *s >= BAN_STRIKES {
-                log::warn!(
-                    "{}: banning {addr} for bad data",
-                    self.me.metainfo.info.name
-                );
-                self.banned.insert(addr);
-                if !addr.ip().is_loopback() {
-                    self.banned_ips.insert(addr.ip());
-                }
-                self.close(k, CloseReason::Banned);
+                self.ban(addr, "sent pieces that failed their hash check");
             }
+            return;
+        }
+        for k in distinct {
+            if let Some(addr) = self.addr_of(k) {
+                self.parole.insert(addr);
+            }
+            self.picker.set_parole(k, true);
+        }
+    }
+
+    /// A piece passed. With block hashes of an earlier failure of it
+    /// (smart ban), whoever had sent a block that differs from the verified
+    /// one is banned. A parole peer that sent the whole piece alone is off
+    /// parole.
+    fn acquit(&mut self, piece: u32, contributors: &[PeerKey], good: &[[u8; 20]]) {
+        if !good.is_empty() {
+            for addr in self.smart_ban.passed(piece, good) {
+                self.ban(addr, "sent a block that differs from the verified piece");
+            }
+        }
+        if let Some(&k) = contributors.first() {
+            if contributors.iter().all(|&c| c == k) && self.picker.on_parole(k) {
+                self.picker.set_parole(k, false);
+                if let Some(addr) = self.addr_of(k) {
+                    self.parole.remove(&addr);
+                }
+            }
+        }
+    }
+
+    /// Ban `addr` (by IP, or by IP:port on loopback) and close its
+    /// connections.
+    fn ban(&mut self, addr: SocketAddr, why: &str) {
+        if self.is_banned(&addr) {
+            return;
+        }
+        log::warn!("{}: banning {addr}: {why}", self.me.metainfo.info.name);
+        self.banned.insert(addr);
+        if !addr.ip().is_loopback() {
+            self.banned_ips.insert(addr.ip());
+        }
+        self.smart_ban.forget_addr(addr);
+        self.parole.remove(&addr);
+        let victims: Vec<PeerKey> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| self.is_banned(&c.addr))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in victims {
+            self.close(k, CloseReason::Banned);
         }
     }
 
@@ -667,27 +645,26 @@ impl Torrent {
 
     fn forget(&mut self, key: PeerKey, c: Conn, reason: &CloseReason) {
         self.picker.remove_peer(key, &c.bitfield);
+        // Its blocks may still be in pieces not yet hashed.
+        self.departed.insert(key, c.addr);
+        self.departed_order.push_back(key);
+        while self.departed_order.len() > MAX_DEPARTED {
+            if let Some(old) = self.departed_order.pop_front() {
+                self.departed.remove(&old);
+            }
+        }
         self.uploaded_closed += c.counters.uploaded.load(Ordering::Relaxed);
-        if let Some(cand) = self.candidates.get_mut(&c.addr) {
-            cand.connected = false;
-            let now = Instant::now();
-            let delay = match reason {
+        let now = Instant::now();
+        for addr in std::iter::once(c.addr).chain(c.listen_addr) {
+            match reason {
                 // Nothing to gain soon from a seed (we are one) or a cheat.
                 CloseReason::BothSeeds | CloseReason::Banned | CloseReason::Duplicate => {
-                    Duration::from_secs(300)
+                    self.candidates.hold_off(&addr, now)
                 }
                 // A connection that ended quickly (refused for lack of room,
-                // say): retry soon, backing off if it keeps happening.
-                _ if now - c.joined_at < Duration::from_secs(60) => {
-                    cand.failures = cand.failures.saturating_add(1);
-                    Duration::from_secs(5 << (cand.failures - 1).min(6))
-                }
-                _ => {
-                    cand.failures = 0;
-                    Duration::from_secs(5)
-                }
-            };
-            cand.next_try = now + delay;
+                // say) backs off; a long one starts the count again.
+                _ => self.candidates.ended(&addr, now - c.joined_at, now),
+            }
         }
         if self.optimistic == Some(key) {
             self.optimistic = None;
@@ -709,12 +686,7 @@ impl Torrent {
             PeerEvent::Left(reason) => {
                 if let Some(addr) = self.dialing.remove(&key) {
                     self.shared.connections.fetch_sub(1, Ordering::Relaxed);
-                    if let Some(c) = self.candidates.get_mut(&addr) {
-                        c.connected = false;
-                        c.failures += 1;
-                        let backoff = 5u64 << c.failures.min(6);
-                        c.next_try = Instant::now() + Duration::from_secs(backoff);
-                    }
+                    self.candidates.failed(&addr, Instant::now());
                     log::debug!("dial {addr} failed: {reason}");
                 } else if let Some(c) = self.conns.remove(&key) {
                     log::debug!("peer {} left: {reason}", c.addr);
@@ -799,10 +771,7 @@ impl Torrent {
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        if let Some(c) = self.candidates.get_mut(&addr) {
-            c.failures = 0;
-            c.connected = true;
-        }
+        self.candidates.connected(&addr);
         let n = self.layout.num_pieces as usize;
         self.conns.insert(
             key,
@@ -832,8 +801,13 @@ impl Torrent {
                 next_pex: Instant::now(),
                 allowed_fast: Vec::new(),
                 joined_at: Instant::now(),
+                given_up: GivenUp::default(),
+                unrequested: 0,
             },
         );
+        if self.parole.contains(&addr) {
+            self.picker.set_parole(key, true);
+        }
         self.publish_status();
     }
 
@@ -857,13 +831,20 @@ impl Torrent {
     fn on_peer_message(&mut self, key: PeerKey, ev: PeerEvent) {
         match ev {
             PeerEvent::Bitfield(bf) => {
+                // A bitfield, have-all or have-none replaces what the peer
+                // had (a late one too, as aria2 sends): its old pieces leave
+                // the availability counts, the new ones enter them.
+                let Some(c) = self.conns.get_mut(&key) else {
+                    return;
+                };
+                if bf.len() != c.bitfield.len() {
+                    return;
+                }
+                self.picker.remove_availability(&c.bitfield);
                 self.picker.add_availability(&bf);
                 let have = self.picker.have();
-                let wanted = bf.ones().filter(|&i| !have.get(i)).count() as u32;
-                if let Some(c) = self.conns.get_mut(&key) {
-                    c.bitfield = bf;
-                    c.wanted = wanted;
-                }
+                c.wanted = bf.ones().filter(|&i| !have.get(i)).count() as u32;
+                c.bitfield = bf;
                 self.after_availability(key);
             }
             PeerEvent::Have(i) => {
@@ -893,6 +874,7 @@ impl Torrent {
                     if v {
                         let lost: Vec<_> = c.outstanding.drain().collect();
                         for b in lost {
+                            c.given_up.insert(b);
                             self.picker.request_failed(key, &b);
                         }
                     } else {
@@ -926,9 +908,7 @@ impl Torrent {
                 if let (None, Some(p)) = (c.listen_addr, listen_port) {
                     let la = SocketAddr::new(c.addr.ip(), p);
                     c.listen_addr = Some(la);
-                    if let Some(cand) = self.candidates.get_mut(&la) {
-                        cand.connected = true;
-                    }
+                    self.candidates.set_busy(&la);
                 }
                 // A newcomer hears of the swarm at once, and the others hear
                 // of it in their next message (at most one a minute each).
@@ -1029,10 +1009,24 @@ impl Torrent {
 
     /// Take one block from a peer (the caller refills its pipeline).
     fn on_block(&mut self, key: PeerKey, block: crate::proto::wire::BlockRef, data: Vec<u8>) {
-        if let Some(c) = self.conns.get_mut(&key) {
-            c.outstanding.remove(&block);
-            c.last_block = Instant::now();
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        // Only a block we asked this very peer for is taken (endgame
+        // duplicates and late answers to requests we gave up on included).
+        // Anything else is dropped unread and counted against the sender:
+        // a peer with no data must not plant blocks in pieces that honest
+        // peers are filling.
+        if !c.outstanding.remove(&block) && !c.given_up.take(&block) {
+            c.unrequested += 1;
+            let (addr, n) = (c.addr, c.unrequested);
+            log::debug!("{addr} sent unrequested block {block:?} ({n})");
+            if n > MAX_UNREQUESTED_BLOCKS {
+                self.ban(addr, "sent blocks we never asked it for");
+            }
+            return;
         }
+        c.last_block = Instant::now();
         if self.phase != Phase::Downloading {
             return;
         }
@@ -1060,7 +1054,9 @@ impl Torrent {
                 self.downloaded += len;
                 for other in cancel {
                     if let Some(c) = self.conns.get_mut(&other) {
-                        c.outstanding.remove(&block);
+                        if c.outstanding.remove(&block) {
+                            c.given_up.insert(block);
+                        }
                     }
                     self.send(other, PeerCmd::Cancel(block));
                 }
@@ -1081,40 +1077,44 @@ impl Torrent {
             STALL_RETRY.as_secs()
         );
         self.save_resume();
-        self.phase = Phase::Stalled(reason);
+        self.phase = Phase::Stalled(reason.clone());
         self.stalled_at = Instant::now();
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
         for k in keys {
             self.close(k, CloseReason::Shutdown);
         }
         self.publish_status();
+        self.emit(Event::Error {
+            info_hash: self.me.metainfo.info_hash,
+            message: reason,
+            stalled: true,
+        });
     }
 
     /// Stop the torrent on an error that makes progress impossible.
     fn fail(&mut self, reason: String) {
         log::error!("{}: stopped: {reason}", self.me.metainfo.info.name);
-        self.phase = Phase::Failed(reason);
+        self.phase = Phase::Failed(reason.clone());
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
         for k in keys {
             self.close(k, CloseReason::Shutdown);
         }
         self.publish_status();
+        self.emit(Event::Error {
+            info_hash: self.me.metainfo.info_hash,
+            message: reason,
+            stalled: false,
+        });
     }
 
     // ---- candidates ----------------------------------------------------------
 
     fn add_candidates(&mut self, addrs: Vec<SocketAddr>) {
-        let now = Instant::now();
-        for a in addrs {
-            if a.port() == 0 || self.shared.is_own_address(&a) {
-                continue;
-            }
-            self.candidates.entry(a).or_insert(Candidate {
-                failures: 0,
-                next_try: now,
-                connected: false,
-            });
-        }
+        let shared = &self.shared;
+        let fresh = addrs
+            .into_iter()
+            .filter(|a| a.port() != 0 && !shared.is_own_address(a));
+        self.candidates.add(fresh, Instant::now());
     }
 
     fn connect_candidates(&mut self) {
@@ -1133,19 +1133,9 @@ impl Torrent {
             .flatten()
             .collect();
         let dialing: HashSet<SocketAddr> = self.dialing.values().copied().collect();
-        let ready: Vec<SocketAddr> = self
-            .candidates
-            .iter()
-            .filter(|(a, c)| {
-                !c.connected
-                    && c.next_try <= now
-                    && !connected.contains(*a)
-                    && !dialing.contains(*a)
-                    && !self.is_banned(a)
-            })
-            .map(|(a, _)| *a)
-            .take(room)
-            .collect();
+        let ready = self.candidates.ready(now, room, |a| {
+            !connected.contains(a) && !dialing.contains(a) && !self.is_banned(a)
+        });
         for addr in ready {
             if self.shared.connections.load(Ordering::Relaxed) >= cfg.max_connections {
                 break;
@@ -1153,9 +1143,7 @@ impl Torrent {
             let key = self.shared.next_key();
             self.shared.connections.fetch_add(1, Ordering::Relaxed);
             self.dialing.insert(key, addr);
-            if let Some(c) = self.candidates.get_mut(&addr) {
-                c.connected = true;
-            }
+            self.candidates.set_busy(&addr);
             let ctx = self.me.peer_ctx.clone();
             let tx = self.me.events.clone();
             let spawned = std::thread::Builder::new()
@@ -1165,6 +1153,7 @@ impl Torrent {
             if spawned.is_err() {
                 self.dialing.remove(&key);
                 self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                self.candidates.failed(&addr, now);
             }
         }
     }
@@ -1187,6 +1176,9 @@ impl Torrent {
                         self.save_resume();
                     }
                     self.publish_status();
+                    self.emit(Event::Paused {
+                        info_hash: self.me.metainfo.info_hash,
+                    });
                 }
             }
             Command::Resume => {
@@ -1194,11 +1186,12 @@ impl Torrent {
                     self.paused = false;
                     log::info!("{}: resumed", self.me.metainfo.info.name);
                     let now = Instant::now();
-                    for c in self.candidates.values_mut() {
-                        c.next_try = now;
-                    }
+                    self.candidates.retry_all(now);
                     self.connect_candidates();
                     self.publish_status();
+                    self.emit(Event::Resumed {
+                        info_hash: self.me.metainfo.info_hash,
+                    });
                 }
             }
             Command::Shutdown(_) => {}
@@ -1230,6 +1223,7 @@ impl Torrent {
                 let lost: Vec<_> = c.outstanding.drain().collect();
                 c.last_block = now;
                 for b in lost {
+                    c.given_up.insert(b);
                     self.picker.request_failed(k, &b);
                 }
             }
@@ -1278,9 +1272,7 @@ impl Torrent {
             } else {
                 Phase::Downloading
             };
-            for c in self.candidates.values_mut() {
-                c.next_try = now;
-            }
+            self.candidates.retry_all(now);
         }
         self.send_pex(now);
         if self.resume_dirty && now - self.last_resume_save >= RESUME_SAVE_INTERVAL {
@@ -1367,7 +1359,7 @@ impl Torrent {
         let regular = choker::unchoke_set(&cands, slots, seeding, None);
         if now - self.last_optimistic >= OPTIMISTIC_INTERVAL || self.optimistic.is_none() {
             self.last_optimistic = now;
-            let r = self.rand();
+            let r = self.rng.next_u64();
             self.optimistic = choker::next_optimistic(&cands, &regular, self.optimistic, r);
         }
         let unchoke = choker::unchoke_set(&cands, slots, seeding, self.optimistic);
@@ -1519,33 +1511,8 @@ impl Torrent {
             uploaded: self.me.status.lock().uploaded,
             downloaded: self.downloaded,
         };
-        if let Err(e) = write_atomically(&path, &r.encode()) {
+        if let Err(e) = crate::state::write_atomically(&path, &r.encode()) {
             log::warn!("{name}: saving resume data to {}: {e}", path.display());
         }
     }
-}
-
-/// Write `data` to `path` so that a crash leaves either the old file or the
-/// new one: a temporary file, fsync, rename, fsync of the directory.
-pub(crate) fn write_atomically(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
-    std::fs::create_dir_all(dir)?;
-    // `<name>.tmp` next to each target: writers of different files (the
-    // torrent list, resume data) never share a temporary file.
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }

@@ -71,7 +71,13 @@ impl Default for TrackerConfig {
 #[derive(Debug, Clone)]
 struct PeerEntry {
     peer_id: [u8; 20],
+    /// A proven seeder: `left` is 0 now and the peer earlier announced
+    /// `left > 0` or `event=completed`. A client that starts with `left=0`
+    /// may have nothing at all (a magnet link without metadata announces
+    /// that way), so it is not trusted as a seeder until then.
     seeder: bool,
+    /// The peer has announced `left > 0` or `event=completed` at some point.
+    leeched: bool,
     last_seen: Instant,
 }
 
@@ -184,8 +190,8 @@ impl TrackerServer {
     /// A tracker with `cfg` and a fresh random secret for UDP connection ids.
     pub fn new(cfg: TrackerConfig) -> TrackerServer {
         let mut secret = [0u8; 16];
-        secret[..8].copy_from_slice(&super::random_u64().to_le_bytes());
-        secret[8..].copy_from_slice(&super::random_u64().to_le_bytes());
+        secret[..8].copy_from_slice(&crate::util::rng::random_u64().to_le_bytes());
+        secret[8..].copy_from_slice(&crate::util::rng::random_u64().to_le_bytes());
         TrackerServer {
             cfg,
             inner: Mutex::new(Inner::default()),
@@ -306,11 +312,15 @@ impl TrackerServer {
             }
             self.changes
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let leeched = p.left > 0
+                || p.event == AnnounceEvent::Completed
+                || swarm.peers.get(&me).is_some_and(|e| e.leeched);
             swarm.peers.insert(
                 me,
                 PeerEntry {
                     peer_id: p.peer_id,
-                    seeder: p.left == 0,
+                    seeder: p.left == 0 && leeched,
+                    leeched,
                     last_seen: now,
                 },
             );
@@ -321,7 +331,9 @@ impl TrackerServer {
             if p.event == AnnounceEvent::Stopped || want == 0 {
                 Vec::new()
             } else {
-                let seeder = p.left == 0;
+                // Only a proven seeder is spared the other seeders; an
+                // announcer with `left=0` and no history may have nothing.
+                let seeder = swarm.peers.get(&me).is_some_and(|e| e.seeder);
                 swarm
                     .peers
                     .iter()
@@ -342,7 +354,7 @@ impl TrackerServer {
         if peers.len() > want {
             // Partial Fisher–Yates: a random subset of `want` peers.
             for i in 0..want {
-                let j = i + (super::random_u64() % (peers.len() - i) as u64) as usize;
+                let j = i + (crate::util::rng::random_u64() % (peers.len() - i) as u64) as usize;
                 peers.swap(i, j);
             }
             peers.truncate(want);
@@ -799,9 +811,26 @@ mod tests {
     fn get(s: &TrackerServer, query: &str, remote: &str) -> (u16, Vec<u8>) {
         let req = format!("GET /announce?{query} HTTP/1.1\r\nHost: x\r\n\r\n");
         let resp = s.handle_http(req.as_bytes(), remote.parse().unwrap());
-        let (status, body) = crate::discovery::tracker::http::parse_response(&resp, true, 1 << 20)
-            .unwrap()
+        let (status, body) = split_response(&resp);
+        (status, body)
+    }
+
+    /// Status and body of one of our server's responses (it always sends
+    /// `Content-Length`).
+    fn split_response(resp: &[u8]) -> (u16, Vec<u8>) {
+        let end = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = std::str::from_utf8(&resp[..end]).unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().unwrap())
+            })
             .unwrap();
+        let body = resp[end + 4..].to_vec();
+        assert_eq!(body.len(), len);
         (status, body)
     }
 
@@ -905,6 +934,34 @@ mod tests {
     }
 
     #[test]
+    fn left_zero_announcers_are_not_hidden_from_each_other() {
+        // A seeder that started complete and a magnet client without
+        // metadata both announce `started` with `left=0`: neither is a
+        // proven seeder, so each learns of the other and nobody is counted
+        // complete (issue 10: rqbit never learned of the seeder).
+        let s = open_server();
+        let zero =
+            |id: u8, port: u16| announce_q(id, port, "&event=started").replace("left=10", "left=0");
+        get(&s, &zero(1, 6881), "10.0.0.1:5000");
+        let (_, b) = get(&s, &zero(2, 6882), "10.0.0.2:5000");
+        let r = parse_announce_response(&b).unwrap();
+        assert_eq!(r.peers, vec!["10.0.0.1:6881".parse().unwrap()]);
+        assert_eq!((r.complete, r.incomplete), (Some(0), Some(2)));
+        // `completed` proves it: the first one is now a seeder, spared
+        // nobody unproven, counted complete.
+        let done = announce_q(1, 6881, "&event=completed").replace("left=10", "left=0");
+        let (_, b) = get(&s, &done, "10.0.0.1:5000");
+        let r = parse_announce_response(&b).unwrap();
+        assert_eq!(r.peers, vec!["10.0.0.2:6882".parse().unwrap()]);
+        assert_eq!((r.complete, r.incomplete), (Some(1), Some(1)));
+        // A later plain announce keeps the proof.
+        let again = announce_q(1, 6881, "").replace("left=10", "left=0");
+        let (_, b) = get(&s, &again, "10.0.0.1:5000");
+        let r = parse_announce_response(&b).unwrap();
+        assert_eq!((r.complete, r.incomplete), (Some(1), Some(1)));
+    }
+
+    #[test]
     fn scrape_and_expiry() {
         let s = open_server();
         get(
@@ -918,9 +975,7 @@ mod tests {
             percent_encode(&ih().0)
         );
         let resp = s.handle_http(req.as_bytes(), "1.1.1.1:1".parse().unwrap());
-        let (_, b) = crate::discovery::tracker::http::parse_response(&resp, true, 1 << 20)
-            .unwrap()
-            .unwrap();
+        let (_, b) = split_response(&resp);
         let r = crate::discovery::tracker::client::parse_scrape_response(&b).unwrap();
         assert_eq!(r[0].1.complete, 1);
         assert_eq!(r[0].1.incomplete, 1);
