@@ -87,6 +87,9 @@ impl AnnounceTarget for TorrentShared {
         let _ = self.commands.send(Command::AddPeers(peers));
     }
     fn tracker_result(&self, status: TrackerStatus) {
+        // Into the status snapshot too: an idle torrent thread (no peers)
+        // does not republish it.
+        self.status.lock().tracker = status.clone();
         *self.tracker.lock() = status;
     }
 }

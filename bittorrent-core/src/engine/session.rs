@@ -488,6 +488,20 @@ impl Inner {
                 .map_err(|e| Error::io("save the torrent in the state directory", e))?;
         }
         let name = metainfo.info.name.clone();
+        // `Added` goes out before the torrent thread starts: its own events
+        // (`Checked` may come at once) must follow it.
+        if new {
+            self.shared.events.publish(Event::Added {
+                info_hash: ih,
+                name,
+            });
+        }
+        let gone = |e: Error| {
+            if new {
+                self.shared.events.publish(Event::Removed { info_hash: ih });
+            }
+            e
+        };
         let (t, handle) = torrent::spawn(
             self.shared.clone(),
             metainfo,
@@ -495,7 +509,7 @@ impl Inner {
             add.peers,
             add.paused,
         )
-        .map_err(|e| Error::io("start torrent thread", e))?;
+        .map_err(|e| gone(Error::io("start torrent thread", e)))?;
         {
             // Checked under the registry lock that `stop` reads after
             // setting the flag: a torrent is either refused or shut down.
@@ -505,7 +519,7 @@ impl Inner {
                 let _ = t.commands.send(Command::Shutdown(tx));
                 drop(reg);
                 let _ = handle.join();
-                return Err(Error::Stopped);
+                return Err(gone(Error::Stopped));
             }
             reg.insert(ih.0, t.clone());
         }
@@ -515,12 +529,6 @@ impl Inner {
         self.threads.lock().torrents.push((ih, handle));
         self.update_lsd();
         self.save_entry(&t)?;
-        if new {
-            self.shared.events.publish(Event::Added {
-                info_hash: ih,
-                name,
-            });
-        }
         Ok(ih)
     }
 
