@@ -59,6 +59,10 @@ pub(crate) trait AnnounceTarget: Send + Sync {
     fn found(&self, peers: Vec<SocketAddr>);
     /// The outcome of an announce round.
     fn tracker_result(&self, status: TrackerStatus);
+    /// Done seeding (the seeding goal was reached): leave the swarm.
+    fn finished(&self) -> bool {
+        false
+    }
 }
 
 impl AnnounceTarget for TorrentShared {
@@ -91,6 +95,9 @@ impl AnnounceTarget for TorrentShared {
         // does not republish it.
         self.status.lock().tracker = status.clone();
         *self.tracker.lock() = status;
+    }
+    fn finished(&self) -> bool {
+        self.status.lock().phase == Phase::Finished
     }
 }
 
@@ -197,6 +204,18 @@ pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Ar
                 target.tracker_result(ts);
             }
         }
+        // A torrent that reached its seeding goal leaves the swarm; if it is
+        // resumed later, it starts over with `started`.
+        if let (true, false, Some(p)) = (started, list.is_empty(), last_progress) {
+            if target.finished() {
+                let _ = list.announce(
+                    &request(AnnounceEvent::Stopped, p),
+                    &stop_opts(),
+                    STOP_TIMEOUT,
+                );
+                started = false;
+            }
+        }
         // The DHT (BEP 5): look for peers and announce ourselves, at once
         // and then every `DHT_INTERVAL`, sooner while it finds nobody
         // (never for private torrents).
@@ -225,13 +244,21 @@ pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Ar
     if let (true, false, Some(p)) = (started, list.is_empty(), last_progress) {
         let _ = list.announce(
             &request(AnnounceEvent::Stopped, p),
-            &AnnounceOptions {
-                timeout: Duration::from_secs(2),
-                udp_base_timeout: Duration::from_secs(1),
-                udp_max_retries: 0,
-            },
-            Duration::from_secs(3),
+            &stop_opts(),
+            STOP_TIMEOUT,
         );
+    }
+}
+
+/// Upper bound for a `stopped` announce (all tiers).
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Per tracker, for a `stopped` announce.
+fn stop_opts() -> AnnounceOptions {
+    AnnounceOptions {
+        timeout: Duration::from_secs(2),
+        udp_base_timeout: Duration::from_secs(1),
+        udp_max_retries: 0,
     }
 }
 
@@ -518,7 +545,12 @@ impl State {
         let mut soon = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
         let mut tracker_job = None;
         if let Some(list) = e.list.as_ref().filter(|_| e.has_trackers) {
-            let event = if !e.started {
+            // A torrent that reached its seeding goal leaves the swarm; if it
+            // is resumed later, it starts over with `started`.
+            let leave = e.started && e.target.finished();
+            let event = if leave {
+                AnnounceEvent::Stopped
+            } else if !e.started {
                 AnnounceEvent::Started
             } else if progress.complete && !e.completed_sent {
                 AnnounceEvent::Completed
@@ -529,7 +561,7 @@ impl State {
             // `started` that has not got through yet) follows the schedule,
             // which backs off after failures.
             let completed_now = event == AnnounceEvent::Completed && !e.completed_tried;
-            if completed_now || list.is_due(now) {
+            if leave || completed_now || list.is_due(now) {
                 if workers_free {
                     e.completed_tried |= event == AnnounceEvent::Completed;
                     tracker_job = Some(event);
@@ -641,6 +673,7 @@ impl State {
                     ..TrackerStatus::default()
                 };
                 match result {
+                    Ok(_) if event == AnnounceEvent::Stopped => e.started = false,
                     Ok((url, resp)) => {
                         log::info!("{name}: tracker {url}: {} peers", resp.peers.len());
                         e.started = true;
