@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark a transfer over loopback: `peer` -> `peer` against
-# libtorrent -> libtorrent, one seeder to one leecher, then one seeder to
-# four leechers.
+# libtorrent -> libtorrent, one seeder to one leecher (256 KiB and 1 MiB
+# pieces), then one seeder to four leechers (each leecher also uploading to
+# the other three). The two implementations alternate run by run; the
+# summary prints medians and the ratios libtorrent / peer.
 #
 #   scripts/bench-transfer.sh              # 1 GiB file, 3 runs of each
 #   SIZE_MIB=512 RUNS=5 scripts/bench-transfer.sh
@@ -10,7 +12,8 @@
 # Environment (or positional arguments, in this order):
 #   SIZE_MIB   size of the test file in MiB (default 1024)
 #   RUNS       runs of each case (default 3); medians are reported
-#   PIECE      piece length for `peer create --piece-length` (default 1M)
+#   PIECES     piece lengths of the one-to-one runs (default "256K 1M")
+#   PIECE4     piece length of the one-to-four runs (default 1M)
 #   SWARM      1 = also run 1 seeder -> 4 leechers (default 1)
 #   LT         1 = also run libtorrent (default 1; SKIP if not importable)
 #   KEEP       1 = keep the temporary directory
@@ -40,7 +43,8 @@ set -euo pipefail
 
 SIZE_MIB=${1:-${SIZE_MIB:-1024}}
 RUNS=${2:-${RUNS:-3}}
-PIECE=${PIECE:-1M}
+PIECES=${PIECES:-256K 1M}
+PIECE4=${PIECE4:-1M}
 SWARM=${SWARM:-1}
 LT=${LT:-1}
 KEEP=${KEEP:-0}
@@ -74,7 +78,9 @@ SRC="$DIR/src/data.bin"
 echo "== writing ${SIZE_MIB} MiB of random data to $SRC" >&2
 head -c "$(( SIZE_MIB * 1024 * 1024 ))" /dev/urandom > "$SRC"
 cat "$SRC" > /dev/null # into the page cache; it stays there (nothing is dropped)
-"$PEER" create "$SRC" -o "$DIR/t.torrent" --piece-length "$PIECE" > /dev/null 2>&1
+for p in $PIECES $PIECE4; do
+    [[ -f $DIR/t-$p.torrent ]] || "$PEER" create "$SRC" -o "$DIR/t-$p.torrent" --piece-length "$p" > /dev/null 2>&1
+done
 BYTES=$(( SIZE_MIB * 1024 * 1024 ))
 
 HAVE_LT=0
@@ -111,9 +117,9 @@ wait_for() {
 SEED_PID=
 SEED_FD=
 start_seeder() {
-    local kind=$1 port=$2 log=$3
+    local kind=$1 port=$2 log=$3 t=$4
     if [[ $kind == peer ]]; then
-        "$PEER" "$DIR/t.torrent" --dir "$DIR/src" --port "$port" 2> "$log" > /dev/null &
+        "$PEER" "$t" --no-lsd --no-dht --dir "$DIR/src" --port "$port" 2> "$log" > /dev/null &
         SEED_PID=$!
         PIDS+=("$SEED_PID")
         # Progress lines come every 5 s when stderr is not a terminal.
@@ -122,7 +128,7 @@ start_seeder() {
         local fifo="$DIR/seed.fifo"
         rm -f "$fifo"
         mkfifo "$fifo"
-        "$PY" "$INTEROP/lt_seed.py" "$DIR/t.torrent" "$DIR/src" "$port" --timeout 3600 \
+        "$PY" "$INTEROP/lt_seed.py" "$t" "$DIR/src" "$port" --timeout 3600 \
             < "$fifo" > "$log.out" 2> "$log" &
         SEED_PID=$!
         PIDS+=("$SEED_PID")
@@ -147,7 +153,7 @@ leech_cmd() { # KIND TORRENT DIR PORT PEER... -> sets LCMD
     local p args=()
     for p in "$@"; do args+=(--peer "$p"); done
     if [[ $kind == peer ]]; then
-        LCMD=("$PEER" "$t" --dir "$d" --port "$port" "${args[@]}" --once)
+        LCMD=("$PEER" "$t" --no-lsd --no-dht --dir "$d" --port "$port" "${args[@]}" --once)
     else
         LCMD=("$PY" "$INTEROP/lt_leech.py" "$t" "$d" --listen-port "$port" --timeout 3600 "${args[@]}")
     fi
@@ -155,16 +161,16 @@ leech_cmd() { # KIND TORRENT DIR PORT PEER... -> sets LCMD
 
 # Both cases set RESULT (no subshell, so the EXIT trap sees every pid).
 RESULT=
-# one_to_one KIND RUN: RESULT="wall leech_cpu leech_user leech_sys leech_rss_kib seed_cpu seed_rss_kib"
+# one_to_one KIND RUN PIECE: RESULT="wall leech_cpu leech_user leech_sys leech_rss_kib seed_cpu seed_rss_kib"
 one_to_one() {
-    local kind=$1 run=$2
+    local kind=$1 run=$2 t="$DIR/t-$3.torrent"
     local sport lport ldir slog t0 t1 c0 c1
     next_port; sport=$PORT; next_port; lport=$PORT
     ldir="$DIR/leech-$kind-$run"; slog="$DIR/seed-$kind-$run.log"
     rm -rf "$ldir"; mkdir -p "$ldir"
-    start_seeder "$kind" "$sport" "$slog"
+    start_seeder "$kind" "$sport" "$slog" "$t"
     c0=$(cpu_ticks "$SEED_PID")
-    leech_cmd "$kind" "$DIR/t.torrent" "$ldir" "$lport" "127.0.0.1:$sport"
+    leech_cmd "$kind" "$t" "$ldir" "$lport" "127.0.0.1:$sport"
     /usr/bin/time -f "%e %U %S %M" -o "$DIR/time" "${LCMD[@]}" \
         > "$DIR/leech-$kind-$run.out" 2> "$DIR/leech-$kind-$run.log" \
         || { echo "leecher failed" >&2; tail -5 "$DIR/leech-$kind-$run.log" >&2; return 1; }
@@ -181,19 +187,19 @@ one_to_one() {
 
 # one_to_four KIND RUN: RESULT="wall leechers_cpu seed_cpu max_leech_rss_kib seed_rss_kib"
 one_to_four() {
-    local kind=$1 run=$2
+    local kind=$1 run=$2 t="$DIR/t-$PIECE4.torrent"
     local sport ports=() i j peers pids=() slog c0 c1 t0 t1
     next_port; sport=$PORT
     for i in 0 1 2 3; do next_port; ports+=("$PORT"); done
     slog="$DIR/seed4-$kind-$run.log"
-    start_seeder "$kind" "$sport" "$slog"
+    start_seeder "$kind" "$sport" "$slog" "$t"
     c0=$(cpu_ticks "$SEED_PID")
     t0=$EPOCHREALTIME
     for i in 0 1 2 3; do
         peers=("127.0.0.1:$sport")
         for j in 0 1 2 3; do [[ $j == "$i" ]] || peers+=("127.0.0.1:${ports[$j]}"); done
         rm -rf "$DIR/l4-$i"; mkdir -p "$DIR/l4-$i"
-        leech_cmd "$kind" "$DIR/t.torrent" "$DIR/l4-$i" "${ports[$i]}" "${peers[@]}"
+        leech_cmd "$kind" "$t" "$DIR/l4-$i" "${ports[$i]}" "${peers[@]}"
         /usr/bin/time -f "%e %U %S %M" -o "$DIR/time4-$i" "${LCMD[@]}" \
             > "$DIR/l4-$kind-$run-$i.out" 2> "$DIR/l4-$kind-$run-$i.log" &
         pids+=($!)
@@ -231,10 +237,12 @@ label() { if [[ $1 == peer ]]; then echo "peer -> peer"; else echo "libtorrent -
 
 # Interleave the kinds run by run, so that both see the same machine load.
 for (( r = 1; r <= RUNS; r++ )); do
-    for k in "${KINDS[@]}"; do
-        one_to_one "$k" "$r"; line=$RESULT
-        echo "$line" >> "$DIR/res1-$k"
-        echo "1->1 $(label "$k") run $r: wall cpu_leech user sys rss_leech_kib cpu_seed rss_seed_kib = $line (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+    for p in $PIECES; do
+        for k in "${KINDS[@]}"; do
+            one_to_one "$k" "$r" "$p"; line=$RESULT
+            echo "$line" >> "$DIR/res1-$p-$k"
+            echo "1->1 $p $(label "$k") run $r: wall cpu_leech user sys rss_leech_kib cpu_seed rss_seed_kib = $line (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+        done
     done
 done
 if [[ $SWARM == 1 ]]; then
@@ -247,33 +255,52 @@ if [[ $SWARM == 1 ]]; then
     done
 fi
 
-echo
-echo "### ${SIZE_MIB} MiB, piece length ${PIECE}, one seeder -> one leecher, median of ${RUNS} runs"
-echo
-echo "| | wall (s) | MB/s | leecher CPU (s) | leecher user / sys (s) | seeder CPU (s) | CPU per GiB, both sides (s) | leecher peak RSS | seeder peak RSS |"
-echo "|---|---|---|---|---|---|---|---|---|"
-for k in "${KINDS[@]}"; do
-    f="$DIR/res1-$k"
-    w=$(median "$f" 1); lc=$(median "$f" 2); lu=$(median "$f" 3); ls=$(median "$f" 4)
-    lm=$(median "$f" 5); sc=$(median "$f" 6); sm=$(median "$f" 7)
-    awk -v k="$(label "$k")" -v w="$w" -v lc="$lc" -v lu="$lu" -v ls="$ls" -v lm="$lm" -v sc="$sc" -v sm="$sm" \
-        -v b="$BYTES" -v mib="$SIZE_MIB" \
-        'BEGIN { printf "| %s | %.2f | %.0f | %.2f | %.2f / %.2f | %.2f | %.2f | %.1f MiB | %.1f MiB |\n",
-                 k, w, b / 1e6 / w, lc, lu, ls, sc, (lc + sc) * 1024 / mib, lm / 1024, sm / 1024 }'
+for p in $PIECES; do
+    echo
+    echo "### ${SIZE_MIB} MiB, piece length ${p}, one seeder -> one leecher, median of ${RUNS} runs"
+    echo
+    echo "| | wall (s) | MB/s | leecher CPU (s) | leecher user / sys (s) | seeder CPU (s) | leecher CPU per GiB (s) | CPU per GiB, both sides (s) | leecher peak RSS | seeder peak RSS |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for k in "${KINDS[@]}"; do
+        f="$DIR/res1-$p-$k"
+        w=$(median "$f" 1); lc=$(median "$f" 2); lu=$(median "$f" 3); ls=$(median "$f" 4)
+        lm=$(median "$f" 5); sc=$(median "$f" 6); sm=$(median "$f" 7)
+        echo "$w $lc $sc" > "$DIR/med1-$p-$k"
+        awk -v k="$(label "$k")" -v w="$w" -v lc="$lc" -v lu="$lu" -v ls="$ls" -v lm="$lm" -v sc="$sc" -v sm="$sm" \
+            -v b="$BYTES" -v mib="$SIZE_MIB" \
+            'BEGIN { printf "| %s | %.2f | %.0f | %.2f | %.2f / %.2f | %.2f | %.2f | %.2f | %.1f MiB | %.1f MiB |\n",
+                     k, w, b / 1e6 / w, lc, lu, ls, sc, lc * 1024 / mib, (lc + sc) * 1024 / mib, lm / 1024, sm / 1024 }'
+    done
+    if (( HAVE_LT )); then
+        read -r pw plc psc < "$DIR/med1-$p-peer"
+        read -r lw llc lsc < "$DIR/med1-$p-lt"
+        awk -v pw="$pw" -v lw="$lw" -v plc="$plc" -v llc="$llc" -v psc="$psc" -v lsc="$lsc" \
+            'BEGIN { printf "\nRatios libtorrent / peer: wall %.2fx (above 1: peer is faster), leecher CPU %.2fx, both sides CPU %.2fx\n",
+                     lw / pw, llc / plc, (llc + lsc) / (plc + psc) }'
+    fi
 done
 if [[ $SWARM == 1 ]]; then
     echo
-    echo "### ${SIZE_MIB} MiB, one seeder -> four leechers (each told of the seeder and the other three), median of ${RUNS} runs"
+    echo "### ${SIZE_MIB} MiB, piece length ${PIECE4}, one seeder -> four leechers (each told of the seeder and the other three), median of ${RUNS} runs"
     echo
     echo "| | time until all 4 complete (s) | CPU, 4 leechers together (s) | seeder CPU (s) | CPU per GiB delivered (s) | max leecher peak RSS | seeder peak RSS |"
     echo "|---|---|---|---|---|---|---|"
     for k in "${KINDS[@]}"; do
         f="$DIR/res4-$k"
-        awk -v k="$(label "$k")" -v w="$(median "$f" 1)" -v lc="$(median "$f" 2)" -v sc="$(median "$f" 3)" \
+        w=$(median "$f" 1); lc=$(median "$f" 2); sc=$(median "$f" 3)
+        echo "$w $lc $sc" > "$DIR/med4-$k"
+        awk -v k="$(label "$k")" -v w="$w" -v lc="$lc" -v sc="$sc" \
             -v lm="$(median "$f" 4)" -v sm="$(median "$f" 5)" -v mib="$SIZE_MIB" \
             'BEGIN { printf "| %s | %.2f | %.2f | %.2f | %.2f | %.1f MiB | %.1f MiB |\n",
                      k, w, lc, sc, (lc + sc) * 1024 / (4 * mib), lm / 1024, sm / 1024 }'
     done
+    if (( HAVE_LT )); then
+        read -r pw plc psc < "$DIR/med4-peer"
+        read -r lw llc lsc < "$DIR/med4-lt"
+        awk -v pw="$pw" -v lw="$lw" -v plc="$plc" -v llc="$llc" -v psc="$psc" -v lsc="$lsc" \
+            'BEGIN { printf "\nRatios libtorrent / peer: wall %.2fx (above 1: peer is faster), leechers CPU %.2fx, all CPU %.2fx\n",
+                     lw / pw, llc / plc, (llc + lsc) / (plc + psc) }'
+    fi
 fi
 echo
 echo "Columns are medians taken one by one over the runs (not one run's row)."

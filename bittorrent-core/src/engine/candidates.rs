@@ -92,6 +92,16 @@ impl Candidates {
         due.into_iter().take(max).map(|(a, _)| *a).collect()
     }
 
+    /// The earliest time an address not busy and `ok` becomes due (the
+    /// torrent thread sleeps until then when it has nothing else to do).
+    pub(crate) fn next_due(&self, ok: impl Fn(&SocketAddr) -> bool) -> Option<Instant> {
+        self.map
+            .iter()
+            .filter(|(a, c)| !c.busy && ok(a))
+            .map(|(_, c)| c.next_try)
+            .min()
+    }
+
     /// Being dialled or connected: not ready until [`Candidates::failed`] or
     /// [`Candidates::ended`].
     pub(crate) fn set_busy(&mut self, a: &SocketAddr) {

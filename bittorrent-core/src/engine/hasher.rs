@@ -1,26 +1,46 @@
-//! The hashing pool: a few threads that read a piece back from storage and
-//! check its SHA-1, so that hashing never stalls a torrent thread.
+//! The hashing pool: a few threads that check pieces' SHA-1, so that
+//! hashing never stalls a torrent thread.
+//!
+//! A downloaded piece arrives in memory (the blocks as they were received,
+//! moved here by ownership) and is hashed from there; the blocks go back
+//! with the verdict so that the torrent thread can write them to disk in
+//! one vectored write, or drop them if the hash failed. Pieces found on
+//! disk at start-up are read back and hashed.
 //!
 //! Jobs arrive on one shared (MPMC) channel; each verdict goes back on the
-//! channel named in the job.
+//! channel named in the job. The workers block on the job channel and on a
+//! stop channel: an idle pool never wakes up.
 
 use crate::engine::storage::{Storage, StorageError};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use std::sync::atomic::{AtomicBool, Ordering};
+use crossbeam_channel::{select, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+
+/// Stack size of a hashing thread: hashing needs only a few KiB of stack
+/// (the read-back buffer is on the heap).
+const HASHER_STACK: usize = 128 * 1024;
+
+/// Where the bytes of a piece to verify are.
+pub enum PieceData {
+    /// On disk: read `len` bytes at torrent offset `offset`.
+    Disk {
+        /// Where the piece is.
+        storage: Arc<Storage>,
+        /// Its offset in the torrent.
+        offset: u64,
+        /// Its length.
+        len: u32,
+    },
+    /// In memory: the piece's blocks in order (moved, never copied).
+    Memory(Vec<Vec<u8>>),
+}
 
 /// One piece to verify.
 pub struct HashJob {
-    /// Where the piece is.
-    pub storage: Arc<Storage>,
     /// The piece index.
     pub piece: u32,
-    /// Its offset in the torrent.
-    pub offset: u64,
-    /// Its length.
-    pub len: u32,
+    /// Its bytes.
+    pub data: PieceData,
     /// The expected SHA-1.
     pub expected: [u8; 20],
     /// Also return the SHA-1 of each 16 KiB block when the piece passes
@@ -42,28 +62,33 @@ pub struct HashDone {
     /// The SHA-1 of each 16 KiB block as read: when the piece failed, or
     /// passed and the job asked for them; else empty.
     pub block_hashes: Vec<[u8; 20]>,
+    /// The blocks of an in-memory piece, handed back to be written (or
+    /// dropped); `None` for a piece read from disk.
+    pub blocks: Option<Vec<Vec<u8>>>,
 }
 
 /// The pool's handle: submit jobs; dropping it lets the threads exit.
 pub struct HasherPool {
     jobs: Sender<HashJob>,
     threads: Vec<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
+    /// Dropped by `shutdown`: the disconnect wakes every worker.
+    stop: Sender<()>,
 }
 
 impl HasherPool {
     /// Start `n` hashing threads.
     pub fn start(n: usize) -> std::io::Result<HasherPool> {
         let (jobs, rx) = crossbeam_channel::unbounded::<HashJob>();
+        let (stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let mut threads = Vec::new();
-        let stop = Arc::new(AtomicBool::new(false));
         for i in 0..n.max(1) {
             let rx: Receiver<HashJob> = rx.clone();
-            let stop = stop.clone();
+            let stop_rx = stop_rx.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("hasher-{i}"))
-                    .spawn(move || worker(rx, &stop))?,
+                    .stack_size(HASHER_STACK)
+                    .spawn(move || worker(rx, stop_rx))?,
             );
         }
         Ok(HasherPool {
@@ -80,7 +105,7 @@ impl HasherPool {
 
     /// Stop the threads (jobs still queued are dropped) and wait for them.
     pub fn shutdown(self) {
-        self.stop.store(true, Ordering::SeqCst);
+        drop(self.stop);
         drop(self.jobs);
         for t in self.threads {
             let _ = t.join();
@@ -88,7 +113,7 @@ impl HasherPool {
     }
 }
 
-/// Hash one piece now, on the calling thread.
+/// Hash one piece on disk now, on the calling thread.
 pub fn check_piece(
     storage: &Storage,
     offset: u64,
@@ -100,33 +125,122 @@ pub fn check_piece(
     Ok(sha1_smol::Sha1::from(&buf).digest().bytes() == *expected)
 }
 
-fn worker(rx: Receiver<HashJob>, stop: &AtomicBool) {
+/// The SHA-1 of blocks taken in order, as one byte stream.
+pub fn sha1_of_blocks(blocks: &[Vec<u8>]) -> [u8; 20] {
+    let mut h = sha1_smol::Sha1::new();
+    for b in blocks {
+        h.update(b);
+    }
+    h.digest().bytes()
+}
+
+fn hash_job(job: HashJob) {
+    let (ok, error, block_hashes, blocks) = match job.data {
+        PieceData::Disk {
+            storage,
+            offset,
+            len,
+        } => {
+            let mut buf = vec![0u8; len as usize];
+            match storage.read(offset, &mut buf) {
+                Ok(()) => {
+                    let ok = sha1_smol::Sha1::from(&buf).digest().bytes() == job.expected;
+                    let hashes = if !ok || job.block_hashes {
+                        super::smart_ban::block_hashes(
+                            &buf,
+                            crate::proto::wire::BLOCK_SIZE as usize,
+                        )
+                    } else {
+                        Vec::new()
+                    };
+                    (ok, None, hashes, None)
+                }
+                Err(e) => (false, Some(e), Vec::new(), None),
+            }
+        }
+        PieceData::Memory(blocks) => {
+            let ok = sha1_of_blocks(&blocks) == job.expected;
+            // Each block is one 16 KiB block of the piece (the last shorter).
+            let hashes = if !ok || job.block_hashes {
+                blocks
+                    .iter()
+                    .map(|b| sha1_smol::Sha1::from(b).digest().bytes())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (ok, None, hashes, Some(blocks))
+        }
+    };
+    let _ = job.reply.send(HashDone {
+        piece: job.piece,
+        ok,
+        error,
+        block_hashes,
+        blocks,
+    });
+}
+
+fn worker(rx: Receiver<HashJob>, stop: Receiver<()>) {
     // Other senders (torrent threads) may outlive the pool's own handle, so
-    // a stop flag, checked at least every 200 ms, ends the loop.
-    while !stop.load(Ordering::SeqCst) {
-        let job = match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(job) => job,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        let mut buf = vec![0u8; job.len as usize];
-        let (ok, error) = match job.storage.read(job.offset, &mut buf) {
-            Ok(()) => (
-                sha1_smol::Sha1::from(&buf).digest().bytes() == job.expected,
-                None,
-            ),
-            Err(e) => (false, Some(e)),
-        };
-        let block_hashes = if error.is_none() && (!ok || job.block_hashes) {
-            super::smart_ban::block_hashes(&buf, crate::proto::wire::BLOCK_SIZE as usize)
-        } else {
-            Vec::new()
-        };
-        let _ = job.reply.send(HashDone {
-            piece: job.piece,
-            ok,
-            error,
-            block_hashes,
-        });
+    // the stop channel ends the loop; both waits block (no polling).
+    loop {
+        select! {
+            recv(rx) -> job => match job {
+                Ok(job) => hash_job(job),
+                Err(_) => return,
+            },
+            recv(stop) -> _ => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_hash_like_the_whole_piece() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+        let blocks: Vec<Vec<u8>> = data.chunks(16384).map(<[u8]>::to_vec).collect();
+        assert_eq!(
+            sha1_of_blocks(&blocks),
+            sha1_smol::Sha1::from(&data).digest().bytes()
+        );
+    }
+
+    #[test]
+    fn memory_jobs_come_back_with_their_blocks_and_idle_pool_stops() {
+        let pool = HasherPool::start(2).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let blocks = vec![vec![1u8; 16384], vec![2u8; 100]];
+        let good = sha1_of_blocks(&blocks);
+        for (piece, expected) in [(0, good), (1, [0u8; 20])] {
+            pool.sender()
+                .send(HashJob {
+                    piece,
+                    data: PieceData::Memory(blocks.clone()),
+                    expected,
+                    block_hashes: false,
+                    reply: tx.clone(),
+                })
+                .unwrap();
+        }
+        let mut got: Vec<HashDone> = (0..2)
+            .map(|_| rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap())
+            .collect();
+        got.sort_by_key(|d| d.piece);
+        assert!(got[0].ok && !got[1].ok);
+        assert!(got[0].block_hashes.is_empty());
+        assert_eq!(
+            got[1].block_hashes.len(),
+            2,
+            "a failed piece: one hash per block"
+        );
+        assert_eq!(got[0].blocks.as_deref(), Some(&blocks[..]));
+        assert_eq!(got[1].blocks.as_deref(), Some(&blocks[..]));
+        let t = std::time::Instant::now();
+        pool.shutdown();
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
     }
 }

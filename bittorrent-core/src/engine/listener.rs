@@ -59,6 +59,7 @@ pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         let _ = std::thread::Builder::new()
             .name("peer (incoming)".into())
+            .stack_size(crate::engine::peer::PEER_STACK)
             .spawn(move || handle_incoming(stream, guard));
     }
 }

@@ -18,6 +18,7 @@ pub mod mse;
 pub mod partfile;
 pub mod peer;
 pub mod picker;
+pub mod piece_buffer;
 pub mod rate_limit;
 pub mod safe_fs;
 pub mod selection;

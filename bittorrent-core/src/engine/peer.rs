@@ -102,6 +102,9 @@ pub enum PeerEvent {
         /// Its bytes.
         data: Vec<u8>,
     },
+    /// Blocks that arrived in one read from the socket, in order (one event
+    /// instead of one per block).
+    Blocks(Vec<(BlockRef, Vec<u8>)>),
     /// The peer rejected a request (BEP 6).
     Rejected(BlockRef),
     /// The peer's extended handshake (BEP 10).
@@ -404,6 +407,14 @@ struct Connection<'a> {
     their_metadata: Option<u8>,
     /// Metadata pieces served on this connection.
     metadata_served: u32,
+    /// Blocks decoded from the current read, sent as one `Blocks` event.
+    pending_blocks: Vec<(BlockRef, Vec<u8>)>,
+    /// Bytes asked of the next socket read: grows while reads come back
+    /// full, back to the minimum when the connection goes quiet.
+    read_size: usize,
+    /// Uploads: the part of a piece read last (piece, offset in the piece,
+    /// bytes), so that a piece is read from disk once, not once per block.
+    upload_cache: Option<(u32, u32, Vec<u8>)>,
 }
 
 const SHORT_READ: Duration = Duration::from_millis(5);
@@ -422,7 +433,7 @@ const PEX_MAX_ADDED: usize = 100;
 /// How long a new connection waits for its torrent thread to register it.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes of piece messages queued per loop turn.
-const UPLOAD_BURST: usize = 1 << 20;
+const UPLOAD_BURST: usize = 128 * 1024;
 const WRITE_SLICE: Duration = Duration::from_millis(10);
 const LONG_READ: Duration = Duration::from_millis(100);
 const KEEPALIVE: Duration = Duration::from_secs(90);
@@ -430,6 +441,18 @@ const KEEPALIVE: Duration = Duration::from_secs(90);
 /// (libtorrent counts such blocks as waste and keeps the connection; so do
 /// we, but past this many we drop them unread by the picker).
 const MAX_UNREQUESTED: u32 = 256;
+/// Commands queued in a peer's inbox before the torrent thread closes it
+/// as too slow.
+pub const INBOX_LIMIT: usize = 4096;
+/// Socket reads: from 16 KiB on an idle connection up to 256 KiB while
+/// data streams in.
+const MIN_READ: usize = 16 * 1024;
+const MAX_READ: usize = 256 * 1024;
+/// Uploads read pieces in chunks of at most this (a whole piece up to it).
+const UPLOAD_CHUNK: u32 = 256 * 1024;
+/// Stack size of a peer thread (connection and handshake threads too). The
+/// thread's buffers are on the heap; measured need is well below this.
+pub const PEER_STACK: usize = 256 * 1024;
 
 impl<'a> Connection<'a> {
     #[allow(clippy::too_many_arguments)]
@@ -453,7 +476,9 @@ impl<'a> Connection<'a> {
         let _ = stream.tcp().set_nodelay(true);
         let _ = stream.set_write_timeout(Some(WRITE_SLICE));
         let _ = stream.set_read_timeout(Some(LONG_READ));
-        let (tx, inbox) = crossbeam_channel::bounded(4096);
+        // Unbounded (memory only for what is queued); the torrent thread
+        // closes a peer whose inbox holds `INBOX_LIMIT` commands.
+        let (tx, inbox) = crossbeam_channel::unbounded();
         let counters = Arc::new(PeerCounters::default());
         let fast = hs.supports_fast();
         torrent
@@ -497,6 +522,9 @@ impl<'a> Connection<'a> {
             allowed_fast: Vec::new(),
             their_metadata: None,
             metadata_served: 0,
+            pending_blocks: Vec::new(),
+            read_size: MIN_READ,
+            upload_cache: None,
         };
         // Our bitfield goes first (after the handshake, before anything
         // else). The torrent thread sends it as the first command when it
@@ -614,14 +642,26 @@ impl<'a> Connection<'a> {
             .map_err(|e| CloseReason::Io(e.to_string()))
     }
 
-    fn event(&self, e: PeerEvent) -> Result<(), CloseReason> {
+    fn event(&mut self, e: PeerEvent) -> Result<(), CloseReason> {
+        // Blocks decoded before this message go first: order is kept.
+        self.flush_blocks()?;
         self.torrent
             .send((self.key, e))
             .map_err(|_| CloseReason::Shutdown)
     }
 
+    /// Send the blocks decoded so far as one event.
+    fn flush_blocks(&mut self) -> Result<(), CloseReason> {
+        if self.pending_blocks.is_empty() {
+            return Ok(());
+        }
+        let blocks = std::mem::take(&mut self.pending_blocks);
+        self.torrent
+            .send((self.key, PeerEvent::Blocks(blocks)))
+            .map_err(|_| CloseReason::Shutdown)
+    }
+
     fn run(&mut self) -> Result<(), CloseReason> {
-        let mut buf = vec![0u8; 64 * 1024];
         loop {
             // Frames already buffered (the handshake read may have left some).
             while let Some(m) = self
@@ -631,6 +671,7 @@ impl<'a> Connection<'a> {
             {
                 self.on_message(m)?;
             }
+            self.flush_blocks()?;
             self.drain_inbox()?;
             self.serve_uploads()?;
             if self.out.is_empty() && self.last_send.elapsed() > KEEPALIVE {
@@ -663,7 +704,7 @@ impl<'a> Connection<'a> {
             if busy {
                 let _ = self.stream.set_nonblocking(true);
             }
-            let r = self.stream.read(&mut buf);
+            let r = self.decoder.read_from(&mut self.stream, self.read_size);
             if busy {
                 let _ = self.stream.set_nonblocking(false);
             }
@@ -671,9 +712,17 @@ impl<'a> Connection<'a> {
                 Ok(0) => return Err(CloseReason::PeerClosed),
                 Ok(n) => {
                     self.last_recv = Instant::now();
-                    self.decoder.feed(&buf[..n]);
+                    if n == self.read_size {
+                        self.read_size = (self.read_size * 2).min(MAX_READ);
+                    }
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if !busy {
+                        // Quiet: keep little memory per connection.
+                        self.read_size = MIN_READ;
+                        self.decoder.shrink(2 * MIN_READ);
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(CloseReason::Io(e.to_string())),
             }
@@ -746,24 +795,61 @@ impl<'a> Connection<'a> {
             let Some(b) = self.upload_queue.pop_front() else {
                 break;
             };
-            let mut data = vec![0u8; b.length as usize];
-            let offset = self.ctx.layout.piece_offset(b.index) + u64::from(b.begin);
-            if let Err(e) = self.ctx.storage.read(offset, &mut data) {
+            if let Err(e) = self.cache_block(&b) {
                 log::warn!("upload read failed: {e}");
                 if self.fast {
                     self.send(&Message::Reject(b));
                 }
                 continue;
             }
-            self.send(&Message::Piece {
-                index: b.index,
-                begin: b.begin,
-                data,
-            });
+            let Some((_, start, data)) = &self.upload_cache else {
+                continue;
+            };
+            let at = (b.begin - start) as usize;
+            // The piece message straight from the cache: one copy.
+            let block = &data[at..at + b.length as usize];
+            self.out.extend_from_slice(&(9 + b.length).to_be_bytes());
+            self.out.push(7);
+            self.out.extend_from_slice(&b.index.to_be_bytes());
+            self.out.extend_from_slice(&b.begin.to_be_bytes());
+            self.out.extend_from_slice(block);
             self.counters
                 .uploaded
                 .fetch_add(u64::from(b.length), Ordering::Relaxed);
         }
+        if self.upload_queue.is_empty() {
+            // Cached briefly: only while requests keep coming.
+            self.upload_cache = None;
+        }
+        Ok(())
+    }
+
+    /// Make sure the upload cache holds block `b`: one read of the chunk of
+    /// its piece (the whole piece up to `UPLOAD_CHUNK`) that contains it.
+    fn cache_block(&mut self, b: &BlockRef) -> Result<(), crate::engine::storage::StorageError> {
+        if let Some((i, start, data)) = &self.upload_cache {
+            if *i == b.index && b.begin >= *start && b.begin + b.length <= start + data.len() as u32
+            {
+                return Ok(());
+            }
+        }
+        let piece_len = self.ctx.layout.piece_len(b.index);
+        let mut start = b.begin - b.begin % UPLOAD_CHUNK;
+        if b.begin + b.length > start + UPLOAD_CHUNK {
+            // An unaligned request across a chunk boundary: start at it.
+            start = b.begin;
+        }
+        let len = (piece_len - start).min(UPLOAD_CHUNK);
+        let mut data = match self.upload_cache.take() {
+            Some((_, _, mut v)) => {
+                v.resize(len as usize, 0);
+                v
+            }
+            None => vec![0u8; len as usize],
+        };
+        let offset = self.ctx.layout.piece_offset(b.index) + u64::from(start);
+        self.ctx.storage.read(offset, &mut data)?;
+        self.upload_cache = Some((b.index, start, data));
         Ok(())
     }
 
@@ -857,7 +943,7 @@ impl<'a> Connection<'a> {
                 self.counters
                     .downloaded
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
-                self.event(PeerEvent::Block { block, data })?;
+                self.pending_blocks.push((block, data));
             }
             Message::Reject(b) => {
                 if !self.fast {

@@ -122,8 +122,9 @@ impl AddTorrent {
     }
 }
 
-/// A torrent's announcer thread: its torrent, its stop flag, its handle.
-type Announcer = (InfoHash, Arc<AtomicBool>, JoinHandle<()>);
+/// Stack size of the session's service threads (listener, UDP tracker,
+/// LSD router); the LSD and DHT threads use the same in their modules.
+pub(crate) const SERVICE_STACK: usize = 512 * 1024;
 
 /// The threads a session owns (taken out, then joined, by `stop`).
 #[derive(Default)]
@@ -133,7 +134,9 @@ struct Threads {
     lsd_router: Option<JoinHandle<()>>,
     hasher: Option<HasherPool>,
     torrents: Vec<(InfoHash, JoinHandle<()>)>,
-    announcers: Vec<Announcer>,
+    /// The session's one announcer thread (every torrent's trackers, DHT
+    /// announces, our own tracker's newcomers).
+    announcer: Option<announcer::Announcer>,
     /// Metadata threads (magnet links), running or finished.
     magnets: Vec<(InfoHash, JoinHandle<()>)>,
 }
@@ -144,6 +147,7 @@ struct Inner {
     shared: Arc<Shared>,
     threads: Mutex<Threads>,
     lsd: Mutex<Option<Lsd>>,
+    announcer: announcer::AnnouncerClient,
 }
 
 /// A running session. Dropping it shuts it down.
@@ -244,6 +248,7 @@ impl Session {
             threads.udp = Some(
                 std::thread::Builder::new()
                     .name("udp".into())
+                    .stack_size(SERVICE_STACK)
                     .spawn(move || {
                         if let Err(e) = crate::discovery::udp::run(&sock, tracker, to_dht, &stop) {
                             log::warn!("UDP socket stopped: {e}");
@@ -270,6 +275,7 @@ impl Session {
                     threads.lsd_router = Some(
                         std::thread::Builder::new()
                             .name("lsd-router".into())
+                            .stack_size(SERVICE_STACK)
                             .spawn(move || route_lsd(found_rx, s3))
                             .map_err(|e| Error::io("start LSD router thread", e))?,
                     );
@@ -282,15 +288,21 @@ impl Session {
         threads.listener = Some(
             std::thread::Builder::new()
                 .name("listener".into())
+                .stack_size(SERVICE_STACK)
                 .spawn(move || accept_loop(listener, s2))
                 .map_err(|e| Error::io("start listener thread", e))?,
         );
         log::info!("listening on {local_addr}");
+        let a = announcer::Announcer::start(shared.clone())
+            .map_err(|e| Error::io("start announcer thread", e))?;
+        let client = a.client();
+        threads.announcer = Some(a);
         Ok(Session {
             inner: Arc::new(Inner {
                 shared,
                 threads: Mutex::new(threads),
                 lsd: Mutex::new(lsd),
+                announcer: client,
             }),
         })
     }
@@ -526,6 +538,20 @@ impl Inner {
                 .map_err(|e| Error::io("save the torrent in the state directory", e))?;
         }
         let name = metainfo.info.name.clone();
+        // `Added` goes out before the torrent thread starts: its own events
+        // (`Checked` may come at once) must follow it.
+        if new {
+            self.shared.events.publish(Event::Added {
+                info_hash: ih,
+                name,
+            });
+        }
+        let gone = |e: Error| {
+            if new {
+                self.shared.events.publish(Event::Removed { info_hash: ih });
+            }
+            e
+        };
         let (t, handle) = torrent::spawn(
             self.shared.clone(),
             metainfo,
@@ -537,7 +563,7 @@ impl Inner {
                 time: add.seed_time.or(self.shared.config.seed_time),
             },
         )
-        .map_err(|e| Error::io("start torrent thread", e))?;
+        .map_err(|e| gone(Error::io("start torrent thread", e)))?;
         {
             // Checked under the registry lock that `stop` reads after
             // setting the flag: a torrent is either refused or shut down.
@@ -547,33 +573,16 @@ impl Inner {
                 let _ = t.commands.send(Command::Shutdown(tx));
                 drop(reg);
                 let _ = handle.join();
-                return Err(Error::Stopped);
+                return Err(gone(Error::Stopped));
             }
             reg.insert(ih.0, t.clone());
         }
         self.shared.tracker.allow(ih);
-        let stop = Arc::new(AtomicBool::new(false));
         let target: Arc<dyn AnnounceTarget> = t.clone();
-        let (sh, st) = (self.shared.clone(), stop.clone());
-        let announcer = std::thread::Builder::new()
-            .name(format!("announcer {}", &ih.to_hex()[..8]))
-            .spawn(move || announcer::run(sh, target, st))
-            .map_err(|e| Error::io("start announcer thread", e));
-        {
-            let mut threads = self.threads.lock();
-            threads.torrents.push((ih, handle));
-            if let Ok(a) = announcer {
-                threads.announcers.push((ih, stop, a));
-            }
-        }
+        self.announcer.add(target);
+        self.threads.lock().torrents.push((ih, handle));
         self.update_lsd();
         self.save_entry(&t)?;
-        if new {
-            self.shared.events.publish(Event::Added {
-                info_hash: ih,
-                name,
-            });
-        }
         Ok(ih)
     }
 
@@ -683,17 +692,12 @@ impl Inner {
         }
         if let Some(t) = &torrent {
             self.shared.tracker.disallow(*ih);
-            let (announcer, handle) = {
+            let handle = {
                 let mut th = self.threads.lock();
-                let a = th.announcers.iter().position(|(h, _, _)| h == ih);
-                let a = a.map(|i| th.announcers.remove(i));
                 let h = th.torrents.iter().position(|(h, _)| h == ih);
-                (a, h.map(|i| th.torrents.remove(i)))
+                h.map(|i| th.torrents.remove(i))
             };
-            if let Some((_, stop, h)) = announcer {
-                stop.store(true, Ordering::SeqCst);
-                let _ = h.join();
-            }
+            self.announcer.remove(*ih);
             let (tx, rx) = crossbeam_channel::bounded(1);
             if t.commands.send(Command::Shutdown(tx)).is_ok() {
                 let _ = rx.recv_timeout(Duration::from_secs(10));
@@ -749,10 +753,9 @@ impl Inner {
         for (_, h) in th.magnets.drain(..) {
             let _ = h.join();
         }
-        // Announcers send `stopped` (bounded by a few seconds) in parallel.
-        for (_, stop, _) in &th.announcers {
-            stop.store(true, Ordering::SeqCst);
-        }
+        // The announcer sends `stopped` (bounded by a few seconds, several
+        // at once) while the torrents shut down.
+        self.announcer.request_stop();
         let torrents: Vec<Arc<TorrentShared>> =
             self.shared.registry.read().values().cloned().collect();
         let mut waits = Vec::new();
@@ -770,8 +773,8 @@ impl Inner {
         for (_, h) in th.torrents.drain(..) {
             let _ = h.join();
         }
-        for (_, _, h) in th.announcers.drain(..) {
-            let _ = h.join();
+        if let Some(a) = th.announcer.as_mut() {
+            a.join();
         }
         self.shared.registry.write().clear();
         // Wake the blocked accept with a connection to ourselves.
@@ -859,10 +862,12 @@ fn delete_files(storage: &Storage, name: &str) -> Result<()> {
 /// Hand peers found by LSD to their torrents (never private ones) and to
 /// magnet links looking for their metadata, until the session stops.
 fn route_lsd(found: Receiver<(InfoHash, SocketAddr)>, shared: Arc<Shared>) {
-    while !shared.is_shutting_down() {
-        let Ok((ih, addr)) = found.recv_timeout(Duration::from_millis(200)) else {
-            continue;
-        };
+    // Blocks until the lsd thread reports something; its end (at session
+    // stop) disconnects the channel and ends this loop.
+    while let Ok((ih, addr)) = found.recv() {
+        if shared.is_shutting_down() {
+            return;
+        }
         let private = shared
             .registry
             .read()

@@ -10,9 +10,10 @@
 use crate::engine::candidates::Candidates;
 use crate::engine::choker::{self, ChokeCandidate};
 use crate::engine::events::Event;
-use crate::engine::hasher::{HashDone, HashJob};
+use crate::engine::hasher::{HashDone, HashJob, PieceData};
 use crate::engine::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
 use crate::engine::picker::{PeerKey, Picker, Received};
+use crate::engine::piece_buffer::{Complete, PieceBuffers, Stored};
 use crate::engine::shared::{Command, Shared, TorrentShared};
 use crate::engine::smart_ban::{GivenUp, SmartBan};
 use crate::engine::status::{Phase, SeedGoal, TorrentStatus};
@@ -68,6 +69,10 @@ struct Conn {
 }
 
 const TICK: Duration = Duration::from_secs(1);
+/// Capacity of a torrent's peer-event channel.
+const EVENTS_CAPACITY: usize = 64;
+/// Stack size of a torrent thread (its state is on the heap).
+const TORRENT_STACK: usize = 256 * 1024;
 /// Addresses kept as candidates (more are ignored).
 const MAX_CANDIDATES: usize = 2000;
 const CHOKE_INTERVAL: Duration = Duration::from_secs(10);
@@ -84,6 +89,12 @@ const RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 /// Between PEX messages to one peer (BEP 11: at most one a minute).
 const PEX_INTERVAL: Duration = Duration::from_secs(60);
 const MAX_DEPTH: usize = 500;
+/// The pipeline depth of a new peer, before its rate is known: 1 MiB, so
+/// that a fast peer is not held to 16 blocks for its first second.
+const START_DEPTH: usize = 64;
+/// Bytes of pieces a torrent assembles in memory at once (pieces past it are
+/// written block by block and read back to be hashed).
+const PIECE_BUFFER_BUDGET: u64 = 16 << 20;
 /// Strikes (pieces failing their hash with this peer's data alone) before a ban.
 const BAN_STRIKES: u32 = 2;
 /// Blocks a peer may send that we never asked it for before it is banned
@@ -98,6 +109,8 @@ pub(crate) struct Torrent {
     me: Arc<TorrentShared>,
     layout: Layout,
     picker: Picker,
+    /// Pieces assembling in memory (bounded), hashed and written from there.
+    buffers: PieceBuffers,
     conns: HashMap<PeerKey, Conn>,
     /// Outgoing connection attempts not yet joined.
     dialing: HashMap<PeerKey, SocketAddr>,
@@ -157,7 +170,10 @@ pub(crate) fn spawn(
     let layout = Layout::of(&metainfo.info);
     let n = layout.num_pieces as usize;
     let have = Arc::new(RwLock::new(Bitfield::new(n)));
-    let (events_tx, events_rx) = crossbeam_channel::bounded(1024);
+    // Bounded for backpressure; small, because a bounded channel allocates
+    // every slot up front (a seed of 10,000 torrents has 10,000 of these)
+    // and blocks arrive batched (`PeerEvent::Blocks`).
+    let (events_tx, events_rx) = crossbeam_channel::bounded(EVENTS_CAPACITY);
     let (cmd_tx, commands_rx) = crossbeam_channel::unbounded();
     let (hash_tx, hash_rx) = crossbeam_channel::unbounded();
     let peer_ctx = Arc::new(PeerContext {
@@ -212,6 +228,7 @@ pub(crate) fn spawn(
         me: me.clone(),
         layout,
         picker: Picker::new(layout, Bitfield::new(n)),
+        buffers: PieceBuffers::new(layout, PIECE_BUFFER_BUDGET),
         conns: HashMap::new(),
         dialing: HashMap::new(),
         candidates: Candidates::new(MAX_CANDIDATES),
@@ -252,6 +269,7 @@ pub(crate) fn spawn(
     let short = t.me.metainfo.info_hash.to_hex();
     let handle = std::thread::Builder::new()
         .name(format!("torrent {}", &short[..8]))
+        .stack_size(TORRENT_STACK)
         .spawn(move || t.run())?;
     Ok((me, handle))
 }
@@ -262,8 +280,15 @@ impl Torrent {
             log::info!("{}: checking existing data", self.me.metainfo.info.name);
         }
         self.feed_checks();
-        let tick = crossbeam_channel::tick(TICK);
+        let mut next_tick = Instant::now() + TICK;
         loop {
+            // Busy: a tick every second. Idle (no peers, nothing dialling,
+            // nothing to check): asleep until an event or the next thing due.
+            let wake = self.next_wake(next_tick);
+            let timer = match wake {
+                Some(t) => crossbeam_channel::at(t),
+                None => crossbeam_channel::never(),
+            };
             select! {
                 recv(self.events_rx) -> m => match m {
                     Ok((key, ev)) => self.on_event(key, ev),
@@ -279,9 +304,42 @@ impl Torrent {
                     Ok(cmd) => self.on_command(cmd),
                     Err(_) => { self.shutdown(); return; }
                 },
-                recv(tick) -> _ => self.on_tick(),
+                recv(timer) -> _ => {}
+            }
+            let now = Instant::now();
+            if now >= next_tick || wake.is_some_and(|w| now >= w) {
+                self.on_tick();
+                next_tick = now + TICK;
             }
         }
+    }
+
+    /// When the loop must wake up by itself: the next tick while anything is
+    /// going on, else the next candidate to dial, resume data to save or
+    /// stall to retry; `None` when nothing is due (a seed nobody talks to
+    /// costs no CPU at all).
+    fn next_wake(&self, next_tick: Instant) -> Option<Instant> {
+        let busy = !self.conns.is_empty()
+            || !self.dialing.is_empty()
+            || self.phase == Phase::Checking
+            || self.check_in_flight > 0;
+        if busy {
+            return Some(next_tick);
+        }
+        let mut due: Option<Instant> = None;
+        let mut at = |t: Instant| due = Some(due.map_or(t, |d: Instant| d.min(t)));
+        if !self.paused && matches!(self.phase, Phase::Downloading | Phase::Seeding) {
+            if let Some(t) = self.candidates.next_due(|a| !self.is_banned(a)) {
+                at(t.max(next_tick));
+            }
+        }
+        if self.resume_dirty {
+            at(self.last_resume_save + RESUME_SAVE_INTERVAL);
+        }
+        if matches!(self.phase, Phase::Stalled(_)) {
+            at(self.stalled_at + STALL_RETRY);
+        }
+        due
     }
 
     // ---- checking ---------------------------------------------------------
@@ -334,17 +392,43 @@ impl Torrent {
         self.shared.events.publish(event);
     }
 
+    /// Hash piece `i` by reading it back from disk.
     fn submit_hash(&self, i: u32) {
+        self.submit_hash_of(
+            i,
+            PieceData::Disk {
+                storage: self.me.peer_ctx.storage.clone(),
+                offset: self.layout.piece_offset(i),
+                len: self.layout.piece_len(i),
+            },
+        );
+    }
+
+    fn submit_hash_of(&self, i: u32, data: PieceData) {
         let job = HashJob {
-            storage: self.me.peer_ctx.storage.clone(),
             piece: i,
-            offset: self.layout.piece_offset(i),
-            len: self.layout.piece_len(i),
+            data,
             expected: self.me.metainfo.info.pieces[i as usize],
             block_hashes: self.smart_ban.watching(i),
             reply: self.hash_tx.clone(),
         };
         let _ = self.shared.hasher.send(job);
+    }
+
+    /// Every block of piece `i` is in: hash it from memory, or from disk if
+    /// it was spilled.
+    fn piece_complete(&mut self, i: u32) {
+        match self.buffers.take_complete(i) {
+            Complete::Memory(blocks) => self.submit_hash_of(i, PieceData::Memory(blocks)),
+            Complete::Disk => self.submit_hash(i),
+            Complete::Incomplete => {
+                log::warn!(
+                    "{}: piece {i} incomplete in memory; fetching it again",
+                    self.me.metainfo.info.name
+                );
+                self.picker.piece_hashed(i, false);
+            }
+        }
     }
 
     fn on_hashed(&mut self, done: HashDone) {
@@ -364,6 +448,37 @@ impl Torrent {
             }
             self.feed_checks();
             return;
+        }
+        if let Some(blocks) = &done.blocks {
+            // A piece hashed from memory: only now, verified, is it written.
+            let written = if done.ok && self.phase == Phase::Downloading {
+                let off = self.layout.piece_offset(done.piece);
+                Some(self.me.peer_ctx.storage.write_blocks(off, blocks))
+            } else {
+                None
+            };
+            self.buffers.release(done.piece);
+            match written {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    // Nobody is to blame: the piece is simply wanted again.
+                    self.picker.piece_hashed(done.piece, false);
+                    match e {
+                        crate::engine::storage::StorageError::DiskFull { .. } => {
+                            self.stall(e.to_string())
+                        }
+                        other => self.fail(other.to_string()),
+                    }
+                    return;
+                }
+                None if done.ok => {
+                    // Stopped meanwhile (stalled, failed): not written, so
+                    // not verified either.
+                    self.picker.piece_hashed(done.piece, false);
+                    return;
+                }
+                None => {}
+            }
         }
         let contributors = self.picker.piece_hashed(done.piece, done.ok);
         if done.ok {
@@ -515,6 +630,12 @@ impl Torrent {
         let Some(c) = self.conns.get(&key) else {
             return;
         };
+        // The inbox is unbounded so that an idle connection holds no
+        // preallocated slots; its bound is enforced here.
+        if c.inbox.len() >= peer::INBOX_LIMIT {
+            self.close(key, CloseReason::TooSlow);
+            return;
+        }
         match c.inbox.try_send(cmd) {
             Ok(()) => {}
             // Its thread has ended; its `Left` event is on the way.
@@ -685,7 +806,7 @@ impl Torrent {
                 down_rate: 0,
                 up_rate: 0,
                 last_block: Instant::now(),
-                target_depth: MIN_DEPTH,
+                target_depth: START_DEPTH,
                 listen_addr: if outgoing { Some(addr) } else { None },
                 pex: false,
                 pex_sent: HashSet::new(),
@@ -780,7 +901,16 @@ impl Torrent {
                 }
                 self.picker.request_failed(key, &b);
             }
-            PeerEvent::Block { block, data } => self.on_block(key, block, data),
+            PeerEvent::Block { block, data } => {
+                self.on_block(key, block, data);
+                self.fill_requests(key);
+            }
+            PeerEvent::Blocks(blocks) => {
+                for (block, data) in blocks {
+                    self.on_block(key, block, data);
+                }
+                self.fill_requests(key);
+            }
             PeerEvent::ExtHandshake { listen_port, pex } => {
                 let Some(c) = self.conns.get_mut(&key) else {
                     return;
@@ -889,6 +1019,7 @@ impl Torrent {
         self.send(key, PeerCmd::Request(blocks));
     }
 
+    /// Take one block from a peer (the caller refills its pipeline).
     fn on_block(&mut self, key: PeerKey, block: crate::proto::wire::BlockRef, data: Vec<u8>) {
         let Some(c) = self.conns.get_mut(&key) else {
             return;
@@ -916,20 +1047,23 @@ impl Torrent {
                 cancel,
                 piece_complete,
             } => {
-                let off = self.layout.piece_offset(block.index) + u64::from(block.begin);
-                if let Err(e) = self.me.peer_ctx.storage.write(off, &data) {
-                    // Nothing verified is touched: the block (or its piece)
-                    // is simply wanted again.
-                    self.picker.write_failed(&block);
-                    match e {
-                        crate::engine::storage::StorageError::DiskFull { .. } => {
-                            self.stall(e.to_string())
+                let len = data.len() as u64;
+                if let Stored::Disk(data) = self.buffers.insert(&block, data) {
+                    let off = self.layout.piece_offset(block.index) + u64::from(block.begin);
+                    if let Err(e) = self.me.peer_ctx.storage.write(off, &data) {
+                        // Nothing verified is touched: the block (or its
+                        // piece) is simply wanted again.
+                        self.picker.write_failed(&block);
+                        match e {
+                            crate::engine::storage::StorageError::DiskFull { .. } => {
+                                self.stall(e.to_string())
+                            }
+                            other => self.fail(other.to_string()),
                         }
-                        other => self.fail(other.to_string()),
+                        return;
                     }
-                    return;
                 }
-                self.downloaded += data.len() as u64;
+                self.downloaded += len;
                 for other in cancel {
                     if let Some(c) = self.conns.get_mut(&other) {
                         if c.outstanding.remove(&block) {
@@ -939,12 +1073,11 @@ impl Torrent {
                     self.send(other, PeerCmd::Cancel(block));
                 }
                 if piece_complete {
-                    self.submit_hash(block.index);
+                    self.piece_complete(block.index);
                 }
             }
             Received::Unwanted => {}
         }
-        self.fill_requests(key);
     }
 
     /// Pause downloading until the disk has room again (checked from the
@@ -1027,6 +1160,7 @@ impl Torrent {
             let tx = self.me.events.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("peer {addr}"))
+                .stack_size(peer::PEER_STACK)
                 .spawn(move || peer::run_outgoing(addr, key, ctx, tx));
             if spawned.is_err() {
                 self.dialing.remove(&key);

@@ -315,8 +315,11 @@ impl Message {
 /// [`next_message`]: FrameDecoder::next_message
 #[derive(Debug)]
 pub struct FrameDecoder {
+    /// Initialised storage: bytes `start..end` are buffered, the rest is
+    /// room for the next read.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     max_frame: usize,
 }
 
@@ -324,33 +327,64 @@ impl FrameDecoder {
     /// A decoder refusing frames larger than `max_frame` bytes.
     pub fn new(max_frame: usize) -> FrameDecoder {
         FrameDecoder {
-            buf: Vec::with_capacity(64 * 1024),
+            buf: Vec::new(),
             start: 0,
+            end: 0,
             max_frame,
+        }
+    }
+
+    /// Make room for `want` more bytes after the buffered ones: move a
+    /// partial frame to the front, grow only if that is not enough.
+    fn reserve(&mut self, want: usize) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.start > 0 && self.buf.len() - self.end < want {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < want {
+            self.buf.resize(self.end + want, 0);
         }
     }
 
     /// Append bytes read from the peer.
     pub fn feed(&mut self, data: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
+        self.reserve(data.len());
+        self.buf[self.end..self.end + data.len()].copy_from_slice(data);
+        self.end += data.len();
+    }
+
+    /// One `read` from `r` straight into the buffer (no intermediate copy),
+    /// taking at most `max` bytes. Returns what `read` returned.
+    pub fn read_from(&mut self, r: &mut impl std::io::Read, max: usize) -> std::io::Result<usize> {
+        self.reserve(max);
+        let n = r.read(&mut self.buf[self.end..self.end + max])?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Give memory back when nothing is buffered and the buffer is larger
+    /// than `keep` bytes (an idle connection keeps little).
+    pub fn shrink(&mut self, keep: usize) {
+        if self.start == self.end && self.buf.len() > keep {
+            self.buf = Vec::new();
             self.start = 0;
-        } else if self.start > 256 * 1024 {
-            self.buf.drain(..self.start);
-            self.start = 0;
+            self.end = 0;
         }
-        self.buf.extend_from_slice(data);
     }
 
     /// Bytes buffered but not yet returned as messages.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
     /// The next whole message, `Ok(None)` if more bytes are needed, or an
     /// error (after which the connection should be closed).
     pub fn next_message(&mut self) -> Result<Option<Message>, WireError> {
-        let avail = &self.buf[self.start..];
+        let avail = &self.buf[self.start..self.end];
         if avail.len() < 4 {
             return Ok(None);
         }
@@ -499,5 +533,34 @@ mod tests {
         assert_eq!(d.next_message(), Err(WireError::FrameTooLarge(0x8000_0000)));
         assert!(Message::decode(&[4, 0, 0]).is_err());
         assert!(Message::decode(&[99]).is_err());
+    }
+
+    #[test]
+    fn read_from_fills_in_place_and_compacts() {
+        let mut stream = Vec::new();
+        for i in 0..50u32 {
+            Message::Have(i).encode(&mut stream);
+            Message::Piece {
+                index: i,
+                begin: 0,
+                data: vec![i as u8; 1000 + i as usize],
+            }
+            .encode(&mut stream);
+        }
+        let mut d = FrameDecoder::new(MAX_FRAME);
+        let mut r = std::io::Cursor::new(stream.clone());
+        let mut got = Vec::new();
+        // Odd read sizes split frames everywhere.
+        while d.read_from(&mut r, 777).unwrap() > 0 {
+            while let Some(m) = d.next_message().unwrap() {
+                m.encode(&mut got);
+            }
+        }
+        assert_eq!(got, stream);
+        assert_eq!(d.buffered(), 0);
+        d.shrink(0);
+        assert_eq!(d.buffered(), 0);
+        d.feed(&Message::Choke.to_bytes());
+        assert_eq!(d.next_message().unwrap(), Some(Message::Choke));
     }
 }

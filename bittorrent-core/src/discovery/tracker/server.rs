@@ -145,6 +145,8 @@ pub struct TrackerServer {
     inner: Mutex<Inner>,
     secret: [u8; 16],
     epoch: Instant,
+    /// Announces recorded so far (see [`TrackerServer::changes`]).
+    changes: std::sync::atomic::AtomicU64,
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -207,6 +209,7 @@ impl TrackerServer {
             inner: Mutex::new(Inner::default()),
             secret,
             epoch: Instant::now(),
+            changes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -225,6 +228,12 @@ impl TrackerServer {
         let mut g = self.inner.lock();
         g.allowed.remove(&ih);
         g.swarms.remove(&ih);
+    }
+
+    /// A counter that moves whenever a peer announces to a swarm: the
+    /// session's announcer looks at the swarms only when it moved.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Current (not expired) peers of a swarm.
@@ -375,6 +384,8 @@ impl TrackerServer {
             if p.event == AnnounceEvent::Completed {
                 swarm.downloaded = swarm.downloaded.saturating_add(1);
             }
+            self.changes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let leeched = p.left > 0
                 || p.event == AnnounceEvent::Completed
                 || swarm.peers.get(&me).is_some_and(|e| e.leeched);

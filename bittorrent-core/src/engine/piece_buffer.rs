@@ -1,0 +1,191 @@
+//! Pieces assembled in memory while they download.
+//!
+//! The torrent thread keeps the blocks of each piece in progress here, as
+//! the `Vec`s the peer threads decoded them into (moved, never copied).
+//! A complete piece goes to the hashing pool as its list of blocks, comes
+//! back with the verdict and is written with one vectored write per file
+//! (`Storage::write_blocks`); nothing is read back, and data that fails its
+//! hash never reaches the disk.
+//!
+//! Memory is bounded: a piece takes its full length from the budget when
+//! its first block arrives and gives it back once it is written or
+//! dropped. A piece that finds the budget spent is *spilled*: its blocks
+//! are written to disk as they arrive and it is hashed by reading it back,
+//! as before this module existed. So a slow hasher or a disk that lags
+//! never grows memory past the budget.
+
+use crate::proto::layout::Layout;
+use crate::proto::wire::{BlockRef, BLOCK_SIZE};
+use std::collections::{HashMap, HashSet};
+
+/// Where a received block went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// Kept in memory with its piece.
+    Memory,
+    /// The piece is spilled: write these bytes to disk now.
+    Disk(Vec<u8>),
+}
+
+/// A complete piece, taken out for hashing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Complete {
+    /// Its blocks in order.
+    Memory(Vec<Vec<u8>>),
+    /// It is on disk (it was spilled): hash it by reading it back.
+    Disk,
+    /// Blocks are missing from memory (the picker and this buffer
+    /// disagree): fetch the piece again.
+    Incomplete,
+}
+
+/// The pieces in memory of one torrent.
+#[derive(Debug)]
+pub struct PieceBuffers {
+    layout: Layout,
+    budget: u64,
+    /// Bytes reserved: pieces assembling, hashing or waiting to be written.
+    reserved: u64,
+    assembling: HashMap<u32, Vec<Option<Vec<u8>>>>,
+    spilled: HashSet<u32>,
+}
+
+impl PieceBuffers {
+    /// Buffers for a torrent of this geometry holding at most `budget`
+    /// bytes (at least two pieces' worth, so that one piece can assemble
+    /// while another is hashed).
+    pub fn new(layout: Layout, budget: u64) -> PieceBuffers {
+        PieceBuffers {
+            layout,
+            budget: budget.max(2 * layout.piece_length),
+            reserved: 0,
+            assembling: HashMap::new(),
+            spilled: HashSet::new(),
+        }
+    }
+
+    /// Bytes currently reserved.
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
+    /// A new block (accepted by the picker) arrived.
+    pub fn insert(&mut self, block: &BlockRef, data: Vec<u8>) -> Stored {
+        let i = block.index;
+        if self.spilled.contains(&i) {
+            return Stored::Disk(data);
+        }
+        let len = u64::from(self.layout.piece_len(i));
+        if !self.assembling.contains_key(&i) {
+            if self.reserved + len > self.budget {
+                self.spilled.insert(i);
+                return Stored::Disk(data);
+            }
+            self.reserved += len;
+            let n = self.layout.piece_len(i).div_ceil(BLOCK_SIZE) as usize;
+            self.assembling.insert(i, vec![None; n]);
+        }
+        let slots = self.assembling.entry(i).or_default();
+        let b = (block.begin / BLOCK_SIZE) as usize;
+        if let Some(slot) = slots.get_mut(b) {
+            *slot = Some(data);
+        }
+        Stored::Memory
+    }
+
+    /// The picker says piece `i` is complete: take it out for hashing. Its
+    /// reservation stays until [`PieceBuffers::release`].
+    pub fn take_complete(&mut self, i: u32) -> Complete {
+        if self.spilled.remove(&i) {
+            return Complete::Disk;
+        }
+        let Some(slots) = self.assembling.remove(&i) else {
+            return Complete::Incomplete;
+        };
+        if slots.iter().any(Option::is_none) {
+            self.release(i);
+            return Complete::Incomplete;
+        }
+        Complete::Memory(slots.into_iter().flatten().collect())
+    }
+
+    /// The blocks of piece `i` taken by `take_complete` were written or
+    /// dropped: give its bytes back to the budget.
+    pub fn release(&mut self, i: u32) {
+        self.reserved = self
+            .reserved
+            .saturating_sub(u64::from(self.layout.piece_len(i)));
+    }
+
+    /// Forget everything (the torrent stops downloading).
+    pub fn clear(&mut self) {
+        self.assembling.clear();
+        self.spilled.clear();
+        self.reserved = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(piece: u64, total: u64) -> Layout {
+        Layout {
+            piece_length: piece,
+            total_length: total,
+            num_pieces: total.div_ceil(piece) as u32,
+        }
+    }
+
+    fn blk(index: u32, n: u32, len: u32) -> BlockRef {
+        BlockRef {
+            index,
+            begin: n * BLOCK_SIZE,
+            length: len,
+        }
+    }
+
+    #[test]
+    fn blocks_out_of_order_come_out_in_order() {
+        let l = layout(3 * 16384, 5 * 16384); // pieces of 3 and 2 blocks
+        let mut pb = PieceBuffers::new(l, 1 << 20);
+        assert_eq!(pb.insert(&blk(1, 1, 16384), vec![2; 16384]), Stored::Memory);
+        assert_eq!(pb.insert(&blk(1, 0, 16384), vec![1; 16384]), Stored::Memory);
+        assert_eq!(pb.reserved(), 2 * 16384);
+        match pb.take_complete(1) {
+            Complete::Memory(b) => assert_eq!(b, vec![vec![1; 16384], vec![2; 16384]]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(pb.reserved(), 2 * 16384, "held until written");
+        pb.release(1);
+        assert_eq!(pb.reserved(), 0);
+        assert_eq!(pb.take_complete(0), Complete::Incomplete);
+    }
+
+    #[test]
+    fn over_budget_pieces_spill_to_disk_whole() {
+        let l = layout(16384, 10 * 16384);
+        let mut pb = PieceBuffers::new(l, 2 * 16384);
+        assert_eq!(pb.insert(&blk(0, 0, 16384), vec![0; 16384]), Stored::Memory);
+        assert_eq!(pb.insert(&blk(1, 0, 16384), vec![1; 16384]), Stored::Memory);
+        assert_eq!(
+            pb.insert(&blk(2, 0, 16384), vec![2; 16384]),
+            Stored::Disk(vec![2; 16384])
+        );
+        assert_eq!(pb.take_complete(2), Complete::Disk);
+        assert!(matches!(pb.take_complete(0), Complete::Memory(_)));
+        pb.release(0);
+        // Room again: the next new piece is kept in memory.
+        assert_eq!(pb.insert(&blk(3, 0, 16384), vec![3; 16384]), Stored::Memory);
+        assert!(pb.reserved() <= 2 * 16384);
+    }
+
+    #[test]
+    fn incomplete_piece_gives_its_reservation_back() {
+        let l = layout(2 * 16384, 4 * 16384);
+        let mut pb = PieceBuffers::new(l, 1 << 20);
+        pb.insert(&blk(0, 0, 16384), vec![0; 16384]);
+        assert_eq!(pb.take_complete(0), Complete::Incomplete);
+        assert_eq!(pb.reserved(), 0);
+    }
+}
