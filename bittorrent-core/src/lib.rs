@@ -78,7 +78,8 @@ pub mod error;
 pub mod proto;
 pub mod state;
 
-pub use engine::session::{AddTorrent, Config, Session};
+pub use engine::selection::FilePriority;
+pub use engine::session::{AddTorrent, Config, FileStatus, Session};
 pub use engine::torrent::{Phase, TorrentStatus};
 pub use error::{Error, Result};
 pub use proto::magnet::Magnet;

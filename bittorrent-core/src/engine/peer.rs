@@ -9,6 +9,7 @@
 //! and only for pieces the shared "have" bitfield says are verified.
 
 use crate::engine::picker::PeerKey;
+use crate::engine::rate_limit::Direction;
 use crate::engine::storage::Storage;
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
@@ -164,6 +165,9 @@ pub struct PeerContext {
     /// The torrent's info dictionary, served to peers with `ut_metadata`
     /// (BEP 9) so that they can start from a magnet link.
     pub info_bytes: Arc<Vec<u8>>,
+    /// The session's and the torrent's rate limits: socket reads wait on
+    /// the download buckets, piece data sent on the upload buckets.
+    pub throttle: crate::engine::rate_limit::Throttle,
 }
 
 /// Limits a peer thread enforces.
@@ -363,6 +367,9 @@ const WRITE_SLICE: Duration = Duration::from_millis(10);
 const LONG_READ: Duration = Duration::from_millis(100);
 const KEEPALIVE: Duration = Duration::from_secs(90);
 const MAX_UNREQUESTED: u32 = 256;
+/// Longest sleep waiting for rate-limit tokens before the loop goes on
+/// (the inbox and the other direction are served in between).
+const THROTTLE_SLICE: Duration = Duration::from_millis(50);
 
 impl<'a> Connection<'a> {
     #[allow(clippy::too_many_arguments)]
@@ -583,10 +590,27 @@ impl<'a> Connection<'a> {
                 // the write timeout closes the connection.
                 continue;
             }
+            // Download limit: wait (sleeping) until the buckets allow a
+            // read, then read at most a small chunk and charge it.
+            let limited = !self.ctx.throttle.unlimited(Direction::Download);
+            let mut max = buf.len();
+            if limited {
+                let t0 = Instant::now();
+                let ready = self
+                    .ctx
+                    .throttle
+                    .wait_ready(Direction::Download, THROTTLE_SLICE);
+                // Time spent waiting on our own limit is not the peer's silence.
+                self.last_recv += t0.elapsed();
+                if !ready {
+                    continue;
+                }
+                max = self.ctx.throttle.chunk(Direction::Download, buf.len());
+            }
             if busy {
                 let _ = self.stream.set_nonblocking(true);
             }
-            let r = self.stream.read(&mut buf);
+            let r = self.stream.read(&mut buf[..max]);
             if busy {
                 let _ = self.stream.set_nonblocking(false);
             }
@@ -594,6 +618,9 @@ impl<'a> Connection<'a> {
                 Ok(0) => return Err(CloseReason::PeerClosed),
                 Ok(n) => {
                     self.last_recv = Instant::now();
+                    if limited {
+                        self.ctx.throttle.charge(Direction::Download, n as u64);
+                    }
                     self.decoder.feed(&buf[..n]);
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
@@ -669,6 +696,15 @@ impl<'a> Connection<'a> {
             let Some(b) = self.upload_queue.pop_front() else {
                 break;
             };
+            // Upload limit: sleep briefly for tokens, else try next turn.
+            if !self
+                .ctx
+                .throttle
+                .wait_ready(Direction::Upload, THROTTLE_SLICE)
+            {
+                self.upload_queue.push_front(b);
+                break;
+            }
             let mut data = vec![0u8; b.length as usize];
             let offset = self.ctx.layout.piece_offset(b.index) + u64::from(b.begin);
             if let Err(e) = self.ctx.storage.read(offset, &mut data) {
@@ -686,6 +722,9 @@ impl<'a> Connection<'a> {
             self.counters
                 .uploaded
                 .fetch_add(u64::from(b.length), Ordering::Relaxed);
+            self.ctx
+                .throttle
+                .charge(Direction::Upload, u64::from(b.length));
         }
         Ok(())
     }

@@ -8,6 +8,8 @@ use crate::discovery::tracker::{looks_like_http, TrackerConfig, TrackerServer};
 use crate::engine::hasher::{HashJob, HasherPool};
 use crate::engine::peer::{self, PeerLimits};
 use crate::engine::picker::PeerKey;
+use crate::engine::rate_limit::RatePair;
+use crate::engine::selection::{self, FilePriority};
 use crate::engine::storage::Storage;
 use crate::engine::torrent::{self, Command, TorrentShared, TorrentStatus};
 use crate::error::{Error, Result};
@@ -63,6 +65,13 @@ pub struct Config {
     /// Where resume data is kept (`torrents/<info-hash>.resume`); `None`
     /// (the default) keeps none, and every start rechecks the data on disk.
     pub state_dir: Option<PathBuf>,
+    /// Session-wide download limit in bytes per second, over every torrent
+    /// (default 0: unlimited). Peer threads wait on it before reading
+    /// their sockets. Changed at run time by [`Session::set_rate_limits`].
+    pub max_download_rate: u64,
+    /// Session-wide upload limit in bytes per second (piece data sent;
+    /// default 0: unlimited).
+    pub max_upload_rate: u64,
 }
 
 impl Default for Config {
@@ -88,6 +97,8 @@ impl Default for Config {
             lsd: false,
             dht: false,
             dht_bootstrap: Vec::new(),
+            max_download_rate: 0,
+            max_upload_rate: 0,
         }
     }
 }
@@ -126,6 +137,13 @@ impl Config {
         if let Some(n) = count(b"upload slots") {
             c.upload_slots = n.min(1_000);
         }
+        let rate = |k: &[u8]| int(k).and_then(|n| u64::try_from(n).ok());
+        if let Some(r) = rate(b"max download rate") {
+            c.max_download_rate = r;
+        }
+        if let Some(r) = rate(b"max upload rate") {
+            c.max_upload_rate = r;
+        }
         Some(c)
     }
 
@@ -150,12 +168,20 @@ impl Config {
                 OwnedValue::Int(self.max_connections as i64),
             ),
             (
+                b"max download rate".to_vec(),
+                OwnedValue::Int(self.max_download_rate.min(i64::MAX as u64) as i64),
+            ),
+            (
                 b"max peers per torrent".to_vec(),
                 OwnedValue::Int(self.max_peers_per_torrent as i64),
             ),
             (
                 b"upload slots".to_vec(),
                 OwnedValue::Int(self.upload_slots as i64),
+            ),
+            (
+                b"max upload rate".to_vec(),
+                OwnedValue::Int(self.max_upload_rate.min(i64::MAX as u64) as i64),
             ),
         ]);
         crate::engine::torrent::write_atomically(&dir.join("session.benc"), &v.to_bytes())
@@ -176,6 +202,15 @@ pub struct AddTorrent {
     /// The original `.torrent` bytes, kept in the state directory (when
     /// `None`, a torrent is written from the info dictionary and trackers).
     pub torrent_bytes: Option<Vec<u8>>,
+    /// Which files to download: one priority per entry of `info.files`
+    /// (see [`selection::select`]). `None`: the selection saved in the
+    /// torrent's resume data, else every file.
+    pub file_priorities: Option<Vec<FilePriority>>,
+    /// The torrent's own download limit, bytes per second (0: none; the
+    /// session's limit applies too).
+    pub max_download_rate: u64,
+    /// The torrent's own upload limit, bytes per second (0: none).
+    pub max_upload_rate: u64,
 }
 
 impl AddTorrent {
@@ -187,6 +222,9 @@ impl AddTorrent {
             peers: Vec::new(),
             paused: false,
             torrent_bytes: None,
+            file_priorities: None,
+            max_download_rate: 0,
+            max_upload_rate: 0,
         }
     }
     /// Peers to dial at once.
@@ -210,6 +248,8 @@ pub(crate) struct Shared {
     shutting_down: Arc<AtomicBool>,
     pub(crate) tracker: Arc<TrackerServer>,
     pub(crate) dht: Option<Arc<crate::discovery::dht::Dht>>,
+    /// The session-wide rate limits, shared by every peer thread.
+    pub(crate) rates: Arc<RatePair>,
     /// Info-hashes we look for by LSD without having the torrent yet (a
     /// magnet link), and the peers heard of so far.
     lsd_pending: Mutex<HashMap<InfoHash, Vec<SocketAddr>>>,
@@ -310,6 +350,10 @@ impl Session {
             None
         };
         let shared = Arc::new(Shared {
+            rates: Arc::new(RatePair::new(
+                config.max_download_rate,
+                config.max_upload_rate,
+            )),
             peer_id: random_peer_id(&config.peer_id_prefix),
             config,
             hasher: hasher.sender(),
@@ -426,7 +470,20 @@ impl Session {
                 add.metainfo.info.name
             );
         }
-        let storage = Storage::open(&add.dir, &add.metainfo.info)
+        let info = &add.metainfo.info;
+        let priorities = match add.file_priorities.clone() {
+            Some(p) => {
+                selection::check(info, &p)
+                    .map_err(|e| Error::Other(format!("{}: {e}", info.name)))?;
+                p
+            }
+            None => self
+                .saved_priorities(&ih)
+                .filter(|p| selection::check(info, p).is_ok())
+                .unwrap_or_else(|| vec![FilePriority::Normal; info.files.len()]),
+        };
+        let part = add.dir.join(format!(".{ih}.parts"));
+        let storage = Storage::open_selected(&add.dir, info, &priorities, Some(part))
             .map_err(|e| Error::Other(format!("{}: {e}", add.metainfo.info.name)))?;
         let kept = self
             .shared
@@ -448,6 +505,8 @@ impl Session {
             Arc::new(storage),
             add.peers,
             add.paused,
+            priorities,
+            Arc::new(RatePair::new(add.max_download_rate, add.max_upload_rate)),
         )
         .map_err(|e| Error::io("start torrent thread", e))?;
         self.shared.registry.write().insert(ih.0, t.clone());
@@ -528,6 +587,13 @@ impl Session {
         }
         if delete_data {
             let storage = &t.peer_ctx.storage;
+            if let Some(p) = storage.part_path() {
+                if let Err(e) = std::fs::remove_file(p) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(Error::io(format!("delete {}", p.display()), e));
+                    }
+                }
+            }
             for p in storage.paths() {
                 if let Err(e) = std::fs::remove_file(p) {
                     if e.kind() != std::io::ErrorKind::NotFound {
@@ -552,6 +618,108 @@ impl Session {
         Ok(())
     }
 
+    /// The file selection saved in a torrent's resume data, if any.
+    fn saved_priorities(&self, ih: &InfoHash) -> Option<Vec<FilePriority>> {
+        let dir = self.shared.config.state_dir.as_ref()?;
+        let bytes = std::fs::read(dir.join("torrents").join(format!("{ih}.resume"))).ok()?;
+        let r = crate::state::resume::ResumeData::decode(&bytes).ok()?;
+        (r.info_hash == *ih && !r.file_priorities.is_empty()).then_some(r.file_priorities)
+    }
+
+    /// Change which files of a torrent are downloaded: one priority per
+    /// entry of `info.files` (the indices `peer info` shows). Files that
+    /// become wanted are created (with the bytes the part file holds of
+    /// them) and fetched; a finished torrent goes back to downloading.
+    /// Files no longer wanted keep the data they have. Saved in the
+    /// torrent's resume data.
+    pub fn set_file_priorities(&self, ih: &InfoHash, priorities: Vec<FilePriority>) -> Result<()> {
+        let t = self.entry(ih)?;
+        selection::check(&t.metainfo.info, &priorities)
+            .map_err(|e| Error::Other(format!("{}: {e}", t.metainfo.info.name)))?;
+        *t.priorities.lock() = priorities.clone();
+        t.commands
+            .send(Command::SetFilePriorities(priorities))
+            .map_err(|_| Error::Other("torrent stopped".into()))
+    }
+
+    /// The files of a torrent with their selection and progress.
+    pub fn files(&self, ih: &InfoHash) -> Option<Vec<FileStatus>> {
+        let t = self.shared.registry.read().get(&ih.0).cloned()?;
+        let info = &t.metainfo.info;
+        let prios = t.priorities.lock().clone();
+        let have = t.peer_ctx.have.read().clone();
+        let pl = info.piece_length.max(1);
+        Some(
+            info.files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let mut bytes_have = 0;
+                    if let Some((a, b)) = selection::file_pieces(info, i) {
+                        for p in a..=b {
+                            if have.get(p as usize) {
+                                let ps = u64::from(p) * pl;
+                                let s = ps.max(f.offset);
+                                let e = (ps + pl).min(f.offset + f.length);
+                                bytes_have += e.saturating_sub(s);
+                            }
+                        }
+                    }
+                    FileStatus {
+                        index: i,
+                        path: f.path.join("/"),
+                        length: f.length,
+                        pad: f.pad,
+                        priority: prios.get(i).copied().unwrap_or_default(),
+                        bytes_have,
+                        created: t.peer_ctx.storage.is_created(i),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Change the session-wide rate limits (bytes per second, 0: none).
+    /// They apply at once to every peer thread and are saved in the state
+    /// directory's `session.benc`.
+    pub fn set_rate_limits(&self, max_download_rate: u64, max_upload_rate: u64) -> Result<()> {
+        self.shared.rates.download.set_rate(max_download_rate);
+        self.shared.rates.upload.set_rate(max_upload_rate);
+        let mut c = self.shared.config.clone();
+        c.max_download_rate = max_download_rate;
+        c.max_upload_rate = max_upload_rate;
+        c.save(self.shared.local_addr.port())
+            .map_err(|e| Error::io("save the session configuration", e))
+    }
+
+    /// The session-wide limits in force: (download, upload), bytes per
+    /// second, 0 meaning none.
+    pub fn rate_limits(&self) -> (u64, u64) {
+        (
+            self.shared.rates.download.rate(),
+            self.shared.rates.upload.rate(),
+        )
+    }
+
+    /// Change one torrent's own rate limits (bytes per second, 0: none);
+    /// the session's limits apply too. Remembered in the state directory.
+    pub fn set_torrent_rate_limits(
+        &self,
+        ih: &InfoHash,
+        max_download_rate: u64,
+        max_upload_rate: u64,
+    ) -> Result<()> {
+        let t = self.entry(ih)?;
+        t.rates.download.set_rate(max_download_rate);
+        t.rates.upload.set_rate(max_upload_rate);
+        {
+            let mut st = t.status.lock();
+            st.max_download_rate = max_download_rate;
+            st.max_upload_rate = max_upload_rate;
+        }
+        self.save_torrent_entry(*ih)
+    }
+
     /// Write `torrents/<ih>.add` (save path, paused) in the state directory.
     fn save_torrent_entry(&self, ih: InfoHash) -> Result<()> {
         let Some(dir) = &self.shared.config.state_dir else {
@@ -569,6 +737,21 @@ impl Session {
                 crate::proto::bencode::OwnedValue::Int(i64::from(st.paused)),
             ),
         ]);
+        let mut v = v;
+        if let crate::proto::bencode::OwnedValue::Dict(d) = &mut v {
+            // Only when set, so entries of torrents without limits keep
+            // their old bytes.
+            let (down, up) = (t.rates.download.rate(), t.rates.upload.rate());
+            for (k, r) in [(&b"max download rate"[..], down), (b"max upload rate", up)] {
+                if r > 0 {
+                    d.push((
+                        k.to_vec(),
+                        crate::proto::bencode::OwnedValue::Int(r.min(i64::MAX as u64) as i64),
+                    ));
+                }
+            }
+            d.sort_by(|a, b| a.0.cmp(&b.0));
+        }
         let path = dir.join("torrents").join(format!("{ih}.add"));
         let bytes = v.to_bytes();
         if std::fs::read(&path).is_ok_and(|old| old == bytes) {
@@ -617,6 +800,14 @@ impl Session {
                 );
                 a.paused = paused;
                 a.torrent_bytes = Some(bytes);
+                let rate = |k: &[u8]| {
+                    v.get(k)
+                        .and_then(crate::proto::bencode::Value::as_int)
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0)
+                };
+                a.max_download_rate = rate(b"max download rate");
+                a.max_upload_rate = rate(b"max upload rate");
                 Ok(a)
             };
             match load() {
@@ -959,4 +1150,23 @@ fn load_dht_nodes(path: &std::path::Path) -> Vec<SocketAddr> {
             SocketAddr::new(IpAddr::V4(ip), u16::from_be_bytes([c[24], c[25]]))
         })
         .collect()
+}
+
+/// One file of a torrent, as [`Session::files`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStatus {
+    /// Its index in `info.files` (as `peer info` shows it).
+    pub index: usize,
+    /// Its path inside the torrent, joined with `/`.
+    pub path: String,
+    /// Its length in bytes.
+    pub length: u64,
+    /// A pad file (never stored).
+    pub pad: bool,
+    /// Whether it is downloaded.
+    pub priority: FilePriority,
+    /// Bytes of it in verified pieces.
+    pub bytes_have: u64,
+    /// Whether it exists on disk for this torrent.
+    pub created: bool,
 }

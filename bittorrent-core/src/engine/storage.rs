@@ -8,11 +8,20 @@
 //! Positional reads and writes take `&self`, so one `Storage` is shared
 //! (in an `Arc`) by the torrent thread (the only writer), the hashing pool
 //! and the peer threads (uploads read verified pieces).
+//!
+//! File selection: a file that is not wanted (and does not exist yet) is
+//! not created. Bytes of it that share a piece with a wanted file go to
+//! the torrent's part file ([`PartFile`]) instead; the rest is never
+//! written. [`Storage::want_files`] creates a file when it becomes wanted,
+//! copying in what the part file holds of it first.
 
+use crate::engine::partfile::PartFile;
+use crate::engine::selection::FilePriority;
 use crate::proto::metainfo::Info;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 
 /// A storage failure, naming the file and the operation.
 #[derive(Debug)]
@@ -74,8 +83,10 @@ struct StorageFile {
     path: PathBuf,
     offset: u64,
     length: u64,
-    /// `None` for pad files and zero-length files.
-    file: Option<File>,
+    pad: bool,
+    /// The open file; empty for pad files, zero-length files and files
+    /// not created (not wanted). Set once, by `open` or `want_files`.
+    file: OnceLock<File>,
 }
 
 /// A torrent's files, opened.
@@ -83,7 +94,10 @@ struct StorageFile {
 pub struct Storage {
     files: Vec<StorageFile>,
     total_length: u64,
+    piece_length: u64,
     root: PathBuf,
+    /// Where bytes of files not created go (shared pieces only).
+    part: Option<PartFile>,
 }
 
 /// Join sanitised torrent path components under `dir`, refusing anything
@@ -111,26 +125,134 @@ impl Storage {
     /// Existing files are never truncated; a file that cannot be opened for
     /// writing is opened read-only (enough to seed).
     pub fn open(dir: &Path, info: &Info) -> Result<Storage, StorageError> {
+        Storage::open_selected(dir, info, &[], None)
+    }
+
+    /// Open with a file selection: files whose priority is `Skip` are not
+    /// created (one that exists already is used as it is), and bytes of
+    /// theirs in pieces shared with other files go to the part file at
+    /// `part` (created on the first such write). A missing priority means
+    /// `Normal`. A wanted file that is created now gets what the part file
+    /// holds of it.
+    pub fn open_selected(
+        dir: &Path,
+        info: &Info,
+        priorities: &[FilePriority],
+        part: Option<PathBuf>,
+    ) -> Result<Storage, StorageError> {
         let mut files = Vec::with_capacity(info.files.len());
         for f in &info.files {
-            let path = safe_join(dir, &f.path)?;
-            let handle = if f.pad {
-                None
-            } else {
-                Some(open_file(&path, f.length)?)
-            };
             files.push(StorageFile {
-                path,
+                path: safe_join(dir, &f.path)?,
                 offset: f.offset,
                 length: f.length,
-                file: handle.filter(|_| f.length > 0),
+                pad: f.pad,
+                file: OnceLock::new(),
             });
         }
-        Ok(Storage {
+        let s = Storage {
             files,
             total_length: info.total_length,
+            piece_length: info.piece_length,
             root: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
-        })
+            part: part.map(|p| PartFile::new(p, info)),
+        };
+        for (i, f) in s.files.iter().enumerate() {
+            if f.pad || f.file.get().is_some() {
+                continue;
+            }
+            let wanted = priorities.get(i).is_none_or(|p| p.is_wanted());
+            if wanted || s.part.is_none() || f.path.exists() {
+                s.create(i)?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// Open (creating it sparse if missing) file `i`, first copying in
+    /// what the part file holds of it when it is new. Only the torrent
+    /// thread (or `open`) calls this, so nothing writes meanwhile.
+    fn create(&self, i: usize) -> Result<(), StorageError> {
+        let f = &self.files[i];
+        let existed = f.path.exists();
+        let handle = open_file(&f.path, f.length)?;
+        if f.length == 0 {
+            return Ok(());
+        }
+        if let (Some(part), false) = (&self.part, existed) {
+            let mut buf = Vec::new();
+            for (s, len) in self.part_spans(f) {
+                buf.resize(len as usize, 0);
+                part.read(s, &mut buf)?;
+                if buf.iter().any(|&b| b != 0) {
+                    handle
+                        .write_all_at(&buf, s - f.offset)
+                        .map_err(|e| io_err(&f.path, "write", e))?;
+                }
+            }
+        }
+        // Readers switch to the file only now that it holds everything.
+        let _ = f.file.set(handle);
+        Ok(())
+    }
+
+    /// The ranges of file `f` in pieces the part file has room for:
+    /// (torrent offset, length).
+    fn part_spans(&self, f: &StorageFile) -> Vec<(u64, u64)> {
+        let Some(part) = &self.part else {
+            return Vec::new();
+        };
+        let pl = self.piece_length;
+        let end = f.offset + f.length;
+        part.pieces()
+            .iter()
+            .filter_map(|&p| {
+                let ps = u64::from(p) * pl;
+                let s = ps.max(f.offset);
+                let e = (ps + pl).min(end);
+                (s < e).then(|| (s, e - s))
+            })
+            .collect()
+    }
+
+    /// Create every file that `priorities` wants and that is not created
+    /// yet (with what the part file holds of it). Files no longer wanted
+    /// keep their data. Once every file exists the part file is deleted.
+    pub fn want_files(&self, priorities: &[FilePriority]) -> Result<(), StorageError> {
+        for (i, f) in self.files.iter().enumerate() {
+            let wanted = priorities.get(i).is_none_or(|p| p.is_wanted());
+            if wanted && !f.pad && f.file.get().is_none() {
+                self.create(i)?;
+            }
+        }
+        if let Some(part) = &self.part {
+            let all = self
+                .files
+                .iter()
+                .all(|f| f.pad || f.length == 0 || f.file.get().is_some());
+            if all {
+                part.remove()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether file `i` (an index into `info.files`) exists on disk for
+    /// this torrent (created or found).
+    pub fn is_created(&self, i: usize) -> bool {
+        self.files
+            .get(i)
+            .is_some_and(|f| f.file.get().is_some() || (f.length == 0 && f.path.exists()))
+    }
+
+    /// The part file's path, if the torrent has one.
+    pub fn part_path(&self) -> Option<&Path> {
+        self.part.as_ref().map(|p| p.path())
+    }
+
+    /// The part file's size and modification time (`None` if there is none).
+    pub fn part_stamp(&self) -> Option<crate::state::resume::FileStamp> {
+        self.part.as_ref().and_then(|p| p.stamp())
     }
 
     /// The directory the files live under (absolute).
@@ -143,7 +265,7 @@ impl Storage {
     pub fn stamps(&self) -> Vec<Option<crate::state::resume::FileStamp>> {
         self.files
             .iter()
-            .filter(|f| f.file.is_some() || f.length == 0)
+            .filter(|f| !f.pad)
             .map(|f| {
                 std::fs::metadata(&f.path)
                     .ok()
@@ -182,10 +304,13 @@ impl Storage {
     /// Write `data` at torrent offset `offset`.
     pub fn write(&self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         for (f, at, len, buf_at) in self.spans(offset, data.len() as u64) {
-            if let Some(file) = &f.file {
-                let part = &data[buf_at as usize..(buf_at + len) as usize];
+            let part = &data[buf_at as usize..(buf_at + len) as usize];
+            if let Some(file) = f.file.get() {
                 file.write_all_at(part, at)
                     .map_err(|e| io_err(&f.path, "write", e))?;
+            } else if let (Some(p), false) = (&self.part, f.pad) {
+                // A file not created: its bytes in shared pieces.
+                p.write(f.offset + at, part)?;
             }
         }
         Ok(())
@@ -196,9 +321,11 @@ impl Storage {
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
         buf.fill(0);
         for (f, at, len, buf_at) in self.spans(offset, buf.len() as u64) {
-            if let Some(file) = &f.file {
-                let part = &mut buf[buf_at as usize..(buf_at + len) as usize];
+            let part = &mut buf[buf_at as usize..(buf_at + len) as usize];
+            if let Some(file) = f.file.get() {
                 read_full_at(file, part, at).map_err(|e| io_err(&f.path, "read", e))?;
+            } else if let (Some(p), false) = (&self.part, f.pad) {
+                p.read(f.offset + at, part)?;
             }
         }
         Ok(())
@@ -207,29 +334,40 @@ impl Storage {
     /// Whether any byte of the range lies in a file that exists with data
     /// (a cheap test to skip hashing pieces of a brand-new download).
     pub fn has_data(&self, offset: u64, len: u64) -> bool {
-        self.spans(offset, len).any(|(f, at, _, _)| {
-            f.file
-                .as_ref()
-                .and_then(|h| h.metadata().ok())
-                .is_some_and(|m| m.len() > at && m.blocks() > 0)
-        })
+        self.spans(offset, len)
+            .any(|(f, at, l, _)| match f.file.get() {
+                Some(h) => h
+                    .metadata()
+                    .ok()
+                    .is_some_and(|m| m.len() > at && m.blocks() > 0),
+                None => {
+                    !f.pad
+                        && self
+                            .part
+                            .as_ref()
+                            .is_some_and(|p| p.has_data(f.offset + at, l))
+                }
+            })
     }
 
     /// Flush written data of every file to disk.
     pub fn sync(&self) -> Result<(), StorageError> {
         for f in &self.files {
-            if let Some(file) = &f.file {
+            if let Some(file) = f.file.get() {
                 file.sync_data().map_err(|e| io_err(&f.path, "sync", e))?;
             }
+        }
+        if let Some(p) = &self.part {
+            p.sync()?;
         }
         Ok(())
     }
 
-    /// The paths of the files (pad files excluded).
+    /// The paths of the files (pad files excluded; some may not exist).
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files
             .iter()
-            .filter(|f| f.file.is_some() || f.length == 0)
+            .filter(|f| !f.pad)
             .map(|f| f.path.as_path())
     }
 }
@@ -339,6 +477,54 @@ mod tests {
         assert!(dir.join("t/b").exists());
         assert!(!dir.join("t/pad").exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn skipped_files_are_not_created_and_shared_bytes_go_to_the_part_file() {
+        use crate::engine::selection::FilePriority::{Normal as N, Skip as S};
+        let dir = tmp("select");
+        // Pieces of 16: a = [0,20), b = [20,40), c = [40,60); pieces 1 and
+        // 2 are shared.
+        let inf = info(&[("t/a", 20, false), ("t/b", 20, false), ("t/c", 20, false)]);
+        let part = dir.join(".ih.parts");
+        let s = Storage::open_selected(&dir, &inf, &[N, S, N], Some(part.clone())).unwrap();
+        assert!(dir.join("t/a").exists() && dir.join("t/c").exists());
+        assert!(!dir.join("t/b").exists(), "a skipped file is not created");
+        assert!(!part.exists(), "no part file before it is needed");
+        assert!(!s.is_created(1) && s.is_created(0));
+        let data: Vec<u8> = (100..160).collect();
+        s.write(0, &data).unwrap();
+        assert!(!dir.join("t/b").exists());
+        assert!(part.exists());
+        let mut back = vec![0; 60];
+        s.read(0, &mut back).unwrap();
+        // Piece 1 ([16,32)) and piece 2 ([32,48)) read back whole; b's bytes
+        // outside the shared pieces ([20,40) is all inside them here).
+        assert_eq!(back, data);
+        assert!(s.has_data(16, 16));
+        assert_eq!(s.stamps().len(), 3);
+        assert_eq!(s.stamps()[1], None);
+        // Selecting b later: it is created with the bytes of the part file.
+        s.want_files(&[N, N, N]).unwrap();
+        assert_eq!(std::fs::read(dir.join("t/b")).unwrap(), &data[20..40]);
+        assert!(!part.exists(), "every file exists: the part file is gone");
+        let mut again = vec![0; 60];
+        s.read(0, &mut again).unwrap();
+        assert_eq!(again, data);
+        // A restart with a new selection copies from the part file too.
+        drop(s);
+        let dir2 = tmp("select2");
+        let part2 = dir2.join(".ih.parts");
+        let s2 = Storage::open_selected(&dir2, &inf, &[N, S, S], Some(part2.clone())).unwrap();
+        s2.write(0, &data[..48]).unwrap();
+        assert!(!dir2.join("t/c").exists());
+        drop(s2);
+        let s3 = Storage::open_selected(&dir2, &inf, &[N, N, N], Some(part2)).unwrap();
+        let mut b = vec![0; 48];
+        s3.read(0, &mut b).unwrap();
+        assert_eq!(b, &data[..48]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir2).unwrap();
     }
 
     #[test]

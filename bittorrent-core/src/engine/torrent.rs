@@ -11,6 +11,8 @@ use crate::engine::choker::{self, ChokeCandidate};
 use crate::engine::hasher::{HashDone, HashJob};
 use crate::engine::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
 use crate::engine::picker::{PeerKey, Picker, Received};
+use crate::engine::rate_limit::{RatePair, Throttle};
+use crate::engine::selection::{self, FilePriority};
 use crate::engine::session::Shared;
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
@@ -86,6 +88,19 @@ pub struct TorrentStatus {
     pub save_path: std::path::PathBuf,
     /// Peers banned for bad data.
     pub banned: usize,
+    /// Pieces holding bytes of wanted files (all pieces unless files are
+    /// skipped).
+    pub pieces_wanted: u32,
+    /// Of those, the pieces verified. When it reaches `pieces_wanted` the
+    /// torrent is finished (phase `Seeding`) even if other files are not
+    /// here.
+    pub pieces_wanted_have: u32,
+    /// Bytes of the wanted files.
+    pub wanted_length: u64,
+    /// The torrent's own download limit, bytes per second (0: none).
+    pub max_download_rate: u64,
+    /// The torrent's own upload limit, bytes per second (0: none).
+    pub max_upload_rate: u64,
 }
 
 impl TorrentStatus {
@@ -93,9 +108,14 @@ impl TorrentStatus {
     pub fn is_complete(&self) -> bool {
         self.pieces_have == self.pieces_total
     }
+    /// Whether every wanted file is complete (every piece, when no file
+    /// is skipped).
+    pub fn is_finished(&self) -> bool {
+        self.pieces_wanted_have >= self.pieces_wanted
+    }
     /// Estimated seconds to completion at the current rate.
     pub fn eta(&self) -> Option<Duration> {
-        if self.is_complete() {
+        if self.is_complete() || self.is_finished() {
             return Some(Duration::ZERO);
         }
         if self.download_rate == 0 {
@@ -117,6 +137,10 @@ pub enum Command {
     Pause,
     /// Undo `Pause`.
     Resume,
+    /// Change the file selection (one priority per entry of `info.files`):
+    /// files now wanted are created (with what the part file holds of
+    /// them) and downloaded; a finished torrent goes back to downloading.
+    SetFilePriorities(Vec<FilePriority>),
     /// Close every connection, flush, and reply.
     Shutdown(Sender<()>),
 }
@@ -135,6 +159,12 @@ pub struct TorrentShared {
     pub events: Sender<(PeerKey, PeerEvent)>,
     /// The announcer's last outcome.
     pub tracker: Mutex<crate::discovery::announcer::TrackerStatus>,
+    /// The torrent's rate limits (its peer threads wait on them, and on
+    /// the session's).
+    pub rates: Arc<RatePair>,
+    /// The file selection in force (written by the torrent thread and by
+    /// `Session::set_file_priorities`).
+    pub priorities: Mutex<Vec<FilePriority>>,
 }
 
 struct Conn {
@@ -232,6 +262,14 @@ pub struct Torrent {
     rng: u64,
     /// `downloaded` at the previous tick (stall diagnostics).
     downloaded_last_tick: u64,
+    /// One priority per entry of `info.files`.
+    priorities: Vec<FilePriority>,
+    /// The pieces to download (those holding bytes of wanted files).
+    wanted: Bitfield,
+    /// Whether `wanted` is every piece (no mask needed).
+    all_wanted: bool,
+    /// Wanted pieces not verified yet.
+    wanted_missing: u32,
 }
 
 /// Start a torrent thread. Returns the shared part (registered with the
@@ -242,8 +280,12 @@ pub(crate) fn spawn(
     storage: Arc<crate::engine::storage::Storage>,
     peers: Vec<SocketAddr>,
     paused: bool,
+    priorities: Vec<FilePriority>,
+    rates: Arc<RatePair>,
 ) -> std::io::Result<(Arc<TorrentShared>, std::thread::JoinHandle<()>)> {
     let layout = Layout::of(&metainfo.info);
+    let wanted = selection::wanted_pieces(&metainfo.info, &priorities);
+    let wanted_length = wanted_length(&metainfo.info, &priorities);
     let n = layout.num_pieces as usize;
     let have = Arc::new(RwLock::new(Bitfield::new(n)));
     let (events_tx, events_rx) = crossbeam_channel::bounded(1024);
@@ -260,6 +302,10 @@ pub(crate) fn spawn(
         private: metainfo.info.private,
         info_bytes: Arc::new(metainfo.info_bytes.clone()),
         dht: shared.dht.clone(),
+        throttle: Throttle {
+            session: shared.rates.clone(),
+            torrent: rates.clone(),
+        },
     });
     let status = TorrentStatus {
         info_hash: metainfo.info_hash,
@@ -283,6 +329,11 @@ pub(crate) fn spawn(
         paused,
         save_path: peer_ctx.storage.root().to_path_buf(),
         banned: 0,
+        pieces_wanted: wanted.count() as u32,
+        pieces_wanted_have: 0,
+        wanted_length,
+        max_download_rate: rates.download.rate(),
+        max_upload_rate: rates.upload.rate(),
     };
     let me = Arc::new(TorrentShared {
         metainfo,
@@ -291,6 +342,8 @@ pub(crate) fn spawn(
         peer_ctx,
         events: events_tx,
         tracker: Mutex::new(Default::default()),
+        rates,
+        priorities: Mutex::new(priorities.clone()),
     });
     let now = Instant::now();
     let mut t = Torrent {
@@ -326,6 +379,10 @@ pub(crate) fn spawn(
         optimistic: None,
         rng: now.elapsed().as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15,
         downloaded_last_tick: 0,
+        all_wanted: wanted.is_full(),
+        wanted_missing: wanted.count() as u32,
+        wanted,
+        priorities,
     };
     t.add_candidates(peers);
     let short = t.me.metainfo.info_hash.to_hex();
@@ -393,7 +450,8 @@ impl Torrent {
             && self.check_in_flight == 0
             && self.check_next >= self.layout.num_pieces
         {
-            self.phase = if self.picker.is_complete() {
+            self.recount_wanted();
+            self.phase = if self.is_finished() {
                 Phase::Seeding
             } else {
                 Phase::Downloading
@@ -455,21 +513,35 @@ impl Torrent {
     }
 
     fn piece_verified(&mut self, i: u32) {
-        self.me.peer_ctx.have.write().set(i as usize);
+        let newly = self.me.peer_ctx.have.write().set(i as usize);
+        if newly && self.wanted.get(i as usize) {
+            self.wanted_missing = self.wanted_missing.saturating_sub(1);
+            if self.wanted_missing == 0 {
+                self.recount_wanted(); // cheap insurance, once
+            }
+        }
         self.resume_dirty = true;
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        let wanted = self.wanted.get(i as usize);
         for k in keys {
             self.send(k, PeerCmd::Have(i));
             if let Some(c) = self.conns.get_mut(&k) {
-                if c.bitfield.get(i as usize) {
+                if wanted && c.bitfield.get(i as usize) {
                     c.wanted = c.wanted.saturating_sub(1);
                 }
             }
             self.update_interest(k);
         }
-        if self.picker.is_complete() && self.phase == Phase::Downloading {
+        if self.is_finished() && self.phase == Phase::Downloading {
             self.phase = Phase::Seeding;
-            log::info!("{}: download complete, seeding", self.me.metainfo.info.name);
+            if self.picker.is_complete() {
+                log::info!("{}: download complete, seeding", self.me.metainfo.info.name);
+            } else {
+                log::info!(
+                    "{}: the selected files are complete, seeding them",
+                    self.me.metainfo.info.name
+                );
+            }
             self.save_resume();
             let seeds: Vec<PeerKey> = self
                 .conns
@@ -732,7 +804,10 @@ impl Torrent {
             PeerEvent::Bitfield(bf) => {
                 self.picker.add_availability(&bf);
                 let have = self.picker.have();
-                let wanted = bf.ones().filter(|&i| !have.get(i)).count() as u32;
+                let wanted = bf
+                    .ones()
+                    .filter(|&i| !have.get(i) && self.wanted.get(i))
+                    .count() as u32;
                 if let Some(c) = self.conns.get_mut(&key) {
                     c.bitfield = bf;
                     c.wanted = wanted;
@@ -740,12 +815,12 @@ impl Torrent {
                 self.after_availability(key);
             }
             PeerEvent::Have(i) => {
-                let we_have = self.picker.have().get(i as usize);
+                let we_need = !self.picker.have().get(i as usize) && self.wanted.get(i as usize);
                 let Some(c) = self.conns.get_mut(&key) else {
                     return;
                 };
                 if c.bitfield.set(i as usize) {
-                    if !we_have {
+                    if we_need {
                         c.wanted += 1;
                     }
                     self.picker.add_have(i);
@@ -874,13 +949,17 @@ impl Torrent {
             // Choked: only the pieces it allows us while choked (BEP 6).
             let mut allowed = Bitfield::new(c.bitfield.len());
             for &i in &c.allowed_fast {
-                if c.bitfield.get(i as usize) {
+                if c.bitfield.get(i as usize) && self.wanted.get(i as usize) {
                     allowed.set(i as usize);
                 }
             }
             self.picker.pick(key, &allowed, room)
-        } else {
+        } else if self.all_wanted {
             self.picker.pick(key, &c.bitfield, room)
+        } else {
+            // Skipped files: only the pieces of wanted files.
+            let masked = mask(&c.bitfield, &self.wanted);
+            self.picker.pick(key, &masked, room)
         };
         if blocks.is_empty() {
             return;
@@ -897,6 +976,11 @@ impl Torrent {
             c.last_block = Instant::now();
         }
         if self.phase != Phase::Downloading {
+            return;
+        }
+        if !self.wanted.get(block.index as usize) {
+            // Its file was deselected after the request: not stored.
+            self.picker.request_failed(key, &block);
             return;
         }
         match self.picker.block_received(key, &block) {
@@ -1061,6 +1145,7 @@ impl Torrent {
                     self.publish_status();
                 }
             }
+            Command::SetFilePriorities(p) => self.set_priorities(p),
             Command::Shutdown(_) => {}
         }
     }
@@ -1133,7 +1218,7 @@ impl Torrent {
                 self.me.metainfo.info.name,
                 self.phase
             );
-            self.phase = if self.picker.is_complete() {
+            self.phase = if self.is_finished() {
                 Phase::Seeding
             } else {
                 Phase::Downloading
@@ -1269,6 +1354,11 @@ impl Torrent {
         s.resumed = self.resumed;
         s.banned = self.banned.len();
         s.tracker = self.me.tracker.lock().clone();
+        s.pieces_wanted = self.wanted.count() as u32;
+        s.pieces_wanted_have = s.pieces_wanted.saturating_sub(self.wanted_missing);
+        s.wanted_length = wanted_length(&self.me.metainfo.info, &self.priorities);
+        s.max_download_rate = self.me.rates.download.rate();
+        s.max_upload_rate = self.me.rates.upload.rate();
     }
 
     fn shutdown(&mut self) {
@@ -1284,6 +1374,83 @@ impl Torrent {
         } else {
             self.save_resume();
         }
+        self.publish_status();
+    }
+
+    // ---- file selection ------------------------------------------------------------
+
+    /// Whether every wanted piece is verified.
+    fn is_finished(&self) -> bool {
+        self.wanted_missing == 0
+    }
+
+    fn all_wanted_files(&self) -> bool {
+        selection::all_wanted(&self.me.metainfo.info, &self.priorities)
+    }
+
+    fn recount_wanted(&mut self) {
+        let have = self.picker.have();
+        self.wanted_missing = self.wanted.ones().filter(|&i| !have.get(i)).count() as u32;
+    }
+
+    /// A new selection: create the files now wanted, recompute the wanted
+    /// pieces, each peer's usefulness and our interest, and go back to
+    /// downloading (or on to seeding).
+    fn set_priorities(&mut self, priorities: Vec<FilePriority>) {
+        let info = &self.me.metainfo.info;
+        if priorities.len() != info.files.len() {
+            return; // checked by the session
+        }
+        let name = info.name.clone();
+        self.wanted = selection::wanted_pieces(info, &priorities);
+        self.all_wanted = self.wanted.is_full();
+        self.priorities = priorities;
+        *self.me.priorities.lock() = self.priorities.clone();
+        if let Err(e) = self.me.peer_ctx.storage.want_files(&self.priorities) {
+            match e {
+                crate::engine::storage::StorageError::DiskFull { .. } => self.stall(e.to_string()),
+                other => self.fail(other.to_string()),
+            }
+            return;
+        }
+        self.recount_wanted();
+        log::info!(
+            "{name}: file selection changed: {} of {} pieces wanted, {} missing",
+            self.wanted.count(),
+            self.layout.num_pieces,
+            self.wanted_missing
+        );
+        let have = self.picker.have().clone();
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for &k in &keys {
+            if let Some(c) = self.conns.get_mut(&k) {
+                c.wanted = c
+                    .bitfield
+                    .ones()
+                    .filter(|&i| !have.get(i) && self.wanted.get(i))
+                    .count() as u32;
+            }
+        }
+        match self.phase {
+            Phase::Seeding if !self.is_finished() => {
+                self.phase = Phase::Downloading;
+                // Seeds we dropped while finished are worth dialling again.
+                let now = Instant::now();
+                for c in self.candidates.values_mut() {
+                    c.next_try = now;
+                }
+            }
+            Phase::Downloading if self.is_finished() => self.phase = Phase::Seeding,
+            _ => {}
+        }
+        for &k in &keys {
+            self.update_interest(k);
+            self.fill_requests(k);
+        }
+        if self.phase != Phase::Checking {
+            self.save_resume();
+        }
+        self.connect_candidates();
         self.publish_status();
     }
 
@@ -1331,6 +1498,8 @@ impl Torrent {
             Some("the save path differs")
         } else if r.files != storage.stamps() {
             Some("a file changed since it was saved (size or modification time)")
+        } else if r.part_file != storage.part_stamp() {
+            Some("the part file changed since it was saved")
         } else {
             None
         };
@@ -1347,6 +1516,7 @@ impl Torrent {
         }
         self.check_next = self.layout.num_pieces;
         self.resumed = true;
+        self.recount_wanted();
         log::info!(
             "{name}: resumed from {}: {} of {} pieces",
             path.display(),
@@ -1378,6 +1548,12 @@ impl Torrent {
             files: storage.stamps(),
             uploaded: self.me.status.lock().uploaded,
             downloaded: self.downloaded,
+            file_priorities: if self.all_wanted_files() {
+                Vec::new()
+            } else {
+                self.priorities.clone()
+            },
+            part_file: storage.part_stamp(),
         };
         if let Err(e) = write_atomically(&path, &r.encode()) {
             log::warn!("{name}: saving resume data to {}: {e}", path.display());
@@ -1408,4 +1584,25 @@ pub(crate) fn write_atomically(path: &std::path::Path, data: &[u8]) -> std::io::
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// `bf` restricted to the pieces in `keep` (same length).
+fn mask(bf: &Bitfield, keep: &Bitfield) -> Bitfield {
+    let bytes: Vec<u8> = bf
+        .as_bytes()
+        .iter()
+        .zip(keep.as_bytes())
+        .map(|(a, b)| a & b)
+        .collect();
+    Bitfield::from_bytes(&bytes, bf.len()).unwrap_or_else(|_| Bitfield::new(bf.len()))
+}
+
+/// Bytes of the files `priorities` wants (pad files excluded).
+fn wanted_length(info: &crate::proto::metainfo::Info, priorities: &[FilePriority]) -> u64 {
+    info.files
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| !f.pad && priorities.get(*i).is_none_or(|p| p.is_wanted()))
+        .map(|(_, f)| f.length)
+        .sum()
 }
