@@ -78,6 +78,7 @@ pub mod error;
 pub mod proto;
 pub mod state;
 
+pub use engine::mse::Encryption;
 pub use engine::selection::FilePriority;
 pub use engine::session::{AddTorrent, Config, FileStatus, Session};
 pub use engine::torrent::{Phase, TorrentStatus};
