@@ -88,6 +88,7 @@ fn phase(s: &TorrentStatus) -> String {
     match &s.phase {
         Phase::Checking => "checking".into(),
         Phase::Downloading => "downloading".into(),
+        Phase::Seeding if !s.is_complete() => "seeding (selected files complete)".into(),
         Phase::Seeding => "seeding".into(),
         Phase::Failed(r) => format!("failed: {r}"),
         Phase::Stalled(r) => format!("stalled: {r} (retrying)"),

@@ -122,9 +122,14 @@ impl TorrentStatus {
         if self.download_rate == 0 {
             return None;
         }
-        Some(Duration::from_secs(
-            (self.total_length - self.bytes_have) / self.download_rate,
-        ))
+        let left = if self.pieces_wanted < self.pieces_total {
+            // Skipped files: about a piece's worth per wanted piece missing.
+            let piece = self.total_length / u64::from(self.pieces_total.max(1));
+            u64::from(self.pieces_wanted - self.pieces_wanted_have.min(self.pieces_wanted)) * piece
+        } else {
+            self.total_length - self.bytes_have
+        };
+        Some(Duration::from_secs(left / self.download_rate))
     }
 }
 

@@ -32,6 +32,8 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
     let mut encryption: Option<Encryption> = None;
     let mut dht = true;
     let mut dht_bootstrap = Vec::new();
+    let mut max_download_rate: Option<u64> = None;
+    let mut max_upload_rate: Option<u64> = None;
     while let Some(arg) = args.next() {
         match arg {
             Arg::Flag(f) => match f.as_str() {
@@ -46,6 +48,12 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
                     )
                 }
                 "--no-dht" => dht = false,
+                "--max-download-rate" => {
+                    max_download_rate = Some(crate::cmd::select::rate(&f, &args.value(&f)?)?)
+                }
+                "--max-upload-rate" => {
+                    max_upload_rate = Some(crate::cmd::select::rate(&f, &args.value(&f)?)?)
+                }
                 "--dht-bootstrap" => {
                     let v = args.value(&f)?;
                     let addr = std::net::ToSocketAddrs::to_socket_addrs(v.as_str())
@@ -92,6 +100,13 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
     config.lsd = lsd;
     config.dht = dht;
     config.dht_bootstrap = dht_bootstrap;
+    // Given limits replace the saved ones (and are saved in turn).
+    if let Some(r) = max_download_rate {
+        config.max_download_rate = r;
+    }
+    if let Some(r) = max_upload_rate {
+        config.max_upload_rate = r;
+    }
     let session = Arc::new(Session::start(config).map_err(|e| CliError::failed(&e))?);
     let restored = session.restore().map_err(|e| CliError::failed(&e))?;
     let stop = install_stop_handler()?;
@@ -221,6 +236,12 @@ fn torrent_json(s: &TorrentStatus) -> Value {
         "seeds": s.seeds,
         "paused": s.paused,
         "save_path": s.save_path.to_string_lossy(),
+        "finished": s.is_finished() && !matches!(s.phase, Phase::Checking),
+        "pieces_wanted": s.pieces_wanted,
+        "pieces_wanted_have": s.pieces_wanted_have,
+        "wanted_length": s.wanted_length,
+        "max_download_rate": if s.max_download_rate == 0 { Value::Null } else { json!(s.max_download_rate) },
+        "max_upload_rate": if s.max_upload_rate == 0 { Value::Null } else { json!(s.max_upload_rate) },
         "tracker": {
             "url": s.tracker.url,
             "last_announce": s.tracker.last_announce,
@@ -256,6 +277,18 @@ impl Daemon {
         let Some(session) = self.session.upgrade() else {
             return Response::error(503, "the daemon is stopping");
         };
+        // File selection and rate limits: cmd/daemon_api.rs.
+        let find = |id: &str| match self.find(&session, id) {
+            Ok(Found::Torrent(ih)) => Ok(ih),
+            Ok(Found::Pending(_)) => Err(Response::error(
+                409,
+                "the torrent's metadata is not here yet",
+            )),
+            Err(e) => Err(e),
+        };
+        if let Some(resp) = crate::cmd::daemon_api::route(&session, r, &find) {
+            return resp;
+        }
         let parts: Vec<&str> = r.path.trim_matches('/').split('/').collect();
         match (r.method.as_str(), parts.as_slice()) {
             ("GET", ["status"]) => self.status(&session),
@@ -387,6 +420,8 @@ impl Daemon {
             "downloaded": st.iter().map(|s| s.downloaded).sum::<u64>(),
             "uploaded": st.iter().map(|s| s.uploaded).sum::<u64>(),
             "peers": st.iter().map(|s| s.peers).sum::<usize>(),
+            "max_download_rate": match session.rate_limits().0 { 0 => Value::Null, r => json!(r) },
+            "max_upload_rate": match session.rate_limits().1 { 0 => Value::Null, r => json!(r) },
         }))
     }
 
@@ -403,11 +438,15 @@ impl Daemon {
             return Response::error(400, "\"dir\" must be an absolute path");
         }
         let paused = v.get("paused").and_then(Value::as_bool).unwrap_or(false);
+        let opts = match crate::cmd::daemon_api::AddOptions::from_body(&v) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
         if let Some(path) = v.get("path").and_then(Value::as_str) {
-            return add_file(session, Path::new(path), dir, paused);
+            return add_file(session, Path::new(path), dir, paused, &opts);
         }
         if let Some(uri) = v.get("magnet").and_then(Value::as_str) {
-            return self.add_magnet(session, uri, dir, paused);
+            return self.add_magnet(session, uri, dir, paused, opts);
         }
         Response::error(400, "give \"path\" (a .torrent file) or \"magnet\"")
     }
@@ -418,6 +457,7 @@ impl Daemon {
         uri: &str,
         dir: PathBuf,
         paused: bool,
+        opts: crate::cmd::daemon_api::AddOptions,
     ) -> Response {
         let m = match Magnet::parse(uri) {
             Ok(m) => m,
@@ -473,7 +513,10 @@ impl Daemon {
                                 .collect();
                             let mut a = AddTorrent::new(mi, dir).peers(peers);
                             a.paused = paused;
-                            session.add(a).map(|_| ()).map_err(|e| e.to_string())
+                            match opts.apply(&mut a) {
+                                Ok(()) => session.add(a).map(|_| ()).map_err(|e| e.to_string()),
+                                Err(e) => Err(e),
+                            }
                         }
                     },
                 };
@@ -500,7 +543,13 @@ impl Daemon {
     }
 }
 
-fn add_file(session: &Session, path: &Path, dir: PathBuf, paused: bool) -> Response {
+fn add_file(
+    session: &Session,
+    path: &Path,
+    dir: PathBuf,
+    paused: bool,
+    opts: &crate::cmd::daemon_api::AddOptions,
+) -> Response {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => return Response::error(400, format!("{}: {e}", path.display())),
@@ -516,6 +565,9 @@ fn add_file(session: &Session, path: &Path, dir: PathBuf, paused: bool) -> Respo
     let name = mi.info.name.clone();
     let mut a = AddTorrent::new(mi, dir);
     a.paused = paused;
+    if let Err(e) = opts.apply(&mut a) {
+        return Response::error(400, e);
+    }
     a.torrent_bytes = Some(bytes);
     match session.add(a) {
         Ok(ih) => Response {

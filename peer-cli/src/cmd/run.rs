@@ -40,6 +40,12 @@ pub struct RunOptions {
     pub dht_bootstrap: Vec<SocketAddr>,
     /// Message Stream Encryption policy (`--encryption prefer|require|off`).
     pub encryption: Encryption,
+    /// `--only`, `--skip`, `--files`: which files of each torrent to fetch.
+    pub selection: crate::cmd::select::Selection,
+    /// `--max-download-rate`: the session's download limit (bytes/s).
+    pub max_download_rate: u64,
+    /// `--max-upload-rate`: the session's upload limit (bytes/s).
+    pub max_upload_rate: u64,
 }
 
 /// Parse `peer FILE.torrent... [flags]`.
@@ -56,6 +62,9 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
         dht: true,
         dht_bootstrap: Vec::new(),
         encryption: Encryption::Prefer,
+        selection: Default::default(),
+        max_download_rate: 0,
+        max_upload_rate: 0,
     };
     while let Some(arg) = args.next() {
         match arg {
@@ -82,6 +91,15 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
                         .map_err(|e| CliError::Usage(format!("--encryption: {e}")))?
                 }
                 "--no-dht" => o.dht = false,
+                "--max-download-rate" => {
+                    o.max_download_rate = crate::cmd::select::rate(&f, &args.value(&f)?)?
+                }
+                "--max-upload-rate" => {
+                    o.max_upload_rate = crate::cmd::select::rate(&f, &args.value(&f)?)?
+                }
+                "--only" | "--skip" | "--files" => {
+                    o.selection.take(&f, || args.value(&f))?;
+                }
                 "--dht-bootstrap" => {
                     let v = args.value(&f)?;
                     let addr = v
@@ -101,6 +119,7 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
     if o.torrents.is_empty() && !o.open_tracker {
         return Err(CliError::Usage("no torrent given".into()));
     }
+    o.selection.validate()?;
     Ok(o)
 }
 
@@ -131,6 +150,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
     config.encryption = o.encryption;
     config.dht = o.dht;
     config.dht_bootstrap = o.dht_bootstrap.clone();
+    config.max_download_rate = o.max_download_rate;
+    config.max_upload_rate = o.max_upload_rate;
     let session = Session::start(config).map_err(|e| CliError::failed(&e))?;
     if o.open_tracker {
         eprintln!(
@@ -145,7 +166,14 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let mut hashes: Vec<InfoHash> = session.restore().map_err(|e| CliError::failed(&e))?;
     for (mi, bytes) in metas {
         let ih = mi.info_hash;
+        let priorities = o.selection.priorities(&mi.info)?;
         if session.status(&ih).is_some() {
+            // Restored: a selection given now replaces the saved one.
+            if let Some(p) = priorities {
+                session
+                    .set_file_priorities(&ih, p)
+                    .map_err(|e| CliError::failed(&e))?;
+            }
             if !o.peers.is_empty() {
                 let _ = session.add_peers(&ih, o.peers.clone());
             }
@@ -156,6 +184,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         }
         let mut add = AddTorrent::new(mi, &o.dir).peers(o.peers.clone());
         add.torrent_bytes = Some(bytes);
+        add.file_priorities = priorities;
         let ih = session.add(add).map_err(|e| CliError::failed(&e))?;
         hashes.push(ih);
     }
@@ -207,12 +236,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 .filter_map(|p| p.to_socket_addrs().ok()?.next()),
         );
         let ih = mi.info_hash;
+        let priorities = o.selection.priorities(&mi.info)?;
         if session.status(&ih).is_some() {
             let _ = session.add_peers(&ih, peers);
         } else {
-            session
-                .add(AddTorrent::new(mi, &o.dir).peers(peers))
-                .map_err(|e| CliError::failed(&e))?;
+            let mut add = AddTorrent::new(mi, &o.dir).peers(peers);
+            add.file_priorities = priorities;
+            session.add(add).map_err(|e| CliError::failed(&e))?;
         }
         if !hashes.contains(&ih) {
             hashes.push(ih);
