@@ -14,11 +14,15 @@ usage:
   peer FILE.torrent|MAGNET... [--dir DIR] [--port N] [--peer IP:PORT]... [--once] [--open-tracker]
                       [--state DIR] [--no-lsd] [--no-dht] [--dht-bootstrap HOST:PORT]...
                       [--encryption prefer|require|off]
+                      [--only PATTERN]... [--skip PATTERN]... [--files LIST]
+                      [--max-download-rate RATE] [--max-upload-rate RATE]
   peer --open-tracker [--port N]        (a tracker for any torrent, nothing else)
   peer daemon [--state DIR] [--port N] [--no-lsd] [--no-dht] [--dht-bootstrap HOST:PORT]...
-              [--encryption prefer|require|off]
+              [--encryption prefer|require|off] [--max-download-rate RATE] [--max-upload-rate RATE]
                       (runs every torrent of the state dir; serves the control API)
   peer add FILE.torrent|MAGNET... [--dir DIR] [--paused] [--state DIR]
+           [--only PATTERN]... [--skip PATTERN]... [--files LIST]
+           [--max-download-rate RATE] [--max-upload-rate RATE]
   peer list [--json] [--state DIR]
   peer status [--json] [--state DIR]
   peer pause|resume ID [--state DIR]

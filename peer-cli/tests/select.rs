@@ -229,17 +229,22 @@ fn daemon_selects_files_and_limits_rates_through_the_api() {
     );
 
     let down = tmp.subdir("down");
-    let (code, v) = call(
-        "POST",
-        "/torrents",
-        Some(json!({
-            "path": torrent.to_string_lossy(),
-            "dir": down.to_string_lossy(),
-            "skip": ["*.bin"],
-            "max_upload_rate": "512K",
-        })),
-    );
-    assert_eq!(code, 201, "{v}");
+    // `peer add` sends the selection and the limit as keys of POST /torrents.
+    let out = run_peer(&[
+        std::ffi::OsStr::new("add"),
+        torrent.as_os_str(),
+        std::ffi::OsStr::new("--dir"),
+        down.as_os_str(),
+        std::ffi::OsStr::new("--skip"),
+        std::ffi::OsStr::new("*.bin"),
+        std::ffi::OsStr::new("--max-upload-rate"),
+        std::ffi::OsStr::new("512K"),
+        std::ffi::OsStr::new("--json"),
+        std::ffi::OsStr::new("--state"),
+        state.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = v["id"].as_str().unwrap().to_string();
     // The seeder's embedded tracker tells the daemon where it is.
     let ok = wait_until(LONG_WAIT, || {

@@ -17,6 +17,9 @@ struct Parsed {
     delete_data: bool,
     dir: Option<PathBuf>,
     paused: bool,
+    /// `peer add`: `--only`, `--skip`, `--files`, `--max-*-rate` as the
+    /// keys of `POST /torrents`.
+    add_options: serde_json::Map<String, Value>,
 }
 
 fn parse(mut args: Args, allowed: &[&str]) -> Result<Parsed, CliError> {
@@ -28,6 +31,7 @@ fn parse(mut args: Args, allowed: &[&str]) -> Result<Parsed, CliError> {
         delete_data: false,
         dir: None,
         paused: false,
+        add_options: serde_json::Map::new(),
     };
     while let Some(arg) = args.next() {
         match arg {
@@ -37,6 +41,27 @@ fn parse(mut args: Args, allowed: &[&str]) -> Result<Parsed, CliError> {
                 "--delete-data" => p.delete_data = true,
                 "--paused" => p.paused = true,
                 "--dir" | "-d" => p.dir = Some(PathBuf::from(args.value(&f)?)),
+                "--only" | "--skip" => {
+                    let key = f.trim_start_matches('-').to_string();
+                    let v = args.value(&f)?;
+                    let list = p.add_options.entry(key).or_insert_with(|| json!([]));
+                    if let Some(l) = list.as_array_mut() {
+                        l.push(json!(v));
+                    }
+                }
+                "--files" => {
+                    let v = args.value(&f)?;
+                    let joined = match p.add_options.get("files").and_then(Value::as_str) {
+                        Some(old) => format!("{old},{v}"),
+                        None => v,
+                    };
+                    p.add_options.insert("files".into(), json!(joined));
+                }
+                "--max-download-rate" | "--max-upload-rate" => {
+                    let r = crate::cmd::select::rate(&f, &args.value(&f)?)?;
+                    let key = f.trim_start_matches('-').replace('-', "_");
+                    p.add_options.insert(key, json!(r));
+                }
                 _ => return Err(CliError::Usage(format!("unknown flag {f}"))),
             },
             Arg::Flag(f) => return Err(CliError::Usage(format!("unknown flag {f}"))),
@@ -75,9 +100,23 @@ fn absolute(p: PathBuf) -> Result<PathBuf, CliError> {
     std::path::absolute(&p).map_err(|e| CliError::Failed(format!("{}: {e}", p.display())))
 }
 
-/// `peer add FILE.torrent|MAGNET... [--dir DIR] [--paused]`
+/// `peer add FILE.torrent|MAGNET... [--dir DIR] [--paused] [--only PATTERN]...
+/// [--skip PATTERN]... [--files LIST] [--max-download-rate R] [--max-upload-rate R]`
 pub fn add(args: Args) -> Result<(), CliError> {
-    let p = parse(args, &["--dir", "-d", "--paused", "--json"])?;
+    let p = parse(
+        args,
+        &[
+            "--dir",
+            "-d",
+            "--paused",
+            "--json",
+            "--only",
+            "--skip",
+            "--files",
+            "--max-download-rate",
+            "--max-upload-rate",
+        ],
+    )?;
     if p.positionals.is_empty() {
         return Err(CliError::Usage(
             "peer add needs a .torrent file or a magnet link".into(),
@@ -86,6 +125,9 @@ pub fn add(args: Args) -> Result<(), CliError> {
     let dir = absolute(p.dir.clone().unwrap_or_else(|| PathBuf::from(".")))?;
     for t in &p.positionals {
         let mut body = json!({"dir": dir.to_string_lossy(), "paused": p.paused});
+        for (k, v) in &p.add_options {
+            body[k] = v.clone();
+        }
         if t.starts_with("magnet:") {
             body["magnet"] = json!(t);
         } else {
