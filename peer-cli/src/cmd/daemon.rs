@@ -262,6 +262,8 @@ fn pending_json(ih: &InfoHash, p: &Pending) -> Value {
         "downloaded": 0, "uploaded": 0, "download_rate": 0, "upload_rate": 0,
         "peers": 0, "seeds": 0, "paused": false,
         "save_path": p.dir.to_string_lossy(),
+        "finished": false, "pieces_wanted": 0, "pieces_wanted_have": 0, "wanted_length": 0,
+        "max_download_rate": Value::Null, "max_upload_rate": Value::Null,
         "tracker": Value::Null,
     })
 }
