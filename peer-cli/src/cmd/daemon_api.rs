@@ -23,6 +23,20 @@ pub fn route(
     find: &dyn Fn(&str) -> Result<InfoHash, Response>,
 ) -> Option<Response> {
     let parts: Vec<&str> = r.path.trim_matches('/').split('/').collect();
+    // A magnet link still fetching its metadata has no files yet.
+    let find = |id: &str| -> Result<InfoHash, Response> {
+        let ih = find(id)?;
+        if session
+            .status(&ih)
+            .is_some_and(|s| s.phase == bittorrent_core::Phase::Metadata)
+        {
+            return Err(Response::error(
+                409,
+                "the torrent's metadata is not here yet",
+            ));
+        }
+        Ok(ih)
+    };
     let resp = match (r.method.as_str(), parts.as_slice()) {
         ("GET", ["limits"]) => limits_json(session),
         ("POST", ["limits"]) => set_session_limits(session, r),
@@ -282,13 +296,18 @@ impl AddOptions {
         Ok(o)
     }
 
-    /// Put the options into an `AddTorrent` (its metainfo decides what the
-    /// patterns select). The error is a one-line reason.
+    /// Put the options into an `AddTorrent` (its metainfo, or a magnet
+    /// link's once fetched, decides what the patterns select). The error
+    /// is a one-line reason.
     pub fn apply(&self, add: &mut AddTorrent) -> Result<(), String> {
-        add.file_priorities = self
-            .selection
-            .priorities(&add.metainfo.info)
-            .map_err(cli_text)?;
+        match &add.source {
+            // Resolved now, so a selection that does not fit is a 400.
+            bittorrent_core::TorrentSource::Metainfo(mi) => {
+                add.file_priorities = self.selection.priorities(&mi.info).map_err(cli_text)?;
+            }
+            // Resolved when the metadata arrives.
+            _ => add.file_selector = self.selection.selector().map_err(cli_text)?,
+        }
         add.max_download_rate = self.max_download_rate;
         add.max_upload_rate = self.max_upload_rate;
         Ok(())

@@ -85,6 +85,26 @@ impl Selection {
     }
 }
 
+impl Selection {
+    /// The selection as the library takes it (for a magnet link, applied
+    /// when its metadata arrives); `None` when no flag was given.
+    pub fn selector(&self) -> Result<Option<selection::Selector>, CliError> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let globs = |ps: &[String]| -> Result<Vec<Glob>, CliError> {
+            ps.iter()
+                .map(|p| Glob::new(p).map_err(|e| CliError::Usage(e.to_string())))
+                .collect()
+        };
+        Ok(Some(selection::Selector {
+            files: self.files.clone(),
+            only: globs(&self.only)?,
+            skip: globs(&self.skip)?,
+        }))
+    }
+}
+
 /// Read a `--max-download-rate` / `--max-upload-rate` value.
 pub fn rate(flag: &str, value: &str) -> Result<u64, CliError> {
     parse_rate(value).map_err(|e| CliError::Usage(format!("{flag}: {e}")))
