@@ -177,3 +177,33 @@ fn a_partial_seed_uploads_shared_pieces_from_its_part_file() {
     c.shutdown();
     b.shutdown();
 }
+
+#[test]
+fn a_magnet_link_applies_its_selector_when_the_metadata_arrives() {
+    let files = files();
+    let (mi, seed_dir) = multi_file_torrent("mag", &files, 32 * 1024);
+    let seeder = session();
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(30));
+    let magnet = bittorrent_core::Magnet::parse(&mi.magnet_link()).unwrap();
+    let dir = temp_dir("mag-leech");
+    let leecher = session();
+    let mut add = AddTorrent::magnet(magnet, &dir).peers(vec![seeder.local_addr_v4()]);
+    add.file_selector = Some(selection::Selector {
+        files: Some("2".into()),
+        only: vec![],
+        skip: vec![],
+    });
+    add.max_download_rate = 8 << 20;
+    leecher.add(add).unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert!(st.is_finished() && !st.is_complete(), "{st:?}");
+    assert_eq!(st.max_download_rate, 8 << 20);
+    assert_eq!(std::fs::read(dir.join("mag/c.bin")).unwrap(), files[2].1);
+    for skipped in ["a.bin", "sub/b.bin", "sub/d.bin"] {
+        assert!(!dir.join("mag").join(skipped).exists(), "{skipped}");
+    }
+    leecher.shutdown();
+    seeder.shutdown();
+}
