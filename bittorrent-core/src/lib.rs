@@ -86,7 +86,7 @@ pub use engine::mse::Encryption;
 pub use engine::peer::PeerLimits;
 pub use engine::selection::FilePriority;
 pub use engine::session::{AddTorrent, FileStatus, Session, TorrentSource};
-pub use engine::status::{Phase, TorrentStatus, TrackerStatus};
+pub use engine::status::{Phase, SeedGoal, TorrentStatus, TrackerStatus};
 pub use engine::storage::StorageError;
 pub use error::{Error, Result};
 pub use proto::magnet::Magnet;

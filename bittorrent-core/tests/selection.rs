@@ -64,7 +64,7 @@ fn skipped_files_stay_absent_then_complete_from_the_part_file_and_the_network() 
 
     let root = leech_dir.join("sel");
     let st = leecher.status(&mi.info_hash).unwrap();
-    assert!(st.is_finished() && !st.is_complete(), "{st:?}");
+    assert!(st.is_selection_complete() && !st.is_complete(), "{st:?}");
     // Pieces 0-3 (a), 7-11 (c and the shared ones); never 4-6 or 12-13.
     assert_eq!(st.pieces_wanted, 9);
     assert_eq!(st.pieces_wanted_have, 9);
@@ -198,7 +198,7 @@ fn a_magnet_link_applies_its_selector_when_the_metadata_arrives() {
     leecher.add(add).unwrap();
     wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
     let st = leecher.status(&mi.info_hash).unwrap();
-    assert!(st.is_finished() && !st.is_complete(), "{st:?}");
+    assert!(st.is_selection_complete() && !st.is_complete(), "{st:?}");
     assert_eq!(st.max_download_rate, 8 << 20);
     assert_eq!(std::fs::read(dir.join("mag/c.bin")).unwrap(), files[2].1);
     for skipped in ["a.bin", "sub/b.bin", "sub/d.bin"] {

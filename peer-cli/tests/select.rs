@@ -249,7 +249,7 @@ fn daemon_selects_files_and_limits_rates_through_the_api() {
     // The seeder's embedded tracker tells the daemon where it is.
     let ok = wait_until(LONG_WAIT, || {
         let st = call("GET", &format!("/torrents/{id}"), None).1;
-        st["finished"] == json!(true) && st["state"] == "seeding"
+        st["selection_complete"] == json!(true) && st["state"] == "seeding"
     });
     let st = call("GET", &format!("/torrents/{id}"), None).1;
     assert!(ok, "not finished: {st}\n{}", daemon.output());

@@ -61,6 +61,15 @@ pub struct Config {
     /// Session-wide upload limit in bytes per second (piece data sent;
     /// default 0: unlimited).
     pub max_upload_rate: u64,
+    /// Default seeding goal, ratio: a complete torrent stops seeding once it
+    /// has uploaded this many times its size (see
+    /// [`SeedGoal`](crate::SeedGoal); `None`, the default: no limit).
+    /// [`AddTorrent::seed_ratio`](crate::AddTorrent::seed_ratio) overrides it.
+    pub seed_ratio: Option<f64>,
+    /// Default seeding goal, time: a complete torrent stops seeding after
+    /// seeding this long (`None`: no limit).
+    /// [`AddTorrent::seed_time`](crate::AddTorrent::seed_time) overrides it.
+    pub seed_time: Option<Duration>,
 }
 
 impl Default for Config {
@@ -89,6 +98,8 @@ impl Default for Config {
             encryption: Encryption::Prefer,
             max_download_rate: 0,
             max_upload_rate: 0,
+            seed_ratio: None,
+            seed_time: None,
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::engine::mse::Encryption;
 use crate::engine::rate_limit::RatePair;
 use crate::engine::selection::{self, FilePriority, Selector};
 use crate::engine::shared::{Command, MagnetShared, Shared, TorrentShared};
-use crate::engine::status::TorrentStatus;
+use crate::engine::status::{SeedGoal, TorrentStatus};
 use crate::engine::storage::Storage;
 use crate::engine::torrent;
 use crate::error::{Error, Result};
@@ -91,6 +91,12 @@ pub struct AddTorrent {
     pub max_download_rate: u64,
     /// The torrent's own upload limit, bytes per second (0: none).
     pub max_upload_rate: u64,
+    /// This torrent's seeding goal, ratio (`None`: the session's
+    /// [`Config::seed_ratio`]).
+    pub seed_ratio: Option<f64>,
+    /// This torrent's seeding goal, time (`None`: the session's
+    /// [`Config::seed_time`]).
+    pub seed_time: Option<Duration>,
 }
 
 impl AddTorrent {
@@ -113,6 +119,8 @@ impl AddTorrent {
             file_selector: None,
             max_download_rate: 0,
             max_upload_rate: 0,
+            seed_ratio: None,
+            seed_time: None,
         }
     }
     /// Peers to dial at once.
@@ -624,6 +632,10 @@ impl Inner {
             add.paused,
             priorities,
             Arc::new(RatePair::new(add.max_download_rate, add.max_upload_rate)),
+            SeedGoal {
+                ratio: add.seed_ratio.or(self.shared.config.seed_ratio),
+                time: add.seed_time.or(self.shared.config.seed_time),
+            },
         )
         .map_err(|e| Error::io("start torrent thread", e))?;
         {
@@ -713,8 +725,9 @@ impl Inner {
             add.max_download_rate,
             add.max_upload_rate,
         );
+        let goal = (add.seed_ratio, add.seed_time);
         let on_resolved: metadata::OnResolved =
-            Box::new(move |mi, peers| resolved(&weak, mi, dir, paused, peers, later));
+            Box::new(move |mi, peers| resolved(&weak, mi, dir, paused, goal, peers, later));
         match metadata::spawn(self.shared.clone(), me, found_rx, Vec::new(), on_resolved) {
             Ok(h) => self.threads.lock().magnets.push((ih, h)),
             Err(e) => {
@@ -927,6 +940,7 @@ fn resolved(
     mi: Metainfo,
     dir: PathBuf,
     paused: bool,
+    (seed_ratio, seed_time): (Option<f64>, Option<Duration>),
     peers: Vec<SocketAddr>,
     later: (Option<Selector>, u64, u64),
 ) {
@@ -944,6 +958,7 @@ fn resolved(
         add.max_download_rate,
         add.max_upload_rate,
     ) = later;
+    (add.seed_ratio, add.seed_time) = (seed_ratio, seed_time);
     match inner.add_torrent(add, false) {
         Ok(_) => {
             inner.shared.magnets.write().remove(&ih);

@@ -21,6 +21,37 @@ pub enum Phase {
     /// Stopped by a condition that may clear by itself (the disk is full);
     /// retried every few seconds, then downloading goes on.
     Stalled(String),
+    /// Complete and done seeding: the seeding goal ([`SeedGoal`]) was
+    /// reached, so the torrent closed its connections and accepts none. It
+    /// stays in the session; `Session::resume` seeds it again (with no goal).
+    Finished,
+}
+
+/// When a complete torrent stops seeding (and becomes [`Phase::Finished`]):
+/// as soon as either limit is reached. Both `None` (the default): never.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SeedGoal {
+    /// Stop once the torrent has uploaded this many times its size (in
+    /// this run: the counters start at zero when the torrent starts).
+    pub ratio: Option<f64>,
+    /// Stop after seeding this long (time spent complete and not paused,
+    /// in this run).
+    pub time: Option<Duration>,
+}
+
+impl SeedGoal {
+    /// Whether a limit is set.
+    pub fn is_set(&self) -> bool {
+        self.ratio.is_some() || self.time.is_some()
+    }
+
+    /// Whether `uploaded` bytes of a `total`-byte torrent, after `seeded`
+    /// of seeding, reach the goal.
+    pub fn reached(&self, uploaded: u64, total: u64, seeded: Duration) -> bool {
+        self.ratio
+            .is_some_and(|r| uploaded as f64 >= r * total as f64)
+            || self.time.is_some_and(|t| seeded >= t)
+    }
 }
 
 /// A snapshot of one torrent's state (cheap to copy; never waits on the
@@ -73,7 +104,7 @@ pub struct TorrentStatus {
     /// skipped).
     pub pieces_wanted: u32,
     /// Of those, the pieces verified. When it reaches `pieces_wanted` the
-    /// torrent is finished (phase `Seeding`) even if other files are not
+    /// torrent counts as finished downloading (phase `Seeding`) even if other files are not
     /// here.
     pub pieces_wanted_have: u32,
     /// Bytes of the wanted files.
@@ -82,6 +113,11 @@ pub struct TorrentStatus {
     pub max_download_rate: u64,
     /// The torrent's own upload limit, bytes per second (0: none).
     pub max_upload_rate: u64,
+    /// Time spent seeding (complete, not paused) in this run.
+    pub seeding_time: Duration,
+    /// The seeding goal in force (none once `Session::resume` restarted a
+    /// finished torrent).
+    pub seed_goal: SeedGoal,
 }
 
 impl TorrentStatus {
@@ -119,6 +155,8 @@ impl TorrentStatus {
             wanted_length: 0,
             max_download_rate: 0,
             max_upload_rate: 0,
+            seeding_time: Duration::ZERO,
+            seed_goal: SeedGoal::default(),
         }
     }
 
@@ -128,12 +166,12 @@ impl TorrentStatus {
     }
     /// Whether every wanted file is complete (every piece, when no file
     /// is skipped).
-    pub fn is_finished(&self) -> bool {
+    pub fn is_selection_complete(&self) -> bool {
         self.phase != Phase::Metadata && self.pieces_wanted_have >= self.pieces_wanted
     }
     /// Estimated seconds to completion at the current rate.
     pub fn eta(&self) -> Option<Duration> {
-        if self.is_complete() || self.is_finished() {
+        if self.is_complete() || self.is_selection_complete() {
             return Some(Duration::ZERO);
         }
         if self.phase == Phase::Metadata {

@@ -271,7 +271,7 @@ impl AddOptions {
         };
         o.selection.only = patterns("only")?;
         o.selection.skip = patterns("skip")?;
-        o.selection.files = match v.get("files") {
+        o.selection.file_lists = match v.get("files") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(Value::Array(a)) => {
@@ -287,7 +287,9 @@ impl AddOptions {
                 Some(l.join(","))
             }
             Some(x) => return Err(Response::error(400, format!("files: {x}"))),
-        };
+        }
+        .into_iter()
+        .collect();
         o.selection
             .validate()
             .map_err(|e| Response::error(400, cli_text(e)))?;

@@ -10,43 +10,47 @@ use bittorrent_core::engine::selection::{self, Glob};
 use bittorrent_core::proto::metainfo::Info;
 use bittorrent_core::FilePriority;
 
-/// `--only`, `--skip` and `--files` as given.
-#[derive(Debug, Clone, Default)]
+/// `--only`, `--skip` and `--files` as given (flattened into `peer FILE`
+/// and `peer add`).
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct Selection {
-    /// `--only PATTERN` (repeatable).
+    /// Download only the files matching this glob (repeatable; see README "Choosing files")
+    #[arg(long, value_name = "PATTERN")]
     pub only: Vec<String>,
-    /// `--skip PATTERN` (repeatable).
+    /// Leave out the files matching this glob (repeatable)
+    #[arg(long, value_name = "PATTERN")]
     pub skip: Vec<String>,
-    /// `--files LIST` (`0,3-5`; repeatable, joined).
-    pub files: Option<String>,
+    /// Download the files with these indices, as `peer info` lists them (e.g. 0,3-5)
+    #[arg(long = "files", value_name = "LIST")]
+    pub file_lists: Vec<String>,
+}
+
+/// `--max-download-rate` / `--max-upload-rate` (flattened into the session
+/// flags and into `peer add`, where they are the torrent's own limits).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Rates {
+    /// Download limit in bytes/s, with K/M/G (binary) allowed: 500K, 2M; 0 = none
+    #[arg(long, value_name = "RATE", value_parser = rate_arg)]
+    pub max_download_rate: Option<u64>,
+    /// Upload limit in bytes/s (piece data), as for --max-download-rate
+    #[arg(long, value_name = "RATE", value_parser = rate_arg)]
+    pub max_upload_rate: Option<u64>,
+}
+
+fn rate_arg(s: &str) -> Result<u64, String> {
+    parse_rate(s).map_err(|e| e.to_string())
 }
 
 impl Selection {
-    /// Take `flag` and its value if it is one of ours; `Ok(false)` if not.
-    pub fn take(
-        &mut self,
-        flag: &str,
-        value: impl FnOnce() -> Result<String, CliError>,
-    ) -> Result<bool, CliError> {
-        match flag {
-            "--only" => self.only.push(value()?),
-            "--skip" => self.skip.push(value()?),
-            "--files" => {
-                let v = value()?;
-                self.files = Some(match self.files.take() {
-                    Some(old) => format!("{old},{v}"),
-                    None => v,
-                });
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
+    /// The `--files` lists joined (`None` if not given).
+    pub fn files(&self) -> Option<String> {
+        (!self.file_lists.is_empty()).then(|| self.file_lists.join(","))
     }
 
     /// Whether no selection flag was given (every file is wanted, or the
     /// saved selection applies).
     pub fn is_empty(&self) -> bool {
-        self.only.is_empty() && self.skip.is_empty() && self.files.is_none()
+        self.only.is_empty() && self.skip.is_empty() && self.file_lists.is_empty()
     }
 
     /// Check the patterns (before anything starts).
@@ -67,7 +71,7 @@ impl Selection {
                 .map(|p| Glob::new(p).map_err(|e| CliError::Usage(e.to_string())))
                 .collect()
         };
-        let files = match &self.files {
+        let files = match &self.files() {
             Some(l) => Some(
                 selection::parse_indices(l, info.files.len())
                     .map_err(|e| CliError::Usage(format!("--files: {e}")))?,
@@ -98,16 +102,11 @@ impl Selection {
                 .collect()
         };
         Ok(Some(selection::Selector {
-            files: self.files.clone(),
+            files: self.files(),
             only: globs(&self.only)?,
             skip: globs(&self.skip)?,
         }))
     }
-}
-
-/// Read a `--max-download-rate` / `--max-upload-rate` value.
-pub fn rate(flag: &str, value: &str) -> Result<u64, CliError> {
-    parse_rate(value).map_err(|e| CliError::Usage(format!("{flag}: {e}")))
 }
 
 #[cfg(test)]
@@ -115,22 +114,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn takes_its_flags_only() {
+    fn flags_to_selection_and_rates() {
         let mut s = Selection::default();
         assert!(s.is_empty());
-        assert!(s.take("--only", || Ok("*.txt".into())).unwrap());
-        assert!(s.take("--files", || Ok("0".into())).unwrap());
-        assert!(s.take("--files", || Ok("2-3".into())).unwrap());
-        assert!(!s.take("--dir", || Ok("x".into())).unwrap());
-        assert_eq!(s.files.as_deref(), Some("0,2-3"));
+        s.only.push("*.txt".into());
+        s.file_lists = vec!["0".into(), "2-3".into()];
+        assert_eq!(s.files().as_deref(), Some("0,2-3"));
         assert!(!s.is_empty());
         assert!(s.validate().is_ok());
+        assert_eq!(
+            s.selector().unwrap().unwrap().files.as_deref(),
+            Some("0,2-3")
+        );
         s.skip.push("[bad".into());
         assert!(matches!(s.validate(), Err(CliError::Usage(_))));
-        assert_eq!(rate("--max-upload-rate", "500K").unwrap(), 500 * 1024);
-        assert!(matches!(
-            rate("--max-upload-rate", "fast"),
-            Err(CliError::Usage(_))
-        ));
+        assert!(rate_arg("2M").is_ok() && rate_arg("x").is_err());
     }
 }
