@@ -13,7 +13,7 @@ use super::krpc::{self, Body, CompactNode, Message, Query, Response, ERROR_PROTO
 use super::routing::{Contact, NodeId, RoutingTable, K};
 use super::token::Tokens;
 use crate::proto::metainfo::InfoHash;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -104,10 +104,31 @@ impl Dht {
     pub fn start(cfg: DhtConfig) -> io::Result<Dht> {
         let socket = UdpSocket::bind(cfg.bind)?;
         socket.set_read_timeout(Some(TICK))?;
+        Dht::spawn(socket, None, cfg)
+    }
+
+    /// Start the `dht` thread on a socket shared with other protocols
+    /// (`cfg.bind` is ignored): it sends through `socket` (a clone of the
+    /// shared one) and receives the KRPC datagrams another thread reads from
+    /// it on `inbound` (see [`crate::discovery::udp`]).
+    pub fn start_shared(
+        cfg: DhtConfig,
+        socket: UdpSocket,
+        inbound: Receiver<(Vec<u8>, SocketAddr)>,
+    ) -> io::Result<Dht> {
+        Dht::spawn(socket, Some(inbound), cfg)
+    }
+
+    fn spawn(
+        socket: UdpSocket,
+        inbound: Option<Receiver<(Vec<u8>, SocketAddr)>>,
+        cfg: DhtConfig,
+    ) -> io::Result<Dht> {
         let local_addr = socket.local_addr()?;
         let id = cfg.id.unwrap_or_else(NodeId::random);
         let (tx, rx) = crossbeam_channel::bounded(1024);
-        let node = Node::new(socket, id, cfg);
+        let mut node = Node::new(socket, id, cfg);
+        node.inbound = inbound;
         let thread = std::thread::Builder::new()
             .name("dht".into())
             .spawn(move || node.run(rx))?;
@@ -335,6 +356,9 @@ impl Lookup {
 
 struct Node {
     socket: UdpSocket,
+    /// Datagrams read by the session's `udp` thread when the socket is
+    /// shared; `None`: this thread reads `socket` itself.
+    inbound: Option<Receiver<(Vec<u8>, SocketAddr)>>,
     id: NodeId,
     cfg: DhtConfig,
     table: RoutingTable,
@@ -359,6 +383,7 @@ impl Node {
         let now = Instant::now();
         Node {
             socket,
+            inbound: None,
             id,
             table: RoutingTable::new(id),
             tokens: Tokens::new(now),
@@ -391,22 +416,32 @@ impl Node {
                     Err(TryRecvError::Empty) => break,
                 }
             }
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    // A datagram filling the buffer was probably truncated.
-                    if n < buf.len() {
-                        self.packet(&buf[..n], from, Instant::now());
-                    }
+            let shared = self.inbound.as_ref().map(|i| i.recv_timeout(TICK));
+            if let Some(got) = shared {
+                match got {
+                    Ok((p, from)) => self.packet(&p, from, Instant::now()),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    // The reader stopped (session shutting down): wait for Stop.
+                    Err(RecvTimeoutError::Disconnected) => std::thread::sleep(TICK),
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => {
-                    // E.g. ICMP port unreachable reported on some systems.
-                    log::debug!("dht recv: {e}");
-                    std::thread::sleep(Duration::from_millis(5));
+            } else {
+                match self.socket.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        // A datagram filling the buffer was probably truncated.
+                        if n < buf.len() {
+                            self.packet(&buf[..n], from, Instant::now());
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(e) => {
+                        // E.g. ICMP port unreachable reported on some systems.
+                        log::debug!("dht recv: {e}");
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
                 }
             }
             let now = Instant::now();
@@ -519,10 +554,15 @@ impl Node {
             self.finish(l, now);
             return;
         }
-        for (id, addr) in self.table.closest(&target, K * 2, now) {
+        let known = self.table.closest(&target, K * 2, now);
+        // A young table (the bootstrap has not answered yet): ask the
+        // bootstrap nodes too, so a lookup right after start still works.
+        let young = known.len() < K;
+        for (id, addr) in known {
             l.add_candidate(&self.id, Some(id), addr);
         }
-        for addr in seeds {
+        let bootstrap = if young { &self.cfg.bootstrap[..] } else { &[] };
+        for addr in seeds.iter().chain(bootstrap.iter().take(K)) {
             l.add_candidate(&self.id, None, *addr);
         }
         let key = self.next_lookup;

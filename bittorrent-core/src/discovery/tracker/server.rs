@@ -534,7 +534,10 @@ impl TrackerServer {
         }
         h.update(&window.to_be_bytes());
         let d = h.digest().bytes();
-        u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+        // The UDP socket is shared with the DHT: an id we issue never begins
+        // with `d` (a KRPC dictionary) nor like a uTP header.
+        let first = crate::discovery::udp::tracker_first_byte(d[0]);
+        u64::from_be_bytes([first, d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
     }
 
     fn window(&self, now: Instant) -> u64 {
