@@ -40,6 +40,14 @@ pub enum Error {
         /// What went wrong.
         source: StorageError,
     },
+    /// A file selection does not fit the torrent (a wrong number of
+    /// priorities, an index past the last file, nothing left to download).
+    Selection {
+        /// The torrent's name.
+        name: String,
+        /// What is wrong.
+        source: crate::engine::selection::SelectionError,
+    },
     /// The session is shutting down (or the torrent's thread has ended).
     Stopped,
 }
@@ -64,6 +72,7 @@ impl fmt::Display for Error {
             Error::UnknownTorrent(ih) => write!(f, "no torrent {ih} in the session"),
             Error::NoMetadata(ih) => write!(f, "torrent {ih} has no metadata yet"),
             Error::Storage { name, source } => write!(f, "{name}: {source}"),
+            Error::Selection { name, source } => write!(f, "{name}: {source}"),
             Error::Stopped => f.write_str("the session is stopping"),
         }
     }
@@ -76,6 +85,7 @@ impl std::error::Error for Error {
             Error::Magnet(e) => Some(e),
             Error::Io { source, .. } => Some(source),
             Error::Storage { source, .. } => Some(source),
+            Error::Selection { source, .. } => Some(source),
             Error::AlreadyAdded(_)
             | Error::UnknownTorrent(_)
             | Error::NoMetadata(_)

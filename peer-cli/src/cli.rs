@@ -112,9 +112,12 @@ pub struct RunArgs {
     /// Dial this peer (repeatable)
     #[arg(long = "peer", value_name = "IP:PORT", value_parser = socket_addr)]
     pub peers: Vec<SocketAddr>,
-    /// Exit (status 0) as soon as every torrent is complete
+    /// Exit (status 0) as soon as every torrent is complete (its selected files)
     #[arg(long)]
     pub once: bool,
+    /// Which files to download (cmd/select.rs)
+    #[command(flatten)]
+    pub select: crate::cmd::select::Selection,
     /// Session options
     #[command(flatten)]
     pub session: SessionArgs,
@@ -151,6 +154,9 @@ pub struct SessionArgs {
     /// Stop seeding a torrent after seeding this many minutes
     #[arg(long, value_name = "MINUTES", value_parser = minutes)]
     pub seed_time: Option<Duration>,
+    /// The session's rate limits (cmd/select.rs)
+    #[command(flatten)]
+    pub rates: crate::cmd::select::Rates,
 }
 
 impl SessionArgs {
@@ -174,6 +180,12 @@ impl SessionArgs {
         }
         if self.seed_time.is_some() {
             config.seed_time = self.seed_time;
+        }
+        if let Some(r) = self.rates.max_download_rate {
+            config.max_download_rate = r;
+        }
+        if let Some(r) = self.rates.max_upload_rate {
+            config.max_upload_rate = r;
         }
     }
 
@@ -212,6 +224,12 @@ pub struct AddArgs {
     /// Add them paused
     #[arg(long)]
     pub paused: bool,
+    /// Which files to download (cmd/select.rs)
+    #[command(flatten)]
+    pub select: crate::cmd::select::Selection,
+    /// The torrents' own rate limits (cmd/select.rs)
+    #[command(flatten)]
+    pub rates: crate::cmd::select::Rates,
     /// Print the API's JSON answer
     #[arg(long)]
     pub json: bool,

@@ -236,6 +236,7 @@ fn phase(s: &TorrentStatus) -> String {
         Phase::Metadata => "fetching metadata".into(),
         Phase::Checking => "checking".into(),
         Phase::Downloading => "downloading".into(),
+        Phase::Seeding if !s.is_complete() => "seeding (selected files complete)".into(),
         Phase::Seeding => "seeding".into(),
         Phase::Finished => "finished".into(),
         Phase::Failed(r) => format!("failed: {r}"),

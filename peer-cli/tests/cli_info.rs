@@ -47,7 +47,10 @@ fn single_file_torrent_as_json() {
     assert_eq!(v["piece_length"], 16384);
     assert_eq!(v["num_pieces"], 1);
     assert_eq!(v["private"], false);
-    assert_eq!(v["files"], json!([{"path": "temp", "length": 425}]));
+    assert_eq!(
+        v["files"],
+        json!([{"index": 0, "path": "temp", "length": 425}])
+    );
 }
 
 #[test]
@@ -58,6 +61,7 @@ fn multi_file_torrent_with_tiers_and_renames() {
     assert_eq!(v["num_pieces"], 2);
     assert_eq!(v["trackers"].as_array().unwrap().len(), 2);
     assert_eq!(v["files"][1]["path"], "sample/.____padding_file/0");
+    assert_eq!(v["files"][1]["index"], 1);
 
     let v = info_json(&format!("{CORPUS}/valid/duplicate_files.torrent"));
     let paths: Vec<&str> = v["files"]

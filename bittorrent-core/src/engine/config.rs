@@ -57,6 +57,14 @@ pub struct Config {
     /// fall back to plaintext; `Require`: MSE with RC4 only; `Off`:
     /// plaintext only).
     pub encryption: Encryption,
+    /// Session-wide download limit in bytes per second, over every torrent
+    /// (default 0: unlimited). Peer threads wait on it before reading
+    /// their sockets. Changed at run time by
+    /// [`Session::set_rate_limits`](crate::Session::set_rate_limits).
+    pub max_download_rate: u64,
+    /// Session-wide upload limit in bytes per second (piece data sent;
+    /// default 0: unlimited).
+    pub max_upload_rate: u64,
     /// Default seeding goal, ratio: a complete torrent stops seeding once it
     /// has uploaded this many times its size (see
     /// [`SeedGoal`](crate::SeedGoal); `None`, the default: no limit).
@@ -93,6 +101,8 @@ impl Default for Config {
             dht: false,
             dht_bootstrap: Vec::new(),
             encryption: Encryption::Prefer,
+            max_download_rate: 0,
+            max_upload_rate: 0,
             seed_ratio: None,
             seed_time: None,
         }
@@ -140,6 +150,13 @@ impl Config {
         {
             c.encryption = e;
         }
+        let rate = |k: &[u8]| int(k).and_then(|n| u64::try_from(n).ok());
+        if let Some(r) = rate(b"max download rate") {
+            c.max_download_rate = r;
+        }
+        if let Some(r) = rate(b"max upload rate") {
+            c.max_upload_rate = r;
+        }
         Some(c)
     }
 
@@ -174,6 +191,14 @@ impl Config {
             (
                 b"encryption".to_vec(),
                 OwnedValue::bytes(self.encryption.as_str()),
+            ),
+            (
+                b"max download rate".to_vec(),
+                OwnedValue::Int(self.max_download_rate.min(i64::MAX as u64) as i64),
+            ),
+            (
+                b"max upload rate".to_vec(),
+                OwnedValue::Int(self.max_upload_rate.min(i64::MAX as u64) as i64),
             ),
         ]);
         crate::state::write_atomically(&dir.join("session.benc"), &v.to_bytes())

@@ -10,6 +10,7 @@
 
 use crate::engine::mse::{self, Encryption, PeerStream};
 use crate::engine::picker::PeerKey;
+use crate::engine::rate_limit::Direction;
 use crate::engine::storage::Storage;
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
@@ -168,6 +169,9 @@ pub struct PeerContext {
     /// The torrent's info dictionary, served to peers with `ut_metadata`
     /// (BEP 9) so that they can start from a magnet link.
     pub info_bytes: Arc<Vec<u8>>,
+    /// The session's and the torrent's rate limits: socket reads wait on
+    /// the download buckets, piece data sent on the upload buckets.
+    pub throttle: crate::engine::rate_limit::Throttle,
     /// Whether outgoing connections use MSE (and fall back to plaintext).
     pub encryption: Encryption,
 }
@@ -453,6 +457,9 @@ const UPLOAD_CHUNK: u32 = 256 * 1024;
 /// Stack size of a peer thread (connection and handshake threads too). The
 /// thread's buffers are on the heap; measured need is well below this.
 pub const PEER_STACK: usize = 256 * 1024;
+/// Longest sleep waiting for rate-limit tokens before the loop goes on
+/// (the inbox and the other direction are served in between).
+const THROTTLE_SLICE: Duration = Duration::from_millis(50);
 
 impl<'a> Connection<'a> {
     #[allow(clippy::too_many_arguments)]
@@ -701,10 +708,27 @@ impl<'a> Connection<'a> {
                 // the write timeout closes the connection.
                 continue;
             }
+            // Download limit: wait (sleeping) until the buckets allow a
+            // read, then read at most a small chunk and charge it.
+            let limited = !self.ctx.throttle.unlimited(Direction::Download);
+            let mut max = self.read_size;
+            if limited {
+                let t0 = Instant::now();
+                let ready = self
+                    .ctx
+                    .throttle
+                    .wait_ready(Direction::Download, THROTTLE_SLICE);
+                // Time spent waiting on our own limit is not the peer's silence.
+                self.last_recv += t0.elapsed();
+                if !ready {
+                    continue;
+                }
+                max = self.ctx.throttle.chunk(Direction::Download, self.read_size);
+            }
             if busy {
                 let _ = self.stream.set_nonblocking(true);
             }
-            let r = self.decoder.read_from(&mut self.stream, self.read_size);
+            let r = self.decoder.read_from(&mut self.stream, max);
             if busy {
                 let _ = self.stream.set_nonblocking(false);
             }
@@ -712,6 +736,9 @@ impl<'a> Connection<'a> {
                 Ok(0) => return Err(CloseReason::PeerClosed),
                 Ok(n) => {
                     self.last_recv = Instant::now();
+                    if limited {
+                        self.ctx.throttle.charge(Direction::Download, n as u64);
+                    }
                     if n == self.read_size {
                         self.read_size = (self.read_size * 2).min(MAX_READ);
                     }
@@ -795,6 +822,15 @@ impl<'a> Connection<'a> {
             let Some(b) = self.upload_queue.pop_front() else {
                 break;
             };
+            // Upload limit: sleep briefly for tokens, else try next turn.
+            if !self
+                .ctx
+                .throttle
+                .wait_ready(Direction::Upload, THROTTLE_SLICE)
+            {
+                self.upload_queue.push_front(b);
+                break;
+            }
             if let Err(e) = self.cache_block(&b) {
                 log::warn!("upload read failed: {e}");
                 if self.fast {
@@ -816,6 +852,9 @@ impl<'a> Connection<'a> {
             self.counters
                 .uploaded
                 .fetch_add(u64::from(b.length), Ordering::Relaxed);
+            self.ctx
+                .throttle
+                .charge(Direction::Upload, u64::from(b.length));
         }
         if self.upload_queue.is_empty() {
             // Cached briefly: only while requests keep coming.

@@ -316,6 +316,35 @@ pub fn select(
     Ok(prios)
 }
 
+/// A selection to apply once the torrent's file list is known (a magnet
+/// link's metadata may arrive later): `--files`, `--only` and `--skip` as
+/// given, resolved by [`select`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    /// An index list such as `0,3-5` (`None`: not given).
+    pub files: Option<String>,
+    /// Files to download (any pattern matching).
+    pub only: Vec<Glob>,
+    /// Files to leave out.
+    pub skip: Vec<Glob>,
+}
+
+impl Selector {
+    /// Whether nothing was given (every file wanted).
+    pub fn is_empty(&self) -> bool {
+        self.files.is_none() && self.only.is_empty() && self.skip.is_empty()
+    }
+
+    /// The priorities for `info`.
+    pub fn priorities(&self, info: &Info) -> Result<Vec<FilePriority>, SelectionError> {
+        let files = match &self.files {
+            Some(l) => Some(parse_indices(l, info.files.len())?),
+            None => None,
+        };
+        select(info, files.as_deref(), &self.only, &self.skip)
+    }
+}
+
 /// Check a priority list against a torrent: one entry per file.
 pub fn check(info: &Info, prios: &[FilePriority]) -> Result<(), SelectionError> {
     if prios.len() != info.files.len() {

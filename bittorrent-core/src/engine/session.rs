@@ -20,6 +20,8 @@ use crate::engine::hasher::HasherPool;
 use crate::engine::listener::accept_loop;
 use crate::engine::metadata;
 use crate::engine::mse::Encryption;
+use crate::engine::rate_limit::RatePair;
+use crate::engine::selection::{self, FilePriority, Selector};
 use crate::engine::shared::{Command, MagnetShared, Shared, TorrentShared};
 use crate::engine::status::{SeedGoal, TorrentStatus};
 use crate::engine::storage::Storage;
@@ -77,6 +79,18 @@ pub struct AddTorrent {
     /// The original `.torrent` bytes, kept in the state directory (when
     /// `None`, a torrent is written from the info dictionary and trackers).
     pub torrent_bytes: Option<Vec<u8>>,
+    /// Which files to download: one priority per entry of `info.files`.
+    /// `None`: `file_selector` if given, else the selection saved in the
+    /// torrent's resume data, else every file.
+    pub file_priorities: Option<Vec<FilePriority>>,
+    /// Which files to download, by pattern and index, resolved once the
+    /// file list is known (for a magnet link: when its metadata arrives).
+    pub file_selector: Option<Selector>,
+    /// The torrent's own download limit, bytes per second (0: none; the
+    /// session's limit applies too).
+    pub max_download_rate: u64,
+    /// The torrent's own upload limit, bytes per second (0: none).
+    pub max_upload_rate: u64,
     /// This torrent's seeding goal, ratio (`None`: the session's
     /// [`Config::seed_ratio`]).
     pub seed_ratio: Option<f64>,
@@ -101,6 +115,10 @@ impl AddTorrent {
             peers: Vec::new(),
             paused: false,
             torrent_bytes: None,
+            file_priorities: None,
+            file_selector: None,
+            max_download_rate: 0,
+            max_upload_rate: 0,
             seed_ratio: None,
             seed_time: None,
         }
@@ -222,6 +240,10 @@ impl Session {
             None
         };
         let shared = Arc::new(Shared {
+            rates: Arc::new(RatePair::new(
+                config.max_download_rate,
+                config.max_upload_rate,
+            )),
             peer_id: random_peer_id(&config.peer_id_prefix),
             config,
             hasher: hasher.sender(),
@@ -404,6 +426,102 @@ impl Session {
         self.inner.remove(ih, delete_data)
     }
 
+    /// Change which files of a torrent are downloaded: one priority per
+    /// entry of `info.files` (the indices `peer info` shows). Files that
+    /// become wanted are created (with the bytes the part file holds of
+    /// them) and fetched; a finished torrent goes back to downloading.
+    /// Files no longer wanted keep the data they have. Saved in the
+    /// torrent's resume data.
+    pub fn set_file_priorities(&self, ih: &InfoHash, priorities: Vec<FilePriority>) -> Result<()> {
+        let t = self.inner.entry(ih)?;
+        selection::check(&t.metainfo.info, &priorities).map_err(|source| Error::Selection {
+            name: t.metainfo.info.name.clone(),
+            source,
+        })?;
+        *t.priorities.lock() = priorities.clone();
+        t.commands
+            .send(Command::SetFilePriorities(priorities))
+            .map_err(|_| Error::Stopped)
+    }
+
+    /// The files of a torrent with their selection and progress (`None`
+    /// for an unknown torrent or a magnet link without its metadata).
+    pub fn files(&self, ih: &InfoHash) -> Option<Vec<FileStatus>> {
+        let t = self.inner.shared.registry.read().get(&ih.0).cloned()?;
+        let info = &t.metainfo.info;
+        let prios = t.priorities.lock().clone();
+        let have = t.peer_ctx.have.read().clone();
+        let pl = info.piece_length.max(1);
+        Some(
+            info.files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let mut bytes_have = 0;
+                    if let Some((a, b)) = selection::file_pieces(info, i) {
+                        for p in a..=b {
+                            if have.get(p as usize) {
+                                let ps = u64::from(p) * pl;
+                                let s = ps.max(f.offset);
+                                let e = (ps + pl).min(f.offset + f.length);
+                                bytes_have += e.saturating_sub(s);
+                            }
+                        }
+                    }
+                    FileStatus {
+                        index: i,
+                        path: f.path.join("/"),
+                        length: f.length,
+                        pad: f.pad,
+                        priority: prios.get(i).copied().unwrap_or_default(),
+                        bytes_have,
+                        created: t.peer_ctx.storage.is_created(i),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Change the session-wide rate limits (bytes per second, 0: none).
+    /// They apply at once to every peer thread and are saved in the state
+    /// directory's `session.benc`.
+    pub fn set_rate_limits(&self, max_download_rate: u64, max_upload_rate: u64) -> Result<()> {
+        let shared = &self.inner.shared;
+        shared.rates.download.set_rate(max_download_rate);
+        shared.rates.upload.set_rate(max_upload_rate);
+        let mut c = shared.config.clone();
+        c.max_download_rate = max_download_rate;
+        c.max_upload_rate = max_upload_rate;
+        c.save(shared.local_addr.port())
+            .map_err(|e| Error::io("save the session configuration", e))
+    }
+
+    /// The session-wide limits in force: (download, upload), bytes per
+    /// second, 0 meaning none.
+    pub fn rate_limits(&self) -> (u64, u64) {
+        let r = &self.inner.shared.rates;
+        (r.download.rate(), r.upload.rate())
+    }
+
+    /// Change one torrent's own rate limits (bytes per second, 0: none);
+    /// the session's limits apply too. Remembered in the state directory.
+    pub fn set_torrent_rate_limits(
+        &self,
+        ih: &InfoHash,
+        max_download_rate: u64,
+        max_upload_rate: u64,
+    ) -> Result<()> {
+        let t = self.inner.entry(ih)?;
+        t.rates.download.set_rate(max_download_rate);
+        t.rates.upload.set_rate(max_upload_rate);
+        {
+            let mut st = t.status.lock();
+            st.max_download_rate = max_download_rate;
+            st.max_upload_rate = max_upload_rate;
+        }
+        self.inner.save_entry(&t)
+    }
+
     /// Bring back every torrent and magnet link recorded in the state
     /// directory (as added by an earlier session), paused ones paused; a
     /// magnet link goes on looking for its metadata. One that cannot be
@@ -438,7 +556,9 @@ impl Session {
                     }
                 },
             };
-            match self.add(add.paused(t.paused)) {
+            let mut add = add.paused(t.paused);
+            (add.max_download_rate, add.max_upload_rate) = t.limits;
+            match self.add(add) {
                 Ok(ih) => added.push(ih),
                 Err(e) => log::warn!("cannot restore a torrent: {e}"),
             }
@@ -525,10 +645,30 @@ impl Inner {
         for (raw, used) in metainfo.renamed_files() {
             log::warn!("{}: file {raw:?} is saved as {used:?}", metainfo.info.name);
         }
-        let storage = Storage::open(&add.dir, &metainfo.info).map_err(|e| Error::Storage {
-            name: metainfo.info.name.clone(),
-            source: e,
-        })?;
+        let info = &metainfo.info;
+        let bad = |source| Error::Selection {
+            name: info.name.clone(),
+            source,
+        };
+        let priorities = match (&add.file_priorities, &add.file_selector) {
+            (Some(p), _) => {
+                selection::check(info, p).map_err(bad)?;
+                p.clone()
+            }
+            (None, Some(sel)) if !sel.is_empty() => sel.priorities(info).map_err(bad)?,
+            _ => self
+                .saved_priorities(&ih)
+                .filter(|p| selection::check(info, p).is_ok())
+                .unwrap_or_else(|| vec![FilePriority::Normal; info.files.len()]),
+        };
+        let part = add.dir.join(format!(".{ih}.parts"));
+        let storage =
+            Storage::open_selected(&add.dir, info, &priorities, Some(part)).map_err(|e| {
+                Error::Storage {
+                    name: metainfo.info.name.clone(),
+                    source: e,
+                }
+            })?;
         if let Some(dir) = self.state_dir() {
             let bytes = add
                 .torrent_bytes
@@ -558,6 +698,8 @@ impl Inner {
             Arc::new(storage),
             add.peers,
             add.paused,
+            priorities,
+            Arc::new(RatePair::new(add.max_download_rate, add.max_upload_rate)),
             SeedGoal {
                 ratio: add.seed_ratio.or(self.shared.config.seed_ratio),
                 time: add.seed_time.or(self.shared.config.seed_time),
@@ -609,7 +751,10 @@ impl Inner {
         }
         if let Some(dir) = self.state_dir() {
             saved::save_magnet(dir, &ih, &magnet.to_uri())
-                .and_then(|()| saved::save_entry(dir, &ih, &add.dir, add.paused))
+                .and_then(|()| {
+                    let limits = (add.max_download_rate, add.max_upload_rate);
+                    saved::save_entry(dir, &ih, &add.dir, add.paused, limits)
+                })
                 .map_err(|e| Error::io("save the torrent list", e))?;
         }
         let name = magnet.display_name.clone().unwrap_or_else(|| ih.to_hex());
@@ -625,9 +770,15 @@ impl Inner {
         self.shared.magnets.write().insert(ih, me.clone());
         let weak = Arc::downgrade(self);
         let (dir, paused) = (add.dir, add.paused);
+        // What applies once the metadata is here.
+        let later = (
+            add.file_selector,
+            add.max_download_rate,
+            add.max_upload_rate,
+        );
         let goal = (add.seed_ratio, add.seed_time);
         let on_resolved: metadata::OnResolved =
-            Box::new(move |mi, peers| resolved(&weak, mi, dir, paused, goal, peers));
+            Box::new(move |mi, peers| resolved(&weak, mi, dir, paused, goal, peers, later));
         match metadata::spawn(self.shared.clone(), me, found_rx, Vec::new(), on_resolved) {
             Ok(h) => self.threads.lock().magnets.push((ih, h)),
             Err(e) => {
@@ -662,13 +813,33 @@ impl Inner {
         self.save_entry(&t)
     }
 
+    /// A torrent with its metadata, or why not.
+    fn entry(&self, ih: &InfoHash) -> Result<Arc<TorrentShared>> {
+        if let Some(t) = self.shared.registry.read().get(&ih.0) {
+            return Ok(t.clone());
+        }
+        if self.shared.magnets.read().contains_key(ih) {
+            return Err(Error::NoMetadata(*ih));
+        }
+        Err(Error::UnknownTorrent(*ih))
+    }
+
+    /// The file selection saved in a torrent's resume data, if any.
+    fn saved_priorities(&self, ih: &InfoHash) -> Option<Vec<FilePriority>> {
+        let dir = self.state_dir()?;
+        let bytes = std::fs::read(dir.join("torrents").join(format!("{ih}.resume"))).ok()?;
+        let r = crate::state::resume::ResumeData::decode(&bytes).ok()?;
+        (r.info_hash == *ih && !r.file_priorities.is_empty()).then_some(r.file_priorities)
+    }
+
     /// Write `torrents/<ih>.add` (save path, paused) in the state directory.
     fn save_entry(&self, t: &TorrentShared) -> Result<()> {
         let Some(dir) = self.state_dir() else {
             return Ok(());
         };
         let st = t.status.lock().clone();
-        saved::save_entry(dir, &st.info_hash, &st.save_path, st.paused)
+        let limits = (t.rates.download.rate(), t.rates.upload.rate());
+        saved::save_entry(dir, &st.info_hash, &st.save_path, st.paused, limits)
             .map_err(|e| Error::io("save the torrent list", e))
     }
 
@@ -816,6 +987,7 @@ fn resolved(
     paused: bool,
     (seed_ratio, seed_time): (Option<f64>, Option<Duration>),
     peers: Vec<SocketAddr>,
+    later: (Option<Selector>, u64, u64),
 ) {
     let Some(inner) = weak.upgrade() else {
         return;
@@ -826,6 +998,11 @@ fn resolved(
         name: name.clone(),
     });
     let mut add = AddTorrent::new(mi, dir).peers(peers).paused(paused);
+    (
+        add.file_selector,
+        add.max_download_rate,
+        add.max_upload_rate,
+    ) = later;
     (add.seed_ratio, add.seed_time) = (seed_ratio, seed_time);
     match inner.add_torrent(add, false) {
         Ok(_) => {
@@ -877,4 +1054,23 @@ fn route_lsd(found: Receiver<(InfoHash, SocketAddr)>, shared: Arc<Shared>) {
             log::debug!("lsd: {addr} has {ih}");
         }
     }
+}
+
+/// One file of a torrent, as [`Session::files`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStatus {
+    /// Its index in `info.files` (as `peer info` shows it).
+    pub index: usize,
+    /// Its path inside the torrent, joined with `/`.
+    pub path: String,
+    /// Its length in bytes.
+    pub length: u64,
+    /// A pad file (never stored).
+    pub pad: bool,
+    /// Whether it is downloaded.
+    pub priority: FilePriority,
+    /// Bytes of it in verified pieces.
+    pub bytes_have: u64,
+    /// Whether it exists on disk for this torrent.
+    pub created: bool,
 }

@@ -35,6 +35,10 @@ pub(crate) enum Command {
     Pause,
     /// Undo `Pause`.
     Resume,
+    /// Change the file selection (one priority per entry of `info.files`):
+    /// files now wanted are created (with what the part file holds of
+    /// them) and downloaded; a finished torrent goes back to downloading.
+    SetFilePriorities(Vec<crate::engine::selection::FilePriority>),
     /// Close every connection, flush, and reply.
     Shutdown(Sender<()>),
 }
@@ -54,6 +58,12 @@ pub(crate) struct TorrentShared {
     /// The announcer's last outcome (written by the announcer, copied
     /// into the snapshot by the torrent thread).
     pub(crate) tracker: Mutex<TrackerStatus>,
+    /// The torrent's rate limits (its peer threads wait on them, and on
+    /// the session's).
+    pub(crate) rates: Arc<crate::engine::rate_limit::RatePair>,
+    /// The file selection in force (written by the torrent thread and by
+    /// `Session::set_file_priorities`).
+    pub(crate) priorities: Mutex<Vec<crate::engine::selection::FilePriority>>,
 }
 
 /// A magnet link in its metadata phase (see `engine::metadata`).
@@ -88,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) dht: Option<Arc<Dht>>,
     /// Subscribers of `Session::events`.
     pub(crate) events: EventBus,
+    /// The session-wide rate limits, shared by every peer thread.
+    pub(crate) rates: Arc<crate::engine::rate_limit::RatePair>,
 }
 
 impl Shared {

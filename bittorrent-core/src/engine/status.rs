@@ -100,6 +100,19 @@ pub struct TorrentStatus {
     pub save_path: std::path::PathBuf,
     /// Peers banned for bad data.
     pub banned: usize,
+    /// Pieces holding bytes of wanted files (all pieces unless files are
+    /// skipped).
+    pub pieces_wanted: u32,
+    /// Of those, the pieces verified. When it reaches `pieces_wanted` the
+    /// torrent counts as finished downloading (phase `Seeding`) even if other files are not
+    /// here.
+    pub pieces_wanted_have: u32,
+    /// Bytes of the wanted files.
+    pub wanted_length: u64,
+    /// The torrent's own download limit, bytes per second (0: none).
+    pub max_download_rate: u64,
+    /// The torrent's own upload limit, bytes per second (0: none).
+    pub max_upload_rate: u64,
     /// Time spent seeding (complete, not paused) in this run.
     pub seeding_time: Duration,
     /// The seeding goal in force (none once `Session::resume` restarted a
@@ -137,6 +150,11 @@ impl TorrentStatus {
             paused: false,
             save_path,
             banned: 0,
+            pieces_wanted: 0,
+            pieces_wanted_have: 0,
+            wanted_length: 0,
+            max_download_rate: 0,
+            max_upload_rate: 0,
             seeding_time: Duration::ZERO,
             seed_goal: SeedGoal::default(),
         }
@@ -146,9 +164,14 @@ impl TorrentStatus {
     pub fn is_complete(&self) -> bool {
         self.phase != Phase::Metadata && self.pieces_have == self.pieces_total
     }
+    /// Whether every wanted file is complete (every piece, when no file
+    /// is skipped).
+    pub fn is_selection_complete(&self) -> bool {
+        self.phase != Phase::Metadata && self.pieces_wanted_have >= self.pieces_wanted
+    }
     /// Estimated seconds to completion at the current rate.
     pub fn eta(&self) -> Option<Duration> {
-        if self.is_complete() {
+        if self.is_complete() || self.is_selection_complete() {
             return Some(Duration::ZERO);
         }
         if self.phase == Phase::Metadata {
@@ -157,9 +180,14 @@ impl TorrentStatus {
         if self.download_rate == 0 {
             return None;
         }
-        Some(Duration::from_secs(
-            (self.total_length - self.bytes_have) / self.download_rate,
-        ))
+        let left = if self.pieces_wanted < self.pieces_total {
+            // Skipped files: about a piece's worth per wanted piece missing.
+            let piece = self.total_length / u64::from(self.pieces_total.max(1));
+            u64::from(self.pieces_wanted - self.pieces_wanted_have.min(self.pieces_wanted)) * piece
+        } else {
+            self.total_length - self.bytes_have
+        };
+        Some(Duration::from_secs(left / self.download_rate))
     }
 }
 

@@ -17,15 +17,24 @@
 //! Positional reads and writes take `&self`, so one `Storage` is shared
 //! (in an `Arc`) by the torrent thread (the only writer), the hashing pool
 //! and the peer threads (uploads read verified pieces).
+//!
+//! File selection: a file that is not wanted (and does not exist yet) is
+//! not created. Bytes of it that share a piece with a wanted file go to
+//! the torrent's part file ([`PartFile`]) instead; the rest is never
+//! written. [`Storage::want_files`] creates a file when it becomes wanted,
+//! copying in what the part file holds of it first.
 
 use super::file_pool::{self, FilePool};
 use super::safe_fs::{self, FsError, Mode};
+use crate::engine::partfile::PartFile;
+use crate::engine::selection::FilePriority;
 use crate::proto::metainfo::Info;
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A storage failure, naming the file and the operation.
 #[derive(Debug)]
@@ -104,6 +113,11 @@ struct StorageFile {
     length: u64,
     /// A pad file: never on disk.
     pad: bool,
+    /// Whether the file itself holds its bytes (wanted, found on disk, or
+    /// the torrent has no part file). When false, its bytes in pieces
+    /// shared with wanted files live in the part file. Turned on (never off)
+    /// by `want_files`, only after the part file's bytes were copied in.
+    use_file: AtomicBool,
 }
 
 impl StorageFile {
@@ -117,12 +131,15 @@ impl StorageFile {
 pub struct Storage {
     files: Vec<StorageFile>,
     total_length: u64,
+    piece_length: u64,
     root: PathBuf,
     /// Our keys in the file pool.
     id: u64,
     pool: &'static FilePool,
     /// Files written since the last `sync`.
     dirty: Mutex<BTreeSet<usize>>,
+    /// Where bytes of files not created go (shared pieces only).
+    part: Option<PartFile>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -168,6 +185,21 @@ impl Storage {
     /// truncated; a file that cannot be opened for writing is read
     /// read-only (enough to seed).
     pub fn open(dir: &Path, info: &Info) -> Result<Storage, StorageError> {
+        Storage::open_selected(dir, info, &[], None)
+    }
+
+    /// Open with a file selection: files whose priority is `Skip` are not
+    /// created (one that exists already is used as it is), and bytes of
+    /// theirs in pieces shared with other files go to the part file at
+    /// `part` (created on the first such write). A missing priority means
+    /// `Normal`. A wanted file that is created now gets what the part file
+    /// holds of it.
+    pub fn open_selected(
+        dir: &Path,
+        info: &Info,
+        priorities: &[FilePriority],
+        part: Option<PathBuf>,
+    ) -> Result<Storage, StorageError> {
         let root = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         let mut files = Vec::with_capacity(info.files.len());
         for f in &info.files {
@@ -180,16 +212,26 @@ impl Storage {
                 offset: f.offset,
                 length: f.length,
                 pad: f.pad,
+                use_file: AtomicBool::new(false),
             });
         }
         let storage = Storage {
             files,
             total_length: info.total_length,
+            piece_length: info.piece_length,
             root,
             id: file_pool::next_storage_id(),
             pool: file_pool::global(),
             dirty: Mutex::new(BTreeSet::new()),
+            part: part.map(|p| PartFile::new(p, info)),
         };
+        for (i, f) in storage.files.iter().enumerate() {
+            let wanted = priorities.get(i).is_none_or(|p| p.is_wanted());
+            let found = !f.pad && matches!(safe_fs::check(&storage.root, &f.path), Ok(true));
+            if wanted || storage.part.is_none() || found {
+                f.use_file.store(true, Ordering::Release);
+            }
+        }
         storage.create_empty_files()?;
         Ok(storage)
     }
@@ -199,7 +241,11 @@ impl Storage {
     fn create_empty_files(&self) -> Result<(), StorageError> {
         let mut created: Vec<&Path> = Vec::new();
         let mut result = Ok(());
-        for f in self.files.iter().filter(|f| !f.pad && f.length == 0) {
+        for f in self
+            .files
+            .iter()
+            .filter(|f| !f.pad && f.length == 0 && f.use_file.load(Ordering::Acquire))
+        {
             match safe_fs::check(&self.root, &f.path) {
                 Ok(true) => continue,
                 Ok(false) => {}
@@ -262,6 +308,95 @@ impl Storage {
         }
     }
 
+    /// Make file `i` hold its own bytes: create it (through the pool) and
+    /// copy in what the part file holds of it, then switch readers to it.
+    /// Only the torrent thread (or `open`) calls this, so nothing writes
+    /// meanwhile; readers use the part file until the switch.
+    fn materialize(&self, i: usize) -> Result<(), StorageError> {
+        let f = &self.files[i];
+        if f.length > 0 {
+            if let Some(part) = &self.part {
+                let mut buf = Vec::new();
+                for (s, len) in self.part_spans(f) {
+                    buf.resize(len as usize, 0);
+                    part.read(s, &mut buf)?;
+                    if buf.iter().any(|&b| b != 0) {
+                        let Some(file) = self.handle(i, true)? else {
+                            continue;
+                        };
+                        self.dirty.lock().insert(i);
+                        file.write_all_at(&buf, s - f.offset)
+                            .map_err(|e| io_err(&f.path, "write", e))?;
+                    }
+                }
+            }
+        } else if !f.pad {
+            safe_fs::open(&self.root, &f.path, Mode::Write).map_err(fs_err)?;
+        }
+        f.use_file.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// The ranges of file `f` in pieces the part file has room for:
+    /// (torrent offset, length).
+    fn part_spans(&self, f: &StorageFile) -> Vec<(u64, u64)> {
+        let Some(part) = &self.part else {
+            return Vec::new();
+        };
+        let pl = self.piece_length;
+        let end = f.offset + f.length;
+        part.pieces()
+            .iter()
+            .filter_map(|&p| {
+                let ps = u64::from(p) * pl;
+                let s = ps.max(f.offset);
+                let e = (ps + pl).min(end);
+                (s < e).then(|| (s, e - s))
+            })
+            .collect()
+    }
+
+    /// Create every file that `priorities` wants and that is not created
+    /// yet (with what the part file holds of it). Files no longer wanted
+    /// keep their data. Once every file exists the part file is deleted.
+    pub fn want_files(&self, priorities: &[FilePriority]) -> Result<(), StorageError> {
+        for (i, f) in self.files.iter().enumerate() {
+            let wanted = priorities.get(i).is_none_or(|p| p.is_wanted());
+            if wanted && !f.pad && !f.use_file.load(Ordering::Acquire) {
+                self.materialize(i)?;
+            }
+        }
+        if let Some(part) = &self.part {
+            let all = self
+                .files
+                .iter()
+                .all(|f| f.pad || f.use_file.load(Ordering::Acquire));
+            if all {
+                part.remove()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether file `i` (an index into `info.files`) is a file of its own
+    /// for this torrent (wanted or found; created on its first write), not
+    /// kept in the part file.
+    pub fn is_created(&self, i: usize) -> bool {
+        self.files
+            .get(i)
+            .is_some_and(|f| !f.pad && f.use_file.load(Ordering::Acquire))
+    }
+
+    /// The part file's path, if the torrent has one.
+    pub fn part_path(&self) -> Option<&Path> {
+        self.part.as_ref().map(|p| p.path())
+    }
+
+    /// The part file's size and modification time (`None` if there is none).
+    pub fn part_stamp(&self) -> Option<crate::state::resume::FileStamp> {
+        self.part.as_ref().and_then(|p| p.stamp())
+    }
+
     /// The directory the files live under (absolute).
     pub fn root(&self) -> &Path {
         &self.root
@@ -312,13 +447,19 @@ impl Storage {
     /// Write `data` at torrent offset `offset` (creating files as needed).
     pub fn write(&self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         for (i, at, len, buf_at) in self.spans(offset, data.len() as u64) {
-            let Some(file) = self.handle(i, true)? else {
-                continue;
-            };
-            self.dirty.lock().insert(i);
+            let f = &self.files[i];
             let part = &data[buf_at as usize..(buf_at + len) as usize];
-            file.write_all_at(part, at)
-                .map_err(|e| io_err(&self.files[i].path, "write", e))?;
+            if f.use_file.load(Ordering::Acquire) {
+                let Some(file) = self.handle(i, true)? else {
+                    continue;
+                };
+                self.dirty.lock().insert(i);
+                file.write_all_at(part, at)
+                    .map_err(|e| io_err(&f.path, "write", e))?;
+            } else if let Some(p) = &self.part {
+                // A file not created: its bytes in shared pieces.
+                p.write(f.offset + at, part)?;
+            }
         }
         Ok(())
     }
@@ -329,11 +470,28 @@ impl Storage {
     pub fn write_blocks(&self, offset: u64, blocks: &[Vec<u8>]) -> Result<(), StorageError> {
         let total: u64 = blocks.iter().map(|b| b.len() as u64).sum();
         for (i, at, len, buf_at) in self.spans(offset, total) {
+            let (start, end) = (buf_at, buf_at + len);
+            if !self.files[i].use_file.load(Ordering::Acquire) {
+                // A file not created: its bytes in shared pieces go to the
+                // part file, block by block.
+                let Some(p) = &self.part else {
+                    continue;
+                };
+                let mut pos = 0u64;
+                for b in blocks {
+                    let bl = b.len() as u64;
+                    let (s, e) = (start.max(pos), end.min(pos + bl));
+                    if s < e {
+                        p.write(offset + s, &b[(s - pos) as usize..(e - pos) as usize])?;
+                    }
+                    pos += bl;
+                }
+                continue;
+            }
             let Some(file) = self.handle(i, true)? else {
                 continue;
             };
             self.dirty.lock().insert(i);
-            let (start, end) = (buf_at, buf_at + len);
             let mut parts: Vec<&[u8]> = Vec::with_capacity(blocks.len());
             let mut pos = 0u64;
             for b in blocks {
@@ -358,11 +516,16 @@ impl Storage {
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
         buf.fill(0);
         for (i, at, len, buf_at) in self.spans(offset, buf.len() as u64) {
-            let Some(file) = self.handle(i, false)? else {
-                continue;
-            };
+            let f = &self.files[i];
             let part = &mut buf[buf_at as usize..(buf_at + len) as usize];
-            read_full_at(&file, part, at).map_err(|e| io_err(&self.files[i].path, "read", e))?;
+            if f.use_file.load(Ordering::Acquire) {
+                let Some(file) = self.handle(i, false)? else {
+                    continue;
+                };
+                read_full_at(&file, part, at).map_err(|e| io_err(&f.path, "read", e))?;
+            } else if let Some(p) = &self.part {
+                p.read(f.offset + at, part)?;
+            }
         }
         Ok(())
     }
@@ -371,9 +534,16 @@ impl Storage {
     /// (a cheap test to skip hashing pieces of a brand-new download). A
     /// symbolic link is not a file with data.
     pub fn has_data(&self, offset: u64, len: u64) -> bool {
-        self.spans(offset, len).any(|(i, at, _, _)| {
-            std::fs::symlink_metadata(&self.files[i].path)
-                .is_ok_and(|m| m.is_file() && m.len() > at && m.blocks() > 0)
+        self.spans(offset, len).any(|(i, at, l, _)| {
+            let f = &self.files[i];
+            if f.use_file.load(Ordering::Acquire) {
+                std::fs::symlink_metadata(&f.path)
+                    .is_ok_and(|m| m.is_file() && m.len() > at && m.blocks() > 0)
+            } else {
+                self.part
+                    .as_ref()
+                    .is_some_and(|p| p.has_data(f.offset + at, l))
+            }
         })
     }
 
@@ -388,10 +558,13 @@ impl Storage {
             }
             self.dirty.lock().remove(&i);
         }
+        if let Some(p) = &self.part {
+            p.sync()?;
+        }
         Ok(())
     }
 
-    /// The paths of the files (pad files excluded).
+    /// The paths of the files (pad files excluded; some may not exist).
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files
             .iter()
@@ -406,6 +579,11 @@ impl Storage {
     pub fn remove_files(&self) -> Result<(), StorageError> {
         self.pool.close_storage(self.id);
         let mut first_err = None;
+        if let Some(p) = &self.part {
+            if let Err(e) = p.remove() {
+                first_err = Some(e);
+            }
+        }
         for f in self.files.iter().filter(|f| !f.pad) {
             match safe_fs::remove_file(&self.root, &f.path) {
                 Ok(()) => {

@@ -14,6 +14,8 @@ use crate::engine::hasher::{HashDone, HashJob, PieceData};
 use crate::engine::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
 use crate::engine::picker::{PeerKey, Picker, Received};
 use crate::engine::piece_buffer::{Complete, PieceBuffers, Stored};
+use crate::engine::rate_limit::{RatePair, Throttle};
+use crate::engine::selection::{self, FilePriority};
 use crate::engine::shared::{Command, Shared, TorrentShared};
 use crate::engine::smart_ban::{GivenUp, SmartBan};
 use crate::engine::status::{Phase, SeedGoal, TorrentStatus};
@@ -149,6 +151,14 @@ pub(crate) struct Torrent {
     rng: crate::util::rng::Rng,
     /// `downloaded` at the previous tick (stall diagnostics).
     downloaded_last_tick: u64,
+    /// One priority per entry of `info.files`.
+    priorities: Vec<FilePriority>,
+    /// The pieces to download (those holding bytes of wanted files).
+    wanted: Bitfield,
+    /// Whether `wanted` is every piece (no mask needed).
+    all_wanted: bool,
+    /// Wanted pieces not verified yet.
+    wanted_missing: u32,
     /// When to stop seeding.
     seed_goal: SeedGoal,
     /// Time spent seeding (complete, not paused).
@@ -159,15 +169,20 @@ pub(crate) struct Torrent {
 
 /// Start a torrent thread. Returns the shared part (registered with the
 /// session) and the thread's handle.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn spawn(
     shared: Arc<Shared>,
     metainfo: Metainfo,
     storage: Arc<crate::engine::storage::Storage>,
     peers: Vec<SocketAddr>,
     paused: bool,
+    priorities: Vec<FilePriority>,
+    rates: Arc<RatePair>,
     seed_goal: SeedGoal,
 ) -> std::io::Result<(Arc<TorrentShared>, std::thread::JoinHandle<()>)> {
     let layout = Layout::of(&metainfo.info);
+    let wanted = selection::wanted_pieces(&metainfo.info, &priorities);
+    let wanted_length = wanted_length(&metainfo.info, &priorities);
     let n = layout.num_pieces as usize;
     let have = Arc::new(RwLock::new(Bitfield::new(n)));
     // Bounded for backpressure; small, because a bounded channel allocates
@@ -188,6 +203,10 @@ pub(crate) fn spawn(
         info_bytes: Arc::new(metainfo.info_bytes.clone()),
         dht: shared.dht.clone(),
         encryption: shared.config.encryption,
+        throttle: Throttle {
+            session: shared.rates.clone(),
+            torrent: rates.clone(),
+        },
     });
     let status = TorrentStatus {
         info_hash: metainfo.info_hash,
@@ -211,6 +230,11 @@ pub(crate) fn spawn(
         paused,
         save_path: peer_ctx.storage.root().to_path_buf(),
         banned: 0,
+        pieces_wanted: wanted.count() as u32,
+        pieces_wanted_have: 0,
+        wanted_length,
+        max_download_rate: rates.download.rate(),
+        max_upload_rate: rates.upload.rate(),
         seeding_time: Duration::ZERO,
         seed_goal,
     };
@@ -221,6 +245,8 @@ pub(crate) fn spawn(
         peer_ctx,
         events: events_tx,
         tracker: Mutex::new(Default::default()),
+        rates,
+        priorities: Mutex::new(priorities.clone()),
     });
     let now = Instant::now();
     let mut t = Torrent {
@@ -261,6 +287,10 @@ pub(crate) fn spawn(
         optimistic: None,
         rng: crate::util::rng::Rng::new(),
         downloaded_last_tick: 0,
+        all_wanted: wanted.is_full(),
+        wanted_missing: wanted.count() as u32,
+        wanted,
+        priorities,
         seed_goal,
         seeding_time: Duration::ZERO,
         last_tick: now,
@@ -365,7 +395,8 @@ impl Torrent {
             && self.check_in_flight == 0
             && self.check_next >= self.layout.num_pieces
         {
-            self.phase = if self.picker.is_complete() {
+            self.recount_wanted();
+            self.phase = if self.is_finished() {
                 Phase::Seeding
             } else {
                 Phase::Downloading
@@ -496,21 +527,35 @@ impl Torrent {
     }
 
     fn piece_verified(&mut self, i: u32) {
-        self.me.peer_ctx.have.write().set(i as usize);
+        let newly = self.me.peer_ctx.have.write().set(i as usize);
+        if newly && self.wanted.get(i as usize) {
+            self.wanted_missing = self.wanted_missing.saturating_sub(1);
+            if self.wanted_missing == 0 {
+                self.recount_wanted(); // cheap insurance, once
+            }
+        }
         self.resume_dirty = true;
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        let wanted = self.wanted.get(i as usize);
         for k in keys {
             self.send(k, PeerCmd::Have(i));
             if let Some(c) = self.conns.get_mut(&k) {
-                if c.bitfield.get(i as usize) {
+                if wanted && c.bitfield.get(i as usize) {
                     c.wanted = c.wanted.saturating_sub(1);
                 }
             }
             self.update_interest(k);
         }
-        if self.picker.is_complete() && self.phase == Phase::Downloading {
+        if self.is_finished() && self.phase == Phase::Downloading {
             self.phase = Phase::Seeding;
-            log::info!("{}: download complete, seeding", self.me.metainfo.info.name);
+            if self.picker.is_complete() {
+                log::info!("{}: download complete, seeding", self.me.metainfo.info.name);
+            } else {
+                log::info!(
+                    "{}: the selected files are complete, seeding them",
+                    self.me.metainfo.info.name
+                );
+            }
             self.save_resume();
             let seeds: Vec<PeerKey> = self
                 .conns
@@ -855,17 +900,20 @@ impl Torrent {
                 self.picker.remove_availability(&c.bitfield);
                 self.picker.add_availability(&bf);
                 let have = self.picker.have();
-                c.wanted = bf.ones().filter(|&i| !have.get(i)).count() as u32;
+                c.wanted = bf
+                    .ones()
+                    .filter(|&i| !have.get(i) && self.wanted.get(i))
+                    .count() as u32;
                 c.bitfield = bf;
                 self.after_availability(key);
             }
             PeerEvent::Have(i) => {
-                let we_have = self.picker.have().get(i as usize);
+                let we_need = !self.picker.have().get(i as usize) && self.wanted.get(i as usize);
                 let Some(c) = self.conns.get_mut(&key) else {
                     return;
                 };
                 if c.bitfield.set(i as usize) {
-                    if !we_have {
+                    if we_need {
                         c.wanted += 1;
                     }
                     self.picker.add_have(i);
@@ -1002,13 +1050,17 @@ impl Torrent {
             // Choked: only the pieces it allows us while choked (BEP 6).
             let mut allowed = Bitfield::new(c.bitfield.len());
             for &i in &c.allowed_fast {
-                if c.bitfield.get(i as usize) {
+                if c.bitfield.get(i as usize) && self.wanted.get(i as usize) {
                     allowed.set(i as usize);
                 }
             }
             self.picker.pick(key, &allowed, room)
-        } else {
+        } else if self.all_wanted {
             self.picker.pick(key, &c.bitfield, room)
+        } else {
+            // Skipped files: only the pieces of wanted files.
+            let masked = mask(&c.bitfield, &self.wanted);
+            self.picker.pick(key, &masked, room)
         };
         if blocks.is_empty() {
             return;
@@ -1040,6 +1092,11 @@ impl Torrent {
         }
         c.last_block = Instant::now();
         if self.phase != Phase::Downloading {
+            return;
+        }
+        if !self.wanted.get(block.index as usize) {
+            // Its file was deselected after the request: not stored.
+            self.picker.request_failed(key, &block);
             return;
         }
         match self.picker.block_received(key, &block) {
@@ -1215,6 +1272,7 @@ impl Torrent {
                     });
                 }
             }
+            Command::SetFilePriorities(p) => self.set_priorities(p),
             Command::Shutdown(_) => {}
         }
     }
@@ -1292,7 +1350,7 @@ impl Torrent {
                 self.me.metainfo.info.name,
                 self.phase
             );
-            self.phase = if self.picker.is_complete() {
+            self.phase = if self.is_finished() {
                 Phase::Seeding
             } else {
                 Phase::Downloading
@@ -1460,6 +1518,11 @@ impl Torrent {
         s.seeding_time = self.seeding_time;
         s.seed_goal = self.seed_goal;
         s.tracker = self.me.tracker.lock().clone();
+        s.pieces_wanted = self.wanted.count() as u32;
+        s.pieces_wanted_have = s.pieces_wanted.saturating_sub(self.wanted_missing);
+        s.wanted_length = wanted_length(&self.me.metainfo.info, &self.priorities);
+        s.max_download_rate = self.me.rates.download.rate();
+        s.max_upload_rate = self.me.rates.upload.rate();
     }
 
     fn shutdown(&mut self) {
@@ -1475,6 +1538,80 @@ impl Torrent {
         } else {
             self.save_resume();
         }
+        self.publish_status();
+    }
+
+    // ---- file selection ------------------------------------------------------------
+
+    /// Whether every wanted piece is verified.
+    fn is_finished(&self) -> bool {
+        self.wanted_missing == 0
+    }
+
+    fn all_wanted_files(&self) -> bool {
+        selection::all_wanted(&self.me.metainfo.info, &self.priorities)
+    }
+
+    fn recount_wanted(&mut self) {
+        let have = self.picker.have();
+        self.wanted_missing = self.wanted.ones().filter(|&i| !have.get(i)).count() as u32;
+    }
+
+    /// A new selection: create the files now wanted, recompute the wanted
+    /// pieces, each peer's usefulness and our interest, and go back to
+    /// downloading (or on to seeding).
+    fn set_priorities(&mut self, priorities: Vec<FilePriority>) {
+        let info = &self.me.metainfo.info;
+        if priorities.len() != info.files.len() {
+            return; // checked by the session
+        }
+        let name = info.name.clone();
+        self.wanted = selection::wanted_pieces(info, &priorities);
+        self.all_wanted = self.wanted.is_full();
+        self.priorities = priorities;
+        *self.me.priorities.lock() = self.priorities.clone();
+        if let Err(e) = self.me.peer_ctx.storage.want_files(&self.priorities) {
+            match e {
+                crate::engine::storage::StorageError::DiskFull { .. } => self.stall(e.to_string()),
+                other => self.fail(other.to_string()),
+            }
+            return;
+        }
+        self.recount_wanted();
+        log::info!(
+            "{name}: file selection changed: {} of {} pieces wanted, {} missing",
+            self.wanted.count(),
+            self.layout.num_pieces,
+            self.wanted_missing
+        );
+        let have = self.picker.have().clone();
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for &k in &keys {
+            if let Some(c) = self.conns.get_mut(&k) {
+                c.wanted = c
+                    .bitfield
+                    .ones()
+                    .filter(|&i| !have.get(i) && self.wanted.get(i))
+                    .count() as u32;
+            }
+        }
+        match self.phase {
+            Phase::Seeding if !self.is_finished() => {
+                self.phase = Phase::Downloading;
+                // Seeds we dropped while finished are worth dialling again.
+                self.candidates.retry_all(Instant::now());
+            }
+            Phase::Downloading if self.is_finished() => self.phase = Phase::Seeding,
+            _ => {}
+        }
+        for &k in &keys {
+            self.update_interest(k);
+            self.fill_requests(k);
+        }
+        if self.phase != Phase::Checking {
+            self.save_resume();
+        }
+        self.connect_candidates();
         self.publish_status();
     }
 
@@ -1522,6 +1659,8 @@ impl Torrent {
             Some("the save path differs")
         } else if r.files != storage.stamps() {
             Some("a file changed since it was saved (size or modification time)")
+        } else if r.part_file != storage.part_stamp() {
+            Some("the part file changed since it was saved")
         } else {
             None
         };
@@ -1538,6 +1677,7 @@ impl Torrent {
         }
         self.check_next = self.layout.num_pieces;
         self.resumed = true;
+        self.recount_wanted();
         log::info!(
             "{name}: resumed from {}: {} of {} pieces",
             path.display(),
@@ -1569,9 +1709,36 @@ impl Torrent {
             files: storage.stamps(),
             uploaded: self.me.status.lock().uploaded,
             downloaded: self.downloaded,
+            file_priorities: if self.all_wanted_files() {
+                Vec::new()
+            } else {
+                self.priorities.clone()
+            },
+            part_file: storage.part_stamp(),
         };
         if let Err(e) = crate::state::write_atomically(&path, &r.encode()) {
             log::warn!("{name}: saving resume data to {}: {e}", path.display());
         }
     }
+}
+
+/// `bf` restricted to the pieces in `keep` (same length).
+fn mask(bf: &Bitfield, keep: &Bitfield) -> Bitfield {
+    let bytes: Vec<u8> = bf
+        .as_bytes()
+        .iter()
+        .zip(keep.as_bytes())
+        .map(|(a, b)| a & b)
+        .collect();
+    Bitfield::from_bytes(&bytes, bf.len()).unwrap_or_else(|_| Bitfield::new(bf.len()))
+}
+
+/// Bytes of the files `priorities` wants (pad files excluded).
+fn wanted_length(info: &crate::proto::metainfo::Info, priorities: &[FilePriority]) -> u64 {
+    info.files
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| !f.pad && priorities.get(*i).is_none_or(|p| p.is_wanted()))
+        .map(|(_, f)| f.length)
+        .sum()
 }

@@ -43,6 +43,13 @@ pub struct ResumeData {
     pub uploaded: u64,
     /// Payload bytes downloaded, all sessions.
     pub downloaded: u64,
+    /// The file selection the pieces were verified under: one priority
+    /// per entry of `info.files` (empty: every file wanted). Saved as
+    /// `file priority`, a list of 0 (skip) and 1 (normal).
+    pub file_priorities: Vec<crate::engine::selection::FilePriority>,
+    /// The part file's stamp (`None`: there is none), checked like the
+    /// files' stamps. Saved as `part file` when present.
+    pub part_file: Option<FileStamp>,
 }
 
 /// Why resume data was not usable (the torrent is then rechecked).
@@ -71,19 +78,16 @@ const MAX_FILES: usize = 1 << 20;
 impl ResumeData {
     /// Canonical bencoding.
     pub fn encode(&self) -> Vec<u8> {
-        let files = self
-            .files
-            .iter()
-            .map(|f| match f {
-                Some(s) => OwnedValue::List(vec![
-                    OwnedValue::Int(s.length as i64),
-                    OwnedValue::Int(s.mtime),
-                    OwnedValue::Int(i64::from(s.mtime_nsec)),
-                ]),
-                None => OwnedValue::List(Vec::new()),
-            })
-            .collect();
-        OwnedValue::Dict(vec![
+        let stamp = |f: &Option<FileStamp>| match f {
+            Some(s) => OwnedValue::List(vec![
+                OwnedValue::Int(s.length as i64),
+                OwnedValue::Int(s.mtime),
+                OwnedValue::Int(i64::from(s.mtime_nsec)),
+            ]),
+            None => OwnedValue::List(Vec::new()),
+        };
+        let files = self.files.iter().map(stamp).collect();
+        let mut d = vec![
             (
                 b"file-format".to_vec(),
                 OwnedValue::bytes("peer resume file"),
@@ -102,8 +106,21 @@ impl ResumeData {
                 b"downloaded".to_vec(),
                 OwnedValue::Int(self.downloaded as i64),
             ),
-        ])
-        .to_bytes()
+        ];
+        if !self.file_priorities.is_empty() {
+            let prios = self
+                .file_priorities
+                .iter()
+                .map(|p| OwnedValue::Int(i64::from(p.is_wanted())))
+                .collect();
+            d.push((b"file priority".to_vec(), OwnedValue::List(prios)));
+        }
+        if self.part_file.is_some() {
+            d.push((b"part file".to_vec(), stamp(&self.part_file)));
+        }
+        // Canonical bencoding: keys sorted.
+        d.sort_by(|a, b| a.0.cmp(&b.0));
+        OwnedValue::Dict(d).to_bytes()
     }
 
     /// Decode and check resume data.
@@ -140,25 +157,45 @@ impl ResumeData {
         if list.len() > MAX_FILES {
             return Err(ResumeError::Field("files"));
         }
-        let mut files = Vec::with_capacity(list.len());
-        for f in list {
-            let parts = f.as_list().ok_or(ResumeError::Field("files"))?;
+        let stamp = |f: &Value, field: &'static str| {
+            let parts = f.as_list().ok_or(ResumeError::Field(field))?;
             if parts.is_empty() {
-                files.push(None);
-                continue;
+                return Ok(None);
             }
             let n = |i: usize| parts.get(i).and_then(Value::as_int);
             match (n(0), n(1), n(2)) {
                 (Some(len), Some(mtime), Some(ns))
                     if len >= 0 && (0..1_000_000_000).contains(&ns) =>
                 {
-                    files.push(Some(FileStamp {
+                    Ok(Some(FileStamp {
                         length: len as u64,
                         mtime,
                         mtime_nsec: ns as u32,
                     }))
                 }
-                _ => return Err(ResumeError::Field("files")),
+                _ => Err(ResumeError::Field(field)),
+            }
+        };
+        let mut files = Vec::with_capacity(list.len());
+        for f in list {
+            files.push(stamp(f, "files")?);
+        }
+        let part_file = match d.get(b"part file") {
+            Some(v) => stamp(v, "part file")?,
+            None => None,
+        };
+        let mut file_priorities = Vec::new();
+        if let Some(v) = d.get(b"file priority") {
+            let l = v.as_list().ok_or(ResumeError::Field("file priority"))?;
+            if l.len() > MAX_FILES {
+                return Err(ResumeError::Field("file priority"));
+            }
+            for p in l {
+                file_priorities.push(match p.as_int() {
+                    Some(0) => crate::engine::selection::FilePriority::Skip,
+                    Some(1) => crate::engine::selection::FilePriority::Normal,
+                    _ => return Err(ResumeError::Field("file priority")),
+                });
             }
         }
         let nonneg = |k: &'static str| {
@@ -172,6 +209,8 @@ impl ResumeData {
             files,
             uploaded: nonneg("uploaded")?,
             downloaded: nonneg("downloaded")?,
+            file_priorities,
+            part_file,
         })
     }
 }
@@ -196,7 +235,27 @@ mod tests {
             ],
             uploaded: 3,
             downloaded: 4,
+            file_priorities: Vec::new(),
+            part_file: None,
         }
+    }
+
+    #[test]
+    fn selection_and_part_file_round_trip() {
+        use crate::engine::selection::FilePriority::{Normal, Skip};
+        let mut r = sample();
+        r.file_priorities = vec![Normal, Skip];
+        r.part_file = Some(FileStamp {
+            length: 32768,
+            mtime: 1_700_000_001,
+            mtime_nsec: 5,
+        });
+        let bytes = r.encode();
+        assert_eq!(ResumeData::decode(&bytes).unwrap(), r);
+        // Older files without the new keys still load.
+        assert_eq!(ResumeData::decode(&sample().encode()).unwrap(), sample());
+        let bad = String::from_utf8_lossy(&bytes).replace("i0ei1e", "i0ei7e");
+        assert!(ResumeData::decode(bad.as_bytes()).is_err());
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub(crate) struct SavedTorrent {
     pub(crate) save_path: PathBuf,
     pub(crate) paused: bool,
     pub(crate) source: SavedSource,
+    /// The torrent's own rate limits (download, upload; 0: none).
+    pub(crate) limits: (u64, u64),
 }
 
 fn file(dir: &Path, ih: &InfoHash, ext: &str) -> PathBuf {
@@ -46,14 +48,25 @@ pub(crate) fn save_entry(
     ih: &InfoHash,
     save_path: &Path,
     paused: bool,
+    limits: (u64, u64),
 ) -> io::Result<()> {
-    let v = OwnedValue::Dict(vec![
+    let mut d = vec![
         (
             b"save path".to_vec(),
             OwnedValue::bytes(save_path.to_string_lossy().as_bytes()),
         ),
         (b"paused".to_vec(), OwnedValue::Int(i64::from(paused))),
-    ]);
+    ];
+    // Only when set, so entries without limits keep their old bytes.
+    for (k, r) in [
+        (&b"max download rate"[..], limits.0),
+        (b"max upload rate", limits.1),
+    ] {
+        if r > 0 {
+            d.push((k.to_vec(), OwnedValue::Int(r.min(i64::MAX as u64) as i64)));
+        }
+    }
+    let v = OwnedValue::Dict(d);
     let path = file(dir, ih, "add");
     let bytes = v.to_bytes();
     if std::fs::read(&path).is_ok_and(|old| old == bytes) {
@@ -122,10 +135,17 @@ fn load(entry: &Path) -> Result<SavedTorrent, String> {
         }
         Err(e) => return Err(e.to_string()),
     };
+    let rate = |k: &[u8]| {
+        v.get(k)
+            .and_then(Value::as_int)
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0)
+    };
     Ok(SavedTorrent {
         save_path: PathBuf::from(String::from_utf8_lossy(save).into_owned()),
         paused,
         source,
+        limits: (rate(b"max download rate"), rate(b"max upload rate")),
     })
 }
 
@@ -167,7 +187,7 @@ mod tests {
     fn a_magnet_entry_comes_back_until_its_torrent_is_saved() {
         let dir = temp("magnet");
         let ih = InfoHash([7; 20]);
-        save_entry(&dir, &ih, Path::new("/data"), true).unwrap();
+        save_entry(&dir, &ih, Path::new("/data"), true, (0, 0)).unwrap();
         save_magnet(
             &dir,
             &ih,
@@ -183,6 +203,7 @@ mod tests {
                 source: SavedSource::Magnet(
                     "magnet:?xt=urn:btih:0707070707070707070707070707070707070707".into()
                 ),
+                limits: (0, 0),
             })]
         );
         save_torrent(&dir, &ih, b"d4:infod4:name1:xee").unwrap();
@@ -200,7 +221,7 @@ mod tests {
     fn an_entry_without_its_torrent_is_reported() {
         let dir = temp("orphan");
         let ih = InfoHash([8; 20]);
-        save_entry(&dir, &ih, Path::new("/d"), false).unwrap();
+        save_entry(&dir, &ih, Path::new("/d"), false, (0, 0)).unwrap();
         let all = load_all(&dir).unwrap();
         assert!(matches!(&all[0], Err((p, _)) if p.ends_with(format!("{ih}.add"))));
         let _ = std::fs::remove_dir_all(&dir);

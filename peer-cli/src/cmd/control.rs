@@ -45,6 +45,23 @@ pub fn add(a: AddArgs) -> Result<(), CliError> {
     let dir = absolute(a.dir.unwrap_or_else(|| PathBuf::from(".")))?;
     for t in &a.torrents {
         let mut body = json!({"dir": dir.to_string_lossy(), "paused": a.paused});
+        // --only/--skip/--files and the torrent's limits: keys of POST /torrents.
+        a.select.validate()?;
+        if !a.select.only.is_empty() {
+            body["only"] = json!(a.select.only);
+        }
+        if !a.select.skip.is_empty() {
+            body["skip"] = json!(a.select.skip);
+        }
+        if let Some(f) = a.select.files() {
+            body["files"] = json!(f);
+        }
+        if let Some(r) = a.rates.max_download_rate {
+            body["max_download_rate"] = json!(r);
+        }
+        if let Some(r) = a.rates.max_upload_rate {
+            body["max_upload_rate"] = json!(r);
+        }
         if t.starts_with("magnet:") {
             body["magnet"] = json!(t);
         } else {

@@ -149,6 +149,12 @@ fn torrent_json(s: &TorrentStatus) -> Value {
         "seeds": s.seeds,
         "paused": s.paused,
         "save_path": s.save_path.to_string_lossy(),
+        "selection_complete": s.is_selection_complete() && !matches!(s.phase, Phase::Checking),
+        "pieces_wanted": s.pieces_wanted,
+        "pieces_wanted_have": s.pieces_wanted_have,
+        "wanted_length": s.wanted_length,
+        "max_download_rate": if s.max_download_rate == 0 { Value::Null } else { json!(s.max_download_rate) },
+        "max_upload_rate": if s.max_upload_rate == 0 { Value::Null } else { json!(s.max_upload_rate) },
         "tracker": {
             "url": s.tracker.url,
             "last_announce": s.tracker.last_announce,
@@ -170,6 +176,8 @@ fn metadata_json(s: &TorrentStatus) -> Value {
         "downloaded": 0, "uploaded": 0, "download_rate": 0, "upload_rate": 0,
         "peers": s.peers, "seeds": 0, "paused": s.paused,
         "save_path": s.save_path.to_string_lossy(),
+        "selection_complete": false, "pieces_wanted": 0, "pieces_wanted_have": 0, "wanted_length": 0,
+        "max_download_rate": Value::Null, "max_upload_rate": Value::Null,
         "tracker": Value::Null,
     })
 }
@@ -179,6 +187,11 @@ impl Daemon {
         let Some(session) = self.session.upgrade() else {
             return Response::error(503, "the daemon is stopping");
         };
+        // File selection and rate limits: cmd/daemon_api.rs.
+        let find = |id: &str| self.find(&session, id);
+        if let Some(resp) = crate::cmd::daemon_api::route(&session, r, &find) {
+            return resp;
+        }
         let parts: Vec<&str> = r.path.trim_matches('/').split('/').collect();
         match (r.method.as_str(), parts.as_slice()) {
             ("GET", ["status"]) => self.status(&session),
@@ -298,6 +311,8 @@ impl Daemon {
             "downloaded": st.iter().map(|s| s.downloaded).sum::<u64>(),
             "uploaded": st.iter().map(|s| s.uploaded).sum::<u64>(),
             "peers": st.iter().map(|s| s.peers).sum::<usize>(),
+            "max_download_rate": match session.rate_limits().0 { 0 => Value::Null, r => json!(r) },
+            "max_upload_rate": match session.rate_limits().1 { 0 => Value::Null, r => json!(r) },
         }))
     }
 
@@ -314,11 +329,15 @@ impl Daemon {
             return Response::error(400, "\"dir\" must be an absolute path");
         }
         let paused = v.get("paused").and_then(Value::as_bool).unwrap_or(false);
+        let opts = match crate::cmd::daemon_api::AddOptions::from_body(&v) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
         if let Some(path) = v.get("path").and_then(Value::as_str) {
-            return add_file(session, Path::new(path), dir, paused);
+            return add_file(session, Path::new(path), dir, paused, &opts);
         }
         if let Some(uri) = v.get("magnet").and_then(Value::as_str) {
-            return add_magnet(session, uri, dir, paused);
+            return add_magnet(session, uri, dir, paused, &opts);
         }
         Response::error(400, "give \"path\" (a .torrent file) or \"magnet\"")
     }
@@ -338,14 +357,24 @@ fn error_response(e: &Error) -> Response {
 
 /// A magnet link: the session fetches its metadata (phase `metadata`),
 /// for as long as it takes, then downloads.
-fn add_magnet(session: &Session, uri: &str, dir: PathBuf, paused: bool) -> Response {
+fn add_magnet(
+    session: &Session,
+    uri: &str,
+    dir: PathBuf,
+    paused: bool,
+    opts: &crate::cmd::daemon_api::AddOptions,
+) -> Response {
     let m = match Magnet::parse(uri) {
         Ok(m) => m,
         Err(e) => return Response::error(400, format!("magnet: {e}")),
     };
     let ih = m.info_hash;
     let name = m.display_name.clone().unwrap_or_else(|| ih.to_hex());
-    match session.add(AddTorrent::magnet(m, dir).paused(paused)) {
+    let mut add = AddTorrent::magnet(m, dir).paused(paused);
+    if let Err(e) = opts.apply(&mut add) {
+        return Response::error(400, e);
+    }
+    match session.add(add) {
         Ok(ih) => Response {
             status: 202,
             body: json!({"id": ih.to_hex(), "name": name, "state": "metadata"}),
@@ -354,7 +383,13 @@ fn add_magnet(session: &Session, uri: &str, dir: PathBuf, paused: bool) -> Respo
     }
 }
 
-fn add_file(session: &Session, path: &Path, dir: PathBuf, paused: bool) -> Response {
+fn add_file(
+    session: &Session,
+    path: &Path,
+    dir: PathBuf,
+    paused: bool,
+    opts: &crate::cmd::daemon_api::AddOptions,
+) -> Response {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => return Response::error(400, format!("{}: {e}", path.display())),
@@ -364,7 +399,10 @@ fn add_file(session: &Session, path: &Path, dir: PathBuf, paused: bool) -> Respo
         Err(e) => return Response::error(400, format!("{}: {e}", path.display())),
     };
     let name = mi.info.name.clone();
-    let add = AddTorrent::new(mi, dir).paused(paused).torrent_bytes(bytes);
+    let mut add = AddTorrent::new(mi, dir).paused(paused).torrent_bytes(bytes);
+    if let Err(e) = opts.apply(&mut add) {
+        return Response::error(400, e);
+    }
     match session.add(add) {
         Ok(ih) => Response {
             status: 201,

@@ -3,8 +3,9 @@
 //! Shows what a torrent file or a magnet link says. With `--json` it prints
 //! one object with exactly the keys `name`, `info_hash`, `total_length`,
 //! `piece_length`, `num_pieces`, `private`, `trackers` (a list of tiers, each
-//! a list of URLs) and `files` (a list of `{"path": "a/b", "length": n}`,
-//! pad files included, in torrent order).
+//! a list of URLs) and `files` (a list of `{"index": i, "path": "a/b",
+//! "length": n}`, pad files included, in torrent order; `index` is what
+//! `peer FILE --files LIST` and the control API take).
 //!
 //! For a magnet link the metadata is not known: `total_length`,
 //! `piece_length`, `num_pieces` and `private` are `null`, `files` is empty,
@@ -100,7 +101,8 @@ fn to_json(s: &Summary) -> String {
     let files: Vec<serde_json::Value> = s
         .files
         .iter()
-        .map(|(path, length, _)| json!({ "path": path, "length": length }))
+        .enumerate()
+        .map(|(i, (path, length, _))| json!({ "index": i, "path": path, "length": length }))
         .collect();
     json!({
         "name": s.name,
@@ -163,9 +165,10 @@ fn to_text(s: &Summary) -> String {
         out.push_str(&format!("  tier {}: {}\n", i + 1, tier.join(" ")));
     }
     out.push_str(&format!("files ({}):\n", s.files.len()));
-    for (path, length, pad) in &s.files {
+    let width = s.files.len().saturating_sub(1).to_string().len();
+    for (i, (path, length, pad)) in s.files.iter().enumerate() {
         let pad = if *pad { " [pad]" } else { "" };
-        out.push_str(&format!("  {path} ({length} bytes){pad}\n"));
+        out.push_str(&format!("  {i:>width$}: {path} ({length} bytes){pad}\n"));
     }
     out.push_str(&format!("magnet:       {}\n", s.magnet));
     if !s.renamed.is_empty() {

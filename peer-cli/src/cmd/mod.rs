@@ -2,6 +2,8 @@
 pub mod control;
 pub mod create;
 pub mod daemon;
+pub mod daemon_api;
 pub mod demo;
 pub mod info;
 pub mod run;
+pub mod select;

@@ -45,23 +45,29 @@ pub fn run(o: RunArgs) -> Result<(), CliError> {
         )));
     }
     // Read every argument first: a bad one fails before anything starts.
+    o.select.validate()?;
     let mut adds = Vec::new();
     for t in &o.torrents {
         let t = std::path::Path::new(t);
         if let Some(s) = t.to_str().filter(|s| s.starts_with("magnet:")) {
             let m = Magnet::parse(s).map_err(|e| CliError::Failed(format!("{s}: {e}")))?;
-            adds.push(AddTorrent::magnet(m, &o.dir).peers(o.peers.clone()));
+            let mut add = AddTorrent::magnet(m, &o.dir).peers(o.peers.clone());
+            // --only/--skip/--files apply when the metadata arrives.
+            add.file_selector = o.select.selector()?;
+            adds.push(add);
             continue;
         }
         let bytes =
             std::fs::read(t).map_err(|e| CliError::Failed(format!("{}: {e}", t.display())))?;
         let mi = Metainfo::from_bytes(&bytes)
             .map_err(|e| CliError::Failed(format!("{}: {e}", t.display())))?;
-        adds.push(
-            AddTorrent::new(mi, &o.dir)
-                .peers(o.peers.clone())
-                .torrent_bytes(bytes),
-        );
+        // Resolved now: a selection that does not fit fails before anything starts.
+        let priorities = o.select.priorities(&mi.info)?;
+        let mut add = AddTorrent::new(mi, &o.dir)
+            .peers(o.peers.clone())
+            .torrent_bytes(bytes);
+        add.file_priorities = priorities;
+        adds.push(add);
     }
     let mut config = Config::default();
     o.session.apply(&mut config);
@@ -84,10 +90,17 @@ pub fn run(o: RunArgs) -> Result<(), CliError> {
     for add in adds {
         let ih = add.source.info_hash();
         let magnet = matches!(add.source, TorrentSource::Magnet(_));
+        let priorities = add.file_priorities.clone();
         match session.add(add) {
             Ok(_) if magnet => eprintln!("fetching the metadata of {ih} from peers..."),
             Ok(_) => {}
             Err(Error::AlreadyAdded(_)) => {
+                // Restored: a selection given now replaces the saved one.
+                if let Some(p) = priorities {
+                    session
+                        .set_file_priorities(&ih, p)
+                        .map_err(|e| CliError::failed(&e))?;
+                }
                 // Restored from the state directory: it may use the new peers.
                 if !o.peers.is_empty() {
                     let _ = session.add_peers(&ih, o.peers.clone());
