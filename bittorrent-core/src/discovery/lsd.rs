@@ -275,6 +275,7 @@ pub struct Lsd {
     torrents: Sender<Vec<InfoHash>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     cookie: String,
 }
 
@@ -333,6 +334,7 @@ impl Lsd {
         let _ = self.torrents.send(hashes);
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// The cookie this instance puts in its announces.
     pub fn cookie(&self) -> &str {
         &self.cookie

@@ -5,3 +5,6 @@ pub mod announcer;
 pub mod dht;
 pub mod lsd;
 pub mod tracker;
+
+#[cfg(test)]
+mod lsd_tests;

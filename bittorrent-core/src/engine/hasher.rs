@@ -88,6 +88,7 @@ impl HasherPool {
     }
 }
 
+#[allow(dead_code)] // not used by the engine yet
 /// Hash one piece now, on the calling thread.
 pub fn check_piece(
     storage: &Storage,

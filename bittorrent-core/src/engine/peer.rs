@@ -80,6 +80,7 @@ pub enum PeerEvent {
         addr: SocketAddr,
         /// The remote peer id.
         peer_id: [u8; 20],
+        #[allow(dead_code)] // not used by the engine yet
         /// Whether the peer supports the fast extension.
         fast: bool,
         /// Whether we dialled it.

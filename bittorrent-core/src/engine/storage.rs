@@ -82,6 +82,7 @@ struct StorageFile {
 #[derive(Debug)]
 pub struct Storage {
     files: Vec<StorageFile>,
+    #[allow(dead_code)] // not used by the engine yet
     total_length: u64,
     root: PathBuf,
 }
@@ -156,6 +157,7 @@ impl Storage {
             .collect()
     }
 
+    #[allow(dead_code)] // not used by the engine yet
     /// Total bytes.
     pub fn total_length(&self) -> u64 {
         self.total_length

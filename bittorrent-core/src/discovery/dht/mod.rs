@@ -10,5 +10,8 @@ pub mod node;
 pub mod routing;
 pub mod token;
 
+#[cfg(test)]
+mod net_tests;
+
 pub use node::{Dht, DhtConfig};
 pub use routing::NodeId;

@@ -93,6 +93,7 @@ enum Command {
 /// Handle to a running DHT node. Dropping it stops the node.
 pub struct Dht {
     tx: Sender<Command>,
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     id: NodeId,
     local_addr: SocketAddr,
     thread: Option<JoinHandle<()>>,
@@ -119,6 +120,7 @@ impl Dht {
         })
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// Our node id.
     pub fn id(&self) -> NodeId {
         self.id
@@ -169,6 +171,7 @@ impl Dht {
         rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// Stop the thread and wait for it.
     pub fn stop(mut self) {
         self.shutdown();

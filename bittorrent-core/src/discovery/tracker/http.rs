@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Instant;
 
-use super::client::{TimeoutPhase, TrackerError};
+use super::error::{TimeoutPhase, TrackerError};
 use super::url::Url;
 
 /// Largest response head (status line and headers) accepted.

@@ -8,16 +8,23 @@
 //! * [`url`]: percent-encoding and URL helpers.
 
 pub mod client;
+mod error;
 mod http;
 pub mod server;
 pub mod url;
 
-pub use client::{
-    announce, announce_with, scrape, AnnounceEvent, AnnounceOptions, AnnounceRequest,
-    AnnounceResponse, ScrapeEntry, TimeoutPhase, TrackerError, TrackerList,
-};
+#[cfg(test)]
+mod net_tests;
+#[cfg(test)]
+mod opentracker_tests;
+
+#[cfg(test)]
+pub(crate) use client::{announce, announce_with, scrape, AnnounceResponse, TrackerError};
+pub use client::{AnnounceEvent, AnnounceOptions, AnnounceRequest, TrackerList};
 pub use http::parse_response as parse_http_response;
-pub use server::{looks_like_http, read_http_request, TrackerConfig, TrackerServer};
+#[cfg(test)]
+pub(crate) use server::looks_like_http;
+pub use server::{TrackerConfig, TrackerServer};
 
 #[cfg(test)]
 mod robustness {

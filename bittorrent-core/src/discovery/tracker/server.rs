@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::client::{compact_addr, AnnounceEvent, UDP_PROTOCOL_ID};
+use super::client::{AnnounceEvent, UDP_PROTOCOL_ID};
 use super::url::parse_query;
 use crate::proto::bencode::OwnedValue;
+use crate::proto::compact::encode as compact_addr;
 use crate::proto::metainfo::InfoHash;
 
 /// Largest HTTP request accepted by [`TrackerServer::serve_http_connection`].
@@ -655,7 +656,7 @@ impl TrackerServer {
     /// Read one HTTP request from `stream` (whose first bytes, already read
     /// while sniffing, are `already_read`), answer it and flush. Gives up at
     /// `deadline`. The caller closes the stream afterwards.
-    pub fn serve_http_connection(
+    pub(crate) fn serve_http_connection(
         &self,
         stream: &mut TcpStream,
         already_read: &[u8],
@@ -681,7 +682,7 @@ impl TrackerServer {
     /// Serve BEP 15 on `socket` until `stop` is set (checked every 100 ms).
     /// Also expires stale peers, swarms and rate-limit entries every 10 s
     /// (this thread is the tracker's housekeeper).
-    pub fn run_udp(&self, socket: &UdpSocket, stop: &AtomicBool) -> io::Result<()> {
+    pub(crate) fn run_udp(&self, socket: &UdpSocket, stop: &AtomicBool) -> io::Result<()> {
         socket.set_read_timeout(Some(Duration::from_millis(100)))?;
         let mut buf = [0u8; 2048];
         let mut last_expire = Instant::now();

@@ -146,6 +146,7 @@ impl Url {
     }
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // used by tests only
 /// The BEP 48 scrape URL of an announce URL: the last path component must
 /// begin with `announce`, which is replaced by `scrape` (the query is kept).
 /// Returns `None` when the tracker does not support scraping by that rule.
