@@ -475,7 +475,13 @@ impl Inner {
             saved::save_torrent(dir, &ih, &bytes)
                 .map_err(|e| Error::io("save the torrent in the state directory", e))?;
         }
-        let name = metainfo.info.name.clone();
+        if new {
+            // Before the thread starts: its `Checked` comes after this.
+            self.shared.events.publish(Event::Added {
+                info_hash: ih,
+                name: metainfo.info.name.clone(),
+            });
+        }
         let (t, handle) = torrent::spawn(
             self.shared.clone(),
             metainfo,
@@ -483,7 +489,10 @@ impl Inner {
             add.peers,
             add.paused,
         )
-        .map_err(|e| Error::io("start torrent thread", e))?;
+        .map_err(|e| {
+            self.shared.events.publish(Event::Removed { info_hash: ih });
+            Error::io("start torrent thread", e)
+        })?;
         {
             // Checked under the registry lock that `stop` reads after
             // setting the flag: a torrent is either refused or shut down.
@@ -514,12 +523,6 @@ impl Inner {
         }
         self.update_lsd();
         self.save_entry(&t)?;
-        if new {
-            self.shared.events.publish(Event::Added {
-                info_hash: ih,
-                name,
-            });
-        }
         Ok(ih)
     }
 

@@ -39,8 +39,8 @@ pub mod resume {
 /// Tracker messages (BEP 3, 7, 15, 23, 48): announce and scrape responses
 /// over HTTP and UDP, HTTP response framing, percent-encoding, and the
 /// embedded tracker's request handling as a state machine (request bytes
-/// in, response bytes out: [`TrackerServer::handle_http`],
-/// [`TrackerServer::handle_udp`]).
+/// in, response bytes out: `TrackerServer::handle_http`,
+/// `TrackerServer::handle_udp`).
 pub mod tracker {
     pub use crate::discovery::tracker::client::{
         parse_announce_response, parse_scrape_response, parse_udp_announce_response,

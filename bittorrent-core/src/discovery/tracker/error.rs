@@ -43,7 +43,7 @@ pub enum TrackerError {
     UnsupportedScheme(String),
     /// The URL could not be parsed.
     InvalidUrl(String),
-    /// The response exceeded [`MAX_RESPONSE_BODY`].
+    /// The response exceeded `MAX_RESPONSE_BODY`.
     TooLarge,
     /// The tracker does not support scraping (BEP 48 URL rule).
     ScrapeUnsupported,

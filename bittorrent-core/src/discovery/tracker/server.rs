@@ -25,7 +25,7 @@ use crate::proto::bencode::OwnedValue;
 use crate::proto::compact::encode as compact_addr;
 use crate::proto::metainfo::InfoHash;
 
-/// Largest HTTP request accepted by [`TrackerServer::serve_http_connection`].
+/// Largest HTTP request accepted by the embedded tracker (one request per connection).
 pub const MAX_HTTP_REQUEST: usize = 8 * 1024;
 /// Most info-hashes answered in one scrape (BEP 15's packet limit is 74).
 pub const MAX_SCRAPE_HASHES: usize = 74;
