@@ -31,13 +31,21 @@ pub mod lsd {
     };
 }
 
+/// Message Stream Encryption (MSE/PE): the handshake of both sides as
+/// state machines (bytes in, bytes out) and its hashing and Diffie-Hellman
+/// keys; the peer threads drive them over their sockets.
+pub mod mse {
+    pub use crate::engine::mse::crypto::{hash, DhKey};
+    pub use crate::engine::mse::{req2_hash, Initiator, Responder};
+}
+
 /// Resume data (`torrents/<info-hash>.resume` in the state directory).
 pub mod resume {
     pub use crate::state::resume::*;
 }
 
 /// Tracker messages (BEP 3, 7, 15, 23, 48): announce and scrape responses
-/// over HTTP and UDP, HTTP response framing, percent-encoding, and the
+/// over HTTP and UDP, percent-encoding, and the
 /// embedded tracker's request handling as a state machine (request bytes
 /// in, response bytes out: `TrackerServer::handle_http`,
 /// `TrackerServer::handle_udp`).
@@ -46,7 +54,6 @@ pub mod tracker {
         parse_announce_response, parse_scrape_response, parse_udp_announce_response,
         AnnounceResponse, ScrapeEntry, TrackerError, MAX_RESPONSE_BODY, UDP_PROTOCOL_ID,
     };
-    pub use crate::discovery::tracker::parse_http_response;
     pub use crate::discovery::tracker::server::{
         looks_like_http, read_http_request, TrackerConfig, TrackerServer, MAX_HTTP_REQUEST,
     };

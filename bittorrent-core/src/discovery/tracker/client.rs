@@ -1,9 +1,10 @@
-//! The announce client: HTTP (BEP 3, 7, 23, 48) and UDP (BEP 15) trackers,
+//! The announce client: HTTP and HTTPS (BEP 3, 7, 23, 48; the transport is
+//! `ureq` with `rustls`, see [`super::http`]) and UDP (BEP 15) trackers,
 //! and [`TrackerList`] for BEP 12 tiers.
 //!
 //! Everything is blocking with a deadline: [`announce`] never takes longer
-//! than its `timeout` (plus DNS resolution of a host name, which the
-//! standard library cannot bound).
+//! than its `timeout` (for UDP, plus DNS resolution of a host name, which
+//! the standard library cannot bound).
 
 use std::collections::HashMap;
 use std::io;
@@ -149,7 +150,7 @@ fn deadline_after(now: Instant, d: Duration) -> Instant {
 }
 
 #[cfg_attr(not(test), allow(dead_code))] // used by tests only
-/// Announce to the tracker at `url` (`http://`, `udp://`, or a bare
+/// Announce to the tracker at `url` (`http://`, `https://`, `udp://`, or a bare
 /// `IP:PORT`, which means `http://IP:PORT/announce`), giving up after
 /// `timeout` in total. UDP retransmits on the BEP 15 schedule (15 s base);
 /// use [`announce_with`] for a shorter base.
@@ -165,7 +166,7 @@ fn parse_url(url: &str) -> Result<Url, TrackerError> {
     let norm = normalize_announce_url(url);
     let u = Url::parse(&norm).ok_or_else(|| TrackerError::InvalidUrl(url.to_string()))?;
     match u.scheme.as_str() {
-        "http" => Ok(u),
+        "http" | "https" => Ok(u),
         "udp" if u.port != 0 => Ok(u),
         "udp" => Err(TrackerError::InvalidUrl(format!(
             "{url}: UDP tracker URL without a port"
@@ -187,7 +188,7 @@ pub fn announce_with(
     }
     let mut target = u.clone();
     target.path_and_query = announce_path(&u.path_and_query, req);
-    let (status, body) = super::http::get(&target, deadline, MAX_RESPONSE_BODY)?;
+    let (status, body) = super::http::get(&target.to_string(), deadline, MAX_RESPONSE_BODY)?;
     match parse_announce_response(&body) {
         Ok(r) if status == 200 => Ok(r),
         Err(TrackerError::Failure(f)) => Err(TrackerError::Failure(f)),
@@ -362,7 +363,7 @@ pub fn scrape(
         target.path_and_query.push_str("info_hash=");
         target.path_and_query.push_str(&percent_encode(&ih.0));
     }
-    let (status, body) = super::http::get(&target, deadline, MAX_RESPONSE_BODY)?;
+    let (status, body) = super::http::get(&target.to_string(), deadline, MAX_RESPONSE_BODY)?;
     match parse_scrape_response(&body) {
         Ok(r) if status == 200 => Ok(r),
         Err(TrackerError::Failure(f)) => Err(TrackerError::Failure(f)),
@@ -373,6 +374,20 @@ pub fn scrape(
 }
 
 // ---------------------------------------------------------------- UDP (BEP 15)
+
+/// Resolve `url`'s host (blocking; literals resolve immediately).
+fn resolve(url: &Url) -> Result<Vec<SocketAddr>, TrackerError> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = url
+        .host_port()
+        .to_socket_addrs()
+        .map_err(|e| TrackerError::Resolve(format!("{}: {e}", url.host)))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(TrackerError::Resolve(format!("{}: no addresses", url.host)));
+    }
+    Ok(addrs)
+}
 
 /// Connection ids cached per tracker address, valid for one minute.
 static UDP_CONNECTIONS: Mutex<Option<HashMap<SocketAddr, (u64, Instant)>>> = Mutex::new(None);
@@ -411,7 +426,7 @@ impl UdpExchange {
         opts: &AnnounceOptions,
         deadline: Instant,
     ) -> Result<UdpExchange, TrackerError> {
-        let addrs = super::http::resolve(u)?;
+        let addrs = resolve(u)?;
         let addr = addrs
             .iter()
             .find(|a| a.is_ipv4())
@@ -907,7 +922,7 @@ mod tests {
     fn unsupported_and_invalid_urls() {
         let t = Duration::from_millis(100);
         assert!(matches!(
-            announce("https://x/announce", &req(), t),
+            announce("wss://x/announce", &req(), t),
             Err(TrackerError::UnsupportedScheme(_))
         ));
         assert!(matches!(

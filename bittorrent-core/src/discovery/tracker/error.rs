@@ -39,7 +39,7 @@ pub enum TrackerError {
     Failure(String),
     /// The response could not be understood.
     Malformed(String),
-    /// The URL is not `http://`, `udp://` or a bare `IP:PORT` (for example `https://`).
+    /// The URL is not `http://`, `https://`, `udp://` or a bare `IP:PORT`.
     UnsupportedScheme(String),
     /// The URL could not be parsed.
     InvalidUrl(String),
@@ -47,6 +47,8 @@ pub enum TrackerError {
     TooLarge,
     /// The tracker does not support scraping (BEP 48 URL rule).
     ScrapeUnsupported,
+    /// The TLS handshake failed (for example an untrusted certificate).
+    Tls(String),
 }
 
 impl fmt::Display for TrackerError {
@@ -62,6 +64,7 @@ impl fmt::Display for TrackerError {
             TrackerError::InvalidUrl(s) => write!(f, "invalid tracker URL: {s}"),
             TrackerError::TooLarge => write!(f, "tracker response too large"),
             TrackerError::ScrapeUnsupported => write!(f, "tracker does not support scrape"),
+            TrackerError::Tls(s) => write!(f, "tracker TLS error: {s}"),
         }
     }
 }

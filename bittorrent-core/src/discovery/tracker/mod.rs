@@ -1,7 +1,7 @@
 //! Trackers: the announce client (BEP 3, 7, 12, 15, 23, 48) and the tracker
 //! embedded in every peer.
 //!
-//! * [`client`]: [`announce`] / [`scrape`] over HTTP and UDP, and
+//! * [`client`]: [`announce`] / [`scrape`] over HTTP(S) and UDP, and
 //!   [`TrackerList`] for BEP 12 tiers and announce scheduling.
 //! * [`server`]: [`TrackerServer`], a small in-memory tracker answering HTTP
 //!   (on the peer's TCP port, sniffed with [`looks_like_http`]) and BEP 15 UDP.
@@ -14,14 +14,17 @@ pub mod server;
 pub mod url;
 
 #[cfg(test)]
+mod https_tests;
+#[cfg(test)]
 mod net_tests;
 #[cfg(test)]
 mod opentracker_tests;
+#[cfg(test)]
+mod tls_test_support;
 
 #[cfg(test)]
 pub(crate) use client::{announce, announce_with, scrape, AnnounceResponse, TrackerError};
 pub use client::{AnnounceEvent, AnnounceOptions, AnnounceRequest, TrackerList};
-pub use http::parse_response as parse_http_response;
 #[cfg(test)]
 pub(crate) use server::looks_like_http;
 pub use server::{TrackerConfig, TrackerServer};
@@ -123,7 +126,6 @@ mod robustness {
             let _ = client::parse_announce_response(&b);
             let _ = client::parse_scrape_response(&b);
             let _ = client::parse_udp_announce_response(&b, round % 2 == 0);
-            let _ = parse_http_response(&b, round % 2 == 0, 1 << 16);
             let _ = server.handle_http(&b, remote);
             let _ = server.handle_udp(&b, remote);
             let _ = looks_like_http(&b);

@@ -49,6 +49,7 @@ pub fn random_upto(max: usize) -> usize {
 }
 
 /// One side's Diffie-Hellman key pair.
+#[derive(Clone)]
 pub struct DhKey {
     private: BigUint,
     public: [u8; KEY_LEN],
