@@ -20,6 +20,7 @@ mod net_tests;
 #[cfg(test)]
 mod opentracker_tests;
 #[cfg(test)]
+#[path = "../../../tests/tls/mod.rs"]
 mod tls_test_support;
 
 #[cfg(test)]
