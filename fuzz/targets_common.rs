@@ -6,13 +6,13 @@
 //! parsers and panics (a "crash") if a parser panics or a stated property
 //! does not hold. Nothing here may depend on a fuzzer.
 
-use bittorrent_core::discovery::tracker::{self, client, TrackerConfig, TrackerServer};
 use bittorrent_core::proto::bencode;
 use bittorrent_core::proto::extension::{
     ExtHandshake, MetadataMessage, PexMessage, METADATA_PIECE_SIZE,
 };
 use bittorrent_core::proto::magnet::Magnet;
 use bittorrent_core::proto::metainfo::Metainfo;
+use bittorrent_core::proto::tracker::{self, TrackerConfig, TrackerServer};
 use bittorrent_core::proto::wire::{FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -60,8 +60,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
 /// Never a panic; what is sent back stays within the specification's sizes;
 /// the payload handed on is never more than what came in.
 pub fn check_mse(data: &[u8]) {
-    use bittorrent_core::engine::mse::crypto::{hash, DhKey};
-    use bittorrent_core::engine::mse::{req2_hash, Initiator, Responder};
+    use bittorrent_core::proto::mse::{hash, req2_hash, DhKey, Initiator, Responder};
     use std::sync::OnceLock;
     static KEYS: OnceLock<(DhKey, DhKey, Vec<u8>)> = OnceLock::new();
     let ih = [0x11u8; 20];
@@ -132,7 +131,7 @@ pub fn check_mse(data: &[u8]) {
 /// KRPC (BEP 5 DHT messages): decoding never panics; what decodes
 /// re-encodes to a message that decodes to the same value.
 pub fn check_krpc(data: &[u8]) {
-    use bittorrent_core::discovery::dht::krpc::Message;
+    use bittorrent_core::proto::krpc::Message;
     match Message::decode(data) {
         Ok(m) => {
             let again = Message::decode(&m.encode()).expect("re-encoded KRPC decodes");
@@ -147,7 +146,7 @@ pub fn check_krpc(data: &[u8]) {
 /// LSD announces (BEP 14): parsing never panics; what parses re-formats to
 /// a packet that parses to the same port and info-hashes.
 pub fn check_lsd(data: &[u8]) {
-    use bittorrent_core::discovery::lsd::{format_announce, parse_announce, HOST_V4};
+    use bittorrent_core::proto::lsd::{format_announce, parse_announce, HOST_V4};
     if let Ok(a) = parse_announce(data) {
         let again = format_announce(HOST_V4, a.port, &a.info_hashes, "cookie");
         let b = parse_announce(&again).expect("formatted announce parses");
@@ -158,7 +157,7 @@ pub fn check_lsd(data: &[u8]) {
 /// Resume data: decoding never panics, and what decodes re-encodes to data
 /// that decodes to the same value.
 pub fn check_resume(data: &[u8]) {
-    use bittorrent_core::state::resume::ResumeData;
+    use bittorrent_core::proto::resume::ResumeData;
     if let Ok(r) = ResumeData::decode(data) {
         let again = ResumeData::decode(&r.encode()).expect("re-encoded resume data decodes");
         assert_eq!(again, r);
@@ -209,7 +208,7 @@ pub fn check_metainfo(data: &[u8]) {
                 );
             }
         }
-        let _ = m.magnet_link();
+        let _ = Magnet::of(m).to_uri();
         let _ = m.trackers();
     }
     if let Ok(m) = Metainfo::from_bytes(data) {
@@ -301,12 +300,12 @@ pub fn check_extension(data: &[u8]) {
 /// Tracker answers: bencoded HTTP announce and scrape bodies, UDP announce
 /// replies (IPv4 and IPv6), and raw HTTP responses.
 pub fn check_tracker_response(data: &[u8]) {
-    let _ = client::parse_announce_response(data);
-    let _ = client::parse_scrape_response(data);
-    let _ = client::parse_udp_announce_response(data, false);
-    let _ = client::parse_udp_announce_response(data, true);
-    let _ = client::parse_compact_v4(data);
-    let _ = client::parse_compact_v6(data);
+    let _ = tracker::parse_announce_response(data);
+    let _ = tracker::parse_scrape_response(data);
+    let _ = tracker::parse_udp_announce_response(data, false);
+    let _ = tracker::parse_udp_announce_response(data, true);
+    let _ = bittorrent_core::proto::compact::parse_v4(data);
+    let _ = bittorrent_core::proto::compact::parse_v6(data);
 }
 
 fn fuzz_server() -> TrackerServer {
@@ -335,13 +334,13 @@ pub fn check_tracker_request(data: &[u8]) {
     let _ = server.handle_http(data, remote);
     let _ = tracker::read_http_request(
         &mut &data[..],
-        tracker::server::MAX_HTTP_REQUEST,
+        tracker::MAX_HTTP_REQUEST,
         std::time::Instant::now() + Duration::from_secs(5),
     );
     let _ = server.handle_udp(data, remote);
     if data.len() >= 16 {
         let mut connect = Vec::with_capacity(16);
-        connect.extend_from_slice(&client::UDP_PROTOCOL_ID.to_be_bytes());
+        connect.extend_from_slice(&tracker::UDP_PROTOCOL_ID.to_be_bytes());
         connect.extend_from_slice(&0u32.to_be_bytes());
         connect.extend_from_slice(&data[12..16]);
         if let Some(reply) = server.handle_udp(&connect, remote) {

@@ -9,9 +9,7 @@
 //! CPU time (user + sys of this process), i.e. per core, and wall MB/s. The
 //! file goes to a temporary directory (the page cache; nothing is synced).
 
-use bittorrent_core::engine::hasher::sha1_of_blocks;
-use bittorrent_core::engine::piece_buffer::{Complete, PieceBuffers, Stored};
-use bittorrent_core::engine::storage::Storage;
+use bittorrent_core::bench::{sha1_of_blocks, Complete, PieceBuffers, Storage, Stored};
 use bittorrent_core::proto::bencode::OwnedValue;
 use bittorrent_core::proto::layout::Layout;
 use bittorrent_core::proto::wire::{BlockRef, BLOCK_SIZE};

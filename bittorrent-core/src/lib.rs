@@ -47,43 +47,78 @@
 //! # }
 //! ```
 //!
-//! ## Layout
+//! ## Magnet links and events
 //!
-//! | module | what |
+//! [`Session::add`] takes a magnet link as well
+//! ([`AddTorrent::magnet`]): the torrent shows in phase
+//! [`Phase::Metadata`] until its info dictionary arrives from peers (the
+//! link's `x.pe`, the given peers, its trackers, the DHT, LSD; re-dialled
+//! after 1 s, 2 s, 4 s ...), then downloads. [`Session::events`] gives a
+//! channel of [`Event`]s (added, metadata received, checked, completed,
+//! error, removed, paused, resumed, tracker announces) to wait on instead
+//! of polling. See `examples/` for whole programs.
+//!
+//! ## The public surface
+//!
+//! | item | what |
 //! |---|---|
-//! | [`proto`] | pure codecs: bencode, metainfo, magnet links, peer wire, extension messages, bitfields, piece geometry, safe paths |
-//! | [`discovery`] | trackers (client and embedded server), DHT, Local Service Discovery, the announcer |
-//! | [`engine`] | the session, torrent (piece-picker) threads, peer threads, picker, choker, hasher, storage, metadata exchange |
-//! | [`state`] | what is kept on disk between runs (resume data) |
+//! | [`Session`], [`Config`], [`AddTorrent`], [`TorrentSource`] | the engine: start, add, pause, resume, remove, restore, shut down |
+//! | [`TorrentStatus`], [`Phase`], [`TrackerStatus`] | snapshots (copied, never waiting on the engine) |
+//! | [`Event`] | what happened, for subscribers |
+//! | [`Metainfo`], [`InfoHash`], [`Magnet`] | torrents and magnet links |
+//! | [`Error`], [`StorageError`] | typed errors |
 //! | [`create`] | building `.torrent` files |
+//! | [`proto`] | the pure protocol codecs (fuzzed): bencode, metainfo, magnet links, peer wire, extension messages, compact peers, KRPC, LSD announces, tracker messages, resume data |
+//!
+//! Everything else (the torrent, peer, metadata and announcer threads,
+//! the picker, the choker, storage, the tracker client, the DHT node, LSD)
+//! is internal; `docs/ARCHITECTURE.md` describes it.
 //!
 //! ## BEPs
 //!
-//! | BEP | what | module |
+//! | BEP | what | public codec |
 //! |---|---|---|
-//! | 3 | metainfo, peer wire, HTTP tracker | [`metainfo`](crate::proto::metainfo), [`wire`](crate::proto::wire), [`peer`](crate::engine::peer), [`torrent`](crate::engine::torrent), [`tracker`](crate::discovery::tracker) |
-//! | 5 | DHT | [`dht`](crate::discovery::dht) |
-//! | 6 | fast extension | [`wire`](crate::proto::wire), [`peer`](crate::engine::peer) |
-//! | 9, 10 | magnet links, metadata exchange, extension protocol | [`magnet`](crate::proto::magnet), [`metadata`](crate::engine::metadata), [`extension`](crate::proto::extension) |
-//! | 11 | peer exchange | [`extension`](crate::proto::extension), [`torrent`](crate::engine::torrent) |
-//! | 12, 15, 23 | multitracker, UDP tracker, compact peers | [`tracker`](crate::discovery::tracker), [`announcer`](crate::discovery::announcer) |
-//! | 14 | local service discovery | [`lsd`](crate::discovery::lsd) |
-//! | 27, 47 | private torrents, pad files | [`metainfo`](crate::proto::metainfo), [`storage`](crate::engine::storage) |
+//! | 3 | metainfo, peer wire, HTTP tracker | [`proto::metainfo`], [`proto::wire`], [`proto::tracker`] |
+//! | 5 | DHT | [`proto::krpc`] |
+//! | 6 | fast extension | [`proto::wire`] |
+//! | 9, 10 | magnet links, metadata exchange, extension protocol | [`proto::magnet`], [`proto::extension`] |
+//! | 11 | peer exchange | [`proto::extension`] |
+//! | 12, 15, 23 | multitracker, UDP tracker, compact peers | [`proto::tracker`], [`proto::compact`] |
+//! | 14 | local service discovery | [`proto::lsd`] |
+//! | 27, 47 | private torrents, pad files | [`proto::metainfo`] |
 #![warn(missing_docs)]
 
 pub mod create;
-pub mod discovery;
-pub mod engine;
-pub mod error;
+pub(crate) mod discovery;
+pub(crate) mod engine;
+mod error;
 pub mod proto;
-pub mod state;
+pub(crate) mod state;
 pub(crate) mod util;
+
+/// The pieces of the receive path, for its micro-benchmark
+/// (`examples/receive_path.rs`) only: not a stable API.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::engine::hasher::sha1_of_blocks;
+    pub use crate::engine::piece_buffer::{Complete, PieceBuffers, Stored};
+    pub use crate::engine::storage::Storage;
+}
+
+/// Choosing the files of a torrent: priorities, glob patterns on the paths inside it, index
+/// lists as `peer info` shows them, and the `Selector` a magnet link applies once its
+/// metadata arrives.
+pub mod selection {
+    pub use crate::engine::selection::*;
+}
 
 pub use discovery::tracker::TrackerConfig;
 pub use engine::config::Config;
 pub use engine::events::{Event, EVENT_QUEUE};
+pub use engine::file_pool::raise_nofile_limit;
 pub use engine::mse::Encryption;
 pub use engine::peer::PeerLimits;
+pub use engine::rate_limit::parse_rate;
 pub use engine::selection::FilePriority;
 pub use engine::session::{AddTorrent, FileStatus, Session, TorrentSource};
 pub use engine::status::{Phase, SeedGoal, TorrentStatus, TrackerStatus};

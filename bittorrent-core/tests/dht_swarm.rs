@@ -61,9 +61,6 @@ fn magnet_resolves_and_downloads_through_a_dht_of_20_nodes() {
 /// the same port still answers BEP 15 announces.
 #[test]
 fn dht_and_udp_tracker_share_the_listening_port() {
-    use bittorrent_core::discovery::tracker::{
-        announce_with, AnnounceEvent, AnnounceOptions, AnnounceRequest,
-    };
     let data = pseudo_random(256 * 1024 + 9, 71);
     let (mi, seed_dir) = single_file_torrent("one-port", &data, 32 * 1024);
     let seeder = session_with(|c| c.dht = true);
@@ -90,29 +87,54 @@ fn dht_and_udp_tracker_share_the_listening_port() {
         "the DHT lookup through {addr} never found the seeder: {peers:?}"
     );
     // BEP 15 on the same port.
-    let req = AnnounceRequest {
-        info_hash: mi.info_hash,
-        peer_id: [9; 20],
-        port: 7777,
-        uploaded: 0,
-        downloaded: 0,
-        left: 1,
-        event: AnnounceEvent::Started,
-        numwant: 50,
-        key: 9,
-    };
-    let opts = AnnounceOptions {
-        timeout: Duration::from_secs(5),
-        udp_base_timeout: Duration::from_millis(300),
-        udp_max_retries: 3,
-    };
-    let url = format!("udp://{addr}");
-    announce_with(&url, &req, &opts).unwrap();
-    let second = AnnounceRequest {
-        peer_id: [8; 20],
-        port: 7778,
-        ..req
-    };
-    let r = announce_with(&url, &second, &opts).unwrap();
+    udp_announce(addr, &mi.info_hash.0, [9; 20], 7777);
+    let r = udp_announce(addr, &mi.info_hash.0, [8; 20], 7778);
     assert_eq!(r.peers, vec![SocketAddr::from(([127, 0, 0, 1], 7777))]);
+}
+
+/// One BEP 15 announce (connect, then announce `started` with `left` 1) by
+/// hand, the way any UDP tracker client sends it; the answer is parsed by
+/// the library's codec.
+fn udp_announce(
+    tracker: SocketAddr,
+    info_hash: &[u8; 20],
+    peer_id: [u8; 20],
+    port: u16,
+) -> bittorrent_core::proto::tracker::AnnounceResponse {
+    use bittorrent_core::proto::tracker::{parse_udp_announce_response, UDP_PROTOCOL_ID};
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 2048];
+    let mut exchange = |req: &[u8], tx: u32| -> Vec<u8> {
+        for _ in 0..5 {
+            sock.send_to(req, tracker).unwrap();
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                if n >= 8 && buf[4..8] == tx.to_be_bytes() {
+                    return buf[..n].to_vec();
+                }
+            }
+        }
+        panic!("no answer from the UDP tracker at {tracker}");
+    };
+    let mut connect = Vec::new();
+    connect.extend_from_slice(&UDP_PROTOCOL_ID.to_be_bytes());
+    connect.extend_from_slice(&0u32.to_be_bytes());
+    connect.extend_from_slice(&11u32.to_be_bytes());
+    let r = exchange(&connect, 11);
+    assert!(r.len() >= 16 && r[..4] == 0u32.to_be_bytes(), "{r:?}");
+    let mut ann = r[8..16].to_vec(); // connection id
+    ann.extend_from_slice(&1u32.to_be_bytes()); // announce
+    ann.extend_from_slice(&12u32.to_be_bytes());
+    ann.extend_from_slice(info_hash);
+    ann.extend_from_slice(&peer_id);
+    ann.extend_from_slice(&0u64.to_be_bytes()); // downloaded
+    ann.extend_from_slice(&1u64.to_be_bytes()); // left
+    ann.extend_from_slice(&0u64.to_be_bytes()); // uploaded
+    ann.extend_from_slice(&2u32.to_be_bytes()); // started
+    ann.extend_from_slice(&0u32.to_be_bytes()); // ip
+    ann.extend_from_slice(&9u32.to_be_bytes()); // key
+    ann.extend_from_slice(&50i32.to_be_bytes()); // num_want
+    ann.extend_from_slice(&port.to_be_bytes());
+    let r = exchange(&ann, 12);
+    parse_udp_announce_response(&r, false).unwrap()
 }

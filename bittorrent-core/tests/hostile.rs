@@ -761,7 +761,7 @@ fn idle_connections_do_not_lock_out_a_leecher() {
 // ---- the embedded tracker ---------------------------------------------------
 
 fn announce_request(ih: &[u8; 20], n: u32) -> String {
-    use bittorrent_core::discovery::tracker::url::percent_encode;
+    use bittorrent_core::proto::tracker::percent_encode;
     format!(
         "GET /announce?info_hash={}&peer_id={}&port={}&uploaded=0&downloaded=0&left=0&compact=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
         percent_encode(ih),

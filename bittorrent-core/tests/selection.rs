@@ -7,8 +7,8 @@
 
 mod harness;
 
-use bittorrent_core::engine::selection::{self, Glob};
 use bittorrent_core::proto::layout::Layout;
+use bittorrent_core::selection::{self, Glob};
 use bittorrent_core::{AddTorrent, Config, FilePriority, Phase, Session};
 use harness::*;
 use std::net::{IpAddr, Ipv4Addr};
@@ -185,7 +185,7 @@ fn a_magnet_link_applies_its_selector_when_the_metadata_arrives() {
     let seeder = session();
     seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
     wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(30));
-    let magnet = bittorrent_core::Magnet::parse(&mi.magnet_link()).unwrap();
+    let magnet = bittorrent_core::Magnet::of(&mi);
     let dir = temp_dir("mag-leech");
     let leecher = session();
     let mut add = AddTorrent::magnet(magnet, &dir).peers(vec![seeder.local_addr_v4()]);

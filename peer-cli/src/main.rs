@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         .init();
     // Sockets and the file pool need descriptors: lift the soft limit to
     // the hard one (the file pool sizes itself from it).
-    if let Some(n) = bittorrent_core::engine::file_pool::raise_nofile_limit() {
+    if let Some(n) = bittorrent_core::raise_nofile_limit() {
         log::debug!("open file limit: {n}");
     }
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();

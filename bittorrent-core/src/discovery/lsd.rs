@@ -121,7 +121,7 @@ impl std::error::Error for LsdError {}
 ///
 /// The caller keeps `info_hashes` to at most [`MAX_INFO_HASHES`] so that the
 /// datagram stays under [`MAX_PACKET`] bytes and is accepted by
-/// [`parse_announce`]; [`Lsd`] splits larger sets.
+/// [`parse_announce`]; the `lsd` thread splits larger sets.
 pub fn format_announce(host: &str, port: u16, info_hashes: &[InfoHash], cookie: &str) -> Vec<u8> {
     let host: String = host.chars().filter(|c| !c.is_control()).collect();
     let mut s = format!("BT-SEARCH * HTTP/1.1\r\nHost: {host}\r\nPort: {port}\r\n");
@@ -275,6 +275,7 @@ pub struct Lsd {
     torrents: Sender<Vec<InfoHash>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     cookie: String,
 }
 
@@ -334,6 +335,7 @@ impl Lsd {
         let _ = self.torrents.send(hashes);
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// The cookie this instance puts in its announces.
     pub fn cookie(&self) -> &str {
         &self.cookie

@@ -6,3 +6,6 @@ pub mod dht;
 pub mod lsd;
 pub mod tracker;
 pub mod udp;
+
+#[cfg(test)]
+mod lsd_tests;

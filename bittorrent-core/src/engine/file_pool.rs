@@ -84,16 +84,19 @@ impl FilePool {
     }
 
     /// The capacity.
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// Files open now.
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn len(&self) -> usize {
         self.inner.lock().open.len()
     }
 
     /// Whether no file is open.
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -145,6 +148,7 @@ impl FilePool {
     }
 
     /// The handle for `key` if it is open (no open, no LRU update).
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn peek(&self, key: FileKey) -> Option<Arc<File>> {
         self.inner.lock().open.get(&key).map(|e| e.file.clone())
     }

@@ -113,6 +113,7 @@ impl HasherPool {
     }
 }
 
+#[allow(dead_code)] // not used by the engine yet
 /// Hash one piece on disk now, on the calling thread.
 pub fn check_piece(
     storage: &Storage,

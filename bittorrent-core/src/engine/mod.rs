@@ -15,7 +15,7 @@ pub mod hasher;
 pub(crate) mod listener;
 pub mod metadata;
 pub mod mse;
-pub mod partfile;
+pub(crate) mod partfile;
 pub mod peer;
 pub mod picker;
 pub mod piece_buffer;

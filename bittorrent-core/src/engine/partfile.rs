@@ -68,11 +68,13 @@ impl PartFile {
     }
 
     /// Where it is.
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Whether piece `piece` has room here (it is a shared piece).
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn covers(&self, piece: u32) -> bool {
         self.slots.binary_search(&piece).is_ok()
     }
@@ -104,6 +106,7 @@ impl PartFile {
     }
 
     /// Whether every byte of the range has room here.
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn covers_range(&self, offset: u64, len: u64) -> bool {
         self.spans(offset, len)
             .iter()

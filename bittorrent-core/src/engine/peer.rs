@@ -81,6 +81,7 @@ pub enum PeerEvent {
         addr: SocketAddr,
         /// The remote peer id.
         peer_id: [u8; 20],
+        #[allow(dead_code)] // not used by the engine yet
         /// Whether the peer supports the fast extension.
         fast: bool,
         /// Whether we dialled it.
@@ -97,6 +98,7 @@ pub enum PeerEvent {
     /// The peer choked (true) or unchoked (false) us.
     ChokedUs(bool),
     /// A block arrived.
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     Block {
         /// Which block.
         block: BlockRef,

@@ -129,6 +129,7 @@ impl Picker {
         self.have.is_full()
     }
 
+    #[allow(dead_code)] // not used by the engine yet
     /// Whether a peer with `theirs` has a piece we still need.
     pub fn is_interesting(&self, theirs: &Bitfield) -> bool {
         theirs.ones().any(|i| !self.have.get(i))
@@ -511,6 +512,7 @@ impl Picker {
         )
     }
 
+    #[allow(dead_code)] // not used by the engine yet
     /// Number of pieces currently being downloaded.
     pub fn pieces_in_progress(&self) -> usize {
         self.in_progress.len()

@@ -65,6 +65,7 @@ impl PieceBuffers {
     }
 
     /// Bytes currently reserved.
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn reserved(&self) -> u64 {
         self.reserved
     }
@@ -118,6 +119,7 @@ impl PieceBuffers {
     }
 
     /// Forget everything (the torrent stops downloading).
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn clear(&mut self) {
         self.assembling.clear();
         self.spilled.clear();

@@ -260,6 +260,7 @@ pub fn parse_rate(s: &str) -> Result<u64, RateParseError> {
 }
 
 /// A rate for people: `2.0 MiB/s`, `500.0 KiB/s`, `unlimited`.
+#[allow(dead_code)] // kept for tests and embedders inside the crate
 pub fn format_rate(rate: u64) -> String {
     match rate {
         0 => "unlimited".into(),

@@ -103,11 +103,13 @@ impl SmartBan {
         }
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// Pieces remembered.
     pub fn len(&self) -> usize {
         self.pieces.len()
     }
 
+    #[allow(dead_code)] // not used by the engine yet
     /// Whether nothing is remembered.
     pub fn is_empty(&self) -> bool {
         self.pieces.is_empty()

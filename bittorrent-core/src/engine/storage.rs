@@ -130,6 +130,7 @@ impl StorageFile {
 /// A torrent's files.
 pub struct Storage {
     files: Vec<StorageFile>,
+    #[allow(dead_code)] // not used by the engine yet
     total_length: u64,
     piece_length: u64,
     root: PathBuf,
@@ -184,6 +185,7 @@ impl Storage {
     /// with a symbolic link below `dir` is refused. Existing files are never
     /// truncated; a file that cannot be opened for writing is read
     /// read-only (enough to seed).
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn open(dir: &Path, info: &Info) -> Result<Storage, StorageError> {
         Storage::open_selected(dir, info, &[], None)
     }
@@ -388,6 +390,7 @@ impl Storage {
     }
 
     /// The part file's path, if the torrent has one.
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn part_path(&self) -> Option<&Path> {
         self.part.as_ref().map(|p| p.path())
     }
@@ -420,6 +423,7 @@ impl Storage {
             .collect()
     }
 
+    #[allow(dead_code)] // not used by the engine yet
     /// Total bytes.
     pub fn total_length(&self) -> u64 {
         self.total_length
@@ -565,6 +569,7 @@ impl Storage {
     }
 
     /// The paths of the files (pad files excluded; some may not exist).
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files
             .iter()

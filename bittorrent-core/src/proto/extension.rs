@@ -10,8 +10,10 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::discovery::tracker::client::{compact_addr, parse_compact_v4, parse_compact_v6};
 use crate::proto::bencode::{self, BencodeError, OwnedValue, Value};
+use crate::proto::compact::{
+    encode as compact_addr, parse_v4 as parse_compact_v4, parse_v6 as parse_compact_v6,
+};
 
 /// Peer wire message id of extended messages (BEP 10).
 pub const EXTENDED_MESSAGE_ID: u8 = 20;

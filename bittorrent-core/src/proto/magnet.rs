@@ -7,7 +7,7 @@
 //! link with only a v2 `urn:btmh:` hash is refused ([`MagnetError::V2Only`]);
 //! a hybrid link (btih and btmh) is used through its v1 hash.
 
-use crate::proto::metainfo::InfoHash;
+use crate::proto::metainfo::{InfoHash, Metainfo};
 use std::fmt;
 
 /// A parsed magnet link.
@@ -76,6 +76,23 @@ struct Topics {
 }
 
 impl Magnet {
+    /// The magnet link of a torrent: its info-hash, its name and every
+    /// tracker (each once).
+    pub fn of(m: &Metainfo) -> Magnet {
+        let mut trackers: Vec<String> = Vec::new();
+        for url in m.trackers().into_iter().flatten() {
+            if !trackers.contains(&url) {
+                trackers.push(url);
+            }
+        }
+        Magnet {
+            info_hash: m.info_hash,
+            display_name: Some(m.info.name.clone()),
+            trackers,
+            peers: Vec::new(),
+        }
+    }
+
     /// Parse a magnet URI. Never panics, whatever the input.
     pub fn parse(uri: &str) -> Result<Magnet, MagnetError> {
         let query = strip_scheme(uri.trim()).ok_or(MagnetError::NotAMagnet)?;

@@ -375,23 +375,6 @@ impl Metainfo {
         }
         self.announce.iter().map(|a| vec![a.clone()]).collect()
     }
-
-    /// A magnet link for this torrent: info-hash, name and every tracker.
-    pub fn magnet_link(&self) -> String {
-        let mut trackers: Vec<String> = Vec::new();
-        for url in self.trackers().into_iter().flatten() {
-            if !trackers.contains(&url) {
-                trackers.push(url);
-            }
-        }
-        crate::proto::magnet::Magnet {
-            info_hash: self.info_hash,
-            display_name: Some(self.info.name.clone()),
-            trackers,
-            peers: Vec::new(),
-        }
-        .to_uri()
-    }
 }
 
 /// BEP 12 tiers; entries that are not strings and empty tiers are dropped.
@@ -632,7 +615,7 @@ pub fn normalize_announce_url(s: &str) -> String {
 
 #[cfg(test)]
 mod normalize_tests {
-    use super::normalize_announce_url;
+    use crate::proto::metainfo::normalize_announce_url;
 
     #[test]
     fn bare_ip_port_becomes_http_url() {
@@ -715,7 +698,9 @@ mod tests {
         assert_eq!(m.info_hash.0, hash);
         let again = Metainfo::from_info_bytes(&m.info_bytes).unwrap();
         assert_eq!(again.info, m.info);
-        let magnet = crate::proto::magnet::Magnet::parse(&m.magnet_link()).unwrap();
+        let magnet =
+            crate::proto::magnet::Magnet::parse(&crate::proto::magnet::Magnet::of(&m).to_uri())
+                .unwrap();
         assert_eq!(magnet.info_hash, m.info_hash);
         assert_eq!(magnet.trackers, ["http://10.0.0.1:6881/announce"]);
     }

@@ -4,7 +4,8 @@
 //! a handler's bytes, or forwards it to a plain HTTP backend (a TLS
 //! terminator in front of a peer's embedded tracker).
 //!
-//! Shared by `bittorrent-core/tests/tracker_https.rs` and
+//! Shared by the HTTPS tests of the tracker client
+//! (`bittorrent-core/src/discovery/tracker/https_tests.rs`) and
 //! `peer-cli/tests/https_tracker.rs` (included with `#[path]`).
 #![allow(dead_code)]
 

@@ -11,7 +11,7 @@
 
 use crate::cmd::select::Selection;
 use crate::control::{Request, Response};
-use bittorrent_core::engine::rate_limit::parse_rate;
+use bittorrent_core::parse_rate;
 use bittorrent_core::{AddTorrent, FilePriority, InfoHash, Session};
 use serde_json::{json, Value};
 

@@ -77,7 +77,7 @@ fn from_metainfo(m: &Metainfo) -> Summary {
             .iter()
             .map(|f| (f.path.join("/"), f.length, f.pad))
             .collect(),
-        magnet: m.magnet_link(),
+        magnet: Magnet::of(m).to_uri(),
         renamed: m.renamed_files(),
     }
 }

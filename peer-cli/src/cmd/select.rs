@@ -5,9 +5,9 @@
 //! this module only turns strings into priorities and rates.
 
 use crate::args::CliError;
-use bittorrent_core::engine::rate_limit::parse_rate;
-use bittorrent_core::engine::selection::{self, Glob};
+use bittorrent_core::parse_rate;
 use bittorrent_core::proto::metainfo::Info;
+use bittorrent_core::selection::{self, Glob};
 use bittorrent_core::FilePriority;
 
 /// `--only`, `--skip` and `--files` as given (flattened into `peer FILE`

@@ -10,7 +10,7 @@ use super::routing::NodeId;
 use crate::proto::bencode::{decode_strict, BencodeError, Dict, OwnedValue, Value};
 use crate::proto::metainfo::InfoHash;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 
 /// Longest transaction id accepted.
 pub const MAX_TID_LEN: usize = 16;
@@ -73,20 +73,12 @@ impl CompactNode {
 
 /// Parse a 6-byte compact peer (IPv4 address, big-endian port).
 pub fn peer_from_bytes(b: &[u8]) -> Option<SocketAddrV4> {
-    if b.len() != COMPACT_PEER_LEN {
-        return None;
-    }
-    Some(SocketAddrV4::new(
-        Ipv4Addr::new(b[0], b[1], b[2], b[3]),
-        u16::from_be_bytes([b[4], b[5]]),
-    ))
+    crate::proto::compact::peer_v4(b)
 }
 
 /// The 6-byte compact form of a peer.
 pub fn peer_to_bytes(a: &SocketAddrV4) -> [u8; COMPACT_PEER_LEN] {
-    let o = a.ip().octets();
-    let p = a.port().to_be_bytes();
-    [o[0], o[1], o[2], o[3], p[0], p[1]]
+    crate::proto::compact::encode_v4(a)
 }
 
 /// A KRPC query (`y` = `q`).
@@ -554,6 +546,7 @@ fn decode_error(top: &Dict<'_>) -> Result<Error, DecodeErrorKind> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn unhex(s: &str) -> Vec<u8> {
         (0..s.len())

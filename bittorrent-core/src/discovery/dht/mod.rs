@@ -10,5 +10,10 @@ pub mod node;
 pub mod routing;
 pub mod token;
 
+#[cfg(test)]
+mod amplification_tests;
+#[cfg(test)]
+mod net_tests;
+
 pub use node::{Dht, DhtConfig};
 pub use routing::NodeId;

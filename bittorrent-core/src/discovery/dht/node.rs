@@ -52,6 +52,7 @@ pub const MAX_AMPLIFICATION: usize = 4;
 #[derive(Debug, Clone)]
 pub struct DhtConfig {
     /// UDP address to bind (port 0 for any).
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub bind: SocketAddr,
     /// Nodes to bootstrap from (`find_node` of our own id).
     pub bootstrap: Vec<SocketAddr>,
@@ -96,6 +97,7 @@ enum Command {
 /// Handle to a running DHT node. Dropping it stops the node.
 pub struct Dht {
     tx: Sender<Command>,
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     id: NodeId,
     local_addr: SocketAddr,
     thread: Option<JoinHandle<()>>,
@@ -104,6 +106,7 @@ pub struct Dht {
 impl Dht {
     /// Bind the socket and start the `dht` thread, which bootstraps from
     /// `cfg.bootstrap` by looking up our own id.
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn start(cfg: DhtConfig) -> io::Result<Dht> {
         let socket = UdpSocket::bind(cfg.bind)?;
         socket.set_read_timeout(Some(TICK))?;
@@ -144,6 +147,7 @@ impl Dht {
         })
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// Our node id.
     pub fn id(&self) -> NodeId {
         self.id
@@ -194,6 +198,7 @@ impl Dht {
         rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// Stop the thread and wait for it.
     pub fn stop(mut self) {
         self.shutdown();

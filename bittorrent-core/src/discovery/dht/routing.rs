@@ -218,6 +218,7 @@ impl RoutingTable {
         }
     }
 
+    #[allow(dead_code)] // not used by the engine yet
     /// Our id.
     pub fn own_id(&self) -> NodeId {
         self.own
@@ -229,6 +230,7 @@ impl RoutingTable {
             .min(self.buckets.len().saturating_sub(1))
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// Number of buckets (1..=160).
     pub fn bucket_count(&self) -> usize {
         self.buckets.len()
@@ -339,6 +341,7 @@ impl RoutingTable {
         }
     }
 
+    #[allow(dead_code)] // not used by the engine yet
     /// Forget a node entirely.
     pub fn remove(&mut self, id: &NodeId) {
         let idx = self.bucket_index(id);
@@ -347,6 +350,7 @@ impl RoutingTable {
         b.replacements.retain(|e| e.id != *id);
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// The entry for `id`, if in a bucket.
     pub fn get(&self, id: &NodeId) -> Option<&Entry> {
         let idx = self.bucket_index(id);

@@ -7,13 +7,13 @@
 //! the standard library cannot bound).
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+pub use super::error::{TimeoutPhase, TrackerError};
 use super::url::{percent_encode, Url};
 use crate::proto::bencode::{self, Value};
 use crate::proto::metainfo::{normalize_announce_url, InfoHash};
@@ -119,81 +119,6 @@ pub struct ScrapeEntry {
     pub incomplete: u32,
 }
 
-/// Which phase of a tracker exchange ran out of time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeoutPhase {
-    /// Resolving the host name.
-    Resolve,
-    /// TCP connect.
-    Connect,
-    /// Sending the request.
-    Send,
-    /// Waiting for / reading the response.
-    Receive,
-    /// UDP connect exchange (BEP 15).
-    UdpConnect,
-    /// UDP announce or scrape exchange (BEP 15).
-    UdpRequest,
-}
-
-/// Why an announce or scrape failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum TrackerError {
-    /// A socket error (connection refused, reset...).
-    Io(io::Error),
-    /// The deadline passed during `phase`.
-    Timeout {
-        /// What was being done.
-        phase: TimeoutPhase,
-    },
-    /// The host name did not resolve.
-    Resolve(String),
-    /// The HTTP status was not 200 (and the body carried no failure reason).
-    Http(u16),
-    /// The tracker refused: its `failure reason` (or BEP 15 error message).
-    Failure(String),
-    /// The response could not be understood.
-    Malformed(String),
-    /// The URL is not `http://`, `https://`, `udp://` or a bare `IP:PORT`.
-    UnsupportedScheme(String),
-    /// The URL could not be parsed.
-    InvalidUrl(String),
-    /// The response exceeded [`MAX_RESPONSE_BODY`].
-    TooLarge,
-    /// The tracker does not support scraping (BEP 48 URL rule).
-    ScrapeUnsupported,
-    /// The TLS handshake failed (for example an untrusted certificate).
-    Tls(String),
-}
-
-impl fmt::Display for TrackerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrackerError::Io(e) => write!(f, "tracker I/O error: {e}"),
-            TrackerError::Timeout { phase } => write!(f, "tracker timed out ({phase:?})"),
-            TrackerError::Resolve(s) => write!(f, "cannot resolve tracker host {s}"),
-            TrackerError::Http(s) => write!(f, "tracker answered HTTP {s}"),
-            TrackerError::Failure(s) => write!(f, "tracker refused: {s}"),
-            TrackerError::Malformed(s) => write!(f, "malformed tracker response: {s}"),
-            TrackerError::UnsupportedScheme(s) => write!(f, "unsupported tracker URL scheme: {s}"),
-            TrackerError::InvalidUrl(s) => write!(f, "invalid tracker URL: {s}"),
-            TrackerError::TooLarge => write!(f, "tracker response too large"),
-            TrackerError::ScrapeUnsupported => write!(f, "tracker does not support scrape"),
-            TrackerError::Tls(s) => write!(f, "tracker TLS error: {s}"),
-        }
-    }
-}
-
-impl std::error::Error for TrackerError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            TrackerError::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
 /// Tuning of one announce or scrape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnnounceOptions {
@@ -207,6 +132,7 @@ pub struct AnnounceOptions {
 }
 
 impl AnnounceOptions {
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// The spec's UDP schedule, capped by `timeout`.
     pub fn with_timeout(timeout: Duration) -> AnnounceOptions {
         AnnounceOptions {
@@ -223,6 +149,7 @@ fn deadline_after(now: Instant, d: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // used by tests only
 /// Announce to the tracker at `url` (`http://`, `https://`, `udp://`, or a bare
 /// `IP:PORT`, which means `http://IP:PORT/announce`), giving up after
 /// `timeout` in total. UDP retransmits on the BEP 15 schedule (15 s base);
@@ -303,46 +230,6 @@ fn secs(v: Option<&Value<'_>>) -> Option<Duration> {
         .map(|i| Duration::from_secs(i as u64))
 }
 
-/// Parse compact IPv4 peers (6 bytes each), skipping port 0.
-pub fn parse_compact_v4(b: &[u8]) -> Vec<SocketAddr> {
-    b.chunks_exact(6)
-        .map(|c| {
-            SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::new(c[0], c[1], c[2], c[3]),
-                u16::from_be_bytes([c[4], c[5]]),
-            ))
-        })
-        .filter(|a| a.port() != 0)
-        .collect()
-}
-
-/// Parse compact IPv6 peers (18 bytes each), skipping port 0.
-pub fn parse_compact_v6(b: &[u8]) -> Vec<SocketAddr> {
-    b.chunks_exact(18)
-        .map(|c| {
-            let mut ip = [0u8; 16];
-            ip.copy_from_slice(&c[..16]);
-            SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(ip),
-                u16::from_be_bytes([c[16], c[17]]),
-                0,
-                0,
-            ))
-        })
-        .filter(|a| a.port() != 0)
-        .collect()
-}
-
-/// Compact form of `addr` (6 bytes for IPv4, 18 for IPv6).
-pub fn compact_addr(addr: &SocketAddr) -> Vec<u8> {
-    let mut out = match addr.ip() {
-        IpAddr::V4(ip) => ip.octets().to_vec(),
-        IpAddr::V6(ip) => ip.octets().to_vec(),
-    };
-    out.extend_from_slice(&addr.port().to_be_bytes());
-    out
-}
-
 fn dict_peers(list: &[Value<'_>], out: &mut Vec<SocketAddr>) {
     for p in list {
         let Some(ip) = p.get(b"ip").and_then(Value::as_str) else {
@@ -382,12 +269,12 @@ pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, TrackerE
     }
     let mut peers = Vec::new();
     match d.get(b"peers") {
-        Some(Value::Bytes(b)) => peers.extend(parse_compact_v4(b)),
+        Some(Value::Bytes(b)) => peers.extend(crate::proto::compact::parse_v4(b)),
         Some(Value::List(l)) => dict_peers(l, &mut peers),
         _ => {}
     }
     match d.get(b"peers6") {
-        Some(Value::Bytes(b)) => peers.extend(parse_compact_v6(b)),
+        Some(Value::Bytes(b)) => peers.extend(crate::proto::compact::parse_v6(b)),
         Some(Value::List(l)) => dict_peers(l, &mut peers),
         _ => {}
     }
@@ -449,6 +336,7 @@ pub fn parse_scrape_response(body: &[u8]) -> Result<Vec<(InfoHash, ScrapeEntry)>
     Ok(out)
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // used by tests only
 /// Scrape `info_hashes` at the tracker whose *announce* URL is `announce_url`
 /// (HTTP: BEP 48 URL rule; UDP: BEP 15 scrape). At most 74 hashes are sent.
 pub fn scrape(
@@ -681,9 +569,9 @@ pub fn parse_udp_announce_response(p: &[u8], ipv6: bool) -> Result<AnnounceRespo
         interval
     };
     let peers = if ipv6 {
-        parse_compact_v6(&p[20..])
+        crate::proto::compact::parse_v6(&p[20..])
     } else {
-        parse_compact_v4(&p[20..])
+        crate::proto::compact::parse_v4(&p[20..])
     };
     Ok(AnnounceResponse {
         interval: interval.clamp(MIN_INTERVAL_FLOOR, MAX_INTERVAL),
@@ -714,6 +602,7 @@ fn udp_announce(
     parse_udp_announce_response(&r, ex.addr.is_ipv6())
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // used by tests only
 fn udp_scrape(
     u: &Url,
     hashes: &[InfoHash],
@@ -799,6 +688,7 @@ impl TrackerList {
         }
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// The tiers in their current order.
     pub fn tiers(&self) -> &[Vec<String>] {
         &self.tiers
@@ -819,6 +709,7 @@ impl TrackerList {
         }
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// When the next regular announce is due.
     pub fn next_announce(&self) -> Instant {
         self.next_announce
@@ -829,6 +720,7 @@ impl TrackerList {
         now >= self.next_announce
     }
 
+    #[allow(dead_code)] // not used by the engine yet
     /// Earliest time an extra (out-of-schedule) announce is allowed, honouring
     /// the tracker's `min interval`.
     pub fn earliest_announce(&self) -> Instant {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
-use super::client::{TimeoutPhase, TrackerError};
+use super::error::{TimeoutPhase, TrackerError};
 
 /// Most redirects followed by [`get`].
 pub const MAX_REDIRECTS: u32 = 3;

@@ -8,15 +8,28 @@
 //! * [`url`]: percent-encoding and URL helpers.
 
 pub mod client;
+mod error;
 mod http;
 pub mod server;
 pub mod url;
 
-pub use client::{
-    announce, announce_with, scrape, AnnounceEvent, AnnounceOptions, AnnounceRequest,
-    AnnounceResponse, ScrapeEntry, TimeoutPhase, TrackerError, TrackerList,
-};
-pub use server::{looks_like_http, read_http_request, TrackerConfig, TrackerServer};
+#[cfg(test)]
+mod https_tests;
+#[cfg(test)]
+mod net_tests;
+#[cfg(test)]
+mod opentracker_tests;
+#[cfg(test)]
+#[path = "../../../tests/tls/mod.rs"]
+mod tls_test_support;
+
+#[cfg(test)]
+pub(crate) use client::{announce, announce_with, scrape};
+pub use client::{AnnounceEvent, AnnounceOptions, AnnounceRequest, TrackerList};
+pub(crate) use client::{AnnounceResponse, TrackerError};
+#[cfg(test)]
+pub(crate) use server::looks_like_http;
+pub use server::{TrackerConfig, TrackerServer};
 
 #[cfg(test)]
 mod robustness {

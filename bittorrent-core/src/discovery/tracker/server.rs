@@ -19,13 +19,16 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::client::{compact_addr, AnnounceEvent, UDP_PROTOCOL_ID};
+use super::client::{AnnounceEvent, UDP_PROTOCOL_ID};
 use super::url::parse_query;
 use crate::proto::bencode::OwnedValue;
+use crate::proto::compact::encode as compact_addr;
 use crate::proto::metainfo::InfoHash;
 
-/// Largest HTTP request accepted by [`TrackerServer::serve_http_connection`].
+/// Largest HTTP request accepted by the embedded tracker (one request per connection).
 pub const MAX_HTTP_REQUEST: usize = 8 * 1024;
+/// Most header lines of a request (more: `400`).
+const MAX_HTTP_HEADERS: usize = 64;
 /// Most info-hashes answered in one scrape (BEP 15's packet limit is 74).
 pub const MAX_SCRAPE_HASHES: usize = 74;
 /// Width of the window in which a UDP connection id is minted.
@@ -461,21 +464,21 @@ impl TrackerServer {
     /// [`TrackerServer::handle_http`] at a given time (for tests).
     pub fn handle_http_at(&self, request: &[u8], remote: SocketAddr, now: Instant) -> Vec<u8> {
         let ip = canonical(remote.ip());
-        let line_end = request
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .unwrap_or(request.len());
-        let Ok(line) = std::str::from_utf8(&request[..line_end]) else {
-            return http_response(400, &failure_body("request line is not UTF-8"));
-        };
-        let mut parts = line.split(' ');
-        let (Some(method), Some(target), Some(version)) =
-            (parts.next(), parts.next(), parts.next())
+        // The request head, parsed by `httparse` (a partial head is fine:
+        // only the request line matters here).
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HTTP_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        let parsed = req.parse(request);
+        let (Some(method), Some(target), Some(_version)) = (req.method, req.path, req.version)
         else {
-            return http_response(400, &failure_body("malformed request line"));
+            let why = match parsed {
+                Err(httparse::Error::Version) => "unsupported HTTP version",
+                _ => "malformed request line",
+            };
+            return http_response(400, &failure_body(why));
         };
-        if !version.starts_with("HTTP/1.") {
-            return http_response(400, &failure_body("unsupported HTTP version"));
+        if let Err(e) = parsed {
+            return http_response(400, &failure_body(&format!("malformed request: {e}")));
         }
         if method != "GET" {
             return http_response(405, &failure_body("only GET is supported"));
@@ -743,7 +746,7 @@ impl TrackerServer {
     /// Read one HTTP request from `stream` (whose first bytes, already read
     /// while sniffing, are `already_read`), answer it and flush. Gives up at
     /// `deadline`. The caller closes the stream afterwards.
-    pub fn serve_http_connection(
+    pub(crate) fn serve_http_connection(
         &self,
         stream: &mut TcpStream,
         already_read: &[u8],
@@ -769,7 +772,8 @@ impl TrackerServer {
     /// Serve BEP 15 on `socket` until `stop` is set (checked every 100 ms).
     /// Also expires stale peers, swarms and rate-limit entries every 10 s
     /// (this thread is the tracker's housekeeper).
-    pub fn run_udp(&self, socket: &UdpSocket, stop: &AtomicBool) -> io::Result<()> {
+    #[allow(dead_code)] // kept for tests and embedders inside the crate
+    pub(crate) fn run_udp(&self, socket: &UdpSocket, stop: &AtomicBool) -> io::Result<()> {
         socket.set_read_timeout(Some(Duration::from_millis(100)))?;
         let mut buf = [0u8; 2048];
         let mut last_expire = Instant::now();

@@ -159,6 +159,7 @@ impl std::fmt::Display for Url {
     }
 }
 
+#[cfg_attr(not(test), allow(dead_code))] // used by tests only
 /// The BEP 48 scrape URL of an announce URL: the last path component must
 /// begin with `announce`, which is replaced by `scrape` (the query is kept).
 /// Returns `None` when the tracker does not support scraping by that rule.

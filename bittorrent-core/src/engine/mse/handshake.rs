@@ -35,6 +35,7 @@ pub enum Method {
 /// A finished handshake.
 #[derive(Debug)]
 pub struct Established {
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// The method both sides use from now on.
     pub method: Method,
     /// The torrent (SKEY) the connection is for.

@@ -18,7 +18,9 @@ pub mod handshake;
 pub mod stream;
 
 pub use crypto::req2_hash;
-pub use handshake::{Established, Initiator, Method, Responder, CRYPTO_PLAINTEXT, CRYPTO_RC4};
+#[cfg(test)]
+pub(crate) use handshake::Method;
+pub use handshake::{Established, Initiator, Responder, CRYPTO_PLAINTEXT, CRYPTO_RC4};
 pub use stream::PeerStream;
 
 use std::io::{ErrorKind, Read, Write};

@@ -61,6 +61,7 @@ impl PeerStream {
         &self.tcp
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// Whether the payload is RC4-encrypted.
     pub fn is_encrypted(&self) -> bool {
         self.rc4.is_some()

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bittorrent_core::discovery::tracker::{
+use crate::discovery::tracker::{
     announce_with, AnnounceEvent, AnnounceOptions, AnnounceRequest, AnnounceResponse,
 };
-use bittorrent_core::InfoHash;
+use crate::InfoHash;
 
 /// Kills the opentracker we started (by its pid) and removes its directory,
 /// even when the test fails.
@@ -143,9 +143,7 @@ fn interop_with_opentracker() {
     let end = Instant::now() + Duration::from_secs(10);
     let a = loop {
         match announce_with(&http, &req(ih, 1, 40001, AnnounceEvent::Started), &opts) {
-            Err(bittorrent_core::discovery::tracker::TrackerError::Failure(f))
-                if Instant::now() < end =>
-            {
+            Err(crate::discovery::tracker::TrackerError::Failure(f)) if Instant::now() < end => {
                 eprintln!("opentracker not ready yet: {f}");
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -172,19 +170,16 @@ fn interop_with_opentracker() {
     assert!(!has(&a, 40004), "{a:?}");
 
     // Scrape over both transports.
-    let s = bittorrent_core::discovery::tracker::scrape(&http, &[ih], &opts).unwrap();
+    let s = crate::discovery::tracker::scrape(&http, &[ih], &opts).unwrap();
     assert_eq!(s[0].1.incomplete, 3, "{s:?}");
-    let s = bittorrent_core::discovery::tracker::scrape(&udp, &[ih], &opts).unwrap();
+    let s = crate::discovery::tracker::scrape(&udp, &[ih], &opts).unwrap();
     assert_eq!(s[0].1.incomplete, 3, "{s:?}");
 
     // A torrent not on the whitelist is refused with a failure reason.
     let other = InfoHash([0x55; 20]);
     let e = announce_with(&http, &req(other, 5, 40005, AnnounceEvent::Started), &opts).unwrap_err();
     assert!(
-        matches!(
-            e,
-            bittorrent_core::discovery::tracker::TrackerError::Failure(_)
-        ),
+        matches!(e, crate::discovery::tracker::TrackerError::Failure(_)),
         "{e:?}"
     );
 }

@@ -4,9 +4,9 @@
 //! verified node gets the full answer.
 #![allow(clippy::unwrap_used)]
 
-use bittorrent_core::discovery::dht::krpc::{Body, Message, Query, Response};
-use bittorrent_core::discovery::dht::{Dht, DhtConfig, NodeId};
-use bittorrent_core::InfoHash;
+use crate::discovery::dht::krpc::{Body, Message, Query, Response};
+use crate::discovery::dht::{Dht, DhtConfig, NodeId};
+use crate::InfoHash;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 

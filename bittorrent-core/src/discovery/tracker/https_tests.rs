@@ -5,18 +5,17 @@
 //! certificate is refused; redirects (also http → https), gzip bodies, the
 //! body size limit (plain and gzip-compressed) and a hanging TLS server.
 
-#[path = "tls/mod.rs"]
-mod tls;
+use super::tls_test_support as tls;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use bittorrent_core::discovery::tracker::{
+use crate::discovery::tracker::{
     announce_with, scrape, AnnounceEvent, AnnounceOptions, AnnounceRequest, TrackerError,
 };
-use bittorrent_core::{Config, InfoHash, Session};
+use crate::{Config, InfoHash, Session};
 use tls::{forward_to, ok_response, request_path, TestCa, TestServer};
 
 /// The CA every HTTPS server of this binary uses, trusted through

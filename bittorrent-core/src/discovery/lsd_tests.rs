@@ -14,8 +14,8 @@
 //! ip netns exec lsdtest target/debug/deps/lsd-<hash> --nocapture
 //! ```
 
-use bittorrent_core::discovery::lsd::{Lsd, LsdConfig};
-use bittorrent_core::InfoHash;
+use crate::discovery::lsd::{Lsd, LsdConfig};
+use crate::InfoHash;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -1,9 +1,9 @@
 //! DHT node tests over loopback: a 20-node network, and hostile input.
 #![allow(clippy::unwrap_used)]
 
-use bittorrent_core::discovery::dht::krpc::{Body, Message, Query, Response, ERROR_PROTOCOL};
-use bittorrent_core::discovery::dht::{Dht, DhtConfig, NodeId};
-use bittorrent_core::InfoHash;
+use crate::discovery::dht::krpc::{Body, Message, Query, Response, ERROR_PROTOCOL};
+use crate::discovery::dht::{Dht, DhtConfig, NodeId};
+use crate::InfoHash;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use bittorrent_core::discovery::tracker::{
+use crate::discovery::tracker::{
     announce, announce_with, looks_like_http, scrape, AnnounceEvent, AnnounceOptions,
     AnnounceRequest, TrackerConfig, TrackerError, TrackerServer,
 };
-use bittorrent_core::InfoHash;
+use crate::InfoHash;
 
 struct Harness {
     server: Arc<TrackerServer>,
