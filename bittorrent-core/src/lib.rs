@@ -79,7 +79,7 @@ pub mod proto;
 pub mod state;
 
 pub use engine::session::{AddTorrent, Config, Session};
-pub use engine::torrent::{Phase, TorrentStatus};
+pub use engine::torrent::{PeerInfo, Phase, TorrentStatus};
 pub use error::{Error, Result};
 pub use proto::magnet::Magnet;
 pub use proto::metainfo::{InfoHash, Metainfo};

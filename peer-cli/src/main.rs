@@ -3,7 +3,9 @@
 mod args;
 mod cmd;
 mod control;
+mod fetch;
 mod progress;
+mod web;
 
 use args::{Args, CliError};
 use std::ffi::OsString;
@@ -21,6 +23,7 @@ usage:
   peer status [--json] [--state DIR]
   peer pause|resume ID [--state DIR]
   peer remove ID [--delete-data] [--state DIR]
+  peer web [--open] [--state DIR]   (a one-time login link to the daemon's web interface)
                       (ID: the info-hash or a unique prefix of 4+ hex characters;
                        the state dir defaults to $XDG_DATA_HOME/peer or ~/.local/share/peer)
   peer demo [--size MIB] [--leechers N] [--dir DIR]
@@ -47,7 +50,9 @@ fn main() -> ExitCode {
             argv.remove(0);
             cmd::create::run(Args::new(argv))
         }
-        Some(c @ ("daemon" | "add" | "list" | "status" | "pause" | "resume" | "remove")) => {
+        Some(
+            c @ ("daemon" | "add" | "list" | "status" | "pause" | "resume" | "remove" | "web"),
+        ) => {
             let c = c.to_string();
             argv.remove(0);
             let a = Args::new(argv);
@@ -57,6 +62,7 @@ fn main() -> ExitCode {
                 "list" => cmd::control::list(a),
                 "status" => cmd::control::status(a),
                 "remove" => cmd::control::remove(a),
+                "web" => cmd::control::web(a),
                 action => cmd::control::pause_resume(a, action),
             }
         }

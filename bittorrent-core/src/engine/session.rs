@@ -708,6 +708,33 @@ impl Session {
             .map(|t| t.status.lock().clone())
     }
 
+    /// The metainfo of a torrent in the session.
+    pub fn metainfo(&self, ih: &InfoHash) -> Option<Metainfo> {
+        self.shared
+            .registry
+            .read()
+            .get(&ih.0)
+            .map(|t| t.metainfo.clone())
+    }
+
+    /// The verified pieces of a torrent.
+    pub fn pieces(&self, ih: &InfoHash) -> Option<crate::proto::bitfield::Bitfield> {
+        self.shared
+            .registry
+            .read()
+            .get(&ih.0)
+            .map(|t| t.peer_ctx.have.read().clone())
+    }
+
+    /// The connected peers of a torrent: its torrent thread answers (waits
+    /// at most `timeout`; `None` for an unknown torrent or no answer).
+    pub fn peers(&self, ih: &InfoHash, timeout: Duration) -> Option<Vec<torrent::PeerInfo>> {
+        let commands = self.shared.registry.read().get(&ih.0)?.commands.clone();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        commands.send(Command::Peers(tx)).ok()?;
+        rx.recv_timeout(timeout).ok()
+    }
+
     /// Stop every torrent (closing connections and flushing data), the
     /// listener and the hashing pool; waits for their threads.
     pub fn shutdown(mut self) {

@@ -119,6 +119,43 @@ pub enum Command {
     Resume,
     /// Close every connection, flush, and reply.
     Shutdown(Sender<()>),
+    /// Reply with a snapshot of the connected peers.
+    Peers(Sender<Vec<PeerInfo>>),
+}
+
+/// One connected peer, as [`crate::Session::peers`] reports it.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its peer id (the client is often encoded in it, e.g. `-qB4650-`).
+    pub peer_id: [u8; 20],
+    /// The client name from its extended handshake (`v`), if it sent one.
+    pub client: Option<String>,
+    /// We dialled it (false: it connected to us).
+    pub outgoing: bool,
+    /// Pieces it has.
+    pub pieces: u32,
+    /// Receive and send rates, bytes per second.
+    pub download_rate: u64,
+    /// Send rate, bytes per second.
+    pub upload_rate: u64,
+    /// Payload bytes received from it and sent to it.
+    pub downloaded: u64,
+    /// Payload bytes sent to it.
+    pub uploaded: u64,
+    /// We choke it.
+    pub am_choking: bool,
+    /// We want pieces it has.
+    pub am_interested: bool,
+    /// It chokes us.
+    pub peer_choking: bool,
+    /// It wants pieces we have.
+    pub peer_interested: bool,
+    /// It is our optimistic unchoke.
+    pub optimistic: bool,
+    /// It speaks `ut_pex`.
+    pub pex: bool,
 }
 
 /// Shared between the torrent thread and the rest of the session.
@@ -163,6 +200,8 @@ struct Conn {
     listen_addr: Option<SocketAddr>,
     /// It speaks `ut_pex`.
     pex: bool,
+    /// The client name of its extended handshake.
+    client: Option<String>,
     /// What our PEX messages have told it is connected.
     pex_sent: HashSet<SocketAddr>,
     next_pex: Instant,
@@ -701,6 +740,7 @@ impl Torrent {
                 target_depth: MIN_DEPTH,
                 listen_addr: if outgoing { Some(addr) } else { None },
                 pex: false,
+                client: None,
                 pex_sent: HashSet::new(),
                 next_pex: Instant::now(),
                 allowed_fast: Vec::new(),
@@ -781,11 +821,16 @@ impl Torrent {
                 self.picker.request_failed(key, &b);
             }
             PeerEvent::Block { block, data } => self.on_block(key, block, data),
-            PeerEvent::ExtHandshake { listen_port, pex } => {
+            PeerEvent::ExtHandshake {
+                listen_port,
+                pex,
+                client,
+            } => {
                 let Some(c) = self.conns.get_mut(&key) else {
                     return;
                 };
                 c.pex = pex;
+                c.client = client;
                 c.next_pex = Instant::now();
                 if let (None, Some(p)) = (c.listen_addr, listen_port) {
                     let la = SocketAddr::new(c.addr.ip(), p);
@@ -1060,6 +1105,30 @@ impl Torrent {
                     self.connect_candidates();
                     self.publish_status();
                 }
+            }
+            Command::Peers(reply) => {
+                let peers = self
+                    .conns
+                    .iter()
+                    .map(|(k, c)| PeerInfo {
+                        addr: c.addr,
+                        peer_id: c.peer_id,
+                        client: c.client.clone(),
+                        outgoing: c.outgoing,
+                        pieces: c.bitfield.count() as u32,
+                        download_rate: c.down_rate,
+                        upload_rate: c.up_rate,
+                        downloaded: c.counters.downloaded.load(Ordering::Relaxed),
+                        uploaded: c.counters.uploaded.load(Ordering::Relaxed),
+                        am_choking: c.am_choking,
+                        am_interested: c.am_interested,
+                        peer_choking: c.peer_choking,
+                        peer_interested: c.peer_interested,
+                        optimistic: self.optimistic == Some(*k),
+                        pex: c.pex,
+                    })
+                    .collect();
+                let _ = reply.try_send(peers);
             }
             Command::Shutdown(_) => {}
         }

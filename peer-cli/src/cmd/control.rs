@@ -1,6 +1,6 @@
 //! The commands that talk to a running `peer daemon` through its control API:
 //! `peer add`, `peer list`, `peer status`, `peer pause`, `peer resume`,
-//! `peer remove`. Each reads `control.json` from `--state DIR` (or the
+//! `peer remove`, `peer web`. Each reads `control.json` from `--state DIR` (or the
 //! default state directory).
 
 use crate::args::{Arg, Args, CliError};
@@ -17,6 +17,7 @@ struct Parsed {
     delete_data: bool,
     dir: Option<PathBuf>,
     paused: bool,
+    open: bool,
 }
 
 fn parse(mut args: Args, allowed: &[&str]) -> Result<Parsed, CliError> {
@@ -28,6 +29,7 @@ fn parse(mut args: Args, allowed: &[&str]) -> Result<Parsed, CliError> {
         delete_data: false,
         dir: None,
         paused: false,
+        open: false,
     };
     while let Some(arg) = args.next() {
         match arg {
@@ -36,6 +38,7 @@ fn parse(mut args: Args, allowed: &[&str]) -> Result<Parsed, CliError> {
                 "--json" => p.json = true,
                 "--delete-data" => p.delete_data = true,
                 "--paused" => p.paused = true,
+                "--open" => p.open = true,
                 "--dir" | "-d" => p.dir = Some(PathBuf::from(args.value(&f)?)),
                 _ => return Err(CliError::Usage(format!("unknown flag {f}"))),
             },
@@ -213,5 +216,35 @@ pub fn remove(args: Args) -> Result<(), CliError> {
         &id[..id.len().min(8)],
         if p.delete_data { " and its data" } else { "" }
     );
+    Ok(())
+}
+
+/// `peer web [--open]`: print (and with `--open`, open) a one-time login
+/// link to the daemon's web interface.
+pub fn web(args: Args) -> Result<(), CliError> {
+    let p = parse(args, &["--open"])?;
+    if !p.positionals.is_empty() {
+        return Err(CliError::Usage("peer web takes no argument".into()));
+    }
+    let info = control::state::read_info(&p.state)
+        .ok_or_else(|| CliError::Failed(control::state::NO_DAEMON.into()))?;
+    let v = call(&p, "POST", "/web/code", Some(&json!({})))?;
+    let path = v
+        .get("path")
+        .and_then(Value::as_str)
+        .ok_or_else(|| CliError::Failed("control API: no login path in the answer".into()))?;
+    let url = format!("http://127.0.0.1:{}{path}", info.port);
+    println!("{url}");
+    if p.open {
+        let opened = std::process::Command::new("xdg-open")
+            .arg(&url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if let Err(e) = opened {
+            eprintln!("could not start xdg-open ({e}); open the link above in a browser");
+        }
+    }
     Ok(())
 }

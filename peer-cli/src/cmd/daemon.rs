@@ -8,6 +8,7 @@ use crate::args::{Arg, Args, CliError};
 use crate::cmd::run::install_stop_handler;
 use crate::control::{self, ControlInfo, Request, Response, Server};
 use crate::progress::Progress;
+use crate::web::{auth::Auth, Site};
 use bittorrent_core::engine::metadata::fetch_metainfo;
 use bittorrent_core::proto::magnet::Magnet;
 use bittorrent_core::proto::metainfo::Metainfo;
@@ -84,13 +85,25 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
     let restored = session.restore().map_err(|e| CliError::failed(&e))?;
     let stop = install_stop_handler()?;
     let token = control::new_token();
+    let listener =
+        control::server::bind_local().map_err(|e| CliError::Failed(format!("control API: {e}")))?;
+    let control_addr = listener
+        .local_addr()
+        .map_err(|e| CliError::Failed(format!("control API: {e}")))?;
     let daemon = Arc::new(Daemon {
         session: Arc::downgrade(&session),
         pending: Arc::default(),
+        control_addr,
+        download_dir: std::env::current_dir().unwrap_or_else(|_| state.clone()),
     });
     let d = daemon.clone();
-    let server = Server::start(token.clone(), Arc::new(move |r: &Request| d.handle(r)))
-        .map_err(|e| CliError::Failed(format!("control API: {e}")))?;
+    let site = Arc::new(Site::new(
+        Auth::new(token.clone(), control_addr.port()),
+        Box::new(move |r: &Request| d.handle(r)),
+    ));
+    let login_code = site.auth.new_code();
+    let server =
+        Server::start(listener, site).map_err(|e| CliError::Failed(format!("control API: {e}")))?;
     control::write_info(
         &state,
         &ControlInfo {
@@ -105,6 +118,9 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
         server.addr(),
         state.display(),
         restored.len()
+    );
+    eprintln!(
+        "peer daemon: web interface: http://{control_addr}/login?code={login_code} (works once; `peer web` prints a new link)"
     );
     let mut progress = Progress::new();
     while !stop.load(Ordering::SeqCst) {
@@ -165,6 +181,10 @@ impl PendingMap {
 struct Daemon {
     session: Weak<Session>,
     pending: Arc<PendingMap>,
+    /// Where the control API (and the web interface) listens.
+    control_addr: std::net::SocketAddr,
+    /// Suggested to the web page as where to save new torrents.
+    download_dir: PathBuf,
 }
 
 /// `checking`, `downloading`, `seeding`, `paused`, `failed`, `stalled`.
@@ -191,6 +211,19 @@ fn torrent_json(s: &TorrentStatus) -> Value {
         Phase::Failed(e) | Phase::Stalled(e) => Some(e.clone()),
         _ => None,
     };
+    // Since the daemon started; a torrent that downloaded nothing counts
+    // what it has.
+    let base = if s.downloaded > 0 {
+        s.downloaded
+    } else {
+        s.bytes_have
+    };
+    let ratio = (base > 0).then(|| s.uploaded as f64 / base as f64);
+    let eta = if s.paused {
+        None
+    } else {
+        s.eta().map(|d| d.as_secs())
+    };
     json!({
         "id": s.info_hash.to_hex(),
         "name": s.name,
@@ -215,6 +248,8 @@ fn torrent_json(s: &TorrentStatus) -> Value {
             "peers_returned": s.tracker.peers_returned,
             "error": s.tracker.error,
         },
+        "ratio": ratio,
+        "eta": eta,
     })
 }
 
@@ -230,6 +265,8 @@ fn pending_json(ih: &InfoHash, p: &Pending) -> Value {
         "peers": 0, "seeds": 0, "paused": false,
         "save_path": p.dir.to_string_lossy(),
         "tracker": Value::Null,
+        "ratio": Value::Null,
+        "eta": Value::Null,
     })
 }
 
@@ -258,6 +295,17 @@ impl Daemon {
                     .pending
                     .with(|p| p.get(&ih).map(|x| pending_json(&ih, x)))
                     .map_or_else(|| Response::error(404, "gone"), Response::ok),
+                Err(e) => e,
+            },
+            ("GET", ["torrents", id, "details"]) => match self.find(&session, id) {
+                Ok(Found::Torrent(ih)) => super::details::details(&session, &ih).map_or_else(
+                    || Response::error(404, format!("no torrent {id}")),
+                    Response::ok,
+                ),
+                Ok(Found::Pending(ih)) => Response::ok(json!({
+                    "id": ih.to_hex(), "files": [], "peers": [], "trackers": [],
+                    "pieces": {"count": 0, "have": 0, "bitfield": ""},
+                })),
                 Err(e) => e,
             },
             ("POST", ["torrents", id, action @ ("pause" | "resume")]) => {
@@ -374,6 +422,9 @@ impl Daemon {
             "downloaded": st.iter().map(|s| s.downloaded).sum::<u64>(),
             "uploaded": st.iter().map(|s| s.uploaded).sum::<u64>(),
             "peers": st.iter().map(|s| s.peers).sum::<usize>(),
+            "dht_addr": session.dht_addr().map(|a| a.to_string()),
+            "control_addr": self.control_addr.to_string(),
+            "download_dir": self.download_dir.to_string_lossy(),
         }))
     }
 
@@ -393,10 +444,26 @@ impl Daemon {
         if let Some(path) = v.get("path").and_then(Value::as_str) {
             return add_file(session, Path::new(path), dir, paused);
         }
+        if let Some(b64) = v.get("torrent").and_then(Value::as_str) {
+            use base64::Engine;
+            return match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+                Ok(bytes) => add_bytes(session, bytes, "torrent", dir, paused),
+                Err(e) => Response::error(400, format!("torrent: not base64: {e}")),
+            };
+        }
+        if let Some(url) = v.get("url").and_then(Value::as_str) {
+            return match crate::fetch::fetch(url) {
+                Ok(bytes) => add_bytes(session, bytes, url, dir, paused),
+                Err(e) => Response::error(502, e),
+            };
+        }
         if let Some(uri) = v.get("magnet").and_then(Value::as_str) {
             return self.add_magnet(session, uri, dir, paused);
         }
-        Response::error(400, "give \"path\" (a .torrent file) or \"magnet\"")
+        Response::error(
+            400,
+            "give \"path\" (a .torrent file), \"torrent\" (its bytes, base64), \"url\" or \"magnet\"",
+        )
     }
 
     fn add_magnet(
@@ -480,21 +547,31 @@ impl Daemon {
             self.pending.with(|p| p.remove(&ih));
             return Response::error(500, format!("cannot start a thread: {e}"));
         }
-        Response {
-            status: 202,
-            body: json!({"id": ih.to_hex(), "name": name, "state": "metadata"}),
-        }
+        Response::json(
+            202,
+            json!({"id": ih.to_hex(), "name": name, "state": "metadata"}),
+        )
     }
 }
 
 fn add_file(session: &Session, path: &Path, dir: PathBuf, paused: bool) -> Response {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return Response::error(400, format!("{}: {e}", path.display())),
-    };
+    match std::fs::read(path) {
+        Ok(bytes) => add_bytes(session, bytes, &path.display().to_string(), dir, paused),
+        Err(e) => Response::error(400, format!("{}: {e}", path.display())),
+    }
+}
+
+/// Add the torrent of these `.torrent` bytes (`what` names them in errors).
+fn add_bytes(
+    session: &Session,
+    bytes: Vec<u8>,
+    what: &str,
+    dir: PathBuf,
+    paused: bool,
+) -> Response {
     let mi = match Metainfo::from_bytes(&bytes) {
         Ok(m) => m,
-        Err(e) => return Response::error(400, format!("{}: {e}", path.display())),
+        Err(e) => return Response::error(400, format!("{what}: {e}")),
     };
     let ih = mi.info_hash;
     if session.status(&ih).is_some() {
@@ -505,10 +582,7 @@ fn add_file(session: &Session, path: &Path, dir: PathBuf, paused: bool) -> Respo
     a.paused = paused;
     a.torrent_bytes = Some(bytes);
     match session.add(a) {
-        Ok(ih) => Response {
-            status: 201,
-            body: json!({"id": ih.to_hex(), "name": name}),
-        },
+        Ok(ih) => Response::json(201, json!({"id": ih.to_hex(), "name": name})),
         Err(e) if e.to_string().contains("already in the session") => {
             Response::error(409, e.to_string())
         }

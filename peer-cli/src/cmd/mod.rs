@@ -3,5 +3,6 @@ pub mod control;
 pub mod create;
 pub mod daemon;
 pub mod demo;
+pub mod details;
 pub mod info;
 pub mod run;
