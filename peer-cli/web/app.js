@@ -103,7 +103,7 @@ function showApp() {
 function rowFor(t) {
   const name = el("button", { type: "button", class: "link", "data-role": "open",
     onclick: () => openDetail(t.id) });
-  const toggle = el("button", { type: "button", "data-action": "toggle",
+  const pauseButton = el("button", { type: "button", "data-action": "toggle",
     onclick: (ev) => toggle(ev.currentTarget.dataset.id, ev.currentTarget.dataset.paused === "1") });
   const remove = el("button", { type: "button", class: "danger", "data-action": "remove",
     onclick: () => askRemove(t.id) }, "Remove");
@@ -116,7 +116,7 @@ function rowFor(t) {
     el("td", { class: "num", "data-label": "Peers" }),
     el("td", { class: "num", "data-label": "Ratio" }),
     el("td", { class: "num", "data-label": "ETA" }),
-    el("td", { class: "actions" }, toggle, remove));
+    el("td", { class: "actions" }, pauseButton, remove));
   return tr;
 }
 function updateRow(tr, t) {
