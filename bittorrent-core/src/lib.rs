@@ -78,6 +78,7 @@ pub mod error;
 pub mod proto;
 pub mod state;
 
+pub use engine::mse::Encryption;
 pub use engine::session::{AddTorrent, Config, Session};
 pub use engine::torrent::{PeerInfo, Phase, TorrentStatus};
 pub use error::{Error, Result};

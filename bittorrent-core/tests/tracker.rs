@@ -328,3 +328,70 @@ fn follows_http_redirects() {
     assert_eq!(h.server.peers(&ih()), vec![addr(7301)]);
     t.join().unwrap();
 }
+
+/// Issue 10: a client that announces `left=0` with no history (rqbit with a
+/// magnet link and no metadata yet announces `event=started&left=0`) is not
+/// trusted as a seeder: it is shown the seeders and is counted incomplete.
+/// A peer that announced `left > 0` or `event=completed` before is a proven
+/// seeder: it alone is spared the other seeders. Over HTTP and UDP alike.
+#[test]
+fn left_zero_without_history_still_gets_seeders() {
+    let h = spawn_tracker(cfg());
+    h.server.allow(ih());
+    let o = opts(5000);
+    for (i, url) in [
+        format!("http://{}/announce", h.http),
+        format!("udp://{}", h.udp),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let base = 7100 + 10 * i as u16;
+        let seed = |n: u16| base + n;
+        // A seeder that downloaded here: left > 0, then completed.
+        let mut r = req(10 + i as u8, seed(1), AnnounceEvent::Started);
+        announce_with(url, &r, &o).unwrap();
+        r.left = 0;
+        r.event = AnnounceEvent::Completed;
+        announce_with(url, &r, &o).unwrap();
+        // A magnet client: started, left=0, nothing before.
+        let mut m = req(20 + i as u8, seed(2), AnnounceEvent::Started);
+        m.left = 0;
+        let got = announce_with(url, &m, &o).unwrap();
+        assert!(
+            got.peers.contains(&addr(seed(1))),
+            "{url}: the magnet client was not shown the seeder: {:?}",
+            got.peers
+        );
+        let (c, inc) = (got.complete.unwrap(), got.incomplete.unwrap());
+        // The 3 proven seeders of the earlier turn stay in the swarm.
+        assert_eq!((c, inc), (1 + 3 * i as u32, 1), "{url}");
+        // A second proven seeder is spared the first one, not the magnet client.
+        let mut s2 = req(30 + i as u8, seed(3), AnnounceEvent::Started);
+        announce_with(url, &s2, &o).unwrap();
+        s2.left = 0;
+        s2.event = AnnounceEvent::Completed;
+        let got = announce_with(url, &s2, &o).unwrap();
+        assert!(got.peers.contains(&addr(seed(2))), "{url}: {:?}", got.peers);
+        assert!(
+            !got.peers.contains(&addr(seed(1))),
+            "{url}: {:?}",
+            got.peers
+        );
+        // The magnet client got the metadata (left > 0), then finished with a
+        // plain left=0 announce: now a proven seeder, spared the others.
+        m.event = AnnounceEvent::None;
+        m.left = 50;
+        let got = announce_with(url, &m, &o).unwrap();
+        assert!(got.peers.contains(&addr(seed(1))) && got.peers.contains(&addr(seed(3))));
+        m.left = 0;
+        let got = announce_with(url, &m, &o).unwrap();
+        assert!(
+            !got.peers.contains(&addr(seed(1))) && !got.peers.contains(&addr(seed(3))),
+            "{url}: {:?}",
+            got.peers
+        );
+        assert_eq!(got.incomplete, Some(0), "{url}");
+        assert_eq!(got.complete, Some(3 + 3 * i as u32), "{url}");
+    }
+}

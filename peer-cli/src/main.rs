@@ -15,8 +15,10 @@ const USAGE: &str = "\
 usage:
   peer FILE.torrent|MAGNET... [--dir DIR] [--port N] [--peer IP:PORT]... [--once] [--open-tracker]
                       [--state DIR] [--no-lsd] [--no-dht] [--dht-bootstrap HOST:PORT]...
+                      [--encryption prefer|require|off]
   peer --open-tracker [--port N]        (a tracker for any torrent, nothing else)
   peer daemon [--state DIR] [--port N] [--no-lsd] [--no-dht] [--dht-bootstrap HOST:PORT]...
+              [--encryption prefer|require|off]
                       (runs every torrent of the state dir; serves the control API)
   peer add FILE.torrent|MAGNET... [--dir DIR] [--paused] [--state DIR]
   peer list [--json] [--state DIR]

@@ -23,6 +23,9 @@ pub struct HashJob {
     pub len: u32,
     /// The expected SHA-1.
     pub expected: [u8; 20],
+    /// Also return the SHA-1 of each 16 KiB block when the piece passes
+    /// (smart ban; they are always returned when it fails).
+    pub block_hashes: bool,
     /// Where to send the verdict.
     pub reply: Sender<HashDone>,
 }
@@ -36,6 +39,9 @@ pub struct HashDone {
     pub ok: bool,
     /// A read error, if the data could not be read.
     pub error: Option<StorageError>,
+    /// The SHA-1 of each 16 KiB block as read: when the piece failed, or
+    /// passed and the job asked for them; else empty.
+    pub block_hashes: Vec<[u8; 20]>,
 }
 
 /// The pool's handle: submit jobs; dropping it lets the threads exit.
@@ -103,14 +109,24 @@ fn worker(rx: Receiver<HashJob>, stop: &AtomicBool) {
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        let (ok, error) = match check_piece(&job.storage, job.offset, job.len, &job.expected) {
-            Ok(ok) => (ok, None),
+        let mut buf = vec![0u8; job.len as usize];
+        let (ok, error) = match job.storage.read(job.offset, &mut buf) {
+            Ok(()) => (
+                sha1_smol::Sha1::from(&buf).digest().bytes() == job.expected,
+                None,
+            ),
             Err(e) => (false, Some(e)),
+        };
+        let block_hashes = if error.is_none() && (!ok || job.block_hashes) {
+            super::smart_ban::block_hashes(&buf, crate::proto::wire::BLOCK_SIZE as usize)
+        } else {
+            Vec::new()
         };
         let _ = job.reply.send(HashDone {
             piece: job.piece,
             ok,
             error,
+            block_hashes,
         });
     }
 }

@@ -4,8 +4,13 @@
 pub mod choker;
 pub mod hasher;
 pub mod metadata;
+pub mod mse;
+pub mod partfile;
 pub mod peer;
 pub mod picker;
+pub mod rate_limit;
+pub mod selection;
 pub mod session;
+pub mod smart_ban;
 pub mod storage;
 pub mod torrent;

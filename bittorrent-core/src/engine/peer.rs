@@ -8,6 +8,7 @@
 //! Uploads are served here, straight from the shared read-only storage,
 //! and only for pieces the shared "have" bitfield says are verified.
 
+use crate::engine::mse::{self, Encryption, PeerStream};
 use crate::engine::picker::PeerKey;
 use crate::engine::storage::Storage;
 use crate::proto::bitfield::Bitfield;
@@ -166,6 +167,8 @@ pub struct PeerContext {
     /// The torrent's info dictionary, served to peers with `ut_metadata`
     /// (BEP 9) so that they can start from a magnet link.
     pub info_bytes: Arc<Vec<u8>>,
+    /// Whether outgoing connections use MSE (and fall back to plaintext).
+    pub encryption: Encryption,
 }
 
 /// Limits a peer thread enforces.
@@ -225,9 +228,28 @@ pub fn read_some(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, C
     }
 }
 
+/// A byte stream whose read timeout can be set: a socket, or a socket
+/// behind MSE ([`PeerStream`]).
+pub trait TimedRead: Read {
+    /// Set the read timeout of the underlying socket.
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl TimedRead for TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+}
+
+impl TimedRead for PeerStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        PeerStream::set_read_timeout(self, t)
+    }
+}
+
 /// Read a handshake with a deadline; returns it and any bytes read past it.
 pub fn read_handshake(
-    stream: &mut TcpStream,
+    stream: &mut impl TimedRead,
     mut buf: Vec<u8>,
     timeout: Duration,
 ) -> Result<(Handshake, Vec<u8>), CloseReason> {
@@ -262,14 +284,8 @@ pub fn run_outgoing(
     torrent: Sender<(PeerKey, PeerEvent)>,
 ) {
     let result = (|| {
-        let mut stream = TcpStream::connect_timeout(&addr, ctx.limits.connect_timeout)
-            .map_err(|e| CloseReason::ConnectFailed(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let _ = stream.set_write_timeout(Some(ctx.limits.write_timeout));
-        stream
-            .write_all(&our_handshake(&ctx).encode())
-            .map_err(|e| CloseReason::Io(e.to_string()))?;
-        let (hs, rest) = read_handshake(&mut stream, Vec::new(), ctx.limits.handshake_timeout)?;
+        let (mut stream, rest) = dial(addr, &ctx)?;
+        let (hs, rest) = read_handshake(&mut stream, rest, ctx.limits.handshake_timeout)?;
         if hs.info_hash != ctx.info_hash {
             return Err(CloseReason::BadHandshake("wrong info-hash".into()));
         }
@@ -283,11 +299,48 @@ pub fn run_outgoing(
     }
 }
 
+/// Connect to `addr` and send our handshake, through MSE as the policy
+/// says: `Prefer` tries MSE first and redials in clear if the MSE handshake
+/// fails (the peer may not speak it); `Require` only MSE; `Off` only clear.
+/// Returns the stream and the bytes already received past the MSE
+/// handshake (the start of the peer's BitTorrent handshake).
+fn dial(addr: SocketAddr, ctx: &PeerContext) -> Result<(PeerStream, Vec<u8>), CloseReason> {
+    let connect = || {
+        let stream = TcpStream::connect_timeout(&addr, ctx.limits.connect_timeout)
+            .map_err(|e| CloseReason::ConnectFailed(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(ctx.limits.write_timeout));
+        Ok::<_, CloseReason>(stream)
+    };
+    let ours = our_handshake(ctx).encode();
+    if ctx.encryption != Encryption::Off {
+        let deadline = Instant::now() + ctx.limits.handshake_timeout;
+        match mse::initiate(
+            connect()?,
+            ctx.info_hash,
+            ctx.encryption.methods(),
+            &ours,
+            deadline,
+        ) {
+            Ok(x) => return Ok(x),
+            Err(e) if ctx.encryption == Encryption::Prefer => {
+                log::debug!("peer {addr}: {e}; redialling in clear");
+            }
+            Err(e) => return Err(CloseReason::BadHandshake(e.to_string())),
+        }
+    }
+    let mut stream = connect()?;
+    stream
+        .write_all(&ours)
+        .map_err(|e| CloseReason::Io(e.to_string()))?;
+    Ok((PeerStream::plain(stream), Vec::new()))
+}
+
 /// Run an established connection (the handshakes are done on both sides)
 /// until it ends; always finishes with a `Left` event.
 #[allow(clippy::too_many_arguments)]
 pub fn run_connected(
-    stream: TcpStream,
+    stream: PeerStream,
     addr: SocketAddr,
     outgoing: bool,
     hs: Handshake,
@@ -313,7 +366,8 @@ pub fn run_connected(
 }
 
 struct Connection<'a> {
-    stream: TcpStream,
+    /// The socket, in clear or RC4 (MSE); all reads and writes go through it.
+    stream: PeerStream,
     key: PeerKey,
     ctx: &'a PeerContext,
     torrent: &'a Sender<(PeerKey, PeerEvent)>,
@@ -328,7 +382,9 @@ struct Connection<'a> {
     counters: Arc<PeerCounters>,
     last_recv: Instant,
     last_send: Instant,
-    got_first_message: bool,
+    /// Blocks received that we had not requested (or no longer had
+    /// outstanding, e.g. after a choke); past `MAX_UNREQUESTED` they are
+    /// dropped instead of being handed to the torrent thread.
     unrequested: u32,
     short_timeout: bool,
     /// The peer speaks BEP 10.
@@ -364,12 +420,15 @@ const UPLOAD_BURST: usize = 1 << 20;
 const WRITE_SLICE: Duration = Duration::from_millis(10);
 const LONG_READ: Duration = Duration::from_millis(100);
 const KEEPALIVE: Duration = Duration::from_secs(90);
+/// Unrequested blocks handed to the torrent thread per connection at most
+/// (libtorrent counts such blocks as waste and keeps the connection; so do
+/// we, but past this many we drop them unread by the picker).
 const MAX_UNREQUESTED: u32 = 256;
 
 impl<'a> Connection<'a> {
     #[allow(clippy::too_many_arguments)]
     fn new(
-        stream: TcpStream,
+        stream: PeerStream,
         addr: SocketAddr,
         outgoing: bool,
         hs: Handshake,
@@ -382,9 +441,10 @@ impl<'a> Connection<'a> {
             return Err(CloseReason::Duplicate);
         }
         let closer = stream
+            .tcp()
             .try_clone()
             .map_err(|e| CloseReason::Io(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
+        let _ = stream.tcp().set_nodelay(true);
         let _ = stream.set_write_timeout(Some(WRITE_SLICE));
         let _ = stream.set_read_timeout(Some(LONG_READ));
         let (tx, inbox) = crossbeam_channel::bounded(4096);
@@ -423,7 +483,6 @@ impl<'a> Connection<'a> {
             counters,
             last_recv: now,
             last_send: now,
-            got_first_message: false,
             unrequested: 0,
             short_timeout: false,
             ext: hs.supports_extensions(),
@@ -515,12 +574,22 @@ impl<'a> Connection<'a> {
             }
         }
         self.out.drain(..sent);
+        // With RC4 the stream may hold up to one encrypted chunk the socket
+        // has not taken yet: push it too (plaintext streams never have any).
+        if self.out.is_empty() && self.stream.has_pending() {
+            match self.stream.push_pending() {
+                Ok(()) => self.last_send = Instant::now(),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => return Err(CloseReason::Io(e.to_string())),
+            }
+        }
         // A burst may have grown the buffer to a few MiB; don't keep that
         // per idle connection.
         if self.out.is_empty() && self.out.capacity() > 256 * 1024 {
             self.out = Vec::with_capacity(64 * 1024);
         }
-        if !self.out.is_empty() && self.last_send.elapsed() > self.ctx.limits.write_timeout {
+        let queued = !self.out.is_empty() || self.stream.has_pending();
+        if queued && self.last_send.elapsed() > self.ctx.limits.write_timeout {
             // The peer has not read anything for too long.
             return Err(CloseReason::TooSlow);
         }
@@ -532,12 +601,11 @@ impl<'a> Connection<'a> {
         let _ = self.stream.set_write_timeout(Some(
             self.ctx.limits.write_timeout.min(Duration::from_secs(2)),
         ));
-        let r = self
-            .stream
-            .write_all(&self.out)
-            .map_err(|e| CloseReason::Io(e.to_string()));
-        self.out.clear();
-        r
+        let out = std::mem::take(&mut self.out);
+        self.stream
+            .write_all(&out)
+            .and_then(|()| self.stream.flush())
+            .map_err(|e| CloseReason::Io(e.to_string()))
     }
 
     fn event(&self, e: PeerEvent) -> Result<(), CloseReason> {
@@ -572,7 +640,8 @@ impl<'a> Connection<'a> {
             // write in `flush` is where a busy connection waits). Otherwise
             // short reads while we download (commands may arrive in the inbox
             // at any moment), longer ones when idle.
-            let busy = !self.upload_queue.is_empty() || !self.out.is_empty();
+            let busy =
+                !self.upload_queue.is_empty() || !self.out.is_empty() || self.stream.has_pending();
             let want_short = !self.peer_choking;
             if want_short != self.short_timeout {
                 self.short_timeout = want_short;
@@ -693,21 +762,12 @@ impl<'a> Connection<'a> {
     }
 
     fn on_message(&mut self, m: Message) -> Result<(), CloseReason> {
-        let first = !self.got_first_message;
-        // The extended handshake (BEP 10) and port (BEP 5) may precede
-        // the bitfield; only other messages end the "first message" window.
-        if !matches!(
-            m,
-            Message::KeepAlive | Message::Extended { .. } | Message::Port(_)
-        ) {
-            self.got_first_message = true;
-        }
         let n = self.ctx.layout.num_pieces as usize;
         match m {
             Message::KeepAlive | Message::SuggestPiece(_) => {}
             Message::Port(p) => {
                 // BEP 5: the peer runs a DHT node there; try it.
-                if let (Some(dht), Ok(addr)) = (&self.ctx.dht, self.stream.peer_addr()) {
+                if let (Some(dht), Ok(addr)) = (&self.ctx.dht, self.stream.tcp().peer_addr()) {
                     if p != 0 && !self.ctx.private {
                         dht.add_node(SocketAddr::new(addr.ip(), p));
                     }
@@ -741,17 +801,21 @@ impl<'a> Connection<'a> {
                 }
                 self.event(PeerEvent::Have(i))?;
             }
+            // A bitfield, have-all or have-none at any time replaces the
+            // peer's piece set (aria2 sends have-none, allowed-fast, then a
+            // bitfield, sometimes two; libtorrent accepts that, so do we).
+            // Spare bits are ignored, as libtorrent and Transmission do; a
+            // wrong length is fatal there too.
             Message::Bitfield(bytes) => {
-                if !first {
-                    return Err(CloseReason::Protocol("bitfield not first".into()));
-                }
-                let bf = Bitfield::from_bytes(&bytes, n)
+                let bf = Bitfield::from_wire(&bytes, n)
                     .map_err(|e| CloseReason::Protocol(e.to_string()))?;
                 self.event(PeerEvent::Bitfield(bf))?;
             }
             Message::HaveAll | Message::HaveNone => {
-                if !self.fast || !first {
-                    return Err(CloseReason::Protocol("unexpected have-all/none".into()));
+                if !self.fast {
+                    return Err(CloseReason::Protocol(
+                        "have-all/none without fast extension".into(),
+                    ));
                 }
                 let bf = if m == Message::HaveAll {
                     Bitfield::full(n)
@@ -775,14 +839,14 @@ impl<'a> Connection<'a> {
                     begin,
                     length: data.len() as u32,
                 };
-                if !self.sent_requests.remove(&block) {
-                    self.unrequested += 1;
-                    if self.unrequested > MAX_UNREQUESTED {
-                        return Err(CloseReason::Protocol("too many unrequested blocks".into()));
-                    }
-                }
                 if !self.ctx.layout.is_block(index, begin, data.len()) {
                     return Err(CloseReason::Protocol("piece message for no block".into()));
+                }
+                if !self.sent_requests.remove(&block) {
+                    self.unrequested = self.unrequested.saturating_add(1);
+                    if self.unrequested > MAX_UNREQUESTED {
+                        return Ok(()); // waste: neither counted nor written
+                    }
                 }
                 self.counters
                     .downloaded
@@ -805,11 +869,8 @@ impl<'a> Connection<'a> {
 
     fn on_extended(&mut self, id: u8, payload: &[u8]) -> Result<(), CloseReason> {
         use crate::proto::extension::{ExtHandshake, PexMessage};
-        if !self.ext {
-            return Err(CloseReason::Protocol(
-                "extended message without BEP 10".into(),
-            ));
-        }
+        // Read even from a peer that did not set the BEP 10 bit (libtorrent
+        // does the same).
         match id {
             crate::proto::extension::HANDSHAKE_EXT_ID => {
                 // A handshake we cannot read just means no extensions.
@@ -874,8 +935,14 @@ impl<'a> Connection<'a> {
     }
 
     fn on_request(&mut self, b: BlockRef) -> Result<(), CloseReason> {
+        // An invalid request (out of range, past the piece end, longer than
+        // 16 KiB) is rejected, not fatal: libtorrent answers it the same way.
         if !self.ctx.layout.valid_request(&b) {
-            return Err(CloseReason::Protocol(format!("invalid request {b:?}")));
+            log::debug!("peer: invalid request {b:?} rejected");
+            if self.fast {
+                self.send(&Message::Reject(b));
+            }
+            return Ok(());
         }
         let have = self.ctx.have.read().get(b.index as usize);
         let allowed = !self.am_choking || self.allowed_fast.contains(&b.index);

@@ -4,7 +4,14 @@
 //! * finish partial pieces first (fewer pieces open at once, sooner `have`s);
 //! * then rarest first, ties broken at random;
 //! * endgame: once every block is requested, a block may be requested
-//!   from a second peer; when it arrives the others are cancelled.
+//!   from a second peer; when it arrives the others are cancelled;
+//! * parole: a peer that contributed to a piece that failed its hash check
+//!   (with other contributors, so the culprit is unknown) only gets whole
+//!   pieces to itself, and nobody else gets blocks of those. Its next piece
+//!   then either passes (and it leaves parole) or fails with it as the only
+//!   contributor (and the torrent strikes it). A parole peer that gives up
+//!   on its piece (choke, reject, timeout, departure) loses it: the piece
+//!   starts again from nothing.
 //!
 //! Invariants (checked by the tests): a block is open, requested (by one or
 //! more peers) or received, never two of these; a piece being hashed or
@@ -13,6 +20,7 @@
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::wire::BlockRef;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// Identifies a connection within a torrent.
@@ -34,6 +42,8 @@ enum BlockState {
 struct Partial {
     blocks: Vec<BlockState>,
     received: u32,
+    /// The parole peer this piece belongs to (nobody else gets its blocks).
+    owner: Option<PeerKey>,
 }
 
 #[derive(Debug)]
@@ -75,6 +85,8 @@ pub struct Picker {
     order_force: bool,
     order_built: Option<Instant>,
     rng: u64,
+    /// Peers on parole (see the module docs).
+    parole: HashSet<PeerKey>,
 }
 
 impl Picker {
@@ -104,6 +116,7 @@ impl Picker {
             order_force: true,
             order_built: None,
             rng,
+            parole: HashSet::new(),
         }
     }
 
@@ -138,6 +151,17 @@ impl Picker {
         self.order_dirty = true;
     }
 
+    /// Forget that a peer has every piece in `bf` (its piece set was
+    /// replaced by a later bitfield, have-all or have-none).
+    pub fn remove_availability(&mut self, bf: &Bitfield) {
+        for i in bf.ones() {
+            if let Some(a) = self.availability.get_mut(i) {
+                *a = a.saturating_sub(1);
+            }
+        }
+        self.order_dirty = true;
+    }
+
     /// Record that a peer has piece `i`.
     pub fn add_have(&mut self, i: u32) {
         if let Some(a) = self.availability.get_mut(i as usize) {
@@ -146,7 +170,8 @@ impl Picker {
         }
     }
 
-    /// Forget a departed peer: its availability and its requests.
+    /// Forget a departed peer: its availability, its requests, its parole
+    /// and the pieces it owned.
     pub fn remove_peer(&mut self, peer: PeerKey, bf: &Bitfield) {
         for i in bf.ones() {
             self.availability[i] = self.availability[i].saturating_sub(1);
@@ -159,7 +184,43 @@ impl Picker {
                     drop_requester(b, peer);
                 }
             }
+            self.release_if_abandoned(p, peer);
         }
+        self.parole.remove(&peer);
+    }
+
+    /// Put `peer` on parole (`true`) or take it off.
+    pub fn set_parole(&mut self, peer: PeerKey, on: bool) {
+        if on {
+            self.parole.insert(peer);
+        } else {
+            self.parole.remove(&peer);
+        }
+    }
+
+    /// Whether `peer` is on parole.
+    pub fn on_parole(&self, peer: PeerKey) -> bool {
+        self.parole.contains(&peer)
+    }
+
+    /// A piece owned by `peer` with nothing requested any more is given up:
+    /// it starts again from nothing (its blocks came from a parole peer
+    /// only, and must not mix with anybody else's).
+    fn release_if_abandoned(&mut self, p: u32, peer: PeerKey) {
+        let Some(PieceState::InProgress(part)) = self.pieces.get(p as usize) else {
+            return;
+        };
+        if part.owner != Some(peer)
+            || part
+                .blocks
+                .iter()
+                .any(|b| matches!(b, BlockState::Requested(_)))
+        {
+            return;
+        }
+        self.pieces[p as usize] = PieceState::Missing;
+        self.in_progress.retain(|&q| q != p);
+        self.order_force = true;
     }
 
     /// A request to `peer` will not be answered (choke, reject, timeout).
@@ -172,6 +233,7 @@ impl Picker {
                 drop_requester(b, peer);
             }
         }
+        self.release_if_abandoned(block.index, peer);
     }
 
     fn rebuild_order(&mut self) {
@@ -202,10 +264,12 @@ impl Picker {
         if max == 0 {
             return out;
         }
-        // 1. Open blocks of pieces already in progress.
+        let parole = self.parole.contains(&peer);
+        // 1. Open blocks of pieces already in progress (a parole peer: only
+        //    its own; the others: none owned by a parole peer).
         for idx in 0..self.in_progress.len() {
             let p = self.in_progress[idx];
-            if !theirs.get(p as usize) {
+            if !theirs.get(p as usize) || !self.may_take(p, peer, parole) {
                 continue;
             }
             self.take_open(p, peer, max, &mut out);
@@ -234,6 +298,7 @@ impl Picker {
             self.pieces[p as usize] = PieceState::InProgress(Partial {
                 blocks: vec![BlockState::Open; n],
                 received: 0,
+                owner: parole.then_some(peer),
             });
             self.in_progress.push(p);
             self.take_open(p, peer, max, &mut out);
@@ -242,7 +307,11 @@ impl Picker {
             return out;
         }
         // 3. Endgame: nothing open anywhere this peer can serve; share
-        //    outstanding blocks with a second peer.
+        //    outstanding blocks with a second peer (never a parole peer's,
+        //    never with one).
+        if parole {
+            return out;
+        }
         if self.order.iter().skip(self.cursor).any(|&p| {
             theirs.get(p as usize) && matches!(self.pieces[p as usize], PieceState::Missing)
         }) {
@@ -254,6 +323,9 @@ impl Picker {
                 continue;
             }
             if let PieceState::InProgress(part) = &mut self.pieces[p as usize] {
+                if part.owner.is_some() {
+                    continue;
+                }
                 for (b, st) in part.blocks.iter_mut().enumerate() {
                     if let BlockState::Requested(peers) = st {
                         if peers.len() < MAX_ENDGAME_REQUESTERS && !peers.contains(&peer) {
@@ -270,6 +342,17 @@ impl Picker {
         out
     }
 
+    /// Whether `peer` (on parole or not) may get blocks of piece `p` in progress.
+    fn may_take(&self, p: u32, peer: PeerKey, parole: bool) -> bool {
+        match &self.pieces[p as usize] {
+            PieceState::InProgress(part) => match part.owner {
+                Some(o) => o == peer,
+                None => !parole,
+            },
+            _ => false,
+        }
+    }
+
     fn take_open(&mut self, p: u32, peer: PeerKey, max: usize, out: &mut Vec<BlockRef>) {
         if let PieceState::InProgress(part) = &mut self.pieces[p as usize] {
             for (b, st) in part.blocks.iter_mut().enumerate() {
@@ -284,8 +367,9 @@ impl Picker {
         }
     }
 
-    /// A block arrived from `peer` (already checked to be a real block of
-    /// the torrent by [`Layout::is_block`]).
+    /// A block arrived from `peer`, already checked to be a real block of
+    /// the torrent ([`Layout::is_block`]) that we asked this peer for (the
+    /// torrent thread drops every other block before it gets here).
     pub fn block_received(&mut self, peer: PeerKey, block: &BlockRef) -> Received {
         let Some(PieceState::InProgress(part)) = self.pieces.get_mut(block.index as usize) else {
             return Received::Unwanted;
@@ -296,8 +380,8 @@ impl Picker {
         };
         let cancel = match st {
             BlockState::Received(_) => return Received::Unwanted,
-            // An unrequested block that we need anyway is accepted (a peer
-            // may answer after we cancelled on choke).
+            // Asked of this peer, given up on (choke, timeout) and still
+            // needed: a late answer is welcome.
             BlockState::Open => Vec::new(),
             BlockState::Requested(peers) => peers.iter().copied().filter(|&p| p != peer).collect(),
         };
@@ -383,10 +467,12 @@ impl Picker {
     /// can stay requested from a peer that will never send it.
     pub fn reconcile(&mut self, mut keep: impl FnMut(PeerKey, &BlockRef) -> bool) -> usize {
         let mut dropped = 0;
+        let mut owned = Vec::new();
         for idx in 0..self.in_progress.len() {
             let p = self.in_progress[idx];
             let layout = self.layout;
             if let PieceState::InProgress(part) = &mut self.pieces[p as usize] {
+                let before_piece = dropped;
                 for (b, st) in part.blocks.iter_mut().enumerate() {
                     if let BlockState::Requested(peers) = st {
                         let blk = layout.block(p, b as u32);
@@ -398,7 +484,13 @@ impl Picker {
                         }
                     }
                 }
+                if let (Some(o), true) = (part.owner, dropped > before_piece) {
+                    owned.push((p, o));
+                }
             }
+        }
+        for (p, o) in owned {
+            self.release_if_abandoned(p, o);
         }
         dropped
     }
@@ -475,6 +567,32 @@ mod tests {
     }
 
     #[test]
+    fn replaced_piece_set_recounts_availability() {
+        // aria2: have-none, then a bitfield, then a second bitfield.
+        let mut p = Picker::new(layout(4), Bitfield::new(4));
+        let none = Bitfield::new(4);
+        let mut first = Bitfield::new(4);
+        first.set(1);
+        first.set(3);
+        let mut second = Bitfield::new(4);
+        second.set(2);
+        p.add_availability(&none);
+        p.remove_availability(&none);
+        p.add_availability(&first);
+        p.remove_availability(&first);
+        p.add_availability(&second);
+        // Only piece 2 is available now: pieces 1 and 3 were counted out.
+        let all = Bitfield::full(4);
+        let got = p.pick(1, &all, 100);
+        assert!(!got.is_empty());
+        assert!(got.iter().all(|b| b.index == 2), "{got:?}");
+        // Removing more than was added never underflows.
+        p.remove_availability(&all);
+        p.remove_availability(&all);
+        assert!(p.pick(2, &all, 100).iter().all(|b| b.index == 2));
+    }
+
+    #[test]
     fn full_download_with_endgame_and_failures() {
         let l = layout(3);
         let mut p = Picker::new(l, Bitfield::new(3));
@@ -526,6 +644,54 @@ mod tests {
         assert_eq!(a, b);
     }
 
+    #[test]
+    fn parole_peer_gets_whole_pieces_alone() {
+        let l = layout(3);
+        let mut p = Picker::new(l, Bitfield::new(3));
+        let all = Bitfield::full(3);
+        p.add_availability(&all);
+        p.add_availability(&all);
+        p.set_parole(1, true);
+        assert!(p.on_parole(1));
+        // Peer 1 takes one block of a piece; the piece is its own.
+        let a = p.pick(1, &all, 1);
+        assert_eq!(a.len(), 1);
+        // Peer 2 never gets a block of peer 1's piece, even in endgame.
+        let b = p.pick(2, &all, 100);
+        assert!(b.iter().all(|x| x.index != a[0].index));
+        assert_eq!(b.len(), 4);
+        assert!(p.pick(2, &all, 100).is_empty());
+        // Peer 1 continues its own piece, gets no endgame duplicates.
+        let a2 = p.pick(1, &all, 100);
+        assert_eq!(a2, vec![l.block(a[0].index, 1)]);
+        // It receives one block, then gives up on the other: the piece
+        // starts again from nothing and peer 2 may take it.
+        assert!(matches!(p.block_received(1, &a[0]), Received::New { .. }));
+        p.request_failed(1, &a2[0]);
+        let b2 = p.pick(2, &all, 100);
+        assert_eq!(b2.len(), 2);
+        assert!(b2.iter().all(|x| x.index == a[0].index));
+        // Off parole, peer 1 shares again.
+        p.set_parole(1, false);
+        assert!(!p.pick(1, &all, 100).is_empty());
+    }
+
+    #[test]
+    fn departed_parole_owner_releases_its_piece() {
+        let l = layout(1);
+        let mut p = Picker::new(l, Bitfield::new(1));
+        let all = Bitfield::full(1);
+        p.add_availability(&all);
+        p.add_availability(&all);
+        p.set_parole(1, true);
+        let a = p.pick(1, &all, 1);
+        assert!(matches!(p.block_received(1, &a[0]), Received::New { .. }));
+        assert!(p.pick(2, &all, 100).is_empty());
+        p.remove_peer(1, &all);
+        assert!(!p.on_parole(1));
+        assert_eq!(p.pick(2, &all, 100).len(), 2);
+    }
+
     /// Random event sequences never break the block-state invariants.
     #[test]
     fn random_sequences_complete() {
@@ -554,6 +720,9 @@ mod tests {
                     break;
                 }
                 let peer = rnd() % 3;
+                if rnd() % 50 == 0 {
+                    p.set_parole(peer, rnd() % 2 == 0);
+                }
                 match rnd() % 4 {
                     0 | 1 => {
                         for b in p.pick(peer, &all, (rnd() % 8) as usize) {

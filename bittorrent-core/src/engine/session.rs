@@ -4,8 +4,9 @@
 //! BitTorrent handshake to its torrent by info-hash), one torrent thread per
 //! torrent, one thread per peer socket, and a shared hashing pool.
 
-use crate::discovery::tracker::{looks_like_http, TrackerConfig, TrackerServer};
+use crate::discovery::tracker::{TrackerConfig, TrackerServer};
 use crate::engine::hasher::{HashJob, HasherPool};
+use crate::engine::mse::{self, Encryption, PeerStream, Sniffed};
 use crate::engine::peer::{self, PeerLimits};
 use crate::engine::picker::PeerKey;
 use crate::engine::storage::Storage;
@@ -63,6 +64,11 @@ pub struct Config {
     /// Where resume data is kept (`torrents/<info-hash>.resume`); `None`
     /// (the default) keeps none, and every start rechecks the data on disk.
     pub state_dir: Option<PathBuf>,
+    /// Message Stream Encryption (MSE/PE) for both directions (default
+    /// [`Encryption::Prefer`]: accept MSE and plaintext, dial MSE first and
+    /// fall back to plaintext; `Require`: MSE with RC4 only; `Off`:
+    /// plaintext only).
+    pub encryption: Encryption,
 }
 
 impl Default for Config {
@@ -88,6 +94,7 @@ impl Default for Config {
             lsd: false,
             dht: false,
             dht_bootstrap: Vec::new(),
+            encryption: Encryption::Prefer,
         }
     }
 }
@@ -126,6 +133,13 @@ impl Config {
         if let Some(n) = count(b"upload slots") {
             c.upload_slots = n.min(1_000);
         }
+        if let Some(e) = v
+            .get(b"encryption")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+        {
+            c.encryption = e;
+        }
         Some(c)
     }
 
@@ -156,6 +170,10 @@ impl Config {
             (
                 b"upload slots".to_vec(),
                 OwnedValue::Int(self.upload_slots as i64),
+            ),
+            (
+                b"encryption".to_vec(),
+                OwnedValue::bytes(self.encryption.as_str()),
             ),
         ]);
         crate::engine::torrent::write_atomically(&dir.join("session.benc"), &v.to_bytes())
@@ -409,6 +427,11 @@ impl Session {
     /// Our peer id.
     pub fn peer_id(&self) -> [u8; 20] {
         self.shared.peer_id
+    }
+
+    /// The encryption policy in force (MSE, both directions).
+    pub fn encryption(&self) -> Encryption {
+        self.shared.config.encryption
     }
 
     /// Add a torrent: open its files, check what is there, then download
@@ -847,39 +870,97 @@ fn handle_incoming(mut stream: TcpStream, shared: Arc<Shared>) {
     };
     let limits = shared.config.peer_limits;
     let _ = stream.set_write_timeout(Some(limits.write_timeout));
-    // Sniff: byte 19 starts a BitTorrent handshake; "GET " an HTTP
-    // request for the embedded tracker.
+    // Sniff: `\x13BitTorrent protocol` starts a plaintext handshake, "GET "
+    // an HTTP request for the embedded tracker, anything else is taken for
+    // an MSE handshake (its first bytes are a random key).
     let deadline = std::time::Instant::now() + limits.handshake_timeout;
-    let first = match peer::read_some(&mut stream, limits.handshake_timeout) {
-        Ok(b) => b,
-        Err(reason) => {
-            log::debug!("incoming {addr}: {reason}");
+    let policy = shared.config.encryption;
+    let mut first = Vec::new();
+    let kind = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
             return;
         }
-    };
-    if shared.config.enable_tracker && looks_like_http(&first) {
-        if let Err(e) = shared
-            .tracker
-            .serve_http_connection(&mut stream, &first, deadline)
-        {
-            log::debug!("tracker request from {addr}: {e}");
+        match peer::read_some(&mut stream, left) {
+            Ok(b) => first.extend_from_slice(&b),
+            Err(reason) => {
+                log::debug!("incoming {addr}: {reason}");
+                return;
+            }
         }
-        return;
-    }
-    let (hs, leftover) = match peer::read_handshake(&mut stream, first, limits.handshake_timeout) {
-        Ok(x) => x,
-        Err(reason) => {
-            log::debug!("incoming {addr}: {reason}");
+        match mse::sniff(&first, shared.config.enable_tracker) {
+            Sniffed::NeedMore => {}
+            kind => break kind,
+        }
+    };
+    let (mut stream, hs, leftover, t) = match kind {
+        Sniffed::NeedMore => return,
+        Sniffed::Http => {
+            if let Err(e) = shared
+                .tracker
+                .serve_http_connection(&mut stream, &first, deadline)
+            {
+                log::debug!("tracker request from {addr}: {e}");
+            }
             return;
         }
-    };
-    let torrent = shared.registry.read().get(&hs.info_hash).cloned();
-    let Some(t) = torrent else {
-        log::debug!("incoming {addr}: unknown info-hash");
-        return;
+        Sniffed::BitTorrent => {
+            if policy == Encryption::Require {
+                log::debug!("incoming {addr}: plaintext handshake refused (encryption required)");
+                return;
+            }
+            let (hs, leftover) =
+                match peer::read_handshake(&mut stream, first, limits.handshake_timeout) {
+                    Ok(x) => x,
+                    Err(reason) => {
+                        log::debug!("incoming {addr}: {reason}");
+                        return;
+                    }
+                };
+            let torrent = shared.registry.read().get(&hs.info_hash).cloned();
+            let Some(t) = torrent else {
+                log::debug!("incoming {addr}: unknown info-hash");
+                return;
+            };
+            (PeerStream::plain(stream), hs, leftover, t)
+        }
+        Sniffed::Mse => {
+            if policy == Encryption::Off {
+                log::debug!("incoming {addr}: not BitTorrent (encryption off)");
+                return;
+            }
+            // The initiator names its torrent by HASH('req2', info-hash).
+            let mut lookup = |h: &[u8; 20]| {
+                let registry = shared.registry.read();
+                registry.keys().find(|ih| mse::req2_hash(ih) == *h).copied()
+            };
+            let (mut stream, ih, payload) =
+                match mse::respond(stream, &first, policy.methods(), &mut lookup, deadline) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        log::debug!("incoming {addr}: {e}");
+                        return;
+                    }
+                };
+            let (hs, leftover) =
+                match peer::read_handshake(&mut stream, payload, limits.handshake_timeout) {
+                    Ok(x) => x,
+                    Err(reason) => {
+                        log::debug!("incoming {addr} (MSE): {reason}");
+                        return;
+                    }
+                };
+            let torrent = shared.registry.read().get(&ih).cloned();
+            let (Some(t), true) = (torrent, hs.info_hash == ih) else {
+                log::debug!("incoming {addr}: MSE and handshake name different torrents");
+                return;
+            };
+            (stream, hs, leftover, t)
+        }
     };
     if stream
         .write_all(&peer::our_handshake(&t.peer_ctx).encode())
+        .and_then(|()| stream.flush())
         .is_err()
     {
         return;

@@ -12,6 +12,7 @@ use crate::engine::hasher::{HashDone, HashJob};
 use crate::engine::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
 use crate::engine::picker::{PeerKey, Picker, Received};
 use crate::engine::session::Shared;
+use crate::engine::smart_ban::{GivenUp, SmartBan};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::Metainfo;
@@ -208,6 +209,11 @@ struct Conn {
     /// Pieces the peer lets us request while it chokes us (BEP 6).
     allowed_fast: Vec<u32>,
     joined_at: Instant,
+    /// Requests we gave up on (choke, timeout, endgame cancel): a late
+    /// answer to one of them is accepted.
+    given_up: GivenUp,
+    /// Blocks it sent that we never asked it for (dropped).
+    unrequested: u32,
 }
 
 /// An address we may dial.
@@ -232,8 +238,13 @@ const RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 /// Between PEX messages to one peer (BEP 11: at most one a minute).
 const PEX_INTERVAL: Duration = Duration::from_secs(60);
 const MAX_DEPTH: usize = 500;
-/// Strikes (pieces failing their hash with this peer's data) before a ban.
+/// Strikes (pieces failing their hash with this peer's data alone) before a ban.
 const BAN_STRIKES: u32 = 2;
+/// Blocks a peer may send that we never asked it for before it is banned
+/// (each is dropped unread by the picker).
+const MAX_UNREQUESTED_BLOCKS: u32 = 16;
+/// Addresses of departed peers remembered for blaming their blocks later.
+const MAX_DEPARTED: usize = 1024;
 
 /// The torrent thread's state.
 pub struct Torrent {
@@ -248,6 +259,13 @@ pub struct Torrent {
     strikes: HashMap<SocketAddr, u32>,
     banned: HashSet<SocketAddr>,
     banned_ips: HashSet<IpAddr>,
+    /// Block hashes of failed pieces by sender (smart ban).
+    smart_ban: SmartBan,
+    /// Addresses on parole (contributed to a failed piece with others).
+    parole: HashSet<SocketAddr>,
+    /// Addresses of peers that left, for blaming blocks they sent.
+    departed: HashMap<PeerKey, SocketAddr>,
+    departed_order: std::collections::VecDeque<PeerKey>,
     phase: Phase,
     hash_tx: Sender<HashDone>,
     hash_rx: Receiver<HashDone>,
@@ -299,6 +317,7 @@ pub(crate) fn spawn(
         private: metainfo.info.private,
         info_bytes: Arc::new(metainfo.info_bytes.clone()),
         dht: shared.dht.clone(),
+        encryption: shared.config.encryption,
     });
     let status = TorrentStatus {
         info_hash: metainfo.info_hash,
@@ -343,6 +362,10 @@ pub(crate) fn spawn(
         strikes: HashMap::new(),
         banned: HashSet::new(),
         banned_ips: HashSet::new(),
+        smart_ban: SmartBan::new(),
+        parole: HashSet::new(),
+        departed: HashMap::new(),
+        departed_order: std::collections::VecDeque::new(),
         phase: Phase::Checking,
         hash_tx,
         hash_rx,
@@ -456,6 +479,7 @@ impl Torrent {
             offset: self.layout.piece_offset(i),
             len: self.layout.piece_len(i),
             expected: self.me.metainfo.info.pieces[i as usize],
+            block_hashes: self.smart_ban.watching(i),
             reply: self.hash_tx.clone(),
         };
         let _ = self.shared.hasher.send(job);
@@ -482,6 +506,7 @@ impl Torrent {
         let contributors = self.picker.piece_hashed(done.piece, done.ok);
         if done.ok {
             self.piece_verified(done.piece);
+            self.acquit(done.piece, &contributors, &done.block_hashes);
         } else {
             self.hash_failures += 1;
             log::warn!(
@@ -489,7 +514,7 @@ impl Torrent {
                 self.me.metainfo.info.name,
                 done.piece
             );
-            self.blame(contributors);
+            self.blame(done.piece, contributors, &done.block_hashes);
         }
     }
 
@@ -523,28 +548,93 @@ impl Torrent {
         self.publish_status();
     }
 
-    fn blame(&mut self, contributors: Vec<PeerKey>) {
-        let mut seen = HashSet::new();
-        for k in contributors {
-            if !seen.insert(k) {
-                continue;
+    /// The address of a connected or recently departed peer.
+    fn addr_of(&self, k: PeerKey) -> Option<SocketAddr> {
+        self.conns
+            .get(&k)
+            .map(|c| c.addr)
+            .or_else(|| self.departed.get(&k).copied())
+    }
+
+    /// A piece failed its hash check; `contributors[b]` sent block `b` and
+    /// `hashes[b]` is that block's SHA-1 on disk. The block hashes are kept
+    /// (smart ban). A peer that sent the whole piece alone sent bad data: it
+    /// gets a strike. With several contributors nobody is blamed yet: they
+    /// are put on parole (whole pieces to themselves) until the culprit is
+    /// found, by smart ban when the piece passes or by a strike when a
+    /// piece of its own fails.
+    fn blame(&mut self, piece: u32, contributors: Vec<PeerKey>, hashes: &[[u8; 20]]) {
+        let senders: Vec<Option<SocketAddr>> =
+            contributors.iter().map(|&k| self.addr_of(k)).collect();
+        if hashes.len() == senders.len() {
+            self.smart_ban.failed(piece, &senders, hashes);
+        }
+        let mut distinct: Vec<PeerKey> = Vec::new();
+        for &k in &contributors {
+            if !distinct.contains(&k) {
+                distinct.push(k);
             }
-            let Some(addr) = self.conns.get(&k).map(|c| c.addr) else {
-                continue;
+        }
+        if let [k] = distinct[..] {
+            let Some(addr) = self.addr_of(k) else {
+                return;
             };
             let s = self.strikes.entry(addr).or_insert(0);
             *s += 1;
             if *s >= BAN_STRIKES {
-                log::warn!(
-                    "{}: banning {addr} for bad data",
-                    self.me.metainfo.info.name
-                );
-                self.banned.insert(addr);
-                if !addr.ip().is_loopback() {
-                    self.banned_ips.insert(addr.ip());
-                }
-                self.close(k, CloseReason::Banned);
+                self.ban(addr, "sent pieces that failed their hash check");
             }
+            return;
+        }
+        for k in distinct {
+            if let Some(addr) = self.addr_of(k) {
+                self.parole.insert(addr);
+            }
+            self.picker.set_parole(k, true);
+        }
+    }
+
+    /// A piece passed. With block hashes of an earlier failure of it
+    /// (smart ban), whoever had sent a block that differs from the verified
+    /// one is banned. A parole peer that sent the whole piece alone is off
+    /// parole.
+    fn acquit(&mut self, piece: u32, contributors: &[PeerKey], good: &[[u8; 20]]) {
+        if !good.is_empty() {
+            for addr in self.smart_ban.passed(piece, good) {
+                self.ban(addr, "sent a block that differs from the verified piece");
+            }
+        }
+        if let Some(&k) = contributors.first() {
+            if contributors.iter().all(|&c| c == k) && self.picker.on_parole(k) {
+                self.picker.set_parole(k, false);
+                if let Some(addr) = self.addr_of(k) {
+                    self.parole.remove(&addr);
+                }
+            }
+        }
+    }
+
+    /// Ban `addr` (by IP, or by IP:port on loopback) and close its
+    /// connections.
+    fn ban(&mut self, addr: SocketAddr, why: &str) {
+        if self.is_banned(&addr) {
+            return;
+        }
+        log::warn!("{}: banning {addr}: {why}", self.me.metainfo.info.name);
+        self.banned.insert(addr);
+        if !addr.ip().is_loopback() {
+            self.banned_ips.insert(addr.ip());
+        }
+        self.smart_ban.forget_addr(addr);
+        self.parole.remove(&addr);
+        let victims: Vec<PeerKey> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| self.is_banned(&c.addr))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in victims {
+            self.close(k, CloseReason::Banned);
         }
     }
 
@@ -579,6 +669,14 @@ impl Torrent {
 
     fn forget(&mut self, key: PeerKey, c: Conn, reason: &CloseReason) {
         self.picker.remove_peer(key, &c.bitfield);
+        // Its blocks may still be in pieces not yet hashed.
+        self.departed.insert(key, c.addr);
+        self.departed_order.push_back(key);
+        while self.departed_order.len() > MAX_DEPARTED {
+            if let Some(old) = self.departed_order.pop_front() {
+                self.departed.remove(&old);
+            }
+        }
         self.uploaded_closed += c.counters.uploaded.load(Ordering::Relaxed);
         if let Some(cand) = self.candidates.get_mut(&c.addr) {
             cand.connected = false;
@@ -745,8 +843,13 @@ impl Torrent {
                 next_pex: Instant::now(),
                 allowed_fast: Vec::new(),
                 joined_at: Instant::now(),
+                given_up: GivenUp::default(),
+                unrequested: 0,
             },
         );
+        if self.parole.contains(&addr) {
+            self.picker.set_parole(key, true);
+        }
         self.publish_status();
     }
 
@@ -770,13 +873,20 @@ impl Torrent {
     fn on_peer_message(&mut self, key: PeerKey, ev: PeerEvent) {
         match ev {
             PeerEvent::Bitfield(bf) => {
+                // A bitfield, have-all or have-none replaces what the peer
+                // had (a late one too, as aria2 sends): its old pieces leave
+                // the availability counts, the new ones enter them.
+                let Some(c) = self.conns.get_mut(&key) else {
+                    return;
+                };
+                if bf.len() != c.bitfield.len() {
+                    return;
+                }
+                self.picker.remove_availability(&c.bitfield);
                 self.picker.add_availability(&bf);
                 let have = self.picker.have();
-                let wanted = bf.ones().filter(|&i| !have.get(i)).count() as u32;
-                if let Some(c) = self.conns.get_mut(&key) {
-                    c.bitfield = bf;
-                    c.wanted = wanted;
-                }
+                c.wanted = bf.ones().filter(|&i| !have.get(i)).count() as u32;
+                c.bitfield = bf;
                 self.after_availability(key);
             }
             PeerEvent::Have(i) => {
@@ -806,6 +916,7 @@ impl Torrent {
                     if v {
                         let lost: Vec<_> = c.outstanding.drain().collect();
                         for b in lost {
+                            c.given_up.insert(b);
                             self.picker.request_failed(key, &b);
                         }
                     } else {
@@ -937,10 +1048,24 @@ impl Torrent {
     }
 
     fn on_block(&mut self, key: PeerKey, block: crate::proto::wire::BlockRef, data: Vec<u8>) {
-        if let Some(c) = self.conns.get_mut(&key) {
-            c.outstanding.remove(&block);
-            c.last_block = Instant::now();
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        // Only a block we asked this very peer for is taken (endgame
+        // duplicates and late answers to requests we gave up on included).
+        // Anything else is dropped unread and counted against the sender:
+        // a peer with no data must not plant blocks in pieces that honest
+        // peers are filling.
+        if !c.outstanding.remove(&block) && !c.given_up.take(&block) {
+            c.unrequested += 1;
+            let (addr, n) = (c.addr, c.unrequested);
+            log::debug!("{addr} sent unrequested block {block:?} ({n})");
+            if n > MAX_UNREQUESTED_BLOCKS {
+                self.ban(addr, "sent blocks we never asked it for");
+            }
+            return;
         }
+        c.last_block = Instant::now();
         if self.phase != Phase::Downloading {
             return;
         }
@@ -965,7 +1090,9 @@ impl Torrent {
                 self.downloaded += data.len() as u64;
                 for other in cancel {
                     if let Some(c) = self.conns.get_mut(&other) {
-                        c.outstanding.remove(&block);
+                        if c.outstanding.remove(&block) {
+                            c.given_up.insert(block);
+                        }
                     }
                     self.send(other, PeerCmd::Cancel(block));
                 }
@@ -1159,6 +1286,7 @@ impl Torrent {
                 let lost: Vec<_> = c.outstanding.drain().collect();
                 c.last_block = now;
                 for b in lost {
+                    c.given_up.insert(b);
                     self.picker.request_failed(k, &b);
                 }
             }

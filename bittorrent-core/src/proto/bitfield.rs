@@ -79,6 +79,26 @@ impl Bitfield {
         })
     }
 
+    /// Adopt a peer's `bitfield` message for a torrent of `len` pieces the
+    /// way libtorrent, Transmission and qBittorrent do: the byte length must
+    /// be right, spare bits past the last piece are ignored (cleared).
+    pub fn from_wire(bytes: &[u8], len: usize) -> Result<Bitfield, BitfieldError> {
+        let expected = len.div_ceil(8);
+        if bytes.len() != expected {
+            return Err(BitfieldError::WrongLength {
+                expected,
+                actual: bytes.len(),
+            });
+        }
+        let mut bytes = bytes.to_vec();
+        let spare = expected * 8 - len;
+        if let (true, Some(last)) = (spare > 0, bytes.last_mut()) {
+            *last &= !((1u8 << spare) - 1);
+        }
+        let count = bytes.iter().map(|b| b.count_ones() as usize).sum();
+        Ok(Bitfield { bytes, len, count })
+    }
+
     /// Number of pieces this bitfield covers.
     pub fn len(&self) -> usize {
         self.len
@@ -150,6 +170,13 @@ mod tests {
             Bitfield::from_bytes(&[0xff], 9),
             Err(BitfieldError::WrongLength { .. })
         ));
+        let w = Bitfield::from_wire(&[0xff, 0xc0], 9).unwrap();
+        assert_eq!(
+            (w.count(), w.get(8), w.as_bytes()),
+            (9, true, &[0xff, 0x80][..])
+        );
+        assert!(Bitfield::from_wire(&[0xff], 9).is_err());
+        assert!(Bitfield::from_wire(&[0xff, 0, 0], 9).is_err());
         let b = Bitfield::from_bytes(&[0xa0], 3).unwrap();
         assert!(b.get(0) && !b.get(1) && b.get(2) && !b.get(3));
         assert_eq!(b.count(), 2);

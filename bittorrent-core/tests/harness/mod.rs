@@ -237,8 +237,7 @@ pub fn scripted_peer(mi: &Metainfo, data: Vec<u8>, script: Script) -> ScriptedPe
                 return;
             }
             let Ok(stream) = stream else { continue };
-            c2.fetch_add(1, Ordering::SeqCst);
-            if let Err(e) = serve_script(stream, info_hash, layout, &data, script, &s2) {
+            if let Err(e) = serve_script(stream, info_hash, layout, &data, script, &s2, &c2) {
                 eprintln!("scripted peer: {e}");
             }
         }
@@ -258,6 +257,7 @@ fn serve_script(
     data: &[u8],
     script: Script,
     stop: &std::sync::atomic::AtomicBool,
+    connections: &std::sync::atomic::AtomicU32,
 ) -> std::io::Result<()> {
     use bittorrent_core::proto::bitfield::Bitfield;
     use bittorrent_core::proto::wire::{FrameDecoder, Handshake, Message, MAX_FRAME};
@@ -265,6 +265,12 @@ fn serve_script(
     stream.set_read_timeout(Some(Duration::from_millis(200)))?;
     let mut hs = [0u8; 68];
     stream.read_exact(&mut hs)?;
+    // Like any plaintext-only client, close on anything else (an MSE
+    // attempt): only BitTorrent handshakes count as connections.
+    if hs[..20] != *b"\x13BitTorrent protocol" {
+        return Ok(());
+    }
+    connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mut id = *b"-XX0001-scriptedpeer";
     id[19] = b'0' + (Instant::now().elapsed().subsec_nanos() % 10) as u8;
     let mut plain = Handshake::new(info_hash, id);

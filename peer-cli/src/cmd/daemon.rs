@@ -1,4 +1,5 @@
-//! `peer daemon [--state DIR] [--port N] [--no-lsd] [--no-dht] [--dht-bootstrap HOST:PORT]...`
+//! `peer daemon [--state DIR] [--port N] [--no-lsd] [--no-dht] [--dht-bootstrap HOST:PORT]...
+//! [--encryption prefer|require|off]`
 //!
 //! Runs the session in the foreground with every torrent recorded in the
 //! state directory, and serves the local control API (`docs/API.md`) until
@@ -12,7 +13,7 @@ use crate::web::{auth::Auth, Site};
 use bittorrent_core::engine::metadata::fetch_metainfo;
 use bittorrent_core::proto::magnet::Magnet;
 use bittorrent_core::proto::metainfo::Metainfo;
-use bittorrent_core::{AddTorrent, Config, InfoHash, Phase, Session, TorrentStatus};
+use bittorrent_core::{AddTorrent, Config, Encryption, InfoHash, Phase, Session, TorrentStatus};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::ToSocketAddrs;
@@ -29,6 +30,7 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
     let mut state = None;
     let mut port: Option<u16> = None;
     let mut lsd = true;
+    let mut encryption: Option<Encryption> = None;
     let mut dht = true;
     let mut dht_bootstrap = Vec::new();
     while let Some(arg) = args.next() {
@@ -37,6 +39,13 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
                 "--state" => state = Some(PathBuf::from(args.value(&f)?)),
                 "--port" | "-p" => port = Some(args.parsed(&f)?),
                 "--no-lsd" => lsd = false,
+                "--encryption" => {
+                    encryption = Some(
+                        args.value(&f)?
+                            .parse()
+                            .map_err(|e| CliError::Usage(format!("--encryption: {e}")))?,
+                    )
+                }
                 "--no-dht" => dht = false,
                 "--dht-bootstrap" => {
                     let v = args.value(&f)?;
@@ -77,6 +86,9 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
     });
     if let Some(p) = port {
         config.listen_port = p;
+    }
+    if let Some(e) = encryption {
+        config.encryption = e;
     }
     config.lsd = lsd;
     config.dht = dht;
@@ -412,6 +424,7 @@ impl Daemon {
         Response::ok(json!({
             "listen_addr": session.local_addr().to_string(),
             "peer_id": String::from_utf8_lossy(&peer_id),
+            "encryption": session.encryption().as_str(),
             "torrents": st.len(),
             "downloading": count(&|s| !s.paused && s.phase == Phase::Downloading),
             "seeding": count(&|s| !s.paused && s.phase == Phase::Seeding),

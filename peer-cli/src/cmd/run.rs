@@ -9,7 +9,7 @@ use crate::progress::Progress;
 use bittorrent_core::engine::metadata::fetch_metainfo;
 use bittorrent_core::proto::magnet::Magnet;
 use bittorrent_core::proto::metainfo::Metainfo;
-use bittorrent_core::{AddTorrent, Config, InfoHash, Phase, Session};
+use bittorrent_core::{AddTorrent, Config, Encryption, InfoHash, Phase, Session};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub dht: bool,
     /// DHT bootstrap nodes.
     pub dht_bootstrap: Vec<SocketAddr>,
+    /// Message Stream Encryption policy (`--encryption prefer|require|off`).
+    pub encryption: Encryption,
 }
 
 /// Parse `peer FILE.torrent... [flags]`.
@@ -53,6 +55,7 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
         lsd: true,
         dht: true,
         dht_bootstrap: Vec::new(),
+        encryption: Encryption::Prefer,
     };
     while let Some(arg) = args.next() {
         match arg {
@@ -72,6 +75,12 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
                 "--open-tracker" => o.open_tracker = true,
                 "--state" => o.state = Some(PathBuf::from(args.value(&f)?)),
                 "--no-lsd" => o.lsd = false,
+                "--encryption" => {
+                    o.encryption = args
+                        .value(&f)?
+                        .parse()
+                        .map_err(|e| CliError::Usage(format!("--encryption: {e}")))?
+                }
                 "--no-dht" => o.dht = false,
                 "--dht-bootstrap" => {
                     let v = args.value(&f)?;
@@ -119,6 +128,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     config.tracker.open = o.open_tracker;
     config.state_dir = o.state.clone();
     config.lsd = o.lsd;
+    config.encryption = o.encryption;
     config.dht = o.dht;
     config.dht_bootstrap = o.dht_bootstrap.clone();
     let session = Session::start(config).map_err(|e| CliError::failed(&e))?;

@@ -71,7 +71,13 @@ impl Default for TrackerConfig {
 #[derive(Debug, Clone)]
 struct PeerEntry {
     peer_id: [u8; 20],
+    /// A proven seeder: `left` is 0 now and the peer earlier announced
+    /// `left > 0` or `event=completed`. A client that starts with `left=0`
+    /// may have nothing at all (a magnet link without metadata announces
+    /// that way), so it is not trusted as a seeder until then.
     seeder: bool,
+    /// The peer has announced `left > 0` or `event=completed` at some point.
+    leeched: bool,
     last_seen: Instant,
 }
 
@@ -295,11 +301,15 @@ impl TrackerServer {
             if p.event == AnnounceEvent::Completed {
                 swarm.downloaded = swarm.downloaded.saturating_add(1);
             }
+            let leeched = p.left > 0
+                || p.event == AnnounceEvent::Completed
+                || swarm.peers.get(&me).is_some_and(|e| e.leeched);
             swarm.peers.insert(
                 me,
                 PeerEntry {
                     peer_id: p.peer_id,
-                    seeder: p.left == 0,
+                    seeder: p.left == 0 && leeched,
+                    leeched,
                     last_seen: now,
                 },
             );
@@ -310,7 +320,9 @@ impl TrackerServer {
             if p.event == AnnounceEvent::Stopped || want == 0 {
                 Vec::new()
             } else {
-                let seeder = p.left == 0;
+                // Only a proven seeder is spared the other seeders; an
+                // announcer with `left=0` and no history may have nothing.
+                let seeder = swarm.peers.get(&me).is_some_and(|e| e.seeder);
                 swarm
                     .peers
                     .iter()
@@ -891,6 +903,34 @@ mod tests {
         assert!(fail(get(&s, &announce_q(1, 1, ""), "1.1.1.1:1"))
             .1
             .contains("rate limit"));
+    }
+
+    #[test]
+    fn left_zero_announcers_are_not_hidden_from_each_other() {
+        // A seeder that started complete and a magnet client without
+        // metadata both announce `started` with `left=0`: neither is a
+        // proven seeder, so each learns of the other and nobody is counted
+        // complete (issue 10: rqbit never learned of the seeder).
+        let s = open_server();
+        let zero =
+            |id: u8, port: u16| announce_q(id, port, "&event=started").replace("left=10", "left=0");
+        get(&s, &zero(1, 6881), "10.0.0.1:5000");
+        let (_, b) = get(&s, &zero(2, 6882), "10.0.0.2:5000");
+        let r = parse_announce_response(&b).unwrap();
+        assert_eq!(r.peers, vec!["10.0.0.1:6881".parse().unwrap()]);
+        assert_eq!((r.complete, r.incomplete), (Some(0), Some(2)));
+        // `completed` proves it: the first one is now a seeder, spared
+        // nobody unproven, counted complete.
+        let done = announce_q(1, 6881, "&event=completed").replace("left=10", "left=0");
+        let (_, b) = get(&s, &done, "10.0.0.1:5000");
+        let r = parse_announce_response(&b).unwrap();
+        assert_eq!(r.peers, vec!["10.0.0.2:6882".parse().unwrap()]);
+        assert_eq!((r.complete, r.incomplete), (Some(1), Some(1)));
+        // A later plain announce keeps the proof.
+        let again = announce_q(1, 6881, "").replace("left=10", "left=0");
+        let (_, b) = get(&s, &again, "10.0.0.1:5000");
+        let r = parse_announce_response(&b).unwrap();
+        assert_eq!((r.complete, r.incomplete), (Some(1), Some(1)));
     }
 
     #[test]
