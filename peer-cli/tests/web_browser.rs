@@ -4,7 +4,7 @@
 //! upload and one by magnet link, watches both reach seeding against a local
 //! `peer` seeder, opens the detail view, pauses and resumes, checks that
 //! requests without the cookie or from another origin are refused, and
-//! removes both (one with its data).
+//! removes both (one with its data), then adds one by URL (served on loopback).
 //!
 //! Needs `/usr/bin/chromium`, `/usr/bin/chromedriver` and selenium for
 //! `/usr/bin/python3` (`.ci/run` installs them): SKIP by hand, FAIL under CI.

@@ -104,6 +104,21 @@ class EvilPage(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class TorrentFile(http.server.BaseHTTPRequestHandler):
+    """Serves one .torrent file (for adding by URL)."""
+    data = b""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-bittorrent")
+        self.send_header("Content-Length", str(len(self.data)))
+        self.end_headers()
+        self.wfile.write(self.data)
+
+    def log_message(self, *args):
+        pass
+
+
 def main():
     cfg = json.loads(sys.argv[1])
     login = cfg["login"]
@@ -271,6 +286,25 @@ def run(driver, cfg, login, base, port):
             box.click()
         by_css("#remove-confirm").click()
         wait_for(driver, f"{name} to be gone", lambda: row(driver, name) is None)
+    wait_for(driver, "the empty list", lambda: by_css("#empty").is_displayed())
+
+    step("add by URL: the daemon fetches the .torrent; its data is still there, so it seeds")
+    with open(cfg["torrent"], "rb") as f:
+        TorrentFile.data = f.read()
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TorrentFile)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    try:
+        u = by_css("#add-url")
+        u.send_keys(f"http://127.0.0.1:{files.server_address[1]}/files/upload.torrent")
+        by_css("#form-url button[type=submit]").click()
+        wait_for(driver, "the fetched torrent's row", lambda: row(driver, cfg["torrent_name"]))
+        wait_for(driver, "the fetched torrent to be seeding",
+                 lambda: row_state(driver, cfg["torrent_name"]) == "seeding")
+    finally:
+        files.shutdown()
+    row(driver, cfg["torrent_name"]).find_element(By.CSS_SELECTOR, "[data-action=remove]").click()
+    wait_for(driver, "the remove dialog", lambda: by_css("#remove-dialog").is_displayed())
+    by_css("#remove-confirm").click()
     wait_for(driver, "the empty list", lambda: by_css("#empty").is_displayed())
 
     step("log out: the API refuses the old cookie")
