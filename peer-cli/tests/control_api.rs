@@ -229,3 +229,113 @@ fn web_gate_host_login_origin() {
     );
     assert!(status_line(&login).contains("303"), "{login}");
 }
+
+/// `GET /torrents/ID/details` with a connected peer: two peers with no data
+/// stay connected, so the daemon's peer list is not empty for long enough to
+/// look at.
+#[test]
+fn details_show_files_peers_trackers_pieces() {
+    let tmp = TempDir::new("control-details");
+    let src = make_multi_file_dir(&tmp.subdir("src"), "details data");
+    let torrent = tmp.path().join("d.torrent");
+    let announce = format!("127.0.0.1:{}", free_port());
+    let ih = peer_create_torrent(&src, &torrent, &["--announce", &announce]);
+    let state = tmp.subdir("state");
+    let daemon_port = free_port();
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg("daemon").arg("--state").arg(&state).args([
+        "--port",
+        &daemon_port.to_string(),
+        "--no-lsd",
+        "--no-dht",
+    ]);
+    let mut daemon = Child::spawn("peer daemon", cmd);
+    assert!(daemon.wait_for_output("web interface: http://", LONG_WAIT));
+    let (port, token) = info(&state);
+    let call = |method: &str, path: &str, body: &str| -> Value {
+        let resp = raw(
+            port,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap_or("null")).unwrap()
+    };
+    // Added by upload (base64 `torrent`), into an empty directory.
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&torrent).unwrap());
+    let down = tmp.subdir("down");
+    let added = call(
+        "POST",
+        "/torrents",
+        &serde_json::json!({"torrent": b64, "dir": down}).to_string(),
+    );
+    assert_eq!(added["id"], ih.as_str(), "{added}");
+    // Another peer with no data dials the daemon.
+    let mut other = Command::new(peer_bin());
+    other
+        .arg(&torrent)
+        .arg("--dir")
+        .arg(tmp.subdir("other"))
+        .args(["--port", &free_port().to_string(), "--no-lsd", "--no-dht"])
+        .args(["--peer", &format!("127.0.0.1:{daemon_port}")]);
+    let other = Child::spawn("peer (no data)", other);
+    let mut d = Value::Null;
+    let seen = wait_until(LONG_WAIT, || {
+        d = call("GET", &format!("/torrents/{}/details", &ih[..8]), "");
+        d["peers"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    assert!(
+        seen,
+        "no peer in {d}\n{}\n{}",
+        daemon.output(),
+        other.output()
+    );
+    let p = &d["peers"][0];
+    assert_eq!(p["client"], "peer 0.1.0", "{d}");
+    assert!(
+        p["address"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{d}"
+    );
+    assert!(p["flags"].as_str().unwrap().contains('I'), "{d}");
+    assert_eq!(p["progress"], 0.0, "{d}");
+    let files = d["files"].as_array().unwrap();
+    assert!(files.len() >= 2, "{d}");
+    assert!(
+        files
+            .iter()
+            .all(|f| f["progress"] == 0.0 && f["bytes_have"] == 0),
+        "{d}"
+    );
+    assert!(
+        files[0]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("details data/"),
+        "{d}"
+    );
+    assert_eq!(
+        d["trackers"][0]["url"],
+        format!("http://{announce}/announce"),
+        "{d}"
+    );
+    let count = d["pieces"]["count"].as_u64().unwrap();
+    assert!(count > 0 && d["pieces"]["have"] == 0, "{d}");
+    assert_eq!(
+        d["pieces"]["bitfield"].as_str().unwrap().len() as u64,
+        count.div_ceil(8) * 2
+    );
+    // The torrent object's new keys.
+    let t = call("GET", &format!("/torrents/{ih}"), "");
+    assert!(t["ratio"].is_null() && t["eta"].is_null(), "{t}");
+    let st = call("GET", "/status", "");
+    assert_eq!(st["control_addr"], format!("127.0.0.1:{port}"), "{st}");
+    assert!(st["dht_addr"].is_null(), "{st}");
+    assert!(
+        st["download_dir"]
+            .as_str()
+            .is_some_and(|d| d.starts_with('/')),
+        "{st}"
+    );
+}
