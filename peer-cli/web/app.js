@@ -306,8 +306,11 @@ async function refreshDetail() {
     ["Saved in", t.save_path],
   ]);
   drawPieces(d.pieces);
-  rows($("#files"), d.files, (f) => [f.path, bytes(f.length), bar(f.progress),
-    f.wanted === undefined ? "yes" : f.wanted ? "yes" : "no"]);
+  // The wanted column shows once the API reports it (file selection).
+  const sel = d.files.some((f) => f.wanted !== undefined);
+  $("#files-wanted").hidden = !sel;
+  rows($("#files"), d.files, (f) => [f.path, bytes(f.length), bar(f.progress)]
+    .concat(sel ? [f.wanted === false ? "no" : "yes"] : []));
   rows($("#peers"), d.peers, (p) => [p.address, p.client, p.flags, pct(p.progress),
     rate(p.download_rate), rate(p.upload_rate)]);
   rows($("#trackers"), d.trackers, (r) => [r.tier, r.url, when(r.last_announce),
@@ -325,12 +328,10 @@ function drawPieces(p) {
   const hex = p.bitfield;
   const has = (i) => (parseInt(hex[i >> 2], 16) >> (3 - (i & 3))) & 1;
   const color = getComputedStyle(document.documentElement).getPropertyValue("--accent") || "#0b5cad";
-  let have = 0;
   for (let x = 0; x < w; x++) {
     const a = Math.floor((x * n) / w), b = Math.max(a + 1, Math.floor(((x + 1) * n) / w));
     let k = 0;
     for (let i = a; i < b; i++) k += has(i);
-    have += k;
     if (!k) continue;
     g.globalAlpha = k / (b - a);
     g.fillStyle = color;

@@ -195,14 +195,17 @@ impl Server {
 fn serve(worker: usize, mut stream: TcpStream, service: &dyn Service, slots: &Slots) {
     let start = Instant::now();
     let handle = stream.try_clone();
-    slots.with(|s| {
-        if let (Some(slot), Ok(h)) = (s.get_mut(worker), handle) {
+    // Without a handle to shut it down, the connection is simply never shed.
+    let registered = slots.with(|s| match (s.get_mut(worker), handle) {
+        (Some(slot), Ok(h)) => {
             *slot = Some(Busy {
                 stream: h,
                 since: start,
                 reading: true,
             });
+            true
         }
+        _ => false,
     });
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let timeouts = stream.try_clone();
@@ -215,13 +218,14 @@ fn serve(worker: usize, mut stream: TcpStream, service: &dyn Service, slots: &Sl
         service.admit(h)
     });
     // From here on the connection is never shed.
-    let shed = slots.with(|s| match s.get_mut(worker) {
-        Some(Some(b)) if b.reading => {
-            b.reading = false;
-            false
-        }
-        _ => true,
-    });
+    let shed = registered
+        && slots.with(|s| match s.get_mut(worker) {
+            Some(Some(b)) if b.reading => {
+                b.reading = false;
+                false
+            }
+            _ => true,
+        });
     if !shed {
         let r = match req {
             Ok(req) => service.handle(&req),
