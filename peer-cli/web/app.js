@@ -78,10 +78,14 @@ async function api(method, path, body) {
   }
   return v;
 }
+let sayTimer = null;
 function say(text, isError) {
   const m = $("#message");
   m.textContent = text;
   m.className = isError ? "error" : "";
+  clearTimeout(sayTimer);
+  // Good news fades after a while; errors stay until the next message.
+  if (!isError) sayTimer = setTimeout(() => { m.textContent = ""; }, 8000);
 }
 
 // ---- login state -------------------------------------------------------------
