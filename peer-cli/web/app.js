@@ -133,6 +133,7 @@ function updateRow(tr, t) {
   c[0].lastChild.textContent = t.error || "";
   c[1].textContent = t.state;
   setBar(c[2].firstChild, t.progress);
+  c[2].firstChild.setAttribute("aria-label", "Progress of " + t.name);
   c[3].textContent = rate(t.download_rate);
   c[4].textContent = rate(t.upload_rate);
   c[5].textContent = t.peers + (t.seeds ? " (" + t.seeds + " seeds)" : "");

@@ -191,6 +191,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn file_progress_counts_bytes_in_verified_pieces() {
+        use bittorrent_core::create::{create_torrent, CreateOptions};
+        let dir = std::env::temp_dir().join(format!("peer-details-{}", std::process::id()));
+        let top = dir.join("two");
+        std::fs::create_dir_all(&top).expect("mkdir");
+        // 40,000 + 10,000 bytes in 16 KiB pieces: 0..16384, ..32768, ..49152, ..50000.
+        std::fs::write(top.join("a.bin"), vec![1u8; 40_000]).expect("write");
+        std::fs::write(top.join("b.bin"), vec![2u8; 10_000]).expect("write");
+        let opts = CreateOptions {
+            piece_length: Some(16_384),
+            ..CreateOptions::default()
+        };
+        let bytes = create_torrent(&top, &opts, &|_, _| {}).expect("create");
+        let _ = std::fs::remove_dir_all(&dir);
+        let mi = Metainfo::from_bytes(&bytes).expect("parse");
+        let mut have = Bitfield::new(4);
+        let files = files_json(&mi, &have);
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0]["path"], "two/a.bin");
+        assert_eq!(files[0]["bytes_have"], 0);
+        // Piece 2 (32768..49152) holds the end of a.bin and the start of b.bin.
+        have.set(2);
+        let files = files_json(&mi, &have);
+        assert_eq!(files[0]["bytes_have"], 40_000 - 32_768);
+        assert_eq!(files[1]["bytes_have"], 49_152 - 40_000);
+        have.set(0);
+        have.set(1);
+        have.set(3);
+        let files = files_json(&mi, &have);
+        assert_eq!(files[0]["progress"], 1.0);
+        assert_eq!(files[1]["bytes_have"], 10_000);
+    }
+
+    #[test]
     fn client_names() {
         assert_eq!(client_name(Some("Deluge 2.1"), &[0; 20]), "Deluge 2.1");
         let mut id = *b"-qB4650-abcdefghijkl";
