@@ -287,6 +287,46 @@ mod tests {
         server.stop();
     }
 
+    /// Holds every request until released.
+    struct Slow(Arc<(Mutex<bool>, std::sync::Condvar)>);
+    impl Service for Slow {
+        fn admit(&self, _: &Request) -> Result<usize, Response> {
+            Ok(1024)
+        }
+        fn handle(&self, _: &Request) -> Response {
+            let (m, cv) = &*self.0;
+            let mut open = m.lock().expect("lock");
+            while !*open {
+                open = cv.wait(open).expect("wait");
+            }
+            Response::ok(json!({}))
+        }
+    }
+
+    #[test]
+    fn busy_workers_mean_503_not_more_threads() {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let server = Server::start(bind_local().expect("bind"), Arc::new(Slow(gate.clone())))
+            .expect("start");
+        let addr = server.addr();
+        // Occupy every worker with a request being handled (never shed).
+        let held: Vec<_> = (0..WORKERS)
+            .map(|_| std::thread::spawn(move || get(addr).0))
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let (out, took) = get(addr);
+        assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+        assert!(took >= WAIT_FOR_WORKER, "{took:?}");
+        let (m, cv) = &*gate;
+        *m.lock().expect("lock") = true;
+        cv.notify_all();
+        for h in held {
+            assert!(h.join().expect("join").starts_with("HTTP/1.1 200"));
+        }
+        assert!(get(addr).0.starts_with("HTTP/1.1 200"));
+        server.stop();
+    }
+
     #[test]
     fn stop_wakes_the_blocking_accept() {
         let server = Server::start(bind_local().expect("bind"), Arc::new(Echo)).expect("start");
