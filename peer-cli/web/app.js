@@ -185,7 +185,12 @@ function kv(dl, pairs) {
   dl.replaceChildren(...pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v == null ? "\u2013" : v)]));
 }
 
+// One poll at a time: a refresh asked for while one runs happens right after it.
+let polling = false;
+let again = false;
 async function refresh() {
+  if (polling) { again = true; return; }
+  polling = true;
   clearTimeout(timer);
   try {
     const [s, list] = await Promise.all([api("GET", "/status"), api("GET", "/torrents")]);
@@ -195,7 +200,10 @@ async function refresh() {
     if (detailId) await refreshDetail();
   } catch (e) {
     if (e.status !== 401) say(e.message, true);
+  } finally {
+    polling = false;
   }
+  if (again) { again = false; refresh(); return; }
   if (loggedIn) timer = setTimeout(refresh, POLL_MS);
 }
 
