@@ -14,7 +14,7 @@ fx="$root/fixtures"
 out="$root/fuzz/corpus"
 V="$fx/vectors"
 
-targets=(bencode metainfo magnet wire extension tracker_response tracker_request resume lsd krpc)
+targets=(bencode metainfo magnet wire extension tracker_response tracker_request resume lsd krpc mse)
 for t in "${targets[@]}"; do rm -rf "${out:?}/$t"; mkdir -p "$out/$t"; done
 
 # put TARGET < bytes
@@ -101,6 +101,16 @@ while IFS=$'\t' read -r name hex _; do
         *request*) printf '%s' "$hex" | unhex | put tracker_request ;;
     esac
 done <"$V/udp_tracker_bep15.tsv"
+
+
+# --- MSE: first byte = side and chunk size (see check_mse in targets_common.rs)
+printf '\x00' | put mse
+head -c 700 /dev/zero | tr '\0' 'B' | { printf '\x00'; cat; } | put mse
+{ printf '\x01'; head -c 14 /dev/zero; } | put mse
+{ printf '\x05'; head -c 600 /dev/zero | tr '\0' '\377'; } | put mse
+{ printf '\x02'; head -c 96 /dev/zero | tr '\0' '\377'; } | put mse
+{ printf '\x03'; head -c 640 /dev/zero; } | put mse
+{ printf '\xff'; head -c 200 /dev/zero | tr '\0' 'x'; } | put mse
 
 for t in "${targets[@]}"; do
     printf '%-17s %4d seeds %6s\n' "$t" "$(find "$out/$t" -type f | wc -l)" "$(du -sh "$out/$t" | cut -f1)"

@@ -1,22 +1,47 @@
 //! The crate-level error type used by the session API.
+//!
+//! Every variant is something a caller can act on without reading the
+//! message: [`Error::AlreadyAdded`] and [`Error::UnknownTorrent`] name the
+//! info-hash, [`Error::Storage`] the torrent whose files could not be
+//! opened, [`Error::Stopped`] says the session (or the torrent's thread) is
+//! gone. The `Display` text is a readable one-line message for people.
 
+use crate::engine::storage::StorageError;
+use crate::proto::magnet::MagnetError;
+use crate::proto::metainfo::{InfoHash, MetainfoError};
 use std::fmt;
 
 /// Errors returned by the public API of this crate.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// A `.torrent` file was refused.
-    Metainfo(crate::proto::metainfo::MetainfoError),
+    /// A `.torrent` file (or a fetched info dictionary) was refused.
+    Metainfo(MetainfoError),
+    /// A magnet link was refused.
+    Magnet(MagnetError),
     /// An I/O operation failed; `context` names what was being done.
     Io {
-        /// What was being done (for example `open /data/file.bin`).
+        /// What was being done (for example `listen on 0.0.0.0:6881`).
         context: String,
         /// The underlying error.
         source: std::io::Error,
     },
-    /// Something else the message explains (invalid argument, unknown torrent...).
-    Other(String),
+    /// The torrent (or magnet link) is already in the session.
+    AlreadyAdded(InfoHash),
+    /// No torrent (and no magnet link) with this info-hash is in the session.
+    UnknownTorrent(InfoHash),
+    /// The operation needs the torrent's metadata, which a magnet link
+    /// still in its metadata phase does not have yet (pausing it, say).
+    NoMetadata(InfoHash),
+    /// The torrent's files could not be opened or created.
+    Storage {
+        /// The torrent's name.
+        name: String,
+        /// What went wrong.
+        source: StorageError,
+    },
+    /// The session is shutting down (or the torrent's thread has ended).
+    Stopped,
 }
 
 impl Error {
@@ -33,8 +58,13 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Metainfo(e) => write!(f, "{e}"),
+            Error::Magnet(e) => write!(f, "{e}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
-            Error::Other(s) => f.write_str(s),
+            Error::AlreadyAdded(ih) => write!(f, "torrent {ih} is already in the session"),
+            Error::UnknownTorrent(ih) => write!(f, "no torrent {ih} in the session"),
+            Error::NoMetadata(ih) => write!(f, "torrent {ih} has no metadata yet"),
+            Error::Storage { name, source } => write!(f, "{name}: {source}"),
+            Error::Stopped => f.write_str("the session is stopping"),
         }
     }
 }
@@ -43,15 +73,26 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Metainfo(e) => Some(e),
+            Error::Magnet(e) => Some(e),
             Error::Io { source, .. } => Some(source),
-            Error::Other(_) => None,
+            Error::Storage { source, .. } => Some(source),
+            Error::AlreadyAdded(_)
+            | Error::UnknownTorrent(_)
+            | Error::NoMetadata(_)
+            | Error::Stopped => None,
         }
     }
 }
 
-impl From<crate::proto::metainfo::MetainfoError> for Error {
-    fn from(e: crate::proto::metainfo::MetainfoError) -> Self {
+impl From<MetainfoError> for Error {
+    fn from(e: MetainfoError) -> Self {
         Error::Metainfo(e)
+    }
+}
+
+impl From<MagnetError> for Error {
+    fn from(e: MagnetError) -> Self {
+        Error::Magnet(e)
     }
 }
 

@@ -77,10 +77,16 @@ pub mod engine;
 pub mod error;
 pub mod proto;
 pub mod state;
+pub(crate) mod util;
 
+pub use discovery::tracker::TrackerConfig;
+pub use engine::config::Config;
+pub use engine::events::{Event, EVENT_QUEUE};
 pub use engine::mse::Encryption;
-pub use engine::session::{AddTorrent, Config, Session};
-pub use engine::torrent::{PeerInfo, Phase, TorrentStatus};
+pub use engine::peer::PeerLimits;
+pub use engine::session::{AddTorrent, Session, TorrentSource};
+pub use engine::status::{PeerInfo, Phase, TorrentStatus, TrackerStatus};
+pub use engine::storage::StorageError;
 pub use error::{Error, Result};
 pub use proto::magnet::Magnet;
 pub use proto::metainfo::{InfoHash, Metainfo};

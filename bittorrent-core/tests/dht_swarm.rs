@@ -4,9 +4,7 @@
 
 mod harness;
 
-use bittorrent_core::engine::metadata::fetch_metainfo;
-use bittorrent_core::proto::magnet::Magnet;
-use bittorrent_core::{AddTorrent, Phase};
+use bittorrent_core::{AddTorrent, Event, Magnet, Phase};
 use harness::*;
 use std::time::Duration;
 
@@ -39,19 +37,19 @@ fn magnet_resolves_and_downloads_through_a_dht_of_20_nodes() {
         !peers.is_empty()
     }));
     assert!(peers.contains(&nodes[5].local_addr_v4()), "{peers:?}");
-    let got = fetch_metainfo(
-        &magnet,
-        &peers,
-        nodes[17].peer_id(),
-        nodes[17].local_addr().port(),
-        Duration::from_secs(30),
-    )
-    .unwrap();
-    assert_eq!(got.info_hash, mi.info_hash);
+    // The session resolves the magnet link by itself: peers from the DHT
+    // (its announcer), metadata from them, then the download.
+    let events = nodes[17].events();
     let dir = temp_dir("dht-leech");
-    nodes[17]
-        .add(AddTorrent::new(got, &dir).peers(peers))
-        .unwrap();
-    wait_phase(&nodes[17], &mi, Phase::Seeding, Duration::from_secs(60));
+    nodes[17].add(AddTorrent::magnet(magnet, &dir)).unwrap();
+    wait_phase(&nodes[17], &mi, Phase::Seeding, Duration::from_secs(90));
     assert_eq!(std::fs::read(dir.join("dht-data")).unwrap(), data);
+    let got: Vec<Event> = events.try_iter().collect();
+    assert!(
+        got.contains(&Event::MetadataReceived {
+            info_hash: mi.info_hash,
+            name: "dht-data".into()
+        }),
+        "{got:?}"
+    );
 }

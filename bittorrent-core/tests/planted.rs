@@ -311,6 +311,9 @@ fn serve_corrupt(
     s.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut hs = [0u8; 68];
     s.read_exact(&mut hs)?;
+    if hs[..20] != *b"\x13BitTorrent protocol" {
+        return Ok(()); // an MSE attempt: close, like a plaintext-only client
+    }
     let mut ours = Handshake::new(ih, peer_id(b'2'));
     ours.reserved = [0, 0, 0, 0, 0, 0, 0, 0x04]; // fast extension
     s.write_all(&ours.encode())?;

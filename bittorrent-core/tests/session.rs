@@ -82,3 +82,108 @@ fn configuration_is_kept_in_the_state_directory() {
     assert_eq!(c.peer_id_prefix, "-XY1234-");
     assert!(bittorrent_core::Config::from_state_dir(&temp_dir("no-state")).is_none());
 }
+
+/// Every lifecycle step shows up as an event, for every subscriber, in
+/// order: added, checked, completed, paused, resumed, removed.
+#[test]
+fn events_tell_the_lifecycle_to_every_subscriber() {
+    use bittorrent_core::{Error, Event};
+    let data = pseudo_random(20 * 16 * 1024 + 7, 61);
+    let (mi, seed_dir) = single_file_torrent("evented", &data, 16 * 1024);
+    let seeder = session();
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    let s = session();
+    let (a, b) = (s.events(), s.events());
+    let ih = mi.info_hash;
+    let dir = temp_dir("evented-dl");
+    s.add(AddTorrent::new(mi.clone(), &dir).peers(vec![seeder.local_addr_v4()]))
+        .unwrap();
+    // Typed errors: a second add, an unknown torrent.
+    assert!(matches!(
+        s.add(AddTorrent::new(mi.clone(), &dir)),
+        Err(Error::AlreadyAdded(h)) if h == ih
+    ));
+    let other = bittorrent_core::InfoHash([9; 20]);
+    assert!(matches!(s.pause(&other), Err(Error::UnknownTorrent(h)) if h == other));
+    let next = |rx: &crossbeam_channel::Receiver<Event>| {
+        rx.recv_timeout(Duration::from_secs(60)).expect("an event")
+    };
+    assert_eq!(
+        next(&a),
+        Event::Added {
+            info_hash: ih,
+            name: "evented".into()
+        }
+    );
+    assert!(
+        matches!(next(&a), Event::Checked { info_hash, pieces_have: 0, .. } if info_hash == ih)
+    );
+    assert_eq!(next(&a), Event::Completed { info_hash: ih });
+    s.pause(&ih).unwrap();
+    assert_eq!(next(&a), Event::Paused { info_hash: ih });
+    s.resume(&ih).unwrap();
+    assert_eq!(next(&a), Event::Resumed { info_hash: ih });
+    s.remove(&ih, false).unwrap();
+    assert_eq!(next(&a), Event::Removed { info_hash: ih });
+    let all_b: Vec<Event> = b.try_iter().collect();
+    assert_eq!(all_b.len(), 6, "{all_b:?}");
+    assert_eq!(all_b[5], Event::Removed { info_hash: ih });
+    // Shut down from a shared reference; later calls say so.
+    let shared = std::sync::Arc::new(s);
+    shared.shutdown();
+    assert!(matches!(
+        shared.add(AddTorrent::new(mi, &dir)),
+        Err(Error::Stopped)
+    ));
+}
+
+/// A magnet link added to a session shows in phase `Metadata`, is kept in
+/// the state directory, comes back with `restore` in a new session and
+/// becomes a torrent when its peer appears.
+#[test]
+fn a_magnet_link_survives_a_restart_and_resolves() {
+    use bittorrent_core::{Error, Magnet};
+    let data = pseudo_random(9 * 16 * 1024, 62);
+    let (mi, seed_dir) = single_file_torrent("magnetic", &data, 16 * 1024);
+    let ih = mi.info_hash;
+    let state = temp_dir("magnetic-state");
+    let dir = temp_dir("magnetic-dl");
+    // Its peer: a port nobody listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let link = format!("magnet:?xt=urn:btih:{ih}&dn=soon&x.pe=127.0.0.1:{port}");
+    let s = with_state(&state);
+    s.add(AddTorrent::magnet(Magnet::parse(&link).unwrap(), &dir))
+        .unwrap();
+    let st = s.status(&ih).unwrap();
+    assert_eq!((&st.phase, st.name.as_str()), (&Phase::Metadata, "soon"));
+    assert!(!st.is_complete());
+    assert!(matches!(s.pause(&ih), Err(Error::NoMetadata(h)) if h == ih));
+    assert!(matches!(
+        s.add(AddTorrent::magnet(Magnet::parse(&link).unwrap(), &dir)),
+        Err(Error::AlreadyAdded(_))
+    ));
+    assert_eq!(s.torrents().len(), 1);
+    s.shutdown();
+
+    let seeder = session_with(|c| c.listen_port = port);
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    let s = with_state(&state);
+    let events = s.events();
+    assert_eq!(s.restore().unwrap(), vec![ih]);
+    wait_phase(&s, &mi, Phase::Seeding, Duration::from_secs(60));
+    assert_eq!(std::fs::read(dir.join("magnetic")).unwrap(), data);
+    let got: Vec<_> = events.try_iter().collect();
+    assert!(
+        got.contains(&bittorrent_core::Event::MetadataReceived {
+            info_hash: ih,
+            name: "magnetic".into()
+        }),
+        "{got:?}"
+    );
+    assert!(state.join(format!("torrents/{ih}.torrent")).exists());
+    assert!(!state.join(format!("torrents/{ih}.magnet")).exists());
+}

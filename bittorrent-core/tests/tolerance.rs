@@ -92,7 +92,8 @@ fn leecher_accepts_have_none_allowed_fast_and_two_late_bitfields() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let dir = temp_dir("tol-leech-down");
-    let leecher = session();
+    // The raw peer below speaks plaintext only: dial it in clear.
+    let leecher = session_with(|c| c.encryption = bittorrent_core::Encryption::Off);
     leecher
         .add(AddTorrent::new(mi.clone(), &dir).peers(vec![addr]))
         .unwrap();

@@ -62,6 +62,9 @@ impl Progress {
 }
 
 fn percent(s: &TorrentStatus) -> f64 {
+    if s.phase == Phase::Metadata {
+        return 0.0;
+    }
     if s.total_length == 0 {
         return 100.0;
     }
@@ -86,6 +89,7 @@ pub fn human(bytes: u64) -> String {
 
 fn phase(s: &TorrentStatus) -> String {
     match &s.phase {
+        Phase::Metadata => "fetching metadata".into(),
         Phase::Checking => "checking".into(),
         Phase::Downloading => "downloading".into(),
         Phase::Seeding => "seeding".into(),

@@ -312,3 +312,68 @@ fn run_with_state_restores_earlier_torrents() {
     let err = run(&torrents[0]);
     assert!(err.contains("second.bin: resumed from"), "{err}");
 }
+
+/// A magnet link whose only peer (`x.pe`) is not up yet stays in phase
+/// `metadata`; the daemon is stopped and started again on the same state
+/// directory, the magnet link is back, and it completes once the seeder runs.
+#[test]
+fn daemon_restarted_while_a_magnet_is_pending_finishes_it() {
+    let tmp = TempDir::new("daemon-magnet");
+    let seed_dir = tmp.subdir("seed");
+    let src = make_multi_file_dir(&seed_dir, NAME);
+    let torrent = tmp.path().join("t.torrent");
+    let hash = peer_create_torrent(&src, &torrent, &[]);
+    let seed_port = free_port();
+    let magnet = format!("magnet:?xt=urn:btih:{hash}&dn=pending&x.pe=127.0.0.1:{seed_port}");
+    let state = tmp.subdir("state");
+    let down = tmp.subdir("down");
+    let s = state.as_os_str();
+
+    let mut daemon = start_daemon("peer daemon", &state, free_port());
+    let added = peer_ok(&[
+        os("add"),
+        os(&magnet),
+        os("--dir"),
+        down.as_os_str(),
+        os("--state"),
+        s,
+    ]);
+    assert!(added.contains(&hash[..8]), "{added}");
+    let pending =
+        |l: &[Value]| l.len() == 1 && l[0]["state"] == "metadata" && l[0]["name"] == "pending";
+    assert!(pending(&list(&state).unwrap()), "{:?}", list(&state));
+    // Nothing to fetch from yet: still pending a few back-offs later.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(pending(&list(&state).unwrap()), "{:?}", list(&state));
+    assert!(state.join(format!("torrents/{hash}.magnet")).exists());
+    sigterm(&mut daemon);
+
+    // The seeder comes up, then the daemon again: the magnet link carries on.
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&torrent).arg("--dir").arg(&seed_dir).args([
+        "--port",
+        &seed_port.to_string(),
+        "--no-lsd",
+        "--no-dht",
+    ]);
+    let mut seeder = Child::spawn("peer seed", cmd);
+    let mut daemon = start_daemon("peer daemon (again)", &state, free_port());
+    let done = wait_until(LONG_WAIT, || {
+        list(&state).is_some_and(|l| {
+            l.len() == 1 && l[0]["state"] == "seeding" && l[0]["progress"].as_f64() == Some(1.0)
+        })
+    });
+    assert!(
+        done,
+        "the restored magnet link did not complete: {:?}\n{}\n{}",
+        list(&state),
+        daemon.output(),
+        seeder.output()
+    );
+    assert_same_data(&src, &down.join(NAME));
+    // The metadata is kept as a .torrent; the .magnet is gone.
+    assert!(state.join(format!("torrents/{hash}.torrent")).exists());
+    assert!(!state.join(format!("torrents/{hash}.magnet")).exists());
+    sigterm(&mut daemon);
+    seeder.kill();
+}

@@ -273,3 +273,67 @@ fn info_hash_of(info: &std::process::Output) -> String {
     let start = text.find(key).expect("info_hash in peer info --json") + key.len();
     text[start..start + 40].to_string()
 }
+
+/// (d) `peer add MAGNET` to a daemon on another host: with no tracker, no
+///     DHT and no `x.pe`, the daemon's session finds the seeder by LSD alone
+///     (the magnet's info-hash is in its LAN announces; the seeder answers),
+///     fetches the metadata and downloads.
+#[test]
+fn lan_daemon_resolves_a_magnet_by_lsd_alone() {
+    let Some(lan) = lan_or_skip(2) else {
+        return;
+    };
+    let tmp = TempDir::new("lan-daemon");
+    let seed_dir = tmp.subdir("host1");
+    let src = make_multi_file_dir(&seed_dir, NAME);
+    let torrent = tmp.path().join("trackerless.torrent");
+    let hash = peer_create_torrent(&src, &torrent, &[]);
+    let mut seed = lan.command(0, &peer_bin());
+    seed.arg(&torrent)
+        .arg("--dir")
+        .arg(&seed_dir)
+        .args(["--port", "6881", "--no-dht"])
+        .env("RUST_LOG", "bittorrent_core=debug");
+    let seeder = Child::spawn("seeder (host 1)", seed);
+    let state = tmp.subdir("state");
+    let down = tmp.subdir("host2");
+    let mut d = lan.command(1, &peer_bin());
+    d.arg("daemon")
+        .arg("--state")
+        .arg(&state)
+        .args(["--port", "6881", "--no-dht"])
+        .env("RUST_LOG", "bittorrent_core=debug");
+    let mut daemon = Child::spawn("daemon (host 2)", d);
+    assert!(
+        daemon.wait_for_output("control API on", LONG_WAIT),
+        "daemon did not start\n{}",
+        daemon.output()
+    );
+    // The control client runs on the daemon's host (the API is on its loopback).
+    let peer_in_host2 = |args: &[&std::ffi::OsStr]| {
+        let mut c = lan.command(1, &peer_bin());
+        c.args(args).arg("--state").arg(&state);
+        run_bounded("peer (host 2)", c, Duration::from_secs(30))
+    };
+    let magnet = format!("magnet:?xt=urn:btih:{hash}");
+    let os = std::ffi::OsStr::new;
+    let out = peer_in_host2(&[os("add"), os(&magnet), os("--dir"), down.as_os_str()]);
+    assert!(out.status.success(), "{out:?}\n{}", daemon.output());
+    let done = wait_until(LONG_WAIT + LONG_WAIT / 2, || {
+        let out = peer_in_host2(&[os("list"), os("--json")]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.contains("\"state\":\"seeding\"") && text.contains("\"progress\":1.0")
+    });
+    assert!(
+        done,
+        "the daemon did not resolve the magnet by LSD\n{}\n{}",
+        daemon.output(),
+        seeder.output()
+    );
+    assert_same_data(&src, &down.join(NAME));
+    assert!(
+        daemon.output().contains("lsd: 10.77.0.1"),
+        "the daemon never heard the seeder on LSD\n{}",
+        daemon.output()
+    );
+}

@@ -1,14 +1,18 @@
-//! The announcer thread: one per torrent. It talks to the torrent's
-//! trackers (BEP 3, 12, 15; a bare `IP:PORT` announce is our own embedded
-//! tracker on another peer) and to this session's embedded tracker, and
-//! hands every address it learns to the torrent thread as
-//! [`Command::AddPeers`]. Network waits happen here, never on the torrent
-//! thread; a tracker that is down, hangs or answers garbage only delays
-//! discovery, it never stops a download from known peers.
+//! The announcer thread: one per torrent, and one per magnet link still
+//! looking for its metadata. It talks to the trackers (BEP 3, 12, 15; a
+//! bare `IP:PORT` announce is our own embedded tracker on another peer),
+//! the DHT and this session's embedded tracker, and hands every address it
+//! learns to its [`AnnounceTarget`] (the torrent thread as
+//! `Command::AddPeers`, or the magnet's metadata thread). Network waits
+//! happen here, never on the torrent or metadata thread; a tracker that is
+//! down, hangs or answers garbage only delays discovery, it never stops a
+//! download from known peers.
 
 use crate::discovery::tracker::{AnnounceEvent, AnnounceOptions, AnnounceRequest, TrackerList};
-use crate::engine::session::Shared;
-use crate::engine::torrent::{Command, Phase, TorrentShared};
+use crate::engine::events::Event;
+use crate::engine::shared::{Command, Shared, TorrentShared};
+use crate::engine::status::{Phase, TrackerStatus};
+use crate::proto::metainfo::InfoHash;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,72 +23,129 @@ use std::time::{Duration, Instant};
 const LOCAL_POLL: Duration = Duration::from_secs(2);
 /// Between DHT lookups and announces for one torrent.
 const DHT_INTERVAL: Duration = Duration::from_secs(300);
-/// Between DHT lookups while the DHT finds nothing.
-const DHT_RETRY: Duration = Duration::from_secs(30);
+/// Between DHT lookups while the DHT finds nothing: 5 s, 10 s, 20 s, then
+/// every `DHT_RETRY_CAP` (the first ones come fast while the node
+/// bootstraps).
+const DHT_RETRY_FIRST: Duration = Duration::from_secs(5);
+const DHT_RETRY_CAP: Duration = Duration::from_secs(30);
 /// Upper bound for one announce round (all tiers).
 const ROUND_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Last tracker outcome, shown in status lines.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrackerStatus {
-    /// The URL that answered last (or was tried last).
-    pub url: Option<String>,
-    /// Seconds since the epoch of the last announce attempt.
-    pub last_announce: Option<u64>,
-    /// Peers returned by the last successful announce.
-    pub peers_returned: usize,
-    /// The last error, if the last round failed.
-    pub error: Option<String>,
+/// What an announce reports about the torrent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Progress {
+    pub(crate) uploaded: u64,
+    pub(crate) downloaded: u64,
+    pub(crate) left: u64,
+    /// Every piece verified (`completed` is announced once).
+    pub(crate) complete: bool,
+}
+
+/// What an announcer works for: a torrent or a magnet link.
+pub(crate) trait AnnounceTarget: Send + Sync {
+    fn info_hash(&self) -> InfoHash;
+    fn name(&self) -> String;
+    /// Never announced on the DHT (BEP 27).
+    fn private(&self) -> bool;
+    fn trackers(&self) -> TrackerList;
+    /// `None` while nothing should be announced (checking, paused, failed).
+    fn progress(&self) -> Option<Progress>;
+    /// Addresses learned (each address once).
+    fn found(&self, peers: Vec<SocketAddr>);
+    /// The outcome of an announce round.
+    fn tracker_result(&self, status: TrackerStatus);
+}
+
+impl AnnounceTarget for TorrentShared {
+    fn info_hash(&self) -> InfoHash {
+        self.metainfo.info_hash
+    }
+    fn name(&self) -> String {
+        self.metainfo.info.name.clone()
+    }
+    fn private(&self) -> bool {
+        self.metainfo.info.private
+    }
+    fn trackers(&self) -> TrackerList {
+        TrackerList::from_metainfo(&self.metainfo)
+    }
+    fn progress(&self) -> Option<Progress> {
+        let st = self.status.lock();
+        matches!(st.phase, Phase::Downloading | Phase::Seeding).then(|| Progress {
+            uploaded: st.uploaded,
+            downloaded: st.downloaded,
+            left: st.total_length - st.bytes_have,
+            complete: st.phase == Phase::Seeding,
+        })
+    }
+    fn found(&self, peers: Vec<SocketAddr>) {
+        let _ = self.commands.send(Command::AddPeers(peers));
+    }
+    fn tracker_result(&self, status: TrackerStatus) {
+        *self.tracker.lock() = status;
+    }
+}
+
+/// The wait before the next DHT lookup after `empty` lookups in a row
+/// that found nobody.
+fn dht_retry(empty: u32) -> Duration {
+    DHT_RETRY_FIRST
+        .saturating_mul(1u32 << empty.saturating_sub(1).min(8))
+        .min(DHT_RETRY_CAP)
 }
 
 /// Run until `stop` is set; announces `stopped` (briefly) on the way out.
-pub(crate) fn run(shared: Arc<Shared>, torrent: Arc<TorrentShared>, stop: Arc<AtomicBool>) {
-    let mi = &torrent.metainfo;
-    let mut list = TrackerList::from_metainfo(mi);
-    let key = (u64::from_le_bytes([
-        shared.peer_id[12],
-        shared.peer_id[13],
-        shared.peer_id[14],
-        shared.peer_id[15],
+pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Arc<AtomicBool>) {
+    let ih = target.info_hash();
+    let name = target.name();
+    let private = target.private();
+    let mut list = target.trackers();
+    let key = u32::from_le_bytes([
         shared.peer_id[16],
         shared.peer_id[17],
         shared.peer_id[18],
         shared.peer_id[19],
-    ]) & 0xffff_ffff) as u32;
+    ]);
     let mut known: HashSet<SocketAddr> = HashSet::new();
     let mut started = false;
     let mut completed_sent = false;
     let mut completed_tried = false;
     let mut last_poll = Instant::now() - LOCAL_POLL;
-    let mut last_dht: Option<Instant> = None;
-    let mut dht_found_none = false;
+    let mut next_dht = Instant::now();
+    let mut dht_empty = 0u32;
     let opts = AnnounceOptions {
         timeout: Duration::from_secs(10),
         udp_base_timeout: Duration::from_secs(3),
         udp_max_retries: 2,
     };
-    let request = |event: AnnounceEvent| {
-        let st = torrent.status.lock().clone();
-        AnnounceRequest {
-            info_hash: mi.info_hash,
-            peer_id: shared.peer_id,
-            port: shared.local_port(),
-            uploaded: st.uploaded,
-            downloaded: st.downloaded,
-            left: st.total_length - st.bytes_have,
-            event,
-            numwant: 50,
-            key,
+    let request = |event: AnnounceEvent, p: Progress| AnnounceRequest {
+        info_hash: ih,
+        peer_id: shared.peer_id,
+        port: shared.local_port(),
+        uploaded: p.uploaded,
+        downloaded: p.downloaded,
+        left: p.left,
+        event,
+        numwant: 50,
+        key,
+    };
+    let mut send_new = |peers: Vec<SocketAddr>| {
+        let fresh: Vec<SocketAddr> = peers.into_iter().filter(|p| known.insert(*p)).collect();
+        if !fresh.is_empty() {
+            target.found(fresh);
         }
     };
+    let mut last_progress = None;
     while !stop.load(Ordering::SeqCst) {
         let now = Instant::now();
-        let phase = torrent.status.lock().phase.clone();
-        let ready = matches!(phase, Phase::Downloading | Phase::Seeding);
-        if ready && !list.is_empty() {
+        let progress = target.progress();
+        if progress.is_some() {
+            last_progress = progress;
+        }
+        if let (Some(p), false) = (progress, list.is_empty()) {
             let event = if !started {
                 AnnounceEvent::Started
-            } else if phase == Phase::Seeding && !completed_sent {
+            } else if p.complete && !completed_sent {
                 AnnounceEvent::Completed
             } else {
                 AnnounceEvent::None
@@ -95,7 +156,7 @@ pub(crate) fn run(shared: Arc<Shared>, torrent: Arc<TorrentShared>, stop: Arc<At
             let completed_now = event == AnnounceEvent::Completed && !completed_tried;
             if completed_now || list.is_due(now) {
                 completed_tried |= event == AnnounceEvent::Completed;
-                let result = list.announce(&request(event), &opts, ROUND_TIMEOUT);
+                let result = list.announce(&request(event, p), &opts, ROUND_TIMEOUT);
                 let mut ts = TrackerStatus {
                     last_announce: std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
@@ -105,56 +166,57 @@ pub(crate) fn run(shared: Arc<Shared>, torrent: Arc<TorrentShared>, stop: Arc<At
                 };
                 match result {
                     Ok((url, resp)) => {
-                        log::info!(
-                            "{}: tracker {url}: {} peers",
-                            mi.info.name,
-                            resp.peers.len()
-                        );
+                        log::info!("{name}: tracker {url}: {} peers", resp.peers.len());
                         started = true;
                         if event == AnnounceEvent::Completed {
                             completed_sent = true;
                         }
                         ts.url = Some(url);
                         ts.peers_returned = resp.peers.len();
-                        send_new(&torrent, &mut known, resp.peers);
+                        send_new(resp.peers);
                     }
                     Err(e) => {
-                        log::warn!("{}: announce failed: {e}", mi.info.name);
+                        log::warn!("{name}: announce failed: {e}");
                         ts.error = Some(e.to_string());
                     }
                 }
-                *torrent.tracker.lock() = ts;
+                shared.events.publish(Event::TrackerAnnounce {
+                    info_hash: ih,
+                    url: ts.url.clone(),
+                    peers: ts.peers_returned,
+                    error: ts.error.clone(),
+                });
+                target.tracker_result(ts);
             }
         }
         // The DHT (BEP 5): look for peers and announce ourselves, at once
-        // and then every `DHT_INTERVAL` (never for private torrents).
-        if let Some(dht) = shared.dht.as_ref().filter(|_| !mi.info.private) {
-            // Every 5 minutes; every 30 s while the DHT finds nothing (or
-            // knows nobody yet).
-            let due = |every: Duration| last_dht.is_none_or(|t| now - t >= every);
-            if ready
-                && due(DHT_RETRY)
-                && (due(DHT_INTERVAL) || dht_found_none || dht.routing_table_nodes().is_empty())
-            {
-                last_dht = Some(now);
-                let found = dht.get_peers(mi.info_hash, Duration::from_secs(10));
-                dht_found_none = found.is_empty();
-                log::debug!("{}: DHT: {} peers", mi.info.name, found.len());
-                send_new(&torrent, &mut known, found);
-                dht.announce(mi.info_hash, shared.local_port());
+        // and then every `DHT_INTERVAL`, sooner while it finds nobody
+        // (never for private torrents).
+        if let Some(dht) = shared.dht.as_ref().filter(|_| !private) {
+            if progress.is_some() && now >= next_dht {
+                let found = dht.get_peers(ih, Duration::from_secs(10));
+                dht_empty = if found.is_empty() { dht_empty + 1 } else { 0 };
+                next_dht = Instant::now()
+                    + if dht_empty > 0 {
+                        dht_retry(dht_empty)
+                    } else {
+                        DHT_INTERVAL
+                    };
+                log::debug!("{name}: DHT: {} peers", found.len());
+                send_new(found);
+                dht.announce(ih, shared.local_port());
             }
         }
         // Newcomers registered with our own embedded tracker.
-        if ready && now - last_poll >= LOCAL_POLL {
+        if progress.is_some() && now - last_poll >= LOCAL_POLL {
             last_poll = now;
-            let local = shared.tracker.peers(&mi.info_hash);
-            send_new(&torrent, &mut known, local);
+            send_new(shared.tracker.peers(&ih));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    if started && !list.is_empty() {
+    if let (true, false, Some(p)) = (started, list.is_empty(), last_progress) {
         let _ = list.announce(
-            &request(AnnounceEvent::Stopped),
+            &request(AnnounceEvent::Stopped, p),
             &AnnounceOptions {
                 timeout: Duration::from_secs(2),
                 udp_base_timeout: Duration::from_secs(1),
@@ -165,9 +227,13 @@ pub(crate) fn run(shared: Arc<Shared>, torrent: Arc<TorrentShared>, stop: Arc<At
     }
 }
 
-fn send_new(torrent: &TorrentShared, known: &mut HashSet<SocketAddr>, peers: Vec<SocketAddr>) {
-    let fresh: Vec<SocketAddr> = peers.into_iter().filter(|p| known.insert(*p)).collect();
-    if !fresh.is_empty() {
-        let _ = torrent.commands.send(Command::AddPeers(fresh));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dht_retries_come_fast_then_level_off() {
+        let s = |n| dht_retry(n).as_secs();
+        assert_eq!((s(1), s(2), s(3), s(4), s(20)), (5, 10, 20, 30, 30));
     }
 }

@@ -1,133 +1,234 @@
-//! Fetching a torrent's info dictionary from peers (BEP 9 `ut_metadata`
-//! over the BEP 10 extension protocol), so that a magnet link is enough to
-//! start a download.
+//! The metadata phase of a magnet link (BEP 9 `ut_metadata` over the BEP 10
+//! extension protocol): one `metadata` thread per magnet link fetches the
+//! info dictionary from peers, checks it against the info-hash and hands
+//! the torrent back to the session, which adds it like a `.torrent`.
 //!
-//! [`fetch_metainfo`] finds peers from the magnet's `x.pe` addresses, the
-//! caller's extra peers and the magnet's trackers (`tr`), then asks one peer
-//! at a time for every 16 KiB piece of the info dictionary, checks the
-//! SHA-1 of the whole against the info-hash, and returns the torrent. Every
-//! wait is bounded; a peer that lies, stalls or refuses is simply skipped.
+//! The thread owns the magnet's [`Candidates`] (the torrent thread's table
+//! and back-off rule: 1 s, 2 s, 4 s, ... capped). Addresses come, in this
+//! order, from the magnet's `x.pe`, the caller's peers, and then as they
+//! are found from the magnet's announcer thread (its `tr` trackers, the
+//! DHT, our embedded tracker) and from LSD (the session's `lsd-router`).
+//! Up to [`PARALLEL_FETCHES`] short-lived `metadata IP:PORT` threads each
+//! ask one peer for every 16 KiB piece of the info dictionary (20 s at
+//! most); a peer that lies, stalls or refuses is backed off and the others
+//! are tried. It keeps trying until it has the metadata or is stopped.
 
-use crate::discovery::tracker::{AnnounceEvent, AnnounceOptions, AnnounceRequest, TrackerList};
-use crate::engine::peer::read_handshake;
+use crate::discovery::announcer::{self, AnnounceTarget, Progress};
+use crate::discovery::tracker::TrackerList;
+use crate::engine::candidates::Candidates;
+use crate::engine::peer::{read_handshake, OUR_METADATA_ID};
+use crate::engine::shared::{MagnetShared, Shared};
+use crate::engine::status::TrackerStatus;
 use crate::proto::extension::{
     ExtHandshake, MetadataMessage, HANDSHAKE_EXT_ID, METADATA_PIECE_SIZE,
 };
-use crate::proto::magnet::Magnet;
-use crate::proto::metainfo::Metainfo;
+use crate::proto::metainfo::{InfoHash, Metainfo};
 use crate::proto::wire::{FrameDecoder, Handshake, Message, MAX_FRAME};
+use crossbeam_channel::{select, Receiver, Sender};
+use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Largest info dictionary we accept (libtorrent's default limit is similar).
 pub const MAX_METADATA_SIZE: u64 = 16 * 1024 * 1024;
-/// The id we ask peers to use for `ut_metadata` messages to us.
-const OUR_METADATA_ID: u8 = crate::engine::peer::OUR_METADATA_ID;
 /// Time given to one peer.
 const PER_PEER: Duration = Duration::from_secs(20);
+/// Peers asked at the same time.
+pub(crate) const PARALLEL_FETCHES: usize = 4;
+/// Addresses kept per magnet link.
+const MAX_CANDIDATES: usize = 500;
+/// How often the thread looks at its candidates (back-off resolution).
+const TICK: Duration = Duration::from_millis(250);
 
-/// Why the metadata could not be fetched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MetadataError {
-    /// No peer was found (no `x.pe`, no peers given, trackers gave none).
-    NoPeers,
-    /// Every peer failed or the time ran out; the text says what happened last.
-    Failed(String),
+/// What the session does with a checked info dictionary: add the torrent
+/// (with these peers to dial first). Given at spawn, so this module needs
+/// nothing from the session.
+pub(crate) type OnResolved = Box<dyn FnOnce(Metainfo, Vec<SocketAddr>) + Send>;
+
+/// Start the metadata thread of `me` (registered by the caller).
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    me: Arc<MagnetShared>,
+    found: Receiver<Vec<SocketAddr>>,
+    peers: Vec<SocketAddr>,
+    on_resolved: OnResolved,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let short = me.magnet.info_hash.to_hex();
+    std::thread::Builder::new()
+        .name(format!("metadata {}", &short[..8]))
+        .spawn(move || run(shared, me, found, peers, on_resolved))
 }
 
-impl std::fmt::Display for MetadataError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MetadataError::NoPeers => {
-                f.write_str("metadata: no peer to ask (give --peer, x.pe or tr)")
+/// One fetch's outcome, from a `metadata IP:PORT` thread.
+type Fetched = (SocketAddr, Result<Vec<u8>, String>);
+
+fn run(
+    shared: Arc<Shared>,
+    me: Arc<MagnetShared>,
+    found: Receiver<Vec<SocketAddr>>,
+    peers: Vec<SocketAddr>,
+    on_resolved: OnResolved,
+) {
+    let ih = me.magnet.info_hash;
+    let now = Instant::now();
+    let mut candidates = Candidates::new(MAX_CANDIDATES);
+    let own = |a: &SocketAddr| a.port() == 0 || shared.is_own_address(a);
+    // x.pe first, then the caller's peers.
+    let xpe = me
+        .magnet
+        .peers
+        .iter()
+        .filter_map(|p| p.to_socket_addrs().ok()?.next());
+    let first: Vec<SocketAddr> = xpe.chain(peers).collect();
+    candidates.add(first.into_iter().filter(|a| !own(a)), now);
+    let stop_announcer = Arc::new(AtomicBool::new(false));
+    let announcer = {
+        let (s, t, st) = (shared.clone(), me.clone(), stop_announcer.clone());
+        let target: Arc<dyn AnnounceTarget> = t;
+        std::thread::Builder::new()
+            .name(format!("announcer {}", &ih.to_hex()[..8]))
+            .spawn(move || announcer::run(s, target, st))
+    };
+    if let Err(e) = &announcer {
+        log::warn!("{ih}: no announcer thread: {e}");
+    }
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Fetched>();
+    let mut asking: HashSet<SocketAddr> = HashSet::new();
+    let tick = crossbeam_channel::tick(TICK);
+    let mut resolved = None;
+    while !me.stop.load(Ordering::SeqCst) && !shared.is_shutting_down() {
+        let now = Instant::now();
+        let room = PARALLEL_FETCHES.saturating_sub(asking.len());
+        for addr in candidates.ready(now, room, |_| true) {
+            candidates.set_busy(&addr);
+            if start_fetch(addr, ih, shared.peer_id, me.stop.clone(), done_tx.clone()) {
+                asking.insert(addr);
+            } else {
+                candidates.failed(&addr, now);
             }
-            MetadataError::Failed(s) => write!(f, "metadata: {s}"),
         }
-    }
-}
-
-impl std::error::Error for MetadataError {}
-
-/// Fetch the torrent named by `magnet`. `peers` are extra addresses to
-/// try; `peer_id` and `port` are used in the handshake and in announces.
-/// Gives up after `timeout`.
-pub fn fetch_metainfo(
-    magnet: &Magnet,
-    peers: &[SocketAddr],
-    peer_id: [u8; 20],
-    port: u16,
-    timeout: Duration,
-) -> Result<Metainfo, MetadataError> {
-    let deadline = Instant::now() + timeout;
-    let mut candidates: Vec<SocketAddr> = peers.to_vec();
-    for p in &magnet.peers {
-        if let Ok(addrs) = p.to_socket_addrs() {
-            candidates.extend(addrs.take(1));
-        }
-    }
-    if !magnet.trackers.is_empty() {
-        let mut list = TrackerList::new(magnet.trackers.iter().map(|t| vec![t.clone()]).collect());
-        let req = AnnounceRequest {
-            info_hash: magnet.info_hash,
-            peer_id,
-            port,
-            left: 1,
-            event: AnnounceEvent::Started,
-            numwant: 50,
-            ..AnnounceRequest::default()
-        };
-        let opts = AnnounceOptions::with_timeout(Duration::from_secs(10));
-        match list.announce(&req, &opts, Duration::from_secs(20)) {
-            Ok((_, resp)) => candidates.extend(resp.peers),
-            Err(e) => log::warn!("metadata: trackers: {e}"),
-        }
-    }
-    candidates.dedup();
-    if candidates.is_empty() {
-        return Err(MetadataError::NoPeers);
-    }
-    let mut last = String::from("no peer answered");
-    for addr in candidates.iter().cycle().take(candidates.len() * 3) {
-        if Instant::now() >= deadline {
-            break;
-        }
-        let until = (Instant::now() + PER_PEER).min(deadline);
-        match from_peer(*addr, magnet, peer_id, until) {
-            Ok(bytes) => match Metainfo::from_info_bytes(&bytes) {
-                Ok(mut m) if m.info_hash == magnet.info_hash => {
-                    m.announce_list = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
-                    m.announce = magnet.trackers.first().cloned();
-                    return Ok(m);
+        me.status.lock().peers = asking.len();
+        select! {
+            recv(found) -> m => if let Ok(addrs) = m {
+                let n = candidates.add(addrs.into_iter().filter(|a| !own(a)), Instant::now());
+                if n > 0 {
+                    log::debug!("{ih}: {n} new peers to ask for the metadata");
                 }
-                Ok(_) => last = format!("{addr}: metadata does not match the info-hash"),
-                Err(e) => last = format!("{addr}: {e}"),
             },
-            Err(e) => {
-                log::debug!("metadata from {addr}: {e}");
-                last = format!("{addr}: {e}");
-            }
+            recv(done_rx) -> m => if let Ok((addr, result)) = m {
+                asking.remove(&addr);
+                match result.and_then(|bytes| check(&me, &bytes)) {
+                    Ok(mi) => {
+                        log::info!("{}: metadata from {addr}", mi.info.name);
+                        resolved = Some((mi, addr));
+                        break;
+                    }
+                    Err(e) => {
+                        log::debug!("{ih}: metadata from {addr}: {e}");
+                        candidates.failed(&addr, Instant::now());
+                    }
+                }
+            },
+            recv(tick) -> _ => {}
         }
     }
-    Err(MetadataError::Failed(last))
+    stop_announcer.store(true, Ordering::SeqCst);
+    if let Ok(h) = announcer {
+        let _ = h.join();
+    }
+    if let Some((mi, from)) = resolved {
+        // The peer that had it first, then everyone else we know of.
+        let mut peers = vec![from];
+        peers.extend(candidates.addrs().copied().filter(|a| *a != from));
+        on_resolved(mi, peers);
+    }
+}
+
+/// Parse and check fetched info bytes against the magnet's info-hash.
+fn check(me: &MagnetShared, bytes: &[u8]) -> Result<Metainfo, String> {
+    let mut m = Metainfo::from_info_bytes(bytes).map_err(|e| e.to_string())?;
+    if m.info_hash != me.magnet.info_hash {
+        return Err("the metadata does not match the info-hash".into());
+    }
+    m.announce_list = me.magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
+    m.announce = me.magnet.trackers.first().cloned();
+    Ok(m)
+}
+
+/// Ask `addr` on a thread of its own; false when no thread could start.
+fn start_fetch(
+    addr: SocketAddr,
+    ih: InfoHash,
+    peer_id: [u8; 20],
+    stop: Arc<AtomicBool>,
+    done: Sender<Fetched>,
+) -> bool {
+    std::thread::Builder::new()
+        .name(format!("metadata {addr}"))
+        .spawn(move || {
+            let deadline = Instant::now() + PER_PEER;
+            let _ = done.send((addr, from_peer(addr, ih, peer_id, deadline, &stop)));
+        })
+        .is_ok()
+}
+
+impl AnnounceTarget for MagnetShared {
+    fn info_hash(&self) -> InfoHash {
+        self.magnet.info_hash
+    }
+    fn name(&self) -> String {
+        self.status.lock().name.clone()
+    }
+    fn private(&self) -> bool {
+        false // unknown until the metadata is here; the `tr` trackers and the DHT are how it is found
+    }
+    fn trackers(&self) -> TrackerList {
+        TrackerList::new(
+            self.magnet
+                .trackers
+                .iter()
+                .map(|t| vec![t.clone()])
+                .collect(),
+        )
+    }
+    fn progress(&self) -> Option<Progress> {
+        // The size is unknown: announce as a leecher that lacks something,
+        // so that trackers return seeders.
+        Some(Progress {
+            uploaded: 0,
+            downloaded: 0,
+            left: 1,
+            complete: false,
+        })
+    }
+    fn found(&self, peers: Vec<SocketAddr>) {
+        let _ = self.found.try_send(peers);
+    }
+    fn tracker_result(&self, status: TrackerStatus) {
+        self.status.lock().tracker = status;
+    }
 }
 
 /// Ask one peer for the whole info dictionary.
 fn from_peer(
     addr: SocketAddr,
-    magnet: &Magnet,
+    ih: InfoHash,
     peer_id: [u8; 20],
     deadline: Instant,
+    stop: &AtomicBool,
 ) -> Result<Vec<u8>, String> {
     let left = |d: Instant| d.saturating_duration_since(Instant::now());
     let mut s = TcpStream::connect_timeout(&addr, left(deadline).min(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
     let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
-    s.write_all(&Handshake::new(magnet.info_hash.0, peer_id).encode())
+    s.write_all(&Handshake::new(ih.0, peer_id).encode())
         .map_err(|e| e.to_string())?;
     let (hs, rest) =
         read_handshake(&mut s, Vec::new(), left(deadline)).map_err(|e| e.to_string())?;
-    if hs.info_hash != magnet.info_hash.0 {
+    if hs.info_hash != ih.0 {
         return Err("wrong info-hash".into());
     }
     if !hs.supports_extensions() {
@@ -150,14 +251,15 @@ fn from_peer(
     let mut their_id: Option<u8> = None;
     let mut pieces: Vec<Option<Vec<u8>>> = Vec::new();
     let mut size = 0u64;
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
         while let Some(m) = dec.next_message().map_err(|e| e.to_string())? {
             let Message::Extended { id, payload } = m else {
                 continue;
             };
             if id == HANDSHAKE_EXT_ID && their_id.is_none() {
                 let h = ExtHandshake::decode(&payload).map_err(|e| e.to_string())?;
-                their_id = Some(h.id_of("ut_metadata").ok_or("peer has no ut_metadata")?);
+                let theirs = h.id_of("ut_metadata").ok_or("peer has no ut_metadata")?;
+                their_id = Some(theirs);
                 size = h.metadata_size.ok_or("peer did not say metadata_size")?;
                 if size == 0 || size > MAX_METADATA_SIZE {
                     return Err(format!("metadata_size {size} out of range"));
@@ -167,7 +269,7 @@ fn from_peer(
                 let mut out = Vec::new();
                 for piece in 0..n as u32 {
                     Message::Extended {
-                        id: their_id.unwrap_or(0),
+                        id: theirs,
                         payload: MetadataMessage::Request { piece }.encode(),
                     }
                     .encode(&mut out);
@@ -181,8 +283,9 @@ fn from_peer(
                         data,
                     } if total_size == size => {
                         let i = piece as usize;
-                        let expect =
-                            (size as usize - i * METADATA_PIECE_SIZE).min(METADATA_PIECE_SIZE);
+                        let expect = (size as usize)
+                            .saturating_sub(i * METADATA_PIECE_SIZE)
+                            .min(METADATA_PIECE_SIZE);
                         if i < pieces.len() && data.len() == expect {
                             pieces[i] = Some(data);
                         }

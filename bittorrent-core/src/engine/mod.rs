@@ -1,8 +1,17 @@
 //! The swarm engine: the session, its torrent threads (the piece-picker threads), the peer
-//! threads, the picker, the choker, the hashing pool, storage and metadata exchange.
+//! threads, the metadata threads of magnet links, the picker, the choker, the hashing pool and
+//! storage.
+//!
+//! Imports point down: `session` uses everything; `torrent`, `metadata` and the announcer use
+//! `shared` (the state their threads share), `status`, `events` and `candidates`; `shared`
+//! uses none of them.
 
+pub(crate) mod candidates;
 pub mod choker;
+pub(crate) mod config;
+pub(crate) mod events;
 pub mod hasher;
+pub(crate) mod listener;
 pub mod metadata;
 pub mod mse;
 pub mod partfile;
@@ -11,6 +20,8 @@ pub mod picker;
 pub mod rate_limit;
 pub mod selection;
 pub mod session;
+pub(crate) mod shared;
 pub mod smart_ban;
+pub(crate) mod status;
 pub mod storage;
 pub mod torrent;

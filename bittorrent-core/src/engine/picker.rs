@@ -84,7 +84,7 @@ pub struct Picker {
     order_dirty: bool,
     order_force: bool,
     order_built: Option<Instant>,
-    rng: u64,
+    rng: crate::util::rng::Rng,
     /// Peers on parole (see the module docs).
     parole: HashSet<PeerKey>,
 }
@@ -102,8 +102,7 @@ impl Picker {
                 }
             })
             .collect();
-        let seed = std::collections::hash_map::RandomState::new();
-        let rng = std::hash::BuildHasher::hash_one(&seed, n) | 1;
+        let rng = crate::util::rng::Rng::new();
         Picker {
             layout,
             have,
@@ -118,14 +117,6 @@ impl Picker {
             rng,
             parole: HashSet::new(),
         }
-    }
-
-    fn rand(&mut self) -> u64 {
-        // xorshift64*
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
     /// The verified pieces.
@@ -247,7 +238,7 @@ impl Picker {
         let mut keyed: Vec<(u32, u64, u32)> = Vec::new();
         for i in 0..self.pieces.len() {
             if matches!(self.pieces[i], PieceState::Missing) && self.availability[i] > 0 {
-                let r = self.rand();
+                let r = self.rng.next_u64();
                 keyed.push((self.availability[i], r, i as u32));
             }
         }

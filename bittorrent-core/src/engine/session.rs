@@ -1,195 +1,78 @@
 //! The session: any number of torrents behind one listening port.
 //!
 //! Threads: one `listener` (accepts, sniffs the first bytes, routes a
-//! BitTorrent handshake to its torrent by info-hash), one torrent thread per
-//! torrent, one thread per peer socket, and a shared hashing pool.
+//! BitTorrent handshake to its torrent by info-hash), one torrent thread and
+//! one announcer thread per torrent, one metadata thread (and its announcer)
+//! per magnet link still without its metadata, one thread per peer socket,
+//! a shared hashing pool, and the `udp`, `lsd`, `lsd-router` and `dht`
+//! threads.
+//!
+//! The [`Session`] handle is the only owner of the thread handles; every
+//! call on it takes `&self`, so it can be shared (`Arc<Session>`) by a
+//! control server and stopped from anywhere with [`Session::shutdown`].
 
-use crate::discovery::tracker::{TrackerConfig, TrackerServer};
-use crate::engine::hasher::{HashJob, HasherPool};
-use crate::engine::mse::{self, Encryption, PeerStream, Sniffed};
-use crate::engine::peer::{self, PeerLimits};
-use crate::engine::picker::PeerKey;
+use crate::discovery::announcer::{self, AnnounceTarget};
+use crate::discovery::lsd::{Lsd, LsdConfig};
+use crate::discovery::tracker::TrackerServer;
+use crate::engine::config::Config;
+use crate::engine::events::{Event, EventBus};
+use crate::engine::hasher::HasherPool;
+use crate::engine::listener::accept_loop;
+use crate::engine::metadata;
+use crate::engine::mse::Encryption;
+use crate::engine::shared::{Command, MagnetShared, Shared, TorrentShared};
+use crate::engine::status::TorrentStatus;
 use crate::engine::storage::Storage;
-use crate::engine::torrent::{self, Command, TorrentShared, TorrentStatus};
+use crate::engine::torrent;
 use crate::error::{Error, Result};
+use crate::proto::magnet::Magnet;
 use crate::proto::metainfo::{InfoHash, Metainfo};
-use crossbeam_channel::Sender;
+use crate::state::{dht_table, torrents as saved};
+use crossbeam_channel::Receiver;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Session configuration. Every field has a documented default.
+/// What to add: a torrent whose metainfo we have, or a magnet link whose
+/// info dictionary is fetched from peers first.
 #[derive(Debug, Clone)]
-pub struct Config {
-    /// Address to listen on (default `0.0.0.0`).
-    pub listen_addr: IpAddr,
-    /// Port to listen on (default 6881; 0 picks a free port).
-    pub listen_port: u16,
-    /// The first 8 bytes of our peer id (Azureus style, default `-PE0001-`).
-    pub peer_id_prefix: String,
-    /// Connected peers per torrent (default 50).
-    pub max_peers_per_torrent: usize,
-    /// Connections in the whole session (default 500).
-    pub max_connections: usize,
-    /// Regular upload slots per torrent; one optimistic slot is added (default 4).
-    pub upload_slots: usize,
-    /// Hashing threads (default: the number of cores).
-    pub hasher_threads: usize,
-    /// Per-peer limits and timeouts.
-    pub peer_limits: PeerLimits,
-    /// The tracker embedded in this peer (HTTP on the listening TCP port,
-    /// BEP 15 on the same UDP port). By default it tracks only the
-    /// session's torrents; `open` tracks any info-hash.
-    pub tracker: TrackerConfig,
-    /// Run the embedded tracker (default true).
-    pub enable_tracker: bool,
-    /// Local Service Discovery (BEP 14): announce our torrents by multicast
-    /// on the LAN and hear other peers' announces (default false for
-    /// embedders; the `peer` command turns it on unless `--no-lsd`).
-    /// Private torrents are never announced.
-    pub lsd: bool,
-    /// Run a mainline DHT node (BEP 5) on its own UDP port (default false
-    /// for embedders; the `peer` command turns it on unless `--no-dht`).
-    /// Public torrents find peers through it; private ones never use it.
-    pub dht: bool,
-    /// DHT nodes to bootstrap from (besides the routing table saved in the
-    /// state directory and peers' `port` messages).
-    pub dht_bootstrap: Vec<SocketAddr>,
-    /// Where resume data is kept (`torrents/<info-hash>.resume`); `None`
-    /// (the default) keeps none, and every start rechecks the data on disk.
-    pub state_dir: Option<PathBuf>,
-    /// Message Stream Encryption (MSE/PE) for both directions (default
-    /// [`Encryption::Prefer`]: accept MSE and plaintext, dial MSE first and
-    /// fall back to plaintext; `Require`: MSE with RC4 only; `Off`:
-    /// plaintext only).
-    pub encryption: Encryption,
+pub enum TorrentSource {
+    /// A parsed `.torrent`.
+    Metainfo(Box<Metainfo>),
+    /// A magnet link (BEP 9): the torrent shows in phase
+    /// [`Phase::Metadata`](crate::Phase::Metadata) until its info
+    /// dictionary arrives and matches the info-hash.
+    Magnet(Magnet),
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            listen_port: 6881,
-            peer_id_prefix: "-PE0001-".into(),
-            max_peers_per_torrent: 50,
-            max_connections: 500,
-            upload_slots: 4,
-            hasher_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            peer_limits: PeerLimits::default(),
-            tracker: TrackerConfig {
-                // A LAN swarm wants newcomers found in minutes, not half hours.
-                interval: Duration::from_secs(120),
-                min_interval: Duration::from_secs(30),
-                peer_timeout: Duration::from_secs(300),
-                ..TrackerConfig::default()
-            },
-            enable_tracker: true,
-            state_dir: None,
-            lsd: false,
-            dht: false,
-            dht_bootstrap: Vec::new(),
-            encryption: Encryption::Prefer,
+impl TorrentSource {
+    /// The info-hash.
+    pub fn info_hash(&self) -> InfoHash {
+        match self {
+            TorrentSource::Metainfo(m) => m.info_hash,
+            TorrentSource::Magnet(m) => m.info_hash,
         }
-    }
-}
-
-impl Config {
-    /// The configuration saved in `state_dir/session.benc` by an earlier
-    /// session (listen port, peer-id prefix, connection limits, upload
-    /// slots), on top of the defaults, with `state_dir` set. `None` when
-    /// there is none or it is unreadable (then the defaults apply).
-    pub fn from_state_dir(state_dir: &std::path::Path) -> Option<Config> {
-        use crate::proto::bencode::Value;
-        let bytes = std::fs::read(state_dir.join("session.benc")).ok()?;
-        let v = crate::proto::bencode::decode(&bytes).ok()?;
-        let int = |k: &[u8]| v.get(k).and_then(Value::as_int);
-        let mut c = Config {
-            state_dir: Some(state_dir.to_path_buf()),
-            ..Config::default()
-        };
-        if let Some(p) = int(b"listen port").and_then(|p| u16::try_from(p).ok()) {
-            c.listen_port = p;
-        }
-        if let Some(s) = v.get(b"peer id prefix").and_then(Value::as_str) {
-            c.peer_id_prefix = s.chars().take(8).collect();
-        }
-        let count = |k: &[u8]| {
-            int(k)
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|n| *n > 0)
-        };
-        if let Some(n) = count(b"max connections") {
-            c.max_connections = n.min(10_000);
-        }
-        if let Some(n) = count(b"max peers per torrent") {
-            c.max_peers_per_torrent = n.min(10_000);
-        }
-        if let Some(n) = count(b"upload slots") {
-            c.upload_slots = n.min(1_000);
-        }
-        if let Some(e) = v
-            .get(b"encryption")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok())
-        {
-            c.encryption = e;
-        }
-        Some(c)
-    }
-
-    /// Write the persistent part of this configuration to
-    /// `state_dir/session.benc` (atomically), with the port actually used.
-    fn save(&self, listen_port: u16) -> std::io::Result<()> {
-        use crate::proto::bencode::OwnedValue;
-        let Some(dir) = &self.state_dir else {
-            return Ok(());
-        };
-        let v = OwnedValue::Dict(vec![
-            (
-                b"listen port".to_vec(),
-                OwnedValue::Int(i64::from(listen_port)),
-            ),
-            (
-                b"peer id prefix".to_vec(),
-                OwnedValue::bytes(&self.peer_id_prefix),
-            ),
-            (
-                b"max connections".to_vec(),
-                OwnedValue::Int(self.max_connections as i64),
-            ),
-            (
-                b"max peers per torrent".to_vec(),
-                OwnedValue::Int(self.max_peers_per_torrent as i64),
-            ),
-            (
-                b"upload slots".to_vec(),
-                OwnedValue::Int(self.upload_slots as i64),
-            ),
-            (
-                b"encryption".to_vec(),
-                OwnedValue::bytes(self.encryption.as_str()),
-            ),
-        ]);
-        crate::engine::torrent::write_atomically(&dir.join("session.benc"), &v.to_bytes())
     }
 }
 
 /// A torrent to add to the session.
 #[derive(Debug, Clone)]
 pub struct AddTorrent {
-    /// The torrent.
-    pub metainfo: Metainfo,
+    /// The torrent, or a magnet link.
+    pub source: TorrentSource,
     /// Directory its files live in (created if missing).
     pub dir: PathBuf,
-    /// Peers to dial at once.
+    /// Peers to dial at once (for a magnet link: asked for the metadata
+    /// first, after the link's own `x.pe`; kept in the state directory as
+    /// `x.pe` until the metadata is here).
     pub peers: Vec<SocketAddr>,
-    /// Start paused.
+    /// Start paused (a magnet link still fetches its metadata, then the
+    /// torrent is added paused).
     pub paused: bool,
     /// The original `.torrent` bytes, kept in the state directory (when
     /// `None`, a torrent is written from the info dictionary and trackers).
@@ -199,8 +82,15 @@ pub struct AddTorrent {
 impl AddTorrent {
     /// A torrent saved under `dir`.
     pub fn new(metainfo: Metainfo, dir: impl Into<PathBuf>) -> AddTorrent {
+        AddTorrent::from_source(TorrentSource::Metainfo(Box::new(metainfo)), dir)
+    }
+    /// A magnet link whose torrent is saved under `dir`.
+    pub fn magnet(magnet: Magnet, dir: impl Into<PathBuf>) -> AddTorrent {
+        AddTorrent::from_source(TorrentSource::Magnet(magnet), dir)
+    }
+    fn from_source(source: TorrentSource, dir: impl Into<PathBuf>) -> AddTorrent {
         AddTorrent {
-            metainfo,
+            source,
             dir: dir.into(),
             peers: Vec::new(),
             paused: false,
@@ -212,79 +102,55 @@ impl AddTorrent {
         self.peers = peers;
         self
     }
-}
-
-/// Session-wide state that threads share (read-mostly).
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) peer_id: [u8; 20],
-    pub(crate) hasher: Sender<HashJob>,
-    pub(crate) connections: AtomicUsize,
-    /// Accepted sockets still in the handshake (not yet in `connections`).
-    handshaking: AtomicUsize,
-    next_key: AtomicU64,
-    registry: RwLock<HashMap<[u8; 20], Arc<TorrentShared>>>,
-    local_addr: SocketAddr,
-    shutting_down: Arc<AtomicBool>,
-    pub(crate) tracker: Arc<TrackerServer>,
-    pub(crate) dht: Option<Arc<crate::discovery::dht::Dht>>,
-    /// Info-hashes we look for by LSD without having the torrent yet (a
-    /// magnet link), and the peers heard of so far.
-    lsd_pending: Mutex<HashMap<InfoHash, Vec<SocketAddr>>>,
-}
-
-impl Shared {
-    /// Our listening port (what we announce).
-    pub(crate) fn local_port(&self) -> u16 {
-        self.local_addr.port()
+    /// Start paused (or not).
+    pub fn paused(mut self, paused: bool) -> AddTorrent {
+        self.paused = paused;
+        self
     }
-
-    pub(crate) fn next_key(&self) -> PeerKey {
-        self.next_key.fetch_add(1, Ordering::Relaxed)
+    /// The original `.torrent` bytes, to keep in the state directory.
+    pub fn torrent_bytes(mut self, bytes: Vec<u8>) -> AddTorrent {
+        self.torrent_bytes = Some(bytes);
+        self
     }
-
-    /// Whether `a` is our own listening address (never dial ourselves).
-    pub(crate) fn is_own_address(&self, a: &SocketAddr) -> bool {
-        a.port() == self.local_addr.port()
-            && (a.ip() == self.local_addr.ip()
-                || a.ip().is_loopback()
-                || self.local_addr.ip().is_unspecified() && is_local_ip(a.ip()))
-    }
-}
-
-fn is_local_ip(ip: IpAddr) -> bool {
-    // Binding to probe is the portable way to ask "is this address mine?".
-    ip.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
 /// A torrent's announcer thread: its torrent, its stop flag, its handle.
 type Announcer = (InfoHash, Arc<AtomicBool>, JoinHandle<()>);
 
-/// A running session. Dropping it shuts it down.
-pub struct Session {
-    shared: Arc<Shared>,
+/// The threads a session owns (taken out, then joined, by `stop`).
+#[derive(Default)]
+struct Threads {
     listener: Option<JoinHandle<()>>,
     udp: Option<JoinHandle<()>>,
-    torrents: Mutex<Vec<(InfoHash, JoinHandle<()>)>>,
-    announcers: Mutex<Vec<Announcer>>,
-    lsd: Option<crate::discovery::lsd::Lsd>,
     lsd_router: Option<JoinHandle<()>>,
     hasher: Option<HasherPool>,
+    torrents: Vec<(InfoHash, JoinHandle<()>)>,
+    announcers: Vec<Announcer>,
+    /// Metadata threads (magnet links), running or finished.
+    magnets: Vec<(InfoHash, JoinHandle<()>)>,
+}
+
+/// The session behind the handle (metadata threads keep a `Weak` to it,
+/// to add the torrent they resolved).
+struct Inner {
+    shared: Arc<Shared>,
+    threads: Mutex<Threads>,
+    lsd: Mutex<Option<Lsd>>,
+}
+
+/// A running session. Dropping it shuts it down.
+pub struct Session {
+    inner: Arc<Inner>,
 }
 
 fn random_peer_id(prefix: &str) -> [u8; 20] {
+    const ALPHA: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let mut id = [0u8; 20];
     let p = prefix.as_bytes();
     let n = p.len().min(20);
     id[..n].copy_from_slice(&p[..n]);
-    let seed = std::collections::hash_map::RandomState::new();
-    let mut x = std::hash::BuildHasher::hash_one(&seed, std::time::SystemTime::now()) | 1;
-    const ALPHA: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     for b in id.iter_mut().skip(n) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = ALPHA[(x % ALPHA.len() as u64) as usize];
+        *b = ALPHA[crate::util::rng::below(ALPHA.len() as u64) as usize];
     }
     id
 }
@@ -307,7 +173,7 @@ impl Session {
         let dht = if config.dht {
             let mut bootstrap = config.dht_bootstrap.clone();
             if let Some(dir) = &config.state_dir {
-                bootstrap.extend(load_dht_nodes(&dir.join("dht.benc")));
+                bootstrap.extend(dht_table::load(&dir.join("dht.benc")));
             }
             let cfg = crate::discovery::dht::DhtConfig {
                 bind: SocketAddr::new(config.listen_addr, 0),
@@ -335,18 +201,23 @@ impl Session {
             handshaking: AtomicUsize::new(0),
             next_key: AtomicU64::new(1),
             registry: RwLock::new(HashMap::new()),
+            magnets: RwLock::new(HashMap::new()),
             local_addr,
             shutting_down: Arc::new(AtomicBool::new(false)),
             tracker: Arc::new(TrackerServer::new(config_tracker)),
             dht,
-            lsd_pending: Mutex::new(HashMap::new()),
+            events: EventBus::default(),
         });
+        let mut threads = Threads {
+            hasher: Some(hasher),
+            ..Threads::default()
+        };
         // BEP 15 on the same port number, UDP.
-        let udp = if shared.config.enable_tracker {
+        if shared.config.enable_tracker {
             let sock = std::net::UdpSocket::bind(local_addr)
                 .map_err(|e| Error::io(format!("bind UDP tracker on {local_addr}"), e))?;
             let (t, stop) = (shared.tracker.clone(), shared.shutting_down.clone());
-            Some(
+            threads.udp = Some(
                 std::thread::Builder::new()
                     .name("udp".into())
                     .spawn(move || {
@@ -355,70 +226,65 @@ impl Session {
                         }
                     })
                     .map_err(|e| Error::io("start UDP thread", e))?,
-            )
-        } else {
-            None
-        };
+            );
+        }
         // BEP 14: the lsd thread reports (info-hash, peer) pairs; a small
-        // router thread hands them to the torrents as new candidates.
-        let (lsd, lsd_router) = if shared.config.lsd {
+        // router thread hands them to the torrents and magnet links.
+        let mut lsd = None;
+        if shared.config.lsd {
             let (found_tx, found_rx) = crossbeam_channel::bounded(256);
-            let cfg = crate::discovery::lsd::LsdConfig {
+            let cfg = LsdConfig {
                 port: local_addr.port(),
                 // IPv6 too where the host has it (a failure to join is
                 // logged and LSD goes on over IPv4).
                 ipv6: true,
                 ..Default::default()
             };
-            match crate::discovery::lsd::Lsd::start(cfg, found_tx) {
+            match Lsd::start(cfg, found_tx) {
                 Ok(l) => {
                     let s3 = shared.clone();
-                    let router = std::thread::Builder::new()
-                        .name("lsd-router".into())
-                        .spawn(move || route_lsd(found_rx, s3))
-                        .map_err(|e| Error::io("start LSD router thread", e))?;
-                    (Some(l), Some(router))
+                    threads.lsd_router = Some(
+                        std::thread::Builder::new()
+                            .name("lsd-router".into())
+                            .spawn(move || route_lsd(found_rx, s3))
+                            .map_err(|e| Error::io("start LSD router thread", e))?,
+                    );
+                    lsd = Some(l);
                 }
-                Err(e) => {
-                    log::warn!("local service discovery disabled: {e}");
-                    (None, None)
-                }
+                Err(e) => log::warn!("local service discovery disabled: {e}"),
             }
-        } else {
-            (None, None)
-        };
+        }
         let s2 = shared.clone();
-        let handle = std::thread::Builder::new()
-            .name("listener".into())
-            .spawn(move || accept_loop(listener, s2))
-            .map_err(|e| Error::io("start listener thread", e))?;
+        threads.listener = Some(
+            std::thread::Builder::new()
+                .name("listener".into())
+                .spawn(move || accept_loop(listener, s2))
+                .map_err(|e| Error::io("start listener thread", e))?,
+        );
         log::info!("listening on {local_addr}");
         Ok(Session {
-            shared,
-            listener: Some(handle),
-            lsd,
-            lsd_router,
-            udp,
-            torrents: Mutex::new(Vec::new()),
-            announcers: Mutex::new(Vec::new()),
-            hasher: Some(hasher),
+            inner: Arc::new(Inner {
+                shared,
+                threads: Mutex::new(threads),
+                lsd: Mutex::new(lsd),
+            }),
         })
     }
 
     /// The address the session listens on (with the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local_addr
+        self.inner.shared.local_addr
     }
 
     /// The DHT node's UDP address, when the DHT runs.
     pub fn dht_addr(&self) -> Option<SocketAddr> {
-        self.shared.dht.as_ref().map(|d| d.local_addr())
+        self.inner.shared.dht.as_ref().map(|d| d.local_addr())
     }
 
     /// Peers of `ih` found through the DHT (blocking up to `timeout`);
     /// empty without a DHT.
     pub fn dht_get_peers(&self, ih: &InfoHash, timeout: Duration) -> Vec<SocketAddr> {
-        match &self.shared.dht {
+        match &self.inner.shared.dht {
             Some(d) => d.get_peers(*ih, timeout),
             None => Vec::new(),
         }
@@ -426,314 +292,143 @@ impl Session {
 
     /// Our peer id.
     pub fn peer_id(&self) -> [u8; 20] {
-        self.shared.peer_id
+        self.inner.shared.peer_id
     }
 
     /// The encryption policy in force (MSE, both directions).
     pub fn encryption(&self) -> Encryption {
-        self.shared.config.encryption
+        self.inner.shared.config.encryption
     }
 
-    /// Add a torrent: open its files, check what is there, then download
-    /// what is missing and seed.
+    /// A new subscription to the session's [`Event`]s, from now on.
+    ///
+    /// Each subscriber has its own queue of
+    /// [`EVENT_QUEUE`](crate::EVENT_QUEUE) events; a subscriber that lets
+    /// it fill up loses the newest events (the engine never waits for a
+    /// subscriber and never holds more). Dropping the receiver ends the
+    /// subscription.
+    pub fn events(&self) -> Receiver<Event> {
+        self.inner.shared.events.subscribe()
+    }
+
+    /// Add a torrent or a magnet link. A torrent opens its files, checks
+    /// what is there, then downloads what is missing and seeds; a magnet
+    /// link first fetches its info dictionary from peers (phase
+    /// [`Phase::Metadata`](crate::Phase::Metadata)), for as long as it
+    /// takes, then goes on as a torrent. With a state directory it is
+    /// remembered there (and [`Session::restore`] brings it back).
     pub fn add(&self, add: AddTorrent) -> Result<InfoHash> {
-        let ih = add.metainfo.info_hash;
-        if self.shared.registry.read().contains_key(&ih.0) {
-            return Err(Error::Other(format!(
-                "torrent {ih} is already in the session"
-            )));
+        match add.source {
+            TorrentSource::Metainfo(_) => self.inner.add_torrent(add, true),
+            TorrentSource::Magnet(_) => self.inner.add_magnet(add),
         }
-        for (raw, used) in add.metainfo.renamed_files() {
-            log::warn!(
-                "{}: file {raw:?} is saved as {used:?}",
-                add.metainfo.info.name
-            );
-        }
-        let storage = Storage::open(&add.dir, &add.metainfo.info)
-            .map_err(|e| Error::Other(format!("{}: {e}", add.metainfo.info.name)))?;
-        let kept = self
-            .shared
-            .config
-            .state_dir
-            .as_ref()
-            .map(|d| d.join("torrents").join(format!("{ih}.torrent")));
-        if let Some(path) = kept.filter(|p| !p.exists()) {
-            let bytes = add
-                .torrent_bytes
-                .clone()
-                .unwrap_or_else(|| torrent_file_bytes(&add.metainfo));
-            crate::engine::torrent::write_atomically(&path, &bytes)
-                .map_err(|e| Error::io("save the torrent in the state directory", e))?;
-        }
-        let (t, handle) = torrent::spawn(
-            self.shared.clone(),
-            add.metainfo,
-            Arc::new(storage),
-            add.peers,
-            add.paused,
-        )
-        .map_err(|e| Error::io("start torrent thread", e))?;
-        self.shared.registry.write().insert(ih.0, t.clone());
-        self.shared.tracker.allow(ih);
-        self.torrents.lock().push((ih, handle));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (sh, st) = (self.shared.clone(), stop.clone());
-        let a = std::thread::Builder::new()
-            .name(format!("announcer {}", &ih.to_hex()[..8]))
-            .spawn(move || crate::discovery::announcer::run(sh, t, st))
-            .map_err(|e| Error::io("start announcer thread", e))?;
-        self.announcers.lock().push((ih, stop, a));
-        self.update_lsd();
-        self.save_torrent_entry(ih)?;
-        Ok(ih)
-    }
-
-    fn entry(&self, ih: &InfoHash) -> Result<Arc<TorrentShared>> {
-        self.shared
-            .registry
-            .read()
-            .get(&ih.0)
-            .cloned()
-            .ok_or_else(|| Error::Other(format!("no torrent {ih} in the session")))
     }
 
     /// Stop exchanging data for a torrent (kept, with its data) until
     /// [`Session::resume`]. Remembered in the state directory.
     pub fn pause(&self, ih: &InfoHash) -> Result<()> {
-        let t = self.entry(ih)?;
-        let _ = t.commands.send(Command::Pause);
-        t.status.lock().paused = true;
-        self.save_torrent_entry(*ih)
+        self.inner.set_paused(ih, true)
     }
 
     /// Undo [`Session::pause`].
     pub fn resume(&self, ih: &InfoHash) -> Result<()> {
-        let t = self.entry(ih)?;
-        let _ = t.commands.send(Command::Resume);
-        t.status.lock().paused = false;
-        self.save_torrent_entry(*ih)
+        self.inner.set_paused(ih, false)
     }
 
-    /// Remove a torrent from the session (and from the state directory);
-    /// with `delete_data`, its files are deleted too.
+    /// Remove a torrent (or a magnet link still without its metadata) from
+    /// the session and from the state directory; with `delete_data`, its
+    /// files are deleted too.
     pub fn remove(&self, ih: &InfoHash, delete_data: bool) -> Result<()> {
-        let t = self
-            .shared
-            .registry
-            .write()
-            .remove(&ih.0)
-            .ok_or_else(|| Error::Other(format!("no torrent {ih} in the session")))?;
-        self.shared.tracker.disallow(*ih);
-        self.update_lsd();
-        let announcer = {
-            let mut a = self.announcers.lock();
-            a.iter().position(|(h, _, _)| h == ih).map(|i| a.remove(i))
-        };
-        if let Some((_, stop, h)) = announcer {
-            stop.store(true, Ordering::SeqCst);
-            let _ = h.join();
-        }
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        if t.commands.send(Command::Shutdown(tx)).is_ok() {
-            let _ = rx.recv_timeout(Duration::from_secs(10));
-        }
-        let handle = {
-            let mut ts = self.torrents.lock();
-            ts.iter().position(|(h, _)| h == ih).map(|i| ts.remove(i))
-        };
-        if let Some((_, h)) = handle {
-            let _ = h.join();
-        }
-        if let Some(dir) = &self.shared.config.state_dir {
-            for ext in ["torrent", "resume", "add"] {
-                let _ = std::fs::remove_file(dir.join("torrents").join(format!("{ih}.{ext}")));
-            }
-        }
-        if delete_data {
-            let storage = &t.peer_ctx.storage;
-            for p in storage.paths() {
-                if let Err(e) = std::fs::remove_file(p) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        return Err(Error::io(format!("delete {}", p.display()), e));
-                    }
-                }
-                // Empty directories the torrent created, up to the save path.
-                let mut d = p.parent();
-                while let Some(dir) = d {
-                    if dir == storage.root() || std::fs::remove_dir(dir).is_err() {
-                        break;
-                    }
-                    d = dir.parent();
-                }
-            }
-        }
-        log::info!(
-            "{}: removed{}",
-            t.metainfo.info.name,
-            if delete_data { " with its data" } else { "" }
-        );
-        Ok(())
+        self.inner.remove(ih, delete_data)
     }
 
-    /// Write `torrents/<ih>.add` (save path, paused) in the state directory.
-    fn save_torrent_entry(&self, ih: InfoHash) -> Result<()> {
-        let Some(dir) = &self.shared.config.state_dir else {
-            return Ok(());
-        };
-        let t = self.entry(&ih)?;
-        let st = t.status.lock().clone();
-        let v = crate::proto::bencode::OwnedValue::Dict(vec![
-            (
-                b"save path".to_vec(),
-                crate::proto::bencode::OwnedValue::bytes(st.save_path.to_string_lossy().as_bytes()),
-            ),
-            (
-                b"paused".to_vec(),
-                crate::proto::bencode::OwnedValue::Int(i64::from(st.paused)),
-            ),
-        ]);
-        let path = dir.join("torrents").join(format!("{ih}.add"));
-        let bytes = v.to_bytes();
-        if std::fs::read(&path).is_ok_and(|old| old == bytes) {
-            return Ok(()); // unchanged (a restore): no write, no fsync
-        }
-        crate::engine::torrent::write_atomically(&path, &bytes)
-            .map_err(|e| Error::io("save the torrent list", e))
-    }
-
-    /// Bring back every torrent recorded in the state directory (as added
-    /// by an earlier session), paused ones paused. A torrent that cannot be
-    /// loaded is skipped with a warning. Returns the torrents added.
+    /// Bring back every torrent and magnet link recorded in the state
+    /// directory (as added by an earlier session), paused ones paused; a
+    /// magnet link goes on looking for its metadata. One that cannot be
+    /// loaded is skipped with a warning. Returns the info-hashes added.
     pub fn restore(&self) -> Result<Vec<InfoHash>> {
-        let Some(dir) = self.shared.config.state_dir.clone() else {
+        let Some(dir) = self.inner.shared.config.state_dir.clone() else {
             return Ok(Vec::new());
         };
-        let list = match std::fs::read_dir(dir.join("torrents")) {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("read the state directory", e)),
-        };
+        let list = saved::load_all(&dir).map_err(|e| Error::io("read the state directory", e))?;
         let mut added = Vec::new();
-        let mut entries: Vec<PathBuf> = list
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "add"))
-            .collect();
-        entries.sort();
-        for entry in entries {
-            let load = || -> std::result::Result<AddTorrent, String> {
-                let add = std::fs::read(&entry).map_err(|e| e.to_string())?;
-                let v = crate::proto::bencode::decode(&add).map_err(|e| e.to_string())?;
-                let save = v
-                    .get(b"save path")
-                    .and_then(crate::proto::bencode::Value::as_bytes)
-                    .ok_or("no save path")?;
-                let paused = v
-                    .get(b"paused")
-                    .and_then(crate::proto::bencode::Value::as_int)
-                    == Some(1);
-                let bytes =
-                    std::fs::read(entry.with_extension("torrent")).map_err(|e| e.to_string())?;
-                let mi = Metainfo::from_bytes(&bytes).map_err(|e| e.to_string())?;
-                let mut a = AddTorrent::new(
-                    mi,
-                    PathBuf::from(String::from_utf8_lossy(save).into_owned()),
-                );
-                a.paused = paused;
-                a.torrent_bytes = Some(bytes);
-                Ok(a)
+        for entry in list {
+            let t = match entry {
+                Ok(t) => t,
+                Err((path, e)) => {
+                    log::warn!("{}: cannot restore: {e}", path.display());
+                    continue;
+                }
             };
-            match load() {
-                Ok(a) => match self.add(a) {
-                    Ok(ih) => added.push(ih),
-                    Err(e) => log::warn!("{}: {e}", entry.display()),
+            let add = match t.source {
+                saved::SavedSource::Torrent(bytes) => match Metainfo::from_bytes(&bytes) {
+                    Ok(mi) => AddTorrent::new(mi, t.save_path).torrent_bytes(bytes),
+                    Err(e) => {
+                        log::warn!("{}: cannot restore: {e}", t.save_path.display());
+                        continue;
+                    }
                 },
-                Err(e) => log::warn!("{}: cannot restore: {e}", entry.display()),
+                saved::SavedSource::Magnet(uri) => match Magnet::parse(&uri) {
+                    Ok(m) => AddTorrent::magnet(m, t.save_path),
+                    Err(e) => {
+                        log::warn!("{uri}: cannot restore: {e}");
+                        continue;
+                    }
+                },
+            };
+            match self.add(add.paused(t.paused)) {
+                Ok(ih) => added.push(ih),
+                Err(e) => log::warn!("cannot restore a torrent: {e}"),
             }
         }
         Ok(added)
     }
 
-    /// Tell the LSD thread which torrents to announce (never private ones),
-    /// and the info-hashes of magnet links being looked for.
-    fn update_lsd(&self) {
-        if let Some(l) = &self.lsd {
-            let mut hashes: Vec<InfoHash> = self
-                .shared
-                .registry
-                .read()
-                .values()
-                .filter(|t| !t.metainfo.info.private)
-                .map(|t| t.metainfo.info_hash)
-                .collect();
-            hashes.extend(self.shared.lsd_pending.lock().keys().copied());
-            l.set_torrents(hashes);
-        }
-    }
-
-    /// Peers of `ih` found by Local Service Discovery, for a torrent not
-    /// added yet (a magnet link): announces `ih` on the LAN and waits up to
-    /// `timeout` for a peer that has it to announce it (peers answer a
-    /// newcomer's announce within BEP 14's one-a-minute rate). Empty
-    /// without LSD.
-    pub fn lsd_find(&self, ih: &InfoHash, timeout: Duration) -> Vec<SocketAddr> {
-        if self.lsd.is_none() {
-            return Vec::new();
-        }
-        self.shared.lsd_pending.lock().insert(*ih, Vec::new());
-        self.update_lsd();
-        let deadline = std::time::Instant::now() + timeout;
-        let mut found = Vec::new();
-        while std::time::Instant::now() < deadline {
-            found = self
-                .shared
-                .lsd_pending
-                .lock()
-                .get(ih)
-                .cloned()
-                .unwrap_or_default();
-            if !found.is_empty() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        self.shared.lsd_pending.lock().remove(ih);
-        self.update_lsd();
-        found
-    }
-
-    /// Give a torrent more peers to dial.
+    /// Give a torrent (or a magnet link looking for its metadata) more
+    /// peers to dial.
     pub fn add_peers(&self, ih: &InfoHash, peers: Vec<SocketAddr>) -> Result<()> {
-        let reg = self.shared.registry.read();
-        let t = reg
-            .get(&ih.0)
-            .ok_or_else(|| Error::Other(format!("no torrent {ih}")))?;
-        t.commands
-            .send(Command::AddPeers(peers))
-            .map_err(|_| Error::Other("torrent stopped".into()))
+        if self.inner.shared.add_peers(ih, peers) {
+            Ok(())
+        } else {
+            Err(Error::UnknownTorrent(*ih))
+        }
     }
 
-    /// Snapshots of every torrent.
+    /// Snapshots of every torrent, magnet links in their metadata phase
+    /// included.
     pub fn torrents(&self) -> Vec<TorrentStatus> {
-        self.shared
-            .registry
-            .read()
-            .values()
-            .map(|t| t.status.lock().clone())
-            .collect()
+        let shared = &self.inner.shared;
+        let reg = shared.registry.read();
+        let mut all: Vec<TorrentStatus> = reg.values().map(|t| t.status.lock().clone()).collect();
+        all.extend(
+            shared
+                .magnets
+                .read()
+                .iter()
+                .filter(|(ih, _)| !reg.contains_key(&ih.0))
+                .map(|(_, m)| m.status.lock().clone()),
+        );
+        all
     }
 
-    /// The snapshot of one torrent.
+    /// The snapshot of one torrent (or magnet link).
     pub fn status(&self, ih: &InfoHash) -> Option<TorrentStatus> {
-        self.shared
-            .registry
+        let shared = &self.inner.shared;
+        if let Some(t) = shared.registry.read().get(&ih.0) {
+            return Some(t.status.lock().clone());
+        }
+        shared
+            .magnets
             .read()
-            .get(&ih.0)
-            .map(|t| t.status.lock().clone())
+            .get(ih)
+            .map(|m| m.status.lock().clone())
     }
 
-    /// The metainfo of a torrent in the session.
+    /// The metainfo of a torrent in the session (not of a magnet link
+    /// still fetching it).
     pub fn metainfo(&self, ih: &InfoHash) -> Option<Metainfo> {
-        self.shared
+        self.inner
+            .shared
             .registry
             .read()
             .get(&ih.0)
@@ -742,7 +437,8 @@ impl Session {
 
     /// The verified pieces of a torrent.
     pub fn pieces(&self, ih: &InfoHash) -> Option<crate::proto::bitfield::Bitfield> {
-        self.shared
+        self.inner
+            .shared
             .registry
             .read()
             .get(&ih.0)
@@ -751,26 +447,298 @@ impl Session {
 
     /// The connected peers of a torrent: its torrent thread answers (waits
     /// at most `timeout`; `None` for an unknown torrent or no answer).
-    pub fn peers(&self, ih: &InfoHash, timeout: Duration) -> Option<Vec<torrent::PeerInfo>> {
-        let commands = self.shared.registry.read().get(&ih.0)?.commands.clone();
+    pub fn peers(
+        &self,
+        ih: &InfoHash,
+        timeout: Duration,
+    ) -> Option<Vec<crate::engine::status::PeerInfo>> {
+        let commands = self
+            .inner
+            .shared
+            .registry
+            .read()
+            .get(&ih.0)?
+            .commands
+            .clone();
         let (tx, rx) = crossbeam_channel::bounded(1);
-        commands.send(Command::Peers(tx)).ok()?;
+        commands
+            .send(crate::engine::shared::Command::Peers(tx))
+            .ok()?;
         rx.recv_timeout(timeout).ok()
     }
 
-    /// Stop every torrent (closing connections and flushing data), the
-    /// listener and the hashing pool; waits for their threads.
-    pub fn shutdown(mut self) {
-        self.stop();
+    /// Stop every torrent (closing connections and flushing data), every
+    /// metadata fetch, the listener and the hashing pool, and wait for
+    /// their threads. Later calls (and dropping the session) do nothing;
+    /// other calls then fail with [`Error::Stopped`].
+    pub fn shutdown(&self) {
+        self.inner.stop();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.inner.stop();
+    }
+}
+
+impl Inner {
+    fn state_dir(&self) -> Option<&std::path::Path> {
+        self.shared.config.state_dir.as_deref()
     }
 
-    fn stop(&mut self) {
+    /// Add a torrent with its metainfo. `new` is false for a magnet link
+    /// whose metadata just arrived (already announced as added).
+    fn add_torrent(self: &Arc<Self>, add: AddTorrent, new: bool) -> Result<InfoHash> {
+        let TorrentSource::Metainfo(metainfo) = add.source else {
+            return Err(Error::Stopped); // not reached: callers pass a metainfo
+        };
+        let metainfo = *metainfo;
+        let ih = metainfo.info_hash;
+        if self.shared.is_shutting_down() {
+            return Err(Error::Stopped);
+        }
+        if self.shared.registry.read().contains_key(&ih.0)
+            || (new && self.shared.magnets.read().contains_key(&ih))
+        {
+            return Err(Error::AlreadyAdded(ih));
+        }
+        for (raw, used) in metainfo.renamed_files() {
+            log::warn!("{}: file {raw:?} is saved as {used:?}", metainfo.info.name);
+        }
+        let storage = Storage::open(&add.dir, &metainfo.info).map_err(|e| Error::Storage {
+            name: metainfo.info.name.clone(),
+            source: e,
+        })?;
+        if let Some(dir) = self.state_dir() {
+            let bytes = add
+                .torrent_bytes
+                .clone()
+                .unwrap_or_else(|| saved::torrent_file_bytes(&metainfo));
+            saved::save_torrent(dir, &ih, &bytes)
+                .map_err(|e| Error::io("save the torrent in the state directory", e))?;
+        }
+        let name = metainfo.info.name.clone();
+        let (t, handle) = torrent::spawn(
+            self.shared.clone(),
+            metainfo,
+            Arc::new(storage),
+            add.peers,
+            add.paused,
+        )
+        .map_err(|e| Error::io("start torrent thread", e))?;
+        {
+            // Checked under the registry lock that `stop` reads after
+            // setting the flag: a torrent is either refused or shut down.
+            let mut reg = self.shared.registry.write();
+            if self.shared.is_shutting_down() {
+                let (tx, _rx) = crossbeam_channel::bounded(1);
+                let _ = t.commands.send(Command::Shutdown(tx));
+                drop(reg);
+                let _ = handle.join();
+                return Err(Error::Stopped);
+            }
+            reg.insert(ih.0, t.clone());
+        }
+        self.shared.tracker.allow(ih);
+        let stop = Arc::new(AtomicBool::new(false));
+        let target: Arc<dyn AnnounceTarget> = t.clone();
+        let (sh, st) = (self.shared.clone(), stop.clone());
+        let announcer = std::thread::Builder::new()
+            .name(format!("announcer {}", &ih.to_hex()[..8]))
+            .spawn(move || announcer::run(sh, target, st))
+            .map_err(|e| Error::io("start announcer thread", e));
+        {
+            let mut threads = self.threads.lock();
+            threads.torrents.push((ih, handle));
+            if let Ok(a) = announcer {
+                threads.announcers.push((ih, stop, a));
+            }
+        }
+        self.update_lsd();
+        self.save_entry(&t)?;
+        if new {
+            self.shared.events.publish(Event::Added {
+                info_hash: ih,
+                name,
+            });
+        }
+        Ok(ih)
+    }
+
+    /// Add a magnet link: its metadata thread looks for the info dictionary.
+    fn add_magnet(self: &Arc<Self>, add: AddTorrent) -> Result<InfoHash> {
+        let TorrentSource::Magnet(mut magnet) = add.source else {
+            return Err(Error::Stopped); // not reached: callers pass a magnet
+        };
+        let ih = magnet.info_hash;
+        if self.shared.is_shutting_down() {
+            return Err(Error::Stopped);
+        }
+        if self.shared.registry.read().contains_key(&ih.0)
+            || self.shared.magnets.read().contains_key(&ih)
+        {
+            return Err(Error::AlreadyAdded(ih));
+        }
+        // The caller's peers travel with the link (and are saved with it).
+        for p in &add.peers {
+            let s = p.to_string();
+            if !magnet.peers.contains(&s) {
+                magnet.peers.push(s);
+            }
+        }
+        if let Some(dir) = self.state_dir() {
+            saved::save_magnet(dir, &ih, &magnet.to_uri())
+                .and_then(|()| saved::save_entry(dir, &ih, &add.dir, add.paused))
+                .map_err(|e| Error::io("save the torrent list", e))?;
+        }
+        let name = magnet.display_name.clone().unwrap_or_else(|| ih.to_hex());
+        let mut status = TorrentStatus::metadata(ih, name.clone(), add.dir.clone());
+        status.paused = add.paused;
+        let (found_tx, found_rx) = crossbeam_channel::bounded(1024);
+        let me = Arc::new(MagnetShared {
+            magnet,
+            status: Mutex::new(status),
+            found: found_tx,
+            stop: Arc::new(AtomicBool::new(false)),
+        });
+        self.shared.magnets.write().insert(ih, me.clone());
+        let weak = Arc::downgrade(self);
+        let (dir, paused) = (add.dir, add.paused);
+        let on_resolved: metadata::OnResolved =
+            Box::new(move |mi, peers| resolved(&weak, mi, dir, paused, peers));
+        match metadata::spawn(self.shared.clone(), me, found_rx, Vec::new(), on_resolved) {
+            Ok(h) => self.threads.lock().magnets.push((ih, h)),
+            Err(e) => {
+                self.shared.magnets.write().remove(&ih);
+                return Err(Error::io("start metadata thread", e));
+            }
+        }
+        self.update_lsd();
+        self.shared.events.publish(Event::Added {
+            info_hash: ih,
+            name,
+        });
+        Ok(ih)
+    }
+
+    fn set_paused(&self, ih: &InfoHash, paused: bool) -> Result<()> {
+        let t = self.shared.registry.read().get(&ih.0).cloned();
+        let Some(t) = t else {
+            if self.shared.magnets.read().contains_key(ih) {
+                return Err(Error::NoMetadata(*ih));
+            }
+            return Err(Error::UnknownTorrent(*ih));
+        };
+        t.commands
+            .send(if paused {
+                Command::Pause
+            } else {
+                Command::Resume
+            })
+            .map_err(|_| Error::Stopped)?;
+        t.status.lock().paused = paused;
+        self.save_entry(&t)
+    }
+
+    /// Write `torrents/<ih>.add` (save path, paused) in the state directory.
+    fn save_entry(&self, t: &TorrentShared) -> Result<()> {
+        let Some(dir) = self.state_dir() else {
+            return Ok(());
+        };
+        let st = t.status.lock().clone();
+        saved::save_entry(dir, &st.info_hash, &st.save_path, st.paused)
+            .map_err(|e| Error::io("save the torrent list", e))
+    }
+
+    fn remove(&self, ih: &InfoHash, delete_data: bool) -> Result<()> {
+        let magnet = self.shared.magnets.write().remove(ih);
+        let torrent = self.shared.registry.write().remove(&ih.0);
+        if magnet.is_none() && torrent.is_none() {
+            return Err(Error::UnknownTorrent(*ih));
+        }
+        self.update_lsd();
+        if let Some(m) = magnet {
+            m.stop.store(true, Ordering::SeqCst);
+            let handle = {
+                let mut th = self.threads.lock();
+                let i = th.magnets.iter().position(|(h, _)| h == ih);
+                i.map(|i| th.magnets.remove(i))
+            };
+            if let Some((_, h)) = handle {
+                let _ = h.join();
+            }
+        }
+        if let Some(t) = &torrent {
+            self.shared.tracker.disallow(*ih);
+            let (announcer, handle) = {
+                let mut th = self.threads.lock();
+                let a = th.announcers.iter().position(|(h, _, _)| h == ih);
+                let a = a.map(|i| th.announcers.remove(i));
+                let h = th.torrents.iter().position(|(h, _)| h == ih);
+                (a, h.map(|i| th.torrents.remove(i)))
+            };
+            if let Some((_, stop, h)) = announcer {
+                stop.store(true, Ordering::SeqCst);
+                let _ = h.join();
+            }
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if t.commands.send(Command::Shutdown(tx)).is_ok() {
+                let _ = rx.recv_timeout(Duration::from_secs(10));
+            }
+            if let Some((_, h)) = handle {
+                let _ = h.join();
+            }
+        }
+        if let Some(dir) = self.state_dir() {
+            saved::remove(dir, ih);
+        }
+        if let (Some(t), true) = (&torrent, delete_data) {
+            delete_files(&t.peer_ctx.storage)?;
+        }
+        log::info!(
+            "{ih}: removed{}",
+            if delete_data { " with its data" } else { "" }
+        );
+        self.shared
+            .events
+            .publish(Event::Removed { info_hash: *ih });
+        Ok(())
+    }
+
+    /// Tell the LSD thread which torrents to announce (never private ones),
+    /// and the info-hashes of magnet links looking for their metadata.
+    fn update_lsd(&self) {
+        if let Some(l) = &*self.lsd.lock() {
+            let mut hashes: Vec<InfoHash> = self
+                .shared
+                .registry
+                .read()
+                .values()
+                .filter(|t| !t.metainfo.info.private)
+                .map(|t| t.metainfo.info_hash)
+                .collect();
+            hashes.extend(self.shared.magnets.read().keys().copied());
+            hashes.sort();
+            hashes.dedup();
+            l.set_torrents(hashes);
+        }
+    }
+
+    fn stop(&self) {
         if self.shared.shutting_down.swap(true, Ordering::SeqCst) {
             return;
         }
+        let mut th = std::mem::take(&mut *self.threads.lock());
+        // Metadata threads first: none of them adds a torrent after this.
+        for m in self.shared.magnets.read().values() {
+            m.stop.store(true, Ordering::SeqCst);
+        }
+        for (_, h) in th.magnets.drain(..) {
+            let _ = h.join();
+        }
         // Announcers send `stopped` (bounded by a few seconds) in parallel.
-        let announcers: Vec<_> = self.announcers.lock().drain(..).collect();
-        for (_, stop, _) in &announcers {
+        for (_, stop, _) in &th.announcers {
             stop.store(true, Ordering::SeqCst);
         }
         let torrents: Vec<Arc<TorrentShared>> =
@@ -785,10 +753,12 @@ impl Session {
         for rx in waits {
             let _ = rx.recv_timeout(Duration::from_secs(5));
         }
-        for (_, h) in self.torrents.lock().drain(..) {
+        // Torrents added while we stopped (their handles came late).
+        th.torrents.append(&mut self.threads.lock().torrents);
+        for (_, h) in th.torrents.drain(..) {
             let _ = h.join();
         }
-        for (_, _, h) in announcers {
+        for (_, _, h) in th.announcers.drain(..) {
             let _ = h.join();
         }
         self.shared.registry.write().clear();
@@ -801,270 +771,95 @@ impl Session {
             });
         }
         let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        if let Some(h) = self.listener.take() {
+        if let Some(h) = th.listener.take() {
             let _ = h.join();
         }
-        if let Some(h) = self.udp.take() {
+        if let Some(h) = th.udp.take() {
             let _ = h.join();
         }
-        if let Some(l) = self.lsd.take() {
+        if let Some(l) = self.lsd.lock().take() {
             l.stop();
         }
         if let (Some(d), Some(dir)) = (&self.shared.dht, &self.shared.config.state_dir) {
-            save_dht_nodes(&dir.join("dht.benc"), &d.routing_table_nodes());
+            dht_table::save(&dir.join("dht.benc"), &d.routing_table_nodes());
         }
-        if let Some(h) = self.lsd_router.take() {
+        if let Some(h) = th.lsd_router.take() {
             let _ = h.join();
         }
-        if let Some(h) = self.hasher.take() {
+        if let Some(h) = th.hasher.take() {
             h.shutdown();
         }
     }
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.shutting_down.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(stream) = stream else {
-            // Out of descriptors and the like: back off briefly.
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
-        };
-        // Sockets still in the handshake count too: silent connections
-        // must not each get a thread beyond the limit.
-        let busy =
-            shared.connections.load(Ordering::Relaxed) + shared.handshaking.load(Ordering::Relaxed);
-        if busy >= shared.config.max_connections {
-            continue; // dropped: closes the socket
-        }
-        shared.handshaking.fetch_add(1, Ordering::Relaxed);
-        let s = shared.clone();
-        let _ = std::thread::Builder::new()
-            .name("peer (incoming)".into())
-            .spawn(move || handle_incoming(stream, s));
-    }
-}
-
-/// Counts an accepted socket as handshaking until dropped.
-struct Handshaking(Arc<Shared>);
-
-impl Drop for Handshaking {
-    fn drop(&mut self) {
-        self.0.handshaking.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Sniff the first bytes: a BitTorrent handshake goes to its torrent.
-fn handle_incoming(mut stream: TcpStream, shared: Arc<Shared>) {
-    let guard = Handshaking(shared.clone());
-    let Ok(addr) = stream.peer_addr() else {
+/// A magnet link's info dictionary arrived and checked out: add the
+/// torrent in its place (on the metadata thread).
+fn resolved(weak: &Weak<Inner>, mi: Metainfo, dir: PathBuf, paused: bool, peers: Vec<SocketAddr>) {
+    let Some(inner) = weak.upgrade() else {
         return;
     };
-    let limits = shared.config.peer_limits;
-    let _ = stream.set_write_timeout(Some(limits.write_timeout));
-    // Sniff: `\x13BitTorrent protocol` starts a plaintext handshake, "GET "
-    // an HTTP request for the embedded tracker, anything else is taken for
-    // an MSE handshake (its first bytes are a random key).
-    let deadline = std::time::Instant::now() + limits.handshake_timeout;
-    let policy = shared.config.encryption;
-    let mut first = Vec::new();
-    let kind = loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return;
+    let (ih, name) = (mi.info_hash, mi.info.name.clone());
+    inner.shared.events.publish(Event::MetadataReceived {
+        info_hash: ih,
+        name: name.clone(),
+    });
+    let add = AddTorrent::new(mi, dir).peers(peers).paused(paused);
+    match inner.add_torrent(add, false) {
+        Ok(_) => {
+            inner.shared.magnets.write().remove(&ih);
+            inner.update_lsd();
         }
-        match peer::read_some(&mut stream, left) {
-            Ok(b) => first.extend_from_slice(&b),
-            Err(reason) => {
-                log::debug!("incoming {addr}: {reason}");
-                return;
+        Err(Error::Stopped) => {}
+        Err(e) => {
+            log::error!("{name}: {e}");
+            if let Some(m) = inner.shared.magnets.read().get(&ih) {
+                let mut st = m.status.lock();
+                st.name = name;
+                st.phase = crate::Phase::Failed(e.to_string());
             }
+            inner.shared.events.publish(Event::Error {
+                info_hash: ih,
+                message: e.to_string(),
+                stalled: false,
+            });
         }
-        match mse::sniff(&first, shared.config.enable_tracker) {
-            Sniffed::NeedMore => {}
-            kind => break kind,
-        }
-    };
-    let (mut stream, hs, leftover, t) = match kind {
-        Sniffed::NeedMore => return,
-        Sniffed::Http => {
-            if let Err(e) = shared
-                .tracker
-                .serve_http_connection(&mut stream, &first, deadline)
-            {
-                log::debug!("tracker request from {addr}: {e}");
-            }
-            return;
-        }
-        Sniffed::BitTorrent => {
-            if policy == Encryption::Require {
-                log::debug!("incoming {addr}: plaintext handshake refused (encryption required)");
-                return;
-            }
-            let (hs, leftover) =
-                match peer::read_handshake(&mut stream, first, limits.handshake_timeout) {
-                    Ok(x) => x,
-                    Err(reason) => {
-                        log::debug!("incoming {addr}: {reason}");
-                        return;
-                    }
-                };
-            let torrent = shared.registry.read().get(&hs.info_hash).cloned();
-            let Some(t) = torrent else {
-                log::debug!("incoming {addr}: unknown info-hash");
-                return;
-            };
-            (PeerStream::plain(stream), hs, leftover, t)
-        }
-        Sniffed::Mse => {
-            if policy == Encryption::Off {
-                log::debug!("incoming {addr}: not BitTorrent (encryption off)");
-                return;
-            }
-            // The initiator names its torrent by HASH('req2', info-hash).
-            let mut lookup = |h: &[u8; 20]| {
-                let registry = shared.registry.read();
-                registry.keys().find(|ih| mse::req2_hash(ih) == *h).copied()
-            };
-            let (mut stream, ih, payload) =
-                match mse::respond(stream, &first, policy.methods(), &mut lookup, deadline) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        log::debug!("incoming {addr}: {e}");
-                        return;
-                    }
-                };
-            let (hs, leftover) =
-                match peer::read_handshake(&mut stream, payload, limits.handshake_timeout) {
-                    Ok(x) => x,
-                    Err(reason) => {
-                        log::debug!("incoming {addr} (MSE): {reason}");
-                        return;
-                    }
-                };
-            let torrent = shared.registry.read().get(&ih).cloned();
-            let (Some(t), true) = (torrent, hs.info_hash == ih) else {
-                log::debug!("incoming {addr}: MSE and handshake name different torrents");
-                return;
-            };
-            (stream, hs, leftover, t)
-        }
-    };
-    if stream
-        .write_all(&peer::our_handshake(&t.peer_ctx).encode())
-        .and_then(|()| stream.flush())
-        .is_err()
-    {
-        return;
     }
-    // This thread becomes the peer thread; `Joined` registers it (and
-    // counts it in `connections`).
-    let key = shared.next_key();
-    drop(guard);
-    drop(shared);
-    peer::run_connected(
-        stream,
-        addr,
-        false,
-        hs,
-        leftover,
-        key,
-        &t.peer_ctx,
-        &t.events,
-    );
 }
 
-/// Hand peers found by LSD to their torrents, until the session stops.
-fn route_lsd(found: crossbeam_channel::Receiver<(InfoHash, SocketAddr)>, shared: Arc<Shared>) {
-    while !shared.shutting_down.load(Ordering::SeqCst) {
+/// Delete a torrent's files and the empty directories it created, up to
+/// the save path.
+fn delete_files(storage: &Storage) -> Result<()> {
+    for p in storage.paths() {
+        if let Err(e) = std::fs::remove_file(p) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(Error::io(format!("delete {}", p.display()), e));
+            }
+        }
+        let mut d = p.parent();
+        while let Some(dir) = d {
+            if dir == storage.root() || std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+            d = dir.parent();
+        }
+    }
+    Ok(())
+}
+
+/// Hand peers found by LSD to their torrents (never private ones) and to
+/// magnet links looking for their metadata, until the session stops.
+fn route_lsd(found: Receiver<(InfoHash, SocketAddr)>, shared: Arc<Shared>) {
+    while !shared.is_shutting_down() {
         let Ok((ih, addr)) = found.recv_timeout(Duration::from_millis(200)) else {
             continue;
         };
-        let t = shared.registry.read().get(&ih.0).cloned();
-        if let Some(t) = t {
-            if !t.metainfo.info.private {
-                log::debug!("lsd: {addr} has {ih}");
-                let _ = t.commands.send(Command::AddPeers(vec![addr]));
-            }
-        } else if let Some(peers) = shared.lsd_pending.lock().get_mut(&ih) {
-            log::debug!("lsd: {addr} has {ih} (magnet)");
-            if peers.len() < 50 && !peers.contains(&addr) {
-                peers.push(addr);
-            }
+        let private = shared
+            .registry
+            .read()
+            .get(&ih.0)
+            .is_some_and(|t| t.metainfo.info.private);
+        if !private && shared.add_peers(&ih, vec![addr]) {
+            log::debug!("lsd: {addr} has {ih}");
         }
     }
-}
-
-/// A `.torrent` written from a metainfo: its trackers and the original
-/// bytes of its info dictionary (so the info-hash is unchanged).
-fn torrent_file_bytes(m: &Metainfo) -> Vec<u8> {
-    use crate::proto::bencode::OwnedValue;
-    let mut out = b"d".to_vec();
-    if let Some(a) = &m.announce {
-        out.extend_from_slice(b"8:announce");
-        out.extend_from_slice(&OwnedValue::bytes(a).to_bytes());
-    }
-    if !m.announce_list.is_empty() {
-        out.extend_from_slice(b"13:announce-list");
-        let tiers = OwnedValue::List(
-            m.announce_list
-                .iter()
-                .map(|t| OwnedValue::List(t.iter().map(OwnedValue::bytes).collect()))
-                .collect(),
-        );
-        out.extend_from_slice(&tiers.to_bytes());
-    }
-    out.extend_from_slice(b"4:info");
-    out.extend_from_slice(&m.info_bytes);
-    out.push(b'e');
-    out
-}
-
-/// The DHT routing table kept in the state directory (compact node infos),
-/// so a restart bootstraps from the nodes it knew.
-fn save_dht_nodes(path: &std::path::Path, nodes: &[(crate::discovery::dht::NodeId, SocketAddr)]) {
-    use crate::proto::bencode::OwnedValue;
-    let mut compact = Vec::new();
-    for (id, addr) in nodes {
-        if let SocketAddr::V4(v4) = addr {
-            compact.extend_from_slice(&id.0);
-            compact.extend_from_slice(&v4.ip().octets());
-            compact.extend_from_slice(&v4.port().to_be_bytes());
-        }
-    }
-    let v = OwnedValue::Dict(vec![(b"nodes".to_vec(), OwnedValue::Bytes(compact))]);
-    if let Err(e) = crate::engine::torrent::write_atomically(path, &v.to_bytes()) {
-        log::warn!("saving the DHT routing table: {e}");
-    }
-}
-
-fn load_dht_nodes(path: &std::path::Path) -> Vec<SocketAddr> {
-    let Ok(bytes) = std::fs::read(path) else {
-        return Vec::new();
-    };
-    let Ok(v) = crate::proto::bencode::decode(&bytes) else {
-        return Vec::new();
-    };
-    let Some(nodes) = v
-        .get(b"nodes")
-        .and_then(crate::proto::bencode::Value::as_bytes)
-    else {
-        return Vec::new();
-    };
-    nodes
-        .chunks_exact(26)
-        .take(1000)
-        .map(|c| {
-            let ip = std::net::Ipv4Addr::new(c[20], c[21], c[22], c[23]);
-            SocketAddr::new(IpAddr::V4(ip), u16::from_be_bytes([c[24], c[25]]))
-        })
-        .collect()
 }

@@ -7,12 +7,15 @@
 //! threads use `try_send`: a peer whose inbox is full is closed, so this
 //! thread never waits on anyone but its own disk writes.
 
+use crate::engine::candidates::Candidates;
 use crate::engine::choker::{self, ChokeCandidate};
+use crate::engine::events::Event;
 use crate::engine::hasher::{HashDone, HashJob};
 use crate::engine::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
 use crate::engine::picker::{PeerKey, Picker, Received};
-use crate::engine::session::Shared;
+use crate::engine::shared::{Command, Shared, TorrentShared};
 use crate::engine::smart_ban::{GivenUp, SmartBan};
+use crate::engine::status::{PeerInfo, Phase, TorrentStatus};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::Metainfo;
@@ -24,156 +27,6 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What a torrent is doing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Phase {
-    /// Verifying data found on disk.
-    Checking,
-    /// Fetching missing pieces.
-    Downloading,
-    /// Every piece verified; uploading only.
-    Seeding,
-    /// Stopped by an error (the text says which).
-    Failed(String),
-    /// Stopped by a condition that may clear by itself (the disk is full);
-    /// retried every few seconds, then downloading goes on.
-    Stalled(String),
-}
-
-/// A snapshot of one torrent's state (cheap to copy; never waits on the
-/// torrent thread).
-#[derive(Debug, Clone)]
-pub struct TorrentStatus {
-    /// The info-hash.
-    pub info_hash: crate::InfoHash,
-    /// The torrent's name.
-    pub name: String,
-    /// What it is doing.
-    pub phase: Phase,
-    /// Pieces verified.
-    pub pieces_have: u32,
-    /// Pieces in all.
-    pub pieces_total: u32,
-    /// Bytes verified.
-    pub bytes_have: u64,
-    /// Bytes in all.
-    pub total_length: u64,
-    /// Payload bytes received this session.
-    pub downloaded: u64,
-    /// Payload bytes sent this session.
-    pub uploaded: u64,
-    /// Receive rate, bytes per second.
-    pub download_rate: u64,
-    /// Send rate, bytes per second.
-    pub upload_rate: u64,
-    /// Connected peers.
-    pub peers: usize,
-    /// Connected peers that are seeds.
-    pub seeds: usize,
-    /// Pieces that failed their hash check.
-    pub hash_failures: u32,
-    /// The last tracker announce.
-    pub tracker: crate::discovery::announcer::TrackerStatus,
-    /// Addresses learned from peer exchange (BEP 11) so far.
-    pub peers_from_pex: usize,
-    /// Pieces hashed by the start-up check (0 when resume data was trusted).
-    pub checked_pieces: u32,
-    /// Whether the start-up state came from resume data.
-    pub resumed: bool,
-    /// Paused by the user.
-    pub paused: bool,
-    /// The directory the torrent's files are in.
-    pub save_path: std::path::PathBuf,
-    /// Peers banned for bad data.
-    pub banned: usize,
-}
-
-impl TorrentStatus {
-    /// Whether every piece is verified.
-    pub fn is_complete(&self) -> bool {
-        self.pieces_have == self.pieces_total
-    }
-    /// Estimated seconds to completion at the current rate.
-    pub fn eta(&self) -> Option<Duration> {
-        if self.is_complete() {
-            return Some(Duration::ZERO);
-        }
-        if self.download_rate == 0 {
-            return None;
-        }
-        Some(Duration::from_secs(
-            (self.total_length - self.bytes_have) / self.download_rate,
-        ))
-    }
-}
-
-/// Commands from the session to a torrent thread.
-#[derive(Debug)]
-pub enum Command {
-    /// Dial these addresses (from the user, a tracker, PEX...).
-    AddPeers(Vec<SocketAddr>),
-    /// Stop exchanging data (connections closed, nothing dialled or
-    /// accepted) until `Resume`; the data and resume data stay.
-    Pause,
-    /// Undo `Pause`.
-    Resume,
-    /// Close every connection, flush, and reply.
-    Shutdown(Sender<()>),
-    /// Reply with a snapshot of the connected peers.
-    Peers(Sender<Vec<PeerInfo>>),
-}
-
-/// One connected peer, as [`crate::Session::peers`] reports it.
-#[derive(Debug, Clone)]
-pub struct PeerInfo {
-    /// Its address.
-    pub addr: SocketAddr,
-    /// Its peer id (the client is often encoded in it, e.g. `-qB4650-`).
-    pub peer_id: [u8; 20],
-    /// The client name from its extended handshake (`v`), if it sent one.
-    pub client: Option<String>,
-    /// We dialled it (false: it connected to us).
-    pub outgoing: bool,
-    /// Pieces it has.
-    pub pieces: u32,
-    /// Receive and send rates, bytes per second.
-    pub download_rate: u64,
-    /// Send rate, bytes per second.
-    pub upload_rate: u64,
-    /// Payload bytes received from it and sent to it.
-    pub downloaded: u64,
-    /// Payload bytes sent to it.
-    pub uploaded: u64,
-    /// We choke it.
-    pub am_choking: bool,
-    /// We want pieces it has.
-    pub am_interested: bool,
-    /// It chokes us.
-    pub peer_choking: bool,
-    /// It wants pieces we have.
-    pub peer_interested: bool,
-    /// It is our optimistic unchoke.
-    pub optimistic: bool,
-    /// It speaks `ut_pex`.
-    pub pex: bool,
-}
-
-/// Shared between the torrent thread and the rest of the session.
-pub struct TorrentShared {
-    /// The torrent's metainfo.
-    pub metainfo: Metainfo,
-    /// The snapshot the session reads.
-    pub status: Mutex<TorrentStatus>,
-    /// Commands for the torrent thread.
-    pub commands: Sender<Command>,
-    /// What peer threads read.
-    pub peer_ctx: Arc<PeerContext>,
-    /// The peer-event channel (peer threads send here).
-    pub events: Sender<(PeerKey, PeerEvent)>,
-    /// The announcer's last outcome.
-    pub tracker: Mutex<crate::discovery::announcer::TrackerStatus>,
-}
 
 struct Conn {
     addr: SocketAddr,
@@ -216,14 +69,9 @@ struct Conn {
     unrequested: u32,
 }
 
-/// An address we may dial.
-struct Candidate {
-    failures: u32,
-    next_try: Instant,
-    connected: bool,
-}
-
 const TICK: Duration = Duration::from_secs(1);
+/// Addresses kept as candidates (more are ignored).
+const MAX_CANDIDATES: usize = 2000;
 const CHOKE_INTERVAL: Duration = Duration::from_secs(10);
 const OPTIMISTIC_INTERVAL: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -247,7 +95,7 @@ const MAX_UNREQUESTED_BLOCKS: u32 = 16;
 const MAX_DEPARTED: usize = 1024;
 
 /// The torrent thread's state.
-pub struct Torrent {
+pub(crate) struct Torrent {
     shared: Arc<Shared>,
     me: Arc<TorrentShared>,
     layout: Layout,
@@ -255,7 +103,8 @@ pub struct Torrent {
     conns: HashMap<PeerKey, Conn>,
     /// Outgoing connection attempts not yet joined.
     dialing: HashMap<PeerKey, SocketAddr>,
-    candidates: HashMap<SocketAddr, Candidate>,
+    /// Addresses we may dial, with the one back-off rule (`candidates.rs`).
+    candidates: Candidates,
     strikes: HashMap<SocketAddr, u32>,
     banned: HashSet<SocketAddr>,
     banned_ips: HashSet<IpAddr>,
@@ -286,7 +135,7 @@ pub struct Torrent {
     last_choke: Instant,
     last_optimistic: Instant,
     optimistic: Option<PeerKey>,
-    rng: u64,
+    rng: crate::util::rng::Rng,
     /// `downloaded` at the previous tick (stall diagnostics).
     downloaded_last_tick: u64,
 }
@@ -358,7 +207,7 @@ pub(crate) fn spawn(
         picker: Picker::new(layout, Bitfield::new(n)),
         conns: HashMap::new(),
         dialing: HashMap::new(),
-        candidates: HashMap::new(),
+        candidates: Candidates::new(MAX_CANDIDATES),
         strikes: HashMap::new(),
         banned: HashSet::new(),
         banned_ips: HashSet::new(),
@@ -386,7 +235,7 @@ pub(crate) fn spawn(
         last_choke: now,
         last_optimistic: now,
         optimistic: None,
-        rng: now.elapsed().as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15,
+        rng: crate::util::rng::Rng::new(),
         downloaded_last_tick: 0,
     };
     t.add_candidates(peers);
@@ -425,13 +274,6 @@ impl Torrent {
         }
     }
 
-    fn rand(&mut self) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
-    }
-
     // ---- checking ---------------------------------------------------------
 
     fn feed_checks(&mut self) {
@@ -468,8 +310,18 @@ impl Torrent {
                 self.phase
             );
             self.publish_status();
+            self.emit(Event::Checked {
+                info_hash: self.me.metainfo.info_hash,
+                pieces_have: self.picker.have().count() as u32,
+                pieces_total: self.layout.num_pieces,
+            });
             self.connect_candidates();
         }
+    }
+
+    /// Tell the session's event subscribers.
+    fn emit(&self, event: Event) {
+        self.shared.events.publish(event);
     }
 
     fn submit_hash(&self, i: u32) {
@@ -544,6 +396,11 @@ impl Torrent {
             for k in seeds {
                 self.close(k, CloseReason::BothSeeds);
             }
+            self.publish_status();
+            self.emit(Event::Completed {
+                info_hash: self.me.metainfo.info_hash,
+            });
+            return;
         }
         self.publish_status();
     }
@@ -678,26 +535,17 @@ impl Torrent {
             }
         }
         self.uploaded_closed += c.counters.uploaded.load(Ordering::Relaxed);
-        if let Some(cand) = self.candidates.get_mut(&c.addr) {
-            cand.connected = false;
-            let now = Instant::now();
-            let delay = match reason {
+        let now = Instant::now();
+        for addr in std::iter::once(c.addr).chain(c.listen_addr) {
+            match reason {
                 // Nothing to gain soon from a seed (we are one) or a cheat.
                 CloseReason::BothSeeds | CloseReason::Banned | CloseReason::Duplicate => {
-                    Duration::from_secs(300)
+                    self.candidates.hold_off(&addr, now)
                 }
                 // A connection that ended quickly (refused for lack of room,
-                // say): retry soon, backing off if it keeps happening.
-                _ if now - c.joined_at < Duration::from_secs(60) => {
-                    cand.failures = cand.failures.saturating_add(1);
-                    Duration::from_secs(5 << (cand.failures - 1).min(6))
-                }
-                _ => {
-                    cand.failures = 0;
-                    Duration::from_secs(5)
-                }
-            };
-            cand.next_try = now + delay;
+                // say) backs off; a long one starts the count again.
+                _ => self.candidates.ended(&addr, now - c.joined_at, now),
+            }
         }
         if self.optimistic == Some(key) {
             self.optimistic = None;
@@ -719,12 +567,7 @@ impl Torrent {
             PeerEvent::Left(reason) => {
                 if let Some(addr) = self.dialing.remove(&key) {
                     self.shared.connections.fetch_sub(1, Ordering::Relaxed);
-                    if let Some(c) = self.candidates.get_mut(&addr) {
-                        c.connected = false;
-                        c.failures += 1;
-                        let backoff = 5u64 << c.failures.min(6);
-                        c.next_try = Instant::now() + Duration::from_secs(backoff);
-                    }
+                    self.candidates.failed(&addr, Instant::now());
                     log::debug!("dial {addr} failed: {reason}");
                 } else if let Some(c) = self.conns.remove(&key) {
                     log::debug!("peer {} left: {reason}", c.addr);
@@ -809,10 +652,7 @@ impl Torrent {
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        if let Some(c) = self.candidates.get_mut(&addr) {
-            c.failures = 0;
-            c.connected = true;
-        }
+        self.candidates.connected(&addr);
         let n = self.layout.num_pieces as usize;
         self.conns.insert(
             key,
@@ -946,9 +786,7 @@ impl Torrent {
                 if let (None, Some(p)) = (c.listen_addr, listen_port) {
                     let la = SocketAddr::new(c.addr.ip(), p);
                     c.listen_addr = Some(la);
-                    if let Some(cand) = self.candidates.get_mut(&la) {
-                        cand.connected = true;
-                    }
+                    self.candidates.set_busy(&la);
                 }
                 // A newcomer hears of the swarm at once, and the others hear
                 // of it in their next message (at most one a minute each).
@@ -1114,40 +952,44 @@ impl Torrent {
             STALL_RETRY.as_secs()
         );
         self.save_resume();
-        self.phase = Phase::Stalled(reason);
+        self.phase = Phase::Stalled(reason.clone());
         self.stalled_at = Instant::now();
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
         for k in keys {
             self.close(k, CloseReason::Shutdown);
         }
         self.publish_status();
+        self.emit(Event::Error {
+            info_hash: self.me.metainfo.info_hash,
+            message: reason,
+            stalled: true,
+        });
     }
 
     /// Stop the torrent on an error that makes progress impossible.
     fn fail(&mut self, reason: String) {
         log::error!("{}: stopped: {reason}", self.me.metainfo.info.name);
-        self.phase = Phase::Failed(reason);
+        self.phase = Phase::Failed(reason.clone());
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
         for k in keys {
             self.close(k, CloseReason::Shutdown);
         }
         self.publish_status();
+        self.emit(Event::Error {
+            info_hash: self.me.metainfo.info_hash,
+            message: reason,
+            stalled: false,
+        });
     }
 
     // ---- candidates ----------------------------------------------------------
 
     fn add_candidates(&mut self, addrs: Vec<SocketAddr>) {
-        let now = Instant::now();
-        for a in addrs {
-            if a.port() == 0 || self.shared.is_own_address(&a) {
-                continue;
-            }
-            self.candidates.entry(a).or_insert(Candidate {
-                failures: 0,
-                next_try: now,
-                connected: false,
-            });
-        }
+        let shared = &self.shared;
+        let fresh = addrs
+            .into_iter()
+            .filter(|a| a.port() != 0 && !shared.is_own_address(a));
+        self.candidates.add(fresh, Instant::now());
     }
 
     fn connect_candidates(&mut self) {
@@ -1166,19 +1008,9 @@ impl Torrent {
             .flatten()
             .collect();
         let dialing: HashSet<SocketAddr> = self.dialing.values().copied().collect();
-        let ready: Vec<SocketAddr> = self
-            .candidates
-            .iter()
-            .filter(|(a, c)| {
-                !c.connected
-                    && c.next_try <= now
-                    && !connected.contains(*a)
-                    && !dialing.contains(*a)
-                    && !self.is_banned(a)
-            })
-            .map(|(a, _)| *a)
-            .take(room)
-            .collect();
+        let ready = self.candidates.ready(now, room, |a| {
+            !connected.contains(a) && !dialing.contains(a) && !self.is_banned(a)
+        });
         for addr in ready {
             if self.shared.connections.load(Ordering::Relaxed) >= cfg.max_connections {
                 break;
@@ -1186,9 +1018,7 @@ impl Torrent {
             let key = self.shared.next_key();
             self.shared.connections.fetch_add(1, Ordering::Relaxed);
             self.dialing.insert(key, addr);
-            if let Some(c) = self.candidates.get_mut(&addr) {
-                c.connected = true;
-            }
+            self.candidates.set_busy(&addr);
             let ctx = self.me.peer_ctx.clone();
             let tx = self.me.events.clone();
             let spawned = std::thread::Builder::new()
@@ -1197,6 +1027,7 @@ impl Torrent {
             if spawned.is_err() {
                 self.dialing.remove(&key);
                 self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+                self.candidates.failed(&addr, now);
             }
         }
     }
@@ -1219,6 +1050,9 @@ impl Torrent {
                         self.save_resume();
                     }
                     self.publish_status();
+                    self.emit(Event::Paused {
+                        info_hash: self.me.metainfo.info_hash,
+                    });
                 }
             }
             Command::Resume => {
@@ -1226,11 +1060,12 @@ impl Torrent {
                     self.paused = false;
                     log::info!("{}: resumed", self.me.metainfo.info.name);
                     let now = Instant::now();
-                    for c in self.candidates.values_mut() {
-                        c.next_try = now;
-                    }
+                    self.candidates.retry_all(now);
                     self.connect_candidates();
                     self.publish_status();
+                    self.emit(Event::Resumed {
+                        info_hash: self.me.metainfo.info_hash,
+                    });
                 }
             }
             Command::Peers(reply) => {
@@ -1335,9 +1170,7 @@ impl Torrent {
             } else {
                 Phase::Downloading
             };
-            for c in self.candidates.values_mut() {
-                c.next_try = now;
-            }
+            self.candidates.retry_all(now);
         }
         self.send_pex(now);
         if self.resume_dirty && now - self.last_resume_save >= RESUME_SAVE_INTERVAL {
@@ -1424,7 +1257,7 @@ impl Torrent {
         let regular = choker::unchoke_set(&cands, slots, seeding, None);
         if now - self.last_optimistic >= OPTIMISTIC_INTERVAL || self.optimistic.is_none() {
             self.last_optimistic = now;
-            let r = self.rand();
+            let r = self.rng.next_u64();
             self.optimistic = choker::next_optimistic(&cands, &regular, self.optimistic, r);
         }
         let unchoke = choker::unchoke_set(&cands, slots, seeding, self.optimistic);
@@ -1576,33 +1409,8 @@ impl Torrent {
             uploaded: self.me.status.lock().uploaded,
             downloaded: self.downloaded,
         };
-        if let Err(e) = write_atomically(&path, &r.encode()) {
+        if let Err(e) = crate::state::write_atomically(&path, &r.encode()) {
             log::warn!("{name}: saving resume data to {}: {e}", path.display());
         }
     }
-}
-
-/// Write `data` to `path` so that a crash leaves either the old file or the
-/// new one: a temporary file, fsync, rename, fsync of the directory.
-pub(crate) fn write_atomically(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
-    std::fs::create_dir_all(dir)?;
-    // `<name>.tmp` next to each target: writers of different files (the
-    // torrent list, resume data) never share a temporary file.
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }

@@ -10,20 +10,16 @@ use crate::cmd::run::install_stop_handler;
 use crate::control::{self, ControlInfo, Request, Response, Server};
 use crate::progress::Progress;
 use crate::web::{auth::Auth, Site};
-use bittorrent_core::engine::metadata::fetch_metainfo;
-use bittorrent_core::proto::magnet::Magnet;
-use bittorrent_core::proto::metainfo::Metainfo;
-use bittorrent_core::{AddTorrent, Config, Encryption, InfoHash, Phase, Session, TorrentStatus};
+use bittorrent_core::{
+    AddTorrent, Config, Encryption, Error, Event, InfoHash, Magnet, Metainfo, Phase, Session,
+    TorrentStatus,
+};
+use crossbeam_channel::RecvTimeoutError;
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
-
-/// How long a magnet link's metadata is looked for.
-const MAGNET_TIMEOUT: Duration = Duration::from_secs(300);
+use std::time::Duration;
 
 /// Run `peer daemon`.
 pub fn run(mut args: Args) -> Result<(), CliError> {
@@ -94,6 +90,7 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
     config.dht = dht;
     config.dht_bootstrap = dht_bootstrap;
     let session = Arc::new(Session::start(config).map_err(|e| CliError::failed(&e))?);
+    let events = session.events();
     let restored = session.restore().map_err(|e| CliError::failed(&e))?;
     let stop = install_stop_handler()?;
     let token = control::new_token();
@@ -104,7 +101,6 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("control API: {e}")))?;
     let daemon = Arc::new(Daemon {
         session: Arc::downgrade(&session),
-        pending: Arc::default(),
         control_addr,
         download_dir: std::env::current_dir().unwrap_or_else(|_| state.clone()),
     });
@@ -136,75 +132,49 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
     );
     let mut progress = Progress::new();
     while !stop.load(Ordering::SeqCst) {
+        // Wait for the session's events (the progress display reads
+        // snapshots at its own rate).
+        match events.recv_timeout(Duration::from_millis(200)) {
+            Ok(Event::MetadataReceived { info_hash, name }) => {
+                eprintln!("{info_hash}: got the metadata: {name}")
+            }
+            Ok(Event::Completed { info_hash }) => eprintln!("{info_hash}: complete"),
+            Ok(Event::Error {
+                info_hash, message, ..
+            }) => eprintln!("{info_hash}: {message}"),
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
         let mut st = session.torrents();
         st.sort_by(|a, b| a.name.cmp(&b.name));
         progress.show(&st);
-        std::thread::sleep(Duration::from_millis(200));
     }
     progress.finish();
     eprintln!("stopping...");
     server.stop();
-    // Request threads hold the session only while they run (bounded).
-    let mut session = session;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match Arc::try_unwrap(session) {
-            Ok(s) => {
-                s.shutdown();
-                break;
-            }
-            Err(s) if Instant::now() < deadline => {
-                session = s;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(_) => {
-                log::warn!("a control request is still running; exiting without waiting");
-                break;
-            }
-        }
-    }
+    // Control requests still running get `Error::Stopped` from here on.
+    session.shutdown();
     control::remove_info(&state);
     Ok(())
-}
-
-/// A pending magnet link: the daemon is fetching its metadata.
-#[derive(Clone)]
-struct Pending {
-    name: String,
-    dir: PathBuf,
-    error: Option<String>,
-}
-
-/// Magnets being fetched (or that failed), by info-hash.
-#[derive(Default)]
-struct PendingMap(std::sync::Mutex<HashMap<InfoHash, Pending>>);
-
-impl PendingMap {
-    fn with<R>(&self, f: impl FnOnce(&mut HashMap<InfoHash, Pending>) -> R) -> R {
-        let mut g = match self.0.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        f(&mut g)
-    }
 }
 
 /// What the control API works on.
 struct Daemon {
     session: Weak<Session>,
-    pending: Arc<PendingMap>,
     /// Where the control API (and the web interface) listens.
     control_addr: std::net::SocketAddr,
     /// Suggested to the web page as where to save new torrents.
     download_dir: PathBuf,
 }
 
-/// `checking`, `downloading`, `seeding`, `paused`, `failed`, `stalled`.
+/// `metadata`, `checking`, `downloading`, `seeding`, `paused`, `failed`,
+/// `stalled`.
 fn state_name(s: &TorrentStatus) -> &'static str {
-    if s.paused {
+    if s.paused && s.phase != Phase::Metadata {
         return "paused";
     }
     match s.phase {
+        Phase::Metadata => "metadata",
         Phase::Checking => "checking",
         Phase::Downloading => "downloading",
         Phase::Seeding => "seeding",
@@ -214,6 +184,9 @@ fn state_name(s: &TorrentStatus) -> &'static str {
 }
 
 fn torrent_json(s: &TorrentStatus) -> Value {
+    if s.phase == Phase::Metadata {
+        return metadata_json(s);
+    }
     let progress = if s.pieces_total == 0 {
         0.0
     } else {
@@ -265,27 +238,22 @@ fn torrent_json(s: &TorrentStatus) -> Value {
     })
 }
 
-fn pending_json(ih: &InfoHash, p: &Pending) -> Value {
+/// A magnet link still fetching its metadata (no tracker object yet).
+fn metadata_json(s: &TorrentStatus) -> Value {
     json!({
-        "id": ih.to_hex(),
-        "name": p.name,
-        "state": if p.error.is_some() { "failed" } else { "metadata" },
-        "error": p.error,
+        "id": s.info_hash.to_hex(),
+        "name": s.name,
+        "state": "metadata",
+        "error": Value::Null,
         "progress": 0.0,
         "pieces_have": 0, "pieces_total": 0, "bytes_have": 0, "total_length": 0,
         "downloaded": 0, "uploaded": 0, "download_rate": 0, "upload_rate": 0,
-        "peers": 0, "seeds": 0, "paused": false,
-        "save_path": p.dir.to_string_lossy(),
+        "peers": s.peers, "seeds": 0, "paused": s.paused,
+        "save_path": s.save_path.to_string_lossy(),
         "tracker": Value::Null,
         "ratio": Value::Null,
         "eta": Value::Null,
     })
-}
-
-/// A torrent named by an ID.
-enum Found {
-    Torrent(InfoHash),
-    Pending(InfoHash),
 }
 
 impl Daemon {
@@ -299,33 +267,22 @@ impl Daemon {
             ("GET", ["torrents"]) => self.list(&session),
             ("POST", ["torrents"]) => self.add(&session, r),
             ("GET", ["torrents", id]) => match self.find(&session, id) {
-                Ok(Found::Torrent(ih)) => match session.status(&ih) {
+                Ok(ih) => match session.status(&ih) {
                     Some(s) => Response::ok(torrent_json(&s)),
                     None => Response::error(404, format!("no torrent {id}")),
                 },
-                Ok(Found::Pending(ih)) => self
-                    .pending
-                    .with(|p| p.get(&ih).map(|x| pending_json(&ih, x)))
-                    .map_or_else(|| Response::error(404, "gone"), Response::ok),
                 Err(e) => e,
             },
             ("GET", ["torrents", id, "details"]) => match self.find(&session, id) {
-                Ok(Found::Torrent(ih)) => super::details::details(&session, &ih).map_or_else(
+                Ok(ih) => super::details::details(&session, &ih).map_or_else(
                     || Response::error(404, format!("no torrent {id}")),
                     Response::ok,
                 ),
-                Ok(Found::Pending(ih)) => Response::ok(json!({
-                    "id": ih.to_hex(), "files": [], "peers": [], "trackers": [],
-                    "pieces": {"count": 0, "have": 0, "bitfield": ""},
-                })),
                 Err(e) => e,
             },
             ("POST", ["torrents", id, action @ ("pause" | "resume")]) => {
                 let ih = match self.find(&session, id) {
-                    Ok(Found::Torrent(ih)) => ih,
-                    Ok(Found::Pending(_)) => {
-                        return Response::error(409, "the torrent's metadata is not here yet")
-                    }
+                    Ok(ih) => ih,
                     Err(e) => return e,
                 };
                 let res = if *action == "pause" {
@@ -337,7 +294,10 @@ impl Daemon {
                     Ok(()) => {
                         Response::ok(json!({"id": ih.to_hex(), "paused": *action == "pause"}))
                     }
-                    Err(e) => Response::error(500, e.to_string()),
+                    Err(Error::NoMetadata(_)) => {
+                        Response::error(409, "the torrent's metadata is not here yet")
+                    }
+                    Err(e) => error_response(&e),
                 }
             }
             ("DELETE", ["torrents", id]) => {
@@ -348,20 +308,21 @@ impl Daemon {
                         return Response::error(400, format!("delete_data: not a boolean: {v}"))
                     }
                 };
-                match self.find(&session, id) {
-                    Ok(Found::Torrent(ih)) => match session.remove(&ih, delete_data) {
-                        Ok(()) => Response::ok(
-                            json!({"id": ih.to_hex(), "removed": true, "data_deleted": delete_data}),
-                        ),
-                        Err(e) => Response::error(500, e.to_string()),
-                    },
-                    Ok(Found::Pending(ih)) => {
-                        self.pending.with(|p| p.remove(&ih));
-                        Response::ok(
-                            json!({"id": ih.to_hex(), "removed": true, "data_deleted": false}),
-                        )
-                    }
-                    Err(e) => e,
+                let ih = match self.find(&session, id) {
+                    Ok(ih) => ih,
+                    Err(e) => return e,
+                };
+                // A magnet link still without metadata has no data to delete.
+                let has_data = session
+                    .status(&ih)
+                    .is_some_and(|s| s.phase != Phase::Metadata);
+                match session.remove(&ih, delete_data) {
+                    Ok(()) => Response::ok(json!({
+                        "id": ih.to_hex(),
+                        "removed": true,
+                        "data_deleted": delete_data && has_data,
+                    })),
+                    Err(e) => error_response(&e),
                 }
             }
             (_, ["status"] | ["torrents"] | ["torrents", _] | ["torrents", _, _]) => {
@@ -372,7 +333,7 @@ impl Daemon {
     }
 
     /// Resolve an ID: the info-hash in hex or a unique prefix of it (4+ chars).
-    fn find(&self, session: &Session, id: &str) -> Result<Found, Response> {
+    fn find(&self, session: &Session, id: &str) -> Result<InfoHash, Response> {
         let id = id.to_ascii_lowercase();
         if id.len() < 4 || id.len() > 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Response::error(
@@ -380,19 +341,12 @@ impl Daemon {
                 format!("no torrent {id} (an ID is 4 to 40 hex characters of the info-hash)"),
             ));
         }
-        let mut hits: Vec<Found> = session
+        let mut hits: Vec<InfoHash> = session
             .torrents()
             .iter()
             .filter(|s| s.info_hash.to_hex().starts_with(&id))
-            .map(|s| Found::Torrent(s.info_hash))
+            .map(|s| s.info_hash)
             .collect();
-        self.pending.with(|p| {
-            hits.extend(
-                p.keys()
-                    .filter(|ih| ih.to_hex().starts_with(&id))
-                    .map(|ih| Found::Pending(*ih)),
-            )
-        });
         match hits.len() {
             0 => Err(Response::error(404, format!("no torrent {id}"))),
             1 => Ok(hits.remove(0)),
@@ -406,19 +360,16 @@ impl Daemon {
     fn list(&self, session: &Session) -> Response {
         let mut st = session.torrents();
         st.sort_by(|a, b| a.name.cmp(&b.name).then(a.info_hash.0.cmp(&b.info_hash.0)));
-        let mut out: Vec<Value> = st.iter().map(torrent_json).collect();
-        self.pending.with(|p| {
-            out.extend(
-                p.iter()
-                    .filter(|(ih, _)| session.status(ih).is_none())
-                    .map(|(ih, x)| pending_json(ih, x)),
-            )
-        });
-        Response::ok(Value::Array(out))
+        // Magnet links still fetching their metadata come last.
+        st.sort_by_key(|s| s.phase == Phase::Metadata);
+        Response::ok(Value::Array(st.iter().map(torrent_json).collect()))
     }
 
     fn status(&self, session: &Session) -> Response {
-        let st = session.torrents();
+        let (fetching, st): (Vec<TorrentStatus>, Vec<TorrentStatus>) = session
+            .torrents()
+            .into_iter()
+            .partition(|s| s.phase == Phase::Metadata);
         let count = |f: &dyn Fn(&TorrentStatus) -> bool| st.iter().filter(|s| f(s)).count();
         let peer_id = session.peer_id();
         Response::ok(json!({
@@ -429,7 +380,7 @@ impl Daemon {
             "downloading": count(&|s| !s.paused && s.phase == Phase::Downloading),
             "seeding": count(&|s| !s.paused && s.phase == Phase::Seeding),
             "paused": count(&|s| s.paused),
-            "fetching_metadata": self.pending.with(|p| p.values().filter(|x| x.error.is_none()).count()),
+            "fetching_metadata": fetching.len(),
             "download_rate": st.iter().map(|s| s.download_rate).sum::<u64>(),
             "upload_rate": st.iter().map(|s| s.upload_rate).sum::<u64>(),
             "downloaded": st.iter().map(|s| s.downloaded).sum::<u64>(),
@@ -441,7 +392,7 @@ impl Daemon {
         }))
     }
 
-    fn add(&self, session: &Arc<Session>, r: &Request) -> Response {
+    fn add(&self, session: &Session, r: &Request) -> Response {
         let v: Value = match serde_json::from_slice(&r.body) {
             Ok(v) => v,
             Err(e) => return Response::error(400, format!("body: not JSON: {e}")),
@@ -471,99 +422,42 @@ impl Daemon {
             };
         }
         if let Some(uri) = v.get("magnet").and_then(Value::as_str) {
-            return self.add_magnet(session, uri, dir, paused);
+            return add_magnet(session, uri, dir, paused);
         }
         Response::error(
             400,
             "give \"path\" (a .torrent file), \"torrent\" (its bytes, base64), \"url\" or \"magnet\"",
         )
     }
+}
 
-    fn add_magnet(
-        &self,
-        session: &Arc<Session>,
-        uri: &str,
-        dir: PathBuf,
-        paused: bool,
-    ) -> Response {
-        let m = match Magnet::parse(uri) {
-            Ok(m) => m,
-            Err(e) => return Response::error(400, format!("magnet: {e}")),
-        };
-        let ih = m.info_hash;
-        if session.status(&ih).is_some()
-            || self
-                .pending
-                .with(|p| p.get(&ih).is_some_and(|x| x.error.is_none()))
-        {
-            return Response::error(409, format!("torrent {ih} is already in the session"));
-        }
-        let name = m.display_name.clone().unwrap_or_else(|| ih.to_hex());
-        self.pending.with(|p| {
-            p.insert(
-                ih,
-                Pending {
-                    name: name.clone(),
-                    dir: dir.clone(),
-                    error: None,
-                },
-            )
-        });
-        let weak = Arc::downgrade(session);
-        let (peer_id, port) = (session.peer_id(), session.local_addr().port());
-        let pending = self.pending.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("magnet {}", &ih.to_hex()[..8]))
-            .spawn(move || {
-                // Peers from the DHT too (a bounded lookup, retried while
-                // the node bootstraps), then x.pe and the trackers.
-                let mut from = Vec::new();
-                for _ in 0..6 {
-                    let Some(session) = weak.upgrade() else {
-                        return;
-                    };
-                    from = session.dht_get_peers(&m.info_hash, Duration::from_secs(10));
-                    if !from.is_empty() || session.dht_addr().is_none() {
-                        break;
-                    }
-                }
-                let result = fetch_metainfo(&m, &from, peer_id, port, MAGNET_TIMEOUT);
-                let outcome = match result {
-                    Err(e) => Err(e.to_string()),
-                    Ok(mi) => match weak.upgrade() {
-                        None => return,
-                        Some(session) => {
-                            let peers = m
-                                .peers
-                                .iter()
-                                .filter_map(|p| p.to_socket_addrs().ok()?.next())
-                                .collect();
-                            let mut a = AddTorrent::new(mi, dir).peers(peers);
-                            a.paused = paused;
-                            session.add(a).map(|_| ()).map_err(|e| e.to_string())
-                        }
-                    },
-                };
-                pending.with(|p| match outcome {
-                    Ok(()) => {
-                        p.remove(&ih);
-                    }
-                    Err(e) => {
-                        log::warn!("magnet {ih}: {e}");
-                        if let Some(x) = p.get_mut(&ih) {
-                            x.error = Some(e);
-                        }
-                    }
-                });
-            });
-        if let Err(e) = spawned {
-            self.pending.with(|p| p.remove(&ih));
-            return Response::error(500, format!("cannot start a thread: {e}"));
-        }
-        Response::json(
+/// The HTTP status for a library error.
+fn error_response(e: &Error) -> Response {
+    let status = match e {
+        Error::AlreadyAdded(_) => 409,
+        Error::UnknownTorrent(_) => 404,
+        Error::NoMetadata(_) => 409,
+        Error::Stopped => 503,
+        _ => 500,
+    };
+    Response::error(status, e.to_string())
+}
+
+/// A magnet link: the session fetches its metadata (phase `metadata`),
+/// for as long as it takes, then downloads.
+fn add_magnet(session: &Session, uri: &str, dir: PathBuf, paused: bool) -> Response {
+    let m = match Magnet::parse(uri) {
+        Ok(m) => m,
+        Err(e) => return Response::error(400, format!("magnet: {e}")),
+    };
+    let ih = m.info_hash;
+    let name = m.display_name.clone().unwrap_or_else(|| ih.to_hex());
+    match session.add(AddTorrent::magnet(m, dir).paused(paused)) {
+        Ok(ih) => Response::json(
             202,
             json!({"id": ih.to_hex(), "name": name, "state": "metadata"}),
-        )
+        ),
+        Err(e) => error_response(&e),
     }
 }
 
@@ -586,19 +480,10 @@ fn add_bytes(
         Ok(m) => m,
         Err(e) => return Response::error(400, format!("{what}: {e}")),
     };
-    let ih = mi.info_hash;
-    if session.status(&ih).is_some() {
-        return Response::error(409, format!("torrent {ih} is already in the session"));
-    }
     let name = mi.info.name.clone();
-    let mut a = AddTorrent::new(mi, dir);
-    a.paused = paused;
-    a.torrent_bytes = Some(bytes);
-    match session.add(a) {
+    let add = AddTorrent::new(mi, dir).paused(paused).torrent_bytes(bytes);
+    match session.add(add) {
         Ok(ih) => Response::json(201, json!({"id": ih.to_hex(), "name": name})),
-        Err(e) if e.to_string().contains("already in the session") => {
-            Response::error(409, e.to_string())
-        }
-        Err(e) => Response::error(500, e.to_string()),
+        Err(e) => error_response(&e),
     }
 }

@@ -12,8 +12,13 @@ const PEERS_TIMEOUT: Duration = Duration::from_secs(2);
 /// The details of a torrent of the session, if it is there.
 pub fn details(session: &Session, ih: &InfoHash) -> Option<Value> {
     let status = session.status(ih)?;
-    let mi = session.metainfo(ih)?;
-    let have = session.pieces(ih)?;
+    let (Some(mi), Some(have)) = (session.metainfo(ih), session.pieces(ih)) else {
+        // A magnet link still fetching its metadata.
+        return Some(json!({
+            "id": ih.to_hex(), "files": [], "peers": [], "trackers": [],
+            "pieces": {"count": 0, "have": 0, "bitfield": ""},
+        }));
+    };
     let peers = session.peers(ih, PEERS_TIMEOUT).unwrap_or_default();
     Some(json!({
         "id": ih.to_hex(),

@@ -6,10 +6,12 @@
 
 use crate::args::{Arg, Args, CliError};
 use crate::progress::Progress;
-use bittorrent_core::engine::metadata::fetch_metainfo;
-use bittorrent_core::proto::magnet::Magnet;
-use bittorrent_core::proto::metainfo::Metainfo;
-use bittorrent_core::{AddTorrent, Config, Encryption, InfoHash, Phase, Session};
+use bittorrent_core::{
+    AddTorrent, Config, Encryption, Error, Event, InfoHash, Magnet, Metainfo, Session,
+    TorrentSource,
+};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::collections::HashSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -107,19 +109,23 @@ pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
 /// Run `peer FILE.torrent...`.
 pub fn run(args: Args) -> Result<(), CliError> {
     let o = parse(args)?;
-    let mut metas = Vec::new();
-    let mut magnets = Vec::new();
+    // Read every argument first: a bad one fails before anything starts.
+    let mut adds = Vec::new();
     for t in &o.torrents {
         if let Some(s) = t.to_str().filter(|s| s.starts_with("magnet:")) {
             let m = Magnet::parse(s).map_err(|e| CliError::Failed(format!("{s}: {e}")))?;
-            magnets.push(m);
+            adds.push(AddTorrent::magnet(m, &o.dir).peers(o.peers.clone()));
             continue;
         }
         let bytes =
             std::fs::read(t).map_err(|e| CliError::Failed(format!("{}: {e}", t.display())))?;
         let mi = Metainfo::from_bytes(&bytes)
             .map_err(|e| CliError::Failed(format!("{}: {e}", t.display())))?;
-        metas.push((mi, bytes));
+        adds.push(
+            AddTorrent::new(mi, &o.dir)
+                .peers(o.peers.clone())
+                .torrent_bytes(bytes),
+        );
     }
     let mut config = Config {
         listen_port: o.port,
@@ -132,6 +138,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
     config.dht = o.dht;
     config.dht_bootstrap = o.dht_bootstrap.clone();
     let session = Session::start(config).map_err(|e| CliError::failed(&e))?;
+    // Subscribed before anything is added: no event is missed.
+    let events = session.events();
     if o.open_tracker {
         eprintln!(
             "open tracker on {} (HTTP http://IP:{}/announce, UDP udp://IP:{})",
@@ -140,85 +148,30 @@ pub fn run(args: Args) -> Result<(), CliError> {
             session.local_addr().port()
         );
     }
-    // With a state directory, the torrents of earlier runs come back first,
-    // so running the same command again continues where it stopped.
+    // With a state directory, the torrents (and magnet links still without
+    // their metadata) of earlier runs come back first, so running the same
+    // command again continues where it stopped.
     let mut hashes: Vec<InfoHash> = session.restore().map_err(|e| CliError::failed(&e))?;
-    for (mi, bytes) in metas {
-        let ih = mi.info_hash;
-        if session.status(&ih).is_some() {
-            if !o.peers.is_empty() {
-                let _ = session.add_peers(&ih, o.peers.clone());
-            }
-            if !hashes.contains(&ih) {
-                hashes.push(ih);
-            }
-            continue;
-        }
-        let mut add = AddTorrent::new(mi, &o.dir).peers(o.peers.clone());
-        add.torrent_bytes = Some(bytes);
-        let ih = session.add(add).map_err(|e| CliError::failed(&e))?;
-        hashes.push(ih);
-    }
-    let stop = install_stop_handler()?;
-    for m in magnets {
-        if session.status(&m.info_hash).is_some() {
-            // Restored from the state directory: the metadata is already here.
-            if !hashes.contains(&m.info_hash) {
-                hashes.push(m.info_hash);
-            }
-            continue;
-        }
-        eprintln!("fetching the metadata of {} from peers...", m.info_hash);
-        let mut from = o.peers.clone();
-        if m.peers.is_empty() && m.trackers.is_empty() && o.peers.is_empty() {
-            // Nothing else to go on: ask the DHT (bounded), retrying while
-            // the node bootstraps.
-            for _ in 0..3 {
-                from = session.dht_get_peers(&m.info_hash, Duration::from_secs(5));
-                if !from.is_empty() || session.dht_addr().is_none() {
-                    break;
+    for add in adds {
+        let ih = add.source.info_hash();
+        let magnet = matches!(add.source, TorrentSource::Magnet(_));
+        match session.add(add) {
+            Ok(_) if magnet => eprintln!("fetching the metadata of {ih} from peers..."),
+            Ok(_) => {}
+            Err(Error::AlreadyAdded(_)) => {
+                // Restored from the state directory: it may use the new peers.
+                if !o.peers.is_empty() {
+                    let _ = session.add_peers(&ih, o.peers.clone());
                 }
             }
-            if from.is_empty() {
-                // Then the LAN (BEP 14): a peer that has it answers our
-                // announce within a minute or so.
-                from = session.lsd_find(&m.info_hash, Duration::from_secs(90));
-            }
-        } else {
-            from.extend(session.dht_get_peers(&m.info_hash, Duration::from_secs(5)));
-        }
-        let mi = fetch_metainfo(
-            &m,
-            &from,
-            session.peer_id(),
-            session.local_addr().port(),
-            Duration::from_secs(120),
-        )
-        .map_err(|e| CliError::failed(&e))?;
-        eprintln!(
-            "got the metadata: {} ({} files)",
-            mi.info.name,
-            mi.info.files.len()
-        );
-        let mut peers = o.peers.clone();
-        peers.extend(
-            m.peers
-                .iter()
-                .filter_map(|p| p.to_socket_addrs().ok()?.next()),
-        );
-        let ih = mi.info_hash;
-        if session.status(&ih).is_some() {
-            let _ = session.add_peers(&ih, peers);
-        } else {
-            session
-                .add(AddTorrent::new(mi, &o.dir).peers(peers))
-                .map_err(|e| CliError::failed(&e))?;
+            Err(e) => return Err(CliError::failed(&e)),
         }
         if !hashes.contains(&ih) {
             hashes.push(ih);
         }
     }
-    let result = watch(&session, &hashes, o.once, &stop);
+    let stop = install_stop_handler()?;
+    let result = watch(&session, &events, &hashes, o.once, &stop);
     session.shutdown();
     result
 }
@@ -233,23 +186,51 @@ pub fn install_stop_handler() -> Result<Arc<AtomicBool>, CliError> {
 }
 
 /// Show progress until stopped (or, with `once`, until all are complete).
+/// Completion and failure come as session events; the progress display
+/// reads status snapshots on a timer.
 pub fn watch(
     session: &Session,
+    events: &Receiver<Event>,
     hashes: &[InfoHash],
     once: bool,
     stop: &AtomicBool,
 ) -> Result<(), CliError> {
     let mut progress = Progress::new();
+    let mut complete: HashSet<InfoHash> = HashSet::new();
     loop {
-        let statuses: Vec<_> = hashes.iter().filter_map(|h| session.status(h)).collect();
-        progress.show(&statuses);
-        for s in &statuses {
-            if let Phase::Failed(reason) = &s.phase {
+        match events.recv_timeout(Duration::from_millis(200)) {
+            Ok(Event::Checked {
+                info_hash,
+                pieces_have,
+                pieces_total,
+            }) if pieces_have == pieces_total => {
+                complete.insert(info_hash);
+            }
+            Ok(Event::Completed { info_hash }) => {
+                complete.insert(info_hash);
+            }
+            Ok(Event::MetadataReceived { info_hash, name }) if hashes.contains(&info_hash) => {
+                eprintln!("got the metadata of {info_hash}: {name}");
+            }
+            Ok(Event::Error {
+                info_hash,
+                message,
+                stalled: false,
+            }) if hashes.contains(&info_hash) => {
                 progress.finish();
-                return Err(CliError::Failed(format!("{}: {reason}", s.name)));
+                let name = session
+                    .status(&info_hash)
+                    .map_or_else(|| info_hash.to_hex(), |s| s.name);
+                return Err(CliError::Failed(format!("{name}: {message}")));
+            }
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(CliError::Failed("the session stopped".into()))
             }
         }
-        if once && !statuses.is_empty() && statuses.iter().all(|s| s.phase == Phase::Seeding) {
+        let statuses: Vec<_> = hashes.iter().filter_map(|h| session.status(h)).collect();
+        progress.show(&statuses);
+        if once && !hashes.is_empty() && hashes.iter().all(|h| complete.contains(h)) {
             progress.finish();
             return Ok(());
         }
@@ -258,6 +239,5 @@ pub fn watch(
             eprintln!("stopping...");
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(200));
     }
 }

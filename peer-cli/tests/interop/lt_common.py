@@ -58,6 +58,20 @@ def enable_dht(ses, nodes):
         ses.add_dht_node((host, int(port)))
 
 
+def force_encryption(ses):
+    """Accept and make only encrypted connections, RC4 payload only.
+
+    (out_enc_policy / in_enc_policy = pe_forced, allowed_enc_level = pe_rc4:
+    what "require encryption" means in libtorrent-based clients.)
+    """
+    ses.apply_settings({
+        "out_enc_policy": int(lt.enc_policy.forced),
+        "in_enc_policy": int(lt.enc_policy.forced),
+        "allowed_enc_level": int(lt.enc_level.rc4),
+        "prefer_rc4": True,
+    })
+
+
 def make_session(listen_port):
     return lt.session(loopback_settings(listen_port))
 

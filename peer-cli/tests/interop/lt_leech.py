@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""lt_leech.py TORRENT SAVE_DIR --peer IP:PORT [--timeout S] [--listen-port N]
+"""lt_leech.py TORRENT SAVE_DIR --peer IP:PORT [--timeout S] [--listen-port N] [--encrypt]
 
 Download TORRENT into SAVE_DIR from the given peer(s) (connect_peer, no
 tracker needed). Prints progress lines; exits 0 once the download is complete
@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lt_common import lt, enable_dht, make_session, drain_alerts, state_name  # noqa: E402
+from lt_common import lt, enable_dht, force_encryption, make_session, drain_alerts, state_name  # noqa: E402
 
 
 def parse_peer(s):
@@ -29,10 +29,14 @@ def main():
     ap.add_argument("--listen-port", type=int, default=0)
     ap.add_argument("--dht-node", action="append", default=[],
                     help="IP:PORT of a DHT node to bootstrap from (turns libtorrent's DHT on)")
+    ap.add_argument("--encrypt", action="store_true",
+                    help="require encryption (MSE with RC4) both ways")
     args = ap.parse_args()
 
     ses = make_session(args.listen_port)
     enable_dht(ses, args.dht_node)
+    if args.encrypt:
+        force_encryption(ses)
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = os.path.abspath(args.save_dir)

@@ -370,7 +370,7 @@ impl Node {
             },
             cfg,
             pending: HashMap::new(),
-            next_tid: (crate::discovery::tracker::random_u64() & 0xffff) as u16,
+            next_tid: (crate::util::rng::random_u64() & 0xffff) as u16,
             lookups: HashMap::new(),
             next_lookup: 0,
             rate: HashMap::new(),

@@ -36,7 +36,7 @@ impl NodeId {
     pub fn random() -> NodeId {
         let mut out = [0u8; 20];
         for chunk in out.chunks_mut(8) {
-            let r = crate::discovery::tracker::random_u64().to_le_bytes();
+            let r = crate::util::rng::random_u64().to_le_bytes();
             chunk.copy_from_slice(&r[..chunk.len()]);
         }
         NodeId(out)

@@ -22,8 +22,8 @@ pub struct Tokens {
 
 fn random_secret() -> [u8; 16] {
     let mut s = [0u8; 16];
-    s[..8].copy_from_slice(&crate::discovery::tracker::random_u64().to_le_bytes());
-    s[8..].copy_from_slice(&crate::discovery::tracker::random_u64().to_le_bytes());
+    s[..8].copy_from_slice(&crate::util::rng::random_u64().to_le_bytes());
+    s[8..].copy_from_slice(&crate::util::rng::random_u64().to_le_bytes());
     s
 }
 

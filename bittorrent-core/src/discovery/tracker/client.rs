@@ -1,9 +1,10 @@
-//! The announce client: HTTP (BEP 3, 7, 23, 48) and UDP (BEP 15) trackers,
+//! The announce client: HTTP and HTTPS (BEP 3, 7, 23, 48; the transport is
+//! `ureq` with `rustls`, see [`super::http`]) and UDP (BEP 15) trackers,
 //! and [`TrackerList`] for BEP 12 tiers.
 //!
 //! Everything is blocking with a deadline: [`announce`] never takes longer
-//! than its `timeout` (plus DNS resolution of a host name, which the
-//! standard library cannot bound).
+//! than its `timeout` (for UDP, plus DNS resolution of a host name, which
+//! the standard library cannot bound).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -154,7 +155,7 @@ pub enum TrackerError {
     Failure(String),
     /// The response could not be understood.
     Malformed(String),
-    /// The URL is not `http://`, `udp://` or a bare `IP:PORT` (for example `https://`).
+    /// The URL is not `http://`, `https://`, `udp://` or a bare `IP:PORT`.
     UnsupportedScheme(String),
     /// The URL could not be parsed.
     InvalidUrl(String),
@@ -162,6 +163,8 @@ pub enum TrackerError {
     TooLarge,
     /// The tracker does not support scraping (BEP 48 URL rule).
     ScrapeUnsupported,
+    /// The TLS handshake failed (for example an untrusted certificate).
+    Tls(String),
 }
 
 impl fmt::Display for TrackerError {
@@ -177,6 +180,7 @@ impl fmt::Display for TrackerError {
             TrackerError::InvalidUrl(s) => write!(f, "invalid tracker URL: {s}"),
             TrackerError::TooLarge => write!(f, "tracker response too large"),
             TrackerError::ScrapeUnsupported => write!(f, "tracker does not support scrape"),
+            TrackerError::Tls(s) => write!(f, "tracker TLS error: {s}"),
         }
     }
 }
@@ -219,7 +223,7 @@ fn deadline_after(now: Instant, d: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// Announce to the tracker at `url` (`http://`, `udp://`, or a bare
+/// Announce to the tracker at `url` (`http://`, `https://`, `udp://`, or a bare
 /// `IP:PORT`, which means `http://IP:PORT/announce`), giving up after
 /// `timeout` in total. UDP retransmits on the BEP 15 schedule (15 s base);
 /// use [`announce_with`] for a shorter base.
@@ -235,7 +239,7 @@ fn parse_url(url: &str) -> Result<Url, TrackerError> {
     let norm = normalize_announce_url(url);
     let u = Url::parse(&norm).ok_or_else(|| TrackerError::InvalidUrl(url.to_string()))?;
     match u.scheme.as_str() {
-        "http" => Ok(u),
+        "http" | "https" => Ok(u),
         "udp" if u.port != 0 => Ok(u),
         "udp" => Err(TrackerError::InvalidUrl(format!(
             "{url}: UDP tracker URL without a port"
@@ -257,7 +261,7 @@ pub fn announce_with(
     }
     let mut target = u.clone();
     target.path_and_query = announce_path(&u.path_and_query, req);
-    let (status, body) = super::http::get(&target, deadline, MAX_RESPONSE_BODY)?;
+    let (status, body) = super::http::get(&target.to_string(), deadline, MAX_RESPONSE_BODY)?;
     match parse_announce_response(&body) {
         Ok(r) if status == 200 => Ok(r),
         Err(TrackerError::Failure(f)) => Err(TrackerError::Failure(f)),
@@ -471,7 +475,7 @@ pub fn scrape(
         target.path_and_query.push_str("info_hash=");
         target.path_and_query.push_str(&percent_encode(&ih.0));
     }
-    let (status, body) = super::http::get(&target, deadline, MAX_RESPONSE_BODY)?;
+    let (status, body) = super::http::get(&target.to_string(), deadline, MAX_RESPONSE_BODY)?;
     match parse_scrape_response(&body) {
         Ok(r) if status == 200 => Ok(r),
         Err(TrackerError::Failure(f)) => Err(TrackerError::Failure(f)),
@@ -482,6 +486,20 @@ pub fn scrape(
 }
 
 // ---------------------------------------------------------------- UDP (BEP 15)
+
+/// Resolve `url`'s host (blocking; literals resolve immediately).
+fn resolve(url: &Url) -> Result<Vec<SocketAddr>, TrackerError> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = url
+        .host_port()
+        .to_socket_addrs()
+        .map_err(|e| TrackerError::Resolve(format!("{}: {e}", url.host)))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(TrackerError::Resolve(format!("{}: no addresses", url.host)));
+    }
+    Ok(addrs)
+}
 
 /// Connection ids cached per tracker address, valid for one minute.
 static UDP_CONNECTIONS: Mutex<Option<HashMap<SocketAddr, (u64, Instant)>>> = Mutex::new(None);
@@ -520,7 +538,7 @@ impl UdpExchange {
         opts: &AnnounceOptions,
         deadline: Instant,
     ) -> Result<UdpExchange, TrackerError> {
-        let addrs = super::http::resolve(u)?;
+        let addrs = resolve(u)?;
         let addr = addrs
             .iter()
             .find(|a| a.is_ipv4())
@@ -607,7 +625,7 @@ impl UdpExchange {
         if let Some(id) = cached_connection(self.addr) {
             return Ok(id);
         }
-        let tid = super::random_u64() as u32;
+        let tid = crate::util::rng::random_u64() as u32;
         let mut p = Vec::with_capacity(16);
         p.extend_from_slice(&UDP_PROTOCOL_ID.to_be_bytes());
         p.extend_from_slice(&0u32.to_be_bytes());
@@ -686,7 +704,7 @@ fn udp_announce(
 ) -> Result<AnnounceResponse, TrackerError> {
     let ex = UdpExchange::open(u, opts, deadline)?;
     let cid = ex.connection_id()?;
-    let tid = super::random_u64() as u32;
+    let tid = crate::util::rng::random_u64() as u32;
     let r = ex.exchange(
         &udp_announce_packet(cid, tid, req),
         tid,
@@ -704,7 +722,7 @@ fn udp_scrape(
 ) -> Result<Vec<(InfoHash, ScrapeEntry)>, TrackerError> {
     let ex = UdpExchange::open(u, opts, deadline)?;
     let cid = ex.connection_id()?;
-    let tid = super::random_u64() as u32;
+    let tid = crate::util::rng::random_u64() as u32;
     let mut p = Vec::with_capacity(16 + 20 * hashes.len());
     p.extend_from_slice(&cid.to_be_bytes());
     p.extend_from_slice(&2u32.to_be_bytes());
@@ -758,7 +776,7 @@ impl TrackerList {
                 .map(|u| u.trim().to_string())
                 .filter(|u| !u.is_empty() && seen.insert(u.clone()))
                 .collect();
-            super::shuffle(&mut t);
+            crate::util::rng::shuffle(&mut t);
             if !t.is_empty() {
                 out.push(t);
             }
@@ -1012,7 +1030,7 @@ mod tests {
     fn unsupported_and_invalid_urls() {
         let t = Duration::from_millis(100);
         assert!(matches!(
-            announce("https://x/announce", &req(), t),
+            announce("wss://x/announce", &req(), t),
             Err(TrackerError::UnsupportedScheme(_))
         ));
         assert!(matches!(

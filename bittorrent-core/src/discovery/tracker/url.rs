@@ -146,6 +146,19 @@ impl Url {
     }
 }
 
+impl std::fmt::Display for Url {
+    /// `scheme://host:port/path?query` (userinfo dropped, port explicit).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme,
+            self.host_port(),
+            self.path_and_query
+        )
+    }
+}
+
 /// The BEP 48 scrape URL of an announce URL: the last path component must
 /// begin with `announce`, which is replaced by `scrape` (the query is kept).
 /// Returns `None` when the tracker does not support scraping by that rule.

@@ -35,7 +35,7 @@ fn to_bytes(n: &BigUint) -> [u8; KEY_LEN] {
 pub fn fill_random(buf: &mut [u8]) {
     if getrandom::fill(buf).is_err() {
         for chunk in buf.chunks_mut(8) {
-            let r = crate::discovery::tracker::random_u64().to_le_bytes();
+            let r = crate::util::rng::random_u64().to_le_bytes();
             chunk.copy_from_slice(&r[..chunk.len()]);
         }
     }
@@ -49,6 +49,7 @@ pub fn random_upto(max: usize) -> usize {
 }
 
 /// One side's Diffie-Hellman key pair.
+#[derive(Clone)]
 pub struct DhKey {
     private: BigUint,
     public: [u8; KEY_LEN],

@@ -482,3 +482,60 @@ fn short_and_silent_peers_time_out_or_close() {
     ));
     flood.join().unwrap();
 }
+
+#[test]
+fn random_input_never_panics_and_stays_bounded() {
+    // Both machines, fed random bytes in random chunks, after a valid start
+    // (so the encrypted fields see random values) or from the beginning.
+    let a = DhKey::from_private(&XA);
+    let b = DhKey::from_private(&xb());
+    let s = a.shared_secret(b.public()).unwrap();
+    let mut valid = a.public().to_vec();
+    valid.extend_from_slice(&hash(&[b"req1", &s]));
+    let r3 = hash(&[b"req3", &s]);
+    valid.extend(req2_hash(&skey()).iter().zip(r3).map(|(x, y)| x ^ y));
+    let mut rng = [0u8; 4096];
+    for round in 0..300 {
+        crypto::fill_random(&mut rng);
+        let len = usize::from(rng[0]) * 8 + usize::from(rng[1]);
+        let chunk = usize::from(rng[2] % 64) + 1;
+        let mut input = Vec::new();
+        if round % 2 == 0 {
+            input.extend_from_slice(&valid);
+        }
+        input.extend_from_slice(&rng[3..3 + len.min(4000)]);
+        let mut r = Responder::with_key(b.clone(), Vec::new(), 3);
+        let mut look = lookup_for(vec![skey()]);
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk) {
+            match r.feed(piece, &mut out, &mut look) {
+                Ok(None) => {}
+                Ok(Some(e)) => {
+                    assert!(e.payload.len() <= input.len());
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        assert!(out.len() <= KEY_LEN + 14);
+        let (mut i, _) = Initiator::with_key(a.clone(), Vec::new(), skey(), 3, Vec::new()).unwrap();
+        let mut reply = if round % 2 == 0 {
+            b.public().to_vec()
+        } else {
+            Vec::new()
+        };
+        reply.extend_from_slice(&rng[3..3 + len.min(4000)]);
+        let mut out = Vec::new();
+        for piece in reply.chunks(chunk) {
+            match i.feed(piece, &mut out) {
+                Ok(None) => {}
+                Ok(Some(e)) => {
+                    assert!(e.payload.len() <= reply.len());
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        assert!(out.len() <= 20 + 20 + 16);
+    }
+}

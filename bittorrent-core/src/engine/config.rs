@@ -1,0 +1,165 @@
+//! The session configuration, and the part of it kept in the state
+//! directory (`session.benc`).
+
+use crate::discovery::tracker::TrackerConfig;
+use crate::engine::mse::Encryption;
+use crate::engine::peer::PeerLimits;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Session configuration. Every field has a documented default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (default `0.0.0.0`).
+    pub listen_addr: IpAddr,
+    /// Port to listen on (default 6881; 0 picks a free port).
+    pub listen_port: u16,
+    /// The first 8 bytes of our peer id (Azureus style, default `-PE0001-`).
+    pub peer_id_prefix: String,
+    /// Connected peers per torrent (default 50).
+    pub max_peers_per_torrent: usize,
+    /// Connections in the whole session (default 500).
+    pub max_connections: usize,
+    /// Regular upload slots per torrent; one optimistic slot is added (default 4).
+    pub upload_slots: usize,
+    /// Hashing threads (default: the number of cores).
+    pub hasher_threads: usize,
+    /// Per-peer limits and timeouts.
+    pub peer_limits: PeerLimits,
+    /// The tracker embedded in this peer (HTTP on the listening TCP port,
+    /// BEP 15 on the same UDP port). By default it tracks only the
+    /// session's torrents; `open` tracks any info-hash.
+    pub tracker: TrackerConfig,
+    /// Run the embedded tracker (default true).
+    pub enable_tracker: bool,
+    /// Local Service Discovery (BEP 14): announce our torrents by multicast
+    /// on the LAN and hear other peers' announces (default false for
+    /// embedders; the `peer` command turns it on unless `--no-lsd`).
+    /// Private torrents are never announced.
+    pub lsd: bool,
+    /// Run a mainline DHT node (BEP 5) on its own UDP port (default false
+    /// for embedders; the `peer` command turns it on unless `--no-dht`).
+    /// Public torrents find peers through it; private ones never use it.
+    pub dht: bool,
+    /// DHT nodes to bootstrap from (besides the routing table saved in the
+    /// state directory and peers' `port` messages).
+    pub dht_bootstrap: Vec<SocketAddr>,
+    /// Where resume data is kept (`torrents/<info-hash>.resume`); `None`
+    /// (the default) keeps none, and every start rechecks the data on disk.
+    pub state_dir: Option<PathBuf>,
+    /// Message Stream Encryption (MSE/PE) for both directions (default
+    /// [`Encryption::Prefer`]: accept MSE and plaintext, dial MSE first and
+    /// fall back to plaintext; `Require`: MSE with RC4 only; `Off`:
+    /// plaintext only).
+    pub encryption: Encryption,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            listen_port: 6881,
+            peer_id_prefix: "-PE0001-".into(),
+            max_peers_per_torrent: 50,
+            max_connections: 500,
+            upload_slots: 4,
+            hasher_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            peer_limits: PeerLimits::default(),
+            tracker: TrackerConfig {
+                // A LAN swarm wants newcomers found in minutes, not half hours.
+                interval: Duration::from_secs(120),
+                min_interval: Duration::from_secs(30),
+                peer_timeout: Duration::from_secs(300),
+                ..TrackerConfig::default()
+            },
+            enable_tracker: true,
+            state_dir: None,
+            lsd: false,
+            dht: false,
+            dht_bootstrap: Vec::new(),
+            encryption: Encryption::Prefer,
+        }
+    }
+}
+
+impl Config {
+    /// The configuration saved in `state_dir/session.benc` by an earlier
+    /// session (listen port, peer-id prefix, connection limits, upload
+    /// slots), on top of the defaults, with `state_dir` set. `None` when
+    /// there is none or it is unreadable (then the defaults apply).
+    pub fn from_state_dir(state_dir: &std::path::Path) -> Option<Config> {
+        use crate::proto::bencode::Value;
+        let bytes = std::fs::read(state_dir.join("session.benc")).ok()?;
+        let v = crate::proto::bencode::decode(&bytes).ok()?;
+        let int = |k: &[u8]| v.get(k).and_then(Value::as_int);
+        let mut c = Config {
+            state_dir: Some(state_dir.to_path_buf()),
+            ..Config::default()
+        };
+        if let Some(p) = int(b"listen port").and_then(|p| u16::try_from(p).ok()) {
+            c.listen_port = p;
+        }
+        if let Some(s) = v.get(b"peer id prefix").and_then(Value::as_str) {
+            c.peer_id_prefix = s.chars().take(8).collect();
+        }
+        let count = |k: &[u8]| {
+            int(k)
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n > 0)
+        };
+        if let Some(n) = count(b"max connections") {
+            c.max_connections = n.min(10_000);
+        }
+        if let Some(n) = count(b"max peers per torrent") {
+            c.max_peers_per_torrent = n.min(10_000);
+        }
+        if let Some(n) = count(b"upload slots") {
+            c.upload_slots = n.min(1_000);
+        }
+        if let Some(e) = v
+            .get(b"encryption")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+        {
+            c.encryption = e;
+        }
+        Some(c)
+    }
+
+    /// Write the persistent part of this configuration to
+    /// `state_dir/session.benc` (atomically), with the port actually used.
+    pub(crate) fn save(&self, listen_port: u16) -> std::io::Result<()> {
+        use crate::proto::bencode::OwnedValue;
+        let Some(dir) = &self.state_dir else {
+            return Ok(());
+        };
+        let v = OwnedValue::Dict(vec![
+            (
+                b"listen port".to_vec(),
+                OwnedValue::Int(i64::from(listen_port)),
+            ),
+            (
+                b"peer id prefix".to_vec(),
+                OwnedValue::bytes(&self.peer_id_prefix),
+            ),
+            (
+                b"max connections".to_vec(),
+                OwnedValue::Int(self.max_connections as i64),
+            ),
+            (
+                b"max peers per torrent".to_vec(),
+                OwnedValue::Int(self.max_peers_per_torrent as i64),
+            ),
+            (
+                b"upload slots".to_vec(),
+                OwnedValue::Int(self.upload_slots as i64),
+            ),
+            (
+                b"encryption".to_vec(),
+                OwnedValue::bytes(self.encryption.as_str()),
+            ),
+        ]);
+        crate::state::write_atomically(&dir.join("session.benc"), &v.to_bytes())
+    }
+}

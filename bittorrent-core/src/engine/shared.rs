@@ -1,0 +1,136 @@
+//! What the session's threads share: the read-mostly [`Shared`] state, and
+//! per torrent the [`TorrentShared`] handle (its command channel, the
+//! context its peer threads read, its status snapshot), or, for a magnet
+//! link still without its metadata, the [`MagnetShared`] handle.
+//!
+//! This module sits below the session, the torrent threads, the
+//! announcers and the metadata threads: they all import it, it imports
+//! none of them.
+
+use crate::discovery::dht::Dht;
+use crate::discovery::tracker::TrackerServer;
+use crate::engine::config::Config;
+use crate::engine::events::EventBus;
+use crate::engine::hasher::HashJob;
+use crate::engine::peer::{PeerContext, PeerEvent};
+use crate::engine::picker::PeerKey;
+use crate::engine::status::{TorrentStatus, TrackerStatus};
+use crate::proto::magnet::Magnet;
+use crate::proto::metainfo::{InfoHash, Metainfo};
+use crossbeam_channel::Sender;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Commands from the session (and the announcer, the LSD router) to a
+/// torrent thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Dial these addresses (from the user, a tracker, PEX...).
+    AddPeers(Vec<SocketAddr>),
+    /// Stop exchanging data (connections closed, nothing dialled or
+    /// accepted) until `Resume`; the data and resume data stay.
+    Pause,
+    /// Undo `Pause`.
+    Resume,
+    /// Close every connection, flush, and reply.
+    Shutdown(Sender<()>),
+    /// Reply with a snapshot of the connected peers.
+    Peers(Sender<Vec<crate::engine::status::PeerInfo>>),
+}
+
+/// Shared between the torrent thread and the rest of the session.
+pub(crate) struct TorrentShared {
+    /// The torrent's metainfo.
+    pub(crate) metainfo: Metainfo,
+    /// The snapshot the session reads (written by the torrent thread only).
+    pub(crate) status: Mutex<TorrentStatus>,
+    /// Commands for the torrent thread.
+    pub(crate) commands: Sender<Command>,
+    /// What peer threads read.
+    pub(crate) peer_ctx: Arc<PeerContext>,
+    /// The peer-event channel (peer threads send here).
+    pub(crate) events: Sender<(PeerKey, PeerEvent)>,
+    /// The announcer's last outcome (written by the announcer, copied
+    /// into the snapshot by the torrent thread).
+    pub(crate) tracker: Mutex<TrackerStatus>,
+}
+
+/// A magnet link in its metadata phase (see `engine::metadata`).
+pub(crate) struct MagnetShared {
+    /// The link (with the caller's peers added as `x.pe`).
+    pub(crate) magnet: Magnet,
+    /// Its snapshot (phase `Metadata`), written by its metadata thread.
+    pub(crate) status: Mutex<TorrentStatus>,
+    /// New addresses for the metadata thread (`try_send`: a full inbox
+    /// drops them; the sources repeat themselves).
+    pub(crate) found: Sender<Vec<SocketAddr>>,
+    /// Set to stop the metadata thread (removal, shutdown).
+    pub(crate) stop: Arc<AtomicBool>,
+}
+
+/// Session-wide state that threads share (read-mostly).
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) peer_id: [u8; 20],
+    pub(crate) hasher: Sender<HashJob>,
+    pub(crate) connections: AtomicUsize,
+    /// Accepted sockets still in the handshake (not yet in `connections`).
+    pub(crate) handshaking: AtomicUsize,
+    pub(crate) next_key: AtomicU64,
+    /// The torrents that have their metadata, by info-hash.
+    pub(crate) registry: RwLock<HashMap<[u8; 20], Arc<TorrentShared>>>,
+    /// Magnet links still in their metadata phase, by info-hash.
+    pub(crate) magnets: RwLock<HashMap<InfoHash, Arc<MagnetShared>>>,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) shutting_down: Arc<AtomicBool>,
+    pub(crate) tracker: Arc<TrackerServer>,
+    pub(crate) dht: Option<Arc<Dht>>,
+    /// Subscribers of `Session::events`.
+    pub(crate) events: EventBus,
+}
+
+impl Shared {
+    /// Our listening port (what we announce).
+    pub(crate) fn local_port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    pub(crate) fn next_key(&self) -> PeerKey {
+        self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether the session is stopping.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Whether `a` is our own listening address (never dial ourselves).
+    pub(crate) fn is_own_address(&self, a: &SocketAddr) -> bool {
+        a.port() == self.local_addr.port()
+            && (a.ip() == self.local_addr.ip()
+                || a.ip().is_loopback()
+                || self.local_addr.ip().is_unspecified() && is_local_ip(a.ip()))
+    }
+
+    /// Give addresses to a torrent or to a magnet link still looking for
+    /// its metadata. False when the info-hash is unknown.
+    pub(crate) fn add_peers(&self, ih: &InfoHash, peers: Vec<SocketAddr>) -> bool {
+        if let Some(t) = self.registry.read().get(&ih.0) {
+            let _ = t.commands.send(Command::AddPeers(peers));
+            return true;
+        }
+        if let Some(m) = self.magnets.read().get(ih) {
+            let _ = m.found.try_send(peers);
+            return true;
+        }
+        false
+    }
+}
+
+fn is_local_ip(ip: IpAddr) -> bool {
+    // Binding to probe is the portable way to ask "is this address mine?".
+    ip.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}

@@ -1,0 +1,175 @@
+//! What the session shows of a torrent: its phase and a status snapshot
+//! (copied out, never waiting on the torrent's threads).
+
+use crate::proto::metainfo::InfoHash;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// What a torrent is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// A magnet link waiting for its info dictionary (BEP 9): peers are
+    /// asked for it; the torrent's size and files are not known yet.
+    Metadata,
+    /// Verifying data found on disk.
+    Checking,
+    /// Fetching missing pieces.
+    Downloading,
+    /// Every piece verified; uploading only.
+    Seeding,
+    /// Stopped by an error (the text says which).
+    Failed(String),
+    /// Stopped by a condition that may clear by itself (the disk is full);
+    /// retried every few seconds, then downloading goes on.
+    Stalled(String),
+}
+
+/// A snapshot of one torrent's state (cheap to copy; never waits on the
+/// torrent thread).
+#[derive(Debug, Clone)]
+pub struct TorrentStatus {
+    /// The info-hash.
+    pub info_hash: InfoHash,
+    /// The torrent's name.
+    pub name: String,
+    /// What it is doing.
+    pub phase: Phase,
+    /// Pieces verified.
+    pub pieces_have: u32,
+    /// Pieces in all.
+    pub pieces_total: u32,
+    /// Bytes verified.
+    pub bytes_have: u64,
+    /// Bytes in all.
+    pub total_length: u64,
+    /// Payload bytes received this session.
+    pub downloaded: u64,
+    /// Payload bytes sent this session.
+    pub uploaded: u64,
+    /// Receive rate, bytes per second.
+    pub download_rate: u64,
+    /// Send rate, bytes per second.
+    pub upload_rate: u64,
+    /// Connected peers.
+    pub peers: usize,
+    /// Connected peers that are seeds.
+    pub seeds: usize,
+    /// Pieces that failed their hash check.
+    pub hash_failures: u32,
+    /// The last tracker announce.
+    pub tracker: TrackerStatus,
+    /// Addresses learned from peer exchange (BEP 11) so far.
+    pub peers_from_pex: usize,
+    /// Pieces hashed by the start-up check (0 when resume data was trusted).
+    pub checked_pieces: u32,
+    /// Whether the start-up state came from resume data.
+    pub resumed: bool,
+    /// Paused by the user.
+    pub paused: bool,
+    /// The directory the torrent's files are in.
+    pub save_path: std::path::PathBuf,
+    /// Peers banned for bad data.
+    pub banned: usize,
+}
+
+impl TorrentStatus {
+    /// The status of a torrent that has no metadata yet (a magnet link):
+    /// phase [`Phase::Metadata`], every count zero.
+    pub(crate) fn metadata(
+        info_hash: InfoHash,
+        name: String,
+        save_path: std::path::PathBuf,
+    ) -> Self {
+        TorrentStatus {
+            info_hash,
+            name,
+            phase: Phase::Metadata,
+            pieces_have: 0,
+            pieces_total: 0,
+            bytes_have: 0,
+            total_length: 0,
+            downloaded: 0,
+            uploaded: 0,
+            download_rate: 0,
+            upload_rate: 0,
+            peers: 0,
+            seeds: 0,
+            hash_failures: 0,
+            tracker: TrackerStatus::default(),
+            peers_from_pex: 0,
+            checked_pieces: 0,
+            resumed: false,
+            paused: false,
+            save_path,
+            banned: 0,
+        }
+    }
+
+    /// Whether every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.phase != Phase::Metadata && self.pieces_have == self.pieces_total
+    }
+    /// Estimated seconds to completion at the current rate.
+    pub fn eta(&self) -> Option<Duration> {
+        if self.is_complete() {
+            return Some(Duration::ZERO);
+        }
+        if self.phase == Phase::Metadata {
+            return None;
+        }
+        if self.download_rate == 0 {
+            return None;
+        }
+        Some(Duration::from_secs(
+            (self.total_length - self.bytes_have) / self.download_rate,
+        ))
+    }
+}
+
+/// Last tracker outcome, shown in status lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackerStatus {
+    /// The URL that answered last (or was tried last).
+    pub url: Option<String>,
+    /// Seconds since the epoch of the last announce attempt.
+    pub last_announce: Option<u64>,
+    /// Peers returned by the last successful announce.
+    pub peers_returned: usize,
+    /// The last error, if the last round failed.
+    pub error: Option<String>,
+}
+
+/// One connected peer, as [`crate::Session::peers`] reports it.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its peer id (the client is often encoded in it, e.g. `-qB4650-`).
+    pub peer_id: [u8; 20],
+    /// The client name from its extended handshake (`v`), if it sent one.
+    pub client: Option<String>,
+    /// We dialled it (false: it connected to us).
+    pub outgoing: bool,
+    /// Pieces it has.
+    pub pieces: u32,
+    /// Receive and send rates, bytes per second.
+    pub download_rate: u64,
+    /// Send rate, bytes per second.
+    pub upload_rate: u64,
+    /// Payload bytes received from it and sent to it.
+    pub downloaded: u64,
+    /// Payload bytes sent to it.
+    pub uploaded: u64,
+    /// We choke it.
+    pub am_choking: bool,
+    /// We want pieces it has.
+    pub am_interested: bool,
+    /// It chokes us.
+    pub peer_choking: bool,
+    /// It wants pieces we have.
+    pub peer_interested: bool,
+    /// It is our optimistic unchoke.
+    pub optimistic: bool,
+    /// It speaks `ut_pex`.
+    pub pex: bool,
+}

@@ -1,0 +1,208 @@
+//! The torrent list in the state directory, one set of files per
+//! info-hash under `torrents/`:
+//!
+//! - `<ih>.add`: how it was added (save path, paused), bencoded;
+//! - `<ih>.torrent`: the torrent (the original bytes, or a file written
+//!   from the info dictionary and trackers, see [`torrent_file_bytes`]);
+//! - `<ih>.magnet`: a magnet link still in its metadata phase (the URI),
+//!   removed once the `.torrent` is written;
+//! - `<ih>.resume`: resume data, owned by the torrent thread
+//!   (`state::resume`).
+//!
+//! Every write is atomic ([`write_atomically`]); a restart adds back every
+//! `.add` with its `.torrent`, or else its `.magnet`.
+
+use crate::proto::bencode::{self, OwnedValue, Value};
+use crate::proto::metainfo::{InfoHash, Metainfo};
+use crate::state::write_atomically;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// What a `.torrent` or `.magnet` file held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SavedSource {
+    /// The bytes of the `.torrent`.
+    Torrent(Vec<u8>),
+    /// The magnet URI.
+    Magnet(String),
+}
+
+/// One torrent of the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SavedTorrent {
+    pub(crate) save_path: PathBuf,
+    pub(crate) paused: bool,
+    pub(crate) source: SavedSource,
+}
+
+fn file(dir: &Path, ih: &InfoHash, ext: &str) -> PathBuf {
+    dir.join("torrents").join(format!("{ih}.{ext}"))
+}
+
+/// Write `<ih>.add` (unchanged content is not written again: a restore
+/// of a thousand torrents costs no fsync).
+pub(crate) fn save_entry(
+    dir: &Path,
+    ih: &InfoHash,
+    save_path: &Path,
+    paused: bool,
+) -> io::Result<()> {
+    let v = OwnedValue::Dict(vec![
+        (
+            b"save path".to_vec(),
+            OwnedValue::bytes(save_path.to_string_lossy().as_bytes()),
+        ),
+        (b"paused".to_vec(), OwnedValue::Int(i64::from(paused))),
+    ]);
+    let path = file(dir, ih, "add");
+    let bytes = v.to_bytes();
+    if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    write_atomically(&path, &bytes)
+}
+
+/// Write `<ih>.torrent` unless it exists, then drop a `<ih>.magnet`.
+pub(crate) fn save_torrent(dir: &Path, ih: &InfoHash, bytes: &[u8]) -> io::Result<()> {
+    let path = file(dir, ih, "torrent");
+    if !path.exists() {
+        write_atomically(&path, bytes)?;
+    }
+    match std::fs::remove_file(file(dir, ih, "magnet")) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Write `<ih>.magnet`.
+pub(crate) fn save_magnet(dir: &Path, ih: &InfoHash, uri: &str) -> io::Result<()> {
+    write_atomically(&file(dir, ih, "magnet"), uri.as_bytes())
+}
+
+/// Forget a torrent: every file of it (resume data included).
+pub(crate) fn remove(dir: &Path, ih: &InfoHash) {
+    for ext in ["torrent", "magnet", "resume", "add"] {
+        let _ = std::fs::remove_file(file(dir, ih, ext));
+    }
+}
+
+/// Every torrent of the list, in file-name order; one that cannot be read
+/// comes with the reason and its `.add` path.
+pub(crate) fn load_all(dir: &Path) -> io::Result<Vec<Result<SavedTorrent, (PathBuf, String)>>> {
+    let list = match std::fs::read_dir(dir.join("torrents")) {
+        Ok(l) => l,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut entries: Vec<PathBuf> = list
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "add"))
+        .collect();
+    entries.sort();
+    Ok(entries
+        .into_iter()
+        .map(|entry| load(&entry).map_err(|e| (entry, e)))
+        .collect())
+}
+
+fn load(entry: &Path) -> Result<SavedTorrent, String> {
+    let add = std::fs::read(entry).map_err(|e| e.to_string())?;
+    let v = bencode::decode(&add).map_err(|e| e.to_string())?;
+    let save = v
+        .get(b"save path")
+        .and_then(Value::as_bytes)
+        .ok_or("no save path")?;
+    let paused = v.get(b"paused").and_then(Value::as_int) == Some(1);
+    let source = match std::fs::read(entry.with_extension("torrent")) {
+        Ok(bytes) => SavedSource::Torrent(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let uri = std::fs::read(entry.with_extension("magnet"))
+                .map_err(|_| "neither a .torrent nor a .magnet file beside it".to_string())?;
+            SavedSource::Magnet(String::from_utf8_lossy(&uri).trim().to_string())
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    Ok(SavedTorrent {
+        save_path: PathBuf::from(String::from_utf8_lossy(save).into_owned()),
+        paused,
+        source,
+    })
+}
+
+/// A `.torrent` written from a metainfo: its trackers and the original
+/// bytes of its info dictionary (so the info-hash is unchanged).
+pub(crate) fn torrent_file_bytes(m: &Metainfo) -> Vec<u8> {
+    let mut out = b"d".to_vec();
+    if let Some(a) = &m.announce {
+        out.extend_from_slice(b"8:announce");
+        out.extend_from_slice(&OwnedValue::bytes(a).to_bytes());
+    }
+    if !m.announce_list.is_empty() {
+        out.extend_from_slice(b"13:announce-list");
+        let tiers = OwnedValue::List(
+            m.announce_list
+                .iter()
+                .map(|t| OwnedValue::List(t.iter().map(OwnedValue::bytes).collect()))
+                .collect(),
+        );
+        out.extend_from_slice(&tiers.to_bytes());
+    }
+    out.extend_from_slice(b"4:info");
+    out.extend_from_slice(&m.info_bytes);
+    out.push(b'e');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("bt-state-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn a_magnet_entry_comes_back_until_its_torrent_is_saved() {
+        let dir = temp("magnet");
+        let ih = InfoHash([7; 20]);
+        save_entry(&dir, &ih, Path::new("/data"), true).unwrap();
+        save_magnet(
+            &dir,
+            &ih,
+            "magnet:?xt=urn:btih:0707070707070707070707070707070707070707",
+        )
+        .unwrap();
+        let all = load_all(&dir).unwrap();
+        assert_eq!(
+            all,
+            vec![Ok(SavedTorrent {
+                save_path: PathBuf::from("/data"),
+                paused: true,
+                source: SavedSource::Magnet(
+                    "magnet:?xt=urn:btih:0707070707070707070707070707070707070707".into()
+                ),
+            })]
+        );
+        save_torrent(&dir, &ih, b"d4:infod4:name1:xee").unwrap();
+        assert!(!file(&dir, &ih, "magnet").exists());
+        let all = load_all(&dir).unwrap();
+        assert!(
+            matches!(&all[0], Ok(t) if t.source == SavedSource::Torrent(b"d4:infod4:name1:xee".to_vec()))
+        );
+        remove(&dir, &ih);
+        assert!(load_all(&dir).unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_entry_without_its_torrent_is_reported() {
+        let dir = temp("orphan");
+        let ih = InfoHash([8; 20]);
+        save_entry(&dir, &ih, Path::new("/d"), false).unwrap();
+        let all = load_all(&dir).unwrap();
+        assert!(matches!(&all[0], Err((p, _)) if p.ends_with(format!("{ih}.add"))));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
