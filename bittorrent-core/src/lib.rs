@@ -85,7 +85,7 @@ pub use engine::events::{Event, EVENT_QUEUE};
 pub use engine::mse::Encryption;
 pub use engine::peer::PeerLimits;
 pub use engine::session::{AddTorrent, Session, TorrentSource};
-pub use engine::status::{PeerInfo, Phase, TorrentStatus, TrackerStatus};
+pub use engine::status::{PeerInfo, Phase, SeedGoal, TorrentStatus, TrackerStatus};
 pub use engine::storage::StorageError;
 pub use error::{Error, Result};
 pub use proto::magnet::Magnet;

@@ -1,83 +1,67 @@
 //! `peer`: a BitTorrent peer. Thin binary over `bittorrent-core`.
 
 mod args;
+mod cli;
 mod cmd;
 mod control;
 mod fetch;
 mod progress;
 mod web;
 
-use args::{Args, CliError};
-use std::ffi::OsString;
+use args::CliError;
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command};
 use std::process::ExitCode;
-
-const USAGE: &str = "\
-usage:
-  peer FILE.torrent|MAGNET... [--dir DIR] [--port N] [--peer IP:PORT]... [--once] [--open-tracker]
-                      [--state DIR] [--no-lsd] [--no-dht] [--dht-bootstrap HOST:PORT]...
-                      [--encryption prefer|require|off]
-  peer --open-tracker [--port N]        (a tracker for any torrent, nothing else)
-  peer daemon [--state DIR] [--port N] [--no-lsd] [--no-dht] [--dht-bootstrap HOST:PORT]...
-              [--encryption prefer|require|off]
-                      (runs every torrent of the state dir; serves the control API)
-  peer add FILE.torrent|MAGNET... [--dir DIR] [--paused] [--state DIR]
-  peer list [--json] [--state DIR]
-  peer status [--json] [--state DIR]
-  peer pause|resume ID [--state DIR]
-  peer remove ID [--delete-data] [--state DIR]
-  peer web [--open] [--state DIR]   (a one-time login link to the daemon's web interface)
-                      (ID: the info-hash or a unique prefix of 4+ hex characters;
-                       the state dir defaults to $XDG_DATA_HOME/peer or ~/.local/share/peer)
-  peer demo [--size MIB] [--leechers N] [--dir DIR]
-  peer info FILE.torrent|MAGNET [--json]
-  peer create PATH [-o OUT] [--announce URL|IP:PORT]... [--piece-length BYTES]
-              [--private] [--comment TEXT] [--web-seed URL]... [--threads N]
-";
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp_millis()
         .init();
-    let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let result = match argv.first().and_then(|a| a.to_str()) {
-        None | Some("-h") | Some("--help") | Some("help") => {
-            print!("{USAGE}");
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() == 1 {
+        // `peer` alone: the help, exit 0 (as before clap).
+        let _ = Cli::command().print_help();
+        println!();
+        return ExitCode::SUCCESS;
+    }
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version print to stdout and exit 0; usage errors
+            // print the reason, a suggestion if any, and exit 2.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.command {
+        None => cmd::run::run(cli.run),
+        Some(Command::Daemon(a)) => cmd::daemon::run(a),
+        Some(Command::Add(a)) => cmd::control::add(a),
+        Some(Command::List(a)) => cmd::control::list(a),
+        Some(Command::Status(a)) => cmd::control::status(a),
+        Some(Command::Pause(a)) => cmd::control::pause_resume(a, "pause"),
+        Some(Command::Resume(a)) => cmd::control::pause_resume(a, "resume"),
+        Some(Command::Remove(a)) => cmd::control::remove(a),
+        Some(Command::Web(a)) => cmd::control::web(a),
+        Some(Command::Demo(a)) => cmd::demo::run(a),
+        Some(Command::Info(a)) => cmd::info::run(a),
+        Some(Command::Create(a)) => cmd::create::run(a),
+        Some(Command::Completions(a)) => {
+            cli::print_completions(a.shell);
             Ok(())
         }
-        Some("info") => {
-            argv.remove(0);
-            cmd::info::run(Args::new(argv))
-        }
-        Some("create") => {
-            argv.remove(0);
-            cmd::create::run(Args::new(argv))
-        }
-        Some(
-            c @ ("daemon" | "add" | "list" | "status" | "pause" | "resume" | "remove" | "web"),
-        ) => {
-            let c = c.to_string();
-            argv.remove(0);
-            let a = Args::new(argv);
-            match c.as_str() {
-                "daemon" => cmd::daemon::run(a),
-                "add" => cmd::control::add(a),
-                "list" => cmd::control::list(a),
-                "status" => cmd::control::status(a),
-                "remove" => cmd::control::remove(a),
-                "web" => cmd::control::web(a),
-                action => cmd::control::pause_resume(a, action),
-            }
-        }
-        Some("demo") => {
-            argv.remove(0);
-            cmd::demo::run(Args::new(argv))
-        }
-        Some(_) => cmd::run::run(Args::new(argv)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Usage(msg)) => {
-            eprintln!("error: {msg}\n{USAGE}");
+            let mut cmd = Cli::command();
+            let _ = cmd
+                .error(clap::error::ErrorKind::ValueValidation, msg)
+                .print();
             ExitCode::from(2)
         }
         Err(CliError::Failed(msg)) => {

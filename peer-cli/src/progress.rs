@@ -1,63 +1,204 @@
-//! Progress output: a bar per torrent on a terminal, plain periodic log
-//! lines otherwise.
+//! Progress output. On a terminal: one `indicatif` bar per torrent (bytes
+//! verified, rates, peers, ETA, state). Otherwise (a pipe, a log file):
+//! a line at once whenever a torrent changes phase (checking done,
+//! complete, error, stalled, finished, paused) plus every torrent's full
+//! line every few seconds.
 
 use bittorrent_core::{Phase, TorrentStatus};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+/// Between two full plain lines per torrent.
+const PLAIN_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Renders torrent statuses to stderr.
 pub struct Progress {
-    tty: bool,
-    lines_drawn: usize,
-    last: Option<Instant>,
-    interval: Duration,
+    out: Output,
+    /// The last phase seen per torrent (plain mode's event lines).
+    seen: HashMap<String, PhaseKey>,
+}
+
+enum Output {
+    Bars {
+        multi: MultiProgress,
+        bars: HashMap<String, ProgressBar>,
+    },
+    Plain {
+        last: Option<Instant>,
+    },
+}
+
+/// What a torrent is doing, for noticing changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PhaseKey {
+    phase: Phase,
+    paused: bool,
+}
+
+/// A torrent's identity in the display (the demo shows one torrent per
+/// session under different names, so the info-hash alone is not enough).
+fn key(s: &TorrentStatus) -> String {
+    format!("{}\0{}", s.info_hash.to_hex(), s.name)
 }
 
 impl Progress {
-    /// Detects whether stderr is a terminal.
+    /// Bars when stderr is a terminal, plain lines otherwise.
     pub fn new() -> Progress {
-        let tty = std::io::stderr().is_terminal();
-        Progress {
-            tty,
-            lines_drawn: 0,
-            last: None,
-            interval: if tty {
-                Duration::from_millis(500)
-            } else {
-                Duration::from_secs(5)
-            },
-        }
-    }
-
-    /// Draw (rate-limited).
-    pub fn show(&mut self, statuses: &[TorrentStatus]) {
-        if self.last.is_some_and(|t| t.elapsed() < self.interval) {
-            return;
-        }
-        self.last = Some(Instant::now());
-        self.draw(statuses);
-    }
-
-    fn draw(&mut self, statuses: &[TorrentStatus]) {
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            if self.lines_drawn > 0 {
-                let _ = write!(err, "\x1b[{}A", self.lines_drawn);
+        let out = if std::io::stderr().is_terminal() {
+            Output::Bars {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4)),
+                bars: HashMap::new(),
             }
-            for s in statuses {
-                let _ = writeln!(err, "\x1b[2K{}", bar_line(s));
-            }
-            self.lines_drawn = statuses.len();
         } else {
-            for s in statuses {
-                let _ = writeln!(err, "{}", plain_line(s));
+            Output::Plain { last: None }
+        };
+        Progress {
+            out,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Show the current statuses (called often: bars redraw at most 4
+    /// times a second, full plain lines every 5 s, event lines at once).
+    pub fn show(&mut self, statuses: &[TorrentStatus]) {
+        let events: Vec<String> = statuses
+            .iter()
+            .filter_map(|s| {
+                let now = PhaseKey {
+                    phase: s.phase.clone(),
+                    paused: s.paused,
+                };
+                let before = self.seen.insert(key(s), now.clone());
+                event_line(s, before.as_ref(), &now)
+            })
+            .collect();
+        match &mut self.out {
+            Output::Bars { multi, bars } => {
+                for line in events {
+                    let _ = multi.println(line);
+                }
+                let keys: Vec<String> = statuses.iter().map(key).collect();
+                bars.retain(|k, b| {
+                    let keep = keys.contains(k);
+                    if !keep {
+                        b.finish_and_clear();
+                        multi.remove(b);
+                    }
+                    keep
+                });
+                for s in statuses {
+                    match bars.get(&key(s)) {
+                        Some(bar) => update_bar(bar, s),
+                        None => {
+                            // Complete before it is drawn for the first time.
+                            let bar = new_bar(s);
+                            update_bar(&bar, s);
+                            bars.insert(key(s), multi.add(bar));
+                        }
+                    }
+                }
+            }
+            Output::Plain { last } => {
+                let mut err = std::io::stderr().lock();
+                for line in events {
+                    let _ = writeln!(err, "{line}");
+                }
+                if last.is_none_or(|t| t.elapsed() >= PLAIN_INTERVAL) {
+                    *last = Some(Instant::now());
+                    for s in statuses {
+                        let _ = writeln!(err, "{}", plain_line(s));
+                    }
+                }
             }
         }
     }
 
-    /// Leave the last state on screen.
+    /// Leave the last state on screen (bars stay drawn; the next plain
+    /// call prints full lines at once).
     pub fn finish(&mut self) {
-        self.last = None;
+        match &mut self.out {
+            Output::Bars { bars, .. } => {
+                for b in bars.values() {
+                    b.abandon();
+                }
+                bars.clear();
+            }
+            Output::Plain { last } => *last = None,
+        }
+    }
+}
+
+fn update_bar(bar: &ProgressBar, s: &TorrentStatus) {
+    bar.set_length(s.total_length.max(1));
+    bar.set_position(s.bytes_have);
+    bar.set_message(bar_message(s));
+}
+
+fn new_bar(s: &TorrentStatus) -> ProgressBar {
+    let style =
+        ProgressStyle::with_template("{prefix:24!} [{bar:24.cyan/blue}] {percent:>3}%  {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("#>-");
+    let bar =
+        ProgressBar::with_draw_target(Some(s.total_length.max(1)), ProgressDrawTarget::hidden())
+            .with_style(style);
+    bar.set_prefix(s.name.clone());
+    bar
+}
+
+/// The line printed at once when a torrent's phase changes (`None` when
+/// nothing worth a line happened).
+fn event_line(s: &TorrentStatus, before: Option<&PhaseKey>, now: &PhaseKey) -> Option<String> {
+    if before == Some(now) {
+        return None;
+    }
+    let name = &s.name;
+    if let Some(b) = before {
+        if b.paused != now.paused {
+            return Some(format!(
+                "{name}: {}",
+                if now.paused { "paused" } else { "resumed" }
+            ));
+        }
+    }
+    let was = before.map(|b| &b.phase);
+    let text = match (&now.phase, was) {
+        (Phase::Metadata, _) => "fetching the metadata from peers".to_string(),
+        (Phase::Checking, Some(Phase::Metadata)) => "got the metadata, checking".to_string(),
+        (Phase::Checking, _) => "checking the data on disk".to_string(),
+        (Phase::Downloading, Some(Phase::Checking)) => format!(
+            "checking done: {} of {} pieces present, downloading",
+            s.pieces_have, s.pieces_total
+        ),
+        (Phase::Downloading, Some(Phase::Stalled(_))) => "downloading again".to_string(),
+        (Phase::Downloading, _) => format!(
+            "downloading ({} of {} pieces present)",
+            s.pieces_have, s.pieces_total
+        ),
+        (Phase::Seeding, Some(Phase::Checking)) => "checking done: complete, seeding".to_string(),
+        (Phase::Seeding, Some(Phase::Downloading | Phase::Stalled(_))) => {
+            format!("download complete ({}), seeding", human(s.total_length))
+        }
+        (Phase::Seeding, Some(Phase::Finished)) => "seeding again".to_string(),
+        (Phase::Seeding, _) => "seeding".to_string(),
+        (Phase::Finished, _) => format!(
+            "seeding goal reached (uploaded {}, ratio {:.2}), finished",
+            human(s.uploaded),
+            ratio(s)
+        ),
+        (Phase::Failed(r), _) => format!("error: {r}"),
+        (Phase::Stalled(r), _) => format!("stalled: {r} (retrying)"),
+    };
+    Some(format!("{name}: {text}"))
+}
+
+fn ratio(s: &TorrentStatus) -> f64 {
+    if s.total_length == 0 {
+        0.0
+    } else {
+        s.uploaded as f64 / s.total_length as f64
     }
 }
 
@@ -88,11 +229,15 @@ pub fn human(bytes: u64) -> String {
 }
 
 fn phase(s: &TorrentStatus) -> String {
+    if s.paused {
+        return "paused".into();
+    }
     match &s.phase {
         Phase::Metadata => "fetching metadata".into(),
         Phase::Checking => "checking".into(),
         Phase::Downloading => "downloading".into(),
         Phase::Seeding => "seeding".into(),
+        Phase::Finished => "finished".into(),
         Phase::Failed(r) => format!("failed: {r}"),
         Phase::Stalled(r) => format!("stalled: {r} (retrying)"),
     }
@@ -100,21 +245,21 @@ fn phase(s: &TorrentStatus) -> String {
 
 fn eta(s: &TorrentStatus) -> String {
     match s.eta() {
-        Some(d) if d.is_zero() => "done".into(),
+        _ if s.is_complete() => "done".into(),
+        Some(d) if d.as_secs() >= 3600 => format!(
+            "{}:{:02}:{:02}",
+            d.as_secs() / 3600,
+            d.as_secs() / 60 % 60,
+            d.as_secs() % 60
+        ),
         Some(d) => format!("{}:{:02}", d.as_secs() / 60, d.as_secs() % 60),
         None => "--:--".into(),
     }
 }
 
-fn bar_line(s: &TorrentStatus) -> String {
-    let p = percent(s);
-    let width = 24;
-    let filled = ((p / 100.0) * width as f64).round() as usize;
-    let name: String = s.name.chars().take(24).collect();
+fn bar_message(s: &TorrentStatus) -> String {
     format!(
-        "{name:<24} [{}{}] {p:5.1}%  down {}/s  up {}/s  peers {}  eta {}  {}{}",
-        "#".repeat(filled.min(width)),
-        "-".repeat(width - filled.min(width)),
+        "down {}/s  up {}/s  peers {}  eta {}  {}{}",
         human(s.download_rate),
         human(s.upload_rate),
         s.peers,

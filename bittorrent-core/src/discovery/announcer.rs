@@ -54,6 +54,10 @@ pub(crate) trait AnnounceTarget: Send + Sync {
     fn found(&self, peers: Vec<SocketAddr>);
     /// The outcome of an announce round.
     fn tracker_result(&self, status: TrackerStatus);
+    /// Done seeding (the seeding goal was reached): leave the swarm.
+    fn finished(&self) -> bool {
+        false
+    }
 }
 
 impl AnnounceTarget for TorrentShared {
@@ -83,6 +87,9 @@ impl AnnounceTarget for TorrentShared {
     }
     fn tracker_result(&self, status: TrackerStatus) {
         *self.tracker.lock() = status;
+    }
+    fn finished(&self) -> bool {
+        self.status.lock().phase == Phase::Finished
     }
 }
 
@@ -189,6 +196,18 @@ pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Ar
                 target.tracker_result(ts);
             }
         }
+        // A torrent that reached its seeding goal leaves the swarm; if it is
+        // resumed later, it starts over with `started`.
+        if let (true, false, Some(p)) = (started, list.is_empty(), last_progress) {
+            if target.finished() {
+                let _ = list.announce(
+                    &request(AnnounceEvent::Stopped, p),
+                    &stop_opts(),
+                    STOP_TIMEOUT,
+                );
+                started = false;
+            }
+        }
         // The DHT (BEP 5): look for peers and announce ourselves, at once
         // and then every `DHT_INTERVAL`, sooner while it finds nobody
         // (never for private torrents).
@@ -217,13 +236,21 @@ pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Ar
     if let (true, false, Some(p)) = (started, list.is_empty(), last_progress) {
         let _ = list.announce(
             &request(AnnounceEvent::Stopped, p),
-            &AnnounceOptions {
-                timeout: Duration::from_secs(2),
-                udp_base_timeout: Duration::from_secs(1),
-                udp_max_retries: 0,
-            },
-            Duration::from_secs(3),
+            &stop_opts(),
+            STOP_TIMEOUT,
         );
+    }
+}
+
+/// Upper bound for a `stopped` announce (all tiers).
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Per tracker, for a `stopped` announce.
+fn stop_opts() -> AnnounceOptions {
+    AnnounceOptions {
+        timeout: Duration::from_secs(2),
+        udp_base_timeout: Duration::from_secs(1),
+        udp_max_retries: 0,
     }
 }
 

@@ -53,6 +53,15 @@ pub struct Config {
     /// fall back to plaintext; `Require`: MSE with RC4 only; `Off`:
     /// plaintext only).
     pub encryption: Encryption,
+    /// Default seeding goal, ratio: a complete torrent stops seeding once it
+    /// has uploaded this many times its size (see
+    /// [`SeedGoal`](crate::SeedGoal); `None`, the default: no limit).
+    /// [`AddTorrent::seed_ratio`](crate::AddTorrent::seed_ratio) overrides it.
+    pub seed_ratio: Option<f64>,
+    /// Default seeding goal, time: a complete torrent stops seeding after
+    /// seeding this long (`None`: no limit).
+    /// [`AddTorrent::seed_time`](crate::AddTorrent::seed_time) overrides it.
+    pub seed_time: Option<Duration>,
 }
 
 impl Default for Config {
@@ -79,6 +88,8 @@ impl Default for Config {
             dht: false,
             dht_bootstrap: Vec::new(),
             encryption: Encryption::Prefer,
+            seed_ratio: None,
+            seed_time: None,
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::engine::listener::accept_loop;
 use crate::engine::metadata;
 use crate::engine::mse::Encryption;
 use crate::engine::shared::{Command, MagnetShared, Shared, TorrentShared};
-use crate::engine::status::TorrentStatus;
+use crate::engine::status::{SeedGoal, TorrentStatus};
 use crate::engine::storage::Storage;
 use crate::engine::torrent;
 use crate::error::{Error, Result};
@@ -77,6 +77,12 @@ pub struct AddTorrent {
     /// The original `.torrent` bytes, kept in the state directory (when
     /// `None`, a torrent is written from the info dictionary and trackers).
     pub torrent_bytes: Option<Vec<u8>>,
+    /// This torrent's seeding goal, ratio (`None`: the session's
+    /// [`Config::seed_ratio`]).
+    pub seed_ratio: Option<f64>,
+    /// This torrent's seeding goal, time (`None`: the session's
+    /// [`Config::seed_time`]).
+    pub seed_time: Option<Duration>,
 }
 
 impl AddTorrent {
@@ -95,6 +101,8 @@ impl AddTorrent {
             peers: Vec::new(),
             paused: false,
             torrent_bytes: None,
+            seed_ratio: None,
+            seed_time: None,
         }
     }
     /// Peers to dial at once.
@@ -525,6 +533,10 @@ impl Inner {
             Arc::new(storage),
             add.peers,
             add.paused,
+            SeedGoal {
+                ratio: add.seed_ratio.or(self.shared.config.seed_ratio),
+                time: add.seed_time.or(self.shared.config.seed_time),
+            },
         )
         .map_err(|e| Error::io("start torrent thread", e))?;
         {
@@ -605,8 +617,9 @@ impl Inner {
         self.shared.magnets.write().insert(ih, me.clone());
         let weak = Arc::downgrade(self);
         let (dir, paused) = (add.dir, add.paused);
+        let goal = (add.seed_ratio, add.seed_time);
         let on_resolved: metadata::OnResolved =
-            Box::new(move |mi, peers| resolved(&weak, mi, dir, paused, peers));
+            Box::new(move |mi, peers| resolved(&weak, mi, dir, paused, goal, peers));
         match metadata::spawn(self.shared.clone(), me, found_rx, Vec::new(), on_resolved) {
             Ok(h) => self.threads.lock().magnets.push((ih, h)),
             Err(e) => {
@@ -794,7 +807,14 @@ impl Inner {
 
 /// A magnet link's info dictionary arrived and checked out: add the
 /// torrent in its place (on the metadata thread).
-fn resolved(weak: &Weak<Inner>, mi: Metainfo, dir: PathBuf, paused: bool, peers: Vec<SocketAddr>) {
+fn resolved(
+    weak: &Weak<Inner>,
+    mi: Metainfo,
+    dir: PathBuf,
+    paused: bool,
+    (seed_ratio, seed_time): (Option<f64>, Option<Duration>),
+    peers: Vec<SocketAddr>,
+) {
     let Some(inner) = weak.upgrade() else {
         return;
     };
@@ -803,7 +823,8 @@ fn resolved(weak: &Weak<Inner>, mi: Metainfo, dir: PathBuf, paused: bool, peers:
         info_hash: ih,
         name: name.clone(),
     });
-    let add = AddTorrent::new(mi, dir).peers(peers).paused(paused);
+    let mut add = AddTorrent::new(mi, dir).peers(peers).paused(paused);
+    (add.seed_ratio, add.seed_time) = (seed_ratio, seed_time);
     match inner.add_torrent(add, false) {
         Ok(_) => {
             inner.shared.magnets.write().remove(&ih);

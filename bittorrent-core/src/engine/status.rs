@@ -22,6 +22,37 @@ pub enum Phase {
     /// Stopped by a condition that may clear by itself (the disk is full);
     /// retried every few seconds, then downloading goes on.
     Stalled(String),
+    /// Complete and done seeding: the seeding goal ([`SeedGoal`]) was
+    /// reached, so the torrent closed its connections and accepts none. It
+    /// stays in the session; `Session::resume` seeds it again (with no goal).
+    Finished,
+}
+
+/// When a complete torrent stops seeding (and becomes [`Phase::Finished`]):
+/// as soon as either limit is reached. Both `None` (the default): never.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SeedGoal {
+    /// Stop once the torrent has uploaded this many times its size (in
+    /// this run: the counters start at zero when the torrent starts).
+    pub ratio: Option<f64>,
+    /// Stop after seeding this long (time spent complete and not paused,
+    /// in this run).
+    pub time: Option<Duration>,
+}
+
+impl SeedGoal {
+    /// Whether a limit is set.
+    pub fn is_set(&self) -> bool {
+        self.ratio.is_some() || self.time.is_some()
+    }
+
+    /// Whether `uploaded` bytes of a `total`-byte torrent, after `seeded`
+    /// of seeding, reach the goal.
+    pub fn reached(&self, uploaded: u64, total: u64, seeded: Duration) -> bool {
+        self.ratio
+            .is_some_and(|r| uploaded as f64 >= r * total as f64)
+            || self.time.is_some_and(|t| seeded >= t)
+    }
 }
 
 /// A snapshot of one torrent's state (cheap to copy; never waits on the
@@ -70,6 +101,11 @@ pub struct TorrentStatus {
     pub save_path: std::path::PathBuf,
     /// Peers banned for bad data.
     pub banned: usize,
+    /// Time spent seeding (complete, not paused) in this run.
+    pub seeding_time: Duration,
+    /// The seeding goal in force (none once `Session::resume` restarted a
+    /// finished torrent).
+    pub seed_goal: SeedGoal,
 }
 
 impl TorrentStatus {
@@ -102,6 +138,8 @@ impl TorrentStatus {
             paused: false,
             save_path,
             banned: 0,
+            seeding_time: Duration::ZERO,
+            seed_goal: SeedGoal::default(),
         }
     }
 

@@ -15,7 +15,7 @@ use crate::engine::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters,
 use crate::engine::picker::{PeerKey, Picker, Received};
 use crate::engine::shared::{Command, Shared, TorrentShared};
 use crate::engine::smart_ban::{GivenUp, SmartBan};
-use crate::engine::status::{PeerInfo, Phase, TorrentStatus};
+use crate::engine::status::{PeerInfo, Phase, SeedGoal, TorrentStatus};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::Metainfo;
@@ -138,6 +138,12 @@ pub(crate) struct Torrent {
     rng: crate::util::rng::Rng,
     /// `downloaded` at the previous tick (stall diagnostics).
     downloaded_last_tick: u64,
+    /// When to stop seeding.
+    seed_goal: SeedGoal,
+    /// Time spent seeding (complete, not paused).
+    seeding_time: Duration,
+    /// The previous tick (to add up `seeding_time`).
+    last_tick: Instant,
 }
 
 /// Start a torrent thread. Returns the shared part (registered with the
@@ -148,6 +154,7 @@ pub(crate) fn spawn(
     storage: Arc<crate::engine::storage::Storage>,
     peers: Vec<SocketAddr>,
     paused: bool,
+    seed_goal: SeedGoal,
 ) -> std::io::Result<(Arc<TorrentShared>, std::thread::JoinHandle<()>)> {
     let layout = Layout::of(&metainfo.info);
     let n = layout.num_pieces as usize;
@@ -190,6 +197,8 @@ pub(crate) fn spawn(
         paused,
         save_path: peer_ctx.storage.root().to_path_buf(),
         banned: 0,
+        seeding_time: Duration::ZERO,
+        seed_goal,
     };
     let me = Arc::new(TorrentShared {
         metainfo,
@@ -237,6 +246,9 @@ pub(crate) fn spawn(
         optimistic: None,
         rng: crate::util::rng::Rng::new(),
         downloaded_last_tick: 0,
+        seed_goal,
+        seeding_time: Duration::ZERO,
+        last_tick: now,
     };
     t.add_candidates(peers);
     let short = t.me.metainfo.info_hash.to_hex();
@@ -608,7 +620,7 @@ impl Torrent {
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        if self.paused || matches!(self.phase, Phase::Failed(_)) {
+        if self.paused || matches!(self.phase, Phase::Failed(_) | Phase::Finished) {
             refuse(CloseReason::Shutdown);
             self.shared.connections.fetch_sub(1, Ordering::Relaxed);
             return;
@@ -1055,6 +1067,15 @@ impl Torrent {
                     });
                 }
             }
+            Command::Resume if !self.paused && self.phase == Phase::Finished => {
+                // Seed again, with no goal this time.
+                self.phase = Phase::Seeding;
+                self.seed_goal = SeedGoal::default();
+                log::info!("{}: seeding again", self.me.metainfo.info.name);
+                self.candidates.retry_all(Instant::now());
+                self.connect_candidates();
+                self.publish_status();
+            }
             Command::Resume => {
                 if self.paused {
                     self.paused = false;
@@ -1100,6 +1121,10 @@ impl Torrent {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        if self.phase == Phase::Seeding && !self.paused {
+            self.seeding_time += now.saturating_duration_since(self.last_tick);
+        }
+        self.last_tick = now;
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
         for &k in &keys {
             let Some(c) = self.conns.get_mut(&k) else {
@@ -1179,8 +1204,45 @@ impl Torrent {
         if now - self.last_choke >= CHOKE_INTERVAL {
             self.choke_round(now);
         }
+        self.check_seed_goal();
         self.connect_candidates();
         self.publish_status();
+    }
+
+    /// Bytes uploaded in this run (closed connections and open ones).
+    fn uploaded(&self) -> u64 {
+        self.uploaded_closed
+            + self
+                .conns
+                .values()
+                .map(|c| c.counters.uploaded.load(Ordering::Relaxed))
+                .sum::<u64>()
+    }
+
+    /// Stop seeding once the seeding goal is reached: every connection is
+    /// closed, none is accepted or dialled, the announcer says `stopped`.
+    fn check_seed_goal(&mut self) {
+        if self.phase != Phase::Seeding
+            || self.paused
+            || !self.seed_goal.is_set()
+            || !self
+                .seed_goal
+                .reached(self.uploaded(), self.layout.total_length, self.seeding_time)
+        {
+            return;
+        }
+        log::info!(
+            "{}: seeding goal reached (uploaded {} bytes, seeded {} s); stopped seeding",
+            self.me.metainfo.info.name,
+            self.uploaded(),
+            self.seeding_time.as_secs()
+        );
+        self.phase = Phase::Finished;
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.close(k, CloseReason::Shutdown);
+        }
+        self.save_resume();
     }
 
     /// BEP 11: tell each PEX-speaking peer which peers joined and left
@@ -1276,12 +1338,7 @@ impl Torrent {
             bytes_have =
                 bytes_have - self.layout.piece_length + u64::from(self.layout.piece_len(last));
         }
-        let uploaded = self.uploaded_closed
-            + self
-                .conns
-                .values()
-                .map(|c| c.counters.uploaded.load(Ordering::Relaxed))
-                .sum::<u64>();
+        let uploaded = self.uploaded();
         let mut s = self.me.status.lock();
         s.phase = self.phase.clone();
         s.pieces_have = pieces_have;
@@ -1298,6 +1355,8 @@ impl Torrent {
         s.paused = self.paused;
         s.resumed = self.resumed;
         s.banned = self.banned.len();
+        s.seeding_time = self.seeding_time;
+        s.seed_goal = self.seed_goal;
         s.tracker = self.me.tracker.lock().clone();
     }
 

@@ -3,54 +3,22 @@
 //! `peer remove`, `peer web`. Each reads `control.json` from `--state DIR` (or the
 //! default state directory).
 
-use crate::args::{Arg, Args, CliError};
+use crate::args::CliError;
+use crate::cli::{AddArgs, IdArgs, JsonArgs, RemoveArgs, StateArg, WebArgs};
 use crate::control;
 use crate::progress::human;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
-/// Flags and positionals common to the control commands.
+/// The state directory a control command talks to.
 struct Parsed {
     state: PathBuf,
-    positionals: Vec<String>,
-    json: bool,
-    delete_data: bool,
-    dir: Option<PathBuf>,
-    paused: bool,
-    open: bool,
 }
 
-fn parse(mut args: Args, allowed: &[&str]) -> Result<Parsed, CliError> {
-    let mut state = None;
-    let mut p = Parsed {
-        state: PathBuf::new(),
-        positionals: Vec::new(),
-        json: false,
-        delete_data: false,
-        dir: None,
-        paused: false,
-        open: false,
-    };
-    while let Some(arg) = args.next() {
-        match arg {
-            Arg::Flag(f) if f == "--state" => state = Some(PathBuf::from(args.value(&f)?)),
-            Arg::Flag(f) if allowed.contains(&f.as_str()) => match f.as_str() {
-                "--json" => p.json = true,
-                "--delete-data" => p.delete_data = true,
-                "--paused" => p.paused = true,
-                "--open" => p.open = true,
-                "--dir" | "-d" => p.dir = Some(PathBuf::from(args.value(&f)?)),
-                _ => return Err(CliError::Usage(format!("unknown flag {f}"))),
-            },
-            Arg::Flag(f) => return Err(CliError::Usage(format!("unknown flag {f}"))),
-            Arg::Positional(s) => p.positionals.push(
-                s.into_string()
-                    .map_err(|_| CliError::Usage("argument is not valid UTF-8".into()))?,
-            ),
-        }
-    }
-    p.state = control::state_dir(state)?;
-    Ok(p)
+fn parse(a: StateArg) -> Result<Parsed, CliError> {
+    Ok(Parsed {
+        state: control::state_dir(a.state)?,
+    })
 }
 
 /// Call the API; a non-2xx answer becomes a failure with its `error` text.
@@ -67,35 +35,23 @@ fn call(p: &Parsed, method: &str, path: &str, body: Option<&Value>) -> Result<Va
     }
 }
 
-fn one_id(p: &Parsed, cmd: &str) -> Result<String, CliError> {
-    match p.positionals.as_slice() {
-        [id] => Ok(id.clone()),
-        _ => Err(CliError::Usage(format!("peer {cmd} takes one torrent ID"))),
-    }
-}
-
 fn absolute(p: PathBuf) -> Result<PathBuf, CliError> {
     std::path::absolute(&p).map_err(|e| CliError::Failed(format!("{}: {e}", p.display())))
 }
 
 /// `peer add FILE.torrent|MAGNET... [--dir DIR] [--paused]`
-pub fn add(args: Args) -> Result<(), CliError> {
-    let p = parse(args, &["--dir", "-d", "--paused", "--json"])?;
-    if p.positionals.is_empty() {
-        return Err(CliError::Usage(
-            "peer add needs a .torrent file or a magnet link".into(),
-        ));
-    }
-    let dir = absolute(p.dir.clone().unwrap_or_else(|| PathBuf::from(".")))?;
-    for t in &p.positionals {
-        let mut body = json!({"dir": dir.to_string_lossy(), "paused": p.paused});
+pub fn add(a: AddArgs) -> Result<(), CliError> {
+    let p = parse(a.state)?;
+    let dir = absolute(a.dir.unwrap_or_else(|| PathBuf::from(".")))?;
+    for t in &a.torrents {
+        let mut body = json!({"dir": dir.to_string_lossy(), "paused": a.paused});
         if t.starts_with("magnet:") {
             body["magnet"] = json!(t);
         } else {
             body["path"] = json!(absolute(PathBuf::from(t))?.to_string_lossy());
         }
         let v = call(&p, "POST", "/torrents", Some(&body))?;
-        if p.json {
+        if a.json {
             println!("{v}");
         } else {
             let id = v.get("id").and_then(Value::as_str).unwrap_or("?");
@@ -112,10 +68,10 @@ pub fn add(args: Args) -> Result<(), CliError> {
 }
 
 /// `peer list [--json]`
-pub fn list(args: Args) -> Result<(), CliError> {
-    let p = parse(args, &["--json"])?;
+pub fn list(a: JsonArgs) -> Result<(), CliError> {
+    let p = parse(a.state)?;
     let v = call(&p, "GET", "/torrents", None)?;
-    if p.json {
+    if a.json {
         println!("{v}");
         return Ok(());
     }
@@ -144,10 +100,10 @@ pub fn list(args: Args) -> Result<(), CliError> {
 }
 
 /// `peer status [--json]`
-pub fn status(args: Args) -> Result<(), CliError> {
-    let p = parse(args, &["--json"])?;
+pub fn status(a: JsonArgs) -> Result<(), CliError> {
+    let p = parse(a.state)?;
     let v = call(&p, "GET", "/status", None)?;
-    if p.json {
+    if a.json {
         println!("{v}");
         return Ok(());
     }
@@ -178,9 +134,9 @@ pub fn status(args: Args) -> Result<(), CliError> {
 }
 
 /// `peer pause ID` / `peer resume ID`
-pub fn pause_resume(args: Args, action: &str) -> Result<(), CliError> {
-    let p = parse(args, &[])?;
-    let id = one_id(&p, action)?;
+pub fn pause_resume(a: IdArgs, action: &str) -> Result<(), CliError> {
+    let p = parse(a.state)?;
+    let id = a.id;
     let v = call(
         &p,
         "POST",
@@ -201,31 +157,28 @@ pub fn pause_resume(args: Args, action: &str) -> Result<(), CliError> {
 }
 
 /// `peer remove ID [--delete-data]`
-pub fn remove(args: Args) -> Result<(), CliError> {
-    let p = parse(args, &["--delete-data"])?;
-    let id = one_id(&p, "remove")?;
+pub fn remove(a: RemoveArgs) -> Result<(), CliError> {
+    let p = parse(a.state)?;
+    let id = a.id;
     let v = call(
         &p,
         "DELETE",
-        &format!("/torrents/{id}?delete_data={}", p.delete_data),
+        &format!("/torrents/{id}?delete_data={}", a.delete_data),
         None,
     )?;
     let id = v.get("id").and_then(Value::as_str).unwrap_or("?");
     println!(
         "removed {}{}",
         &id[..id.len().min(8)],
-        if p.delete_data { " and its data" } else { "" }
+        if a.delete_data { " and its data" } else { "" }
     );
     Ok(())
 }
 
 /// `peer web [--open]`: print (and with `--open`, open) a one-time login
 /// link to the daemon's web interface.
-pub fn web(args: Args) -> Result<(), CliError> {
-    let p = parse(args, &["--open"])?;
-    if !p.positionals.is_empty() {
-        return Err(CliError::Usage("peer web takes no argument".into()));
-    }
+pub fn web(a: WebArgs) -> Result<(), CliError> {
+    let p = parse(a.state)?;
     let info = control::state::read_info(&p.state)
         .ok_or_else(|| CliError::Failed(control::state::NO_DAEMON.into()))?;
     let v = call(&p, "POST", "/web/code", Some(&json!({})))?;
@@ -235,7 +188,7 @@ pub fn web(args: Args) -> Result<(), CliError> {
         .ok_or_else(|| CliError::Failed("control API: no login path in the answer".into()))?;
     let url = format!("http://127.0.0.1:{}{path}", info.port);
     println!("{url}");
-    if p.open {
+    if a.open {
         let opened = std::process::Command::new("xdg-open")
             .arg(&url)
             .stdin(std::process::Stdio::null())

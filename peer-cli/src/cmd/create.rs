@@ -3,7 +3,8 @@
 //! Writes `OUT` (default `<name>.torrent` in the current directory)
 //! atomically, then prints the info-hash on one line and a summary on the next.
 
-use crate::args::{Arg, Args, CliError};
+use crate::args::CliError;
+use crate::cli::CreateArgs;
 use bittorrent_core::create::{self, CreateError, CreateOptions};
 use bittorrent_core::proto::bencode::{self, Value};
 use std::io::{IsTerminal, Write};
@@ -18,8 +19,8 @@ struct Request {
 }
 
 /// Run `peer create`.
-pub fn run(args: Args) -> Result<(), CliError> {
-    let req = parse(args)?;
+pub fn run(args: CreateArgs) -> Result<(), CliError> {
+    let req = request(args);
     let torrent = hash_with_progress(&req)?;
     let summary = Summary::of(&torrent).ok_or_else(|| {
         CliError::Failed("internal error: created torrent does not decode".into())
@@ -37,55 +38,21 @@ pub fn run(args: Args) -> Result<(), CliError> {
     Ok(())
 }
 
-fn parse(mut args: Args) -> Result<Request, CliError> {
-    let mut path = None;
-    let mut out = None;
-    let mut opts = CreateOptions::default();
-    while let Some(arg) = args.next() {
-        match arg {
-            Arg::Positional(p) if path.is_none() => path = Some(PathBuf::from(p)),
-            Arg::Positional(p) => {
-                return Err(CliError::Usage(format!(
-                    "unexpected argument {:?}: give one PATH",
-                    p.to_string_lossy()
-                )))
-            }
-            Arg::Flag(f) => match f.as_str() {
-                "-o" | "--output" => out = Some(PathBuf::from(args.value(&f)?)),
-                "--announce" => opts.announce.push(args.value(&f)?),
-                "--piece-length" => opts.piece_length = Some(parse_piece_length(&args.value(&f)?)?),
-                "--private" => opts.private = true,
-                "--comment" => opts.comment = Some(args.value(&f)?),
-                "--web-seed" => opts.web_seeds.push(args.value(&f)?),
-                "--threads" => opts.threads = Some(args.parsed::<usize>(&f)?.max(1)),
-                _ => return Err(CliError::Usage(format!("unknown option {f}"))),
-            },
-        }
+fn request(a: CreateArgs) -> Request {
+    let opts = CreateOptions {
+        announce: a.announce,
+        piece_length: a.piece_length,
+        private: a.private,
+        comment: a.comment,
+        web_seeds: a.web_seed,
+        threads: a.threads.map(|n| n.max(1)),
+        ..CreateOptions::default()
+    };
+    Request {
+        path: a.path,
+        out: a.out,
+        opts,
     }
-    let path = path.ok_or_else(|| CliError::Usage("create needs a PATH".into()))?;
-    Ok(Request { path, out, opts })
-}
-
-/// Bytes, or a number with a binary suffix: `262144`, `256K`, `256KiB`, `1M`, `1MiB`.
-fn parse_piece_length(s: &str) -> Result<u64, CliError> {
-    let bad = || {
-        CliError::Usage(format!(
-            "--piece-length: {s:?} is not a power of two from 16K to 1G (bytes, or with a K/M/G suffix)"
-        ))
-    };
-    let t = s.trim();
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, suffix) = t.split_at(digits_end);
-    let shift = match suffix.to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        _ => return Err(bad()),
-    };
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let bytes = n.checked_mul(1 << shift).ok_or_else(bad)?;
-    create::validate_piece_length(bytes).map_err(|_| bad())
 }
 
 /// Hash, drawing a progress bar on stderr when it is a terminal.
@@ -220,30 +187,6 @@ fn human(n: u64) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn piece_length_suffixes() {
-        assert_eq!(parse_piece_length("262144").unwrap(), 262_144);
-        assert_eq!(parse_piece_length("256K").unwrap(), 262_144);
-        assert_eq!(parse_piece_length("256kib").unwrap(), 262_144);
-        assert_eq!(parse_piece_length("1M").unwrap(), 1 << 20);
-        assert_eq!(parse_piece_length("1G").unwrap(), 1 << 30);
-        for bad in [
-            "",
-            "K",
-            "1000",
-            "8K",
-            "1.5M",
-            "2T",
-            "-16K",
-            "99999999999999999999G",
-        ] {
-            assert!(
-                matches!(parse_piece_length(bad), Err(CliError::Usage(_))),
-                "{bad}"
-            );
-        }
-    }
 
     #[test]
     fn human_sizes() {

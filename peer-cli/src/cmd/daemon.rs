@@ -1,18 +1,17 @@
-//! `peer daemon [--state DIR] [--port N] [--no-lsd] [--no-dht] [--dht-bootstrap HOST:PORT]...
-//! [--encryption prefer|require|off]`
+//! `peer daemon [--state DIR] [--port N] [SESSION OPTIONS]`
 //!
 //! Runs the session in the foreground with every torrent recorded in the
 //! state directory, and serves the local control API (`docs/API.md`) until
 //! Ctrl-C or SIGTERM.
 
-use crate::args::{Arg, Args, CliError};
+use crate::args::CliError;
+use crate::cli::DaemonArgs;
 use crate::cmd::run::install_stop_handler;
 use crate::control::{self, ControlInfo, Request, Response, Server};
 use crate::progress::Progress;
 use crate::web::{auth::Auth, Site};
 use bittorrent_core::{
-    AddTorrent, Config, Encryption, Error, Event, InfoHash, Magnet, Metainfo, Phase, Session,
-    TorrentStatus,
+    AddTorrent, Config, Error, Event, InfoHash, Magnet, Metainfo, Phase, Session, TorrentStatus,
 };
 use crossbeam_channel::RecvTimeoutError;
 use serde_json::{json, Value};
@@ -22,47 +21,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// Run `peer daemon`.
-pub fn run(mut args: Args) -> Result<(), CliError> {
-    let mut state = None;
-    let mut port: Option<u16> = None;
-    let mut lsd = true;
-    let mut encryption: Option<Encryption> = None;
-    let mut dht = true;
-    let mut dht_bootstrap = Vec::new();
-    while let Some(arg) = args.next() {
-        match arg {
-            Arg::Flag(f) => match f.as_str() {
-                "--state" => state = Some(PathBuf::from(args.value(&f)?)),
-                "--port" | "-p" => port = Some(args.parsed(&f)?),
-                "--no-lsd" => lsd = false,
-                "--encryption" => {
-                    encryption = Some(
-                        args.value(&f)?
-                            .parse()
-                            .map_err(|e| CliError::Usage(format!("--encryption: {e}")))?,
-                    )
-                }
-                "--no-dht" => dht = false,
-                "--dht-bootstrap" => {
-                    let v = args.value(&f)?;
-                    let addr = std::net::ToSocketAddrs::to_socket_addrs(v.as_str())
-                        .ok()
-                        .and_then(|mut a| a.next())
-                        .ok_or_else(|| {
-                            CliError::Usage(format!("--dht-bootstrap: not an address: {v}"))
-                        })?;
-                    dht_bootstrap.push(addr);
-                }
-                _ => return Err(CliError::Usage(format!("unknown flag {f}"))),
-            },
-            Arg::Positional(p) => {
-                return Err(CliError::Usage(format!(
-                    "peer daemon takes no argument ({})",
-                    p.to_string_lossy()
-                )))
-            }
-        }
-    }
+pub fn run(a: DaemonArgs) -> Result<(), CliError> {
+    let state = a.session.state.clone();
     let state = control::state_dir(state)?;
     std::fs::create_dir_all(&state)
         .map_err(|e| CliError::Failed(format!("{}: {e}", state.display())))?;
@@ -80,15 +40,9 @@ pub fn run(mut args: Args) -> Result<(), CliError> {
         state_dir: Some(state.clone()),
         ..Config::default()
     });
-    if let Some(p) = port {
-        config.listen_port = p;
-    }
-    if let Some(e) = encryption {
-        config.encryption = e;
-    }
-    config.lsd = lsd;
-    config.dht = dht;
-    config.dht_bootstrap = dht_bootstrap;
+    let mut flags = a.session;
+    flags.state = Some(state.clone());
+    flags.apply(&mut config);
     let session = Arc::new(Session::start(config).map_err(|e| CliError::failed(&e))?);
     let events = session.events();
     let restored = session.restore().map_err(|e| CliError::failed(&e))?;
@@ -167,8 +121,8 @@ struct Daemon {
     download_dir: PathBuf,
 }
 
-/// `metadata`, `checking`, `downloading`, `seeding`, `paused`, `failed`,
-/// `stalled`.
+/// `metadata`, `checking`, `downloading`, `seeding`, `finished`, `paused`,
+/// `failed`, `stalled`.
 fn state_name(s: &TorrentStatus) -> &'static str {
     if s.paused && s.phase != Phase::Metadata {
         return "paused";
@@ -178,6 +132,7 @@ fn state_name(s: &TorrentStatus) -> &'static str {
         Phase::Checking => "checking",
         Phase::Downloading => "downloading",
         Phase::Seeding => "seeding",
+        Phase::Finished => "finished",
         Phase::Failed(_) => "failed",
         Phase::Stalled(_) => "stalled",
     }
@@ -379,6 +334,7 @@ impl Daemon {
             "torrents": st.len(),
             "downloading": count(&|s| !s.paused && s.phase == Phase::Downloading),
             "seeding": count(&|s| !s.paused && s.phase == Phase::Seeding),
+            "finished": count(&|s| !s.paused && s.phase == Phase::Finished),
             "paused": count(&|s| s.paused),
             "fetching_metadata": fetching.len(),
             "download_rate": st.iter().map(|s| s.download_rate).sum::<u64>(),

@@ -6,37 +6,22 @@
 //! seeder and the other leechers), shows their progress, then checks every
 //! downloaded copy byte for byte and reports who uploaded what.
 
-use crate::args::{Arg, Args, CliError};
+use crate::args::CliError;
+use crate::cli::DemoArgs;
 use crate::progress::{human, Progress};
 use bittorrent_core::create::{create_torrent, CreateOptions};
 use bittorrent_core::proto::metainfo::Metainfo;
 use bittorrent_core::{AddTorrent, Config, Phase, Session};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const DEMO_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Run the demo.
-pub fn run(mut args: Args) -> Result<(), CliError> {
-    let mut size_mib: u64 = 64;
-    let mut leechers: usize = 3;
-    let mut dir: Option<PathBuf> = None;
-    while let Some(arg) = args.next() {
-        match arg {
-            Arg::Flag(f) if f == "--size" => size_mib = args.parsed(&f)?,
-            Arg::Flag(f) if f == "--leechers" => leechers = args.parsed(&f)?,
-            Arg::Flag(f) if f == "--dir" => dir = Some(PathBuf::from(args.value(&f)?)),
-            Arg::Flag(f) => return Err(CliError::Usage(format!("demo: unknown flag {f}"))),
-            Arg::Positional(_) => return Err(CliError::Usage("demo takes no file".into())),
-        }
-    }
-    if size_mib == 0 || size_mib > 4096 || leechers == 0 || leechers > 16 {
-        return Err(CliError::Usage(
-            "demo: --size 1..4096 (MiB), --leechers 1..16".into(),
-        ));
-    }
+pub fn run(a: DemoArgs) -> Result<(), CliError> {
+    let (size_mib, leechers, dir) = (a.size, a.leechers as usize, a.dir);
     let keep = dir.is_some();
     let root = dir
         .unwrap_or_else(|| std::env::temp_dir().join(format!("peer-demo-{}", std::process::id())));

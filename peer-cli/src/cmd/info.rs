@@ -10,7 +10,8 @@
 //! `piece_length`, `num_pieces` and `private` are `null`, `files` is empty,
 //! `name` is the `dn` parameter or `null`, and each `tr` is its own tier.
 
-use crate::args::{Arg, Args, CliError};
+use crate::args::CliError;
+use crate::cli::InfoArgs;
 use bittorrent_core::proto::magnet::Magnet;
 use bittorrent_core::proto::metainfo::Metainfo;
 use serde_json::json;
@@ -33,25 +34,9 @@ struct Summary {
 }
 
 /// Run `peer info`.
-pub fn run(mut args: Args) -> Result<(), CliError> {
-    let mut json = false;
-    let mut input: Option<OsString> = None;
-    while let Some(arg) = args.next() {
-        match arg {
-            Arg::Flag(f) if f == "--json" => json = true,
-            Arg::Flag(f) => return Err(CliError::Usage(format!("info: unknown flag {f}"))),
-            Arg::Positional(p) if input.is_none() => input = Some(p),
-            Arg::Positional(_) => {
-                return Err(CliError::Usage(
-                    "info takes one FILE.torrent or MAGNET".into(),
-                ))
-            }
-        }
-    }
-    let input =
-        input.ok_or_else(|| CliError::Usage("info needs a FILE.torrent or MAGNET".into()))?;
-    let summary = load(&input)?;
-    if json {
+pub fn run(a: InfoArgs) -> Result<(), CliError> {
+    let summary = load(&a.input)?;
+    if a.json {
         println!("{}", to_json(&summary));
     } else {
         print!("{}", to_text(&summary));

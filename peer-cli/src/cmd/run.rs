@@ -1,117 +1,53 @@
-//! `peer FILE.torrent... [--dir DIR] [--port N] [--peer IP:PORT]... [--once]`
+//! `peer FILE.torrent|MAGNET... [--dir DIR] [--peer IP:PORT]... [--once] [SESSION OPTIONS]`
 //!
 //! Checks existing data in DIR, downloads what is missing from the given
 //! peers, then seeds until interrupted (Ctrl-C or SIGTERM stop cleanly).
-//! With `--once` it exits 0 as soon as every torrent is complete.
+//! With `--once` it exits 0 as soon as every torrent is complete; with a
+//! seeding goal (`--seed-ratio`, `--seed-time`) once every torrent has
+//! reached it and stopped seeding.
 
-use crate::args::{Arg, Args, CliError};
+use crate::args::CliError;
+use crate::cli::RunArgs;
 use crate::progress::Progress;
 use bittorrent_core::{
-    AddTorrent, Config, Encryption, Error, Event, InfoHash, Magnet, Metainfo, Session,
-    TorrentSource,
+    AddTorrent, Config, Error, Event, InfoHash, Magnet, Metainfo, Phase, Session, TorrentSource,
 };
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::collections::HashSet;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Options of the foreground run.
-pub struct RunOptions {
-    /// Torrent files.
-    pub torrents: Vec<PathBuf>,
-    /// Download (and seed) directory.
-    pub dir: PathBuf,
-    /// Listening port.
-    pub port: u16,
-    /// Peers to dial.
-    pub peers: Vec<SocketAddr>,
-    /// Exit when everything is complete.
-    pub once: bool,
-    /// Track any info-hash, not only ours.
-    pub open_tracker: bool,
-    /// Where resume data is kept.
-    pub state: Option<PathBuf>,
-    /// Local Service Discovery (on unless `--no-lsd`).
-    pub lsd: bool,
-    /// The DHT (on unless `--no-dht`).
-    pub dht: bool,
-    /// DHT bootstrap nodes.
-    pub dht_bootstrap: Vec<SocketAddr>,
-    /// Message Stream Encryption policy (`--encryption prefer|require|off`).
-    pub encryption: Encryption,
-}
-
-/// Parse `peer FILE.torrent... [flags]`.
-pub fn parse(mut args: Args) -> Result<RunOptions, CliError> {
-    let mut o = RunOptions {
-        torrents: Vec::new(),
-        dir: PathBuf::from("."),
-        port: 6881,
-        peers: Vec::new(),
-        once: false,
-        open_tracker: false,
-        state: None,
-        lsd: true,
-        dht: true,
-        dht_bootstrap: Vec::new(),
-        encryption: Encryption::Prefer,
-    };
-    while let Some(arg) = args.next() {
-        match arg {
-            Arg::Flag(f) => match f.as_str() {
-                "--dir" | "-d" => o.dir = PathBuf::from(args.value(&f)?),
-                "--port" | "-p" => o.port = args.parsed(&f)?,
-                "--peer" => {
-                    let v = args.value(&f)?;
-                    let addr = v
-                        .to_socket_addrs()
-                        .ok()
-                        .and_then(|mut a| a.next())
-                        .ok_or_else(|| CliError::Usage(format!("--peer: not an address: {v}")))?;
-                    o.peers.push(addr);
-                }
-                "--once" => o.once = true,
-                "--open-tracker" => o.open_tracker = true,
-                "--state" => o.state = Some(PathBuf::from(args.value(&f)?)),
-                "--no-lsd" => o.lsd = false,
-                "--encryption" => {
-                    o.encryption = args
-                        .value(&f)?
-                        .parse()
-                        .map_err(|e| CliError::Usage(format!("--encryption: {e}")))?
-                }
-                "--no-dht" => o.dht = false,
-                "--dht-bootstrap" => {
-                    let v = args.value(&f)?;
-                    let addr = v
-                        .to_socket_addrs()
-                        .ok()
-                        .and_then(|mut a| a.next())
-                        .ok_or_else(|| {
-                            CliError::Usage(format!("--dht-bootstrap: not an address: {v}"))
-                        })?;
-                    o.dht_bootstrap.push(addr);
-                }
-                _ => return Err(CliError::Usage(format!("unknown flag {f}"))),
-            },
-            Arg::Positional(p) => o.torrents.push(PathBuf::from(p)),
-        }
-    }
-    if o.torrents.is_empty() && !o.open_tracker {
-        return Err(CliError::Usage("no torrent given".into()));
-    }
-    Ok(o)
+/// When `peer FILE...` exits by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitWhen {
+    /// Only on Ctrl-C / SIGTERM (or a failure).
+    Stopped,
+    /// When every torrent is complete (`--once`).
+    Complete,
+    /// When every torrent has reached its seeding goal and stopped seeding.
+    Finished,
 }
 
 /// Run `peer FILE.torrent...`.
-pub fn run(args: Args) -> Result<(), CliError> {
-    let o = parse(args)?;
+pub fn run(o: RunArgs) -> Result<(), CliError> {
+    if o.torrents.is_empty() && !o.session.open_tracker {
+        return Err(CliError::Usage("no torrent given".into()));
+    }
+    if let Some(sub) = o
+        .torrents
+        .first()
+        .and_then(|t| crate::cli::subcommand_typo(t))
+    {
+        return Err(CliError::Usage(format!(
+            "unrecognized subcommand '{}' (and no such file)\n\n  tip: a similar subcommand exists: '{sub}'",
+            o.torrents[0].to_string_lossy()
+        )));
+    }
     // Read every argument first: a bad one fails before anything starts.
     let mut adds = Vec::new();
     for t in &o.torrents {
+        let t = std::path::Path::new(t);
         if let Some(s) = t.to_str().filter(|s| s.starts_with("magnet:")) {
             let m = Magnet::parse(s).map_err(|e| CliError::Failed(format!("{s}: {e}")))?;
             adds.push(AddTorrent::magnet(m, &o.dir).peers(o.peers.clone()));
@@ -127,20 +63,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 .torrent_bytes(bytes),
         );
     }
-    let mut config = Config {
-        listen_port: o.port,
-        ..Config::default()
-    };
-    config.tracker.open = o.open_tracker;
-    config.state_dir = o.state.clone();
-    config.lsd = o.lsd;
-    config.encryption = o.encryption;
-    config.dht = o.dht;
-    config.dht_bootstrap = o.dht_bootstrap.clone();
+    let mut config = Config::default();
+    o.session.apply(&mut config);
     let session = Session::start(config).map_err(|e| CliError::failed(&e))?;
     // Subscribed before anything is added: no event is missed.
     let events = session.events();
-    if o.open_tracker {
+    if o.session.open_tracker {
         eprintln!(
             "open tracker on {} (HTTP http://IP:{}/announce, UDP udp://IP:{})",
             session.local_addr(),
@@ -171,7 +99,14 @@ pub fn run(args: Args) -> Result<(), CliError> {
         }
     }
     let stop = install_stop_handler()?;
-    let result = watch(&session, &events, &hashes, o.once, &stop);
+    let exit_when = if o.session.has_seed_goal() {
+        ExitWhen::Finished
+    } else if o.once {
+        ExitWhen::Complete
+    } else {
+        ExitWhen::Stopped
+    };
+    let result = watch(&session, &events, &hashes, exit_when, &stop);
     session.shutdown();
     result
 }
@@ -185,14 +120,15 @@ pub fn install_stop_handler() -> Result<Arc<AtomicBool>, CliError> {
     Ok(stop)
 }
 
-/// Show progress until stopped (or, with `once`, until all are complete).
+/// Show progress until stopped, or until every torrent is complete or
+/// finished, as `exit_when` says.
 /// Completion and failure come as session events; the progress display
 /// reads status snapshots on a timer.
 pub fn watch(
     session: &Session,
     events: &Receiver<Event>,
     hashes: &[InfoHash],
-    once: bool,
+    exit_when: ExitWhen,
     stop: &AtomicBool,
 ) -> Result<(), CliError> {
     let mut progress = Progress::new();
@@ -230,7 +166,16 @@ pub fn watch(
         }
         let statuses: Vec<_> = hashes.iter().filter_map(|h| session.status(h)).collect();
         progress.show(&statuses);
-        if once && !hashes.is_empty() && hashes.iter().all(|h| complete.contains(h)) {
+        let done = !hashes.is_empty()
+            && match exit_when {
+                ExitWhen::Stopped => false,
+                ExitWhen::Complete => hashes.iter().all(|h| complete.contains(h)),
+                ExitWhen::Finished => {
+                    statuses.len() == hashes.len()
+                        && statuses.iter().all(|s| s.phase == Phase::Finished)
+                }
+            };
+        if done {
             progress.finish();
             return Ok(());
         }

@@ -1,0 +1,108 @@
+#![allow(clippy::unwrap_used)]
+//! Seeding goals: a complete torrent stops seeding (phase `Finished`: no
+//! connections, none accepted, still listed) once it has uploaded
+//! `seed_ratio` times its size or seeded for `seed_time`; the session's
+//! `Config` sets the default, `AddTorrent` overrides it per torrent;
+//! `Session::resume` seeds a finished torrent again.
+
+mod harness;
+
+use bittorrent_core::{AddTorrent, Phase, SeedGoal};
+use harness::*;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn goal_arithmetic() {
+    let g = SeedGoal {
+        ratio: Some(1.5),
+        time: None,
+    };
+    assert!(!g.reached(149, 100, Duration::from_secs(1_000_000)));
+    assert!(g.reached(150, 100, Duration::ZERO));
+    let t = SeedGoal {
+        ratio: None,
+        time: Some(Duration::from_secs(60)),
+    };
+    assert!(!t.reached(u64::MAX, 1, Duration::from_secs(59)));
+    assert!(t.reached(0, 1, Duration::from_secs(60)));
+    // Either limit ends seeding.
+    let both = SeedGoal {
+        ratio: Some(2.0),
+        time: Some(Duration::from_secs(60)),
+    };
+    assert!(both.reached(200, 100, Duration::ZERO));
+    assert!(both.reached(0, 100, Duration::from_secs(60)));
+    assert!(!SeedGoal::default().is_set());
+}
+
+#[test]
+fn seed_ratio_from_the_config_and_from_add_torrent() {
+    let data = pseudo_random(600 * 1024, 7);
+    let (mi, seed_dir) = single_file_torrent("ratio.bin", &data, 64 * 1024);
+    // The seeder's session stops seeding after uploading the torrent once.
+    let seeder = session_with(|c| c.seed_ratio = Some(1.0));
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, WAIT);
+    let st = seeder.status(&mi.info_hash).unwrap();
+    assert_eq!(st.seed_goal.ratio, Some(1.0));
+    // The leecher's own torrent has ratio 0: finished as soon as complete,
+    // whatever its session says.
+    let leecher = session_with(|c| c.seed_ratio = Some(50.0));
+    let down = temp_dir("ratio-down");
+    let mut add = AddTorrent::new(mi.clone(), &down).peers(vec![seeder.local_addr()]);
+    add.seed_ratio = Some(0.0);
+    leecher.add(add).unwrap();
+    wait_phase(&leecher, &mi, Phase::Finished, WAIT);
+    assert_eq!(std::fs::read(down.join("ratio.bin")).unwrap(), data);
+    // The seeder uploaded the whole torrent: ratio 1 reached.
+    wait_phase(&seeder, &mi, Phase::Finished, WAIT);
+    let st = seeder.status(&mi.info_hash).unwrap();
+    assert!(st.uploaded >= data.len() as u64, "{st:?}");
+    assert!(wait_until(Duration::from_secs(10), || seeder
+        .status(&mi.info_hash)
+        .is_some_and(|s| s.peers == 0)));
+    // Still listed in both sessions.
+    assert_eq!(seeder.torrents().len(), 1);
+    assert_eq!(leecher.torrents().len(), 1);
+    leecher.shutdown();
+    seeder.shutdown();
+}
+
+#[test]
+fn seed_time_finishes_refuses_peers_and_resume_seeds_again() {
+    let data = pseudo_random(300 * 1024, 9);
+    let (mi, seed_dir) = single_file_torrent("time.bin", &data, 32 * 1024);
+    let seeder = session();
+    let mut add = AddTorrent::new(mi.clone(), &seed_dir);
+    add.seed_time = Some(Duration::from_secs(2));
+    seeder.add(add).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, WAIT);
+    wait_phase(&seeder, &mi, Phase::Finished, Duration::from_secs(20));
+    let st = seeder.status(&mi.info_hash).unwrap();
+    assert!(st.seeding_time >= Duration::from_secs(2), "{st:?}");
+    // A finished torrent serves nobody: a leecher gets nothing.
+    let leecher = session();
+    let down = temp_dir("time-down");
+    leecher
+        .add(AddTorrent::new(mi.clone(), &down).peers(vec![seeder.local_addr()]))
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Downloading, WAIT);
+    std::thread::sleep(Duration::from_secs(2));
+    let ls = leecher.status(&mi.info_hash).unwrap();
+    assert_eq!(ls.pieces_have, 0, "{ls:?}");
+    assert_eq!(seeder.status(&mi.info_hash).unwrap().peers, 0);
+    // Resume: it seeds again (no goal now) and the leecher completes.
+    seeder.resume(&mi.info_hash).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(10));
+    assert!(!seeder.status(&mi.info_hash).unwrap().seed_goal.is_set());
+    // (The leecher backs off after being refused; the seeder dials it.)
+    seeder
+        .add_peers(&mi.info_hash, vec![leecher.local_addr()])
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, WAIT);
+    assert_eq!(std::fs::read(down.join("time.bin")).unwrap(), data);
+    leecher.shutdown();
+    seeder.shutdown();
+}

@@ -1,0 +1,525 @@
+//! The command line, declared with `clap` (derive). Every subcommand is one
+//! struct; the session flags shared by `peer FILE...` and `peer daemon` are
+//! one struct ([`SessionArgs`]) flattened into both and turned into the
+//! library's [`Config`] in one place ([`SessionArgs::apply`]). Adding a flag
+//! is adding a field (and, for a session flag, one line in `apply`).
+
+use bittorrent_core::{Config, Encryption};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Examples shown after `peer --help`.
+const MAIN_EXAMPLES: &str = "\
+Examples:
+  peer file.torrent --dir downloads           download, then seed (Ctrl-C stops)
+  peer \"magnet:?xt=urn:btih:...\" --once       download a magnet link and exit
+  peer file.torrent --seed-ratio 2            seed until 2x the size is uploaded, then exit
+  peer create file --announce 192.168.1.10:6881
+  peer daemon &  peer add file.torrent  peer list
+  peer help create                            help on one command";
+
+/// `peer`: a BitTorrent peer. Every peer is also a tracker (HTTP and UDP on
+/// its own port).
+#[derive(Parser, Debug)]
+#[command(
+    name = "peer",
+    version,
+    about = "A BitTorrent peer: download, seed and create torrents; every peer is also a tracker",
+    long_about = None,
+    after_help = MAIN_EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_value_name = "COMMAND",
+    override_usage = "peer [OPTIONS] <FILE.torrent|MAGNET>...\n       peer <COMMAND> [OPTIONS]"
+)]
+pub struct Cli {
+    /// A subcommand; without one, the arguments are torrents to run.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `peer FILE.torrent|MAGNET... [OPTIONS]`.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every torrent of the state directory and serve the control API
+    #[command(after_help = "\
+Examples:
+  peer daemon                                 state in $XDG_DATA_HOME/peer or ~/.local/share/peer
+  peer daemon --state /srv/peer --port 51413
+  peer daemon --seed-ratio 1.5 --seed-time 120")]
+    Daemon(DaemonArgs),
+    /// Add torrents to the running daemon
+    #[command(after_help = "\
+Examples:
+  peer add file.torrent --dir ~/Downloads
+  peer add \"magnet:?xt=urn:btih:...\" --paused")]
+    Add(AddArgs),
+    /// List the daemon's torrents (ID, state, %, rates, peers, name)
+    #[command(after_help = "Examples:\n  peer list\n  peer list --json")]
+    List(JsonArgs),
+    /// Show the daemon's session (address, peer id, counts, totals)
+    #[command(after_help = "Examples:\n  peer status\n  peer status --json")]
+    Status(JsonArgs),
+    /// Pause a torrent of the daemon
+    #[command(after_help = "Examples:\n  peer pause 2c0e3ce9")]
+    Pause(IdArgs),
+    /// Resume a paused (or finished) torrent of the daemon
+    #[command(after_help = "Examples:\n  peer resume 2c0e")]
+    Resume(IdArgs),
+    /// Remove a torrent from the daemon
+    #[command(
+        after_help = "Examples:\n  peer remove 2c0e3ce9\n  peer remove 2c0e3ce9 --delete-data"
+    )]
+    Remove(RemoveArgs),
+    /// Print a one-time login link to the daemon's web interface
+    #[command(after_help = "Examples:\n  peer web\n  peer web --open")]
+    Web(WebArgs),
+    /// A seeder and leechers on loopback; checks every copy byte for byte
+    #[command(after_help = "Examples:\n  peer demo\n  peer demo --size 256 --leechers 8")]
+    Demo(DemoArgs),
+    /// Show what a torrent file or a magnet link describes
+    #[command(
+        after_help = "Examples:\n  peer info file.torrent\n  peer info file.torrent --json\n  peer info \"magnet:?xt=urn:btih:...\""
+    )]
+    Info(InfoArgs),
+    /// Make a torrent of a file or a directory
+    #[command(after_help = "\
+Examples:
+  peer create movie.mkv --announce 192.168.1.10:6881
+  peer create dir -o dir.torrent --announce https://tracker.example/announce --private
+  peer create big.iso --piece-length 4M --threads 2")]
+    Create(CreateArgs),
+    /// Print a shell completion script (bash, zsh or fish)
+    #[command(after_help = "\
+Examples:
+  peer completions bash > ~/.local/share/bash-completion/completions/peer
+  peer completions zsh > ~/.zfunc/_peer
+  peer completions fish > ~/.config/fish/completions/peer.fish")]
+    Completions(CompletionsArgs),
+}
+
+/// `peer FILE.torrent|MAGNET... [OPTIONS]`: download and seed.
+#[derive(Args, Debug, Default)]
+pub struct RunArgs {
+    /// Torrent files and magnet links to download (then seed)
+    #[arg(value_name = "FILE.torrent|MAGNET")]
+    pub torrents: Vec<OsString>,
+    /// Where the data goes (or already is: it is checked first)
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Dial this peer (repeatable)
+    #[arg(long = "peer", value_name = "IP:PORT", value_parser = socket_addr)]
+    pub peers: Vec<SocketAddr>,
+    /// Exit (status 0) as soon as every torrent is complete
+    #[arg(long)]
+    pub once: bool,
+    /// Session options
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+/// The session flags of `peer FILE...` and `peer daemon`: parsed once,
+/// applied to the library's [`Config`] by [`SessionArgs::apply`].
+#[derive(Args, Debug, Default, Clone)]
+pub struct SessionArgs {
+    /// State directory: torrent list, resume data, settings
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Port for peers and tracker requests, TCP and UDP [default: 6881]
+    #[arg(short, long, value_name = "N")]
+    pub port: Option<u16>,
+    /// Turn off Local Service Discovery (LAN multicast)
+    #[arg(long)]
+    pub no_lsd: bool,
+    /// Turn off the DHT
+    #[arg(long)]
+    pub no_dht: bool,
+    /// A DHT node to join through (repeatable)
+    #[arg(long, value_name = "HOST:PORT", value_parser = socket_addr)]
+    pub dht_bootstrap: Vec<SocketAddr>,
+    /// The embedded tracker answers for any info-hash
+    #[arg(long)]
+    pub open_tracker: bool,
+    /// Message Stream Encryption: prefer (default), require or off
+    #[arg(long, value_name = "prefer|require|off", value_parser = encryption)]
+    pub encryption: Option<Encryption>,
+    /// Stop seeding a torrent once it has uploaded R times its size
+    #[arg(long, value_name = "R", value_parser = seed_ratio)]
+    pub seed_ratio: Option<f64>,
+    /// Stop seeding a torrent after seeding this many minutes
+    #[arg(long, value_name = "MINUTES", value_parser = minutes)]
+    pub seed_time: Option<Duration>,
+}
+
+impl SessionArgs {
+    /// Apply the flags given to `config` (flags not given leave it as is).
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(dir) = &self.state {
+            config.state_dir = Some(dir.clone());
+        }
+        if let Some(p) = self.port {
+            config.listen_port = p;
+        }
+        config.lsd = !self.no_lsd;
+        config.dht = !self.no_dht;
+        config.dht_bootstrap = self.dht_bootstrap.clone();
+        config.tracker.open = self.open_tracker;
+        if let Some(e) = self.encryption {
+            config.encryption = e;
+        }
+        if self.seed_ratio.is_some() {
+            config.seed_ratio = self.seed_ratio;
+        }
+        if self.seed_time.is_some() {
+            config.seed_time = self.seed_time;
+        }
+    }
+
+    /// Whether a seeding goal was given.
+    pub fn has_seed_goal(&self) -> bool {
+        self.seed_ratio.is_some() || self.seed_time.is_some()
+    }
+}
+
+/// `peer daemon [OPTIONS]`.
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// Session options (--state defaults to $XDG_DATA_HOME/peer or ~/.local/share/peer;
+    /// --port to the port of the last run)
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+/// `--state DIR` of the control commands.
+#[derive(Args, Debug)]
+pub struct StateArg {
+    /// The daemon's state directory [default: $XDG_DATA_HOME/peer or ~/.local/share/peer]
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+}
+
+/// `peer add FILE.torrent|MAGNET... [OPTIONS]`.
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// Torrent files and magnet links
+    #[arg(value_name = "FILE.torrent|MAGNET", required = true)]
+    pub torrents: Vec<String>,
+    /// Where the data goes [default: the current directory]
+    #[arg(short, long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Add them paused
+    #[arg(long)]
+    pub paused: bool,
+    /// Print the API's JSON answer
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+/// `peer list|status [--json]`.
+#[derive(Args, Debug)]
+pub struct JsonArgs {
+    /// Print the API's JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+/// `peer pause|resume ID`.
+#[derive(Args, Debug)]
+pub struct IdArgs {
+    /// The info-hash in hex or a unique prefix of it (4+ characters)
+    pub id: String,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+/// `peer remove ID [--delete-data]`.
+#[derive(Args, Debug)]
+pub struct RemoveArgs {
+    /// The info-hash in hex or a unique prefix of it (4+ characters)
+    pub id: String,
+    /// Delete the torrent's files too
+    #[arg(long)]
+    pub delete_data: bool,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+/// `peer web [--open]`.
+#[derive(Args, Debug)]
+pub struct WebArgs {
+    /// Also open the link in a browser (xdg-open)
+    #[arg(long)]
+    pub open: bool,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+/// `peer demo [OPTIONS]`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Size of the generated file in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub size: u64,
+    /// Number of leechers
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub leechers: u64,
+    /// Keep the files in DIR (default: a temporary directory, removed)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// `peer info FILE.torrent|MAGNET [--json]`.
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// A torrent file or a magnet link
+    #[arg(value_name = "FILE.torrent|MAGNET")]
+    pub input: OsString,
+    /// One JSON object (name, info_hash, total_length, piece_length,
+    /// num_pieces, private, trackers, files)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `peer create PATH [OPTIONS]`.
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// The file or directory to share
+    pub path: PathBuf,
+    /// Where to write the torrent [default: NAME.torrent]
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub out: Option<PathBuf>,
+    /// Tracker URL (http, https, udp) or IP:PORT of a peer's tracker (repeatable: BEP 12 tiers)
+    #[arg(long, value_name = "URL|IP:PORT")]
+    pub announce: Vec<String>,
+    /// Piece length: a power of two from 16K to 1G (bytes, or K/M/G suffix)
+    #[arg(long, value_name = "BYTES", value_parser = piece_length)]
+    pub piece_length: Option<u64>,
+    /// Set the private flag (BEP 27)
+    #[arg(long)]
+    pub private: bool,
+    /// A comment
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+    /// A web seed URL (BEP 19, repeatable)
+    #[arg(long, value_name = "URL")]
+    pub web_seed: Vec<String>,
+    /// Hashing threads [default: the number of cores]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// `peer completions SHELL`.
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell
+    pub shell: Shell,
+}
+
+/// Shells `peer completions` writes for.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum Shell {
+    /// bash
+    Bash,
+    /// zsh
+    Zsh,
+    /// fish
+    Fish,
+}
+
+fn socket_addr(s: &str) -> Result<SocketAddr, String> {
+    s.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("not an address: {s}"))
+}
+
+fn encryption(s: &str) -> Result<Encryption, String> {
+    s.parse()
+        .map_err(|e: <Encryption as std::str::FromStr>::Err| e.to_string())
+}
+
+fn seed_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!("{s:?} is not a ratio (a number >= 0, e.g. 1.5)")),
+    }
+}
+
+fn minutes(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(m) if (0.0..=1e7).contains(&m) => Ok(Duration::from_secs_f64(m * 60.0)),
+        _ => Err(format!("{s:?} is not a number of minutes (e.g. 90 or 0.5)")),
+    }
+}
+
+/// Bytes, or a number with a binary suffix: `262144`, `256K`, `256KiB`, `1M`, `1MiB`.
+pub fn piece_length(s: &str) -> Result<u64, String> {
+    let bad =
+        || format!("{s:?} is not a power of two from 16K to 1G (bytes, or with a K/M/G suffix)");
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits_end);
+    let shift = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(bad()),
+    };
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let bytes = n.checked_mul(1 << shift).ok_or_else(bad)?;
+    bittorrent_core::create::validate_piece_length(bytes).map_err(|_| bad())
+}
+
+/// Write the completion script for `shell` to stdout.
+pub fn print_completions(shell: Shell) {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = std::io::stdout();
+    match shell {
+        Shell::Bash => {
+            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "peer", &mut out)
+        }
+        Shell::Zsh => {
+            clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "peer", &mut out)
+        }
+        Shell::Fish => {
+            clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "peer", &mut out)
+        }
+    }
+}
+
+/// The subcommand `word` is probably a typo of (`peer daemn` is taken as a
+/// torrent file by the bare `peer FILE...` form; when no such file exists
+/// and a subcommand is one or two edits away, say so instead).
+pub fn subcommand_typo(word: &std::ffi::OsStr) -> Option<String> {
+    let w = word.to_str()?;
+    if w.is_empty() || w.contains(['.', '/', ':']) || std::path::Path::new(w).exists() {
+        return None;
+    }
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    cmd.get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .chain(std::iter::once("help".to_string()))
+        .map(|name| (edit_distance(w, &name), name))
+        .filter(|(d, name)| *d <= 2 && *d < name.len())
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance (short words only).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn typos_of_subcommands() {
+        assert_eq!(subcommand_typo("daemn".as_ref()).as_deref(), Some("daemon"));
+        assert_eq!(
+            subcommand_typo("craete".as_ref()).as_deref(),
+            Some("create")
+        );
+        assert_eq!(subcommand_typo("file.torrent".as_ref()), None);
+        assert_eq!(subcommand_typo("zzzzzzzzzz".as_ref()), None);
+    }
+
+    #[test]
+    fn session_flags_reach_the_config() {
+        let cli = Cli::try_parse_from([
+            "peer",
+            "a.torrent",
+            "--port",
+            "7000",
+            "--no-lsd",
+            "--state",
+            "/s",
+            "--dht-bootstrap",
+            "127.0.0.1:9",
+            "--open-tracker",
+            "--seed-ratio",
+            "1.5",
+            "--seed-time",
+            "0.5",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        let mut c = Config::default();
+        cli.run.session.apply(&mut c);
+        assert_eq!(c.listen_port, 7000);
+        assert!(!c.lsd && c.dht && c.tracker.open);
+        assert_eq!(c.state_dir, Some(PathBuf::from("/s")));
+        assert_eq!(c.dht_bootstrap.len(), 1);
+        assert_eq!(c.seed_ratio, Some(1.5));
+        assert_eq!(c.seed_time, Some(Duration::from_secs(30)));
+        let cli = Cli::try_parse_from(["peer", "daemon", "--port", "7001", "--no-dht"]).unwrap();
+        let Some(Command::Daemon(d)) = cli.command else {
+            panic!("not the daemon")
+        };
+        let mut c = Config::default();
+        d.session.apply(&mut c);
+        assert_eq!((c.listen_port, c.dht, c.lsd), (7001, false, true));
+    }
+
+    #[test]
+    fn piece_length_suffixes() {
+        assert_eq!(piece_length("262144").unwrap(), 262_144);
+        assert_eq!(piece_length("256K").unwrap(), 262_144);
+        assert_eq!(piece_length("256kib").unwrap(), 262_144);
+        assert_eq!(piece_length("1M").unwrap(), 1 << 20);
+        assert_eq!(piece_length("1G").unwrap(), 1 << 30);
+        for bad in [
+            "",
+            "K",
+            "1000",
+            "8K",
+            "1.5M",
+            "2T",
+            "-16K",
+            "99999999999999999999G",
+        ] {
+            assert!(piece_length(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seed_goal_values() {
+        assert!(
+            seed_ratio("-1").is_err() && seed_ratio("nan").is_err() && seed_ratio("x").is_err()
+        );
+        assert_eq!(minutes("90").unwrap(), Duration::from_secs(5400));
+        assert!(minutes("-1").is_err());
+    }
+}
