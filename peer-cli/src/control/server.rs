@@ -313,7 +313,16 @@ mod tests {
         let held: Vec<_> = (0..WORKERS)
             .map(|_| std::thread::spawn(move || get(addr).0))
             .collect();
-        std::thread::sleep(Duration::from_millis(300));
+        // Wait (bounded) until all of them are being handled.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server
+            .slots
+            .with(|s| s.iter().flatten().filter(|b| !b.reading).count())
+            < WORKERS
+        {
+            assert!(Instant::now() < deadline, "the workers never all got busy");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let (out, took) = get(addr);
         assert!(out.starts_with("HTTP/1.1 503"), "{out}");
         assert!(took >= WAIT_FOR_WORKER, "{took:?}");
