@@ -319,6 +319,8 @@ fn fuzz_server() -> TrackerServer {
         interval: Duration::from_secs(1800),
         min_interval: Duration::from_secs(300),
         peer_timeout: Duration::from_secs(3700),
+        max_peers_per_ip_per_swarm: 8,
+        max_new_swarms_per_ip_per_min: u32::MAX,
     })
 }
 

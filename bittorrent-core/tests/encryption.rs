@@ -225,3 +225,25 @@ fn one_session_answers_mse_for_each_of_its_torrents() {
         assert_eq!(&std::fs::read(dir.join(name)).unwrap(), data);
     }
 }
+
+#[test]
+fn magnet_metadata_comes_through_mse_from_a_require_seeder() {
+    // The metadata fetch of a magnet link dials like any peer connection:
+    // a seeder that refuses plaintext still serves the info dictionary.
+    let data = pseudo_random(300 * 1024, 42);
+    let (mi, seed_dir) = single_file_torrent("enc-magnet", &data, 16 * 1024);
+    let seeder = session_with(|c| c.encryption = Encryption::Require);
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(20));
+    let link = format!(
+        "magnet:?xt=urn:btih:{}&x.pe={}",
+        mi.info_hash,
+        seeder.local_addr_v4()
+    );
+    let magnet = bittorrent_core::Magnet::parse(&link).unwrap();
+    let dir = temp_dir("enc-magnet-leech");
+    let leecher = session();
+    leecher.add(AddTorrent::magnet(magnet, &dir)).unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    assert_eq!(std::fs::read(dir.join("enc-magnet")).unwrap(), data);
+}

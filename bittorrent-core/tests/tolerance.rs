@@ -106,27 +106,33 @@ fn leecher_accepts_have_none_allowed_fast_and_two_late_bitfields() {
     let data2 = data.clone();
     let peer = std::thread::spawn(move || {
         listener.set_nonblocking(true).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // The leecher may try an encrypted (MSE) handshake first; like aria2
+        // set to plaintext, this peer drops it and waits for the plaintext
+        // retry (first byte 19).
         let s = loop {
             match listener.accept() {
-                Ok((s, _)) => break s,
+                Ok((mut s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let mut first = [0u8; 1];
+                    if s.read_exact(&mut first).is_ok() && first[0] == 19 {
+                        let mut rest = [0u8; 67];
+                        s.read_exact(&mut rest).unwrap();
+                        break s;
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20))
                 }
-                Err(e) => panic!("the leecher never dialled: {e}"),
+                Err(e) => panic!("the leecher never dialled in plaintext: {e}"),
             }
         };
-        s.set_nonblocking(false).unwrap();
         s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut raw = Raw {
             s,
             dec: FrameDecoder::new(MAX_FRAME),
         };
-        let mut hs = [0u8; 68];
-        raw.s
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        raw.s.read_exact(&mut hs).unwrap();
         let mut id = *b"A2-1-37-0-aria2like0";
         id[19] = b'1';
         raw.s.write_all(&Handshake::new(ih, id).encode()).unwrap();

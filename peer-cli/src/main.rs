@@ -17,6 +17,11 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp_millis()
         .init();
+    // Sockets and the file pool need descriptors: lift the soft limit to
+    // the hard one (the file pool sizes itself from it).
+    if let Some(n) = bittorrent_core::engine::file_pool::raise_nofile_limit() {
+        log::debug!("open file limit: {n}");
+    }
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if argv.len() == 1 {
         // `peer` alone: the help, exit 0 (as before clap).

@@ -54,6 +54,8 @@ fn libtorrent_finds_our_seeder_through_our_dht() {
             port.as_ref(),
         ],
     );
+    // One UDP port: the DHT listens on the peer wire port number.
+    assert_eq!(dht_port.to_string(), port, "{}", seeder.output());
     let down = tmp.subdir("down");
     let mut cmd = python_cmd("lt_leech.py");
     cmd.arg(&torrent).arg(&down).args([

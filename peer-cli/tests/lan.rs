@@ -11,6 +11,8 @@
 //!     downloads the same torrent through the same embedded tracker.
 //! (c) A trackerless torrent (`peer create` without `--announce`): peers on
 //!     other hosts find the seeder by Local Service Discovery (BEP 14) alone.
+//! (d) LSD off, no tracker: a magnet link resolves through the seeder's DHT
+//!     node, bootstrapped from the seeder's peer wire `IP:PORT`.
 
 mod support;
 
@@ -264,6 +266,64 @@ fn lan_trackerless_download_found_by_lsd_alone() {
         "the seeder never heard an LSD announce\n{}",
         seeder.output()
     );
+}
+
+/// (d) One UDP port: LSD off, no tracker; the magnet link on host 2 is
+///     resolved through the DHT node of the seeder on host 1, reached with
+///     `--dht-bootstrap 10.77.0.1:6881`, the seeder's peer wire address.
+#[test]
+fn lan_magnet_through_dht_bootstrap_on_the_peer_port() {
+    let Some(lan) = lan_or_skip(2) else {
+        return;
+    };
+    let tmp = TempDir::new("lan-dht");
+    let seed_dir = tmp.subdir("host1");
+    let src = make_multi_file_dir(&seed_dir, NAME);
+    let torrent = tmp.path().join("trackerless.torrent");
+    let mut create = Command::new(peer_bin());
+    create.arg("create").arg(&src).arg("-o").arg(&torrent);
+    let out = run_bounded("peer create", create, Duration::from_secs(60));
+    assert!(out.status.success(), "{out:?}");
+    let info = run_peer(&[
+        std::ffi::OsStr::new("info"),
+        torrent.as_os_str(),
+        std::ffi::OsStr::new("--json"),
+    ]);
+    let mut seed = lan.command(0, &peer_bin());
+    seed.arg(&torrent)
+        .arg("--dir")
+        .arg(&seed_dir)
+        .args(["--port", "6881", "--no-lsd"])
+        .env(
+            "RUST_LOG",
+            "info,bittorrent_core::discovery::announcer=debug",
+        );
+    let mut seeder = Child::spawn("seeder (host 1)", seed);
+    // The seeder has checked its data and announced itself to its own DHT
+    // node (a magnet that gives up at once needs that; see one_port.rs).
+    assert!(
+        seeder.wait_for_output("DHT: ", LONG_WAIT),
+        "{}",
+        seeder.output()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = tmp.subdir("host2");
+    let mut cmd = lan.command(1, &peer_bin());
+    cmd.arg(format!("magnet:?xt=urn:btih:{}", info_hash_of(&info)))
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--port", "6881", "--no-lsd", "--once"])
+        .args(["--dht-bootstrap", "10.77.0.1:6881"])
+        .env("RUST_LOG", "info");
+    let mut leecher = Child::spawn("peer magnet (host 2)", cmd);
+    let status = leecher.wait_exit(LONG_WAIT);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the magnet link did not resolve through the DHT on 10.77.0.1:6881\n{}\n{}",
+        leecher.output(),
+        seeder.output()
+    );
+    assert_same_data(&src, &dir.join(NAME));
 }
 
 /// The `info_hash` of `peer info --json` output.

@@ -5,3 +5,4 @@ pub mod announcer;
 pub mod dht;
 pub mod lsd;
 pub mod tracker;
+pub mod udp;

@@ -21,6 +21,10 @@ pub struct Config {
     pub max_peers_per_torrent: usize,
     /// Connections in the whole session (default 500).
     pub max_connections: usize,
+    /// Incoming connections from one IP address still in their handshake
+    /// (default 8); more are closed at once, so that one host's silent
+    /// sockets cannot hold the slots (and threads) others need.
+    pub max_handshakes_per_ip: usize,
     /// Regular upload slots per torrent; one optimistic slot is added (default 4).
     pub upload_slots: usize,
     /// Hashing threads (default: the number of cores).
@@ -72,6 +76,7 @@ impl Default for Config {
             peer_id_prefix: "-PE0001-".into(),
             max_peers_per_torrent: 50,
             max_connections: 500,
+            max_handshakes_per_ip: 8,
             upload_slots: 4,
             hasher_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             peer_limits: PeerLimits::default(),

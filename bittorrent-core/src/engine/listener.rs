@@ -6,14 +6,20 @@
 use crate::engine::mse::{self, Encryption, PeerStream, Sniffed};
 use crate::engine::peer;
 use crate::engine::shared::Shared;
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Handshakes in flight per remote IP address.
+type PerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
 /// Accept until the session stops (woken by a connection to ourselves).
 pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let per_ip: PerIp = Arc::default();
     for stream in listener.incoming() {
         if shared.shutting_down.load(Ordering::SeqCst) {
             return;
@@ -30,26 +36,57 @@ pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         if busy >= shared.config.max_connections {
             continue; // dropped: closes the socket
         }
+        // One host gets a few handshakes at a time: its silent sockets
+        // cannot hold every slot while others wait.
+        let Ok(remote) = stream.peer_addr() else {
+            continue;
+        };
+        let ip = remote.ip().to_canonical();
+        {
+            let mut m = per_ip.lock();
+            let n = m.entry(ip).or_insert(0);
+            if *n >= shared.config.max_handshakes_per_ip {
+                log::debug!("incoming {remote}: too many handshakes in flight from {ip}");
+                continue;
+            }
+            *n += 1;
+        }
         shared.handshaking.fetch_add(1, Ordering::Relaxed);
-        let s = shared.clone();
+        let guard = Handshaking {
+            shared: shared.clone(),
+            per_ip: per_ip.clone(),
+            ip,
+        };
         let _ = std::thread::Builder::new()
             .name("peer (incoming)".into())
-            .spawn(move || handle_incoming(stream, s));
+            .spawn(move || handle_incoming(stream, guard));
     }
 }
 
-/// Counts an accepted socket as handshaking until dropped.
-struct Handshaking(Arc<Shared>);
+/// Counts an accepted socket as handshaking (in the session and for its
+/// IP address) until dropped.
+struct Handshaking {
+    shared: Arc<Shared>,
+    per_ip: PerIp,
+    ip: IpAddr,
+}
 
 impl Drop for Handshaking {
     fn drop(&mut self) {
-        self.0.handshaking.fetch_sub(1, Ordering::Relaxed);
+        self.shared.handshaking.fetch_sub(1, Ordering::Relaxed);
+        let mut m = self.per_ip.lock();
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
     }
 }
 
 /// Sniff the first bytes: a BitTorrent handshake goes to its torrent.
-fn handle_incoming(mut stream: TcpStream, shared: Arc<Shared>) {
-    let guard = Handshaking(shared.clone());
+fn handle_incoming(mut stream: TcpStream, guard: Handshaking) {
+    let shared = guard.shared.clone();
     let Ok(addr) = stream.peer_addr() else {
         return;
     };

@@ -16,7 +16,8 @@
 use crate::discovery::announcer::{self, AnnounceTarget, Progress};
 use crate::discovery::tracker::TrackerList;
 use crate::engine::candidates::Candidates;
-use crate::engine::peer::{read_handshake, OUR_METADATA_ID};
+use crate::engine::mse::Encryption;
+use crate::engine::peer::{dial_with, read_handshake, PeerLimits, OUR_METADATA_ID};
 use crate::engine::shared::{MagnetShared, Shared};
 use crate::engine::status::TrackerStatus;
 use crate::proto::extension::{
@@ -27,7 +28,7 @@ use crate::proto::wire::{FrameDecoder, Handshake, Message, MAX_FRAME};
 use crossbeam_channel::{select, Receiver, Sender};
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,7 +105,14 @@ fn run(
         let room = PARALLEL_FETCHES.saturating_sub(asking.len());
         for addr in candidates.ready(now, room, |_| true) {
             candidates.set_busy(&addr);
-            if start_fetch(addr, ih, shared.peer_id, me.stop.clone(), done_tx.clone()) {
+            if start_fetch(
+                addr,
+                ih,
+                shared.peer_id,
+                shared.config.encryption,
+                me.stop.clone(),
+                done_tx.clone(),
+            ) {
                 asking.insert(addr);
             } else {
                 candidates.failed(&addr, now);
@@ -163,6 +171,7 @@ fn start_fetch(
     addr: SocketAddr,
     ih: InfoHash,
     peer_id: [u8; 20],
+    encryption: Encryption,
     stop: Arc<AtomicBool>,
     done: Sender<Fetched>,
 ) -> bool {
@@ -170,7 +179,10 @@ fn start_fetch(
         .name(format!("metadata {addr}"))
         .spawn(move || {
             let deadline = Instant::now() + PER_PEER;
-            let _ = done.send((addr, from_peer(addr, ih, peer_id, deadline, &stop)));
+            let _ = done.send((
+                addr,
+                from_peer(addr, ih, peer_id, encryption, deadline, &stop),
+            ));
         })
         .is_ok()
 }
@@ -217,17 +229,23 @@ fn from_peer(
     addr: SocketAddr,
     ih: InfoHash,
     peer_id: [u8; 20],
+    encryption: Encryption,
     deadline: Instant,
     stop: &AtomicBool,
 ) -> Result<Vec<u8>, String> {
     let left = |d: Instant| d.saturating_duration_since(Instant::now());
-    let mut s = TcpStream::connect_timeout(&addr, left(deadline).min(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
-    s.write_all(&Handshake::new(ih.0, peer_id).encode())
-        .map_err(|e| e.to_string())?;
-    let (hs, rest) =
-        read_handshake(&mut s, Vec::new(), left(deadline)).map_err(|e| e.to_string())?;
+    // Through MSE as the session's policy says (with `prefer`, plaintext if
+    // the peer does not speak it), like any other connection.
+    let limits = PeerLimits {
+        connect_timeout: left(deadline).min(Duration::from_secs(5)),
+        handshake_timeout: left(deadline).min(Duration::from_secs(10)),
+        write_timeout: Duration::from_secs(5),
+        ..PeerLimits::default()
+    };
+    let hs = Handshake::new(ih.0, peer_id).encode();
+    let (mut s, rest) =
+        dial_with(addr, ih.0, &hs, encryption, &limits).map_err(|e| e.to_string())?;
+    let (hs, rest) = read_handshake(&mut s, rest, left(deadline)).map_err(|e| e.to_string())?;
     if hs.info_hash != ih.0 {
         return Err("wrong info-hash".into());
     }
@@ -244,7 +262,9 @@ fn from_peer(
         payload: ours.encode(),
     }
     .encode(&mut out);
-    s.write_all(&out).map_err(|e| e.to_string())?;
+    s.write_all(&out)
+        .and_then(|()| s.flush())
+        .map_err(|e| e.to_string())?;
     let mut dec = FrameDecoder::new(MAX_FRAME);
     dec.feed(&rest);
     let mut buf = vec![0u8; 64 * 1024];
@@ -274,7 +294,9 @@ fn from_peer(
                     }
                     .encode(&mut out);
                 }
-                s.write_all(&out).map_err(|e| e.to_string())?;
+                s.write_all(&out)
+                    .and_then(|()| s.flush())
+                    .map_err(|e| e.to_string())?;
             } else if id == OUR_METADATA_ID {
                 match MetadataMessage::decode(&payload).map_err(|e| e.to_string())? {
                     MetadataMessage::Data {

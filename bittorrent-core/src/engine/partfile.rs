@@ -21,6 +21,7 @@ use crate::engine::storage::StorageError;
 use crate::proto::metainfo::Info;
 use parking_lot::RwLock;
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -51,7 +52,13 @@ impl PartFile {
     /// The part file of `info` at `path` (opened if it exists, else
     /// created on the first write).
     pub fn new(path: PathBuf, info: &Info) -> PartFile {
-        let file = OpenOptions::new().read(true).write(true).open(&path).ok();
+        // Never through a symbolic link planted in the download directory.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .ok();
         PartFile {
             path,
             piece_length: info.piece_length,
@@ -117,6 +124,7 @@ impl PartFile {
                 .write(true)
                 .create(true)
                 .truncate(false)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&self.path)
                 .map_err(|e| io_err(&self.path, "create", e))?;
             *w = Some(f);

@@ -305,25 +305,33 @@ pub fn run_outgoing(
 /// Returns the stream and the bytes already received past the MSE
 /// handshake (the start of the peer's BitTorrent handshake).
 fn dial(addr: SocketAddr, ctx: &PeerContext) -> Result<(PeerStream, Vec<u8>), CloseReason> {
+    let ours = our_handshake(ctx).encode();
+    dial_with(addr, ctx.info_hash, &ours, ctx.encryption, &ctx.limits)
+}
+
+/// [`dial`] for any caller: connect to `addr` (`limits.connect_timeout`,
+/// `limits.write_timeout` on the socket) and send the BitTorrent handshake
+/// `ours` for `info_hash`, inside MSE as `policy` says (the MSE exchange
+/// bounded by `limits.handshake_timeout`). Also used to fetch metadata.
+pub(crate) fn dial_with(
+    addr: SocketAddr,
+    info_hash: [u8; 20],
+    ours: &[u8],
+    policy: Encryption,
+    limits: &PeerLimits,
+) -> Result<(PeerStream, Vec<u8>), CloseReason> {
     let connect = || {
-        let stream = TcpStream::connect_timeout(&addr, ctx.limits.connect_timeout)
+        let stream = TcpStream::connect_timeout(&addr, limits.connect_timeout)
             .map_err(|e| CloseReason::ConnectFailed(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_write_timeout(Some(ctx.limits.write_timeout));
+        let _ = stream.set_write_timeout(Some(limits.write_timeout));
         Ok::<_, CloseReason>(stream)
     };
-    let ours = our_handshake(ctx).encode();
-    if ctx.encryption != Encryption::Off {
-        let deadline = Instant::now() + ctx.limits.handshake_timeout;
-        match mse::initiate(
-            connect()?,
-            ctx.info_hash,
-            ctx.encryption.methods(),
-            &ours,
-            deadline,
-        ) {
+    if policy != Encryption::Off {
+        let deadline = Instant::now() + limits.handshake_timeout;
+        match mse::initiate(connect()?, info_hash, policy.methods(), ours, deadline) {
             Ok(x) => return Ok(x),
-            Err(e) if ctx.encryption == Encryption::Prefer => {
+            Err(e) if policy == Encryption::Prefer => {
                 log::debug!("peer {addr}: {e}; redialling in clear");
             }
             Err(e) => return Err(CloseReason::BadHandshake(e.to_string())),
@@ -331,7 +339,7 @@ fn dial(addr: SocketAddr, ctx: &PeerContext) -> Result<(PeerStream, Vec<u8>), Cl
     }
     let mut stream = connect()?;
     stream
-        .write_all(&ours)
+        .write_all(ours)
         .map_err(|e| CloseReason::Io(e.to_string()))?;
     Ok((PeerStream::plain(stream), Vec::new()))
 }

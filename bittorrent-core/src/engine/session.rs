@@ -178,17 +178,33 @@ impl Session {
         let hasher = HasherPool::start(config.hasher_threads)
             .map_err(|e| Error::io("start hashing threads", e))?;
         let config_tracker = config.tracker.clone();
-        let dht = if config.dht {
+        // One UDP socket on the listening port number for the UDP tracker
+        // (BEP 15) and the DHT, told apart by their first byte by the `udp`
+        // thread (`discovery::udp`). So `--dht-bootstrap IP:PORT` with a
+        // peer's listening address joins its DHT.
+        let udp_socket = if config.enable_tracker || config.dht {
+            Some(
+                std::net::UdpSocket::bind(local_addr)
+                    .map_err(|e| Error::io(format!("bind UDP on {local_addr}"), e))?,
+            )
+        } else {
+            None
+        };
+        let (dht_in_tx, dht_in_rx) = crossbeam_channel::bounded(1024);
+        let dht = if let (true, Some(sock)) = (config.dht, &udp_socket) {
             let mut bootstrap = config.dht_bootstrap.clone();
             if let Some(dir) = &config.state_dir {
                 bootstrap.extend(dht_table::load(&dir.join("dht.benc")));
             }
             let cfg = crate::discovery::dht::DhtConfig {
-                bind: SocketAddr::new(config.listen_addr, 0),
+                bind: local_addr,
                 bootstrap,
                 ..Default::default()
             };
-            match crate::discovery::dht::Dht::start(cfg) {
+            let started = sock
+                .try_clone()
+                .and_then(|s| crate::discovery::dht::Dht::start_shared(cfg, s, dht_in_rx));
+            match started {
                 Ok(d) => {
                     log::info!("DHT node on {}", d.local_addr());
                     Some(Arc::new(d))
@@ -220,17 +236,17 @@ impl Session {
             hasher: Some(hasher),
             ..Threads::default()
         };
-        // BEP 15 on the same port number, UDP.
-        if shared.config.enable_tracker {
-            let sock = std::net::UdpSocket::bind(local_addr)
-                .map_err(|e| Error::io(format!("bind UDP tracker on {local_addr}"), e))?;
-            let (t, stop) = (shared.tracker.clone(), shared.shutting_down.clone());
+        // The `udp` thread: BEP 15 and the DHT on the same port number.
+        if let Some(sock) = udp_socket {
+            let tracker = shared.config.enable_tracker.then(|| shared.tracker.clone());
+            let to_dht = shared.dht.is_some().then_some(dht_in_tx);
+            let stop = shared.shutting_down.clone();
             threads.udp = Some(
                 std::thread::Builder::new()
                     .name("udp".into())
                     .spawn(move || {
-                        if let Err(e) = t.run_udp(&sock, &stop) {
-                            log::warn!("UDP tracker stopped: {e}");
+                        if let Err(e) = crate::discovery::udp::run(&sock, tracker, to_dht, &stop) {
+                            log::warn!("UDP socket stopped: {e}");
                         }
                     })
                     .map_err(|e| Error::io("start UDP thread", e))?,
@@ -284,7 +300,33 @@ impl Session {
         self.inner.shared.local_addr
     }
 
-    /// The DHT node's UDP address, when the DHT runs.
+    /// One line saying what the session listens on: TCP (peer wire and,
+    /// when on, the HTTP tracker), UDP (tracker and DHT, one socket on the
+    /// same port number) and LSD. For the CLI's start-up line.
+    pub fn listening(&self) -> String {
+        let a = self.inner.shared.local_addr;
+        let c = &self.inner.shared.config;
+        let mut tcp = vec!["peer wire"];
+        let mut udp = Vec::new();
+        if c.enable_tracker {
+            tcp.push("HTTP tracker");
+            udp.push("UDP tracker");
+        }
+        if self.inner.shared.dht.is_some() {
+            udp.push("DHT");
+        }
+        let mut line = format!("TCP {a} ({})", tcp.join(" + "));
+        if !udp.is_empty() {
+            line.push_str(&format!(", UDP {a} ({})", udp.join(" + ")));
+        }
+        if self.inner.lsd.lock().is_some() {
+            line.push_str(&format!(", LSD {}", crate::discovery::lsd::HOST_V4));
+        }
+        line
+    }
+
+    /// The DHT node's UDP address, when the DHT runs (the listening
+    /// address: the DHT shares the UDP socket with the tracker).
     pub fn dht_addr(&self) -> Option<SocketAddr> {
         self.inner.shared.dht.as_ref().map(|d| d.local_addr())
     }
@@ -707,7 +749,7 @@ impl Inner {
             saved::remove(dir, ih);
         }
         if let (Some(t), true) = (&torrent, delete_data) {
-            delete_files(&t.peer_ctx.storage)?;
+            delete_files(&t.peer_ctx.storage, &t.metainfo.info.name)?;
         }
         log::info!(
             "{ih}: removed{}",
@@ -848,23 +890,13 @@ fn resolved(
 }
 
 /// Delete a torrent's files and the empty directories it created, up to
-/// the save path.
-fn delete_files(storage: &Storage) -> Result<()> {
-    for p in storage.paths() {
-        if let Err(e) = std::fs::remove_file(p) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(Error::io(format!("delete {}", p.display()), e));
-            }
-        }
-        let mut d = p.parent();
-        while let Some(dir) = d {
-            if dir == storage.root() || std::fs::remove_dir(dir).is_err() {
-                break;
-            }
-            d = dir.parent();
-        }
-    }
-    Ok(())
+/// the save path, never through a symbolic link (a path with one is left
+/// alone and reported).
+fn delete_files(storage: &Storage, name: &str) -> Result<()> {
+    storage.remove_files().map_err(|e| Error::Storage {
+        name: name.to_string(),
+        source: e,
+    })
 }
 
 /// Hand peers found by LSD to their torrents (never private ones) and to

@@ -1,16 +1,29 @@
 //! Storage: a torrent's files on disk, addressed as one byte stream.
 //!
-//! Files are created sparse at their full size; blocks are written at their
-//! offset with positional I/O (`FileExt::write_at`), so a piece spanning
-//! several files is just several writes. Pad files (BEP 47) are never
-//! created: they read as zeros and writes to them are dropped.
+//! A file is created (sparse, at its full size) when its first block is
+//! written, not when the torrent is added; a missing file reads as zeros.
+//! Blocks are written at their offset with positional I/O
+//! (`FileExt::write_at`), so a piece spanning several files is just several
+//! writes. Pad files (BEP 47) are never created: they read as zeros and
+//! writes to them are dropped. Zero-length files are created at open.
+//!
+//! Handles come from the process-wide [`FilePool`](super::file_pool): at
+//! most a bounded number of files are open at once, least recently used
+//! closed first, so a torrent of thousands of files fits the usual
+//! descriptor limit. Every path is opened, created and deleted through
+//! [`safe_fs`](super::safe_fs): no component below the download directory
+//! may be a symbolic link (`StorageError::Symlink` names it).
 //!
 //! Positional reads and writes take `&self`, so one `Storage` is shared
 //! (in an `Arc`) by the torrent thread (the only writer), the hashing pool
 //! and the peer threads (uploads read verified pieces).
 
+use super::file_pool::{self, FilePool};
+use super::safe_fs::{self, FsError, Mode};
 use crate::proto::metainfo::Info;
-use std::fs::{File, OpenOptions};
+use parking_lot::Mutex;
+use std::collections::BTreeSet;
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -33,6 +46,9 @@ pub enum StorageError {
     },
     /// A torrent path that is not a plain relative path (refused, never joined).
     UnsafePath(String),
+    /// A component of a file's path below the download directory is a
+    /// symbolic link: nothing is written, read or deleted through it.
+    Symlink(PathBuf),
 }
 
 impl std::fmt::Display for StorageError {
@@ -43,6 +59,11 @@ impl std::fmt::Display for StorageError {
                 write!(f, "{op} {}: {source}", path.display())
             }
             StorageError::UnsafePath(p) => write!(f, "unsafe path in torrent: {p}"),
+            StorageError::Symlink(p) => write!(
+                f,
+                "{} is a symbolic link: refusing to follow it out of the download directory",
+                p.display()
+            ),
         }
     }
 }
@@ -69,21 +90,54 @@ fn io_err(path: &Path, op: &'static str, source: std::io::Error) -> StorageError
     }
 }
 
+fn fs_err(e: FsError) -> StorageError {
+    match e {
+        FsError::Symlink(p) => StorageError::Symlink(p),
+        FsError::Io { path, op, source } => io_err(&path, op, source),
+    }
+}
+
 #[derive(Debug)]
 struct StorageFile {
     path: PathBuf,
     offset: u64,
     length: u64,
-    /// `None` for pad files and zero-length files.
-    file: Option<File>,
+    /// A pad file: never on disk.
+    pad: bool,
 }
 
-/// A torrent's files, opened.
-#[derive(Debug)]
+impl StorageFile {
+    /// Whether it holds data on disk (not a pad file, not empty).
+    fn has_bytes(&self) -> bool {
+        !self.pad && self.length > 0
+    }
+}
+
+/// A torrent's files.
 pub struct Storage {
     files: Vec<StorageFile>,
     total_length: u64,
     root: PathBuf,
+    /// Our keys in the file pool.
+    id: u64,
+    pool: &'static FilePool,
+    /// Files written since the last `sync`.
+    dirty: Mutex<BTreeSet<usize>>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("root", &self.root)
+            .field("files", &self.files.len())
+            .finish()
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        self.pool.close_storage(self.id);
+    }
 }
 
 /// Join sanitised torrent path components under `dir`, refusing anything
@@ -107,30 +161,105 @@ pub fn safe_join(dir: &Path, components: &[String]) -> Result<PathBuf, StorageEr
 }
 
 impl Storage {
-    /// Open (creating sparse where missing) every file of `info` under `dir`.
-    /// Existing files are never truncated; a file that cannot be opened for
-    /// writing is opened read-only (enough to seed).
+    /// The files of `info` under `dir`. Nothing is opened and only
+    /// zero-length files are created (the others are created when first
+    /// written); if that fails, what was created is removed again. A path
+    /// with a symbolic link below `dir` is refused. Existing files are never
+    /// truncated; a file that cannot be opened for writing is read
+    /// read-only (enough to seed).
     pub fn open(dir: &Path, info: &Info) -> Result<Storage, StorageError> {
+        let root = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         let mut files = Vec::with_capacity(info.files.len());
         for f in &info.files {
-            let path = safe_join(dir, &f.path)?;
-            let handle = if f.pad {
-                None
-            } else {
-                Some(open_file(&path, f.length)?)
-            };
+            let path = safe_join(&root, &f.path)?;
+            if !f.pad {
+                safe_fs::check(&root, &path).map_err(fs_err)?;
+            }
             files.push(StorageFile {
                 path,
                 offset: f.offset,
                 length: f.length,
-                file: handle.filter(|_| f.length > 0),
+                pad: f.pad,
             });
         }
-        Ok(Storage {
+        let storage = Storage {
             files,
             total_length: info.total_length,
-            root: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
-        })
+            root,
+            id: file_pool::next_storage_id(),
+            pool: file_pool::global(),
+            dirty: Mutex::new(BTreeSet::new()),
+        };
+        storage.create_empty_files()?;
+        Ok(storage)
+    }
+
+    /// Create the zero-length files (they are never written); on failure,
+    /// remove the ones created here.
+    fn create_empty_files(&self) -> Result<(), StorageError> {
+        let mut created: Vec<&Path> = Vec::new();
+        let mut result = Ok(());
+        for f in self.files.iter().filter(|f| !f.pad && f.length == 0) {
+            match safe_fs::check(&self.root, &f.path) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    result = Err(fs_err(e));
+                    break;
+                }
+            }
+            match safe_fs::open(&self.root, &f.path, Mode::Write) {
+                Ok(_) => created.push(&f.path),
+                Err(e) => {
+                    result = Err(fs_err(e));
+                    break;
+                }
+            }
+        }
+        if result.is_err() {
+            for p in created {
+                let _ = safe_fs::remove_file(&self.root, p);
+                if let Some(parent) = p.parent() {
+                    safe_fs::remove_empty_dirs(&self.root, parent);
+                }
+            }
+        }
+        result
+    }
+
+    /// The handle of file `i` from the pool, opening it if needed. `None`:
+    /// it does not exist yet (only when not `write`).
+    fn handle(&self, i: usize, write: bool) -> Result<Option<std::sync::Arc<File>>, StorageError> {
+        let f = &self.files[i];
+        let got = self.pool.get((self.id, i), write, || {
+            let mode = if write { Mode::Write } else { Mode::Read };
+            let Some((file, writable)) =
+                safe_fs::open(&self.root, &f.path, mode).map_err(fs_err)?
+            else {
+                return Ok(None);
+            };
+            if writable {
+                let cur = file
+                    .metadata()
+                    .map_err(|e| io_err(&f.path, "stat", e))?
+                    .len();
+                if cur < f.length {
+                    // Sparse preallocation: no blocks are allocated until written.
+                    file.set_len(f.length)
+                        .map_err(|e| io_err(&f.path, "preallocate", e))?;
+                }
+            }
+            Ok(Some((file, writable)))
+        })?;
+        match got {
+            Some((_, false)) if write => Err(io_err(
+                &f.path,
+                "write",
+                std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            )),
+            Some((file, _)) => Ok(Some(file)),
+            None => Ok(None),
+        }
     }
 
     /// The directory the files live under (absolute).
@@ -143,9 +272,9 @@ impl Storage {
     pub fn stamps(&self) -> Vec<Option<crate::state::resume::FileStamp>> {
         self.files
             .iter()
-            .filter(|f| f.file.is_some() || f.length == 0)
+            .filter(|f| !f.pad)
             .map(|f| {
-                std::fs::metadata(&f.path)
+                std::fs::symlink_metadata(&f.path)
                     .ok()
                     .map(|m| crate::state::resume::FileStamp {
                         length: m.len(),
@@ -162,65 +291,72 @@ impl Storage {
     }
 
     /// The files overlapping `[offset, offset + len)`, with the part of each.
-    fn spans(&self, offset: u64, len: u64) -> impl Iterator<Item = (&StorageFile, u64, u64, u64)> {
-        // (file, offset in file, length, offset in the caller's buffer)
+    fn spans(&self, offset: u64, len: u64) -> impl Iterator<Item = (usize, u64, u64, u64)> + '_ {
+        // (file index, offset in file, length, offset in the caller's buffer)
         let start = self
             .files
             .partition_point(|f| f.offset + f.length <= offset);
         let end = offset + len;
         self.files[start..]
             .iter()
-            .take_while(move |f| f.offset < end)
-            .filter(|f| f.length > 0)
-            .map(move |f| {
+            .enumerate()
+            .take_while(move |(_, f)| f.offset < end)
+            .filter(|(_, f)| f.has_bytes())
+            .map(move |(i, f)| {
                 let s = offset.max(f.offset);
                 let e = end.min(f.offset + f.length);
-                (f, s - f.offset, e - s, s - offset)
+                (start + i, s - f.offset, e - s, s - offset)
             })
     }
 
-    /// Write `data` at torrent offset `offset`.
+    /// Write `data` at torrent offset `offset` (creating files as needed).
     pub fn write(&self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
-        for (f, at, len, buf_at) in self.spans(offset, data.len() as u64) {
-            if let Some(file) = &f.file {
-                let part = &data[buf_at as usize..(buf_at + len) as usize];
-                file.write_all_at(part, at)
-                    .map_err(|e| io_err(&f.path, "write", e))?;
-            }
+        for (i, at, len, buf_at) in self.spans(offset, data.len() as u64) {
+            let Some(file) = self.handle(i, true)? else {
+                continue;
+            };
+            self.dirty.lock().insert(i);
+            let part = &data[buf_at as usize..(buf_at + len) as usize];
+            file.write_all_at(part, at)
+                .map_err(|e| io_err(&self.files[i].path, "write", e))?;
         }
         Ok(())
     }
 
-    /// Fill `buf` from torrent offset `offset`. Pad files and bytes past
-    /// the end of a short file read as zeros.
+    /// Fill `buf` from torrent offset `offset`. Pad files, files not
+    /// created yet and bytes past the end of a short file read as zeros.
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
         buf.fill(0);
-        for (f, at, len, buf_at) in self.spans(offset, buf.len() as u64) {
-            if let Some(file) = &f.file {
-                let part = &mut buf[buf_at as usize..(buf_at + len) as usize];
-                read_full_at(file, part, at).map_err(|e| io_err(&f.path, "read", e))?;
-            }
+        for (i, at, len, buf_at) in self.spans(offset, buf.len() as u64) {
+            let Some(file) = self.handle(i, false)? else {
+                continue;
+            };
+            let part = &mut buf[buf_at as usize..(buf_at + len) as usize];
+            read_full_at(&file, part, at).map_err(|e| io_err(&self.files[i].path, "read", e))?;
         }
         Ok(())
     }
 
     /// Whether any byte of the range lies in a file that exists with data
-    /// (a cheap test to skip hashing pieces of a brand-new download).
+    /// (a cheap test to skip hashing pieces of a brand-new download). A
+    /// symbolic link is not a file with data.
     pub fn has_data(&self, offset: u64, len: u64) -> bool {
-        self.spans(offset, len).any(|(f, at, _, _)| {
-            f.file
-                .as_ref()
-                .and_then(|h| h.metadata().ok())
-                .is_some_and(|m| m.len() > at && m.blocks() > 0)
+        self.spans(offset, len).any(|(i, at, _, _)| {
+            std::fs::symlink_metadata(&self.files[i].path)
+                .is_ok_and(|m| m.is_file() && m.len() > at && m.blocks() > 0)
         })
     }
 
-    /// Flush written data of every file to disk.
+    /// Flush the data written since the last sync to disk (files closed by
+    /// the pool in between are opened again for this).
     pub fn sync(&self) -> Result<(), StorageError> {
-        for f in &self.files {
-            if let Some(file) = &f.file {
-                file.sync_data().map_err(|e| io_err(&f.path, "sync", e))?;
+        let dirty: Vec<usize> = self.dirty.lock().iter().copied().collect();
+        for i in dirty {
+            if let Some(file) = self.handle(i, false)? {
+                file.sync_data()
+                    .map_err(|e| io_err(&self.files[i].path, "sync", e))?;
             }
+            self.dirty.lock().remove(&i);
         }
         Ok(())
     }
@@ -229,41 +365,35 @@ impl Storage {
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files
             .iter()
-            .filter(|f| f.file.is_some() || f.length == 0)
+            .filter(|f| !f.pad)
             .map(|f| f.path.as_path())
+    }
+
+    /// Delete the torrent's files and the directories left empty below the
+    /// download directory, never through a symbolic link: a path with one
+    /// is left alone and reported (the first such error is returned, after
+    /// everything else was deleted).
+    pub fn remove_files(&self) -> Result<(), StorageError> {
+        self.pool.close_storage(self.id);
+        let mut first_err = None;
+        for f in self.files.iter().filter(|f| !f.pad) {
+            match safe_fs::remove_file(&self.root, &f.path) {
+                Ok(()) => {
+                    if let Some(parent) = f.path.parent() {
+                        safe_fs::remove_empty_dirs(&self.root, parent);
+                    }
+                }
+                Err(e) => {
+                    log::warn!("not deleting {}: {e}", f.path.display());
+                    first_err.get_or_insert(fs_err(e));
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 }
 
 use std::os::unix::fs::MetadataExt;
-
-fn open_file(path: &Path, length: u64) -> Result<File, StorageError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| io_err(parent, "create directory", e))?;
-    }
-    let file = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            File::open(path).map_err(|e| io_err(path, "open", e))?
-        }
-        Err(e) => return Err(io_err(path, "open", e)),
-    };
-    let cur = file.metadata().map_err(|e| io_err(path, "stat", e))?.len();
-    if cur < length {
-        // Sparse preallocation: no blocks are allocated until written.
-        if let Err(e) = file.set_len(length) {
-            if e.kind() != std::io::ErrorKind::PermissionDenied {
-                return Err(io_err(path, "preallocate", e));
-            }
-        }
-    }
-    Ok(file)
-}
 
 fn read_full_at(file: &File, mut buf: &mut [u8], mut at: u64) -> std::io::Result<()> {
     while !buf.is_empty() {
@@ -339,6 +469,72 @@ mod tests {
         assert!(dir.join("t/b").exists());
         assert!(!dir.join("t/pad").exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn files_are_created_when_first_written() {
+        let dir = tmp("lazy");
+        let inf = info(&[
+            ("t/a", 20, false),
+            ("t/sub/b", 12, false),
+            ("t/e", 0, false),
+        ]);
+        let s = Storage::open(&dir, &inf).unwrap();
+        assert!(!dir.join("t/a").exists() && !dir.join("t/sub").exists());
+        assert!(dir.join("t/e").exists(), "empty files exist at once");
+        let mut buf = [1u8; 32];
+        s.read(0, &mut buf).unwrap();
+        assert_eq!(buf, [0u8; 32]);
+        assert!(!s.has_data(0, 32));
+        s.write(25, &[7; 2]).unwrap();
+        assert!(!dir.join("t/a").exists());
+        assert_eq!(std::fs::read(dir.join("t/sub/b")).unwrap()[5..7], [7, 7]);
+        s.sync().unwrap();
+        assert!(s.has_data(16, 16));
+        s.remove_files().unwrap();
+        assert!(!dir.join("t").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn symlinks_below_the_root_are_refused() {
+        use std::os::unix::fs::symlink;
+        let dir = tmp("links");
+        let outside = tmp("links-outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::create_dir_all(dir.join("t")).unwrap();
+        std::fs::write(outside.join("victim"), b"keep me").unwrap();
+        // A file symlink: refused at open, naming the path.
+        symlink(outside.join("victim"), dir.join("t/a")).unwrap();
+        let inf = info(&[("t/a", 20, false)]);
+        let err = Storage::open(&dir, &inf).unwrap_err();
+        assert!(
+            matches!(&err, StorageError::Symlink(p) if p.ends_with("t/a")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("t/a"));
+        // Planted after open: the write fails, the victim is untouched.
+        std::fs::remove_file(dir.join("t/a")).unwrap();
+        let s = Storage::open(&dir, &inf).unwrap();
+        symlink(outside.join("victim"), dir.join("t/a")).unwrap();
+        let err = s.write(0, &[0; 20]).unwrap_err();
+        assert!(matches!(err, StorageError::Symlink(_)), "{err}");
+        // A directory symlink: nothing is created through it, and deleting
+        // never follows it.
+        let inf2 = info(&[("t/d/x", 20, false)]);
+        let s2 = Storage::open(&dir, &inf2).unwrap();
+        symlink(&outside, dir.join("t/d")).unwrap();
+        assert!(matches!(
+            s2.write(0, &[1; 20]),
+            Err(StorageError::Symlink(_))
+        ));
+        std::fs::write(outside.join("x"), b"mine").unwrap();
+        assert!(s2.remove_files().is_err());
+        assert!(s.remove_files().is_err());
+        assert_eq!(std::fs::read(outside.join("x")).unwrap(), b"mine");
+        assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"keep me");
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
     }
 
     #[test]

@@ -140,6 +140,9 @@ pub fn session_with(tweak: impl FnOnce(&mut Config)) -> Session {
     let mut c = Config {
         listen_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
         listen_port: 0,
+        // Every test peer is 127.0.0.1: many may be in their handshake at
+        // once (tests/listener.rs checks the default of 8 per address).
+        max_handshakes_per_ip: 64,
         ..Config::default()
     };
     tweak(&mut c);
@@ -151,6 +154,9 @@ pub fn session() -> Session {
     Session::start(Config {
         listen_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
         listen_port: 0,
+        // Every test peer is 127.0.0.1: many may be in their handshake at
+        // once (tests/listener.rs checks the default of 8 per address).
+        max_handshakes_per_ip: 64,
         ..Config::default()
     })
     .unwrap()

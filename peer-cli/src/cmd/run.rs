@@ -66,6 +66,7 @@ pub fn run(o: RunArgs) -> Result<(), CliError> {
     let mut config = Config::default();
     o.session.apply(&mut config);
     let session = Session::start(config).map_err(|e| CliError::failed(&e))?;
+    eprintln!("listening on {}", session.listening());
     // Subscribed before anything is added: no event is missed.
     let events = session.events();
     if o.session.open_tracker {

@@ -22,13 +22,16 @@ def parse_peer(s):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("torrent")
+    ap.add_argument("torrent", help="a .torrent file or a magnet link")
     ap.add_argument("save_dir")
     ap.add_argument("--peer", action="append", default=[], type=parse_peer)
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--listen-port", type=int, default=0)
     ap.add_argument("--dht-node", action="append", default=[],
                     help="IP:PORT of a DHT node to bootstrap from (turns libtorrent's DHT on)")
+    ap.add_argument("--stay", action="store_true",
+                    help="after DONE keep seeding (printing STATS up=N down=M) until "
+                         "the timeout (or until killed)")
     ap.add_argument("--encrypt", action="store_true",
                     help="require encryption (MSE with RC4) both ways")
     args = ap.parse_args()
@@ -37,8 +40,11 @@ def main():
     enable_dht(ses, args.dht_node)
     if args.encrypt:
         force_encryption(ses)
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(args.torrent)
+    if args.torrent.startswith("magnet:"):
+        atp = lt.parse_magnet_uri(args.torrent)
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = os.path.abspath(args.save_dir)
     h = ses.add_torrent(atp)
 
@@ -46,13 +52,23 @@ def main():
     deadline = start + args.timeout
     last_connect = 0.0
     last_print = 0.0
+    done = False
     while time.monotonic() < deadline:
         drain_alerts(ses)
         st = h.status()
         now = time.monotonic()
-        if st.is_seeding or st.is_finished:
+        if (st.is_seeding or st.is_finished) and not done:
+            done = True
             print("DONE %d bytes in %.1fs" % (st.total_wanted_done, now - start), flush=True)
-            return 0
+            if not args.stay:
+                return 0
+        if done:
+            if now - last_print > 1:
+                print("STATS up=%d down=%d" % (st.total_payload_upload, st.total_payload_download),
+                      flush=True)
+                last_print = now
+            time.sleep(0.1)
+            continue
         # (Re)dial while we have no connected peer: the seeder may still be starting.
         if st.num_peers == 0 and now - last_connect > 2 \
                 and st.state != lt.torrent_status.checking_files:
@@ -66,6 +82,8 @@ def main():
             last_print = now
         time.sleep(0.1)
     st = h.status()
+    if done:
+        return 0
     print("TIMEOUT at %.1f%% state=%s peers=%d" % (st.progress * 100, state_name(st), st.num_peers),
           flush=True)
     return 1

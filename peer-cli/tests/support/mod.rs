@@ -82,6 +82,7 @@ fn package_of(tool: &str) -> &'static str {
         "transmission-daemon" | "transmission-remote" => "transmission-daemon",
         "mktorrent" => "mktorrent",
         "aria2c" => "aria2",
+        "qbittorrent-nox" => "qbittorrent-nox",
         "opentracker" => "opentracker",
         "libtorrent" => "python3-libtorrent",
         _ => "?",

@@ -13,7 +13,7 @@ use super::krpc::{self, Body, CompactNode, Message, Query, Response, ERROR_PROTO
 use super::routing::{Contact, NodeId, RoutingTable, K};
 use super::token::Tokens;
 use crate::proto::metainfo::InfoHash;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -44,6 +44,9 @@ const MAX_RATE_ENTRIES: usize = 4096;
 const COMMANDS_PER_TICK: usize = 64;
 const PINGS_PER_MAINTENANCE: usize = 8;
 const RECV_BUF: usize = 4096;
+/// An answer to a querier whose address we have not verified is at most
+/// this many times the size of its query (no amplification for spoofers).
+pub const MAX_AMPLIFICATION: usize = 4;
 
 /// Configuration of a [`Dht`] node.
 #[derive(Debug, Clone)]
@@ -104,10 +107,31 @@ impl Dht {
     pub fn start(cfg: DhtConfig) -> io::Result<Dht> {
         let socket = UdpSocket::bind(cfg.bind)?;
         socket.set_read_timeout(Some(TICK))?;
+        Dht::spawn(socket, None, cfg)
+    }
+
+    /// Start the `dht` thread on a socket shared with other protocols
+    /// (`cfg.bind` is ignored): it sends through `socket` (a clone of the
+    /// shared one) and receives the KRPC datagrams another thread reads from
+    /// it on `inbound` (see [`crate::discovery::udp`]).
+    pub fn start_shared(
+        cfg: DhtConfig,
+        socket: UdpSocket,
+        inbound: Receiver<(Vec<u8>, SocketAddr)>,
+    ) -> io::Result<Dht> {
+        Dht::spawn(socket, Some(inbound), cfg)
+    }
+
+    fn spawn(
+        socket: UdpSocket,
+        inbound: Option<Receiver<(Vec<u8>, SocketAddr)>>,
+        cfg: DhtConfig,
+    ) -> io::Result<Dht> {
         let local_addr = socket.local_addr()?;
         let id = cfg.id.unwrap_or_else(NodeId::random);
         let (tx, rx) = crossbeam_channel::bounded(1024);
-        let node = Node::new(socket, id, cfg);
+        let mut node = Node::new(socket, id, cfg);
+        node.inbound = inbound;
         let thread = std::thread::Builder::new()
             .name("dht".into())
             .spawn(move || node.run(rx))?;
@@ -335,6 +359,9 @@ impl Lookup {
 
 struct Node {
     socket: UdpSocket,
+    /// Datagrams read by the session's `udp` thread when the socket is
+    /// shared; `None`: this thread reads `socket` itself.
+    inbound: Option<Receiver<(Vec<u8>, SocketAddr)>>,
     id: NodeId,
     cfg: DhtConfig,
     table: RoutingTable,
@@ -359,6 +386,7 @@ impl Node {
         let now = Instant::now();
         Node {
             socket,
+            inbound: None,
             id,
             table: RoutingTable::new(id),
             tokens: Tokens::new(now),
@@ -391,22 +419,32 @@ impl Node {
                     Err(TryRecvError::Empty) => break,
                 }
             }
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    // A datagram filling the buffer was probably truncated.
-                    if n < buf.len() {
-                        self.packet(&buf[..n], from, Instant::now());
-                    }
+            let shared = self.inbound.as_ref().map(|i| i.recv_timeout(TICK));
+            if let Some(got) = shared {
+                match got {
+                    Ok((p, from)) => self.packet(&p, from, Instant::now()),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    // The reader stopped (session shutting down): wait for Stop.
+                    Err(RecvTimeoutError::Disconnected) => std::thread::sleep(TICK),
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => {
-                    // E.g. ICMP port unreachable reported on some systems.
-                    log::debug!("dht recv: {e}");
-                    std::thread::sleep(Duration::from_millis(5));
+            } else {
+                match self.socket.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        // A datagram filling the buffer was probably truncated.
+                        if n < buf.len() {
+                            self.packet(&buf[..n], from, Instant::now());
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(e) => {
+                        // E.g. ICMP port unreachable reported on some systems.
+                        log::debug!("dht recv: {e}");
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
                 }
             }
             let now = Instant::now();
@@ -519,10 +557,15 @@ impl Node {
             self.finish(l, now);
             return;
         }
-        for (id, addr) in self.table.closest(&target, K * 2, now) {
+        let known = self.table.closest(&target, K * 2, now);
+        // A young table (the bootstrap has not answered yet): ask the
+        // bootstrap nodes too, so a lookup right after start still works.
+        let young = known.len() < K;
+        for (id, addr) in known {
             l.add_candidate(&self.id, Some(id), addr);
         }
-        for addr in seeds {
+        let bootstrap = if young { &self.cfg.bootstrap[..] } else { &[] };
+        for addr in seeds.iter().chain(bootstrap.iter().take(K)) {
             l.add_candidate(&self.id, None, *addr);
         }
         let key = self.next_lookup;
@@ -714,7 +757,7 @@ impl Node {
         match msg.body {
             Body::Query(q) => {
                 if self.allow(from.ip(), now) {
-                    self.query(msg.tid, q, from, now);
+                    self.query(msg.tid, q, from, data.len(), now);
                 }
             }
             Body::Response(r) => self.response(&msg.tid, r, from, now),
@@ -749,8 +792,15 @@ impl Node {
             .collect()
     }
 
-    fn query(&mut self, tid: Vec<u8>, q: Query, from: SocketAddr, now: Instant) {
+    fn query(&mut self, tid: Vec<u8>, q: Query, from: SocketAddr, size: usize, now: Instant) {
         let qid = q.id();
+        // A querier whose address answered one of our queries is verified;
+        // anyone else may be spoofing a victim's address, so its answer is
+        // kept within MAX_AMPLIFICATION times its query.
+        let verified = self
+            .table
+            .get(&qid)
+            .is_some_and(|e| e.responded && e.addr == from);
         if qid != self.id {
             self.table.insert(qid, from, Contact::Queried, now);
         }
@@ -804,7 +854,11 @@ impl Node {
                 }
             }
         };
-        self.send(&Message { tid, body }, from);
+        let mut msg = Message { tid, body };
+        if !verified {
+            bound_answer(&mut msg, size.saturating_mul(MAX_AMPLIFICATION));
+        }
+        self.send(&msg, from);
     }
 
     fn response(&mut self, tid: &[u8], r: Response, from: SocketAddr, now: Instant) {
@@ -841,6 +895,31 @@ impl Node {
         cs.sort_by_key(|c| l.key(c));
         l.candidates = cs;
         self.step(key, now);
+    }
+}
+
+/// Shrink an answer (values first, then nodes) until it encodes to at most
+/// `limit` bytes (or has neither left).
+fn bound_answer(msg: &mut Message, limit: usize) {
+    loop {
+        let len = msg.encode().len();
+        if len <= limit {
+            return;
+        }
+        let Body::Response(r) = &mut msg.body else {
+            return;
+        };
+        let over = len - limit;
+        if !r.values.is_empty() {
+            // Each compact peer is an 8-byte string (`6:` + 6 bytes).
+            let n = r.values.len().saturating_sub(over.div_ceil(8).max(1));
+            r.values.truncate(n);
+        } else if !r.nodes.is_empty() {
+            let n = r.nodes.len().saturating_sub(over.div_ceil(26).max(1));
+            r.nodes.truncate(n);
+        } else {
+            return;
+        }
     }
 }
 

@@ -41,7 +41,7 @@ fn root_certs() -> RootCerts {
         .clone()
 }
 
-/// The shared agent (connection pool, TLS configuration).
+/// The shared agent (TLS configuration; no idle connections are kept).
 fn agent() -> &'static ureq::Agent {
     static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
     AGENT.get_or_init(|| {
@@ -58,6 +58,13 @@ fn agent() -> &'static ureq::Agent {
             // environment).
             .proxy(None)
             .max_response_header_size(16 * 1024)
+            // No keep-alive pool: an announce goes out every few minutes at
+            // most, long after a tracker has closed an idle connection, and a
+            // server that closes right after answering (as many trackers do)
+            // must not turn the next request or redirect hop into "peer
+            // disconnected". Every request gets a fresh connection.
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
             .build()
             .new_agent()
     })

@@ -51,6 +51,12 @@ pub struct TrackerConfig {
     pub max_numwant: usize,
     /// Most requests (HTTP or UDP, any kind) per second from one IP address.
     pub max_requests_per_sec_per_ip: u32,
+    /// Most entries (ports) one IP address holds in one swarm; a new port
+    /// beyond it replaces that address's least recently seen entry. Several
+    /// peers on one machine (loopback included) stay possible.
+    pub max_peers_per_ip_per_swarm: usize,
+    /// With `open`: most swarms one IP address may create per minute.
+    pub max_new_swarms_per_ip_per_min: u32,
 }
 
 impl Default for TrackerConfig {
@@ -64,6 +70,8 @@ impl Default for TrackerConfig {
             max_peers_per_swarm: 5_000,
             max_numwant: 200,
             max_requests_per_sec_per_ip: 20,
+            max_peers_per_ip_per_swarm: 8,
+            max_new_swarms_per_ip_per_min: 10,
         }
     }
 }
@@ -85,6 +93,8 @@ struct PeerEntry {
 struct Swarm {
     peers: HashMap<SocketAddr, PeerEntry>,
     downloaded: u32,
+    /// The last announce to it (the oldest swarm is evicted first).
+    last_active: Option<Instant>,
 }
 
 impl Swarm {
@@ -99,6 +109,8 @@ struct Inner {
     swarms: HashMap<InfoHash, Swarm>,
     allowed: HashSet<InfoHash>,
     rate: HashMap<IpAddr, (Instant, u32)>,
+    /// Swarms created per IP in the current minute (`open` trackers).
+    new_swarms: HashMap<IpAddr, (Instant, u32)>,
 }
 
 /// One announce, from HTTP or UDP.
@@ -237,10 +249,30 @@ impl TrackerServer {
             s.peers
                 .retain(|_, p| now.saturating_duration_since(p.last_seen) < timeout);
         }
-        g.swarms
-            .retain(|_, s| !s.peers.is_empty() || s.downloaded > 0);
+        // A swarm with no live peer goes, whatever its counters say.
+        g.swarms.retain(|_, s| !s.peers.is_empty());
         g.rate
             .retain(|_, (at, _)| now.saturating_duration_since(*at) < Duration::from_secs(1));
+        g.new_swarms
+            .retain(|_, (at, _)| now.saturating_duration_since(*at) < Duration::from_secs(60));
+    }
+
+    /// Count a new swarm created by `ip`; false when over the per-minute
+    /// limit.
+    fn new_swarm_ok(&self, g: &mut Inner, ip: IpAddr, now: Instant) -> bool {
+        if g.new_swarms.len() > 100_000 {
+            g.new_swarms
+                .retain(|_, (at, _)| now.saturating_duration_since(*at) < Duration::from_secs(60));
+        }
+        let e = g.new_swarms.entry(ip).or_insert((now, 0));
+        if now.saturating_duration_since(e.0) >= Duration::from_secs(60) {
+            *e = (now, 0);
+        }
+        if e.1 >= self.cfg.max_new_swarms_per_ip_per_min {
+            return false;
+        }
+        e.1 += 1;
+        true
     }
 
     /// Count a request from `ip`; false when over the per-second limit.
@@ -281,21 +313,63 @@ impl TrackerServer {
                     incomplete: 0,
                 });
             }
+            let ours = g.allowed.contains(&p.info_hash);
+            if !ours && !self.new_swarm_ok(g, ip, now) {
+                return Err("too many new torrents from your address; try again later".into());
+            }
             if g.swarms.len() >= self.cfg.max_swarms {
-                return Err("tracker is full: too many torrents".into());
+                // Full: the least recently announced swarm that is not one
+                // of our own torrents makes room.
+                let oldest = g
+                    .swarms
+                    .iter()
+                    .filter(|(ih, _)| !g.allowed.contains(*ih))
+                    .min_by_key(|(_, s)| s.last_active)
+                    .map(|(ih, _)| *ih);
+                match oldest {
+                    Some(ih) => {
+                        g.swarms.remove(&ih);
+                    }
+                    None => return Err("tracker is full: too many torrents".into()),
+                }
             }
         }
         let timeout = self.cfg.peer_timeout;
         let swarm = g.swarms.entry(p.info_hash).or_default();
+        swarm.last_active = Some(now);
         if p.event == AnnounceEvent::Stopped {
             swarm.peers.remove(&me);
         } else {
+            if !swarm.peers.contains_key(&me) {
+                // One host holds at most a few ports: its least recently
+                // seen entry makes room for a new one.
+                let mine: Vec<(SocketAddr, Instant)> = swarm
+                    .peers
+                    .iter()
+                    .filter(|(a, _)| a.ip() == ip)
+                    .map(|(a, e)| (*a, e.last_seen))
+                    .collect();
+                if mine.len() >= self.cfg.max_peers_per_ip_per_swarm.max(1) {
+                    if let Some((old, _)) = mine.iter().min_by_key(|(_, t)| *t) {
+                        swarm.peers.remove(old);
+                    }
+                }
+            }
             if !swarm.peers.contains_key(&me) && swarm.peers.len() >= self.cfg.max_peers_per_swarm {
                 swarm
                     .peers
                     .retain(|_, e| now.saturating_duration_since(e.last_seen) < timeout);
                 if swarm.peers.len() >= self.cfg.max_peers_per_swarm {
-                    return Err("swarm is full".into());
+                    // Still full: the least recently seen entry makes room,
+                    // so newcomers are never locked out.
+                    let oldest = swarm
+                        .peers
+                        .iter()
+                        .min_by_key(|(_, e)| e.last_seen)
+                        .map(|(a, _)| *a);
+                    if let Some(a) = oldest {
+                        swarm.peers.remove(&a);
+                    }
                 }
             }
             if p.event == AnnounceEvent::Completed {
@@ -534,7 +608,10 @@ impl TrackerServer {
         }
         h.update(&window.to_be_bytes());
         let d = h.digest().bytes();
-        u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+        // The UDP socket is shared with the DHT: an id we issue never begins
+        // with `d` (a KRPC dictionary) nor like a uTP header.
+        let first = crate::discovery::udp::tracker_first_byte(d[0]);
+        u64::from_be_bytes([first, d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
     }
 
     fn window(&self, now: Instant) -> u64 {
@@ -890,10 +967,9 @@ mod tests {
         );
         s.allow(ih());
         assert_eq!(get(&s, &announce_q(1, 1, ""), "1.1.1.1:1").0, 200);
-        assert_eq!(
-            fail(get(&s, &announce_q(2, 2, ""), "1.1.1.2:1")),
-            (200, "swarm is full".into())
-        );
+        // A full swarm makes room: the least recently seen entry goes.
+        assert_eq!(get(&s, &announce_q(2, 2, ""), "1.1.1.2:1").0, 200);
+        assert_eq!(s.peers(&ih()), vec!["1.1.1.2:2".parse().unwrap()]);
         let (st, _) = fail(get(&s, "info_hash=abc&peer_id=x&port=1", "1.1.1.1:1"));
         assert_eq!(st, 400);
         let (st, _) = fail(get(&s, &announce_q(1, 0, ""), "1.1.1.1:1"));
@@ -948,6 +1024,97 @@ mod tests {
         let (_, b) = get(&s, &again, "10.0.0.1:5000");
         let r = parse_announce_response(&b).unwrap();
         assert_eq!((r.complete, r.incomplete), (Some(1), Some(1)));
+    }
+
+    /// An announce for swarm `n` (info-hash `[n; 20]`) from `remote`, at `at`.
+    fn announce_at(s: &TrackerServer, n: u8, port: u16, remote: &str, at: Instant) -> Vec<u8> {
+        let q =
+            announce_q(1, port, "").replace(&percent_encode(&ih().0), &percent_encode(&[n; 20]));
+        let req = format!("GET /announce?{q} HTTP/1.0\r\n\r\n");
+        let resp = s.handle_http_at(req.as_bytes(), remote.parse().unwrap(), at);
+        split_response(&resp).1
+    }
+
+    fn refused(body: &[u8]) -> bool {
+        matches!(
+            parse_announce_response(body),
+            Err(crate::discovery::tracker::TrackerError::Failure(_))
+        )
+    }
+
+    #[test]
+    fn one_host_holds_a_few_ports_per_swarm() {
+        let s = open_server();
+        let t0 = Instant::now();
+        // 144 ports from one host (the review's figure): 8 entries stay,
+        // the most recent ones.
+        for port in 1..=144u16 {
+            let at = t0 + Duration::from_millis(u64::from(port));
+            assert!(!refused(&announce_at(&s, 1, port, "10.9.9.9:1", at)));
+        }
+        let mut held: Vec<u16> = s
+            .peers(&InfoHash([1; 20]))
+            .iter()
+            .map(|a| a.port())
+            .collect();
+        held.sort_unstable();
+        assert_eq!(held, (137..=144).collect::<Vec<u16>>());
+        // Others still get in; several peers on one machine still work.
+        assert!(!refused(&announce_at(&s, 1, 7000, "10.1.1.1:1", t0)));
+        for port in 1..=5 {
+            announce_at(&s, 1, port, "127.0.0.1:1", t0);
+        }
+        assert_eq!(s.peers(&InfoHash([1; 20])).len(), 8 + 1 + 5);
+    }
+
+    #[test]
+    fn open_tracker_limits_new_swarms_per_host_and_evicts_oldest() {
+        let s = TrackerServer::new(TrackerConfig {
+            open: true,
+            max_requests_per_sec_per_ip: 100_000,
+            max_swarms: 12,
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        for n in 0..10 {
+            assert!(!refused(&announce_at(
+                &s,
+                n,
+                1,
+                "10.0.0.1:1",
+                ms(u64::from(n))
+            )));
+        }
+        // The 11th new swarm in a minute from one host is refused...
+        assert!(refused(&announce_at(&s, 10, 1, "10.0.0.1:1", ms(20))));
+        // ...but announces to its existing swarms are fine, and so are
+        // other hosts; a minute later it may create again.
+        assert!(!refused(&announce_at(&s, 3, 2, "10.0.0.1:1", ms(30))));
+        assert!(!refused(&announce_at(&s, 20, 1, "10.0.0.2:1", ms(40))));
+        let later = t0 + Duration::from_secs(61);
+        assert!(!refused(&announce_at(&s, 10, 1, "10.0.0.1:1", later)));
+        // The table holds 12: each newcomer evicts the least recently
+        // announced swarm (0, then 1) instead of being refused.
+        assert!(!refused(&announce_at(&s, 21, 1, "10.0.0.3:1", later)));
+        assert!(!refused(&announce_at(&s, 22, 1, "10.0.0.3:1", later)));
+        assert!(s.peers(&InfoHash([0; 20])).is_empty());
+        assert!(s.peers(&InfoHash([1; 20])).is_empty());
+        assert!(!s.peers(&InfoHash([2; 20])).is_empty());
+        assert!(!s.peers(&InfoHash([3; 20])).is_empty());
+        assert_eq!(s.peers(&InfoHash([22; 20])).len(), 1);
+    }
+
+    #[test]
+    fn a_completed_swarm_expires_with_its_last_peer() {
+        let s = open_server();
+        get(
+            &s,
+            &announce_q(1, 1, "&event=completed").replace("left=10", "left=0"),
+            "1.1.1.1:1",
+        );
+        s.expire(Instant::now() + Duration::from_secs(4000));
+        assert!(s.inner.lock().swarms.is_empty());
     }
 
     #[test]
