@@ -121,7 +121,7 @@ pub use engine::peer::PeerLimits;
 pub use engine::rate_limit::parse_rate;
 pub use engine::selection::FilePriority;
 pub use engine::session::{AddTorrent, FileStatus, Session, TorrentSource};
-pub use engine::status::{Phase, SeedGoal, TorrentStatus, TrackerStatus};
+pub use engine::status::{PeerInfo, Phase, SeedGoal, TorrentStatus, TrackerStatus};
 pub use engine::storage::StorageError;
 pub use error::{Error, Result};
 pub use proto::magnet::Magnet;

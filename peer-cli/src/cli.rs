@@ -76,6 +76,9 @@ Examples:
         after_help = "Examples:\n  peer remove 2c0e3ce9\n  peer remove 2c0e3ce9 --delete-data"
     )]
     Remove(RemoveArgs),
+    /// Print a one-time login link to the daemon's web interface
+    #[command(after_help = "Examples:\n  peer web\n  peer web --open")]
+    Web(WebArgs),
     /// A seeder and leechers on loopback; checks every copy byte for byte
     #[command(after_help = "Examples:\n  peer demo\n  peer demo --size 256 --leechers 8")]
     Demo(DemoArgs),
@@ -264,6 +267,16 @@ pub struct RemoveArgs {
     /// Delete the torrent's files too
     #[arg(long)]
     pub delete_data: bool,
+    #[command(flatten)]
+    pub state: StateArg,
+}
+
+/// `peer web [--open]`.
+#[derive(Args, Debug)]
+pub struct WebArgs {
+    /// Also open the link in a browser (xdg-open)
+    #[arg(long)]
+    pub open: bool,
     #[command(flatten)]
     pub state: StateArg,
 }

@@ -4,7 +4,9 @@ mod args;
 mod cli;
 mod cmd;
 mod control;
+mod fetch;
 mod progress;
+mod web;
 
 use args::CliError;
 use clap::{CommandFactory, Parser};
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Some(Command::Pause(a)) => cmd::control::pause_resume(a, "pause"),
         Some(Command::Resume(a)) => cmd::control::pause_resume(a, "resume"),
         Some(Command::Remove(a)) => cmd::control::remove(a),
+        Some(Command::Web(a)) => cmd::control::web(a),
         Some(Command::Demo(a)) => cmd::demo::run(a),
         Some(Command::Info(a)) => cmd::info::run(a),
         Some(Command::Create(a)) => cmd::create::run(a),

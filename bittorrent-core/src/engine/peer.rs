@@ -116,6 +116,8 @@ pub enum PeerEvent {
         listen_port: Option<u16>,
         /// Whether it speaks `ut_pex`.
         pex: bool,
+        /// Its client name (`v`), if it said.
+        client: Option<String>,
     },
     /// Addresses the peer told us of with `ut_pex` (BEP 11).
     Pex(Vec<SocketAddr>),
@@ -1015,6 +1017,7 @@ impl<'a> Connection<'a> {
                 self.event(PeerEvent::ExtHandshake {
                     listen_port: h.p.filter(|p| *p != 0),
                     pex: self.their_pex.is_some(),
+                    client: h.v.clone(),
                 })
             }
             OUR_PEX_ID if !self.ctx.private => {

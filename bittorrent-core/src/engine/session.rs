@@ -606,6 +606,49 @@ impl Session {
             .map(|m| m.status.lock().clone())
     }
 
+    /// The metainfo of a torrent in the session (not of a magnet link
+    /// still fetching it).
+    pub fn metainfo(&self, ih: &InfoHash) -> Option<Metainfo> {
+        self.inner
+            .shared
+            .registry
+            .read()
+            .get(&ih.0)
+            .map(|t| t.metainfo.clone())
+    }
+
+    /// The verified pieces of a torrent.
+    pub fn pieces(&self, ih: &InfoHash) -> Option<crate::proto::bitfield::Bitfield> {
+        self.inner
+            .shared
+            .registry
+            .read()
+            .get(&ih.0)
+            .map(|t| t.peer_ctx.have.read().clone())
+    }
+
+    /// The connected peers of a torrent: its torrent thread answers (waits
+    /// at most `timeout`; `None` for an unknown torrent or no answer).
+    pub fn peers(
+        &self,
+        ih: &InfoHash,
+        timeout: Duration,
+    ) -> Option<Vec<crate::engine::status::PeerInfo>> {
+        let commands = self
+            .inner
+            .shared
+            .registry
+            .read()
+            .get(&ih.0)?
+            .commands
+            .clone();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        commands
+            .send(crate::engine::shared::Command::Peers(tx))
+            .ok()?;
+        rx.recv_timeout(timeout).ok()
+    }
+
     /// Stop every torrent (closing connections and flushing data), every
     /// metadata fetch, the listener and the hashing pool, and wait for
     /// their threads. Later calls (and dropping the session) do nothing;

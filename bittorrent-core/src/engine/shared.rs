@@ -41,6 +41,8 @@ pub(crate) enum Command {
     SetFilePriorities(Vec<crate::engine::selection::FilePriority>),
     /// Close every connection, flush, and reply.
     Shutdown(Sender<()>),
+    /// Reply with a snapshot of the connected peers.
+    Peers(Sender<Vec<crate::engine::status::PeerInfo>>),
 }
 
 /// Shared between the torrent thread and the rest of the session.

@@ -2,6 +2,7 @@
 //! (copied out, never waiting on the torrent's threads).
 
 use crate::proto::metainfo::InfoHash;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// What a torrent is doing.
@@ -202,4 +203,39 @@ pub struct TrackerStatus {
     pub peers_returned: usize,
     /// The last error, if the last round failed.
     pub error: Option<String>,
+}
+
+/// One connected peer, as [`crate::Session::peers`] reports it.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its peer id (the client is often encoded in it, e.g. `-qB4650-`).
+    pub peer_id: [u8; 20],
+    /// The client name from its extended handshake (`v`), if it sent one.
+    pub client: Option<String>,
+    /// We dialled it (false: it connected to us).
+    pub outgoing: bool,
+    /// Pieces it has.
+    pub pieces: u32,
+    /// Receive and send rates, bytes per second.
+    pub download_rate: u64,
+    /// Send rate, bytes per second.
+    pub upload_rate: u64,
+    /// Payload bytes received from it and sent to it.
+    pub downloaded: u64,
+    /// Payload bytes sent to it.
+    pub uploaded: u64,
+    /// We choke it.
+    pub am_choking: bool,
+    /// We want pieces it has.
+    pub am_interested: bool,
+    /// It chokes us.
+    pub peer_choking: bool,
+    /// It wants pieces we have.
+    pub peer_interested: bool,
+    /// It is our optimistic unchoke.
+    pub optimistic: bool,
+    /// It speaks `ut_pex`.
+    pub pex: bool,
 }

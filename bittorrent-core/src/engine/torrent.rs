@@ -18,7 +18,7 @@ use crate::engine::rate_limit::{RatePair, Throttle};
 use crate::engine::selection::{self, FilePriority};
 use crate::engine::shared::{Command, Shared, TorrentShared};
 use crate::engine::smart_ban::{GivenUp, SmartBan};
-use crate::engine::status::{Phase, SeedGoal, TorrentStatus};
+use crate::engine::status::{PeerInfo, Phase, SeedGoal, TorrentStatus};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::Metainfo;
@@ -57,6 +57,8 @@ struct Conn {
     listen_addr: Option<SocketAddr>,
     /// It speaks `ut_pex`.
     pex: bool,
+    /// The client name of its extended handshake.
+    client: Option<String>,
     /// What our PEX messages have told it is connected.
     pex_sent: HashSet<SocketAddr>,
     next_pex: Instant,
@@ -854,6 +856,7 @@ impl Torrent {
                 target_depth: START_DEPTH,
                 listen_addr: if outgoing { Some(addr) } else { None },
                 pex: false,
+                client: None,
                 pex_sent: HashSet::new(),
                 next_pex: Instant::now(),
                 allowed_fast: Vec::new(),
@@ -959,11 +962,16 @@ impl Torrent {
                 }
                 self.fill_requests(key);
             }
-            PeerEvent::ExtHandshake { listen_port, pex } => {
+            PeerEvent::ExtHandshake {
+                listen_port,
+                pex,
+                client,
+            } => {
                 let Some(c) = self.conns.get_mut(&key) else {
                     return;
                 };
                 c.pex = pex;
+                c.client = client;
                 c.next_pex = Instant::now();
                 if let (None, Some(p)) = (c.listen_addr, listen_port) {
                     let la = SocketAddr::new(c.addr.ip(), p);
@@ -1273,6 +1281,30 @@ impl Torrent {
                 }
             }
             Command::SetFilePriorities(p) => self.set_priorities(p),
+            Command::Peers(reply) => {
+                let peers = self
+                    .conns
+                    .iter()
+                    .map(|(k, c)| PeerInfo {
+                        addr: c.addr,
+                        peer_id: c.peer_id,
+                        client: c.client.clone(),
+                        outgoing: c.outgoing,
+                        pieces: c.bitfield.count() as u32,
+                        download_rate: c.down_rate,
+                        upload_rate: c.up_rate,
+                        downloaded: c.counters.downloaded.load(Ordering::Relaxed),
+                        uploaded: c.counters.uploaded.load(Ordering::Relaxed),
+                        am_choking: c.am_choking,
+                        am_interested: c.am_interested,
+                        peer_choking: c.peer_choking,
+                        peer_interested: c.peer_interested,
+                        optimistic: self.optimistic == Some(*k),
+                        pex: c.pex,
+                    })
+                    .collect();
+                let _ = reply.try_send(peers);
+            }
             Command::Shutdown(_) => {}
         }
     }

@@ -1,10 +1,10 @@
 //! The commands that talk to a running `peer daemon` through its control API:
 //! `peer add`, `peer list`, `peer status`, `peer pause`, `peer resume`,
-//! `peer remove`. Each reads `control.json` from `--state DIR` (or the
+//! `peer remove`, `peer web`. Each reads `control.json` from `--state DIR` (or the
 //! default state directory).
 
 use crate::args::CliError;
-use crate::cli::{AddArgs, IdArgs, JsonArgs, RemoveArgs, StateArg};
+use crate::cli::{AddArgs, IdArgs, JsonArgs, RemoveArgs, StateArg, WebArgs};
 use crate::control;
 use crate::progress::human;
 use serde_json::{json, Value};
@@ -189,5 +189,32 @@ pub fn remove(a: RemoveArgs) -> Result<(), CliError> {
         &id[..id.len().min(8)],
         if a.delete_data { " and its data" } else { "" }
     );
+    Ok(())
+}
+
+/// `peer web [--open]`: print (and with `--open`, open) a one-time login
+/// link to the daemon's web interface.
+pub fn web(a: WebArgs) -> Result<(), CliError> {
+    let p = parse(a.state)?;
+    let info = control::state::read_info(&p.state)
+        .ok_or_else(|| CliError::Failed(control::state::NO_DAEMON.into()))?;
+    let v = call(&p, "POST", "/web/code", Some(&json!({})))?;
+    let path = v
+        .get("path")
+        .and_then(Value::as_str)
+        .ok_or_else(|| CliError::Failed("control API: no login path in the answer".into()))?;
+    let url = format!("http://127.0.0.1:{}{path}", info.port);
+    println!("{url}");
+    if a.open {
+        let opened = std::process::Command::new("xdg-open")
+            .arg(&url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if let Err(e) = opened {
+            eprintln!("could not start xdg-open ({e}); open the link above in a browser");
+        }
+    }
     Ok(())
 }

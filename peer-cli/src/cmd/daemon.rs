@@ -9,6 +9,7 @@ use crate::cli::DaemonArgs;
 use crate::cmd::run::install_stop_handler;
 use crate::control::{self, ControlInfo, Request, Response, Server};
 use crate::progress::Progress;
+use crate::web::{auth::Auth, Site};
 use bittorrent_core::{
     AddTorrent, Config, Error, Event, InfoHash, Magnet, Metainfo, Phase, Session, TorrentStatus,
 };
@@ -47,12 +48,24 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
     let restored = session.restore().map_err(|e| CliError::failed(&e))?;
     let stop = install_stop_handler()?;
     let token = control::new_token();
+    let listener =
+        control::server::bind_local().map_err(|e| CliError::Failed(format!("control API: {e}")))?;
+    let control_addr = listener
+        .local_addr()
+        .map_err(|e| CliError::Failed(format!("control API: {e}")))?;
     let daemon = Arc::new(Daemon {
         session: Arc::downgrade(&session),
+        control_addr,
+        download_dir: std::env::current_dir().unwrap_or_else(|_| state.clone()),
     });
     let d = daemon.clone();
-    let server = Server::start(token.clone(), Arc::new(move |r: &Request| d.handle(r)))
-        .map_err(|e| CliError::Failed(format!("control API: {e}")))?;
+    let site = Arc::new(Site::new(
+        Auth::new(token.clone(), control_addr.port()),
+        Box::new(move |r: &Request| d.handle(r)),
+    ));
+    let login_code = site.auth.new_code();
+    let server =
+        Server::start(listener, site).map_err(|e| CliError::Failed(format!("control API: {e}")))?;
     control::write_info(
         &state,
         &ControlInfo {
@@ -67,6 +80,9 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
         server.addr(),
         state.display(),
         restored.len()
+    );
+    eprintln!(
+        "peer daemon: web interface: http://{control_addr}/login?code={login_code} (works once; `peer web` prints a new link)"
     );
     let mut progress = Progress::new();
     while !stop.load(Ordering::SeqCst) {
@@ -99,6 +115,10 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
 /// What the control API works on.
 struct Daemon {
     session: Weak<Session>,
+    /// Where the control API (and the web interface) listens.
+    control_addr: std::net::SocketAddr,
+    /// Suggested to the web page as where to save new torrents.
+    download_dir: PathBuf,
 }
 
 /// `metadata`, `checking`, `downloading`, `seeding`, `finished`, `paused`,
@@ -131,6 +151,19 @@ fn torrent_json(s: &TorrentStatus) -> Value {
         Phase::Failed(e) | Phase::Stalled(e) => Some(e.clone()),
         _ => None,
     };
+    // Since the daemon started; a torrent that downloaded nothing counts
+    // what it has.
+    let base = if s.downloaded > 0 {
+        s.downloaded
+    } else {
+        s.bytes_have
+    };
+    let ratio = (base > 0).then(|| s.uploaded as f64 / base as f64);
+    let eta = if s.paused {
+        None
+    } else {
+        s.eta().map(|d| d.as_secs())
+    };
     json!({
         "id": s.info_hash.to_hex(),
         "name": s.name,
@@ -161,6 +194,8 @@ fn torrent_json(s: &TorrentStatus) -> Value {
             "peers_returned": s.tracker.peers_returned,
             "error": s.tracker.error,
         },
+        "ratio": ratio,
+        "eta": eta,
     })
 }
 
@@ -179,6 +214,8 @@ fn metadata_json(s: &TorrentStatus) -> Value {
         "selection_complete": false, "pieces_wanted": 0, "pieces_wanted_have": 0, "wanted_length": 0,
         "max_download_rate": Value::Null, "max_upload_rate": Value::Null,
         "tracker": Value::Null,
+        "ratio": Value::Null,
+        "eta": Value::Null,
     })
 }
 
@@ -202,6 +239,13 @@ impl Daemon {
                     Some(s) => Response::ok(torrent_json(&s)),
                     None => Response::error(404, format!("no torrent {id}")),
                 },
+                Err(e) => e,
+            },
+            ("GET", ["torrents", id, "details"]) => match self.find(&session, id) {
+                Ok(ih) => super::details::details(&session, &ih).map_or_else(
+                    || Response::error(404, format!("no torrent {id}")),
+                    Response::ok,
+                ),
                 Err(e) => e,
             },
             ("POST", ["torrents", id, action @ ("pause" | "resume")]) => {
@@ -313,6 +357,9 @@ impl Daemon {
             "peers": st.iter().map(|s| s.peers).sum::<usize>(),
             "max_download_rate": match session.rate_limits().0 { 0 => Value::Null, r => json!(r) },
             "max_upload_rate": match session.rate_limits().1 { 0 => Value::Null, r => json!(r) },
+            "dht_addr": session.dht_addr().map(|a| a.to_string()),
+            "control_addr": self.control_addr.to_string(),
+            "download_dir": self.download_dir.to_string_lossy(),
         }))
     }
 
@@ -336,10 +383,26 @@ impl Daemon {
         if let Some(path) = v.get("path").and_then(Value::as_str) {
             return add_file(session, Path::new(path), dir, paused, &opts);
         }
+        if let Some(b64) = v.get("torrent").and_then(Value::as_str) {
+            use base64::Engine;
+            return match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+                Ok(bytes) => add_bytes(session, bytes, "torrent", dir, paused, &opts),
+                Err(e) => Response::error(400, format!("torrent: not base64: {e}")),
+            };
+        }
+        if let Some(url) = v.get("url").and_then(Value::as_str) {
+            return match crate::fetch::fetch(url) {
+                Ok(bytes) => add_bytes(session, bytes, url, dir, paused, &opts),
+                Err(e) => Response::error(502, e),
+            };
+        }
         if let Some(uri) = v.get("magnet").and_then(Value::as_str) {
             return add_magnet(session, uri, dir, paused, &opts);
         }
-        Response::error(400, "give \"path\" (a .torrent file) or \"magnet\"")
+        Response::error(
+            400,
+            "give \"path\" (a .torrent file), \"torrent\" (its bytes, base64), \"url\" or \"magnet\"",
+        )
     }
 }
 
@@ -375,10 +438,10 @@ fn add_magnet(
         return Response::error(400, e);
     }
     match session.add(add) {
-        Ok(ih) => Response {
-            status: 202,
-            body: json!({"id": ih.to_hex(), "name": name, "state": "metadata"}),
-        },
+        Ok(ih) => Response::json(
+            202,
+            json!({"id": ih.to_hex(), "name": name, "state": "metadata"}),
+        ),
         Err(e) => error_response(&e),
     }
 }
@@ -390,13 +453,31 @@ fn add_file(
     paused: bool,
     opts: &crate::cmd::daemon_api::AddOptions,
 ) -> Response {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return Response::error(400, format!("{}: {e}", path.display())),
-    };
+    match std::fs::read(path) {
+        Ok(bytes) => add_bytes(
+            session,
+            bytes,
+            &path.display().to_string(),
+            dir,
+            paused,
+            opts,
+        ),
+        Err(e) => Response::error(400, format!("{}: {e}", path.display())),
+    }
+}
+
+/// Add the torrent of these `.torrent` bytes (`what` names them in errors).
+fn add_bytes(
+    session: &Session,
+    bytes: Vec<u8>,
+    what: &str,
+    dir: PathBuf,
+    paused: bool,
+    opts: &crate::cmd::daemon_api::AddOptions,
+) -> Response {
     let mi = match Metainfo::from_bytes(&bytes) {
         Ok(m) => m,
-        Err(e) => return Response::error(400, format!("{}: {e}", path.display())),
+        Err(e) => return Response::error(400, format!("{what}: {e}")),
     };
     let name = mi.info.name.clone();
     let mut add = AddTorrent::new(mi, dir).paused(paused).torrent_bytes(bytes);
@@ -404,10 +485,7 @@ fn add_file(
         return Response::error(400, e);
     }
     match session.add(add) {
-        Ok(ih) => Response {
-            status: 201,
-            body: json!({"id": ih.to_hex(), "name": name}),
-        },
+        Ok(ih) => Response::json(201, json!({"id": ih.to_hex(), "name": name})),
         Err(e) => error_response(&e),
     }
 }

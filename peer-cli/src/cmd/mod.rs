@@ -4,6 +4,7 @@ pub mod create;
 pub mod daemon;
 pub mod daemon_api;
 pub mod demo;
+pub mod details;
 pub mod info;
 pub mod run;
 pub mod select;

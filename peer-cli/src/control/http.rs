@@ -1,0 +1,352 @@
+//! HTTP/1.1 requests and responses of the control API: the one request-head
+//! parser (`httparse`), reading a request with a deadline and size limits, and
+//! writing a response.
+
+use serde_json::{json, Value};
+use std::borrow::Cow;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// Largest request head accepted.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// Largest request (head and body) on any route but those that allow more.
+pub const MAX_REQUEST: usize = 64 * 1024;
+/// Most header lines accepted.
+const MAX_HEADERS: usize = 32;
+
+/// One parsed request.
+#[derive(Debug, Default)]
+pub struct Request {
+    /// `GET`, `POST`, `DELETE`...
+    pub method: String,
+    /// The path without the query.
+    pub path: String,
+    /// The query string (after `?`), maybe empty.
+    pub query: String,
+    /// Header names (lower case) and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body (Content-Length bytes).
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// A query parameter's value (not percent-decoded).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The first header of that (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A cookie's value from the `Cookie` headers.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "cookie")
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// A response: JSON by default, or any bytes with a content type.
+#[derive(Debug, PartialEq)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// JSON body (when `content` is `None`).
+    pub body: Value,
+    /// A non-JSON body: its content type and bytes.
+    pub content: Option<(&'static str, Cow<'static, [u8]>)>,
+    /// Extra header lines.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Response {
+    /// 200 with a body.
+    pub fn ok(body: Value) -> Response {
+        Response::json(200, body)
+    }
+    /// Any status with a JSON body.
+    pub fn json(status: u16, body: Value) -> Response {
+        Response {
+            status,
+            body,
+            content: None,
+            headers: Vec::new(),
+        }
+    }
+    /// An error: `{"error": msg}`.
+    pub fn error(status: u16, msg: impl Into<String>) -> Response {
+        Response::json(status, json!({ "error": msg.into() }))
+    }
+    /// 200 with bytes of a content type.
+    pub fn bytes(content_type: &'static str, bytes: impl Into<Cow<'static, [u8]>>) -> Response {
+        Response {
+            status: 200,
+            body: Value::Null,
+            content: Some((content_type, bytes.into())),
+            headers: Vec::new(),
+        }
+    }
+    /// Add a header line.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+    /// The same response with another status.
+    pub fn with_status(mut self, status: u16) -> Response {
+        self.status = status;
+        self
+    }
+}
+
+/// The reason phrase of a status code.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        421 => "Misdirected Request",
+        431 => "Request Header Fields Too Large",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// The bytes of a response (`Connection: close`: one request per connection).
+pub fn encode(r: &Response) -> Vec<u8> {
+    let json;
+    let (ctype, body): (&str, &[u8]) = match &r.content {
+        Some((t, b)) => (t, b),
+        None => {
+            json = r.body.to_string();
+            ("application/json", json.as_bytes())
+        }
+    };
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
+        r.status,
+        reason(r.status),
+        body.len()
+    );
+    if r.status == 401 {
+        head.push_str("WWW-Authenticate: Bearer\r\n");
+    }
+    for (n, v) in &r.headers {
+        // Header values are ours; still, never let one split the head.
+        let v: String = v.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Write a response (errors ignored: the client may be gone).
+pub fn write_response(stream: &mut impl Write, r: &Response) {
+    let _ = stream.write_all(&encode(r));
+    let _ = stream.flush();
+}
+
+/// What [`read_request`] asks before it reads a body: the largest request
+/// (head and body) allowed for this head, or a refusal.
+pub type Admit<'a> = &'a dyn Fn(&Request) -> Result<usize, Response>;
+
+/// Parse a complete head, if `buf` holds one: the request (without body),
+/// the head's length and the body's declared length.
+pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize, usize)>, Response> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Response::error(431, "too many header lines"))
+        }
+        Err(e) => return Err(Response::error(400, format!("bad request: {e}"))),
+    };
+    let method = req.method.unwrap_or_default().to_string();
+    let target = req.path.unwrap_or_default();
+    if !target.starts_with('/') {
+        return Err(Response::error(400, "bad request target"));
+    }
+    let mut length = 0usize;
+    let mut out = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let name = h.name.to_ascii_lowercase();
+        let value = String::from_utf8_lossy(h.value).trim().to_string();
+        match name.as_str() {
+            "content-length" => {
+                length = value
+                    .parse()
+                    .map_err(|_| Response::error(400, "bad Content-Length"))?;
+            }
+            "transfer-encoding" => {
+                return Err(Response::error(
+                    411,
+                    "only Content-Length bodies are accepted",
+                ))
+            }
+            _ => {}
+        }
+        out.push((name, value));
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target.to_string(), String::new()),
+    };
+    Ok(Some((
+        Request {
+            method,
+            path,
+            query,
+            headers: out,
+            body: Vec::new(),
+        },
+        head_len,
+        length,
+    )))
+}
+
+/// Read one request within `timeout`: the head (at most [`MAX_HEAD`]), then,
+/// if `admit` accepts the head, a body of at most what it allows.
+pub fn read_request(
+    stream: &mut dyn Read,
+    set_timeout: &dyn Fn(Duration),
+    timeout: Duration,
+    admit: Admit<'_>,
+) -> Result<Request, Response> {
+    let deadline = Instant::now() + timeout;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 8192];
+    let read = |stream: &mut dyn Read, chunk: &mut [u8]| -> Result<usize, Response> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Response::error(400, "request timed out"));
+        }
+        set_timeout(left);
+        match stream.read(chunk) {
+            Ok(0) => Err(Response::error(400, "incomplete request")),
+            Ok(n) => Ok(n),
+            Err(_) => Err(Response::error(400, "incomplete request")),
+        }
+    };
+    let (mut req, head_len, length) = loop {
+        if let Some(parsed) = parse_head(&buf)? {
+            break parsed;
+        }
+        if buf.len() >= MAX_HEAD {
+            return Err(Response::error(431, "request head too large"));
+        }
+        let n = read(stream, &mut chunk)?;
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let limit = admit(&req)?;
+    if head_len.saturating_add(length) > limit {
+        return Err(Response::error(413, "request too large"));
+    }
+    let mut body = buf.split_off(head_len);
+    while body.len() < length {
+        let n = read(stream, &mut chunk)?;
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(length);
+    req.body = body;
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(bytes: &[u8], limit: usize) -> Result<Request, Response> {
+        let mut r = bytes;
+        read_request(&mut r, &|_| {}, Duration::from_secs(1), &|_| Ok(limit))
+    }
+
+    #[test]
+    fn parses_a_request_with_body_query_and_cookies() {
+        let req = read(
+            b"POST /torrents/ab12/pause?x=1&delete_data=true HTTP/1.1\r\nHost: 127.0.0.1:5\r\nCookie: a=1; peer_session_5=zz\r\nContent-Length: 2\r\n\r\n{}",
+            MAX_REQUEST,
+        )
+        .expect("parsed");
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.path, "/torrents/ab12/pause");
+        assert_eq!(req.param("delete_data"), Some("true"));
+        assert_eq!(req.header("host"), Some("127.0.0.1:5"));
+        assert_eq!(req.cookie("peer_session_5"), Some("zz"));
+        assert_eq!(req.cookie("b"), None);
+        assert_eq!(req.body, b"{}");
+    }
+
+    #[test]
+    fn refuses_chunked_oversized_and_garbage() {
+        let chunked = read(
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            MAX_REQUEST,
+        );
+        assert_eq!(chunked.map(|_| ()).unwrap_err().status, 411);
+        let big = read(
+            b"POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n",
+            MAX_REQUEST,
+        );
+        assert_eq!(big.map(|_| ()).unwrap_err().status, 413);
+        let junk = read(b"\x00\x01 nonsense\r\n\r\n", MAX_REQUEST);
+        assert_eq!(junk.map(|_| ()).unwrap_err().status, 400);
+        let short = read(b"GET / HTTP/1.1\r\nHost: x\r\n", MAX_REQUEST);
+        assert_eq!(short.map(|_| ()).unwrap_err().status, 400);
+        let body_short = read(
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",
+            MAX_REQUEST,
+        );
+        assert_eq!(body_short.map(|_| ()).unwrap_err().status, 400);
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..40 {
+            many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(
+            read(&many, MAX_REQUEST).map(|_| ()).unwrap_err().status,
+            431
+        );
+        let huge_head = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; MAX_HEAD]].concat();
+        assert_eq!(
+            read(&huge_head, MAX_REQUEST)
+                .map(|_| ())
+                .unwrap_err()
+                .status,
+            431
+        );
+    }
+
+    #[test]
+    fn encodes_headers_without_line_breaks() {
+        let r = Response::bytes("text/plain", b"hi".as_slice()).with_header("X-A", "1\r\nEvil: 2");
+        let text = String::from_utf8(encode(&r)).expect("utf8");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(text.contains("X-A: 1Evil: 2\r\n"));
+        assert!(text.ends_with("\r\n\r\nhi"));
+    }
+}
