@@ -317,7 +317,7 @@ impl Lsd {
         };
         let thread = std::thread::Builder::new()
             .name("lsd".into())
-            .stack_size(crate::engine::session::SERVICE_STACK)
+            .stack_size(crate::util::SERVICE_STACK)
             .spawn(move || worker.run())?;
         Ok(Lsd {
             torrents: tx,

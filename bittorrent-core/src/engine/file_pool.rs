@@ -3,7 +3,7 @@
 //!
 //! A torrent with thousands of files must not hold a descriptor per file:
 //! the usual soft limit is 1024 and sockets need descriptors too. Every
-//! [`Storage`](super::storage::Storage) of the process shares one pool,
+//! `Storage` of the process shares one pool,
 //! keyed by (storage id, file index); handles are `Arc<File>`, so a handle
 //! evicted while a reader still uses it is closed when that reader is done.
 //! The capacity is derived from `RLIMIT_NOFILE` at first use: a quarter of

@@ -27,4 +27,5 @@ pub(crate) mod shared;
 pub mod smart_ban;
 pub(crate) mod status;
 pub mod storage;
+pub(crate) mod storage_error;
 pub mod torrent;

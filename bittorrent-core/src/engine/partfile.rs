@@ -17,7 +17,7 @@
 //!
 //! [`selection::shared_pieces`]: crate::engine::selection::shared_pieces
 
-use crate::engine::storage::StorageError;
+use crate::engine::storage_error::{io_err, StorageError};
 use crate::proto::metainfo::Info;
 use parking_lot::RwLock;
 use std::fs::{File, OpenOptions};
@@ -33,19 +33,6 @@ pub struct PartFile {
     /// The shared pieces, in order; slot `k` holds `slots[k]`.
     slots: Vec<u32>,
     file: RwLock<Option<File>>,
-}
-
-fn io_err(path: &Path, op: &'static str, source: std::io::Error) -> StorageError {
-    if source.raw_os_error() == Some(28) || source.kind() == std::io::ErrorKind::StorageFull {
-        return StorageError::DiskFull {
-            path: path.to_path_buf(),
-        };
-    }
-    StorageError::Io {
-        path: path.to_path_buf(),
-        op,
-        source,
-    }
 }
 
 impl PartFile {

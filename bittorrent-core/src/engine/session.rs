@@ -140,9 +140,7 @@ impl AddTorrent {
     }
 }
 
-/// Stack size of the session's service threads (listener, UDP tracker,
-/// LSD router); the LSD and DHT threads use the same in their modules.
-pub(crate) const SERVICE_STACK: usize = 512 * 1024;
+pub(crate) use crate::util::SERVICE_STACK;
 
 /// The threads a session owns (taken out, then joined, by `stop`).
 #[derive(Default)]

@@ -137,7 +137,7 @@ impl Dht {
         node.inbound = inbound;
         let thread = std::thread::Builder::new()
             .name("dht".into())
-            .stack_size(crate::engine::session::SERVICE_STACK)
+            .stack_size(crate::util::SERVICE_STACK)
             .spawn(move || node.run(rx))?;
         Ok(Dht {
             tx,
