@@ -355,7 +355,10 @@ impl Torrent {
             || !self.dialing.is_empty()
             || self.phase == Phase::Checking
             || self.check_in_flight > 0;
-        if busy {
+        // A seeding goal counts seeding time (and may already be reached):
+        // the tick must run while one is pending.
+        let goal_pending = self.phase == Phase::Seeding && !self.paused && self.seed_goal.is_set();
+        if busy || goal_pending {
             return Some(next_tick);
         }
         let mut due: Option<Instant> = None;
