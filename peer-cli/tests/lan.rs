@@ -174,7 +174,17 @@ fn lan_download_through_the_announcers_embedded_tracker() {
         assert_same_data(&src, &dir.join(NAME));
         eprintln!("lan: a leecher completed after {:?}", t0.elapsed());
     }
-    // The seeder's log shows the joiners came through its own tracker.
+    // The seeder's log shows the joiners came through its own tracker (its
+    // status line names the tracker; plain lines come every 5 s, and the
+    // leechers may be done before the first one).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !seeder
+        .output()
+        .contains("tracker http://10.77.0.1:6881/announce")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     assert!(
         seeder
             .output()
