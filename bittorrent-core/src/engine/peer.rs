@@ -97,14 +97,6 @@ pub enum PeerEvent {
     Interested(bool),
     /// The peer choked (true) or unchoked (false) us.
     ChokedUs(bool),
-    /// A block arrived.
-    #[allow(dead_code)] // kept for tests and embedders inside the crate
-    Block {
-        /// Which block.
-        block: BlockRef,
-        /// Its bytes.
-        data: Vec<u8>,
-    },
     /// Blocks that arrived in one read from the socket, in order (one event
     /// instead of one per block).
     Blocks(Vec<(BlockRef, Vec<u8>)>),

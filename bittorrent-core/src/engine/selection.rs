@@ -428,32 +428,9 @@ pub fn shared_pieces(info: &Info) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::metainfo::FileEntry;
 
     fn info(files: &[(&str, u64, bool)], piece_length: u64) -> Info {
-        let mut off = 0;
-        let entries = files
-            .iter()
-            .map(|(p, l, pad)| {
-                let e = FileEntry {
-                    path: p.split('/').map(String::from).collect(),
-                    length: *l,
-                    offset: off,
-                    pad: *pad,
-                };
-                off += l;
-                e
-            })
-            .collect();
-        Info {
-            name: "t".into(),
-            piece_length,
-            pieces: vec![[0; 20]; off.div_ceil(piece_length) as usize],
-            files: entries,
-            total_length: off,
-            private: false,
-            multi_file: true,
-        }
+        crate::proto::metainfo::test_info(files, piece_length)
     }
 
     fn g(p: &str) -> Glob {

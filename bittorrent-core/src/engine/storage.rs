@@ -329,12 +329,6 @@ impl Storage {
             .is_some_and(|f| !f.pad && f.use_file.load(Ordering::Acquire))
     }
 
-    /// The part file's path, if the torrent has one.
-    #[allow(dead_code)] // kept for tests and embedders inside the crate
-    pub fn part_path(&self) -> Option<&Path> {
-        self.part.as_ref().map(|p| p.path())
-    }
-
     /// The part file's size and modification time (`None` if there is none).
     pub fn part_stamp(&self) -> Option<crate::state::resume::FileStamp> {
         self.part.as_ref().and_then(|p| p.stamp())
@@ -508,15 +502,6 @@ impl Storage {
         Ok(())
     }
 
-    /// The paths of the files (pad files excluded; some may not exist).
-    #[allow(dead_code)] // kept for tests and embedders inside the crate
-    pub fn paths(&self) -> impl Iterator<Item = &Path> {
-        self.files
-            .iter()
-            .filter(|f| !f.pad)
-            .map(|f| f.path.as_path())
-    }
-
     /// Delete the torrent's files and the directories left empty below the
     /// download directory, never through a symbolic link: a path with one
     /// is left alone and reported (the first such error is returned, after
@@ -603,7 +588,7 @@ fn read_full_at(file: &File, mut buf: &mut [u8], mut at: u64) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::metainfo::{FileEntry, Info};
+    use crate::proto::metainfo::Info;
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("peer-storage-{name}-{}", std::process::id()));
@@ -612,29 +597,7 @@ mod tests {
     }
 
     fn info(files: &[(&str, u64, bool)]) -> Info {
-        let mut off = 0;
-        let entries = files
-            .iter()
-            .map(|(p, l, pad)| {
-                let e = FileEntry {
-                    path: p.split('/').map(String::from).collect(),
-                    length: *l,
-                    offset: off,
-                    pad: *pad,
-                };
-                off += l;
-                e
-            })
-            .collect();
-        Info {
-            name: "t".into(),
-            piece_length: 16,
-            pieces: vec![[0; 20]; off.div_ceil(16) as usize],
-            files: entries,
-            total_length: off,
-            private: false,
-            multi_file: true,
-        }
+        crate::proto::metainfo::test_info(files, 16)
     }
 
     #[test]

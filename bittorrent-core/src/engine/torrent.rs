@@ -955,10 +955,6 @@ impl Torrent {
                 }
                 self.picker.request_failed(key, &b);
             }
-            PeerEvent::Block { block, data } => {
-                self.on_block(key, block, data);
-                self.fill_requests(key);
-            }
             PeerEvent::Blocks(blocks) => {
                 for (block, data) in blocks {
                     self.on_block(key, block, data);

@@ -826,3 +826,32 @@ mod tests {
         }
     }
 }
+
+/// An `Info` of the given files `(path, length, pad)`, laid end to end with
+/// zero piece hashes: the test fixture of the engine's file-level tests.
+#[cfg(test)]
+pub(crate) fn test_info(files: &[(&str, u64, bool)], piece_length: u64) -> Info {
+    let mut off = 0;
+    let entries = files
+        .iter()
+        .map(|(p, l, pad)| {
+            let e = FileEntry {
+                path: p.split('/').map(String::from).collect(),
+                length: *l,
+                offset: off,
+                pad: *pad,
+            };
+            off += l;
+            e
+        })
+        .collect();
+    Info {
+        name: "t".into(),
+        piece_length,
+        pieces: vec![[0; 20]; off.div_ceil(piece_length) as usize],
+        files: entries,
+        total_length: off,
+        private: false,
+        multi_file: true,
+    }
+}

@@ -6,7 +6,7 @@
 //! - [`client`]: the client the control commands (`peer add`, `peer list`...) use.
 //!
 //! Who may call it (the bearer token, or the web interface's session cookie) is
-//! decided by [`crate::web`], which wraps the daemon's handler.
+//! decided by the web module (`web/`), which wraps the daemon's handler.
 
 pub mod client;
 pub mod http;

@@ -8,8 +8,7 @@
 //! if none frees up it gets `503`. [`Server::stop`] wakes the accept thread
 //! by connecting to it (as tiny_http does), so nothing ever polls.
 
-use super::http::{read_request, write_response, Response};
-use super::Request;
+use super::http::{read_request, write_response, Request, Response};
 use crossbeam_channel::{SendTimeoutError, TrySendError};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
