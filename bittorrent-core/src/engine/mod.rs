@@ -6,6 +6,7 @@
 //! `shared` (the state their threads share), `status`, `events` and `candidates`; `shared`
 //! uses none of them.
 
+pub(crate) mod block_pool;
 pub(crate) mod candidates;
 pub mod choker;
 pub(crate) mod config;
@@ -19,6 +20,7 @@ pub(crate) mod partfile;
 pub mod peer;
 pub mod picker;
 pub mod piece_buffer;
+pub(crate) mod pipeline;
 pub mod rate_limit;
 pub mod safe_fs;
 pub mod selection;
@@ -29,3 +31,4 @@ pub(crate) mod status;
 pub mod storage;
 pub(crate) mod storage_error;
 pub mod torrent;
+pub(crate) mod writeback;

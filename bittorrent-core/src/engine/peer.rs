@@ -8,6 +8,7 @@
 //! Uploads are served here, straight from the shared read-only storage,
 //! and only for pieces the shared "have" bitfield says are verified.
 
+use crate::engine::block_pool;
 use crate::engine::mse::{self, Encryption, PeerStream};
 use crate::engine::picker::PeerKey;
 use crate::engine::rate_limit::Direction;
@@ -447,6 +448,8 @@ pub const INBOX_LIMIT: usize = 4096;
 /// Socket reads: from 16 KiB on an idle connection up to 256 KiB while
 /// data streams in.
 const MIN_READ: usize = 16 * 1024;
+/// Silence after which a connection gives its read buffer back.
+const QUIET: Duration = Duration::from_secs(1);
 const MAX_READ: usize = 256 * 1024;
 /// Uploads read pieces in chunks of at most this (a whole piece up to it).
 const UPLOAD_CHUNK: u32 = 256 * 1024;
@@ -667,9 +670,10 @@ impl<'a> Connection<'a> {
     fn run(&mut self) -> Result<(), CloseReason> {
         loop {
             // Frames already buffered (the handshake read may have left some).
+            // Block payloads go into recycled buffers (`block_pool`).
             while let Some(m) = self
                 .decoder
-                .next_message()
+                .next_message_with(&mut |d: &[u8]| block_pool::global().copy_of(d))
                 .map_err(|e| CloseReason::Protocol(e.to_string()))?
             {
                 self.on_message(m)?;
@@ -740,8 +744,12 @@ impl<'a> Connection<'a> {
                     }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    if !busy {
-                        // Quiet: keep little memory per connection.
+                    if !busy && self.last_recv.elapsed() >= QUIET {
+                        // Quiet for a while: keep little memory per
+                        // connection. (Not after every short pause: a
+                        // download that waits a few milliseconds for its
+                        // next requests would free and fault in its read
+                        // buffer again and again.)
                         self.read_size = MIN_READ;
                         self.decoder.shrink(2 * MIN_READ);
                     }

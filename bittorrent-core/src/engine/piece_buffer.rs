@@ -48,6 +48,11 @@ pub struct PieceBuffers {
     reserved: u64,
     assembling: HashMap<u32, Vec<Option<Vec<u8>>>>,
     spilled: HashSet<u32>,
+    /// Pieces spilled so far (diagnostics: each costs a read-back).
+    spills: u64,
+    /// Bytes reserved by the pieces still assembling (the rest of
+    /// `reserved` is hashing or waiting to be written).
+    assembling_bytes: u64,
 }
 
 impl PieceBuffers {
@@ -61,6 +66,8 @@ impl PieceBuffers {
             reserved: 0,
             assembling: HashMap::new(),
             spilled: HashSet::new(),
+            spills: 0,
+            assembling_bytes: 0,
         }
     }
 
@@ -68,6 +75,11 @@ impl PieceBuffers {
     #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn reserved(&self) -> u64 {
         self.reserved
+    }
+
+    /// Pieces spilled to disk so far.
+    pub fn spills(&self) -> u64 {
+        self.spills
     }
 
     /// A new block (accepted by the picker) arrived.
@@ -79,10 +91,12 @@ impl PieceBuffers {
         let len = u64::from(self.layout.piece_len(i));
         if !self.assembling.contains_key(&i) {
             if self.reserved + len > self.budget {
+                self.spills += 1;
                 self.spilled.insert(i);
                 return Stored::Disk(data);
             }
             self.reserved += len;
+            self.assembling_bytes += len;
             let n = self.layout.piece_len(i).div_ceil(BLOCK_SIZE) as usize;
             self.assembling.insert(i, vec![None; n]);
         }
@@ -103,6 +117,9 @@ impl PieceBuffers {
         let Some(slots) = self.assembling.remove(&i) else {
             return Complete::Incomplete;
         };
+        self.assembling_bytes = self
+            .assembling_bytes
+            .saturating_sub(u64::from(self.layout.piece_len(i)));
         if slots.iter().any(Option::is_none) {
             self.release(i);
             return Complete::Incomplete;
@@ -118,12 +135,26 @@ impl PieceBuffers {
             .saturating_sub(u64::from(self.layout.piece_len(i)));
     }
 
+    /// How many blocks all peers together may have requested so that the
+    /// pieces they fill fit the budget: what complete pieces waiting for
+    /// their hash or their write leave of it, less one piece per peer for
+    /// the partly requested piece at the edge of each pipeline. When the
+    /// hashers fall behind this shrinks, so downloading slows to their pace
+    /// instead of spilling pieces (a spilled piece costs a write and a read
+    /// back).
+    pub fn request_room(&self, peers: usize) -> usize {
+        let waiting = self.reserved.saturating_sub(self.assembling_bytes);
+        let edges = peers as u64 * self.layout.piece_length;
+        (self.budget.saturating_sub(waiting + edges) / u64::from(BLOCK_SIZE)) as usize
+    }
+
     /// Forget everything (the torrent stops downloading).
     #[allow(dead_code)] // kept for tests and embedders inside the crate
     pub fn clear(&mut self) {
         self.assembling.clear();
         self.spilled.clear();
         self.reserved = 0;
+        self.assembling_bytes = 0;
     }
 }
 
@@ -189,5 +220,28 @@ mod tests {
         pb.insert(&blk(0, 0, 16384), vec![0; 16384]);
         assert_eq!(pb.take_complete(0), Complete::Incomplete);
         assert_eq!(pb.reserved(), 0);
+    }
+
+    #[test]
+    fn request_room_shrinks_while_pieces_wait_for_their_hash() {
+        let b = u64::from(BLOCK_SIZE);
+        let l = layout(4 * b, 100 * 4 * b); // pieces of 4 blocks
+        let mut pb = PieceBuffers::new(l, 40 * b);
+        // Empty: the budget less one edge piece per peer.
+        assert_eq!(pb.request_room(1), 36);
+        assert_eq!(pb.request_room(2), 32);
+        // A piece assembling does not count: its blocks are in flight.
+        for n in 0..4 {
+            pb.insert(&blk(0, n, BLOCK_SIZE), vec![0; BLOCK_SIZE as usize]);
+        }
+        assert_eq!(pb.request_room(1), 36);
+        // Complete and waiting for its hash and write: it does.
+        assert!(matches!(pb.take_complete(0), Complete::Memory(_)));
+        assert_eq!(pb.request_room(1), 32);
+        assert_eq!(pb.spills(), 0);
+        pb.release(0);
+        assert_eq!(pb.request_room(1), 36);
+        // Many peers on a small budget: no room, never an underflow.
+        assert_eq!(pb.request_room(1000), 0);
     }
 }

@@ -34,10 +34,11 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::storage_error::io_err;
 pub use super::storage_error::StorageError;
+use super::writeback;
 
 fn fs_err(e: FsError) -> StorageError {
     match e {
@@ -79,6 +80,8 @@ pub struct Storage {
     pool: &'static FilePool,
     /// Files written since the last `sync`.
     dirty: Mutex<BTreeSet<usize>>,
+    /// Bytes written since the last early write-back kick (`writeback`).
+    unkicked: AtomicU64,
     /// Where bytes of files not created go (shared pieces only).
     part: Option<PartFile>,
 }
@@ -165,6 +168,7 @@ impl Storage {
             id: file_pool::next_storage_id(),
             pool: file_pool::global(),
             dirty: Mutex::new(BTreeSet::new()),
+            unkicked: AtomicU64::new(0),
             part: part.map(|p| PartFile::new(p, info)),
         };
         for (i, f) in storage.files.iter().enumerate() {
@@ -394,12 +398,25 @@ impl Storage {
                 self.dirty.lock().insert(i);
                 file.write_all_at(part, at)
                     .map_err(|e| io_err(&f.path, "write", e))?;
+                self.written(&file, len);
             } else if let Some(p) = &self.part {
                 // A file not created: its bytes in shared pieces.
                 p.write(f.offset + at, part)?;
             }
         }
         Ok(())
+    }
+
+    /// Count `len` bytes just written to `file`; every
+    /// `writeback::WRITEBACK_EVERY` bytes, start flushing that file in the
+    /// background so that the sync before a resume save (and the one at
+    /// completion) finds little left to write.
+    fn written(&self, file: &std::sync::Arc<File>, len: u64) {
+        let before = self.unkicked.fetch_add(len, Ordering::Relaxed);
+        if before + len >= writeback::WRITEBACK_EVERY {
+            self.unkicked.store(0, Ordering::Relaxed);
+            writeback::kick(file.clone());
+        }
     }
 
     /// Write consecutive `blocks` (a verified piece, as received) at torrent
@@ -445,6 +462,7 @@ impl Storage {
             }
             write_all_vectored_at(&file, &parts, at)
                 .map_err(|e| io_err(&self.files[i].path, "write", e))?;
+            self.written(&file, len);
         }
         Ok(())
     }

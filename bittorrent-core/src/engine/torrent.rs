@@ -7,6 +7,7 @@
 //! threads use `try_send`: a peer whose inbox is full is closed, so this
 //! thread never waits on anyone but its own disk writes.
 
+use crate::engine::block_pool;
 use crate::engine::candidates::Candidates;
 use crate::engine::choker::{self, ChokeCandidate};
 use crate::engine::events::Event;
@@ -14,6 +15,7 @@ use crate::engine::hasher::{HashDone, HashJob, PieceData};
 use crate::engine::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
 use crate::engine::picker::{PeerKey, Picker, Received};
 use crate::engine::piece_buffer::{Complete, PieceBuffers, Stored};
+use crate::engine::pipeline::{Pipeline, MIN_DEPTH};
 use crate::engine::rate_limit::{RatePair, Throttle};
 use crate::engine::selection::{self, FilePriority};
 use crate::engine::shared::{Command, Shared, TorrentShared};
@@ -51,7 +53,8 @@ struct Conn {
     down_rate: u64,
     up_rate: u64,
     last_block: Instant,
-    target_depth: usize,
+    /// How many blocks to keep requested from it.
+    pipeline: Pipeline,
     /// Where the peer accepts connections (outgoing: the address we
     /// dialled; incoming: its IP with the `p` of its extended handshake).
     listen_addr: Option<SocketAddr>,
@@ -82,7 +85,6 @@ const MAX_CANDIDATES: usize = 2000;
 const CHOKE_INTERVAL: Duration = Duration::from_secs(10);
 const OPTIMISTIC_INTERVAL: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-const MIN_DEPTH: usize = 16;
 /// A full peer table evicts a peer useless for at least this long.
 const IDLE_EVICT_AFTER: Duration = Duration::from_secs(5);
 /// How long a torrent stalled on a full disk waits before trying again.
@@ -92,10 +94,6 @@ const STALL_RETRY: Duration = Duration::from_secs(5);
 const RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 /// Between PEX messages to one peer (BEP 11: at most one a minute).
 const PEX_INTERVAL: Duration = Duration::from_secs(60);
-const MAX_DEPTH: usize = 500;
-/// The pipeline depth of a new peer, before its rate is known: 1 MiB, so
-/// that a fast peer is not held to 16 blocks for its first second.
-const START_DEPTH: usize = 64;
 /// Bytes of pieces a torrent assembles in memory at once (pieces past it are
 /// written block by block and read back to be hashed).
 const PIECE_BUFFER_BUDGET: u64 = 16 << 20;
@@ -467,7 +465,7 @@ impl Torrent {
         }
     }
 
-    fn on_hashed(&mut self, done: HashDone) {
+    fn on_hashed(&mut self, mut done: HashDone) {
         if let Some(e) = &done.error {
             log::warn!(
                 "{}: reading piece {}: {e}",
@@ -485,15 +483,16 @@ impl Torrent {
             self.feed_checks();
             return;
         }
-        if let Some(blocks) = &done.blocks {
+        if let Some(blocks) = done.blocks.take() {
             // A piece hashed from memory: only now, verified, is it written.
             let written = if done.ok && self.phase == Phase::Downloading {
                 let off = self.layout.piece_offset(done.piece);
-                Some(self.me.peer_ctx.storage.write_blocks(off, blocks))
+                Some(self.me.peer_ctx.storage.write_blocks(off, &blocks))
             } else {
                 None
             };
             self.buffers.release(done.piece);
+            block_pool::global().give_back(blocks);
             match written {
                 Some(Ok(())) => {}
                 Some(Err(e)) => {
@@ -555,6 +554,11 @@ impl Torrent {
             self.phase = Phase::Seeding;
             if self.picker.is_complete() {
                 log::info!("{}: download complete, seeding", self.me.metainfo.info.name);
+                log::debug!(
+                    "{}: {} pieces spilled to disk (piece buffers full)",
+                    self.me.metainfo.info.name,
+                    self.buffers.spills()
+                );
             } else {
                 log::info!(
                     "{}: the selected files are complete, seeding them",
@@ -856,7 +860,7 @@ impl Torrent {
                 down_rate: 0,
                 up_rate: 0,
                 last_block: Instant::now(),
-                target_depth: START_DEPTH,
+                pipeline: Pipeline::default(),
                 listen_addr: if outgoing { Some(addr) } else { None },
                 pex: false,
                 client: None,
@@ -1049,8 +1053,19 @@ impl Torrent {
         if !c.am_interested || (c.peer_choking && c.allowed_fast.is_empty()) {
             return;
         }
-        let room = c.target_depth.saturating_sub(c.outstanding.len());
-        if room == 0 || (room < c.target_depth / 8 && !c.outstanding.is_empty()) {
+        let depth = c.pipeline.depth();
+        let room = depth.saturating_sub(c.outstanding.len());
+        if room == 0 || (room < depth / 8 && !c.outstanding.is_empty()) {
+            return;
+        }
+        // All peers together keep only as many blocks requested as the
+        // piece buffers can take (past them, pieces spill to disk and are
+        // read back to be hashed); every peer may still have MIN_DEPTH.
+        let in_flight: usize = self.conns.values().map(|c| c.outstanding.len()).sum();
+        let cap = self.buffers.request_room(self.conns.len());
+        let own = MIN_DEPTH.saturating_sub(c.outstanding.len());
+        let room = room.min(cap.saturating_sub(in_flight).max(own));
+        if room == 0 {
             return;
         }
         let blocks = if c.peer_choking {
@@ -1098,6 +1113,7 @@ impl Torrent {
             return;
         }
         c.last_block = Instant::now();
+        c.pipeline.on_block();
         if self.phase != Phase::Downloading {
             return;
         }
@@ -1114,7 +1130,9 @@ impl Torrent {
                 let len = data.len() as u64;
                 if let Stored::Disk(data) = self.buffers.insert(&block, data) {
                     let off = self.layout.piece_offset(block.index) + u64::from(block.begin);
-                    if let Err(e) = self.me.peer_ctx.storage.write(off, &data) {
+                    let written = self.me.peer_ctx.storage.write(off, &data);
+                    block_pool::global().give_back([data]);
+                    if let Err(e) = written {
                         // Nothing verified is touched: the block (or its
                         // piece) is simply wanted again.
                         self.picker.write_failed(&block);
@@ -1324,14 +1342,12 @@ impl Torrent {
             let d = c.counters.downloaded.load(Ordering::Relaxed);
             let u = c.counters.uploaded.load(Ordering::Relaxed);
             // Exponential moving average over a few seconds.
-            c.down_rate = (c.down_rate + (d - c.last_down)) / 2;
+            let delta = d - c.last_down;
+            c.down_rate = (c.down_rate + delta) / 2;
             c.up_rate = (c.up_rate + (u - c.last_up)) / 2;
             c.last_down = d;
             c.last_up = u;
-            // Keep about two seconds of data in flight.
-            let bytes = (c.down_rate * 2) as usize;
-            c.target_depth =
-                (bytes / crate::proto::wire::BLOCK_SIZE as usize).clamp(MIN_DEPTH, MAX_DEPTH);
+            c.pipeline.on_tick(delta, c.down_rate);
             // Requests that went unanswered for too long go back to the picker.
             if !c.outstanding.is_empty() && now - c.last_block > REQUEST_TIMEOUT {
                 let lost: Vec<_> = c.outstanding.drain().collect();

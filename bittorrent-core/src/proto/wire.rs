@@ -384,6 +384,16 @@ impl FrameDecoder {
     /// The next whole message, `Ok(None)` if more bytes are needed, or an
     /// error (after which the connection should be closed).
     pub fn next_message(&mut self) -> Result<Option<Message>, WireError> {
+        self.next_message_with(&mut |data: &[u8]| data.to_vec())
+    }
+
+    /// Like [`FrameDecoder::next_message`], but the payload of a `piece`
+    /// message is copied out by `copy` (a caller with a buffer pool hands
+    /// out a recycled buffer instead of a fresh allocation).
+    pub fn next_message_with(
+        &mut self,
+        copy: &mut dyn FnMut(&[u8]) -> Vec<u8>,
+    ) -> Result<Option<Message>, WireError> {
         let avail = &self.buf[self.start..self.end];
         if avail.len() < 4 {
             return Ok(None);
@@ -396,7 +406,15 @@ impl FrameDecoder {
         if avail.len() < total {
             return Ok(None);
         }
-        let msg = Message::decode(&avail[4..total]);
+        let body = &avail[4..total];
+        let msg = match body {
+            [7, head @ ..] if head.len() >= 8 => Ok(Message::Piece {
+                index: be32(&head[0..4]),
+                begin: be32(&head[4..8]),
+                data: copy(&head[8..]),
+            }),
+            _ => Message::decode(body),
+        };
         self.start += total;
         msg.map(Some)
     }
