@@ -68,6 +68,14 @@ impl StorageFile {
     }
 }
 
+/// Blocks (16 KiB each at most) per `pwritev` of `write_blocks`: 256 KiB.
+/// With 1 MiB writes the kernel fills the page cache with 1 MiB folios, and
+/// on a virtual machine that hands free memory back to its host those come
+/// from high-order blocks the host has to fault in again: a 1 GiB download
+/// took 1.5 to 2.4 s of system time against 0.5 s in 256 KiB writes (`dd`
+/// shows the same, 2.5 s against 0.33 s).
+const WRITE_CHUNK_PARTS: usize = 16;
+
 /// A torrent's files.
 pub struct Storage {
     files: Vec<StorageFile>,
@@ -460,8 +468,13 @@ impl Storage {
                     break;
                 }
             }
-            write_all_vectored_at(&file, &parts, at)
-                .map_err(|e| io_err(&self.files[i].path, "write", e))?;
+            // At most WRITE_CHUNK bytes per `pwritev` (see there).
+            let mut pos = at;
+            for chunk in parts.chunks(WRITE_CHUNK_PARTS) {
+                write_all_vectored_at(&file, chunk, pos)
+                    .map_err(|e| io_err(&self.files[i].path, "write", e))?;
+                pos += chunk.iter().map(|p| p.len() as u64).sum::<u64>();
+            }
             self.written(&file, len);
         }
         Ok(())
