@@ -68,13 +68,16 @@ impl StorageFile {
     }
 }
 
-/// Blocks (16 KiB each at most) per `pwritev` of `write_blocks`: 256 KiB.
-/// With 1 MiB writes the kernel fills the page cache with 1 MiB folios, and
-/// on a virtual machine that hands free memory back to its host those come
-/// from high-order blocks the host has to fault in again: a 1 GiB download
-/// took 1.5 to 2.4 s of system time against 0.5 s in 256 KiB writes (`dd`
-/// shows the same, 2.5 s against 0.33 s).
-const WRITE_CHUNK_PARTS: usize = 16;
+/// Blocks (16 KiB each at most) per positional write of `write_blocks`:
+/// one. The kernel sizes the page-cache folios it allocates by the write:
+/// 1 MiB writes make 1 MiB folios, 256 KiB writes 256 KiB ones. On a
+/// virtual machine that hands free memory back to its host (as this one
+/// does) such high-order pages are faulted in again from the host, and a
+/// 1 GiB download paid 2.3 to 2.8 s of system time in 1 MiB or 256 KiB
+/// writes against 0.6 s in 16 KiB writes (`scripts/bench-transfer.sh`,
+/// same run; `dd` shows the same). The 65,536 extra system calls per GiB
+/// cost far less than that.
+const WRITE_CHUNK_PARTS: usize = 1;
 
 /// A torrent's files.
 pub struct Storage {
@@ -468,11 +471,14 @@ impl Storage {
                     break;
                 }
             }
-            // At most WRITE_CHUNK bytes per `pwritev` (see there).
+            // WRITE_CHUNK_PARTS blocks per write (see there).
             let mut pos = at;
             for chunk in parts.chunks(WRITE_CHUNK_PARTS) {
-                write_all_vectored_at(&file, chunk, pos)
-                    .map_err(|e| io_err(&self.files[i].path, "write", e))?;
+                match chunk {
+                    [one] => file.write_all_at(one, pos),
+                    more => write_all_vectored_at(&file, more, pos),
+                }
+                .map_err(|e| io_err(&self.files[i].path, "write", e))?;
                 pos += chunk.iter().map(|p| p.len() as u64).sum::<u64>();
             }
             self.written(&file, len);
