@@ -431,8 +431,9 @@ impl Storage {
     }
 
     /// Write consecutive `blocks` (a verified piece, as received) at torrent
-    /// offset `offset`: one vectored positional write (`pwritev`) per file
-    /// the range touches, so the blocks are never copied into one buffer.
+    /// offset `offset`: positional writes of `WRITE_CHUNK_PARTS` blocks
+    /// (vectored, `pwritev`, when more than one), so the blocks are never
+    /// copied into one buffer.
     pub fn write_blocks(&self, offset: u64, blocks: &[Vec<u8>]) -> Result<(), StorageError> {
         let total: u64 = blocks.iter().map(|b| b.len() as u64).sum();
         for (i, at, len, buf_at) in self.spans(offset, total) {
