@@ -217,33 +217,16 @@ impl PartFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::metainfo::FileEntry;
 
+    /// Files `t/f0`, `t/f1`, ... of these lengths (the shared test fixture).
     fn info(files: &[u64], piece_length: u64) -> Info {
-        let mut off = 0;
-        let entries = files
+        let names: Vec<String> = (0..files.len()).map(|i| format!("t/f{i}")).collect();
+        let spec: Vec<(&str, u64, bool)> = names
             .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let e = FileEntry {
-                    path: vec!["t".into(), format!("f{i}")],
-                    length: *l,
-                    offset: off,
-                    pad: false,
-                };
-                off += l;
-                e
-            })
+            .zip(files)
+            .map(|(n, l)| (n.as_str(), *l, false))
             .collect();
-        Info {
-            name: "t".into(),
-            piece_length,
-            pieces: vec![[0; 20]; off.div_ceil(piece_length) as usize],
-            files: entries,
-            total_length: off,
-            private: false,
-            multi_file: true,
-        }
+        crate::proto::metainfo::test_info(&spec, piece_length)
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! dropped, since this is only a head start: the authoritative sync (with
 //! its errors reported) stays in `Storage::sync`, on the torrent thread.
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 use std::fs::File;
 use std::sync::{Arc, OnceLock};
 
@@ -30,9 +30,8 @@ pub fn kick(file: Arc<File>) {
     let Some(tx) = sender() else {
         return;
     };
-    match tx.try_send(file) {
-        Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
-    }
+    // A full queue drops the kick: this is only a head start.
+    let _ = tx.try_send(file);
 }
 
 /// The thread's queue, started on first use (`None` if it cannot start).
