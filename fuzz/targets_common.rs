@@ -13,7 +13,9 @@ use bittorrent_core::proto::extension::{
 use bittorrent_core::proto::magnet::Magnet;
 use bittorrent_core::proto::metainfo::Metainfo;
 use bittorrent_core::proto::tracker::{self, TrackerConfig, TrackerServer};
-use bittorrent_core::proto::wire::{FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
+use bittorrent_core::proto::wire::{
+    FrameDecoder, Handshake, Message, BLOCK_SIZE, HANDSHAKE_LEN, MAX_FRAME,
+};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -274,6 +276,95 @@ pub fn check_wire(data: &[u8]) {
         }
     }
     assert_eq!(dec.buffered(), stream.len() - off, "buffered byte count");
+    check_direct_reads(first, stream);
+}
+
+/// A reader handing out `data` in reads of sizes drawn from `seed`,
+/// filling vectored reads buffer after buffer as a socket does.
+struct Choppy<'a> {
+    data: &'a [u8],
+    at: usize,
+    seed: u32,
+}
+
+impl std::io::Read for Choppy<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.read_vectored(&mut [std::io::IoSliceMut::new(buf)])
+    }
+    fn read_vectored(&mut self, bufs: &mut [std::io::IoSliceMut<'_>]) -> std::io::Result<usize> {
+        self.seed = self.seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let mut budget = (1 + (self.seed >> 8) as usize % 70_000).min(self.data.len() - self.at);
+        let mut n = 0;
+        for b in bufs.iter_mut() {
+            let k = b.len().min(budget);
+            b[..k].copy_from_slice(&self.data[self.at..self.at + k]);
+            self.at += k;
+            n += k;
+            budget -= k;
+        }
+        Ok(n)
+    }
+}
+
+/// `FrameDecoder::read_blocks_from` (payloads read straight into block
+/// buffers) yields the same messages, and fails at the same place, as
+/// feeding the same stream: the fuzz input interleaved with whole-block
+/// `piece` messages, so that both its fast and its fallback paths run.
+fn check_direct_reads(first: u8, input: &[u8]) {
+    let mut stream = Vec::new();
+    for (i, c) in input.chunks(8).enumerate() {
+        if c[0] & 1 == 1 {
+            Message::Piece {
+                index: i as u32,
+                begin: u32::from(c[0]),
+                data: vec![c[0]; BLOCK_SIZE as usize],
+            }
+            .encode(&mut stream);
+        }
+        stream.extend_from_slice(c);
+    }
+    let plain = {
+        let mut dec = FrameDecoder::new(MAX_FRAME);
+        dec.feed(&stream);
+        let mut out = Vec::new();
+        loop {
+            match dec.next_message() {
+                Ok(Some(m)) => out.push(Ok(m)),
+                Ok(None) => break,
+                Err(e) => {
+                    out.push(Err(e.to_string()));
+                    break;
+                }
+            }
+        }
+        out
+    };
+    let mut dec = FrameDecoder::new(MAX_FRAME);
+    let mut r = Choppy {
+        data: &stream,
+        at: 0,
+        seed: u32::from(first),
+    };
+    let max = [16 * 1024, 40_000, 256 * 1024][usize::from(first) % 3];
+    let mut take = || vec![0u8; BLOCK_SIZE as usize];
+    let mut direct = Vec::new();
+    'read: loop {
+        loop {
+            match dec.next_message() {
+                Ok(Some(m)) => direct.push(Ok(m)),
+                Ok(None) => break,
+                Err(e) => {
+                    direct.push(Err(e.to_string()));
+                    break 'read;
+                }
+            }
+        }
+        match dec.read_blocks_from(&mut r, max, &mut take) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    assert!(plain == direct, "direct reads decode differently");
 }
 
 /// BEP 10 handshake, BEP 11 PEX and BEP 9 metadata messages.

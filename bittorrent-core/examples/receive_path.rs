@@ -9,7 +9,9 @@
 //! CPU time (user + sys of this process), i.e. per core, and wall MB/s. The
 //! file goes to a temporary directory (the page cache; nothing is synced).
 
-use bittorrent_core::bench::{sha1_of_blocks, Complete, PieceBuffers, Storage, Stored};
+use bittorrent_core::bench::{
+    sha1_of_blocks, Complete, MemoryBudget, PieceBuffers, Storage, Stored,
+};
 use bittorrent_core::proto::bencode::OwnedValue;
 use bittorrent_core::proto::layout::Layout;
 use bittorrent_core::proto::wire::{BlockRef, BLOCK_SIZE};
@@ -54,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("peer-receive-{}", std::process::id()));
     let storage = Storage::open(&dir, &mi.info)?;
     let layout = Layout::of(&mi.info);
-    let mut buffers = PieceBuffers::new(layout, 16 << 20);
+    let mut buffers = PieceBuffers::new(layout, 16 << 20, MemoryBudget::new(64 << 20));
     let (c0, t0) = (cpu_seconds(), Instant::now());
     for i in 0..n as u32 {
         for (k, chunk) in piece.chunks(BLOCK_SIZE as usize).enumerate() {

@@ -101,7 +101,7 @@ pub(crate) mod util;
 #[doc(hidden)]
 pub mod bench {
     pub use crate::engine::hasher::sha1_of_blocks;
-    pub use crate::engine::piece_buffer::{Complete, PieceBuffers, Stored};
+    pub use crate::engine::piece_buffer::{Complete, MemoryBudget, PieceBuffers, Stored};
     pub use crate::engine::storage::Storage;
 }
 

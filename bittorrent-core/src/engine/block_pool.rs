@@ -54,6 +54,19 @@ impl BlockPool {
         }
     }
 
+    /// A buffer of `BLOCK_SIZE` bytes to read a block into (recycled when
+    /// one is free; its old contents are to be overwritten).
+    pub fn take_block(&self) -> Vec<u8> {
+        let block = BLOCK_SIZE as usize;
+        match self.free.lock().pop() {
+            Some(mut v) => {
+                v.resize(block, 0);
+                v
+            }
+            None => vec![0; block],
+        }
+    }
+
     /// Take back buffers that are no longer needed.
     pub fn give_back(&self, blocks: impl IntoIterator<Item = Vec<u8>>) {
         let mut free = self.free.lock();

@@ -74,6 +74,12 @@ pub struct Config {
     /// seeding this long (`None`: no limit).
     /// [`AddTorrent::seed_time`](crate::AddTorrent::seed_time) overrides it.
     pub seed_time: Option<Duration>,
+    /// Bytes of piece data that all torrents together assemble in memory
+    /// while they download (default 64 MiB; each torrent also keeps to
+    /// 16 MiB of its own). A piece that finds it spent is written to disk
+    /// block by block and read back to be hashed, so memory stays bounded
+    /// however many torrents download at once.
+    pub piece_buffer_memory: u64,
 }
 
 impl Default for Config {
@@ -105,6 +111,7 @@ impl Default for Config {
             max_upload_rate: 0,
             seed_ratio: None,
             seed_time: None,
+            piece_buffer_memory: 64 << 20,
         }
     }
 }

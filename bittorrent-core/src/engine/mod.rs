@@ -16,6 +16,7 @@ pub mod hasher;
 pub(crate) mod listener;
 pub mod metadata;
 pub mod mse;
+pub(crate) mod out_queue;
 pub(crate) mod partfile;
 pub mod peer;
 pub mod picker;

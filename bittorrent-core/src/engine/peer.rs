@@ -10,6 +10,7 @@
 
 use crate::engine::block_pool;
 use crate::engine::mse::{self, Encryption, PeerStream};
+use crate::engine::out_queue::OutQueue;
 use crate::engine::picker::PeerKey;
 use crate::engine::rate_limit::Direction;
 use crate::engine::storage::Storage;
@@ -21,6 +22,7 @@ use parking_lot::RwLock;
 use std::collections::{HashSet, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -383,7 +385,7 @@ struct Connection<'a> {
     torrent: &'a Sender<(PeerKey, PeerEvent)>,
     inbox: Receiver<PeerCmd>,
     decoder: FrameDecoder,
-    out: Vec<u8>,
+    out: OutQueue,
     fast: bool,
     am_choking: bool,
     peer_choking: bool,
@@ -415,7 +417,8 @@ struct Connection<'a> {
     read_size: usize,
     /// Uploads: the part of a piece read last (piece, offset in the piece,
     /// bytes), so that a piece is read from disk once, not once per block.
-    upload_cache: Option<(u32, u32, Vec<u8>)>,
+    /// Shared with the piece messages queued in `out` until they are sent.
+    upload_cache: Option<(u32, u32, Rc<Vec<u8>>)>,
 }
 
 const SHORT_READ: Duration = Duration::from_millis(5);
@@ -511,7 +514,7 @@ impl<'a> Connection<'a> {
             torrent,
             inbox,
             decoder,
-            out: Vec::with_capacity(64 * 1024),
+            out: OutQueue::default(),
             fast,
             am_choking: true,
             peer_choking: true,
@@ -592,7 +595,7 @@ impl<'a> Connection<'a> {
     }
 
     fn send(&mut self, m: &Message) {
-        m.encode(&mut self.out);
+        self.out.push(m);
     }
 
     /// Write as much of the output buffer as the socket takes without
@@ -600,20 +603,15 @@ impl<'a> Connection<'a> {
     /// writing alternate on this one thread, so two peers that both send at
     /// once can never deadlock on full socket buffers.
     fn flush(&mut self) -> Result<(), CloseReason> {
-        let mut sent = 0;
-        while sent < self.out.len() {
-            match self.stream.write(&self.out[sent..]) {
+        while !self.out.is_empty() {
+            match self.out.write_to(&mut self.stream) {
                 Ok(0) => return Err(CloseReason::PeerClosed),
-                Ok(n) => {
-                    sent += n;
-                    self.last_send = Instant::now();
-                }
+                Ok(_) => self.last_send = Instant::now(),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(CloseReason::Io(e.to_string())),
             }
         }
-        self.out.drain(..sent);
         // With RC4 the stream may hold up to one encrypted chunk the socket
         // has not taken yet: push it too (plaintext streams never have any).
         if self.out.is_empty() && self.stream.has_pending() {
@@ -625,9 +623,7 @@ impl<'a> Connection<'a> {
         }
         // A burst may have grown the buffer to a few MiB; don't keep that
         // per idle connection.
-        if self.out.is_empty() && self.out.capacity() > 256 * 1024 {
-            self.out = Vec::with_capacity(64 * 1024);
-        }
+        self.out.shrink(256 * 1024);
         let queued = !self.out.is_empty() || self.stream.has_pending();
         if queued && self.last_send.elapsed() > self.ctx.limits.write_timeout {
             // The peer has not read anything for too long.
@@ -641,7 +637,7 @@ impl<'a> Connection<'a> {
         let _ = self.stream.set_write_timeout(Some(
             self.ctx.limits.write_timeout.min(Duration::from_secs(2)),
         ));
-        let out = std::mem::take(&mut self.out);
+        let out = self.out.take_all();
         self.stream
             .write_all(&out)
             .and_then(|()| self.stream.flush())
@@ -728,7 +724,12 @@ impl<'a> Connection<'a> {
             if busy {
                 let _ = self.stream.set_nonblocking(true);
             }
-            let r = self.decoder.read_from(&mut self.stream, max);
+            // Block payloads straight into recycled buffers (`block_pool`).
+            let r = self
+                .decoder
+                .read_blocks_from(&mut self.stream, max, &mut || {
+                    block_pool::global().take_block()
+                });
             if busy {
                 let _ = self.stream.set_nonblocking(false);
             }
@@ -846,13 +847,9 @@ impl<'a> Connection<'a> {
                 continue;
             };
             let at = (b.begin - start) as usize;
-            // The piece message straight from the cache: one copy.
-            let block = &data[at..at + b.length as usize];
-            self.out.extend_from_slice(&(9 + b.length).to_be_bytes());
-            self.out.push(7);
-            self.out.extend_from_slice(&b.index.to_be_bytes());
-            self.out.extend_from_slice(&b.begin.to_be_bytes());
-            self.out.extend_from_slice(block);
+            // The payload stays in the chunk until the socket takes it.
+            self.out
+                .push_piece(b.index, b.begin, data, at, at + b.length as usize);
             self.counters
                 .uploaded
                 .fetch_add(u64::from(b.length), Ordering::Relaxed);
@@ -863,6 +860,7 @@ impl<'a> Connection<'a> {
         if self.upload_queue.is_empty() {
             // Cached briefly: only while requests keep coming.
             self.upload_cache = None;
+            self.out.take_spare();
         }
         Ok(())
     }
@@ -883,8 +881,13 @@ impl<'a> Connection<'a> {
             start = b.begin;
         }
         let len = (piece_len - start).min(UPLOAD_CHUNK);
-        let mut data = match self.upload_cache.take() {
-            Some((_, _, mut v)) => {
+        // The old chunk's buffer again, unless queued messages still use it.
+        let old = self
+            .upload_cache
+            .take()
+            .and_then(|(_, _, v)| Rc::try_unwrap(v).ok());
+        let mut data = match old.or_else(|| self.out.take_spare()) {
+            Some(mut v) => {
                 v.resize(len as usize, 0);
                 v
             }
@@ -892,7 +895,7 @@ impl<'a> Connection<'a> {
         };
         let offset = self.ctx.layout.piece_offset(b.index) + u64::from(start);
         self.ctx.storage.read(offset, &mut data)?;
-        self.upload_cache = Some((b.index, start, data));
+        self.upload_cache = Some((b.index, start, Rc::new(data)));
         Ok(())
     }
 

@@ -13,10 +13,63 @@
 //! are written to disk as they arrive and it is hashed by reading it back,
 //! as before this module existed. So a slow hasher or a disk that lags
 //! never grows memory past the budget.
+//!
+//! Two budgets apply: the torrent's own (so one torrent cannot take all
+//! the memory) and the session's [`MemoryBudget`], shared by every torrent
+//! (so a session downloading a hundred torrents at once holds at most the
+//! session budget, not a hundred torrent budgets).
 
 use crate::proto::layout::Layout;
 use crate::proto::wire::{BlockRef, BLOCK_SIZE};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Bytes of piece data all the torrents of a session may hold in memory
+/// together, shared by their [`PieceBuffers`].
+#[derive(Debug)]
+pub struct MemoryBudget {
+    cap: u64,
+    used: AtomicU64,
+}
+
+impl MemoryBudget {
+    /// A budget of `cap` bytes, none of it used.
+    pub fn new(cap: u64) -> Arc<MemoryBudget> {
+        Arc::new(MemoryBudget {
+            cap,
+            used: AtomicU64::new(0),
+        })
+    }
+
+    /// Take `n` bytes if that stays within the cap.
+    fn try_take(&self, n: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                (u + n <= self.cap).then_some(u + n)
+            })
+            .is_ok()
+    }
+
+    /// Give back `n` bytes taken before.
+    fn give(&self, n: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(u.saturating_sub(n))
+            });
+    }
+
+    /// Bytes in use now.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+
+    /// Bytes still free.
+    fn free(&self) -> u64 {
+        self.cap.saturating_sub(self.used())
+    }
+}
 
 /// Where a received block went.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,9 +97,14 @@ pub enum Complete {
 pub struct PieceBuffers {
     layout: Layout,
     budget: u64,
+    /// The session's budget; `reserved` is taken from it too.
+    session: Arc<MemoryBudget>,
     /// Bytes reserved: pieces assembling, hashing or waiting to be written.
     reserved: u64,
     assembling: HashMap<u32, Vec<Option<Vec<u8>>>>,
+    /// Pieces holding a reservation (assembling, hashing or waiting to be
+    /// written), so that each gives its bytes back once.
+    held: HashSet<u32>,
     spilled: HashSet<u32>,
     /// Pieces spilled so far (diagnostics: each costs a read-back).
     spills: u64,
@@ -58,13 +116,15 @@ pub struct PieceBuffers {
 impl PieceBuffers {
     /// Buffers for a torrent of this geometry holding at most `budget`
     /// bytes (at least two pieces' worth, so that one piece can assemble
-    /// while another is hashed).
-    pub fn new(layout: Layout, budget: u64) -> PieceBuffers {
+    /// while another is hashed), and no more than `session` has free.
+    pub fn new(layout: Layout, budget: u64, session: Arc<MemoryBudget>) -> PieceBuffers {
         PieceBuffers {
             layout,
             budget: budget.max(2 * layout.piece_length),
+            session,
             reserved: 0,
             assembling: HashMap::new(),
+            held: HashSet::new(),
             spilled: HashSet::new(),
             spills: 0,
             assembling_bytes: 0,
@@ -90,12 +150,13 @@ impl PieceBuffers {
         }
         let len = u64::from(self.layout.piece_len(i));
         if !self.assembling.contains_key(&i) {
-            if self.reserved + len > self.budget {
+            if self.reserved + len > self.budget || !self.session.try_take(len) {
                 self.spills += 1;
                 self.spilled.insert(i);
                 return Stored::Disk(data);
             }
             self.reserved += len;
+            self.held.insert(i);
             self.assembling_bytes += len;
             let n = self.layout.piece_len(i).div_ceil(BLOCK_SIZE) as usize;
             self.assembling.insert(i, vec![None; n]);
@@ -130,9 +191,12 @@ impl PieceBuffers {
     /// The blocks of piece `i` taken by `take_complete` were written or
     /// dropped: give its bytes back to the budget.
     pub fn release(&mut self, i: u32) {
-        self.reserved = self
-            .reserved
-            .saturating_sub(u64::from(self.layout.piece_len(i)));
+        if !self.held.remove(&i) {
+            return;
+        }
+        let n = u64::from(self.layout.piece_len(i)).min(self.reserved);
+        self.reserved -= n;
+        self.session.give(n);
     }
 
     /// How many blocks all peers together may have requested so that the
@@ -142,10 +206,15 @@ impl PieceBuffers {
     /// hashers fall behind this shrinks, so downloading slows to their pace
     /// instead of spilling pieces (a spilled piece costs a write and a read
     /// back).
+    ///
+    /// The session's budget bounds it too: what the other torrents leave
+    /// free, plus this torrent's own pieces still assembling.
     pub fn request_room(&self, peers: usize) -> usize {
         let waiting = self.reserved.saturating_sub(self.assembling_bytes);
         let edges = peers as u64 * self.layout.piece_length;
-        (self.budget.saturating_sub(waiting + edges) / u64::from(BLOCK_SIZE)) as usize
+        let own = self.budget.saturating_sub(waiting + edges);
+        let shared = (self.session.free() + self.assembling_bytes).saturating_sub(edges);
+        (own.min(shared) / u64::from(BLOCK_SIZE)) as usize
     }
 
     /// Forget everything (the torrent stops downloading).
@@ -153,8 +222,17 @@ impl PieceBuffers {
     pub fn clear(&mut self) {
         self.assembling.clear();
         self.spilled.clear();
+        self.held.clear();
+        self.session.give(self.reserved);
         self.reserved = 0;
         self.assembling_bytes = 0;
+    }
+}
+
+impl Drop for PieceBuffers {
+    /// A torrent that goes away gives its bytes back to the session.
+    fn drop(&mut self) {
+        self.session.give(self.reserved);
     }
 }
 
@@ -181,7 +259,7 @@ mod tests {
     #[test]
     fn blocks_out_of_order_come_out_in_order() {
         let l = layout(3 * 16384, 5 * 16384); // pieces of 3 and 2 blocks
-        let mut pb = PieceBuffers::new(l, 1 << 20);
+        let mut pb = PieceBuffers::new(l, 1 << 20, MemoryBudget::new(1 << 30));
         assert_eq!(pb.insert(&blk(1, 1, 16384), vec![2; 16384]), Stored::Memory);
         assert_eq!(pb.insert(&blk(1, 0, 16384), vec![1; 16384]), Stored::Memory);
         assert_eq!(pb.reserved(), 2 * 16384);
@@ -198,7 +276,7 @@ mod tests {
     #[test]
     fn over_budget_pieces_spill_to_disk_whole() {
         let l = layout(16384, 10 * 16384);
-        let mut pb = PieceBuffers::new(l, 2 * 16384);
+        let mut pb = PieceBuffers::new(l, 2 * 16384, MemoryBudget::new(1 << 30));
         assert_eq!(pb.insert(&blk(0, 0, 16384), vec![0; 16384]), Stored::Memory);
         assert_eq!(pb.insert(&blk(1, 0, 16384), vec![1; 16384]), Stored::Memory);
         assert_eq!(
@@ -216,7 +294,7 @@ mod tests {
     #[test]
     fn incomplete_piece_gives_its_reservation_back() {
         let l = layout(2 * 16384, 4 * 16384);
-        let mut pb = PieceBuffers::new(l, 1 << 20);
+        let mut pb = PieceBuffers::new(l, 1 << 20, MemoryBudget::new(1 << 30));
         pb.insert(&blk(0, 0, 16384), vec![0; 16384]);
         assert_eq!(pb.take_complete(0), Complete::Incomplete);
         assert_eq!(pb.reserved(), 0);
@@ -226,7 +304,7 @@ mod tests {
     fn request_room_shrinks_while_pieces_wait_for_their_hash() {
         let b = u64::from(BLOCK_SIZE);
         let l = layout(4 * b, 100 * 4 * b); // pieces of 4 blocks
-        let mut pb = PieceBuffers::new(l, 40 * b);
+        let mut pb = PieceBuffers::new(l, 40 * b, MemoryBudget::new(1 << 30));
         // Empty: the budget less one edge piece per peer.
         assert_eq!(pb.request_room(1), 36);
         assert_eq!(pb.request_room(2), 32);
@@ -243,5 +321,46 @@ mod tests {
         assert_eq!(pb.request_room(1), 36);
         // Many peers on a small budget: no room, never an underflow.
         assert_eq!(pb.request_room(1000), 0);
+    }
+
+    #[test]
+    fn the_session_budget_is_shared_by_every_torrent() {
+        let b = u64::from(BLOCK_SIZE);
+        let l = layout(b, 100 * b); // pieces of one block
+        let session = MemoryBudget::new(3 * b);
+        let mut one = PieceBuffers::new(l, 40 * b, session.clone());
+        let mut two = PieceBuffers::new(l, 40 * b, session.clone());
+        assert_eq!(
+            one.insert(&blk(0, 0, BLOCK_SIZE), vec![0; b as usize]),
+            Stored::Memory
+        );
+        assert_eq!(
+            one.insert(&blk(1, 0, BLOCK_SIZE), vec![1; b as usize]),
+            Stored::Memory
+        );
+        assert_eq!(
+            two.insert(&blk(0, 0, BLOCK_SIZE), vec![2; b as usize]),
+            Stored::Memory
+        );
+        assert_eq!(session.used(), 3 * b);
+        // The session is full: the next piece of either torrent spills,
+        // although each is far below its own budget.
+        assert!(matches!(
+            two.insert(&blk(1, 0, BLOCK_SIZE), vec![3; b as usize]),
+            Stored::Disk(_)
+        ));
+        assert_eq!(two.spills(), 1);
+        // Room for requests: the other torrent's pieces count against it.
+        assert_eq!(two.request_room(0), 1, "its own piece assembling");
+        // Written pieces give their bytes back, once each.
+        assert!(matches!(one.take_complete(0), Complete::Memory(_)));
+        one.release(0);
+        one.release(0);
+        assert_eq!(session.used(), 2 * b);
+        // A torrent that goes away gives back what it held.
+        drop(one);
+        assert_eq!(session.used(), b);
+        drop(two);
+        assert_eq!(session.used(), 0);
     }
 }

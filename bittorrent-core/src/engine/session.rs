@@ -20,6 +20,7 @@ use crate::engine::hasher::HasherPool;
 use crate::engine::listener::accept_loop;
 use crate::engine::metadata;
 use crate::engine::mse::Encryption;
+use crate::engine::piece_buffer::MemoryBudget;
 use crate::engine::rate_limit::RatePair;
 use crate::engine::selection::{self, FilePriority, Selector};
 use crate::engine::shared::{Command, MagnetShared, Shared, TorrentShared};
@@ -243,6 +244,7 @@ impl Session {
                 config.max_upload_rate,
             )),
             peer_id: random_peer_id(&config.peer_id_prefix),
+            piece_memory: MemoryBudget::new(config.piece_buffer_memory),
             config,
             hasher: hasher.sender(),
             connections: AtomicUsize::new(0),

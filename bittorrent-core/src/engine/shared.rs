@@ -102,6 +102,8 @@ pub(crate) struct Shared {
     pub(crate) events: EventBus,
     /// The session-wide rate limits, shared by every peer thread.
     pub(crate) rates: Arc<crate::engine::rate_limit::RatePair>,
+    /// Piece data in memory, over every torrent (`Config::piece_buffer_memory`).
+    pub(crate) piece_memory: Arc<crate::engine::piece_buffer::MemoryBudget>,
 }
 
 impl Shared {

@@ -249,12 +249,13 @@ pub(crate) fn spawn(
         priorities: Mutex::new(priorities.clone()),
     });
     let now = Instant::now();
+    let buffers = PieceBuffers::new(layout, PIECE_BUFFER_BUDGET, shared.piece_memory.clone());
     let mut t = Torrent {
         shared,
         me: me.clone(),
         layout,
         picker: Picker::new(layout, Bitfield::new(n)),
-        buffers: PieceBuffers::new(layout, PIECE_BUFFER_BUDGET),
+        buffers,
         conns: HashMap::new(),
         dialing: HashMap::new(),
         candidates: Candidates::new(MAX_CANDIDATES),

@@ -5,6 +5,7 @@
 //! Pure byte functions: no sockets here. A peer thread feeds whatever it
 //! read into [`FrameDecoder`] and takes whole messages out of it.
 
+use std::collections::VecDeque;
 use std::fmt;
 
 /// The protocol string of the handshake.
@@ -313,6 +314,10 @@ impl Message {
 ///
 /// [`feed`]: FrameDecoder::feed
 /// [`next_message`]: FrameDecoder::next_message
+///
+/// [`FrameDecoder::read_blocks_from`] reads `piece` payloads of one block
+/// straight into their own buffers (see there); the decoder then yields
+/// them before the bytes it buffers, in stream order.
 #[derive(Debug)]
 pub struct FrameDecoder {
     /// Initialised storage: bytes `start..end` are buffered, the rest is
@@ -321,7 +326,23 @@ pub struct FrameDecoder {
     start: usize,
     end: usize,
     max_frame: usize,
+    /// Piece messages read whole into their own buffers; they come before
+    /// everything in `buf`.
+    ready: VecDeque<Message>,
+    /// A piece message whose payload is being read into its own buffer:
+    /// index, begin, the buffer, bytes of it filled. `buf` is empty then.
+    direct: Option<(u32, u32, Vec<u8>, usize)>,
+    /// Block buffers for the next direct read.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Bytes of a `piece` message before its payload.
+const PIECE_HEAD: usize = 13;
+/// The length prefix of a `piece` message carrying one whole block.
+const BLOCK_FRAME_LEN: u32 = 9 + BLOCK_SIZE;
+/// Room after the speculated blocks of a direct read, for whatever else
+/// the peer sent.
+const DIRECT_TAIL: usize = 4096;
 
 impl FrameDecoder {
     /// A decoder refusing frames larger than `max_frame` bytes.
@@ -331,6 +352,9 @@ impl FrameDecoder {
             start: 0,
             end: 0,
             max_frame,
+            ready: VecDeque::new(),
+            direct: None,
+            spare: Vec::new(),
         }
     }
 
@@ -352,6 +376,7 @@ impl FrameDecoder {
 
     /// Append bytes read from the peer.
     pub fn feed(&mut self, data: &[u8]) {
+        self.undirect();
         self.reserve(data.len());
         self.buf[self.end..self.end + data.len()].copy_from_slice(data);
         self.end += data.len();
@@ -360,6 +385,7 @@ impl FrameDecoder {
     /// One `read` from `r` straight into the buffer (no intermediate copy),
     /// taking at most `max` bytes. Returns what `read` returned.
     pub fn read_from(&mut self, r: &mut impl std::io::Read, max: usize) -> std::io::Result<usize> {
+        self.undirect();
         self.reserve(max);
         let n = r.read(&mut self.buf[self.end..self.end + max])?;
         self.end += n;
@@ -374,11 +400,180 @@ impl FrameDecoder {
             self.start = 0;
             self.end = 0;
         }
+        self.spare = Vec::new();
     }
 
     /// Bytes buffered but not yet returned as messages.
     pub fn buffered(&self) -> usize {
-        self.end - self.start
+        let direct = self.direct.as_ref().map_or(0, |d| PIECE_HEAD + d.3);
+        let ready: usize = self
+            .ready
+            .iter()
+            .map(|m| match m {
+                Message::Piece { data, .. } => PIECE_HEAD + data.len(),
+                _ => 0,
+            })
+            .sum();
+        self.end - self.start + direct + ready
+    }
+
+    /// A direct read in progress goes back into the buffer as plain bytes
+    /// (before a plain read or `feed` appends more).
+    fn undirect(&mut self) {
+        if let Some((index, begin, data, filled)) = self.direct.take() {
+            let mut head = Vec::with_capacity(PIECE_HEAD + filled);
+            head.extend_from_slice(&BLOCK_FRAME_LEN.to_be_bytes());
+            head.push(7);
+            head.extend_from_slice(&index.to_be_bytes());
+            head.extend_from_slice(&begin.to_be_bytes());
+            head.extend_from_slice(&data[..filled]);
+            self.spare.push(data);
+            self.feed(&head);
+        }
+    }
+
+    /// One read from `r` of at most `max` bytes, like
+    /// [`read_from`](FrameDecoder::read_from), but one that reads the
+    /// payloads of `piece` messages of one block straight into block
+    /// buffers taken from `take` (each `BLOCK_SIZE` long), sparing the copy
+    /// out of the read buffer that [`next_message_with`] makes.
+    ///
+    /// The read is vectored and speculative: it lays out the rest of the
+    /// piece payload being read, then header and block slots for as many
+    /// `piece` messages as fit `max`, then a small tail of the buffer. While
+    /// the peer sends only whole blocks (what a download is) every byte
+    /// lands in place; when a slot turns out to hold something else, the
+    /// bytes from there on are copied back into the buffer in their order
+    /// and decoded as usual. Call it only after `next_message_with` returned
+    /// `Ok(None)` (the buffer then holds at most part of one frame);
+    /// otherwise, or for a small `max`, it is a plain `read_from`.
+    ///
+    /// [`next_message_with`]: FrameDecoder::next_message_with
+    pub fn read_blocks_from(
+        &mut self,
+        r: &mut impl std::io::Read,
+        max: usize,
+        take: &mut dyn FnMut() -> Vec<u8>,
+    ) -> std::io::Result<usize> {
+        const SLOT: usize = PIECE_HEAD + BLOCK_SIZE as usize;
+        let block = BLOCK_SIZE as usize;
+        // What is buffered: part of a block's payload (taken into a
+        // buffer), part of a header (the first slot's), or else plain read.
+        let mut head = [0u8; PIECE_HEAD];
+        let mut head_have = 0;
+        if self.direct.is_none() {
+            let pending = &self.buf[self.start..self.end];
+            let fits = |p: &[u8]| {
+                (p.len() < 4 || be32(p) == BLOCK_FRAME_LEN) && (p.len() < 5 || p[4] == 7)
+            };
+            if !self.ready.is_empty() || !fits(pending) || self.max_frame < SLOT - 4 {
+                return self.read_from(r, max);
+            }
+            if pending.len() >= PIECE_HEAD {
+                if pending.len() >= SLOT {
+                    return self.read_from(r, max);
+                }
+                let mut data = self.spare.pop().unwrap_or_else(&mut *take);
+                data.resize(block, 0);
+                let filled = pending.len() - PIECE_HEAD;
+                data[..filled].copy_from_slice(&pending[PIECE_HEAD..]);
+                self.direct = Some((be32(&pending[5..]), be32(&pending[9..]), data, filled));
+            } else {
+                head_have = pending.len();
+                head[..head_have].copy_from_slice(pending);
+            }
+            self.start = 0;
+            self.end = 0;
+        }
+        let direct_room = self.direct.as_ref().map_or(0, |d| block - d.3);
+        let slots = max.saturating_sub(direct_room) / SLOT;
+        if slots == 0 && self.direct.is_none() {
+            // No room for even one block: a plain read.
+            self.feed(&head[..head_have]);
+            return self.read_from(r, max);
+        }
+        while self.spare.len() < slots {
+            let mut b = take();
+            b.resize(block, 0);
+            self.spare.push(b);
+        }
+        let mut heads = vec![[0u8; PIECE_HEAD]; slots];
+        if let Some(h) = heads.first_mut() {
+            *h = head;
+        }
+        let tail = DIRECT_TAIL.min(max.saturating_sub(direct_room + slots * SLOT));
+        self.reserve(tail);
+        let n = {
+            let mut iov: Vec<std::io::IoSliceMut<'_>> = Vec::with_capacity(2 * slots + 2);
+            if let Some((_, _, data, filled)) = self.direct.as_mut() {
+                iov.push(std::io::IoSliceMut::new(&mut data[*filled..]));
+            }
+            for (k, (h, b)) in heads.iter_mut().zip(self.spare.iter_mut()).enumerate() {
+                let from = if k == 0 { head_have } else { 0 };
+                iov.push(std::io::IoSliceMut::new(&mut h[from..]));
+                iov.push(std::io::IoSliceMut::new(&mut b[..block]));
+            }
+            if tail > 0 {
+                iov.push(std::io::IoSliceMut::new(
+                    &mut self.buf[self.end..self.end + tail],
+                ));
+            }
+            r.read_vectored(&mut iov)?
+        };
+        self.place(n, &heads, head_have);
+        Ok(n)
+    }
+
+    /// Sort the `n` bytes a direct read put into the slots: whole blocks
+    /// become messages, a block begun becomes `direct`, the rest is copied
+    /// back into the buffer in stream order.
+    fn place(&mut self, n: usize, heads: &[[u8; PIECE_HEAD]], head_have: usize) {
+        let block = BLOCK_SIZE as usize;
+        let mut rem = n;
+        if let Some((index, begin, data, filled)) = self.direct.take() {
+            let got = rem.min(block - filled);
+            rem -= got;
+            if filled + got < block {
+                self.direct = Some((index, begin, data, filled + got));
+                return;
+            }
+            self.ready.push_back(Message::Piece { index, begin, data });
+        }
+        // Bytes that are not where a whole block belongs, in stream order:
+        // once one slot holds something else, so do all after it.
+        let mut raw: Vec<u8> = Vec::new();
+        let mut taken = 0; // buffers moved out of `spare` so far
+        for (k, h) in heads.iter().enumerate() {
+            let from = if k == 0 { head_have } else { 0 };
+            let h_got = rem.min(PIECE_HEAD - from);
+            let b_got = (rem - h_got).min(block);
+            if from + h_got == 0 {
+                break;
+            }
+            rem -= h_got + b_got;
+            let slot = k - taken;
+            let whole = from + h_got == PIECE_HEAD;
+            if !raw.is_empty() || !whole || be32(h) != BLOCK_FRAME_LEN || h[4] != 7 {
+                raw.extend_from_slice(&h[..from + h_got]);
+                raw.extend_from_slice(&self.spare[slot][..b_got]);
+                continue;
+            }
+            let data = self.spare.remove(slot);
+            taken += 1;
+            let (index, begin) = (be32(&h[5..]), be32(&h[9..]));
+            if b_got == block {
+                self.ready.push_back(Message::Piece { index, begin, data });
+            } else {
+                self.direct = Some((index, begin, data, b_got));
+            }
+        }
+        // The tail of the read is in `buf[end..end + rem]`.
+        if raw.is_empty() {
+            self.end += rem;
+        } else {
+            raw.extend_from_slice(&self.buf[self.end..self.end + rem]);
+            self.feed(&raw);
+        }
     }
 
     /// The next whole message, `Ok(None)` if more bytes are needed, or an
@@ -394,6 +589,9 @@ impl FrameDecoder {
         &mut self,
         copy: &mut dyn FnMut(&[u8]) -> Vec<u8>,
     ) -> Result<Option<Message>, WireError> {
+        if let Some(m) = self.ready.pop_front() {
+            return Ok(Some(m));
+        }
         let avail = &self.buf[self.start..self.end];
         if avail.len() < 4 {
             return Ok(None);
@@ -551,6 +749,169 @@ mod tests {
         assert_eq!(d.next_message(), Err(WireError::FrameTooLarge(0x8000_0000)));
         assert!(Message::decode(&[4, 0, 0]).is_err());
         assert!(Message::decode(&[99]).is_err());
+    }
+
+    /// A reader handing out a stream in pieces of pseudo-random sizes,
+    /// filling vectored reads buffer after buffer as a socket does.
+    struct Choppy {
+        data: Vec<u8>,
+        at: usize,
+        seed: u64,
+        max: usize,
+    }
+
+    impl Choppy {
+        fn next_len(&mut self) -> usize {
+            self.seed = self
+                .seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            1 + (self.seed >> 33) as usize % self.max
+        }
+    }
+
+    impl std::io::Read for Choppy {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.read_vectored(&mut [std::io::IoSliceMut::new(buf)])
+        }
+        fn read_vectored(
+            &mut self,
+            bufs: &mut [std::io::IoSliceMut<'_>],
+        ) -> std::io::Result<usize> {
+            let mut budget = self.next_len().min(self.data.len() - self.at);
+            let mut n = 0;
+            for b in bufs.iter_mut() {
+                let k = b.len().min(budget);
+                b[..k].copy_from_slice(&self.data[self.at..self.at + k]);
+                self.at += k;
+                n += k;
+                budget -= k;
+                if budget == 0 {
+                    break;
+                }
+            }
+            Ok(n)
+        }
+    }
+
+    /// A download's stream: mostly whole blocks, with `have`s, keep-alives,
+    /// short blocks and other messages between them.
+    /// With `mixed` false, only one message in 50 is not a whole block.
+    fn mixed_stream(seed: u64, count: u32, mixed: bool) -> (Vec<u8>, Vec<Message>) {
+        let mut s = seed;
+        let mut bytes = Vec::new();
+        let mut msgs = Vec::new();
+        for i in 0..count {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let kind = if mixed {
+                (s >> 40) % 10
+            } else {
+                4 + u64::from(i % 50 == 49) * 6
+            };
+            let m = match kind {
+                0 | 10 => Message::Have(i),
+                1 => Message::KeepAlive,
+                2 => Message::Piece {
+                    index: i,
+                    begin: 0,
+                    data: vec![i as u8; 1 + (s >> 20) as usize % 20000],
+                },
+                3 => Message::Bitfield(vec![0xAA; (s >> 20) as usize % 300]),
+                _ => Message::Piece {
+                    index: i,
+                    begin: BLOCK_SIZE * (i % 7),
+                    data: (0..BLOCK_SIZE).map(|k| (k ^ i) as u8).collect(),
+                },
+            };
+            m.encode(&mut bytes);
+            msgs.push(m);
+        }
+        (bytes, msgs)
+    }
+
+    #[test]
+    fn direct_block_reads_yield_the_same_messages_in_order() {
+        for (seed, chunk, max) in [
+            (1u64, 300_000usize, 256 * 1024usize),
+            (2, 20_000, 256 * 1024),
+            (3, 17, 256 * 1024),
+            (4, 5000, 40 * 1024),
+            (5, 100_000, 16 * 1024),
+            (6, 16397, 16397),
+            (7, 1, 64 * 1024),
+        ] {
+            let (bytes, want) = mixed_stream(seed, 300, seed != 1);
+            let mut r = Choppy {
+                data: bytes,
+                at: 0,
+                seed,
+                max: chunk,
+            };
+            let mut d = FrameDecoder::new(MAX_FRAME);
+            let mut got = Vec::new();
+            let mut fresh = 0;
+            let mut take = || {
+                fresh += 1;
+                vec![0xEE; BLOCK_SIZE as usize]
+            };
+            let mut copies = 0;
+            loop {
+                while let Some(m) = d
+                    .next_message_with(&mut |p: &[u8]| {
+                        copies += 1;
+                        p.to_vec()
+                    })
+                    .unwrap()
+                {
+                    got.push(m);
+                }
+                if d.read_blocks_from(&mut r, max, &mut take).unwrap() == 0 {
+                    break;
+                }
+            }
+            assert_eq!(got.len(), want.len(), "seed {seed}");
+            assert!(got == want, "seed {seed}: messages differ");
+            assert_eq!(d.buffered(), 0);
+            if seed == 1 {
+                // Large reads of a stream of mostly whole blocks: most
+                // payloads were read in place, not copied.
+                let blocks = want
+                    .iter()
+                    .filter(|m| matches!(m, Message::Piece { data, .. } if data.len() == BLOCK_SIZE as usize))
+                    .count();
+                assert!(copies < blocks / 4, "{copies} copies of {blocks} blocks");
+            }
+        }
+    }
+
+    #[test]
+    fn a_plain_read_after_a_direct_one_keeps_the_order() {
+        let (bytes, want) = mixed_stream(9, 200, true);
+        let mut r = Choppy {
+            data: bytes,
+            at: 0,
+            seed: 9,
+            max: 30_000,
+        };
+        let mut d = FrameDecoder::new(MAX_FRAME);
+        let mut got = Vec::new();
+        let mut take = || vec![0; BLOCK_SIZE as usize];
+        for turn in 0.. {
+            while let Some(m) = d.next_message().unwrap() {
+                got.push(m);
+            }
+            let n = if turn % 3 == 0 {
+                d.read_from(&mut r, 10_000).unwrap()
+            } else {
+                d.read_blocks_from(&mut r, 100_000, &mut take).unwrap()
+            };
+            if n == 0 {
+                break;
+            }
+        }
+        assert!(got == want);
     }
 
     #[test]

@@ -117,6 +117,18 @@ impl Read for PeerStream {
         }
         Ok(n)
     }
+
+    /// In clear, one vectored read of the socket; with RC4, a `read` into
+    /// the first non-empty buffer (decrypted in place).
+    fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        if self.rc4.is_none() {
+            return self.tcp.read_vectored(bufs);
+        }
+        match bufs.iter_mut().find(|b| !b.is_empty()) {
+            Some(b) => self.read(b),
+            None => Ok(0),
+        }
+    }
 }
 
 impl Write for PeerStream {
@@ -137,6 +149,18 @@ impl Write for PeerStream {
             // Taken (encrypted): it stays pending for the next call.
             Err(e) if would_block(&e) => Ok(n),
             Err(e) => Err(e),
+        }
+    }
+
+    /// In clear, one vectored write of the socket; with RC4, the first
+    /// non-empty slice through `write` (it is encrypted into a copy anyway).
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        if self.rc4.is_none() {
+            return self.tcp.write_vectored(bufs);
+        }
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(b) => self.write(b),
+            None => Ok(0),
         }
     }
 

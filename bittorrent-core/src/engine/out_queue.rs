@@ -1,0 +1,285 @@
+//! The bytes queued for one peer's socket, in order: encoded messages, and
+//! the payloads of `piece` messages as ranges of the upload chunk they were
+//! read into (shared, not copied). One vectored write sends messages and
+//! payloads together, so an uploaded block is copied once in user space
+//! (by the `pread` of its chunk) instead of twice.
+
+use crate::proto::wire::Message;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::rc::Rc;
+
+/// Slices handed to one vectored write at most (Linux takes 1,024).
+const MAX_SLICES: usize = 64;
+
+/// A piece payload: `data[start..end]`, sent right after `bytes[..at]`.
+#[derive(Debug)]
+struct Payload {
+    at: usize,
+    data: Rc<Vec<u8>>,
+    start: usize,
+    end: usize,
+}
+
+/// The output queue of one connection (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct OutQueue {
+    /// Encoded messages and piece headers; `bytes[..head]` are sent.
+    bytes: Vec<u8>,
+    head: usize,
+    /// Payloads in stream order, each placed at a position of `bytes`.
+    payloads: VecDeque<Payload>,
+    /// Unsent payload bytes.
+    payload_len: usize,
+    /// A chunk whose payloads are all sent, for the next upload read
+    /// (saves zeroing and faulting in a new one).
+    spare: Option<Vec<u8>>,
+}
+
+impl OutQueue {
+    /// Bytes queued and not yet sent.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len() - self.head + self.payload_len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Queue a message.
+    pub(crate) fn push(&mut self, m: &Message) {
+        m.encode(&mut self.bytes);
+    }
+
+    /// Queue a `piece` message whose payload is `data[start..end]`.
+    pub(crate) fn push_piece(
+        &mut self,
+        index: u32,
+        begin: u32,
+        data: &Rc<Vec<u8>>,
+        start: usize,
+        end: usize,
+    ) {
+        let len = (end - start) as u32;
+        self.bytes.extend_from_slice(&(9 + len).to_be_bytes());
+        self.bytes.push(7);
+        self.bytes.extend_from_slice(&index.to_be_bytes());
+        self.bytes.extend_from_slice(&begin.to_be_bytes());
+        self.payload_len += end - start;
+        self.payloads.push_back(Payload {
+            at: self.bytes.len(),
+            data: data.clone(),
+            start,
+            end,
+        });
+    }
+
+    /// One vectored write of what is queued, from the front; returns what
+    /// `w` took (its errors as they come).
+    pub(crate) fn write_to(&mut self, w: &mut impl Write) -> io::Result<usize> {
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_SLICES);
+        let mut pos = self.head;
+        let mut end = self.bytes.len();
+        for p in &self.payloads {
+            if slices.len() + 2 > MAX_SLICES {
+                // The rest next time: nothing past this payload's place.
+                end = p.at;
+                break;
+            }
+            if p.at > pos {
+                slices.push(IoSlice::new(&self.bytes[pos..p.at]));
+            }
+            slices.push(IoSlice::new(&p.data[p.start..p.end]));
+            pos = p.at;
+        }
+        if pos < end {
+            slices.push(IoSlice::new(&self.bytes[pos..end]));
+        }
+        if slices.is_empty() {
+            return Ok(0);
+        }
+        let n = w.write_vectored(&slices)?;
+        drop(slices);
+        self.consume(n);
+        Ok(n)
+    }
+
+    /// Drop the first `n` queued bytes (they were sent).
+    fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            let next_at = self.payloads.front().map_or(self.bytes.len(), |p| p.at);
+            if self.head < next_at {
+                let k = n.min(next_at - self.head);
+                self.head += k;
+                n -= k;
+                continue;
+            }
+            let Some(p) = self.payloads.front_mut() else {
+                break;
+            };
+            let k = n.min(p.end - p.start);
+            p.start += k;
+            self.payload_len -= k;
+            n -= k;
+            if p.start == p.end {
+                if let Some(done) = self.payloads.pop_front() {
+                    if let Ok(chunk) = Rc::try_unwrap(done.data) {
+                        self.spare = Some(chunk);
+                    }
+                }
+            }
+        }
+        if self.head == self.bytes.len() && self.payloads.is_empty() {
+            self.bytes.clear();
+            self.head = 0;
+        } else if self.head >= 64 * 1024 && self.head * 2 >= self.bytes.len() {
+            // Mostly sent: move the rest to the front.
+            self.bytes.drain(..self.head);
+            for p in &mut self.payloads {
+                p.at -= self.head;
+            }
+            self.head = 0;
+        }
+    }
+
+    /// Give memory back once nothing is queued and the buffer grew past
+    /// `keep` bytes.
+    pub(crate) fn shrink(&mut self, keep: usize) {
+        if self.is_empty() && self.bytes.capacity() > keep {
+            self.bytes = Vec::new();
+        }
+    }
+
+    /// The chunk buffer last let go of by the queue, if any.
+    pub(crate) fn take_spare(&mut self) -> Option<Vec<u8>> {
+        self.spare.take()
+    }
+
+    /// Everything queued as one buffer (the connection is closing).
+    pub(crate) fn take_all(&mut self) -> Vec<u8> {
+        let mut all = Vec::with_capacity(self.len());
+        let mut pos = self.head;
+        for p in &self.payloads {
+            all.extend_from_slice(&self.bytes[pos..p.at]);
+            all.extend_from_slice(&p.data[p.start..p.end]);
+            pos = p.at;
+        }
+        all.extend_from_slice(&self.bytes[pos..]);
+        *self = OutQueue::default();
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::wire::{BlockRef, FrameDecoder};
+
+    /// A writer that takes at most `max` bytes per call.
+    struct Trickle {
+        got: Vec<u8>,
+        max: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.max);
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let mut n = 0;
+            for b in bufs {
+                let k = b.len().min(self.max - n);
+                self.got.extend_from_slice(&b[..k]);
+                n += k;
+                if n == self.max {
+                    break;
+                }
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn fill(q: &mut OutQueue, chunk: &Rc<Vec<u8>>, expect: &mut Vec<Message>) {
+        // More payloads than one vectored write takes.
+        for i in 0..(MAX_SLICES as u32) {
+            let m = Message::Have(i);
+            q.push(&m);
+            expect.push(m);
+            let start = (i as usize * 97) % 4000;
+            let end = start + 1 + (i as usize * 31) % 1000;
+            q.push_piece(i, i * 3, chunk, start, end);
+            expect.push(Message::Piece {
+                index: i,
+                begin: i * 3,
+                data: chunk[start..end].to_vec(),
+            });
+        }
+    }
+
+    #[test]
+    fn messages_and_payloads_go_out_in_order_through_partial_writes() {
+        let chunk = Rc::new((0..5000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        for max in [1, 7, 13, 100, 4096, 1 << 20] {
+            let mut q = OutQueue::default();
+            let mut expect = Vec::new();
+            let mut w = Trickle {
+                got: Vec::new(),
+                max,
+            };
+            fill(&mut q, &chunk, &mut expect);
+            // Writes interleaved with more queueing.
+            for _ in 0..3 {
+                q.write_to(&mut w).unwrap();
+            }
+            fill(&mut q, &chunk, &mut expect);
+            q.push(&Message::Cancel(BlockRef {
+                index: 1,
+                begin: 2,
+                length: 3,
+            }));
+            expect.push(Message::Cancel(BlockRef {
+                index: 1,
+                begin: 2,
+                length: 3,
+            }));
+            while !q.is_empty() {
+                assert!(q.write_to(&mut w).unwrap() > 0);
+            }
+            assert_eq!(q.write_to(&mut w).unwrap(), 0);
+            let mut d = FrameDecoder::new(1 << 20);
+            d.feed(&w.got);
+            let mut got = Vec::new();
+            while let Some(m) = d.next_message().unwrap() {
+                got.push(m);
+            }
+            assert_eq!(got, expect, "max {max}");
+            assert_eq!(Rc::strong_count(&chunk), 1, "payloads let go of the chunk");
+        }
+    }
+
+    #[test]
+    fn take_all_returns_the_unsent_rest() {
+        let chunk = Rc::new(vec![9u8; 5000]);
+        let mut q = OutQueue::default();
+        let mut expect = Vec::new();
+        fill(&mut q, &chunk, &mut expect);
+        let mut w = Trickle {
+            got: Vec::new(),
+            max: 555,
+        };
+        q.write_to(&mut w).unwrap();
+        let mut all = w.got;
+        all.extend(q.take_all());
+        assert!(q.is_empty());
+        let mut want = Vec::new();
+        for m in &expect {
+            m.encode(&mut want);
+        }
+        assert_eq!(all, want);
+    }
+}
