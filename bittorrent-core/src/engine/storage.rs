@@ -69,15 +69,17 @@ impl StorageFile {
 }
 
 /// Blocks (16 KiB each at most) per positional write of `write_blocks`:
-/// one. The kernel sizes the page-cache folios it allocates by the write:
+/// two. The kernel sizes the page-cache folios it allocates by the write:
 /// 1 MiB writes make 1 MiB folios, 256 KiB writes 256 KiB ones. On a
 /// virtual machine that hands free memory back to its host (as this one
 /// does) such high-order pages are faulted in again from the host, and a
 /// 1 GiB download paid 2.3 to 2.8 s of system time in 1 MiB or 256 KiB
 /// writes against 0.6 s in 16 KiB writes (`scripts/bench-transfer.sh`,
-/// same run; `dd` shows the same). The 65,536 extra system calls per GiB
-/// cost far less than that.
-const WRITE_CHUNK_PARTS: usize = 1;
+/// same run; `dd` shows the same). 32 KiB writes halve the system calls
+/// of 16 KiB ones and cost less again (the torrent thread's CPU, median of
+/// 4 alternating runs: 0.38 s per GiB against 0.50 s); 64 KiB writes were
+/// back in the expensive range (0.8 to 1.5 s).
+const WRITE_CHUNK_PARTS: usize = 2;
 
 /// A torrent's files.
 pub struct Storage {
