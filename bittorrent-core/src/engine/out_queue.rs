@@ -11,6 +11,9 @@ use std::rc::Rc;
 
 /// Slices handed to one vectored write at most (Linux takes 1,024).
 const MAX_SLICES: usize = 64;
+/// Sent chunks kept for reuse: the queue (128 KiB) holds payloads of two
+/// chunks at most while a third is read.
+const MAX_SPARE: usize = 2;
 
 /// A piece payload: `data[start..end]`, sent right after `bytes[..at]`.
 #[derive(Debug)]
@@ -31,9 +34,9 @@ pub(crate) struct OutQueue {
     payloads: VecDeque<Payload>,
     /// Unsent payload bytes.
     payload_len: usize,
-    /// A chunk whose payloads are all sent, for the next upload read
-    /// (saves zeroing and faulting in a new one).
-    spare: Option<Vec<u8>>,
+    /// Chunks whose payloads are all sent, for the next upload reads (saves
+    /// zeroing a new one); at most `MAX_SPARE`.
+    spare: Vec<Vec<u8>>,
 }
 
 impl OutQueue {
@@ -124,7 +127,9 @@ impl OutQueue {
             if p.start == p.end {
                 if let Some(done) = self.payloads.pop_front() {
                     if let Ok(chunk) = Rc::try_unwrap(done.data) {
-                        self.spare = Some(chunk);
+                        if self.spare.len() < MAX_SPARE {
+                            self.spare.push(chunk);
+                        }
                     }
                 }
             }
@@ -150,9 +155,14 @@ impl OutQueue {
         }
     }
 
-    /// The chunk buffer last let go of by the queue, if any.
+    /// A chunk buffer the queue let go of, if any.
     pub(crate) fn take_spare(&mut self) -> Option<Vec<u8>> {
-        self.spare.take()
+        self.spare.pop()
+    }
+
+    /// Free the chunk buffers kept for reuse (uploads have stopped).
+    pub(crate) fn drop_spare(&mut self) {
+        self.spare = Vec::new();
     }
 
     /// Everything queued as one buffer (the connection is closing).

