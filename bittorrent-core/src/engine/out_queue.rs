@@ -11,9 +11,9 @@ use std::rc::Rc;
 
 /// Slices handed to one vectored write at most (Linux takes 1,024).
 const MAX_SLICES: usize = 64;
-/// Sent chunks kept for reuse: the queue (128 KiB) holds payloads of two
-/// chunks at most while a third is read.
-const MAX_SPARE: usize = 2;
+/// Sent chunks kept for reuse: the queue (128 KiB) holds payloads of the
+/// cached chunk and at most one before it, so one spare is enough.
+const MAX_SPARE: usize = 1;
 
 /// A piece payload: `data[start..end]`, sent right after `bytes[..at]`.
 #[derive(Debug)]
