@@ -485,7 +485,8 @@ impl FrameDecoder {
             self.start = 0;
             self.end = 0;
         }
-        let direct_room = self.direct.as_ref().map_or(0, |d| block - d.3);
+        // Never more than `max` bytes in all (a rate limit may make it small).
+        let direct_room = self.direct.as_ref().map_or(0, |d| (block - d.3).min(max));
         let slots = max.saturating_sub(direct_room) / SLOT;
         if slots == 0 && self.direct.is_none() {
             // No room for even one block: a plain read.
@@ -506,7 +507,9 @@ impl FrameDecoder {
         let n = {
             let mut iov: Vec<std::io::IoSliceMut<'_>> = Vec::with_capacity(2 * slots + 2);
             if let Some((_, _, data, filled)) = self.direct.as_mut() {
-                iov.push(std::io::IoSliceMut::new(&mut data[*filled..]));
+                iov.push(std::io::IoSliceMut::new(
+                    &mut data[*filled..*filled + direct_room],
+                ));
             }
             for (k, (h, b)) in heads.iter_mut().zip(self.spare.iter_mut()).enumerate() {
                 let from = if k == 0 { head_have } else { 0 };
@@ -884,6 +887,34 @@ mod tests {
                 assert!(copies < blocks / 4, "{copies} copies of {blocks} blocks");
             }
         }
+    }
+
+    #[test]
+    fn a_read_never_takes_more_than_max() {
+        // Small reads (a rate limit) right after large ones that left a
+        // block half read.
+        let (bytes, want) = mixed_stream(11, 200, false);
+        let mut r = Choppy {
+            data: bytes,
+            at: 0,
+            seed: 11,
+            max: 1 << 20,
+        };
+        let mut d = FrameDecoder::new(MAX_FRAME);
+        let mut got = Vec::new();
+        let mut take = || vec![0; BLOCK_SIZE as usize];
+        for turn in 0usize.. {
+            while let Some(m) = d.next_message().unwrap() {
+                got.push(m);
+            }
+            let max = [100_000, 700, 5000, 20_000][turn % 4];
+            let n = d.read_blocks_from(&mut r, max, &mut take).unwrap();
+            assert!(n <= max, "read {n} bytes, at most {max} asked");
+            if n == 0 {
+                break;
+            }
+        }
+        assert!(got == want);
     }
 
     #[test]
