@@ -280,11 +280,13 @@ pub fn check_wire(data: &[u8]) {
 }
 
 /// A reader handing out `data` in reads of sizes drawn from `seed`,
-/// filling vectored reads buffer after buffer as a socket does.
+/// filling vectored reads buffer after buffer as a socket does, with a
+/// timeout now and then.
 struct Choppy<'a> {
     data: &'a [u8],
     at: usize,
     seed: u32,
+    calls: u32,
 }
 
 impl std::io::Read for Choppy<'_> {
@@ -292,6 +294,11 @@ impl std::io::Read for Choppy<'_> {
         self.read_vectored(&mut [std::io::IoSliceMut::new(buf)])
     }
     fn read_vectored(&mut self, bufs: &mut [std::io::IoSliceMut<'_>]) -> std::io::Result<usize> {
+        // Every third read times out (nothing read), as a socket's may.
+        self.calls += 1;
+        if self.calls % 3 == 0 {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
         self.seed = self.seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
         let mut budget = (1 + (self.seed >> 8) as usize % 70_000).min(self.data.len() - self.at);
         let mut n = 0;
@@ -344,6 +351,7 @@ fn check_direct_reads(first: u8, input: &[u8]) {
         data: &stream,
         at: 0,
         seed: u32::from(first),
+        calls: 0,
     };
     let max = [16 * 1024, 40_000, 256 * 1024][usize::from(first) % 3];
     let mut take = || vec![0u8; BLOCK_SIZE as usize];
@@ -360,8 +368,10 @@ fn check_direct_reads(first: u8, input: &[u8]) {
             }
         }
         match dec.read_blocks_from(&mut r, max, &mut take) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
         }
     }
     assert!(plain == direct, "direct reads decode differently");

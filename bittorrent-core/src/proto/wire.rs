@@ -521,10 +521,21 @@ impl FrameDecoder {
                     &mut self.buf[self.end..self.end + tail],
                 ));
             }
-            r.read_vectored(&mut iov)?
+            r.read_vectored(&mut iov)
         };
-        self.place(n, &heads, head_have);
-        Ok(n)
+        match n {
+            Ok(n) => {
+                self.place(n, &heads, head_have);
+                Ok(n)
+            }
+            Err(e) => {
+                // Nothing read (a timeout, most often): the part of a header
+                // taken out of the buffer goes back (a block begun stays in
+                // `direct`).
+                self.feed(&head[..head_have]);
+                Err(e)
+            }
+        }
     }
 
     /// Sort the `n` bytes a direct read put into the slots: whole blocks
@@ -761,6 +772,9 @@ mod tests {
         at: usize,
         seed: u64,
         max: usize,
+        /// Every this many reads fails with `WouldBlock` (0: never).
+        fail_every: u32,
+        calls: u32,
     }
 
     impl Choppy {
@@ -781,6 +795,10 @@ mod tests {
             &mut self,
             bufs: &mut [std::io::IoSliceMut<'_>],
         ) -> std::io::Result<usize> {
+            self.calls += 1;
+            if self.fail_every > 0 && self.calls % self.fail_every == 0 {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
             let mut budget = self.next_len().min(self.data.len() - self.at);
             let mut n = 0;
             for b in bufs.iter_mut() {
@@ -851,6 +869,8 @@ mod tests {
                 at: 0,
                 seed,
                 max: chunk,
+                fail_every: 0,
+                calls: 0,
             };
             let mut d = FrameDecoder::new(MAX_FRAME);
             let mut got = Vec::new();
@@ -890,6 +910,37 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_read_loses_nothing() {
+        // Timeouts between reads that end anywhere, a header split
+        // included; 1 to 20 byte reads split every header somewhere.
+        for (seed, chunk, fail_every) in [(21u64, 20usize, 2u32), (22, 40_000, 3), (23, 13, 2)] {
+            let (bytes, want) = mixed_stream(seed, 150, seed == 22);
+            let mut r = Choppy {
+                data: bytes,
+                at: 0,
+                seed,
+                max: chunk,
+                fail_every,
+                calls: 0,
+            };
+            let mut d = FrameDecoder::new(MAX_FRAME);
+            let mut got = Vec::new();
+            let mut take = || vec![0; BLOCK_SIZE as usize];
+            loop {
+                while let Some(m) = d.next_message().unwrap() {
+                    got.push(m);
+                }
+                match d.read_blocks_from(&mut r, 256 * 1024, &mut take) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+                }
+            }
+            assert!(got == want, "seed {seed}");
+        }
+    }
+
+    #[test]
     fn a_read_never_takes_more_than_max() {
         // Small reads (a rate limit) right after large ones that left a
         // block half read.
@@ -899,6 +950,8 @@ mod tests {
             at: 0,
             seed: 11,
             max: 1 << 20,
+            fail_every: 0,
+            calls: 0,
         };
         let mut d = FrameDecoder::new(MAX_FRAME);
         let mut got = Vec::new();
@@ -925,6 +978,8 @@ mod tests {
             at: 0,
             seed: 9,
             max: 30_000,
+            fail_every: 0,
+            calls: 0,
         };
         let mut d = FrameDecoder::new(MAX_FRAME);
         let mut got = Vec::new();
