@@ -308,19 +308,23 @@ mod tests {
         let server = Server::start(bind_local().expect("bind"), Arc::new(Slow(gate.clone())))
             .expect("start");
         let addr = server.addr();
-        // Occupy every worker with a request being handled (never shed).
-        let held: Vec<_> = (0..WORKERS)
-            .map(|_| std::thread::spawn(move || get(addr).0))
-            .collect();
-        // Wait (bounded) until all of them are being handled.
+        // Occupy every worker with a request being handled (never shed),
+        // one at a time: a connection that finds no worker waiting sheds
+        // the oldest one still reading its request, and on a loaded machine
+        // eight clients at once may not all have sent theirs yet.
+        let busy = || {
+            server
+                .slots
+                .with(|s| s.iter().flatten().filter(|b| !b.reading).count())
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while server
-            .slots
-            .with(|s| s.iter().flatten().filter(|b| !b.reading).count())
-            < WORKERS
-        {
-            assert!(Instant::now() < deadline, "the workers never all got busy");
-            std::thread::sleep(Duration::from_millis(20));
+        let mut held = Vec::new();
+        for n in 1..=WORKERS {
+            held.push(std::thread::spawn(move || get(addr).0));
+            while busy() < n {
+                assert!(Instant::now() < deadline, "the workers never all got busy");
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
         let (out, took) = get(addr);
         assert!(out.starts_with("HTTP/1.1 503"), "{out}");
