@@ -334,16 +334,7 @@ fn check_direct_reads(first: u8, input: &[u8]) {
         let mut dec = FrameDecoder::new(MAX_FRAME);
         dec.feed(&stream);
         let mut out = Vec::new();
-        loop {
-            match dec.next_message() {
-                Ok(Some(m)) => out.push(Ok(m)),
-                Ok(None) => break,
-                Err(e) => {
-                    out.push(Err(e.to_string()));
-                    break;
-                }
-            }
-        }
+        drain(&mut dec, &mut out);
         out
     };
     let mut dec = FrameDecoder::new(MAX_FRAME);
@@ -356,17 +347,7 @@ fn check_direct_reads(first: u8, input: &[u8]) {
     let max = [16 * 1024, 40_000, 256 * 1024][usize::from(first) % 3];
     let mut take = || vec![0u8; BLOCK_SIZE as usize];
     let mut direct = Vec::new();
-    'read: loop {
-        loop {
-            match dec.next_message() {
-                Ok(Some(m)) => direct.push(Ok(m)),
-                Ok(None) => break,
-                Err(e) => {
-                    direct.push(Err(e.to_string()));
-                    break 'read;
-                }
-            }
-        }
+    while drain(&mut dec, &mut direct) {
         match dec.read_blocks_from(&mut r, max, &mut take) {
             Ok(0) => break,
             Ok(_) => {}
@@ -375,6 +356,21 @@ fn check_direct_reads(first: u8, input: &[u8]) {
         }
     }
     assert!(plain == direct, "direct reads decode differently");
+}
+
+/// Every whole message `dec` holds into `out`; false once one was an error
+/// (pushed as its text).
+fn drain(dec: &mut FrameDecoder, out: &mut Vec<Result<Message, String>>) -> bool {
+    loop {
+        match dec.next_message() {
+            Ok(Some(m)) => out.push(Ok(m)),
+            Ok(None) => return true,
+            Err(e) => {
+                out.push(Err(e.to_string()));
+                return false;
+            }
+        }
+    }
 }
 
 /// BEP 10 handshake, BEP 11 PEX and BEP 9 metadata messages.

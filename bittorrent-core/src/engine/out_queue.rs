@@ -4,7 +4,7 @@
 //! payloads together, so an uploaded block is copied once in user space
 //! (by the `pread` of its chunk) instead of twice.
 
-use crate::proto::wire::Message;
+use crate::proto::wire::{piece_head, Message};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
@@ -63,11 +63,8 @@ impl OutQueue {
         start: usize,
         end: usize,
     ) {
-        let len = (end - start) as u32;
-        self.bytes.extend_from_slice(&(9 + len).to_be_bytes());
-        self.bytes.push(7);
-        self.bytes.extend_from_slice(&index.to_be_bytes());
-        self.bytes.extend_from_slice(&begin.to_be_bytes());
+        self.bytes
+            .extend_from_slice(&piece_head(index, begin, (end - start) as u32));
         self.payload_len += end - start;
         self.payloads.push_back(Payload {
             at: self.bytes.len(),

@@ -477,11 +477,8 @@ impl Storage {
             // WRITE_CHUNK_PARTS blocks per write (see there).
             let mut pos = at;
             for chunk in parts.chunks(WRITE_CHUNK_PARTS) {
-                match chunk {
-                    [one] => file.write_all_at(one, pos),
-                    more => write_all_vectored_at(&file, more, pos),
-                }
-                .map_err(|e| io_err(&self.files[i].path, "write", e))?;
+                write_all_vectored_at(&file, chunk, pos)
+                    .map_err(|e| io_err(&self.files[i].path, "write", e))?;
                 pos += chunk.iter().map(|p| p.len() as u64).sum::<u64>();
             }
             self.written(&file, len);
@@ -590,6 +587,10 @@ const MAX_IOV: usize = 512;
 /// `pwritev` until every byte of `parts` is written at `at`.
 fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut at: u64) -> std::io::Result<()> {
     use std::io::IoSlice;
+    if let [one] = parts {
+        // One slice: a plain positional write, nothing to allocate.
+        return file.write_all_at(one, at);
+    }
     let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
     let mut first = 0; // index of the first part not completely written
     while first < parts.len() {

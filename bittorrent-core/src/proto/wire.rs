@@ -337,9 +337,26 @@ pub struct FrameDecoder {
 }
 
 /// Bytes of a `piece` message before its payload.
-const PIECE_HEAD: usize = 13;
+pub const PIECE_HEAD: usize = 13;
 /// The length prefix of a `piece` message carrying one whole block.
 const BLOCK_FRAME_LEN: u32 = 9 + BLOCK_SIZE;
+
+/// The bytes of a `piece` message before its payload of `len` bytes
+/// (length prefix, id 7, index, begin).
+pub fn piece_head(index: u32, begin: u32, len: u32) -> [u8; PIECE_HEAD] {
+    let mut h = [0u8; PIECE_HEAD];
+    h[..4].copy_from_slice(&(9 + len).to_be_bytes());
+    h[4] = 7;
+    h[5..9].copy_from_slice(&index.to_be_bytes());
+    h[9..].copy_from_slice(&begin.to_be_bytes());
+    h
+}
+
+/// Whether `p` can be the start of a `piece` message carrying one whole
+/// block (every byte of it there is consistent with one).
+fn starts_block_message(p: &[u8]) -> bool {
+    (p.len() < 4 || be32(p) == BLOCK_FRAME_LEN) && (p.len() < 5 || p[4] == 7)
+}
 /// Room after the speculated blocks of a direct read, for whatever else
 /// the peer sent.
 const DIRECT_TAIL: usize = 4096;
@@ -421,11 +438,7 @@ impl FrameDecoder {
     /// (before a plain read or `feed` appends more).
     fn undirect(&mut self) {
         if let Some((index, begin, data, filled)) = self.direct.take() {
-            let mut head = Vec::with_capacity(PIECE_HEAD + filled);
-            head.extend_from_slice(&BLOCK_FRAME_LEN.to_be_bytes());
-            head.push(7);
-            head.extend_from_slice(&index.to_be_bytes());
-            head.extend_from_slice(&begin.to_be_bytes());
+            let mut head = piece_head(index, begin, BLOCK_SIZE).to_vec();
             head.extend_from_slice(&data[..filled]);
             self.spare.push(data);
             self.feed(&head);
@@ -463,10 +476,8 @@ impl FrameDecoder {
         let mut head_have = 0;
         if self.direct.is_none() {
             let pending = &self.buf[self.start..self.end];
-            let fits = |p: &[u8]| {
-                (p.len() < 4 || be32(p) == BLOCK_FRAME_LEN) && (p.len() < 5 || p[4] == 7)
-            };
-            if !self.ready.is_empty() || !fits(pending) || self.max_frame < SLOT - 4 {
+            if !self.ready.is_empty() || !starts_block_message(pending) || self.max_frame < SLOT - 4
+            {
                 return self.read_from(r, max);
             }
             if pending.len() >= PIECE_HEAD {
@@ -567,7 +578,7 @@ impl FrameDecoder {
             rem -= h_got + b_got;
             let slot = k - taken;
             let whole = from + h_got == PIECE_HEAD;
-            if !raw.is_empty() || !whole || be32(h) != BLOCK_FRAME_LEN || h[4] != 7 {
+            if !raw.is_empty() || !whole || !starts_block_message(h) {
                 raw.extend_from_slice(&h[..from + h_got]);
                 raw.extend_from_slice(&self.spare[slot][..b_got]);
                 continue;
@@ -778,6 +789,18 @@ mod tests {
     }
 
     impl Choppy {
+        /// `data` in reads of 1 to `max` bytes, never failing.
+        fn new(data: Vec<u8>, seed: u64, max: usize) -> Choppy {
+            Choppy {
+                data,
+                at: 0,
+                seed,
+                max,
+                fail_every: 0,
+                calls: 0,
+            }
+        }
+
         fn next_len(&mut self) -> usize {
             self.seed = self
                 .seed
@@ -864,21 +887,10 @@ mod tests {
             (7, 1, 64 * 1024),
         ] {
             let (bytes, want) = mixed_stream(seed, 300, seed != 1);
-            let mut r = Choppy {
-                data: bytes,
-                at: 0,
-                seed,
-                max: chunk,
-                fail_every: 0,
-                calls: 0,
-            };
+            let mut r = Choppy::new(bytes, seed, chunk);
             let mut d = FrameDecoder::new(MAX_FRAME);
             let mut got = Vec::new();
-            let mut fresh = 0;
-            let mut take = || {
-                fresh += 1;
-                vec![0xEE; BLOCK_SIZE as usize]
-            };
+            let mut take = || vec![0xEE; BLOCK_SIZE as usize];
             let mut copies = 0;
             loop {
                 while let Some(m) = d
@@ -916,12 +928,8 @@ mod tests {
         for (seed, chunk, fail_every) in [(21u64, 20usize, 2u32), (22, 40_000, 3), (23, 13, 2)] {
             let (bytes, want) = mixed_stream(seed, 150, seed == 22);
             let mut r = Choppy {
-                data: bytes,
-                at: 0,
-                seed,
-                max: chunk,
                 fail_every,
-                calls: 0,
+                ..Choppy::new(bytes, seed, chunk)
             };
             let mut d = FrameDecoder::new(MAX_FRAME);
             let mut got = Vec::new();
@@ -945,14 +953,7 @@ mod tests {
         // Small reads (a rate limit) right after large ones that left a
         // block half read.
         let (bytes, want) = mixed_stream(11, 200, false);
-        let mut r = Choppy {
-            data: bytes,
-            at: 0,
-            seed: 11,
-            max: 1 << 20,
-            fail_every: 0,
-            calls: 0,
-        };
+        let mut r = Choppy::new(bytes, 11, 1 << 20);
         let mut d = FrameDecoder::new(MAX_FRAME);
         let mut got = Vec::new();
         let mut take = || vec![0; BLOCK_SIZE as usize];
@@ -973,14 +974,7 @@ mod tests {
     #[test]
     fn a_plain_read_after_a_direct_one_keeps_the_order() {
         let (bytes, want) = mixed_stream(9, 200, true);
-        let mut r = Choppy {
-            data: bytes,
-            at: 0,
-            seed: 9,
-            max: 30_000,
-            fail_every: 0,
-            calls: 0,
-        };
+        let mut r = Choppy::new(bytes, 9, 30_000);
         let mut d = FrameDecoder::new(MAX_FRAME);
         let mut got = Vec::new();
         let mut take = || vec![0; BLOCK_SIZE as usize];
