@@ -37,7 +37,10 @@ fn fds() -> u64 {
 }
 
 /// One client: requests blocks 16 at a time and reads the pieces back.
-fn client(
+/// One client, connecting again (at most 10 times) while the seeder closes
+/// it before its handshake: 200 connections opened at once overflow the
+/// listen backlog and the per-IP handshake limit now and then.
+fn client_retrying(
     addr: SocketAddr,
     ih: [u8; 20],
     pieces: u32,
@@ -45,15 +48,32 @@ fn client(
     got: &AtomicU64,
     seed: u64,
 ) {
+    for _ in 0..10 {
+        if client(addr, ih, pieces, stop, got, seed) || stop.load(Ordering::Relaxed) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Returns whether the seeder's handshake arrived.
+fn client(
+    addr: SocketAddr,
+    ih: [u8; 20],
+    pieces: u32,
+    stop: &AtomicBool,
+    got: &AtomicU64,
+    seed: u64,
+) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
-        return;
+        return false;
     };
     s.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
     let mut id = *b"-SK0001-000000000000";
     id[8..16].copy_from_slice(format!("{seed:08}").as_bytes());
     if s.write_all(&Handshake::new(ih, id).encode()).is_err() {
-        return;
+        return false;
     }
     let mut out = Vec::new();
     Message::Interested.encode(&mut out);
@@ -82,12 +102,12 @@ fn client(
                 .encode(&mut out);
             }
             if s.write_all(&out).is_err() {
-                return;
+                return true;
             }
             outstanding = 16;
         }
         match s.read(&mut buf) {
-            Ok(0) => return,
+            Ok(0) => return hs_left == 0,
             Ok(n) => {
                 let skip = hs_left.min(n);
                 hs_left -= skip;
@@ -98,7 +118,7 @@ fn client(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
-            Err(_) => return,
+            Err(_) => return hs_left == 0,
         }
         while let Ok(Some(m)) = dec.next_message() {
             if std::env::var("SOAK_DEBUG").is_ok() {
@@ -120,6 +140,7 @@ fn client(
             }
         }
     }
+    true
 }
 
 #[test]
@@ -148,7 +169,7 @@ fn two_hundred_connections_stay_flat() {
     let clients: Vec<_> = (0..CONNECTIONS as u64)
         .map(|i| {
             let (stop, got) = (stop.clone(), got.clone());
-            std::thread::spawn(move || client(addr, ih, pieces, &stop, &got, i + 1))
+            std::thread::spawn(move || client_retrying(addr, ih, pieces, &stop, &got, i + 1))
         })
         .collect();
     assert!(wait_until(Duration::from_secs(30), || {
