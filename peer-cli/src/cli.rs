@@ -157,6 +157,9 @@ pub struct SessionArgs {
     /// Stop seeding a torrent after seeding this many minutes
     #[arg(long, value_name = "MINUTES", value_parser = minutes)]
     pub seed_time: Option<Duration>,
+    /// Leave new files sparse: do not reserve their disk blocks
+    #[arg(long)]
+    pub no_preallocate: bool,
     /// The session's rate limits (cmd/select.rs)
     #[command(flatten)]
     pub rates: crate::cmd::select::Rates,
@@ -173,6 +176,7 @@ impl SessionArgs {
         }
         config.lsd = !self.no_lsd;
         config.dht = !self.no_dht;
+        config.preallocate = !self.no_preallocate;
         config.dht_bootstrap = self.dht_bootstrap.clone();
         config.tracker.open = self.open_tracker;
         if let Some(e) = self.encryption {
@@ -491,13 +495,15 @@ mod tests {
             "1.5",
             "--seed-time",
             "0.5",
+            "--no-preallocate",
         ])
         .unwrap();
         assert!(cli.command.is_none());
         let mut c = Config::default();
+        assert!(c.preallocate);
         cli.run.session.apply(&mut c);
         assert_eq!(c.listen_port, 7000);
-        assert!(!c.lsd && c.dht && c.tracker.open);
+        assert!(!c.lsd && c.dht && c.tracker.open && !c.preallocate);
         assert_eq!(c.state_dir, Some(PathBuf::from("/s")));
         assert_eq!(c.dht_bootstrap.len(), 1);
         assert_eq!(c.seed_ratio, Some(1.5));

@@ -80,6 +80,12 @@ pub struct Config {
     /// block by block and read back to be hashed, so memory stays bounded
     /// however many torrents download at once.
     pub piece_buffer_memory: u64,
+    /// Reserve a file's disk blocks (`fallocate`) when a download creates
+    /// it (default on). Writes then cost less, the file is not fragmented,
+    /// and a disk without room says so at once (the file is then written
+    /// sparse, as with this off). Off: files are sparse until written.
+    /// tmpfs is always left sparse.
+    pub preallocate: bool,
 }
 
 impl Default for Config {
@@ -112,6 +118,7 @@ impl Default for Config {
             seed_ratio: None,
             seed_time: None,
             piece_buffer_memory: 64 << 20,
+            preallocate: true,
         }
     }
 }

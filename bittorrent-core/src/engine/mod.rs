@@ -22,6 +22,7 @@ pub mod peer;
 pub mod picker;
 pub mod piece_buffer;
 pub(crate) mod pipeline;
+pub(crate) mod preallocate;
 pub mod rate_limit;
 pub mod safe_fs;
 pub mod selection;

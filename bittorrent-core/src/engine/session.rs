@@ -705,13 +705,12 @@ impl Inner {
                 .unwrap_or_else(|| vec![FilePriority::Normal; info.files.len()]),
         };
         let part = add.dir.join(format!(".{ih}.parts"));
-        let storage =
-            Storage::open_selected(&add.dir, info, &priorities, Some(part)).map_err(|e| {
-                Error::Storage {
-                    name: metainfo.info.name.clone(),
-                    source: e,
-                }
-            })?;
+        let storage = Storage::open_selected(&add.dir, info, &priorities, Some(part))
+            .map_err(|e| Error::Storage {
+                name: metainfo.info.name.clone(),
+                source: e,
+            })?
+            .with_preallocation(self.shared.config.preallocate);
         if let Some(dir) = self.state_dir() {
             let bytes = add
                 .torrent_bytes

@@ -1,7 +1,9 @@
 //! Storage: a torrent's files on disk, addressed as one byte stream.
 //!
-//! A file is created (sparse, at its full size) when its first block is
-//! written, not when the torrent is added; a missing file reads as zeros.
+//! A file is created at its full size when its first block is written, not
+//! when the torrent is added, with its blocks reserved
+//! ([`preallocate`](super::preallocate)) unless that is off; a missing file
+//! reads as zeros.
 //! Blocks are written at their offset with positional I/O
 //! (`FileExt::write_at`), so a piece spanning several files is just several
 //! writes. Pad files (BEP 47) are never created: they read as zeros and
@@ -25,6 +27,7 @@
 //! copying in what the part file holds of it first.
 
 use super::file_pool::{self, FilePool};
+use super::preallocate::{self, Reserved};
 use super::safe_fs::{self, FsError, Mode};
 use crate::engine::partfile::PartFile;
 use crate::engine::selection::FilePriority;
@@ -97,6 +100,8 @@ pub struct Storage {
     unkicked: AtomicU64,
     /// Where bytes of files not created go (shared pieces only).
     part: Option<PartFile>,
+    /// Reserve the blocks of files created for writing (`preallocate`).
+    preallocate: bool,
 }
 
 impl std::fmt::Debug for Storage {
@@ -183,6 +188,7 @@ impl Storage {
             dirty: Mutex::new(BTreeSet::new()),
             unkicked: AtomicU64::new(0),
             part: part.map(|p| PartFile::new(p, info)),
+            preallocate: true,
         };
         for (i, f) in storage.files.iter().enumerate() {
             let wanted = priorities.get(i).is_none_or(|p| p.is_wanted());
@@ -193,6 +199,35 @@ impl Storage {
         }
         storage.create_empty_files()?;
         Ok(storage)
+    }
+
+    /// Whether files created for writing get their blocks reserved
+    /// ([`preallocate`](super::preallocate); on by default).
+    pub fn with_preallocation(mut self, on: bool) -> Storage {
+        self.preallocate = on;
+        self
+    }
+
+    /// Extend file `f`, just opened for writing, to its full length:
+    /// reserving its blocks when preallocation is on and the file system
+    /// allows, else sparse.
+    fn extend(&self, file: &File, f: &StorageFile) -> Result<(), StorageError> {
+        if self.preallocate {
+            match preallocate::reserve(file, f.length) {
+                Reserved::Yes => return Ok(()),
+                Reserved::Skipped => {}
+                Reserved::Failed(e) if preallocate::is_no_space(&e) => log::warn!(
+                    "no room to reserve {} bytes for {}: writing it sparse",
+                    f.length,
+                    f.path.display()
+                ),
+                Reserved::Failed(e) => {
+                    log::debug!("preallocate {}: {e}; writing it sparse", f.path.display())
+                }
+            }
+        }
+        file.set_len(f.length)
+            .map_err(|e| io_err(&f.path, "preallocate", e))
     }
 
     /// Create the zero-length files (they are never written); on failure,
@@ -249,9 +284,7 @@ impl Storage {
                     .map_err(|e| io_err(&f.path, "stat", e))?
                     .len();
                 if cur < f.length {
-                    // Sparse preallocation: no blocks are allocated until written.
-                    file.set_len(f.length)
-                        .map_err(|e| io_err(&f.path, "preallocate", e))?;
+                    self.extend(&file, f)?;
                 }
             }
             Ok(Some((file, writable)))
