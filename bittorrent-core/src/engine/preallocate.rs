@@ -18,6 +18,11 @@
 //!   preallocation, and a disk that really fills stops the torrent with
 //!   `StorageError` as before.
 //!
+//! The free space is checked before `fallocate` is called: a file larger
+//! than the room left is not preallocated at all. (`fallocate` that runs out
+//! of room keeps what it allocated: a torrent declaring a huge file would
+//! otherwise fill the disk at once, for every other program too.)
+//!
 //! tmpfs is left sparse: there `fallocate` takes zeroed memory pages, which
 //! is more work, not less, and holds memory for bytes not yet received.
 //! Other errors (a file system without `fallocate`) also fall back to a
@@ -33,6 +38,13 @@ pub enum Reserved {
     Yes,
     /// Not attempted (not Linux, or tmpfs): the caller extends it sparse.
     Skipped,
+    /// Not attempted: the file system has less room than the file needs.
+    NoRoom {
+        /// Bytes still to allocate.
+        needed: u64,
+        /// Bytes free for this user.
+        free: u64,
+    },
     /// `fallocate` failed; the caller extends it sparse.
     Failed(io::Error),
 }
@@ -43,9 +55,25 @@ pub enum Reserved {
 pub fn reserve(file: &File, len: u64) -> Reserved {
     use nix::fcntl::{fallocate, FallocateFlags};
     use nix::sys::statfs::{fstatfs, TMPFS_MAGIC};
+    use nix::sys::statvfs::fstatvfs;
+    use std::os::unix::fs::MetadataExt;
     match fstatfs(file) {
         Ok(st) if st.filesystem_type() != TMPFS_MAGIC => {}
         _ => return Reserved::Skipped,
+    }
+    let allocated = match file.metadata() {
+        Ok(m) => m.blocks().saturating_mul(512),
+        Err(e) => return Reserved::Failed(e),
+    };
+    // The counts are `c_ulong`: 32 bits on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    let free = match fstatvfs(file) {
+        Ok(v) => u64::from(v.blocks_available()).saturating_mul(u64::from(v.fragment_size())),
+        Err(e) => return Reserved::Failed(io::Error::from(e)),
+    };
+    let needed = len.saturating_sub(allocated);
+    if needed > free {
+        return Reserved::NoRoom { needed, free };
     }
     let Ok(len) = i64::try_from(len) else {
         return Reserved::Failed(io::Error::from(io::ErrorKind::InvalidInput));
@@ -92,9 +120,30 @@ mod tests {
                 eprintln!("preallocation skipped here (tmpfs or not Linux)");
                 assert_eq!(meta.len(), 4, "a skipped reservation changes nothing");
             }
+            Reserved::NoRoom { needed, free } => {
+                eprintln!("no room here for 4 MiB: {needed} > {free}");
+                assert_eq!(meta.len(), 4, "no room: nothing is allocated");
+            }
             Reserved::Failed(e) => eprintln!("preallocation failed here: {e}"),
         }
         assert_eq!(&std::fs::read(&path).unwrap()[..4], b"kept");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_larger_than_the_free_space_is_not_preallocated() {
+        let dir = std::env::temp_dir().join(format!("peer-prealloc-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        let file = std::fs::File::create(&path).unwrap();
+        // 1 EiB: more than any disk has free.
+        let r = reserve(&file, 1 << 60);
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(
+            matches!(r, Reserved::NoRoom { .. } | Reserved::Skipped),
+            "{r:?}"
+        );
+        assert_eq!((meta.len(), meta.blocks()), (0, 0));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

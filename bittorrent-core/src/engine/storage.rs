@@ -216,6 +216,11 @@ impl Storage {
             match preallocate::reserve(file, f.length) {
                 Reserved::Yes => return Ok(()),
                 Reserved::Skipped => {}
+                Reserved::NoRoom { needed, free } => log::warn!(
+                    "not enough free space to reserve {} ({needed} bytes needed, {free} free): \
+                     writing it sparse",
+                    f.path.display()
+                ),
                 Reserved::Failed(e) if preallocate::is_no_space(&e) => log::warn!(
                     "no room to reserve {} bytes for {}: writing it sparse",
                     f.length,
@@ -743,6 +748,31 @@ mod tests {
         s.remove_files().unwrap();
         assert!(!dir.join("t").exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn created_files_are_preallocated_unless_turned_off() {
+        use std::os::unix::fs::MetadataExt;
+        let len = 1u64 << 20;
+        for on in [true, false] {
+            let dir = tmp(&format!("prealloc-{on}"));
+            let inf = info(&[("t/a", len, false)]);
+            let s = Storage::open(&dir, &inf).unwrap().with_preallocation(on);
+            s.write(0, &[5; 16]).unwrap();
+            let path = dir.join("t/a");
+            let meta = std::fs::metadata(&path).unwrap();
+            assert_eq!(meta.len(), len, "full length either way");
+            let allocated = meta.blocks() * 512;
+            let probe = std::fs::File::create(dir.join("probe")).unwrap();
+            match super::preallocate::reserve(&probe, 4096) {
+                // this file system preallocates (not tmpfs)
+                Reserved::Yes if on => assert!(allocated >= len, "{allocated} bytes allocated"),
+                Reserved::Yes => assert!(allocated < len, "sparse: {allocated} bytes allocated"),
+                other => eprintln!("no preallocation on this file system: {other:?}"),
+            }
+            assert_eq!(std::fs::read(&path).unwrap()[..16], [5; 16]);
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     #[test]
