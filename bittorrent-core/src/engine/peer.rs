@@ -454,8 +454,26 @@ const MIN_READ: usize = 16 * 1024;
 /// Silence after which a connection gives its read buffer back.
 const QUIET: Duration = Duration::from_secs(1);
 const MAX_READ: usize = 256 * 1024;
-/// Uploads read pieces in chunks of at most this (a whole piece up to it).
+/// Uploads read pieces in chunks of at most this (the run of requested
+/// blocks that starts with the one to send, `requested_run`).
 const UPLOAD_CHUNK: u32 = 256 * 1024;
+
+/// Bytes from the start of block `b` to the end of the run of requests
+/// queued right after it in `queue` (the same piece, each beginning where the
+/// one before ends), at least `b`'s own length, at most `max` unless `b`
+/// alone is longer.
+fn requested_run(b: &BlockRef, queue: &VecDeque<BlockRef>, max: u32) -> u32 {
+    let mut end = b.begin.saturating_add(b.length);
+    for q in queue {
+        let next = q.begin.saturating_add(q.length);
+        if q.index != b.index || q.begin != end || next - b.begin > max {
+            break;
+        }
+        end = next;
+    }
+    end - b.begin
+}
+
 /// Stack size of a peer thread (connection and handshake threads too). The
 /// thread's buffers are on the heap; measured need is well below this.
 pub const PEER_STACK: usize = 256 * 1024;
@@ -865,8 +883,11 @@ impl<'a> Connection<'a> {
         Ok(())
     }
 
-    /// Make sure the upload cache holds block `b`: one read of the chunk of
-    /// its piece (the whole piece up to `UPLOAD_CHUNK`) that contains it.
+    /// Make sure the upload cache holds block `b`: one read from it to the
+    /// end of the run of requests queued right behind it (the same piece,
+    /// each beginning where the one before ends), at most `UPLOAD_CHUNK`.
+    /// Only requested bytes are read: a peer that takes some blocks of a
+    /// piece from us and the rest from others costs no read of the rest.
     fn cache_block(&mut self, b: &BlockRef) -> Result<(), crate::engine::storage::StorageError> {
         if let Some((i, start, data)) = &self.upload_cache {
             if *i == b.index && b.begin >= *start && b.begin + b.length <= start + data.len() as u32
@@ -875,12 +896,8 @@ impl<'a> Connection<'a> {
             }
         }
         let piece_len = self.ctx.layout.piece_len(b.index);
-        let mut start = b.begin - b.begin % UPLOAD_CHUNK;
-        if b.begin + b.length > start + UPLOAD_CHUNK {
-            // An unaligned request across a chunk boundary: start at it.
-            start = b.begin;
-        }
-        let len = (piece_len - start).min(UPLOAD_CHUNK);
+        let start = b.begin;
+        let len = requested_run(b, &self.upload_queue, UPLOAD_CHUNK).min(piece_len - start);
         // The old chunk's buffer again, unless queued messages still use it.
         let old = self
             .upload_cache
@@ -1094,5 +1111,57 @@ impl<'a> Connection<'a> {
             self.upload_queue.push_back(b);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blk(index: u32, begin: u32, length: u32) -> BlockRef {
+        BlockRef {
+            index,
+            begin,
+            length,
+        }
+    }
+
+    #[test]
+    fn upload_reads_cover_only_the_requested_run() {
+        const K16: u32 = 16 * 1024;
+        let q = |v: &[BlockRef]| v.iter().copied().collect::<VecDeque<_>>();
+        // alone: just the block
+        assert_eq!(
+            requested_run(&blk(3, 5 * K16, K16), &q(&[]), UPLOAD_CHUNK),
+            K16
+        );
+        // the blocks queued behind it, in order
+        let run = q(&[
+            blk(3, 6 * K16, K16),
+            blk(3, 7 * K16, K16),
+            blk(3, 9 * K16, K16),
+        ]);
+        assert_eq!(
+            requested_run(&blk(3, 5 * K16, K16), &run, UPLOAD_CHUNK),
+            3 * K16
+        );
+        // another piece, or a gap, ends the run
+        let other = q(&[blk(4, 6 * K16, K16)]);
+        assert_eq!(
+            requested_run(&blk(3, 5 * K16, K16), &other, UPLOAD_CHUNK),
+            K16
+        );
+        // never more than the chunk, whatever is queued
+        let many: Vec<BlockRef> = (1..64).map(|i| blk(0, i * K16, K16)).collect();
+        assert_eq!(
+            requested_run(&blk(0, 0, K16), &q(&many), UPLOAD_CHUNK),
+            UPLOAD_CHUNK
+        );
+        // short blocks (the end of a torrent) join the run too
+        let short = q(&[blk(2, K16, 100)]);
+        assert_eq!(
+            requested_run(&blk(2, 0, K16), &short, UPLOAD_CHUNK),
+            K16 + 100
+        );
     }
 }
