@@ -33,4 +33,5 @@ pub(crate) mod status;
 pub mod storage;
 pub(crate) mod storage_error;
 pub mod torrent;
+pub mod waker;
 pub(crate) mod writeback;

@@ -14,6 +14,7 @@ use crate::engine::out_queue::OutQueue;
 use crate::engine::picker::PeerKey;
 use crate::engine::rate_limit::Direction;
 use crate::engine::storage::Storage;
+use crate::engine::waker::{Inbox, Waker, Woken};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::wire::{BlockRef, FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
@@ -22,6 +23,7 @@ use parking_lot::RwLock;
 use std::collections::{HashSet, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -76,8 +78,8 @@ pub struct PeerCounters {
 pub enum PeerEvent {
     /// The handshake is done; the torrent now knows how to reach the thread.
     Joined {
-        /// Commands for the peer thread.
-        inbox: Sender<PeerCmd>,
+        /// Commands for the peer thread (sending one wakes it).
+        inbox: Inbox<PeerCmd>,
         /// A clone of the socket, used only to shut it down.
         closer: TcpStream,
         /// The remote address.
@@ -384,6 +386,8 @@ struct Connection<'a> {
     ctx: &'a PeerContext,
     torrent: &'a Sender<(PeerKey, PeerEvent)>,
     inbox: Receiver<PeerCmd>,
+    /// Woken by the torrent thread's `Inbox` when a command is queued.
+    waker: Arc<Waker>,
     decoder: FrameDecoder,
     out: OutQueue,
     fast: bool,
@@ -506,13 +510,14 @@ impl<'a> Connection<'a> {
         // Unbounded (memory only for what is queued); the torrent thread
         // closes a peer whose inbox holds `INBOX_LIMIT` commands.
         let (tx, inbox) = crossbeam_channel::unbounded();
+        let waker = Waker::new();
         let counters = Arc::new(PeerCounters::default());
         let fast = hs.supports_fast();
         torrent
             .send((
                 key,
                 PeerEvent::Joined {
-                    inbox: tx,
+                    inbox: Inbox::new(tx, waker.clone()),
                     closer,
                     addr,
                     peer_id: hs.peer_id,
@@ -531,6 +536,7 @@ impl<'a> Connection<'a> {
             ctx,
             torrent,
             inbox,
+            waker,
             decoder,
             out: OutQueue::default(),
             fast,
@@ -706,8 +712,8 @@ impl<'a> Connection<'a> {
             // With uploads waiting, never sit in `read`: take what has
             // arrived without waiting and go back to sending (the blocking
             // write in `flush` is where a busy connection waits). Otherwise
-            // short reads while we download (commands may arrive in the inbox
-            // at any moment), longer ones when idle.
+            // wait (`waker`) for bytes or a command, until the next deadline;
+            // the read timeouts below only bound a read under a rate limit.
             let busy =
                 !self.upload_queue.is_empty() || !self.out.is_empty() || self.stream.has_pending();
             let want_short = !self.peer_choking;
@@ -739,6 +745,21 @@ impl<'a> Connection<'a> {
                 }
                 max = self.ctx.throttle.chunk(Direction::Download, self.read_size);
             }
+            if !busy && !limited {
+                let inbox = &self.inbox;
+                let woken = self
+                    .waker
+                    .wait(self.stream.tcp().as_fd(), self.next_deadline(), || {
+                        !inbox.is_empty()
+                    })
+                    .map_err(|e| CloseReason::Io(e.to_string()))?;
+                if woken != Woken::Socket {
+                    if self.last_recv.elapsed() >= QUIET {
+                        self.go_quiet();
+                    }
+                    continue;
+                }
+            }
             if busy {
                 let _ = self.stream.set_nonblocking(true);
             }
@@ -764,19 +785,40 @@ impl<'a> Connection<'a> {
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     if !busy && self.last_recv.elapsed() >= QUIET {
-                        // Quiet for a while: keep little memory per
-                        // connection. (Not after every short pause: a
-                        // download that waits a few milliseconds for its
-                        // next requests would free and fault in its read
-                        // buffer again and again.)
-                        self.read_size = MIN_READ;
-                        self.decoder.shrink(2 * MIN_READ);
+                        self.go_quiet();
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(CloseReason::Io(e.to_string())),
             }
         }
+    }
+
+    /// Quiet for a while: keep little memory per connection. (Not after
+    /// every short pause: a download that waits a few milliseconds for its
+    /// next requests would free and fault in its read buffer again and
+    /// again.)
+    fn go_quiet(&mut self) {
+        self.read_size = MIN_READ;
+        self.decoder.shrink(2 * MIN_READ);
+    }
+
+    /// How long an idle connection may wait for bytes or a command: until
+    /// its next keep-alive is due, its idle timeout, or (buffers not yet
+    /// given back) the end of `QUIET`.
+    fn next_deadline(&self) -> Duration {
+        let mut t = KEEPALIVE.saturating_sub(self.last_send.elapsed());
+        t = t.min(
+            self.ctx
+                .limits
+                .idle_timeout
+                .saturating_sub(self.last_recv.elapsed()),
+        );
+        if self.read_size > MIN_READ {
+            t = t.min(QUIET.saturating_sub(self.last_recv.elapsed()));
+        }
+        // Past a deadline by a hair: wake a moment later, not in a loop.
+        t.max(Duration::from_millis(1))
     }
 
     fn drain_inbox(&mut self) -> Result<(), CloseReason> {

@@ -2,7 +2,7 @@
 //!
 //! A file that a download creates is extended to its full length at once
 //! (`Storage` does it when it first opens the file for writing). With
-//! preallocation on ([`Config::preallocate`](super::config::Config), the
+//! preallocation on (`Config::preallocate`, the
 //! default, as Transmission's "fast" preallocation) the blocks are reserved
 //! too, with `fallocate(2)`: on ext4, XFS or btrfs that marks extents as
 //! allocated but unwritten, without writing anything. It pays three ways:

@@ -21,6 +21,7 @@ use crate::engine::selection::{self, FilePriority};
 use crate::engine::shared::{Command, Shared, TorrentShared};
 use crate::engine::smart_ban::{GivenUp, SmartBan};
 use crate::engine::status::{PeerInfo, Phase, SeedGoal, TorrentStatus};
+use crate::engine::waker::Inbox;
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::Metainfo;
@@ -35,7 +36,7 @@ use std::time::{Duration, Instant};
 
 struct Conn {
     addr: SocketAddr,
-    inbox: Sender<PeerCmd>,
+    inbox: Inbox<PeerCmd>,
     closer: TcpStream,
     peer_id: [u8; 20],
     outgoing: bool,
@@ -773,7 +774,7 @@ impl Torrent {
     fn on_joined(
         &mut self,
         key: PeerKey,
-        inbox: Sender<PeerCmd>,
+        inbox: Inbox<PeerCmd>,
         closer: TcpStream,
         addr: SocketAddr,
         peer_id: [u8; 20],
