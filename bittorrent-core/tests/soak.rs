@@ -36,7 +36,6 @@ fn fds() -> u64 {
     std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
 }
 
-/// One client: requests blocks 16 at a time and reads the pieces back.
 /// One client, connecting again (at most 10 times) while the seeder closes
 /// it before its handshake: 200 connections opened at once overflow the
 /// listen backlog and the per-IP handshake limit now and then.
@@ -56,6 +55,7 @@ fn client_retrying(
     }
 }
 
+/// One client: requests blocks 16 at a time and reads the pieces back.
 /// Returns whether the seeder's handshake arrived.
 fn client(
     addr: SocketAddr,

@@ -402,7 +402,6 @@ struct Connection<'a> {
     /// outstanding, e.g. after a choke); past `MAX_UNREQUESTED` they are
     /// dropped instead of being handed to the torrent thread.
     unrequested: u32,
-    short_timeout: bool,
     /// The peer speaks BEP 10.
     ext: bool,
     /// The id the peer wants `ut_pex` messages sent with.
@@ -425,7 +424,6 @@ struct Connection<'a> {
     upload_cache: Option<(u32, u32, Rc<Vec<u8>>)>,
 }
 
-const SHORT_READ: Duration = Duration::from_millis(5);
 /// Size of the allowed-fast set we grant (BEP 6 suggests 10).
 const ALLOWED_FAST_K: usize = 10;
 /// The id we ask peers to use for `ut_metadata` messages to us.
@@ -443,6 +441,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes of piece messages queued per loop turn.
 const UPLOAD_BURST: usize = 128 * 1024;
 const WRITE_SLICE: Duration = Duration::from_millis(10);
+/// A read's timeout: a safety net only, since a thread reads once `poll`
+/// says the socket has bytes (`waker`), or without blocking.
 const LONG_READ: Duration = Duration::from_millis(100);
 const KEEPALIVE: Duration = Duration::from_secs(90);
 /// Unrequested blocks handed to the torrent thread per connection at most
@@ -548,7 +548,6 @@ impl<'a> Connection<'a> {
             last_recv: now,
             last_send: now,
             unrequested: 0,
-            short_timeout: false,
             ext: hs.supports_extensions(),
             their_pex: None,
             last_pex_in: None,
@@ -712,21 +711,27 @@ impl<'a> Connection<'a> {
             // With uploads waiting, never sit in `read`: take what has
             // arrived without waiting and go back to sending (the blocking
             // write in `flush` is where a busy connection waits). Otherwise
-            // wait (`waker`) for bytes or a command, until the next deadline;
-            // the read timeouts below only bound a read under a rate limit.
+            // wait (`waker`) for bytes or a command, until the next deadline.
             let busy =
                 !self.upload_queue.is_empty() || !self.out.is_empty() || self.stream.has_pending();
-            let want_short = !self.peer_choking;
-            if want_short != self.short_timeout {
-                self.short_timeout = want_short;
-                let t = if want_short { SHORT_READ } else { LONG_READ };
-                let _ = self.stream.set_read_timeout(Some(t));
-            }
             if self.out.len() > 2 * UPLOAD_BURST {
                 // The peer is not reading what we send: stop reading what it
                 // sends (TCP then slows it down) until our output drains or
                 // the write timeout closes the connection.
                 continue;
+            }
+            if !busy {
+                let inbox = &self.inbox;
+                let woken = self
+                    .waker
+                    .wait(self.stream.tcp().as_fd(), self.next_deadline(), || {
+                        !inbox.is_empty()
+                    })
+                    .map_err(|e| CloseReason::Io(e.to_string()))?;
+                if woken != Woken::Socket {
+                    self.give_back_if_quiet();
+                    continue;
+                }
             }
             // Download limit: wait (sleeping) until the buckets allow a
             // read, then read at most a small chunk and charge it.
@@ -744,21 +749,6 @@ impl<'a> Connection<'a> {
                     continue;
                 }
                 max = self.ctx.throttle.chunk(Direction::Download, self.read_size);
-            }
-            if !busy && !limited {
-                let inbox = &self.inbox;
-                let woken = self
-                    .waker
-                    .wait(self.stream.tcp().as_fd(), self.next_deadline(), || {
-                        !inbox.is_empty()
-                    })
-                    .map_err(|e| CloseReason::Io(e.to_string()))?;
-                if woken != Woken::Socket {
-                    if self.last_recv.elapsed() >= QUIET {
-                        self.go_quiet();
-                    }
-                    continue;
-                }
             }
             if busy {
                 let _ = self.stream.set_nonblocking(true);
@@ -784,8 +774,8 @@ impl<'a> Connection<'a> {
                     }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    if !busy && self.last_recv.elapsed() >= QUIET {
-                        self.go_quiet();
+                    if !busy {
+                        self.give_back_if_quiet();
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -794,13 +784,15 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// Quiet for a while: keep little memory per connection. (Not after
+    /// Quiet for `QUIET`: keep little memory per connection. (Not after
     /// every short pause: a download that waits a few milliseconds for its
     /// next requests would free and fault in its read buffer again and
     /// again.)
-    fn go_quiet(&mut self) {
-        self.read_size = MIN_READ;
-        self.decoder.shrink(2 * MIN_READ);
+    fn give_back_if_quiet(&mut self) {
+        if self.last_recv.elapsed() >= QUIET {
+            self.read_size = MIN_READ;
+            self.decoder.shrink(2 * MIN_READ);
+        }
     }
 
     /// How long an idle connection may wait for bytes or a command: until

@@ -38,7 +38,8 @@ pub enum Reserved {
     Yes,
     /// Not attempted (not Linux, or tmpfs): the caller extends it sparse.
     Skipped,
-    /// Not attempted: the file system has less room than the file needs.
+    /// The file system has less room than the file needs (seen before
+    /// `fallocate`, or `fallocate` ran out of room or quota).
     NoRoom {
         /// Bytes still to allocate.
         needed: u64,
@@ -80,6 +81,9 @@ pub fn reserve(file: &File, len: u64) -> Reserved {
     };
     match fallocate(file, FallocateFlags::empty(), 0, len) {
         Ok(()) => Reserved::Yes,
+        Err(nix::errno::Errno::ENOSPC | nix::errno::Errno::EDQUOT) => {
+            Reserved::NoRoom { needed, free }
+        }
         Err(e) => Reserved::Failed(io::Error::from(e)),
     }
 }
@@ -88,11 +92,6 @@ pub fn reserve(file: &File, len: u64) -> Reserved {
 #[cfg(not(target_os = "linux"))]
 pub fn reserve(_file: &File, _len: u64) -> Reserved {
     Reserved::Skipped
-}
-
-/// Whether `e` says the disk (or the user's quota) has no room.
-pub fn is_no_space(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 #[cfg(test)]

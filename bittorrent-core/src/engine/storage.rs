@@ -221,11 +221,6 @@ impl Storage {
                      writing it sparse",
                     f.path.display()
                 ),
-                Reserved::Failed(e) if preallocate::is_no_space(&e) => log::warn!(
-                    "no room to reserve {} bytes for {}: writing it sparse",
-                    f.length,
-                    f.path.display()
-                ),
                 Reserved::Failed(e) => {
                     log::debug!("preallocate {}: {e}; writing it sparse", f.path.display())
                 }
