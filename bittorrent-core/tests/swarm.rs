@@ -78,18 +78,28 @@ fn one_seeder_four_leechers_share_among_themselves() {
         wait_phase(l, &mi, Phase::Seeding, Duration::from_secs(120));
     }
     let mut leecher_upload = 0;
+    let mut from_memory = 0;
     for (i, l) in leechers.iter().enumerate() {
         assert_eq!(
             std::fs::read(dirs[i].join("four")).unwrap(),
             data,
             "leecher {i}"
         );
-        leecher_upload += l.status(&mi.info_hash).unwrap().uploaded;
+        let st = l.status(&mi.info_hash).unwrap();
+        assert_eq!(st.hash_failures, 0, "leecher {i}");
+        leecher_upload += st.uploaded;
+        from_memory += st.uploaded_from_memory;
     }
     // Pieces travelled through the swarm, not only from the seeder.
     assert!(
         leecher_upload > 0,
         "leechers uploaded nothing to each other"
+    );
+    // Pieces a leecher had just verified went on from its memory (and
+    // arrived intact: no hash failures above).
+    assert!(
+        from_memory > 0,
+        "no upload from kept pieces ({leecher_upload} bytes uploaded)"
     );
 }
 

@@ -24,6 +24,7 @@ pub mod piece_buffer;
 pub(crate) mod pipeline;
 pub(crate) mod preallocate;
 pub mod rate_limit;
+pub(crate) mod recent_pieces;
 pub mod safe_fs;
 pub mod selection;
 pub mod session;

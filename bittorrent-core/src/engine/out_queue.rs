@@ -4,10 +4,12 @@
 //! payloads together, so an uploaded block is copied once in user space
 //! (by the `pread` of its chunk) instead of twice.
 
+use crate::engine::recent_pieces::KeptPiece;
 use crate::proto::wire::{piece_head, Message};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// Slices handed to one vectored write at most (Linux takes 1,024).
 const MAX_SLICES: usize = 64;
@@ -15,11 +17,29 @@ const MAX_SLICES: usize = 64;
 /// cached chunk and at most one before it, so one spare is enough.
 const MAX_SPARE: usize = 1;
 
+/// Where the bytes of a piece payload are.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    /// An upload chunk this connection read from disk.
+    Chunk(Rc<Vec<u8>>),
+    /// Block `k` of a verified piece the torrent keeps in memory.
+    Kept(Arc<KeptPiece>, usize),
+}
+
+impl Source {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Source::Chunk(c) => c,
+            Source::Kept(p, k) => p.block(*k).unwrap_or_default(),
+        }
+    }
+}
+
 /// A piece payload: `data[start..end]`, sent right after `bytes[..at]`.
 #[derive(Debug)]
 struct Payload {
     at: usize,
-    data: Rc<Vec<u8>>,
+    data: Source,
     start: usize,
     end: usize,
 }
@@ -54,12 +74,13 @@ impl OutQueue {
         m.encode(&mut self.bytes);
     }
 
-    /// Queue a `piece` message whose payload is `data[start..end]`.
+    /// Queue a `piece` message whose payload is bytes `start..end` of
+    /// `data`.
     pub(crate) fn push_piece(
         &mut self,
         index: u32,
         begin: u32,
-        data: &Rc<Vec<u8>>,
+        data: Source,
         start: usize,
         end: usize,
     ) {
@@ -68,7 +89,7 @@ impl OutQueue {
         self.payload_len += end - start;
         self.payloads.push_back(Payload {
             at: self.bytes.len(),
-            data: data.clone(),
+            data,
             start,
             end,
         });
@@ -89,7 +110,7 @@ impl OutQueue {
             if p.at > pos {
                 slices.push(IoSlice::new(&self.bytes[pos..p.at]));
             }
-            slices.push(IoSlice::new(&p.data[p.start..p.end]));
+            slices.push(IoSlice::new(&p.data.bytes()[p.start..p.end]));
             pos = p.at;
         }
         if pos < end {
@@ -122,8 +143,12 @@ impl OutQueue {
             self.payload_len -= k;
             n -= k;
             if p.start == p.end {
-                if let Some(done) = self.payloads.pop_front() {
-                    if let Ok(chunk) = Rc::try_unwrap(done.data) {
+                if let Some(Payload {
+                    data: Source::Chunk(c),
+                    ..
+                }) = self.payloads.pop_front()
+                {
+                    if let Ok(chunk) = Rc::try_unwrap(c) {
                         if self.spare.len() < MAX_SPARE {
                             self.spare.push(chunk);
                         }
@@ -168,7 +193,7 @@ impl OutQueue {
         let mut pos = self.head;
         for p in &self.payloads {
             all.extend_from_slice(&self.bytes[pos..p.at]);
-            all.extend_from_slice(&p.data[p.start..p.end]);
+            all.extend_from_slice(&p.data.bytes()[p.start..p.end]);
             pos = p.at;
         }
         all.extend_from_slice(&self.bytes[pos..]);
@@ -212,18 +237,27 @@ mod tests {
     }
 
     fn fill(q: &mut OutQueue, chunk: &Rc<Vec<u8>>, expect: &mut Vec<Message>) {
-        // More payloads than one vectored write takes.
+        let kept = Arc::new(KeptPiece::new(vec![vec![1u8; 3000], vec![2u8; 5000]]));
+        // More payloads than one vectored write takes; every third one
+        // from a kept piece.
         for i in 0..(MAX_SLICES as u32) {
             let m = Message::Have(i);
             q.push(&m);
             expect.push(m);
-            let start = (i as usize * 97) % 4000;
+            let start = (i as usize * 97) % 2000;
             let end = start + 1 + (i as usize * 31) % 1000;
-            q.push_piece(i, i * 3, chunk, start, end);
+            let (source, bytes) = if i % 3 == 2 {
+                let k = (i as usize / 3) % 2;
+                let block = kept.block(k).unwrap()[start..end].to_vec();
+                (Source::Kept(kept.clone(), k), block)
+            } else {
+                (Source::Chunk(chunk.clone()), chunk[start..end].to_vec())
+            };
+            q.push_piece(i, i * 3, source, start, end);
             expect.push(Message::Piece {
                 index: i,
                 begin: i * 3,
-                data: chunk[start..end].to_vec(),
+                data: bytes,
             });
         }
     }

@@ -10,14 +10,17 @@
 
 use crate::engine::block_pool;
 use crate::engine::mse::{self, Encryption, PeerStream};
-use crate::engine::out_queue::OutQueue;
+use crate::engine::out_queue::{OutQueue, Source};
 use crate::engine::picker::PeerKey;
 use crate::engine::rate_limit::Direction;
+use crate::engine::recent_pieces::{KeptPiece, RecentPieces};
 use crate::engine::storage::Storage;
 use crate::engine::waker::{Inbox, Waker, Woken};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
-use crate::proto::wire::{BlockRef, FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
+use crate::proto::wire::{
+    BlockRef, FrameDecoder, Handshake, Message, BLOCK_SIZE, HANDSHAKE_LEN, MAX_FRAME,
+};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use parking_lot::RwLock;
 use std::collections::{HashSet, VecDeque};
@@ -158,6 +161,8 @@ pub struct PeerContext {
     pub storage: Arc<Storage>,
     /// The verified pieces (written only by the torrent thread).
     pub have: Arc<RwLock<Bitfield>>,
+    /// Verified pieces kept in memory, uploaded without a disk read.
+    pub recent: RecentPieces,
     /// Limits and timeouts.
     pub limits: PeerLimits,
     /// Our listening port (sent in the extended handshake).
@@ -422,6 +427,9 @@ struct Connection<'a> {
     /// bytes), so that a piece is read from disk once, not once per block.
     /// Shared with the piece messages queued in `out` until they are sent.
     upload_cache: Option<(u32, u32, Rc<Vec<u8>>)>,
+    /// Uploads: the kept piece (see `recent_pieces`) blocks were last sent
+    /// from, so that a run of requests looks it up once.
+    upload_kept: Option<(u32, Arc<KeptPiece>)>,
 }
 
 /// Size of the allowed-fast set we grant (BEP 6 suggests 10).
@@ -557,6 +565,7 @@ impl<'a> Connection<'a> {
             pending_blocks: Vec::new(),
             read_size: MIN_READ,
             upload_cache: None,
+            upload_kept: None,
         };
         // Our bitfield goes first (after the handshake, before anything
         // else). The torrent thread sends it as the first command when it
@@ -888,20 +897,28 @@ impl<'a> Connection<'a> {
                 self.upload_queue.push_front(b);
                 break;
             }
-            if let Err(e) = self.cache_block(&b) {
-                log::warn!("upload read failed: {e}");
-                if self.fast {
-                    self.send(&Message::Reject(b));
+            let len = b.length as usize;
+            if let Some((kept, at)) = self.kept_block(&b) {
+                // Sent from the verified piece's own buffers: no read.
+                self.out.push_piece(b.index, b.begin, kept, at, at + len);
+                self.ctx.recent.count_upload(true, len as u64);
+            } else {
+                if let Err(e) = self.cache_block(&b) {
+                    log::warn!("upload read failed: {e}");
+                    if self.fast {
+                        self.send(&Message::Reject(b));
+                    }
+                    continue;
                 }
-                continue;
+                let Some((_, start, data)) = &self.upload_cache else {
+                    continue;
+                };
+                let at = (b.begin - start) as usize;
+                // The payload stays in the chunk until the socket takes it.
+                let chunk = Source::Chunk(data.clone());
+                self.out.push_piece(b.index, b.begin, chunk, at, at + len);
+                self.ctx.recent.count_upload(false, len as u64);
             }
-            let Some((_, start, data)) = &self.upload_cache else {
-                continue;
-            };
-            let at = (b.begin - start) as usize;
-            // The payload stays in the chunk until the socket takes it.
-            self.out
-                .push_piece(b.index, b.begin, data, at, at + b.length as usize);
             self.counters
                 .uploaded
                 .fetch_add(u64::from(b.length), Ordering::Relaxed);
@@ -912,9 +929,28 @@ impl<'a> Connection<'a> {
         if self.upload_queue.is_empty() {
             // Cached briefly: only while requests keep coming.
             self.upload_cache = None;
+            self.upload_kept = None;
             self.out.drop_spare();
         }
         Ok(())
+    }
+
+    /// Block `b` from a verified piece the torrent keeps in memory, if it
+    /// is kept and `b` lies within one of its blocks: the source and where
+    /// in that block `b` starts.
+    fn kept_block(&mut self, b: &BlockRef) -> Option<(Source, usize)> {
+        let k = (b.begin / BLOCK_SIZE) as usize;
+        let at = (b.begin % BLOCK_SIZE) as usize;
+        let piece = match &self.upload_kept {
+            Some((i, p)) if *i == b.index => p.clone(),
+            _ => {
+                let p = self.ctx.recent.get(b.index)?;
+                self.upload_kept = Some((b.index, p.clone()));
+                p
+            }
+        };
+        let block = piece.block(k)?;
+        (at + b.length as usize <= block.len()).then_some((Source::Kept(piece, k), at))
     }
 
     /// Make sure the upload cache holds block `b`: one read from it to the

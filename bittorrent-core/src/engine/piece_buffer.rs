@@ -43,7 +43,7 @@ impl MemoryBudget {
     }
 
     /// Take `n` bytes if that stays within the cap.
-    fn try_take(&self, n: u64) -> bool {
+    pub(crate) fn try_take(&self, n: u64) -> bool {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
                 (u + n <= self.cap).then_some(u + n)
@@ -52,7 +52,7 @@ impl MemoryBudget {
     }
 
     /// Give back `n` bytes taken before.
-    fn give(&self, n: u64) {
+    pub(crate) fn give(&self, n: u64) {
         let _ = self
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {

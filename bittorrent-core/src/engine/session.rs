@@ -245,6 +245,7 @@ impl Session {
             )),
             peer_id: random_peer_id(&config.peer_id_prefix),
             piece_memory: MemoryBudget::new(config.piece_buffer_memory),
+            kept_memory: MemoryBudget::new(crate::engine::recent_pieces::SESSION_KEEP_MEMORY),
             config,
             hasher: hasher.sender(),
             connections: AtomicUsize::new(0),

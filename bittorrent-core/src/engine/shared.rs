@@ -104,6 +104,9 @@ pub(crate) struct Shared {
     pub(crate) rates: Arc<crate::engine::rate_limit::RatePair>,
     /// Piece data in memory, over every torrent (`Config::piece_buffer_memory`).
     pub(crate) piece_memory: Arc<crate::engine::piece_buffer::MemoryBudget>,
+    /// Verified pieces kept for uploading, over every torrent
+    /// (`recent_pieces::SESSION_KEEP_MEMORY`).
+    pub(crate) kept_memory: Arc<crate::engine::piece_buffer::MemoryBudget>,
 }
 
 impl Shared {

@@ -87,6 +87,9 @@ pub struct TorrentStatus {
     pub seeds: usize,
     /// Pieces that failed their hash check.
     pub hash_failures: u32,
+    /// Of the piece data uploaded, the bytes sent from verified pieces
+    /// still in memory (the ones just downloaded), without a disk read.
+    pub uploaded_from_memory: u64,
     /// The last tracker announce.
     pub tracker: TrackerStatus,
     /// Addresses learned from peer exchange (BEP 11) so far.
@@ -144,6 +147,7 @@ impl TorrentStatus {
             peers: 0,
             seeds: 0,
             hash_failures: 0,
+            uploaded_from_memory: 0,
             tracker: TrackerStatus::default(),
             peers_from_pex: 0,
             checked_pieces: 0,

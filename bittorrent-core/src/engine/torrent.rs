@@ -17,6 +17,7 @@ use crate::engine::picker::{PeerKey, Picker, Received};
 use crate::engine::piece_buffer::{Complete, PieceBuffers, Stored};
 use crate::engine::pipeline::{Pipeline, MIN_DEPTH};
 use crate::engine::rate_limit::{RatePair, Throttle};
+use crate::engine::recent_pieces::{RecentPieces, KEEP_MEMORY};
 use crate::engine::selection::{self, FilePriority};
 use crate::engine::shared::{Command, Shared, TorrentShared};
 use crate::engine::smart_ban::{GivenUp, SmartBan};
@@ -198,6 +199,7 @@ pub(crate) fn spawn(
         layout,
         storage,
         have,
+        recent: RecentPieces::new(KEEP_MEMORY, shared.kept_memory.clone()),
         limits: shared.config.peer_limits,
         listen_port: shared.local_port(),
         private: metainfo.info.private,
@@ -224,6 +226,7 @@ pub(crate) fn spawn(
         peers: 0,
         seeds: 0,
         hash_failures: 0,
+        uploaded_from_memory: 0,
         tracker: Default::default(),
         peers_from_pex: 0,
         checked_pieces: 0,
@@ -494,7 +497,14 @@ impl Torrent {
                 None
             };
             self.buffers.release(done.piece);
-            block_pool::global().give_back(blocks);
+            let i = done.piece as usize;
+            if matches!(written, Some(Ok(()))) && self.conns.values().any(|c| !c.bitfield.get(i)) {
+                // A connected peer may soon ask for it (see recent_pieces).
+                let now = Instant::now();
+                self.me.peer_ctx.recent.keep(done.piece, blocks, now);
+            } else {
+                block_pool::global().give_back(blocks);
+            }
             match written {
                 Some(Ok(())) => {}
                 Some(Err(e)) => {
@@ -560,6 +570,11 @@ impl Torrent {
                     "{}: {} pieces spilled to disk (piece buffers full)",
                     self.me.metainfo.info.name,
                     self.buffers.spills()
+                );
+                let (memory, disk) = self.me.peer_ctx.recent.upload_sources();
+                log::debug!(
+                    "{}: uploaded {memory} bytes from kept pieces, {disk} read from disk",
+                    self.me.metainfo.info.name,
                 );
             } else {
                 log::info!(
@@ -736,6 +751,10 @@ impl Torrent {
         }
         if self.optimistic == Some(key) {
             self.optimistic = None;
+        }
+        if self.conns.is_empty() {
+            // Nobody left to upload kept pieces to.
+            self.me.peer_ctx.recent.clear();
         }
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
     }
@@ -929,6 +948,11 @@ impl Torrent {
                         c.wanted += 1;
                     }
                     self.picker.add_have(i);
+                    let recent = &self.me.peer_ctx.recent;
+                    if recent.contains(i) && self.conns.values().all(|c| c.bitfield.get(i as usize))
+                    {
+                        recent.forget(i);
+                    }
                 }
                 self.after_availability(key);
             }
@@ -1332,6 +1356,7 @@ impl Torrent {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.me.peer_ctx.recent.expire(now);
         if self.phase == Phase::Seeding && !self.paused {
             self.seeding_time += now.saturating_duration_since(self.last_tick);
         }
@@ -1559,6 +1584,7 @@ impl Torrent {
         s.peers = self.conns.len();
         s.seeds = self.conns.values().filter(|c| c.bitfield.is_full()).count();
         s.hash_failures = self.hash_failures;
+        s.uploaded_from_memory = self.me.peer_ctx.recent.upload_sources().0;
         s.peers_from_pex = self.pex_learned;
         s.checked_pieces = self.checked_pieces;
         s.paused = self.paused;

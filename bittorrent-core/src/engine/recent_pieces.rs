@@ -1,0 +1,266 @@
+//! Verified pieces kept in memory to be uploaded.
+//!
+//! In a swarm that downloads together, what the other peers ask us for is
+//! mostly what we verified a moment ago: our `have` told them, and a piece
+//! that few peers have is the rarest they can fetch from us. Without this,
+//! each such upload reads the piece back from the page cache (`pread`), a
+//! copy the piece's own buffers make unnecessary: they hold exactly the
+//! verified bytes that were hashed and written.
+//!
+//! So after writing a verified piece, the torrent thread keeps its blocks
+//! here if a connected peer lacks the piece, and the peer threads send
+//! block requests from them (shared, not copied); anything else is read
+//! from disk as before.
+//!
+//! Ownership: one per torrent, in the `PeerContext` every peer thread of
+//! the torrent shares; the torrent thread keeps and evicts pieces, peer
+//! threads look them up (a mutex held only for that). Memory is bounded:
+//! at most [`KEEP_MEMORY`] bytes per torrent and [`SESSION_KEEP_MEMORY`]
+//! over the session (a budget of its own, so kept pieces never take room
+//! from pieces being assembled), oldest piece evicted first. A piece is
+//! also dropped once every connected peer has it, after [`KEEP_FOR`], and
+//! when the torrent's last connection closes. A peer thread that is
+//! sending from an evicted piece holds it until its queued blocks are
+//! sent; the blocks then return to the block pool.
+
+use crate::engine::block_pool;
+use crate::engine::piece_buffer::MemoryBudget;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Bytes of verified pieces one torrent keeps at most.
+pub const KEEP_MEMORY: u64 = 16 * 1024 * 1024;
+/// Bytes of verified pieces all the torrents of a session keep at most.
+pub const SESSION_KEEP_MEMORY: u64 = 32 * 1024 * 1024;
+/// How long a verified piece is kept at most: the requests it is kept for
+/// follow our `have` within moments.
+pub const KEEP_FOR: Duration = Duration::from_secs(5);
+
+/// The blocks of one verified piece, in order.
+#[derive(Debug)]
+pub struct KeptPiece {
+    blocks: Vec<Vec<u8>>,
+}
+
+impl KeptPiece {
+    /// A piece of these blocks.
+    pub fn new(blocks: Vec<Vec<u8>>) -> KeptPiece {
+        KeptPiece { blocks }
+    }
+
+    /// Block `k` (each 16 KiB, the last one possibly shorter).
+    pub fn block(&self, k: usize) -> Option<&[u8]> {
+        self.blocks.get(k).map(Vec::as_slice)
+    }
+}
+
+impl Drop for KeptPiece {
+    fn drop(&mut self) {
+        block_pool::global().give_back(std::mem::take(&mut self.blocks));
+    }
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    /// Oldest first: (piece, bytes, blocks, when kept).
+    pieces: VecDeque<(u32, u64, Arc<KeptPiece>, Instant)>,
+    bytes: u64,
+}
+
+/// The verified pieces one torrent keeps (see the module docs).
+#[derive(Debug)]
+pub struct RecentPieces {
+    kept: Mutex<Kept>,
+    cap: u64,
+    session: Arc<MemoryBudget>,
+    /// Upload bytes sent from kept pieces, and read from disk.
+    from_memory: AtomicU64,
+    from_disk: AtomicU64,
+}
+
+impl RecentPieces {
+    /// Keep at most `cap` bytes, each also taken from `session` (the
+    /// session's budget for kept pieces).
+    pub fn new(cap: u64, session: Arc<MemoryBudget>) -> RecentPieces {
+        RecentPieces {
+            kept: Mutex::new(Kept::default()),
+            cap,
+            session,
+            from_memory: AtomicU64::new(0),
+            from_disk: AtomicU64::new(0),
+        }
+    }
+
+    /// Keep verified piece `i`, evicting the oldest pieces to make room. The
+    /// blocks go back to the block pool instead if the piece is larger than
+    /// the cap or the session's budget has no room.
+    pub fn keep(&self, i: u32, blocks: Vec<Vec<u8>>, now: Instant) {
+        let len: u64 = blocks.iter().map(|b| b.len() as u64).sum();
+        let piece = Arc::new(KeptPiece::new(blocks));
+        if len > self.cap {
+            return;
+        }
+        let mut k = self.kept.lock();
+        if k.pieces.iter().any(|(p, ..)| *p == i) {
+            return;
+        }
+        while k.bytes + len > self.cap {
+            if !self.evict_front(&mut k) {
+                break;
+            }
+        }
+        if !self.session.try_take(len) {
+            return;
+        }
+        k.bytes += len;
+        k.pieces.push_back((i, len, piece, now));
+    }
+
+    /// Piece `i`, if it is kept.
+    pub fn get(&self, i: u32) -> Option<Arc<KeptPiece>> {
+        let k = self.kept.lock();
+        k.pieces
+            .iter()
+            .find(|(p, ..)| *p == i)
+            .map(|(_, _, piece, _)| piece.clone())
+    }
+
+    /// Whether piece `i` is kept.
+    pub fn contains(&self, i: u32) -> bool {
+        self.kept.lock().pieces.iter().any(|(p, ..)| *p == i)
+    }
+
+    /// Stop keeping piece `i` (every connected peer has it now).
+    pub fn forget(&self, i: u32) {
+        let mut k = self.kept.lock();
+        if let Some(at) = k.pieces.iter().position(|(p, ..)| *p == i) {
+            if let Some((_, len, ..)) = k.pieces.remove(at) {
+                k.bytes -= len;
+                self.session.give(len);
+            }
+        }
+    }
+
+    /// Stop keeping the pieces kept for `KEEP_FOR` or longer.
+    pub fn expire(&self, now: Instant) {
+        let mut k = self.kept.lock();
+        while k
+            .pieces
+            .front()
+            .is_some_and(|(.., at)| now.saturating_duration_since(*at) >= KEEP_FOR)
+        {
+            self.evict_front(&mut k);
+        }
+    }
+
+    /// Stop keeping anything (no peer is connected to upload to).
+    pub fn clear(&self) {
+        let mut k = self.kept.lock();
+        while self.evict_front(&mut k) {}
+    }
+
+    /// Bytes kept now.
+    #[cfg(test)]
+    pub fn bytes(&self) -> u64 {
+        self.kept.lock().bytes
+    }
+
+    /// Count `n` upload bytes sent from memory (`true`) or read from disk.
+    pub fn count_upload(&self, memory: bool, n: u64) {
+        let c = if memory {
+            &self.from_memory
+        } else {
+            &self.from_disk
+        };
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Upload bytes sent from kept pieces and read from disk so far.
+    pub fn upload_sources(&self) -> (u64, u64) {
+        (
+            self.from_memory.load(Ordering::Relaxed),
+            self.from_disk.load(Ordering::Relaxed),
+        )
+    }
+
+    fn evict_front(&self, k: &mut Kept) -> bool {
+        let Some((_, len, ..)) = k.pieces.pop_front() else {
+            return false;
+        };
+        k.bytes -= len;
+        self.session.give(len);
+        true
+    }
+}
+
+impl Drop for RecentPieces {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(byte: u8, blocks: usize) -> Vec<Vec<u8>> {
+        vec![vec![byte; 16384]; blocks]
+    }
+
+    #[test]
+    fn oldest_pieces_are_evicted_within_the_cap() {
+        let session = MemoryBudget::new(1 << 30);
+        let r = RecentPieces::new(3 * 65536, session.clone());
+        let now = Instant::now();
+        for i in 0..5u32 {
+            r.keep(i, piece(i as u8, 4), now);
+        }
+        assert_eq!(r.bytes(), 3 * 65536);
+        assert_eq!(session.used(), 3 * 65536);
+        assert!(r.get(0).is_none() && r.get(1).is_none());
+        let p = r.get(4).expect("newest kept");
+        assert_eq!(p.block(3), Some(&[4u8; 16384][..]));
+        assert_eq!(p.block(4), None);
+        r.forget(3);
+        assert!(!r.contains(3) && r.contains(2));
+        assert_eq!(session.used(), 2 * 65536);
+        drop(r);
+        assert_eq!(session.used(), 0, "everything given back");
+        // A block still held by an uploader stays valid after eviction.
+        assert_eq!(p.block(0), Some(&[4u8; 16384][..]));
+    }
+
+    #[test]
+    fn nothing_is_kept_past_the_session_budget_or_the_cap() {
+        let session = MemoryBudget::new(65536);
+        let r = RecentPieces::new(1 << 20, session.clone());
+        let now = Instant::now();
+        r.keep(0, piece(0, 4), now);
+        r.keep(1, piece(1, 4), now);
+        assert!(r.contains(0) && !r.contains(1));
+        assert_eq!(session.used(), 65536);
+        let small = RecentPieces::new(16384, MemoryBudget::new(1 << 30));
+        small.keep(7, piece(7, 2), now);
+        assert!(!small.contains(7));
+        r.clear();
+        assert_eq!((r.bytes(), session.used()), (0, 0));
+    }
+
+    #[test]
+    fn pieces_expire_after_keep_for() {
+        let session = MemoryBudget::new(1 << 30);
+        let r = RecentPieces::new(1 << 20, session.clone());
+        let t0 = Instant::now();
+        r.keep(0, piece(0, 1), t0);
+        r.keep(1, piece(1, 1), t0 + KEEP_FOR / 2);
+        r.expire(t0 + KEEP_FOR - Duration::from_millis(1));
+        assert!(r.contains(0) && r.contains(1));
+        r.expire(t0 + KEEP_FOR);
+        assert!(!r.contains(0) && r.contains(1));
+        r.expire(t0 + 2 * KEEP_FOR);
+        assert_eq!((r.bytes(), session.used()), (0, 0));
+    }
+}
