@@ -1,8 +1,9 @@
 //! The bytes queued for one peer's socket, in order: encoded messages, and
 //! the payloads of `piece` messages as ranges of the upload chunk they were
-//! read into (shared, not copied). One vectored write sends messages and
-//! payloads together, so an uploaded block is copied once in user space
-//! (by the `pread` of its chunk) instead of twice.
+//! read into, or of a block of a verified piece the torrent keeps in memory
+//! (shared, not copied). One vectored write sends messages and payloads
+//! together, so an uploaded block is copied once in user space (by the
+//! `pread` of its chunk), or not at all (a kept piece), instead of twice.
 
 use crate::engine::recent_pieces::KeptPiece;
 use crate::proto::wire::{piece_head, Message};
