@@ -9,7 +9,7 @@
 //! The buckets run on *debt*: a thread may go ahead as soon as a bucket is
 //! not negative, and is then charged what it actually moved, which may
 //! take the bucket below zero. The next thread sleeps until the debt is
-//! paid back ([`RateLimiter::wait_ready`] sleeps for exactly the missing
+//! paid back ([`Throttle::wait_ready`] sleeps for exactly the missing
 //! time, capped so that the peer thread still serves its inbox). Over any
 //! long interval the bytes moved are therefore `rate × time` plus at most
 //! one burst (a tenth of a second of data), which keeps the average within

@@ -2,7 +2,7 @@
 //!
 //! A file is created at its full size when its first block is written, not
 //! when the torrent is added, with its blocks reserved
-//! ([`preallocate`](super::preallocate)) unless that is off; a missing file
+//! (`preallocate`) unless that is off; a missing file
 //! reads as zeros.
 //! Blocks are written at their offset with positional I/O
 //! (`FileExt::write_at`), so a piece spanning several files is just several
@@ -13,7 +13,7 @@
 //! most a bounded number of files are open at once, least recently used
 //! closed first, so a torrent of thousands of files fits the usual
 //! descriptor limit. Every path is opened, created and deleted through
-//! [`safe_fs`](super::safe_fs): no component below the download directory
+//! [`safe_fs`]: no component below the download directory
 //! may be a symbolic link (`StorageError::Symlink` names it).
 //!
 //! Positional reads and writes take `&self`, so one `Storage` is shared
@@ -202,7 +202,7 @@ impl Storage {
     }
 
     /// Whether files created for writing get their blocks reserved
-    /// ([`preallocate`](super::preallocate); on by default).
+    /// (`preallocate`; on by default).
     pub fn with_preallocation(mut self, on: bool) -> Storage {
         self.preallocate = on;
         self

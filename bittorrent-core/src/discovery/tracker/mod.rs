@@ -1,10 +1,10 @@
 //! Trackers: the announce client (BEP 3, 7, 12, 15, 23, 48) and the tracker
 //! embedded in every peer.
 //!
-//! * [`client`]: [`announce`] / [`scrape`] over HTTP(S) and UDP, and
+//! * [`client`]: [`announce`](client::announce) / [`scrape`](client::scrape) over HTTP(S) and UDP, and
 //!   [`TrackerList`] for BEP 12 tiers and announce scheduling.
 //! * [`server`]: [`TrackerServer`], a small in-memory tracker answering HTTP
-//!   (on the peer's TCP port, sniffed with [`looks_like_http`]) and BEP 15 UDP.
+//!   (on the peer's TCP port, sniffed with [`looks_like_http`](server::looks_like_http)) and BEP 15 UDP.
 //! * [`url`]: percent-encoding and URL helpers.
 
 pub mod client;
