@@ -18,9 +18,7 @@ use crate::engine::storage::Storage;
 use crate::engine::waker::{Inbox, Waker, Woken};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
-use crate::proto::wire::{
-    BlockRef, FrameDecoder, Handshake, Message, BLOCK_SIZE, HANDSHAKE_LEN, MAX_FRAME,
-};
+use crate::proto::wire::{BlockRef, FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use parking_lot::RwLock;
 use std::collections::{HashSet, VecDeque};
@@ -939,8 +937,6 @@ impl<'a> Connection<'a> {
     /// is kept and `b` lies within one of its blocks: the source and where
     /// in that block `b` starts.
     fn kept_block(&mut self, b: &BlockRef) -> Option<(Source, usize)> {
-        let k = (b.begin / BLOCK_SIZE) as usize;
-        let at = (b.begin % BLOCK_SIZE) as usize;
         let piece = match &self.upload_kept {
             Some((i, p)) if *i == b.index => p.clone(),
             _ => {
@@ -949,8 +945,8 @@ impl<'a> Connection<'a> {
                 p
             }
         };
-        let block = piece.block(k)?;
-        (at + b.length as usize <= block.len()).then_some((Source::Kept(piece, k), at))
+        let (k, at) = piece.locate(b.begin, b.length)?;
+        Some((Source::Kept(piece, k), at))
     }
 
     /// Make sure the upload cache holds block `b`: one read from it to the

@@ -25,6 +25,7 @@
 
 use crate::engine::block_pool;
 use crate::engine::piece_buffer::MemoryBudget;
+use crate::proto::wire::BLOCK_SIZE;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +55,15 @@ impl KeptPiece {
     /// Block `k` (each 16 KiB, the last one possibly shorter).
     pub fn block(&self, k: usize) -> Option<&[u8]> {
         self.blocks.get(k).map(Vec::as_slice)
+    }
+
+    /// Where the `length` bytes at `begin` in the piece are, if they lie
+    /// within one block: that block and the offset in it.
+    pub fn locate(&self, begin: u32, length: u32) -> Option<(usize, usize)> {
+        let k = (begin / BLOCK_SIZE) as usize;
+        let at = (begin % BLOCK_SIZE) as usize;
+        let end = at.checked_add(length as usize)?;
+        (end <= self.block(k)?.len()).then_some((k, at))
     }
 }
 
@@ -247,6 +257,21 @@ mod tests {
         assert!(!small.contains(7));
         r.clear();
         assert_eq!((r.bytes(), session.used()), (0, 0));
+    }
+
+    #[test]
+    fn requests_are_located_within_one_block() {
+        // Two whole blocks and a short last one.
+        let p = KeptPiece::new(vec![vec![0; 16384], vec![1; 16384], vec![2; 100]]);
+        assert_eq!(p.locate(0, 16384), Some((0, 0)));
+        assert_eq!(p.locate(16384, 16384), Some((1, 0)));
+        assert_eq!(p.locate(16384 + 10, 100), Some((1, 10)));
+        assert_eq!(p.locate(32768, 100), Some((2, 0)));
+        // Across two blocks, past the short block, past the piece.
+        assert_eq!(p.locate(16000, 1000), None);
+        assert_eq!(p.locate(32768, 101), None);
+        assert_eq!(p.locate(49152, 1), None);
+        assert_eq!(p.locate(u32::MAX, u32::MAX), None);
     }
 
     #[test]
