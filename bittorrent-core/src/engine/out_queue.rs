@@ -5,12 +5,11 @@
 //! together, so an uploaded block is copied once in user space (by the
 //! `pread` of its chunk), or not at all (a kept piece), instead of twice.
 
-use crate::engine::recent_pieces::KeptPiece;
+use crate::engine::recent_pieces::{self, KeptBlock};
 use crate::proto::wire::{piece_head, Message};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
-use std::sync::Arc;
 
 /// Slices handed to one vectored write at most (Linux takes 1,024).
 const MAX_SLICES: usize = 64;
@@ -23,15 +22,15 @@ const MAX_SPARE: usize = 1;
 pub(crate) enum Source {
     /// An upload chunk this connection read from disk.
     Chunk(Rc<Vec<u8>>),
-    /// Block `k` of a verified piece the torrent keeps in memory.
-    Kept(Arc<KeptPiece>, usize),
+    /// A block of a verified piece the torrent keeps in memory.
+    Kept(KeptBlock),
 }
 
 impl Source {
     fn bytes(&self) -> &[u8] {
         match self {
             Source::Chunk(c) => c,
-            Source::Kept(p, k) => p.block(*k).unwrap_or_default(),
+            Source::Kept(b) => b,
         }
     }
 }
@@ -144,16 +143,16 @@ impl OutQueue {
             self.payload_len -= k;
             n -= k;
             if p.start == p.end {
-                if let Some(Payload {
-                    data: Source::Chunk(c),
-                    ..
-                }) = self.payloads.pop_front()
-                {
-                    if let Ok(chunk) = Rc::try_unwrap(c) {
-                        if self.spare.len() < MAX_SPARE {
-                            self.spare.push(chunk);
+                match self.payloads.pop_front().map(|p| p.data) {
+                    Some(Source::Chunk(c)) => {
+                        if let Ok(chunk) = Rc::try_unwrap(c) {
+                            if self.spare.len() < MAX_SPARE {
+                                self.spare.push(chunk);
+                            }
                         }
                     }
+                    Some(Source::Kept(b)) => recent_pieces::release(b),
+                    None => {}
                 }
             }
         }
@@ -207,6 +206,7 @@ impl OutQueue {
 mod tests {
     use super::*;
     use crate::proto::wire::{BlockRef, FrameDecoder};
+    use std::sync::Arc;
 
     /// A writer that takes at most `max` bytes per call.
     struct Trickle {
@@ -238,7 +238,7 @@ mod tests {
     }
 
     fn fill(q: &mut OutQueue, chunk: &Rc<Vec<u8>>, expect: &mut Vec<Message>) {
-        let kept = Arc::new(KeptPiece::new(vec![vec![1u8; 3000], vec![2u8; 5000]]));
+        let kept: Vec<KeptBlock> = vec![Arc::new(vec![1u8; 3000]), Arc::new(vec![2u8; 5000])];
         // More payloads than one vectored write takes; every third one
         // from a kept piece.
         for i in 0..(MAX_SLICES as u32) {
@@ -249,8 +249,8 @@ mod tests {
             let end = start + 1 + (i as usize * 31) % 1000;
             let (source, bytes) = if i % 3 == 2 {
                 let k = (i as usize / 3) % 2;
-                let block = kept.block(k).unwrap()[start..end].to_vec();
-                (Source::Kept(kept.clone(), k), block)
+                let block = kept[k][start..end].to_vec();
+                (Source::Kept(kept[k].clone()), block)
             } else {
                 (Source::Chunk(chunk.clone()), chunk[start..end].to_vec())
             };

@@ -13,7 +13,7 @@ use crate::engine::mse::{self, Encryption, PeerStream};
 use crate::engine::out_queue::{OutQueue, Source};
 use crate::engine::picker::PeerKey;
 use crate::engine::rate_limit::Direction;
-use crate::engine::recent_pieces::{KeptPiece, RecentPieces};
+use crate::engine::recent_pieces::RecentPieces;
 use crate::engine::storage::Storage;
 use crate::engine::waker::{Inbox, Waker, Woken};
 use crate::proto::bitfield::Bitfield;
@@ -425,9 +425,6 @@ struct Connection<'a> {
     /// bytes), so that a piece is read from disk once, not once per block.
     /// Shared with the piece messages queued in `out` until they are sent.
     upload_cache: Option<(u32, u32, Rc<Vec<u8>>)>,
-    /// Uploads: the kept piece (see `recent_pieces`) blocks were last sent
-    /// from, so that a run of requests looks it up once.
-    upload_kept: Option<(u32, Arc<KeptPiece>)>,
 }
 
 /// Size of the allowed-fast set we grant (BEP 6 suggests 10).
@@ -563,7 +560,6 @@ impl<'a> Connection<'a> {
             pending_blocks: Vec::new(),
             read_size: MIN_READ,
             upload_cache: None,
-            upload_kept: None,
         };
         // Our bitfield goes first (after the handshake, before anything
         // else). The torrent thread sends it as the first command when it
@@ -927,7 +923,6 @@ impl<'a> Connection<'a> {
         if self.upload_queue.is_empty() {
             // Cached briefly: only while requests keep coming.
             self.upload_cache = None;
-            self.upload_kept = None;
             self.out.drop_spare();
         }
         Ok(())
@@ -936,17 +931,9 @@ impl<'a> Connection<'a> {
     /// Block `b` from a verified piece the torrent keeps in memory, if it
     /// is kept and `b` lies within one of its blocks: the source and where
     /// in that block `b` starts.
-    fn kept_block(&mut self, b: &BlockRef) -> Option<(Source, usize)> {
-        let piece = match &self.upload_kept {
-            Some((i, p)) if *i == b.index => p.clone(),
-            _ => {
-                let p = self.ctx.recent.get(b.index)?;
-                self.upload_kept = Some((b.index, p.clone()));
-                p
-            }
-        };
-        let (k, at) = piece.locate(b.begin, b.length)?;
-        Some((Source::Kept(piece, k), at))
+    fn kept_block(&self, b: &BlockRef) -> Option<(Source, usize)> {
+        let (block, at) = self.ctx.recent.block(b.index, b.begin, b.length)?;
+        Some((Source::Kept(block), at))
     }
 
     /// Make sure the upload cache holds block `b`: one read from it to the

@@ -19,9 +19,11 @@
 //! over the session (a budget of its own, so kept pieces never take room
 //! from pieces being assembled), oldest piece evicted first. A piece is
 //! also dropped once every connected peer has it, after [`KEEP_FOR`], and
-//! when the torrent's last connection closes. A peer thread that is
-//! sending from an evicted piece holds it until its queued blocks are
-//! sent; the blocks then return to the block pool.
+//! when the torrent's last connection closes. Each block is shared on its
+//! own: a peer thread holds only the blocks queued on its socket (a few,
+//! bounded by its output queue), never a whole piece, so a peer that stops
+//! reading cannot pin evicted pieces. A block goes back to the block pool
+//! when its last holder lets go of it.
 
 use crate::engine::block_pool;
 use crate::engine::piece_buffer::MemoryBudget;
@@ -40,43 +42,46 @@ pub const SESSION_KEEP_MEMORY: u64 = 32 * 1024 * 1024;
 /// follow our `have` within moments.
 pub const KEEP_FOR: Duration = Duration::from_secs(5);
 
+/// One block of a kept piece, shared with the output queues sending it.
+pub type KeptBlock = Arc<Vec<u8>>;
+
+/// Give a block back to the block pool if nobody else holds it.
+pub fn release(block: KeptBlock) {
+    if let Ok(v) = Arc::try_unwrap(block) {
+        block_pool::global().give_back([v]);
+    }
+}
+
 /// The blocks of one verified piece, in order.
 #[derive(Debug)]
-pub struct KeptPiece {
-    blocks: Vec<Vec<u8>>,
+struct KeptPiece {
+    blocks: Vec<KeptBlock>,
 }
 
 impl KeptPiece {
-    /// A piece of these blocks.
-    pub fn new(blocks: Vec<Vec<u8>>) -> KeptPiece {
-        KeptPiece { blocks }
-    }
-
-    /// Block `k` (each 16 KiB, the last one possibly shorter).
-    pub fn block(&self, k: usize) -> Option<&[u8]> {
-        self.blocks.get(k).map(Vec::as_slice)
-    }
-
     /// Where the `length` bytes at `begin` in the piece are, if they lie
-    /// within one block: that block and the offset in it.
-    pub fn locate(&self, begin: u32, length: u32) -> Option<(usize, usize)> {
+    /// within one block (each 16 KiB, the last one possibly shorter): that
+    /// block and the offset in it.
+    fn locate(&self, begin: u32, length: u32) -> Option<(usize, usize)> {
         let k = (begin / BLOCK_SIZE) as usize;
         let at = (begin % BLOCK_SIZE) as usize;
         let end = at.checked_add(length as usize)?;
-        (end <= self.block(k)?.len()).then_some((k, at))
+        (end <= self.blocks.get(k)?.len()).then_some((k, at))
     }
 }
 
 impl Drop for KeptPiece {
     fn drop(&mut self) {
-        block_pool::global().give_back(std::mem::take(&mut self.blocks));
+        for b in std::mem::take(&mut self.blocks) {
+            release(b);
+        }
     }
 }
 
 #[derive(Debug, Default)]
 struct Kept {
     /// Oldest first: (piece, bytes, blocks, when kept).
-    pieces: VecDeque<(u32, u64, Arc<KeptPiece>, Instant)>,
+    pieces: VecDeque<(u32, u64, KeptPiece, Instant)>,
     bytes: u64,
 }
 
@@ -109,7 +114,9 @@ impl RecentPieces {
     /// the cap or the session's budget has no room.
     pub fn keep(&self, i: u32, blocks: Vec<Vec<u8>>, now: Instant) {
         let len: u64 = blocks.iter().map(|b| b.len() as u64).sum();
-        let piece = Arc::new(KeptPiece::new(blocks));
+        let piece = KeptPiece {
+            blocks: blocks.into_iter().map(Arc::new).collect(),
+        };
         if len > self.cap {
             return;
         }
@@ -129,13 +136,14 @@ impl RecentPieces {
         k.pieces.push_back((i, len, piece, now));
     }
 
-    /// Piece `i`, if it is kept.
-    pub fn get(&self, i: u32) -> Option<Arc<KeptPiece>> {
+    /// The block holding the `length` bytes at `begin` in piece `i`, and
+    /// where in it they start, if the piece is kept and they lie within one
+    /// of its blocks.
+    pub fn block(&self, i: u32, begin: u32, length: u32) -> Option<(KeptBlock, usize)> {
         let k = self.kept.lock();
-        k.pieces
-            .iter()
-            .find(|(p, ..)| *p == i)
-            .map(|(_, _, piece, _)| piece.clone())
+        let (_, _, piece, _) = k.pieces.iter().find(|(p, ..)| *p == i)?;
+        let (b, at) = piece.locate(begin, length)?;
+        Some((piece.blocks[b].clone(), at))
     }
 
     /// Whether piece `i` is kept.
@@ -230,17 +238,19 @@ mod tests {
         }
         assert_eq!(r.bytes(), 3 * 65536);
         assert_eq!(session.used(), 3 * 65536);
-        assert!(r.get(0).is_none() && r.get(1).is_none());
-        let p = r.get(4).expect("newest kept");
-        assert_eq!(p.block(3), Some(&[4u8; 16384][..]));
-        assert_eq!(p.block(4), None);
+        assert!(r.block(0, 0, 16384).is_none() && r.block(1, 0, 16384).is_none());
+        let (b, at) = r.block(4, 3 * 16384, 16384).expect("newest kept");
+        assert_eq!((&b[..], at), (&[4u8; 16384][..], 0));
+        assert!(r.block(4, 4 * 16384, 1).is_none());
         r.forget(3);
         assert!(!r.contains(3) && r.contains(2));
         assert_eq!(session.used(), 2 * 65536);
         drop(r);
         assert_eq!(session.used(), 0, "everything given back");
-        // A block still held by an uploader stays valid after eviction.
-        assert_eq!(p.block(0), Some(&[4u8; 16384][..]));
+        // A block still held by an uploader stays valid after eviction,
+        // and it alone: the rest of its piece is gone.
+        assert_eq!(&b[..], &[4u8; 16384][..]);
+        assert_eq!(Arc::strong_count(&b), 1);
     }
 
     #[test]
@@ -262,7 +272,10 @@ mod tests {
     #[test]
     fn requests_are_located_within_one_block() {
         // Two whole blocks and a short last one.
-        let p = KeptPiece::new(vec![vec![0; 16384], vec![1; 16384], vec![2; 100]]);
+        let blocks = vec![vec![0; 16384], vec![1; 16384], vec![2; 100]];
+        let p = KeptPiece {
+            blocks: blocks.into_iter().map(Arc::new).collect(),
+        };
         assert_eq!(p.locate(0, 16384), Some((0, 0)));
         assert_eq!(p.locate(16384, 16384), Some((1, 0)));
         assert_eq!(p.locate(16384 + 10, 100), Some((1, 10)));
