@@ -18,7 +18,7 @@ const MAX_SLICES: usize = 64;
 const MAX_SPARE: usize = 1;
 
 /// Where the bytes of a piece payload are.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Source {
     /// An upload chunk this connection read from disk.
     Chunk(Rc<Vec<u8>>),

@@ -891,28 +891,19 @@ impl<'a> Connection<'a> {
                 self.upload_queue.push_front(b);
                 break;
             }
-            let len = b.length as usize;
-            if let Some((kept, at)) = self.kept_block(&b) {
-                // Sent from the verified piece's own buffers: no read.
-                self.out.push_piece(b.index, b.begin, kept, at, at + len);
-                self.ctx.recent.count_upload(true, len as u64);
-            } else {
-                if let Err(e) = self.cache_block(&b) {
+            let (source, at) = match self.upload_source(&b) {
+                Ok(s) => s,
+                Err(e) => {
                     log::warn!("upload read failed: {e}");
                     if self.fast {
                         self.send(&Message::Reject(b));
                     }
                     continue;
                 }
-                let Some((_, start, data)) = &self.upload_cache else {
-                    continue;
-                };
-                let at = (b.begin - start) as usize;
-                // The payload stays in the chunk until the socket takes it.
-                let chunk = Source::Chunk(data.clone());
-                self.out.push_piece(b.index, b.begin, chunk, at, at + len);
-                self.ctx.recent.count_upload(false, len as u64);
-            }
+            };
+            // The payload stays where it is until the socket takes it.
+            let end = at + b.length as usize;
+            self.out.push_piece(b.index, b.begin, source, at, end);
             self.counters
                 .uploaded
                 .fetch_add(u64::from(b.length), Ordering::Relaxed);
@@ -928,24 +919,35 @@ impl<'a> Connection<'a> {
         Ok(())
     }
 
-    /// Block `b` from a verified piece the torrent keeps in memory, if it
-    /// is kept and `b` lies within one of its blocks: the source and where
-    /// in that block `b` starts.
-    fn kept_block(&self, b: &BlockRef) -> Option<(Source, usize)> {
-        let (block, at) = self.ctx.recent.block(b.index, b.begin, b.length)?;
-        Some((Source::Kept(block), at))
+    /// Where the bytes of requested block `b` are, and where `b` starts
+    /// there: a block of a verified piece the torrent keeps in memory (no
+    /// read), or else the upload cache (`cache_block`).
+    fn upload_source(
+        &mut self,
+        b: &BlockRef,
+    ) -> Result<(Source, usize), crate::engine::storage::StorageError> {
+        if let Some((block, at)) = self.ctx.recent.block(b.index, b.begin, b.length) {
+            self.ctx.recent.count_sent(u64::from(b.length));
+            return Ok((Source::Kept(block), at));
+        }
+        let (start, chunk) = self.cache_block(b)?;
+        Ok((Source::Chunk(chunk), (b.begin - start) as usize))
     }
 
-    /// Make sure the upload cache holds block `b`: one read from it to the
-    /// end of the run of requests queued right behind it (the same piece,
-    /// each beginning where the one before ends), at most `UPLOAD_CHUNK`.
-    /// Only requested bytes are read: a peer that takes some blocks of a
-    /// piece from us and the rest from others costs no read of the rest.
-    fn cache_block(&mut self, b: &BlockRef) -> Result<(), crate::engine::storage::StorageError> {
+    /// Make sure the upload cache holds block `b`, and return it (its
+    /// offset in the piece, and its bytes): one read from `b` to the end of
+    /// the run of requests queued right behind it (the same piece, each
+    /// beginning where the one before ends), at most `UPLOAD_CHUNK`. Only
+    /// requested bytes are read: a peer that takes some blocks of a piece
+    /// from us and the rest from others costs no read of the rest.
+    fn cache_block(
+        &mut self,
+        b: &BlockRef,
+    ) -> Result<(u32, Rc<Vec<u8>>), crate::engine::storage::StorageError> {
         if let Some((i, start, data)) = &self.upload_cache {
             if *i == b.index && b.begin >= *start && b.begin + b.length <= start + data.len() as u32
             {
-                return Ok(());
+                return Ok((*start, data.clone()));
             }
         }
         let piece_len = self.ctx.layout.piece_len(b.index);
@@ -965,8 +967,9 @@ impl<'a> Connection<'a> {
         };
         let offset = self.ctx.layout.piece_offset(b.index) + u64::from(start);
         self.ctx.storage.read(offset, &mut data)?;
-        self.upload_cache = Some((b.index, start, Rc::new(data)));
-        Ok(())
+        let data = Rc::new(data);
+        self.upload_cache = Some((b.index, start, data.clone()));
+        Ok((start, data))
     }
 
     fn on_message(&mut self, m: Message) -> Result<(), CloseReason> {

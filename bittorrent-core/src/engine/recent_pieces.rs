@@ -91,9 +91,9 @@ pub struct RecentPieces {
     kept: Mutex<Kept>,
     cap: u64,
     session: Arc<MemoryBudget>,
-    /// Upload bytes sent from kept pieces, and read from disk.
+    /// Upload bytes sent from kept pieces (the rest of the torrent's
+    /// uploads were read from disk).
     from_memory: AtomicU64,
-    from_disk: AtomicU64,
 }
 
 impl RecentPieces {
@@ -105,7 +105,6 @@ impl RecentPieces {
             cap,
             session,
             from_memory: AtomicU64::new(0),
-            from_disk: AtomicU64::new(0),
         }
     }
 
@@ -186,22 +185,14 @@ impl RecentPieces {
         self.kept.lock().bytes
     }
 
-    /// Count `n` upload bytes sent from memory (`true`) or read from disk.
-    pub fn count_upload(&self, memory: bool, n: u64) {
-        let c = if memory {
-            &self.from_memory
-        } else {
-            &self.from_disk
-        };
-        c.fetch_add(n, Ordering::Relaxed);
+    /// Count `n` upload bytes sent from a kept piece.
+    pub fn count_sent(&self, n: u64) {
+        self.from_memory.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Upload bytes sent from kept pieces and read from disk so far.
-    pub fn upload_sources(&self) -> (u64, u64) {
-        (
-            self.from_memory.load(Ordering::Relaxed),
-            self.from_disk.load(Ordering::Relaxed),
-        )
+    /// Upload bytes sent from kept pieces so far.
+    pub fn sent(&self) -> u64 {
+        self.from_memory.load(Ordering::Relaxed)
     }
 
     fn evict_front(&self, k: &mut Kept) -> bool {

@@ -571,10 +571,11 @@ impl Torrent {
                     self.me.metainfo.info.name,
                     self.buffers.spills()
                 );
-                let (memory, disk) = self.me.peer_ctx.recent.upload_sources();
+                let memory = self.me.peer_ctx.recent.sent();
                 log::debug!(
-                    "{}: uploaded {memory} bytes from kept pieces, {disk} read from disk",
+                    "{}: uploaded {memory} bytes from kept pieces, {} read from disk",
                     self.me.metainfo.info.name,
+                    self.uploaded().saturating_sub(memory),
                 );
             } else {
                 log::info!(
@@ -1584,7 +1585,7 @@ impl Torrent {
         s.peers = self.conns.len();
         s.seeds = self.conns.values().filter(|c| c.bitfield.is_full()).count();
         s.hash_failures = self.hash_failures;
-        s.uploaded_from_memory = self.me.peer_ctx.recent.upload_sources().0;
+        s.uploaded_from_memory = self.me.peer_ctx.recent.sent();
         s.peers_from_pex = self.pex_learned;
         s.checked_pieces = self.checked_pieces;
         s.paused = self.paused;
