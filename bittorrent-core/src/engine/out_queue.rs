@@ -6,7 +6,7 @@
 //! `pread` of its chunk), or not at all (a kept piece), instead of twice.
 
 use crate::engine::recent_pieces::{self, KeptBlock};
-use crate::proto::wire::{piece_head, Message};
+use crate::proto::wire::{piece_head, BlockRef, Message};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
@@ -57,7 +57,14 @@ pub(crate) struct OutQueue {
     /// Chunks whose payloads are all sent, for the next upload reads (saves
     /// zeroing a new one); at most `MAX_SPARE`.
     spare: Vec<Vec<u8>>,
+    /// Where each queued `request` message starts in `bytes` (those before
+    /// `head` are sent and pruned), so that a choke can take back the ones
+    /// not sent yet.
+    requests: Vec<usize>,
 }
+
+/// A `request` message on the wire: length, id, index, begin, length.
+const REQUEST_LEN: usize = 17;
 
 impl OutQueue {
     /// Bytes queued and not yet sent.
@@ -72,6 +79,35 @@ impl OutQueue {
     /// Queue a message.
     pub(crate) fn push(&mut self, m: &Message) {
         m.encode(&mut self.bytes);
+    }
+
+    /// Queue a `request`, remembering where it is (see
+    /// [`OutQueue::retract_requests`]).
+    pub(crate) fn push_request(&mut self, b: BlockRef) {
+        if self.requests.first().is_some_and(|&at| at < self.head) {
+            let head = self.head;
+            self.requests.retain(|&at| at >= head);
+        }
+        // Bounded by the bytes queued: one entry per 17 unsent bytes.
+        self.requests.push(self.bytes.len());
+        Message::Request(b).encode(&mut self.bytes);
+    }
+
+    /// Take back every queued `request` no byte of which is sent yet (the
+    /// peer choked us: they would reach it after its choke). Returns how
+    /// many were taken back.
+    pub(crate) fn retract_requests(&mut self) -> usize {
+        let head = self.head;
+        let unsent: Vec<usize> = self.requests.drain(..).filter(|&at| at >= head).collect();
+        for &at in unsent.iter().rev() {
+            self.bytes.drain(at..at + REQUEST_LEN);
+            // A payload placed after these bytes moves with them; one
+            // placed right before them (`p.at == at`) stays.
+            for p in self.payloads.iter_mut().filter(|p| p.at > at) {
+                p.at -= REQUEST_LEN;
+            }
+        }
+        unsent.len()
     }
 
     /// Queue a `piece` message whose payload is bytes `start..end` of
@@ -158,12 +194,18 @@ impl OutQueue {
         }
         if self.head == self.bytes.len() && self.payloads.is_empty() {
             self.bytes.clear();
+            self.requests.clear();
             self.head = 0;
         } else if self.head >= 64 * 1024 && self.head * 2 >= self.bytes.len() {
             // Mostly sent: move the rest to the front.
             self.bytes.drain(..self.head);
             for p in &mut self.payloads {
                 p.at -= self.head;
+            }
+            let head = self.head;
+            self.requests.retain(|&at| at >= head);
+            for at in &mut self.requests {
+                *at -= head;
             }
             self.head = 0;
         }
@@ -205,7 +247,7 @@ impl OutQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::wire::{BlockRef, FrameDecoder};
+    use crate::proto::wire::FrameDecoder;
     use std::sync::Arc;
 
     /// A writer that takes at most `max` bytes per call.
@@ -323,5 +365,61 @@ mod tests {
             m.encode(&mut want);
         }
         assert_eq!(all, want);
+    }
+
+    #[test]
+    fn a_choke_takes_back_only_the_requests_not_sent() {
+        let chunk = Rc::new((0..5000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        let req = |i: u32| BlockRef {
+            index: i,
+            begin: 0,
+            length: 16384,
+        };
+        for max in [1, 5, 17, 40, 100, 1000, 1 << 20] {
+            let mut q = OutQueue::default();
+            let mut w = Trickle {
+                got: Vec::new(),
+                max,
+            };
+            // piece, request 0, request 1, piece, request 2, have
+            q.push_piece(7, 0, Source::Chunk(chunk.clone()), 0, 30);
+            q.push_request(req(0));
+            q.push_request(req(1));
+            q.push_piece(8, 0, Source::Chunk(chunk.clone()), 100, 120);
+            q.push_request(req(2));
+            q.push(&Message::Have(5));
+            q.write_to(&mut w).unwrap();
+            let sent = w.got.len();
+            let retracted = q.retract_requests();
+            while !q.is_empty() {
+                q.write_to(&mut w).unwrap();
+            }
+            let mut d = FrameDecoder::new(1 << 20);
+            d.feed(&w.got);
+            let mut got = Vec::new();
+            while let Some(m) = d.next_message().unwrap() {
+                got.push(m);
+            }
+            let requests: Vec<u32> = got
+                .iter()
+                .filter_map(|m| match m {
+                    Message::Request(b) => Some(b.index),
+                    _ => None,
+                })
+                .collect();
+            // Every request that had begun to go out is complete; none of
+            // the others went out; nothing else was lost.
+            assert_eq!(requests.len() + retracted, 3, "max {max}");
+            let started = [13 + 30, 13 + 30 + 17, 13 + 30 + 34 + 13 + 20]
+                .iter()
+                .filter(|&&at| at < sent)
+                .count();
+            assert_eq!(requests.len(), started, "max {max}, {sent} sent");
+            assert_eq!(got.len(), 3 + requests.len(), "max {max}: {got:?}");
+            assert_eq!(got.last(), Some(&Message::Have(5)));
+            assert!(
+                matches!(&got[0], Message::Piece { index: 7, data, .. } if data[..] == chunk[0..30])
+            );
+        }
     }
 }

@@ -131,8 +131,16 @@ pub enum PeerCmd {
     /// The first command: we are registered; here are our verified pieces,
     /// to send as the bitfield.
     Start(Bitfield),
-    /// Send these requests.
-    Request(Vec<BlockRef>),
+    /// Send these requests, unless the peer choked us since the torrent
+    /// thread saw its `chokes`-th choke: the torrent thread gave them up
+    /// when that choke reached it (so no request is written after a choke
+    /// that voided it).
+    Request {
+        /// `ChokedUs(true)` events the torrent thread had seen.
+        chokes: u32,
+        /// The blocks.
+        blocks: Vec<BlockRef>,
+    },
     /// Cancel a request.
     Cancel(BlockRef),
     /// We verified a piece.
@@ -396,6 +404,8 @@ struct Connection<'a> {
     fast: bool,
     am_choking: bool,
     peer_choking: bool,
+    /// `choke` messages received (each sent `ChokedUs(true)`).
+    chokes: u32,
     sent_requests: HashSet<BlockRef>,
     upload_queue: VecDeque<BlockRef>,
     counters: Arc<PeerCounters>,
@@ -545,6 +555,7 @@ impl<'a> Connection<'a> {
             fast,
             am_choking: true,
             peer_choking: true,
+            chokes: 0,
             sent_requests: HashSet::new(),
             upload_queue: VecDeque::new(),
             counters,
@@ -828,12 +839,17 @@ impl<'a> Connection<'a> {
 
     fn on_command(&mut self, cmd: PeerCmd) -> Result<(), CloseReason> {
         match cmd {
-            PeerCmd::Request(blocks) => {
+            PeerCmd::Request { chokes, blocks } => {
+                if chokes != self.chokes {
+                    // Asked before a choke the torrent thread had not seen
+                    // yet: it gives these up when it does; not sent.
+                    return Ok(());
+                }
                 // Sent even if we think it is outstanding: the torrent
                 // re-requests only what it gave up on.
                 for b in blocks {
                     self.sent_requests.insert(b);
-                    self.send(&Message::Request(b));
+                    self.out.push_request(b);
                 }
             }
             PeerCmd::Cancel(b) => {
@@ -992,9 +1008,15 @@ impl<'a> Connection<'a> {
             Message::Extended { id, payload } => self.on_extended(id, &payload)?,
             Message::Choke => {
                 self.peer_choking = true;
+                self.chokes = self.chokes.wrapping_add(1);
                 // Requests are void after a choke (BEP 3); fast peers reject
-                // them explicitly, others drop them silently.
+                // them explicitly, others drop them silently. Those still
+                // queued are not sent at all: the torrent thread gives every
+                // outstanding request up on this choke and asks again after
+                // the unchoke, so sending them now would have an honest peer
+                // answer the same block twice.
                 self.sent_requests.clear();
+                self.out.retract_requests();
                 self.event(PeerEvent::ChokedUs(true))?;
             }
             Message::Unchoke => {

@@ -10,7 +10,7 @@
 //! sent bad data, and only those. A peer whose blocks all match is never
 //! blamed. Pure state, owned by the torrent thread; every table is bounded.
 
-use crate::proto::wire::BlockRef;
+use crate::proto::wire::{BlockRef, BLOCK_SIZE};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 
@@ -155,6 +155,69 @@ impl GivenUp {
     }
 }
 
+/// Every block ever requested on one connection, so that only data that
+/// was *never* asked for counts against a peer (a late answer, a duplicate
+/// answer to a request we made twice around a choke, or an answer to a
+/// request the peer got just before it choked us is not an attack).
+///
+/// Two levels, both bounded: one bit per piece of the torrent ("some block
+/// of this piece was requested here"), and an exact bit per block for the
+/// `MAX_EXACT_PIECES` pieces requested most recently. A block of a piece
+/// whose exact bits were forgotten falls back to the piece bit, so an honest
+/// peer is never counted; a sprayer still is for every piece we never asked
+/// it for.
+#[derive(Debug, Default)]
+pub struct EverRequested {
+    /// One bit per piece (grown to the highest piece requested).
+    pieces: Vec<u64>,
+    /// Per recently requested piece, one bit per 16 KiB block.
+    blocks: HashMap<u32, Vec<u64>>,
+    /// The order `blocks` was filled in (the oldest is forgotten first).
+    order: VecDeque<u32>,
+}
+
+/// Pieces whose blocks [`EverRequested`] remembers one by one.
+pub const MAX_EXACT_PIECES: usize = 256;
+
+impl EverRequested {
+    /// Remember that `b` was requested on this connection.
+    pub fn insert(&mut self, b: &BlockRef) {
+        let (p, k) = (b.index as usize, (b.begin / BLOCK_SIZE) as usize);
+        if self.pieces.len() <= p / 64 {
+            self.pieces.resize(p / 64 + 1, 0);
+        }
+        self.pieces[p / 64] |= 1 << (p % 64);
+        let bits = match self.blocks.entry(b.index) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                self.order.push_back(b.index);
+                e.insert(Vec::new())
+            }
+        };
+        if bits.len() <= k / 64 {
+            bits.resize(k / 64 + 1, 0);
+        }
+        bits[k / 64] |= 1 << (k % 64);
+        while self.order.len() > MAX_EXACT_PIECES {
+            if let Some(old) = self.order.pop_front() {
+                self.blocks.remove(&old);
+            }
+        }
+    }
+
+    /// Whether `b` was ever requested on this connection (exactly for
+    /// recent pieces, by piece for older ones).
+    pub fn contains(&self, b: &BlockRef) -> bool {
+        let (p, k) = (b.index as usize, (b.begin / BLOCK_SIZE) as usize);
+        if let Some(bits) = self.blocks.get(&b.index) {
+            return bits.get(k / 64).is_some_and(|w| w & (1 << (k % 64)) != 0);
+        }
+        self.pieces
+            .get(p / 64)
+            .is_some_and(|w| w & (1 << (p % 64)) != 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +289,33 @@ mod tests {
         assert!(g.take(&b(MAX_GIVEN_UP as u32 + 9)));
         assert!(!g.take(&b(MAX_GIVEN_UP as u32 + 9)));
         assert!(g.set.len() <= MAX_GIVEN_UP);
+    }
+
+    #[test]
+    fn ever_requested_remembers_every_block_asked_for_and_nothing_else() {
+        let b = |i: u32, k: u32| BlockRef {
+            index: i,
+            begin: k * BLOCK_SIZE,
+            length: BLOCK_SIZE,
+        };
+        let mut r = EverRequested::default();
+        r.insert(&b(3, 0));
+        r.insert(&b(3, 70));
+        assert!(r.contains(&b(3, 0)) && r.contains(&b(3, 70)));
+        assert!(!r.contains(&b(3, 1)) && !r.contains(&b(4, 0)));
+        assert!(!r.contains(&b(100_000, 0)));
+        // Asked again (a re-request after a choke): still one entry.
+        r.insert(&b(3, 0));
+        assert_eq!(r.order.len(), 1);
+        // Many pieces later the exact bits of piece 3 are forgotten, its
+        // piece bit is not: a late answer is never held against the peer.
+        for i in 10..(10 + MAX_EXACT_PIECES as u32) {
+            r.insert(&b(i, 0));
+        }
+        assert!(r.blocks.len() <= MAX_EXACT_PIECES);
+        assert!(r.contains(&b(3, 0)) && r.contains(&b(3, 1)));
+        assert!(!r.contains(&b(5, 0)), "never asked for piece 5");
+        assert!(r.contains(&b(10 + MAX_EXACT_PIECES as u32 - 1, 0)));
+        assert!(!r.contains(&b(10 + MAX_EXACT_PIECES as u32 - 1, 1)));
     }
 }

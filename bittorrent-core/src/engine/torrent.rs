@@ -20,7 +20,7 @@ use crate::engine::rate_limit::{RatePair, Throttle};
 use crate::engine::recent_pieces::{RecentPieces, KEEP_MEMORY};
 use crate::engine::selection::{self, FilePriority};
 use crate::engine::shared::{Command, Shared, TorrentShared};
-use crate::engine::smart_ban::{GivenUp, SmartBan};
+use crate::engine::smart_ban::{EverRequested, GivenUp, SmartBan};
 use crate::engine::status::{PeerInfo, Phase, SeedGoal, TorrentStatus};
 use crate::engine::waker::Inbox;
 use crate::proto::bitfield::Bitfield;
@@ -73,6 +73,13 @@ struct Conn {
     /// Requests we gave up on (choke, timeout, endgame cancel): a late
     /// answer to one of them is accepted.
     given_up: GivenUp,
+    /// Every block ever requested on this connection: only a block never
+    /// asked for counts against the peer.
+    requested: EverRequested,
+    /// `ChokedUs(true)` events seen: requests are sent tagged with it, and
+    /// the peer thread drops those it gets after a later choke (the ones
+    /// this thread gave up on when that choke arrived).
+    chokes: u32,
     /// Blocks it sent that we never asked it for (dropped).
     unrequested: u32,
 }
@@ -891,6 +898,8 @@ impl Torrent {
                 allowed_fast: Vec::new(),
                 joined_at: Instant::now(),
                 given_up: GivenUp::default(),
+                requested: EverRequested::default(),
+                chokes: 0,
                 unrequested: 0,
             },
         );
@@ -969,6 +978,7 @@ impl Torrent {
                 if let Some(c) = self.conns.get_mut(&key) {
                     c.peer_choking = v;
                     if v {
+                        c.chokes = c.chokes.wrapping_add(1);
                         let lost: Vec<_> = c.outstanding.drain().collect();
                         for b in lost {
                             c.given_up.insert(b);
@@ -1114,10 +1124,15 @@ impl Torrent {
         if blocks.is_empty() {
             return;
         }
-        if let Some(c) = self.conns.get_mut(&key) {
-            c.outstanding.extend(blocks.iter().copied());
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        for b in &blocks {
+            c.outstanding.insert(*b);
+            c.requested.insert(b);
         }
-        self.send(key, PeerCmd::Request(blocks));
+        let chokes = c.chokes;
+        self.send(key, PeerCmd::Request { chokes, blocks });
     }
 
     /// Take one block from a peer (the caller refills its pipeline).
@@ -1127,10 +1142,15 @@ impl Torrent {
         };
         // Only a block we asked this very peer for is taken (endgame
         // duplicates and late answers to requests we gave up on included).
-        // Anything else is dropped unread and counted against the sender:
-        // a peer with no data must not plant blocks in pieces that honest
-        // peers are filling.
+        // Anything else is dropped unread: a peer with no data must not
+        // plant blocks in pieces that honest peers are filling. Only a
+        // block never requested on this connection counts against the
+        // sender (a second answer to a block asked for twice around a
+        // choke is waste, not an attack).
         if !c.outstanding.remove(&block) && !c.given_up.take(&block) {
+            if c.requested.contains(&block) {
+                return;
+            }
             c.unrequested += 1;
             let (addr, n) = (c.addr, c.unrequested);
             log::debug!("{addr} sent unrequested block {block:?} ({n})");

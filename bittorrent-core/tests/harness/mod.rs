@@ -206,6 +206,11 @@ pub enum Script {
     /// Speaks the fast extension, never unchokes, allows pieces `0..n`
     /// while choked and serves (correctly) only those.
     ChokedAllowedFast(u32),
+    /// Claims every piece and serves every request it ever got, correctly,
+    /// duplicates included and cancels ignored (as libtorrent serves the
+    /// requests it had queued when it choked); after every `n` blocks it
+    /// sends `choke` and `unchoke` in one write (a choke storm).
+    ChokeStorm(usize),
 }
 
 /// A raw-socket peer playing `script` for one torrent; accepts connections
@@ -347,6 +352,12 @@ fn serve_script(
                 data: block,
             }
             .encode(&mut out);
+            if let Script::ChokeStorm(k) = script {
+                if served % k.max(1) == 0 {
+                    Message::Choke.encode(&mut out);
+                    Message::Unchoke.encode(&mut out);
+                }
+            }
             stream.write_all(&out)?;
         }
     }
