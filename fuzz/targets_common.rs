@@ -417,6 +417,7 @@ fn fuzz_server() -> TrackerServer {
         peer_timeout: Duration::from_secs(3700),
         max_peers_per_ip_per_swarm: 8,
         max_new_swarms_per_ip_per_min: u32::MAX,
+        trust_local: false,
     })
 }
 

@@ -106,3 +106,54 @@ fn seed_time_finishes_refuses_peers_and_resume_seeds_again() {
     leecher.shutdown();
     seeder.shutdown();
 }
+
+/// The embedded tracker's `downloaded` count for `ih` (a scrape over HTTP).
+fn scraped_downloads(tracker: std::net::SocketAddr, ih: &[u8; 20]) -> Option<u64> {
+    use std::io::{Read, Write};
+    let q = bittorrent_core::proto::tracker::percent_encode(ih);
+    let mut s = std::net::TcpStream::connect(tracker).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(format!("GET /scrape?info_hash={q} HTTP/1.0\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut r = Vec::new();
+    s.read_to_end(&mut r).ok()?;
+    let key = b"10:downloadedi";
+    let at = r.windows(key.len()).position(|w| w == key)? + key.len();
+    let end = at + r[at..].iter().position(|&b| b == b'e')?;
+    std::str::from_utf8(&r[at..end]).ok()?.parse().ok()
+}
+
+/// `completed` goes to the tracker after a real download only: a seeder
+/// that started complete announces `started` and never `completed`; a
+/// leecher that downloads announces it once. The seeder is its own tracker
+/// (the embedded one), whose scrape counts `completed` announces.
+#[test]
+fn completed_is_announced_only_after_a_download() {
+    let data = pseudo_random(512 * 1024, 77);
+    let (mut mi, seed_dir) = single_file_torrent("completed-once", &data, 32 * 1024);
+    let seeder = session();
+    let tracker = seeder.local_addr_v4();
+    mi.announce = Some(format!("http://{tracker}/announce"));
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, WAIT);
+    // The seeder's own `started` got through (only an answered announce
+    // sets the URL); after it, a seeder that downloaded nothing has nothing
+    // to announce.
+    assert!(wait_until(WAIT, || seeder
+        .status(&mi.info_hash)
+        .is_some_and(|s| s.tracker.url.is_some())));
+    let dir = temp_dir("completed-once-leech");
+    let leecher = session();
+    leecher.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, WAIT);
+    assert_eq!(std::fs::read(dir.join("completed-once")).unwrap(), data);
+    assert!(wait_until(WAIT, || scraped_downloads(
+        tracker,
+        &mi.info_hash.0
+    )
+    .is_some_and(|n| n >= 1)));
+    // Were the seeder to announce `completed` too, it would have by now
+    // (it goes out within a second of `started`).
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(scraped_downloads(tracker, &mi.info_hash.0), Some(1));
+}

@@ -109,6 +109,20 @@ fn dht_retry(empty: u32) -> Duration {
         .min(DHT_RETRY_CAP)
 }
 
+/// The event of the next announce of a torrent in the swarm: `started`
+/// until one got through; then `completed` once, and only after a download
+/// seen here (`leeched`: the torrent was seen incomplete; one that started
+/// complete never sends it, it downloaded nothing); else none.
+fn next_event(started: bool, complete: bool, leeched: bool, completed_sent: bool) -> AnnounceEvent {
+    if !started {
+        AnnounceEvent::Started
+    } else if complete && leeched && !completed_sent {
+        AnnounceEvent::Completed
+    } else {
+        AnnounceEvent::None
+    }
+}
+
 /// Run until `stop` is set; announces `stopped` (briefly) on the way out.
 pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Arc<AtomicBool>) {
     let ih = target.info_hash();
@@ -125,6 +139,7 @@ pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Ar
     let mut started = false;
     let mut completed_sent = false;
     let mut completed_tried = false;
+    let mut leeched = false;
     let mut last_poll = Instant::now() - LOCAL_POLL;
     let mut next_dht = Instant::now();
     let mut dht_empty = 0u32;
@@ -157,14 +172,9 @@ pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Ar
         if progress.is_some() {
             last_progress = progress;
         }
+        leeched |= progress.is_some_and(|p| !p.complete);
         if let (Some(p), false) = (progress, list.is_empty()) {
-            let event = if !started {
-                AnnounceEvent::Started
-            } else if p.complete && !completed_sent {
-                AnnounceEvent::Completed
-            } else {
-                AnnounceEvent::None
-            };
+            let event = next_event(started, p.complete, leeched, completed_sent);
             // `completed` goes out at once; everything else (including a
             // `started` that has not got through yet) follows the schedule,
             // which backs off after failures.
@@ -382,6 +392,8 @@ struct Entry {
     started: bool,
     completed_sent: bool,
     completed_tried: bool,
+    /// Seen incomplete: `completed` is due once it is complete.
+    leeched: bool,
     next_dht: Instant,
     dht_empty: u32,
     dht_busy: bool,
@@ -476,6 +488,7 @@ impl State {
                 started: false,
                 completed_sent: false,
                 completed_tried: false,
+                leeched: false,
                 next_dht: Instant::now(),
                 dht_empty: 0,
                 dht_busy: false,
@@ -535,6 +548,7 @@ impl State {
             return;
         };
         e.last_progress = Some(progress);
+        e.leeched |= !progress.complete;
         if !e.ready {
             // Just ready: whoever announced to our own tracker meanwhile.
             e.ready = true;
@@ -550,12 +564,8 @@ impl State {
             let leave = e.started && e.target.finished();
             let event = if leave {
                 AnnounceEvent::Stopped
-            } else if !e.started {
-                AnnounceEvent::Started
-            } else if progress.complete && !e.completed_sent {
-                AnnounceEvent::Completed
             } else {
-                AnnounceEvent::None
+                next_event(e.started, progress.complete, e.leeched, e.completed_sent)
             };
             // `completed` goes out at once; everything else (including a
             // `started` that has not got through yet) follows the schedule,
@@ -570,7 +580,7 @@ impl State {
                 }
             } else {
                 soon(list.next_announce());
-                if !e.completed_sent {
+                if e.leeched && !e.completed_sent {
                     // To send `completed` as soon as the download is done.
                     soon(now + PHASE_POLL);
                 }
@@ -821,5 +831,21 @@ mod tests {
     fn dht_retries_come_fast_then_level_off() {
         let s = |n| dht_retry(n).as_secs();
         assert_eq!((s(1), s(2), s(3), s(4), s(20)), (5, 10, 20, 30, 30));
+    }
+
+    #[test]
+    fn completed_only_after_a_download_seen_here() {
+        use AnnounceEvent::{Completed, None as Nothing, Started};
+        // A seeder from the start: started, then nothing, ever.
+        assert_eq!(next_event(false, true, false, false), Started);
+        assert_eq!(next_event(true, true, false, false), Nothing);
+        // A download: started, nothing while it runs, completed once done,
+        // then nothing.
+        assert_eq!(next_event(false, false, true, false), Started);
+        assert_eq!(next_event(true, false, true, false), Nothing);
+        assert_eq!(next_event(true, true, true, false), Completed);
+        assert_eq!(next_event(true, true, true, true), Nothing);
+        // Finished before the first announce got through: started first.
+        assert_eq!(next_event(false, true, true, false), Started);
     }
 }

@@ -25,6 +25,11 @@ pub struct Config {
     /// (default 8); more are closed at once, so that one host's silent
     /// sockets cannot hold the slots (and threads) others need.
     pub max_handshakes_per_ip: usize,
+    /// Connections from this machine (loopback, or an address of one of
+    /// its interfaces) skip the per-address limit above: many peers on one
+    /// machine dial and announce from one address (default true; the
+    /// embedded tracker has its own `tracker.trust_local`).
+    pub trust_local: bool,
     /// Regular upload slots per torrent; one optimistic slot is added (default 4).
     pub upload_slots: usize,
     /// Hashing threads (default: the number of cores).
@@ -97,6 +102,7 @@ impl Default for Config {
             max_peers_per_torrent: 50,
             max_connections: 500,
             max_handshakes_per_ip: 8,
+            trust_local: true,
             upload_slots: 4,
             hasher_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             peer_limits: PeerLimits::default(),

@@ -14,8 +14,51 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Handshakes in flight per remote IP address.
-type PerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+/// Sockets in flight per remote IP address, by stage (see [`Stage`]).
+type PerIp = Arc<Mutex<HashMap<IpAddr, Counts>>>;
+
+/// Tracker requests on the peer port in flight from one remote address:
+/// a budget of their own, so that a host's peer handshakes never crowd out
+/// its announces (nor the reverse).
+const MAX_HTTP_PER_IP: usize = 8;
+
+/// Where an accepted socket is: its first bytes not read yet, a BitTorrent
+/// (or MSE) handshake, or an HTTP request for the embedded tracker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Sniffing,
+    Handshake,
+    Http,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    sniffing: usize,
+    handshake: usize,
+    http: usize,
+}
+
+impl Counts {
+    fn of(&mut self, s: Stage) -> &mut usize {
+        match s {
+            Stage::Sniffing => &mut self.sniffing,
+            Stage::Handshake => &mut self.handshake,
+            Stage::Http => &mut self.http,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sniffing + self.handshake + self.http == 0
+    }
+}
+
+/// Most sockets of one remote address in stage `s`.
+fn stage_cap(shared: &Shared, s: Stage) -> usize {
+    match s {
+        Stage::Sniffing | Stage::Handshake => shared.config.max_handshakes_per_ip,
+        Stage::Http => MAX_HTTP_PER_IP,
+    }
+}
 
 /// Accept until the session stops (woken by a connection to ourselves).
 pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -42,20 +85,25 @@ pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             continue;
         };
         let ip = remote.ip().to_canonical();
-        {
+        // This machine's own peers (a classroom on one host) are not a
+        // flooder: only the session-wide cap applies to them.
+        let limited = !(shared.config.trust_local && crate::util::local::is_local(ip));
+        if limited {
             let mut m = per_ip.lock();
-            let n = m.entry(ip).or_insert(0);
-            if *n >= shared.config.max_handshakes_per_ip {
-                log::debug!("incoming {remote}: too many handshakes in flight from {ip}");
+            let n = m.entry(ip).or_default();
+            if n.sniffing >= stage_cap(&shared, Stage::Sniffing) {
+                log::debug!("incoming {remote}: too many connections in flight from {ip}");
                 continue;
             }
-            *n += 1;
+            n.sniffing += 1;
         }
         shared.handshaking.fetch_add(1, Ordering::Relaxed);
         let guard = Handshaking {
             shared: shared.clone(),
             per_ip: per_ip.clone(),
             ip,
+            stage: Stage::Sniffing,
+            limited,
         };
         let _ = std::thread::Builder::new()
             .name("peer (incoming)".into())
@@ -64,21 +112,50 @@ pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// Counts an accepted socket as handshaking (in the session and for its
-/// IP address) until dropped.
+/// Counts an accepted socket as handshaking (in the session, and for its
+/// IP address in its current stage unless the address is this machine's)
+/// until dropped.
 struct Handshaking {
     shared: Arc<Shared>,
     per_ip: PerIp,
     ip: IpAddr,
+    stage: Stage,
+    /// Subject to the per-address caps (a remote address).
+    limited: bool,
+}
+
+impl Handshaking {
+    /// Move to stage `to` (the first bytes told what the socket is); false,
+    /// and the socket is to be closed, when its address has `to` full.
+    fn enter(&mut self, to: Stage) -> bool {
+        if !self.limited || to == self.stage {
+            return true;
+        }
+        let cap = stage_cap(&self.shared, to);
+        let mut m = self.per_ip.lock();
+        let n = m.entry(self.ip).or_default();
+        if *n.of(to) >= cap {
+            return false;
+        }
+        *n.of(to) += 1;
+        let from = n.of(self.stage);
+        *from = from.saturating_sub(1);
+        self.stage = to;
+        true
+    }
 }
 
 impl Drop for Handshaking {
     fn drop(&mut self) {
         self.shared.handshaking.fetch_sub(1, Ordering::Relaxed);
+        if !self.limited {
+            return;
+        }
         let mut m = self.per_ip.lock();
         if let Some(n) = m.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+            let k = n.of(self.stage);
+            *k = k.saturating_sub(1);
+            if n.is_empty() {
                 m.remove(&self.ip);
             }
         }
@@ -86,7 +163,7 @@ impl Drop for Handshaking {
 }
 
 /// Sniff the first bytes: a BitTorrent handshake goes to its torrent.
-fn handle_incoming(mut stream: TcpStream, guard: Handshaking) {
+fn handle_incoming(mut stream: TcpStream, mut guard: Handshaking) {
     let shared = guard.shared.clone();
     let Ok(addr) = stream.peer_addr() else {
         return;
@@ -116,6 +193,15 @@ fn handle_incoming(mut stream: TcpStream, guard: Handshaking) {
             kind => break kind,
         }
     };
+    let stage = if kind == Sniffed::Http {
+        Stage::Http
+    } else {
+        Stage::Handshake
+    };
+    if !guard.enter(stage) {
+        log::debug!("incoming {addr}: too many {stage:?} sockets in flight from its address");
+        return;
+    }
     let (mut stream, hs, leftover, t) = match kind {
         Sniffed::NeedMore => return,
         Sniffed::Http => {

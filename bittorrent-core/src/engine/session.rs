@@ -259,6 +259,8 @@ impl Session {
             dht,
             events: EventBus::default(),
         });
+        // Our own entry in our tracker is never evicted to make room.
+        shared.tracker.set_own_peer_id(shared.peer_id);
         let mut threads = Threads {
             hasher: Some(hasher),
             ..Threads::default()

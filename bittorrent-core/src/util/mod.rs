@@ -1,5 +1,6 @@
 //! Small helpers every layer may use (they import nothing from the crate).
 
+pub(crate) mod local;
 pub(crate) mod rng;
 
 /// Stack size of the session's service threads (listener, udp, dht, lsd,

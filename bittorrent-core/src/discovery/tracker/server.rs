@@ -52,12 +52,19 @@ pub struct TrackerConfig {
     pub max_peers_per_swarm: usize,
     /// Most peers returned per announce (the client's `numwant` is clamped).
     pub max_numwant: usize,
-    /// Most requests (HTTP or UDP, any kind) per second from one IP address.
+    /// Most requests (HTTP or UDP, any kind) per second from one IP address
+    /// (not counted for this machine's own addresses with `trust_local`).
     pub max_requests_per_sec_per_ip: u32,
-    /// Most entries (ports) one IP address holds in one swarm; a new port
-    /// beyond it replaces that address's least recently seen entry. Several
-    /// peers on one machine (loopback included) stay possible.
+    /// Most entries (ports) one remote IP address holds in one swarm; a new
+    /// port beyond it replaces that address's least recently seen entry.
+    /// With `trust_local`, this machine's own addresses hold any number
+    /// (up to `max_peers_per_swarm`).
     pub max_peers_per_ip_per_swarm: usize,
+    /// Requests from this machine (loopback, or an address of one of its
+    /// interfaces) are neither rate-limited nor capped per address: many
+    /// peers on one machine, a classroom, announce from one address, and
+    /// the machine is not a flooder to defend against (default true).
+    pub trust_local: bool,
     /// With `open`: most swarms one IP address may create per minute.
     pub max_new_swarms_per_ip_per_min: u32,
 }
@@ -73,7 +80,8 @@ impl Default for TrackerConfig {
             max_peers_per_swarm: 5_000,
             max_numwant: 200,
             max_requests_per_sec_per_ip: 20,
-            max_peers_per_ip_per_swarm: 8,
+            max_peers_per_ip_per_swarm: 16,
+            trust_local: true,
             max_new_swarms_per_ip_per_min: 10,
         }
     }
@@ -114,6 +122,9 @@ struct Inner {
     rate: HashMap<IpAddr, (Instant, u32)>,
     /// Swarms created per IP in the current minute (`open` trackers).
     new_swarms: HashMap<IpAddr, (Instant, u32)>,
+    /// The peer id of the session this tracker is embedded in: its own
+    /// entry (from a local address) is never evicted.
+    own_peer_id: Option<[u8; 20]>,
 }
 
 /// One announce, from HTTP or UDP.
@@ -150,6 +161,9 @@ pub struct TrackerServer {
     epoch: Instant,
     /// Announces recorded so far (see [`TrackerServer::changes`]).
     changes: std::sync::atomic::AtomicU64,
+    /// Whether an address is this machine's (`util::local::is_local`;
+    /// tests inject another rule).
+    is_local: fn(IpAddr) -> bool,
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -213,7 +227,27 @@ impl TrackerServer {
             secret,
             epoch: Instant::now(),
             changes: std::sync::atomic::AtomicU64::new(0),
+            is_local: crate::util::local::is_local,
         }
+    }
+
+    /// The same tracker deciding which addresses are this machine's with
+    /// `is_local` (tests: play a remote host on loopback, or the reverse).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn with_local_rule(mut self, is_local: fn(IpAddr) -> bool) -> TrackerServer {
+        self.is_local = is_local;
+        self
+    }
+
+    /// The peer id of the session this tracker runs in: its own entry is
+    /// never evicted to make room for others.
+    pub fn set_own_peer_id(&self, id: [u8; 20]) {
+        self.inner.lock().own_peer_id = Some(id);
+    }
+
+    /// Whether `ip` is exempt from the per-address limits.
+    fn trusted(&self, ip: IpAddr) -> bool {
+        self.cfg.trust_local && (self.is_local)(ip)
     }
 
     /// The configuration.
@@ -289,6 +323,9 @@ impl TrackerServer {
 
     /// Count a request from `ip`; false when over the per-second limit.
     fn rate_ok(&self, g: &mut Inner, ip: IpAddr, now: Instant) -> bool {
+        if self.trusted(ip) {
+            return true;
+        }
         if g.rate.len() > 100_000 {
             g.rate
                 .retain(|_, (at, _)| now.saturating_duration_since(*at) < Duration::from_secs(1));
@@ -347,18 +384,26 @@ impl TrackerServer {
             }
         }
         let timeout = self.cfg.peer_timeout;
+        let trusted = self.trusted(ip);
+        let own_id = g.own_peer_id;
+        let is_local = self.is_local;
+        // The session's own entry (a local address, our peer id) is never
+        // the one that makes room.
+        let evictable = |a: &SocketAddr, e: &PeerEntry| {
+            own_id.is_none_or(|id| id != e.peer_id) || !is_local(a.ip())
+        };
         let swarm = g.swarms.entry(p.info_hash).or_default();
         swarm.last_active = Some(now);
         if p.event == AnnounceEvent::Stopped {
             swarm.peers.remove(&me);
         } else {
-            if !swarm.peers.contains_key(&me) {
-                // One host holds at most a few ports: its least recently
-                // seen entry makes room for a new one.
+            if !trusted && !swarm.peers.contains_key(&me) {
+                // One remote host holds at most a few ports: its least
+                // recently seen entry makes room for a new one.
                 let mine: Vec<(SocketAddr, Instant)> = swarm
                     .peers
                     .iter()
-                    .filter(|(a, _)| a.ip() == ip)
+                    .filter(|(a, e)| a.ip() == ip && evictable(a, e))
                     .map(|(a, e)| (*a, e.last_seen))
                     .collect();
                 if mine.len() >= self.cfg.max_peers_per_ip_per_swarm.max(1) {
@@ -377,6 +422,7 @@ impl TrackerServer {
                     let oldest = swarm
                         .peers
                         .iter()
+                        .filter(|(a, e)| evictable(a, e))
                         .min_by_key(|(_, e)| e.last_seen)
                         .map(|(a, _)| *a);
                     if let Some(a) = oldest {
@@ -881,12 +927,19 @@ mod tests {
         InfoHash::from_hex("c0fda1edafdbdbb96443424e0b3899af7159d10e").unwrap()
     }
 
+    /// Only loopback is this machine's in these tests (whatever addresses
+    /// the host running them has).
+    fn loopback_only(ip: IpAddr) -> bool {
+        ip.to_canonical().is_loopback()
+    }
+
     fn open_server() -> TrackerServer {
         TrackerServer::new(TrackerConfig {
             open: true,
             max_requests_per_sec_per_ip: 1000,
             ..Default::default()
         })
+        .with_local_rule(loopback_only)
     }
 
     fn get(s: &TrackerServer, query: &str, remote: &str) -> (u16, Vec<u8>) {
@@ -1005,7 +1058,8 @@ mod tests {
             open: true,
             max_requests_per_sec_per_ip: 2,
             ..Default::default()
-        });
+        })
+        .with_local_rule(loopback_only);
         get(&s, &announce_q(1, 1, ""), "1.1.1.1:1");
         get(&s, &announce_q(1, 1, ""), "1.1.1.1:1");
         assert!(fail(get(&s, &announce_q(1, 1, ""), "1.1.1.1:1"))
@@ -1061,8 +1115,8 @@ mod tests {
     fn one_host_holds_a_few_ports_per_swarm() {
         let s = open_server();
         let t0 = Instant::now();
-        // 144 ports from one host (the review's figure): 8 entries stay,
-        // the most recent ones.
+        // 144 ports from one remote host (the review's figure): 16 entries
+        // stay, the most recent ones.
         for port in 1..=144u16 {
             let at = t0 + Duration::from_millis(u64::from(port));
             assert!(!refused(&announce_at(&s, 1, port, "10.9.9.9:1", at)));
@@ -1073,13 +1127,13 @@ mod tests {
             .map(|a| a.port())
             .collect();
         held.sort_unstable();
-        assert_eq!(held, (137..=144).collect::<Vec<u16>>());
-        // Others still get in; several peers on one machine still work.
+        assert_eq!(held, (129..=144).collect::<Vec<u16>>());
+        // Others still get in; peers on this machine are not capped.
         assert!(!refused(&announce_at(&s, 1, 7000, "10.1.1.1:1", t0)));
-        for port in 1..=5 {
+        for port in 1..=40 {
             announce_at(&s, 1, port, "127.0.0.1:1", t0);
         }
-        assert_eq!(s.peers(&InfoHash([1; 20])).len(), 8 + 1 + 5);
+        assert_eq!(s.peers(&InfoHash([1; 20])).len(), 16 + 1 + 40);
     }
 
     #[test]
@@ -1089,7 +1143,8 @@ mod tests {
             max_requests_per_sec_per_ip: 100_000,
             max_swarms: 12,
             ..Default::default()
-        });
+        })
+        .with_local_rule(loopback_only);
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
         for n in 0..10 {
@@ -1254,5 +1309,118 @@ mod tests {
             read_http_request(&mut r, 100, far).unwrap_err().kind(),
             io::ErrorKind::UnexpectedEof
         );
+    }
+
+    /// An announce for `ih()` by peer `n` (its own peer id) on `port` from
+    /// `remote` at `at`, asking for 200 peers: the answer's body.
+    fn announce_n(s: &TrackerServer, n: u32, port: u16, remote: &str, at: Instant) -> Vec<u8> {
+        let mut id = [b'p'; 20];
+        id[..4].copy_from_slice(&n.to_be_bytes());
+        let q = format!(
+            "info_hash={}&peer_id={}&port={port}&uploaded=0&downloaded=0&left=10&numwant=200&compact=1",
+            percent_encode(&ih().0),
+            percent_encode(&id)
+        );
+        let req = format!("GET /announce?{q} HTTP/1.0\r\n\r\n");
+        split_response(&s.handle_http_at(req.as_bytes(), remote.parse().unwrap(), at)).1
+    }
+
+    /// The mission's classroom: 200 peers on the tracker's own machine, all
+    /// in the same instant (far past 20 requests a second and 16 entries
+    /// per address), are all served and all listed.
+    #[test]
+    fn two_hundred_peers_on_this_machine_are_all_listed() {
+        let s = TrackerServer::new(TrackerConfig::default()).with_local_rule(loopback_only);
+        s.allow(ih());
+        let t0 = Instant::now();
+        for n in 0..200u32 {
+            let body = announce_n(&s, n, 10_000 + n as u16, "127.0.0.1:40000", t0);
+            let r = parse_announce_response(&body).unwrap();
+            // Everyone before it, none dropped.
+            assert_eq!(r.peers.len(), n as usize, "announce {n}");
+        }
+        assert_eq!(s.peers(&ih()).len(), 200);
+        // A newcomer (here from another loopback address) hears of all 200.
+        let body = announce_n(&s, 999, 9999, "127.0.0.2:1", t0);
+        let mut ports: Vec<u16> = parse_announce_response(&body)
+            .unwrap()
+            .peers
+            .iter()
+            .map(|a| a.port())
+            .collect();
+        ports.sort_unstable();
+        assert_eq!(ports, (10_000..10_200).collect::<Vec<u16>>());
+    }
+
+    /// A remote host keeps today's protection: 20 requests a second, then
+    /// refusals; 16 entries per swarm at most. And a tracker configured not
+    /// to trust this machine treats loopback the same way.
+    #[test]
+    fn a_remote_host_is_still_rate_limited_and_capped() {
+        let s = TrackerServer::new(TrackerConfig::default()).with_local_rule(loopback_only);
+        s.allow(ih());
+        let t0 = Instant::now();
+        let served = (0..200u32)
+            .filter(|&n| !refused(&announce_n(&s, n, 10_000 + n as u16, "203.0.113.7:1", t0)))
+            .count();
+        assert_eq!(served, 20);
+        for n in 0..200u32 {
+            let at = t0 + Duration::from_secs(2 + u64::from(n));
+            assert!(!refused(&announce_n(
+                &s,
+                n,
+                20_000 + n as u16,
+                "203.0.113.7:1",
+                at
+            )));
+        }
+        assert_eq!(s.peers(&ih()).len(), 16);
+
+        let strict = TrackerServer::new(TrackerConfig {
+            trust_local: false,
+            ..TrackerConfig::default()
+        })
+        .with_local_rule(loopback_only);
+        strict.allow(ih());
+        let served = (0..200u32)
+            .filter(|&n| {
+                !refused(&announce_n(
+                    &strict,
+                    n,
+                    10_000 + n as u16,
+                    "127.0.0.1:1",
+                    t0,
+                ))
+            })
+            .count();
+        assert_eq!(served, 20);
+        assert_eq!(strict.peers(&ih()).len(), 16);
+    }
+
+    /// The session's own entry stays, however full the swarm gets; the same
+    /// peer id from a remote address is an ordinary entry.
+    #[test]
+    fn the_sessions_own_entry_is_never_evicted() {
+        let s = TrackerServer::new(TrackerConfig {
+            max_peers_per_swarm: 5,
+            ..TrackerConfig::default()
+        })
+        .with_local_rule(loopback_only);
+        s.allow(ih());
+        let mut own = [b'p'; 20];
+        own[..4].copy_from_slice(&7u32.to_be_bytes());
+        s.set_own_peer_id(own);
+        let t0 = Instant::now();
+        announce_n(&s, 7, 6881, "127.0.0.1:1", t0);
+        announce_n(&s, 7, 6881, "10.7.7.7:1", t0);
+        for n in 0..50u32 {
+            let at = t0 + Duration::from_secs(1 + u64::from(n));
+            let ip = format!("10.0.{}.{}:1", n / 200, n % 200 + 1);
+            assert!(!refused(&announce_n(&s, 100 + n, 7000, &ip, at)));
+        }
+        let peers = s.peers(&ih());
+        assert_eq!(peers.len(), 5);
+        assert!(peers.contains(&"127.0.0.1:6881".parse().unwrap()));
+        assert!(!peers.contains(&"10.7.7.7:6881".parse().unwrap()));
     }
 }
