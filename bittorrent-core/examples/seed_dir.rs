@@ -15,6 +15,8 @@ fn loopback() -> Config {
     Config {
         listen_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
         listen_port: 0,
+        // Offline: never the public DHT routers.
+        dht_routers: Vec::new(),
         ..Config::default()
     }
 }

@@ -26,6 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = || Config {
         listen_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
         listen_port: 0,
+        // Offline: never the public DHT routers.
+        dht_routers: Vec::new(),
         ..Config::default()
     };
     let seeder = Session::start(config())?;

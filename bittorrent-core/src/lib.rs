@@ -105,6 +105,15 @@ pub mod bench {
     pub use crate::engine::storage::Storage;
 }
 
+/// DHT bootstrap routers (BEP 5): [`Config::dht_routers`] and
+/// [`Config::dht_resolver`].
+pub mod dht_bootstrap {
+    pub use crate::discovery::dht::bootstrap::{
+        default_routers, parse_list, routers_from, routers_from_env, Resolver, Router, RouterError,
+        DEFAULT_ROUTERS, ENV_VAR, RESOLVE_TIMEOUT,
+    };
+}
+
 /// Choosing the files of a torrent: priorities, glob patterns on the paths inside it, index
 /// lists as `peer info` shows them, and the `Selector` a magnet link applies once its
 /// metadata arrives.

@@ -142,9 +142,10 @@ pub struct SessionArgs {
     /// Turn off the DHT
     #[arg(long)]
     pub no_dht: bool,
-    /// A DHT node to join through (repeatable)
-    #[arg(long, value_name = "HOST:PORT", value_parser = socket_addr)]
-    pub dht_bootstrap: Vec<SocketAddr>,
+    /// A DHT node or router to join through, or `none` (repeatable; replaces the
+    /// default routers and $PEER_DHT_BOOTSTRAP)
+    #[arg(long, value_name = "HOST:PORT|none", value_parser = dht_bootstrap)]
+    pub dht_bootstrap: Vec<DhtBootstrap>,
     /// The embedded tracker answers for any info-hash
     #[arg(long)]
     pub open_tracker: bool,
@@ -177,7 +178,19 @@ impl SessionArgs {
         config.lsd = !self.no_lsd;
         config.dht = !self.no_dht;
         config.preallocate = !self.no_preallocate;
-        config.dht_bootstrap = self.dht_bootstrap.clone();
+        if !self.dht_bootstrap.is_empty() {
+            // Given on the command line: replaces the default routers and
+            // $PEER_DHT_BOOTSTRAP (`none` alone: no bootstrap at all).
+            config.dht_bootstrap.clear();
+            config.dht_routers.clear();
+            for b in &self.dht_bootstrap {
+                match b {
+                    DhtBootstrap::None => {}
+                    DhtBootstrap::Node(a) => config.dht_bootstrap.push(*a),
+                    DhtBootstrap::Router(r) => config.dht_routers.push(r.clone()),
+                }
+            }
+        }
         config.tracker.open = self.open_tracker;
         if let Some(e) = self.encryption {
             config.encryption = e;
@@ -339,6 +352,9 @@ pub struct CreateArgs {
     /// Hashing threads [default: the number of cores]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Overwrite OUT if it exists (without it, an existing OUT is an error)
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `peer completions SHELL`.
@@ -364,6 +380,31 @@ fn socket_addr(s: &str) -> Result<SocketAddr, String> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| format!("not an address: {s}"))
+}
+
+/// One `--dht-bootstrap` value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DhtBootstrap {
+    /// `none`: no default routers.
+    None,
+    /// `IP:PORT` or `[v6]:PORT`: a DHT node (as before host names were
+    /// accepted; it may enter the routing table).
+    Node(SocketAddr),
+    /// `HOST:PORT`: a router, resolved by the DHT thread on every
+    /// bootstrap, never in the routing table.
+    Router(bittorrent_core::dht_bootstrap::Router),
+}
+
+fn dht_bootstrap(s: &str) -> Result<DhtBootstrap, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(DhtBootstrap::None);
+    }
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(DhtBootstrap::Node(a));
+    }
+    s.parse::<bittorrent_core::dht_bootstrap::Router>()
+        .map(DhtBootstrap::Router)
+        .map_err(|e| e.to_string())
 }
 
 fn encryption(s: &str) -> Result<Encryption, String> {
@@ -515,6 +556,46 @@ mod tests {
         let mut c = Config::default();
         d.session.apply(&mut c);
         assert_eq!((c.listen_port, c.dht, c.lsd), (7001, false, true));
+    }
+
+    #[test]
+    fn dht_bootstrap_forms() {
+        use bittorrent_core::dht_bootstrap::{routers_from, Router};
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["peer", "a.torrent"];
+            for a in args {
+                argv.extend(["--dht-bootstrap", a]);
+            }
+            let cli = Cli::try_parse_from(argv).unwrap();
+            // Start from the defaults, whatever the environment says.
+            let mut c = Config {
+                dht_routers: routers_from(None),
+                ..Config::default()
+            };
+            cli.run.session.apply(&mut c);
+            c
+        };
+        // No flag: the defaults stay.
+        assert_eq!(parse(&[]).dht_routers.len(), 4);
+        // IP:PORT as before, [v6]:PORT, a name: they replace the defaults.
+        let c = parse(&["127.0.0.1:9", "[::1]:10", "router.example.org:6881"]);
+        assert_eq!(
+            c.dht_bootstrap,
+            vec![
+                "127.0.0.1:9".parse::<SocketAddr>().unwrap(),
+                "[::1]:10".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            c.dht_routers,
+            vec!["router.example.org:6881".parse::<Router>().unwrap()]
+        );
+        let c = parse(&["none"]);
+        assert!(c.dht_bootstrap.is_empty() && c.dht_routers.is_empty());
+        for bad in ["router.example.org", "::1:6881", "host:0", "a b:1"] {
+            let argv = ["peer", "a.torrent", "--dht-bootstrap", bad];
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

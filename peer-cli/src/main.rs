@@ -24,10 +24,9 @@ fn main() -> ExitCode {
     }
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if argv.len() == 1 {
-        // `peer` alone: the help, exit 0 (as before clap).
-        let _ = Cli::command().print_help();
-        println!();
-        return ExitCode::SUCCESS;
+        // `peer` alone is a usage error: the help on stderr, exit 2.
+        eprintln!("{}", Cli::command().render_help());
+        return ExitCode::from(2);
     }
     let cli = match Cli::try_parse_from(&argv) {
         Ok(c) => c,

@@ -107,7 +107,9 @@ impl Progress {
                 }
                 if last.is_none_or(|t| t.elapsed() >= PLAIN_INTERVAL) {
                     *last = Some(Instant::now());
-                    for s in statuses {
+                    // A magnet link fetching its metadata has said so in
+                    // its event line: nothing more until the metadata comes.
+                    for s in statuses.iter().filter(|s| s.phase != Phase::Metadata) {
                         let _ = writeln!(err, "{}", plain_line(s));
                     }
                 }
@@ -168,14 +170,22 @@ fn event_line(s: &TorrentStatus, before: Option<&PhaseKey>, now: &PhaseKey) -> O
         (Phase::Metadata, _) => "fetching the metadata from peers".to_string(),
         (Phase::Checking, Some(Phase::Metadata)) => "got the metadata, checking".to_string(),
         (Phase::Checking, _) => "checking the data on disk".to_string(),
+        (Phase::Downloading, Some(Phase::Checking)) if s.pieces_have == 0 => {
+            "checking done: nothing on disk yet, downloading".to_string()
+        }
         (Phase::Downloading, Some(Phase::Checking)) => format!(
-            "checking done: {} of {} pieces present, downloading",
-            s.pieces_have, s.pieces_total
+            "checking done: {} of {} present, downloading",
+            s.pieces_have,
+            plural(s.pieces_total as u64, "piece")
         ),
         (Phase::Downloading, Some(Phase::Stalled(_))) => "downloading again".to_string(),
+        (Phase::Downloading, _) if s.pieces_have == 0 => {
+            "downloading (nothing on disk yet)".to_string()
+        }
         (Phase::Downloading, _) => format!(
-            "downloading ({} of {} pieces present)",
-            s.pieces_have, s.pieces_total
+            "downloading ({} of {} present)",
+            s.pieces_have,
+            plural(s.pieces_total as u64, "piece")
         ),
         (Phase::Seeding, Some(Phase::Checking)) => "checking done: complete, seeding".to_string(),
         (Phase::Seeding, Some(Phase::Downloading | Phase::Stalled(_))) => {
@@ -212,7 +222,17 @@ fn percent(s: &TorrentStatus) -> f64 {
     s.bytes_have as f64 * 100.0 / s.total_length as f64
 }
 
-/// `12.3 MiB` style sizes.
+/// `1 torrent`, `2 torrents`, `0 peers`: a count and its noun (regular
+/// English plurals only).
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// `12.3 MiB` style sizes: the one size format of every command.
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes as f64;
@@ -282,7 +302,10 @@ fn tracker_part(s: &TorrentStatus) -> String {
     });
     match (&t.error, &t.url, ago) {
         (Some(e), _, Some(a)) => format!("  tracker error {a}s ago: {e}"),
-        (None, Some(u), Some(a)) => format!("  tracker {u}: {} peers {a}s ago", t.peers_returned),
+        (None, Some(u), Some(a)) => format!(
+            "  tracker {u}: {} {a}s ago",
+            plural(t.peers_returned as u64, "peer")
+        ),
         _ => String::new(),
     }
 }

@@ -193,3 +193,91 @@ fn empty_directory_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to share"));
 }
+
+#[test]
+fn existing_output_needs_force() {
+    let dir = scratch("force");
+    fs::write(dir.join("a.bin"), bytes(300_000)).unwrap();
+    fs::write(dir.join("a.bin.torrent"), b"keep me").unwrap();
+    // The default name and -o alike: refused, exit 1, file untouched.
+    for args in [vec!["a.bin"], vec!["a.bin", "-o", "a.bin.torrent"]] {
+        let out = peer(&dir, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("already exists") && err.contains("--force"),
+            "{err}"
+        );
+        assert_eq!(fs::read(dir.join("a.bin.torrent")).unwrap(), b"keep me");
+    }
+    let out = peer(&dir, &["a.bin", "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let torrent = fs::read(dir.join("a.bin.torrent")).unwrap();
+    assert_eq!(
+        stdout(&out).lines().next().unwrap(),
+        info_hash_hex(&torrent)
+    );
+    // One size format across commands: create and info agree.
+    let text = stdout(&out);
+    assert!(text.contains("293.0 KiB"), "{text}");
+    let info = Command::new(env!("CARGO_BIN_EXE_peer"))
+        .current_dir(&dir)
+        .args(["info", "a.bin.torrent"])
+        .output()
+        .unwrap();
+    assert!(stdout(&info).contains("293.0 KiB"), "{}", stdout(&info));
+}
+
+#[test]
+fn info_shows_what_create_wrote_about_the_torrent() {
+    let dir = scratch("extras");
+    fs::write(dir.join("b.bin"), bytes(1000)).unwrap();
+    let out = peer(
+        &dir,
+        &[
+            "b.bin",
+            "--comment",
+            "hello there",
+            "--web-seed",
+            "http://mirror.example/b.bin",
+            "--private",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = |json: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_peer"));
+        c.current_dir(&dir).args(["info", "b.bin.torrent"]);
+        if json {
+            c.arg("--json");
+        }
+        stdout(&c.output().unwrap())
+    };
+    let text = info(false);
+    for want in [
+        "comment:      hello there",
+        "created by:   peer/",
+        "created on:   20",
+        "web seeds:    http://mirror.example/b.bin",
+        "private:      yes",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&info(true)).unwrap();
+    assert_eq!(v["comment"], "hello there");
+    assert!(v["created_by"].as_str().unwrap().starts_with("peer/"));
+    assert!(v["creation_date"].as_i64().unwrap() > 1_600_000_000);
+    assert_eq!(
+        v["web_seeds"],
+        serde_json::json!(["http://mirror.example/b.bin"])
+    );
+    assert_eq!(v["private"], true);
+    assert_eq!(v["source"], serde_json::Value::Null);
+}

@@ -51,10 +51,12 @@ fn help_for_every_subcommand_with_examples() {
     ] {
         assert!(stdout.contains(flag), "{flag} missing from peer --help");
     }
-    // `peer` alone prints the help and succeeds, as before.
+    // `peer` alone is a usage error: the help on stderr, exit 2.
     let out = run_peer::<&str>(&[]);
-    assert_eq!(out.status.code(), Some(0));
-    assert!(text(&out).0.contains("Usage: peer"));
+    assert_eq!(out.status.code(), Some(2));
+    let (stdout, stderr) = text(&out);
+    assert!(stderr.contains("Usage: peer"), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
 }
 
 #[test]
@@ -116,6 +118,8 @@ fn usage_errors_exit_2_failures_exit_1() {
         vec!["add"],
         vec!["info"],
         vec!["daemon", "extra"],
+        vec!["x.torrent", "--dht-bootstrap", "nohostport"],
+        vec!["x.torrent", "--dht-bootstrap", "::1:6881"],
     ] {
         let out = run_peer(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out).1);

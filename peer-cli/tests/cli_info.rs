@@ -24,15 +24,22 @@ fn info_json(arg: &str) -> Value {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut keys: Vec<&String> = v.as_object().unwrap().keys().collect();
     keys.sort();
+    // The original keys, then the additions (comment .. web_seeds): keys
+    // are only ever added, never renamed or removed.
     let expected = [
+        "comment",
+        "created_by",
+        "creation_date",
         "files",
         "info_hash",
         "name",
         "num_pieces",
         "piece_length",
         "private",
+        "source",
         "total_length",
         "trackers",
+        "web_seeds",
     ];
     assert_eq!(keys, expected);
     v
@@ -84,6 +91,46 @@ fn magnet_as_json() {
     assert_eq!(v["total_length"], Value::Null);
     assert_eq!(v["num_pieces"], Value::Null);
     assert_eq!(v["files"], json!([]));
+}
+
+#[test]
+fn magnet_has_none_of_the_torrents_own_description() {
+    let v = info_json("magnet:?xt=urn:btih:c0fda1edafdbdbb96443424e0b3899af7159d10e");
+    for k in ["comment", "created_by", "creation_date", "source"] {
+        assert_eq!(v[k], Value::Null, "{k}");
+    }
+    assert_eq!(v["web_seeds"], json!([]));
+}
+
+#[test]
+fn comment_creator_date_web_seeds_and_source() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli_info-extras");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.torrent");
+    let mut t = b"d7:comment2:hi10:created by5:maker13:creation datei1700000000e".to_vec();
+    t.extend_from_slice(b"4:infod6:lengthi1e4:name1:a12:piece lengthi16384e6:pieces20:");
+    t.extend_from_slice(&[7u8; 20]);
+    t.extend_from_slice(b"7:privatei1e6:source3:SRCe8:url-listl13:http://w.ex/a13:http://w.ex/bee");
+    std::fs::write(&path, &t).unwrap();
+    let arg = path.to_str().unwrap();
+    let v = info_json(arg);
+    assert_eq!(v["comment"], "hi");
+    assert_eq!(v["created_by"], "maker");
+    assert_eq!(v["creation_date"], 1_700_000_000);
+    assert_eq!(v["source"], "SRC");
+    assert_eq!(v["private"], true);
+    assert_eq!(v["web_seeds"], json!(["http://w.ex/a", "http://w.ex/b"]));
+    let text = String::from_utf8(peer(&[arg]).stdout).unwrap();
+    for want in [
+        "comment:      hi\n",
+        "created by:   maker\n",
+        "created on:   2023-11-14 22:13:20 UTC\n",
+        "source:       SRC\n",
+        "web seeds:    http://w.ex/a\n              http://w.ex/b\n",
+        "private:      yes\n",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
 }
 
 #[test]

@@ -165,7 +165,7 @@ fn web_gate_host_login_origin() {
         port,
         &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n"),
     );
-    assert!(status_line(&login).contains("303"), "{login}");
+    assert!(status_line(&login).contains("303 See Other"), "{login}");
     let set = login
         .lines()
         .find_map(|l| l.strip_prefix("Set-Cookie: "))

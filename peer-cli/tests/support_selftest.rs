@@ -43,3 +43,30 @@ fn support_helpers_work() {
     c.kill();
     assert!(c.try_status().is_some());
 }
+
+#[test]
+fn children_run_with_the_dht_routers_off_unless_the_test_chooses() {
+    let echo = |tweak: &dyn Fn(&mut Command)| {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo \"[${PEER_DHT_BOOTSTRAP-unset}]\""]);
+        tweak(&mut c);
+        let mut child = Child::spawn("sh", c);
+        child.wait_exit(Duration::from_secs(10)).expect("sh exits");
+        String::from_utf8_lossy(&child.stdout_bytes())
+            .trim()
+            .to_string()
+    };
+    assert_eq!(echo(&|_| {}), "[none]");
+    assert_eq!(
+        echo(&|c| {
+            c.env(DHT_ENV, "a.example:1");
+        }),
+        "[a.example:1]"
+    );
+    assert_eq!(
+        echo(&|c| {
+            c.env_remove(DHT_ENV);
+        }),
+        "[unset]"
+    );
+}

@@ -54,6 +54,17 @@ pub struct Config {
     /// DHT nodes to bootstrap from (besides the routing table saved in the
     /// state directory and peers' `port` messages).
     pub dht_bootstrap: Vec<SocketAddr>,
+    /// DHT routers (BEP 5 bootstrap hosts, `HOST:PORT`): asked when the
+    /// routing table is empty, or still small a few seconds after the saved
+    /// table and `dht_bootstrap` were asked; names are resolved on every
+    /// bootstrap, and routers never enter the routing table. Default: the
+    /// list in the environment variable `PEER_DHT_BOOTSTRAP` (`none` for
+    /// no routers, or comma-separated `HOST:PORT`s) when it is set, else
+    /// [`DEFAULT_ROUTERS`](crate::dht_bootstrap::DEFAULT_ROUTERS).
+    pub dht_routers: Vec<crate::dht_bootstrap::Router>,
+    /// Resolves the routers' host names (default: the system's resolver,
+    /// with [`RESOLVE_TIMEOUT`](crate::dht_bootstrap::RESOLVE_TIMEOUT)).
+    pub dht_resolver: crate::dht_bootstrap::Resolver,
     /// Where resume data is kept (`torrents/<info-hash>.resume`); `None`
     /// (the default) keeps none, and every start rechecks the data on disk.
     pub state_dir: Option<PathBuf>,
@@ -118,6 +129,8 @@ impl Default for Config {
             lsd: false,
             dht: false,
             dht_bootstrap: Vec::new(),
+            dht_routers: crate::dht_bootstrap::routers_from_env(),
+            dht_resolver: crate::dht_bootstrap::Resolver::system(),
             encryption: Encryption::Prefer,
             max_download_rate: 0,
             max_upload_rate: 0,

@@ -220,6 +220,8 @@ impl Session {
             let cfg = crate::discovery::dht::DhtConfig {
                 bind: local_addr,
                 bootstrap,
+                routers: config.dht_routers.clone(),
+                resolver: config.dht_resolver.clone(),
                 ..Default::default()
             };
             let started = sock

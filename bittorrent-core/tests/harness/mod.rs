@@ -143,6 +143,8 @@ pub fn session_with(tweak: impl FnOnce(&mut Config)) -> Session {
         // Every test peer is 127.0.0.1: many may be in their handshake at
         // once (tests/listener.rs checks the default of 8 per address).
         max_handshakes_per_ip: 64,
+        // Tests never contact the public DHT routers.
+        dht_routers: Vec::new(),
         ..Config::default()
     };
     tweak(&mut c);
@@ -157,6 +159,8 @@ pub fn session() -> Session {
         // Every test peer is 127.0.0.1: many may be in their handshake at
         // once (tests/listener.rs checks the default of 8 per address).
         max_handshakes_per_ip: 64,
+        // Tests never contact the public DHT routers.
+        dht_routers: Vec::new(),
         ..Config::default()
     })
     .unwrap()

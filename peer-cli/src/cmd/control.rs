@@ -6,7 +6,7 @@
 use crate::args::CliError;
 use crate::cli::{AddArgs, IdArgs, JsonArgs, RemoveArgs, StateArg, WebArgs};
 use crate::control;
-use crate::progress::human;
+use crate::progress::{human, plural};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -132,16 +132,16 @@ pub fn status(a: JsonArgs) -> Result<(), CliError> {
         s("peer_id")
     );
     println!(
-        "{} torrents: {} downloading, {} seeding, {} paused, {} fetching metadata",
-        n("torrents"),
+        "{}: {} downloading, {} seeding, {} paused, {} fetching metadata",
+        plural(n("torrents"), "torrent"),
         n("downloading"),
         n("seeding"),
         n("paused"),
         n("fetching_metadata")
     );
     println!(
-        "{} peers, down {}/s, up {}/s, downloaded {}, uploaded {}",
-        n("peers"),
+        "{}, down {}/s, up {}/s, downloaded {}, uploaded {}",
+        plural(n("peers"), "peer"),
         human(n("download_rate")),
         human(n("upload_rate")),
         human(n("downloaded")),

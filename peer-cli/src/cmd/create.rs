@@ -1,10 +1,11 @@
 //! `peer create PATH [-o OUT] [--announce URL]... [--piece-length BYTES] [--private] [--comment TEXT] [--web-seed URL]... [--threads N]`
 //!
 //! Writes `OUT` (default `<name>.torrent` in the current directory)
-//! atomically, then prints the info-hash on one line and a summary on the next.
+//! atomically (an existing `OUT` only with `--force`), then prints the info-hash on one line and a summary on the next.
 
 use crate::args::CliError;
 use crate::cli::CreateArgs;
+use crate::progress::human;
 use bittorrent_core::create::{self, CreateError, CreateOptions};
 use bittorrent_core::proto::bencode::{self, Value};
 use std::io::{IsTerminal, Write};
@@ -15,12 +16,17 @@ use std::time::Instant;
 struct Request {
     path: PathBuf,
     out: Option<PathBuf>,
+    force: bool,
     opts: CreateOptions,
 }
 
 /// Run `peer create`.
 pub fn run(args: CreateArgs) -> Result<(), CliError> {
     let req = request(args);
+    if let Some(out) = &req.out {
+        // Before hashing: a refusal should not cost the whole read.
+        refuse_overwrite(out, req.force)?;
+    }
     let torrent = hash_with_progress(&req)?;
     let summary = Summary::of(&torrent).ok_or_else(|| {
         CliError::Failed("internal error: created torrent does not decode".into())
@@ -28,6 +34,7 @@ pub fn run(args: CreateArgs) -> Result<(), CliError> {
     let out = req
         .out
         .unwrap_or_else(|| PathBuf::from(format!("{}.torrent", summary.name)));
+    refuse_overwrite(&out, req.force)?;
     write_atomically(&out, &torrent)?;
     println!("{}", summary.info_hash);
     println!(
@@ -51,6 +58,7 @@ fn request(a: CreateArgs) -> Request {
     Request {
         path: a.path,
         out: a.out,
+        force: a.force,
         opts,
     }
 }
@@ -95,6 +103,17 @@ fn draw_bar(done: u64, total: u64, start: Instant) {
         done as f64 / secs / 1e6
     );
     let _ = err.flush();
+}
+
+/// An existing `out` is replaced only with `--force`.
+fn refuse_overwrite(out: &Path, force: bool) -> Result<(), CliError> {
+    if !force && std::fs::symlink_metadata(out).is_ok() {
+        return Err(CliError::Failed(format!(
+            "{} already exists (--force overwrites it)",
+            out.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Write `bytes` to a temporary file next to `out`, then rename it over `out`.
@@ -167,22 +186,6 @@ impl Summary {
     }
 }
 
-/// `1.50 GiB`, `256 KiB`, `12 B`.
-fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if v.fract() == 0.0 {
-        format!("{v} {}", UNITS[unit])
-    } else {
-        format!("{v:.2} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -190,8 +193,10 @@ mod tests {
 
     #[test]
     fn human_sizes() {
+        // The one size format of every command (progress::human).
         assert_eq!(human(12), "12 B");
-        assert_eq!(human(256 * 1024), "256 KiB");
-        assert_eq!(human(3 << 29), "1.50 GiB");
+        assert_eq!(human(256 * 1024), "256.0 KiB");
+        assert_eq!(human(300_000), "293.0 KiB");
+        assert_eq!(human(3 << 29), "1.5 GiB");
     }
 }

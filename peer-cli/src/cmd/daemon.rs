@@ -75,11 +75,11 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
     )
     .map_err(|e| CliError::Failed(format!("{}: {e}", state.join("control.json").display())))?;
     eprintln!(
-        "peer daemon: listening on {}, control API on {}, state {} ({} torrents restored)",
+        "peer daemon: listening on {}, control API on {}, state {} ({} restored)",
         session.local_addr(),
         server.addr(),
         state.display(),
-        restored.len()
+        crate::progress::plural(restored.len() as u64, "torrent")
     );
     eprintln!(
         "peer daemon: web interface: http://{control_addr}/login?code={login_code} (works once; `peer web` prints a new link)"

@@ -64,6 +64,9 @@ fn loopback_session() -> Result<Session, CliError> {
     Session::start(Config {
         listen_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
         listen_port: 0,
+        // Loopback only: never the public DHT routers.
+        dht: false,
+        dht_routers: Vec::new(),
         ..Config::default()
     })
     .map_err(|e| CliError::failed(&e))
@@ -84,9 +87,9 @@ fn demo(root: &Path, size: u64, leechers: usize) -> Result<(), CliError> {
     let mi = Metainfo::from_bytes(&bytes).map_err(|e| CliError::failed(&e))?;
     std::fs::write(root.join("demo.torrent"), &bytes).map_err(|e| fail("write torrent", e))?;
     eprintln!(
-        "demo: torrent {} ({} pieces of {})",
+        "demo: torrent {} ({} of {})",
         mi.info_hash,
-        mi.info.pieces.len(),
+        crate::progress::plural(mi.info.pieces.len() as u64, "piece"),
         human(mi.info.piece_length)
     );
 

@@ -7,12 +7,18 @@
 //! "length": n}`, pad files included, in torrent order; `index` is what
 //! `peer FILE --files LIST` and the control API take).
 //!
+//! Added since (see [`Extra`]): `comment`, `created_by`, `creation_date`
+//! (seconds since the epoch), `web_seeds` (BEP 19 `url-list`) and `source`
+//! (the info dictionary's `source`); `null` (`web_seeds`: empty) when the
+//! torrent has none or for a magnet link.
+//!
 //! For a magnet link the metadata is not known: `total_length`,
 //! `piece_length`, `num_pieces` and `private` are `null`, `files` is empty,
 //! `name` is the `dn` parameter or `null`, and each `tr` is its own tier.
 
 use crate::args::CliError;
 use crate::cli::InfoArgs;
+use crate::progress::human;
 use bittorrent_core::proto::magnet::Magnet;
 use bittorrent_core::proto::metainfo::Metainfo;
 use serde_json::json;
@@ -32,6 +38,8 @@ struct Summary {
     magnet: String,
     /// Files renamed for safety: (as in the torrent, as used).
     renamed: Vec<(String, String)>,
+    /// What the torrent says about itself besides its content.
+    extra: Extra,
 }
 
 /// Run `peer info`.
@@ -79,6 +87,7 @@ fn from_metainfo(m: &Metainfo) -> Summary {
             .collect(),
         magnet: Magnet::of(m).to_uri(),
         renamed: m.renamed_files(),
+        extra: Extra::of(m),
     }
 }
 
@@ -94,6 +103,7 @@ fn from_magnet(m: &Magnet) -> Summary {
         files: Vec::new(),
         magnet: m.to_uri(),
         renamed: Vec::new(),
+        extra: Extra::default(),
     }
 }
 
@@ -104,7 +114,7 @@ fn to_json(s: &Summary) -> String {
         .enumerate()
         .map(|(i, (path, length, _))| json!({ "index": i, "path": path, "length": length }))
         .collect();
-    json!({
+    let mut v = json!({
         "name": s.name,
         "info_hash": s.info_hash,
         "total_length": s.total_length,
@@ -113,23 +123,9 @@ fn to_json(s: &Summary) -> String {
         "private": s.private,
         "trackers": s.trackers,
         "files": files,
-    })
-    .to_string()
-}
-
-/// `1.5 MiB`-style size.
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
+    });
+    s.extra.add_json(&mut v);
+    v.to_string()
 }
 
 fn size(n: Option<u64>) -> String {
@@ -164,6 +160,7 @@ fn to_text(s: &Summary) -> String {
     for (i, tier) in s.trackers.iter().enumerate() {
         out.push_str(&format!("  tier {}: {}\n", i + 1, tier.join(" ")));
     }
+    out.push_str(&s.extra.text());
     out.push_str(&format!("files ({}):\n", s.files.len()));
     let width = s.files.len().saturating_sub(1).to_string().len();
     for (i, (path, length, pad)) in s.files.iter().enumerate() {
@@ -178,4 +175,103 @@ fn to_text(s: &Summary) -> String {
         }
     }
     out
+}
+
+/// The torrent's description of itself (`comment`, `created by`,
+/// `creation date`, `url-list`, the info dictionary's `source`), kept apart
+/// from the summary so that `peer info` grows by additions only.
+#[derive(Default)]
+struct Extra {
+    comment: Option<String>,
+    created_by: Option<String>,
+    creation_date: Option<i64>,
+    web_seeds: Vec<String>,
+    source: Option<String>,
+}
+
+impl Extra {
+    fn of(m: &Metainfo) -> Extra {
+        use bittorrent_core::proto::bencode::{self, Value};
+        // `source` is inside the info dictionary (private trackers set it).
+        let source = bencode::decode(&m.info_bytes).ok().and_then(|info| {
+            info.get(b"source")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        Extra {
+            comment: m.comment.clone(),
+            created_by: m.created_by.clone(),
+            creation_date: m.creation_date,
+            web_seeds: m.url_list.clone(),
+            source: source.filter(|s| !s.is_empty()),
+        }
+    }
+
+    /// The keys added to `peer info --json` (never renamed or removed).
+    fn add_json(&self, v: &mut serde_json::Value) {
+        if let Some(o) = v.as_object_mut() {
+            o.insert("comment".into(), json!(self.comment));
+            o.insert("created_by".into(), json!(self.created_by));
+            o.insert("creation_date".into(), json!(self.creation_date));
+            o.insert("web_seeds".into(), json!(self.web_seeds));
+            o.insert("source".into(), json!(self.source));
+        }
+    }
+
+    /// Text lines, only for what the torrent has.
+    fn text(&self) -> String {
+        let mut out = String::new();
+        let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<14}{v}\n"));
+        if let Some(c) = &self.comment {
+            line("comment:", c);
+        }
+        if let Some(c) = &self.created_by {
+            line("created by:", c);
+        }
+        if let Some(d) = self.creation_date {
+            line("created on:", &utc_date(d));
+        }
+        if let Some(s) = &self.source {
+            line("source:", s);
+        }
+        for (i, w) in self.web_seeds.iter().enumerate() {
+            line(if i == 0 { "web seeds:" } else { "" }, w);
+        }
+        out
+    }
+}
+
+/// `2024-05-01 12:34:56 UTC` for seconds since the epoch.
+fn utc_date(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(utc_date(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_date(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_date(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc_date(-1), "1969-12-31 23:59:59 UTC");
+    }
 }

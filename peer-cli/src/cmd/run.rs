@@ -10,7 +10,7 @@ use crate::args::CliError;
 use crate::cli::RunArgs;
 use crate::progress::Progress;
 use bittorrent_core::{
-    AddTorrent, Config, Error, Event, InfoHash, Magnet, Metainfo, Phase, Session, TorrentSource,
+    AddTorrent, Config, Error, Event, InfoHash, Magnet, Metainfo, Phase, Session,
 };
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::collections::HashSet;
@@ -89,10 +89,10 @@ pub fn run(o: RunArgs) -> Result<(), CliError> {
     let mut hashes: Vec<InfoHash> = session.restore().map_err(|e| CliError::failed(&e))?;
     for add in adds {
         let ih = add.source.info_hash();
-        let magnet = matches!(add.source, TorrentSource::Magnet(_));
         let priorities = add.file_priorities.clone();
         match session.add(add) {
-            Ok(_) if magnet => eprintln!("fetching the metadata of {ih} from peers..."),
+            // A magnet link's one line while its metadata is fetched is
+            // the progress event ("NAME: fetching the metadata ...").
             Ok(_) => {}
             Err(Error::AlreadyAdded(_)) => {
                 // Restored: a selection given now replaces the saved one.

@@ -111,25 +111,63 @@ impl Response {
     }
 }
 
-/// The reason phrase of a status code.
+/// The standard reason phrase of a status code (RFC 9110), for every code
+/// we send (and the others of the standard); an unknown code gets its
+/// class's name.
 pub fn reason(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
         200 => "OK",
         201 => "Created",
         202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
+        402 => "Payment Required",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
         409 => "Conflict",
+        410 => "Gone",
         411 => "Length Required",
+        412 => "Precondition Failed",
         413 => "Payload Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
         421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
-        _ => "Error",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => match status / 100 {
+            1 => "Informational",
+            2 => "Success",
+            3 => "Redirection",
+            4 => "Client Error",
+            _ => "Server Error",
+        },
     }
 }
 
@@ -279,6 +317,32 @@ pub fn read_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_status_we_send_has_its_standard_reason() {
+        // Every status peer-cli/src and the web interface construct.
+        for (code, phrase) in [
+            (200, "OK"),
+            (201, "Created"),
+            (303, "See Other"),
+            (400, "Bad Request"),
+            (403, "Forbidden"),
+            (404, "Not Found"),
+            (405, "Method Not Allowed"),
+            (409, "Conflict"),
+            (413, "Payload Too Large"),
+            (431, "Request Header Fields Too Large"),
+            (500, "Internal Server Error"),
+            (502, "Bad Gateway"),
+            (503, "Service Unavailable"),
+        ] {
+            assert_eq!(reason(code), phrase, "{code}");
+        }
+        assert_eq!(reason(299), "Success");
+        assert_eq!(reason(599), "Server Error");
+        let out = encode(&Response::ok(json!({})).with_status(303));
+        assert!(out.starts_with(b"HTTP/1.1 303 See Other\r\n"));
+    }
 
     fn read(bytes: &[u8], limit: usize) -> Result<Request, Response> {
         let mut r = bytes;

@@ -28,6 +28,9 @@ pub fn peer_bin() -> PathBuf {
     }
 }
 
+/// The variable that replaces the `peer` command's default DHT routers.
+pub const DHT_ENV: &str = "PEER_DHT_BOOTSTRAP";
+
 /// The interpreter that can import Debian's `python3-libtorrent` (not the pyenv one on PATH).
 pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
@@ -195,6 +198,11 @@ pub struct Child {
 impl Child {
     /// Start `cmd` with piped stdin/stdout/stderr. Panics if it cannot start.
     pub fn spawn(name: &str, mut cmd: Command) -> Child {
+        // Tests never contact the public DHT routers: every child runs
+        // with PEER_DHT_BOOTSTRAP=none unless the test chose a value.
+        if !cmd.get_envs().any(|(k, _)| k == DHT_ENV) {
+            cmd.env(DHT_ENV, "none");
+        }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

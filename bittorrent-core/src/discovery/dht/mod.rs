@@ -3,8 +3,10 @@
 //! - [`krpc`]: pure encoding/decoding of KRPC messages, with limits.
 //! - [`routing`]: node ids, XOR distance and k-buckets.
 //! - [`token`]: `announce_peer` tokens.
+//! - [`bootstrap`]: the routers a new node joins through, and their resolution.
 //! - [`node`]: the [`Dht`] node thread and its handle.
 
+pub mod bootstrap;
 pub mod krpc;
 pub mod node;
 pub mod routing;
@@ -14,6 +16,8 @@ pub mod token;
 mod amplification_tests;
 #[cfg(test)]
 mod net_tests;
+#[cfg(test)]
+mod router_tests;
 
 pub use node::{Dht, DhtConfig};
 pub use routing::NodeId;

@@ -9,6 +9,7 @@
 //! lookups, candidates per lookup, queries per lookup, the peer store, the
 //! per-IP rate-limit table.
 
+use super::bootstrap::{self, Resolved, Resolver, Router, RESOLVE_TIMEOUT};
 use super::krpc::{self, Body, CompactNode, Message, Query, Response, ERROR_PROTOCOL, MAX_VALUES};
 use super::routing::{Contact, NodeId, RoutingTable, K};
 use super::token::Tokens;
@@ -35,6 +36,11 @@ const TICK: Duration = Duration::from_millis(100);
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(15);
 const BOOTSTRAP_RETRY: Duration = Duration::from_secs(30);
 const BOOTSTRAP_TIME: Duration = Duration::from_secs(20);
+/// How long the saved table and the configured nodes have to fill the
+/// routing table before the routers are asked too.
+const ROUTER_GRACE: Duration = Duration::from_secs(5);
+/// Most router addresses remembered (so that they stay out of the table).
+const MAX_ROUTER_ADDRS: usize = 64;
 const ANNOUNCE_TIME: Duration = Duration::from_secs(30);
 const MAX_OUTSTANDING: usize = 512;
 const MAX_LOOKUPS: usize = 32;
@@ -56,6 +62,12 @@ pub struct DhtConfig {
     pub bind: SocketAddr,
     /// Nodes to bootstrap from (`find_node` of our own id).
     pub bootstrap: Vec<SocketAddr>,
+    /// Routers (BEP 5 bootstrap hosts) asked when the routing table is empty
+    /// or small after the `bootstrap` nodes had their chance; resolved on
+    /// every bootstrap, never put in the routing table (default: none).
+    pub routers: Vec<Router>,
+    /// Resolves the routers' names (default: the system's resolver).
+    pub resolver: Resolver,
     /// Our node id; random when `None`.
     pub id: Option<NodeId>,
     /// Most peers stored per info-hash.
@@ -71,6 +83,8 @@ impl Default for DhtConfig {
         DhtConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 0)),
             bootstrap: Vec::new(),
+            routers: Vec::new(),
+            resolver: Resolver::system(),
             id: None,
             max_peers_per_hash: 200,
             max_info_hashes: 5000,
@@ -385,6 +399,15 @@ struct Node {
     last_tick: Instant,
     last_maintenance: Instant,
     last_bootstrap: Instant,
+    /// When to ask the routers if the table is still small.
+    routers_due: Option<Instant>,
+    /// The resolution of the routers in progress, and when it is given up.
+    resolving: Option<(Resolved, Instant, Vec<Router>)>,
+    /// Addresses the routers resolved to: never put in the routing table.
+    router_addrs: HashSet<SocketAddr>,
+    /// Routers whose failure was logged (each is logged once).
+    router_failures: HashSet<Router>,
+    logged_no_routers: bool,
 }
 
 impl Node {
@@ -411,6 +434,11 @@ impl Node {
             last_tick: now,
             last_maintenance: now,
             last_bootstrap: now,
+            routers_due: None,
+            resolving: None,
+            router_addrs: HashSet::new(),
+            router_failures: HashSet::new(),
+            logged_no_routers: false,
         }
     }
 
@@ -461,13 +489,112 @@ impl Node {
         }
     }
 
+    /// Look up our own id through the configured nodes (the saved table
+    /// first); the routers are asked at once when there is nothing else,
+    /// else after [`ROUTER_GRACE`] if the table is still small.
     fn bootstrap(&mut self, now: Instant) {
         self.last_bootstrap = now;
         let seeds = self.cfg.bootstrap.clone();
-        if seeds.is_empty() && self.table.is_empty() {
+        if !seeds.is_empty() || !self.table.is_empty() {
+            self.start_lookup(self.id, Purpose::FindNode, BOOTSTRAP_TIME, &seeds, now);
+        }
+        if seeds.is_empty() && self.table.len() < K {
+            self.ask_routers(now);
+        } else {
+            self.routers_due = Some(now + ROUTER_GRACE);
+        }
+    }
+
+    /// Resolve the routers (on a `dht-resolve` thread) unless that is in
+    /// progress; [`Node::poll_routers`] starts a lookup through each.
+    fn ask_routers(&mut self, now: Instant) {
+        self.routers_due = None;
+        if self.resolving.is_some() {
             return;
         }
-        self.start_lookup(self.id, Purpose::FindNode, BOOTSTRAP_TIME, &seeds, now);
+        if self.cfg.routers.is_empty() {
+            if !self.logged_no_routers {
+                self.logged_no_routers = true;
+                log::info!("DHT bootstrap: no routers configured");
+            }
+            return;
+        }
+        let names: Vec<String> = self.cfg.routers.iter().map(Router::to_string).collect();
+        log::info!("DHT bootstrap: asking routers {}", names.join(", "));
+        let routers = self.cfg.routers.clone();
+        match bootstrap::spawn_resolution(routers.clone(), self.cfg.resolver.clone()) {
+            Ok(rx) => self.resolving = Some((rx, now + RESOLVE_TIMEOUT, routers)),
+            Err(e) => log::warn!("DHT bootstrap: cannot start the resolver thread: {e}"),
+        }
+    }
+
+    /// Take the routers resolved so far and look up our id through them.
+    fn poll_routers(&mut self, now: Instant) {
+        if self.routers_due.is_some_and(|t| now >= t) {
+            self.routers_due = None;
+            if self.table.len() < K {
+                self.ask_routers(now);
+            }
+        }
+        let Some((rx, deadline, mut waiting)) = self.resolving.take() else {
+            return;
+        };
+        let mut done = false;
+        loop {
+            match rx.try_recv() {
+                Ok((router, got)) => {
+                    waiting.retain(|r| *r != router);
+                    self.router_resolved(router, got, now);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        if done || waiting.is_empty() {
+            return;
+        }
+        if now >= deadline {
+            for r in waiting {
+                let e = io::Error::new(io::ErrorKind::TimedOut, "name resolution timed out");
+                self.router_resolved(r, Err(e), now);
+            }
+            return;
+        }
+        self.resolving = Some((rx, deadline, waiting));
+    }
+
+    fn router_resolved(&mut self, router: Router, got: io::Result<Vec<SocketAddr>>, now: Instant) {
+        let v4_socket = self.socket.local_addr().map_or(true, |a| a.is_ipv4());
+        let addrs: Vec<SocketAddr> = match got {
+            Ok(a) => a
+                .into_iter()
+                .filter(|a| a.is_ipv4() == v4_socket)
+                .take(K)
+                .collect(),
+            Err(e) => {
+                if self.router_failures.insert(router.clone()) {
+                    log::warn!("DHT bootstrap: cannot resolve router {router}: {e}");
+                } else {
+                    log::debug!("DHT bootstrap: cannot resolve router {router}: {e}");
+                }
+                return;
+            }
+        };
+        if addrs.is_empty() {
+            if self.router_failures.insert(router.clone()) {
+                log::warn!("DHT bootstrap: router {router} has no address of our IP version");
+            }
+            return;
+        }
+        log::debug!("DHT bootstrap: router {router} is {addrs:?}");
+        if self.router_addrs.len() + addrs.len() > MAX_ROUTER_ADDRS {
+            self.router_addrs.clear();
+        }
+        self.router_addrs.extend(addrs.iter().copied());
+        self.start_lookup(self.id, Purpose::FindNode, BOOTSTRAP_TIME, &addrs, now);
     }
 
     fn command(&mut self, c: Command, now: Instant) {
@@ -570,8 +697,19 @@ impl Node {
         for (id, addr) in known {
             l.add_candidate(&self.id, Some(id), addr);
         }
-        let bootstrap = if young { &self.cfg.bootstrap[..] } else { &[] };
-        for addr in seeds.iter().chain(bootstrap.iter().take(K)) {
+        let bootstrap: Vec<SocketAddr> = if young {
+            let routers = self.router_addrs.iter().copied();
+            self.cfg
+                .bootstrap
+                .iter()
+                .copied()
+                .chain(routers)
+                .take(K)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for addr in seeds.iter().chain(bootstrap.iter()) {
             l.add_candidate(&self.id, None, *addr);
         }
         let key = self.next_lookup;
@@ -643,6 +781,7 @@ impl Node {
                 .candidates
                 .iter()
                 .filter(|c| c.state == CState::Answered)
+                .filter(|c| !self.router_addrs.contains(&c.addr))
                 .filter_map(|c| c.token.clone().map(|t| (c.addr, c.id, t)))
                 .take(K)
                 .collect();
@@ -688,6 +827,7 @@ impl Node {
                 self.finish(l, now);
             }
         }
+        self.poll_routers(now);
         if now.saturating_duration_since(self.last_maintenance) >= MAINTENANCE_EVERY {
             self.last_maintenance = now;
             self.maintenance(now);
@@ -807,7 +947,7 @@ impl Node {
             .table
             .get(&qid)
             .is_some_and(|e| e.responded && e.addr == from);
-        if qid != self.id {
+        if qid != self.id && !self.router_addrs.contains(&from) {
             self.table.insert(qid, from, Contact::Queried, now);
         }
         let body = match q {
@@ -874,7 +1014,10 @@ impl Node {
         if r.id == self.id {
             return;
         }
-        self.table.insert(r.id, from, Contact::Responded, now);
+        // Routers answer but store nothing: never in the table.
+        if !self.router_addrs.contains(&from) {
+            self.table.insert(r.id, from, Contact::Responded, now);
+        }
         let Some(key) = p.lookup else {
             return;
         };
