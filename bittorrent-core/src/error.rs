@@ -46,7 +46,7 @@ pub enum Error {
         /// The torrent's name.
         name: String,
         /// What is wrong.
-        source: crate::engine::selection::SelectionError,
+        source: crate::engine::torrent::selection::SelectionError,
     },
     /// The session is shutting down (or the torrent's thread has ended).
     Stopped,

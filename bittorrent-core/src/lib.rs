@@ -100,8 +100,8 @@ pub(crate) mod util;
 /// (`examples/receive_path.rs`) only: not a stable API.
 #[doc(hidden)]
 pub mod bench {
-    pub use crate::engine::hasher::sha1_of_blocks;
-    pub use crate::engine::piece_buffer::{Complete, MemoryBudget, PieceBuffers, Stored};
+    pub use crate::engine::storage::hasher::sha1_of_blocks;
+    pub use crate::engine::storage::piece_buffer::{Complete, MemoryBudget, PieceBuffers, Stored};
     pub use crate::engine::storage::Storage;
 }
 
@@ -118,20 +118,20 @@ pub mod dht_bootstrap {
 /// lists as `peer info` shows them, and the `Selector` a magnet link applies once its
 /// metadata arrives.
 pub mod selection {
-    pub use crate::engine::selection::*;
+    pub use crate::engine::torrent::selection::*;
 }
 
 pub use discovery::tracker::TrackerConfig;
-pub use engine::config::Config;
-pub use engine::events::{Event, EVENT_QUEUE};
-pub use engine::file_pool::raise_nofile_limit;
-pub use engine::mse::Encryption;
-pub use engine::peer::PeerLimits;
-pub use engine::rate_limit::parse_rate;
-pub use engine::selection::FilePriority;
+pub use engine::conn::peer::PeerLimits;
+pub use engine::net::mse::Encryption;
+pub use engine::net::rate_limit::parse_rate;
+pub use engine::session::config::Config;
+pub use engine::session::events::{Event, EVENT_QUEUE};
 pub use engine::session::{AddTorrent, FileStatus, Session, TorrentSource};
-pub use engine::status::{PeerInfo, Phase, SeedGoal, TorrentStatus, TrackerStatus};
+pub use engine::storage::file_pool::raise_nofile_limit;
 pub use engine::storage::StorageError;
+pub use engine::torrent::selection::FilePriority;
+pub use engine::torrent::status::{PeerInfo, Phase, SeedGoal, TorrentStatus, TrackerStatus};
 pub use error::{Error, Result};
 pub use proto::magnet::Magnet;
 pub use proto::metainfo::{InfoHash, Metainfo};

@@ -532,7 +532,7 @@ fn unsolicited_pieces_get_their_sender_banned() {
     }
     let _ = s.write_all(&wire); // the leecher may close while we write
                                 // Blocks we never asked for are dropped and counted against the sender:
-                                // past the limit (16, engine/torrent.rs) the sender is banned.
+                                // past the limit (16, engine/torrent/mod.rs) the sender is banned.
     assert!(
         is_disconnected(&mut s, Duration::from_secs(5)),
         "leecher kept a peer that sprayed 300 unrequested blocks"

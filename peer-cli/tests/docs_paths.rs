@@ -12,12 +12,17 @@ const EXTENSIONS: [&str; 14] = [
     "rs", "md", "toml", "sh", "py", "png", "txt", "json", "html", "js", "css", "yml", "yaml",
     "lock",
 ];
-const BASES: [&str; 9] = [
+const BASES: [&str; 14] = [
     "",
     "bittorrent-core",
     "bittorrent-core/src",
     "bittorrent-core/src/discovery",
     "bittorrent-core/src/engine",
+    "bittorrent-core/src/engine/conn",
+    "bittorrent-core/src/engine/net",
+    "bittorrent-core/src/engine/session",
+    "bittorrent-core/src/engine/storage",
+    "bittorrent-core/src/engine/torrent",
     "bittorrent-core/tests",
     "peer-cli",
     "peer-cli/src",

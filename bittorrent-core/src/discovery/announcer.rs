@@ -11,9 +11,9 @@
 use crate::discovery::tracker::{
     AnnounceEvent, AnnounceOptions, AnnounceRequest, AnnounceResponse, TrackerError, TrackerList,
 };
-use crate::engine::events::Event;
-use crate::engine::shared::{Command, Shared, TorrentShared};
-use crate::engine::status::{Phase, TrackerStatus};
+use crate::engine::session::events::Event;
+use crate::engine::session::shared::{Command, Shared, TorrentShared};
+use crate::engine::torrent::status::{Phase, TrackerStatus};
 use crate::proto::metainfo::InfoHash;
 use crossbeam_channel::{select, Receiver, Sender};
 use std::collections::HashMap;

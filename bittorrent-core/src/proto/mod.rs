@@ -35,8 +35,8 @@ pub mod lsd {
 /// state machines (bytes in, bytes out) and its hashing and Diffie-Hellman
 /// keys; the peer threads drive them over their sockets.
 pub mod mse {
-    pub use crate::engine::mse::crypto::{hash, DhKey};
-    pub use crate::engine::mse::{req2_hash, Initiator, Responder};
+    pub use crate::engine::net::mse::crypto::{hash, DhKey};
+    pub use crate::engine::net::mse::{req2_hash, Initiator, Responder};
 }
 
 /// Resume data (`torrents/<info-hash>.resume` in the state directory).

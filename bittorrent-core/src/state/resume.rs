@@ -46,7 +46,7 @@ pub struct ResumeData {
     /// The file selection the pieces were verified under: one priority
     /// per entry of `info.files` (empty: every file wanted). Saved as
     /// `file priority`, a list of 0 (skip) and 1 (normal).
-    pub file_priorities: Vec<crate::engine::selection::FilePriority>,
+    pub file_priorities: Vec<crate::engine::torrent::selection::FilePriority>,
     /// The part file's stamp (`None`: there is none), checked like the
     /// files' stamps. Saved as `part file` when present.
     pub part_file: Option<FileStamp>,
@@ -192,8 +192,8 @@ impl ResumeData {
             }
             for p in l {
                 file_priorities.push(match p.as_int() {
-                    Some(0) => crate::engine::selection::FilePriority::Skip,
-                    Some(1) => crate::engine::selection::FilePriority::Normal,
+                    Some(0) => crate::engine::torrent::selection::FilePriority::Skip,
+                    Some(1) => crate::engine::torrent::selection::FilePriority::Normal,
                     _ => return Err(ResumeError::Field("file priority")),
                 });
             }
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn selection_and_part_file_round_trip() {
-        use crate::engine::selection::FilePriority::{Normal, Skip};
+        use crate::engine::torrent::selection::FilePriority::{Normal, Skip};
         let mut r = sample();
         r.file_priorities = vec![Normal, Skip];
         r.part_file = Some(FileStamp {

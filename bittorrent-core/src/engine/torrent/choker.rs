@@ -9,7 +9,7 @@
 //! The optimistic peer is rotated by the caller every 30 s; the regular
 //! set is recomputed every 10 s.
 
-use crate::engine::picker::PeerKey;
+use crate::engine::torrent::picker::PeerKey;
 
 /// What the choker needs to know about one connected peer.
 #[derive(Debug, Clone, Copy)]

@@ -25,8 +25,8 @@
 //! reading cannot pin evicted pieces. A block goes back to the block pool
 //! when its last holder lets go of it.
 
-use crate::engine::block_pool;
-use crate::engine::piece_buffer::MemoryBudget;
+use crate::engine::conn::block_pool;
+use crate::engine::storage::piece_buffer::MemoryBudget;
 use crate::proto::wire::BLOCK_SIZE;
 use parking_lot::Mutex;
 use std::collections::VecDeque;

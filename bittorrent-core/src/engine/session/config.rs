@@ -2,8 +2,8 @@
 //! directory (`session.benc`).
 
 use crate::discovery::tracker::TrackerConfig;
-use crate::engine::mse::Encryption;
-use crate::engine::peer::PeerLimits;
+use crate::engine::conn::peer::PeerLimits;
+use crate::engine::net::mse::Encryption;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;

@@ -3,9 +3,9 @@
 //! by info-hash and the thread becomes that peer's thread; an HTTP request
 //! goes to the embedded tracker).
 
-use crate::engine::mse::{self, Encryption, PeerStream, Sniffed};
-use crate::engine::peer;
-use crate::engine::shared::Shared;
+use crate::engine::conn::peer;
+use crate::engine::net::mse::{self, Encryption, PeerStream, Sniffed};
+use crate::engine::session::shared::Shared;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::Write;
@@ -107,7 +107,7 @@ pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         let _ = std::thread::Builder::new()
             .name("peer (incoming)".into())
-            .stack_size(crate::engine::peer::PEER_STACK)
+            .stack_size(crate::engine::conn::peer::PEER_STACK)
             .spawn(move || handle_incoming(stream, guard));
     }
 }

@@ -9,12 +9,12 @@
 
 use crate::discovery::dht::Dht;
 use crate::discovery::tracker::TrackerServer;
-use crate::engine::config::Config;
-use crate::engine::events::EventBus;
-use crate::engine::hasher::HashJob;
-use crate::engine::peer::{PeerContext, PeerEvent};
-use crate::engine::picker::PeerKey;
-use crate::engine::status::{TorrentStatus, TrackerStatus};
+use crate::engine::conn::peer::{PeerContext, PeerEvent};
+use crate::engine::session::config::Config;
+use crate::engine::session::events::EventBus;
+use crate::engine::storage::hasher::HashJob;
+use crate::engine::torrent::picker::PeerKey;
+use crate::engine::torrent::status::{TorrentStatus, TrackerStatus};
 use crate::proto::magnet::Magnet;
 use crate::proto::metainfo::{InfoHash, Metainfo};
 use crossbeam_channel::Sender;
@@ -38,11 +38,11 @@ pub(crate) enum Command {
     /// Change the file selection (one priority per entry of `info.files`):
     /// files now wanted are created (with what the part file holds of
     /// them) and downloaded; a finished torrent goes back to downloading.
-    SetFilePriorities(Vec<crate::engine::selection::FilePriority>),
+    SetFilePriorities(Vec<crate::engine::torrent::selection::FilePriority>),
     /// Close every connection, flush, and reply.
     Shutdown(Sender<()>),
     /// Reply with a snapshot of the connected peers.
-    Peers(Sender<Vec<crate::engine::status::PeerInfo>>),
+    Peers(Sender<Vec<crate::engine::torrent::status::PeerInfo>>),
 }
 
 /// Shared between the torrent thread and the rest of the session.
@@ -62,10 +62,10 @@ pub(crate) struct TorrentShared {
     pub(crate) tracker: Mutex<TrackerStatus>,
     /// The torrent's rate limits (its peer threads wait on them, and on
     /// the session's).
-    pub(crate) rates: Arc<crate::engine::rate_limit::RatePair>,
+    pub(crate) rates: Arc<crate::engine::net::rate_limit::RatePair>,
     /// The file selection in force (written by the torrent thread and by
     /// `Session::set_file_priorities`).
-    pub(crate) priorities: Mutex<Vec<crate::engine::selection::FilePriority>>,
+    pub(crate) priorities: Mutex<Vec<crate::engine::torrent::selection::FilePriority>>,
 }
 
 /// A magnet link in its metadata phase (see `engine::metadata`).
@@ -101,12 +101,12 @@ pub(crate) struct Shared {
     /// Subscribers of `Session::events`.
     pub(crate) events: EventBus,
     /// The session-wide rate limits, shared by every peer thread.
-    pub(crate) rates: Arc<crate::engine::rate_limit::RatePair>,
+    pub(crate) rates: Arc<crate::engine::net::rate_limit::RatePair>,
     /// Piece data in memory, over every torrent (`Config::piece_buffer_memory`).
-    pub(crate) piece_memory: Arc<crate::engine::piece_buffer::MemoryBudget>,
+    pub(crate) piece_memory: Arc<crate::engine::storage::piece_buffer::MemoryBudget>,
     /// Verified pieces kept for uploading, over every torrent
     /// (`recent_pieces::SESSION_KEEP_MEMORY`).
-    pub(crate) kept_memory: Arc<crate::engine::piece_buffer::MemoryBudget>,
+    pub(crate) kept_memory: Arc<crate::engine::storage::piece_buffer::MemoryBudget>,
 }
 
 impl Shared {

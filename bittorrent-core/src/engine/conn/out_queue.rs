@@ -5,7 +5,7 @@
 //! together, so an uploaded block is copied once in user space (by the
 //! `pread` of its chunk), or not at all (a kept piece), instead of twice.
 
-use crate::engine::recent_pieces::{self, KeptBlock};
+use crate::engine::torrent::recent_pieces::{self, KeptBlock};
 use crate::proto::wire::{piece_head, BlockRef, Message};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};

@@ -11,22 +11,27 @@
 //! call on it takes `&self`, so it can be shared (`Arc<Session>`) by a
 //! control server and stopped from anywhere with [`Session::shutdown`].
 
+// The rest of this room.
+pub(crate) mod config;
+pub(crate) mod events;
+pub(crate) mod shared;
+
 use crate::discovery::announcer::{self, AnnounceTarget};
 use crate::discovery::lsd::{Lsd, LsdConfig};
 use crate::discovery::tracker::TrackerServer;
-use crate::engine::config::Config;
-use crate::engine::events::{Event, EventBus};
-use crate::engine::hasher::HasherPool;
-use crate::engine::listener::accept_loop;
-use crate::engine::metadata;
-use crate::engine::mse::Encryption;
-use crate::engine::piece_buffer::MemoryBudget;
-use crate::engine::rate_limit::RatePair;
-use crate::engine::selection::{self, FilePriority, Selector};
-use crate::engine::shared::{Command, MagnetShared, Shared, TorrentShared};
-use crate::engine::status::{SeedGoal, TorrentStatus};
+use crate::engine::net::listener::accept_loop;
+use crate::engine::net::mse::Encryption;
+use crate::engine::net::rate_limit::RatePair;
+use crate::engine::session::config::Config;
+use crate::engine::session::events::{Event, EventBus};
+use crate::engine::session::shared::{Command, MagnetShared, Shared, TorrentShared};
+use crate::engine::storage::hasher::HasherPool;
+use crate::engine::storage::piece_buffer::MemoryBudget;
 use crate::engine::storage::Storage;
 use crate::engine::torrent;
+use crate::engine::torrent::metadata;
+use crate::engine::torrent::selection::{self, FilePriority, Selector};
+use crate::engine::torrent::status::{SeedGoal, TorrentStatus};
 use crate::error::{Error, Result};
 use crate::proto::magnet::Magnet;
 use crate::proto::metainfo::{InfoHash, Metainfo};
@@ -247,7 +252,9 @@ impl Session {
             )),
             peer_id: random_peer_id(&config.peer_id_prefix),
             piece_memory: MemoryBudget::new(config.piece_buffer_memory),
-            kept_memory: MemoryBudget::new(crate::engine::recent_pieces::SESSION_KEEP_MEMORY),
+            kept_memory: MemoryBudget::new(
+                crate::engine::torrent::recent_pieces::SESSION_KEEP_MEMORY,
+            ),
             config,
             hasher: hasher.sender(),
             connections: AtomicUsize::new(0),
@@ -638,7 +645,7 @@ impl Session {
         &self,
         ih: &InfoHash,
         timeout: Duration,
-    ) -> Option<Vec<crate::engine::status::PeerInfo>> {
+    ) -> Option<Vec<crate::engine::torrent::status::PeerInfo>> {
         let commands = self
             .inner
             .shared
@@ -649,7 +656,7 @@ impl Session {
             .clone();
         let (tx, rx) = crossbeam_channel::bounded(1);
         commands
-            .send(crate::engine::shared::Command::Peers(tx))
+            .send(crate::engine::session::shared::Command::Peers(tx))
             .ok()?;
         rx.recv_timeout(timeout).ok()
     }

@@ -15,9 +15,9 @@
 //! of the part file into the new file before using it (see
 //! `Storage::want_files`), so a piece verified earlier stays verified.
 //!
-//! [`selection::shared_pieces`]: crate::engine::selection::shared_pieces
+//! [`selection::shared_pieces`]: crate::engine::torrent::selection::shared_pieces
 
-use crate::engine::storage_error::{io_err, StorageError};
+use crate::engine::storage::storage_error::{io_err, StorageError};
 use crate::proto::metainfo::Info;
 use parking_lot::RwLock;
 use std::fs::{File, OpenOptions};
@@ -49,7 +49,7 @@ impl PartFile {
         PartFile {
             path,
             piece_length: info.piece_length,
-            slots: crate::engine::selection::shared_pieces(info),
+            slots: crate::engine::torrent::selection::shared_pieces(info),
             file: RwLock::new(file),
         }
     }

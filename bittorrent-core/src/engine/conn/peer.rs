@@ -8,14 +8,14 @@
 //! Uploads are served here, straight from the shared read-only storage,
 //! and only for pieces the shared "have" bitfield says are verified.
 
-use crate::engine::block_pool;
-use crate::engine::mse::{self, Encryption, PeerStream};
-use crate::engine::out_queue::{OutQueue, Source};
-use crate::engine::picker::PeerKey;
-use crate::engine::rate_limit::Direction;
-use crate::engine::recent_pieces::RecentPieces;
+use crate::engine::conn::block_pool;
+use crate::engine::conn::out_queue::{OutQueue, Source};
+use crate::engine::conn::waker::{Inbox, Waker, Woken};
+use crate::engine::net::mse::{self, Encryption, PeerStream};
+use crate::engine::net::rate_limit::Direction;
 use crate::engine::storage::Storage;
-use crate::engine::waker::{Inbox, Waker, Woken};
+use crate::engine::torrent::picker::PeerKey;
+use crate::engine::torrent::recent_pieces::RecentPieces;
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::wire::{BlockRef, FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
@@ -183,7 +183,7 @@ pub struct PeerContext {
     pub info_bytes: Arc<Vec<u8>>,
     /// The session's and the torrent's rate limits: socket reads wait on
     /// the download buckets, piece data sent on the upload buckets.
-    pub throttle: crate::engine::rate_limit::Throttle,
+    pub throttle: crate::engine::net::rate_limit::Throttle,
     /// Whether outgoing connections use MSE (and fall back to plaintext).
     pub encryption: Encryption,
 }

@@ -147,7 +147,7 @@ fn hash_job(job: HashJob) {
                 Ok(()) => {
                     let ok = sha1_smol::Sha1::from(&buf).digest().bytes() == job.expected;
                     let hashes = if !ok || job.block_hashes {
-                        super::smart_ban::block_hashes(
+                        crate::engine::torrent::smart_ban::block_hashes(
                             &buf,
                             crate::proto::wire::BLOCK_SIZE as usize,
                         )

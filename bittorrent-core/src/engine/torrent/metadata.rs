@@ -15,11 +15,11 @@
 
 use crate::discovery::announcer::{self, AnnounceTarget, Progress};
 use crate::discovery::tracker::TrackerList;
-use crate::engine::candidates::Candidates;
-use crate::engine::mse::Encryption;
-use crate::engine::peer::{dial_with, read_handshake, PeerLimits, OUR_METADATA_ID};
-use crate::engine::shared::{MagnetShared, Shared};
-use crate::engine::status::TrackerStatus;
+use crate::engine::conn::peer::{dial_with, read_handshake, PeerLimits, OUR_METADATA_ID};
+use crate::engine::net::mse::Encryption;
+use crate::engine::session::shared::{MagnetShared, Shared};
+use crate::engine::torrent::candidates::Candidates;
+use crate::engine::torrent::status::TrackerStatus;
 use crate::proto::extension::{
     ExtHandshake, MetadataMessage, HANDSHAKE_EXT_ID, METADATA_PIECE_SIZE,
 };

@@ -9,7 +9,7 @@
 //! writes. Pad files (BEP 47) are never created: they read as zeros and
 //! writes to them are dropped. Zero-length files are created at open.
 //!
-//! Handles come from the process-wide [`FilePool`](super::file_pool): at
+//! Handles come from the process-wide [`FilePool`](crate::engine::storage::file_pool): at
 //! most a bounded number of files are open at once, least recently used
 //! closed first, so a torrent of thousands of files fits the usual
 //! descriptor limit. Every path is opened, created and deleted through
@@ -26,11 +26,21 @@
 //! written. [`Storage::want_files`] creates a file when it becomes wanted,
 //! copying in what the part file holds of it first.
 
-use super::file_pool::{self, FilePool};
-use super::preallocate::{self, Reserved};
-use super::safe_fs::{self, FsError, Mode};
-use crate::engine::partfile::PartFile;
-use crate::engine::selection::FilePriority;
+// The rest of this room.
+pub mod file_pool;
+pub mod hasher;
+pub(crate) mod partfile;
+pub mod piece_buffer;
+pub(crate) mod preallocate;
+pub mod safe_fs;
+pub(crate) mod storage_error;
+pub(crate) mod writeback;
+
+use crate::engine::storage::file_pool::FilePool;
+use crate::engine::storage::partfile::PartFile;
+use crate::engine::storage::preallocate::Reserved;
+use crate::engine::storage::safe_fs::{FsError, Mode};
+use crate::engine::torrent::selection::FilePriority;
 use crate::proto::metainfo::Info;
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
@@ -39,9 +49,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::storage_error::io_err;
-pub use super::storage_error::StorageError;
-use super::writeback;
+use crate::engine::storage::storage_error::io_err;
+pub use crate::engine::storage::storage_error::StorageError;
 
 fn fs_err(e: FsError) -> StorageError {
     match e {
@@ -759,7 +768,7 @@ mod tests {
             assert_eq!(meta.len(), len, "full length either way");
             let allocated = meta.blocks() * 512;
             let probe = std::fs::File::create(dir.join("probe")).unwrap();
-            match super::preallocate::reserve(&probe, 4096) {
+            match crate::engine::storage::preallocate::reserve(&probe, 4096) {
                 // this file system preallocates (not tmpfs)
                 Reserved::Yes if on => assert!(allocated >= len, "{allocated} bytes allocated"),
                 Reserved::Yes => assert!(allocated < len, "sparse: {allocated} bytes allocated"),

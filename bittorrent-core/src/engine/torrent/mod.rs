@@ -7,22 +7,32 @@
 //! threads use `try_send`: a peer whose inbox is full is closed, so this
 //! thread never waits on anyone but its own disk writes.
 
-use crate::engine::block_pool;
-use crate::engine::candidates::Candidates;
-use crate::engine::choker::{self, ChokeCandidate};
-use crate::engine::events::Event;
-use crate::engine::hasher::{HashDone, HashJob, PieceData};
-use crate::engine::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
-use crate::engine::picker::{PeerKey, Picker, Received};
-use crate::engine::piece_buffer::{Complete, PieceBuffers, Stored};
-use crate::engine::pipeline::{Pipeline, MIN_DEPTH};
-use crate::engine::rate_limit::{RatePair, Throttle};
-use crate::engine::recent_pieces::{RecentPieces, KEEP_MEMORY};
-use crate::engine::selection::{self, FilePriority};
-use crate::engine::shared::{Command, Shared, TorrentShared};
-use crate::engine::smart_ban::{EverRequested, GivenUp, SmartBan};
-use crate::engine::status::{PeerInfo, Phase, SeedGoal, TorrentStatus};
-use crate::engine::waker::Inbox;
+// The rest of this room.
+pub(crate) mod candidates;
+pub mod choker;
+pub mod metadata;
+pub mod picker;
+pub(crate) mod recent_pieces;
+pub mod selection;
+pub mod smart_ban;
+pub(crate) mod status;
+
+use crate::engine::conn::block_pool;
+use crate::engine::conn::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
+use crate::engine::conn::pipeline::{Pipeline, MIN_DEPTH};
+use crate::engine::conn::waker::Inbox;
+use crate::engine::net::rate_limit::{RatePair, Throttle};
+use crate::engine::session::events::Event;
+use crate::engine::session::shared::{Command, Shared, TorrentShared};
+use crate::engine::storage::hasher::{HashDone, HashJob, PieceData};
+use crate::engine::storage::piece_buffer::{Complete, PieceBuffers, Stored};
+use crate::engine::torrent::candidates::Candidates;
+use crate::engine::torrent::choker::ChokeCandidate;
+use crate::engine::torrent::picker::{PeerKey, Picker, Received};
+use crate::engine::torrent::recent_pieces::{RecentPieces, KEEP_MEMORY};
+use crate::engine::torrent::selection::FilePriority;
+use crate::engine::torrent::smart_ban::{EverRequested, GivenUp, SmartBan};
+use crate::engine::torrent::status::{PeerInfo, Phase, SeedGoal, TorrentStatus};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::Metainfo;

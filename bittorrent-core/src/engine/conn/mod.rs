@@ -1,0 +1,7 @@
+//! One peer connection: the peer thread, its output queue, the request pipeline, its waker and the block pool.
+
+pub(crate) mod block_pool;
+pub(crate) mod out_queue;
+pub mod peer;
+pub(crate) mod pipeline;
+pub mod waker;
