@@ -1,0 +1,323 @@
+//! Adding to a session: what to add ([`AddTorrent`], [`TorrentSource`]), and the
+//! session's side of it: a torrent with its metainfo gets its storage, shared state and
+//! torrent thread; a magnet link gets its metadata thread, which calls back here
+//! ([`resolved`]) once the info dictionary checked out.
+
+use super::*;
+
+/// What to add: a torrent whose metainfo we have, or a magnet link whose
+/// info dictionary is fetched from peers first.
+#[derive(Debug, Clone)]
+pub enum TorrentSource {
+    /// A parsed `.torrent`.
+    Metainfo(Box<Metainfo>),
+    /// A magnet link (BEP 9): the torrent shows in phase
+    /// [`Phase::Metadata`](crate::Phase::Metadata) until its info
+    /// dictionary arrives and matches the info-hash.
+    Magnet(Magnet),
+}
+
+impl TorrentSource {
+    /// The info-hash.
+    pub fn info_hash(&self) -> InfoHash {
+        match self {
+            TorrentSource::Metainfo(m) => m.info_hash,
+            TorrentSource::Magnet(m) => m.info_hash,
+        }
+    }
+}
+
+/// A torrent to add to the session.
+#[derive(Debug, Clone)]
+pub struct AddTorrent {
+    /// The torrent, or a magnet link.
+    pub source: TorrentSource,
+    /// Directory its files live in (created if missing).
+    pub dir: PathBuf,
+    /// Peers to dial at once (for a magnet link: asked for the metadata
+    /// first, after the link's own `x.pe`; kept in the state directory as
+    /// `x.pe` until the metadata is here).
+    pub peers: Vec<SocketAddr>,
+    /// Start paused (a magnet link still fetches its metadata, then the
+    /// torrent is added paused).
+    pub paused: bool,
+    /// The original `.torrent` bytes, kept in the state directory (when
+    /// `None`, a torrent is written from the info dictionary and trackers).
+    pub torrent_bytes: Option<Vec<u8>>,
+    /// Which files to download: one priority per entry of `info.files`.
+    /// `None`: `file_selector` if given, else the selection saved in the
+    /// torrent's resume data, else every file.
+    pub file_priorities: Option<Vec<FilePriority>>,
+    /// Which files to download, by pattern and index, resolved once the
+    /// file list is known (for a magnet link: when its metadata arrives).
+    pub file_selector: Option<Selector>,
+    /// The torrent's own download limit, bytes per second (0: none; the
+    /// session's limit applies too).
+    pub max_download_rate: u64,
+    /// The torrent's own upload limit, bytes per second (0: none).
+    pub max_upload_rate: u64,
+    /// This torrent's seeding goal, ratio (`None`: the session's
+    /// [`Config::seed_ratio`]).
+    pub seed_ratio: Option<f64>,
+    /// This torrent's seeding goal, time (`None`: the session's
+    /// [`Config::seed_time`]).
+    pub seed_time: Option<Duration>,
+}
+
+impl AddTorrent {
+    /// A torrent saved under `dir`.
+    pub fn new(metainfo: Metainfo, dir: impl Into<PathBuf>) -> AddTorrent {
+        AddTorrent::from_source(TorrentSource::Metainfo(Box::new(metainfo)), dir)
+    }
+    /// A magnet link whose torrent is saved under `dir`.
+    pub fn magnet(magnet: Magnet, dir: impl Into<PathBuf>) -> AddTorrent {
+        AddTorrent::from_source(TorrentSource::Magnet(magnet), dir)
+    }
+    fn from_source(source: TorrentSource, dir: impl Into<PathBuf>) -> AddTorrent {
+        AddTorrent {
+            source,
+            dir: dir.into(),
+            peers: Vec::new(),
+            paused: false,
+            torrent_bytes: None,
+            file_priorities: None,
+            file_selector: None,
+            max_download_rate: 0,
+            max_upload_rate: 0,
+            seed_ratio: None,
+            seed_time: None,
+        }
+    }
+    /// Peers to dial at once.
+    pub fn peers(mut self, peers: Vec<SocketAddr>) -> AddTorrent {
+        self.peers = peers;
+        self
+    }
+    /// Start paused (or not).
+    pub fn paused(mut self, paused: bool) -> AddTorrent {
+        self.paused = paused;
+        self
+    }
+    /// The original `.torrent` bytes, to keep in the state directory.
+    pub fn torrent_bytes(mut self, bytes: Vec<u8>) -> AddTorrent {
+        self.torrent_bytes = Some(bytes);
+        self
+    }
+}
+
+impl Inner {
+    /// Add a torrent with its metainfo. `new` is false for a magnet link
+    /// whose metadata just arrived (already announced as added).
+    pub(super) fn add_torrent(self: &Arc<Self>, add: AddTorrent, new: bool) -> Result<InfoHash> {
+        let TorrentSource::Metainfo(metainfo) = add.source else {
+            return Err(Error::Stopped); // not reached: callers pass a metainfo
+        };
+        let metainfo = *metainfo;
+        let ih = metainfo.info_hash;
+        if self.shared.is_shutting_down() {
+            return Err(Error::Stopped);
+        }
+        if self.shared.registry.read().contains_key(&ih.0)
+            || (new && self.shared.magnets.read().contains_key(&ih))
+        {
+            return Err(Error::AlreadyAdded(ih));
+        }
+        for (raw, used) in metainfo.renamed_files() {
+            log::warn!("{}: file {raw:?} is saved as {used:?}", metainfo.info.name);
+        }
+        let info = &metainfo.info;
+        let bad = |source| Error::Selection {
+            name: info.name.clone(),
+            source,
+        };
+        let priorities = match (&add.file_priorities, &add.file_selector) {
+            (Some(p), _) => {
+                selection::check(info, p).map_err(bad)?;
+                p.clone()
+            }
+            (None, Some(sel)) if !sel.is_empty() => sel.priorities(info).map_err(bad)?,
+            _ => self
+                .saved_priorities(&ih)
+                .filter(|p| selection::check(info, p).is_ok())
+                .unwrap_or_else(|| vec![FilePriority::Normal; info.files.len()]),
+        };
+        let part = add.dir.join(format!(".{ih}.parts"));
+        let storage = Storage::open_selected(&add.dir, info, &priorities, Some(part))
+            .map_err(|e| Error::Storage {
+                name: metainfo.info.name.clone(),
+                source: e,
+            })?
+            .with_preallocation(self.shared.config.preallocate);
+        if let Some(dir) = self.state_dir() {
+            let bytes = add
+                .torrent_bytes
+                .clone()
+                .unwrap_or_else(|| saved::torrent_file_bytes(&metainfo));
+            saved::save_torrent(dir, &ih, &bytes)
+                .map_err(|e| Error::io("save the torrent in the state directory", e))?;
+        }
+        let name = metainfo.info.name.clone();
+        // `Added` goes out before the torrent thread starts: its own events
+        // (`Checked` may come at once) must follow it.
+        if new {
+            self.shared.events.publish(Event::Added {
+                info_hash: ih,
+                name,
+            });
+        }
+        let gone = |e: Error| {
+            if new {
+                self.shared.events.publish(Event::Removed { info_hash: ih });
+            }
+            e
+        };
+        let (t, handle) = torrent::spawn(
+            self.shared.clone(),
+            metainfo,
+            Arc::new(storage),
+            add.peers,
+            add.paused,
+            priorities,
+            Arc::new(RatePair::new(add.max_download_rate, add.max_upload_rate)),
+            SeedGoal {
+                ratio: add.seed_ratio.or(self.shared.config.seed_ratio),
+                time: add.seed_time.or(self.shared.config.seed_time),
+            },
+        )
+        .map_err(|e| gone(Error::io("start torrent thread", e)))?;
+        {
+            // Checked under the registry lock that `stop` reads after
+            // setting the flag: a torrent is either refused or shut down.
+            let mut reg = self.shared.registry.write();
+            if self.shared.is_shutting_down() {
+                let (tx, _rx) = crossbeam_channel::bounded(1);
+                let _ = t.commands.send(Command::Shutdown(tx));
+                drop(reg);
+                let _ = handle.join();
+                return Err(gone(Error::Stopped));
+            }
+            reg.insert(ih.0, t.clone());
+        }
+        self.shared.tracker.allow(ih);
+        let target: Arc<dyn AnnounceTarget> = t.clone();
+        self.announcer.add(target);
+        self.threads.lock().torrents.push((ih, handle));
+        self.update_lsd();
+        self.save_entry(&t)?;
+        Ok(ih)
+    }
+
+    /// Add a magnet link: its metadata thread looks for the info dictionary.
+    pub(super) fn add_magnet(self: &Arc<Self>, add: AddTorrent) -> Result<InfoHash> {
+        let TorrentSource::Magnet(mut magnet) = add.source else {
+            return Err(Error::Stopped); // not reached: callers pass a magnet
+        };
+        let ih = magnet.info_hash;
+        if self.shared.is_shutting_down() {
+            return Err(Error::Stopped);
+        }
+        if self.shared.registry.read().contains_key(&ih.0)
+            || self.shared.magnets.read().contains_key(&ih)
+        {
+            return Err(Error::AlreadyAdded(ih));
+        }
+        // The caller's peers travel with the link (and are saved with it).
+        for p in &add.peers {
+            let s = p.to_string();
+            if !magnet.peers.contains(&s) {
+                magnet.peers.push(s);
+            }
+        }
+        if let Some(dir) = self.state_dir() {
+            saved::save_magnet(dir, &ih, &magnet.to_uri())
+                .and_then(|()| {
+                    let limits = (add.max_download_rate, add.max_upload_rate);
+                    saved::save_entry(dir, &ih, &add.dir, add.paused, limits)
+                })
+                .map_err(|e| Error::io("save the torrent list", e))?;
+        }
+        let name = magnet.display_name.clone().unwrap_or_else(|| ih.to_hex());
+        let mut status = TorrentStatus::metadata(ih, name.clone(), add.dir.clone());
+        status.paused = add.paused;
+        let (found_tx, found_rx) = crossbeam_channel::bounded(1024);
+        let me = Arc::new(MagnetShared {
+            magnet,
+            status: Mutex::new(status),
+            found: found_tx,
+            stop: Arc::new(AtomicBool::new(false)),
+        });
+        self.shared.magnets.write().insert(ih, me.clone());
+        let weak = Arc::downgrade(self);
+        let (dir, paused) = (add.dir, add.paused);
+        // What applies once the metadata is here.
+        let later = (
+            add.file_selector,
+            add.max_download_rate,
+            add.max_upload_rate,
+        );
+        let goal = (add.seed_ratio, add.seed_time);
+        let on_resolved: metadata::OnResolved =
+            Box::new(move |mi, peers| resolved(&weak, mi, dir, paused, goal, peers, later));
+        match metadata::spawn(self.shared.clone(), me, found_rx, Vec::new(), on_resolved) {
+            Ok(h) => self.threads.lock().magnets.push((ih, h)),
+            Err(e) => {
+                self.shared.magnets.write().remove(&ih);
+                return Err(Error::io("start metadata thread", e));
+            }
+        }
+        self.update_lsd();
+        self.shared.events.publish(Event::Added {
+            info_hash: ih,
+            name,
+        });
+        Ok(ih)
+    }
+}
+
+/// A magnet link's info dictionary arrived and checked out: add the
+/// torrent in its place (on the metadata thread).
+pub(super) fn resolved(
+    weak: &Weak<Inner>,
+    mi: Metainfo,
+    dir: PathBuf,
+    paused: bool,
+    (seed_ratio, seed_time): (Option<f64>, Option<Duration>),
+    peers: Vec<SocketAddr>,
+    later: (Option<Selector>, u64, u64),
+) {
+    let Some(inner) = weak.upgrade() else {
+        return;
+    };
+    let (ih, name) = (mi.info_hash, mi.info.name.clone());
+    inner.shared.events.publish(Event::MetadataReceived {
+        info_hash: ih,
+        name: name.clone(),
+    });
+    let mut add = AddTorrent::new(mi, dir).peers(peers).paused(paused);
+    (
+        add.file_selector,
+        add.max_download_rate,
+        add.max_upload_rate,
+    ) = later;
+    (add.seed_ratio, add.seed_time) = (seed_ratio, seed_time);
+    match inner.add_torrent(add, false) {
+        Ok(_) => {
+            inner.shared.magnets.write().remove(&ih);
+            inner.update_lsd();
+        }
+        Err(Error::Stopped) => {}
+        Err(e) => {
+            log::error!("{name}: {e}");
+            if let Some(m) = inner.shared.magnets.read().get(&ih) {
+                let mut st = m.status.lock();
+                st.name = name;
+                st.phase = crate::Phase::Failed(e.to_string());
+            }
+            inner.shared.events.publish(Event::Error {
+                info_hash: ih,
+                message: e.to_string(),
+                stalled: false,
+            });
+        }
+    }
+}
