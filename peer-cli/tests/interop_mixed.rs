@@ -4,6 +4,12 @@
 //! byte-identical, and the leechers must upload to each other: each one's
 //! own upload counter (our status line, aria2's JSON-RPC `uploadLength`,
 //! libtorrent's and qBittorrent's payload counters) is read at the end.
+//!
+//! And a mixed swarm of ours and libtorrent only (issue 31): our seeder
+//! (upload capped, so the swarm lasts through several choker rounds), two
+//! of our leechers and two libtorrent leechers, all through the seeder's
+//! embedded tracker: everyone completes byte-identical and none of our
+//! peers bans anyone (our `banning ADDR: why` log line).
 
 mod support;
 
@@ -196,5 +202,121 @@ fn mixed_swarm_completes_and_leechers_upload_to_each_other() {
         uploaders >= 2,
         "the leechers did not upload to each other ({line})\n{}",
         outputs()
+    );
+}
+
+/// Lines where one of our peers banned someone (`banning ADDR: why`).
+fn ban_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.contains("banning ")).collect()
+}
+
+#[test]
+fn ban_lines_are_found() {
+    let log = "[WARN bittorrent_core] mixed.bin: banning 127.0.0.1:5000: sent blocks we never asked it for\nok";
+    assert_eq!(ban_lines(log).len(), 1);
+    assert!(ban_lines("download complete (8.0 MiB), seeding").is_empty());
+}
+
+#[test]
+fn mixed_swarm_of_ours_and_libtorrent_bans_no_one() {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    const SIZE: usize = 8 * 1024 * 1024 + 777;
+    let tmp = TempDir::new("mixed-noban");
+    let seed_root = tmp.subdir("seed");
+    let src = make_single_file(&seed_root, "noban.bin", SIZE);
+    let torrent = tmp.path().join("noban.torrent");
+    let port = free_port();
+    peer_create_torrent(
+        &src,
+        &torrent,
+        &[
+            "--announce",
+            &format!("127.0.0.1:{port}"),
+            "--piece-length",
+            "65536",
+        ],
+    );
+    let ours = |root: &Path, port: u16, extra: &[&str]| {
+        let mut cmd = Command::new(peer_bin());
+        cmd.arg(&torrent)
+            .arg("--dir")
+            .arg(root)
+            .args(["--port", &port.to_string(), "--no-lsd", "--no-dht"])
+            .args(extra)
+            .env("PEER_DHT_BOOTSTRAP", "none")
+            .env("RUST_LOG", "info");
+        cmd
+    };
+    // Capped at 2 MiB/s: the leechers must get most pieces from each
+    // other, and the choker turns over while they do.
+    let mut seeder = Child::spawn(
+        "peer seed",
+        ours(&seed_root, port, &["--max-upload-rate", "2M"]),
+    );
+    assert!(
+        seeder.wait_for_output("seeding", LONG_WAIT),
+        "{}",
+        seeder.output()
+    );
+
+    let names = ["ours-a", "lt-a", "ours-b", "lt-b"];
+    let dirs: Vec<PathBuf> = names.iter().map(|n| tmp.subdir(n)).collect();
+    let mut leechers = Vec::new();
+    for (name, dir) in names.iter().zip(&dirs) {
+        let child = if name.starts_with("ours") {
+            Child::spawn(name, ours(dir, free_port(), &[]))
+        } else {
+            let mut cmd = python_cmd("lt_leech.py");
+            cmd.arg(&torrent)
+                .arg(dir)
+                .args(["--stay", "--timeout", "150"])
+                .args(["--listen-port", &free_port().to_string()]);
+            Child::spawn(name, cmd)
+        };
+        leechers.push(child);
+    }
+    let all_done = wait_until(LONG_WAIT, || {
+        dirs.iter().all(|d| same_now(&src, &d.join("noban.bin")))
+    });
+    let outputs = || {
+        let mut s = seeder.output();
+        for (n, c) in names.iter().zip(&leechers) {
+            s.push_str(&format!("\n--- {n}\n{}", c.output()));
+        }
+        s
+    };
+    assert!(all_done, "the mixed swarm did not complete\n{}", outputs());
+    for d in &dirs {
+        assert_same_data(&src, &d.join("noban.bin"));
+    }
+    // Give late answers (after chokes, cancels) time to arrive and count.
+    std::thread::sleep(Duration::from_secs(2));
+    // Whole logs (`output()` keeps only their tails).
+    let full = |c: &Child| {
+        let mut b = c.stdout_bytes();
+        b.extend(c.stderr_bytes());
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    let mut ours_logs = vec![("seeder", full(&seeder))];
+    for (n, c) in names.iter().zip(&leechers) {
+        if n.starts_with("ours") {
+            ours_logs.push((*n, full(c)));
+        }
+    }
+    for (n, log) in &ours_logs {
+        // The logs are ours: the line is there when a ban happens.
+        assert!(log.contains("seeding"), "{n} logged nothing useful:\n{log}");
+        let bans = ban_lines(log);
+        assert!(
+            bans.is_empty(),
+            "{n} banned peers: {bans:#?}\n{}",
+            outputs()
+        );
+    }
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "INTEROP mixed no-ban swarm: ours x3 (seeder capped 2 MiB/s) + libtorrent x2, complete, 0 bans"
     );
 }

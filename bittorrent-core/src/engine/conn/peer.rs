@@ -12,7 +12,7 @@ use crate::engine::conn::block_pool;
 use crate::engine::conn::out_queue::{OutQueue, Source};
 use crate::engine::conn::waker::{Inbox, Waker, Woken};
 use crate::engine::net::mse::{self, Encryption, PeerStream};
-use crate::engine::net::rate_limit::Direction;
+use crate::engine::net::rate_limit::{Credit, Direction};
 use crate::engine::storage::Storage;
 use crate::engine::torrent::picker::PeerKey;
 use crate::engine::torrent::recent_pieces::RecentPieces;
@@ -435,6 +435,10 @@ struct Connection<'a> {
     /// bytes), so that a piece is read from disk once, not once per block.
     /// Shared with the piece messages queued in `out` until they are sent.
     upload_cache: Option<(u32, u32, Rc<Vec<u8>>)>,
+    /// Rate limits: bytes reserved (paid in advance) for reads and for
+    /// uploads, and when they are due (`rate_limit::Credit`).
+    down_credit: Credit,
+    up_credit: Credit,
 }
 
 /// Size of the allowed-fast set we grant (BEP 6 suggests 10).
@@ -494,8 +498,8 @@ fn requested_run(b: &BlockRef, queue: &VecDeque<BlockRef>, max: u32) -> u32 {
 /// Stack size of a peer thread (connection and handshake threads too). The
 /// thread's buffers are on the heap; measured need is well below this.
 pub const PEER_STACK: usize = 256 * 1024;
-/// Longest sleep waiting for rate-limit tokens before the loop goes on
-/// (the inbox and the other direction are served in between).
+/// Longest sleep waiting for a download reservation before the loop goes
+/// on (the inbox and the other direction are served in between).
 const THROTTLE_SLICE: Duration = Duration::from_millis(50);
 
 impl<'a> Connection<'a> {
@@ -571,6 +575,8 @@ impl<'a> Connection<'a> {
             pending_blocks: Vec::new(),
             read_size: MIN_READ,
             upload_cache: None,
+            down_credit: Credit::default(),
+            up_credit: Credit::default(),
         };
         // Our bitfield goes first (after the handshake, before anything
         // else). The torrent thread sends it as the first command when it
@@ -726,8 +732,12 @@ impl<'a> Connection<'a> {
             // arrived without waiting and go back to sending (the blocking
             // write in `flush` is where a busy connection waits). Otherwise
             // wait (`waker`) for bytes or a command, until the next deadline.
-            let busy =
-                !self.upload_queue.is_empty() || !self.out.is_empty() || self.stream.has_pending();
+            // Uploads waiting for their rate-limit slot do not make the
+            // connection busy: it waits (socket, inbox) until the slot.
+            let slot = self.up_credit.wait();
+            let busy = (!self.upload_queue.is_empty() && slot.is_none())
+                || !self.out.is_empty()
+                || self.stream.has_pending();
             if self.out.len() > 2 * UPLOAD_BURST {
                 // The peer is not reading what we send: stop reading what it
                 // sends (TCP then slows it down) until our output drains or
@@ -738,31 +748,36 @@ impl<'a> Connection<'a> {
                 let inbox = &self.inbox;
                 let woken = self
                     .waker
-                    .wait(self.stream.tcp().as_fd(), self.next_deadline(), || {
-                        !inbox.is_empty()
-                    })
+                    .wait(
+                        self.stream.tcp().as_fd(),
+                        self.next_deadline().min(slot.unwrap_or(Duration::MAX)),
+                        || !inbox.is_empty(),
+                    )
                     .map_err(|e| CloseReason::Io(e.to_string()))?;
                 if woken != Woken::Socket {
                     self.give_back_if_quiet();
                     continue;
                 }
             }
-            // Download limit: wait (sleeping) until the buckets allow a
-            // read, then read at most a small chunk and charge it.
+            // Download limit: reserve a chunk, sleep once until it is paid
+            // for (capped: the inbox is served in between), read at most it.
             let limited = !self.ctx.throttle.unlimited(Direction::Download);
             let mut max = self.read_size;
             if limited {
-                let t0 = Instant::now();
-                let ready = self
-                    .ctx
-                    .throttle
-                    .wait_ready(Direction::Download, THROTTLE_SLICE);
-                // Time spent waiting on our own limit is not the peer's silence.
-                self.last_recv += t0.elapsed();
-                if !ready {
-                    continue;
+                let want = self.ctx.throttle.chunk(Direction::Download, self.read_size) as u64;
+                let (t, credit) = (&self.ctx.throttle, &mut self.down_credit);
+                if !credit.take(t, Direction::Download, want / 2, want) {
+                    let t0 = Instant::now();
+                    std::thread::sleep(credit.wait().unwrap_or_default().min(THROTTLE_SLICE));
+                    // Time spent waiting on our own limit is not the peer's silence.
+                    self.last_recv += t0.elapsed();
+                    if !credit.take(t, Direction::Download, want / 2, want) {
+                        continue;
+                    }
                 }
-                max = self.ctx.throttle.chunk(Direction::Download, self.read_size);
+                max = max
+                    .min(usize::try_from(credit.available()).unwrap_or(max))
+                    .max(1);
             }
             if busy {
                 let _ = self.stream.set_nonblocking(true);
@@ -781,7 +796,7 @@ impl<'a> Connection<'a> {
                 Ok(n) => {
                     self.last_recv = Instant::now();
                     if limited {
-                        self.ctx.throttle.charge(Direction::Download, n as u64);
+                        self.down_credit.spend(n as u64);
                     }
                     if n == self.read_size {
                         self.read_size = (self.read_size * 2).min(MAX_READ);
@@ -894,19 +909,32 @@ impl<'a> Connection<'a> {
 
     fn serve_uploads(&mut self) -> Result<(), CloseReason> {
         // Bound the bytes queued per loop turn so reads stay responsive.
+        // Upload limit: a send quantum of the queued blocks is reserved at
+        // once; short of credit, wait (in `run`) for its slot.
+        let limited = !self.ctx.throttle.unlimited(Direction::Upload);
         while self.out.len() < UPLOAD_BURST {
+            let Some(len) = self.upload_queue.front().map(|b| u64::from(b.length)) else {
+                break;
+            };
+            if limited {
+                let quantum = self.ctx.throttle.upload_quantum();
+                let queued: u64 = self
+                    .upload_queue
+                    .iter()
+                    .take(16)
+                    .map(|b| u64::from(b.length))
+                    .sum();
+                let t = &self.ctx.throttle;
+                if !self
+                    .up_credit
+                    .take(t, Direction::Upload, len, queued.min(quantum))
+                {
+                    break;
+                }
+            }
             let Some(b) = self.upload_queue.pop_front() else {
                 break;
             };
-            // Upload limit: sleep briefly for tokens, else try next turn.
-            if !self
-                .ctx
-                .throttle
-                .wait_ready(Direction::Upload, THROTTLE_SLICE)
-            {
-                self.upload_queue.push_front(b);
-                break;
-            }
             let (source, at) = match self.upload_source(&b) {
                 Ok(s) => s,
                 Err(e) => {
@@ -923,11 +951,11 @@ impl<'a> Connection<'a> {
             self.counters
                 .uploaded
                 .fetch_add(u64::from(b.length), Ordering::Relaxed);
-            self.ctx
-                .throttle
-                .charge(Direction::Upload, u64::from(b.length));
+            self.up_credit.spend(u64::from(b.length));
         }
         if self.upload_queue.is_empty() {
+            self.up_credit
+                .release(&self.ctx.throttle, Direction::Upload);
             // Cached briefly: only while requests keep coming.
             self.upload_cache = None;
             self.out.drop_spare();

@@ -6,15 +6,20 @@
 //! holds both through its [`Throttle`] and must get past both before it
 //! reads from its socket (download) or queues piece data (upload).
 //!
-//! The buckets run on *debt*: a thread may go ahead as soon as a bucket is
-//! not negative, and is then charged what it actually moved, which may
-//! take the bucket below zero. The next thread sleeps until the debt is
-//! paid back ([`Throttle::wait_ready`] sleeps for exactly the missing
-//! time, capped so that the peer thread still serves its inbox). Over any
-//! long interval the bytes moved are therefore `rate × time` plus at most
-//! one burst (a tenth of a second of data), which keeps the average within
-//! a few per cent over ten seconds, with no busy waiting and no need to
-//! know a read's size in advance.
+//! The buckets run on *debt*, paid in advance: a peer thread that wants to
+//! move bytes [reserves](Throttle::reserve) them, which charges both
+//! buckets at once (possibly below zero) and tells the thread how long
+//! until the bytes it reserved are covered. The thread then sleeps *once*
+//! for that long (or waits for its socket or inbox until then) and moves
+//! them. Because the charge is taken when the thread reserves, not when it
+//! wakes, threads sharing a bucket queue up in order (each wakes at its own
+//! time) instead of waking together, finding the bucket emptied by
+//! whichever ran first and sleeping again. Uploads reserve a send quantum
+//! ([`Throttle::upload_quantum`]: whole blocks, up to 64 KiB and at most a
+//! burst) so that a capped thread wakes once per quantum, not once per
+//! block or per millisecond slice. Over any long interval the bytes moved
+//! are therefore `rate × time` plus at most one burst (a tenth of a second
+//! of data), with no busy waiting and no polling of the bucket.
 
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +30,11 @@ use std::time::{Duration, Instant};
 /// data (and at least one 16 KiB block).
 const BURST_DIVISOR: u64 = 10;
 const MIN_BURST: f64 = 16.0 * 1024.0;
+/// One block of piece data.
+const BLOCK: u64 = 16 * 1024;
+/// The most an upload-limited peer thread reserves (and then sends) at
+/// once: four blocks.
+pub const MAX_SEND_QUANTUM: u64 = 64 * 1024;
 
 #[derive(Debug)]
 struct Bucket {
@@ -88,6 +98,7 @@ impl RateLimiter {
     }
 
     /// How long until the bucket is no longer in debt (zero: go ahead).
+    #[cfg(test)]
     pub fn time_to_ready(&self) -> Duration {
         let rate = self.rate();
         if rate == 0 {
@@ -103,6 +114,7 @@ impl RateLimiter {
     }
 
     /// Charge `bytes` moved (may put the bucket in debt).
+    #[cfg(test)]
     pub fn charge(&self, bytes: u64) {
         if self.rate() == 0 || bytes == 0 {
             return;
@@ -110,6 +122,43 @@ impl RateLimiter {
         let mut b = self.bucket.lock();
         self.refill(&mut b);
         b.tokens -= bytes as f64;
+    }
+
+    /// Charge `bytes` now and return how long until the bucket has paid
+    /// for them (zero: move them now). Bytes reserved are paid in advance,
+    /// so reservations queue up in order.
+    pub fn reserve(&self, bytes: u64) -> Duration {
+        let rate = self.rate();
+        if rate == 0 {
+            return Duration::ZERO;
+        }
+        let mut b = self.bucket.lock();
+        self.refill(&mut b);
+        b.tokens -= bytes as f64;
+        if b.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-b.tokens / rate as f64)
+        }
+    }
+
+    /// Give back `bytes` reserved but never moved (at most one burst is
+    /// kept, as always).
+    pub fn refund(&self, bytes: u64) {
+        if self.rate() == 0 || bytes == 0 {
+            return;
+        }
+        let mut b = self.bucket.lock();
+        self.refill(&mut b);
+        b.tokens = (b.tokens + bytes as f64).min(burst(self.rate()));
+    }
+
+    /// The burst of this bucket in bytes (`u64::MAX`: unlimited).
+    fn burst_bytes(&self) -> u64 {
+        match self.rate() {
+            0 => u64::MAX,
+            r => burst(r) as u64,
+        }
     }
 
     /// How many bytes one read or write may move at most at this rate
@@ -173,35 +222,41 @@ impl Throttle {
         self.pick(dir).iter().all(|l| l.rate() == 0)
     }
 
-    /// Sleep until both buckets of `dir` are out of debt, but no longer
-    /// than `max_wait`. Returns whether the caller may move bytes now (then
-    /// it must [`Throttle::charge`] what it moved).
-    pub fn wait_ready(&self, dir: Direction, max_wait: Duration) -> bool {
-        let deadline = Instant::now() + max_wait;
-        loop {
-            let wait = self
-                .pick(dir)
-                .iter()
-                .map(|l| l.time_to_ready())
-                .max()
-                .unwrap_or(Duration::ZERO);
-            if wait.is_zero() {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            // Sleep for exactly what is missing (capped): no busy waiting.
-            std::thread::sleep(wait.min(left).max(Duration::from_millis(1)));
+    /// Reserve `bytes` in both buckets of `dir` (paid now, in advance) and
+    /// return how long until they may move: the caller sleeps once for
+    /// that long (or waits for other work until then), then moves them
+    /// without charging again; what it does not move it may
+    /// [`refund`](Throttle::refund).
+    pub fn reserve(&self, dir: Direction, bytes: u64) -> Duration {
+        self.pick(dir)
+            .iter()
+            .map(|l| l.reserve(bytes))
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Give back `bytes` reserved in direction `dir` and not moved.
+    pub fn refund(&self, dir: Direction, bytes: u64) {
+        for l in self.pick(dir) {
+            l.refund(bytes);
         }
     }
 
-    /// Charge `bytes` moved in direction `dir` to both buckets.
-    pub fn charge(&self, dir: Direction, bytes: u64) {
-        for l in self.pick(dir) {
-            l.charge(bytes);
-        }
+    /// How many bytes an upload-limited peer thread reserves at once:
+    /// whole 16 KiB blocks, at most [`MAX_SEND_QUANTUM`] and at most one
+    /// burst of the stricter bucket, at least one block. One wake-up per
+    /// quantum (16 a second at 1 MiB/s for the whole bucket) instead of one
+    /// or more per block; a burst bounds it so a quantum never runs ahead
+    /// of the limit by more than the bucket already allows.
+    pub fn upload_quantum(&self) -> u64 {
+        let burst = self
+            .pick(Direction::Upload)
+            .iter()
+            .map(|l| l.burst_bytes())
+            .min()
+            .unwrap_or(u64::MAX);
+        let blocks = burst.min(MAX_SEND_QUANTUM) / BLOCK;
+        blocks.max(1) * BLOCK
     }
 
     /// The largest single read or write allowed now in direction `dir`.
@@ -211,6 +266,77 @@ impl Throttle {
             .map(|l| l.chunk(max))
             .min()
             .unwrap_or(max)
+    }
+}
+
+/// Bytes a peer thread has reserved ([`Throttle::reserve`]) and not moved
+/// yet, and when they are paid for: a thread holds at most one reservation
+/// per direction and sleeps (or waits for its socket and inbox) until it is
+/// due, once, instead of asking the bucket again and again.
+#[derive(Debug, Default)]
+pub struct Credit {
+    bytes: u64,
+    due: Option<Instant>,
+}
+
+impl Credit {
+    /// Whether `need` bytes may move now in direction `dir`. Below `need`,
+    /// the credit is topped up to `want` (at least `need`) by a new
+    /// reservation; `false` while that reservation is not yet due
+    /// ([`Credit::wait`] says for how long). Always `true` when unlimited.
+    pub fn take(&mut self, t: &Throttle, dir: Direction, need: u64, want: u64) -> bool {
+        if t.unlimited(dir) {
+            self.release(t, dir);
+            return true;
+        }
+        let now = Instant::now();
+        if let Some(due) = self.due {
+            if due > now {
+                return false;
+            }
+            self.due = None;
+        }
+        if self.bytes < need {
+            let add = want.max(need) - self.bytes;
+            let wait = t.reserve(dir, add);
+            self.bytes += add;
+            if !wait.is_zero() {
+                self.due = Some(now + wait);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Bytes reserved and paid for (moving them needs no new reservation).
+    pub fn available(&self) -> u64 {
+        if self.due.is_some() {
+            0
+        } else {
+            self.bytes
+        }
+    }
+
+    /// Record `bytes` moved out of the credit.
+    pub fn spend(&mut self, bytes: u64) {
+        self.bytes = self.bytes.saturating_sub(bytes);
+    }
+
+    /// How long until the pending reservation is due (`None`: nothing to
+    /// wait for).
+    pub fn wait(&self) -> Option<Duration> {
+        self.due
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .filter(|w| !w.is_zero())
+    }
+
+    /// Give the unspent credit back to the buckets (nothing left to move).
+    pub fn release(&mut self, t: &Throttle, dir: Direction) {
+        if self.bytes > 0 {
+            t.refund(dir, self.bytes);
+        }
+        self.bytes = 0;
+        self.due = None;
     }
 }
 
@@ -302,13 +428,14 @@ mod tests {
     fn unlimited_never_waits() {
         let t = Throttle::default();
         assert!(t.unlimited(Direction::Download));
-        t.charge(Direction::Download, u64::MAX / 2);
-        assert!(t.wait_ready(Direction::Download, Duration::ZERO));
+        t.torrent.download.charge(u64::MAX / 2);
+        assert!(t.reserve(Direction::Download, 1 << 30).is_zero());
+        assert_eq!(t.upload_quantum(), MAX_SEND_QUANTUM);
         assert_eq!(t.chunk(Direction::Upload, 65536), 65536);
     }
 
     #[test]
-    fn debt_is_paid_back_by_sleeping() {
+    fn reservations_pay_the_debt_and_queue_up() {
         let l = RateLimiter::new(100 * 1024); // burst 16 KiB
         l.charge(16 * 1024 + 10 * 1024); // 10 KiB in debt: ~100 ms
         let w = l.time_to_ready();
@@ -323,16 +450,68 @@ mod tests {
                 upload: RateLimiter::default(),
             }),
         };
-        assert!(!t.wait_ready(Direction::Download, Duration::from_millis(10)));
-        let start = Instant::now();
-        assert!(t.wait_ready(Direction::Download, Duration::from_secs(2)));
-        let e = start.elapsed();
+        // A reservation waits for the debt and for itself: 10 + 16 KiB.
+        let w = t.reserve(Direction::Download, 16 * 1024);
         assert!(
-            e >= Duration::from_millis(60) && e < Duration::from_millis(500),
-            "{e:?}"
+            w > Duration::from_millis(230) && w <= Duration::from_millis(261),
+            "{w:?}"
         );
+        // The next one queues up behind it (no thread wakes for nothing).
+        let w2 = t.reserve(Direction::Download, 16 * 1024);
+        assert!(w2 >= w + Duration::from_millis(150), "{w:?} {w2:?}");
+        // Given back, the second reservation no longer counts.
+        t.refund(Direction::Download, 16 * 1024);
+        let w3 = l_wait(&t);
+        assert!(w3 <= w + Duration::from_millis(5), "{w:?} {w3:?}");
         // Uploads are not limited by the download bucket.
-        assert!(t.wait_ready(Direction::Upload, Duration::ZERO));
+        assert!(t.reserve(Direction::Upload, 1 << 20).is_zero());
+    }
+
+    fn l_wait(t: &Throttle) -> Duration {
+        t.torrent.download.time_to_ready()
+    }
+
+    #[test]
+    fn credit_waits_once_then_moves_what_it_reserved() {
+        let t = Throttle {
+            session: Arc::new(RatePair::new(0, 160 * 1024)), // burst 16 KiB
+            torrent: Arc::new(RatePair::default()),
+        };
+        let mut c = Credit::default();
+        // The burst pays for the first block at once.
+        assert!(c.take(&t, Direction::Upload, 16 * 1024, 16 * 1024));
+        assert_eq!(c.available(), 16 * 1024);
+        c.spend(16 * 1024);
+        // The next 32 KiB: 200 ms away, reserved once.
+        assert!(!c.take(&t, Direction::Upload, 16 * 1024, 32 * 1024));
+        let w = c.wait().unwrap();
+        assert!(w > Duration::from_millis(150) && w <= Duration::from_millis(200));
+        assert!(!c.take(&t, Direction::Upload, 16 * 1024, 32 * 1024));
+        assert_eq!(c.available(), 0);
+        std::thread::sleep(w);
+        assert!(c.take(&t, Direction::Upload, 16 * 1024, 32 * 1024));
+        assert_eq!(c.wait(), None);
+        assert_eq!(c.available(), 32 * 1024);
+        c.spend(16 * 1024);
+        // Released, the rest goes back to the bucket.
+        c.release(&t, Direction::Upload);
+        assert_eq!(c.available(), 0);
+        assert!(t.session.upload.time_to_ready().is_zero());
+    }
+
+    #[test]
+    fn upload_quantum_is_whole_blocks_within_a_burst() {
+        let q = |rate| {
+            Throttle {
+                session: Arc::new(RatePair::new(0, rate)),
+                torrent: Arc::new(RatePair::default()),
+            }
+            .upload_quantum()
+        };
+        assert_eq!(q(0), 64 * 1024);
+        assert_eq!(q(1 << 20), 64 * 1024); // burst 102 KiB
+        assert_eq!(q(400 * 1024), 32 * 1024); // burst 40 KiB
+        assert_eq!(q(10 * 1024), 16 * 1024); // burst 16 KiB (the minimum)
     }
 
     #[test]
@@ -342,7 +521,7 @@ mod tests {
             torrent: Arc::new(RatePair::new(64 * 1024, 0)),
         };
         assert_eq!(t.chunk(Direction::Download, 65536), 3276);
-        t.charge(Direction::Download, 16 * 1024 + 32 * 1024);
+        t.reserve(Direction::Download, 16 * 1024 + 32 * 1024);
         // The torrent's bucket (64 KiB/s) is 32 KiB short: about 0.5 s.
         let w = t.torrent.download.time_to_ready();
         assert!(w > Duration::from_millis(400), "{w:?}");
@@ -375,21 +554,30 @@ mod tests {
             .map(|_| {
                 let (t, moved) = (t.clone(), moved.clone());
                 std::thread::spawn(move || {
+                    let mut wakes = 0u32;
                     while start.elapsed() < run_for {
-                        if t.wait_ready(Direction::Download, Duration::from_millis(50)) {
-                            let n = t.chunk(Direction::Download, 64 * 1024) as u64;
-                            t.charge(Direction::Download, n);
-                            moved.fetch_add(n, Ordering::Relaxed);
+                        // Reserve a chunk, sleep once for it, move it.
+                        let n = t.chunk(Direction::Download, 64 * 1024) as u64;
+                        let w = t.reserve(Direction::Download, n);
+                        if !w.is_zero() {
+                            std::thread::sleep(w);
+                            wakes += 1;
                         }
+                        moved.fetch_add(n, Ordering::Relaxed);
                     }
+                    wakes
                 })
             })
             .collect();
+        let mut wakes = 0;
         for h in handles {
-            h.join().unwrap();
+            wakes += h.join().unwrap();
         }
         let secs = start.elapsed().as_secs_f64();
         let got = moved.load(Ordering::Relaxed) as f64 / secs;
+        // At most one sleep per 64 KiB chunk (no thread wakes for nothing).
+        let chunks = (moved.load(Ordering::Relaxed) / (64 * 1024)) as u32;
+        assert!(wakes <= chunks + 4, "{wakes} sleeps for {chunks} chunks");
         // One burst (0.1 s) plus one chunk per thread may run ahead.
         assert!(
             got > rate as f64 * 0.9 && got < rate as f64 * 1.25,
