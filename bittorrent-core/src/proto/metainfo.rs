@@ -178,6 +178,13 @@ pub enum MetainfoError {
     /// A `name` or `path` element contains a NUL byte (never legitimate;
     /// libtorrent refuses such names too).
     NulInName(&'static str),
+    /// A file's path has more elements (given) than
+    /// [`MAX_PATH_DEPTH`](crate::proto::safe_path::MAX_PATH_DEPTH).
+    PathTooDeep(usize),
+    /// A file's path, joined with `/` and the torrent's name included, is
+    /// longer (given, in bytes) than
+    /// [`MAX_PATH_BYTES`](crate::proto::safe_path::MAX_PATH_BYTES).
+    PathTooLong(usize),
     /// A problem with one entry of the `files` list.
     InFile {
         /// Index of the entry in `files`.
@@ -221,6 +228,16 @@ impl fmt::Display for MetainfoError {
             E::V2Only => f.write_str("BitTorrent v2-only torrents are not supported"),
             E::NoFiles => f.write_str("invalid torrent: 'files' is empty"),
             E::NulInName(k) => write!(f, "invalid torrent: '{k}' contains a NUL byte"),
+            E::PathTooDeep(n) => write!(
+                f,
+                "invalid torrent: a path of {n} elements exceeds the limit of {}",
+                crate::proto::safe_path::MAX_PATH_DEPTH
+            ),
+            E::PathTooLong(n) => write!(
+                f,
+                "invalid torrent: a path of {n} bytes exceeds the limit of {} bytes (PATH_MAX)",
+                crate::proto::safe_path::MAX_PATH_BYTES
+            ),
             E::InFile { index, error } => write!(f, "{error} (file #{index})"),
         }
     }
@@ -574,8 +591,18 @@ fn parse_file(
         None if pad => path.extend([".pad".to_string(), length.to_string()]),
         None => return Err(MetainfoError::MissingKey("path")),
     }
+    let path = unique.insert(path);
+    // Elements and the `/` between them.
+    let bytes = path
+        .iter()
+        .map(|e| e.len() + 1)
+        .sum::<usize>()
+        .saturating_sub(1);
+    if bytes > crate::proto::safe_path::MAX_PATH_BYTES {
+        return Err(MetainfoError::PathTooLong(bytes));
+    }
     Ok(FileEntry {
-        path: unique.insert(path),
+        path,
         length,
         offset: 0,
         pad,
@@ -585,6 +612,9 @@ fn parse_file(
 /// The elements of a `path` list, which must all be strings.
 fn path_elements<'a>(v: &Value<'a>) -> MResult<Vec<&'a [u8]>> {
     let list = v.as_list().ok_or(wrong("path", "a list"))?;
+    if list.len() > crate::proto::safe_path::MAX_PATH_DEPTH {
+        return Err(MetainfoError::PathTooDeep(list.len()));
+    }
     list.iter()
         .map(|e| match e.as_bytes() {
             None => Err(wrong("path", "a list of strings")),
@@ -703,6 +733,43 @@ mod tests {
                 .unwrap();
         assert_eq!(magnet.info_hash, m.info_hash);
         assert_eq!(magnet.trackers, ["http://10.0.0.1:6881/announce"]);
+    }
+
+    #[test]
+    fn path_limits() {
+        use crate::proto::safe_path::{MAX_PATH_BYTES, MAX_PATH_DEPTH};
+        use MetainfoError as E;
+        let in_file = |e: E| E::InFile {
+            index: 1,
+            error: Box::new(e),
+        };
+        // 10,000 levels: refused before anything is sanitised.
+        let deep: Vec<&str> = vec!["d"; 10_000];
+        assert_eq!(
+            err(files(vec![file(1, &["a"]), file(1, &deep)])),
+            in_file(E::PathTooDeep(10_000))
+        );
+        // The deepest path that fits: "t" and 2,047 one-byte elements make
+        // 4,095 bytes.
+        let deepest: Vec<&str> = vec!["d"; MAX_PATH_DEPTH - 1];
+        let m = Metainfo::from_bytes(&torrent(files(vec![file(1, &["a"]), file(1, &deepest)])))
+            .unwrap();
+        assert_eq!(m.info.files[1].path.len(), MAX_PATH_DEPTH);
+        // One element more is refused by depth; as many longer elements by
+        // length (the error names the path's bytes).
+        let over: Vec<&str> = vec!["d"; MAX_PATH_DEPTH + 1];
+        assert_eq!(
+            err(files(vec![file(1, &["a"]), file(1, &over)])),
+            in_file(E::PathTooDeep(MAX_PATH_DEPTH + 1))
+        );
+        let long: Vec<&str> = vec!["dd"; 1400];
+        assert_eq!(
+            err(files(vec![file(1, &["a"]), file(1, &long)])),
+            in_file(E::PathTooLong(1 + 1400 * 3))
+        );
+        const { assert!(1 + 1400 * 3 > MAX_PATH_BYTES) };
+        let text = err(files(vec![file(1, &["a"]), file(1, &long)])).to_string();
+        assert!(text.contains("4096 bytes (PATH_MAX)"), "{text}");
     }
 
     #[test]
