@@ -299,7 +299,9 @@ impl Metainfo {
     /// the info-hash is the SHA-1 of the original bytes of `info`. Never
     /// panics, whatever the input.
     pub fn from_bytes(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
-        let root = crate::proto::bencode::decode(bytes).map_err(MetainfoError::Bencode)?;
+        // `info`'s `files` is read one entry at a time (see `parse_files`).
+        let root = crate::proto::bencode::decode_lazy(bytes, b"files", 1)
+            .map_err(MetainfoError::Bencode)?;
         let root = root.as_dict().ok_or(MetainfoError::NotADict)?;
         let info = match root.get(b"info") {
             None => return Err(MetainfoError::MissingKey("info")),
@@ -323,7 +325,8 @@ impl Metainfo {
     /// dictionary's bytes only; compare it with the hash the metadata was
     /// requested for before trusting the result.
     pub fn from_info_bytes(info_bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
-        let value = crate::proto::bencode::decode(info_bytes).map_err(MetainfoError::Bencode)?;
+        let value = crate::proto::bencode::decode_lazy(info_bytes, b"files", 0)
+            .map_err(MetainfoError::Bencode)?;
         let dict = value.as_dict().ok_or(MetainfoError::NotADict)?;
         Metainfo::from_info_dict(dict)
     }
@@ -347,7 +350,7 @@ impl Metainfo {
     /// and were given another name: `(as written in the torrent, joined
     /// with "/", lossily decoded; the path used)`. Pad files are left out.
     pub fn renamed_files(&self) -> Vec<(String, String)> {
-        let Ok(v) = crate::proto::bencode::decode(&self.info_bytes) else {
+        let Ok(v) = crate::proto::bencode::decode_lazy(&self.info_bytes, b"files", 0) else {
             return Vec::new();
         };
         let Some(d) = v.as_dict() else {
@@ -358,18 +361,20 @@ impl Metainfo {
             .and_then(Value::as_bytes)
             .map(lossy)
             .unwrap_or_default();
-        let raws: Vec<Option<String>> = match d.get(b"files").and_then(Value::as_list) {
-            None => vec![Some(raw_name.clone())],
-            Some(list) => list
-                .iter()
-                .map(|f| {
-                    let fd = f.as_dict()?;
-                    let parts = preferred(fd, "path", "path.utf-8")?.as_list()?;
-                    let mut p = vec![raw_name.clone()];
-                    p.extend(parts.iter().filter_map(Value::as_bytes).map(lossy));
-                    Some(p.join("/"))
-                })
-                .collect(),
+        let raw_of = |f: &Value<'_>| -> Option<String> {
+            let fd = f.as_dict()?;
+            let parts = preferred(fd, "path", "path.utf-8")?.as_list()?;
+            let mut p = raw_name.clone();
+            for part in parts.iter().filter_map(Value::as_bytes) {
+                p.push('/');
+                p.push_str(&String::from_utf8_lossy(part));
+            }
+            Some(p)
+        };
+        // One entry of `files` at a time, beside the files it gave.
+        let raws: Box<dyn Iterator<Item = Option<String>>> = match d.get(b"files") {
+            None => Box::new(std::iter::once(Some(raw_name.clone()))),
+            Some(list) => Box::new(list_entries(list).map(|f| f.ok().as_ref().and_then(raw_of))),
         };
         self.info
             .files
@@ -541,23 +546,37 @@ fn with_offsets(mut files: Vec<FileEntry>) -> Vec<FileEntry> {
 
 /// The multi-file `files` list, sanitised and made unique.
 fn parse_files(d: &Dict<'_>, name: &str) -> MResult<Vec<FileEntry>> {
-    let list = d
-        .get(b"files")
-        .and_then(Value::as_list)
-        .ok_or(wrong("files", "a list"))?;
-    if list.is_empty() {
-        return Err(MetainfoError::NoFiles);
-    }
+    let list = match d.get(b"files") {
+        Some(v @ (Value::List(_) | Value::LazyList { .. })) => v,
+        _ => return Err(wrong("files", "a list")),
+    };
     let mut unique = crate::proto::safe_path::UniquePaths::new();
-    list.iter()
+    let files = list_entries(list)
         .enumerate()
         .map(|(index, v)| {
-            parse_file(v, name, &mut unique).map_err(|e| MetainfoError::InFile {
+            let v = v.map_err(MetainfoError::Bencode)?;
+            parse_file(&v, name, &mut unique).map_err(|e| MetainfoError::InFile {
                 index,
                 error: Box::new(e),
             })
         })
-        .collect()
+        .collect::<MResult<Vec<FileEntry>>>()?;
+    if files.is_empty() {
+        return Err(MetainfoError::NoFiles);
+    }
+    Ok(files)
+}
+
+/// The entries of a list, decoded or lazy (see
+/// [`decode_lazy`](crate::proto::bencode::decode_lazy)), one at a time.
+fn list_entries<'a, 'v>(
+    list: &'v Value<'a>,
+) -> Box<dyn Iterator<Item = Result<Value<'a>, crate::proto::bencode::BencodeError>> + 'v> {
+    match list {
+        Value::LazyList { raw, depth } => Box::new(crate::proto::bencode::list_items(raw, *depth)),
+        Value::List(items) => Box::new(items.iter().cloned().map(Ok)),
+        _ => Box::new(std::iter::empty()),
+    }
 }
 
 /// One entry of `files`.
