@@ -49,13 +49,92 @@ impl fmt::Debug for InfoHash {
     }
 }
 
+/// A file's sanitised path: its elements joined with `/` in one string (no
+/// element contains a `/`, is empty, `.` or `..`). One allocation per file,
+/// not one per element: a million files cost tens of megabytes, not
+/// hundreds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FilePath(Box<str>);
+
+impl FilePath {
+    /// The path of these elements (each already sanitised).
+    pub fn from_elements<S: AsRef<str>>(elements: impl IntoIterator<Item = S>) -> FilePath {
+        let mut joined = String::new();
+        for (i, e) in elements.into_iter().enumerate() {
+            if i > 0 {
+                joined.push('/');
+            }
+            joined.push_str(e.as_ref());
+        }
+        FilePath(joined.into_boxed_str())
+    }
+    /// The elements joined with `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The elements, first (the torrent's name in a multi-file torrent)
+    /// to last.
+    pub fn iter(&self) -> std::str::Split<'_, char> {
+        self.0.split('/')
+    }
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.0.split('/').count()
+    }
+    /// Never true for a path of a torrent (kept for symmetry with `len`).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The elements joined with `sep` (`join("/")` is [`FilePath::as_str`]).
+    pub fn join(&self, sep: &str) -> String {
+        if sep == "/" {
+            return self.0.to_string();
+        }
+        self.iter().collect::<Vec<_>>().join(sep)
+    }
+    /// The elements, each its own string.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(String::from).collect()
+    }
+    /// The last element (the file's name).
+    pub fn last(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or_default()
+    }
+}
+
+impl From<Vec<String>> for FilePath {
+    fn from(elements: Vec<String>) -> FilePath {
+        FilePath::from_elements(elements)
+    }
+}
+
+impl<'a> IntoIterator for &'a FilePath {
+    type Item = &'a str;
+    type IntoIter = std::str::Split<'a, char>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<const N: usize> PartialEq<[&str; N]> for FilePath {
+    fn eq(&self, other: &[&str; N]) -> bool {
+        self.iter().eq(other.iter().copied())
+    }
+}
+
+impl fmt::Display for FilePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One file of a torrent, in torrent order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
     /// Sanitised path components relative to the download directory. For a
     /// multi-file torrent the first component is the torrent's (sanitised)
     /// name; for a single-file torrent it is just the name.
-    pub path: Vec<String>,
+    pub path: FilePath,
     /// Length in bytes (0 for symlinks).
     pub length: u64,
     /// Offset of the file's first byte in the torrent's byte stream.
@@ -462,7 +541,7 @@ impl Info {
         } else {
             let length = length_of(req_int(d, "length")?)?;
             vec![FileEntry {
-                path: vec![name.clone()],
+                path: FilePath::from_elements([&name]),
                 length,
                 offset: 0,
                 pad: false,
@@ -621,7 +700,7 @@ fn parse_file(
         return Err(MetainfoError::PathTooLong(bytes));
     }
     Ok(FileEntry {
-        path,
+        path: path.into(),
         length,
         offset: 0,
         pad,
@@ -922,7 +1001,7 @@ pub(crate) fn test_info(files: &[(&str, u64, bool)], piece_length: u64) -> Info 
         .iter()
         .map(|(p, l, pad)| {
             let e = FileEntry {
-                path: p.split('/').map(String::from).collect(),
+                path: FilePath::from_elements(p.split('/')),
                 length: *l,
                 offset: off,
                 pad: *pad,

@@ -129,25 +129,33 @@ pub fn numbered_name(name: &str, n: u64) -> String {
 /// earlier file is renamed the same way.
 ///
 /// The paths are held as a tree: one node per distinct directory or file,
-/// keyed by (parent node, name), so memory and time are linear in the total
-/// length of the paths inserted (never in the square of a path's depth:
-/// each element is hashed and stored once). No quadratic search for a
-/// free number either: the next number to try is remembered per
-/// (parent, name).
+/// found by (parent node, name), each name stored once in one string. So
+/// memory and time are linear in the total length of the paths inserted,
+/// never in the square of a path's depth, and a file costs a few dozen
+/// bytes. No quadratic search for a free number either: the next number
+/// to try is remembered per (parent, name).
 #[derive(Debug, Default)]
 pub struct UniquePaths {
-    /// Children of each directory node (0 is the root): (parent, name) →
-    /// the node and whether it is a file.
-    nodes: HashMap<(u32, Box<str>), Node>,
+    /// Every node's name, end to end.
+    names: String,
+    /// Node `id` is `nodes[id - 1]` (0 is the root).
+    nodes: Vec<Node>,
+    /// Hash of (parent, name) → the newest node with that hash (older ones
+    /// follow [`Node::next`]).
+    index: HashMap<u64, u32>,
+    hasher: std::collections::hash_map::RandomState,
     /// Next number to try when renaming (parent, name).
     next_number: HashMap<(u32, Box<str>), u64>,
-    /// Nodes handed out so far (the next node's id is this plus one).
-    count: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Node {
-    id: u32,
+    /// Its name: `names[start..start + len]`.
+    start: usize,
+    len: u32,
+    parent: u32,
+    /// The next node with the same hash (0: none).
+    next: u32,
     file: bool,
 }
 
@@ -169,8 +177,8 @@ impl UniquePaths {
             let is_file = k == last;
             match self.lookup(parent, element) {
                 // A directory we descend into.
-                Some(node) if !is_file && !node.file => {
-                    parent = node.id;
+                Some((id, false)) if !is_file => {
+                    parent = id;
                     continue;
                 }
                 // A directory named like a file (a file may share the
@@ -180,23 +188,58 @@ impl UniquePaths {
                 None => {}
             }
             match self.lookup(parent, element) {
-                Some(node) if !is_file && !node.file => parent = node.id,
+                Some((id, false)) if !is_file => parent = id,
                 _ => parent = self.add(parent, element, is_file),
             }
         }
         path
     }
 
-    fn lookup(&self, parent: u32, name: &str) -> Option<Node> {
-        // A (u32, Box<str>) key cannot be borrowed as (u32, &str): build it.
-        self.nodes.get(&(parent, Box::from(name))).copied()
+    /// Distinct directories and files held.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether nothing was inserted yet.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    fn hash(&self, parent: u32, name: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((parent, name))
+    }
+
+    fn name(&self, n: &Node) -> &str {
+        let end = n.start.saturating_add(n.len as usize);
+        self.names.get(n.start..end).unwrap_or_default()
+    }
+
+    /// The node `name` in directory `parent`: its id and whether it is a
+    /// file.
+    fn lookup(&self, parent: u32, name: &str) -> Option<(u32, bool)> {
+        let mut id = *self.index.get(&self.hash(parent, name))?;
+        while let Some(n) = id.checked_sub(1).and_then(|i| self.nodes.get(i as usize)) {
+            if n.parent == parent && self.name(n) == name {
+                return Some((id, n.file));
+            }
+            id = n.next;
+        }
+        None
     }
 
     fn add(&mut self, parent: u32, name: &str, file: bool) -> u32 {
-        self.count = self.count.saturating_add(1);
-        let id = self.count;
-        self.nodes
-            .insert((parent, Box::from(name)), Node { id, file });
+        let id = u32::try_from(self.nodes.len() + 1).unwrap_or(u32::MAX);
+        let h = self.hash(parent, name);
+        let next = self.index.insert(h, id).unwrap_or(0);
+        self.nodes.push(Node {
+            start: self.names.len(),
+            len: u32::try_from(name.len()).unwrap_or(u32::MAX),
+            parent,
+            next,
+            file,
+        });
+        self.names.push_str(name);
         id
     }
 
@@ -211,7 +254,7 @@ impl UniquePaths {
             n += 1;
             match self.lookup(parent, name) {
                 None => break,
-                Some(node) if !is_file && !node.file => break,
+                Some((_, false)) if !is_file => break,
                 Some(_) => {}
             }
         }
@@ -299,14 +342,14 @@ mod tests {
         let path: Vec<String> = (0..depth).map(|i| format!("d{}", i % 10)).collect();
         let mut u = UniquePaths::new();
         assert_eq!(u.insert(path.clone()), path);
-        assert_eq!(u.nodes.len(), depth);
-        let held: usize = u.nodes.keys().map(|(_, name)| name.len()).sum();
-        assert_eq!(held, 2 * depth);
+        assert_eq!(u.len(), depth);
+        assert_eq!(u.names.len(), 2 * depth);
         // The same path again: only the file is renamed.
         let again = u.insert(path.clone());
         assert_eq!(again[..depth - 1], path[..depth - 1]);
         assert_eq!(again[depth - 1], "d9.1");
-        assert_eq!(u.nodes.len(), depth + 1);
+        assert_eq!(u.len(), depth + 1);
+        assert_eq!(u.names.len(), 2 * depth + 4);
     }
 
     #[test]
