@@ -113,7 +113,7 @@ pub mod selection {
 }
 
 pub use discovery::tracker::TrackerConfig;
-pub use engine::config::Config;
+pub use engine::config::{Config, CorruptSettings};
 pub use engine::events::{Event, EVENT_QUEUE};
 pub use engine::file_pool::raise_nofile_limit;
 pub use engine::mse::Encryption;
