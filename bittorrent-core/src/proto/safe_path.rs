@@ -26,9 +26,9 @@ use std::collections::HashMap;
 pub const MAX_COMPONENT_BYTES: usize = 240;
 
 /// Longest path we accept for a file, in bytes, elements joined with `/`
-/// and the torrent's name included: Linux's `PATH_MAX` (4,096, counting
-/// the NUL), which no download directory plus such a path could exceed
-/// anyway. A longer path is refused, not shortened.
+/// and the torrent's name included: Linux's `PATH_MAX`. No file system
+/// call could take a longer one (joined to the download directory it is
+/// longer still). A longer path is refused, not shortened.
 pub const MAX_PATH_BYTES: usize = 4096;
 
 /// Most elements a file's `path` list may have (as written, before empty,
