@@ -103,6 +103,7 @@ fn disk_full_stalls_then_resumes_when_space_is_freed() {
     let before = sent(&seeder);
     std::thread::sleep(Duration::from_secs(20));
     let wasted = sent(&seeder) - before;
+    eprintln!("sent to the stalled leecher in 20 s: {wasted} bytes");
     assert!(
         wasted <= WASTE_LIMIT,
         "{wasted} bytes fetched while the disk was full (limit {WASTE_LIMIT})"
