@@ -125,7 +125,7 @@ pub use discovery::tracker::TrackerConfig;
 pub use engine::conn::peer::PeerLimits;
 pub use engine::net::mse::Encryption;
 pub use engine::net::rate_limit::parse_rate;
-pub use engine::session::config::Config;
+pub use engine::session::config::{Config, CorruptSettings};
 pub use engine::session::events::{Event, EVENT_QUEUE};
 pub use engine::session::{AddTorrent, FileStatus, Session, TorrentSource};
 pub use engine::storage::file_pool::raise_nofile_limit;

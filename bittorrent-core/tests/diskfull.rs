@@ -1,5 +1,6 @@
 //! A full disk: the download stops with a clear error, nothing verified is
-//! lost or marked wrongly, and it goes on by itself once space is freed.
+//! lost or marked wrongly, nothing more is fetched while the disk stays
+//! full, and it goes on by itself once space is freed.
 //! Needs root (the test mounts a small tmpfs); without it, a loud SKIP by
 //! hand and a failure under CI=true.
 #![allow(clippy::unwrap_used)]
@@ -43,6 +44,10 @@ impl Drop for SmallDisk {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// Bytes the seeder may send a stalled leecher in 20 s (blocks requested
+/// just before the stall that arrive late): a quarter of the torrent.
+const WASTE_LIMIT: u64 = 768 * 1024;
 
 #[test]
 fn disk_full_stalls_then_resumes_when_space_is_freed() {
@@ -88,6 +93,25 @@ fn disk_full_stalls_then_resumes_when_space_is_freed() {
         .filter(|(a, b)| a == b)
         .count();
     assert!(good as u32 >= stalled.pieces_have);
+
+    // While the disk is full nothing more is asked of the swarm: after the
+    // requests in flight at the stall have settled, the seeder sends next
+    // to nothing for 20 s (four probe periods; before, every retry fetched
+    // the same pieces again and threw them away).
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = |s: &bittorrent_core::Session| s.status(&mi.info_hash).unwrap().uploaded;
+    let before = sent(&seeder);
+    std::thread::sleep(Duration::from_secs(20));
+    let wasted = sent(&seeder) - before;
+    eprintln!("sent to the stalled leecher in 20 s: {wasted} bytes");
+    assert!(
+        wasted <= WASTE_LIMIT,
+        "{wasted} bytes fetched while the disk was full (limit {WASTE_LIMIT})"
+    );
+    assert!(matches!(
+        leecher.status(&mi.info_hash).unwrap().phase,
+        Phase::Stalled(_)
+    ));
 
     disk.grow("8m");
     wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));

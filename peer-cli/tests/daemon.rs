@@ -377,3 +377,34 @@ fn daemon_restarted_while_a_magnet_is_pending_finishes_it() {
     sigterm(&mut daemon);
     seeder.kill();
 }
+
+/// A damaged `session.benc` is kept beside itself (renamed
+/// `session.benc.corrupt-<seconds>`), the daemon says so with the file's
+/// name and what it uses instead, and starts.
+#[test]
+fn corrupt_session_benc_is_kept_and_reported() {
+    let tmp = TempDir::new("daemon-corrupt-settings");
+    let state = tmp.subdir("state");
+    let garbage = b"d11:listen porti6881e3:xyz".to_vec();
+    write_file(&state.join("session.benc"), &garbage);
+    let mut d = start_daemon("peer daemon corrupt", &state, free_port());
+    sigterm(&mut d);
+    let out = d.output();
+    let kept: Vec<PathBuf> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("session.benc.corrupt-"))
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}\n{out}");
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), garbage);
+    assert!(out.contains("session.benc is unusable"), "{out}");
+    assert!(
+        out.contains(&format!("kept as {}", kept[0].display())),
+        "{out}"
+    );
+    assert!(out.contains("using the default settings"), "{out}");
+}

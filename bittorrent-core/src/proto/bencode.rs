@@ -31,6 +31,15 @@ pub enum Value<'a> {
     List(Vec<Value<'a>>),
     /// `d...e`
     Dict(Dict<'a>),
+    /// A list left undecoded by [`decode_lazy`]: its raw bytes (`l` to `e`
+    /// inclusive, checked well formed), read item by item with
+    /// [`list_items`]. Never produced by the other decoders.
+    LazyList {
+        /// The list's bytes.
+        raw: &'a [u8],
+        /// Its nesting depth in the document (for [`MAX_DEPTH`]).
+        depth: usize,
+    },
 }
 
 /// A decoded dictionary: its entries in input order and its raw bytes.
@@ -96,6 +105,12 @@ impl<'a> Value<'a> {
                 d.entries
                     .iter()
                     .map(|(k, v)| (k.to_vec(), v.to_owned_value()))
+                    .collect(),
+            ),
+            Value::LazyList { raw, depth } => OwnedValue::List(
+                list_items(raw, *depth)
+                    .filter_map(Result::ok)
+                    .map(|v| v.to_owned_value())
                     .collect(),
             ),
         }
@@ -164,6 +179,9 @@ struct Parser<'a> {
     pos: usize,
     strict: bool,
     max_depth: usize,
+    /// A dictionary key whose list value, in a dictionary at this depth, is
+    /// left undecoded (see [`decode_lazy`]).
+    lazy: Option<(&'a [u8], usize)>,
 }
 
 impl<'a> Parser<'a> {
@@ -230,7 +248,17 @@ impl<'a> Parser<'a> {
                             }
                         }
                     }
-                    let v = self.value(depth + 1)?;
+                    let lazy = self.lazy.is_some_and(|(k, d)| k == key && d == depth);
+                    let v = if lazy && self.peek()? == b'l' {
+                        let start = self.pos;
+                        self.skip(depth + 1)?;
+                        Value::LazyList {
+                            raw: &self.input[start..self.pos],
+                            depth: depth + 1,
+                        }
+                    } else {
+                        self.value(depth + 1)?
+                    };
                     entries.push((key, v));
                 }
                 self.pos += 1;
@@ -241,6 +269,37 @@ impl<'a> Parser<'a> {
             }
             other => self.err(BencodeErrorKind::InvalidType(other)),
         }
+    }
+
+    /// Check one value and step over it, building nothing.
+    fn skip(&mut self, depth: usize) -> Result<(), BencodeError> {
+        match self.peek()? {
+            b'i' => {
+                self.pos += 1;
+                self.int_until(b'e')?;
+            }
+            b'0'..=b'9' => {
+                self.bytes()?;
+            }
+            open @ (b'l' | b'd') => {
+                if depth >= self.max_depth {
+                    return self.err(BencodeErrorKind::TooDeep);
+                }
+                self.pos += 1;
+                while self.peek()? != b'e' {
+                    if open == b'd' {
+                        if !self.peek()?.is_ascii_digit() {
+                            return self.err(BencodeErrorKind::KeyNotString);
+                        }
+                        self.bytes()?;
+                    }
+                    self.skip(depth + 1)?;
+                }
+                self.pos += 1;
+            }
+            other => return self.err(BencodeErrorKind::InvalidType(other)),
+        }
+        Ok(())
     }
 
     /// Parse a decimal integer terminated by `end`; consumes the terminator.
@@ -341,6 +400,7 @@ pub fn decode_prefix(input: &[u8]) -> Result<(Value<'_>, usize), BencodeError> {
         pos: 0,
         strict: false,
         max_depth: MAX_DEPTH,
+        lazy: None,
     };
     let v = p.value(0)?;
     Ok((v, p.pos))
@@ -350,6 +410,70 @@ pub fn decode_prefix(input: &[u8]) -> Result<(Value<'_>, usize), BencodeError> {
 /// trailing bytes after the value are tolerated (real torrents have them).
 pub fn decode(input: &[u8]) -> Result<Value<'_>, BencodeError> {
     decode_prefix(input).map(|(v, _)| v)
+}
+
+/// Tolerant decoding like [`decode`], except that the list under `key` in
+/// any dictionary at depth `dict_depth` (0 for the top level) is checked
+/// but not decoded: it comes back as [`Value::LazyList`], to be read one
+/// item at a time with [`list_items`]. A torrent's `files` list is read
+/// so: a million files never exist as one tree of values.
+pub fn decode_lazy<'a>(
+    input: &'a [u8],
+    key: &'a [u8],
+    dict_depth: usize,
+) -> Result<Value<'a>, BencodeError> {
+    let mut p = Parser {
+        input,
+        pos: 0,
+        strict: false,
+        max_depth: MAX_DEPTH,
+        lazy: Some((key, dict_depth)),
+    };
+    p.value(0)
+}
+
+/// The items of a list's raw bytes (`l...e`, as in [`Value::LazyList`]),
+/// decoded one at a time; `depth` is the list's own depth. Yields an error
+/// (and stops) where the bytes are not a well-formed list.
+pub fn list_items(
+    raw: &[u8],
+    depth: usize,
+) -> impl Iterator<Item = Result<Value<'_>, BencodeError>> {
+    let mut p = Parser {
+        input: raw,
+        pos: 1,
+        strict: false,
+        max_depth: MAX_DEPTH,
+        lazy: None,
+    };
+    let mut done = raw.first() != Some(&b'l');
+    let mut first_error = done.then_some(BencodeError {
+        offset: 0,
+        kind: BencodeErrorKind::InvalidType(raw.first().copied().unwrap_or(0)),
+    });
+    std::iter::from_fn(move || {
+        if let Some(e) = first_error.take() {
+            return Some(Err(e));
+        }
+        if done {
+            return None;
+        }
+        match p.peek() {
+            Ok(b'e') => {
+                done = true;
+                None
+            }
+            Ok(_) => {
+                let item = p.value(depth + 1);
+                done = item.is_err();
+                Some(item)
+            }
+            Err(e) => {
+                done = true;
+                Some(Err(e))
+            }
+        }
+    })
 }
 
 /// Strict (canonical) decoding of exactly one value filling `input`.
@@ -372,6 +496,7 @@ pub fn decode_strict_prefix(input: &[u8]) -> Result<(Value<'_>, usize), BencodeE
         pos: 0,
         strict: true,
         max_depth: MAX_DEPTH,
+        lazy: None,
     };
     let v = p.value(0)?;
     Ok((v, p.pos))
@@ -537,5 +662,46 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 41);
+    }
+
+    #[test]
+    fn lazy_list_is_read_item_by_item() {
+        let doc = b"d4:infod5:filesld1:ai1eed1:ai2eee4:name1:xe5:filesli9eee";
+        let v = decode_lazy(doc, b"files", 1).unwrap();
+        // Only `files` in the dictionary at depth 1 is lazy.
+        assert_eq!(v.get(b"files"), Some(&Value::List(vec![Value::Int(9)])));
+        let info = v.get(b"info").unwrap();
+        let Some(Value::LazyList { raw, depth }) = info.get(b"files") else {
+            panic!("not lazy: {info:?}");
+        };
+        assert_eq!(*raw, &b"ld1:ai1eed1:ai2eee"[..]);
+        assert_eq!(*depth, 2);
+        let items: Vec<_> = list_items(raw, *depth).map(Result::unwrap).collect();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1].get(b"a"), Some(&Value::Int(2)));
+        // The same document decoded whole gives the same values.
+        let whole = decode(doc).unwrap();
+        assert_eq!(
+            whole.get(b"info").unwrap().get(b"files").unwrap().as_list(),
+            Some(&items[..])
+        );
+        assert_eq!(
+            info.as_dict().unwrap().raw,
+            whole.get(b"info").unwrap().as_dict().unwrap().raw
+        );
+        // A lazy list is still checked: malformed or too deep is an error.
+        assert!(decode_lazy(b"d5:filesli1e", b"files", 0).is_err());
+        assert!(decode_lazy(b"d5:filesl1:e", b"files", 0).is_err());
+        let mut deep = b"d5:files".to_vec();
+        deep.extend(std::iter::repeat_n(b'l', MAX_DEPTH));
+        deep.extend(std::iter::repeat_n(b'e', MAX_DEPTH));
+        deep.push(b'e');
+        assert_eq!(
+            decode_lazy(&deep, b"files", 0).map(|_| ()),
+            decode(&deep).map(|_| ())
+        );
+        assert!(decode(&deep).is_err());
+        // Not a list: nothing.
+        assert!(matches!(list_items(b"i1e", 0).next(), Some(Err(_))));
     }
 }

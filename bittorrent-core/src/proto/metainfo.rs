@@ -49,13 +49,92 @@ impl fmt::Debug for InfoHash {
     }
 }
 
+/// A file's sanitised path: its elements joined with `/` in one string (no
+/// element contains a `/`, is empty, `.` or `..`). One allocation per file,
+/// not one per element: a million files cost tens of megabytes, not
+/// hundreds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FilePath(Box<str>);
+
+impl FilePath {
+    /// The path of these elements (each already sanitised).
+    pub fn from_elements<S: AsRef<str>>(elements: impl IntoIterator<Item = S>) -> FilePath {
+        let mut joined = String::new();
+        for (i, e) in elements.into_iter().enumerate() {
+            if i > 0 {
+                joined.push('/');
+            }
+            joined.push_str(e.as_ref());
+        }
+        FilePath(joined.into_boxed_str())
+    }
+    /// The elements joined with `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The elements, first (the torrent's name in a multi-file torrent)
+    /// to last.
+    pub fn iter(&self) -> std::str::Split<'_, char> {
+        self.0.split('/')
+    }
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.0.split('/').count()
+    }
+    /// Never true for a path of a torrent (kept for symmetry with `len`).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The elements joined with `sep` (`join("/")` is [`FilePath::as_str`]).
+    pub fn join(&self, sep: &str) -> String {
+        if sep == "/" {
+            return self.0.to_string();
+        }
+        self.iter().collect::<Vec<_>>().join(sep)
+    }
+    /// The elements, each its own string.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(String::from).collect()
+    }
+    /// The last element (the file's name).
+    pub fn last(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or_default()
+    }
+}
+
+impl From<Vec<String>> for FilePath {
+    fn from(elements: Vec<String>) -> FilePath {
+        FilePath::from_elements(elements)
+    }
+}
+
+impl<'a> IntoIterator for &'a FilePath {
+    type Item = &'a str;
+    type IntoIter = std::str::Split<'a, char>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<const N: usize> PartialEq<[&str; N]> for FilePath {
+    fn eq(&self, other: &[&str; N]) -> bool {
+        self.iter().eq(other.iter().copied())
+    }
+}
+
+impl fmt::Display for FilePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One file of a torrent, in torrent order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
     /// Sanitised path components relative to the download directory. For a
     /// multi-file torrent the first component is the torrent's (sanitised)
     /// name; for a single-file torrent it is just the name.
-    pub path: Vec<String>,
+    pub path: FilePath,
     /// Length in bytes (0 for symlinks).
     pub length: u64,
     /// Offset of the file's first byte in the torrent's byte stream.
@@ -178,6 +257,13 @@ pub enum MetainfoError {
     /// A `name` or `path` element contains a NUL byte (never legitimate;
     /// libtorrent refuses such names too).
     NulInName(&'static str),
+    /// A file's path has more elements (given) than
+    /// [`MAX_PATH_DEPTH`](crate::proto::safe_path::MAX_PATH_DEPTH).
+    PathTooDeep(usize),
+    /// A file's path, joined with `/` and the torrent's name included, is
+    /// longer (given, in bytes) than
+    /// [`MAX_PATH_BYTES`](crate::proto::safe_path::MAX_PATH_BYTES).
+    PathTooLong(usize),
     /// A problem with one entry of the `files` list.
     InFile {
         /// Index of the entry in `files`.
@@ -221,6 +307,16 @@ impl fmt::Display for MetainfoError {
             E::V2Only => f.write_str("BitTorrent v2-only torrents are not supported"),
             E::NoFiles => f.write_str("invalid torrent: 'files' is empty"),
             E::NulInName(k) => write!(f, "invalid torrent: '{k}' contains a NUL byte"),
+            E::PathTooDeep(n) => write!(
+                f,
+                "invalid torrent: a path of {n} elements exceeds the limit of {}",
+                crate::proto::safe_path::MAX_PATH_DEPTH
+            ),
+            E::PathTooLong(n) => write!(
+                f,
+                "invalid torrent: a path of {n} bytes exceeds the limit of {} bytes (PATH_MAX)",
+                crate::proto::safe_path::MAX_PATH_BYTES
+            ),
             E::InFile { index, error } => write!(f, "{error} (file #{index})"),
         }
     }
@@ -282,7 +378,9 @@ impl Metainfo {
     /// the info-hash is the SHA-1 of the original bytes of `info`. Never
     /// panics, whatever the input.
     pub fn from_bytes(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
-        let root = crate::proto::bencode::decode(bytes).map_err(MetainfoError::Bencode)?;
+        // `info`'s `files` is read one entry at a time (see `parse_files`).
+        let root = crate::proto::bencode::decode_lazy(bytes, b"files", 1)
+            .map_err(MetainfoError::Bencode)?;
         let root = root.as_dict().ok_or(MetainfoError::NotADict)?;
         let info = match root.get(b"info") {
             None => return Err(MetainfoError::MissingKey("info")),
@@ -306,7 +404,8 @@ impl Metainfo {
     /// dictionary's bytes only; compare it with the hash the metadata was
     /// requested for before trusting the result.
     pub fn from_info_bytes(info_bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
-        let value = crate::proto::bencode::decode(info_bytes).map_err(MetainfoError::Bencode)?;
+        let value = crate::proto::bencode::decode_lazy(info_bytes, b"files", 0)
+            .map_err(MetainfoError::Bencode)?;
         let dict = value.as_dict().ok_or(MetainfoError::NotADict)?;
         Metainfo::from_info_dict(dict)
     }
@@ -330,7 +429,7 @@ impl Metainfo {
     /// and were given another name: `(as written in the torrent, joined
     /// with "/", lossily decoded; the path used)`. Pad files are left out.
     pub fn renamed_files(&self) -> Vec<(String, String)> {
-        let Ok(v) = crate::proto::bencode::decode(&self.info_bytes) else {
+        let Ok(v) = crate::proto::bencode::decode_lazy(&self.info_bytes, b"files", 0) else {
             return Vec::new();
         };
         let Some(d) = v.as_dict() else {
@@ -341,18 +440,20 @@ impl Metainfo {
             .and_then(Value::as_bytes)
             .map(lossy)
             .unwrap_or_default();
-        let raws: Vec<Option<String>> = match d.get(b"files").and_then(Value::as_list) {
-            None => vec![Some(raw_name.clone())],
-            Some(list) => list
-                .iter()
-                .map(|f| {
-                    let fd = f.as_dict()?;
-                    let parts = preferred(fd, "path", "path.utf-8")?.as_list()?;
-                    let mut p = vec![raw_name.clone()];
-                    p.extend(parts.iter().filter_map(Value::as_bytes).map(lossy));
-                    Some(p.join("/"))
-                })
-                .collect(),
+        let raw_of = |f: &Value<'_>| -> Option<String> {
+            let fd = f.as_dict()?;
+            let parts = preferred(fd, "path", "path.utf-8")?.as_list()?;
+            let mut p = raw_name.clone();
+            for part in parts.iter().filter_map(Value::as_bytes) {
+                p.push('/');
+                p.push_str(&String::from_utf8_lossy(part));
+            }
+            Some(p)
+        };
+        // One entry of `files` at a time, beside the files it gave.
+        let raws: Box<dyn Iterator<Item = Option<String>>> = match d.get(b"files") {
+            None => Box::new(std::iter::once(Some(raw_name.clone()))),
+            Some(list) => Box::new(list_entries(list).map(|f| f.ok().as_ref().and_then(raw_of))),
         };
         self.info
             .files
@@ -440,7 +541,7 @@ impl Info {
         } else {
             let length = length_of(req_int(d, "length")?)?;
             vec![FileEntry {
-                path: vec![name.clone()],
+                path: FilePath::from_elements([&name]),
                 length,
                 offset: 0,
                 pad: false,
@@ -524,23 +625,37 @@ fn with_offsets(mut files: Vec<FileEntry>) -> Vec<FileEntry> {
 
 /// The multi-file `files` list, sanitised and made unique.
 fn parse_files(d: &Dict<'_>, name: &str) -> MResult<Vec<FileEntry>> {
-    let list = d
-        .get(b"files")
-        .and_then(Value::as_list)
-        .ok_or(wrong("files", "a list"))?;
-    if list.is_empty() {
-        return Err(MetainfoError::NoFiles);
-    }
+    let list = match d.get(b"files") {
+        Some(v @ (Value::List(_) | Value::LazyList { .. })) => v,
+        _ => return Err(wrong("files", "a list")),
+    };
     let mut unique = crate::proto::safe_path::UniquePaths::new();
-    list.iter()
+    let files = list_entries(list)
         .enumerate()
         .map(|(index, v)| {
-            parse_file(v, name, &mut unique).map_err(|e| MetainfoError::InFile {
+            let v = v.map_err(MetainfoError::Bencode)?;
+            parse_file(&v, name, &mut unique).map_err(|e| MetainfoError::InFile {
                 index,
                 error: Box::new(e),
             })
         })
-        .collect()
+        .collect::<MResult<Vec<FileEntry>>>()?;
+    if files.is_empty() {
+        return Err(MetainfoError::NoFiles);
+    }
+    Ok(files)
+}
+
+/// The entries of a list, decoded or lazy (see
+/// [`decode_lazy`](crate::proto::bencode::decode_lazy)), one at a time.
+fn list_entries<'a, 'v>(
+    list: &'v Value<'a>,
+) -> Box<dyn Iterator<Item = Result<Value<'a>, crate::proto::bencode::BencodeError>> + 'v> {
+    match list {
+        Value::LazyList { raw, depth } => Box::new(crate::proto::bencode::list_items(raw, *depth)),
+        Value::List(items) => Box::new(items.iter().cloned().map(Ok)),
+        _ => Box::new(std::iter::empty()),
+    }
 }
 
 /// One entry of `files`.
@@ -574,8 +689,18 @@ fn parse_file(
         None if pad => path.extend([".pad".to_string(), length.to_string()]),
         None => return Err(MetainfoError::MissingKey("path")),
     }
+    let path = unique.insert(path);
+    // Elements and the `/` between them.
+    let bytes = path
+        .iter()
+        .map(|e| e.len() + 1)
+        .sum::<usize>()
+        .saturating_sub(1);
+    if bytes > crate::proto::safe_path::MAX_PATH_BYTES {
+        return Err(MetainfoError::PathTooLong(bytes));
+    }
     Ok(FileEntry {
-        path: unique.insert(path),
+        path: path.into(),
         length,
         offset: 0,
         pad,
@@ -585,6 +710,9 @@ fn parse_file(
 /// The elements of a `path` list, which must all be strings.
 fn path_elements<'a>(v: &Value<'a>) -> MResult<Vec<&'a [u8]>> {
     let list = v.as_list().ok_or(wrong("path", "a list"))?;
+    if list.len() > crate::proto::safe_path::MAX_PATH_DEPTH {
+        return Err(MetainfoError::PathTooDeep(list.len()));
+    }
     list.iter()
         .map(|e| match e.as_bytes() {
             None => Err(wrong("path", "a list of strings")),
@@ -703,6 +831,43 @@ mod tests {
                 .unwrap();
         assert_eq!(magnet.info_hash, m.info_hash);
         assert_eq!(magnet.trackers, ["http://10.0.0.1:6881/announce"]);
+    }
+
+    #[test]
+    fn path_limits() {
+        use crate::proto::safe_path::{MAX_PATH_BYTES, MAX_PATH_DEPTH};
+        use MetainfoError as E;
+        let in_file = |e: E| E::InFile {
+            index: 1,
+            error: Box::new(e),
+        };
+        // 10,000 levels: refused before anything is sanitised.
+        let deep: Vec<&str> = vec!["d"; 10_000];
+        assert_eq!(
+            err(files(vec![file(1, &["a"]), file(1, &deep)])),
+            in_file(E::PathTooDeep(10_000))
+        );
+        // The deepest path that fits: "t" and 2,047 one-byte elements make
+        // 4,095 bytes.
+        let deepest: Vec<&str> = vec!["d"; MAX_PATH_DEPTH - 1];
+        let m = Metainfo::from_bytes(&torrent(files(vec![file(1, &["a"]), file(1, &deepest)])))
+            .unwrap();
+        assert_eq!(m.info.files[1].path.len(), MAX_PATH_DEPTH);
+        // One element more is refused by depth; as many longer elements by
+        // length (the error names the path's bytes).
+        let over: Vec<&str> = vec!["d"; MAX_PATH_DEPTH + 1];
+        assert_eq!(
+            err(files(vec![file(1, &["a"]), file(1, &over)])),
+            in_file(E::PathTooDeep(MAX_PATH_DEPTH + 1))
+        );
+        let long: Vec<&str> = vec!["dd"; 1400];
+        assert_eq!(
+            err(files(vec![file(1, &["a"]), file(1, &long)])),
+            in_file(E::PathTooLong(1 + 1400 * 3))
+        );
+        const { assert!(1 + 1400 * 3 > MAX_PATH_BYTES) };
+        let text = err(files(vec![file(1, &["a"]), file(1, &long)])).to_string();
+        assert!(text.contains("4096 bytes (PATH_MAX)"), "{text}");
     }
 
     #[test]
@@ -836,7 +1001,7 @@ pub(crate) fn test_info(files: &[(&str, u64, bool)], piece_length: u64) -> Info 
         .iter()
         .map(|(p, l, pad)| {
             let e = FileEntry {
-                path: p.split('/').map(String::from).collect(),
+                path: FilePath::from_elements(p.split('/')),
                 length: *l,
                 offset: off,
                 pad: *pad,

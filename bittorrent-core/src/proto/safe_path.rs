@@ -19,11 +19,23 @@
 //! [`UniquePaths`] then renames files whose sanitised paths collide
 //! (`foo/bar.txt` twice becomes `foo/bar.txt` and `foo/bar.1.txt`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// Longest element we produce, in bytes (libtorrent uses 240 too; most
 /// file systems allow 255).
 pub const MAX_COMPONENT_BYTES: usize = 240;
+
+/// Longest path we accept for a file, in bytes, elements joined with `/`
+/// and the torrent's name included: Linux's `PATH_MAX`. No file system
+/// call could take a longer one (joined to the download directory it is
+/// longer still). A longer path is refused, not shortened.
+pub const MAX_PATH_BYTES: usize = 4096;
+
+/// Most elements a file's `path` list may have (as written, before empty,
+/// `.` and `..` elements are dropped): a path within [`MAX_PATH_BYTES`]
+/// has room for at most 2,048 elements (one byte and a `/` each), so more
+/// can only be an attack on our memory or time.
+pub const MAX_PATH_DEPTH: usize = MAX_PATH_BYTES / 2;
 
 /// The name used for a file whose path elements were all dropped.
 pub const PLACEHOLDER: &str = "_";
@@ -114,13 +126,37 @@ pub fn numbered_name(name: &str, n: u64) -> String {
 
 /// Hands out unique file paths: a path that collides with an earlier file
 /// or directory gets a numbered name, and a directory that collides with an
-/// earlier file is renamed the same way. Linear in the number of files
-/// (no quadratic search for a free number).
+/// earlier file is renamed the same way.
+///
+/// The paths are held as a tree: one node per distinct directory or file,
+/// found by (parent node, name), each name stored once in one string. So
+/// memory and time are linear in the total length of the paths inserted,
+/// never in the square of a path's depth, and a file costs a few dozen
+/// bytes. No quadratic search for a free number either: the next number
+/// to try is remembered per (parent, name).
 #[derive(Debug, Default)]
 pub struct UniquePaths {
-    files: HashSet<Vec<String>>,
-    dirs: HashSet<Vec<String>>,
-    next_number: HashMap<Vec<String>, u64>,
+    /// Every node's name, end to end.
+    names: String,
+    /// Node `id` is `nodes[id - 1]` (0 is the root).
+    nodes: Vec<Node>,
+    /// Hash of (parent, name) → the newest node with that hash (older ones
+    /// follow [`Node::next`]).
+    index: HashMap<u64, u32>,
+    hasher: std::collections::hash_map::RandomState,
+    /// Next number to try when renaming (parent, name).
+    next_number: HashMap<(u32, Box<str>), u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    /// Its name: `names[start..start + len]`.
+    start: usize,
+    len: u32,
+    parent: u32,
+    /// The next node with the same hash (0: none).
+    next: u32,
+    file: bool,
 }
 
 impl UniquePaths {
@@ -136,41 +172,93 @@ impl UniquePaths {
             path.push(PLACEHOLDER.to_string());
         }
         let last = path.len() - 1;
-        for k in 0..last {
-            if self.files.contains(&path[..=k]) {
-                let taken = |p: &[String], s: &Self| s.files.contains(p);
-                self.rename_at(&mut path, k, taken);
+        let mut parent = 0u32;
+        for (k, element) in path.iter_mut().enumerate() {
+            let is_file = k == last;
+            match self.lookup(parent, element) {
+                // A directory we descend into.
+                Some((id, false)) if !is_file => {
+                    parent = id;
+                    continue;
+                }
+                // A directory named like a file (a file may share the
+                // number of a directory: then we descend into it), or a
+                // file named like anything.
+                Some(_) => self.rename(parent, element, is_file),
+                None => {}
+            }
+            match self.lookup(parent, element) {
+                Some((id, false)) if !is_file => parent = id,
+                _ => parent = self.add(parent, element, is_file),
             }
         }
-        if self.files.contains(&path) || self.dirs.contains(&path) {
-            let taken = |p: &[String], s: &Self| s.files.contains(p) || s.dirs.contains(p);
-            self.rename_at(&mut path, last, taken);
-        }
-        for k in 0..last {
-            self.dirs.insert(path[..=k].to_vec());
-        }
-        self.files.insert(path.clone());
         path
     }
 
-    /// Rename element `k` of `path` to the first numbered name not `taken`.
-    fn rename_at(
-        &mut self,
-        path: &mut [String],
-        k: usize,
-        taken: impl Fn(&[String], &Self) -> bool,
-    ) {
-        let base = path[..=k].to_vec();
-        let mut n = self.next_number.get(&base).copied().unwrap_or(1);
-        let original = path[k].clone();
+    /// Distinct directories and files held.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether nothing was inserted yet.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    fn hash(&self, parent: u32, name: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((parent, name))
+    }
+
+    fn name(&self, n: &Node) -> &str {
+        let end = n.start.saturating_add(n.len as usize);
+        self.names.get(n.start..end).unwrap_or_default()
+    }
+
+    /// The node `name` in directory `parent`: its id and whether it is a
+    /// file.
+    fn lookup(&self, parent: u32, name: &str) -> Option<(u32, bool)> {
+        let mut id = *self.index.get(&self.hash(parent, name))?;
+        while let Some(n) = id.checked_sub(1).and_then(|i| self.nodes.get(i as usize)) {
+            if n.parent == parent && self.name(n) == name {
+                return Some((id, n.file));
+            }
+            id = n.next;
+        }
+        None
+    }
+
+    fn add(&mut self, parent: u32, name: &str, file: bool) -> u32 {
+        let id = u32::try_from(self.nodes.len() + 1).unwrap_or(u32::MAX);
+        let h = self.hash(parent, name);
+        let next = self.index.insert(h, id).unwrap_or(0);
+        self.nodes.push(Node {
+            start: self.names.len(),
+            len: u32::try_from(name.len()).unwrap_or(u32::MAX),
+            parent,
+            next,
+            file,
+        });
+        self.names.push_str(name);
+        id
+    }
+
+    /// Rename `name` (in directory `parent`) to its first numbered name not
+    /// taken: by anything for a file, by a file for a directory.
+    fn rename(&mut self, parent: u32, name: &mut String, is_file: bool) {
+        let key = (parent, Box::from(name.as_str()));
+        let mut n = self.next_number.get(&key).copied().unwrap_or(1);
+        let original = std::mem::take(name);
         loop {
-            path[k] = numbered_name(&original, n);
+            *name = numbered_name(&original, n);
             n += 1;
-            if !taken(&path[..=k], self) {
-                break;
+            match self.lookup(parent, name) {
+                None => break,
+                Some((_, false)) if !is_file => break,
+                Some(_) => {}
             }
         }
-        self.next_number.insert(base, n);
+        self.next_number.insert(key, n);
     }
 }
 
@@ -178,6 +266,7 @@ impl UniquePaths {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn portable_names() {
@@ -243,5 +332,37 @@ mod tests {
         for _ in 0..20_000 {
             assert!(seen.insert(u.insert(v("t/a"))));
         }
+    }
+
+    #[test]
+    fn deep_path_is_held_once() {
+        // 100,000 levels: the tree holds each element once (the old set of
+        // prefixes held 5 * 10^9 of them).
+        let depth = 100_000;
+        let path: Vec<String> = (0..depth).map(|i| format!("d{}", i % 10)).collect();
+        let mut u = UniquePaths::new();
+        assert_eq!(u.insert(path.clone()), path);
+        assert_eq!(u.len(), depth);
+        assert_eq!(u.names.len(), 2 * depth);
+        // The same path again: only the file is renamed.
+        let again = u.insert(path.clone());
+        assert_eq!(again[..depth - 1], path[..depth - 1]);
+        assert_eq!(again[depth - 1], "d9.1");
+        assert_eq!(u.len(), depth + 1);
+        assert_eq!(u.names.len(), 2 * depth + 4);
+    }
+
+    #[test]
+    fn directory_may_merge_into_numbered_directory() {
+        let mut u = UniquePaths::new();
+        assert_eq!(u.insert(v("t/a")), v("t/a"));
+        assert_eq!(u.insert(v("t/a.1/x")), v("t/a.1/x"));
+        // `a` is a file: the directory becomes `a.1`, which exists as a
+        // directory, so it is shared.
+        assert_eq!(u.insert(v("t/a/y")), v("t/a.1/y"));
+        // The next number for `a` is 2 (as before this tree: numbers are
+        // never searched from 1 again).
+        assert_eq!(u.insert(v("t/a/x")), v("t/a.2/x"));
+        assert_eq!(u.insert(v("t/a.1/x")), v("t/a.1/x.1"));
     }
 }

@@ -70,7 +70,7 @@ pub fn build_metainfo(
             let mut path = vec![name.to_string()];
             path.extend(p.split('/').map(String::from));
             entries.push(FileEntry {
-                path,
+                path: path.into(),
                 length: *l,
                 offset: off,
                 pad: false,
@@ -80,7 +80,7 @@ pub fn build_metainfo(
     } else {
         info.push((b"length".to_vec(), OwnedValue::Int(all.len() as i64)));
         entries.push(FileEntry {
-            path: vec![name.to_string()],
+            path: vec![name.to_string()].into(),
             length: all.len() as u64,
             offset: 0,
             pad: false,

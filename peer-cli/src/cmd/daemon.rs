@@ -36,10 +36,12 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
     }
     // The configuration saved by the last session (port, limits, peer-id
     // prefix) applies unless a flag says otherwise.
-    let mut config = Config::from_state_dir(&state).unwrap_or_else(|| Config {
-        state_dir: Some(state.clone()),
-        ..Config::default()
-    });
+    // A damaged settings file is kept beside itself and reported, never
+    // silently overwritten.
+    let (mut config, corrupt) = Config::load_state_dir(&state);
+    if let Some(c) = corrupt {
+        log::warn!("settings: {c}; using the default settings (and this command's flags) instead");
+    }
     let mut flags = a.session;
     flags.state = Some(state.clone());
     flags.apply(&mut config);

@@ -20,12 +20,13 @@ use crate::args::CliError;
 use crate::cli::InfoArgs;
 use crate::progress::human;
 use bittorrent_core::proto::magnet::Magnet;
-use bittorrent_core::proto::metainfo::Metainfo;
+use bittorrent_core::proto::metainfo::{FileEntry, Metainfo};
 use serde_json::json;
 use std::ffi::OsString;
+use std::io::Write;
 
 /// What `peer info` prints, from a torrent or a magnet.
-struct Summary {
+struct Summary<'a> {
     name: Option<String>,
     info_hash: String,
     total_length: Option<u64>,
@@ -33,33 +34,51 @@ struct Summary {
     num_pieces: Option<usize>,
     private: Option<bool>,
     trackers: Vec<Vec<String>>,
-    /// (path joined with `/`, length, pad file)
-    files: Vec<(String, u64, bool)>,
+    /// The files, in torrent order (borrowed: a million files are not
+    /// copied).
+    files: &'a [FileEntry],
     magnet: String,
-    /// Files renamed for safety: (as in the torrent, as used).
-    renamed: Vec<(String, String)>,
+    /// The torrent, for the files renamed for safety (worked out only for
+    /// the text form, which lists them).
+    meta: Option<&'a Metainfo>,
     /// What the torrent says about itself besides its content.
     extra: Extra,
 }
 
-/// Run `peer info`.
+/// Run `peer info`. Output is streamed; a closed pipe (`peer info | head`)
+/// ends it quietly with status 0.
 pub fn run(a: InfoArgs) -> Result<(), CliError> {
-    let summary = load(&a.input)?;
-    if a.json {
-        println!("{}", to_json(&summary));
+    let loaded = load(&a.input)?;
+    let summary = match &loaded {
+        Loaded::Torrent(m) => from_metainfo(m),
+        Loaded::Magnet(m) => from_magnet(m),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = if a.json {
+        write_json(&mut out, &summary)
     } else {
-        print!("{}", to_text(&summary));
+        write_text(&mut out, &summary)
+    };
+    match written.and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::Failed(format!("cannot write the output: {e}")))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
-fn load(input: &OsString) -> Result<Summary, CliError> {
+enum Loaded {
+    Torrent(Box<Metainfo>),
+    Magnet(Magnet),
+}
+
+fn load(input: &OsString) -> Result<Loaded, CliError> {
     if let Some(s) = input.to_str() {
         if s.get(..7)
             .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
         {
             let m = Magnet::parse(s).map_err(|e| CliError::Failed(e.to_string()))?;
-            return Ok(from_magnet(&m));
+            return Ok(Loaded::Magnet(m));
         }
     }
     let shown = input.to_string_lossy();
@@ -67,10 +86,10 @@ fn load(input: &OsString) -> Result<Summary, CliError> {
         std::fs::read(input).map_err(|e| CliError::Failed(format!("cannot read {shown}: {e}")))?;
     let meta =
         Metainfo::from_bytes(&bytes).map_err(|e| CliError::Failed(format!("{shown}: {e}")))?;
-    Ok(from_metainfo(&meta))
+    Ok(Loaded::Torrent(Box::new(meta)))
 }
 
-fn from_metainfo(m: &Metainfo) -> Summary {
+fn from_metainfo(m: &Metainfo) -> Summary<'_> {
     Summary {
         name: Some(m.info.name.clone()),
         info_hash: m.info_hash.to_hex(),
@@ -79,19 +98,14 @@ fn from_metainfo(m: &Metainfo) -> Summary {
         num_pieces: Some(m.info.num_pieces()),
         private: Some(m.info.private),
         trackers: m.trackers(),
-        files: m
-            .info
-            .files
-            .iter()
-            .map(|f| (f.path.join("/"), f.length, f.pad))
-            .collect(),
+        files: &m.info.files,
         magnet: Magnet::of(m).to_uri(),
-        renamed: m.renamed_files(),
+        meta: Some(m),
         extra: Extra::of(m),
     }
 }
 
-fn from_magnet(m: &Magnet) -> Summary {
+fn from_magnet(m: &Magnet) -> Summary<'static> {
     Summary {
         name: m.display_name.clone(),
         info_hash: m.info_hash.to_hex(),
@@ -100,21 +114,27 @@ fn from_magnet(m: &Magnet) -> Summary {
         num_pieces: None,
         private: None,
         trackers: m.trackers.iter().map(|t| vec![t.clone()]).collect(),
-        files: Vec::new(),
+        files: &[],
         magnet: m.to_uri(),
-        renamed: Vec::new(),
+        meta: None,
         extra: Extra::default(),
     }
 }
 
-fn to_json(s: &Summary) -> String {
-    let files: Vec<serde_json::Value> = s
-        .files
-        .iter()
-        .enumerate()
-        .map(|(i, (path, length, _))| json!({ "index": i, "path": path, "length": length }))
-        .collect();
-    let mut v = json!({
+/// The JSON object, written piece by piece (keys in the order
+/// `serde_json` always printed them: sorted), never built whole.
+fn write_json(w: &mut impl Write, s: &Summary<'_>) -> std::io::Result<()> {
+    w.write_all(b"{\"files\":[")?;
+    for (i, f) in s.files.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        write!(w, "{{\"index\":{i},\"length\":{},\"path\":", f.length)?;
+        serde_json::to_writer(&mut *w, &f.path.join("/"))?;
+        w.write_all(b"}")?;
+    }
+    w.write_all(b"],")?;
+    let mut rest = json!({
         "name": s.name,
         "info_hash": s.info_hash,
         "total_length": s.total_length,
@@ -122,10 +142,12 @@ fn to_json(s: &Summary) -> String {
         "num_pieces": s.num_pieces,
         "private": s.private,
         "trackers": s.trackers,
-        "files": files,
     });
-    s.extra.add_json(&mut v);
-    v.to_string()
+    s.extra.add_json(&mut rest);
+    let rest = rest.to_string();
+    // `rest` is `{...}`: its members follow the files.
+    w.write_all(rest.get(1..).unwrap_or("}").as_bytes())?;
+    w.write_all(b"\n")
 }
 
 fn size(n: Option<u64>) -> String {
@@ -135,20 +157,19 @@ fn size(n: Option<u64>) -> String {
     )
 }
 
-fn to_text(s: &Summary) -> String {
+fn write_text(w: &mut impl Write, s: &Summary<'_>) -> std::io::Result<()> {
     let unknown = || "unknown (no metadata)".to_string();
-    let mut out = String::new();
-    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<14}{v}\n"));
-    line("name:", s.name.clone().unwrap_or_else(unknown));
-    line("info hash:", s.info_hash.clone());
-    line("total size:", size(s.total_length));
-    line("piece length:", size(s.piece_length));
+    let mut line = |k: &str, v: String| writeln!(w, "{k:<14}{v}");
+    line("name:", s.name.clone().unwrap_or_else(unknown))?;
+    line("info hash:", s.info_hash.clone())?;
+    line("total size:", size(s.total_length))?;
+    line("piece length:", size(s.piece_length))?;
     line(
         "pieces:",
         s.num_pieces.map_or_else(unknown, |n| n.to_string()),
-    );
+    )?;
     let private = s.private.map(|p| if p { "yes" } else { "no" });
-    line("private:", private.map_or_else(unknown, String::from));
+    line("private:", private.map_or_else(unknown, String::from))?;
     line(
         "trackers:",
         if s.trackers.is_empty() {
@@ -156,25 +177,27 @@ fn to_text(s: &Summary) -> String {
         } else {
             String::new()
         },
-    );
+    )?;
     for (i, tier) in s.trackers.iter().enumerate() {
-        out.push_str(&format!("  tier {}: {}\n", i + 1, tier.join(" ")));
+        writeln!(w, "  tier {}: {}", i + 1, tier.join(" "))?;
     }
-    out.push_str(&s.extra.text());
-    out.push_str(&format!("files ({}):\n", s.files.len()));
+    w.write_all(s.extra.text().as_bytes())?;
+    writeln!(w, "files ({}):", s.files.len())?;
     let width = s.files.len().saturating_sub(1).to_string().len();
-    for (i, (path, length, pad)) in s.files.iter().enumerate() {
-        let pad = if *pad { " [pad]" } else { "" };
-        out.push_str(&format!("  {i:>width$}: {path} ({length} bytes){pad}\n"));
+    for (i, f) in s.files.iter().enumerate() {
+        let pad = if f.pad { " [pad]" } else { "" };
+        let (path, length) = (f.path.join("/"), f.length);
+        writeln!(w, "  {i:>width$}: {path} ({length} bytes){pad}")?;
     }
-    out.push_str(&format!("magnet:       {}\n", s.magnet));
-    if !s.renamed.is_empty() {
-        out.push_str("renamed (unsafe or unportable paths in the torrent):\n");
-        for (raw, used) in &s.renamed {
-            out.push_str(&format!("  {raw:?} -> {used}\n"));
+    writeln!(w, "magnet:       {}", s.magnet)?;
+    let renamed = s.meta.map(Metainfo::renamed_files).unwrap_or_default();
+    if !renamed.is_empty() {
+        writeln!(w, "renamed (unsafe or unportable paths in the torrent):")?;
+        for (raw, used) in &renamed {
+            writeln!(w, "  {raw:?} -> {used}")?;
         }
     }
-    out
+    Ok(())
 }
 
 /// The torrent's description of itself (`comment`, `created by`,
@@ -193,11 +216,14 @@ impl Extra {
     fn of(m: &Metainfo) -> Extra {
         use bittorrent_core::proto::bencode::{self, Value};
         // `source` is inside the info dictionary (private trackers set it).
-        let source = bencode::decode(&m.info_bytes).ok().and_then(|info| {
-            info.get(b"source")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        });
+        // The `files` list stays undecoded (a million files are not a tree of values).
+        let source = bencode::decode_lazy(&m.info_bytes, b"files", 0)
+            .ok()
+            .and_then(|info| {
+                info.get(b"source")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
         Extra {
             comment: m.comment.clone(),
             created_by: m.created_by.clone(),

@@ -142,15 +142,78 @@ impl Default for Config {
     }
 }
 
+/// The settings file in a state directory.
+pub const SESSION_FILE: &str = "session.benc";
+
+/// A `session.benc` that could not be used (see [`Config::load_state_dir`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorruptSettings {
+    /// The file that was found.
+    pub path: std::path::PathBuf,
+    /// Where it was kept (renamed); `None` if it could not be renamed.
+    pub kept_as: Option<std::path::PathBuf>,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+impl std::fmt::Display for CorruptSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is unusable ({})", self.path.display(), self.reason)?;
+        match &self.kept_as {
+            Some(k) => write!(f, "; kept as {}", k.display()),
+            None => f.write_str("; it could not be renamed"),
+        }
+    }
+}
+
 impl Config {
     /// The configuration saved in `state_dir/session.benc` by an earlier
     /// session (listen port, peer-id prefix, connection limits, upload
     /// slots), on top of the defaults, with `state_dir` set. `None` when
     /// there is none or it is unreadable (then the defaults apply).
     pub fn from_state_dir(state_dir: &std::path::Path) -> Option<Config> {
+        let bytes = std::fs::read(state_dir.join(SESSION_FILE)).ok()?;
+        Config::from_saved(state_dir, &bytes).ok()
+    }
+
+    /// Like [`Config::from_state_dir`], but a `session.benc` that exists and
+    /// cannot be used is not silently replaced: it is renamed beside itself
+    /// (`session.benc.corrupt-<seconds since the epoch>`) and reported, and
+    /// the defaults (with `state_dir` set) are returned with the report.
+    pub fn load_state_dir(state_dir: &std::path::Path) -> (Config, Option<CorruptSettings>) {
+        let defaults = || Config {
+            state_dir: Some(state_dir.to_path_buf()),
+            ..Config::default()
+        };
+        let path = state_dir.join(SESSION_FILE);
+        let reason = match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (defaults(), None),
+            Err(e) => e.to_string(),
+            Ok(bytes) => match Config::from_saved(state_dir, &bytes) {
+                Ok(c) => return (c, None),
+                Err(e) => e,
+            },
+        };
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let kept = state_dir.join(format!("{SESSION_FILE}.corrupt-{secs}"));
+        let kept_as = std::fs::rename(&path, &kept).ok().map(|()| kept);
+        let report = CorruptSettings {
+            path,
+            kept_as,
+            reason,
+        };
+        (defaults(), Some(report))
+    }
+
+    /// Parse the bytes of a `session.benc`.
+    fn from_saved(state_dir: &std::path::Path, bytes: &[u8]) -> Result<Config, String> {
         use crate::proto::bencode::Value;
-        let bytes = std::fs::read(state_dir.join("session.benc")).ok()?;
-        let v = crate::proto::bencode::decode(&bytes).ok()?;
+        let v = crate::proto::bencode::decode(bytes).map_err(|e| e.to_string())?;
+        if v.as_dict().is_none() {
+            return Err("not a dictionary".into());
+        }
         let int = |k: &[u8]| v.get(k).and_then(Value::as_int);
         let mut c = Config {
             state_dir: Some(state_dir.to_path_buf()),
@@ -190,7 +253,7 @@ impl Config {
         if let Some(r) = rate(b"max upload rate") {
             c.max_upload_rate = r;
         }
-        Some(c)
+        Ok(c)
     }
 
     /// Write the persistent part of this configuration to
@@ -234,6 +297,6 @@ impl Config {
                 OwnedValue::Int(self.max_upload_rate.min(i64::MAX as u64) as i64),
             ),
         ]);
-        crate::state::write_atomically(&dir.join("session.benc"), &v.to_bytes())
+        crate::state::write_atomically(&dir.join(SESSION_FILE), &v.to_bytes())
     }
 }

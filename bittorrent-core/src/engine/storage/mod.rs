@@ -175,7 +175,7 @@ impl Storage {
         let root = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         let mut files = Vec::with_capacity(info.files.len());
         for f in &info.files {
-            let path = safe_join(&root, &f.path)?;
+            let path = safe_join(&root, &f.path.to_vec())?;
             if !f.pad {
                 safe_fs::check(&root, &path).map_err(fs_err)?;
             }

@@ -128,11 +128,18 @@ fn run(
             },
             recv(done_rx) -> m => if let Ok((addr, result)) = m {
                 asking.remove(&addr);
-                match result.and_then(|bytes| check(&me, &bytes)) {
-                    Ok(mi) => {
+                match result.map(|bytes| check(&me, &bytes)) {
+                    Ok(Ok(mi)) => {
                         log::info!("{}: metadata from {addr}", mi.info.name);
                         resolved = Some((mi, addr));
                         break;
+                    }
+                    Ok(Err(e)) => {
+                        // Refused metadata (not the info-hash's, or over a
+                        // limit): drop the peer for a long while and go on
+                        // looking.
+                        log::warn!("{ih}: metadata from {addr} refused: {e}");
+                        candidates.hold_off(&addr, Instant::now());
                     }
                     Err(e) => {
                         log::debug!("{ih}: metadata from {addr}: {e}");
@@ -156,9 +163,18 @@ fn run(
 }
 
 /// Parse and check fetched info bytes against the magnet's info-hash.
+///
+/// The hash is checked first, on the bytes alone: data that is not the
+/// torrent's costs one SHA-1, never a parse. Bytes that are the torrent's
+/// still go through every metainfo limit (path depth and length, pieces,
+/// ...) before anything is accepted.
 fn check(me: &MagnetShared, bytes: &[u8]) -> Result<Metainfo, String> {
+    if sha1_smol::Sha1::from(bytes).digest().bytes() != me.magnet.info_hash.0 {
+        return Err("the metadata does not match the info-hash".into());
+    }
     let mut m = Metainfo::from_info_bytes(bytes).map_err(|e| e.to_string())?;
     if m.info_hash != me.magnet.info_hash {
+        // The bytes hash right but hold more than one value.
         return Err("the metadata does not match the info-hash".into());
     }
     m.announce_list = me.magnet.trackers.iter().map(|t| vec![t.clone()]).collect();

@@ -106,8 +106,12 @@ const OPTIMISTIC_INTERVAL: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A full peer table evicts a peer useless for at least this long.
 const IDLE_EVICT_AFTER: Duration = Duration::from_secs(5);
-/// How long a torrent stalled on a full disk waits before trying again.
+/// How long a torrent stalled on a full disk waits before it probes for
+/// space again (doubled after each stall that follows a retry, up to
+/// [`STALL_RETRY_CAP`], until a piece is written).
 const STALL_RETRY: Duration = Duration::from_secs(5);
+/// The longest wait between two probes of a full disk.
+const STALL_RETRY_CAP: Duration = Duration::from_secs(300);
 /// Resume data is saved at most this often while pieces arrive (and at
 /// completion and shutdown).
 const RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -163,6 +167,9 @@ pub(crate) struct Torrent {
     resume_dirty: bool,
     last_resume_save: Instant,
     stalled_at: Instant,
+    /// The wait before the next probe of a full disk (see [`STALL_RETRY`]);
+    /// zero once a piece was written after the last stall.
+    stall_retry: Duration,
     paused: bool,
     last_choke: Instant,
     last_optimistic: Instant,
@@ -303,6 +310,7 @@ pub(crate) fn spawn(
         resume_dirty: false,
         last_resume_save: now,
         stalled_at: now,
+        stall_retry: Duration::ZERO,
         paused,
         last_choke: now,
         last_optimistic: now,
@@ -392,7 +400,7 @@ impl Torrent {
             at(self.last_resume_save + RESUME_SAVE_INTERVAL);
         }
         if matches!(self.phase, Phase::Stalled(_)) {
-            at(self.stalled_at + STALL_RETRY);
+            at(self.stalled_at + self.stall_retry);
         }
         due
     }
@@ -523,7 +531,7 @@ impl Torrent {
                 block_pool::global().give_back(blocks);
             }
             match written {
-                Some(Ok(())) => {}
+                Some(Ok(())) => self.stall_retry = Duration::ZERO,
                 Some(Err(e)) => {
                     // Nobody is to blame: the piece is simply wanted again.
                     self.picker.piece_hashed(done.piece, false);
@@ -1219,20 +1227,46 @@ impl Torrent {
         }
     }
 
-    /// Pause downloading until the disk has room again (checked from the
+    /// Pause downloading until the disk has room again (probed from the
     /// tick); verified data and the resume data stay as they are.
+    /// Connections stay open and uploads go on, but nothing more is asked
+    /// of the swarm: every outstanding request is cancelled (blocks that
+    /// arrive anyway are dropped unstored) and peers are told we are not
+    /// interested. So a full disk costs at most the requests and pieces in
+    /// flight, once, not a refetch every few seconds.
     fn stall(&mut self, reason: String) {
+        // The first stall since a piece was written waits STALL_RETRY; each
+        // further one twice as long as the last.
+        self.stall_retry = if self.stall_retry.is_zero() {
+            STALL_RETRY
+        } else {
+            (self.stall_retry * 2).min(STALL_RETRY_CAP)
+        };
         log::error!(
             "{}: stopped: {reason}; retrying in {}s",
             self.me.metainfo.info.name,
-            STALL_RETRY.as_secs()
+            self.stall_retry.as_secs()
         );
         self.save_resume();
         self.phase = Phase::Stalled(reason.clone());
         self.stalled_at = Instant::now();
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
         for k in keys {
-            self.close(k, CloseReason::Shutdown);
+            let blocks: Vec<crate::proto::wire::BlockRef> = match self.conns.get_mut(&k) {
+                Some(c) => {
+                    let blocks: Vec<_> = c.outstanding.drain().collect();
+                    for b in &blocks {
+                        c.given_up.insert(*b);
+                    }
+                    blocks
+                }
+                None => continue,
+            };
+            for b in blocks {
+                self.picker.request_failed(k, &b);
+                self.send(k, PeerCmd::Cancel(b));
+            }
+            self.update_interest(k);
         }
         self.publish_status();
         self.emit(Event::Error {
@@ -1240,6 +1274,25 @@ impl Torrent {
             message: reason,
             stalled: true,
         });
+    }
+
+    /// Whether the disk a stalled torrent writes to may have room again:
+    /// `statvfs` says at least a piece (or all that is left, if less) is
+    /// free, or cannot tell.
+    fn disk_has_room(&self) -> bool {
+        let root = self.me.peer_ctx.storage.root();
+        // The torrent's directory may not exist yet: ask for the nearest
+        // one that does.
+        let Some(dir) = root.ancestors().find(|d| d.exists()) else {
+            return true;
+        };
+        let Ok(st) = nix::sys::statvfs::statvfs(dir) else {
+            return true;
+        };
+        // The counts are `c_ulong`: 32 bits on 32-bit targets.
+        #[allow(clippy::useless_conversion)]
+        let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
+        free >= self.layout.piece_length.min(self.layout.total_length)
     }
 
     /// Stop the torrent on an error that makes progress impossible.
@@ -1449,7 +1502,15 @@ impl Torrent {
                     .collect::<Vec<_>>()
             );
         }
-        if matches!(self.phase, Phase::Stalled(_)) && now - self.stalled_at >= STALL_RETRY {
+        if matches!(self.phase, Phase::Stalled(_))
+            && now - self.stalled_at >= self.stall_retry
+            && !self.disk_has_room()
+        {
+            // Still full: look again later, without asking the swarm.
+            self.stalled_at = now;
+        } else if matches!(self.phase, Phase::Stalled(_))
+            && now - self.stalled_at >= self.stall_retry
+        {
             log::info!(
                 "{}: retrying after: {:?}",
                 self.me.metainfo.info.name,
@@ -1461,6 +1522,12 @@ impl Torrent {
                 Phase::Downloading
             };
             self.candidates.retry_all(now);
+            // The connections kept while stalled want blocks again.
+            let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+            for k in keys {
+                self.update_interest(k);
+                self.fill_requests(k);
+            }
         }
         self.send_pex(now);
         if self.resume_dirty && now - self.last_resume_save >= RESUME_SAVE_INTERVAL {

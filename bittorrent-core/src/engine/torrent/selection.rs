@@ -294,10 +294,10 @@ pub fn select(
             let listed = files.is_some_and(|l| l.contains(&i))
                 || only
                     .iter()
-                    .any(|g| g.matches_file(&f.path, info.multi_file));
+                    .any(|g| g.matches_file(&f.path.to_vec(), info.multi_file));
             let skipped = skip
                 .iter()
-                .any(|g| g.matches_file(&f.path, info.multi_file));
+                .any(|g| g.matches_file(&f.path.to_vec(), info.multi_file));
             if f.pad || skipped || (restrict && !listed) {
                 FilePriority::Skip
             } else {
