@@ -10,18 +10,14 @@ pub mod bencode;
 pub mod bitfield;
 pub mod compact;
 pub mod extension;
+pub mod krpc;
 pub mod layout;
 pub mod magnet;
 pub mod metainfo;
+mod node_id;
+pub mod resume;
 pub mod safe_path;
 pub mod wire;
-
-/// DHT messages (BEP 5): KRPC queries, responses and errors, node ids,
-/// compact node infos.
-pub mod krpc {
-    pub use crate::discovery::dht::krpc::*;
-    pub use crate::discovery::dht::NodeId;
-}
 
 /// Local Service Discovery announces (BEP 14).
 pub mod lsd {
@@ -37,11 +33,6 @@ pub mod lsd {
 pub mod mse {
     pub use crate::engine::net::mse::crypto::{hash, DhKey};
     pub use crate::engine::net::mse::{req2_hash, Initiator, Responder};
-}
-
-/// Resume data (`torrents/<info-hash>.resume` in the state directory).
-pub mod resume {
-    pub use crate::state::resume::*;
 }
 
 /// Tracker messages (BEP 3, 7, 15, 23, 48): announce and scrape responses

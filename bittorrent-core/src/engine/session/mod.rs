@@ -882,7 +882,7 @@ impl Inner {
     fn saved_priorities(&self, ih: &InfoHash) -> Option<Vec<FilePriority>> {
         let dir = self.state_dir()?;
         let bytes = std::fs::read(dir.join("torrents").join(format!("{ih}.resume"))).ok()?;
-        let r = crate::state::resume::ResumeData::decode(&bytes).ok()?;
+        let r = crate::proto::resume::ResumeData::decode(&bytes).ok()?;
         (r.info_hash == *ih && !r.file_priorities.is_empty()).then_some(r.file_priorities)
     }
 
