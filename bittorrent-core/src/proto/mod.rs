@@ -14,6 +14,7 @@ pub mod krpc;
 pub mod layout;
 pub mod magnet;
 pub mod metainfo;
+pub mod mse;
 mod node_id;
 pub mod resume;
 pub mod safe_path;
@@ -25,14 +26,6 @@ pub mod lsd {
         format_announce, parse_announce, LsdAnnounce, LsdError, HOST_V4, HOST_V6, MAX_INFO_HASHES,
         MAX_PACKET,
     };
-}
-
-/// Message Stream Encryption (MSE/PE): the handshake of both sides as
-/// state machines (bytes in, bytes out) and its hashing and Diffie-Hellman
-/// keys; the peer threads drive them over their sockets.
-pub mod mse {
-    pub use crate::engine::net::mse::crypto::{hash, DhKey};
-    pub use crate::engine::net::mse::{req2_hash, Initiator, Responder};
 }
 
 /// Tracker messages (BEP 3, 7, 15, 23, 48): announce and scrape responses
