@@ -12,6 +12,7 @@ pub mod compact;
 pub mod extension;
 pub mod krpc;
 pub mod layout;
+pub mod lsd;
 pub mod magnet;
 pub mod metainfo;
 pub mod mse;
@@ -19,14 +20,6 @@ mod node_id;
 pub mod resume;
 pub mod safe_path;
 pub mod wire;
-
-/// Local Service Discovery announces (BEP 14).
-pub mod lsd {
-    pub use crate::discovery::lsd::{
-        format_announce, parse_announce, LsdAnnounce, LsdError, HOST_V4, HOST_V6, MAX_INFO_HASHES,
-        MAX_PACKET,
-    };
-}
 
 /// Tracker messages (BEP 3, 7, 15, 23, 48): announce and scrape responses
 /// over HTTP and UDP, percent-encoding, and the

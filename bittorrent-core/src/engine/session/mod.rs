@@ -366,7 +366,7 @@ impl Session {
             line.push_str(&format!(", UDP {a} ({})", udp.join(" + ")));
         }
         if self.inner.lsd.lock().is_some() {
-            line.push_str(&format!(", LSD {}", crate::discovery::lsd::HOST_V4));
+            line.push_str(&format!(", LSD {}", crate::proto::lsd::HOST_V4));
         }
         line
     }
