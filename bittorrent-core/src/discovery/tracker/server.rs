@@ -19,11 +19,12 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::client::{AnnounceEvent, UDP_PROTOCOL_ID};
-use super::url::parse_query;
+use super::client::AnnounceEvent;
 use crate::proto::bencode::OwnedValue;
 use crate::proto::compact::encode as compact_addr;
 use crate::proto::metainfo::InfoHash;
+use crate::proto::tracker::url::parse_query;
+use crate::proto::tracker::UDP_PROTOCOL_ID;
 
 /// Largest HTTP request accepted by the embedded tracker (one request per connection).
 pub const MAX_HTTP_REQUEST: usize = 8 * 1024;
@@ -917,11 +918,11 @@ pub fn read_http_request(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::discovery::tracker::client::{
-        parse_announce_response, parse_udp_announce_response, udp_announce_packet, AnnounceRequest,
-    };
-    use crate::discovery::tracker::url::percent_encode;
+    use crate::discovery::tracker::client::{udp_announce_packet, AnnounceRequest};
     use crate::proto::bencode::{decode, Value};
+    use crate::proto::tracker::{
+        parse_announce_response, parse_udp_announce_response, percent_encode,
+    };
 
     fn ih() -> InfoHash {
         InfoHash::from_hex("c0fda1edafdbdbb96443424e0b3899af7159d10e").unwrap()
@@ -1026,7 +1027,7 @@ mod tests {
             ..Default::default()
         });
         let fail = |(st, b): (u16, Vec<u8>)| match parse_announce_response(&b) {
-            Err(crate::discovery::tracker::TrackerError::Failure(f)) => (st, f),
+            Err(crate::proto::tracker::ResponseError::Failure(f)) => (st, f),
             other => panic!("{other:?}"),
         };
         assert_eq!(
@@ -1107,7 +1108,7 @@ mod tests {
     fn refused(body: &[u8]) -> bool {
         matches!(
             parse_announce_response(body),
-            Err(crate::discovery::tracker::TrackerError::Failure(_))
+            Err(crate::proto::tracker::ResponseError::Failure(_))
         )
     }
 
@@ -1202,7 +1203,7 @@ mod tests {
         );
         let resp = s.handle_http(req.as_bytes(), "1.1.1.1:1".parse().unwrap());
         let (_, b) = split_response(&resp);
-        let r = crate::discovery::tracker::client::parse_scrape_response(&b).unwrap();
+        let r = crate::proto::tracker::parse_scrape_response(&b).unwrap();
         assert_eq!(r[0].1.complete, 1);
         assert_eq!(r[0].1.incomplete, 1);
         assert_eq!(r[0].1.downloaded, 1);
