@@ -16,7 +16,7 @@ pub(crate) mod crypto;
 pub(crate) mod handshake;
 
 pub use crypto::{hash, req2_hash, DhKey};
-pub use handshake::{Established, Initiator, Responder, CRYPTO_PLAINTEXT, CRYPTO_RC4};
+pub use handshake::{Established, Initiator, Method, Responder, CRYPTO_PLAINTEXT, CRYPTO_RC4};
 
 /// Why an MSE handshake failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

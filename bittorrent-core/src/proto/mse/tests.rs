@@ -4,7 +4,7 @@
 //! memory, and hostile input. Over loopback sockets: `engine/net/mse/tests.rs`.
 
 use super::crypto::{hash, DhKey, Rc4Cipher, KEY_LEN};
-use super::handshake::{Method, MAX_PAD, REQ1_WINDOW, VC_WINDOW};
+use super::handshake::{MAX_PAD, REQ1_WINDOW, VC_WINDOW};
 use super::*;
 
 /// The methods the session's `prefer` and `require` policies offer
