@@ -12,10 +12,11 @@ use bittorrent_core::proto::extension::{
 };
 use bittorrent_core::proto::magnet::Magnet;
 use bittorrent_core::proto::metainfo::Metainfo;
-use bittorrent_core::proto::tracker::{self, TrackerConfig, TrackerServer};
+use bittorrent_core::proto::tracker;
 use bittorrent_core::proto::wire::{
     FrameDecoder, Handshake, Message, BLOCK_SIZE, HANDSHAKE_LEN, MAX_FRAME,
 };
+use bittorrent_core::tracker_server::{self, TrackerConfig, TrackerServer};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -428,11 +429,11 @@ fn fuzz_server() -> TrackerServer {
 pub fn check_tracker_request(data: &[u8]) {
     let remote = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), 6881);
     let server = fuzz_server();
-    let _ = tracker::looks_like_http(data);
+    let _ = tracker_server::looks_like_http(data);
     let _ = server.handle_http(data, remote);
-    let _ = tracker::read_http_request(
+    let _ = tracker_server::read_http_request(
         &mut &data[..],
-        tracker::MAX_HTTP_REQUEST,
+        tracker_server::MAX_HTTP_REQUEST,
         std::time::Instant::now() + Duration::from_secs(5),
     );
     let _ = server.handle_udp(data, remote);

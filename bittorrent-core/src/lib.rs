@@ -68,7 +68,8 @@
 //! | [`Metainfo`], [`InfoHash`], [`Magnet`] | torrents and magnet links |
 //! | [`Error`], [`StorageError`] | typed errors |
 //! | [`create`] | building `.torrent` files |
-//! | [`proto`] | the pure protocol codecs (fuzzed): bencode, metainfo, magnet links, peer wire, extension messages, compact peers, KRPC, LSD announces, tracker messages, resume data |
+//! | [`proto`] | the pure protocol codecs (fuzzed): bencode, metainfo, magnet links, peer wire, extension messages, compact peers, KRPC, LSD announces, tracker messages, MSE handshake, resume data |
+//! | [`tracker_server`] | the tracker embedded in every peer, request bytes in, response bytes out |
 //!
 //! Everything else (the torrent, peer, metadata and announcer threads,
 //! the picker, the choker, storage, the tracker client, the DHT node, LSD)
@@ -119,6 +120,19 @@ pub mod dht_bootstrap {
 /// metadata arrives.
 pub mod selection {
     pub use crate::engine::torrent::selection::*;
+}
+
+/// The tracker embedded in every peer (BEP 3, 15, 48): a small in-memory
+/// tracker whose request handling is a state machine (request bytes in,
+/// response bytes out: [`TrackerServer::handle_http`](tracker_server::TrackerServer::handle_http),
+/// [`TrackerServer::handle_udp`](tracker_server::TrackerServer::handle_udp)), so
+/// embedders and fuzz targets can drive it without sockets. A service, not a
+/// codec: the messages it parses and writes are in [`proto::tracker`]. (Before
+/// this module these names were under `proto::tracker`.)
+pub mod tracker_server {
+    pub use crate::discovery::tracker::server::{
+        looks_like_http, read_http_request, TrackerConfig, TrackerServer, MAX_HTTP_REQUEST,
+    };
 }
 
 pub use discovery::tracker::TrackerConfig;

@@ -2,7 +2,7 @@
 //! nodes as compact node infos), so that a restart bootstraps from the
 //! nodes it knew.
 
-use crate::discovery::dht::NodeId;
+use crate::proto::krpc::NodeId;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 

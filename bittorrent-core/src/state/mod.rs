@@ -1,7 +1,6 @@
 //! What the session keeps on disk between runs.
 
 pub(crate) mod dht_table;
-pub mod resume;
 pub(crate) mod torrents;
 
 /// Write `data` to `path` so that a crash leaves either the old file or the

@@ -7,7 +7,7 @@
 //! - `<ih>.magnet`: a magnet link still in its metadata phase (the URI),
 //!   removed once the `.torrent` is written;
 //! - `<ih>.resume`: resume data, owned by the torrent thread
-//!   (`state::resume`).
+//!   (`proto::resume`).
 //!
 //! Every write is atomic ([`write_atomically`]); a restart adds back every
 //! `.add` with its `.torrent`, or else its `.magnet`.

@@ -4,8 +4,8 @@
 //! verified node gets the full answer.
 #![allow(clippy::unwrap_used)]
 
-use crate::discovery::dht::krpc::{Body, Message, Query, Response};
-use crate::discovery::dht::{Dht, DhtConfig, NodeId};
+use crate::discovery::dht::{Dht, DhtConfig};
+use crate::proto::krpc::{Body, Message, NodeId, Query, Response};
 use crate::InfoHash;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};

@@ -1,8 +1,8 @@
 //! DHT node tests over loopback: a 20-node network, and hostile input.
 #![allow(clippy::unwrap_used)]
 
-use crate::discovery::dht::krpc::{Body, Message, Query, Response, ERROR_PROTOCOL};
-use crate::discovery::dht::{Dht, DhtConfig, NodeId};
+use crate::discovery::dht::{Dht, DhtConfig};
+use crate::proto::krpc::{Body, Message, NodeId, Query, Response, ERROR_PROTOCOL};
 use crate::InfoHash;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};

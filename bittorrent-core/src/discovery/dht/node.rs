@@ -10,9 +10,11 @@
 //! per-IP rate-limit table.
 
 use super::bootstrap::{self, Resolved, Resolver, Router, RESOLVE_TIMEOUT};
-use super::krpc::{self, Body, CompactNode, Message, Query, Response, ERROR_PROTOCOL, MAX_VALUES};
 use super::routing::{Contact, NodeId, RoutingTable, K};
 use super::token::Tokens;
+use crate::proto::krpc::{
+    self, Body, CompactNode, Message, Query, Response, ERROR_PROTOCOL, MAX_VALUES,
+};
 use crate::proto::metainfo::InfoHash;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::collections::{HashMap, HashSet};

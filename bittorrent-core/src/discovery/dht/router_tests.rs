@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::discovery::dht::bootstrap::{Resolver, Router};
-use crate::discovery::dht::krpc::{Body, Message, Query, Response};
-use crate::discovery::dht::{Dht, DhtConfig, NodeId};
+use crate::discovery::dht::{Dht, DhtConfig};
+use crate::proto::krpc::{Body, Message, NodeId, Query, Response};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};

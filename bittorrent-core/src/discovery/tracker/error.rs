@@ -77,3 +77,12 @@ impl std::error::Error for TrackerError {
         }
     }
 }
+
+impl From<crate::proto::tracker::ResponseError> for TrackerError {
+    fn from(e: crate::proto::tracker::ResponseError) -> TrackerError {
+        match e {
+            crate::proto::tracker::ResponseError::Failure(s) => TrackerError::Failure(s),
+            crate::proto::tracker::ResponseError::Malformed(s) => TrackerError::Malformed(s),
+        }
+    }
+}

@@ -116,7 +116,7 @@ fn map_error(url: &str, e: ureq::Error) -> TrackerError {
 }
 
 fn host_of(url: &str) -> String {
-    super::url::Url::parse(url).map_or_else(|| url.to_string(), |u| u.host)
+    crate::proto::tracker::url::Url::parse(url).map_or_else(|| url.to_string(), |u| u.host)
 }
 
 /// `GET url` (an `http://` or `https://` URL) and return the status code

@@ -5,13 +5,14 @@
 //!   [`TrackerList`] for BEP 12 tiers and announce scheduling.
 //! * [`server`]: [`TrackerServer`], a small in-memory tracker answering HTTP
 //!   (on the peer's TCP port, sniffed with [`looks_like_http`](server::looks_like_http)) and BEP 15 UDP.
-//! * [`url`]: percent-encoding and URL helpers.
+//!
+//! The response parsers, percent-encoding and URL helpers are codecs, in
+//! [`crate::proto::tracker`].
 
 pub mod client;
 mod error;
 mod http;
 pub mod server;
-pub mod url;
 
 #[cfg(test)]
 mod https_tests;
@@ -39,6 +40,7 @@ mod robustness {
 
     use super::*;
     use crate::proto::extension::{ExtHandshake, MetadataMessage, PexMessage};
+    use crate::proto::tracker::{self, url};
 
     struct Rng(u64);
     impl Rng {
@@ -125,9 +127,9 @@ mod robustness {
                     _ => {}
                 }
             }
-            let _ = client::parse_announce_response(&b);
-            let _ = client::parse_scrape_response(&b);
-            let _ = client::parse_udp_announce_response(&b, round % 2 == 0);
+            let _ = tracker::parse_announce_response(&b);
+            let _ = tracker::parse_scrape_response(&b);
+            let _ = tracker::parse_udp_announce_response(&b, round % 2 == 0);
             let _ = server.handle_http(&b, remote);
             let _ = server.handle_udp(&b, remote);
             let _ = looks_like_http(&b);

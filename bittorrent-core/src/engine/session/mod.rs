@@ -269,7 +269,7 @@ impl Session {
             line.push_str(&format!(", UDP {a} ({})", udp.join(" + ")));
         }
         if self.inner.lsd.lock().is_some() {
-            line.push_str(&format!(", LSD {}", crate::discovery::lsd::HOST_V4));
+            line.push_str(&format!(", LSD {}", crate::proto::lsd::HOST_V4));
         }
         line
     }
@@ -618,7 +618,7 @@ impl Inner {
     fn saved_priorities(&self, ih: &InfoHash) -> Option<Vec<FilePriority>> {
         let dir = self.state_dir()?;
         let bytes = std::fs::read(dir.join("torrents").join(format!("{ih}.resume"))).ok()?;
-        let r = crate::state::resume::ResumeData::decode(&bytes).ok()?;
+        let r = crate::proto::resume::ResumeData::decode(&bytes).ok()?;
         (r.info_hash == *ih && !r.file_priorities.is_empty()).then_some(r.file_priorities)
     }
 

@@ -389,7 +389,7 @@ impl Storage {
     }
 
     /// The part file's size and modification time (`None` if there is none).
-    pub fn part_stamp(&self) -> Option<crate::state::resume::FileStamp> {
+    pub fn part_stamp(&self) -> Option<crate::proto::resume::FileStamp> {
         self.part.as_ref().and_then(|p| p.stamp())
     }
 
@@ -400,14 +400,14 @@ impl Storage {
 
     /// Size and modification time of every file (pad files excluded), as
     /// they are on disk now; `None` for a file that is missing.
-    pub fn stamps(&self) -> Vec<Option<crate::state::resume::FileStamp>> {
+    pub fn stamps(&self) -> Vec<Option<crate::proto::resume::FileStamp>> {
         self.files
             .iter()
             .filter(|f| !f.pad)
             .map(|f| {
                 std::fs::symlink_metadata(&f.path)
                     .ok()
-                    .map(|m| crate::state::resume::FileStamp {
+                    .map(|m| crate::proto::resume::FileStamp {
                         length: m.len(),
                         mtime: m.mtime(),
                         mtime_nsec: m.mtime_nsec().clamp(0, 999_999_999) as u32,

@@ -192,10 +192,10 @@ impl PartFile {
     }
 
     /// Size and modification time, for the resume data (`None` if absent).
-    pub fn stamp(&self) -> Option<crate::state::resume::FileStamp> {
+    pub fn stamp(&self) -> Option<crate::proto::resume::FileStamp> {
         std::fs::metadata(&self.path)
             .ok()
-            .map(|m| crate::state::resume::FileStamp {
+            .map(|m| crate::proto::resume::FileStamp {
                 length: m.len(),
                 mtime: m.mtime(),
                 mtime_nsec: m.mtime_nsec().clamp(0, 999_999_999) as u32,

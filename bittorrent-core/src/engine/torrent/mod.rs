@@ -36,7 +36,7 @@ use crate::engine::torrent::status::{PeerInfo, Phase, SeedGoal, TorrentStatus};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::Metainfo;
-use crate::state::resume::ResumeData;
+use crate::proto::resume::ResumeData;
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};

@@ -14,39 +14,7 @@
 use crate::proto::bitfield::Bitfield;
 use crate::proto::metainfo::Info;
 
-/// How much a file is wanted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum FilePriority {
-    /// Not downloaded; the file is not created.
-    Skip,
-    /// Downloaded.
-    #[default]
-    Normal,
-}
-
-impl FilePriority {
-    /// `skip` or `normal` (the control API's names).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FilePriority::Skip => "skip",
-            FilePriority::Normal => "normal",
-        }
-    }
-
-    /// Read `skip`/`normal` (also `0`/`1`, `false`/`true`, `wanted`).
-    pub fn parse(s: &str) -> Option<FilePriority> {
-        match s.to_ascii_lowercase().as_str() {
-            "skip" | "0" | "false" | "off" | "none" => Some(FilePriority::Skip),
-            "normal" | "1" | "true" | "on" | "wanted" => Some(FilePriority::Normal),
-            _ => None,
-        }
-    }
-
-    /// Whether the file is downloaded.
-    pub fn is_wanted(self) -> bool {
-        self != FilePriority::Skip
-    }
-}
+pub use crate::proto::resume::FilePriority;
 
 /// Why a selection could not be made.
 #[derive(Debug, Clone, PartialEq, Eq)]

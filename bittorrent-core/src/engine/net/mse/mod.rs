@@ -2,25 +2,22 @@
 //! handshake libtorrent, Transmission, qBittorrent, aria2 and Vuze speak
 //! before the BitTorrent handshake (spec facts: `shared/specs/mse.md`).
 //!
-//! * [`crypto`]: 768-bit Diffie-Hellman, SHA-1 key derivation, RC4 with
-//!   1024 bytes discarded.
-//! * [`handshake`]: the pure state machines [`Initiator`] and [`Responder`]
-//!   (bytes in, bytes out; fuzzed).
+//! * [`crate::proto::mse`]: the pure parts, the codec floor: 768-bit
+//!   Diffie-Hellman, SHA-1 key derivation, RC4 with 1024 bytes discarded,
+//!   the state machines [`Initiator`] and [`Responder`] (bytes in, bytes
+//!   out; fuzzed) and the [`MseError`] type.
 //! * [`stream`]: [`PeerStream`], the connection after the handshake
 //!   (`Read + Write`, in clear or RC4).
-//! * this module: the [`Encryption`] policy, the [`MseError`] type, sniffing
+//! * this module: the [`Encryption`] policy, sniffing
 //!   the first bytes of an accepted socket ([`sniff`]) and the blocking
 //!   drivers [`initiate`] and [`respond`] that run a machine over a socket
 //!   with a deadline.
 
-pub mod crypto;
-pub mod handshake;
 pub mod stream;
 
-pub use crypto::req2_hash;
-#[cfg(test)]
-pub(crate) use handshake::Method;
-pub use handshake::{Established, Initiator, Responder, CRYPTO_PLAINTEXT, CRYPTO_RC4};
+pub use crate::proto::mse::{
+    req2_hash, Established, Initiator, MseError, Responder, CRYPTO_PLAINTEXT, CRYPTO_RC4,
+};
 pub use stream::PeerStream;
 
 use std::io::{ErrorKind, Read, Write};
@@ -80,56 +77,6 @@ impl std::str::FromStr for Encryption {
         }
     }
 }
-
-/// Why an MSE handshake failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MseError {
-    /// The peer closed the connection during the handshake.
-    Closed,
-    /// The deadline passed.
-    Timeout,
-    /// A socket error.
-    Io(String),
-    /// The other side's public key is outside `2..P-1`.
-    BadPublicKey,
-    /// A sync point (`"req1"` or `"VC"`) was not found within its window:
-    /// the padding was too long or the bytes are not MSE.
-    SyncNotFound(&'static str),
-    /// `HASH('req2', SKEY)` names none of our torrents.
-    UnknownTorrent,
-    /// The verification constant did not decrypt to zeros.
-    BadVc,
-    /// A field was longer than the specification allows (which one).
-    TooLong(&'static str),
-    /// The initiator offered no method we accept (its `crypto_provide`).
-    NoCommonMethod(u32),
-    /// The responder selected a method we did not offer, or several.
-    BadSelect(u32),
-    /// A handshake machine was used after it finished (a bug).
-    Internal,
-}
-
-impl std::fmt::Display for MseError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MseError::Closed => f.write_str("MSE: peer closed the connection"),
-            MseError::Timeout => f.write_str("MSE: timed out"),
-            MseError::Io(e) => write!(f, "MSE: {e}"),
-            MseError::BadPublicKey => f.write_str("MSE: invalid Diffie-Hellman key"),
-            MseError::SyncNotFound(what) => {
-                write!(f, "MSE: {what} not found within the padding limit")
-            }
-            MseError::UnknownTorrent => f.write_str("MSE: unknown torrent"),
-            MseError::BadVc => f.write_str("MSE: bad verification constant"),
-            MseError::TooLong(what) => write!(f, "MSE: {what} too long"),
-            MseError::NoCommonMethod(p) => write!(f, "MSE: no acceptable method offered ({p:#x})"),
-            MseError::BadSelect(s) => write!(f, "MSE: peer selected an unoffered method ({s:#x})"),
-            MseError::Internal => f.write_str("MSE: internal error"),
-        }
-    }
-}
-
-impl std::error::Error for MseError {}
 
 /// What the first bytes of an accepted connection are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! [`PeerStream`]: the peer connection after the MSE handshake, in clear or
 //! RC4, as one `Read + Write` type for the peer thread.
 
-use super::crypto::Ciphers;
+use crate::proto::mse::crypto::Ciphers;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;

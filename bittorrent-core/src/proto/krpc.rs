@@ -6,7 +6,7 @@
 //! [`MAX_TOKEN_LEN`] bytes and packets of at most [`MAX_PACKET_LEN`] bytes.
 //! Nothing here panics on any input. Encoding is canonical (keys sorted).
 
-use super::routing::NodeId;
+pub use super::node_id::{NodeId, ID_BITS};
 use crate::proto::bencode::{decode_strict, BencodeError, Dict, OwnedValue, Value};
 use crate::proto::metainfo::InfoHash;
 use std::fmt;

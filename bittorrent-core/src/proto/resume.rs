@@ -14,6 +14,40 @@
 use crate::proto::bencode::{self, OwnedValue, Value};
 use crate::proto::metainfo::InfoHash;
 
+/// How much a file is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FilePriority {
+    /// Not downloaded; the file is not created.
+    Skip,
+    /// Downloaded.
+    #[default]
+    Normal,
+}
+
+impl FilePriority {
+    /// `skip` or `normal` (the control API's names).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FilePriority::Skip => "skip",
+            FilePriority::Normal => "normal",
+        }
+    }
+
+    /// Read `skip`/`normal` (also `0`/`1`, `false`/`true`, `wanted`).
+    pub fn parse(s: &str) -> Option<FilePriority> {
+        match s.to_ascii_lowercase().as_str() {
+            "skip" | "0" | "false" | "off" | "none" => Some(FilePriority::Skip),
+            "normal" | "1" | "true" | "on" | "wanted" => Some(FilePriority::Normal),
+            _ => None,
+        }
+    }
+
+    /// Whether the file is downloaded.
+    pub fn is_wanted(self) -> bool {
+        self != FilePriority::Skip
+    }
+}
+
 /// Size and modification time of one file, as recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStamp {
@@ -46,7 +80,7 @@ pub struct ResumeData {
     /// The file selection the pieces were verified under: one priority
     /// per entry of `info.files` (empty: every file wanted). Saved as
     /// `file priority`, a list of 0 (skip) and 1 (normal).
-    pub file_priorities: Vec<crate::engine::torrent::selection::FilePriority>,
+    pub file_priorities: Vec<FilePriority>,
     /// The part file's stamp (`None`: there is none), checked like the
     /// files' stamps. Saved as `part file` when present.
     pub part_file: Option<FileStamp>,
@@ -192,8 +226,8 @@ impl ResumeData {
             }
             for p in l {
                 file_priorities.push(match p.as_int() {
-                    Some(0) => crate::engine::torrent::selection::FilePriority::Skip,
-                    Some(1) => crate::engine::torrent::selection::FilePriority::Normal,
+                    Some(0) => FilePriority::Skip,
+                    Some(1) => FilePriority::Normal,
                     _ => return Err(ResumeError::Field("file priority")),
                 });
             }
@@ -242,7 +276,7 @@ mod tests {
 
     #[test]
     fn selection_and_part_file_round_trip() {
-        use crate::engine::torrent::selection::FilePriority::{Normal, Skip};
+        use super::FilePriority::{Normal, Skip};
         let mut r = sample();
         r.file_priorities = vec![Normal, Skip];
         r.part_file = Some(FileStamp {
