@@ -26,3 +26,27 @@ impl CliError {
         CliError::Failed(msg)
     }
 }
+
+/// Where a one-shot command's output went wrong: a closed pipe (`peer list
+/// | head -1`) ends the process quietly with status 0, as a reader that has
+/// seen enough expects; any other write error is a failure (status 1).
+pub fn output_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write the output: {e}");
+    std::process::exit(1);
+}
+
+/// `println!` for the output of one-shot commands (`list`, `status`,
+/// `completions`, ...): see [`output_failed`] for a closed pipe.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, $($arg)*) {
+            $crate::args::output_failed(e)
+        }
+    }};
+}

@@ -445,21 +445,22 @@ pub fn piece_length(s: &str) -> Result<u64, String> {
     bittorrent_core::create::validate_piece_length(bytes).map_err(|_| bad())
 }
 
-/// Write the completion script for `shell` to stdout.
+/// Write the completion script for `shell` to stdout (a closed pipe ends
+/// quietly: [`crate::args::output_failed`]).
 pub fn print_completions(shell: Shell) {
     use clap::CommandFactory;
+    use std::io::Write;
     let mut cmd = Cli::command();
-    let mut out = std::io::stdout();
-    match shell {
-        Shell::Bash => {
-            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "peer", &mut out)
-        }
-        Shell::Zsh => {
-            clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "peer", &mut out)
-        }
-        Shell::Fish => {
-            clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "peer", &mut out)
-        }
+    let mut script = Vec::new();
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut cmd, "peer", &mut script);
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(&script).and_then(|()| out.flush()) {
+        crate::args::output_failed(e)
     }
 }
 

@@ -129,3 +129,27 @@ fn closed_pipe_ends_quietly() {
         );
     }
 }
+
+/// `peer completions bash | true`: the reader is gone before the script is
+/// written (it closes at once, before the child has even started), so the
+/// write meets a closed pipe: status 0, nothing on stderr (before: a panic,
+/// "failed printing to stdout", status 101).
+#[test]
+fn completions_into_a_closed_pipe_end_quietly() {
+    for shell in ["bash", "zsh", "fish"] {
+        let mut child = Command::new(peer_bin())
+            .args(["completions", shell])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "{shell}: {:?}\n{stderr}",
+            out.status
+        );
+    }
+}

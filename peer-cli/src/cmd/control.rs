@@ -69,7 +69,7 @@ pub fn add(a: AddArgs) -> Result<(), CliError> {
         }
         let v = call(&p, "POST", "/torrents", Some(&body))?;
         if a.json {
-            println!("{v}");
+            crate::outln!("{v}");
         } else {
             let id = v.get("id").and_then(Value::as_str).unwrap_or("?");
             let name = v.get("name").and_then(Value::as_str).unwrap_or("?");
@@ -78,7 +78,7 @@ pub fn add(a: AddArgs) -> Result<(), CliError> {
             } else {
                 ""
             };
-            println!("added {} {name}{extra}", &id[..id.len().min(8)]);
+            crate::outln!("added {} {name}{extra}", &id[..id.len().min(8)]);
         }
     }
     Ok(())
@@ -89,20 +89,25 @@ pub fn list(a: JsonArgs) -> Result<(), CliError> {
     let p = parse(a.state)?;
     let v = call(&p, "GET", "/torrents", None)?;
     if a.json {
-        println!("{v}");
+        crate::outln!("{v}");
         return Ok(());
     }
     let rows = v.as_array().cloned().unwrap_or_default();
-    println!(
+    crate::outln!(
         "{:<8}  {:<11}  {:>6}  {:>10}  {:>10}  {:>5}  NAME",
-        "ID", "STATE", "%", "DOWN/s", "UP/s", "PEERS"
+        "ID",
+        "STATE",
+        "%",
+        "DOWN/s",
+        "UP/s",
+        "PEERS"
     );
     for t in rows {
         let s = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let n = |k: &str| t.get(k).and_then(Value::as_u64).unwrap_or(0);
         let id = s("id");
         let pct = t.get("progress").and_then(Value::as_f64).unwrap_or(0.0) * 100.0;
-        println!(
+        crate::outln!(
             "{:<8}  {:<11}  {:>5.1}%  {:>10}  {:>10}  {:>5}  {}",
             &id[..id.len().min(8)],
             s("state"),
@@ -121,17 +126,17 @@ pub fn status(a: JsonArgs) -> Result<(), CliError> {
     let p = parse(a.state)?;
     let v = call(&p, "GET", "/status", None)?;
     if a.json {
-        println!("{v}");
+        crate::outln!("{v}");
         return Ok(());
     }
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
-    println!(
+    crate::outln!(
         "listening on {}, peer id {}",
         s("listen_addr"),
         s("peer_id")
     );
-    println!(
+    crate::outln!(
         "{}: {} downloading, {} seeding, {} paused, {} fetching metadata",
         plural(n("torrents"), "torrent"),
         n("downloading"),
@@ -139,7 +144,7 @@ pub fn status(a: JsonArgs) -> Result<(), CliError> {
         n("paused"),
         n("fetching_metadata")
     );
-    println!(
+    crate::outln!(
         "{}, down {}/s, up {}/s, downloaded {}, uploaded {}",
         plural(n("peers"), "peer"),
         human(n("download_rate")),
@@ -161,7 +166,7 @@ pub fn pause_resume(a: IdArgs, action: &str) -> Result<(), CliError> {
         Some(&json!({})),
     )?;
     let id = v.get("id").and_then(Value::as_str).unwrap_or("?");
-    println!(
+    crate::outln!(
         "{} {}",
         if action == "pause" {
             "paused"
@@ -184,7 +189,7 @@ pub fn remove(a: RemoveArgs) -> Result<(), CliError> {
         None,
     )?;
     let id = v.get("id").and_then(Value::as_str).unwrap_or("?");
-    println!(
+    crate::outln!(
         "removed {}{}",
         &id[..id.len().min(8)],
         if a.delete_data { " and its data" } else { "" }
@@ -204,7 +209,7 @@ pub fn web(a: WebArgs) -> Result<(), CliError> {
         .and_then(Value::as_str)
         .ok_or_else(|| CliError::Failed("control API: no login path in the answer".into()))?;
     let url = format!("http://127.0.0.1:{}{path}", info.port);
-    println!("{url}");
+    crate::outln!("{url}");
     if a.open {
         let opened = std::process::Command::new("xdg-open")
             .arg(&url)
