@@ -209,6 +209,16 @@ impl Config {
 
     /// Parse the bytes of a `session.benc`.
     fn from_saved(state_dir: &std::path::Path, bytes: &[u8]) -> Result<Config, String> {
+        let env_set = std::env::var_os(crate::dht_bootstrap::ENV_VAR).is_some();
+        Config::from_saved_env(state_dir, bytes, env_set)
+    }
+
+    /// [`Config::from_saved`], told whether `PEER_DHT_BOOTSTRAP` is set.
+    fn from_saved_env(
+        state_dir: &std::path::Path,
+        bytes: &[u8],
+        env_set: bool,
+    ) -> Result<Config, String> {
         use crate::proto::bencode::Value;
         let v = crate::proto::bencode::decode(bytes).map_err(|e| e.to_string())?;
         if v.as_dict().is_none() {
@@ -253,17 +263,34 @@ impl Config {
         if let Some(r) = rate(b"max upload rate") {
             c.max_upload_rate = r;
         }
+        // `dht bootstrap`: `none` or `host:port,host:port` (the routers in
+        // place of the defaults). The environment variable wins over it, so
+        // `PEER_DHT_BOOTSTRAP=none` keeps any daemon off the public routers.
+        if !env_set {
+            if let Some(list) = v.get(b"dht bootstrap").and_then(Value::as_str) {
+                c.dht_routers = crate::dht_bootstrap::parse_list(list).unwrap_or_else(|e| {
+                    log::warn!("{SESSION_FILE}: dht bootstrap: {e}; no DHT bootstrap routers");
+                    Vec::new()
+                });
+            }
+        }
         Ok(c)
     }
 
     /// Write the persistent part of this configuration to
     /// `state_dir/session.benc` (atomically), with the port actually used.
     pub(crate) fn save(&self, listen_port: u16) -> std::io::Result<()> {
+        let env_set = std::env::var_os(crate::dht_bootstrap::ENV_VAR).is_some();
+        self.save_env(listen_port, env_set)
+    }
+
+    /// [`Config::save`], told whether `PEER_DHT_BOOTSTRAP` is set.
+    fn save_env(&self, listen_port: u16, env_set: bool) -> std::io::Result<()> {
         use crate::proto::bencode::OwnedValue;
         let Some(dir) = &self.state_dir else {
             return Ok(());
         };
-        let v = OwnedValue::Dict(vec![
+        let mut v = vec![
             (
                 b"listen port".to_vec(),
                 OwnedValue::Int(i64::from(listen_port)),
@@ -296,7 +323,88 @@ impl Config {
                 b"max upload rate".to_vec(),
                 OwnedValue::Int(self.max_upload_rate.min(i64::MAX as u64) as i64),
             ),
-        ]);
+        ];
+        // Routers other than the defaults are kept (the defaults are not
+        // written, so a later release's defaults apply). Routers that came
+        // from `PEER_DHT_BOOTSTRAP` are not: the variable is an override for
+        // this run, so the file keeps what it had.
+        if env_set {
+            let path = dir.join(SESSION_FILE);
+            let old = std::fs::read(&path).unwrap_or_default();
+            if let Ok(d) = crate::proto::bencode::decode(&old) {
+                if let Some(list) = d.get(b"dht bootstrap").and_then(|l| l.as_str()) {
+                    v.push((b"dht bootstrap".to_vec(), OwnedValue::bytes(list)));
+                }
+            }
+        } else if self.dht_routers != crate::dht_bootstrap::default_routers()
+            || !self.dht_bootstrap.is_empty()
+        {
+            // `--dht-bootstrap IP:PORT` nodes are kept with the routers (they
+            // come back as routers: asked first, like any other).
+            let names: Vec<String> = (self.dht_bootstrap.iter())
+                .map(|a| crate::dht_bootstrap::Router::from(*a).to_string())
+                .chain(self.dht_routers.iter().map(|r| r.to_string()))
+                .collect();
+            let list = if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(",")
+            };
+            v.push((b"dht bootstrap".to_vec(), OwnedValue::bytes(&list)));
+        }
+        let v = OwnedValue::Dict(v);
         crate::state::write_atomically(&dir.join(SESSION_FILE), &v.to_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved(c: &Config) -> Vec<u8> {
+        c.save_env(6881, false).expect("save");
+        let dir = c.state_dir.as_ref().expect("state dir");
+        std::fs::read(dir.join(SESSION_FILE)).expect("read")
+    }
+
+    #[test]
+    fn dht_bootstrap_is_kept_in_session_benc_and_the_variable_wins() {
+        let dir = std::env::temp_dir().join(format!("peer-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let defaults = crate::dht_bootstrap::default_routers();
+        let mut c = Config {
+            state_dir: Some(dir.clone()),
+            dht_routers: defaults.clone(),
+            ..Config::default()
+        };
+        // The defaults are not written: a later release's defaults apply.
+        let bytes = saved(&c);
+        assert!(!bytes.windows(13).any(|w| w == b"dht bootstrap"));
+        // No key: what `Config::default()` says (the variable, or the defaults).
+        let loaded = Config::from_saved_env(&dir, &bytes, false).expect("load");
+        assert_eq!(loaded.dht_routers, Config::default().dht_routers);
+        // `none` and a list come back, unless the variable is set.
+        for list in ["none", "router.example:6881,[2001:db8::1]:25401"] {
+            c.dht_routers = crate::dht_bootstrap::parse_list(list).expect("list");
+            let bytes = saved(&c);
+            let loaded = Config::from_saved_env(&dir, &bytes, false).expect("load");
+            assert_eq!(loaded.dht_routers, c.dht_routers, "{list}");
+            let with_env = Config::from_saved_env(&dir, &bytes, true).expect("load");
+            if list != "none" {
+                assert_ne!(with_env.dht_routers, c.dht_routers, "{list}");
+            }
+            assert_eq!(with_env.dht_routers, Config::default().dht_routers);
+        }
+        // Saved while the variable is set: the file keeps its own list.
+        c.dht_routers = Vec::new();
+        c.save_env(6881, true).expect("save");
+        let bytes = std::fs::read(dir.join(SESSION_FILE)).expect("read");
+        let loaded = Config::from_saved_env(&dir, &bytes, false).expect("load");
+        assert_eq!(loaded.dht_routers.len(), 2);
+        // A bad value means no routers (never the public ones by mistake).
+        let bad = b"d13:dht bootstrap7:nonsensee";
+        let loaded = Config::from_saved_env(&dir, bad, false).expect("load");
+        assert!(loaded.dht_routers.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
