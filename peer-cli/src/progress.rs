@@ -327,3 +327,15 @@ fn plain_line(s: &TorrentStatus) -> String {
         tracker_part(s)
     )
 }
+
+#[cfg(test)]
+mod plural_tests {
+    use super::plural;
+
+    #[test]
+    fn one_is_singular_the_rest_plural() {
+        assert_eq!(plural(0, "torrent"), "0 torrents");
+        assert_eq!(plural(1, "torrent"), "1 torrent");
+        assert_eq!(plural(2, "piece"), "2 pieces");
+    }
+}
