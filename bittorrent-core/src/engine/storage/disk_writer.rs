@@ -64,8 +64,7 @@ pub(crate) enum DiskDone {
     Barrier {
         piece: u32,
     },
-    /// The pieces the saved resume data lists (those it was given), or
-    /// why it was not saved.
+    /// The data was synced and the resume data saved, or why not.
     Saved {
         result: Result<(), String>,
     },
