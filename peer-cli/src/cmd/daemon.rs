@@ -198,6 +198,8 @@ fn torrent_json(s: &TorrentStatus) -> Value {
         },
         "ratio": ratio,
         "eta": eta,
+        "waiting_for_disk": s.waiting_for_disk,
+        "disk_queued": s.disk_queued,
     })
 }
 
@@ -218,6 +220,8 @@ fn metadata_json(s: &TorrentStatus) -> Value {
         "tracker": Value::Null,
         "ratio": Value::Null,
         "eta": Value::Null,
+        "waiting_for_disk": false,
+        "disk_queued": 0,
     })
 }
 

@@ -660,7 +660,7 @@ impl Inner {
             };
             self.announcer.remove(*ih);
             let (tx, rx) = crossbeam_channel::bounded(1);
-            if t.commands.send(Command::Shutdown(tx)).is_ok() {
+            if t.commands.send(Command::Remove(tx)).is_ok() {
                 let _ = rx.recv_timeout(Duration::from_secs(10));
             }
             if let Some((_, h)) = handle {

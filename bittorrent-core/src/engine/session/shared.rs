@@ -39,8 +39,13 @@ pub(crate) enum Command {
     /// files now wanted are created (with what the part file holds of
     /// them) and downloaded; a finished torrent goes back to downloading.
     SetFilePriorities(Vec<crate::engine::torrent::selection::FilePriority>),
-    /// Close every connection, flush, and reply.
+    /// Close every connection, let the queued writes finish, save the
+    /// resume data, and reply.
     Shutdown(Sender<()>),
+    /// Close every connection and reply at once: the torrent is removed.
+    /// Queued writes are dropped and the files close in the background
+    /// (the disk writer ends by itself).
+    Remove(Sender<()>),
     /// Reply with a snapshot of the connected peers.
     Peers(Sender<Vec<crate::engine::torrent::status::PeerInfo>>),
 }

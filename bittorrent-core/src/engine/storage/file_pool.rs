@@ -127,23 +127,27 @@ impl FilePool {
             return Ok(None);
         };
         let file = Arc::new(file);
+        // Handles that leave the pool are closed after the lock is released.
+        let mut evicted = Vec::new();
         let mut g = self.inner.lock();
         g.clock += 1;
         let now = g.clock;
         if !g.open.contains_key(&key) && g.open.len() >= self.capacity {
             // Least recently used first.
             if let Some(old) = g.open.iter().min_by_key(|(_, e)| e.used).map(|(k, _)| *k) {
-                g.open.remove(&old);
+                evicted.extend(g.open.remove(&old));
             }
         }
-        g.open.insert(
+        evicted.extend(g.open.insert(
             key,
             Entry {
                 file: file.clone(),
                 writable,
                 used: now,
             },
-        );
+        ));
+        drop(g);
+        drop(evicted);
         Ok(Some((file, writable)))
     }
 
@@ -153,9 +157,17 @@ impl FilePool {
         self.inner.lock().open.get(&key).map(|e| e.file.clone())
     }
 
-    /// Close every file of storage `id`.
+    /// Close every file of storage `id`. The handles are taken out under
+    /// the lock and closed after it is released: a `close` that waits on a
+    /// slow disk (NFS, FUSE, a USB drive flushing) holds up no other
+    /// torrent's file access.
     pub fn close_storage(&self, id: u64) {
-        self.inner.lock().open.retain(|k, _| k.0 != id);
+        let closing: Vec<Entry> = {
+            let mut g = self.inner.lock();
+            let keys: Vec<FileKey> = g.open.keys().filter(|k| k.0 == id).copied().collect();
+            keys.iter().filter_map(|k| g.open.remove(k)).collect()
+        };
+        drop(closing);
     }
 }
 

@@ -27,6 +27,7 @@
 //! copying in what the part file holds of it first.
 
 // The rest of this room.
+pub(crate) mod disk_writer;
 pub mod file_pool;
 pub mod hasher;
 pub(crate) mod partfile;

@@ -51,6 +51,13 @@ impl MemoryBudget {
             .is_ok()
     }
 
+    /// Take `n` bytes even past the cap (bytes already in memory that must
+    /// be accounted for: spilled blocks queued for the disk writer, bounded
+    /// by its own queue limit).
+    pub(crate) fn charge(&self, n: u64) {
+        self.used.fetch_add(n, Ordering::AcqRel);
+    }
+
     /// Give back `n` bytes taken before.
     pub(crate) fn give(&self, n: u64) {
         let _ = self

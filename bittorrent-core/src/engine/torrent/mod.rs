@@ -5,11 +5,14 @@
 //! It blocks on `select!` over its peers' events, the hashing pool's
 //! verdicts, commands from the session, and a 1 s tick. Sends to peer
 //! threads use `try_send`: a peer whose inbox is full is closed, so this
-//! thread never waits on anyone but its own disk writes.
+//! thread never waits on anyone, not even the disk: its writes, syncs and
+//! resume saves go to a disk writer thread it owns (`disk.rs`), whose
+//! completions are one more arm of the `select!`.
 
 // The rest of this room.
 pub(crate) mod candidates;
 pub mod choker;
+mod disk;
 pub mod metadata;
 pub mod picker;
 pub(crate) mod recent_pieces;
@@ -136,6 +139,8 @@ pub(crate) struct Torrent {
     picker: Picker,
     /// Pieces assembling in memory (bounded), hashed and written from there.
     buffers: PieceBuffers,
+    /// The disk writer thread and what is queued with it (`disk.rs`).
+    disk: disk::DiskSide,
     conns: HashMap<PeerKey, Conn>,
     /// Outgoing connection attempts not yet joined.
     dialing: HashMap<PeerKey, SocketAddr>,
@@ -265,6 +270,8 @@ pub(crate) fn spawn(
         max_upload_rate: rates.upload.rate(),
         seeding_time: Duration::ZERO,
         seed_goal,
+        waiting_for_disk: false,
+        disk_queued: 0,
     };
     let me = Arc::new(TorrentShared {
         metainfo,
@@ -278,12 +285,20 @@ pub(crate) fn spawn(
     });
     let now = Instant::now();
     let buffers = PieceBuffers::new(layout, PIECE_BUFFER_BUDGET, shared.piece_memory.clone());
+    let short = me.metainfo.info_hash.to_hex();
+    let disk = disk::DiskSide::new(
+        &short[..8],
+        me.peer_ctx.storage.clone(),
+        n,
+        shared.piece_memory.clone(),
+    )?;
     let mut t = Torrent {
         shared,
         me: me.clone(),
         layout,
         picker: Picker::new(layout, Bitfield::new(n)),
         buffers,
+        disk,
         conns: HashMap::new(),
         dialing: HashMap::new(),
         candidates: Candidates::new(MAX_CANDIDATES),
@@ -326,7 +341,6 @@ pub(crate) fn spawn(
         last_tick: now,
     };
     t.add_candidates(peers);
-    let short = t.me.metainfo.info_hash.to_hex();
     let handle = std::thread::Builder::new()
         .name(format!("torrent {}", &short[..8]))
         .stack_size(TORRENT_STACK)
@@ -355,9 +369,18 @@ impl Torrent {
                     Err(_) => break,
                 },
                 recv(self.hash_rx) -> m => if let Ok(done) = m { self.on_hashed(done) },
+                recv(self.disk.done) -> m => if let Ok(done) = m { self.on_disk_done(done) },
                 recv(self.commands_rx) -> m => match m {
                     Ok(Command::Shutdown(done)) => {
                         self.shutdown();
+                        let _ = done.send(());
+                        return;
+                    }
+                    Ok(Command::Remove(done)) => {
+                        // Removed: answer at once; the writer drops what is
+                        // queued and closes the files in the background.
+                        self.abandon_disk();
+                        self.close_all();
                         let _ = done.send(());
                         return;
                     }
@@ -484,7 +507,8 @@ impl Torrent {
     fn piece_complete(&mut self, i: u32) {
         match self.buffers.take_complete(i) {
             Complete::Memory(blocks) => self.submit_hash_of(i, PieceData::Memory(blocks)),
-            Complete::Disk => self.submit_hash(i),
+            // Hashed once its queued block writes are done.
+            Complete::Disk => self.spilled_complete(i),
             Complete::Incomplete => {
                 log::warn!(
                     "{}: piece {i} incomplete in memory; fetching it again",
@@ -514,42 +538,21 @@ impl Torrent {
             return;
         }
         if let Some(blocks) = done.blocks.take() {
-            // A piece hashed from memory: only now, verified, is it written.
-            let written = if done.ok && self.phase == Phase::Downloading {
-                let off = self.layout.piece_offset(done.piece);
-                Some(self.me.peer_ctx.storage.write_blocks(off, &blocks))
-            } else {
-                None
-            };
-            self.buffers.release(done.piece);
-            let i = done.piece as usize;
-            if matches!(written, Some(Ok(()))) && self.conns.values().any(|c| !c.bitfield.get(i)) {
-                // A connected peer may soon ask for it (see recent_pieces).
-                let now = Instant::now();
-                self.me.peer_ctx.recent.keep(done.piece, blocks, now);
-            } else {
-                block_pool::global().give_back(blocks);
+            // A piece hashed from memory: only now, verified, is it written,
+            // by the disk writer; it is announced once written (disk.rs).
+            if done.ok && matches!(self.phase, Phase::Downloading | Phase::Stalled(_)) {
+                let contributors = self.picker.piece_hashed(done.piece, true);
+                self.acquit(done.piece, &contributors, &done.block_hashes);
+                self.write_verified(done.piece, blocks);
+                return;
             }
-            match written {
-                Some(Ok(())) => self.stall_retry = Duration::ZERO,
-                Some(Err(e)) => {
-                    // Nobody is to blame: the piece is simply wanted again.
-                    self.picker.piece_hashed(done.piece, false);
-                    match e {
-                        crate::engine::storage::StorageError::DiskFull { .. } => {
-                            self.stall(e.to_string())
-                        }
-                        other => self.fail(other.to_string()),
-                    }
-                    return;
-                }
-                None if done.ok => {
-                    // Stopped meanwhile (stalled, failed): not written, so
-                    // not verified either.
-                    self.picker.piece_hashed(done.piece, false);
-                    return;
-                }
-                None => {}
+            self.buffers.release(done.piece);
+            block_pool::global().give_back(blocks);
+            if done.ok {
+                // Stopped meanwhile (failed): not written, so not verified
+                // either.
+                self.picker.piece_hashed(done.piece, false);
+                return;
             }
         }
         let contributors = self.picker.piece_hashed(done.piece, done.ok);
@@ -1099,7 +1102,7 @@ impl Torrent {
     }
 
     fn fill_requests(&mut self, key: PeerKey) {
-        if self.paused || self.phase != Phase::Downloading {
+        if self.paused || self.phase != Phase::Downloading || self.disk.behind() {
             return;
         }
         let Some(c) = self.conns.get(&key) else {
@@ -1194,21 +1197,7 @@ impl Torrent {
             } => {
                 let len = data.len() as u64;
                 if let Stored::Disk(data) = self.buffers.insert(&block, data) {
-                    let off = self.layout.piece_offset(block.index) + u64::from(block.begin);
-                    let written = self.me.peer_ctx.storage.write(off, &data);
-                    block_pool::global().give_back([data]);
-                    if let Err(e) = written {
-                        // Nothing verified is touched: the block (or its
-                        // piece) is simply wanted again.
-                        self.picker.write_failed(&block);
-                        match e {
-                            crate::engine::storage::StorageError::DiskFull { .. } => {
-                                self.stall(e.to_string())
-                            }
-                            other => self.fail(other.to_string()),
-                        }
-                        return;
-                    }
+                    self.write_spilled(block, data);
                 }
                 self.downloaded += len;
                 for other in cancel {
@@ -1274,25 +1263,6 @@ impl Torrent {
             message: reason,
             stalled: true,
         });
-    }
-
-    /// Whether the disk a stalled torrent writes to may have room again:
-    /// `statvfs` says at least a piece (or all that is left, if less) is
-    /// free, or cannot tell.
-    fn disk_has_room(&self) -> bool {
-        let root = self.me.peer_ctx.storage.root();
-        // The torrent's directory may not exist yet: ask for the nearest
-        // one that does.
-        let Some(dir) = root.ancestors().find(|d| d.exists()) else {
-            return true;
-        };
-        let Ok(st) = nix::sys::statvfs::statvfs(dir) else {
-            return true;
-        };
-        // The counts are `c_ulong`: 32 bits on 32-bit targets.
-        #[allow(clippy::useless_conversion)]
-        let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
-        free >= self.layout.piece_length.min(self.layout.total_length)
     }
 
     /// Stop the torrent on an error that makes progress impossible.
@@ -1432,7 +1402,7 @@ impl Torrent {
                     .collect();
                 let _ = reply.try_send(peers);
             }
-            Command::Shutdown(_) => {}
+            Command::Shutdown(_) | Command::Remove(_) => {}
         }
     }
 
@@ -1502,32 +1472,9 @@ impl Torrent {
                     .collect::<Vec<_>>()
             );
         }
-        if matches!(self.phase, Phase::Stalled(_))
-            && now - self.stalled_at >= self.stall_retry
-            && !self.disk_has_room()
-        {
-            // Still full: look again later, without asking the swarm.
-            self.stalled_at = now;
-        } else if matches!(self.phase, Phase::Stalled(_))
-            && now - self.stalled_at >= self.stall_retry
-        {
-            log::info!(
-                "{}: retrying after: {:?}",
-                self.me.metainfo.info.name,
-                self.phase
-            );
-            self.phase = if self.is_finished() {
-                Phase::Seeding
-            } else {
-                Phase::Downloading
-            };
-            self.candidates.retry_all(now);
-            // The connections kept while stalled want blocks again.
-            let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
-            for k in keys {
-                self.update_interest(k);
-                self.fill_requests(k);
-            }
+        if matches!(self.phase, Phase::Stalled(_)) && now - self.stalled_at >= self.stall_retry {
+            // The writer answers with `statvfs` (disk.rs: `unstall`).
+            self.probe_disk();
         }
         self.send_pex(now);
         if self.resume_dirty && now - self.last_resume_save >= RESUME_SAVE_INTERVAL {
@@ -1662,14 +1609,8 @@ impl Torrent {
     }
 
     fn publish_status(&mut self) {
-        let have = self.picker.have();
-        let pieces_have = have.count() as u32;
-        let mut bytes_have = u64::from(pieces_have) * self.layout.piece_length;
-        let last = self.layout.num_pieces.saturating_sub(1);
-        if self.layout.num_pieces > 0 && have.get(last as usize) {
-            bytes_have =
-                bytes_have - self.layout.piece_length + u64::from(self.layout.piece_len(last));
-        }
+        // Only what is written counts (disk.rs).
+        let (pieces_have, bytes_have) = self.written_counts();
         let uploaded = self.uploaded();
         let mut s = self.me.status.lock();
         s.phase = self.phase.clone();
@@ -1696,22 +1637,23 @@ impl Torrent {
         s.wanted_length = wanted_length(&self.me.metainfo.info, &self.priorities);
         s.max_download_rate = self.me.rates.download.rate();
         s.max_upload_rate = self.me.rates.upload.rate();
+        s.waiting_for_disk = self.disk.waiting();
+        s.disk_queued = self.disk.bytes_waiting();
     }
 
     fn shutdown(&mut self) {
+        self.close_all();
+        // An interrupted check proves nothing: keep the old resume data.
+        let save = self.phase != Phase::Checking;
+        self.finish_disk(save);
+        self.publish_status();
+    }
+
+    fn close_all(&mut self) {
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
         for k in keys {
             self.close(k, CloseReason::Shutdown);
         }
-        if self.phase == Phase::Checking {
-            // An interrupted check proves nothing: keep the old resume data.
-            if let Err(e) = self.me.peer_ctx.storage.sync() {
-                log::warn!("{}: {e}", self.me.metainfo.info.name);
-            }
-        } else {
-            self.save_resume();
-        }
-        self.publish_status();
     }
 
     // ---- file selection ------------------------------------------------------------
@@ -1858,40 +1800,6 @@ impl Torrent {
             self.layout.num_pieces
         );
         true
-    }
-
-    /// Sync the data, then write resume data describing it atomically
-    /// (temporary file, fsync, rename).
-    fn save_resume(&mut self) {
-        let storage = self.me.peer_ctx.storage.clone();
-        let name = self.me.metainfo.info.name.clone();
-        if let Err(e) = storage.sync() {
-            log::warn!("{name}: {e}");
-            return;
-        }
-        self.resume_dirty = false;
-        self.last_resume_save = Instant::now();
-        let Some(path) = self.resume_path() else {
-            return;
-        };
-        let r = ResumeData {
-            info_hash: self.me.metainfo.info_hash,
-            num_pieces: self.layout.num_pieces,
-            pieces: self.picker.have().as_bytes().to_vec(),
-            save_path: storage.root().to_string_lossy().into_owned(),
-            files: storage.stamps(),
-            uploaded: self.me.status.lock().uploaded,
-            downloaded: self.downloaded,
-            file_priorities: if self.all_wanted_files() {
-                Vec::new()
-            } else {
-                self.priorities.clone()
-            },
-            part_file: storage.part_stamp(),
-        };
-        if let Err(e) = crate::state::write_atomically(&path, &r.encode()) {
-            log::warn!("{name}: saving resume data to {}: {e}", path.display());
-        }
     }
 }
 

@@ -122,6 +122,16 @@ pub struct TorrentStatus {
     /// The seeding goal in force (none once `Session::resume` restarted a
     /// finished torrent).
     pub seed_goal: SeedGoal,
+    /// The disk is what holds the torrent back: its write queue is full
+    /// (no block is requested until it drains), has not moved for a
+    /// second, or verified pieces wait in memory for space on a full disk.
+    /// Verified pieces count in `pieces_have` only once written.
+    pub waiting_for_disk: bool,
+    /// Bytes of verified pieces and spilled blocks waiting for the disk
+    /// (queued for the torrent's disk writer, or kept while the disk is
+    /// full); bounded by the write-queue limit (16 MiB) plus what was in
+    /// flight.
+    pub disk_queued: u64,
 }
 
 impl TorrentStatus {
@@ -162,6 +172,8 @@ impl TorrentStatus {
             max_upload_rate: 0,
             seeding_time: Duration::ZERO,
             seed_goal: SeedGoal::default(),
+            waiting_for_disk: false,
+            disk_queued: 0,
         }
     }
 

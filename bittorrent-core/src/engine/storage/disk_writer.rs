@@ -1,0 +1,217 @@
+//! A torrent's disk writer: one thread per torrent thread, started and
+//! joined by it, that performs every write, sync and resume-file save of
+//! that torrent in the order they were queued.
+//!
+//! The torrent thread never waits on the disk: it sends [`DiskJob`]s over
+//! an unbounded channel (bounded in bytes by the torrent thread itself, see
+//! `engine::torrent::disk`) and gets one [`DiskDone`] back per job, on a
+//! channel that is one more arm of its `select!`. Jobs run strictly in
+//! order, so a [`DiskJob::SaveResume`] syncs every write queued before it,
+//! and a [`DiskJob::Barrier`] answers only once the writes queued before it
+//! are done (a spilled piece is read back for hashing only after that).
+
+use crate::engine::storage::{Storage, StorageError};
+use crate::proto::wire::BlockRef;
+use crate::state::resume::ResumeData;
+use crossbeam_channel::{Receiver, Sender};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Stack size of a disk writer thread (the data is on the heap).
+const WRITER_STACK: usize = 128 * 1024;
+
+/// Work for the disk writer, run in the order sent.
+pub(crate) enum DiskJob {
+    /// Write a verified piece held in memory (its blocks, in order).
+    Piece {
+        piece: u32,
+        offset: u64,
+        blocks: Vec<Vec<u8>>,
+    },
+    /// Write one block of a spilled piece (not verified yet).
+    Block {
+        block: BlockRef,
+        offset: u64,
+        data: Vec<u8>,
+    },
+    /// Answer once every job before it is done.
+    Barrier { piece: u32 },
+    /// Sync the data, then write the resume data (its file stamps and the
+    /// part file's stamp are taken here, after the sync) atomically to
+    /// `path`. Without a path, only sync.
+    SaveResume {
+        path: Option<PathBuf>,
+        resume: Box<ResumeData>,
+    },
+    /// Whether the disk under `root` has at least `min_free` bytes free
+    /// (`statvfs`; `true` when it cannot tell).
+    Probe { root: PathBuf, min_free: u64 },
+}
+
+/// What a job did, one per job, in order.
+pub(crate) enum DiskDone {
+    Piece {
+        piece: u32,
+        blocks: Vec<Vec<u8>>,
+        result: Result<(), StorageError>,
+    },
+    Block {
+        block: BlockRef,
+        data: Vec<u8>,
+        result: Result<(), StorageError>,
+    },
+    Barrier {
+        piece: u32,
+    },
+    /// The data was synced and the resume data saved, or why not.
+    Saved {
+        result: Result<(), String>,
+    },
+    Probed {
+        room: bool,
+    },
+}
+
+/// The writer thread's handle, owned by the torrent thread.
+pub(crate) struct DiskWriter {
+    jobs: Option<Sender<DiskJob>>,
+    /// Set when the torrent is removed: jobs not started are dropped.
+    abandon: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DiskWriter {
+    /// Start the writer of `storage`; completions go to `done`.
+    pub(crate) fn spawn(
+        name: &str,
+        storage: Arc<Storage>,
+        done: Sender<DiskDone>,
+    ) -> std::io::Result<DiskWriter> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let abandon = Arc::new(AtomicBool::new(false));
+        let stop = abandon.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("disk {name}"))
+            .stack_size(WRITER_STACK)
+            .spawn(move || run(storage, rx, done, stop))?;
+        Ok(DiskWriter {
+            jobs: Some(tx),
+            abandon,
+            handle: Some(handle),
+        })
+    }
+
+    /// Queue a job (never blocks). `false` if the writer is gone.
+    pub(crate) fn send(&self, job: DiskJob) -> bool {
+        self.jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok())
+    }
+
+    /// Let the queued jobs finish, then wait for the thread to end.
+    pub(crate) fn finish(&mut self) {
+        self.jobs = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Drop the jobs not started and let the thread end in the background
+    /// (a write in progress finishes; the files close when it is done).
+    pub(crate) fn abandon(&mut self) {
+        self.abandon.store(true, Ordering::SeqCst);
+        self.jobs = None;
+        self.handle = None; // detached
+    }
+}
+
+impl Drop for DiskWriter {
+    fn drop(&mut self) {
+        // A torrent thread that ends without `finish` (a panic) does not
+        // wait on the disk either.
+        if self.handle.is_some() {
+            self.abandon();
+        }
+    }
+}
+
+fn run(
+    storage: Arc<Storage>,
+    jobs: Receiver<DiskJob>,
+    done: Sender<DiskDone>,
+    abandon: Arc<AtomicBool>,
+) {
+    while let Ok(job) = jobs.recv() {
+        if abandon.load(Ordering::SeqCst) {
+            continue; // dropped unrun; the torrent is gone
+        }
+        let answer = match job {
+            DiskJob::Piece {
+                piece,
+                offset,
+                blocks,
+            } => {
+                let result = storage.write_blocks(offset, &blocks);
+                DiskDone::Piece {
+                    piece,
+                    blocks,
+                    result,
+                }
+            }
+            DiskJob::Block {
+                block,
+                offset,
+                data,
+            } => {
+                let result = storage.write(offset, &data);
+                DiskDone::Block {
+                    block,
+                    data,
+                    result,
+                }
+            }
+            DiskJob::Barrier { piece } => DiskDone::Barrier { piece },
+            DiskJob::SaveResume { path, resume } => DiskDone::Saved {
+                result: save_resume(&storage, path.as_deref(), *resume),
+            },
+            DiskJob::Probe { root, min_free } => DiskDone::Probed {
+                room: has_room(&root, min_free),
+            },
+        };
+        // The torrent thread is gone (it dropped its receiver): nothing to
+        // report, but the remaining jobs still run unless abandoned.
+        let _ = done.send(answer);
+    }
+}
+
+/// Sync, then write `resume` (stamped now) atomically.
+fn save_resume(
+    storage: &Storage,
+    path: Option<&Path>,
+    mut resume: ResumeData,
+) -> Result<(), String> {
+    storage.sync().map_err(|e| e.to_string())?;
+    let Some(path) = path else {
+        return Ok(());
+    };
+    resume.files = storage.stamps();
+    resume.part_file = storage.part_stamp();
+    crate::state::write_atomically(path, &resume.encode())
+        .map_err(|e| format!("saving resume data to {}: {e}", path.display()))
+}
+
+/// Whether the disk under `root` may have room again: `statvfs` says at
+/// least `min_free` bytes are free, or cannot tell.
+pub(crate) fn has_room(root: &Path, min_free: u64) -> bool {
+    // The torrent's directory may not exist yet: ask for the nearest one
+    // that does.
+    let Some(dir) = root.ancestors().find(|d| d.exists()) else {
+        return true;
+    };
+    let Ok(st) = nix::sys::statvfs::statvfs(dir) else {
+        return true;
+    };
+    // The counts are `c_ulong`: 32 bits on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
+    free >= min_free
+}
