@@ -12,7 +12,7 @@
 
 use crate::engine::storage::{Storage, StorageError};
 use crate::proto::wire::BlockRef;
-use crate::state::resume::ResumeData;
+use crate::proto::resume::ResumeData;
 use crossbeam_channel::{Receiver, Sender};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

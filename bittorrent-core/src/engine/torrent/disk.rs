@@ -32,7 +32,7 @@ use crate::engine::storage::piece_buffer::MemoryBudget;
 use crate::engine::storage::StorageError;
 use crate::proto::bitfield::Bitfield;
 use crate::proto::wire::BlockRef;
-use crate::state::resume::ResumeData;
+use crate::proto::resume::ResumeData;
 use crossbeam_channel::Receiver;
 use std::collections::HashSet;
 use std::sync::Arc;
