@@ -11,8 +11,8 @@
 //! are done (a spilled piece is read back for hashing only after that).
 
 use crate::engine::storage::{Storage, StorageError};
-use crate::proto::wire::BlockRef;
 use crate::proto::resume::ResumeData;
+use crate::proto::wire::BlockRef;
 use crossbeam_channel::{Receiver, Sender};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1626,7 +1626,9 @@ impl Torrent {
         s.uploaded_from_memory = self.me.peer_ctx.recent.sent();
         s.peers_from_pex = self.pex_learned;
         s.checked_pieces = self.checked_pieces;
-        s.paused = self.paused;
+        // `paused` is not written here: the session owns it (set at add and by
+        // `Session::pause`/`resume` the moment they are called), so a snapshot
+        // published before this thread has seen a pause never flips it back.
         s.resumed = self.resumed;
         s.banned = self.banned.len();
         s.seeding_time = self.seeding_time;
