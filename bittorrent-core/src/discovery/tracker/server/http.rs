@@ -199,7 +199,7 @@ impl TrackerServer {
         already_read: &[u8],
         deadline: Instant,
     ) -> io::Result<()> {
-        let remote = stream.peer_addr()?;
+        let remote = crate::engine::net::bind::canonical(stream.peer_addr()?);
         // Short reads: `read_http_request` checks the deadline between them.
         let step = deadline
             .saturating_duration_since(Instant::now())
