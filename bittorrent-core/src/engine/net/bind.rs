@@ -71,6 +71,17 @@ pub fn canonical(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
 }
 
+/// Whether a peer at `ip` can be dialled at all: not unspecified,
+/// multicast, IPv4 broadcast nor IPv6 link-local (`fe80::/10`, which needs
+/// a scope we do not have). `ip` is canonical (see [`canonical`]).
+pub(crate) fn dialable_ip(ip: IpAddr) -> bool {
+    let bad = match ip {
+        IpAddr::V4(v4) => v4.is_broadcast(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    };
+    !(bad || ip.is_unspecified() || ip.is_multicast())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +118,24 @@ mod tests {
         assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
         let (u, none) = udp_sockets(l6.local_addr().unwrap()).unwrap();
         assert!(u.local_addr().unwrap().is_ipv6() && none.is_none());
+    }
+
+    #[test]
+    fn never_dials_link_local_multicast_unspecified() {
+        for bad in [
+            "fe80::1",
+            "febf::1",
+            "ff02::1",
+            "::",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(!dialable_ip(bad.parse().unwrap()), "{bad}");
+        }
+        for good in ["::1", "2001:db8::1", "fec0::1", "127.0.0.1", "10.0.0.1"] {
+            assert!(dialable_ip(good.parse().unwrap()), "{good}");
+        }
     }
 
     #[test]

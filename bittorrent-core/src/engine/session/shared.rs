@@ -131,13 +131,8 @@ impl Shared {
     /// passes through here.
     pub(crate) fn dialable(&self, a: SocketAddr) -> Option<SocketAddr> {
         let a = crate::engine::net::bind::canonical(a);
-        let ip = a.ip();
-        let bad = match ip {
-            IpAddr::V4(v4) => v4.is_broadcast(),
-            IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
-        };
-        let useless = a.port() == 0 || ip.is_unspecified() || ip.is_multicast() || bad;
-        (!useless && !self.is_own_address(&a)).then_some(a)
+        let ok = a.port() != 0 && crate::engine::net::bind::dialable_ip(a.ip());
+        (ok && !self.is_own_address(&a)).then_some(a)
     }
 
     /// Whether `a` is our own listening address (never dial ourselves).
