@@ -1,7 +1,7 @@
 //! IPv6 from the command line (issue 21): `--peer [::1]:PORT` downloads
 //! from a seeder over IPv6, and an IPv6 leecher finds the seeder through
 //! the seeder's embedded tracker over HTTP (`http://[::1]:PORT/announce`,
-//! the seeder handed out in `peers6`). LSD and the DHT are off, so the
+//! the seeder handed out in `peers6`) and over UDP (BEP 15 over IPv6). LSD and the DHT are off, so the
 //! address given (or announced) is the only way to the seeder.
 
 mod support;
@@ -79,15 +79,26 @@ fn leecher_dials_a_seeder_given_as_ipv6_peer() {
 
 #[test]
 fn ipv6_leecher_finds_the_seeder_through_the_embedded_tracker() {
+    through_the_embedded_tracker("http");
+}
+
+/// BEP 15 over IPv6: the seeder's IPv6-only UDP socket answers with
+/// 18-byte peers.
+#[test]
+fn ipv6_leecher_finds_the_seeder_through_the_embedded_udp_tracker() {
+    through_the_embedded_tracker("udp");
+}
+
+fn through_the_embedded_tracker(scheme: &str) {
     if !have_v6_loopback() {
         return;
     }
-    let tmp = TempDir::new("ipv6-tracker");
+    let tmp = TempDir::new(&format!("ipv6-{scheme}-tracker"));
     let seed_dir = tmp.subdir("seed");
     let src = make_single_file(&seed_dir, "v6t.bin", 500 * 1024);
     let torrent = tmp.path().join("t.torrent");
     let port = free_port();
-    let announce = format!("http://[::1]:{port}/announce");
+    let announce = format!("{scheme}://[::1]:{port}/announce");
     peer_create_torrent(
         &src,
         &torrent,
