@@ -112,7 +112,7 @@ pub struct RunArgs {
     /// Where the data goes (or already is: it is checked first)
     #[arg(short, long, value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
-    /// Dial this peer (repeatable)
+    /// Dial this peer (repeatable; IPv6 as [v6]:PORT, e.g. [::1]:6881)
     #[arg(long = "peer", value_name = "IP:PORT", value_parser = socket_addr)]
     pub peers: Vec<SocketAddr>,
     /// Exit (status 0) as soon as every torrent is complete (its selected files)
@@ -376,6 +376,13 @@ pub enum Shell {
 }
 
 fn socket_addr(s: &str) -> Result<SocketAddr, String> {
+    // `::1:6881` is itself an IPv6 address (and the resolver would take it
+    // for host `::1`, port 6881): IPv6 goes in brackets.
+    if !s.starts_with('[') && s.matches(':').count() > 1 {
+        return Err(format!(
+            "not an address: {s} (IPv6 goes in brackets: [v6]:PORT)"
+        ));
+    }
     s.to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
@@ -503,6 +510,25 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn peer_takes_ipv6_in_brackets() {
+        let cli = Cli::try_parse_from([
+            "peer",
+            "x.torrent",
+            "--peer",
+            "[::1]:6881",
+            "--peer",
+            "127.0.0.1:6882",
+        ])
+        .unwrap();
+        let want: Vec<SocketAddr> = vec![
+            "[::1]:6881".parse().unwrap(),
+            "127.0.0.1:6882".parse().unwrap(),
+        ];
+        assert_eq!(cli.run.peers, want);
+        assert!(Cli::try_parse_from(["peer", "x.torrent", "--peer", "::1:6881"]).is_err());
+    }
 
     #[test]
     fn the_command_line_is_consistent() {

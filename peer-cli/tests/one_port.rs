@@ -47,8 +47,9 @@ fn dht_bootstrap_from_a_peers_listening_port_resolves_a_magnet() {
     );
     let out = seeder.output();
     assert!(
-        out.contains(&format!("TCP 0.0.0.0:{port} (peer wire + HTTP tracker)"))
+        out.contains(&format!("TCP [::]:{port} (peer wire + HTTP tracker)"))
             && out.contains(&format!("UDP 0.0.0.0:{port} (UDP tracker + DHT)"))
+            && out.contains(&format!("UDP [::]:{port} (UDP tracker)"))
             && !out.contains("LSD 239"),
         "start-up line\n{out}"
     );

@@ -250,7 +250,10 @@ impl PexMessage {
     pub fn encode(&self) -> Vec<u8> {
         let (mut a4, mut f4, mut a6, mut f6, mut d4, mut d6) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
+        // A v4-mapped IPv6 address (`::ffff:a.b.c.d`) is IPv4: `added`, not `added6`.
+        let canonical = |a: &SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
         for (i, a) in self.added.iter().take(PEX_MAX_PER_MESSAGE).enumerate() {
+            let a = &canonical(a);
             let f = self.added_flags.get(i).copied().unwrap_or(0);
             if a.is_ipv4() {
                 a4.extend_from_slice(&compact_addr(a));
@@ -261,6 +264,7 @@ impl PexMessage {
             }
         }
         for a in self.dropped.iter().take(PEX_MAX_PER_MESSAGE) {
+            let a = &canonical(a);
             if a.is_ipv4() {
                 d4.extend_from_slice(&compact_addr(a));
             } else {
@@ -560,6 +564,53 @@ mod tests {
             PexMessage::decode(&huge),
             Err(ExtensionError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn pex_added6_and_dropped6() {
+        let a: Vec<SocketAddr> = [
+            "10.0.0.1:6881",
+            "[2001:db8::1]:6882",
+            "[::ffff:10.0.0.2]:6883",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let m = PexMessage {
+            added: a.clone(),
+            added_flags: vec![1, 2, 3],
+            dropped: vec!["[2001:db8::9]:7000".parse().unwrap()],
+        };
+        let bytes = m.encode();
+        let v = bencode::decode_strict(&bytes).unwrap();
+        let get = |k: &[u8]| v.get(k).and_then(Value::as_bytes).unwrap().to_vec();
+        // The mapped address went to `added`, as IPv4; 18 bytes per IPv6 contact.
+        assert_eq!(get(b"added").len(), 12);
+        assert_eq!(get(b"added.f"), vec![1, 3]);
+        assert_eq!(get(b"added6").len(), 18);
+        assert_eq!(get(b"added6.f"), vec![2]);
+        assert_eq!(get(b"dropped").len(), 0);
+        assert_eq!(get(b"dropped6").len(), 18);
+        let back = PexMessage::decode(&bytes).unwrap();
+        assert_eq!(
+            back.added,
+            vec![a[0], "10.0.0.2:6883".parse().unwrap(), a[1]]
+        );
+        assert_eq!(back.added_flags, vec![1, 3, 2]);
+        assert_eq!(back.dropped, m.dropped);
+        // A hand-written added6: one contact, [::1]:6881, no flags.
+        let mut p = b"d6:added618:".to_vec();
+        p.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+        p.extend_from_slice(&6881u16.to_be_bytes());
+        p.push(b'e');
+        let m = PexMessage::decode(&p).unwrap();
+        assert_eq!(m.added, vec!["[::1]:6881".parse().unwrap()]);
+        assert_eq!(m.added_flags, vec![0]);
+        // 17 bytes: not a whole IPv6 contact.
+        let mut short = b"d6:added617:".to_vec();
+        short.extend_from_slice(&[7u8; 17]);
+        short.push(b'e');
+        assert!(PexMessage::decode(&short).is_err());
     }
 
     #[test]

@@ -269,6 +269,18 @@ mod tests {
             .collect()
     }
 
+    #[test]
+    fn x_pe_takes_ipv6_in_brackets() {
+        let h = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
+        for pe in ["[::1]:6881", "%5B%3A%3A1%5D%3A6881"] {
+            let m = Magnet::parse(&format!("magnet:?xt=urn:btih:{h}&x.pe={pe}")).unwrap();
+            assert_eq!(m.peers, vec!["[::1]:6881".to_string()]);
+            let a: std::net::SocketAddr = m.peers[0].parse().unwrap();
+            assert!(a.is_ipv6());
+            assert!(m.to_uri().ends_with("&x.pe=[::1]:6881"));
+        }
+    }
+
     /// Every row of fixtures/vectors/magnet.tsv.
     #[test]
     fn vectors() {

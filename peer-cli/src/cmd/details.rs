@@ -259,5 +259,11 @@ mod tests {
             pex: true,
         };
         assert_eq!(flags(&p, 4), "DuISX");
+        // An IPv6 peer's address prints as [v6]:port.
+        let p6 = PeerInfo {
+            addr: "[2001:db8::7]:6881".parse().expect("addr"),
+            ..p
+        };
+        assert_eq!(peer_json(&p6, 4)["address"], "[2001:db8::7]:6881");
     }
 }

@@ -13,15 +13,22 @@ except ImportError as e:  # pragma: no cover - reported to the Rust harness
     sys.exit(3)
 
 
-def loopback_settings(listen_port):
-    """Session settings that make libtorrent behave on 127.0.0.1.
+def listen_interface(host, listen_port):
+    """libtorrent's listen_interfaces entry: IPv6 hosts go in brackets."""
+    if ":" in host:
+        return "[%s]:%d" % (host.strip("[]"), listen_port)
+    return "%s:%d" % (host, listen_port)
+
+
+def loopback_settings(listen_port, host="127.0.0.1"):
+    """Session settings that make libtorrent behave on 127.0.0.1 (or ::1).
 
     libtorrent tries uTP first and crawls on loopback, refuses a second
     connection from the same IP by default, and would otherwise talk to the
     outside world (DHT, LSD, UPnP, NAT-PMP).
     """
     return {
-        "listen_interfaces": "127.0.0.1:%d" % listen_port,
+        "listen_interfaces": listen_interface(host, listen_port),
         "enable_outgoing_utp": False,
         "enable_incoming_utp": False,
         "enable_outgoing_tcp": True,
@@ -72,8 +79,8 @@ def force_encryption(ses):
     })
 
 
-def make_session(listen_port):
-    return lt.session(loopback_settings(listen_port))
+def make_session(listen_port, host="127.0.0.1"):
+    return lt.session(loopback_settings(listen_port, host))
 
 
 def load_torrent(path):

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""lt_leech.py TORRENT SAVE_DIR --peer IP:PORT [--timeout S] [--listen-port N] [--encrypt]
+"""lt_leech.py TORRENT SAVE_DIR --peer IP:PORT [--timeout S] [--listen-port N] [--encrypt] [--listen-host ::1]
 
 Download TORRENT into SAVE_DIR from the given peer(s) (connect_peer, no
 tracker needed). Prints progress lines; exits 0 once the download is complete
@@ -26,6 +26,8 @@ def main():
     ap.add_argument("save_dir")
     ap.add_argument("--peer", action="append", default=[], type=parse_peer)
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--listen-host", default="127.0.0.1",
+                    help="address to listen on (::1 for IPv6 loopback)")
     ap.add_argument("--listen-port", type=int, default=0)
     ap.add_argument("--dht-node", action="append", default=[],
                     help="IP:PORT of a DHT node to bootstrap from (turns libtorrent's DHT on)")
@@ -36,7 +38,7 @@ def main():
                     help="require encryption (MSE with RC4) both ways")
     args = ap.parse_args()
 
-    ses = make_session(args.listen_port)
+    ses = make_session(args.listen_port, args.listen_host)
     enable_dht(ses, args.dht_node)
     if args.encrypt:
         force_encryption(ses)

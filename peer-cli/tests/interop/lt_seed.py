@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""lt_seed.py TORRENT DATA_DIR PORT [--timeout S] [--encrypt]
+"""lt_seed.py TORRENT DATA_DIR PORT [--timeout S] [--encrypt] [--listen-host ::1]
 
 Seed TORRENT from DATA_DIR (the directory that contains the torrent's file or
 top-level folder) on 127.0.0.1:PORT. Prints "READY" (and flushes) once the
@@ -31,6 +31,8 @@ def main():
     ap.add_argument("data_dir")
     ap.add_argument("port", type=int)
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--listen-host", default="127.0.0.1",
+                    help="address to listen on (::1 for IPv6 loopback)")
     ap.add_argument("--dht-node", action="append", default=[],
                     help="IP:PORT of a DHT node to bootstrap from (turns libtorrent's DHT on)")
     ap.add_argument("--encrypt", action="store_true",
@@ -55,7 +57,7 @@ def main():
 
     threading.Thread(target=watch_stdin, daemon=True).start()
 
-    ses = make_session(args.port)
+    ses = make_session(args.port, args.listen_host)
     enable_dht(ses, args.dht_node)
     if args.encrypt:
         force_encryption(ses)
@@ -74,7 +76,7 @@ def main():
         st = h.status()
         if not ready and st.is_seeding:
             print("READY", flush=True)
-            sys.stderr.write("lt_seed: seeding on 127.0.0.1:%d\n" % ses.listen_port())
+            sys.stderr.write("lt_seed: seeding on %s:%d\n" % (args.listen_host, ses.listen_port()))
             ready = True
         elif not ready and st.state not in CHECKING and now_s() - last > 2:
             # Checked and found incomplete: most likely the wrong data dir.

@@ -1024,7 +1024,7 @@ impl<'a> Connection<'a> {
                 // BEP 5: the peer runs a DHT node there; try it.
                 if let (Some(dht), Ok(addr)) = (&self.ctx.dht, self.stream.tcp().peer_addr()) {
                     if p != 0 && !self.ctx.private {
-                        dht.add_node(SocketAddr::new(addr.ip(), p));
+                        dht.add_node(SocketAddr::new(addr.ip().to_canonical(), p));
                     }
                 }
             }

@@ -165,7 +165,8 @@ impl Drop for Handshaking {
 /// Sniff the first bytes: a BitTorrent handshake goes to its torrent.
 fn handle_incoming(mut stream: TcpStream, mut guard: Handshaking) {
     let shared = guard.shared.clone();
-    let Ok(addr) = stream.peer_addr() else {
+    // A dual-stack listener reports IPv4 peers as `::ffff:a.b.c.d`.
+    let Ok(addr) = stream.peer_addr().map(crate::engine::net::bind::canonical) else {
         return;
     };
     let limits = shared.config.peer_limits;

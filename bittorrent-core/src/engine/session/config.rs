@@ -4,14 +4,16 @@
 use crate::discovery::tracker::TrackerConfig;
 use crate::engine::conn::peer::PeerLimits;
 use crate::engine::net::mse::Encryption;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Session configuration. Every field has a documented default.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Address to listen on (default `0.0.0.0`).
+    /// Address to listen on. The default `[::]` takes IPv6 and IPv4 peers
+    /// on one port (dual stack; `0.0.0.0` on a host without IPv6); any
+    /// other address binds only itself (`0.0.0.0`: IPv4 only).
     pub listen_addr: IpAddr,
     /// Port to listen on (default 6881; 0 picks a free port).
     pub listen_port: u16,
@@ -107,7 +109,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            listen_addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             listen_port: 6881,
             peer_id_prefix: "-PE0001-".into(),
             max_peers_per_torrent: 50,

@@ -42,7 +42,7 @@ use crate::state::{dht_table, torrents as saved};
 use crossbeam_channel::Receiver;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -56,6 +56,7 @@ pub(crate) use crate::util::SERVICE_STACK;
 struct Threads {
     listener: Option<JoinHandle<()>>,
     udp: Option<JoinHandle<()>>,
+    udp6: Option<JoinHandle<()>>,
     lsd_router: Option<JoinHandle<()>>,
     hasher: Option<HasherPool>,
     torrents: Vec<(InfoHash, JoinHandle<()>)>,
@@ -73,6 +74,9 @@ struct Inner {
     threads: Mutex<Threads>,
     lsd: Mutex<Option<Lsd>>,
     announcer: announcer::AnnouncerClient,
+    /// The UDP sockets' addresses: tracker and DHT first, then the IPv6
+    /// tracker socket beside a dual-stack listener.
+    udp_addrs: Vec<SocketAddr>,
 }
 
 /// A running session. Dropping it shuts it down.
@@ -96,8 +100,8 @@ impl Session {
     /// Bind the listening port and start the shared threads.
     pub fn start(config: Config) -> Result<Session> {
         let bind = SocketAddr::new(config.listen_addr, config.listen_port);
-        let listener =
-            TcpListener::bind(bind).map_err(|e| Error::io(format!("listen on {bind}"), e))?;
+        let listener = crate::engine::net::bind::tcp_listener(bind.ip(), bind.port())
+            .map_err(|e| Error::io(format!("listen on {bind}"), e))?;
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::io("listening address", e))?;
@@ -111,14 +115,20 @@ impl Session {
         // (BEP 15) and the DHT, told apart by their first byte by the `udp`
         // thread (`discovery::udp`). So `--dht-bootstrap IP:PORT` with a
         // peer's listening address joins its DHT.
-        let udp_socket = if config.enable_tracker || config.dht {
-            Some(
-                std::net::UdpSocket::bind(local_addr)
-                    .map_err(|e| Error::io(format!("bind UDP on {local_addr}"), e))?,
-            )
+        // With a dual-stack listener the DHT's socket is IPv4 (`0.0.0.0`)
+        // and a second, IPv6-only socket serves the UDP tracker.
+        let (udp_socket, udp6_socket) = if config.enable_tracker || config.dht {
+            let (s, s6) = crate::engine::net::bind::udp_sockets(local_addr)
+                .map_err(|e| Error::io(format!("bind UDP on {local_addr}"), e))?;
+            (Some(s), s6.filter(|_| config.enable_tracker))
         } else {
-            None
+            (None, None)
         };
+        let udp_addrs: Vec<SocketAddr> = udp_socket
+            .iter()
+            .chain(&udp6_socket)
+            .filter_map(|s| s.local_addr().ok())
+            .collect();
         let (dht_in_tx, dht_in_rx) = crossbeam_channel::bounded(1024);
         let dht = if let (true, Some(sock)) = (config.dht, &udp_socket) {
             let mut bootstrap = config.dht_bootstrap.clone();
@@ -126,7 +136,7 @@ impl Session {
                 bootstrap.extend(dht_table::load(&dir.join("dht.benc")));
             }
             let cfg = crate::discovery::dht::DhtConfig {
-                bind: local_addr,
+                bind: sock.local_addr().unwrap_or(local_addr),
                 bootstrap,
                 routers: config.dht_routers.clone(),
                 resolver: config.dht_resolver.clone(),
@@ -194,6 +204,23 @@ impl Session {
                     .map_err(|e| Error::io("start UDP thread", e))?,
             );
         }
+        // The IPv6 UDP tracker (BEP 15 over IPv6), when the listener is
+        // dual stack.
+        if let Some(sock) = udp6_socket {
+            let tracker = Some(shared.tracker.clone());
+            let stop = shared.shutting_down.clone();
+            threads.udp6 = Some(
+                std::thread::Builder::new()
+                    .name("udp6".into())
+                    .stack_size(SERVICE_STACK)
+                    .spawn(move || {
+                        if let Err(e) = crate::discovery::udp::run(&sock, tracker, None, &stop) {
+                            log::warn!("IPv6 UDP socket stopped: {e}");
+                        }
+                    })
+                    .map_err(|e| Error::io("start UDP thread", e))?,
+            );
+        }
         // BEP 14: the lsd thread reports (info-hash, peer) pairs; a small
         // router thread hands them to the torrents and magnet links.
         let mut lsd = None;
@@ -240,6 +267,7 @@ impl Session {
                 threads: Mutex::new(threads),
                 lsd: Mutex::new(lsd),
                 announcer: client,
+                udp_addrs,
             }),
         })
     }
@@ -265,8 +293,16 @@ impl Session {
             udp.push("DHT");
         }
         let mut line = format!("TCP {a} ({})", tcp.join(" + "));
-        if !udp.is_empty() {
-            line.push_str(&format!(", UDP {a} ({})", udp.join(" + ")));
+        for (i, u) in self.inner.udp_addrs.iter().enumerate() {
+            // The second socket (IPv6 beside an IPv4 DHT) is the tracker's only.
+            let what = if i == 0 {
+                udp.join(" + ")
+            } else {
+                "UDP tracker".into()
+            };
+            if !what.is_empty() {
+                line.push_str(&format!(", UDP {u} ({what})"));
+            }
         }
         if self.inner.lsd.lock().is_some() {
             line.push_str(&format!(", LSD {}", crate::proto::lsd::HOST_V4));
@@ -751,6 +787,9 @@ impl Inner {
             let _ = h.join();
         }
         if let Some(h) = th.udp.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = th.udp6.take() {
             let _ = h.join();
         }
         if let Some(l) = self.lsd.lock().take() {

@@ -129,12 +129,24 @@ impl Shared {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
+    /// `a` as an address worth dialling: v4-mapped turned into IPv4; None
+    /// for port 0, unspecified, multicast, IPv4 broadcast, IPv6 link-local
+    /// (`fe80::/10`, unreachable without a scope) and our own listening
+    /// address. Every candidate (tracker, PEX, DHT, LSD, `--peer`, `x.pe`)
+    /// passes through here.
+    pub(crate) fn dialable(&self, a: SocketAddr) -> Option<SocketAddr> {
+        let a = crate::engine::net::bind::canonical(a);
+        let ok = a.port() != 0 && crate::engine::net::bind::dialable_ip(a.ip());
+        (ok && !self.is_own_address(&a)).then_some(a)
+    }
+
     /// Whether `a` is our own listening address (never dial ourselves).
     pub(crate) fn is_own_address(&self, a: &SocketAddr) -> bool {
+        let ip = a.ip().to_canonical();
         a.port() == self.local_addr.port()
-            && (a.ip() == self.local_addr.ip()
-                || a.ip().is_loopback()
-                || self.local_addr.ip().is_unspecified() && is_local_ip(a.ip()))
+            && (ip == self.local_addr.ip()
+                || ip.is_loopback()
+                || self.local_addr.ip().is_unspecified() && is_local_ip(ip))
     }
 
     /// Give addresses to a torrent or to a magnet link still looking for

@@ -76,7 +76,6 @@ fn run(
     let ih = me.magnet.info_hash;
     let now = Instant::now();
     let mut candidates = Candidates::new(MAX_CANDIDATES);
-    let own = |a: &SocketAddr| a.port() == 0 || shared.is_own_address(a);
     // x.pe first, then the caller's peers.
     let xpe = me
         .magnet
@@ -84,7 +83,7 @@ fn run(
         .iter()
         .filter_map(|p| p.to_socket_addrs().ok()?.next());
     let first: Vec<SocketAddr> = xpe.chain(peers).collect();
-    candidates.add(first.into_iter().filter(|a| !own(a)), now);
+    candidates.add(first.into_iter().filter_map(|a| shared.dialable(a)), now);
     let stop_announcer = Arc::new(AtomicBool::new(false));
     let announcer = {
         let (s, t, st) = (shared.clone(), me.clone(), stop_announcer.clone());
@@ -121,7 +120,10 @@ fn run(
         me.status.lock().peers = asking.len();
         select! {
             recv(found) -> m => if let Ok(addrs) = m {
-                let n = candidates.add(addrs.into_iter().filter(|a| !own(a)), Instant::now());
+                let n = candidates.add(
+                    addrs.into_iter().filter_map(|a| shared.dialable(a)),
+                    Instant::now(),
+                );
                 if n > 0 {
                     log::debug!("{ih}: {n} new peers to ask for the metadata");
                 }

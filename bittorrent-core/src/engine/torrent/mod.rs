@@ -1285,9 +1285,7 @@ impl Torrent {
 
     fn add_candidates(&mut self, addrs: Vec<SocketAddr>) {
         let shared = &self.shared;
-        let fresh = addrs
-            .into_iter()
-            .filter(|a| a.port() != 0 && !shared.is_own_address(a));
+        let fresh = addrs.into_iter().filter_map(|a| shared.dialable(a));
         self.candidates.add(fresh, Instant::now());
     }
 

@@ -199,7 +199,7 @@ impl TrackerServer {
         already_read: &[u8],
         deadline: Instant,
     ) -> io::Result<()> {
-        let remote = stream.peer_addr()?;
+        let remote = crate::engine::net::bind::canonical(stream.peer_addr()?);
         // Short reads: `read_http_request` checks the deadline between them.
         let step = deadline
             .saturating_duration_since(Instant::now())
@@ -323,6 +323,33 @@ mod tests {
         // numwant clamps.
         let (_, b) = get(&s, &announce_q(2, 6882, "&numwant=0"), "10.0.0.2:5000");
         assert!(parse_announce_response(&b).unwrap().peers.is_empty());
+    }
+
+    #[test]
+    fn ipv6_announcer_gets_both_families_in_their_own_lists() {
+        let s = open_server();
+        get(&s, &announce_q(1, 6881, ""), "10.0.0.1:5000");
+        // A v4-mapped remote (a dual-stack socket) is the IPv4 address.
+        get(&s, &announce_q(3, 6883, ""), "[::ffff:10.0.0.3]:5000");
+        get(&s, &announce_q(4, 6884, ""), "[2001:db8::4]:5000");
+        let (_, b) = get(&s, &announce_q(5, 6885, ""), "[2001:db8::5]:5000");
+        let v = decode(&b).unwrap();
+        let v4 = v.get(b"peers").and_then(Value::as_bytes).unwrap();
+        let v6 = v.get(b"peers6").and_then(Value::as_bytes).unwrap();
+        assert_eq!((v4.len(), v6.len()), (12, 18));
+        let mut four = crate::proto::compact::parse_v4(v4);
+        four.sort();
+        assert_eq!(
+            four,
+            vec![
+                "10.0.0.1:6881".parse().unwrap(),
+                "10.0.0.3:6883".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            crate::proto::compact::parse_v6(v6),
+            vec!["[2001:db8::4]:6884".parse().unwrap()]
+        );
     }
 
     #[test]

@@ -185,6 +185,45 @@ mod tests {
     use super::super::test_support::*;
     use super::*;
 
+    /// BEP 15 over IPv6: an announce from an IPv6 address gets 18-byte
+    /// entries, and only the IPv6 peers (IPv4 ones would not fit).
+    #[test]
+    fn udp_announce_over_ipv6_gets_ipv6_peers() {
+        let s = open_server();
+        let mut conn = Vec::new();
+        conn.extend_from_slice(&UDP_PROTOCOL_ID.to_be_bytes());
+        conn.extend_from_slice(&0u32.to_be_bytes());
+        conn.extend_from_slice(&7u32.to_be_bytes());
+        let mut req = AnnounceRequest {
+            info_hash: ih(),
+            peer_id: [1; 20],
+            port: 6881,
+            uploaded: 0,
+            downloaded: 0,
+            left: 5,
+            event: AnnounceEvent::Started,
+            numwant: 50,
+            key: 1,
+        };
+        let from: [(SocketAddr, u8); 3] = [
+            ("10.0.0.1:7000".parse().unwrap(), 1),
+            ("[2001:db8::2]:7000".parse().unwrap(), 2),
+            ("[2001:db8::3]:7000".parse().unwrap(), 3),
+        ];
+        let mut last = Vec::new();
+        for (a, id) in from {
+            let cid = be64(&s.handle_udp(&conn, a).unwrap(), 8);
+            req.peer_id = [id; 20];
+            req.port = 6880 + u16::from(id);
+            last = s.handle_udp(&udp_announce_packet(cid, 9, &req), a).unwrap();
+        }
+        assert_eq!(last.len(), 20 + 18);
+        assert_eq!(
+            parse_udp_announce_response(&last, true).unwrap().peers,
+            vec!["[2001:db8::2]:6882".parse().unwrap()]
+        );
+    }
+
     #[test]
     fn udp_connect_announce_scrape() {
         let s = open_server();
