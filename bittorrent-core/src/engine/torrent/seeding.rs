@@ -19,7 +19,10 @@
 //!   peer that has it. A request for a block refused before is served (a
 //!   leecher that asks again has nowhere else to go), and so is every
 //!   request of a peer without the fast extension: nobody is starved, and
-//!   refusals per connection are bounded ([`MAX_REFUSALS`]).
+//!   refusals per connection are bounded ([`MAX_REFUSALS`]). Once every
+//!   piece is out ([`STEERED_ROUNDS`]), the swarm holds the whole torrent
+//!   and nothing more is refused: the leechers trade, and a leecher
+//!   missing its last pieces is not made to wait.
 //! * [`Refused`], one per connection in the torrent thread, the leecher's
 //!   side: pieces an unchoking peer rejected are not asked of it again for
 //!   [`REFUSED_FOR`], so that our own leechers take the hint instead of
@@ -31,6 +34,10 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// Rounds steered: once every piece is out this many times, the swarm
+/// holds the whole torrent and the seeder serves whatever is asked (a
+/// leecher missing its last pieces is not made to wait on refusals).
+pub const STEERED_ROUNDS: u32 = 1;
 /// Blocks refused per connection at most (past it, every request is served).
 pub const MAX_REFUSALS: usize = 8192;
 /// How long a leecher leaves a piece alone at a peer that rejected it while
@@ -93,7 +100,7 @@ impl Spread {
         let mut cur = s.load(Ordering::Relaxed);
         loop {
             let floor = self.floor();
-            if active && u32::from(cur) > floor {
+            if active && floor < STEERED_ROUNDS && u32::from(cur) > floor {
                 return false;
             }
             let next = cur.saturating_add(1);
@@ -348,9 +355,9 @@ mod tests {
         assert_eq!(a.on_request(&s, &blk(0, 0), true), Verdict::Refuse);
         assert_eq!(a.on_request(&s, &blk(1, 0), true), Verdict::Serve);
         assert_eq!(s.floor(), 1);
-        // Still above the floor (2 > 1).
+        // Every piece is out once: past the steered rounds, all is served.
         let mut b = UploadSteer::default();
-        assert_eq!(b.on_request(&s, &blk(0, 0), true), Verdict::Refuse);
+        assert_eq!(b.on_request(&s, &blk(0, 0), true), Verdict::Serve);
         assert_eq!(b.on_request(&s, &blk(1, 0), true), Verdict::Serve);
         assert_eq!(s.floor(), 2);
         // Out-of-range pieces are neither admitted nor counted.
