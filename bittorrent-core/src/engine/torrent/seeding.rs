@@ -40,6 +40,9 @@ use std::time::{Duration, Instant};
 pub const STEERED_ROUNDS: u32 = 1;
 /// Blocks refused per connection at most (past it, every request is served).
 pub const MAX_REFUSALS: usize = 8192;
+/// Pieces a leecher remembers as refused per peer at most (only rejects of
+/// requests it made count, so this is bounded by its own requests anyway).
+pub const MAX_REFUSED_PIECES: usize = 1024;
 /// How long a leecher leaves a piece alone at a peer that rejected it while
 /// unchoking us.
 pub const REFUSED_FOR: Duration = Duration::from_secs(4);
@@ -248,7 +251,7 @@ impl Refused {
     pub fn insert(&mut self, i: u32, now: Instant) {
         if let Some(e) = self.pieces.iter_mut().find(|(p, _)| *p == i) {
             e.1 = now;
-        } else if self.pieces.len() < MAX_REFUSALS {
+        } else if self.pieces.len() < MAX_REFUSED_PIECES {
             self.pieces.push((i, now));
         }
     }
