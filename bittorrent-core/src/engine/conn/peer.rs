@@ -16,6 +16,7 @@ use crate::engine::net::rate_limit::{Credit, Direction};
 use crate::engine::storage::Storage;
 use crate::engine::torrent::picker::PeerKey;
 use crate::engine::torrent::recent_pieces::RecentPieces;
+use crate::engine::torrent::seeding::{Spread, UploadSteer, Verdict};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::wire::{BlockRef, FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
@@ -186,6 +187,9 @@ pub struct PeerContext {
     pub throttle: crate::engine::net::rate_limit::Throttle,
     /// Whether outgoing connections use MSE (and fall back to plaintext).
     pub encryption: Encryption,
+    /// Copies of each piece sent, and whether requests are steered to the
+    /// least spread pieces (`torrent::seeding`).
+    pub spread: Spread,
 }
 
 /// Limits a peer thread enforces.
@@ -439,6 +443,8 @@ struct Connection<'a> {
     /// uploads, and when they are due (`rate_limit::Credit`).
     down_credit: Credit,
     up_credit: Credit,
+    /// Seeding once: pieces started here, blocks refused (`seeding.rs`).
+    steer: UploadSteer,
 }
 
 /// Size of the allowed-fast set we grant (BEP 6 suggests 10).
@@ -577,6 +583,7 @@ impl<'a> Connection<'a> {
             upload_cache: None,
             down_credit: Credit::default(),
             up_credit: Credit::default(),
+            steer: UploadSteer::default(),
         };
         // Our bitfield goes first (after the handshake, before anything
         // else). The torrent thread sends it as the first command when it
@@ -1214,6 +1221,12 @@ impl<'a> Connection<'a> {
             return Ok(());
         }
         if !self.upload_queue.contains(&b) {
+            // Seeding once: a piece sent already this round is refused
+            // once per block (the fast extension), then served.
+            if self.steer.on_request(&self.ctx.spread, &b, self.fast) == Verdict::Refuse {
+                self.send(&Message::Reject(b));
+                return Ok(());
+            }
             self.upload_queue.push_back(b);
         }
         Ok(())

@@ -222,6 +222,16 @@ impl Throttle {
         self.pick(dir).iter().all(|l| l.rate() == 0)
     }
 
+    /// The stricter limit in direction `dir`, bytes per second (0: none).
+    pub fn limit(&self, dir: Direction) -> u64 {
+        self.pick(dir)
+            .iter()
+            .map(|l| l.rate())
+            .filter(|&r| r > 0)
+            .min()
+            .unwrap_or(0)
+    }
+
     /// Reserve `bytes` in both buckets of `dir` (paid now, in advance) and
     /// return how long until they may move: the caller sleeps once for
     /// that long (or waits for other work until then), then moves them

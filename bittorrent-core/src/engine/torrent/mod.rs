@@ -16,6 +16,7 @@ mod disk;
 pub mod metadata;
 pub mod picker;
 pub(crate) mod recent_pieces;
+pub mod seeding;
 pub mod selection;
 pub mod smart_ban;
 pub(crate) mod status;
@@ -24,7 +25,7 @@ use crate::engine::conn::block_pool;
 use crate::engine::conn::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
 use crate::engine::conn::pipeline::{Pipeline, MIN_DEPTH};
 use crate::engine::conn::waker::Inbox;
-use crate::engine::net::rate_limit::{RatePair, Throttle};
+use crate::engine::net::rate_limit::{Direction, RatePair, Throttle};
 use crate::engine::session::events::Event;
 use crate::engine::session::shared::{Command, Shared, TorrentShared};
 use crate::engine::storage::hasher::{HashDone, HashJob, PieceData};
@@ -95,6 +96,8 @@ struct Conn {
     chokes: u32,
     /// Blocks it sent that we never asked it for (dropped).
     unrequested: u32,
+    /// Pieces it rejected while unchoking us, not asked again for a while.
+    refused: seeding::Refused,
 }
 
 const TICK: Duration = Duration::from_secs(1);
@@ -239,6 +242,7 @@ pub(crate) fn spawn(
             session: shared.rates.clone(),
             torrent: rates.clone(),
         },
+        spread: seeding::Spread::new(layout.num_pieces as usize),
     });
     let status = TorrentStatus {
         info_hash: metainfo.info_hash,
@@ -922,6 +926,7 @@ impl Torrent {
                 requested: EverRequested::default(),
                 chokes: 0,
                 unrequested: 0,
+                refused: seeding::Refused::default(),
             },
         );
         if self.parole.contains(&addr) {
@@ -966,6 +971,10 @@ impl Torrent {
                     .ones()
                     .filter(|&i| !have.get(i) && self.wanted.get(i))
                     .count() as u32;
+                let spread = &self.me.peer_ctx.spread;
+                for i in bf.ones() {
+                    spread.seen(i as u32, self.picker.availability(i as u32));
+                }
                 c.bitfield = bf;
                 self.after_availability(key);
             }
@@ -979,6 +988,8 @@ impl Torrent {
                         c.wanted += 1;
                     }
                     self.picker.add_have(i);
+                    let spread = &self.me.peer_ctx.spread;
+                    spread.seen(i, self.picker.availability(i));
                     let recent = &self.me.peer_ctx.recent;
                     if recent.contains(i) && self.conns.values().all(|c| c.bitfield.get(i as usize))
                     {
@@ -994,6 +1005,7 @@ impl Torrent {
                 if v {
                     self.unchoke_if_free_slot(key);
                 }
+                self.update_steering();
             }
             PeerEvent::ChokedUs(v) => {
                 if let Some(c) = self.conns.get_mut(&key) {
@@ -1014,6 +1026,13 @@ impl Torrent {
             PeerEvent::Rejected(b) => {
                 if let Some(c) = self.conns.get_mut(&key) {
                     c.outstanding.remove(&b);
+                    if c.peer_choking {
+                        // BEP 6: no longer allowed fast (libtorrent does so too).
+                        c.allowed_fast.retain(|&i| i != b.index);
+                    } else {
+                        // A seeder steering us elsewhere (`seeding.rs`).
+                        c.refused.insert(b.index, Instant::now());
+                    }
                 }
                 self.picker.request_failed(key, &b);
             }
@@ -1091,6 +1110,36 @@ impl Torrent {
         }
     }
 
+    /// Seeding once: steer requests to the least spread pieces while we
+    /// seed and our upload is the bottleneck (`seeding::saturated`).
+    fn update_steering(&mut self) {
+        let interested = self
+            .conns
+            .values()
+            .filter(|c| c.peer_interested && !c.bitfield.is_full())
+            .count();
+        let up_rate: u64 = self.conns.values().map(|c| c.up_rate).sum();
+        let ctx = &self.me.peer_ctx;
+        let on = seeding::saturated(
+            self.phase == Phase::Seeding && !self.paused,
+            ctx.throttle.limit(Direction::Upload),
+            up_rate,
+            interested,
+            self.shared.config.upload_slots,
+        );
+        if on != ctx.spread.active() {
+            log::debug!(
+                "{}: seeding once {}",
+                self.me.metainfo.info.name,
+                if on { "on" } else { "off" }
+            );
+            ctx.spread.set_active(on);
+        }
+        if on {
+            ctx.spread.recount();
+        }
+    }
+
     fn set_choke(&mut self, key: PeerKey, choke: bool) {
         let Some(c) = self.conns.get_mut(&key) else {
             return;
@@ -1135,12 +1184,17 @@ impl Torrent {
                 }
             }
             self.picker.pick(key, &allowed, room)
-        } else if self.all_wanted {
-            self.picker.pick(key, &c.bitfield, room)
         } else {
-            // Skipped files: only the pieces of wanted files.
-            let masked = mask(&c.bitfield, &self.wanted);
-            self.picker.pick(key, &masked, room)
+            // Not the pieces it refused lately (`seeding::Refused`).
+            let refused = c.refused.mask(&c.bitfield);
+            let theirs = refused.as_ref().unwrap_or(&c.bitfield);
+            if self.all_wanted {
+                self.picker.pick(key, theirs, room)
+            } else {
+                // Skipped files: only the pieces of wanted files.
+                let masked = mask(theirs, &self.wanted);
+                self.picker.pick(key, &masked, room)
+            }
         };
         if blocks.is_empty() {
             return;
@@ -1427,6 +1481,7 @@ impl Torrent {
             c.last_down = d;
             c.last_up = u;
             c.pipeline.on_tick(delta, c.down_rate);
+            c.refused.expire(now);
             // Requests that went unanswered for too long go back to the picker.
             if !c.outstanding.is_empty() && now - c.last_block > REQUEST_TIMEOUT {
                 let lost: Vec<_> = c.outstanding.drain().collect();
@@ -1481,6 +1536,7 @@ impl Torrent {
         if now - self.last_choke >= CHOKE_INTERVAL {
             self.choke_round(now);
         }
+        self.update_steering();
         self.check_seed_goal();
         self.connect_candidates();
         self.publish_status();

@@ -135,6 +135,11 @@ impl Picker {
         theirs.ones().any(|i| !self.have.get(i))
     }
 
+    /// How many connected peers have piece `i`.
+    pub fn availability(&self, i: u32) -> u32 {
+        self.availability.get(i as usize).copied().unwrap_or(0)
+    }
+
     /// Record that a peer has every piece in `bf` (bitfield or have-all).
     pub fn add_availability(&mut self, bf: &Bitfield) {
         for i in bf.ones() {
