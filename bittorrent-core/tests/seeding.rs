@@ -161,7 +161,7 @@ fn completed_is_announced_only_after_a_download() {
 /// Seeding once (`engine/torrent/seeding.rs`): a seeder capped at 1 MiB/s
 /// with eight leechers (capped too, so the seeder's upload is the
 /// bottleneck) sends each piece about once before any twice: its upload
-/// stays under twice the torrent (1.6-1.7 measured; 2.3 without the
+/// stays under 2.1 times the torrent (1.6-1.7 measured; 2.3 without the
 /// steering, and 2.6-4.3 in the 20-peer benchmark before it). Every
 /// leecher completes byte-identical.
 #[test]
@@ -195,8 +195,10 @@ fn capped_seeder_sends_each_piece_about_once() {
     let up = seeder.status(&mi.info_hash).unwrap().uploaded;
     let multiple = up as f64 / data.len() as f64;
     eprintln!("seeder's upload multiple: {multiple:.2}");
+    // 2.1: above the 1.6-1.7 measured on a loaded machine, below the 2.3
+    // that the same swarm sends without steering.
     assert!(
-        up < 2 * data.len() as u64,
+        up * 10 < 21 * data.len() as u64,
         "seeder sent {multiple:.2} copies"
     );
     for l in leechers {
