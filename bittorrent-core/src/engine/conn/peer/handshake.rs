@@ -1,0 +1,177 @@
+//! Setting up a connection: our handshake, dialling (plaintext or MSE, by the
+//! encryption policy), reading the peer's handshake, and handing the connected socket to
+//! the peer loop ([`run_connected`]).
+
+use super::*;
+
+/// Our handshake for this torrent: extension protocol and fast extension,
+/// and the DHT bit when we run a DHT node (not for private torrents).
+pub fn our_handshake(ctx: &PeerContext) -> Handshake {
+    let mut h = Handshake::new(ctx.info_hash, ctx.our_id);
+    if ctx.dht.is_some() && !ctx.private {
+        h.reserved[crate::proto::wire::RESERVED_DHT.0] |= crate::proto::wire::RESERVED_DHT.1;
+    }
+    h
+}
+
+/// Read at least one byte (to sniff what the connection speaks).
+pub fn read_some(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, CloseReason> {
+    let _ = stream.set_read_timeout(Some(timeout));
+    let mut chunk = [0u8; 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(CloseReason::PeerClosed),
+            Ok(n) => return Ok(chunk[..n].to_vec()),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(CloseReason::BadHandshake("timed out".into()))
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(CloseReason::Io(e.to_string())),
+        }
+    }
+}
+
+/// A byte stream whose read timeout can be set: a socket, or a socket
+/// behind MSE ([`PeerStream`]).
+pub trait TimedRead: Read {
+    /// Set the read timeout of the underlying socket.
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl TimedRead for TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+}
+
+impl TimedRead for PeerStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        PeerStream::set_read_timeout(self, t)
+    }
+}
+
+/// Read a handshake with a deadline; returns it and any bytes read past it.
+pub fn read_handshake(
+    stream: &mut impl TimedRead,
+    mut buf: Vec<u8>,
+    timeout: Duration,
+) -> Result<(Handshake, Vec<u8>), CloseReason> {
+    let deadline = Instant::now() + timeout;
+    let mut chunk = [0u8; 4096];
+    while buf.len() < HANDSHAKE_LEN {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(CloseReason::BadHandshake("timed out".into()));
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(CloseReason::PeerClosed),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(CloseReason::Io(e.to_string())),
+        }
+        if buf.first().is_some_and(|&b| b != 19) {
+            return Err(CloseReason::BadHandshake("not BitTorrent".into()));
+        }
+    }
+    let hs = Handshake::decode(&buf).map_err(|e| CloseReason::BadHandshake(e.to_string()))?;
+    Ok((hs, buf.split_off(HANDSHAKE_LEN)))
+}
+
+/// Dial `addr`, exchange handshakes and run the connection (outgoing).
+pub fn run_outgoing(
+    addr: SocketAddr,
+    key: PeerKey,
+    ctx: Arc<PeerContext>,
+    torrent: Sender<(PeerKey, PeerEvent)>,
+) {
+    let result = (|| {
+        let (mut stream, rest) = dial(addr, &ctx)?;
+        let (hs, rest) = read_handshake(&mut stream, rest, ctx.limits.handshake_timeout)?;
+        if hs.info_hash != ctx.info_hash {
+            return Err(CloseReason::BadHandshake("wrong info-hash".into()));
+        }
+        Ok((stream, hs, rest))
+    })();
+    match result {
+        Ok((stream, hs, rest)) => run_connected(stream, addr, true, hs, rest, key, &ctx, &torrent),
+        Err(reason) => {
+            let _ = torrent.send((key, PeerEvent::Left(reason)));
+        }
+    }
+}
+
+/// Connect to `addr` and send our handshake, through MSE as the policy
+/// says: `Prefer` tries MSE first and redials in clear if the MSE handshake
+/// fails (the peer may not speak it); `Require` only MSE; `Off` only clear.
+/// Returns the stream and the bytes already received past the MSE
+/// handshake (the start of the peer's BitTorrent handshake).
+fn dial(addr: SocketAddr, ctx: &PeerContext) -> Result<(PeerStream, Vec<u8>), CloseReason> {
+    let ours = our_handshake(ctx).encode();
+    dial_with(addr, ctx.info_hash, &ours, ctx.encryption, &ctx.limits)
+}
+
+/// [`dial`] for any caller: connect to `addr` (`limits.connect_timeout`,
+/// `limits.write_timeout` on the socket) and send the BitTorrent handshake
+/// `ours` for `info_hash`, inside MSE as `policy` says (the MSE exchange
+/// bounded by `limits.handshake_timeout`). Also used to fetch metadata.
+pub(crate) fn dial_with(
+    addr: SocketAddr,
+    info_hash: [u8; 20],
+    ours: &[u8],
+    policy: Encryption,
+    limits: &PeerLimits,
+) -> Result<(PeerStream, Vec<u8>), CloseReason> {
+    let connect = || {
+        let stream = TcpStream::connect_timeout(&addr, limits.connect_timeout)
+            .map_err(|e| CloseReason::ConnectFailed(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(limits.write_timeout));
+        Ok::<_, CloseReason>(stream)
+    };
+    if policy != Encryption::Off {
+        let deadline = Instant::now() + limits.handshake_timeout;
+        match mse::initiate(connect()?, info_hash, policy.methods(), ours, deadline) {
+            Ok(x) => return Ok(x),
+            Err(e) if policy == Encryption::Prefer => {
+                log::debug!("peer {addr}: {e}; redialling in clear");
+            }
+            Err(e) => return Err(CloseReason::BadHandshake(e.to_string())),
+        }
+    }
+    let mut stream = connect()?;
+    stream
+        .write_all(ours)
+        .map_err(|e| CloseReason::Io(e.to_string()))?;
+    Ok((PeerStream::plain(stream), Vec::new()))
+}
+
+/// Run an established connection (the handshakes are done on both sides)
+/// until it ends; always finishes with a `Left` event.
+#[allow(clippy::too_many_arguments)]
+pub fn run_connected(
+    stream: PeerStream,
+    addr: SocketAddr,
+    outgoing: bool,
+    hs: Handshake,
+    leftover: Vec<u8>,
+    key: PeerKey,
+    ctx: &PeerContext,
+    torrent: &Sender<(PeerKey, PeerEvent)>,
+) {
+    let reason = match Connection::new(stream, addr, outgoing, hs, leftover, key, ctx, torrent) {
+        Ok(mut conn) => {
+            let r = match conn.run() {
+                Ok(()) => CloseReason::Shutdown,
+                Err(r) => r,
+            };
+            let _ = conn.flush_all();
+            let _ = conn.stream.shutdown(Shutdown::Both);
+            r
+        }
+        Err(r) => r,
+    };
+    log::debug!("peer {addr}: closed: {reason}");
+    let _ = torrent.send((key, PeerEvent::Left(reason)));
+}

@@ -1,0 +1,78 @@
+//! The torrent thread and file selection: which pieces are wanted, whether the wanted
+//! files are complete, and changing a file's priority while the torrent runs.
+
+use super::*;
+
+impl Torrent {
+    /// Whether every wanted piece is verified.
+    pub(super) fn is_finished(&self) -> bool {
+        self.wanted_missing == 0
+    }
+
+    pub(super) fn all_wanted_files(&self) -> bool {
+        selection::all_wanted(&self.me.metainfo.info, &self.priorities)
+    }
+
+    pub(super) fn recount_wanted(&mut self) {
+        let have = self.picker.have();
+        self.wanted_missing = self.wanted.ones().filter(|&i| !have.get(i)).count() as u32;
+    }
+
+    /// A new selection: create the files now wanted, recompute the wanted
+    /// pieces, each peer's usefulness and our interest, and go back to
+    /// downloading (or on to seeding).
+    pub(super) fn set_priorities(&mut self, priorities: Vec<FilePriority>) {
+        let info = &self.me.metainfo.info;
+        if priorities.len() != info.files.len() {
+            return; // checked by the session
+        }
+        let name = info.name.clone();
+        self.wanted = selection::wanted_pieces(info, &priorities);
+        self.all_wanted = self.wanted.is_full();
+        self.priorities = priorities;
+        *self.me.priorities.lock() = self.priorities.clone();
+        if let Err(e) = self.me.peer_ctx.storage.want_files(&self.priorities) {
+            match e {
+                crate::engine::storage::StorageError::DiskFull { .. } => self.stall(e.to_string()),
+                other => self.fail(other.to_string()),
+            }
+            return;
+        }
+        self.recount_wanted();
+        log::info!(
+            "{name}: file selection changed: {} of {} pieces wanted, {} missing",
+            self.wanted.count(),
+            self.layout.num_pieces,
+            self.wanted_missing
+        );
+        let have = self.picker.have().clone();
+        let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+        for &k in &keys {
+            if let Some(c) = self.conns.get_mut(&k) {
+                c.wanted = c
+                    .bitfield
+                    .ones()
+                    .filter(|&i| !have.get(i) && self.wanted.get(i))
+                    .count() as u32;
+            }
+        }
+        match self.phase {
+            Phase::Seeding if !self.is_finished() => {
+                self.phase = Phase::Downloading;
+                // Seeds we dropped while finished are worth dialling again.
+                self.candidates.retry_all(Instant::now());
+            }
+            Phase::Downloading if self.is_finished() => self.phase = Phase::Seeding,
+            _ => {}
+        }
+        for &k in &keys {
+            self.update_interest(k);
+            self.fill_requests(k);
+        }
+        if self.phase != Phase::Checking {
+            self.save_resume();
+        }
+        self.connect_candidates();
+        self.publish_status();
+    }
+}
