@@ -223,9 +223,12 @@ def run(driver, cfg, login, base, port):
     row(driver, cfg["torrent_name"]).find_element(By.CSS_SELECTOR, ".link").send_keys(Keys.ENTER)
     wait_for(driver, "the detail view", lambda: by_css("#detail").is_displayed())
     wait_for(driver, "the detail title", lambda: by_css("#detail-h").text == cfg["torrent_name"])
-    files = wait_for(driver, "file rows", lambda: driver.find_elements(By.CSS_SELECTOR, "#files tbody tr"))
-    if not all("100%" in f.text for f in files):
-        fail(driver, f"files not all at 100%: {[f.text for f in files]}")
+    # The rows are re-rendered while the view refreshes: read their text
+    # inside the wait (a stale row is retried), never after it.
+    texts = wait_for(driver, "file rows", lambda: [
+        f.text for f in driver.find_elements(By.CSS_SELECTOR, "#files tbody tr")])
+    if not all("100%" in t for t in texts):
+        fail(driver, f"files not all at 100%: {texts}")
     wait_for(driver, "a tracker row", lambda: driver.find_elements(By.CSS_SELECTOR, "#trackers tbody tr"))
     label = by_css("#pieces").get_attribute("aria-label")
     parts = label.replace("Pieces: ", "").split(" ")
