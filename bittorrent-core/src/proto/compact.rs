@@ -70,6 +70,13 @@ pub fn encode(addr: &SocketAddr) -> Vec<u8> {
     out
 }
 
+/// `a` with a v4-mapped IPv6 address (`::ffff:a.b.c.d`, what a dual-stack
+/// socket reports for an IPv4 peer) turned back into plain IPv4: the form
+/// every address is compared, counted and encoded in.
+pub fn canonical(a: std::net::SocketAddr) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

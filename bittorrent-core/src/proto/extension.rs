@@ -251,9 +251,8 @@ impl PexMessage {
         let (mut a4, mut f4, mut a6, mut f6, mut d4, mut d6) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
         // A v4-mapped IPv6 address (`::ffff:a.b.c.d`) is IPv4: `added`, not `added6`.
-        let canonical = |a: &SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
         for (i, a) in self.added.iter().take(PEX_MAX_PER_MESSAGE).enumerate() {
-            let a = &canonical(a);
+            let a = &crate::proto::compact::canonical(*a);
             let f = self.added_flags.get(i).copied().unwrap_or(0);
             if a.is_ipv4() {
                 a4.extend_from_slice(&compact_addr(a));
@@ -264,7 +263,7 @@ impl PexMessage {
             }
         }
         for a in self.dropped.iter().take(PEX_MAX_PER_MESSAGE) {
-            let a = &canonical(a);
+            let a = &crate::proto::compact::canonical(*a);
             if a.is_ipv4() {
                 d4.extend_from_slice(&compact_addr(a));
             } else {

@@ -376,11 +376,7 @@ impl UdpExchange {
     }
 }
 
-fn be32(p: &[u8], at: usize) -> u32 {
-    p.get(at..at + 4)
-        .and_then(|s| <[u8; 4]>::try_from(s).ok())
-        .map_or(0, u32::from_be_bytes)
-}
+use crate::proto::tracker::be32;
 
 /// The 98-byte BEP 15 announce request.
 pub fn udp_announce_packet(connection_id: u64, tid: u32, req: &AnnounceRequest) -> Vec<u8> {

@@ -65,11 +65,7 @@ fn v6_only_udp(port: u16) -> io::Result<UdpSocket> {
     Ok(s.into())
 }
 
-/// `a` with a v4-mapped IPv6 address (`::ffff:a.b.c.d`, what a dual-stack
-/// socket reports for an IPv4 peer) turned back into plain IPv4.
-pub fn canonical(a: SocketAddr) -> SocketAddr {
-    SocketAddr::new(a.ip().to_canonical(), a.port())
-}
+pub use crate::proto::compact::canonical;
 
 /// Whether a peer at `ip` can be dialled at all: not unspecified,
 /// multicast, IPv4 broadcast nor IPv6 link-local (`fe80::/10`, which needs

@@ -194,10 +194,18 @@ pub fn parse_scrape_response(body: &[u8]) -> Result<Vec<(InfoHash, ScrapeEntry)>
     Ok(out)
 }
 
-fn be32(p: &[u8], at: usize) -> u32 {
+/// The big-endian `u32` at `at`, or 0 past the end (BEP 15 fields).
+pub(crate) fn be32(p: &[u8], at: usize) -> u32 {
     p.get(at..at + 4)
         .and_then(|s| <[u8; 4]>::try_from(s).ok())
         .map_or(0, u32::from_be_bytes)
+}
+
+/// The big-endian `u64` at `at`, or 0 past the end (BEP 15 connection ids).
+pub(crate) fn be64(p: &[u8], at: usize) -> u64 {
+    p.get(at..at + 8)
+        .and_then(|s| <[u8; 8]>::try_from(s).ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 /// Parse a BEP 15 announce response (action 1). `ipv6` selects 18-byte

@@ -40,7 +40,7 @@ impl TrackerServer {
 
     /// [`TrackerServer::handle_http`] at a given time (for tests).
     pub fn handle_http_at(&self, request: &[u8], remote: SocketAddr, now: Instant) -> Vec<u8> {
-        let ip = canonical(remote.ip());
+        let ip = remote.ip().to_canonical();
         // The request head, parsed by `httparse` (a partial head is fine:
         // only the request line matters here).
         let mut headers = [httparse::EMPTY_HEADER; MAX_HTTP_HEADERS];

@@ -167,21 +167,7 @@ pub struct TrackerServer {
     is_local: fn(IpAddr) -> bool,
 }
 
-fn canonical(ip: IpAddr) -> IpAddr {
-    ip.to_canonical()
-}
-
-fn be32(p: &[u8], at: usize) -> u32 {
-    p.get(at..at + 4)
-        .and_then(|s| <[u8; 4]>::try_from(s).ok())
-        .map_or(0, u32::from_be_bytes)
-}
-
-fn be64(p: &[u8], at: usize) -> u64 {
-    p.get(at..at + 8)
-        .and_then(|s| <[u8; 8]>::try_from(s).ok())
-        .map_or(0, u64::from_be_bytes)
-}
+use crate::proto::tracker::{be32, be64};
 
 impl TrackerServer {
     /// A tracker with `cfg` and a fresh random secret for UDP connection ids.

@@ -50,7 +50,7 @@ impl TrackerServer {
         if packet.len() < 16 {
             return None;
         }
-        let ip = canonical(remote.ip());
+        let ip = remote.ip().to_canonical();
         let cid = be64(packet, 0);
         let action = be32(packet, 8);
         let tid = be32(packet, 12);
