@@ -9,11 +9,13 @@
 #![allow(clippy::unwrap_used)]
 
 mod harness;
+#[path = "support/slowfs_mount.rs"]
+mod slowfs_mount;
 
 use bittorrent_core::{AddTorrent, Phase, Session};
 use harness::*;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use slowfs_mount::{script, SlowFs};
+
 use std::time::{Duration, Instant};
 
 /// How long each API call may take (the number is 100 ms; this
@@ -23,86 +25,6 @@ const ANSWER_LIMIT: Duration = Duration::from_millis(500);
 /// Writes between stalls, and the length of each stall.
 const STALL_EVERY: &str = "24";
 const STALL_SECS: u64 = 3;
-
-/// The slow file system, mounted by this test; unmounted on drop (also
-/// when the test fails), its process waited for with a bound and killed
-/// only if it does not end.
-struct SlowFs {
-    mnt: PathBuf,
-    child: Option<Child>,
-}
-
-impl SlowFs {
-    fn mount(backing: &Path, mnt: &Path, args: &[&str]) -> Result<SlowFs, String> {
-        if !Path::new("/dev/fuse").exists() {
-            return Err("no /dev/fuse".into());
-        }
-        let ok = |p: &str, a: &[&str]| {
-            Command::new(p)
-                .args(a)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !ok("/usr/bin/python3", &["-c", "import fusepy"]) {
-            return Err("python3-fusepy is not installed".into());
-        }
-        if !ok("fusermount3", &["-V"]) {
-            return Err("fusermount3 is not installed (fuse3)".into());
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/slowfs.py");
-        let child = Command::new("/usr/bin/python3")
-            .arg(script)
-            .arg(backing)
-            .arg(mnt)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let mut fs = SlowFs {
-            mnt: mnt.to_path_buf(),
-            child: Some(child),
-        };
-        let mounted = wait_until(Duration::from_secs(10), || {
-            std::fs::read_to_string("/proc/self/mounts")
-                .is_ok_and(|m| m.lines().any(|l| l.contains(mnt.to_str().unwrap_or("?"))))
-        });
-        if !mounted {
-            let exited = fs.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-            return Err(format!("the FUSE mount did not appear (exit: {exited:?})"));
-        }
-        Ok(fs)
-    }
-}
-
-impl Drop for SlowFs {
-    fn drop(&mut self) {
-        let _ = Command::new("fusermount3")
-            .arg("-u")
-            .arg(&self.mnt)
-            .stderr(Stdio::null())
-            .status();
-        if let Some(mut c) = self.child.take() {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if c.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            // Still busy (a stalled write): lazy unmount, then end it.
-            let _ = Command::new("fusermount3")
-                .arg("-uz")
-                .arg(&self.mnt)
-                .stderr(Stdio::null())
-                .status();
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn skip(why: &str) {
     let msg = format!("SKIP: the slow-disk test cannot mount its FUSE file system ({why})");
@@ -125,6 +47,7 @@ fn a_stalling_disk_freezes_nothing() {
     let backing = temp_dir("slowdisk-backing");
     let mnt = temp_dir("slowdisk-mnt");
     let fs = match SlowFs::mount(
+        &script(env!("CARGO_MANIFEST_DIR")),
         &backing,
         &mnt,
         &[

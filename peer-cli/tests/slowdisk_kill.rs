@@ -14,13 +14,16 @@
 //! them, a loud SKIP by hand and a failure under CI=true.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../bittorrent-core/tests/support/slowfs_mount.rs"]
+mod slowfs_mount;
 mod support;
 
 use bittorrent_core::proto::resume::ResumeData;
 use bittorrent_core::{AddTorrent, Config, Metainfo, Phase, Session};
+use slowfs_mount::{script, SlowFs};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -34,87 +37,6 @@ const SEED_RATE: u64 = 96 * 1024;
 /// queued behind the stalled writes).
 const STALL_AFTER: Duration = Duration::from_secs(22);
 const STALL_FOR: Duration = Duration::from_secs(12);
-
-/// The slow file system, mounted by this test; unmounted on drop (also when
-/// the test fails), its process waited for with a bound, killed (by its own
-/// handle) only if it does not end.
-struct SlowFs {
-    mnt: PathBuf,
-    child: Option<std::process::Child>,
-}
-
-impl SlowFs {
-    fn mount(backing: &Path, mnt: &Path, args: &[&str]) -> Result<SlowFs, String> {
-        if !Path::new("/dev/fuse").exists() {
-            return Err("no /dev/fuse".into());
-        }
-        let ok = |p: &str, a: &[&str]| {
-            Command::new(p)
-                .args(a)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !ok(SYSTEM_PYTHON, &["-c", "import fusepy"]) {
-            return Err("python3-fusepy is not installed".into());
-        }
-        if !ok("fusermount3", &["-V"]) {
-            return Err("fusermount3 is not installed (fuse3)".into());
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../bittorrent-core/tests/support/slowfs.py");
-        let child = Command::new(SYSTEM_PYTHON)
-            .arg(script)
-            .arg(backing)
-            .arg(mnt)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let mut fs = SlowFs {
-            mnt: mnt.to_path_buf(),
-            child: Some(child),
-        };
-        let needle = format!(" {} ", mnt.display());
-        let mounted = wait_until(Duration::from_secs(10), || {
-            std::fs::read_to_string("/proc/self/mounts")
-                .is_ok_and(|m| m.lines().any(|l| l.contains(&needle)))
-        });
-        if !mounted {
-            let exited = fs.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-            return Err(format!("the FUSE mount did not appear (exit: {exited:?})"));
-        }
-        Ok(fs)
-    }
-}
-
-impl Drop for SlowFs {
-    fn drop(&mut self) {
-        let _ = Command::new("fusermount3")
-            .arg("-u")
-            .arg(&self.mnt)
-            .stderr(Stdio::null())
-            .status();
-        if let Some(mut c) = self.child.take() {
-            let ended = wait_until(Duration::from_secs(10), || {
-                c.try_wait().ok().flatten().is_some()
-            });
-            if !ended {
-                // Still busy: lazy unmount, then end it.
-                let _ = Command::new("fusermount3")
-                    .arg("-uz")
-                    .arg(&self.mnt)
-                    .stderr(Stdio::null())
-                    .status();
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-}
 
 /// The stall file: while it exists every write and fsync on the slow file
 /// system waits. Removed on drop, so that a failing test never leaves a
@@ -167,7 +89,12 @@ fn kill_9_during_a_disk_stall_loses_nothing_the_resume_data_claimed() {
     let mnt = tmp.subdir("mnt");
     let stall_path = tmp.path().join("stall");
     let stall_arg = stall_path.to_str().unwrap().to_string();
-    let fs = match SlowFs::mount(&backing, &mnt, &["--stall-file", &stall_arg]) {
+    let fs = match SlowFs::mount(
+        &script(env!("CARGO_MANIFEST_DIR")),
+        &backing,
+        &mnt,
+        &["--stall-file", &stall_arg],
+    ) {
         Ok(fs) => fs,
         Err(why) => {
             skip_or_fail(
@@ -319,7 +246,7 @@ fn kill_9_during_a_disk_stall_loses_nothing_the_resume_data_claimed() {
 
     // Remount without delays at the same place (same save path) and
     // restart; the seeder is no longer capped.
-    let _fs = match SlowFs::mount(&backing, &mnt, &[]) {
+    let _fs = match SlowFs::mount(&script(env!("CARGO_MANIFEST_DIR")), &backing, &mnt, &[]) {
         Ok(fs) => fs,
         Err(why) => panic!("the FUSE file system did not mount again: {why}"),
     };
