@@ -59,12 +59,10 @@ pub fn run(a: InfoArgs) -> Result<(), CliError> {
     } else {
         write_text(&mut out, &summary)
     };
-    match written.and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(CliError::Failed(format!("cannot write the output: {e}")))
-        }
-        _ => Ok(()),
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        crate::args::output_failed(e)
     }
+    Ok(())
 }
 
 enum Loaded {

@@ -185,16 +185,18 @@ mod tests {
     use super::super::test_support::*;
     use super::*;
 
-    /// BEP 15 over IPv6: an announce from an IPv6 address gets 18-byte
-    /// entries, and only the IPv6 peers (IPv4 ones would not fit).
-    #[test]
-    fn udp_announce_over_ipv6_gets_ipv6_peers() {
-        let s = open_server();
+    /// A BEP 15 connect request (transaction id 7).
+    fn connect_packet() -> Vec<u8> {
         let mut conn = Vec::new();
         conn.extend_from_slice(&UDP_PROTOCOL_ID.to_be_bytes());
         conn.extend_from_slice(&0u32.to_be_bytes());
         conn.extend_from_slice(&7u32.to_be_bytes());
-        let mut req = AnnounceRequest {
+        conn
+    }
+
+    /// A `started` announce of peer id `[1; 20]` on port 6881.
+    fn started() -> AnnounceRequest {
+        AnnounceRequest {
             info_hash: ih(),
             peer_id: [1; 20],
             port: 6881,
@@ -204,7 +206,16 @@ mod tests {
             event: AnnounceEvent::Started,
             numwant: 50,
             key: 1,
-        };
+        }
+    }
+
+    /// BEP 15 over IPv6: an announce from an IPv6 address gets 18-byte
+    /// entries, and only the IPv6 peers (IPv4 ones would not fit).
+    #[test]
+    fn udp_announce_over_ipv6_gets_ipv6_peers() {
+        let s = open_server();
+        let conn = connect_packet();
+        let mut req = started();
         let from: [(SocketAddr, u8); 3] = [
             ("10.0.0.1:7000".parse().unwrap(), 1),
             ("[2001:db8::2]:7000".parse().unwrap(), 2),
@@ -229,27 +240,14 @@ mod tests {
         let s = open_server();
         let a: SocketAddr = "10.0.0.1:7000".parse().unwrap();
         let b: SocketAddr = "10.0.0.2:7000".parse().unwrap();
-        let mut conn = Vec::new();
-        conn.extend_from_slice(&UDP_PROTOCOL_ID.to_be_bytes());
-        conn.extend_from_slice(&0u32.to_be_bytes());
-        conn.extend_from_slice(&7u32.to_be_bytes());
+        let conn = connect_packet();
         let ra = s.handle_udp(&conn, a).unwrap();
         assert_eq!(ra.len(), 16);
         assert_eq!(be32(&ra, 4), 7);
         let cid_a = be64(&ra, 8);
         let cid_b = be64(&s.handle_udp(&conn, b).unwrap(), 8);
         assert_ne!(cid_a, cid_b);
-        let mut req = AnnounceRequest {
-            info_hash: ih(),
-            peer_id: [1; 20],
-            port: 6881,
-            uploaded: 0,
-            downloaded: 0,
-            left: 5,
-            event: AnnounceEvent::Started,
-            numwant: 50,
-            key: 1,
-        };
+        let mut req = started();
         let r = s
             .handle_udp(&udp_announce_packet(cid_a, 9, &req), a)
             .unwrap();
