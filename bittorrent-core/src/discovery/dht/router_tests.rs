@@ -61,14 +61,21 @@ fn answer_find_node(s: &UdpSocket, within: Duration) -> Option<(SocketAddr, Node
     None
 }
 
-#[test]
-fn names_resolved_failures_survived_routers_kept_out_of_the_table() {
+/// A fake router on loopback (a socket the test answers from) and a
+/// resolver that maps `router.test` to it (other names fail), counting calls.
+fn fake_router() -> (UdpSocket, Arc<AtomicUsize>, Resolver) {
     let router = UdpSocket::bind("127.0.0.1:0").unwrap();
     router
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let res = resolver(router.local_addr().unwrap(), calls.clone());
+    (router, calls, res)
+}
+
+#[test]
+fn names_resolved_failures_survived_routers_kept_out_of_the_table() {
+    let (router, calls, res) = fake_router();
     let node = Dht::start(cfg(vec![], &["gone.test:6881", "router.test:6881"], res)).unwrap();
     // Nothing else to bootstrap from: the routers are asked at once, the
     // failing name does not stop the good one.
@@ -90,12 +97,7 @@ fn names_resolved_failures_survived_routers_kept_out_of_the_table() {
 
 #[test]
 fn no_routers_none_asked() {
-    let router = UdpSocket::bind("127.0.0.1:0").unwrap();
-    router
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let res = resolver(router.local_addr().unwrap(), calls.clone());
+    let (router, calls, res) = fake_router();
     let node = Dht::start(cfg(vec![], &[], res)).unwrap();
     assert!(answer_find_node(&router, Duration::from_secs(1)).is_none());
     assert_eq!(calls.load(Ordering::SeqCst), 0);
@@ -104,12 +106,7 @@ fn no_routers_none_asked() {
 
 #[test]
 fn saved_table_first_then_routers_while_it_is_small() {
-    let router = UdpSocket::bind("127.0.0.1:0").unwrap();
-    router
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let res = resolver(router.local_addr().unwrap(), calls.clone());
+    let (router, calls, res) = fake_router();
     let other = Dht::start(cfg(vec![], &[], res.clone())).unwrap();
     let node = Dht::start(cfg(vec![other.local_addr()], &["router.test:1"], res)).unwrap();
     // The known node answers first; the routers wait their grace period.
