@@ -425,6 +425,15 @@ impl Metainfo {
         })
     }
 
+    /// The info dictionary's `source` (private trackers set it to make
+    /// their info-hash differ), when it is non-empty text. Read from
+    /// `info_bytes` with the `files` list left undecoded.
+    pub fn source(&self) -> Option<String> {
+        let v = crate::proto::bencode::decode_lazy(&self.info_bytes, b"files", 0).ok()?;
+        let s = v.get(b"source").and_then(Value::as_str)?;
+        (!s.is_empty()).then(|| s.to_string())
+    }
+
     /// Files whose path in the torrent was not safe or portable as it was
     /// and were given another name: `(as written in the torrent, joined
     /// with "/", lossily decoded; the path used)`. Pad files are left out.

@@ -212,22 +212,12 @@ struct Extra {
 
 impl Extra {
     fn of(m: &Metainfo) -> Extra {
-        use bittorrent_core::proto::bencode::{self, Value};
-        // `source` is inside the info dictionary (private trackers set it).
-        // The `files` list stays undecoded (a million files are not a tree of values).
-        let source = bencode::decode_lazy(&m.info_bytes, b"files", 0)
-            .ok()
-            .and_then(|info| {
-                info.get(b"source")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
         Extra {
             comment: m.comment.clone(),
             created_by: m.created_by.clone(),
             creation_date: m.creation_date,
             web_seeds: m.url_list.clone(),
-            source: source.filter(|s| !s.is_empty()),
+            source: m.source(),
         }
     }
 
