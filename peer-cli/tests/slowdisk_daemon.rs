@@ -23,7 +23,8 @@
 //! checks, so that the test doubles as the benchmark of docs/BENCHMARKS.md:
 //! `PEER_SLOWDISK_FS` replaces the slow file system's arguments (e.g.
 //! `--rate 2000000`, or `--stall-at 64 --stall-secs 40`) and
-//! `PEER_SLOWDISK_MIB` A's size (8 MiB by default).
+//! `PEER_SLOWDISK_MIB` A's size (8 MiB by default), `PEER_SLOWDISK_UPLOAD_CAP`
+//! the daemon's upload cap for A in bytes per second.
 //!
 //! Needs root, /dev/fuse, fusermount3 and Debian's python3-fusepy; without
 //! them, a loud SKIP by hand and a failure under CI=true.
@@ -51,8 +52,11 @@ const PAUSE_LIMIT: Duration = Duration::from_millis(500);
 /// The longest the daemon may go without uploading to the other leecher.
 const UPLOAD_GAP_LIMIT: Duration = Duration::from_secs(1);
 /// The daemon's upload cap for A (below what the stalling disk writes, so
-/// the other leecher always has verified pieces to fetch).
+/// the other leecher always has verified pieces to fetch;
+/// `PEER_SLOWDISK_UPLOAD_CAP` overrides it for the benchmark's long stall).
 const A_UPLOAD_CAP: u64 = 128 * 1024;
+/// The share of the cap the uploads must reach.
+const UPLOAD_SHARE: f64 = 0.8;
 /// The seeder's cap for B, and the share of it B must keep in every window.
 const B_CAP: u64 = 512 * 1024;
 const B_WINDOW: Duration = Duration::from_secs(3);
@@ -216,7 +220,11 @@ fn a_stalling_disk_freezes_nothing_in_the_daemon() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
-    eprintln!("slowdisk: file system {fs_args:?}, A {a_mib} MiB");
+    let up_cap: u64 = std::env::var("PEER_SLOWDISK_UPLOAD_CAP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(A_UPLOAD_CAP);
+    eprintln!("slowdisk: file system {fs_args:?}, A {a_mib} MiB, A's upload cap {up_cap} B/s");
 
     let src = tmp.subdir("src");
     let (ta, tb, tc) = (
@@ -270,11 +278,7 @@ fn a_stalling_disk_freezes_nothing_in_the_daemon() {
     let pid = daemon.id();
     let daemon_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, daemon_port));
     let plain = tmp.subdir("plain");
-    let (code, v) = api.call(
-        "POST",
-        "/torrents",
-        Some(add_body(&ta, &mnt, Some(A_UPLOAD_CAP))),
-    );
+    let (code, v) = api.call("POST", "/torrents", Some(add_body(&ta, &mnt, Some(up_cap))));
     assert!((200..300).contains(&code), "{code} {v}");
     let (code, v) = api.call("POST", "/torrents", Some(add_body(&tb, &plain, None)));
     assert!((200..300).contains(&code), "{code} {v}");
@@ -427,6 +431,7 @@ fn a_stalling_disk_freezes_nothing_in_the_daemon() {
     // The longest the daemon sent the other leecher nothing, from 2 s after
     // its first byte until A was complete on the daemon.
     let mut gap = Duration::ZERO;
+    let mut up_rate = 0.0;
     if let Some(from) = leech_from {
         let s: Vec<_> = up_samples.iter().filter(|(t, _)| *t >= from).collect();
         let mut last = s.first().map(|(t, b)| (*t, *b));
@@ -442,10 +447,11 @@ fn a_stalling_disk_freezes_nothing_in_the_daemon() {
         if let (Some(f), Some(l)) = (s.first(), s.last()) {
             let up_bytes = l.1 - f.1;
             let secs = (l.0 - f.0).as_secs_f64().max(0.1);
+            up_rate = up_bytes as f64 / secs;
             eprintln!(
                 "slowdisk: uploads of A to the other leecher: {:.0} KiB/s over {secs:.1} s (cap {} KiB/s), longest gap {gap:?}",
-                up_bytes as f64 / 1024.0 / secs,
-                A_UPLOAD_CAP / 1024
+                up_rate / 1024.0,
+                up_cap / 1024
             );
         }
     }
@@ -536,6 +542,10 @@ fn a_stalling_disk_freezes_nothing_in_the_daemon() {
     assert!(
         gap <= UPLOAD_GAP_LIMIT,
         "the daemon's uploads of A stopped for {gap:?}"
+    );
+    assert!(
+        up_rate >= UPLOAD_SHARE * up_cap as f64,
+        "the daemon uploaded A at {up_rate:.0} B/s, under {UPLOAD_SHARE} of its cap {up_cap}"
     );
     assert!(c_waiting, "C was never held back by the disk");
     assert!(delete_took < ANSWER_LIMIT, "DELETE took {delete_took:?}");
