@@ -258,7 +258,10 @@ fn a_stalling_disk_freezes_nothing_in_the_daemon() {
         .arg(&state)
         .args(["--port", &daemon_port.to_string(), "--no-lsd", "--no-dht"])
         .env(DHT_ENV, "none")
-        .env("RUST_LOG", "info");
+        .env(
+            "RUST_LOG",
+            std::env::var("PEER_SLOWDISK_LOG").unwrap_or_else(|_| "info".into()),
+        );
     let mut daemon = Child::spawn("peer daemon", cmd);
     assert!(
         daemon.wait_for_output("control API on", LONG_WAIT),
@@ -585,8 +588,11 @@ fn a_stalling_disk_freezes_nothing_in_the_daemon() {
         wait_until(Duration::from_secs(120), || l
             .status(&lt)
             .is_some_and(|s| s.phase == Phase::Seeding)),
-        "the other leecher did not complete: {:?}",
-        l.status(&lt)
+        "the other leecher did not complete: {:?}\nits peers: {:?}\nthe daemon's details: {}\n{}",
+        l.status(&lt),
+        l.peers(&lt, Duration::from_secs(2)),
+        api.get(&format!("{pa}/details")),
+        daemon.output()
     );
     l.shutdown();
     let _ = Command::new("kill")

@@ -117,7 +117,11 @@ class SlowFS(Operations):
         return os.open(self._p(path), flags)
 
     def create(self, path, mode, fi=None):
-        return os.open(self._p(path), os.O_WRONLY | os.O_CREAT, mode)
+        # O_RDWR, not fusepy's example O_WRONLY: the kernel hands this handle
+        # to every read through the same open file too (the engine reads what
+        # it wrote to serve uploads), and reads on a write-only handle fail
+        # with EBADF.
+        return os.open(self._p(path), os.O_RDWR | os.O_CREAT, mode)
 
     def read(self, path, length, offset, fh):
         return os.pread(fh, length, offset)
