@@ -17,6 +17,8 @@
 #   SWARM      1 = also run 1 seeder -> 4 leechers (default 1)
 #   LT         1 = also run libtorrent (default 1; SKIP if not importable)
 #   KEEP       1 = keep the temporary directory
+#   PEER_BIN   a peer binary to measure instead of building this tree's
+#              (e.g. an older build, for a before/after comparison)
 #
 # What is measured, per run, with a fresh seeder and an empty leecher dir:
 #   * leecher: run under `/usr/bin/time -f "%e %U %S %M"`: wall seconds from
@@ -54,9 +56,13 @@ PY=/usr/bin/python3
 TICK=$(getconf CLK_TCK)
 BASE_PORT=$(( 20000 + ($$ % 20000) ))
 
-echo "== building peer (release)" >&2
-cargo build --quiet --release --manifest-path "$ROOT/Cargo.toml" -p peer-cli
-PEER="$ROOT/target/release/peer"
+if [ -n "${PEER_BIN:-}" ]; then
+    PEER="$PEER_BIN"
+else
+    echo "== building peer (release)" >&2
+    cargo build --quiet --release --manifest-path "$ROOT/Cargo.toml" -p peer-cli
+    PEER="$ROOT/target/release/peer"
+fi
 
 DIR=$(mktemp -d /tmp/bench-transfer.XXXXXX)
 PIDS=()

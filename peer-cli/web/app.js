@@ -123,15 +123,20 @@ function rowFor(t) {
     el("td", { class: "actions" }, pauseButton, remove));
   return tr;
 }
+// The state, and while the disk holds the torrent back, how much waits for it
+// (`waiting_for_disk`, `disk_queued`).
+const diskNote = (t) => (t.waiting_for_disk ? "waiting for disk" + (t.disk_queued ? ", " + bytes(t.disk_queued) + " queued" : "") : "");
+const stateText = (t) => t.state + (t.waiting_for_disk ? " (" + diskNote(t) + ")" : "");
 function updateRow(tr, t) {
   const c = tr.children;
   tr.className = "st-" + t.state;
   tr.dataset.state = t.state;
+  tr.classList.toggle("disk-wait", !!t.waiting_for_disk);
   const open = c[0].firstChild;
   open.textContent = t.name;
   open.setAttribute("aria-label", "Details of " + t.name);
   c[0].lastChild.textContent = t.error || "";
-  c[1].textContent = t.state;
+  c[1].textContent = stateText(t);
   setBar(c[2].firstChild, t.progress);
   c[2].firstChild.setAttribute("aria-label", "Progress of " + t.name);
   c[3].textContent = rate(t.download_rate);
@@ -309,7 +314,8 @@ async function refreshDetail() {
   if (id !== detailId) return;
   $("#detail-h").textContent = t.name;
   kv($("#detail-info"), [
-    ["State", t.state + (t.error ? ": " + t.error : "")],
+    ["State", stateText(t) + (t.error ? ": " + t.error : "")],
+    ["Disk", t.waiting_for_disk ? diskNote(t) : "keeping up" + (t.disk_queued ? " (" + bytes(t.disk_queued) + " queued)" : "")],
     ["Progress", pct(t.progress) + " (" + bytes(t.bytes_have) + " of " + bytes(t.total_length) + ")"],
     ["Down / up", rate(t.download_rate) + " / " + rate(t.upload_rate)],
     ["Downloaded / uploaded", bytes(t.downloaded) + " / " + bytes(t.uploaded)],

@@ -2,11 +2,12 @@
 """A slow passthrough file system for the slow-disk test (tests/slowdisk.rs).
 
     slowfs.py BACKING MOUNTPOINT [--rate BYTES_PER_S] [--stall-every N --stall-secs S]
-                                 [--stall-file PATH]
+                                 [--stall-at N --stall-secs S] [--stall-file PATH]
 
 Every operation is passed to BACKING. Writes are slowed:
   --rate R            each write sleeps len/R seconds (R bytes per second);
   --stall-every N     every Nth write first sleeps --stall-secs S seconds;
+  --stall-at N        the Nth write (once) first sleeps --stall-secs S seconds;
   --stall-file PATH   while PATH exists, every write (and fsync) waits until it
                       is removed (a stall the test starts and ends itself).
 Reads, stat, statfs and the rest are not slowed. Runs in the foreground,
@@ -26,9 +27,10 @@ from fusepy import FUSE, FuseOSError, Operations
 
 
 class SlowFS(Operations):
-    def __init__(self, root, rate, stall_every, stall_secs, stall_file):
+    def __init__(self, root, rate, stall_every, stall_secs, stall_file, stall_at=0):
         self.root = os.path.realpath(root)
         self.rate = rate
+        self.stall_at = stall_at
         self.stall_every = stall_every
         self.stall_secs = stall_secs
         self.stall_file = stall_file
@@ -43,6 +45,8 @@ class SlowFS(Operations):
             self.writes += 1
             k = self.writes
         if self.stall_every and k % self.stall_every == 0:
+            time.sleep(self.stall_secs)
+        if self.stall_at and k == self.stall_at:
             time.sleep(self.stall_secs)
         if self.stall_file:
             while os.path.exists(self.stall_file):
@@ -113,7 +117,11 @@ class SlowFS(Operations):
         return os.open(self._p(path), flags)
 
     def create(self, path, mode, fi=None):
-        return os.open(self._p(path), os.O_WRONLY | os.O_CREAT, mode)
+        # O_RDWR, not fusepy's example O_WRONLY: the kernel hands this handle
+        # to every read through the same open file too (the engine reads what
+        # it wrote to serve uploads), and reads on a write-only handle fail
+        # with EBADF.
+        return os.open(self._p(path), os.O_RDWR | os.O_CREAT, mode)
 
     def read(self, path, length, offset, fh):
         return os.pread(fh, length, offset)
@@ -145,10 +153,11 @@ def main():
     ap.add_argument("mountpoint")
     ap.add_argument("--rate", type=float, default=0)
     ap.add_argument("--stall-every", type=int, default=0)
+    ap.add_argument("--stall-at", type=int, default=0)
     ap.add_argument("--stall-secs", type=float, default=0)
     ap.add_argument("--stall-file", default=None)
     a = ap.parse_args()
-    fs = SlowFS(a.backing, a.rate, a.stall_every, a.stall_secs, a.stall_file)
+    fs = SlowFS(a.backing, a.rate, a.stall_every, a.stall_secs, a.stall_file, a.stall_at)
     FUSE(fs, a.mountpoint, foreground=True, nothreads=False, big_writes=True, max_write=131072)
 
 

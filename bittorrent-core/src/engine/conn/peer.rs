@@ -2,8 +2,10 @@
 //!
 //! It owns the `TcpStream`, a [`FrameDecoder`], the set of requests it has
 //! sent and the queue of requests the peer sent us. It reports what the
-//! peer says to its torrent thread as [`PeerEvent`]s (blocking sends: a slow
-//! torrent thread slows the socket down, memory stays flat) and executes
+//! peer says to its torrent thread as [`PeerEvent`]s and blocks, over two
+//! channels it never blocks on while it runs (`outbox`: control first; what
+//! does not fit is held, and past a bound the thread stops reading its
+//! socket, so memory stays flat and uploads go on) and executes
 //! the [`PeerCmd`]s the torrent thread sends it (never blocking the sender).
 //! Uploads are served here, straight from the shared read-only storage,
 //! and only for pieces the shared "have" bitfield says are verified.
@@ -35,10 +37,12 @@ use std::time::{Duration, Instant};
 mod commands;
 mod handshake;
 mod inbound;
+mod outbox;
 mod uploads;
 pub(crate) use handshake::{
     dial_with, our_handshake, read_handshake, read_some, run_connected, run_outgoing,
 };
+pub use outbox::{channels, Blocks, FromPeers, ToTorrent, CONTROL_CAPACITY, DATA_CAPACITY};
 
 /// Why a connection ended. Every disconnect has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,9 +117,6 @@ pub enum PeerEvent {
     Interested(bool),
     /// The peer choked (true) or unchoked (false) us.
     ChokedUs(bool),
-    /// Blocks that arrived in one read from the socket, in order (one event
-    /// instead of one per block).
-    Blocks(Vec<(BlockRef, Vec<u8>)>),
     /// The peer rejected a request (BEP 6).
     Rejected(BlockRef),
     /// The peer's extended handshake (BEP 10).
@@ -236,7 +237,9 @@ struct Connection<'a> {
     stream: PeerStream,
     key: PeerKey,
     ctx: &'a PeerContext,
-    torrent: &'a Sender<(PeerKey, PeerEvent)>,
+    torrent: &'a ToTorrent,
+    /// Events and blocks the torrent thread's channels did not take yet.
+    outbox: outbox::Outbox,
     inbox: Receiver<PeerCmd>,
     /// Woken by the torrent thread's `Inbox` when a command is queued.
     waker: Arc<Waker>,
@@ -355,7 +358,7 @@ impl<'a> Connection<'a> {
         leftover: Vec<u8>,
         key: PeerKey,
         ctx: &'a PeerContext,
-        torrent: &'a Sender<(PeerKey, PeerEvent)>,
+        torrent: &'a ToTorrent,
     ) -> Result<Connection<'a>, CloseReason> {
         if hs.peer_id == ctx.our_id {
             return Err(CloseReason::Duplicate);
@@ -373,20 +376,18 @@ impl<'a> Connection<'a> {
         let waker = Waker::new();
         let counters = Arc::new(PeerCounters::default());
         let fast = hs.supports_fast();
-        torrent
-            .send((
-                key,
-                PeerEvent::Joined {
-                    inbox: Inbox::new(tx, waker.clone()),
-                    closer,
-                    addr,
-                    peer_id: hs.peer_id,
-                    fast,
-                    outgoing,
-                    counters: counters.clone(),
-                },
-            ))
-            .map_err(|_| CloseReason::Shutdown)?;
+        torrent.send_control(
+            key,
+            PeerEvent::Joined {
+                inbox: Inbox::new(tx, waker.clone()),
+                closer,
+                addr,
+                peer_id: hs.peer_id,
+                fast,
+                outgoing,
+                counters: counters.clone(),
+            },
+        )?;
         let mut decoder = FrameDecoder::new(ctx.limits.max_frame);
         decoder.feed(&leftover);
         let now = Instant::now();
@@ -395,6 +396,7 @@ impl<'a> Connection<'a> {
             key,
             ctx,
             torrent,
+            outbox: outbox::Outbox::default(),
             inbox,
             waker,
             decoder,
@@ -531,23 +533,31 @@ impl<'a> Connection<'a> {
             .map_err(|e| CloseReason::Io(e.to_string()))
     }
 
+    /// Hand a control event over (never waiting: what the channel does not
+    /// take now is held in the outbox and handed over on a later turn).
     fn event(&mut self, e: PeerEvent) -> Result<(), CloseReason> {
-        // Blocks decoded before this message go first: order is kept.
-        self.flush_blocks()?;
-        self.torrent
-            .send((self.key, e))
-            .map_err(|_| CloseReason::Shutdown)
+        // Blocks decoded before this message are queued first.
+        self.pending_blocks_to_outbox();
+        self.outbox.push_control(e);
+        self.outbox.pump(self.key, self.torrent)
     }
 
-    /// Send the blocks decoded so far as one event.
+    /// The blocks decoded so far become one batch in the outbox.
+    fn pending_blocks_to_outbox(&mut self) {
+        if !self.pending_blocks.is_empty() {
+            self.outbox
+                .push_data(std::mem::take(&mut self.pending_blocks));
+        }
+    }
+
+    /// Hand over the blocks decoded so far as one batch, and whatever the
+    /// outbox still holds (never waiting).
     fn flush_blocks(&mut self) -> Result<(), CloseReason> {
-        if self.pending_blocks.is_empty() {
+        self.pending_blocks_to_outbox();
+        if self.outbox.is_empty() {
             return Ok(());
         }
-        let blocks = std::mem::take(&mut self.pending_blocks);
-        self.torrent
-            .send((self.key, PeerEvent::Blocks(blocks)))
-            .map_err(|_| CloseReason::Shutdown)
+        self.outbox.pump(self.key, self.torrent)
     }
 
     fn run(&mut self) -> Result<(), CloseReason> {
@@ -588,13 +598,36 @@ impl<'a> Connection<'a> {
                 // the write timeout closes the connection.
                 continue;
             }
+            // Events held (the torrent thread's channels were full): try
+            // again soon. Holding all we may: no socket reads until the
+            // torrent thread takes some; commands and uploads go on.
+            let held = if self.outbox.is_empty() {
+                Duration::MAX
+            } else {
+                outbox::HOLD_RETRY
+            };
+            if !self.outbox.room() {
+                if !busy {
+                    let inbox = &self.inbox;
+                    self.waker
+                        .wait_inbox(held.min(slot.unwrap_or(Duration::MAX)), || {
+                            !inbox.is_empty()
+                        })
+                        .map_err(|e| CloseReason::Io(e.to_string()))?;
+                }
+                // Waiting on our own torrent thread is not the peer's silence.
+                self.last_recv = Instant::now();
+                continue;
+            }
             if !busy {
                 let inbox = &self.inbox;
                 let woken = self
                     .waker
                     .wait(
                         self.stream.tcp().as_fd(),
-                        self.next_deadline().min(slot.unwrap_or(Duration::MAX)),
+                        self.next_deadline()
+                            .min(slot.unwrap_or(Duration::MAX))
+                            .min(held),
                         || !inbox.is_empty(),
                     )
                     .map_err(|e| CloseReason::Io(e.to_string()))?;

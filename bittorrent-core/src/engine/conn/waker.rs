@@ -87,6 +87,25 @@ impl Waker {
         timeout: Duration,
         pending: impl Fn() -> bool,
     ) -> std::io::Result<Woken> {
+        self.wait_on(Some(socket), timeout, pending)
+    }
+
+    /// [`wait`](Waker::wait) without the socket: until a wake-up or the
+    /// timeout (a thread that must not read its socket for now).
+    pub fn wait_inbox(
+        &self,
+        timeout: Duration,
+        pending: impl Fn() -> bool,
+    ) -> std::io::Result<Woken> {
+        self.wait_on(None, timeout, pending)
+    }
+
+    fn wait_on(
+        &self,
+        socket: Option<BorrowedFd<'_>>,
+        timeout: Duration,
+        pending: impl Fn() -> bool,
+    ) -> std::io::Result<Woken> {
         let timeout = match &self.fd {
             Some(_) => timeout,
             None => timeout.min(FALLBACK_WAIT),
@@ -106,16 +125,23 @@ impl Waker {
         result
     }
 
-    fn poll(&self, socket: BorrowedFd<'_>, timeout: Duration) -> std::io::Result<Woken> {
+    fn poll(&self, socket: Option<BorrowedFd<'_>>, timeout: Duration) -> std::io::Result<Woken> {
         let ms = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
-        let mut fds = vec![PollFd::new(socket, PollFlags::POLLIN)];
+        let mut fds = Vec::with_capacity(2);
+        if let Some(socket) = socket {
+            fds.push(PollFd::new(socket, PollFlags::POLLIN));
+        }
         if let Some(fd) = &self.fd {
             fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+        }
+        if fds.is_empty() {
+            std::thread::sleep(timeout);
+            return Ok(Woken::Timeout);
         }
         match poll(&mut fds, ms) {
             Ok(0) => Ok(Woken::Timeout),
             // Readable, or hung up or failed: the read will say which.
-            Ok(_) if fds[0].any().unwrap_or(true) => Ok(Woken::Socket),
+            Ok(_) if socket.is_some() && fds[0].any().unwrap_or(true) => Ok(Woken::Socket),
             Ok(_) => Ok(Woken::Inbox),
             Err(nix::errno::Errno::EINTR) => Ok(Woken::Inbox),
             Err(e) => Err(std::io::Error::from(e)),
@@ -210,6 +236,22 @@ mod tests {
         drop(a2);
         let w = waker.wait(b2.as_fd(), Duration::from_secs(10), || false);
         assert_eq!(w.unwrap(), Woken::Socket);
+    }
+
+    #[test]
+    fn a_wait_without_the_socket_ignores_its_bytes() {
+        let (mut a, _b) = pair();
+        let waker = Waker::new();
+        let (tx, rx) = crossbeam_channel::unbounded::<u32>();
+        let inbox = Inbox::new(tx, waker.clone());
+        std::io::Write::write_all(&mut a, b"x").unwrap();
+        // Bytes wait on the socket, but the thread holds all it may: only
+        // the timeout or a command ends the wait.
+        let w = waker.wait_inbox(Duration::from_millis(50), || !rx.is_empty());
+        assert_eq!(w.unwrap(), Woken::Timeout);
+        inbox.try_send(1).unwrap();
+        let w = waker.wait_inbox(Duration::from_secs(10), || !rx.is_empty());
+        assert_eq!(w.unwrap(), Woken::Inbox);
     }
 
     #[test]

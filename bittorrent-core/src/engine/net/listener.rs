@@ -288,6 +288,6 @@ fn handle_incoming(mut stream: TcpStream, mut guard: Handshaking) {
         leftover,
         key,
         &t.peer_ctx,
-        &t.events,
+        &t.to_torrent,
     );
 }

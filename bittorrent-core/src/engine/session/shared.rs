@@ -9,7 +9,7 @@
 
 use crate::discovery::dht::Dht;
 use crate::discovery::tracker::TrackerServer;
-use crate::engine::conn::peer::{PeerContext, PeerEvent};
+use crate::engine::conn::peer::{PeerContext, ToTorrent};
 use crate::engine::session::config::Config;
 use crate::engine::session::events::EventBus;
 use crate::engine::storage::hasher::HashJob;
@@ -60,8 +60,9 @@ pub(crate) struct TorrentShared {
     pub(crate) commands: Sender<Command>,
     /// What peer threads read.
     pub(crate) peer_ctx: Arc<PeerContext>,
-    /// The peer-event channel (peer threads send here).
-    pub(crate) events: Sender<(PeerKey, PeerEvent)>,
+    /// The peer threads' two channels to the torrent thread (control
+    /// events, blocks).
+    pub(crate) to_torrent: ToTorrent,
     /// The announcer's last outcome (written by the announcer, copied
     /// into the snapshot by the torrent thread).
     pub(crate) tracker: Mutex<TrackerStatus>,

@@ -11,6 +11,7 @@
 //! are done (a spilled piece is read back for hashing only after that).
 
 use crate::engine::storage::{Storage, StorageError};
+use crate::engine::torrent::selection::FilePriority;
 use crate::proto::resume::ResumeData;
 use crate::proto::wire::BlockRef;
 use crossbeam_channel::{Receiver, Sender};
@@ -47,6 +48,9 @@ pub(crate) enum DiskJob {
     /// Whether the disk under `root` has at least `min_free` bytes free
     /// (`statvfs`; `true` when it cannot tell).
     Probe { root: PathBuf, min_free: u64 },
+    /// A new file selection: create the files now wanted (preallocated,
+    /// their bytes moved out of the part file), `Storage::want_files`.
+    WantFiles { priorities: Vec<FilePriority> },
 }
 
 /// What a job did, one per job, in order.
@@ -70,6 +74,9 @@ pub(crate) enum DiskDone {
     },
     Probed {
         room: bool,
+    },
+    WantedFiles {
+        result: Result<(), StorageError>,
     },
 }
 
@@ -175,6 +182,9 @@ fn run(
             },
             DiskJob::Probe { root, min_free } => DiskDone::Probed {
                 room: has_room(&root, min_free),
+            },
+            DiskJob::WantFiles { priorities } => DiskDone::WantedFiles {
+                result: storage.want_files(&priorities),
             },
         };
         // The torrent thread is gone (it dropped its receiver): nothing to

@@ -267,6 +267,12 @@ impl Torrent {
         self.disk.queue(DiskJob::Probe { root, min_free }, 0);
     }
 
+    /// Queue the creation of the files the selection now wants.
+    pub(super) fn want_files(&mut self) {
+        let priorities = self.priorities.clone();
+        self.disk.queue(DiskJob::WantFiles { priorities }, 0);
+    }
+
     /// One more arm of the torrent thread's `select!`.
     pub(super) fn on_disk_done(&mut self, done: DiskDone) {
         let was_behind = self.disk.behind();
@@ -348,6 +354,14 @@ impl Torrent {
                     self.resume_dirty = true;
                 }
             }
+            DiskDone::WantedFiles { result } => {
+                self.disk.completed(0);
+                match result {
+                    Ok(()) => {}
+                    Err(e @ StorageError::DiskFull { .. }) => self.stall_once(e.to_string()),
+                    Err(e) => self.fail(e.to_string()),
+                }
+            }
             DiskDone::Probed { room } => {
                 self.disk.completed(0);
                 self.disk.probing = false;
@@ -396,6 +410,8 @@ impl Torrent {
             );
         }
         self.disk.parked_bytes = 0;
+        // A file the selection wants may have failed to be created: again.
+        self.want_files();
         self.phase = if self.is_finished() {
             Phase::Seeding
         } else {

@@ -29,7 +29,9 @@ mod pieces;
 mod wanted;
 
 use crate::engine::conn::block_pool;
-use crate::engine::conn::peer::{self, CloseReason, PeerCmd, PeerContext, PeerCounters, PeerEvent};
+use crate::engine::conn::peer::{
+    self, Blocks, CloseReason, FromPeers, PeerCmd, PeerContext, PeerCounters, PeerEvent,
+};
 use crate::engine::conn::pipeline::{Pipeline, MIN_DEPTH};
 use crate::engine::conn::waker::Inbox;
 use crate::engine::net::rate_limit::{Direction, RatePair, Throttle};
@@ -108,8 +110,6 @@ struct Conn {
 }
 
 const TICK: Duration = Duration::from_secs(1);
-/// Capacity of a torrent's peer-event channel.
-const EVENTS_CAPACITY: usize = 64;
 /// Stack size of a torrent thread (its state is on the heap).
 const TORRENT_STACK: usize = 256 * 1024;
 /// Addresses kept as candidates (more are ignored).
@@ -169,7 +169,8 @@ pub(crate) struct Torrent {
     phase: Phase,
     hash_tx: Sender<HashDone>,
     hash_rx: Receiver<HashDone>,
-    events_rx: Receiver<(PeerKey, PeerEvent)>,
+    /// Peer threads' control events (served first) and blocks.
+    from_peers: FromPeers,
     commands_rx: Receiver<Command>,
     check_next: u32,
     check_in_flight: u32,
@@ -226,10 +227,10 @@ pub(crate) fn spawn(
     let wanted_length = wanted_length(&metainfo.info, &priorities);
     let n = layout.num_pieces as usize;
     let have = Arc::new(RwLock::new(Bitfield::new(n)));
-    // Bounded for backpressure; small, because a bounded channel allocates
-    // every slot up front (a seed of 10,000 torrents has 10,000 of these)
-    // and blocks arrive batched (`PeerEvent::Blocks`).
-    let (events_tx, events_rx) = crossbeam_channel::bounded(EVENTS_CAPACITY);
+    // Two bounded channels from the peer threads: control events and blocks
+    // (`peer::outbox`); small, because a bounded channel allocates every
+    // slot up front (a seed of 10,000 torrents has 10,000 pairs).
+    let (to_torrent, from_peers) = peer::channels();
     let (cmd_tx, commands_rx) = crossbeam_channel::unbounded();
     let (hash_tx, hash_rx) = crossbeam_channel::unbounded();
     let peer_ctx = Arc::new(PeerContext {
@@ -289,7 +290,7 @@ pub(crate) fn spawn(
         status: Mutex::new(status),
         commands: cmd_tx,
         peer_ctx,
-        events: events_tx,
+        to_torrent,
         tracker: Mutex::new(Default::default()),
         rates,
         priorities: Mutex::new(priorities.clone()),
@@ -323,7 +324,7 @@ pub(crate) fn spawn(
         phase: Phase::Checking,
         hash_tx,
         hash_rx,
-        events_rx,
+        from_peers,
         commands_rx,
         check_next: 0,
         check_in_flight: 0,
@@ -374,10 +375,15 @@ impl Torrent {
                 Some(t) => crossbeam_channel::at(t),
                 None => crossbeam_channel::never(),
             };
+            // Control events never wait behind blocks.
+            self.take_control();
             select! {
-                recv(self.events_rx) -> m => match m {
+                recv(self.from_peers.control) -> m => match m {
                     Ok((key, ev)) => self.on_event(key, ev),
                     Err(_) => break,
+                },
+                recv(self.from_peers.data) -> m => if let Ok((key, blocks)) = m {
+                    self.on_blocks(key, blocks);
                 },
                 recv(self.hash_rx) -> m => if let Ok(done) = m { self.on_hashed(done) },
                 recv(self.disk.done) -> m => if let Ok(done) = m { self.on_disk_done(done) },
@@ -406,6 +412,41 @@ impl Torrent {
                 next_tick = now + TICK;
             }
         }
+    }
+
+    /// Serve the control events queued now (as many as the channel holds),
+    /// before any more blocks.
+    fn take_control(&mut self) {
+        for _ in 0..peer::CONTROL_CAPACITY {
+            match self.from_peers.control.try_recv() {
+                Ok((key, ev)) => self.on_event(key, ev),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Take the blocks queued now (a departing peer's come before its
+    /// `Left`).
+    fn take_blocks(&mut self) {
+        for _ in 0..peer::DATA_CAPACITY {
+            match self.from_peers.data.try_recv() {
+                Ok((key, blocks)) => self.on_blocks(key, blocks),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The blocks of one socket read of peer `key`.
+    fn on_blocks(&mut self, key: PeerKey, blocks: Blocks) {
+        if !self.conns.contains_key(&key) {
+            // Gone (closed by us): its requests went back to the picker.
+            block_pool::global().give_back(blocks.into_iter().map(|(_, d)| d));
+            return;
+        }
+        for (block, data) in blocks {
+            self.on_block(key, block, data);
+        }
+        self.fill_requests(key);
     }
 
     /// When the loop must wake up by itself: the next tick while anything is

@@ -173,6 +173,9 @@ impl Torrent {
                 counters,
             } => self.on_joined(key, inbox, closer, addr, peer_id, outgoing, counters),
             PeerEvent::Left(reason) => {
+                // Its blocks were handed over before its `Left`: take them
+                // while it is still in the table.
+                self.take_blocks();
                 if let Some(addr) = self.dialing.remove(&key) {
                     self.shared.connections.fetch_sub(1, Ordering::Relaxed);
                     self.candidates.failed(&addr, Instant::now());
@@ -405,12 +408,6 @@ impl Torrent {
                 }
                 self.picker.request_failed(key, &b);
             }
-            PeerEvent::Blocks(blocks) => {
-                for (block, data) in blocks {
-                    self.on_block(key, block, data);
-                }
-                self.fill_requests(key);
-            }
             PeerEvent::ExtHandshake {
                 listen_port,
                 pex,
@@ -523,7 +520,7 @@ impl Torrent {
             self.dialing.insert(key, addr);
             self.candidates.set_busy(&addr);
             let ctx = self.me.peer_ctx.clone();
-            let tx = self.me.events.clone();
+            let tx = self.me.to_torrent.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("peer {addr}"))
                 .stack_size(peer::PEER_STACK)

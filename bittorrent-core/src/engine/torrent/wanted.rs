@@ -18,9 +18,11 @@ impl Torrent {
         self.wanted_missing = self.wanted.ones().filter(|&i| !have.get(i)).count() as u32;
     }
 
-    /// A new selection: create the files now wanted, recompute the wanted
-    /// pieces, each peer's usefulness and our interest, and go back to
-    /// downloading (or on to seeding).
+    /// A new selection: have the disk writer create the files now wanted
+    /// (queued before any write to them), recompute the wanted pieces, each
+    /// peer's usefulness and our interest, and go back to downloading (or
+    /// on to seeding). A failure to create a file stalls (full disk) or
+    /// fails the torrent when the writer reports it (`disk.rs`).
     pub(super) fn set_priorities(&mut self, priorities: Vec<FilePriority>) {
         let info = &self.me.metainfo.info;
         if priorities.len() != info.files.len() {
@@ -31,13 +33,7 @@ impl Torrent {
         self.all_wanted = self.wanted.is_full();
         self.priorities = priorities;
         *self.me.priorities.lock() = self.priorities.clone();
-        if let Err(e) = self.me.peer_ctx.storage.want_files(&self.priorities) {
-            match e {
-                crate::engine::storage::StorageError::DiskFull { .. } => self.stall(e.to_string()),
-                other => self.fail(other.to_string()),
-            }
-            return;
-        }
+        self.want_files();
         self.recount_wanted();
         log::info!(
             "{name}: file selection changed: {} of {} pieces wanted, {} missing",

@@ -80,12 +80,7 @@ pub fn read_handshake(
 }
 
 /// Dial `addr`, exchange handshakes and run the connection (outgoing).
-pub fn run_outgoing(
-    addr: SocketAddr,
-    key: PeerKey,
-    ctx: Arc<PeerContext>,
-    torrent: Sender<(PeerKey, PeerEvent)>,
-) {
+pub fn run_outgoing(addr: SocketAddr, key: PeerKey, ctx: Arc<PeerContext>, torrent: ToTorrent) {
     let result = (|| {
         let (mut stream, rest) = dial(addr, &ctx)?;
         let (hs, rest) = read_handshake(&mut stream, rest, ctx.limits.handshake_timeout)?;
@@ -97,7 +92,7 @@ pub fn run_outgoing(
     match result {
         Ok((stream, hs, rest)) => run_connected(stream, addr, true, hs, rest, key, &ctx, &torrent),
         Err(reason) => {
-            let _ = torrent.send((key, PeerEvent::Left(reason)));
+            let _ = torrent.send_control(key, PeerEvent::Left(reason));
         }
     }
 }
@@ -158,7 +153,7 @@ pub fn run_connected(
     leftover: Vec<u8>,
     key: PeerKey,
     ctx: &PeerContext,
-    torrent: &Sender<(PeerKey, PeerEvent)>,
+    torrent: &ToTorrent,
 ) {
     let reason = match Connection::new(stream, addr, outgoing, hs, leftover, key, ctx, torrent) {
         Ok(mut conn) => {
@@ -168,10 +163,13 @@ pub fn run_connected(
             };
             let _ = conn.flush_all();
             let _ = conn.stream.shutdown(Shutdown::Both);
+            // Its blocks reach the torrent thread before its `Left`.
+            conn.pending_blocks_to_outbox();
+            conn.outbox.hand_over_rest(key, torrent);
             r
         }
         Err(r) => r,
     };
     log::debug!("peer {addr}: closed: {reason}");
-    let _ = torrent.send((key, PeerEvent::Left(reason)));
+    let _ = torrent.send_control(key, PeerEvent::Left(reason));
 }
