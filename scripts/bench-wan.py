@@ -173,6 +173,21 @@ def sha1_file(path):
     return h.hexdigest()
 
 
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def delay_cpu():
+    """CPU-seconds the lab's delay line has used so far (None if unknown)."""
+    try:
+        with open(os.path.join(os.environ.get("WAN_LAB_DIR", "/tmp/" + PREFIX), "delay.pid")) as f:
+            pid = int(f.read().strip())
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def lab(*args):
     subprocess.run([LAB] + list(args), check=True, timeout=120)
 
@@ -340,6 +355,7 @@ def main():
                 for _ in range(args.repeat):
                     for pair in args.pairs.split(","):
                         n += 1
+                        d0 = delay_cpu()
                         if pair == "tcp":
                             r = run_tcp(args, size, work)
                             tcp_s = r["seconds"]
@@ -347,6 +363,9 @@ def main():
                             s, l = pair.split(":")
                             r = run_pair(args, link, s, l, torrent, data, want, work, n)
                         r.update(link)
+                        d1 = delay_cpu()
+                        if d0 is not None and d1 is not None:
+                            r["delay_cpu_s"] = round(d1 - d0, 2)
                         if r.get("seconds"):
                             r["pct_link"] = round(100 * floor / r["seconds"])
                             if tcp_s:
@@ -361,14 +380,15 @@ def main():
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     print()
-    print("| link | pair | seconds | % of link | % of TCP | seeder CPU s | leecher CPU s | load |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| link | pair | seconds | % of link | % of TCP | seeder CPU s | leecher CPU s "
+          "| delay line CPU s | load |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print("| RTT %d ms, %d Mbit/s, %d MiB | %s | %s | %s | %s | %s | %s | %s |" % (
+        print("| RTT %d ms, %d Mbit/s, %d MiB | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             r["rtt_ms"], r["rate_mbit"], r["size_mib"], r["pair"],
             r.get("seconds", "FAIL" + (" (%s)" % r.get("error", "")[:60] if r.get("error") else "")),
             r.get("pct_link", ""), r.get("pct_tcp", ""), r.get("seeder_cpu_s", ""),
-            r.get("leecher_cpu_s", ""), r.get("load", "")))
+            r.get("leecher_cpu_s", ""), r.get("delay_cpu_s", ""), r.get("load", "")))
     return 0 if all(r.get("ok") for r in results) else 1
 
 
