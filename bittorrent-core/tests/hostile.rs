@@ -18,6 +18,7 @@
 
 mod harness;
 
+use bittorrent_core::proto::extension::ExtHandshake;
 use bittorrent_core::proto::metainfo::Metainfo;
 use bittorrent_core::proto::wire::{BlockRef, FrameDecoder, Handshake, Message, MAX_FRAME};
 use bittorrent_core::{AddTorrent, Config, Phase, Session};
@@ -144,6 +145,8 @@ struct Attacker {
     dec: FrameDecoder,
     /// The allowed-fast set the seeder granted.
     allowed_fast: Vec<u32>,
+    /// The `reqq` of the seeder's extended handshake.
+    reqq: Option<u32>,
 }
 
 impl Attacker {
@@ -209,12 +212,16 @@ fn attacker(addr: SocketAddr, info_hash: [u8; 20]) -> Attacker {
         s,
         dec: FrameDecoder::new(MAX_FRAME),
         allowed_fast: Vec::new(),
+        reqq: None,
     };
     // The extended handshake is the last of the opening messages.
     loop {
         match a.next(Duration::from_secs(5)) {
             Some(Message::AllowedFast(i)) => a.allowed_fast.push(i),
-            Some(Message::Extended { id: 0, .. }) => break,
+            Some(Message::Extended { id: 0, payload }) => {
+                a.reqq = ExtHandshake::decode(&payload).ok().and_then(|h| h.reqq);
+                break;
+            }
             Some(_) => {}
             None => panic!("seeder's opening messages did not arrive"),
         }
@@ -431,14 +438,15 @@ fn flood(a: &mut Attacker, data: &[u8], n: u32, first: u32) -> (u32, u32, Vec<u3
     (pieces, rejects, indices)
 }
 
-/// 5,000 requests at once. The queue holds at most `max_upload_queue` (500)
-/// requests; BEP 6 says every request gets exactly one answer, so the
-/// excess is rejected, not queued and not dropped. The connection stays
-/// up: flooding the queue is refused, not a protocol error.
+/// 5,000 requests at once. The queue holds at most `max_upload_queue` (500
+/// here; 4,096 by default, see the next test) requests; BEP 6 says every
+/// request gets exactly one answer, so the excess is rejected, not queued
+/// and not dropped. The connection stays up: flooding the queue is refused,
+/// not a protocol error.
 #[test]
 fn five_thousand_requests_are_capped_and_rejected() {
     let _g = serial();
-    let sd = seed("h-flood");
+    let sd = seed_with("h-flood", LEN, |c| c.peer_limits.max_upload_queue = 500);
     let before = threads();
     let rss_before = rss_kib();
     let mut a = attacker(sd.addr(), sd.ih());
@@ -990,6 +998,71 @@ fn tracker_survives_garbage_udp() {
     assert_eq!(a[..4], 0u32.to_be_bytes());
     eprintln!("{replies} error replies to 300 garbage datagrams");
     tracker_answers(&sd, 6000);
+    still_serves(&sd.s, &sd.mi, &sd.data);
+    assert_threads_settle(before);
+}
+
+/// The default queue is deep enough for a 1 Gbit/s peer 300 ms away (we
+/// advertise `reqq` 4,096, 64 MiB of blocks), yet a peer that fills it and
+/// never reads pins only the requests and one output burst: the data is read
+/// as the socket drains, so the seeder's memory grows by a few MiB, not by
+/// the 64 MiB it was asked for. Once the peer reads, every request gets its
+/// one answer (a block, checked, or a reject past the queue).
+#[test]
+fn a_full_deep_queue_that_is_never_read_stays_bounded() {
+    let _g = serial();
+    // 8,000 distinct requests at unaligned offsets in pieces 0..32.
+    let sd = seed_with("h-deepq", LEN, |c| {
+        c.peer_limits.write_timeout = Duration::from_secs(30)
+    });
+    let before = threads();
+    let mut a = attacker(sd.addr(), sd.ih());
+    assert_eq!(a.reqq, Some(4096), "advertised reqq");
+    a.send(&Message::Interested).unwrap();
+    assert!(wait_for(&mut a, |m| *m == Message::Unchoke));
+    let rss_before = rss_kib();
+    const N: u32 = 8000;
+    let mut wire = Vec::new();
+    for j in 0..N {
+        req(j % 32, j / 32, 16 * 1024).encode(&mut wire);
+    }
+    a.raw(&wire).unwrap();
+    // Not reading for 3 s: the seeder has taken what its queue holds.
+    let mut peak = 0;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        peak = peak.max(rss_kib());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let grew = peak.saturating_sub(rss_before);
+    eprintln!("RSS {rss_before} KiB before, {peak} KiB peak while not reading");
+    assert!(
+        grew < 16 * 1024,
+        "RSS grew by {grew} KiB (queue of 64 MiB of blocks)"
+    );
+    // Now read: one answer per request, data checked.
+    let (mut pieces, mut rejects) = (0u32, 0u32);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while pieces + rejects < N && Instant::now() < deadline {
+        match a.next(Duration::from_secs(5)) {
+            Some(Message::Piece { index, begin, data }) => {
+                let off = (u64::from(index) * PIECE) as usize + begin as usize;
+                assert_eq!(
+                    data,
+                    &sd.data[off..off + data.len()],
+                    "block {index}/{begin}"
+                );
+                pieces += 1;
+            }
+            Some(Message::Reject(_)) => rejects += 1,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    assert_eq!(pieces + rejects, N, "{pieces} pieces, {rejects} rejects");
+    assert!(pieces >= 4096, "the queue held only {pieces}");
+    assert!(!a.disconnected(Duration::from_millis(300)));
+    drop(a);
     still_serves(&sd.s, &sd.mi, &sd.data);
     assert_threads_settle(before);
 }

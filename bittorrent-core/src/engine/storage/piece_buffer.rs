@@ -67,6 +67,11 @@ impl MemoryBudget {
             });
     }
 
+    /// The cap, in bytes.
+    pub fn cap(&self) -> u64 {
+        self.cap
+    }
+
     /// Bytes in use now.
     pub fn used(&self) -> u64 {
         self.used.load(Ordering::Acquire)

@@ -25,7 +25,7 @@
 //! verified is lost; memory stays bounded because a stalled torrent
 //! requests nothing.
 
-use super::{Phase, Torrent, PIECE_BUFFER_BUDGET};
+use super::{Phase, Torrent};
 use crate::engine::conn::block_pool;
 use crate::engine::storage::disk_writer::{DiskDone, DiskJob, DiskWriter};
 use crate::engine::storage::piece_buffer::MemoryBudget;
@@ -39,7 +39,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Bytes queued for the disk writer past which no block is requested.
-pub(super) const WRITE_QUEUE_LIMIT: u64 = PIECE_BUFFER_BUDGET;
+/// (16 MiB: what a torrent's piece buffers held before they grew for long
+/// fat links.)
+pub(super) const WRITE_QUEUE_LIMIT: u64 = 16 << 20;
 /// A queue that has not moved for this long is reported as waiting for
 /// the disk.
 const SLOW_DISK: Duration = Duration::from_secs(1);

@@ -38,7 +38,7 @@ use crate::engine::net::rate_limit::{Direction, RatePair, Throttle};
 use crate::engine::session::events::Event;
 use crate::engine::session::shared::{Command, Shared, TorrentShared};
 use crate::engine::storage::hasher::{HashDone, HashJob, PieceData};
-use crate::engine::storage::piece_buffer::{Complete, PieceBuffers, Stored};
+use crate::engine::storage::piece_buffer::{Complete, MemoryBudget, PieceBuffers, Stored};
 use crate::engine::torrent::candidates::Candidates;
 use crate::engine::torrent::choker::ChokeCandidate;
 use crate::engine::torrent::picker::{PeerKey, Picker, Received};
@@ -131,8 +131,13 @@ const RESUME_SAVE_INTERVAL: Duration = Duration::from_secs(30);
 /// Between PEX messages to one peer (BEP 11: at most one a minute).
 const PEX_INTERVAL: Duration = Duration::from_secs(60);
 /// Bytes of pieces a torrent assembles in memory at once (pieces past it are
-/// written block by block and read back to be hashed).
-const PIECE_BUFFER_BUDGET: u64 = 16 << 20;
+/// written block by block and read back to be hashed): three quarters of
+/// the session's budget (48 MiB of the default 64 MiB, room for one
+/// connection's largest pipeline, `pipeline::MAX_PIPELINE_BYTES`, so that a
+/// long fat link is not held back by it), at least 16 MiB.
+fn piece_buffer_budget(session: &MemoryBudget) -> u64 {
+    (session.cap() / 4 * 3).max(16 << 20)
+}
 /// Strikes (pieces failing their hash with this peer's data alone) before a ban.
 const BAN_STRIKES: u32 = 2;
 /// Blocks a peer may send that we never asked it for before it is banned
@@ -296,7 +301,11 @@ pub(crate) fn spawn(
         priorities: Mutex::new(priorities.clone()),
     });
     let now = Instant::now();
-    let buffers = PieceBuffers::new(layout, PIECE_BUFFER_BUDGET, shared.piece_memory.clone());
+    let buffers = PieceBuffers::new(
+        layout,
+        piece_buffer_budget(&shared.piece_memory),
+        shared.piece_memory.clone(),
+    );
     let short = me.metainfo.info_hash.to_hex();
     let disk = disk::DiskSide::new(
         &short[..8],
@@ -587,7 +596,7 @@ impl Torrent {
             c.up_rate = (c.up_rate + (u - c.last_up)) / 2;
             c.last_down = d;
             c.last_up = u;
-            c.pipeline.on_tick(delta, c.down_rate);
+            c.pipeline.on_tick(delta, c.down_rate, now);
             c.refused.expire(now);
             // Requests that went unanswered for too long go back to the picker.
             if !c.outstanding.is_empty() && now - c.last_block > REQUEST_TIMEOUT {

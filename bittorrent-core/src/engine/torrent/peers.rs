@@ -412,10 +412,12 @@ impl Torrent {
                 listen_port,
                 pex,
                 client,
+                reqq,
             } => {
                 let Some(c) = self.conns.get_mut(&key) else {
                     return;
                 };
+                c.pipeline.set_reqq(reqq);
                 c.pex = pex;
                 c.client = client;
                 c.next_pex = Instant::now();

@@ -212,6 +212,7 @@ impl Torrent {
             c.outstanding.insert(*b);
             c.requested.insert(b);
         }
+        c.pipeline.on_sent(&blocks, Instant::now());
         let chokes = c.chokes;
         self.send(key, PeerCmd::Request { chokes, blocks });
     }
@@ -246,7 +247,7 @@ impl Torrent {
             return;
         }
         c.last_block = Instant::now();
-        c.pipeline.on_block();
+        c.pipeline.on_block(&block, c.last_block);
         if self.phase != Phase::Downloading {
             return;
         }

@@ -126,7 +126,7 @@ pub struct GivenUp {
 }
 
 /// Blocks remembered per peer by [`GivenUp`] (twice the deepest pipeline).
-pub const MAX_GIVEN_UP: usize = 1024;
+pub const MAX_GIVEN_UP: usize = 2 * crate::engine::conn::pipeline::MAX_DEPTH;
 
 impl GivenUp {
     /// Remember `b`.

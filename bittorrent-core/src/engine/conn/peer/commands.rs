@@ -48,7 +48,7 @@ impl Connection<'_> {
                 if !self.am_choking {
                     self.am_choking = true;
                     self.send(&Message::Choke);
-                    let dropped: Vec<BlockRef> = self.upload_queue.drain(..).collect();
+                    let dropped = self.upload_queue.take_all();
                     if self.fast {
                         for b in dropped {
                             self.send(&Message::Reject(b));

@@ -41,7 +41,7 @@ impl Connection<'_> {
             }
             Message::Interested => self.event(PeerEvent::Interested(true))?,
             Message::NotInterested => {
-                self.upload_queue.clear();
+                self.upload_queue.take_all();
                 self.event(PeerEvent::Interested(false))?
             }
             Message::Have(i) => {
@@ -75,10 +75,8 @@ impl Connection<'_> {
             }
             Message::Request(b) => self.on_request(b)?,
             Message::Cancel(b) => {
-                let before = self.upload_queue.len();
-                self.upload_queue.retain(|q| *q != b);
                 // BEP 6: every request gets exactly one answer.
-                if self.fast && self.upload_queue.len() < before {
+                if self.upload_queue.remove(&b) && self.fast {
                     self.send(&Message::Reject(b));
                 }
             }
@@ -132,6 +130,7 @@ impl Connection<'_> {
                     listen_port: h.p.filter(|p| *p != 0),
                     pex: self.their_pex.is_some(),
                     client: h.v.clone(),
+                    reqq: h.reqq,
                 })
             }
             OUR_PEX_ID if !self.ctx.private => {

@@ -94,7 +94,7 @@ impl Connection<'_> {
         }
         let piece_len = self.ctx.layout.piece_len(b.index);
         let start = b.begin;
-        let len = requested_run(b, &self.upload_queue, UPLOAD_CHUNK).min(piece_len - start);
+        let len = requested_run(b, self.upload_queue.iter(), UPLOAD_CHUNK).min(piece_len - start);
         // The old chunk's buffer again, unless queued messages still use it.
         let old = self
             .upload_cache
@@ -139,7 +139,7 @@ impl Connection<'_> {
                 self.send(&Message::Reject(b));
                 return Ok(());
             }
-            self.upload_queue.push_back(b);
+            let _ = self.upload_queue.push_back(b);
         }
         Ok(())
     }
