@@ -73,10 +73,13 @@ fn lab_or_skip(tmp: &TempDir) -> Option<Lab> {
     let mut up = lab.cmd();
     up.args(["up", &RTT_MS.to_string(), &RATE_MBIT.to_string()]);
     let out = run_bounded("lab.sh up", up, Duration::from_secs(60));
-    let text = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        let msg = format!("SKIP: cannot build the WAN lab (needs root): {}", text.trim());
+        let msg = format!(
+            "SKIP: cannot build the WAN lab (needs root): {}",
+            text.trim()
+        );
         if in_ci() {
             panic!("{msg} -- CI=true runs as root, so this is a failure");
         }

@@ -14,6 +14,7 @@
 //! handed over within [`HANDOVER_AT_EXIT`]) are blocking sends.
 
 use super::*;
+use std::collections::VecDeque;
 
 /// The blocks of one socket read, in order.
 pub type Blocks = Vec<(BlockRef, Vec<u8>)>;
