@@ -17,6 +17,7 @@ pub mod lsd;
 pub mod magnet;
 pub mod metainfo;
 pub mod mse;
+pub mod bep42;
 mod node_id;
 pub mod resume;
 pub mod safe_path;
