@@ -168,7 +168,14 @@ mod tests {
     #[test]
     fn local_addresses_are_exempt_and_not_public() {
         let id = NodeId([0xab; 20]);
-        for ip in ["10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.9.9", "127.0.0.1", "::1"] {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.9.9",
+            "127.0.0.1",
+            "::1",
+        ] {
             let ip: IpAddr = ip.parse().expect("ip");
             assert!(is_valid(&id, ip), "{ip}");
             assert!(!is_public(ip), "{ip}");

@@ -8,6 +8,7 @@
 //! imports from `discovery`, `engine` or `state` (checked by a test in this module).
 
 pub mod bencode;
+pub mod bep42;
 pub mod bitfield;
 pub mod compact;
 pub mod extension;
@@ -17,7 +18,6 @@ pub mod lsd;
 pub mod magnet;
 pub mod metainfo;
 pub mod mse;
-pub mod bep42;
 mod node_id;
 pub mod resume;
 pub mod safe_path;

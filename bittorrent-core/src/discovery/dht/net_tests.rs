@@ -308,7 +308,9 @@ fn external_address_gives_a_bep42_id_and_the_table_survives() {
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let ping = Message {
         tid: b"zz".to_vec(),
-        body: Body::Query(Query::Ping { id: NodeId([7; 20]) }),
+        body: Body::Query(Query::Ping {
+            id: NodeId([7; 20]),
+        }),
     };
     s.send_to(&ping.encode(), b.local_addr()).unwrap();
     let mut buf = [0u8; 1500];

@@ -538,7 +538,10 @@ mod tests {
         while id.0[0] & 0x80 == 0 {
             id = crate::proto::bep42::random_secure_id(ip.ip());
         }
-        assert_eq!(t.insert(id, ip, Contact::Responded, now), Inserted::Replaced);
+        assert_eq!(
+            t.insert(id, ip, Contact::Responded, now),
+            Inserted::Replaced
+        );
         assert!(t.get(&id).unwrap().verified);
         assert_eq!(t.len(), K);
         // Nodes on local addresses are exempt (verified whatever the id).
