@@ -148,8 +148,8 @@ pub use portmap::{PortMapState, PortMapStatus};
 /// Port mapping (UPnP IGD, NAT-PMP): the switch for the whole process.
 pub mod port_map {
     pub use crate::portmap::{
-        disabled_by_env, PortMapState, PortMapStatus, Protocol, ENV_VAR, LEASE, RETRY_FIRST,
-        RETRY_MAX,
+        disabled_by_env, lease_asked, PortMapState, PortMapStatus, Protocol, ENV_VAR, LEASE,
+        LEASE_ENV_VAR, RETRY_FIRST, RETRY_MAX,
     };
 }
 pub use engine::session::{AddTorrent, FileStatus, Session, TorrentSource};

@@ -37,6 +37,24 @@ pub const RETRY_FIRST: Duration = Duration::from_secs(5 * 60);
 pub const RETRY_MAX: Duration = Duration::from_secs(60 * 60);
 /// Lease asked for (UPnP and NAT-PMP; RFC 6886 recommends two hours).
 pub const LEASE: Duration = Duration::from_secs(2 * 60 * 60);
+/// The environment variable that asks for a shorter (or longer) lease, in
+/// seconds (20 to 604800): for tests and for watching renewals by hand.
+pub const LEASE_ENV_VAR: &str = "PEER_PORT_MAP_LEASE";
+
+/// The lease to ask for: [`LEASE`], or `PEER_PORT_MAP_LEASE` seconds.
+pub fn lease_asked() -> Duration {
+    lease_from(std::env::var(LEASE_ENV_VAR).ok().as_deref())
+}
+
+/// The lease a value of `PEER_PORT_MAP_LEASE` asks for (unset or not a
+/// number: [`LEASE`]; clamped to 20 s .. 7 days).
+fn lease_from(v: Option<&str>) -> Duration {
+    v.and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(LEASE, |s| Duration::from_secs(s.clamp(20, 604_800)))
+}
+/// Shortest wait before a renewal (a gateway granting a few seconds is
+/// renewed this often, not in a tight loop).
+pub const RENEW_FLOOR: Duration = Duration::from_secs(10);
 /// How long the SSDP search waits for answers.
 pub const SSDP_WAIT: Duration = Duration::from_secs(2);
 
@@ -259,6 +277,13 @@ fn run(cfg: &PortMapConfig, shared: &Mutex<PortMapStatus>, stop: &Receiver<()>) 
         let wait = match attempt(cfg, held.as_ref()) {
             Ok((h, st)) => {
                 backoff = RETRY_FIRST;
+                if held.is_some() {
+                    log::info!(
+                        "port mapping: renewed with {} for {} s",
+                        st.method.unwrap_or("?"),
+                        st.lease_secs
+                    );
+                }
                 let lease = Duration::from_secs(st.lease_secs);
                 if let Some(ip) = st.external_ip {
                     (cfg.on_external)(ip);
@@ -268,9 +293,9 @@ fn run(cfg: &PortMapConfig, shared: &Mutex<PortMapStatus>, stop: &Receiver<()>) 
                 // Renew at half the lease; a permanent mapping is checked
                 // again after the longest lease we would ask for.
                 if lease.is_zero() {
-                    LEASE
+                    lease_asked()
                 } else {
-                    (lease / 2).max(Duration::from_secs(30))
+                    (lease / 2).max(RENEW_FLOOR)
                 }
             }
             Err(st) => {
@@ -329,16 +354,21 @@ fn attempt(cfg: &PortMapConfig, held: Option<&Held>) -> Attempt {
             Err(e) => {
                 // A gateway that speaks NAT-PMP and refuses: UPnP may still
                 // work (some routers have one of the two turned off).
-                log::info!("port mapping: NAT-PMP on {gw}: {e}");
-                if let Ok(r) = map_upnp(cfg, Some(gw), held) {
-                    return Ok(r);
-                }
-                return Err(refused(
-                    Some(gw.into()),
-                    Some("nat-pmp"),
-                    None,
-                    format!("gateway {gw} refused (NAT-PMP: {e})"),
-                ));
+                return match map_upnp(cfg, Some(gw), held) {
+                    Ok(r) => Ok(r),
+                    Err((_, ext, MapError::NoAnswer)) => Err(refused(
+                        Some(gw.into()),
+                        Some("nat-pmp"),
+                        ext,
+                        format!("gateway {gw} refused: {e}"),
+                    )),
+                    Err((_, ext, u)) => Err(refused(
+                        Some(gw.into()),
+                        Some("nat-pmp"),
+                        ext,
+                        format!("gateway {gw} refused: {e}; UPnP: {u}"),
+                    )),
+                };
             }
         }
     }
@@ -376,7 +406,7 @@ fn map_natpmp(cfg: &PortMapConfig, gw: Ipv4Addr) -> Result<(Held, PortMapStatus)
             protocol,
             internal_port: cfg.port,
             external_port: cfg.port,
-            lifetime: LEASE.as_secs() as u32,
+            lifetime: lease_asked().as_secs() as u32,
         };
         if let natpmp::Answer::Mapped {
             external_port,
@@ -455,7 +485,7 @@ fn map_upnp(
             )),
         ));
     }
-    let mut lease = LEASE.as_secs() as u32;
+    let mut lease = lease_asked().as_secs() as u32;
     for protocol in [Protocol::Tcp, Protocol::Udp] {
         match igd::add_mapping(&service, protocol, cfg.port, client, lease) {
             Ok(()) => {}
@@ -536,5 +566,14 @@ mod tests {
         assert!(private_external(Ipv4Addr::new(10, 0, 0, 5)));
         assert!(private_external(Ipv4Addr::new(100, 64, 0, 1)));
         assert!(!private_external(Ipv4Addr::new(84, 124, 73, 14)));
+    }
+
+    #[test]
+    fn lease_env_is_clamped_and_defaults_to_two_hours() {
+        assert_eq!(lease_from(None), LEASE);
+        assert_eq!(lease_from(Some("soon")), LEASE);
+        assert_eq!(lease_from(Some(" 60 ")), Duration::from_secs(60));
+        assert_eq!(lease_from(Some("1")), Duration::from_secs(20));
+        assert_eq!(lease_from(Some("99999999")), Duration::from_secs(604_800));
     }
 }

@@ -101,7 +101,7 @@ pub(crate) fn decode(b: &[u8], opcode: u8) -> Result<Option<Answer>, MapError> {
     let result = u16::from_be_bytes([b[2], b[3]]);
     if result != 0 {
         return Err(MapError::Refused(format!(
-            "NAT-PMP: {} (result {result})",
+            "NAT-PMP says {} (result {result})",
             result_text(result)
         )));
     }
