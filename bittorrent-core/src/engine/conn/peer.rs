@@ -126,6 +126,8 @@ pub enum PeerEvent {
         pex: bool,
         /// Its client name (`v`), if it said.
         client: Option<String>,
+        /// Our address as it sees it (`yourip`), if it said.
+        yourip: Option<std::net::IpAddr>,
     },
     /// Addresses the peer told us of with `ut_pex` (BEP 11).
     Pex(Vec<SocketAddr>),

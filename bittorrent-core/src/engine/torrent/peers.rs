@@ -415,10 +415,20 @@ impl Torrent {
                 listen_port,
                 pex,
                 client,
+                yourip,
             } => {
                 let Some(c) = self.conns.get_mut(&key) else {
                     return;
                 };
+                // Our external address as the peer sees it: one vote per
+                // peer address (private addresses are ignored there).
+                if let Some(ip) = yourip {
+                    crate::engine::session::external::record(
+                        &self.shared,
+                        ip,
+                        crate::engine::session::external::Reporter::Peer(c.addr.ip()),
+                    );
+                }
                 c.pex = pex;
                 c.client = client;
                 c.next_pex = Instant::now();

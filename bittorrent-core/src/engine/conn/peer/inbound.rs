@@ -132,6 +132,7 @@ impl Connection<'_> {
                     listen_port: h.p.filter(|p| *p != 0),
                     pex: self.their_pex.is_some(),
                     client: h.v.clone(),
+                    yourip: h.yourip,
                 })
             }
             OUR_PEX_ID if !self.ctx.private => {
