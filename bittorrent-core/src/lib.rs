@@ -93,6 +93,7 @@ pub mod create;
 pub(crate) mod discovery;
 pub(crate) mod engine;
 mod error;
+pub(crate) mod portmap;
 pub mod proto;
 pub(crate) mod state;
 pub(crate) mod util;
@@ -141,6 +142,16 @@ pub use engine::net::mse::Encryption;
 pub use engine::net::rate_limit::parse_rate;
 pub use engine::session::config::{Config, CorruptSettings};
 pub use engine::session::events::{Event, EVENT_QUEUE};
+pub use engine::session::external::{ExternalAddress, ExternalSource, MAX_EXTERNAL_ADDRESSES};
+pub use portmap::{PortMapState, PortMapStatus};
+
+/// Port mapping (UPnP IGD, NAT-PMP): the switch for the whole process.
+pub mod port_map {
+    pub use crate::portmap::{
+        disabled_by_env, lease_asked, PortMapState, PortMapStatus, Protocol, ENV_VAR, LEASE,
+        LEASE_ENV_VAR, RETRY_FIRST, RETRY_MAX,
+    };
+}
 pub use engine::session::{AddTorrent, FileStatus, Session, TorrentSource};
 pub use engine::storage::file_pool::raise_nofile_limit;
 pub use engine::storage::StorageError;

@@ -142,6 +142,10 @@ pub struct SessionArgs {
     /// Turn off the DHT
     #[arg(long)]
     pub no_dht: bool,
+    /// Do not map the port on the router (UPnP IGD, NAT-PMP); also
+    /// $PEER_PORT_MAP=off
+    #[arg(long)]
+    pub no_port_map: bool,
     /// A DHT node or router to join through, or `none` (repeatable; replaces the
     /// default routers and $PEER_DHT_BOOTSTRAP)
     #[arg(long, value_name = "HOST:PORT|none", value_parser = dht_bootstrap)]
@@ -177,6 +181,9 @@ impl SessionArgs {
         }
         config.lsd = !self.no_lsd;
         config.dht = !self.no_dht;
+        if self.no_port_map {
+            config.port_map = false;
+        }
         config.preallocate = !self.no_preallocate;
         if !self.dht_bootstrap.is_empty() {
             // Given on the command line: replaces the default routers and

@@ -117,6 +117,27 @@ impl Progress {
         }
     }
 
+    /// One line of news (above the bars, or plain).
+    pub fn line(&mut self, text: &str) {
+        match &mut self.out {
+            Output::Bars { multi, .. } => {
+                let _ = multi.println(text);
+            }
+            Output::Plain { .. } => eprintln!("{text}"),
+        }
+    }
+
+    /// A new port-mapping line, once per change of the session's port
+    /// mapping (mapped, refused, stopped): `last` is the line shown before.
+    pub fn port_mapping(&mut self, session: &bittorrent_core::Session, last: &mut String) {
+        if let Some(st) = session.port_mapping() {
+            if st.message != *last {
+                self.line(&format!("port mapping: {}", st.message));
+                *last = st.message;
+            }
+        }
+    }
+
     /// Leave the last state on screen (bars stay drawn; the next plain
     /// call prints full lines at once).
     pub fn finish(&mut self) {

@@ -332,6 +332,14 @@ fn details_show_files_peers_trackers_pieces() {
     let st = call("GET", "/status", "");
     assert_eq!(st["control_addr"], format!("127.0.0.1:{port}"), "{st}");
     assert!(st["dht_addr"].is_null(), "{st}");
+    // Port mapping: off in tests (PEER_PORT_MAP=off), and said so.
+    assert_eq!(st["port_mapping"]["state"], "off", "{st}");
+    assert_eq!(
+        st["port_mapping"]["message"], "off (PEER_PORT_MAP=off)",
+        "{st}"
+    );
+    assert!(st["port_mapping"]["external_ip"].is_null(), "{st}");
+    assert_eq!(st["external_addresses"], serde_json::json!([]), "{st}");
     assert!(
         st["download_dir"]
             .as_str()

@@ -223,6 +223,11 @@ fn daemon_add_pause_resume_restart_remove() {
     let status = peer_ok(&[os("status"), os("--json"), os("--state"), s]);
     let status: Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["torrents"], 1);
+    let human = peer_ok(&[os("status"), os("--state"), s]);
+    assert!(
+        human.contains("port mapping: off (PEER_PORT_MAP=off)"),
+        "{human}"
+    );
 
     // Pause and resume by a prefix of the info-hash.
     peer_ok(&[os("pause"), os(short), os("--state"), s]);

@@ -70,3 +70,24 @@ fn children_run_with_the_dht_routers_off_unless_the_test_chooses() {
         "[unset]"
     );
 }
+
+#[test]
+fn children_run_with_port_mapping_off_unless_the_test_chooses() {
+    let echo = |tweak: &dyn Fn(&mut Command)| {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo \"[${PEER_PORT_MAP-unset}]\""]);
+        tweak(&mut c);
+        let mut child = Child::spawn("sh", c);
+        child.wait_exit(Duration::from_secs(10)).expect("sh exits");
+        String::from_utf8_lossy(&child.stdout_bytes())
+            .trim()
+            .to_string()
+    };
+    assert_eq!(echo(&|_| {}), "[off]");
+    assert_eq!(
+        echo(&|c| {
+            c.env(PORT_MAP_ENV, "on");
+        }),
+        "[on]"
+    );
+}

@@ -192,6 +192,7 @@ pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Ar
                 match result {
                     Ok((url, resp)) => {
                         log::info!("{name}: tracker {url}: {} peers", resp.peers.len());
+                        tracker_saw_us(&shared, &url, resp.external_ip);
                         started = true;
                         if event == AnnounceEvent::Completed {
                             completed_sent = true;
@@ -686,6 +687,7 @@ impl State {
                     Ok(_) if event == AnnounceEvent::Stopped => e.started = false,
                     Ok((url, resp)) => {
                         log::info!("{name}: tracker {url}: {} peers", resp.peers.len());
+                        tracker_saw_us(&self.shared, &url, resp.external_ip);
                         e.started = true;
                         if event == AnnounceEvent::Completed {
                             e.completed_sent = true;
@@ -820,6 +822,15 @@ fn send_new(target: &dyn AnnounceTarget, known: &mut HashSet<SocketAddr>, peers:
     let fresh: Vec<SocketAddr> = peers.into_iter().filter(|p| known.insert(*p)).collect();
     if !fresh.is_empty() {
         target.found(fresh);
+    }
+}
+
+/// A tracker's `external ip` (BEP 24): our address as it sees it, one vote
+/// per tracker URL.
+fn tracker_saw_us(shared: &Shared, url: &str, ip: Option<std::net::IpAddr>) {
+    if let Some(ip) = ip {
+        use crate::engine::session::external::{record, Reporter};
+        record(shared, ip, Reporter::tracker(url));
     }
 }
 

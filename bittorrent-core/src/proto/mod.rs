@@ -8,6 +8,7 @@
 //! imports from `discovery`, `engine` or `state` (checked by a test in this module).
 
 pub mod bencode;
+pub mod bep42;
 pub mod bitfield;
 pub mod compact;
 pub mod extension;

@@ -152,6 +152,15 @@ pub fn status(a: JsonArgs) -> Result<(), CliError> {
         human(n("downloaded")),
         human(n("uploaded"))
     );
+    if let Some(m) = v.pointer("/port_mapping/message").and_then(Value::as_str) {
+        crate::outln!("port mapping: {m}");
+    }
+    let ext: Vec<&str> = (v.get("external_addresses").and_then(Value::as_array))
+        .map(|a| a.iter().filter_map(|e| e.get("ip")?.as_str()).collect())
+        .unwrap_or_default();
+    if !ext.is_empty() {
+        crate::outln!("external address: {}", ext.join(", "));
+    }
     Ok(())
 }
 

@@ -38,7 +38,13 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
     // prefix) applies unless a flag says otherwise.
     // A damaged settings file is kept beside itself and reported, never
     // silently overwritten.
-    let (mut config, corrupt) = Config::load_state_dir(&state);
+    // Port mapping is on for the daemon unless `session.benc` says
+    // `port map` `off` or --no-port-map is given.
+    let base = Config {
+        port_map: true,
+        ..Config::default()
+    };
+    let (mut config, corrupt) = Config::load_state_dir_over(&state, base);
     if let Some(c) = corrupt {
         log::warn!("settings: {c}; using the default settings (and this command's flags) instead");
     }
@@ -87,6 +93,7 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
         "peer daemon: web interface: http://{control_addr}/login?code={login_code} (works once; `peer web` prints a new link)"
     );
     let mut progress = Progress::new();
+    let mut port_map_line = String::new();
     while !stop.load(Ordering::SeqCst) {
         // Wait for the session's events (the progress display reads
         // snapshots at its own rate).
@@ -101,6 +108,7 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
             Ok(_) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        progress.port_mapping(&session, &mut port_map_line);
         let mut st = session.torrents();
         st.sort_by(|a, b| a.name.cmp(&b.name));
         progress.show(&st);
@@ -364,6 +372,12 @@ impl Daemon {
             "max_download_rate": match session.rate_limits().0 { 0 => Value::Null, r => json!(r) },
             "max_upload_rate": match session.rate_limits().1 { 0 => Value::Null, r => json!(r) },
             "dht_addr": session.dht_addr().map(|a| a.to_string()),
+            "port_mapping": port_mapping_json(session),
+            "external_addresses": session.external_addresses().iter().map(|e| json!({
+                "ip": e.ip.to_string(),
+                "source": e.source.as_str(),
+                "votes": e.votes,
+            })).collect::<Vec<_>>(),
             "control_addr": self.control_addr.to_string(),
             "download_dir": self.download_dir.to_string_lossy(),
         }))
@@ -494,4 +508,36 @@ fn add_bytes(
         Ok(ih) => Response::json(201, json!({"id": ih.to_hex(), "name": name})),
         Err(e) => error_response(&e),
     }
+}
+
+/// The `port_mapping` object of `GET /status`: `state` is `off` (with the
+/// reason in `message`) when port mapping is turned off.
+fn port_mapping_json(session: &Session) -> Value {
+    let Some(p) = session.port_mapping() else {
+        let why = if bittorrent_core::port_map::disabled_by_env() {
+            "off (PEER_PORT_MAP=off)"
+        } else {
+            "off (--no-port-map, or `port map` `off` in session.benc)"
+        };
+        return json!({
+            "state": "off",
+            "method": null,
+            "gateway": null,
+            "external_ip": null,
+            "tcp_port": null,
+            "udp_port": null,
+            "lease_secs": 0,
+            "message": why,
+        });
+    };
+    json!({
+        "state": p.state.as_str(),
+        "method": p.method,
+        "gateway": p.gateway.map(|g| g.to_string()),
+        "external_ip": p.external_ip.map(|g| g.to_string()),
+        "tcp_port": p.tcp_port,
+        "udp_port": p.udp_port,
+        "lease_secs": p.lease_secs,
+        "message": p.message,
+    })
 }

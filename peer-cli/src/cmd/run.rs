@@ -69,7 +69,12 @@ pub fn run(o: RunArgs) -> Result<(), CliError> {
         add.file_priorities = priorities;
         adds.push(add);
     }
-    let mut config = Config::default();
+    // The `peer` command maps its port on the router unless --no-port-map
+    // (the library's default is off).
+    let mut config = Config {
+        port_map: true,
+        ..Config::default()
+    };
     o.session.apply(&mut config);
     let session = Session::start(config).map_err(|e| CliError::failed(&e))?;
     eprintln!("listening on {}", session.listening());
@@ -147,6 +152,7 @@ pub fn watch(
 ) -> Result<(), CliError> {
     let mut progress = Progress::new();
     let mut complete: HashSet<InfoHash> = HashSet::new();
+    let mut port_map_line = String::new();
     loop {
         match events.recv_timeout(Duration::from_millis(200)) {
             Ok(Event::Checked {
@@ -178,6 +184,7 @@ pub fn watch(
                 return Err(CliError::Failed("the session stopped".into()))
             }
         }
+        progress.port_mapping(session, &mut port_map_line);
         let statuses: Vec<_> = hashes.iter().filter_map(|h| session.status(h)).collect();
         progress.show(&statuses);
         let done = !hashes.is_empty()

@@ -31,6 +31,10 @@ pub fn peer_bin() -> PathBuf {
 /// The variable that replaces the `peer` command's default DHT routers.
 pub const DHT_ENV: &str = "PEER_DHT_BOOTSTRAP";
 
+/// The variable that turns port mapping (UPnP, NAT-PMP) off: no test sends
+/// SSDP or NAT-PMP to the real network.
+pub const PORT_MAP_ENV: &str = "PEER_PORT_MAP";
+
 /// The interpreter that can import Debian's `python3-libtorrent` (not the pyenv one on PATH).
 pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
@@ -88,6 +92,10 @@ fn package_of(tool: &str) -> &'static str {
         "qbittorrent-nox" => "qbittorrent-nox",
         "opentracker" => "opentracker",
         "libtorrent" => "python3-libtorrent",
+        "miniupnpd" => "miniupnpd-nftables",
+        "upnpc" => "miniupnpc",
+        "nft" => "nftables",
+        "ip" => "iproute2",
         _ => "?",
     }
 }
@@ -202,6 +210,11 @@ impl Child {
         // with PEER_DHT_BOOTSTRAP=none unless the test chose a value.
         if !cmd.get_envs().any(|(k, _)| k == DHT_ENV) {
             cmd.env(DHT_ENV, "none");
+        }
+        // Nor do they talk to the router: PEER_PORT_MAP=off unless the test
+        // chose a value (the port-mapping tests, in their own namespaces).
+        if !cmd.get_envs().any(|(k, _)| k == PORT_MAP_ENV) {
+            cmd.env(PORT_MAP_ENV, "off");
         }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -273,3 +273,50 @@ fn dead_bootstrap_and_add_node_are_bounded() {
     b.stop();
     assert!(start.elapsed() < Duration::from_secs(2));
 }
+
+#[test]
+fn external_address_gives_a_bep42_id_and_the_table_survives() {
+    let a = Dht::start(cfg(vec![])).unwrap();
+    let b = Dht::start(cfg(vec![a.local_addr()])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !b.routing_table_nodes().contains(&(a.id(), a.local_addr())) {
+        assert!(Instant::now() < deadline, "a never entered b's table");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let old = b.id();
+    // A private address changes nothing (BEP 42 exempts it).
+    b.set_external_ip("192.168.1.20".parse().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(b.id(), old);
+    // A public one: a new id, valid for it, and `a` is still known.
+    let ip: std::net::IpAddr = "124.31.75.21".parse().unwrap();
+    b.set_external_ip(ip);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while b.id() == old {
+        assert!(Instant::now() < deadline, "the id never changed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(crate::proto::bep42::is_valid(&b.id(), ip));
+    assert!(!crate::proto::bep42::is_valid(&old, ip));
+    assert!(b.routing_table_nodes().contains(&(a.id(), a.local_addr())));
+    // The same address again keeps the id; answers carry the new one.
+    let new = b.id();
+    b.set_external_ip(ip);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(b.id(), new);
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let ping = Message {
+        tid: b"zz".to_vec(),
+        body: Body::Query(Query::Ping {
+            id: NodeId([7; 20]),
+        }),
+    };
+    s.send_to(&ping.encode(), b.local_addr()).unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, _) = s.recv_from(&mut buf).unwrap();
+    let r = Message::decode(&buf[..n]).unwrap();
+    assert_eq!(r.body, Body::Response(Response::id_only(new)));
+    a.stop();
+    b.stop();
+}

@@ -106,6 +106,7 @@ enum Command {
         port: u16,
     },
     AddNode(SocketAddr),
+    ExternalIp(IpAddr),
     Nodes(Sender<Vec<(NodeId, SocketAddr)>>),
     Stop,
 }
@@ -113,8 +114,9 @@ enum Command {
 /// Handle to a running DHT node. Dropping it stops the node.
 pub struct Dht {
     tx: Sender<Command>,
-    #[cfg_attr(not(test), allow(dead_code))] // used by tests only
-    id: NodeId,
+    /// Our node id, as the `dht` thread last set it (BEP 42 changes it
+    /// with our external address).
+    id: std::sync::Arc<parking_lot::Mutex<NodeId>>,
     local_addr: SocketAddr,
     thread: Option<JoinHandle<()>>,
 }
@@ -151,13 +153,14 @@ impl Dht {
         let (tx, rx) = crossbeam_channel::bounded(1024);
         let mut node = Node::new(socket, id, cfg);
         node.inbound = inbound;
+        let shared_id = std::sync::Arc::clone(&node.shared_id);
         let thread = std::thread::Builder::new()
             .name("dht".into())
             .stack_size(crate::util::SERVICE_STACK)
             .spawn(move || node.run(rx))?;
         Ok(Dht {
             tx,
-            id,
+            id: shared_id,
             local_addr,
             thread: Some(thread),
         })
@@ -166,7 +169,16 @@ impl Dht {
     #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     /// Our node id.
     pub fn id(&self) -> NodeId {
-        self.id
+        *self.id.lock()
+    }
+
+    /// Our external address as the session learned it (a gateway, a
+    /// tracker, a peer's `yourip`): when it is a public address whose
+    /// BEP 42 id is not ours, the node takes a new id derived from it and
+    /// rebuilds its routing table around it (every node kept, with its
+    /// state), then looks the new id up. Returns at once.
+    pub fn set_external_ip(&self, ip: IpAddr) {
+        let _ = self.tx.try_send(Command::ExternalIp(ip));
     }
 
     /// The bound UDP address.
@@ -385,6 +397,8 @@ struct Node {
     /// shared; `None`: this thread reads `socket` itself.
     inbound: Option<Receiver<(Vec<u8>, SocketAddr)>>,
     id: NodeId,
+    /// `id`, for the handle ([`Dht::id`]).
+    shared_id: std::sync::Arc<parking_lot::Mutex<NodeId>>,
     cfg: DhtConfig,
     table: RoutingTable,
     tokens: Tokens,
@@ -419,6 +433,7 @@ impl Node {
             socket,
             inbound: None,
             id,
+            shared_id: std::sync::Arc::new(parking_lot::Mutex::new(id)),
             table: RoutingTable::new(id),
             tokens: Tokens::new(now),
             own: HashMap::new(),
@@ -622,10 +637,29 @@ impl Node {
                 let q = Query::Ping { id: self.id };
                 self.send_query(addr, None, q, None, now);
             }
+            Command::ExternalIp(ip) => self.external_ip(ip, now),
             Command::Nodes(reply) => {
                 let _ = reply.try_send(self.table.nodes());
             }
             Command::Stop => {}
+        }
+    }
+
+    /// BEP 42: take an id derived from our public external address
+    /// (unless ours already is), keep the routing table's nodes, and look
+    /// the new id up so the nodes near it learn of us.
+    fn external_ip(&mut self, ip: IpAddr, now: Instant) {
+        let ip = ip.to_canonical();
+        if !crate::proto::bep42::is_public(ip) || crate::proto::bep42::is_valid(&self.id, ip) {
+            return;
+        }
+        let id = crate::proto::bep42::random_secure_id(ip);
+        log::info!("DHT: external address {ip}: new node id {id:?} (BEP 42)");
+        self.id = id;
+        *self.shared_id.lock() = id;
+        self.table = self.table.rebuilt(id, now);
+        if !self.table.is_empty() {
+            self.start_lookup(id, Purpose::FindNode, BOOTSTRAP_TIME, &[], now);
         }
     }
 

@@ -56,6 +56,9 @@ pub struct Entry {
     pub last_active: Option<Instant>,
     /// Unanswered queries in a row.
     pub failures: u32,
+    /// Whether its id is the one BEP 42 gives its address (or the
+    /// address is local, hence exempt).
+    pub verified: bool,
 }
 
 impl Entry {
@@ -66,6 +69,7 @@ impl Entry {
             responded: false,
             last_active: None,
             failures: 0,
+            verified: crate::proto::bep42::is_valid(&id, addr.ip()),
         }
     }
 
@@ -122,7 +126,8 @@ pub enum Inserted {
     Updated,
     /// Added to a bucket.
     Added,
-    /// Took the place of a bad node.
+    /// Took the place of a bad node, or of a node whose id BEP 42 does
+    /// not verify.
     Replaced,
     /// Bucket full: kept as a replacement candidate.
     Pending,
@@ -185,20 +190,35 @@ impl RoutingTable {
         if id == self.own {
             return Inserted::Ignored;
         }
+        let idx = self.bucket_index(&id);
+        let bucket = &mut self.buckets[idx];
+        if let Some(e) = bucket.nodes.iter_mut().find(|e| e.id == id) {
+            if e.addr != addr {
+                return Inserted::Ignored;
+            }
+            e.touch(how, now);
+            bucket.last_changed = now;
+            return Inserted::Updated;
+        }
+        let mut entry = Entry::new(id, addr);
+        entry.touch(how, now);
+        self.place(entry, now)
+    }
+
+    /// Put a node not yet in a bucket into the table (see
+    /// [`RoutingTable::insert`]). BEP 42, as libtorrent does by default
+    /// (`dht_prefer_verified_node_ids`): a node whose id matches its
+    /// address (or is exempt, on a local address) takes the place of one
+    /// whose id does not when its bucket is full; the one it displaces
+    /// waits among the replacements. Unverified nodes are still admitted
+    /// while there is room (libtorrent's `dht_enforce_node_id` is off by
+    /// default too), and every query is answered whatever the id.
+    fn place(&mut self, entry: Entry, now: Instant) -> Inserted {
+        let id = entry.id;
         loop {
             let last = self.buckets.len() - 1;
             let idx = self.bucket_index(&id);
             let bucket = &mut self.buckets[idx];
-            if let Some(e) = bucket.nodes.iter_mut().find(|e| e.id == id) {
-                if e.addr != addr {
-                    return Inserted::Ignored;
-                }
-                e.touch(how, now);
-                bucket.last_changed = now;
-                return Inserted::Updated;
-            }
-            let mut entry = Entry::new(id, addr);
-            entry.touch(how, now);
             if bucket.nodes.len() < K {
                 bucket.replacements.retain(|e| e.id != id);
                 bucket.nodes.push(entry);
@@ -222,12 +242,44 @@ impl RoutingTable {
             if let Some(pos) = bucket.replacements.iter().position(|e| e.id == id) {
                 bucket.replacements.remove(pos);
             }
+            let displaced = if entry.verified {
+                bucket.nodes.iter().position(|e| !e.verified)
+            } else {
+                None
+            };
+            let waiting = match displaced {
+                Some(pos) => {
+                    let old = std::mem::replace(&mut bucket.nodes[pos], entry);
+                    bucket.last_changed = now;
+                    old
+                }
+                None => entry,
+            };
             if bucket.replacements.len() >= K {
                 bucket.replacements.pop_front();
             }
-            bucket.replacements.push_back(entry);
-            return Inserted::Pending;
+            bucket.replacements.push_back(waiting);
+            return match displaced {
+                Some(_) => Inserted::Replaced,
+                None => Inserted::Pending,
+            };
         }
+    }
+
+    /// The same nodes in a table for a new own id (BEP 42: our id changes
+    /// with our external address). Every node keeps its state; the buckets
+    /// are rebuilt around the new id, so some nodes may end up waiting as
+    /// replacements (never more than the table's bounds).
+    pub fn rebuilt(&self, own: NodeId, now: Instant) -> RoutingTable {
+        let mut t = RoutingTable::new(own);
+        let all = self.buckets.iter().flat_map(|b| b.nodes.iter());
+        let waiting = self.buckets.iter().flat_map(|b| b.replacements.iter());
+        for e in all.chain(waiting) {
+            if e.id != own {
+                t.place(e.clone(), now);
+            }
+        }
+        t
     }
 
     fn split_last(&mut self, now: Instant) {
@@ -451,5 +503,79 @@ mod tests {
             .filter(|(id, _)| id.distance(&target) < kth)
             .count();
         assert_eq!(closer, K - 1);
+    }
+
+    #[test]
+    fn bep42_verified_nodes_displace_unverified_ones_in_a_full_bucket() {
+        let own = NodeId([0; 20]);
+        let mut t = RoutingTable::new(own);
+        let now = Instant::now();
+        let public = |i: u8| SocketAddr::from(([124, 31, 75, i], 6881));
+        // A far bucket full of good nodes whose ids do not match their
+        // (public) addresses: admitted while there was room.
+        let far = |i: u8| {
+            let mut id = [0u8; 20];
+            id[0] = 0x80;
+            id[18] = i;
+            NodeId(id)
+        };
+        for i in 0..K as u8 {
+            assert_eq!(
+                t.insert(far(i), public(i), Contact::Responded, now),
+                Inserted::Added
+            );
+            assert!(!t.get(&far(i)).unwrap().verified);
+        }
+        // Another unverified node waits.
+        assert_eq!(
+            t.insert(far(50), public(50), Contact::Responded, now),
+            Inserted::Pending
+        );
+        // A verified one (BEP 42 id for its address, in the same far
+        // bucket) takes an unverified node's place.
+        let ip = public(100);
+        let mut id = crate::proto::bep42::random_secure_id(ip.ip());
+        while id.0[0] & 0x80 == 0 {
+            id = crate::proto::bep42::random_secure_id(ip.ip());
+        }
+        assert_eq!(
+            t.insert(id, ip, Contact::Responded, now),
+            Inserted::Replaced
+        );
+        assert!(t.get(&id).unwrap().verified);
+        assert_eq!(t.len(), K);
+        // Nodes on local addresses are exempt (verified whatever the id).
+        let mut local = RoutingTable::new(own);
+        local.insert(far(1), addr(1), Contact::Responded, now);
+        assert!(local.get(&far(1)).unwrap().verified);
+    }
+
+    #[test]
+    fn rebuilt_keeps_nodes_and_their_state_around_a_new_id() {
+        let mut t = RoutingTable::new(NodeId::random());
+        let now = Instant::now();
+        for i in 0..300 {
+            t.insert(NodeId::random(), addr(i), Contact::Responded, now);
+        }
+        // Known before: the buckets' nodes and their replacements.
+        let before: Vec<(NodeId, SocketAddr)> = (t.buckets.iter())
+            .flat_map(|b| b.nodes.iter().chain(b.replacements.iter()))
+            .map(|e| (e.id, e.addr))
+            .collect();
+        let new_own = NodeId::random();
+        let r = t.rebuilt(new_own, now);
+        assert_eq!(r.own_id(), new_own);
+        // The new table is shaped around the new id and still bounded...
+        assert!(r.len() <= r.bucket_count() * K);
+        for b in &r.buckets {
+            assert!(b.nodes.len() <= K && b.replacements.len() <= K);
+        }
+        // ...and every node it holds was known, with its state kept.
+        for (id, a) in r.nodes() {
+            assert!(before.contains(&(id, a)));
+            assert_eq!(r.get(&id).unwrap().status(now), Status::Good);
+        }
+        // The nodes closest to the new id are kept (those buckets split).
+        assert!(r.len() >= K);
     }
 }

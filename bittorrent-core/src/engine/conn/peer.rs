@@ -130,6 +130,8 @@ pub enum PeerEvent {
         client: Option<String>,
         /// How many outstanding requests it accepts (`reqq`), if it said.
         reqq: Option<u32>,
+        /// Our address as it sees it (`yourip`), if it said.
+        yourip: Option<std::net::IpAddr>,
     },
     /// Addresses the peer told us of with `ut_pex` (BEP 11).
     Pex(Vec<SocketAddr>),

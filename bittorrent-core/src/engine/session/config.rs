@@ -98,6 +98,18 @@ pub struct Config {
     /// block by block and read back to be hashed, so memory stays bounded
     /// however many torrents download at once.
     pub piece_buffer_memory: u64,
+    /// Map the listening port (TCP and UDP) on the home router with
+    /// NAT-PMP or UPnP IGD, renew the mapping and remove it at shutdown;
+    /// the external address the router reports feeds
+    /// [`Session::external_addresses`](crate::Session::external_addresses)
+    /// and the DHT's BEP 42 node id (default false for embedders, as for
+    /// `lsd` and `dht`: a library does not talk to the router unless asked;
+    /// the `peer` command and daemon turn it on unless `--no-port-map`).
+    /// The environment variable `PEER_PORT_MAP=off` turns it off whatever
+    /// this says. The state directory's `session.benc` key `port map`
+    /// (`on` / `off`, set by hand) overrides the default it is loaded over
+    /// (see [`Config::load_state_dir_over`]).
+    pub port_map: bool,
     /// Reserve a file's disk blocks (`fallocate`) when a download creates
     /// it (default on). Writes then cost less, the file is not fragmented,
     /// and a disk without room says so at once (the file is then written
@@ -140,12 +152,16 @@ impl Default for Config {
             seed_time: None,
             piece_buffer_memory: 64 << 20,
             preallocate: true,
+            port_map: false,
         }
     }
 }
 
 /// The settings file in a state directory.
 pub const SESSION_FILE: &str = "session.benc";
+
+/// The `session.benc` key that turns port mapping `on` or `off`.
+const PORT_MAP_KEY: &[u8] = b"port map";
 
 /// A `session.benc` that could not be used (see [`Config::load_state_dir`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,7 +191,7 @@ impl Config {
     /// there is none or it is unreadable (then the defaults apply).
     pub fn from_state_dir(state_dir: &std::path::Path) -> Option<Config> {
         let bytes = std::fs::read(state_dir.join(SESSION_FILE)).ok()?;
-        Config::from_saved(state_dir, &bytes).ok()
+        Config::from_saved(state_dir, &bytes, Config::default()).ok()
     }
 
     /// Like [`Config::from_state_dir`], but a `session.benc` that exists and
@@ -183,15 +199,26 @@ impl Config {
     /// (`session.benc.corrupt-<seconds since the epoch>`) and reported, and
     /// the defaults (with `state_dir` set) are returned with the report.
     pub fn load_state_dir(state_dir: &std::path::Path) -> (Config, Option<CorruptSettings>) {
+        Config::load_state_dir_over(state_dir, Config::default())
+    }
+
+    /// [`Config::load_state_dir`] with `base` in place of the defaults: the
+    /// saved settings apply on top of it (the `peer` daemon passes its own
+    /// defaults, e.g. port mapping on unless `session.benc` says
+    /// `port map` `off`).
+    pub fn load_state_dir_over(
+        state_dir: &std::path::Path,
+        base: Config,
+    ) -> (Config, Option<CorruptSettings>) {
         let defaults = || Config {
             state_dir: Some(state_dir.to_path_buf()),
-            ..Config::default()
+            ..base.clone()
         };
         let path = state_dir.join(SESSION_FILE);
         let reason = match std::fs::read(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (defaults(), None),
             Err(e) => e.to_string(),
-            Ok(bytes) => match Config::from_saved(state_dir, &bytes) {
+            Ok(bytes) => match Config::from_saved(state_dir, &bytes, base.clone()) {
                 Ok(c) => return (c, None),
                 Err(e) => e,
             },
@@ -210,9 +237,13 @@ impl Config {
     }
 
     /// Parse the bytes of a `session.benc`.
-    fn from_saved(state_dir: &std::path::Path, bytes: &[u8]) -> Result<Config, String> {
+    fn from_saved(
+        state_dir: &std::path::Path,
+        bytes: &[u8],
+        base: Config,
+    ) -> Result<Config, String> {
         let env_set = std::env::var_os(crate::dht_bootstrap::ENV_VAR).is_some();
-        Config::from_saved_env(state_dir, bytes, env_set)
+        Config::from_saved_env(state_dir, bytes, env_set, base)
     }
 
     /// [`Config::from_saved`], told whether `PEER_DHT_BOOTSTRAP` is set.
@@ -220,6 +251,7 @@ impl Config {
         state_dir: &std::path::Path,
         bytes: &[u8],
         env_set: bool,
+        base: Config,
     ) -> Result<Config, String> {
         use crate::proto::bencode::Value;
         let v = crate::proto::bencode::decode(bytes).map_err(|e| e.to_string())?;
@@ -229,8 +261,15 @@ impl Config {
         let int = |k: &[u8]| v.get(k).and_then(Value::as_int);
         let mut c = Config {
             state_dir: Some(state_dir.to_path_buf()),
-            ..Config::default()
+            ..base
         };
+        // `port map`: `on` or `off`, set by hand (never written from flags).
+        match v.get(PORT_MAP_KEY).and_then(Value::as_str) {
+            Some("on") => c.port_map = true,
+            Some("off") => c.port_map = false,
+            Some(other) => log::warn!("{SESSION_FILE}: port map: {other:?} is not on or off"),
+            None => {}
+        }
         if let Some(p) = int(b"listen port").and_then(|p| u16::try_from(p).ok()) {
             c.listen_port = p;
         }
@@ -326,6 +365,13 @@ impl Config {
                 OwnedValue::Int(self.max_upload_rate.min(i64::MAX as u64) as i64),
             ),
         ];
+        // `port map` is the user's: kept as the file has it.
+        let path = dir.join(SESSION_FILE);
+        if let Ok(d) = crate::proto::bencode::decode(&std::fs::read(&path).unwrap_or_default()) {
+            if let Some(pm) = d.get(PORT_MAP_KEY).and_then(|l| l.as_str()) {
+                v.push((PORT_MAP_KEY.to_vec(), OwnedValue::bytes(pm)));
+            }
+        }
         // Routers other than the defaults are kept (the defaults are not
         // written, so a later release's defaults apply). Routers that came
         // from `PEER_DHT_BOOTSTRAP` are not: the variable is an override for
@@ -383,15 +429,17 @@ mod tests {
         let bytes = saved(&c);
         assert!(!bytes.windows(13).any(|w| w == b"dht bootstrap"));
         // No key: what `Config::default()` says (the variable, or the defaults).
-        let loaded = Config::from_saved_env(&dir, &bytes, false).expect("load");
+        let loaded = Config::from_saved_env(&dir, &bytes, false, Config::default()).expect("load");
         assert_eq!(loaded.dht_routers, Config::default().dht_routers);
         // `none` and a list come back, unless the variable is set.
         for list in ["none", "router.example:6881,[2001:db8::1]:25401"] {
             c.dht_routers = crate::dht_bootstrap::parse_list(list).expect("list");
             let bytes = saved(&c);
-            let loaded = Config::from_saved_env(&dir, &bytes, false).expect("load");
+            let loaded =
+                Config::from_saved_env(&dir, &bytes, false, Config::default()).expect("load");
             assert_eq!(loaded.dht_routers, c.dht_routers, "{list}");
-            let with_env = Config::from_saved_env(&dir, &bytes, true).expect("load");
+            let with_env =
+                Config::from_saved_env(&dir, &bytes, true, Config::default()).expect("load");
             if list != "none" {
                 assert_ne!(with_env.dht_routers, c.dht_routers, "{list}");
             }
@@ -401,12 +449,39 @@ mod tests {
         c.dht_routers = Vec::new();
         c.save_env(6881, true).expect("save");
         let bytes = std::fs::read(dir.join(SESSION_FILE)).expect("read");
-        let loaded = Config::from_saved_env(&dir, &bytes, false).expect("load");
+        let loaded = Config::from_saved_env(&dir, &bytes, false, Config::default()).expect("load");
         assert_eq!(loaded.dht_routers.len(), 2);
         // A bad value means no routers (never the public ones by mistake).
         let bad = b"d13:dht bootstrap7:nonsensee";
-        let loaded = Config::from_saved_env(&dir, bad, false).expect("load");
+        let loaded = Config::from_saved_env(&dir, bad, false, Config::default()).expect("load");
         assert!(loaded.dht_routers.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn port_map_key_is_read_over_the_base_and_kept_by_save() {
+        let dir = std::env::temp_dir().join(format!("peer-config-pm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let on = Config {
+            port_map: true,
+            ..Config::default()
+        };
+        // No key: the base decides.
+        let (c, _) = Config::load_state_dir_over(&dir, on.clone());
+        assert!(c.port_map);
+        let (c, _) = Config::load_state_dir(&dir);
+        assert!(!c.port_map);
+        // `port map` `off` wins over a base that says on, and survives a save.
+        std::fs::write(dir.join(SESSION_FILE), b"d8:port map3:offe").expect("write");
+        let (c, corrupt) = Config::load_state_dir_over(&dir, on.clone());
+        assert!(corrupt.is_none());
+        assert!(!c.port_map);
+        c.save_env(6881, false).expect("save");
+        let (c, _) = Config::load_state_dir_over(&dir, on);
+        assert!(!c.port_map);
+        std::fs::write(dir.join(SESSION_FILE), b"d8:port map2:one").expect("write");
+        let (c, _) = Config::load_state_dir(&dir);
+        assert!(c.port_map);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -14,6 +14,7 @@
 // The rest of this room.
 pub(crate) mod config;
 pub(crate) mod events;
+pub(crate) mod external;
 pub(crate) mod shared;
 
 mod add;
@@ -77,6 +78,8 @@ struct Inner {
     /// The UDP sockets' addresses: tracker and DHT first, then the IPv6
     /// tracker socket beside a dual-stack listener.
     udp_addrs: Vec<SocketAddr>,
+    /// The `portmap` thread, when port mapping is on.
+    portmap: Mutex<Option<crate::portmap::PortMapper>>,
 }
 
 /// A running session. Dropping it shuts it down.
@@ -180,6 +183,7 @@ impl Session {
             tracker: Arc::new(TrackerServer::new(config_tracker)),
             dht,
             events: EventBus::default(),
+            external: Mutex::new(external::ExternalAddresses::default()),
         });
         // Our own entry in our tracker is never evicted to make room.
         shared.tracker.set_own_peer_id(shared.peer_id);
@@ -261,8 +265,10 @@ impl Session {
             .map_err(|e| Error::io("start announcer thread", e))?;
         let client = a.client();
         threads.announcer = Some(a);
+        let portmap = external::start_port_mapper(&shared);
         Ok(Session {
             inner: Arc::new(Inner {
+                portmap: Mutex::new(portmap),
                 shared,
                 threads: Mutex::new(threads),
                 lsd: Mutex::new(lsd),
@@ -743,6 +749,10 @@ impl Inner {
             return;
         }
         let mut th = std::mem::take(&mut *self.threads.lock());
+        // The port mapper removes its mappings while the rest stops.
+        if let Some(p) = self.portmap.lock().as_mut() {
+            p.request_stop();
+        }
         // Metadata threads first: none of them adds a torrent after this.
         for m in self.shared.magnets.read().values() {
             m.stop.store(true, Ordering::SeqCst);
@@ -803,6 +813,9 @@ impl Inner {
         }
         if let Some(h) = th.hasher.take() {
             h.shutdown();
+        }
+        if let Some(p) = self.portmap.lock().as_mut() {
+            p.stop();
         }
     }
 }

@@ -106,6 +106,8 @@ pub(crate) struct Shared {
     pub(crate) dht: Option<Arc<Dht>>,
     /// Subscribers of `Session::events`.
     pub(crate) events: EventBus,
+    /// Our external addresses as reported (`session::external`).
+    pub(crate) external: Mutex<crate::engine::session::external::ExternalAddresses>,
     /// The session-wide rate limits, shared by every peer thread.
     pub(crate) rates: Arc<crate::engine::net::rate_limit::RatePair>,
     /// Piece data in memory, over every torrent (`Config::piece_buffer_memory`).

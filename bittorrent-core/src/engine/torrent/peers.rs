@@ -413,11 +413,21 @@ impl Torrent {
                 pex,
                 client,
                 reqq,
+                yourip,
             } => {
                 let Some(c) = self.conns.get_mut(&key) else {
                     return;
                 };
                 c.pipeline.set_reqq(reqq);
+                // Our external address as the peer sees it: one vote per
+                // peer address (private addresses are ignored there).
+                if let Some(ip) = yourip {
+                    crate::engine::session::external::record(
+                        &self.shared,
+                        ip,
+                        crate::engine::session::external::Reporter::Peer(c.addr.ip()),
+                    );
+                }
                 c.pex = pex;
                 c.client = client;
                 c.next_pex = Instant::now();

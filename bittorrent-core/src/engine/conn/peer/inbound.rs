@@ -131,6 +131,7 @@ impl Connection<'_> {
                     pex: self.their_pex.is_some(),
                     client: h.v.clone(),
                     reqq: h.reqq,
+                    yourip: h.yourip,
                 })
             }
             OUR_PEX_ID if !self.ctx.private => {
