@@ -176,6 +176,7 @@ function renderStatus(s) {
   kv($("#session-info"), [
     ["Peers connect to", s.listen_addr],
     ["DHT node", s.dht_addr || "off"],
+    ["External address (as peers see us)", (s.external_addresses || []).join(", ") || "not known yet"],
     ["Control API and this page", s.control_addr || location.host],
     ["Peer ID", s.peer_id],
     ["Downloading / seeding / paused", s.downloading + " / " + s.seeding + " / " + s.paused],

@@ -136,6 +136,14 @@ pub fn status(a: JsonArgs) -> Result<(), CliError> {
         s("listen_addr"),
         s("peer_id")
     );
+    let external: Vec<&str> = v
+        .get("external_addresses")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !external.is_empty() {
+        crate::outln!("external address {} (as peers see us)", external.join(", "));
+    }
     crate::outln!(
         "{}: {} downloading, {} seeding, {} paused, {} fetching metadata",
         plural(n("torrents"), "torrent"),

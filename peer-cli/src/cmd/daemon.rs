@@ -364,6 +364,11 @@ impl Daemon {
             "max_download_rate": match session.rate_limits().0 { 0 => Value::Null, r => json!(r) },
             "max_upload_rate": match session.rate_limits().1 { 0 => Value::Null, r => json!(r) },
             "dht_addr": session.dht_addr().map(|a| a.to_string()),
+            "external_addresses": session
+                .external_addresses()
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>(),
             "control_addr": self.control_addr.to_string(),
             "download_dir": self.download_dir.to_string_lossy(),
         }))

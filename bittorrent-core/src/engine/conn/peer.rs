@@ -199,6 +199,11 @@ pub struct PeerContext {
     /// Copies of each piece sent, and whether requests are steered to the
     /// least spread pieces (`torrent::seeding`).
     pub spread: Spread,
+    /// The session's external addresses as peers report them (`yourip`
+    /// votes are counted here).
+    pub external: Arc<crate::engine::net::external::ExternalAddrs>,
+    /// Our own IPv6 address, if we have a usable one (sent as `ipv6`).
+    pub own_v6: Option<std::net::Ipv6Addr>,
 }
 
 /// Limits a peer thread enforces.
@@ -469,6 +474,15 @@ impl<'a> Connection<'a> {
                 p: Some(ctx.listen_port),
                 v: Some(format!("peer {}", env!("CARGO_PKG_VERSION"))),
                 yourip: Some(addr.ip()),
+                ipv6: ctx
+                    .external
+                    .confirmed()
+                    .into_iter()
+                    .find_map(|ip| match ip {
+                        std::net::IpAddr::V6(v6) => Some(v6),
+                        std::net::IpAddr::V4(_) => None,
+                    })
+                    .or(ctx.own_v6),
                 reqq: Some(ctx.limits.max_upload_queue as u32),
                 metadata_size: Some(ctx.info_bytes.len() as u64),
                 ..Default::default()

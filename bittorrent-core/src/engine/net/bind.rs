@@ -68,12 +68,18 @@ fn v6_only_udp(port: u16) -> io::Result<UdpSocket> {
 pub use crate::proto::compact::canonical;
 
 /// Whether a peer at `ip` can be dialled at all: not unspecified,
-/// multicast, IPv4 broadcast nor IPv6 link-local (`fe80::/10`, which needs
-/// a scope we do not have). `ip` is canonical (see [`canonical`]).
+/// multicast, IPv4 broadcast, "this network" (`0.0.0.0/8`) or reserved
+/// (`240.0.0.0/4`), nor IPv6 link-local (`fe80::/10`, which needs a scope
+/// we do not have) or IPv4-compatible (`::a.b.c.d`, deprecated: what a
+/// garbled v4-mapped address looks like). `ip` is canonical (see
+/// [`canonical`]: `::ffff:a.b.c.d` is judged as `a.b.c.d`).
 pub(crate) fn dialable_ip(ip: IpAddr) -> bool {
     let bad = match ip {
-        IpAddr::V4(v4) => v4.is_broadcast(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        IpAddr::V4(v4) => v4.is_broadcast() || v4.octets()[0] == 0 || v4.octets()[0] >= 240,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            (s[0] & 0xffc0) == 0xfe80 || (s[..6] == [0; 6] && !v6.is_loopback())
+        }
     };
     !(bad || ip.is_unspecified() || ip.is_multicast())
 }
@@ -126,6 +132,10 @@ mod tests {
             "0.0.0.0",
             "224.0.0.1",
             "255.255.255.255",
+            "0.1.2.3",
+            "240.0.0.1",
+            "::10.0.0.1",
+            "::2",
         ] {
             assert!(!dialable_ip(bad.parse().unwrap()), "{bad}");
         }

@@ -1,6 +1,7 @@
 //! How bytes reach a peer: the listener, the stream types (TCP, Message Stream Encryption) and rate limits.
 
 pub(crate) mod bind;
+pub mod external;
 pub(crate) mod listener;
 pub mod mse;
 pub mod rate_limit;

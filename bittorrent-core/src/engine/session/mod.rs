@@ -180,6 +180,8 @@ impl Session {
             tracker: Arc::new(TrackerServer::new(config_tracker)),
             dht,
             events: EventBus::default(),
+            external: Default::default(),
+            own_v6: crate::engine::net::external::probe_own_v6(local_addr.ip()),
         });
         // Our own entry in our tracker is never evicted to make room.
         shared.tracker.set_own_peer_id(shared.peer_id);
@@ -308,6 +310,14 @@ impl Session {
             line.push_str(&format!(", LSD {}", crate::proto::lsd::HOST_V4));
         }
         line
+    }
+
+    /// Our external addresses as peers see them: each reported in the
+    /// `yourip` of the extended handshakes (BEP 10) of at least two
+    /// different hosts, most reported first, IPv4 and IPv6 mixed. Empty
+    /// until two peers agree. These addresses are never dialled.
+    pub fn external_addresses(&self) -> Vec<std::net::IpAddr> {
+        self.inner.shared.external.confirmed()
     }
 
     /// The DHT node's UDP address, when the DHT runs (the listening

@@ -128,6 +128,11 @@ impl Connection<'_> {
                 };
                 self.their_pex = h.id_of("ut_pex").filter(|_| !self.ctx.private);
                 self.their_metadata = h.id_of("ut_metadata");
+                // `yourip`: one vote for our external address (bounded,
+                // believed only when several hosts agree).
+                if let (Some(ip), Ok(from)) = (h.yourip, self.stream.tcp().peer_addr()) {
+                    self.ctx.external.vote(from.ip(), ip);
+                }
                 self.event(PeerEvent::ExtHandshake {
                     listen_port: h.p.filter(|p| *p != 0),
                     pex: self.their_pex.is_some(),
