@@ -17,6 +17,7 @@ pub(crate) mod events;
 pub(crate) mod shared;
 
 mod add;
+mod dht_nodes;
 pub use add::{AddTorrent, TorrentSource};
 
 use crate::discovery::announcer::{self, AnnounceTarget};
@@ -38,7 +39,7 @@ use crate::engine::torrent::status::{SeedGoal, TorrentStatus};
 use crate::error::{Error, Result};
 use crate::proto::magnet::Magnet;
 use crate::proto::metainfo::{InfoHash, Metainfo};
-use crate::state::{dht_table, torrents as saved};
+use crate::state::torrents as saved;
 use crossbeam_channel::Receiver;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -115,12 +116,13 @@ impl Session {
         // (BEP 15) and the DHT, told apart by their first byte by the `udp`
         // thread (`discovery::udp`). So `--dht-bootstrap IP:PORT` with a
         // peer's listening address joins its DHT.
-        // With a dual-stack listener the DHT's socket is IPv4 (`0.0.0.0`)
-        // and a second, IPv6-only socket serves the UDP tracker.
+        // With a dual-stack listener that socket is IPv4 (`0.0.0.0`) and a
+        // second, IPv6-only socket serves the UDP tracker over IPv6 and the
+        // IPv6 DHT (BEP 32).
         let (udp_socket, udp6_socket) = if config.enable_tracker || config.dht {
             let (s, s6) = crate::engine::net::bind::udp_sockets(local_addr)
                 .map_err(|e| Error::io(format!("bind UDP on {local_addr}"), e))?;
-            (Some(s), s6.filter(|_| config.enable_tracker))
+            (Some(s), s6)
         } else {
             (None, None)
         };
@@ -130,34 +132,16 @@ impl Session {
             .filter_map(|s| s.local_addr().ok())
             .collect();
         let (dht_in_tx, dht_in_rx) = crossbeam_channel::bounded(1024);
-        let dht = if let (true, Some(sock)) = (config.dht, &udp_socket) {
-            let mut bootstrap = config.dht_bootstrap.clone();
-            if let Some(dir) = &config.state_dir {
-                bootstrap.extend(dht_table::load(&dir.join("dht.benc")));
-            }
-            let cfg = crate::discovery::dht::DhtConfig {
-                bind: sock.local_addr().unwrap_or(local_addr),
-                bootstrap,
-                routers: config.dht_routers.clone(),
-                resolver: config.dht_resolver.clone(),
-                ..Default::default()
-            };
-            let started = sock
-                .try_clone()
-                .and_then(|s| crate::discovery::dht::Dht::start_shared(cfg, s, dht_in_rx));
-            match started {
-                Ok(d) => {
-                    log::info!("DHT node on {}", d.local_addr());
-                    Some(Arc::new(d))
-                }
-                Err(e) => {
-                    log::warn!("DHT disabled: {e}");
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let (dht6_in_tx, dht6_in_rx) = crossbeam_channel::bounded(1024);
+        let dht = udp_socket
+            .as_ref()
+            .filter(|_| config.dht)
+            .and_then(|s| dht_nodes::start(&config, s, dht_in_rx, None));
+        // BEP 32: the IPv6 DHT beside a dual-stack listener, same node id.
+        let dht6 = udp6_socket
+            .as_ref()
+            .filter(|_| config.dht)
+            .and_then(|s| dht_nodes::start(&config, s, dht6_in_rx, dht.as_ref().map(|d| d.id())));
         let shared = Arc::new(Shared {
             rates: Arc::new(RatePair::new(
                 config.max_download_rate,
@@ -179,6 +163,7 @@ impl Session {
             shutting_down: Arc::new(AtomicBool::new(false)),
             tracker: Arc::new(TrackerServer::new(config_tracker)),
             dht,
+            dht6,
             events: EventBus::default(),
             external: Default::default(),
             own_v6: crate::engine::net::external::probe_own_v6(local_addr.ip()),
@@ -206,17 +191,18 @@ impl Session {
                     .map_err(|e| Error::io("start UDP thread", e))?,
             );
         }
-        // The IPv6 UDP tracker (BEP 15 over IPv6), when the listener is
-        // dual stack.
+        // The IPv6 UDP tracker (BEP 15 over IPv6) and the IPv6 DHT (BEP
+        // 32), when the listener is dual stack.
         if let Some(sock) = udp6_socket {
-            let tracker = Some(shared.tracker.clone());
+            let tracker = shared.config.enable_tracker.then(|| shared.tracker.clone());
+            let to_dht = shared.dht6.is_some().then_some(dht6_in_tx);
             let stop = shared.shutting_down.clone();
             threads.udp6 = Some(
                 std::thread::Builder::new()
                     .name("udp6".into())
                     .stack_size(SERVICE_STACK)
                     .spawn(move || {
-                        if let Err(e) = crate::discovery::udp::run(&sock, tracker, None, &stop) {
+                        if let Err(e) = crate::discovery::udp::run(&sock, tracker, to_dht, &stop) {
                             log::warn!("IPv6 UDP socket stopped: {e}");
                         }
                     })
@@ -296,11 +282,19 @@ impl Session {
         }
         let mut line = format!("TCP {a} ({})", tcp.join(" + "));
         for (i, u) in self.inner.udp_addrs.iter().enumerate() {
-            // The second socket (IPv6 beside an IPv4 DHT) is the tracker's only.
+            // The second socket (IPv6 beside a dual-stack listener): the
+            // tracker and the IPv6 DHT.
             let what = if i == 0 {
                 udp.join(" + ")
             } else {
-                "UDP tracker".into()
+                let mut w = Vec::new();
+                if c.enable_tracker {
+                    w.push("UDP tracker");
+                }
+                if self.inner.shared.dht6.is_some() {
+                    w.push("DHT");
+                }
+                w.join(" + ")
             };
             if !what.is_empty() {
                 line.push_str(&format!(", UDP {u} ({what})"));
@@ -329,10 +323,16 @@ impl Session {
     /// Peers of `ih` found through the DHT (blocking up to `timeout`);
     /// empty without a DHT.
     pub fn dht_get_peers(&self, ih: &InfoHash, timeout: Duration) -> Vec<SocketAddr> {
-        match &self.inner.shared.dht {
-            Some(d) => d.get_peers(*ih, timeout),
-            None => Vec::new(),
-        }
+        let s = &self.inner.shared;
+        let dhts: Vec<&crate::discovery::dht::Dht> =
+            s.dht.iter().chain(&s.dht6).map(|d| &**d).collect();
+        crate::discovery::dht::lookup_all(&dhts, *ih, timeout, None)
+    }
+
+    /// The IPv6 DHT node's UDP address (BEP 32), when it runs: beside a
+    /// dual-stack listener, on the IPv6 socket of the same port number.
+    pub fn dht6_addr(&self) -> Option<SocketAddr> {
+        self.inner.shared.dht6.as_ref().map(|d| d.local_addr())
     }
 
     /// Our peer id.
@@ -805,8 +805,10 @@ impl Inner {
         if let Some(l) = self.lsd.lock().take() {
             l.stop();
         }
-        if let (Some(d), Some(dir)) = (&self.shared.dht, &self.shared.config.state_dir) {
-            dht_table::save(&dir.join("dht.benc"), &d.routing_table_nodes());
+        if let Some(dir) = &self.shared.config.state_dir {
+            if self.shared.dht.is_some() || self.shared.dht6.is_some() {
+                dht_nodes::save(dir, [self.shared.dht.as_ref(), self.shared.dht6.as_ref()]);
+            }
         }
         if let Some(h) = th.lsd_router.take() {
             let _ = h.join();

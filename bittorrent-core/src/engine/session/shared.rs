@@ -103,6 +103,9 @@ pub(crate) struct Shared {
     pub(crate) shutting_down: Arc<AtomicBool>,
     pub(crate) tracker: Arc<TrackerServer>,
     pub(crate) dht: Option<Arc<Dht>>,
+    /// The IPv6 DHT node (BEP 32) beside a dual-stack listener, on the
+    /// `udp6` thread's socket; `dht` is then the IPv4 one.
+    pub(crate) dht6: Option<Arc<Dht>>,
     /// Subscribers of `Session::events`.
     pub(crate) events: EventBus,
     /// The session-wide rate limits, shared by every peer thread.

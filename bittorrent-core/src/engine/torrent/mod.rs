@@ -246,6 +246,7 @@ pub(crate) fn spawn(
         private: metainfo.info.private,
         info_bytes: Arc::new(metainfo.info_bytes.clone()),
         dht: shared.dht.clone(),
+        dht6: shared.dht6.clone(),
         encryption: shared.config.encryption,
         throttle: Throttle {
             session: shared.rates.clone(),
