@@ -217,7 +217,7 @@ impl Session {
             let cfg = LsdConfig {
                 port: local_addr.port(),
                 // IPv6 too where the host has it (a failure to join is
-                // logged and LSD goes on over IPv4).
+                // logged and LSD goes on over the other family alone).
                 ipv6: true,
                 ..Default::default()
             };
