@@ -18,10 +18,11 @@ pub(crate) mod shared;
 
 mod add;
 mod dht_nodes;
+mod local_discovery;
 pub use add::{AddTorrent, TorrentSource};
 
 use crate::discovery::announcer::{self, AnnounceTarget};
-use crate::discovery::lsd::{Lsd, LsdConfig};
+use crate::discovery::lsd::Lsd;
 use crate::discovery::tracker::TrackerServer;
 use crate::engine::net::listener::accept_loop;
 use crate::engine::net::mse::Encryption;
@@ -56,6 +57,8 @@ pub(crate) use crate::util::SERVICE_STACK;
 #[derive(Default)]
 struct Threads {
     listener: Option<JoinHandle<()>>,
+    /// The second listener (`Config::extra_listen_addrs`).
+    listener2: Option<JoinHandle<()>>,
     udp: Option<JoinHandle<()>>,
     udp6: Option<JoinHandle<()>>,
     lsd_router: Option<JoinHandle<()>>,
@@ -78,6 +81,8 @@ struct Inner {
     /// The UDP sockets' addresses: tracker and DHT first, then the IPv6
     /// tracker socket beside a dual-stack listener.
     udp_addrs: Vec<SocketAddr>,
+    /// The second TCP listener's address (`Config::extra_listen_addrs`).
+    second_addr: Option<SocketAddr>,
 }
 
 /// A running session. Dropping it shuts it down.
@@ -101,10 +106,19 @@ impl Session {
     /// Bind the listening port and start the shared threads.
     pub fn start(config: Config) -> Result<Session> {
         let bind = SocketAddr::new(config.listen_addr, config.listen_port);
-        let listener = crate::engine::net::bind::tcp_listener(bind.ip(), bind.port())
-            .map_err(|e| Error::io(format!("listen on {bind}"), e))?;
+        let (listener, listener2) = crate::engine::net::bind::tcp_listeners(
+            bind.ip(),
+            bind.port(),
+            &config.extra_listen_addrs,
+        )
+        .map_err(|e| Error::io(format!("listen on {bind}"), e))?;
         let local_addr = listener
             .local_addr()
+            .map_err(|e| Error::io("listening address", e))?;
+        let second_addr = listener2
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()
             .map_err(|e| Error::io("listening address", e))?;
         if let Err(e) = config.save(local_addr.port()) {
             log::warn!("cannot save the session configuration: {e}");
@@ -120,7 +134,8 @@ impl Session {
         // second, IPv6-only socket serves the UDP tracker over IPv6 and the
         // IPv6 DHT (BEP 32).
         let (udp_socket, udp6_socket) = if config.enable_tracker || config.dht {
-            let (s, s6) = crate::engine::net::bind::udp_sockets(local_addr)
+            let second = second_addr.map(|a| a.ip());
+            let (s, s6) = crate::engine::net::bind::udp_sockets(local_addr, second)
                 .map_err(|e| Error::io(format!("bind UDP on {local_addr}"), e))?;
             (Some(s), s6)
         } else {
@@ -166,7 +181,12 @@ impl Session {
             dht6,
             events: EventBus::default(),
             external: Default::default(),
-            own_v6: crate::engine::net::external::probe_own_v6(local_addr.ip()),
+            own_v6: crate::engine::net::external::probe_own_v6(
+                std::iter::once(local_addr)
+                    .chain(second_addr)
+                    .find(|a| a.is_ipv6())
+                    .map_or(local_addr.ip(), |a| a.ip()),
+            ),
         });
         // Our own entry in our tracker is never evicted to make room.
         shared.tracker.set_own_peer_id(shared.peer_id);
@@ -209,32 +229,19 @@ impl Session {
                     .map_err(|e| Error::io("start UDP thread", e))?,
             );
         }
-        // BEP 14: the lsd thread reports (info-hash, peer) pairs; a small
-        // router thread hands them to the torrents and magnet links.
-        let mut lsd = None;
-        if shared.config.lsd {
-            let (found_tx, found_rx) = crossbeam_channel::bounded(256);
-            let cfg = LsdConfig {
-                port: local_addr.port(),
-                // IPv6 too where the host has it (a failure to join is
-                // logged and LSD goes on over the other family alone).
-                ipv6: true,
-                ..Default::default()
-            };
-            match Lsd::start(cfg, found_tx) {
-                Ok(l) => {
-                    let s3 = shared.clone();
-                    threads.lsd_router = Some(
-                        std::thread::Builder::new()
-                            .name("lsd-router".into())
-                            .stack_size(SERVICE_STACK)
-                            .spawn(move || route_lsd(found_rx, s3))
-                            .map_err(|e| Error::io("start LSD router thread", e))?,
-                    );
-                    lsd = Some(l);
-                }
-                Err(e) => log::warn!("local service discovery disabled: {e}"),
-            }
+        // BEP 14: the lsd thread, and its router to the torrents.
+        let listens: Vec<SocketAddr> = std::iter::once(local_addr).chain(second_addr).collect();
+        let (lsd, lsd_router) = local_discovery::start(&shared, &listens)?;
+        threads.lsd_router = lsd_router;
+        if let Some(l2) = listener2 {
+            let s2 = shared.clone();
+            threads.listener2 = Some(
+                std::thread::Builder::new()
+                    .name("listener".into())
+                    .stack_size(SERVICE_STACK)
+                    .spawn(move || accept_loop(l2, s2))
+                    .map_err(|e| Error::io("start listener thread", e))?,
+            );
         }
         let s2 = shared.clone();
         threads.listener = Some(
@@ -244,7 +251,10 @@ impl Session {
                 .spawn(move || accept_loop(listener, s2))
                 .map_err(|e| Error::io("start listener thread", e))?,
         );
-        log::info!("listening on {local_addr}");
+        match second_addr {
+            Some(a) => log::info!("listening on {local_addr} and {a}"),
+            None => log::info!("listening on {local_addr}"),
+        }
         let a = announcer::Announcer::start(shared.clone())
             .map_err(|e| Error::io("start announcer thread", e))?;
         let client = a.client();
@@ -256,6 +266,7 @@ impl Session {
                 lsd: Mutex::new(lsd),
                 announcer: client,
                 udp_addrs,
+                second_addr,
             }),
         })
     }
@@ -281,6 +292,9 @@ impl Session {
             udp.push("DHT");
         }
         let mut line = format!("TCP {a} ({})", tcp.join(" + "));
+        if let Some(a2) = self.inner.second_addr {
+            line.push_str(&format!(", TCP {a2} ({})", tcp.join(" + ")));
+        }
         for (i, u) in self.inner.udp_addrs.iter().enumerate() {
             // The second socket (IPv6 beside a dual-stack listener): the
             // tracker and the IPv6 DHT.
@@ -784,16 +798,20 @@ impl Inner {
             a.join();
         }
         self.shared.registry.write().clear();
-        // Wake the blocked accept with a connection to ourselves.
-        let mut wake = self.shared.local_addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake.ip() {
-                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-            });
+        // Wake the blocked accepts with a connection to ourselves.
+        for mut wake in std::iter::once(self.shared.local_addr).chain(self.second_addr) {
+            if wake.ip().is_unspecified() {
+                wake.set_ip(match wake.ip() {
+                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                });
+            }
+            let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
         }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        if let Some(h) = th.listener.take() {
+        for h in [th.listener.take(), th.listener2.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = h.join();
         }
         if let Some(h) = th.udp.take() {
@@ -827,26 +845,6 @@ fn delete_files(storage: &Storage, name: &str) -> Result<()> {
         name: name.to_string(),
         source: e,
     })
-}
-
-/// Hand peers found by LSD to their torrents (never private ones) and to
-/// magnet links looking for their metadata, until the session stops.
-fn route_lsd(found: Receiver<(InfoHash, SocketAddr)>, shared: Arc<Shared>) {
-    // Blocks until the lsd thread reports something; its end (at session
-    // stop) disconnects the channel and ends this loop.
-    while let Ok((ih, addr)) = found.recv() {
-        if shared.is_shutting_down() {
-            return;
-        }
-        let private = shared
-            .registry
-            .read()
-            .get(&ih.0)
-            .is_some_and(|t| t.metainfo.info.private);
-        if !private && shared.add_peers(&ih, vec![addr]) {
-            log::debug!("lsd: {addr} has {ih}");
-        }
-    }
 }
 
 /// One file of a torrent, as [`Session::files`] reports it.
