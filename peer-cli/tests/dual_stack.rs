@@ -5,7 +5,8 @@
 //! the others switched off, and every download is checked byte for byte:
 //!
 //! (a) our embedded tracker (a private torrent: no PEX, DHT or LSD), over
-//!     IPv6 (BEP 7), with the IPv4-only host completing beside them;
+//!     IPv6 (BEP 7), with the IPv4-only host completing beside them; the
+//!     seeder listens on its two LAN addresses alone (`--bind` twice);
 //! (b) PEX (no tracker, `--no-dht --no-lsd`): both know only the seeder;
 //! (c) the IPv6 DHT (BEP 32; no tracker, no LSD): the second IPv6 host
 //!     starts after the seeder is gone, knowing only the first's DHT node;
@@ -125,7 +126,12 @@ fn a_ipv6_hosts_meet_through_the_embedded_tracker() {
     let Some(s) = setup("dual-tracker", &HOSTS, &["--announce", &url, "--private"]) else {
         return;
     };
-    let seeder = s.seeder(&[]);
+    // The dual-stack seeder listens on its LAN interface's two addresses
+    // (`--bind`, one per family), the IPv4 and the IPv6 leechers reach it.
+    let (b4, b6) = (Lan::v4(0), Lan::v6(0));
+    let seeder = s.seeder(&["--bind", &b4, "--bind", &b6]);
+    let line = format!("TCP [{b6}]:6881");
+    assert!(seeder.output().contains(&line), "{}", seeder.output());
     let (mut h1, d1) = s.leecher(1, &["--once"]);
     std::thread::sleep(Duration::from_millis(700));
     let (mut h2, d2) = s.leecher(2, &["--once"]);
