@@ -200,8 +200,13 @@ fn d_ipv6_only_hosts_meet_through_lsd() {
     let Some(s) = setup("dual-lsd", &[Family::V6, Family::V6], &[]) else {
         return;
     };
-    // The seeder is host 0, IPv6 only here.
+    // The seeder is host 0, IPv6 only here: LSD runs on the IPv6 group alone.
     let seeder = s.seeder(&["--no-dht"]);
+    let out = seeder.output();
+    assert!(
+        out.contains("LSD [ff15::efc0:988f]:6771") && !out.contains("239.192.152.143"),
+        "{out}"
+    );
     std::thread::sleep(Duration::from_millis(500));
     let (mut h1, d1) = s.leecher(1, &["--once", "--no-dht"]);
     s.completes(&mut h1, &d1, &[&seeder]);

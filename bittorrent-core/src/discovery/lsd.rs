@@ -96,6 +96,8 @@ pub struct Lsd {
     thread: Option<JoinHandle<()>>,
     #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     cookie: String,
+    /// The groups joined: [`HOST_V4`] and/or [`HOST_V6`].
+    groups: Vec<&'static str>,
 }
 
 impl Lsd {
@@ -130,6 +132,10 @@ impl Lsd {
                 None
             }
         };
+        let groups = [(v4.is_some(), HOST_V4), (v6.is_some(), HOST_V6)]
+            .into_iter()
+            .filter_map(|(on, g)| on.then_some(g))
+            .collect();
         let cookie = new_cookie();
         let (tx, rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
@@ -152,6 +158,7 @@ impl Lsd {
             stop,
             thread: Some(thread),
             cookie,
+            groups,
         })
     }
 
@@ -161,6 +168,12 @@ impl Lsd {
     pub fn set_torrents(&self, hashes: Vec<InfoHash>) {
         // The thread only ends through `stop`/drop, which consume `self`.
         let _ = self.torrents.send(hashes);
+    }
+
+    /// The multicast groups this instance announces to and listens on:
+    /// `239.192.152.143:6771` and/or `[ff15::efc0:988f]:6771`.
+    pub fn groups(&self) -> &[&'static str] {
+        &self.groups
     }
 
     #[cfg_attr(not(test), allow(dead_code))] // used by tests only

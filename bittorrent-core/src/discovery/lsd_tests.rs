@@ -111,6 +111,11 @@ fn find_each_other(ipv6: bool, base: u16) {
         Err(e) => return skip(&format!("third instance: {e}")),
     };
     assert_ne!(a.cookie(), b.cookie());
+    if ipv6 {
+        assert!((1..=2).contains(&a.groups().len()), "{:?}", a.groups());
+    } else {
+        assert_eq!(a.groups(), [crate::proto::lsd::HOST_V4]);
+    }
     a.set_torrents(vec![shared]);
     b.set_torrents(vec![shared]);
     c.set_torrents(vec![only_c]);

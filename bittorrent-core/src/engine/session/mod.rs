@@ -314,8 +314,8 @@ impl Session {
                 line.push_str(&format!(", UDP {u} ({what})"));
             }
         }
-        if self.inner.lsd.lock().is_some() {
-            line.push_str(&format!(", LSD {}", crate::proto::lsd::HOST_V4));
+        if let Some(l) = self.inner.lsd.lock().as_ref() {
+            line.push_str(&format!(", LSD {}", l.groups().join(" + ")));
         }
         line
     }
