@@ -3,14 +3,15 @@
 //!
 //! (a) `--bind 127.0.0.1 --bind ::1`: one port number, two listeners; a
 //!     leecher dialling each address downloads from the seeder;
-//! (b) `peer daemon --bind ::1`: listens on `[::1]` only (IPv4 refused);
+//! (b) `peer daemon --bind 127.0.0.1 --bind [::1]`: listens on those two only,
+//!     and `GET /status` (`listen_addrs`) and `peer status` say so;
 //! (c) two addresses of one family are refused with a readable message.
 //!
 //! LSD and the DHT are off: the address given is the only way in.
 
 mod support;
 
-use std::net::{Ipv4Addr, Ipv6Addr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 use support::*;
@@ -87,7 +88,7 @@ fn a_two_bind_addresses_one_per_family() {
 }
 
 #[test]
-fn b_daemon_binds_ipv6_loopback_only() {
+fn b_daemon_binds_two_addresses_and_says_so() {
     if !have_v6_loopback() {
         return;
     }
@@ -98,7 +99,8 @@ fn b_daemon_binds_ipv6_loopback_only() {
     cmd.arg("daemon")
         .arg("--state")
         .arg(&state)
-        .args(["--port", &port.to_string(), "--bind", "[::1]"])
+        .args(["--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1", "--bind", "[::1]"])
         .args(["--no-lsd", "--no-dht"])
         .env("RUST_LOG", "info");
     let mut d = Child::spawn("peer daemon", cmd);
@@ -107,22 +109,32 @@ fn b_daemon_binds_ipv6_loopback_only() {
         "daemon did not start\n{}",
         d.output()
     );
+    for ip in [
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    ] {
+        assert!(
+            wait_until(LONG_WAIT, || TcpStream::connect((ip, port)).is_ok()),
+            "the daemon does not listen on {ip} port {port}\n{}",
+            d.output()
+        );
+    }
+    // Only those two: another loopback address is not ours.
+    let other: SocketAddr = (Ipv4Addr::new(127, 0, 0, 2), port).into();
     assert!(
-        wait_until(LONG_WAIT, || TcpStream::connect((
-            Ipv6Addr::LOCALHOST,
-            port
-        ))
-        .is_ok()),
-        "the daemon does not listen on [::1]:{port}\n{}",
+        TcpStream::connect_timeout(&other, Duration::from_secs(2)).is_err(),
+        "the daemon took 127.0.0.2 too\n{}",
         d.output()
     );
-    // Only [::1]: the same port number over IPv4 is not ours.
-    assert!(
-        TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_secs(2))
-            .is_err(),
-        "the daemon took IPv4 too\n{}",
-        d.output()
-    );
+    let st = state.as_os_str();
+    let out = run_peer(&["status".as_ref(), "--state".as_ref(), st, "--json".as_ref()]);
+    let json = String::from_utf8_lossy(&out.stdout);
+    let want = format!(r#""listen_addrs":["127.0.0.1:{port}","[::1]:{port}"]"#);
+    assert!(json.contains(&want), "{json}");
+    let out = run_peer(&["status".as_ref(), "--state".as_ref(), st]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = format!("listening on 127.0.0.1:{port} and [::1]:{port}");
+    assert!(text.contains(&want), "{text}");
     d.kill();
 }
 

@@ -276,6 +276,14 @@ impl Session {
         self.inner.shared.local_addr
     }
 
+    /// Every address the session listens on (TCP): [`Session::local_addr`],
+    /// then the second address of `Config::extra_listen_addrs` if any.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.inner.shared.local_addr)
+            .chain(self.inner.second_addr)
+            .collect()
+    }
+
     /// One line saying what the session listens on: TCP (peer wire and,
     /// when on, the HTTP tracker), UDP (tracker and DHT, one socket on the
     /// same port number) and LSD. For the CLI's start-up line.
