@@ -200,11 +200,14 @@ fn d_ipv6_only_hosts_meet_through_lsd() {
     let Some(s) = setup("dual-lsd", &[Family::V6, Family::V6], &[]) else {
         return;
     };
-    // The seeder is host 0, IPv6 only here: LSD runs on the IPv6 group alone.
-    let seeder = s.seeder(&["--no-dht"]);
+    // The seeder is host 0, IPv6 only here: LSD runs on the IPv6 group
+    // alone, joined on the interface of its `--bind` address.
+    let seeder = s.seeder(&["--no-dht", "--bind", &Lan::v6(0)]);
     let out = seeder.output();
     assert!(
-        out.contains("LSD [ff15::efc0:988f]:6771") && !out.contains("239.192.152.143"),
+        out.contains("LSD [ff15::efc0:988f]:6771")
+            && !out.contains("239.192.152.143")
+            && !out.contains("no interface has"),
         "{out}"
     );
     std::thread::sleep(Duration::from_millis(500));

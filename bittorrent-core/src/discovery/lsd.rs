@@ -66,6 +66,10 @@ pub struct LsdConfig {
     /// The IPv4 interface to join the group on and send from; `None` lets
     /// the kernel choose (the interface of the route to the group).
     pub bind_ip: Option<Ipv4Addr>,
+    /// The IPv6 address whose interface joins the IPv6 group and sends on
+    /// it; `None` (or an address no interface has, logged) lets the kernel
+    /// choose.
+    pub bind_ip6: Option<Ipv6Addr>,
     /// IP TTL / hop limit of our datagrams. BEP 14 suggests more than 1
     /// since the groups have a wider scope than the link.
     pub multicast_ttl: u32,
@@ -82,6 +86,7 @@ impl Default for LsdConfig {
             ipv6: false,
             multicast_loop: true,
             bind_ip: None,
+            bind_ip6: None,
             multicast_ttl: 2,
         }
     }
@@ -242,7 +247,17 @@ fn open_v6(cfg: &LsdConfig) -> io::Result<UdpSocket> {
     sock.set_reuse_address(true)?;
     let any = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, LSD_PORT, 0, 0));
     sock.bind(&any.into())?;
-    sock.join_multicast_v6(&LSD_GROUP_V6, 0)?;
+    let iface = match cfg.bind_ip6 {
+        Some(ip) => crate::util::local::ipv6_interface_index(ip).unwrap_or_else(|| {
+            log::info!("lsd: no interface has {ip}; the kernel chooses");
+            0
+        }),
+        None => 0,
+    };
+    sock.join_multicast_v6(&LSD_GROUP_V6, iface)?;
+    if iface != 0 {
+        sock.set_multicast_if_v6(iface)?;
+    }
     sock.set_multicast_loop_v6(cfg.multicast_loop)?;
     sock.set_multicast_hops_v6(cfg.multicast_ttl)?;
     let udp: UdpSocket = sock.into();

@@ -52,6 +52,7 @@ fn config(port: u16, ipv6: bool) -> LsdConfig {
         ipv6,
         multicast_loop: true,
         bind_ip: None,
+        bind_ip6: None,
         // TTL 0: delivered to this host only (looped back), never sent on the LAN.
         multicast_ttl: 0,
     }

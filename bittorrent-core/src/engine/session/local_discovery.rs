@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Start LSD for a session listening on `listens` (the first address's
-/// port is announced): the IPv6 group too when one of them is IPv6, and
-/// on the interface of a specific IPv4 address (`--bind`). With LSD off
+/// port is announced): the IPv6 group too when one of them is IPv6, each
+/// family on the interface of its specific address if one is bound
+/// (`--bind`). With LSD off
 /// in the configuration, or when no multicast socket can be set up
 /// (logged), nothing runs.
 pub(super) fn start(
@@ -35,6 +36,10 @@ pub(super) fn start(
         ipv6: listens.iter().any(|a| a.is_ipv6()),
         bind_ip: listens.iter().find_map(|a| match a.ip() {
             IpAddr::V4(ip) if !ip.is_unspecified() && !ip.is_loopback() => Some(ip),
+            _ => None,
+        }),
+        bind_ip6: listens.iter().find_map(|a| match a.ip() {
+            IpAddr::V6(ip) if !ip.is_unspecified() && !ip.is_loopback() => Some(ip),
             _ => None,
         }),
         ..Default::default()
