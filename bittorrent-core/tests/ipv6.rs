@@ -232,3 +232,47 @@ fn yourip_votes_of_two_hosts_make_an_external_address() {
     wait_phase(&b, &mi, Phase::Seeding, Duration::from_secs(30));
     assert!(b.external_addresses().is_empty());
 }
+
+/// `Config::extra_listen_addrs` (`--bind` twice): an IPv4 and an IPv6
+/// address on one port number, TCP and UDP (the DHT on the IPv4 one, the
+/// IPv6 DHT on the IPv6 one); a stop wakes both listeners and closes both.
+#[test]
+fn two_listen_addresses_share_one_port_and_stop_cleanly() {
+    if !v6_loopback_works() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "no ::1 here");
+        eprintln!("SKIP: no IPv6 loopback on this host");
+        return;
+    }
+    let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let s = session_with(|c| {
+        c.listen_addr = v6;
+        c.extra_listen_addrs = vec![v4];
+        c.dht = true;
+        c.dht_bootstrap = Vec::new();
+    });
+    let port = s.local_addr().port();
+    let both = [SocketAddr::new(v6, port), SocketAddr::new(v4, port)];
+    assert_eq!(s.listen_addrs(), both);
+    assert_eq!(s.dht_addr(), Some(SocketAddr::new(v4, port)));
+    assert_eq!(s.dht6_addr(), Some(SocketAddr::new(v6, port)));
+    for a in both {
+        assert!(
+            TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok(),
+            "{a}"
+        );
+    }
+    let t = std::time::Instant::now();
+    s.shutdown();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    for a in both {
+        assert!(
+            TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_err(),
+            "{a}"
+        );
+    }
+}
