@@ -138,3 +138,64 @@ fn udp_announce(
     let r = exchange(&ann, 12);
     parse_udp_announce_response(&r, false).unwrap()
 }
+
+/// BEP 32: dual-stack sessions whose only bootstrap node is an IPv6
+/// address (`[::1]:PORT`) build the IPv6 DHT on their `udp6` sockets (the
+/// IPv4 DHT stays empty); a seeder announces there, and a magnet link
+/// resolves and downloads through IPv6 peers found in that DHT alone (no
+/// tracker, no PEX, no LSD).
+#[test]
+fn ipv6_peers_find_each_other_through_the_ipv6_dht_alone() {
+    use std::net::{IpAddr, Ipv6Addr};
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "no ::1 here");
+        eprintln!("SKIP: no IPv6 loopback on this host");
+        return;
+    }
+    let data = pseudo_random(512 * 1024 + 3, 72);
+    let (mi, seed_dir) = single_file_torrent("dht6-data", &data, 32 * 1024);
+    let dual = |c: &mut bittorrent_core::Config| {
+        c.listen_addr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        c.dht = true;
+        c.lsd = false;
+    };
+    let first = session_with(dual);
+    let v6 = |s: &bittorrent_core::Session| {
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), s.local_addr().port())
+    };
+    assert_eq!(
+        first.dht6_addr().map(|a| a.port()),
+        Some(first.local_addr().port())
+    );
+    let boot = v6(&first);
+    let mut nodes = vec![first];
+    for _ in 1..8 {
+        nodes.push(session_with(|c| {
+            dual(c);
+            c.dht_bootstrap = vec![boot];
+        }));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    nodes[3]
+        .add(AddTorrent::new(mi.clone(), &seed_dir))
+        .unwrap();
+    wait_phase(&nodes[3], &mi, Phase::Seeding, Duration::from_secs(20));
+    let seeder = v6(&nodes[3]);
+    let mut peers = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            peers = nodes[6].dht_get_peers(&mi.info_hash, Duration::from_secs(3));
+            peers.contains(&seeder)
+        }),
+        "the IPv6 DHT never gave {seeder}: {peers:?}"
+    );
+    assert!(
+        peers.iter().all(|p| p.is_ipv6()),
+        "only IPv6 values: {peers:?}"
+    );
+    let magnet = Magnet::parse(&format!("magnet:?xt=urn:btih:{}", mi.info_hash)).unwrap();
+    let dir = temp_dir("dht6-leech");
+    nodes[6].add(AddTorrent::magnet(magnet, &dir)).unwrap();
+    wait_phase(&nodes[6], &mi, Phase::Seeding, Duration::from_secs(60));
+    assert_eq!(std::fs::read(dir.join("dht6-data")).unwrap(), data);
+}

@@ -7,7 +7,7 @@
 use bittorrent_core::{Config, Encryption};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -136,6 +136,11 @@ pub struct SessionArgs {
     /// Port for peers and tracker requests, TCP and UDP [default: 6881]
     #[arg(short, long, value_name = "N")]
     pub port: Option<u16>,
+    /// Listen on this address only (e.g. 192.168.1.5, fd00::5, 0.0.0.0 for all
+    /// of IPv4 alone); given twice, an IPv4 and an IPv6 address, both on --port
+    /// [default: [::], both families]
+    #[arg(long, value_name = "ADDR", value_parser = ip_addr)]
+    pub bind: Vec<IpAddr>,
     /// Turn off Local Service Discovery (LAN multicast)
     #[arg(long)]
     pub no_lsd: bool,
@@ -178,6 +183,11 @@ impl SessionArgs {
         }
         if let Some(p) = self.port {
             config.listen_port = p;
+        }
+        if let Some((first, more)) = self.bind.split_first() {
+            // More than two, or two of one family: Session::start says so.
+            config.listen_addr = *first;
+            config.extra_listen_addrs = more.to_vec();
         }
         config.lsd = !self.no_lsd;
         config.dht = !self.no_dht;
@@ -380,6 +390,16 @@ pub enum Shell {
     Zsh,
     /// fish
     Fish,
+}
+
+/// An `--bind` address: IPv4, or IPv6 with or without brackets.
+fn ip_addr(s: &str) -> Result<IpAddr, String> {
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(s);
+    bare.parse()
+        .map_err(|_| format!("not an IP address: {s} (e.g. 192.168.1.5, fd00::5 or [fd00::5])"))
 }
 
 fn socket_addr(s: &str) -> Result<SocketAddr, String> {
@@ -590,6 +610,42 @@ mod tests {
         let mut c = Config::default();
         d.session.apply(&mut c);
         assert_eq!((c.listen_port, c.dht, c.lsd), (7001, false, true));
+    }
+
+    #[test]
+    fn bind_addresses() {
+        let config = |args: &[&str]| {
+            let mut argv = vec!["peer", "a.torrent"];
+            argv.extend(args);
+            let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+            let mut c = Config::default();
+            cli.run.session.apply(&mut c);
+            Ok::<_, String>((c.listen_addr, c.extra_listen_addrs))
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(config(&[]).unwrap(), (ip("::"), vec![]));
+        assert_eq!(
+            config(&["--bind", "10.0.0.5"]).unwrap(),
+            (ip("10.0.0.5"), vec![])
+        );
+        assert_eq!(
+            config(&["--bind", "0.0.0.0", "--bind", "[fd00::5]"]).unwrap(),
+            (ip("0.0.0.0"), vec![ip("fd00::5")])
+        );
+        assert_eq!(
+            config(&["--bind", "fd00::5"]).unwrap(),
+            (ip("fd00::5"), vec![])
+        );
+        for bad in ["10.0.0.5:6881", "[::1]:6881", "host", "[::1"] {
+            assert!(config(&["--bind", bad]).is_err(), "{bad}");
+        }
+        let cli = Cli::try_parse_from(["peer", "daemon", "--bind", "127.0.0.1"]).unwrap();
+        let Some(Command::Daemon(d)) = cli.command else {
+            panic!("not the daemon")
+        };
+        let mut c = Config::default();
+        d.session.apply(&mut c);
+        assert_eq!(c.listen_addr, ip("127.0.0.1"));
     }
 
     #[test]

@@ -18,106 +18,14 @@ mod support;
 
 use std::process::Command;
 use std::time::Duration;
+use support::netns;
 use support::*;
 
 const NAME: &str = "lan share";
 
-/// Network namespaces and the bridge between them; removed on drop.
-struct Lan {
-    bridge: String,
-    hosts: Vec<String>,
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-impl Lan {
-    /// `n` hosts 10.77.0.1 .. 10.77.0.n on one bridge.
-    fn new(n: usize) -> Result<Lan, String> {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let seq = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tag = format!("{}x{seq}", std::process::id() % 100_000);
-        let mut lan = Lan {
-            bridge: format!("pbr{tag}"),
-            hosts: Vec::new(),
-        };
-        ip(&["netns", "add", &lan.bridge])?;
-        ip(&["-n", &lan.bridge, "link", "set", "lo", "up"])?;
-        ip(&["-n", &lan.bridge, "link", "add", "br0", "type", "bridge"])?;
-        ip(&["-n", &lan.bridge, "link", "set", "br0", "up"])?;
-        for i in 0..n {
-            let host = format!("ph{tag}-{i}");
-            ip(&["netns", "add", &host])?;
-            lan.hosts.push(host.clone());
-            let (a, b) = (format!("pv{tag}a{i}"), format!("pv{tag}b{i}"));
-            ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])?;
-            ip(&["link", "set", &a, "netns", &host])?;
-            ip(&["link", "set", &b, "netns", &lan.bridge])?;
-            ip(&["-n", &lan.bridge, "link", "set", &b, "master", "br0"])?;
-            ip(&["-n", &lan.bridge, "link", "set", &b, "up"])?;
-            ip(&[
-                "-n",
-                &host,
-                "addr",
-                "add",
-                &format!("10.77.0.{}/24", i + 1),
-                "dev",
-                &a,
-            ])?;
-            ip(&["-n", &host, "link", "set", &a, "up"])?;
-            ip(&["-n", &host, "link", "set", "lo", "up"])?;
-            // Multicast (LSD) goes out on the LAN interface.
-            ip(&["-n", &host, "route", "add", "224.0.0.0/4", "dev", &a])?;
-        }
-        Ok(lan)
-    }
-
-    /// `program args...` run inside host `i`.
-    fn command(&self, i: usize, program: &std::path::Path) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.hosts[i]]).arg(program);
-        c
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        for h in self.hosts.iter().chain(std::iter::once(&self.bridge)) {
-            let _ = ip(&["netns", "del", h]);
-        }
-    }
-}
-
-fn lan_or_skip(n: usize) -> Option<Lan> {
-    if find_on_path("ip").is_none() {
-        skip_or_fail("ip (iproute2)", "apt-get install iproute2");
-        return None;
-    }
-    match Lan::new(n) {
-        Ok(l) => Some(l),
-        Err(why) => {
-            let msg =
-                format!("SKIP: cannot create network namespaces ({why}); the LAN test needs root");
-            if in_ci() {
-                panic!("{msg} -- CI=true runs as root, so this is a failure");
-            }
-            loud(&msg);
-            None
-        }
-    }
+/// `n` IPv4 hosts 10.77.0.1 .. 10.77.0.n (`support::netns`).
+fn lan_or_skip(n: usize) -> Option<netns::Lan> {
+    netns::lan_or_skip("p", "pv", &vec![netns::Family::V4; n])
 }
 
 #[test]

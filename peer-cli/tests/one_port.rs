@@ -49,7 +49,7 @@ fn dht_bootstrap_from_a_peers_listening_port_resolves_a_magnet() {
     assert!(
         out.contains(&format!("TCP [::]:{port} (peer wire + HTTP tracker)"))
             && out.contains(&format!("UDP 0.0.0.0:{port} (UDP tracker + DHT)"))
-            && out.contains(&format!("UDP [::]:{port} (UDP tracker)"))
+            && out.contains(&format!("UDP [::]:{port} (UDP tracker + DHT)"))
             && !out.contains("LSD 239"),
         "start-up line\n{out}"
     );

@@ -179,8 +179,9 @@ function renderStatus(s) {
   const dir = $("#add-dir");
   if (!dir.value) dir.value = localStorage.getItem("peer.dir") || s.download_dir || "";
   kv($("#session-info"), [
-    ["Peers connect to", s.listen_addr],
+    ["Peers connect to", (s.listen_addrs && s.listen_addrs.length ? s.listen_addrs : [s.listen_addr]).join(", ")],
     ["DHT node", s.dht_addr || "off"],
+    ["External address (as others see us)", (s.external_addresses || []).map((e) => e.ip + " (" + e.source + ")").join(", ") || "not known yet"],
     ["Control API and this page", s.control_addr || location.host],
     ["Peer ID", s.peer_id],
     ["Downloading / seeding / paused", s.downloading + " / " + s.seeding + " / " + s.paused],

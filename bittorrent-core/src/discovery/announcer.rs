@@ -232,7 +232,16 @@ pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Ar
         // (never for private torrents).
         if let Some(dht) = shared.dht.as_ref().filter(|_| !private) {
             if progress.is_some() && now >= next_dht {
-                let found = dht.get_peers(ih, Duration::from_secs(10));
+                let dhts: Vec<&crate::discovery::dht::Dht> = [Some(&**dht), shared.dht6.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let found = crate::discovery::dht::lookup_all(
+                    &dhts,
+                    ih,
+                    Duration::from_secs(10),
+                    Some(shared.local_port()),
+                );
                 dht_empty = if found.is_empty() { dht_empty + 1 } else { 0 };
                 next_dht = Instant::now()
                     + if dht_empty > 0 {
@@ -242,7 +251,6 @@ pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Ar
                     };
                 log::debug!("{name}: DHT: {} peers", found.len());
                 send_new(found);
-                dht.announce(ih, shared.local_port());
             }
         }
         // Newcomers registered with our own embedded tracker.
@@ -640,12 +648,22 @@ impl State {
             let (Some(dht), me, port) = (dht, self.me.clone(), self.shared.local_port()) else {
                 return;
             };
+            // BEP 32: the IPv6 DHT too, in parallel.
+            let dht6 = self.shared.dht6.clone();
             let spawned = std::thread::Builder::new()
                 .name("announce-worker".into())
                 .stack_size(STACK)
                 .spawn(move || {
-                    let found = dht.get_peers(ih, Duration::from_secs(10));
-                    dht.announce(ih, port);
+                    let dhts: Vec<&crate::discovery::dht::Dht> = [Some(&*dht), dht6.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    let found = crate::discovery::dht::lookup_all(
+                        &dhts,
+                        ih,
+                        Duration::from_secs(10),
+                        Some(port),
+                    );
                     let _ = me.send(Msg::Done(Box::new(Done::Dht { ih, found })));
                 });
             match spawned {

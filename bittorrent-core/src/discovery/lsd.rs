@@ -9,7 +9,11 @@
 //! for one of our torrents on a `crossbeam-channel` as
 //! `(info_hash, peer_address)`.
 //!
-//! The socket is bound to `0.0.0.0:6771` with `SO_REUSEADDR` (through
+//! Two sockets, one per family: IPv4 joins `239.192.152.143:6771`, IPv6
+//! (with [`LsdConfig::ipv6`]) joins `[ff15::efc0:988f]:6771`; either alone
+//! is enough (an IPv6-only host announces and listens over IPv6 only).
+//! Each socket is bound to the wildcard address of its family, port 6771,
+//! with `SO_REUSEADDR` (through
 //! `socket2`, since `std` cannot set it before `bind`), so several clients on
 //! one host — or several [`Lsd`]s in one process — can share the port; each of
 //! them receives every multicast datagram. Our own announces, looped back by
@@ -52,7 +56,8 @@ pub struct LsdConfig {
     /// Tests set it low.
     pub min_gap: Duration,
     /// Also announce and listen on the IPv6 group `[ff15::efc0:988f]:6771`.
-    /// A failure to set up IPv6 is logged and LSD continues IPv4-only.
+    /// A failure to set up IPv6 is logged and LSD continues IPv4-only; on a
+    /// host without IPv4 multicast (IPv6 only), LSD runs over IPv6 alone.
     pub ipv6: bool,
     /// Let the kernel loop our multicast datagrams back to sockets on this
     /// host, so other clients on the same machine hear us (our own announces
@@ -61,6 +66,10 @@ pub struct LsdConfig {
     /// The IPv4 interface to join the group on and send from; `None` lets
     /// the kernel choose (the interface of the route to the group).
     pub bind_ip: Option<Ipv4Addr>,
+    /// The IPv6 address whose interface joins the IPv6 group and sends on
+    /// it; `None` (or an address no interface has, logged) lets the kernel
+    /// choose.
+    pub bind_ip6: Option<Ipv6Addr>,
     /// IP TTL / hop limit of our datagrams. BEP 14 suggests more than 1
     /// since the groups have a wider scope than the link.
     pub multicast_ttl: u32,
@@ -77,6 +86,7 @@ impl Default for LsdConfig {
             ipv6: false,
             multicast_loop: true,
             bind_ip: None,
+            bind_ip6: None,
             multicast_ttl: 2,
         }
     }
@@ -91,6 +101,8 @@ pub struct Lsd {
     thread: Option<JoinHandle<()>>,
     #[cfg_attr(not(test), allow(dead_code))] // used by tests only
     cookie: String,
+    /// The groups joined: [`HOST_V4`] and/or [`HOST_V6`].
+    groups: Vec<&'static str>,
 }
 
 impl Lsd {
@@ -100,22 +112,35 @@ impl Lsd {
     /// sent on `found` as `(info_hash, source_ip:announced_port)` with
     /// `try_send`: if the channel is full or closed, the peer is dropped.
     ///
-    /// Errors if the IPv4 socket cannot be bound to port 6771 or cannot join
-    /// the group (for example, no multicast route). IPv6 failures are only
-    /// logged.
+    /// Errors if no socket can be bound to port 6771 and join its group
+    /// (for example, no multicast route): the IPv4 one, or with
+    /// [`LsdConfig::ipv6`] either of the two. On a host with only IPv6 (or
+    /// only IPv4) the other family's failure is only logged.
     pub fn start(cfg: LsdConfig, found: Sender<(InfoHash, SocketAddr)>) -> io::Result<Lsd> {
-        let v4 = open_v4(&cfg)?;
+        let v4 = open_v4(&cfg);
         let v6 = if cfg.ipv6 {
             match open_v6(&cfg) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    log::warn!("lsd: IPv6 multicast unavailable, IPv4 only: {e}");
+                    log::info!("lsd: IPv6 multicast unavailable: {e}");
                     None
                 }
             }
         } else {
             None
         };
+        let v4 = match (v4, &v6) {
+            (Ok(s), _) => Some(s),
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(_)) => {
+                log::info!("lsd: IPv4 multicast unavailable, IPv6 only: {e}");
+                None
+            }
+        };
+        let groups = [(v4.is_some(), HOST_V4), (v6.is_some(), HOST_V6)]
+            .into_iter()
+            .filter_map(|(on, g)| on.then_some(g))
+            .collect();
         let cookie = new_cookie();
         let (tx, rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
@@ -138,6 +163,7 @@ impl Lsd {
             stop,
             thread: Some(thread),
             cookie,
+            groups,
         })
     }
 
@@ -147,6 +173,12 @@ impl Lsd {
     pub fn set_torrents(&self, hashes: Vec<InfoHash>) {
         // The thread only ends through `stop`/drop, which consume `self`.
         let _ = self.torrents.send(hashes);
+    }
+
+    /// The multicast groups this instance announces to and listens on:
+    /// `239.192.152.143:6771` and/or `[ff15::efc0:988f]:6771`.
+    pub fn groups(&self) -> &[&'static str] {
+        &self.groups
     }
 
     #[cfg_attr(not(test), allow(dead_code))] // used by tests only
@@ -215,7 +247,17 @@ fn open_v6(cfg: &LsdConfig) -> io::Result<UdpSocket> {
     sock.set_reuse_address(true)?;
     let any = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, LSD_PORT, 0, 0));
     sock.bind(&any.into())?;
-    sock.join_multicast_v6(&LSD_GROUP_V6, 0)?;
+    let iface = match cfg.bind_ip6 {
+        Some(ip) => crate::util::local::ipv6_interface_index(ip).unwrap_or_else(|| {
+            log::info!("lsd: no interface has {ip}; the kernel chooses");
+            0
+        }),
+        None => 0,
+    };
+    sock.join_multicast_v6(&LSD_GROUP_V6, iface)?;
+    if iface != 0 {
+        sock.set_multicast_if_v6(iface)?;
+    }
     sock.set_multicast_loop_v6(cfg.multicast_loop)?;
     sock.set_multicast_hops_v6(cfg.multicast_ttl)?;
     let udp: UdpSocket = sock.into();
@@ -226,7 +268,7 @@ fn open_v6(cfg: &LsdConfig) -> io::Result<UdpSocket> {
 
 struct Worker {
     cfg: LsdConfig,
-    v4: UdpSocket,
+    v4: Option<UdpSocket>,
     v6: Option<UdpSocket>,
     cookie: String,
     found: Sender<(InfoHash, SocketAddr)>,
@@ -237,10 +279,19 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
-        if self.v6.is_some() {
-            if let Err(e) = self.v4.set_read_timeout(Some(TICK / 2)) {
-                log::warn!("lsd: cannot set read timeout: {e}");
+        match (&self.v4, &self.v6) {
+            (Some(v4), Some(_)) => {
+                if let Err(e) = v4.set_read_timeout(Some(TICK / 2)) {
+                    log::warn!("lsd: cannot set read timeout: {e}");
+                }
             }
+            // Alone, the IPv6 socket waits the whole tick.
+            (None, Some(v6)) => {
+                if let Err(e) = v6.set_read_timeout(Some(TICK)) {
+                    log::warn!("lsd: cannot set read timeout: {e}");
+                }
+            }
+            _ => {}
         }
         let interval = self.cfg.interval.max(Duration::from_secs(1));
         let mut last_sent: Option<Instant> = None;
@@ -276,7 +327,9 @@ impl Worker {
             // Someone on the LAN announced one of our torrents: it may be a
             // newcomer that missed our last announce (a magnet link looking
             // for its first peers), so announce again as soon as allowed.
-            changed |= self.receive(false, &mut buf);
+            if self.v4.is_some() {
+                changed |= self.receive(false, &mut buf);
+            }
             if self.v6.is_some() {
                 changed |= self.receive(true, &mut buf);
             }
@@ -289,8 +342,10 @@ impl Worker {
         for chunk in hashes.chunks(MAX_INFO_HASHES) {
             let packet = format_announce(HOST_V4, self.cfg.port, chunk, &self.cookie);
             let to = SocketAddr::V4(SocketAddrV4::new(LSD_GROUP_V4, LSD_PORT));
-            if let Err(e) = self.v4.send_to(&packet, to) {
-                log::debug!("lsd: send to {to}: {e}");
+            if let Some(v4) = &self.v4 {
+                if let Err(e) = v4.send_to(&packet, to) {
+                    log::debug!("lsd: send to {to}: {e}");
+                }
             }
             if let Some(v6) = &self.v6 {
                 let packet = format_announce(HOST_V6, self.cfg.port, chunk, &self.cookie);
@@ -311,7 +366,11 @@ impl Worker {
     /// Returns whether any datagram was another peer's announce of one of
     /// our torrents.
     fn receive(&self, v6: bool, buf: &mut [u8]) -> bool {
-        let sock = if v6 { self.v6.as_ref() } else { Some(&self.v4) };
+        let sock = if v6 {
+            self.v6.as_ref()
+        } else {
+            self.v4.as_ref()
+        };
         let Some(sock) = sock else { return false };
         let mut ours = false;
         // Bounded so a flood cannot keep us from the stop flag and commands.

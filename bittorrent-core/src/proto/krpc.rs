@@ -5,12 +5,17 @@
 //! compact nodes, at most [`MAX_VALUES`] compact peers, tokens of at most
 //! [`MAX_TOKEN_LEN`] bytes and packets of at most [`MAX_PACKET_LEN`] bytes.
 //! Nothing here panics on any input. Encoding is canonical (keys sorted).
+//!
+//! BEP 32 (the IPv6 DHT): `nodes6` (38-byte compact IPv6 nodes, at most
+//! [`MAX_NODES`]), `want` (`n4`, `n6`; other strings ignored) in
+//! `find_node` and `get_peers`, and `values` lists that may mix 6-byte
+//! IPv4 and 18-byte IPv6 peers.
 
 pub use super::node_id::{NodeId, ID_BITS};
 use crate::proto::bencode::{decode_strict, BencodeError, Dict, OwnedValue, Value};
 use crate::proto::metainfo::InfoHash;
 use std::fmt;
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// Longest transaction id accepted.
 pub const MAX_TID_LEN: usize = 16;
@@ -28,6 +33,12 @@ pub const MAX_PACKET_LEN: usize = 2048;
 pub const COMPACT_NODE_LEN: usize = 26;
 /// Length of one compact peer info (IPv4, port).
 pub const COMPACT_PEER_LEN: usize = 6;
+/// Length of one compact IPv6 node info (BEP 32: 20-byte id, IPv6, port).
+pub const COMPACT_NODE6_LEN: usize = 38;
+/// Length of one compact IPv6 peer info (IPv6, port).
+pub const COMPACT_PEER6_LEN: usize = 18;
+/// Most strings read from a `want` list (the rest are ignored).
+const MAX_WANT: usize = 8;
 
 /// KRPC error code 201: generic error.
 pub const ERROR_GENERIC: i64 = 201;
@@ -71,6 +82,56 @@ impl CompactNode {
     }
 }
 
+/// A node as carried in a `nodes6` string (BEP 32): id and IPv6 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CompactNode6 {
+    /// The node's id.
+    pub id: NodeId,
+    /// The node's UDP address.
+    pub addr: SocketAddrV6,
+}
+
+impl CompactNode6 {
+    /// Parse exactly 38 bytes.
+    pub fn from_bytes(b: &[u8]) -> Option<CompactNode6> {
+        if b.len() != COMPACT_NODE6_LEN {
+            return None;
+        }
+        let mut id = [0u8; 20];
+        id.copy_from_slice(&b[..20]);
+        let addr = crate::proto::compact::peer_v6(&b[20..])?;
+        Some(CompactNode6 {
+            id: NodeId(id),
+            addr,
+        })
+    }
+
+    /// The 38-byte compact form.
+    pub fn to_bytes(&self) -> [u8; COMPACT_NODE6_LEN] {
+        let mut out = [0u8; COMPACT_NODE6_LEN];
+        out[..20].copy_from_slice(&self.id.0);
+        out[20..].copy_from_slice(&crate::proto::compact::encode(&SocketAddr::V6(self.addr)));
+        out
+    }
+}
+
+/// BEP 32 `want`: which node lists a `find_node` or `get_peers` asks for.
+/// Both false: no `want` key (the answer carries the querier's family).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Want {
+    /// `n4`: a `nodes` key (IPv4).
+    pub n4: bool,
+    /// `n6`: a `nodes6` key (IPv6).
+    pub n6: bool,
+}
+
+impl Want {
+    /// Whether a `want` key was present with something we know.
+    pub fn is_set(&self) -> bool {
+        self.n4 || self.n6
+    }
+}
+
 /// Parse a 6-byte compact peer (IPv4 address, big-endian port).
 pub fn peer_from_bytes(b: &[u8]) -> Option<SocketAddrV4> {
     crate::proto::compact::peer_v4(b)
@@ -95,6 +156,8 @@ pub enum Query {
         id: NodeId,
         /// The id whose closest nodes are wanted.
         target: NodeId,
+        /// BEP 32 `want`.
+        want: Want,
     },
     /// `get_peers`.
     GetPeers {
@@ -102,6 +165,8 @@ pub enum Query {
         id: NodeId,
         /// The torrent whose peers are wanted.
         info_hash: InfoHash,
+        /// BEP 32 `want`.
+        want: Want,
     },
     /// `announce_peer`.
     AnnouncePeer {
@@ -152,8 +217,12 @@ pub struct Response {
     pub id: NodeId,
     /// Compact nodes (`nodes`), at most [`MAX_NODES`]; empty when absent.
     pub nodes: Vec<CompactNode>,
-    /// Compact peers (`values`), at most [`MAX_VALUES`]; empty when absent.
-    pub values: Vec<SocketAddrV4>,
+    /// Compact IPv6 nodes (`nodes6`, BEP 32), at most [`MAX_NODES`];
+    /// empty when absent.
+    pub nodes6: Vec<CompactNode6>,
+    /// Compact peers (`values`), at most [`MAX_VALUES`]; empty when
+    /// absent. IPv4 (6 bytes) or IPv6 (18 bytes, BEP 32).
+    pub values: Vec<SocketAddr>,
     /// The `get_peers` token, if present.
     pub token: Option<Vec<u8>>,
 }
@@ -164,6 +233,7 @@ impl Response {
         Response {
             id,
             nodes: Vec::new(),
+            nodes6: Vec::new(),
             values: Vec::new(),
             token: None,
         }
@@ -270,6 +340,37 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// Append `want` (keys stay sorted: the caller pushes it last).
+fn push_want(a: &mut Vec<(Vec<u8>, OwnedValue)>, want: &Want) {
+    let mut l = Vec::new();
+    if want.n4 {
+        l.push(OwnedValue::bytes("n4"));
+    }
+    if want.n6 {
+        l.push(OwnedValue::bytes("n6"));
+    }
+    if !l.is_empty() {
+        a.push((key("want"), OwnedValue::List(l)));
+    }
+}
+
+/// Read `want`: a list of strings; unknown strings, and a `want` that is
+/// not a list, are ignored (BEP 32: "must be silently ignored"). At most
+/// [`MAX_WANT`] items are looked at.
+fn read_want(a: &Dict<'_>) -> Want {
+    let mut w = Want::default();
+    if let Some(l) = a.get(b"want").and_then(Value::as_list) {
+        for item in l.iter().take(MAX_WANT) {
+            match item.as_bytes() {
+                Some(b"n4") => w.n4 = true,
+                Some(b"n6") => w.n6 = true,
+                _ => {}
+            }
+        }
+    }
+    w
+}
+
 fn id_value(id: &NodeId) -> OwnedValue {
     OwnedValue::bytes(id.0)
 }
@@ -289,11 +390,15 @@ impl Message {
                 let mut a = vec![(key("id"), id_value(&q.id()))];
                 match q {
                     Query::Ping { .. } => {}
-                    Query::FindNode { target, .. } => {
+                    Query::FindNode { target, want, .. } => {
                         a.push((key("target"), id_value(target)));
+                        push_want(&mut a, want);
                     }
-                    Query::GetPeers { info_hash, .. } => {
+                    Query::GetPeers {
+                        info_hash, want, ..
+                    } => {
                         a.push((key("info_hash"), OwnedValue::bytes(info_hash.0)));
+                        push_want(&mut a, want);
                     }
                     Query::AnnouncePeer {
                         info_hash,
@@ -322,11 +427,18 @@ impl Message {
                     }
                     d.push((key("nodes"), OwnedValue::Bytes(nodes)));
                 }
+                if !r.nodes6.is_empty() {
+                    let mut nodes = Vec::with_capacity(r.nodes6.len() * COMPACT_NODE6_LEN);
+                    for n in &r.nodes6 {
+                        nodes.extend_from_slice(&n.to_bytes());
+                    }
+                    d.push((key("nodes6"), OwnedValue::Bytes(nodes)));
+                }
                 if !r.values.is_empty() {
                     let values = r
                         .values
                         .iter()
-                        .map(|p| OwnedValue::bytes(peer_to_bytes(p)))
+                        .map(|p| OwnedValue::Bytes(crate::proto::compact::encode(p)))
                         .collect();
                     d.push((key("values"), OwnedValue::List(values)));
                 }
@@ -433,10 +545,12 @@ fn decode_query(top: &Dict<'_>) -> Result<Query, DecodeErrorKind> {
         b"find_node" => Ok(Query::FindNode {
             id,
             target: NodeId(get_20(a, "target")?),
+            want: read_want(a),
         }),
         b"get_peers" => Ok(Query::GetPeers {
             id,
             info_hash: InfoHash(get_20(a, "info_hash")?),
+            want: read_want(a),
         }),
         b"announce_peer" => {
             let info_hash = InfoHash(get_20(a, "info_hash")?);
@@ -486,6 +600,19 @@ fn decode_response(top: &Dict<'_>) -> Result<Response, DecodeErrorKind> {
             nodes.push(CompactNode::from_bytes(chunk).ok_or(DecodeErrorKind::Invalid("nodes"))?);
         }
     }
+    let mut nodes6 = Vec::new();
+    if let Some(v) = r.get(b"nodes6") {
+        let b = v.as_bytes().ok_or(DecodeErrorKind::Invalid("nodes6"))?;
+        if b.len() % COMPACT_NODE6_LEN != 0 {
+            return Err(DecodeErrorKind::Invalid("nodes6"));
+        }
+        if b.len() / COMPACT_NODE6_LEN > MAX_NODES {
+            return Err(DecodeErrorKind::TooMany("nodes6"));
+        }
+        for chunk in b.chunks_exact(COMPACT_NODE6_LEN) {
+            nodes6.push(CompactNode6::from_bytes(chunk).ok_or(DecodeErrorKind::Invalid("nodes6"))?);
+        }
+    }
     let mut values = Vec::new();
     if let Some(v) = r.get(b"values") {
         let l = v.as_list().ok_or(DecodeErrorKind::Invalid("values"))?;
@@ -495,11 +622,13 @@ fn decode_response(top: &Dict<'_>) -> Result<Response, DecodeErrorKind> {
         for item in l {
             let b = item.as_bytes().ok_or(DecodeErrorKind::Invalid("values"))?;
             match b.len() {
-                COMPACT_PEER_LEN => {
-                    values.push(peer_from_bytes(b).ok_or(DecodeErrorKind::Invalid("values"))?)
-                }
-                // BEP 32 IPv6 peers: valid, but this node is IPv4-only.
-                18 => {}
+                COMPACT_PEER_LEN => values.push(SocketAddr::V4(
+                    peer_from_bytes(b).ok_or(DecodeErrorKind::Invalid("values"))?,
+                )),
+                // BEP 32: a list may mix IPv4 and IPv6 peers.
+                COMPACT_PEER6_LEN => values.push(SocketAddr::V6(
+                    crate::proto::compact::peer_v6(b).ok_or(DecodeErrorKind::Invalid("values"))?,
+                )),
                 _ => return Err(DecodeErrorKind::Invalid("values")),
             }
         }
@@ -517,6 +646,7 @@ fn decode_response(top: &Dict<'_>) -> Result<Response, DecodeErrorKind> {
     Ok(Response {
         id,
         nodes,
+        nodes6,
         values,
         token,
     })
@@ -582,17 +712,23 @@ mod tests {
             })),
             "ping query" => msg(Body::Query(Query::Ping { id: a })),
             "ping response" | "announce_peer response" => msg(Body::Response(Response::id_only(m))),
-            "find_node query" => msg(Body::Query(Query::FindNode { id: a, target: m })),
+            "find_node query" => msg(Body::Query(Query::FindNode {
+                id: a,
+                target: m,
+                want: Want::default(),
+            })),
             "get_peers query" => msg(Body::Query(Query::GetPeers {
                 id: a,
                 info_hash: ih(b"mnopqrstuvwxyz123456"),
+                want: Want::default(),
             })),
             "get_peers response with values" => msg(Body::Response(Response {
                 id: a,
                 nodes: vec![],
+                nodes6: vec![],
                 values: vec![
-                    peer_from_bytes(b"axje.u").unwrap(),
-                    peer_from_bytes(b"idhtnm").unwrap(),
+                    SocketAddr::V4(peer_from_bytes(b"axje.u").unwrap()),
+                    SocketAddr::V4(peer_from_bytes(b"idhtnm").unwrap()),
                 ],
                 token: Some(b"aoeusnth".to_vec()),
             })),
@@ -667,6 +803,7 @@ mod tests {
         let m = msg(Body::Response(Response {
             id: NodeId([9; 20]),
             nodes: nodes.clone(),
+            nodes6: vec![],
             values: vec![],
             token: Some(b"tok".to_vec()),
         }));
@@ -696,12 +833,13 @@ mod tests {
 
     #[test]
     fn values_limit() {
-        let values: Vec<SocketAddrV4> = (0..=MAX_VALUES as u16)
-            .map(|i| SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 2), i + 1))
+        let values: Vec<SocketAddr> = (0..=MAX_VALUES as u16)
+            .map(|i| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 2), i + 1)))
             .collect();
         let m = msg(Body::Response(Response {
             id: NodeId([9; 20]),
             nodes: vec![],
+            nodes6: vec![],
             values: values[..MAX_VALUES].to_vec(),
             token: None,
         }));
@@ -709,12 +847,120 @@ mod tests {
         let m = msg(Body::Response(Response {
             id: NodeId([9; 20]),
             nodes: vec![],
+            nodes6: vec![],
             values,
             token: None,
         }));
         assert_eq!(
             Message::decode(&m.encode()).unwrap_err().kind,
             DecodeErrorKind::TooMany("values")
+        );
+    }
+
+    /// BEP 32 (authored: the corpus has no IPv6 DHT vectors): `want`,
+    /// `nodes6` and hybrid `values`, byte for byte.
+    #[test]
+    fn bep32_want_nodes6_and_hybrid_values() {
+        let q = b"d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz1234564:wantl2:n42:n6ee1:q9:find_node1:t2:aa1:y1:qe";
+        let m = Message::decode(q).unwrap();
+        assert_eq!(
+            m.body,
+            Body::Query(Query::FindNode {
+                id: id(b"abcdefghij0123456789"),
+                target: id(b"mnopqrstuvwxyz123456"),
+                want: Want { n4: true, n6: true },
+            })
+        );
+        assert_eq!(m.encode(), q.to_vec());
+        // Unknown strings and a `want` that is not a list are ignored.
+        let odd = b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz1234564:wantl2:n52:n6i3eee1:q9:get_peers1:t2:aa1:y1:qe";
+        let Body::Query(Query::GetPeers { want, .. }) = Message::decode(odd).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(
+            want,
+            Want {
+                n4: false,
+                n6: true
+            }
+        );
+        let not_list = b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz1234564:wanti1ee1:q9:get_peers1:t2:aa1:y1:qe";
+        let Body::Query(Query::GetPeers { want, .. }) = Message::decode(not_list).unwrap().body
+        else {
+            panic!()
+        };
+        assert!(!want.is_set());
+        // A response with nodes6 and a hybrid values list.
+        let n6 = CompactNode6 {
+            id: NodeId([7; 20]),
+            addr: "[2001:db8::1]:6881".parse().unwrap(),
+        };
+        let mut raw = vec![7u8; 20];
+        raw.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        raw.extend_from_slice(&[0x1a, 0xe1]);
+        assert_eq!(n6.to_bytes().to_vec(), raw);
+        assert_eq!(CompactNode6::from_bytes(&raw), Some(n6));
+        let r = msg(Body::Response(Response {
+            id: NodeId([9; 20]),
+            nodes: vec![],
+            nodes6: vec![n6],
+            values: vec![
+                "10.0.0.2:51413".parse().unwrap(),
+                "[2001:db8::2]:51413".parse().unwrap(),
+            ],
+            token: Some(b"tok".to_vec()),
+        }));
+        let bytes = r.encode();
+        let mut want = b"d1:rd2:id20:".to_vec();
+        want.extend_from_slice(&[9; 20]);
+        want.extend_from_slice(b"6:nodes638:");
+        want.extend_from_slice(&raw);
+        want.extend_from_slice(b"5:token3:tok6:valuesl6:");
+        want.extend_from_slice(&[10, 0, 0, 2, 0xc8, 0xd5]);
+        want.extend_from_slice(b"18:");
+        want.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        want.extend_from_slice(&[0xc8, 0xd5]);
+        want.extend_from_slice(b"ee1:t2:aa1:y1:re");
+        assert_eq!(bytes, want);
+        assert_eq!(Message::decode(&bytes).unwrap(), r);
+    }
+
+    /// `nodes6` of a wrong length or too many nodes: rejected, bounded.
+    #[test]
+    fn bad_nodes6_rejected() {
+        let resp = |nodes6: Vec<u8>| {
+            OwnedValue::Dict(vec![
+                (key("t"), OwnedValue::bytes("aa")),
+                (key("y"), OwnedValue::bytes("r")),
+                (
+                    key("r"),
+                    OwnedValue::Dict(vec![
+                        (key("id"), OwnedValue::bytes([1; 20])),
+                        (key("nodes6"), OwnedValue::Bytes(nodes6)),
+                    ]),
+                ),
+            ])
+            .to_bytes()
+        };
+        for len in [26, 37, 39, 38 * 2 + 1] {
+            assert_eq!(
+                Message::decode(&resp(vec![0; len])).unwrap_err().kind,
+                DecodeErrorKind::Invalid("nodes6"),
+                "{len}"
+            );
+        }
+        assert_eq!(
+            Message::decode(&resp(vec![0; 38 * (MAX_NODES + 1)]))
+                .unwrap_err()
+                .kind,
+            DecodeErrorKind::TooMany("nodes6")
+        );
+        assert!(Message::decode(&resp(vec![0; 38 * MAX_NODES])).is_ok());
+        // A value that is neither 6 nor 18 bytes.
+        let bad_value = b"d1:rd2:id20:abcdefghij01234567896:valuesl7:abcdefgee1:t2:aa1:y1:re";
+        assert_eq!(
+            Message::decode(bad_value).unwrap_err().kind,
+            DecodeErrorKind::Invalid("values")
         );
     }
 

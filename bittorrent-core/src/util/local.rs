@@ -43,9 +43,54 @@ pub(crate) fn is_local(ip: IpAddr) -> bool {
     local
 }
 
+/// The index of the interface that has the IPv6 address `ip`, from Linux's
+/// `/proc/net/if_inet6` (one line per address: 32 hex digits, the
+/// interface index in hex, prefix length, scope, flags, name). None when
+/// no interface has it, or off Linux. For joining a multicast group on the
+/// interface of a bound address (LSD).
+pub(crate) fn ipv6_interface_index(ip: std::net::Ipv6Addr) -> Option<u32> {
+    use std::io::Read;
+    let mut text = String::new();
+    // The file is a line per address; 1 MiB is far beyond any host.
+    std::fs::File::open("/proc/net/if_inet6")
+        .ok()?
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    index_in_if_inet6(&text, ip)
+}
+
+fn index_in_if_inet6(text: &str, ip: std::net::Ipv6Addr) -> Option<u32> {
+    let want: String = ip.octets().iter().map(|b| format!("{b:02x}")).collect();
+    text.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let addr = f.next()?;
+        let index = f.next()?;
+        addr.eq_ignore_ascii_case(&want)
+            .then(|| u32::from_str_radix(index, 16).ok())
+            .flatten()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_interface_index_from_if_inet6() {
+        let text = "00000000000000000000000000000001 01 80 10 80       lo\n\
+                    fd21000a000000000000000000000002 1b 40 00 80  q21x0a1\n\
+                    garbage\n";
+        let ip = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
+        assert_eq!(index_in_if_inet6(text, ip("::1")), Some(1));
+        assert_eq!(index_in_if_inet6(text, ip("fd21:a::2")), Some(0x1b));
+        assert_eq!(index_in_if_inet6(text, ip("fd21:a::3")), None);
+        // Live: the loopback interface has ::1 wherever IPv6 is on.
+        if std::path::Path::new("/proc/net/if_inet6").exists() && is_local(ip("::1").into()) {
+            assert!(ipv6_interface_index(ip("::1")).is_some());
+        }
+        assert_eq!(ipv6_interface_index(ip("2001:db8::7")), None);
+    }
 
     #[test]
     fn loopback_and_own_addresses_are_local_others_are_not() {

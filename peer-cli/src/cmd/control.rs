@@ -131,11 +131,19 @@ pub fn status(a: JsonArgs) -> Result<(), CliError> {
     }
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
-    crate::outln!(
-        "listening on {}, peer id {}",
-        s("listen_addr"),
-        s("peer_id")
-    );
+    // `listen_addrs` (all of them, `--bind` twice) when the daemon says.
+    let listens: Vec<&str> = v
+        .get("listen_addrs")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .filter(|a: &Vec<&str>| !a.is_empty())
+        .unwrap_or_default();
+    let listen = if listens.is_empty() {
+        s("listen_addr")
+    } else {
+        listens.join(" and ")
+    };
+    crate::outln!("listening on {listen}, peer id {}", s("peer_id"));
     crate::outln!(
         "{}: {} downloading, {} seeding, {} paused, {} fetching metadata",
         plural(n("torrents"), "torrent"),

@@ -356,6 +356,11 @@ impl Daemon {
         let peer_id = session.peer_id();
         Response::ok(json!({
             "listen_addr": session.local_addr().to_string(),
+            "listen_addrs": session
+                .listen_addrs()
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>(),
             "peer_id": String::from_utf8_lossy(&peer_id),
             "encryption": session.encryption().as_str(),
             "torrents": st.len(),

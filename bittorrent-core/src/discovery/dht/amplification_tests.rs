@@ -93,6 +93,7 @@ fn unverified_queriers_get_bounded_answers() {
         Query::GetPeers {
             id: me,
             info_hash: ih,
+            want: Default::default(),
         },
     );
     let token = r.token.unwrap();
@@ -119,6 +120,7 @@ fn unverified_queriers_get_bounded_answers() {
         Query::GetPeers {
             id: NodeId([0x33; 20]),
             info_hash: ih,
+            want: Default::default(),
         },
     );
     eprintln!(
@@ -135,6 +137,7 @@ fn unverified_queriers_get_bounded_answers() {
         Query::FindNode {
             id: NodeId([0x33; 20]),
             target: NodeId([0x44; 20]),
+            want: Default::default(),
         },
     );
     assert!(a <= 4 * q, "find_node answer {a} bytes to a {q}-byte query");
@@ -146,6 +149,7 @@ fn unverified_queriers_get_bounded_answers() {
         Query::GetPeers {
             id: boot_id,
             info_hash: ih,
+            want: Default::default(),
         },
     );
     eprintln!(

@@ -6,8 +6,10 @@
 //! - [`token`]: `announce_peer` tokens.
 //! - [`bootstrap`]: the routers a new node joins through, and their resolution.
 //! - [`node`]: the [`Dht`] node thread and its handle.
+//! - `family`: IPv4 or IPv6 (BEP 32: one node and routing table per family).
 
 pub mod bootstrap;
+mod family;
 pub mod node;
 pub mod routing;
 pub mod token;
@@ -19,4 +21,5 @@ mod net_tests;
 #[cfg(test)]
 mod router_tests;
 
+pub(crate) use family::lookup_all;
 pub use node::{Dht, DhtConfig};

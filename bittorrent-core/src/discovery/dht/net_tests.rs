@@ -153,6 +153,7 @@ fn hostile_packets_and_tokens() {
             Query::GetPeers {
                 id: me,
                 info_hash: ih,
+                want: Default::default(),
             },
         ),
     );
@@ -181,6 +182,7 @@ fn hostile_packets_and_tokens() {
             Query::GetPeers {
                 id: me,
                 info_hash: ih,
+                want: Default::default(),
             },
         ),
     );
@@ -319,4 +321,99 @@ fn external_address_gives_a_bep42_id_and_the_table_survives() {
     assert_eq!(r.body, Body::Response(Response::id_only(new)));
     a.stop();
     b.stop();
+}
+
+/// BEP 32 on the wire: an IPv6 node answers `find_node` with `nodes6`
+/// (never `nodes`), `get_peers` with IPv6 values, and stores an IPv6
+/// querier's announce under its IPv6 address.
+#[test]
+fn ipv6_node_answers_nodes6_and_ipv6_values() {
+    use crate::proto::krpc::Want;
+    if UdpSocket::bind("[::1]:0").is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "no ::1 here");
+        eprintln!("SKIP: no IPv6 loopback");
+        return;
+    }
+    let v6cfg = |bootstrap| DhtConfig {
+        bind: "[::1]:0".parse().unwrap(),
+        ..cfg(bootstrap)
+    };
+    let dht = Dht::start(v6cfg(vec![])).unwrap();
+    let to = dht.local_addr();
+    // A second node joins, so the first has an IPv6 node to give.
+    let other = Dht::start(v6cfg(vec![to])).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let s = UdpSocket::bind("[::1]:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = NodeId([9; 20]);
+    for want in [Want::default(), Want { n4: true, n6: true }] {
+        let r = exchange(
+            &s,
+            to,
+            &query(
+                b"f1",
+                Query::FindNode {
+                    id: me,
+                    target: NodeId([1; 20]),
+                    want,
+                },
+            ),
+        );
+        let Body::Response(r) = r.body else {
+            panic!("{r:?}")
+        };
+        assert!(r.nodes.is_empty(), "{r:?}");
+        let addrs: Vec<SocketAddr> = r.nodes6.iter().map(|n| SocketAddr::V6(n.addr)).collect();
+        assert!(addrs.contains(&other.local_addr()), "{addrs:?}");
+    }
+    // Asking only for n4: an IPv6 node has no IPv4 table to offer.
+    let only4 = Want {
+        n4: true,
+        n6: false,
+    };
+    let r = exchange(
+        &s,
+        to,
+        &query(
+            b"f2",
+            Query::FindNode {
+                id: me,
+                target: NodeId([1; 20]),
+                want: only4,
+            },
+        ),
+    );
+    let Body::Response(r) = r.body else {
+        panic!("{r:?}")
+    };
+    assert!(r.nodes.is_empty() && r.nodes6.is_empty());
+    let ih = InfoHash([0x66; 20]);
+    let gp = |tid: &[u8]| {
+        query(
+            tid,
+            Query::GetPeers {
+                id: me,
+                info_hash: ih,
+                want: Want::default(),
+            },
+        )
+    };
+    let Body::Response(r) = exchange(&s, to, &gp(b"g1")).body else {
+        panic!()
+    };
+    let token = r.token.unwrap();
+    let ann = Query::AnnouncePeer {
+        id: me,
+        info_hash: ih,
+        port: 7777,
+        token,
+        implied_port: false,
+    };
+    exchange(&s, to, &query(b"a1", ann));
+    let Body::Response(r) = exchange(&s, to, &gp(b"g2")).body else {
+        panic!()
+    };
+    assert_eq!(r.values, vec!["[::1]:7777".parse::<SocketAddr>().unwrap()]);
+    dht.stop();
+    other.stop();
 }

@@ -10,11 +10,10 @@
 //! per-IP rate-limit table.
 
 use super::bootstrap::{self, Resolved, Resolver, Router, RESOLVE_TIMEOUT};
+use super::family::{bound_answer, compact_nodes, own_ip_towards, usable_nodes};
 use super::routing::{Contact, NodeId, RoutingTable, K};
 use super::token::Tokens;
-use crate::proto::krpc::{
-    self, Body, CompactNode, Message, Query, Response, ERROR_PROTOCOL, MAX_VALUES,
-};
+use crate::proto::krpc::{self, Body, Message, Query, Response, Want, ERROR_PROTOCOL, MAX_VALUES};
 use crate::proto::metainfo::InfoHash;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::collections::{HashMap, HashSet};
@@ -155,7 +154,7 @@ impl Dht {
         node.inbound = inbound;
         let shared_id = std::sync::Arc::clone(&node.shared_id);
         let thread = std::thread::Builder::new()
-            .name("dht".into())
+            .name(if local_addr.is_ipv6() { "dht6" } else { "dht" }.into())
             .stack_size(crate::util::SERVICE_STACK)
             .spawn(move || node.run(rx))?;
         Ok(Dht {
@@ -189,18 +188,29 @@ impl Dht {
     /// Look up peers for `ih` (iterative `get_peers`), blocking until the
     /// lookup converges or `timeout` (capped at 60 s) passes. Peers we store
     /// ourselves are included. Empty if the node has stopped.
+    #[allow(dead_code)] // the session looks up both families at once (`lookup_all`)
     pub fn get_peers(&self, ih: InfoHash, timeout: Duration) -> Vec<SocketAddr> {
+        self.start_get_peers(ih, timeout)
+            .and_then(|rx| {
+                rx.recv_timeout(timeout.min(MAX_LOOKUP_TIME) + Duration::from_secs(1))
+                    .ok()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Start a `get_peers` lookup; its peers arrive on the receiver
+    /// (within `timeout`, capped at 60 s). None if the node has stopped.
+    pub(crate) fn start_get_peers(
+        &self,
+        ih: InfoHash,
+        timeout: Duration,
+    ) -> Option<Receiver<Vec<SocketAddr>>> {
         let timeout = timeout.min(MAX_LOOKUP_TIME);
         let (reply, rx) = crossbeam_channel::bounded(1);
-        if self
-            .tx
+        self.tx
             .send(Command::GetPeers { ih, timeout, reply })
-            .is_err()
-        {
-            return Vec::new();
-        }
-        rx.recv_timeout(timeout + Duration::from_secs(1))
-            .unwrap_or_default()
+            .ok()?;
+        Some(rx)
     }
 
     /// Announce that we serve `ih` on TCP `port`: a `get_peers` lookup,
@@ -424,12 +434,18 @@ struct Node {
     /// Routers whose failure was logged (each is logged once).
     router_failures: HashSet<Router>,
     logged_no_routers: bool,
+    /// The node's family (BEP 32): IPv6 when its socket is.
+    v6: bool,
 }
 
 impl Node {
-    fn new(socket: UdpSocket, id: NodeId, cfg: DhtConfig) -> Node {
+    fn new(socket: UdpSocket, id: NodeId, mut cfg: DhtConfig) -> Node {
         let now = Instant::now();
+        let v6 = socket.local_addr().is_ok_and(|a| a.is_ipv6());
+        // Only nodes of our family can be reached from our socket.
+        cfg.bootstrap.retain(|a| a.is_ipv6() == v6);
         Node {
+            v6,
             socket,
             inbound: None,
             id,
@@ -768,10 +784,12 @@ impl Node {
                 Purpose::FindNode => Query::FindNode {
                     id: self.id,
                     target: l.target,
+                    want: Want::default(),
                 },
                 Purpose::GetPeers { .. } => Query::GetPeers {
                     id: self.id,
                     info_hash: InfoHash(l.target.0),
+                    want: Want::default(),
                 },
             };
             let c = &mut l.candidates[i];
@@ -963,17 +981,6 @@ impl Node {
         self.pending.remove(&tid)
     }
 
-    fn compact_closest(&self, target: &NodeId, now: Instant) -> Vec<CompactNode> {
-        self.table
-            .closest(target, K, now)
-            .into_iter()
-            .filter_map(|(id, addr)| match addr {
-                SocketAddr::V4(addr) => Some(CompactNode { id, addr }),
-                SocketAddr::V6(_) => None,
-            })
-            .collect()
-    }
-
     fn query(&mut self, tid: Vec<u8>, q: Query, from: SocketAddr, size: usize, now: Instant) {
         let qid = q.id();
         // A querier whose address answered one of our queries is verified;
@@ -988,31 +995,37 @@ impl Node {
         }
         let body = match q {
             Query::Ping { .. } => Body::Response(Response::id_only(self.id)),
-            Query::FindNode { target, .. } => Body::Response(Response {
-                id: self.id,
-                nodes: self.compact_closest(&target, now),
-                values: Vec::new(),
-                token: None,
-            }),
-            Query::GetPeers { info_hash, .. } => {
-                let mut values: Vec<std::net::SocketAddrV4> = self
+            Query::FindNode { target, want, .. } => {
+                let closest = self.table.closest(&target, K, now);
+                let (nodes, nodes6) = compact_nodes(closest, self.v6, want);
+                Body::Response(Response {
+                    nodes,
+                    nodes6,
+                    ..Response::id_only(self.id)
+                })
+            }
+            Query::GetPeers {
+                info_hash, want, ..
+            } => {
+                // Peers of the querier's family only (BEP 32).
+                let mut values: Vec<SocketAddr> = self
                     .store
                     .get(&info_hash, now, MAX_VALUES)
                     .into_iter()
-                    .filter_map(|p| match p {
-                        SocketAddr::V4(p) => Some(p),
-                        SocketAddr::V6(_) => None,
-                    })
+                    .filter(|p| p.is_ipv6() == from.is_ipv6())
                     .collect();
                 if let Some(&port) = self.own.get(&info_hash) {
-                    if let Some(me) = own_ipv4_towards(from) {
-                        values.insert(0, std::net::SocketAddrV4::new(me, port));
+                    if let Some(me) = own_ip_towards(from) {
+                        values.insert(0, SocketAddr::new(me, port));
                         values.truncate(MAX_VALUES);
                     }
                 }
+                let closest = self.table.closest(&info_hash.into(), K, now);
+                let (nodes, nodes6) = compact_nodes(closest, self.v6, want);
                 Body::Response(Response {
                     id: self.id,
-                    nodes: self.compact_closest(&info_hash.into(), now),
+                    nodes,
+                    nodes6,
                     values,
                     token: Some(self.tokens.token(from.ip(), now)),
                 })
@@ -1058,6 +1071,7 @@ impl Node {
             return;
         };
         let own = self.id;
+        let nodes = usable_nodes(&r, self.v6);
         let Some(l) = self.lookups.get_mut(&key) else {
             return;
         };
@@ -1066,11 +1080,10 @@ impl Node {
             c.id = Some(r.id);
             c.token = r.token;
         }
-        for n in &r.nodes {
-            l.add_candidate(&own, Some(n.id), SocketAddr::V4(n.addr));
+        for (id, addr) in nodes {
+            l.add_candidate(&own, Some(id), addr);
         }
         for v in r.values {
-            let v = SocketAddr::V4(v);
             if l.peers.len() < MAX_LOOKUP_PEERS && !l.peers.contains(&v) {
                 l.peers.push(v);
             }
@@ -1083,52 +1096,9 @@ impl Node {
     }
 }
 
-/// Shrink an answer (values first, then nodes) until it encodes to at most
-/// `limit` bytes (or has neither left).
-fn bound_answer(msg: &mut Message, limit: usize) {
-    loop {
-        let len = msg.encode().len();
-        if len <= limit {
-            return;
-        }
-        let Body::Response(r) = &mut msg.body else {
-            return;
-        };
-        let over = len - limit;
-        if !r.values.is_empty() {
-            // Each compact peer is an 8-byte string (`6:` + 6 bytes).
-            let n = r.values.len().saturating_sub(over.div_ceil(8).max(1));
-            r.values.truncate(n);
-        } else if !r.nodes.is_empty() {
-            let n = r.nodes.len().saturating_sub(over.div_ceil(26).max(1));
-            r.nodes.truncate(n);
-        } else {
-            return;
-        }
-    }
-}
-
 fn protocol_error(msg: &str) -> Body {
     Body::Error(krpc::Error {
         code: ERROR_PROTOCOL,
         msg: msg.to_string(),
     })
-}
-
-/// Our IPv4 address as `to` would see it: loopback for loopback, else the
-/// source address the kernel picks for a route to `to` (a connected UDP
-/// socket sends nothing).
-fn own_ipv4_towards(to: SocketAddr) -> Option<std::net::Ipv4Addr> {
-    let SocketAddr::V4(v4) = to else {
-        return None;
-    };
-    if v4.ip().is_loopback() {
-        return Some(std::net::Ipv4Addr::LOCALHOST);
-    }
-    let s = UdpSocket::bind("0.0.0.0:0").ok()?;
-    s.connect(to).ok()?;
-    match s.local_addr().ok()? {
-        SocketAddr::V4(a) if !a.ip().is_unspecified() => Some(*a.ip()),
-        _ => None,
-    }
 }

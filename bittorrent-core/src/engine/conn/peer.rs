@@ -194,6 +194,9 @@ pub struct PeerContext {
     /// The session's DHT node, if any: peers' `port` messages feed it, and
     /// peers that support the DHT get ours.
     pub dht: Option<Arc<crate::discovery::dht::Dht>>,
+    /// The session's IPv6 DHT node (BEP 32), beside a dual-stack listener:
+    /// a `port` message over IPv6 names a node of the IPv6 DHT.
+    pub dht6: Option<Arc<crate::discovery::dht::Dht>>,
     /// The torrent's info dictionary, served to peers with `ut_metadata`
     /// (BEP 9) so that they can start from a magnet link.
     pub info_bytes: Arc<Vec<u8>>,
@@ -205,6 +208,21 @@ pub struct PeerContext {
     /// Copies of each piece sent, and whether requests are steered to the
     /// least spread pieces (`torrent::seeding`).
     pub spread: Spread,
+    /// Our own IPv6 address, if we have a usable one (sent as `ipv6`).
+    pub own_v6: Option<std::net::Ipv6Addr>,
+}
+
+impl PeerContext {
+    /// Our DHT node that speaks `peer`'s family: the IPv6 node for an IPv6
+    /// peer beside a dual-stack listener, else the main node when its
+    /// socket is of that family.
+    pub fn dht_for(&self, peer: SocketAddr) -> Option<&Arc<crate::discovery::dht::Dht>> {
+        let peer_v6 = peer.ip().to_canonical().is_ipv6();
+        [&self.dht, &self.dht6]
+            .into_iter()
+            .flatten()
+            .find(|d| d.local_addr().is_ipv6() == peer_v6)
+    }
 }
 
 /// Limits a peer thread enforces.
@@ -469,8 +487,10 @@ impl<'a> Connection<'a> {
                 c.send(&Message::AllowedFast(i));
             }
         }
-        // BEP 5: tell a DHT-capable peer where our DHT node listens.
-        if let (Some(dht), true) = (&ctx.dht, hs.reserved[7] & 0x01 != 0 && !ctx.private) {
+        // BEP 5: tell a DHT-capable peer where our DHT node of the
+        // connection's family listens (BEP 32).
+        let dht_peer = hs.reserved[7] & 0x01 != 0 && !ctx.private;
+        if let (Some(dht), true) = (ctx.dht_for(addr), dht_peer) {
             c.send(&Message::Port(dht.local_addr().port()));
         }
         if c.ext {
@@ -483,6 +503,7 @@ impl<'a> Connection<'a> {
                 p: Some(ctx.listen_port),
                 v: Some(format!("peer {}", env!("CARGO_PKG_VERSION"))),
                 yourip: Some(addr.ip()),
+                ipv6: ctx.own_v6,
                 reqq: Some(ctx.limits.max_upload_queue as u32),
                 metadata_size: Some(ctx.info_bytes.len() as u64),
                 ..Default::default()

@@ -3,4 +3,5 @@
 pub(crate) mod bind;
 pub(crate) mod listener;
 pub mod mse;
+pub mod own_v6;
 pub mod rate_limit;

@@ -15,6 +15,14 @@ pub struct Config {
     /// on one port (dual stack; `0.0.0.0` on a host without IPv6); any
     /// other address binds only itself (`0.0.0.0`: IPv4 only).
     pub listen_addr: IpAddr,
+    /// More addresses to listen on, on the same port (default none). At
+    /// most one, of the other family than `listen_addr`: an IPv4 and an
+    /// IPv6 address, e.g. one interface of each family. The IPv4 one
+    /// carries the UDP tracker and the DHT, the IPv6 one the UDP tracker
+    /// over IPv6 and the IPv6 DHT (BEP 32). More than one, two of one
+    /// family, or any beside `listen_addr` `[::]` (already both families)
+    /// is refused by [`Session::start`](crate::Session::start).
+    pub extra_listen_addrs: Vec<IpAddr>,
     /// Port to listen on (default 6881; 0 picks a free port).
     pub listen_port: u16,
     /// The first 8 bytes of our peer id (Azureus style, default `-PE0001-`).
@@ -122,6 +130,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen_addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            extra_listen_addrs: Vec::new(),
             listen_port: 6881,
             peer_id_prefix: "-PE0001-".into(),
             max_peers_per_torrent: 50,

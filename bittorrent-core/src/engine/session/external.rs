@@ -162,6 +162,17 @@ impl ExternalAddresses {
         None
     }
 
+    /// Whether `ip` is an external address we believe: the gateway's, or
+    /// one that at least [`MIN_VOTES`] distinct peers or trackers agree
+    /// on. Such an address is never dialled (it is us); one report alone
+    /// cannot make us shun a host.
+    pub(crate) fn is_confirmed(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.entries
+            .iter()
+            .any(|e| e.ip == ip && (e.source == ExternalSource::Gateway || e.votes >= MIN_VOTES))
+    }
+
     /// Every report, the best IPv4 address first.
     pub(crate) fn list(&self) -> Vec<ExternalAddress> {
         let mut v = self.entries.clone();

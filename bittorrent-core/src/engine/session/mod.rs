@@ -18,10 +18,12 @@ pub(crate) mod external;
 pub(crate) mod shared;
 
 mod add;
+mod dht_nodes;
+mod local_discovery;
 pub use add::{AddTorrent, TorrentSource};
 
 use crate::discovery::announcer::{self, AnnounceTarget};
-use crate::discovery::lsd::{Lsd, LsdConfig};
+use crate::discovery::lsd::Lsd;
 use crate::discovery::tracker::TrackerServer;
 use crate::engine::net::listener::accept_loop;
 use crate::engine::net::mse::Encryption;
@@ -39,7 +41,7 @@ use crate::engine::torrent::status::{SeedGoal, TorrentStatus};
 use crate::error::{Error, Result};
 use crate::proto::magnet::Magnet;
 use crate::proto::metainfo::{InfoHash, Metainfo};
-use crate::state::{dht_table, torrents as saved};
+use crate::state::torrents as saved;
 use crossbeam_channel::Receiver;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -56,6 +58,8 @@ pub(crate) use crate::util::SERVICE_STACK;
 #[derive(Default)]
 struct Threads {
     listener: Option<JoinHandle<()>>,
+    /// The second listener (`Config::extra_listen_addrs`).
+    listener2: Option<JoinHandle<()>>,
     udp: Option<JoinHandle<()>>,
     udp6: Option<JoinHandle<()>>,
     lsd_router: Option<JoinHandle<()>>,
@@ -80,6 +84,8 @@ struct Inner {
     udp_addrs: Vec<SocketAddr>,
     /// The `portmap` thread, when port mapping is on.
     portmap: Mutex<Option<crate::portmap::PortMapper>>,
+    /// The second TCP listener's address (`Config::extra_listen_addrs`).
+    second_addr: Option<SocketAddr>,
 }
 
 /// A running session. Dropping it shuts it down.
@@ -103,10 +109,19 @@ impl Session {
     /// Bind the listening port and start the shared threads.
     pub fn start(config: Config) -> Result<Session> {
         let bind = SocketAddr::new(config.listen_addr, config.listen_port);
-        let listener = crate::engine::net::bind::tcp_listener(bind.ip(), bind.port())
-            .map_err(|e| Error::io(format!("listen on {bind}"), e))?;
+        let (listener, listener2) = crate::engine::net::bind::tcp_listeners(
+            bind.ip(),
+            bind.port(),
+            &config.extra_listen_addrs,
+        )
+        .map_err(|e| Error::io(format!("listen on {bind}"), e))?;
         let local_addr = listener
             .local_addr()
+            .map_err(|e| Error::io("listening address", e))?;
+        let second_addr = listener2
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()
             .map_err(|e| Error::io("listening address", e))?;
         if let Err(e) = config.save(local_addr.port()) {
             log::warn!("cannot save the session configuration: {e}");
@@ -118,12 +133,14 @@ impl Session {
         // (BEP 15) and the DHT, told apart by their first byte by the `udp`
         // thread (`discovery::udp`). So `--dht-bootstrap IP:PORT` with a
         // peer's listening address joins its DHT.
-        // With a dual-stack listener the DHT's socket is IPv4 (`0.0.0.0`)
-        // and a second, IPv6-only socket serves the UDP tracker.
+        // With a dual-stack listener that socket is IPv4 (`0.0.0.0`) and a
+        // second, IPv6-only socket serves the UDP tracker over IPv6 and the
+        // IPv6 DHT (BEP 32).
         let (udp_socket, udp6_socket) = if config.enable_tracker || config.dht {
-            let (s, s6) = crate::engine::net::bind::udp_sockets(local_addr)
+            let second = second_addr.map(|a| a.ip());
+            let (s, s6) = crate::engine::net::bind::udp_sockets(local_addr, second)
                 .map_err(|e| Error::io(format!("bind UDP on {local_addr}"), e))?;
-            (Some(s), s6.filter(|_| config.enable_tracker))
+            (Some(s), s6)
         } else {
             (None, None)
         };
@@ -133,34 +150,16 @@ impl Session {
             .filter_map(|s| s.local_addr().ok())
             .collect();
         let (dht_in_tx, dht_in_rx) = crossbeam_channel::bounded(1024);
-        let dht = if let (true, Some(sock)) = (config.dht, &udp_socket) {
-            let mut bootstrap = config.dht_bootstrap.clone();
-            if let Some(dir) = &config.state_dir {
-                bootstrap.extend(dht_table::load(&dir.join("dht.benc")));
-            }
-            let cfg = crate::discovery::dht::DhtConfig {
-                bind: sock.local_addr().unwrap_or(local_addr),
-                bootstrap,
-                routers: config.dht_routers.clone(),
-                resolver: config.dht_resolver.clone(),
-                ..Default::default()
-            };
-            let started = sock
-                .try_clone()
-                .and_then(|s| crate::discovery::dht::Dht::start_shared(cfg, s, dht_in_rx));
-            match started {
-                Ok(d) => {
-                    log::info!("DHT node on {}", d.local_addr());
-                    Some(Arc::new(d))
-                }
-                Err(e) => {
-                    log::warn!("DHT disabled: {e}");
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let (dht6_in_tx, dht6_in_rx) = crossbeam_channel::bounded(1024);
+        let dht = udp_socket
+            .as_ref()
+            .filter(|_| config.dht)
+            .and_then(|s| dht_nodes::start(&config, s, dht_in_rx, None));
+        // BEP 32: the IPv6 DHT beside a dual-stack listener, same node id.
+        let dht6 = udp6_socket
+            .as_ref()
+            .filter(|_| config.dht)
+            .and_then(|s| dht_nodes::start(&config, s, dht6_in_rx, dht.as_ref().map(|d| d.id())));
         let shared = Arc::new(Shared {
             rates: Arc::new(RatePair::new(
                 config.max_download_rate,
@@ -182,8 +181,15 @@ impl Session {
             shutting_down: Arc::new(AtomicBool::new(false)),
             tracker: Arc::new(TrackerServer::new(config_tracker)),
             dht,
+            dht6,
             events: EventBus::default(),
             external: Mutex::new(external::ExternalAddresses::default()),
+            own_v6: crate::engine::net::own_v6::probe_own_v6(
+                std::iter::once(local_addr)
+                    .chain(second_addr)
+                    .find(|a| a.is_ipv6())
+                    .map_or(local_addr.ip(), |a| a.ip()),
+            ),
         });
         // Our own entry in our tracker is never evicted to make room.
         shared.tracker.set_own_peer_id(shared.peer_id);
@@ -208,49 +214,37 @@ impl Session {
                     .map_err(|e| Error::io("start UDP thread", e))?,
             );
         }
-        // The IPv6 UDP tracker (BEP 15 over IPv6), when the listener is
-        // dual stack.
+        // The IPv6 UDP tracker (BEP 15 over IPv6) and the IPv6 DHT (BEP
+        // 32), when the listener is dual stack.
         if let Some(sock) = udp6_socket {
-            let tracker = Some(shared.tracker.clone());
+            let tracker = shared.config.enable_tracker.then(|| shared.tracker.clone());
+            let to_dht = shared.dht6.is_some().then_some(dht6_in_tx);
             let stop = shared.shutting_down.clone();
             threads.udp6 = Some(
                 std::thread::Builder::new()
                     .name("udp6".into())
                     .stack_size(SERVICE_STACK)
                     .spawn(move || {
-                        if let Err(e) = crate::discovery::udp::run(&sock, tracker, None, &stop) {
+                        if let Err(e) = crate::discovery::udp::run(&sock, tracker, to_dht, &stop) {
                             log::warn!("IPv6 UDP socket stopped: {e}");
                         }
                     })
                     .map_err(|e| Error::io("start UDP thread", e))?,
             );
         }
-        // BEP 14: the lsd thread reports (info-hash, peer) pairs; a small
-        // router thread hands them to the torrents and magnet links.
-        let mut lsd = None;
-        if shared.config.lsd {
-            let (found_tx, found_rx) = crossbeam_channel::bounded(256);
-            let cfg = LsdConfig {
-                port: local_addr.port(),
-                // IPv6 too where the host has it (a failure to join is
-                // logged and LSD goes on over IPv4).
-                ipv6: true,
-                ..Default::default()
-            };
-            match Lsd::start(cfg, found_tx) {
-                Ok(l) => {
-                    let s3 = shared.clone();
-                    threads.lsd_router = Some(
-                        std::thread::Builder::new()
-                            .name("lsd-router".into())
-                            .stack_size(SERVICE_STACK)
-                            .spawn(move || route_lsd(found_rx, s3))
-                            .map_err(|e| Error::io("start LSD router thread", e))?,
-                    );
-                    lsd = Some(l);
-                }
-                Err(e) => log::warn!("local service discovery disabled: {e}"),
-            }
+        // BEP 14: the lsd thread, and its router to the torrents.
+        let listens: Vec<SocketAddr> = std::iter::once(local_addr).chain(second_addr).collect();
+        let (lsd, lsd_router) = local_discovery::start(&shared, &listens)?;
+        threads.lsd_router = lsd_router;
+        if let Some(l2) = listener2 {
+            let s2 = shared.clone();
+            threads.listener2 = Some(
+                std::thread::Builder::new()
+                    .name("listener".into())
+                    .stack_size(SERVICE_STACK)
+                    .spawn(move || accept_loop(l2, s2))
+                    .map_err(|e| Error::io("start listener thread", e))?,
+            );
         }
         let s2 = shared.clone();
         threads.listener = Some(
@@ -260,7 +254,10 @@ impl Session {
                 .spawn(move || accept_loop(listener, s2))
                 .map_err(|e| Error::io("start listener thread", e))?,
         );
-        log::info!("listening on {local_addr}");
+        match second_addr {
+            Some(a) => log::info!("listening on {local_addr} and {a}"),
+            None => log::info!("listening on {local_addr}"),
+        }
         let a = announcer::Announcer::start(shared.clone())
             .map_err(|e| Error::io("start announcer thread", e))?;
         let client = a.client();
@@ -274,6 +271,7 @@ impl Session {
                 lsd: Mutex::new(lsd),
                 announcer: client,
                 udp_addrs,
+                second_addr,
             }),
         })
     }
@@ -281,6 +279,14 @@ impl Session {
     /// The address the session listens on (with the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.shared.local_addr
+    }
+
+    /// Every address the session listens on (TCP): [`Session::local_addr`],
+    /// then the second address of `Config::extra_listen_addrs` if any.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.inner.shared.local_addr)
+            .chain(self.inner.second_addr)
+            .collect()
     }
 
     /// One line saying what the session listens on: TCP (peer wire and,
@@ -299,19 +305,30 @@ impl Session {
             udp.push("DHT");
         }
         let mut line = format!("TCP {a} ({})", tcp.join(" + "));
+        if let Some(a2) = self.inner.second_addr {
+            line.push_str(&format!(", TCP {a2} ({})", tcp.join(" + ")));
+        }
         for (i, u) in self.inner.udp_addrs.iter().enumerate() {
-            // The second socket (IPv6 beside an IPv4 DHT) is the tracker's only.
+            // The second socket (IPv6 beside a dual-stack listener): the
+            // tracker and the IPv6 DHT.
             let what = if i == 0 {
                 udp.join(" + ")
             } else {
-                "UDP tracker".into()
+                let mut w = Vec::new();
+                if c.enable_tracker {
+                    w.push("UDP tracker");
+                }
+                if self.inner.shared.dht6.is_some() {
+                    w.push("DHT");
+                }
+                w.join(" + ")
             };
             if !what.is_empty() {
                 line.push_str(&format!(", UDP {u} ({what})"));
             }
         }
-        if self.inner.lsd.lock().is_some() {
-            line.push_str(&format!(", LSD {}", crate::proto::lsd::HOST_V4));
+        if let Some(l) = self.inner.lsd.lock().as_ref() {
+            line.push_str(&format!(", LSD {}", l.groups().join(" + ")));
         }
         line
     }
@@ -325,10 +342,16 @@ impl Session {
     /// Peers of `ih` found through the DHT (blocking up to `timeout`);
     /// empty without a DHT.
     pub fn dht_get_peers(&self, ih: &InfoHash, timeout: Duration) -> Vec<SocketAddr> {
-        match &self.inner.shared.dht {
-            Some(d) => d.get_peers(*ih, timeout),
-            None => Vec::new(),
-        }
+        let s = &self.inner.shared;
+        let dhts: Vec<&crate::discovery::dht::Dht> =
+            s.dht.iter().chain(&s.dht6).map(|d| &**d).collect();
+        crate::discovery::dht::lookup_all(&dhts, *ih, timeout, None)
+    }
+
+    /// The IPv6 DHT node's UDP address (BEP 32), when it runs: beside a
+    /// dual-stack listener, on the IPv6 socket of the same port number.
+    pub fn dht6_addr(&self) -> Option<SocketAddr> {
+        self.inner.shared.dht6.as_ref().map(|d| d.local_addr())
     }
 
     /// Our peer id.
@@ -784,16 +807,20 @@ impl Inner {
             a.join();
         }
         self.shared.registry.write().clear();
-        // Wake the blocked accept with a connection to ourselves.
-        let mut wake = self.shared.local_addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake.ip() {
-                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-            });
+        // Wake the blocked accepts with a connection to ourselves.
+        for mut wake in std::iter::once(self.shared.local_addr).chain(self.second_addr) {
+            if wake.ip().is_unspecified() {
+                wake.set_ip(match wake.ip() {
+                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                });
+            }
+            let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
         }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        if let Some(h) = th.listener.take() {
+        for h in [th.listener.take(), th.listener2.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = h.join();
         }
         if let Some(h) = th.udp.take() {
@@ -805,8 +832,10 @@ impl Inner {
         if let Some(l) = self.lsd.lock().take() {
             l.stop();
         }
-        if let (Some(d), Some(dir)) = (&self.shared.dht, &self.shared.config.state_dir) {
-            dht_table::save(&dir.join("dht.benc"), &d.routing_table_nodes());
+        if let Some(dir) = &self.shared.config.state_dir {
+            if self.shared.dht.is_some() || self.shared.dht6.is_some() {
+                dht_nodes::save(dir, [self.shared.dht.as_ref(), self.shared.dht6.as_ref()]);
+            }
         }
         if let Some(h) = th.lsd_router.take() {
             let _ = h.join();
@@ -828,26 +857,6 @@ fn delete_files(storage: &Storage, name: &str) -> Result<()> {
         name: name.to_string(),
         source: e,
     })
-}
-
-/// Hand peers found by LSD to their torrents (never private ones) and to
-/// magnet links looking for their metadata, until the session stops.
-fn route_lsd(found: Receiver<(InfoHash, SocketAddr)>, shared: Arc<Shared>) {
-    // Blocks until the lsd thread reports something; its end (at session
-    // stop) disconnects the channel and ends this loop.
-    while let Ok((ih, addr)) = found.recv() {
-        if shared.is_shutting_down() {
-            return;
-        }
-        let private = shared
-            .registry
-            .read()
-            .get(&ih.0)
-            .is_some_and(|t| t.metainfo.info.private);
-        if !private && shared.add_peers(&ih, vec![addr]) {
-            log::debug!("lsd: {addr} has {ih}");
-        }
-    }
 }
 
 /// One file of a torrent, as [`Session::files`] reports it.

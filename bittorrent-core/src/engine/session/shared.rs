@@ -104,6 +104,9 @@ pub(crate) struct Shared {
     pub(crate) shutting_down: Arc<AtomicBool>,
     pub(crate) tracker: Arc<TrackerServer>,
     pub(crate) dht: Option<Arc<Dht>>,
+    /// The IPv6 DHT node (BEP 32) beside a dual-stack listener, on the
+    /// `udp6` thread's socket; `dht` is then the IPv4 one.
+    pub(crate) dht6: Option<Arc<Dht>>,
     /// Subscribers of `Session::events`.
     pub(crate) events: EventBus,
     /// Our external addresses as reported (`session::external`).
@@ -115,6 +118,9 @@ pub(crate) struct Shared {
     /// Verified pieces kept for uploading, over every torrent
     /// (`recent_pieces::SESSION_KEEP_MEMORY`).
     pub(crate) kept_memory: Arc<crate::engine::storage::piece_buffer::MemoryBudget>,
+    /// Our own usable IPv6 address, found once at start (`ipv6` of the
+    /// extended handshake).
+    pub(crate) own_v6: Option<std::net::Ipv6Addr>,
 }
 
 impl Shared {
@@ -146,10 +152,13 @@ impl Shared {
     /// Whether `a` is our own listening address (never dial ourselves).
     pub(crate) fn is_own_address(&self, a: &SocketAddr) -> bool {
         let ip = a.ip().to_canonical();
+        let listen = self.local_addr.ip().to_canonical();
         a.port() == self.local_addr.port()
-            && (ip == self.local_addr.ip()
+            && (ip == listen
                 || ip.is_loopback()
-                || self.local_addr.ip().is_unspecified() && is_local_ip(ip))
+                || listen.is_unspecified() && is_local_ip(ip)
+                || self.external.lock().is_confirmed(ip)
+                || self.own_v6.is_some_and(|v6| ip == IpAddr::V6(v6)))
     }
 
     /// Give addresses to a torrent or to a magnet link still looking for

@@ -183,6 +183,8 @@ pub(crate) struct Torrent {
     uploaded_closed: u64,
     hash_failures: u32,
     pex_learned: usize,
+    /// Addresses refused by `Shared::dialable` (status).
+    refused_addresses: usize,
     checked_pieces: u32,
     resumed: bool,
     resume_dirty: bool,
@@ -250,12 +252,14 @@ pub(crate) fn spawn(
         private: metainfo.info.private,
         info_bytes: Arc::new(metainfo.info_bytes.clone()),
         dht: shared.dht.clone(),
+        dht6: shared.dht6.clone(),
         encryption: shared.config.encryption,
         throttle: Throttle {
             session: shared.rates.clone(),
             torrent: rates.clone(),
         },
         spread: seeding::Spread::new(layout.num_pieces as usize),
+        own_v6: shared.own_v6,
     });
     let status = TorrentStatus {
         info_hash: metainfo.info_hash,
@@ -275,6 +279,7 @@ pub(crate) fn spawn(
         uploaded_from_memory: 0,
         tracker: Default::default(),
         peers_from_pex: 0,
+        refused_addresses: 0,
         checked_pieces: 0,
         resumed: false,
         paused,
@@ -341,6 +346,7 @@ pub(crate) fn spawn(
         uploaded_closed: 0,
         hash_failures: 0,
         pex_learned: 0,
+        refused_addresses: 0,
         checked_pieces: 0,
         resumed: false,
         resume_dirty: false,
@@ -675,6 +681,7 @@ impl Torrent {
         s.hash_failures = self.hash_failures;
         s.uploaded_from_memory = self.me.peer_ctx.recent.sent();
         s.peers_from_pex = self.pex_learned;
+        s.refused_addresses = self.refused_addresses;
         s.checked_pieces = self.checked_pieces;
         // `paused` is not written here: the session owns it (set at add and by
         // `Session::pause`/`resume` the moment they are called), so a snapshot

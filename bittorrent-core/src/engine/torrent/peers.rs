@@ -500,7 +500,15 @@ impl Torrent {
 
     pub(super) fn add_candidates(&mut self, addrs: Vec<SocketAddr>) {
         let shared = &self.shared;
-        let fresh = addrs.into_iter().filter_map(|a| shared.dialable(a));
+        let n = addrs.len();
+        let fresh: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter_map(|a| shared.dialable(a))
+            .collect();
+        if fresh.len() < n {
+            log::debug!("refused {} undialable addresses", n - fresh.len());
+            self.refused_addresses += n - fresh.len();
+        }
         self.candidates.add(fresh, Instant::now());
     }
 

@@ -94,6 +94,11 @@ pub struct TorrentStatus {
     pub tracker: TrackerStatus,
     /// Addresses learned from peer exchange (BEP 11) so far.
     pub peers_from_pex: usize,
+    /// Addresses handed to the torrent (by a tracker, PEX, the DHT, LSD
+    /// or the user) and refused as never worth a dial: port 0,
+    /// unspecified, multicast, broadcast, IPv6 link-local,
+    /// IPv4-compatible, or our own (listening or external) address.
+    pub refused_addresses: usize,
     /// Pieces hashed by the start-up check (0 when resume data was trusted).
     pub checked_pieces: u32,
     /// Whether the start-up state came from resume data.
@@ -160,6 +165,7 @@ impl TorrentStatus {
             uploaded_from_memory: 0,
             tracker: TrackerStatus::default(),
             peers_from_pex: 0,
+            refused_addresses: 0,
             checked_pieces: 0,
             resumed: false,
             paused: false,

@@ -9,10 +9,13 @@ impl Connection<'_> {
         match m {
             Message::KeepAlive | Message::SuggestPiece(_) => {}
             Message::Port(p) => {
-                // BEP 5: the peer runs a DHT node there; try it.
-                if let (Some(dht), Ok(addr)) = (&self.ctx.dht, self.stream.tcp().peer_addr()) {
-                    if p != 0 && !self.ctx.private {
-                        dht.add_node(SocketAddr::new(addr.ip().to_canonical(), p));
+                // BEP 5: the peer runs a DHT node there; try it, in the
+                // DHT of the connection's family (BEP 32).
+                if let Ok(addr) = self.stream.tcp().peer_addr() {
+                    let node = SocketAddr::new(addr.ip().to_canonical(), p);
+                    if let (Some(dht), true) = (self.ctx.dht_for(node), p != 0 && !self.ctx.private)
+                    {
+                        dht.add_node(node);
                     }
                 }
             }
