@@ -7,6 +7,8 @@
 use crate::args::CliError;
 use crate::cli::DaemonArgs;
 use crate::cmd::run::install_stop_handler;
+use crate::control::labels::Labels;
+use crate::control::transmission::{self, Rpc};
 use crate::control::{self, ControlInfo, Request, Response, Server};
 use crate::progress::Progress;
 use crate::web::{auth::Auth, Site};
@@ -42,29 +44,49 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
     if let Some(c) = corrupt {
         log::warn!("settings: {c}; using the default settings (and this command's flags) instead");
     }
+    let settings = transmission::config::load(&state).map_err(CliError::Failed)?;
     let mut flags = a.session;
     flags.state = Some(state.clone());
     flags.apply(&mut config);
+    let rpc_config = config.clone();
     let session = Arc::new(Session::start(config).map_err(|e| CliError::failed(&e))?);
     let events = session.events();
     let restored = session.restore().map_err(|e| CliError::failed(&e))?;
     let stop = install_stop_handler()?;
     let token = control::new_token();
-    let listener =
-        control::server::bind_local().map_err(|e| CliError::Failed(format!("control API: {e}")))?;
+    let rpc_port = a.rpc_port.or(settings.rpc_port).unwrap_or(0);
+    let listener = control::server::bind_local_port(rpc_port)
+        .map_err(|e| CliError::Failed(format!("control API: 127.0.0.1:{rpc_port}: {e}")))?;
     let control_addr = listener
         .local_addr()
         .map_err(|e| CliError::Failed(format!("control API: {e}")))?;
+    let labels = Arc::new(Labels::load(&state));
     let daemon = Arc::new(Daemon {
         session: Arc::downgrade(&session),
         control_addr,
         download_dir: std::env::current_dir().unwrap_or_else(|_| state.clone()),
+        labels: labels.clone(),
     });
-    let d = daemon.clone();
-    let site = Arc::new(Site::new(
-        Auth::new(token.clone(), control_addr.port()),
-        Box::new(move |r: &Request| d.handle(r)),
+    let rpc = Arc::new(Rpc::new(
+        Arc::downgrade(&session),
+        settings.clone(),
+        rpc_config,
+        settings
+            .download_dir
+            .clone()
+            .unwrap_or_else(|| daemon.download_dir.clone()),
+        state.clone(),
+        stop.clone(),
+        labels,
     ));
+    let d = daemon.clone();
+    let site = Arc::new(
+        Site::new(
+            Auth::new(token.clone(), control_addr.port()),
+            Box::new(move |r: &Request| d.handle(r)),
+        )
+        .with_transmission(rpc),
+    );
     let login_code = site.auth.new_code();
     let server =
         Server::start(listener, site).map_err(|e| CliError::Failed(format!("control API: {e}")))?;
@@ -121,6 +143,8 @@ struct Daemon {
     control_addr: std::net::SocketAddr,
     /// Suggested to the web page as where to save new torrents.
     download_dir: PathBuf,
+    /// Labels on torrents (shared with the Transmission RPC).
+    labels: Arc<Labels>,
 }
 
 /// `metadata`, `checking`, `downloading`, `seeding`, `finished`, `paused`,
@@ -238,11 +262,11 @@ impl Daemon {
         let parts: Vec<&str> = r.path.trim_matches('/').split('/').collect();
         match (r.method.as_str(), parts.as_slice()) {
             ("GET", ["status"]) => self.status(&session),
-            ("GET", ["torrents"]) => self.list(&session),
+            ("GET", ["torrents"]) => self.list(&session, r),
             ("POST", ["torrents"]) => self.add(&session, r),
             ("GET", ["torrents", id]) => match self.find(&session, id) {
                 Ok(ih) => match session.status(&ih) {
-                    Some(s) => Response::ok(torrent_json(&s)),
+                    Some(s) => Response::ok(self.with_labels(torrent_json(&s))),
                     None => Response::error(404, format!("no torrent {id}")),
                 },
                 Err(e) => e,
@@ -252,6 +276,10 @@ impl Daemon {
                     || Response::error(404, format!("no torrent {id}")),
                     Response::ok,
                 ),
+                Err(e) => e,
+            },
+            ("POST", ["torrents", id, "labels"]) => match self.find(&session, id) {
+                Ok(ih) => self.set_labels(&ih, r),
                 Err(e) => e,
             },
             ("POST", ["torrents", id, action @ ("pause" | "resume")]) => {
@@ -291,11 +319,14 @@ impl Daemon {
                     .status(&ih)
                     .is_some_and(|s| s.phase != Phase::Metadata);
                 match session.remove(&ih, delete_data) {
-                    Ok(()) => Response::ok(json!({
-                        "id": ih.to_hex(),
-                        "removed": true,
-                        "data_deleted": delete_data && has_data,
-                    })),
+                    Ok(()) => {
+                        self.labels.remove(&ih.to_hex());
+                        Response::ok(json!({
+                            "id": ih.to_hex(),
+                            "removed": true,
+                            "data_deleted": delete_data && has_data,
+                        }))
+                    }
                     Err(e) => error_response(&e),
                 }
             }
@@ -331,12 +362,55 @@ impl Daemon {
         }
     }
 
-    fn list(&self, session: &Session) -> Response {
+    /// A torrent object with its `labels` added.
+    fn with_labels(&self, mut t: Value) -> Value {
+        let labels = t["id"]
+            .as_str()
+            .map(|id| self.labels.get(id))
+            .unwrap_or_default();
+        t["labels"] = json!(labels);
+        t
+    }
+
+    /// `POST /torrents/ID/labels` with `{"labels": ["tv", ...]}`.
+    fn set_labels(&self, ih: &InfoHash, r: &Request) -> Response {
+        let v: Value = match serde_json::from_slice(&r.body) {
+            Ok(v) => v,
+            Err(e) => return Response::error(400, format!("body: not JSON: {e}")),
+        };
+        let Some(l) = v.get("labels") else {
+            return Response::error(400, "give \"labels\": a list of strings");
+        };
+        let labels = match crate::control::labels::from_json(l) {
+            Ok(l) => l,
+            Err(e) => return Response::error(400, e),
+        };
+        match self.labels.set(&ih.to_hex(), labels) {
+            Ok(()) => {
+                Response::ok(json!({"id": ih.to_hex(), "labels": self.labels.get(&ih.to_hex())}))
+            }
+            Err(e) => Response::error(500, e),
+        }
+    }
+
+    fn list(&self, session: &Session, r: &Request) -> Response {
         let mut st = session.torrents();
         st.sort_by(|a, b| a.name.cmp(&b.name).then(a.info_hash.0.cmp(&b.info_hash.0)));
         // Magnet links still fetching their metadata come last.
         st.sort_by_key(|s| s.phase == Phase::Metadata);
-        Response::ok(Value::Array(st.iter().map(torrent_json).collect()))
+        // `?label=NAME`: only the torrents with that label.
+        let label = r.param("label").map(percent_decode);
+        let list = st
+            .iter()
+            .map(|s| self.with_labels(torrent_json(s)))
+            .filter(|t| match &label {
+                None => true,
+                Some(l) => t["labels"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(l.as_str()))),
+            })
+            .collect();
+        Response::ok(Value::Array(list))
     }
 
     fn status(&self, session: &Session) -> Response {
@@ -369,11 +443,31 @@ impl Daemon {
         }))
     }
 
+    /// `POST /torrents`, with the `labels` key set once the torrent is in.
     fn add(&self, session: &Session, r: &Request) -> Response {
         let v: Value = match serde_json::from_slice(&r.body) {
             Ok(v) => v,
             Err(e) => return Response::error(400, format!("body: not JSON: {e}")),
         };
+        let labels = match v.get("labels").filter(|l| !l.is_null()) {
+            None => None,
+            Some(l) => match crate::control::labels::from_json(l) {
+                Ok(l) => Some(l),
+                Err(e) => return Response::error(400, e),
+            },
+        };
+        let mut resp = self.add_torrent(session, &v);
+        if let (Some(l), Some(id), true) = (labels, resp.body["id"].as_str(), resp.status < 300) {
+            let id = id.to_string();
+            if let Err(e) = self.labels.set(&id, l) {
+                return Response::error(500, e);
+            }
+            resp.body["labels"] = json!(self.labels.get(&id));
+        }
+        resp
+    }
+
+    fn add_torrent(&self, session: &Session, v: &Value) -> Response {
         let Some(dir) = v.get("dir").and_then(Value::as_str) else {
             return Response::error(400, "\"dir\" (an absolute directory) is required");
         };
@@ -382,7 +476,7 @@ impl Daemon {
             return Response::error(400, "\"dir\" must be an absolute path");
         }
         let paused = v.get("paused").and_then(Value::as_bool).unwrap_or(false);
-        let opts = match crate::cmd::daemon_api::AddOptions::from_body(&v) {
+        let opts = match crate::cmd::daemon_api::AddOptions::from_body(v) {
             Ok(o) => o,
             Err(e) => return e,
         };
@@ -410,6 +504,31 @@ impl Daemon {
             "give \"path\" (a .torrent file), \"torrent\" (its bytes, base64), \"url\" or \"magnet\"",
         )
     }
+}
+
+/// A query value with its `%XX` escapes (and `+`) decoded.
+fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (
+            b[i],
+            b.get(i + 1).and_then(|c| hex(*c)),
+            b.get(i + 2).and_then(|c| hex(*c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+            (b'+', _, _) => out.push(b' '),
+            (c, _, _) => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The HTTP status for a library error.

@@ -1,0 +1,365 @@
+//! The torrent methods of the Transmission RPC but `torrent-get`:
+//! `torrent-add`, `torrent-set`, `torrent-start(-now)`, `torrent-stop`,
+//! `torrent-remove`, and the ones the library cannot do yet (answered with
+//! an error that says so).
+
+use super::{Args, Rpc, RpcResult};
+use crate::control::labels;
+use bittorrent_core::{AddTorrent, Error, FilePriority, InfoHash, Magnet, Metainfo, Session};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// The info-hashes of `ids` (every torrent when absent).
+fn hashes(rpc: &Rpc, s: &Session, a: &Args) -> Result<Vec<InfoHash>, String> {
+    let (t, _) = rpc.select(s, a)?;
+    Ok(t.into_iter().map(|(_, t)| t.info_hash).collect())
+}
+
+fn lib_error(what: &str, e: &Error) -> String {
+    match e {
+        Error::NoMetadata(_) => format!("{what}: the torrent's metadata is not here yet"),
+        _ => format!("{what}: {e}"),
+    }
+}
+
+/// A `.torrent` file named by `filename`: an absolute path to a regular
+/// file ending in `.torrent`, at most 8 MiB, outside the state directory
+/// (which holds the control token). Anything else is refused unread.
+fn read_torrent_file(rpc: &Rpc, name: &str) -> Result<Vec<u8>, String> {
+    let p = Path::new(name);
+    if !p.is_absolute() {
+        return Err(format!("filename: not an absolute path: {name}"));
+    }
+    let real = std::fs::canonicalize(p).map_err(|e| format!("filename: {name}: {e}"))?;
+    let state = std::fs::canonicalize(&rpc.state_dir).unwrap_or_else(|_| rpc.state_dir.clone());
+    if real.starts_with(&state) {
+        return Err(format!(
+            "filename: {name}: the daemon's state directory is not readable through the RPC"
+        ));
+    }
+    if real.extension().and_then(|e| e.to_str()) != Some("torrent") {
+        return Err(format!(
+            "filename: {name}: only .torrent files are read (or give a URL or a magnet link)"
+        ));
+    }
+    let meta = std::fs::metadata(&real).map_err(|e| format!("filename: {name}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("filename: {name}: not a regular file"));
+    }
+    if meta.len() > crate::fetch::MAX_TORRENT as u64 {
+        return Err(format!("filename: {name}: larger than 8 MiB"));
+    }
+    std::fs::read(&real).map_err(|e| format!("filename: {name}: {e}"))
+}
+
+/// The priorities of `info.files` from `files-wanted` / `files-unwanted`
+/// (indices of the files but padding). `Ok(None)`: neither given.
+fn wanted(a: &Args, files: &[(bool, FilePriority)]) -> Result<Option<Vec<FilePriority>>, String> {
+    let want = a.indices("files-wanted")?;
+    let skip = a.indices("files-unwanted")?;
+    if want.is_none() && skip.is_none() {
+        return Ok(None);
+    }
+    // Our index of each Transmission index (padding left out).
+    let real: Vec<usize> = files
+        .iter()
+        .enumerate()
+        .filter(|(_, (pad, _))| !pad)
+        .map(|(i, _)| i)
+        .collect();
+    let mut prios: Vec<FilePriority> = files.iter().map(|(_, p)| *p).collect();
+    for (list, p, name) in [
+        (&skip, FilePriority::Skip, "files-unwanted"),
+        (&want, FilePriority::Normal, "files-wanted"),
+    ] {
+        // An empty list means every file, as in Transmission.
+        let indices: Vec<usize> = match list {
+            None => continue,
+            Some(l) if l.is_empty() => (0..real.len()).collect(),
+            Some(l) => l.clone(),
+        };
+        for i in indices {
+            let r = real
+                .get(i)
+                .ok_or_else(|| format!("{name}: no file {i} (the torrent has {})", real.len()))?;
+            prios[*r] = p;
+        }
+    }
+    if !real.is_empty() && !real.iter().any(|r| prios[*r].is_wanted()) {
+        return Err("the selection leaves no file to download".into());
+    }
+    Ok(Some(prios))
+}
+
+/// `priority-normal` is the only priority we have; high and low are refused.
+fn priorities(a: &Args) -> Result<(), String> {
+    let _ = a.indices("priority-normal")?;
+    for name in ["priority-high", "priority-low"] {
+        if a.indices(name)?.is_some_and(|l| !l.is_empty()) {
+            return Err(format!(
+                "{name}: peer has no file priorities but normal and skipped (files-unwanted)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `torrent-add`.
+pub fn torrent_add(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
+    let dir: PathBuf = match a.str("download-dir")? {
+        Some(d) if Path::new(d).is_absolute() => d.into(),
+        Some(d) => return Err(format!("download-dir: not an absolute path: {d}")),
+        None => rpc.download_dir.lock().clone(),
+    };
+    let paused = a.bool("paused")?.unwrap_or(false);
+    let labels = a.get("labels").map(labels::from_json).transpose()?;
+    priorities(a)?;
+    if a.str("cookies")?.is_some_and(|c| !c.is_empty()) {
+        return Err("cookies: fetching with cookies is not supported".into());
+    }
+    if a.uint("bandwidthPriority")?.is_some_and(|p| p != 0) {
+        return Err("bandwidthPriority: peer has no bandwidth priorities".into());
+    }
+    if let Some(n) = a.uint("peer-limit")? {
+        if n != rpc.config.max_peers_per_torrent as u64 {
+            return Err("peer-limit: the peer limit is the session's (peer daemon's)".into());
+        }
+    }
+    let filename = a.str("filename")?;
+    let metainfo = a.str("metainfo")?;
+    let add = match (filename, metainfo) {
+        (Some(_), Some(_)) => return Err("torrent-add: give filename or metainfo, not both".into()),
+        (None, None) => return Err("torrent-add: no filename or metainfo".into()),
+        (Some(f), None) if f.starts_with("magnet:") => {
+            let m = Magnet::parse(f).map_err(|e| format!("filename: magnet: {e}"))?;
+            if a.get("files-wanted").is_some() || a.get("files-unwanted").is_some() {
+                return Err("files-wanted/files-unwanted: a magnet link's files are not known yet; use torrent-set once its metadata is here".into());
+            }
+            AddTorrent::magnet(m, dir).paused(paused)
+        }
+        (Some(f), None) => {
+            let bytes = if f.starts_with("http://") || f.starts_with("https://") {
+                crate::fetch::fetch(f).map_err(|e| format!("filename: {e}"))?
+            } else {
+                read_torrent_file(rpc, f)?
+            };
+            from_bytes(a, bytes, dir, paused, f)?
+        }
+        (None, Some(b64)) => {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| format!("metainfo: not base64: {e}"))?;
+            from_bytes(a, bytes, dir, paused, "metainfo")?
+        }
+    };
+    let ih = add.source.info_hash();
+    let name = match &add.source {
+        bittorrent_core::TorrentSource::Metainfo(m) => m.info.name.clone(),
+        bittorrent_core::TorrentSource::Magnet(m) => {
+            m.display_name.clone().unwrap_or_else(|| ih.to_hex())
+        }
+    };
+    let key = match s.add(add) {
+        Ok(_) => "torrent-added",
+        Err(Error::AlreadyAdded(_)) => "torrent-duplicate",
+        Err(e) => return Err(lib_error("torrent-add", &e)),
+    };
+    if key == "torrent-added" {
+        if let Some(l) = labels {
+            rpc.labels.set(&ih.to_hex(), l)?;
+        }
+    }
+    let id = rpc.ids.lock().id(&ih);
+    let mut entry = json!({"id": id, "name": name, "hashString": ih.to_hex()});
+    if let Some(st) = s.status(&ih) {
+        entry["name"] = json!(st.name);
+    }
+    Ok(json!({ key: entry }))
+}
+
+fn from_bytes(
+    a: &Args,
+    bytes: Vec<u8>,
+    dir: PathBuf,
+    paused: bool,
+    what: &str,
+) -> Result<AddTorrent, String> {
+    let mi = Metainfo::from_bytes(&bytes).map_err(|e| format!("{what}: not a torrent: {e}"))?;
+    let files: Vec<(bool, FilePriority)> = mi
+        .info
+        .files
+        .iter()
+        .map(|f| (f.pad, FilePriority::Normal))
+        .collect();
+    let prios = wanted(a, &files)?;
+    let mut add = AddTorrent::new(mi, dir).paused(paused).torrent_bytes(bytes);
+    add.file_priorities = prios;
+    Ok(add)
+}
+
+/// `torrent-set`.
+pub fn torrent_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
+    let targets = hashes(rpc, s, a)?;
+    let down = a.uint("downloadLimit")?;
+    let down_on = a.bool("downloadLimited")?;
+    let up = a.uint("uploadLimit")?;
+    let up_on = a.bool("uploadLimited")?;
+    let labels = a.get("labels").map(labels::from_json).transpose()?;
+    priorities(a)?;
+    let kb = super::session_methods::KB;
+    for (name, ok) in [
+        (
+            "bandwidthPriority",
+            a.uint("bandwidthPriority")?.is_none_or(|p| p == 0),
+        ),
+        (
+            "honorsSessionLimits",
+            a.bool("honorsSessionLimits")?.is_none_or(|b| b),
+        ),
+        (
+            "peer-limit",
+            a.uint("peer-limit")?
+                .is_none_or(|n| n == rpc.config.max_peers_per_torrent as u64),
+        ),
+        ("seedRatioLimit", a.number("seedRatioLimit")?.is_none()),
+        ("seedRatioMode", a.uint("seedRatioMode")?.is_none()),
+        ("seedIdleLimit", a.uint("seedIdleLimit")?.is_none()),
+        ("seedIdleMode", a.uint("seedIdleMode")?.is_none()),
+        ("location", a.get("location").is_none()),
+        ("queuePosition", a.get("queuePosition").is_none()),
+        ("trackerAdd", a.get("trackerAdd").is_none()),
+        ("trackerRemove", a.get("trackerRemove").is_none()),
+        ("trackerReplace", a.get("trackerReplace").is_none()),
+        ("trackerList", a.get("trackerList").is_none()),
+        ("group", a.get("group").is_none()),
+        ("sequentialDownload", a.get("sequentialDownload").is_none()),
+    ] {
+        if !ok {
+            return Err(format!(
+                "torrent-set: {name} is not supported by peer (docs/API.md)"
+            ));
+        }
+    }
+    for ih in &targets {
+        let hex = ih.to_hex();
+        if down.is_some() || down_on.is_some() || up.is_some() || up_on.is_some() {
+            let st = s.status(ih).ok_or_else(|| format!("no torrent {hex}"))?;
+            let rate = |now: u64, v: Option<u64>, on: Option<bool>| match (v, on) {
+                (_, Some(false)) => 0,
+                (Some(v), _) => v.saturating_mul(kb),
+                (None, _) => now,
+            };
+            s.set_torrent_rate_limits(
+                ih,
+                rate(st.max_download_rate, down, down_on),
+                rate(st.max_upload_rate, up, up_on),
+            )
+            .map_err(|e| lib_error("torrent-set", &e))?;
+        }
+        if a.get("files-wanted").is_some() || a.get("files-unwanted").is_some() {
+            let files = s
+                .files(ih)
+                .ok_or("files-wanted: the torrent's metadata is not here yet")?;
+            let current: Vec<(bool, FilePriority)> =
+                files.iter().map(|f| (f.pad, f.priority)).collect();
+            if let Some(p) = wanted(a, &current)? {
+                s.set_file_priorities(ih, p)
+                    .map_err(|e| lib_error("torrent-set", &e))?;
+            }
+        }
+        if let Some(l) = &labels {
+            rpc.labels.set(&hex, l.clone())?;
+        }
+    }
+    Ok(json!({}))
+}
+
+/// `torrent-start`, `torrent-start-now` (no queue: the same), `torrent-stop`.
+pub fn start_stop(rpc: &Rpc, s: &Session, a: &Args, stop: bool) -> RpcResult {
+    for ih in hashes(rpc, s, a)? {
+        let r = if stop { s.pause(&ih) } else { s.resume(&ih) };
+        r.map_err(|e| {
+            lib_error(
+                if stop {
+                    "torrent-stop"
+                } else {
+                    "torrent-start"
+                },
+                &e,
+            )
+        })?;
+    }
+    Ok(json!({}))
+}
+
+/// `torrent-remove` (`delete-local-data`).
+pub fn torrent_remove(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
+    let delete = a.bool("delete-local-data")?.unwrap_or(false);
+    for ih in hashes(rpc, s, a)? {
+        s.remove(&ih, delete)
+            .map_err(|e| lib_error("torrent-remove", &e))?;
+        rpc.labels.remove(&ih.to_hex());
+        rpc.ids.lock().removed(&ih);
+    }
+    Ok(json!({}))
+}
+
+/// What the library cannot do yet: the ids are still checked, then an
+/// error says so (never a success).
+pub fn unsupported(rpc: &Rpc, s: &Session, a: &Args, method: &str) -> RpcResult {
+    let _ = hashes(rpc, s, a)?;
+    for k in ["location", "move", "path", "name"] {
+        let _ = a.get(k);
+    }
+    let why = match method {
+        "torrent-verify" => "peer cannot re-check a torrent's data while it runs yet (it checks at every start: restart the daemon)",
+        "torrent-reannounce" => "peer has no manual announce yet (it announces on the tracker's interval)",
+        "torrent-set-location" => "peer cannot move a torrent's data yet",
+        "torrent-rename-path" => "peer cannot rename a torrent's files yet",
+        _ => "peer has no download queue (every torrent runs at once)",
+    };
+    Err(format!("{method}: {why}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn args(v: Value) -> serde_json::Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        }
+    }
+
+    #[test]
+    fn wanted_maps_indices_past_padding() {
+        let files = vec![
+            (false, FilePriority::Normal),
+            (true, FilePriority::Normal),
+            (false, FilePriority::Normal),
+        ];
+        let m = args(json!({"files-unwanted": [1]}));
+        let p = wanted(&Args::new(&m), &files).expect("ok").expect("some");
+        assert_eq!(
+            p,
+            vec![
+                FilePriority::Normal,
+                FilePriority::Normal,
+                FilePriority::Skip
+            ]
+        );
+        let m = args(json!({"files_unwanted": [0, 1]}));
+        assert!(wanted(&Args::new(&m), &files)
+            .unwrap_err()
+            .contains("leaves no file"));
+        let m = args(json!({"files-unwanted": [2]}));
+        assert!(wanted(&Args::new(&m), &files)
+            .unwrap_err()
+            .contains("no file 2"));
+        let m = args(json!({}));
+        assert!(wanted(&Args::new(&m), &files).expect("ok").is_none());
+    }
+}
