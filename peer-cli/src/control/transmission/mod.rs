@@ -462,11 +462,7 @@ impl Rpc {
 
     /// The torrents named by `ids` (every torrent when absent), sorted by
     /// id, with their ids; and for `recently-active` the ids removed lately.
-    pub fn select(
-        &self,
-        session: &Session,
-        a: &Args,
-    ) -> Result<Selection, String> {
+    pub fn select(&self, session: &Session, a: &Args) -> Result<Selection, String> {
         let all = session.torrents();
         let mut ids = self.ids.lock();
         // New torrents get their ids in a stable order.
