@@ -7,6 +7,7 @@
 use crate::args::CliError;
 use crate::cli::DaemonArgs;
 use crate::cmd::run::install_stop_handler;
+use crate::cmd::watch;
 use crate::control::labels::Labels;
 use crate::control::transmission::{self, Rpc};
 use crate::control::{self, ControlInfo, Request, Response, Server};
@@ -79,13 +80,40 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
         stop.clone(),
         labels,
     ));
+    let watcher = match a.watch_dir.clone().or(settings.watch_dir.clone()) {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| CliError::Failed(format!("watch folder {}: {e}", dir.display())))?;
+            let done = if a.watch_dir_delete || settings.watch_dir_delete {
+                watch::Done::Delete
+            } else {
+                watch::Done::Rename
+            };
+            eprintln!(
+                "peer daemon: watching {} for .torrent and .magnet files",
+                dir.display()
+            );
+            let r = rpc.clone();
+            Some(
+                watch::spawn(
+                    dir,
+                    done,
+                    Arc::downgrade(&session),
+                    Arc::new(move || r.download_dir.lock().clone()),
+                    stop.clone(),
+                )
+                .map_err(|e| CliError::Failed(format!("watch folder: {e}")))?,
+            )
+        }
+        None => None,
+    };
     let d = daemon.clone();
     let site = Arc::new(
         Site::new(
             Auth::new(token.clone(), control_addr.port()),
             Box::new(move |r: &Request| d.handle(r)),
         )
-        .with_transmission(rpc),
+        .with_transmission(rpc.clone()),
     );
     let login_code = site.auth.new_code();
     let server =
@@ -130,6 +158,9 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
     progress.finish();
     eprintln!("stopping...");
     server.stop();
+    if let Some(w) = watcher {
+        let _ = w.join();
+    }
     // Control requests still running get `Error::Stopped` from here on.
     session.shutdown();
     control::remove_info(&state);
