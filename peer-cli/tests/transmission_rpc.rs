@@ -633,3 +633,107 @@ fn handshake_auth_host_and_bad_input() {
         daemon.output()
     );
 }
+
+/// `GET PATH` of our own API.
+fn our_get(state: &Path, path: &str) -> Value {
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("control.json")).unwrap())
+            .unwrap();
+    let (port, token) = (
+        v["port"].as_u64().unwrap() as u16,
+        v["token"].as_str().unwrap(),
+    );
+    let (status, _, body) = http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"),
+    );
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn seeding_limits_and_labels_apply_and_survive_a_restart() {
+    let tmp = TempDir::new("p23-limits");
+    let data = tmp.subdir("data");
+    let src = make_multi_file_dir(&data, NAME);
+    let torrent = tmp.path().join("t.torrent");
+    peer_create_torrent(&src, &torrent, &[]);
+    let state = tmp.subdir("state");
+    let port = free_port();
+    let mut daemon = start_daemon(&state, port, &[]);
+    let mut rpc = Rpc::new(port, None);
+    let added = rpc.ok(
+        "torrent-add",
+        json!({"filename": torrent, "download-dir": data, "labels": ["tv", "hd"]}),
+    );
+    let id = added["torrent-added"]["id"].as_u64().unwrap();
+    assert!(wait_until(LONG_WAIT, || rpc.torrents(&["status"])[0]
+        ["status"]
+        == 6));
+    let f = [
+        "seedRatioMode",
+        "seedRatioLimit",
+        "seedIdleMode",
+        "seedIdleLimit",
+        "labels",
+    ];
+    let t = &rpc.torrents(&f)[0];
+    assert_eq!(
+        (t["seedRatioMode"].clone(), t["seedIdleMode"].clone()),
+        (json!(0), json!(0))
+    );
+    assert_eq!(t["labels"], json!(["tv", "hd"]));
+    // An idle limit of its own; then a ratio of 0: reached at once, the
+    // torrent stops seeding (Transmission's "finished").
+    rpc.ok(
+        "torrent-set",
+        json!({"ids": [id], "seedIdleLimit": 45, "seedIdleMode": 1}),
+    );
+    rpc.ok(
+        "torrent-set",
+        json!({"ids": [id], "seedRatioLimit": 0.0, "seedRatioMode": 1}),
+    );
+    assert!(wait_until(Duration::from_secs(20), || {
+        let t = &rpc.torrents(&["status", "isFinished"])[0];
+        t["status"] == 0 && t["isFinished"] == true
+    }));
+    assert_eq!(our_get(&state, "/torrents")[0]["state"], "finished");
+    assert!(rpc
+        .err("torrent-set", json!({"ids": [id], "seedRatioMode": 7}))
+        .contains("seedRatioMode"));
+    // Our API: the limits, the labels, the filter by label.
+    let ours = our_get(&state, "/torrents?label=hd");
+    assert_eq!(ours.as_array().unwrap().len(), 1);
+    assert_eq!(ours[0]["seed_ratio_limit"], 0.0);
+    assert_eq!(ours[0]["seed_idle_limit"], 45 * 60);
+    assert_eq!(ours[0]["labels"], json!(["tv", "hd"]));
+    assert_eq!(our_get(&state, "/torrents?label=movies"), json!([]));
+    // Kept in the state directory.
+    daemon.kill();
+    let mut daemon = start_daemon(&state, port, &[]);
+    let mut rpc = Rpc::new(port, None);
+    assert!(wait_until(LONG_WAIT, || !rpc.torrents(&["id"]).is_empty()));
+    let t = &rpc.torrents(&f)[0];
+    assert_eq!(t["seedRatioMode"], 1, "{t}");
+    assert_eq!(t["seedRatioLimit"], 0.0);
+    assert_eq!(
+        (t["seedIdleMode"].clone(), t["seedIdleLimit"].clone()),
+        (json!(1), json!(45))
+    );
+    assert_eq!(t["labels"], json!(["tv", "hd"]));
+    // Unlimited again.
+    rpc.ok(
+        "torrent-set",
+        json!({"seedRatioMode": 2, "seedIdleMode": 0}),
+    );
+    let t = &rpc.torrents(&f)[0];
+    assert_eq!(
+        (t["seedRatioMode"].clone(), t["seedIdleMode"].clone()),
+        (json!(2), json!(0))
+    );
+    assert_eq!(
+        our_get(&state, "/torrents")[0]["seed_ratio_limit"],
+        "unlimited"
+    );
+    daemon.kill();
+}

@@ -255,6 +255,8 @@ fn torrent_json(s: &TorrentStatus) -> Value {
         "eta": eta,
         "waiting_for_disk": s.waiting_for_disk,
         "disk_queued": s.disk_queued,
+        "seed_ratio_limit": crate::cmd::daemon_api::limit_json(s.seed_limits.ratio, |r| json!(r)),
+        "seed_idle_limit": crate::cmd::daemon_api::limit_json(s.seed_limits.idle, |d| json!(d.as_secs())),
     })
 }
 
@@ -277,6 +279,8 @@ fn metadata_json(s: &TorrentStatus) -> Value {
         "eta": Value::Null,
         "waiting_for_disk": false,
         "disk_queued": 0,
+        "seed_ratio_limit": "session",
+        "seed_idle_limit": "session",
     })
 }
 

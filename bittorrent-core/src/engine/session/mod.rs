@@ -17,6 +17,7 @@ pub(crate) mod events;
 pub(crate) mod shared;
 
 mod add;
+mod seeding;
 pub use add::{AddTorrent, TorrentSource};
 
 use crate::discovery::announcer::{self, AnnounceTarget};
@@ -34,7 +35,7 @@ use crate::engine::storage::Storage;
 use crate::engine::torrent;
 use crate::engine::torrent::metadata;
 use crate::engine::torrent::selection::{self, FilePriority, Selector};
-use crate::engine::torrent::status::{SeedGoal, TorrentStatus};
+use crate::engine::torrent::status::{SeedGoal, SeedLimit, SeedLimits, TorrentStatus};
 use crate::error::{Error, Result};
 use crate::proto::magnet::Magnet;
 use crate::proto::metainfo::{InfoHash, Metainfo};
@@ -509,6 +510,7 @@ impl Session {
             };
             let mut add = add.paused(t.paused);
             (add.max_download_rate, add.max_upload_rate) = t.limits;
+            add.seed_limits = t.seed;
             match self.add(add) {
                 Ok(ih) => added.push(ih),
                 Err(e) => log::warn!("cannot restore a torrent: {e}"),
@@ -665,8 +667,15 @@ impl Inner {
         };
         let st = t.status.lock().clone();
         let limits = (t.rates.download.rate(), t.rates.upload.rate());
-        saved::save_entry(dir, &st.info_hash, &st.save_path, st.paused, limits)
-            .map_err(|e| Error::io("save the torrent list", e))
+        saved::save_entry(
+            dir,
+            &st.info_hash,
+            &st.save_path,
+            st.paused,
+            limits,
+            st.seed_limits,
+        )
+        .map_err(|e| Error::io("save the torrent list", e))
     }
 
     fn remove(&self, ih: &InfoHash, delete_data: bool) -> Result<()> {

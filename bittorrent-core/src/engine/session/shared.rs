@@ -46,6 +46,8 @@ pub(crate) enum Command {
     /// Queued writes are dropped and the files close in the background
     /// (the disk writer ends by itself).
     Remove(Sender<()>),
+    /// Replace the seeding goal (checked at once).
+    SetSeedGoal(crate::engine::torrent::status::SeedGoal),
     /// Reply with a snapshot of the connected peers.
     Peers(Sender<Vec<crate::engine::torrent::status::PeerInfo>>),
 }

@@ -5,7 +5,7 @@
 //! know (answered with Transmission's "unknown" value, e.g. `0` for a date).
 
 use super::{norm, Args, Rpc, RpcResult};
-use bittorrent_core::{FileStatus, Metainfo, PeerInfo, Phase, Session, TorrentStatus};
+use bittorrent_core::{FileStatus, Metainfo, PeerInfo, Phase, SeedLimit, Session, TorrentStatus};
 use serde_json::{json, Value};
 use std::cell::OnceCell;
 use std::time::Duration;
@@ -252,17 +252,18 @@ impl Ctx<'_> {
                 let base = if s.downloaded > 0 { s.downloaded } else { s.bytes_have };
                 json!(if base == 0 { -1.0 } else { s.uploaded as f64 / base as f64 })
             }
-            // 0: the session's limit, 1: the torrent's own, 2: none.
-            "seedratiolimit" => json!(s.seed_goal.ratio.unwrap_or(0.0)),
-            "seedratiomode" => json!(match (s.seed_goal.ratio, self.rpc.config.seed_ratio) {
-                (None, None) => 0,
-                (Some(a), Some(b)) if a == b => 0,
-                (None, Some(_)) => 2,
-                _ => 1,
+            // Modes: 0 the session's limit, 1 the torrent's own, 2 none.
+            "seedratiolimit" => json!(match s.seed_limits.ratio {
+                SeedLimit::Limit(r) => r,
+                _ => self.rpc.config.seed_ratio.unwrap_or(0.0),
             }),
-            // Our time goal counts all seeding time, not idle time: no idle limit.
-            "seedidlelimit" => json!(0),
-            "seedidlemode" => json!(0),
+            "seedratiomode" => json!(mode(s.seed_limits.ratio)),
+            // Minutes; the session has no idle limit.
+            "seedidlelimit" => json!(match s.seed_limits.idle {
+                SeedLimit::Limit(d) => d.as_secs() / 60,
+                _ => 0,
+            }),
+            "seedidlemode" => json!(mode(s.seed_limits.idle)),
             "secondsseeding" => json!(s.seeding_time.as_secs()),
             "secondsdownloading" | "activitydate" | "addeddate" | "donedate" | "startdate"
             | "editdate" | "manualannouncetime" | "bandwidthpriority" | "queueposition"
@@ -422,6 +423,15 @@ fn percent_encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// Transmission's limit mode: 0 the session's, 1 the torrent's own, 2 none.
+fn mode<T>(l: SeedLimit<T>) -> u8 {
+    match l {
+        SeedLimit::Session => 0,
+        SeedLimit::Limit(_) => 1,
+        SeedLimit::Unlimited => 2,
+    }
 }
 
 fn host(url: &str) -> String {

@@ -5,9 +5,12 @@
 
 use super::{Args, Rpc, RpcResult};
 use crate::control::labels;
-use bittorrent_core::{AddTorrent, Error, FilePriority, InfoHash, Magnet, Metainfo, Session};
+use bittorrent_core::{
+    AddTorrent, Error, FilePriority, InfoHash, Magnet, Metainfo, SeedLimit, Session,
+};
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The info-hashes of `ids` (every torrent when absent).
 fn hashes(rpc: &Rpc, s: &Session, a: &Args) -> Result<Vec<InfoHash>, String> {
@@ -222,10 +225,6 @@ pub fn torrent_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
             a.uint("peer-limit")?
                 .is_none_or(|n| n == rpc.config.max_peers_per_torrent as u64),
         ),
-        ("seedRatioLimit", a.number("seedRatioLimit")?.is_none()),
-        ("seedRatioMode", a.uint("seedRatioMode")?.is_none()),
-        ("seedIdleLimit", a.uint("seedIdleLimit")?.is_none()),
-        ("seedIdleMode", a.uint("seedIdleMode")?.is_none()),
         ("location", a.get("location").is_none()),
         ("queuePosition", a.get("queuePosition").is_none()),
         ("trackerAdd", a.get("trackerAdd").is_none()),
@@ -241,8 +240,37 @@ pub fn torrent_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
             ));
         }
     }
+    let ratio_limit = a.number("seedRatioLimit")?;
+    let ratio_mode = a.uint("seedRatioMode")?;
+    let idle_limit = a.uint("seedIdleLimit")?;
+    let idle_mode = a.uint("seedIdleMode")?;
+    if ratio_limit.is_some_and(|r| !r.is_finite() || r < 0.0) {
+        return Err("seedRatioLimit: must be 0 or more".into());
+    }
+    if ratio_mode.is_some_and(|m| m > 2) || idle_mode.is_some_and(|m| m > 2) {
+        return Err(
+            "seedRatioMode/seedIdleMode: 0 (session), 1 (the torrent's own) or 2 (unlimited)"
+                .into(),
+        );
+    }
     for ih in &targets {
         let hex = ih.to_hex();
+        if ratio_limit.is_some()
+            || ratio_mode.is_some()
+            || idle_limit.is_some()
+            || idle_mode.is_some()
+        {
+            let st = s.status(ih).ok_or_else(|| format!("no torrent {hex}"))?;
+            let mut l = st.seed_limits;
+            l.ratio = seed_limit(l.ratio, ratio_mode, ratio_limit);
+            l.idle = seed_limit(
+                l.idle,
+                idle_mode,
+                idle_limit.map(|m| Duration::from_secs(m.saturating_mul(60))),
+            );
+            s.set_seed_limits(ih, l)
+                .map_err(|e| lib_error("torrent-set", &e))?;
+        }
         if down.is_some() || down_on.is_some() || up.is_some() || up_on.is_some() {
             let st = s.status(ih).ok_or_else(|| format!("no torrent {hex}"))?;
             let rate = |now: u64, v: Option<u64>, on: Option<bool>| match (v, on) {
@@ -273,6 +301,25 @@ pub fn torrent_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
         }
     }
     Ok(json!({}))
+}
+
+/// A limit after `torrent-set`: the mode (0 session, 1 own, 2 none) and the
+/// value; a value alone changes the torrent's own value (used in mode 1),
+/// as in Transmission.
+fn seed_limit<T: Copy>(now: SeedLimit<T>, mode: Option<u64>, value: Option<T>) -> SeedLimit<T> {
+    let own = |fallback: SeedLimit<T>| match (value, now) {
+        (Some(v), _) => SeedLimit::Limit(v),
+        (None, SeedLimit::Limit(v)) => SeedLimit::Limit(v),
+        (None, _) => fallback,
+    };
+    match mode {
+        Some(0) => SeedLimit::Session,
+        Some(2) => SeedLimit::Unlimited,
+        Some(_) => own(SeedLimit::Session),
+        // A value alone: the torrent's own limit (transmission-remote's
+        // `-sr` sends the mode too).
+        None => own(now),
+    }
 }
 
 /// `torrent-start`, `torrent-start-now` (no queue: the same), `torrent-stop`.
