@@ -651,6 +651,22 @@ fn our_get(state: &Path, path: &str) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
+/// A leecher (`peer FILE --peer ADDR`) downloading from `addr` only.
+fn start_leecher(tmp: &TempDir, torrent: &Path, addr: &str) -> Child {
+    let dir = tmp.subdir("leech");
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(torrent).arg("--dir").arg(&dir).args([
+        "--peer",
+        addr,
+        "--port",
+        &free_port().to_string(),
+        "--no-lsd",
+        "--no-dht",
+        "--once",
+    ]);
+    Child::spawn("peer leech", cmd)
+}
+
 #[test]
 fn seeding_limits_and_labels_apply_and_survive_a_restart() {
     let tmp = TempDir::new("p23-limits");
@@ -662,6 +678,14 @@ fn seeding_limits_and_labels_apply_and_survive_a_restart() {
     let port = free_port();
     let mut daemon = start_daemon(&state, port, &[]);
     let mut rpc = Rpc::new(port, None);
+    let s = rpc.ok("session-get", json!({}));
+    assert_eq!(
+        (
+            s["seedRatioLimited"].clone(),
+            s["idle-seeding-limit-enabled"].clone()
+        ),
+        (json!(false), json!(false))
+    );
     let added = rpc.ok(
         "torrent-add",
         json!({"filename": torrent, "download-dir": data, "labels": ["tv", "hd"]}),
@@ -683,45 +707,109 @@ fn seeding_limits_and_labels_apply_and_survive_a_restart() {
         (json!(0), json!(0))
     );
     assert_eq!(t["labels"], json!(["tv", "hd"]));
-    // An idle limit of its own; then a ratio of 0: reached at once, the
-    // torrent stops seeding (Transmission's "finished").
+    // Limits of its own: idle 45 minutes, ratio 1. Nothing uploaded yet:
+    // it goes on seeding.
     rpc.ok(
         "torrent-set",
         json!({"ids": [id], "seedIdleLimit": 45, "seedIdleMode": 1}),
     );
     rpc.ok(
         "torrent-set",
-        json!({"ids": [id], "seedRatioLimit": 0.0, "seedRatioMode": 1}),
+        json!({"ids": [id], "seedRatioLimit": 1.0, "seedRatioMode": 1}),
     );
-    assert!(wait_until(Duration::from_secs(20), || {
-        let t = &rpc.torrents(&["status", "isFinished"])[0];
-        t["status"] == 0 && t["isFinished"] == true
-    }));
-    assert_eq!(our_get(&state, "/torrents")[0]["state"], "finished");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(rpc.torrents(&["status"])[0]["status"], 6);
     assert!(rpc
         .err("torrent-set", json!({"ids": [id], "seedRatioMode": 7}))
         .contains("seedRatioMode"));
+    assert!(rpc
+        .err("torrent-set", json!({"ids": [id], "seedRatioLimit": -1}))
+        .contains("seedRatioLimit"));
+    // A leecher takes the whole torrent from it: ratio 1 reached, the
+    // torrent stops seeding (Transmission's "finished").
+    let peer_port = rpc.ok("session-get", json!({"fields": ["peer-port"]}))["peer-port"]
+        .as_u64()
+        .unwrap();
+    let mut leecher = start_leecher(&tmp, &torrent, &format!("127.0.0.1:{peer_port}"));
+    let stopped = wait_until(LONG_WAIT, || {
+        let t = &rpc.torrents(&["status", "isFinished"])[0];
+        t["status"] == 0 && t["isFinished"] == true
+    });
+    let t = &rpc.torrents(&["uploadedEver", "totalSize", "uploadRatio"])[0];
+    assert!(stopped, "{t}\n{}", leecher.output());
+    assert!(
+        t["uploadedEver"].as_u64().unwrap() >= t["totalSize"].as_u64().unwrap(),
+        "{t}"
+    );
+    assert!(t["uploadRatio"].as_f64().unwrap() >= 1.0, "{t}");
+    leecher.kill();
+    assert_eq!(our_get(&state, "/torrents")[0]["state"], "finished");
     // Our API: the limits, the labels, the filter by label.
     let ours = our_get(&state, "/torrents?label=hd");
     assert_eq!(ours.as_array().unwrap().len(), 1);
-    assert_eq!(ours[0]["seed_ratio_limit"], 0.0);
+    assert_eq!(ours[0]["seed_ratio_limit"], 1.0);
     assert_eq!(ours[0]["seed_idle_limit"], 45 * 60);
     assert_eq!(ours[0]["labels"], json!(["tv", "hd"]));
     assert_eq!(our_get(&state, "/torrents?label=movies"), json!([]));
-    // Kept in the state directory.
+
+    // Kept in the state directory. This run counts from zero: it seeds.
     daemon.kill();
     let mut daemon = start_daemon(&state, port, &[]);
     let mut rpc = Rpc::new(port, None);
     assert!(wait_until(LONG_WAIT, || !rpc.torrents(&["id"]).is_empty()));
     let t = &rpc.torrents(&f)[0];
     assert_eq!(t["seedRatioMode"], 1, "{t}");
-    assert_eq!(t["seedRatioLimit"], 0.0);
+    assert_eq!(t["seedRatioLimit"], 1.0);
     assert_eq!(
         (t["seedIdleMode"].clone(), t["seedIdleLimit"].clone()),
         (json!(1), json!(45))
     );
     assert_eq!(t["labels"], json!(["tv", "hd"]));
+    assert!(wait_until(LONG_WAIT, || rpc.torrents(&["status"])[0]
+        ["status"]
+        == 6));
+    // The session's limit: a ratio of 0, reached at once by a torrent that
+    // follows the session's limit; not by one with a limit of its own.
+    rpc.ok(
+        "session-set",
+        json!({"seedRatioLimited": true, "seedRatioLimit": 0.0, "idle-seeding-limit": 20}),
+    );
+    let s = rpc.ok("session-get", json!({}));
+    assert_eq!(
+        (
+            s["seedRatioLimited"].clone(),
+            s["seedRatioLimit"].clone(),
+            s["idle-seeding-limit-enabled"].clone(),
+            s["idle-seeding-limit"].clone()
+        ),
+        (json!(true), json!(0.0), json!(false), json!(20))
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(rpc.torrents(&["status"])[0]["status"], 6);
+    rpc.ok("torrent-set", json!({"ids": [id], "seedRatioMode": 0}));
+    assert!(wait_until(Duration::from_secs(20), || {
+        rpc.torrents(&["status"])[0]["status"] == 0
+    }));
+    let t = &rpc.torrents(&f)[0];
+    assert_eq!(
+        (t["seedRatioMode"].clone(), t["seedRatioLimit"].clone()),
+        (json!(0), json!(0.0))
+    );
+    // The session's limits are kept too (settings.json).
+    daemon.kill();
+    let mut daemon = start_daemon(&state, port, &[]);
+    let mut rpc = Rpc::new(port, None);
+    let s = rpc.ok("session-get", json!({}));
+    assert_eq!(
+        (
+            s["seedRatioLimited"].clone(),
+            s["seedRatioLimit"].clone(),
+            s["idle-seeding-limit"].clone()
+        ),
+        (json!(true), json!(0.0), json!(20))
+    );
     // Unlimited again.
+    rpc.ok("session-set", json!({"seedRatioLimited": false}));
     rpc.ok(
         "torrent-set",
         json!({"seedRatioMode": 2, "seedIdleMode": 0}),

@@ -46,6 +46,15 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
         log::warn!("settings: {c}; using the default settings (and this command's flags) instead");
     }
     let settings = transmission::config::load(&state).map_err(CliError::Failed)?;
+    // The session's seeding limits set through the RPC (settings.json),
+    // unless a flag says otherwise.
+    let (ratio, idle) = settings.seed_limits();
+    if let Some(r) = ratio {
+        config.seed_ratio = r;
+    }
+    if let Some(i) = idle {
+        config.seed_idle = i;
+    }
     let mut flags = a.session;
     flags.state = Some(state.clone());
     flags.apply(&mut config);

@@ -30,15 +30,16 @@ impl TorrentSource {
 /// The seeding goal of a torrent: its own limits, else what it was added
 /// with, else the session's.
 pub(super) fn seed_goal(
-    config: &Config,
+    shared: &Shared,
     ratio: Option<f64>,
     time: Option<Duration>,
     limits: SeedLimits,
 ) -> SeedGoal {
+    let (session_ratio, session_idle) = *shared.seed_defaults.lock();
     SeedGoal {
-        ratio: limits.ratio.resolve(ratio.or(config.seed_ratio)),
-        time: time.or(config.seed_time),
-        idle: limits.idle.resolve(None),
+        ratio: limits.ratio.resolve(ratio.or(session_ratio)),
+        time: time.or(shared.config.seed_time),
+        idle: limits.idle.resolve(session_idle),
     }
 }
 
@@ -198,12 +199,7 @@ impl Inner {
             add.paused,
             priorities,
             Arc::new(RatePair::new(add.max_download_rate, add.max_upload_rate)),
-            seed_goal(
-                &self.shared.config,
-                add.seed_ratio,
-                add.seed_time,
-                add.seed_limits,
-            ),
+            seed_goal(&self.shared, add.seed_ratio, add.seed_time, add.seed_limits),
         )
         .map_err(|e| gone(Error::io("start torrent thread", e)))?;
         t.status.lock().seed_limits = add.seed_limits;

@@ -165,6 +165,7 @@ impl Session {
                 config.max_upload_rate,
             )),
             peer_id: random_peer_id(&config.peer_id_prefix),
+            seed_defaults: parking_lot::Mutex::new((config.seed_ratio, config.seed_idle)),
             piece_memory: MemoryBudget::new(config.piece_buffer_memory),
             kept_memory: MemoryBudget::new(
                 crate::engine::torrent::recent_pieces::SESSION_KEEP_MEMORY,

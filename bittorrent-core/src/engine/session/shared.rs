@@ -91,6 +91,9 @@ pub(crate) struct MagnetShared {
 /// Session-wide state that threads share (read-mostly).
 pub(crate) struct Shared {
     pub(crate) config: Config,
+    /// The session's seeding limits in force (ratio, idle time): the
+    /// config's at start, changed by `Session::set_seed_defaults`.
+    pub(crate) seed_defaults: parking_lot::Mutex<(Option<f64>, Option<std::time::Duration>)>,
     pub(crate) peer_id: [u8; 20],
     pub(crate) hasher: Sender<HashJob>,
     pub(crate) connections: AtomicUsize,

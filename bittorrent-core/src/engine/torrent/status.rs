@@ -39,15 +39,16 @@ pub struct SeedGoal {
     /// in this run).
     pub time: Option<Duration>,
     /// Stop after seeding this long without uploading anything (a
-    /// torrent's own idle limit; the session has none).
+    /// torrent's own idle limit, else the session's).
     pub idle: Option<Duration>,
 }
 
 /// A torrent's own seeding limit: the session's, none, or its own value.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub enum SeedLimit<T> {
-    /// The session's default ([`Config::seed_ratio`](crate::Config::seed_ratio);
-    /// the session has no idle limit).
+    /// The session's default ([`Config::seed_ratio`](crate::Config::seed_ratio),
+    /// [`Config::seed_idle`](crate::Config::seed_idle), changed by
+    /// [`Session::set_seed_defaults`](crate::Session::set_seed_defaults)).
     #[default]
     Session,
     /// No limit for this torrent, whatever the session's.
@@ -74,7 +75,7 @@ pub struct SeedLimits {
     /// Ratio: stop once uploaded this many times the torrent's size.
     pub ratio: SeedLimit<f64>,
     /// Idle: stop after this long seeding without uploading anything
-    /// (Transmission's "idle limit"; the session has none).
+    /// (Transmission's "idle limit").
     pub idle: SeedLimit<Duration>,
 }
 

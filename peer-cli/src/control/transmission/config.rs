@@ -1,6 +1,7 @@
 //! The daemon's configuration file, `STATE/settings.json` (keys named as in
 //! Transmission's `settings.json`): the Transmission RPC's credentials and
-//! Host allow list, the control port, the watch folder.
+//! Host allow list, the control port, the watch folder, the session's
+//! seeding limits (`session-set` writes them; a `--seed-ratio` flag wins).
 //!
 //! `rpc-password` may be written in clear text; the daemon replaces it at
 //! start with its salted PBKDF2-HMAC-SHA1 hash (`pbkdf2-sha1$ITER$SALT$HASH`),
@@ -8,6 +9,7 @@
 
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The file's name in the state directory.
 pub const SETTINGS_FILE: &str = "settings.json";
@@ -35,6 +37,37 @@ pub struct Settings {
     pub watch_dir_delete: bool,
     /// `download-dir`: where the RPC's `torrent-add` saves by default.
     pub download_dir: Option<PathBuf>,
+    /// `ratio-limit-enabled`: whether the session has a seeding ratio limit.
+    pub ratio_limit_enabled: Option<bool>,
+    /// `ratio-limit`: its value (kept while disabled).
+    pub ratio_limit: Option<f64>,
+    /// `idle-seeding-limit-enabled`: whether the session has an idle limit.
+    pub idle_limit_enabled: Option<bool>,
+    /// `idle-seeding-limit`: its value in minutes (kept while disabled).
+    pub idle_limit_minutes: Option<u64>,
+}
+
+/// Transmission's default session ratio limit (used while none was set).
+pub const DEFAULT_RATIO_LIMIT: f64 = 2.0;
+/// Transmission's default idle limit, minutes.
+pub const DEFAULT_IDLE_MINUTES: u64 = 30;
+
+impl Settings {
+    /// The session's seeding limits these settings give, for the keys they
+    /// have: (ratio, idle time), each `None` when the file does not say.
+    #[allow(clippy::type_complexity)]
+    pub fn seed_limits(&self) -> (Option<Option<f64>>, Option<Option<Duration>>) {
+        let ratio = self
+            .ratio_limit_enabled
+            .map(|on| on.then(|| self.ratio_limit.unwrap_or(DEFAULT_RATIO_LIMIT)));
+        let idle = self.idle_limit_enabled.map(|on| {
+            on.then(|| {
+                let m = self.idle_limit_minutes.unwrap_or(DEFAULT_IDLE_MINUTES);
+                Duration::from_secs(m.saturating_mul(60))
+            })
+        });
+        (ratio, idle)
+    }
 }
 
 /// Read `STATE/settings.json` (none: the defaults). A clear-text
@@ -104,6 +137,28 @@ pub fn load(state: &Path) -> Result<Settings, String> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(err("watch-dir-delete", "not a boolean")),
     };
+    let flag = |k: &str| match v.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(err(k, "not a boolean")),
+    };
+    s.ratio_limit_enabled = flag("ratio-limit-enabled")?;
+    s.idle_limit_enabled = flag("idle-seeding-limit-enabled")?;
+    s.ratio_limit = match v.get("ratio-limit") {
+        None | Some(Value::Null) => None,
+        Some(n) => Some(
+            n.as_f64()
+                .filter(|r| r.is_finite() && *r >= 0.0)
+                .ok_or_else(|| err("ratio-limit", "not a number of 0 or more"))?,
+        ),
+    };
+    s.idle_limit_minutes = match v.get("idle-seeding-limit") {
+        None | Some(Value::Null) => None,
+        Some(n) => Some(
+            n.as_u64()
+                .ok_or_else(|| err("idle-seeding-limit", "not a number of minutes"))?,
+        ),
+    };
     if s.rpc_password.is_some() != s.rpc_username.is_some() {
         return Err(format!(
             "{}: rpc-username and rpc-password go together",
@@ -125,6 +180,11 @@ pub fn load(state: &Path) -> Result<Settings, String> {
 
 /// Set one key of `STATE/settings.json` (created if missing).
 pub fn save_key(state: &Path, key: &str, value: Value) -> Result<(), String> {
+    save_keys(state, &[(key, value)])
+}
+
+/// Set keys of `STATE/settings.json` at once (created if missing).
+pub fn save_keys(state: &Path, keys: &[(&str, Value)]) -> Result<(), String> {
     let path = state.join(SETTINGS_FILE);
     let mut m = match std::fs::read_to_string(&path) {
         Ok(t) => match serde_json::from_str(&t) {
@@ -134,7 +194,9 @@ pub fn save_key(state: &Path, key: &str, value: Value) -> Result<(), String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
-    m.insert(key.into(), value);
+    for (k, v) in keys {
+        m.insert((*k).into(), v.clone());
+    }
     write_private(&path, &Value::Object(m).to_string())
         .map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -232,6 +294,33 @@ mod tests {
             hex(&pbkdf2(b"password", b"salt", 2)),
             "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"
         );
+    }
+
+    #[test]
+    fn seeding_limits_from_the_settings() {
+        let dir = std::env::temp_dir().join(format!("peer-settings-seed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        // Nothing said: nothing changes.
+        assert_eq!(load(&dir).expect("load").seed_limits(), (None, None));
+        save_keys(
+            &dir,
+            &[
+                ("ratio-limit-enabled", Value::Bool(true)),
+                ("ratio-limit", serde_json::json!(1.25)),
+                ("idle-seeding-limit-enabled", Value::Bool(false)),
+                ("idle-seeding-limit", serde_json::json!(10)),
+            ],
+        )
+        .expect("save");
+        let s = load(&dir).expect("load");
+        assert_eq!(s.seed_limits(), (Some(Some(1.25)), Some(None)));
+        assert_eq!(s.idle_limit_minutes, Some(10));
+        save_key(&dir, "idle-seeding-limit-enabled", Value::Bool(true)).expect("save");
+        let s = load(&dir).expect("load");
+        assert_eq!(s.seed_limits().1, Some(Some(Duration::from_secs(600))));
+        save_key(&dir, "ratio-limit", serde_json::json!(-1)).expect("save");
+        assert!(load(&dir).unwrap_err().contains("ratio-limit"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

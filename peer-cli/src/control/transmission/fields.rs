@@ -255,13 +255,14 @@ impl Ctx<'_> {
             // Modes: 0 the session's limit, 1 the torrent's own, 2 none.
             "seedratiolimit" => json!(match s.seed_limits.ratio {
                 SeedLimit::Limit(r) => r,
-                _ => self.rpc.config.seed_ratio.unwrap_or(0.0),
+                // Not its own: the session's value.
+                _ => self.rpc.seed_values.lock().0,
             }),
             "seedratiomode" => json!(mode(s.seed_limits.ratio)),
-            // Minutes; the session has no idle limit.
+            // Minutes.
             "seedidlelimit" => json!(match s.seed_limits.idle {
                 SeedLimit::Limit(d) => d.as_secs() / 60,
-                _ => 0,
+                _ => self.rpc.seed_values.lock().1,
             }),
             "seedidlemode" => json!(mode(s.seed_limits.idle)),
             "secondsseeding" => json!(s.seeding_time.as_secs()),

@@ -221,6 +221,9 @@ pub struct Rpc {
     pub labels: Arc<crate::control::labels::Labels>,
     /// Set by `session-close`: the daemon stops.
     pub stop: Arc<AtomicBool>,
+    /// The session's ratio limit and idle limit (minutes) as values, kept
+    /// while the limit is off (`seedRatioLimit`, `idle-seeding-limit`).
+    pub seed_values: Mutex<(f64, u64)>,
 }
 
 /// The answer to a request without the current session id (the spec's
@@ -267,7 +270,16 @@ impl Rpc {
         stop: Arc<AtomicBool>,
         labels: Arc<crate::control::labels::Labels>,
     ) -> Rpc {
+        let seed_values = Mutex::new((
+            (settings.ratio_limit)
+                .or(config.seed_ratio)
+                .unwrap_or(config::DEFAULT_RATIO_LIMIT),
+            (settings.idle_limit_minutes)
+                .or(config.seed_idle.map(|d| d.as_secs() / 60))
+                .unwrap_or(config::DEFAULT_IDLE_MINUTES),
+        ));
         Rpc {
+            seed_values,
             session,
             session_id: crate::control::new_token(),
             settings,

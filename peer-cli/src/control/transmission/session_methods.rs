@@ -7,6 +7,7 @@ use super::{snake, Args, Rpc, RpcResult};
 use bittorrent_core::{Encryption, Phase, Session};
 use serde_json::{json, Map, Value};
 use std::path::Path;
+use std::time::Duration;
 
 /// The Transmission release whose RPC we speak (tools check `version`).
 pub const VERSION: &str = "4.0.6 (peer 0.1.0)";
@@ -44,6 +45,8 @@ fn session_args(rpc: &Rpc, s: &Session) -> Map<String, Value> {
     let dir = rpc.download_dir.lock().clone();
     let free = disk_space(&dir).map_or(-1, |(f, _)| f as i64);
     let c = &rpc.config;
+    let (ratio, idle) = s.seed_defaults();
+    let (ratio_value, idle_minutes) = *rpc.seed_values.lock();
     let v = json!({
         "version": VERSION,
         "rpc-version": RPC_VERSION,
@@ -64,10 +67,10 @@ fn session_args(rpc: &Rpc, s: &Session) -> Map<String, Value> {
         "alt-speed-time-begin": 0,
         "alt-speed-time-end": 0,
         "alt-speed-time-day": 0,
-        "seedRatioLimit": c.seed_ratio.unwrap_or(0.0),
-        "seedRatioLimited": c.seed_ratio.is_some(),
-        "idle-seeding-limit": 0,
-        "idle-seeding-limit-enabled": false,
+        "seedRatioLimit": ratio.unwrap_or(ratio_value),
+        "seedRatioLimited": ratio.is_some(),
+        "idle-seeding-limit": idle.map_or(idle_minutes, |d| d.as_secs() / 60),
+        "idle-seeding-limit-enabled": idle.is_some(),
         "peer-port": s.local_addr().port(),
         "peer-port-random-on-start": false,
         "port-forwarding-enabled": false,
@@ -216,24 +219,7 @@ pub fn session_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
         a.str("encryption")?,
         encryption_name(s.encryption()),
     )?;
-    fixed(
-        "seedRatioLimited",
-        a.bool("seedRatioLimited")?,
-        c.seed_ratio.is_some(),
-    )?;
-    if let (Some(r), Some(now)) = (a.number("seedRatioLimit")?, c.seed_ratio) {
-        fixed("seedRatioLimit", Some(r), now)?;
-    } else if a.number("seedRatioLimit")?.is_some() && c.seed_ratio.is_none() {
-        // A limit without seedRatioLimited changes nothing in Transmission
-        // either; only turning it on would need a restart.
-    }
-    fixed(
-        "idle-seeding-limit-enabled",
-        a.bool("idle-seeding-limit-enabled")?,
-        false,
-    )?;
-    // The idle limit is only a value while it is off.
-    let _ = a.uint("idle-seeding-limit")?;
+    let seeding = seed_limits_asked(rpc, s, a)?;
     fixed("alt-speed-enabled", a.bool("alt-speed-enabled")?, false)?;
     fixed(
         "alt-speed-time-enabled",
@@ -262,6 +248,21 @@ pub fn session_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
         a.bool("start-added-torrents")?,
         true,
     )?;
+    if let Some(((ratio, idle), values)) = seeding {
+        s.set_seed_defaults(ratio, idle)
+            .map_err(|e| format!("session-set: {e}"))?;
+        *rpc.seed_values.lock() = values;
+        super::config::save_keys(
+            &rpc.state_dir,
+            &[
+                ("ratio-limit-enabled", json!(ratio.is_some())),
+                ("ratio-limit", json!(values.0)),
+                ("idle-seeding-limit-enabled", json!(idle.is_some())),
+                ("idle-seeding-limit", json!(values.1)),
+            ],
+        )
+        .map_err(|e| format!("session-set: {e}"))?;
+    }
     if (new_down, new_up) != (down, up) {
         s.set_rate_limits(new_down, new_up)
             .map_err(|e| format!("session-set: {e}"))?;
@@ -273,6 +274,40 @@ pub fn session_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
         *rpc.download_dir.lock() = d.into();
     }
     Ok(json!({}))
+}
+
+/// The session's seeding limits asked by `session-set` (`seedRatioLimited`,
+/// `seedRatioLimit`, `idle-seeding-limit-enabled`, `idle-seeding-limit` in
+/// minutes): `None` when it asks for none of them, else the limits in force
+/// after it, `((ratio, idle), (ratio value, idle minutes))`. As in
+/// Transmission, a value is kept while its limit is off.
+#[allow(clippy::type_complexity)]
+fn seed_limits_asked(
+    rpc: &Rpc,
+    s: &Session,
+    a: &Args,
+) -> Result<Option<((Option<f64>, Option<Duration>), (f64, u64))>, String> {
+    let ratio_on = a.bool("seedRatioLimited")?;
+    let ratio = a.number("seedRatioLimit")?;
+    let idle_on = a.bool("idle-seeding-limit-enabled")?;
+    let idle = a.uint("idle-seeding-limit")?;
+    if ratio_on.is_none() && ratio.is_none() && idle_on.is_none() && idle.is_none() {
+        return Ok(None);
+    }
+    if ratio.is_some_and(|r| !r.is_finite() || r < 0.0) {
+        return Err("seedRatioLimit: must be 0 or more".into());
+    }
+    let (now_ratio, now_idle) = s.seed_defaults();
+    let (ratio_value, idle_minutes) = *rpc.seed_values.lock();
+    let values = (
+        ratio.unwrap_or(ratio_value),
+        idle.unwrap_or(idle_minutes).min(u64::MAX / 60),
+    );
+    let ratio_in_force = ratio_on.unwrap_or(now_ratio.is_some()).then_some(values.0);
+    let idle_in_force = idle_on
+        .unwrap_or(now_idle.is_some())
+        .then(|| Duration::from_secs(values.1 * 60));
+    Ok(Some(((ratio_in_force, idle_in_force), values)))
 }
 
 /// `session-stats`. The totals count this run of the daemon (ours are not

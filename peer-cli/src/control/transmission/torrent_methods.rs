@@ -262,11 +262,14 @@ pub fn torrent_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
         {
             let st = s.status(ih).ok_or_else(|| format!("no torrent {hex}"))?;
             let mut l = st.seed_limits;
-            l.ratio = seed_limit(l.ratio, ratio_mode, ratio_limit);
+            let (session_ratio, session_idle) = *rpc.seed_values.lock();
+            let minutes = |m: u64| Duration::from_secs(m.saturating_mul(60));
+            l.ratio = seed_limit(l.ratio, ratio_mode, ratio_limit, session_ratio);
             l.idle = seed_limit(
                 l.idle,
                 idle_mode,
-                idle_limit.map(|m| Duration::from_secs(m.saturating_mul(60))),
+                idle_limit.map(minutes),
+                minutes(session_idle),
             );
             s.set_seed_limits(ih, l)
                 .map_err(|e| lib_error("torrent-set", &e))?;
@@ -304,9 +307,15 @@ pub fn torrent_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
 }
 
 /// A limit after `torrent-set`: the mode (0 session, 1 own, 2 none) and the
-/// value; a value alone changes the torrent's own value (used in mode 1),
-/// as in Transmission.
-fn seed_limit<T: Copy>(now: SeedLimit<T>, mode: Option<u64>, value: Option<T>) -> SeedLimit<T> {
+/// value; a value alone becomes the torrent's own limit. Mode 1 without a
+/// value keeps the torrent's own value, else takes `session`'s (as a
+/// Transmission torrent's own value starts as the session's).
+fn seed_limit<T: Copy>(
+    now: SeedLimit<T>,
+    mode: Option<u64>,
+    value: Option<T>,
+    session: T,
+) -> SeedLimit<T> {
     let own = |fallback: SeedLimit<T>| match (value, now) {
         (Some(v), _) => SeedLimit::Limit(v),
         (None, SeedLimit::Limit(v)) => SeedLimit::Limit(v),
@@ -315,7 +324,7 @@ fn seed_limit<T: Copy>(now: SeedLimit<T>, mode: Option<u64>, value: Option<T>) -
     match mode {
         Some(0) => SeedLimit::Session,
         Some(2) => SeedLimit::Unlimited,
-        Some(_) => own(SeedLimit::Session),
+        Some(_) => own(SeedLimit::Limit(session)),
         // A value alone: the torrent's own limit (transmission-remote's
         // `-sr` sends the mode too).
         None => own(now),
@@ -408,5 +417,25 @@ mod tests {
             .contains("no file 2"));
         let m = args(json!({}));
         assert!(wanted(&Args::new(&m), &files).expect("ok").is_none());
+    }
+
+    #[test]
+    fn seed_limit_follows_mode_and_value() {
+        use SeedLimit::*;
+        // A mode alone.
+        assert_eq!(seed_limit(Limit(2.0), Some(0), None, 9.0), Session);
+        assert_eq!(seed_limit(Limit(2.0), Some(2), None, 9.0), Unlimited);
+        // Mode 1 keeps its own value, or takes the one given.
+        assert_eq!(seed_limit(Limit(2.0), Some(1), None, 9.0), Limit(2.0));
+        assert_eq!(seed_limit(Session, Some(1), Some(0.5), 9.0), Limit(0.5));
+        // A value alone becomes the torrent's own limit.
+        assert_eq!(seed_limit(Unlimited, None, Some(3.0), 9.0), Limit(3.0));
+        assert_eq!(seed_limit(Session, None, None, 9.0), Session);
+        // Mode 1 alone on a torrent without its own: the session's value.
+        assert_eq!(seed_limit(Session, Some(1), None, 9.0), Limit(9.0));
+        // Resolved against the session's.
+        assert_eq!(Session.resolve(Some(1.5)), Some(1.5));
+        assert_eq!(Unlimited.resolve(Some(1.5)), None);
+        assert_eq!(Limit(0.0).resolve(None), Some(0.0));
     }
 }
