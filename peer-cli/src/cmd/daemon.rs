@@ -146,7 +146,15 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
         "peer daemon: web interface: http://{control_addr}/login?code={login_code} (works once; `peer web` prints a new link)"
     );
     let mut progress = Progress::new();
+    let queue = rpc.queue.clone();
+    let mut last_queue = std::time::Instant::now();
     while !stop.load(Ordering::SeqCst) {
+        // The download queue: a completed torrent frees a slot, a torrent
+        // added or resumed through our API may need one.
+        if last_queue.elapsed() >= Duration::from_secs(1) {
+            last_queue = std::time::Instant::now();
+            queue.rebalance(&session);
+        }
         // Wait for the session's events (the progress display reads
         // snapshots at its own rate).
         match events.recv_timeout(Duration::from_millis(200)) {

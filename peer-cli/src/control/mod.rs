@@ -11,6 +11,7 @@
 pub mod client;
 pub mod http;
 pub mod labels;
+pub mod queue;
 pub mod server;
 pub mod state;
 pub mod transmission;

@@ -9,6 +9,8 @@
 //!   (set `KEEP_TMP=1` to keep it for debugging).
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod rpc;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{Read, Write};

@@ -114,6 +114,14 @@ struct Ctx<'a> {
     mi: OnceCell<Option<Metainfo>>,
     files: OnceCell<Vec<FileStatus>>,
     peers: OnceCell<Vec<PeerInfo>>,
+    /// Queue positions and the torrents the queue holds (computed once per call).
+    queue: &'a OnceCell<QueueView>,
+}
+
+/// The download queue as `torrent-get` reads it.
+struct QueueView {
+    positions: std::collections::HashMap<bittorrent_core::InfoHash, usize>,
+    held: std::collections::HashSet<bittorrent_core::InfoHash>,
 }
 
 impl Ctx<'_> {
@@ -171,8 +179,21 @@ impl Ctx<'_> {
             },
         }
     }
+    fn queue(&self) -> &QueueView {
+        self.queue.get_or_init(|| {
+            let (order, held) = self.rpc.queue.snapshot();
+            QueueView {
+                positions: order.into_iter().enumerate().map(|(i, h)| (h, i)).collect(),
+                held,
+            }
+        })
+    }
     fn status(&self) -> u8 {
         let s = self.s;
+        if s.paused && self.queue().held.contains(&s.info_hash) {
+            // Queued to download.
+            return status::DOWNLOAD_WAIT;
+        }
         if s.paused && !self.metadata() {
             return status::STOPPED;
         }
@@ -267,8 +288,13 @@ impl Ctx<'_> {
             "seedidlemode" => json!(mode(s.seed_limits.idle)),
             "secondsseeding" => json!(s.seeding_time.as_secs()),
             "secondsdownloading" | "activitydate" | "addeddate" | "donedate" | "startdate"
-            | "editdate" | "manualannouncetime" | "bandwidthpriority" | "queueposition"
+            | "editdate" | "manualannouncetime" | "bandwidthpriority"
             | "webseedssendingtous" => json!(0),
+            // A torrent the queue has not seen yet goes to the back.
+            "queueposition" => {
+                let q = self.queue();
+                json!(q.positions.get(&s.info_hash).copied().unwrap_or(q.positions.len()))
+            }
             "datecreated" => json!(self.mi().and_then(|m| m.creation_date).unwrap_or(0)),
             "comment" => json!(self.mi().and_then(|m| m.comment.clone()).unwrap_or_default()),
             "creator" => json!(self.mi().and_then(|m| m.created_by.clone()).unwrap_or_default()),
@@ -466,7 +492,9 @@ pub fn torrent_get(rpc: &Rpc, session: &Session, a: &Args) -> RpcResult {
         }
     };
     let (torrents, removed) = rpc.select(session, a)?;
+    let queue = OnceCell::new();
     let ctx = |id: u64, s| Ctx {
+        queue: &queue,
         rpc,
         session,
         id,

@@ -224,6 +224,8 @@ pub struct Rpc {
     /// The session's ratio limit and idle limit (minutes) as values, kept
     /// while the limit is off (`seedRatioLimit`, `idle-seeding-limit`).
     pub seed_values: Mutex<(f64, u64)>,
+    /// The download queue (`STATE/queue.json`).
+    pub queue: Arc<crate::control::queue::Queue>,
 }
 
 /// The answer to a request without the current session id (the spec's
@@ -279,6 +281,7 @@ impl Rpc {
                 .unwrap_or(config::DEFAULT_IDLE_MINUTES),
         ));
         Rpc {
+            queue: Arc::new(crate::control::queue::Queue::load(&state_dir)),
             seed_values,
             session,
             session_id: crate::control::new_token(),
@@ -432,7 +435,13 @@ impl Rpc {
         };
         let snake_names = method.contains('_');
         let a = Args::new(args);
-        let out = self.dispatch(&session, &method.replace('_', "-"), &a, snake_names);
+        let name = method.replace('_', "-");
+        let out = self.dispatch(&session, &name, &a, snake_names);
+        if name.starts_with("torrent-") && name != "torrent-get" {
+            // Added, removed, started or stopped torrents: the queue's rule
+            // holds again at once.
+            self.queue.rebalance(&session);
+        }
         let out = out.and_then(|v| match a.unknown() {
             Some(k) => Err(format!("unknown argument for {method}: {k}")),
             None => Ok(v),
@@ -444,6 +453,7 @@ impl Rpc {
     }
 
     fn dispatch(&self, s: &Session, method: &str, a: &Args, snake: bool) -> RpcResult {
+        use crate::control::queue::Move;
         use session_methods as sm;
         use torrent_methods as tm;
         match method {
@@ -457,16 +467,18 @@ impl Rpc {
             "torrent-get" => fields::torrent_get(self, s, a),
             "torrent-add" => tm::torrent_add(self, s, a),
             "torrent-set" => tm::torrent_set(self, s, a),
-            "torrent-start" | "torrent-start-now" => tm::start_stop(self, s, a, false),
-            "torrent-stop" => tm::start_stop(self, s, a, true),
+            "torrent-start" => tm::start_stop(self, s, a, tm::Start::Queued),
+            "torrent-start-now" => tm::start_stop(self, s, a, tm::Start::Now),
+            "torrent-stop" => tm::start_stop(self, s, a, tm::Start::Stop),
             "torrent-remove" => tm::torrent_remove(self, s, a),
             "torrent-verify"
             | "torrent-reannounce"
             | "torrent-set-location"
             | "torrent-rename-path" => tm::unsupported(self, s, a, method),
-            "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => {
-                tm::unsupported(self, s, a, method)
-            }
+            "queue-move-top" => tm::queue_move(self, s, a, Move::Top),
+            "queue-move-up" => tm::queue_move(self, s, a, Move::Up),
+            "queue-move-down" => tm::queue_move(self, s, a, Move::Down),
+            "queue-move-bottom" => tm::queue_move(self, s, a, Move::Bottom),
             "group-get" | "group-set" => Err(format!("{method}: peer has no bandwidth groups")),
             _ => Err(format!("method name not recognized: {method}")),
         }

@@ -47,6 +47,7 @@ fn session_args(rpc: &Rpc, s: &Session) -> Map<String, Value> {
     let c = &rpc.config;
     let (ratio, idle) = s.seed_defaults();
     let (ratio_value, idle_minutes) = *rpc.seed_values.lock();
+    let (queue_on, queue_size) = rpc.queue.settings();
     let v = json!({
         "version": VERSION,
         "rpc-version": RPC_VERSION,
@@ -88,8 +89,8 @@ fn session_args(rpc: &Rpc, s: &Session) -> Map<String, Value> {
         "blocklist-size": 0,
         "blocklist-url": "",
         "cache-size-mb": 0,
-        "download-queue-enabled": false,
-        "download-queue-size": 0,
+        "download-queue-enabled": queue_on,
+        "download-queue-size": queue_size,
         "seed-queue-enabled": false,
         "seed-queue-size": 0,
         "queue-stalled-enabled": false,
@@ -232,11 +233,11 @@ pub fn session_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
         false,
     )?;
     fixed("blocklist-enabled", a.bool("blocklist-enabled")?, false)?;
-    fixed(
-        "download-queue-enabled",
-        a.bool("download-queue-enabled")?,
-        false,
-    )?;
+    let queue_on = a.bool("download-queue-enabled")?;
+    let queue_size = a.uint("download-queue-size")?;
+    if queue_size == Some(0) {
+        return Err("session-set: download-queue-size must be 1 or more".into());
+    }
     fixed("seed-queue-enabled", a.bool("seed-queue-enabled")?, false)?;
     fixed(
         "incomplete-dir-enabled",
@@ -248,6 +249,10 @@ pub fn session_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
         a.bool("start-added-torrents")?,
         true,
     )?;
+    if queue_on.is_some() || queue_size.is_some() {
+        let size = queue_size.map(|n| usize::try_from(n.min(100_000)).unwrap_or(100_000));
+        rpc.queue.configure(s, queue_on, size);
+    }
     if let Some(((ratio, idle), values)) = seeding {
         s.set_seed_defaults(ratio, idle)
             .map_err(|e| format!("session-set: {e}"))?;

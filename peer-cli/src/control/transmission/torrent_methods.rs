@@ -226,7 +226,6 @@ pub fn torrent_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
                 .is_none_or(|n| n == rpc.config.max_peers_per_torrent as u64),
         ),
         ("location", a.get("location").is_none()),
-        ("queuePosition", a.get("queuePosition").is_none()),
         ("trackerAdd", a.get("trackerAdd").is_none()),
         ("trackerRemove", a.get("trackerRemove").is_none()),
         ("trackerReplace", a.get("trackerReplace").is_none()),
@@ -239,6 +238,14 @@ pub fn torrent_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
                 "torrent-set: {name} is not supported by peer (docs/API.md)"
             ));
         }
+    }
+    let position = a.uint("queuePosition")?;
+    if let Some(p) = position {
+        if targets.len() != 1 {
+            return Err("torrent-set: queuePosition needs exactly one torrent in ids".into());
+        }
+        rpc.queue
+            .set_position(s, &targets[0], usize::try_from(p).unwrap_or(usize::MAX));
     }
     let ratio_limit = a.number("seedRatioLimit")?;
     let ratio_mode = a.uint("seedRatioMode")?;
@@ -331,21 +338,41 @@ fn seed_limit<T: Copy>(
     }
 }
 
-/// `torrent-start`, `torrent-start-now` (no queue: the same), `torrent-stop`.
-pub fn start_stop(rpc: &Rpc, s: &Session, a: &Args, stop: bool) -> RpcResult {
+/// Which of `torrent-start`, `torrent-start-now`, `torrent-stop`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// `torrent-start`: through the download queue.
+    Queued,
+    /// `torrent-start-now`: at once, outside the queue.
+    Now,
+    /// `torrent-stop`.
+    Stop,
+}
+
+/// `torrent-start`, `torrent-start-now`, `torrent-stop`.
+pub fn start_stop(rpc: &Rpc, s: &Session, a: &Args, how: Start) -> RpcResult {
     for ih in hashes(rpc, s, a)? {
-        let r = if stop { s.pause(&ih) } else { s.resume(&ih) };
+        let r = match how {
+            Start::Stop => rpc.queue.stop(s, &ih),
+            Start::Queued => rpc.queue.start(s, &ih, false),
+            Start::Now => rpc.queue.start(s, &ih, true),
+        };
         r.map_err(|e| {
-            lib_error(
-                if stop {
-                    "torrent-stop"
-                } else {
-                    "torrent-start"
-                },
-                &e,
-            )
+            let name = match how {
+                Start::Stop => "torrent-stop",
+                Start::Queued => "torrent-start",
+                Start::Now => "torrent-start-now",
+            };
+            lib_error(name, &e)
         })?;
     }
+    Ok(json!({}))
+}
+
+/// `queue-move-top`, `-up`, `-down`, `-bottom`.
+pub fn queue_move(rpc: &Rpc, s: &Session, a: &Args, m: crate::control::queue::Move) -> RpcResult {
+    let which = hashes(rpc, s, a)?;
+    rpc.queue.move_torrents(s, &which, m);
     Ok(json!({}))
 }
 
@@ -373,7 +400,7 @@ pub fn unsupported(rpc: &Rpc, s: &Session, a: &Args, method: &str) -> RpcResult 
         "torrent-reannounce" => "peer has no manual announce yet (it announces on the tracker's interval)",
         "torrent-set-location" => "peer cannot move a torrent's data yet",
         "torrent-rename-path" => "peer cannot rename a torrent's files yet",
-        _ => "peer has no download queue (every torrent runs at once)",
+        _ => "not supported",
     };
     Err(format!("{method}: {why}"))
 }
