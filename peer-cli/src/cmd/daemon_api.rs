@@ -56,12 +56,44 @@ pub fn route(
             Ok(ih) => set_seeding(session, &ih, r),
             Err(e) => e,
         },
-        (_, ["limits"] | ["torrents", _, "files" | "limits" | "seeding"]) => {
+        ("POST", ["torrents", id, "move"]) => match find(id) {
+            Ok(ih) => move_data(session, &ih, r),
+            Err(e) => e,
+        },
+        (_, ["limits"] | ["torrents", _, "files" | "limits" | "seeding" | "move"]) => {
             Response::error(405, format!("{} not allowed on {}", r.method, r.path))
         }
         _ => return None,
     };
     Some(resp)
+}
+
+/// `POST /torrents/ID/move` with `{"dir": "/abs/dir", "move": true|false}`
+/// (`move`, default true: move the files there; false: look for them there).
+fn move_data(session: &Session, ih: &InfoHash, r: &Request) -> Response {
+    let v = match body(r) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let Some(dir) = v.get("dir").and_then(Value::as_str) else {
+        return Response::error(400, "give \"dir\": an absolute directory");
+    };
+    let move_files = match v.get("move") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Response::error(400, format!("move: not a boolean: {other}")),
+    };
+    if !std::path::Path::new(dir).is_absolute() {
+        return Response::error(400, format!("dir: not an absolute path: {dir}"));
+    }
+    match session.move_data(ih, std::path::Path::new(dir), move_files) {
+        Ok(()) => Response::ok(json!({"id": ih.to_hex(), "save_path": dir})),
+        Err(bittorrent_core::Error::UnknownTorrent(_)) => {
+            Response::error(404, format!("no torrent {ih}"))
+        }
+        Err(e @ bittorrent_core::Error::NoMetadata(_)) => Response::error(409, e.to_string()),
+        Err(e) => Response::error(500, e.to_string()),
+    }
 }
 
 fn body(r: &Request) -> Result<Value, Response> {

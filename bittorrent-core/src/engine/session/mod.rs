@@ -17,6 +17,7 @@ pub(crate) mod events;
 pub(crate) mod shared;
 
 mod add;
+mod relocate;
 mod seeding;
 pub use add::{AddTorrent, TorrentSource};
 

@@ -225,7 +225,6 @@ pub fn torrent_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
             a.uint("peer-limit")?
                 .is_none_or(|n| n == rpc.config.max_peers_per_torrent as u64),
         ),
-        ("location", a.get("location").is_none()),
         ("trackerAdd", a.get("trackerAdd").is_none()),
         ("trackerRemove", a.get("trackerRemove").is_none()),
         ("trackerReplace", a.get("trackerReplace").is_none()),
@@ -237,6 +236,14 @@ pub fn torrent_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
             return Err(format!(
                 "torrent-set: {name} is not supported by peer (docs/API.md)"
             ));
+        }
+    }
+    // `location`: look for the data there from now on (not moved).
+    if let Some(l) = a.str("location")? {
+        let dir = location(rpc, l)?;
+        for ih in &targets {
+            s.move_data(ih, dir, false)
+                .map_err(|e| lib_error("torrent-set", &e))?;
         }
     }
     let position = a.uint("queuePosition")?;
@@ -369,6 +376,37 @@ pub fn start_stop(rpc: &Rpc, s: &Session, a: &Args, how: Start) -> RpcResult {
     Ok(json!({}))
 }
 
+/// A `location`: an absolute path outside the daemon's state directory.
+fn location<'a>(rpc: &Rpc, l: &'a str) -> Result<&'a Path, String> {
+    let dir = Path::new(l);
+    if !dir.is_absolute() {
+        return Err(format!("location: not an absolute path: {l}"));
+    }
+    let state = std::fs::canonicalize(&rpc.state_dir).unwrap_or_else(|_| rpc.state_dir.clone());
+    if dir.starts_with(&state) || dir.starts_with(&rpc.state_dir) {
+        return Err(format!(
+            "location: {l}: not inside the daemon's state directory"
+        ));
+    }
+    Ok(dir)
+}
+
+/// `torrent-set-location`: `location` (an absolute directory), `move`
+/// (move the data there; else look for it there).
+pub fn set_location(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
+    let targets = hashes(rpc, s, a)?;
+    let location_arg = a
+        .str("location")?
+        .ok_or("torrent-set-location: no location")?;
+    let move_files = a.bool("move")?.unwrap_or(false);
+    let dir = location(rpc, location_arg)?;
+    for ih in targets {
+        s.move_data(&ih, dir, move_files)
+            .map_err(|e| lib_error("torrent-set-location", &e))?;
+    }
+    Ok(json!({}))
+}
+
 /// `queue-move-top`, `-up`, `-down`, `-bottom`.
 pub fn queue_move(rpc: &Rpc, s: &Session, a: &Args, m: crate::control::queue::Move) -> RpcResult {
     let which = hashes(rpc, s, a)?;
@@ -398,7 +436,6 @@ pub fn unsupported(rpc: &Rpc, s: &Session, a: &Args, method: &str) -> RpcResult 
     let why = match method {
         "torrent-verify" => "peer cannot re-check a torrent's data while it runs yet (it checks at every start: restart the daemon)",
         "torrent-reannounce" => "peer has no manual announce yet (it announces on the tracker's interval)",
-        "torrent-set-location" => "peer cannot move a torrent's data yet",
         "torrent-rename-path" => "peer cannot rename a torrent's files yet",
         _ => "not supported",
     };
