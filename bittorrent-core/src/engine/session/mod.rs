@@ -572,6 +572,20 @@ impl Session {
             .map(|t| t.metainfo.clone())
     }
 
+    /// A torrent's trackers, by tier (BEP 12 `announce-list`, else its
+    /// `announce`); cheaper than [`Session::metainfo`] for a list of many
+    /// torrents. `None` for an unknown torrent or a magnet link without
+    /// its metadata.
+    pub fn trackers(&self, ih: &InfoHash) -> Option<Vec<Vec<String>>> {
+        let t = self.inner.shared.registry.read().get(&ih.0).cloned()?;
+        let mi = &t.metainfo;
+        Some(if mi.announce_list.is_empty() {
+            mi.announce.iter().map(|a| vec![a.clone()]).collect()
+        } else {
+            mi.announce_list.clone()
+        })
+    }
+
     /// The verified pieces of a torrent.
     pub fn pieces(&self, ih: &InfoHash) -> Option<crate::proto::bitfield::Bitfield> {
         self.inner

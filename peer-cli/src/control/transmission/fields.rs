@@ -140,6 +140,11 @@ impl Ctx<'_> {
     }
     fn peers(&self) -> &[PeerInfo] {
         self.peers.get_or_init(|| {
+            if self.s.peers == 0 {
+                // No connection: no need to ask the torrent's thread (a
+                // round trip per torrent in a list of thousands).
+                return Vec::new();
+            }
             self.session
                 .peers(&self.s.info_hash, PEERS_TIMEOUT)
                 .unwrap_or_default()
@@ -207,15 +212,8 @@ impl Ctx<'_> {
         }
     }
     fn trackers(&self) -> Vec<(usize, String)> {
-        let Some(mi) = self.mi() else {
-            return Vec::new();
-        };
-        let mut tiers = mi.announce_list.clone();
-        if tiers.is_empty() {
-            if let Some(a) = &mi.announce {
-                tiers.push(vec![a.clone()]);
-            }
-        }
+        // Not the whole metainfo (its piece hashes) for each torrent.
+        let tiers = self.session.trackers(&self.s.info_hash).unwrap_or_default();
         tiers
             .into_iter()
             .enumerate()
