@@ -8,9 +8,10 @@ for (Transmission's web client's torrent list), against `peer daemon` and, when 
 Both daemons get the same N one-piece torrents (no tracker, no data on disk, DHT/LSD/PEX
 off: nothing moves), written into their state directories before they start (adding 10,000
 through the RPC would measure something else). Reported per daemon: time to load them all,
-then per torrent-get call (objects format, and table format where supported) the median and
-max wall time, the daemon's CPU seconds (utime+stime from /proc), its context switches
-(all threads), the response bytes; and the daemon's RSS and thread count.
+then the daemon's CPU per second with no request (its own timers: included in the per-call
+CPU below), then per torrent-get call (objects format, and table format) the median and max
+wall time, the daemon's CPU time (utime+stime from /proc), its context switches (all
+threads), the response bytes; and the daemon's RSS and thread count.
 Scratch data lives under /tmp and is deleted at the end.
 """
 import base64, hashlib, http.client, json, os, shutil, socket, statistics, subprocess, sys
@@ -90,6 +91,18 @@ def proc_stats(pid):
                         ctx += int(line.split()[1])
         except OSError:
             pass
+    # CPU of the threads that serve requests (peer: its control workers),
+    # without the daemon's own timers.
+    served = 0.0
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                comm, rest = f.read().split("(", 1)[1].rsplit(")", 1)
+            if comm == "control worker":
+                x = rest.split()
+                served += (int(x[11]) + int(x[12])) / TICK
+        except OSError:
+            pass
     rss = threads = 0
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -97,7 +110,7 @@ def proc_stats(pid):
                 rss = int(line.split()[1]) // 1024
             if line.startswith("Threads"):
                 threads = int(line.split()[1])
-    return cpu, ctx, rss, threads
+    return cpu, ctx, rss, threads, served
 
 
 def measure(name, proc, rpc, table):
@@ -114,20 +127,27 @@ def measure(name, proc, rpc, table):
         time.sleep(0.5)
     load = time.perf_counter() - t0
     time.sleep(2)
+    # What the daemon burns with no request (its own timers), to tell apart.
+    cpu0 = proc_stats(proc.pid)[0]
+    time.sleep(3)
+    cpu1 = proc_stats(proc.pid)[0]
+    idle = (cpu1 - cpu0) / 3 * 1000
+    print(f"{name:12} idle    N={N}: daemon CPU {idle:.0f} ms per second with no request", flush=True)
     for fmt in (["objects", "table"] if table else ["objects"]):
         args = {"fields": FIELDS}
         if fmt == "table":
             args["format"] = "table"
         walls, size = [], 0
-        cpu0, ctx0, _, _ = proc_stats(proc.pid)
+        cpu0, ctx0, _, _, served0 = proc_stats(proc.pid)
         for _ in range(CALLS):
             t = time.perf_counter()
             data = rpc.call("torrent-get", args)
             walls.append((time.perf_counter() - t) * 1000)
             size = len(data)
-        cpu1, ctx1, rss, threads = proc_stats(proc.pid)
+        cpu1, ctx1, rss, threads, served1 = proc_stats(proc.pid)
+        served = f", control workers {(served1 - served0) / CALLS * 1000:.1f} ms/call" if served1 else ""
         print(f"{name:12} {fmt:7} N={N}: median {statistics.median(walls):8.1f} ms, "
-              f"max {max(walls):8.1f} ms, daemon CPU {(cpu1 - cpu0) / CALLS * 1000:7.1f} ms/call, "
+              f"max {max(walls):8.1f} ms, daemon CPU {(cpu1 - cpu0) / CALLS * 1000:7.1f} ms/call{served}, "
               f"ctx switches {(ctx1 - ctx0) / CALLS:8.1f}/call, {size:,} bytes; "
               f"RSS {rss} MiB, {threads} threads (loaded in {load:.1f} s)", flush=True)
 
