@@ -50,6 +50,8 @@ pub enum Error {
     },
     /// The session is shutting down (or the torrent's thread has ended).
     Stopped,
+    /// A seeding ratio limit that is negative or not a number.
+    BadSeedRatio(f64),
 }
 
 impl Error {
@@ -73,6 +75,7 @@ impl fmt::Display for Error {
             Error::NoMetadata(ih) => write!(f, "torrent {ih} has no metadata yet"),
             Error::Storage { name, source } => write!(f, "{name}: {source}"),
             Error::Selection { name, source } => write!(f, "{name}: {source}"),
+            Error::BadSeedRatio(r) => write!(f, "not a seeding ratio: {r} (0 or more)"),
             Error::Stopped => f.write_str("the session is stopping"),
         }
     }
@@ -89,7 +92,8 @@ impl std::error::Error for Error {
             Error::AlreadyAdded(_)
             | Error::UnknownTorrent(_)
             | Error::NoMetadata(_)
-            | Error::Stopped => None,
+            | Error::Stopped
+            | Error::BadSeedRatio(_) => None,
         }
     }
 }

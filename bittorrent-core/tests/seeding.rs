@@ -18,12 +18,14 @@ fn goal_arithmetic() {
     let g = SeedGoal {
         ratio: Some(1.5),
         time: None,
+        idle: None,
     };
     assert!(!g.reached(149, 100, Duration::from_secs(1_000_000)));
     assert!(g.reached(150, 100, Duration::ZERO));
     let t = SeedGoal {
         ratio: None,
         time: Some(Duration::from_secs(60)),
+        idle: None,
     };
     assert!(!t.reached(u64::MAX, 1, Duration::from_secs(59)));
     assert!(t.reached(0, 1, Duration::from_secs(60)));
@@ -31,6 +33,7 @@ fn goal_arithmetic() {
     let both = SeedGoal {
         ratio: Some(2.0),
         time: Some(Duration::from_secs(60)),
+        idle: None,
     };
     assert!(both.reached(200, 100, Duration::ZERO));
     assert!(both.reached(0, 100, Duration::from_secs(60)));

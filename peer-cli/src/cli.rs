@@ -239,6 +239,17 @@ pub struct DaemonArgs {
     /// --port to the port of the last run)
     #[command(flatten)]
     pub session: SessionArgs,
+    /// Port of the control API, web interface and Transmission RPC on 127.0.0.1
+    /// [default: `rpc-port` of STATE/settings.json, else a free port]
+    #[arg(long, value_name = "N")]
+    pub rpc_port: Option<u16>,
+    /// Add the .torrent and .magnet files dropped in DIR [default: `watch-dir` of
+    /// STATE/settings.json]
+    #[arg(long, value_name = "DIR")]
+    pub watch_dir: Option<PathBuf>,
+    /// Delete the files the watch folder added instead of renaming them *.added
+    #[arg(long)]
+    pub watch_dir_delete: bool,
 }
 
 /// `--state DIR` of the control commands.

@@ -17,13 +17,13 @@ const PLAIN_INTERVAL: Duration = Duration::from_secs(5);
 pub struct Progress {
     out: Output,
     /// The last phase seen per torrent (plain mode's event lines).
-    seen: HashMap<String, PhaseKey>,
+    seen: HashMap<Key, PhaseKey>,
 }
 
 enum Output {
     Bars {
         multi: MultiProgress,
-        bars: HashMap<String, ProgressBar>,
+        bars: HashMap<Key, ProgressBar>,
     },
     Plain {
         last: Option<Instant>,
@@ -39,8 +39,12 @@ struct PhaseKey {
 
 /// A torrent's identity in the display (the demo shows one torrent per
 /// session under different names, so the info-hash alone is not enough).
-fn key(s: &TorrentStatus) -> String {
-    format!("{}\0{}", s.info_hash.to_hex(), s.name)
+/// (No text formatting: the daemon calls this for every torrent several
+/// times a second.)
+type Key = ([u8; 20], String);
+
+fn key(s: &TorrentStatus) -> Key {
+    (s.info_hash.0, s.name.clone())
 }
 
 impl Progress {
@@ -79,7 +83,7 @@ impl Progress {
                 for line in events {
                     let _ = multi.println(line);
                 }
-                let keys: Vec<String> = statuses.iter().map(key).collect();
+                let keys: Vec<Key> = statuses.iter().map(key).collect();
                 bars.retain(|k, b| {
                     let keep = keys.contains(k);
                     if !keep {

@@ -1,7 +1,8 @@
 //! The torrent list in the state directory, one set of files per
 //! info-hash under `torrents/`:
 //!
-//! - `<ih>.add`: how it was added (save path, paused), bencoded;
+//! - `<ih>.add`: how it was added (save path, paused, its own rate and
+//!   seeding limits), bencoded; keys absent in older files mean "none";
 //! - `<ih>.torrent`: the torrent (the original bytes, or a file written
 //!   from the info dictionary and trackers, see [`torrent_file_bytes`]);
 //! - `<ih>.magnet`: a magnet link still in its metadata phase (the URI),
@@ -12,6 +13,7 @@
 //! Every write is atomic ([`write_atomically`]); a restart adds back every
 //! `.add` with its `.torrent`, or else its `.magnet`.
 
+use crate::engine::torrent::status::{SeedLimit, SeedLimits};
 use crate::proto::bencode::{self, OwnedValue, Value};
 use crate::proto::metainfo::{InfoHash, Metainfo};
 use crate::state::write_atomically;
@@ -28,13 +30,15 @@ pub(crate) enum SavedSource {
 }
 
 /// One torrent of the list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SavedTorrent {
     pub(crate) save_path: PathBuf,
     pub(crate) paused: bool,
     pub(crate) source: SavedSource,
     /// The torrent's own rate limits (download, upload; 0: none).
     pub(crate) limits: (u64, u64),
+    /// The torrent's own seeding limits.
+    pub(crate) seed: SeedLimits,
 }
 
 fn file(dir: &Path, ih: &InfoHash, ext: &str) -> PathBuf {
@@ -49,6 +53,7 @@ pub(crate) fn save_entry(
     save_path: &Path,
     paused: bool,
     limits: (u64, u64),
+    seed: SeedLimits,
 ) -> io::Result<()> {
     let mut d = vec![
         (
@@ -66,6 +71,27 @@ pub(crate) fn save_entry(
             d.push((k.to_vec(), OwnedValue::Int(r.min(i64::MAX as u64) as i64)));
         }
     }
+    // Seeding limits, only when the torrent has its own: the ratio in
+    // thousandths, the idle time in seconds; -1 for "no limit".
+    let ratio = match seed.ratio {
+        SeedLimit::Session => None,
+        SeedLimit::Unlimited => Some(-1),
+        SeedLimit::Limit(r) => Some((r * 1000.0).round().clamp(0.0, 1e15) as i64),
+    };
+    let idle = match seed.idle {
+        SeedLimit::Session => None,
+        SeedLimit::Unlimited => Some(-1),
+        SeedLimit::Limit(d) => Some(d.as_secs().min(i64::MAX as u64) as i64),
+    };
+    for (k, v) in [
+        (&b"seed idle limit"[..], idle),
+        (b"seed ratio limit", ratio),
+    ] {
+        if let Some(v) = v {
+            d.push((k.to_vec(), OwnedValue::Int(v)));
+        }
+    }
+    d.sort_by(|a, b| a.0.cmp(&b.0));
     let v = OwnedValue::Dict(d);
     let path = file(dir, ih, "add");
     let bytes = v.to_bytes();
@@ -141,11 +167,29 @@ fn load(entry: &Path) -> Result<SavedTorrent, String> {
             .and_then(|n| u64::try_from(n).ok())
             .unwrap_or(0)
     };
+    let limit = |k: &[u8]| match v.get(k).and_then(Value::as_int) {
+        None => SeedLimit::Session,
+        Some(n) if n < 0 => SeedLimit::Unlimited,
+        Some(n) => SeedLimit::Limit(n as u64),
+    };
+    let seed = SeedLimits {
+        ratio: match limit(b"seed ratio limit") {
+            SeedLimit::Limit(n) => SeedLimit::Limit(n as f64 / 1000.0),
+            SeedLimit::Unlimited => SeedLimit::Unlimited,
+            SeedLimit::Session => SeedLimit::Session,
+        },
+        idle: match limit(b"seed idle limit") {
+            SeedLimit::Limit(n) => SeedLimit::Limit(std::time::Duration::from_secs(n)),
+            SeedLimit::Unlimited => SeedLimit::Unlimited,
+            SeedLimit::Session => SeedLimit::Session,
+        },
+    };
     Ok(SavedTorrent {
         save_path: PathBuf::from(String::from_utf8_lossy(save).into_owned()),
         paused,
         source,
         limits: (rate(b"max download rate"), rate(b"max upload rate")),
+        seed,
     })
 }
 
@@ -187,7 +231,15 @@ mod tests {
     fn a_magnet_entry_comes_back_until_its_torrent_is_saved() {
         let dir = temp("magnet");
         let ih = InfoHash([7; 20]);
-        save_entry(&dir, &ih, Path::new("/data"), true, (0, 0)).unwrap();
+        save_entry(
+            &dir,
+            &ih,
+            Path::new("/data"),
+            true,
+            (0, 0),
+            SeedLimits::default(),
+        )
+        .unwrap();
         save_magnet(
             &dir,
             &ih,
@@ -204,6 +256,7 @@ mod tests {
                     "magnet:?xt=urn:btih:0707070707070707070707070707070707070707".into()
                 ),
                 limits: (0, 0),
+                seed: SeedLimits::default(),
             })]
         );
         save_torrent(&dir, &ih, b"d4:infod4:name1:xee").unwrap();
@@ -221,9 +274,42 @@ mod tests {
     fn an_entry_without_its_torrent_is_reported() {
         let dir = temp("orphan");
         let ih = InfoHash([8; 20]);
-        save_entry(&dir, &ih, Path::new("/d"), false, (0, 0)).unwrap();
+        save_entry(
+            &dir,
+            &ih,
+            Path::new("/d"),
+            false,
+            (0, 0),
+            SeedLimits::default(),
+        )
+        .unwrap();
         let all = load_all(&dir).unwrap();
         assert!(matches!(&all[0], Err((p, _)) if p.ends_with(format!("{ih}.add"))));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn seeding_limits_round_trip_and_old_entries_have_none() {
+        let dir = temp("seed-limits");
+        let ih = InfoHash([9; 20]);
+        save_torrent(&dir, &ih, b"d4:infod4:name1:xee").unwrap();
+        // An entry written before seeding limits existed.
+        write_atomically(&file(&dir, &ih, "add"), b"d6:pausedi0e9:save path2:/de").unwrap();
+        let t = load_all(&dir).unwrap().remove(0).unwrap();
+        assert_eq!(t.seed, SeedLimits::default());
+        let seed = SeedLimits {
+            ratio: SeedLimit::Limit(1.5),
+            idle: SeedLimit::Unlimited,
+        };
+        save_entry(&dir, &ih, Path::new("/d"), false, (0, 0), seed).unwrap();
+        let t = load_all(&dir).unwrap().remove(0).unwrap();
+        assert_eq!(t.seed, seed);
+        let seed = SeedLimits {
+            ratio: SeedLimit::Unlimited,
+            idle: SeedLimit::Limit(std::time::Duration::from_secs(600)),
+        };
+        save_entry(&dir, &ih, Path::new("/d"), false, (0, 0), seed).unwrap();
+        assert_eq!(load_all(&dir).unwrap().remove(0).unwrap().seed, seed);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -7,6 +7,9 @@
 use crate::args::CliError;
 use crate::cli::DaemonArgs;
 use crate::cmd::run::install_stop_handler;
+use crate::cmd::watch;
+use crate::control::labels::Labels;
+use crate::control::transmission::{self, Rpc};
 use crate::control::{self, ControlInfo, Request, Response, Server};
 use crate::progress::Progress;
 use crate::web::{auth::Auth, Site};
@@ -48,29 +51,85 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
     if let Some(c) = corrupt {
         log::warn!("settings: {c}; using the default settings (and this command's flags) instead");
     }
+    let settings = transmission::config::load(&state).map_err(CliError::Failed)?;
+    // The session's seeding limits set through the RPC (settings.json),
+    // unless a flag says otherwise.
+    let (ratio, idle) = settings.seed_limits();
+    if let Some(r) = ratio {
+        config.seed_ratio = r;
+    }
+    if let Some(i) = idle {
+        config.seed_idle = i;
+    }
     let mut flags = a.session;
     flags.state = Some(state.clone());
     flags.apply(&mut config);
+    let rpc_config = config.clone();
     let session = Arc::new(Session::start(config).map_err(|e| CliError::failed(&e))?);
     let events = session.events();
     let restored = session.restore().map_err(|e| CliError::failed(&e))?;
     let stop = install_stop_handler()?;
     let token = control::new_token();
-    let listener =
-        control::server::bind_local().map_err(|e| CliError::Failed(format!("control API: {e}")))?;
+    let rpc_port = a.rpc_port.or(settings.rpc_port).unwrap_or(0);
+    let listener = control::server::bind_local_port(rpc_port)
+        .map_err(|e| CliError::Failed(format!("control API: 127.0.0.1:{rpc_port}: {e}")))?;
     let control_addr = listener
         .local_addr()
         .map_err(|e| CliError::Failed(format!("control API: {e}")))?;
+    let labels = Arc::new(Labels::load(&state));
     let daemon = Arc::new(Daemon {
         session: Arc::downgrade(&session),
         control_addr,
         download_dir: std::env::current_dir().unwrap_or_else(|_| state.clone()),
+        labels: labels.clone(),
     });
-    let d = daemon.clone();
-    let site = Arc::new(Site::new(
-        Auth::new(token.clone(), control_addr.port()),
-        Box::new(move |r: &Request| d.handle(r)),
+    let rpc = Arc::new(Rpc::new(
+        Arc::downgrade(&session),
+        settings.clone(),
+        rpc_config,
+        settings
+            .download_dir
+            .clone()
+            .unwrap_or_else(|| daemon.download_dir.clone()),
+        state.clone(),
+        stop.clone(),
+        labels,
     ));
+    let watcher = match a.watch_dir.clone().or(settings.watch_dir.clone()) {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| CliError::Failed(format!("watch folder {}: {e}", dir.display())))?;
+            let done = if a.watch_dir_delete || settings.watch_dir_delete {
+                watch::Done::Delete
+            } else {
+                watch::Done::Rename
+            };
+            eprintln!(
+                "peer daemon: watching {} for .torrent and .magnet files",
+                dir.display()
+            );
+            let r = rpc.clone();
+            Some(
+                watch::spawn(
+                    dir,
+                    done,
+                    Arc::downgrade(&session),
+                    Arc::new(move || r.download_dir.lock().clone()),
+                    stop.clone(),
+                )
+                .map_err(|e| CliError::Failed(format!("watch folder: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let d = daemon.clone();
+    let site = Arc::new(
+        Site::new(
+            Auth::new(token.clone(), control_addr.port()),
+            Box::new(move |r: &Request| d.handle(r)),
+        )
+        .with_transmission(rpc.clone()),
+    );
     let login_code = site.auth.new_code();
     let server =
         Server::start(listener, site).map_err(|e| CliError::Failed(format!("control API: {e}")))?;
@@ -94,7 +153,15 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
     );
     let mut progress = Progress::new();
     let mut port_map_line = String::new();
+    let queue = rpc.queue.clone();
+    let mut last_queue = std::time::Instant::now();
     while !stop.load(Ordering::SeqCst) {
+        // The download queue: a completed torrent frees a slot, a torrent
+        // added or resumed through our API may need one.
+        if last_queue.elapsed() >= Duration::from_secs(1) {
+            last_queue = std::time::Instant::now();
+            queue.rebalance(&session);
+        }
         // Wait for the session's events (the progress display reads
         // snapshots at its own rate).
         match events.recv_timeout(Duration::from_millis(200)) {
@@ -116,6 +183,9 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
     progress.finish();
     eprintln!("stopping...");
     server.stop();
+    if let Some(w) = watcher {
+        let _ = w.join();
+    }
     // Control requests still running get `Error::Stopped` from here on.
     session.shutdown();
     control::remove_info(&state);
@@ -129,6 +199,8 @@ struct Daemon {
     control_addr: std::net::SocketAddr,
     /// Suggested to the web page as where to save new torrents.
     download_dir: PathBuf,
+    /// Labels on torrents (shared with the Transmission RPC).
+    labels: Arc<Labels>,
 }
 
 /// `metadata`, `checking`, `downloading`, `seeding`, `finished`, `paused`,
@@ -208,6 +280,8 @@ fn torrent_json(s: &TorrentStatus) -> Value {
         "eta": eta,
         "waiting_for_disk": s.waiting_for_disk,
         "disk_queued": s.disk_queued,
+        "seed_ratio_limit": crate::cmd::daemon_api::limit_json(s.seed_limits.ratio, |r| json!(r)),
+        "seed_idle_limit": crate::cmd::daemon_api::limit_json(s.seed_limits.idle, |d| json!(d.as_secs())),
     })
 }
 
@@ -230,6 +304,8 @@ fn metadata_json(s: &TorrentStatus) -> Value {
         "eta": Value::Null,
         "waiting_for_disk": false,
         "disk_queued": 0,
+        "seed_ratio_limit": "session",
+        "seed_idle_limit": "session",
     })
 }
 
@@ -246,11 +322,11 @@ impl Daemon {
         let parts: Vec<&str> = r.path.trim_matches('/').split('/').collect();
         match (r.method.as_str(), parts.as_slice()) {
             ("GET", ["status"]) => self.status(&session),
-            ("GET", ["torrents"]) => self.list(&session),
+            ("GET", ["torrents"]) => self.list(&session, r),
             ("POST", ["torrents"]) => self.add(&session, r),
             ("GET", ["torrents", id]) => match self.find(&session, id) {
                 Ok(ih) => match session.status(&ih) {
-                    Some(s) => Response::ok(torrent_json(&s)),
+                    Some(s) => Response::ok(self.with_labels(torrent_json(&s))),
                     None => Response::error(404, format!("no torrent {id}")),
                 },
                 Err(e) => e,
@@ -260,6 +336,10 @@ impl Daemon {
                     || Response::error(404, format!("no torrent {id}")),
                     Response::ok,
                 ),
+                Err(e) => e,
+            },
+            ("POST", ["torrents", id, "labels"]) => match self.find(&session, id) {
+                Ok(ih) => self.set_labels(&ih, r),
                 Err(e) => e,
             },
             ("POST", ["torrents", id, action @ ("pause" | "resume")]) => {
@@ -299,11 +379,14 @@ impl Daemon {
                     .status(&ih)
                     .is_some_and(|s| s.phase != Phase::Metadata);
                 match session.remove(&ih, delete_data) {
-                    Ok(()) => Response::ok(json!({
-                        "id": ih.to_hex(),
-                        "removed": true,
-                        "data_deleted": delete_data && has_data,
-                    })),
+                    Ok(()) => {
+                        self.labels.remove(&ih.to_hex());
+                        Response::ok(json!({
+                            "id": ih.to_hex(),
+                            "removed": true,
+                            "data_deleted": delete_data && has_data,
+                        }))
+                    }
                     Err(e) => error_response(&e),
                 }
             }
@@ -339,12 +422,55 @@ impl Daemon {
         }
     }
 
-    fn list(&self, session: &Session) -> Response {
+    /// A torrent object with its `labels` added.
+    fn with_labels(&self, mut t: Value) -> Value {
+        let labels = t["id"]
+            .as_str()
+            .map(|id| self.labels.get(id))
+            .unwrap_or_default();
+        t["labels"] = json!(labels);
+        t
+    }
+
+    /// `POST /torrents/ID/labels` with `{"labels": ["tv", ...]}`.
+    fn set_labels(&self, ih: &InfoHash, r: &Request) -> Response {
+        let v: Value = match serde_json::from_slice(&r.body) {
+            Ok(v) => v,
+            Err(e) => return Response::error(400, format!("body: not JSON: {e}")),
+        };
+        let Some(l) = v.get("labels") else {
+            return Response::error(400, "give \"labels\": a list of strings");
+        };
+        let labels = match crate::control::labels::from_json(l) {
+            Ok(l) => l,
+            Err(e) => return Response::error(400, e),
+        };
+        match self.labels.set(&ih.to_hex(), labels) {
+            Ok(()) => {
+                Response::ok(json!({"id": ih.to_hex(), "labels": self.labels.get(&ih.to_hex())}))
+            }
+            Err(e) => Response::error(500, e),
+        }
+    }
+
+    fn list(&self, session: &Session, r: &Request) -> Response {
         let mut st = session.torrents();
         st.sort_by(|a, b| a.name.cmp(&b.name).then(a.info_hash.0.cmp(&b.info_hash.0)));
         // Magnet links still fetching their metadata come last.
         st.sort_by_key(|s| s.phase == Phase::Metadata);
-        Response::ok(Value::Array(st.iter().map(torrent_json).collect()))
+        // `?label=NAME`: only the torrents with that label.
+        let label = r.param("label").map(percent_decode);
+        let list = st
+            .iter()
+            .map(|s| self.with_labels(torrent_json(s)))
+            .filter(|t| match &label {
+                None => true,
+                Some(l) => t["labels"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(l.as_str()))),
+            })
+            .collect();
+        Response::ok(Value::Array(list))
     }
 
     fn status(&self, session: &Session) -> Response {
@@ -388,11 +514,31 @@ impl Daemon {
         }))
     }
 
+    /// `POST /torrents`, with the `labels` key set once the torrent is in.
     fn add(&self, session: &Session, r: &Request) -> Response {
         let v: Value = match serde_json::from_slice(&r.body) {
             Ok(v) => v,
             Err(e) => return Response::error(400, format!("body: not JSON: {e}")),
         };
+        let labels = match v.get("labels").filter(|l| !l.is_null()) {
+            None => None,
+            Some(l) => match crate::control::labels::from_json(l) {
+                Ok(l) => Some(l),
+                Err(e) => return Response::error(400, e),
+            },
+        };
+        let mut resp = self.add_torrent(session, &v);
+        if let (Some(l), Some(id), true) = (labels, resp.body["id"].as_str(), resp.status < 300) {
+            let id = id.to_string();
+            if let Err(e) = self.labels.set(&id, l) {
+                return Response::error(500, e);
+            }
+            resp.body["labels"] = json!(self.labels.get(&id));
+        }
+        resp
+    }
+
+    fn add_torrent(&self, session: &Session, v: &Value) -> Response {
         let Some(dir) = v.get("dir").and_then(Value::as_str) else {
             return Response::error(400, "\"dir\" (an absolute directory) is required");
         };
@@ -401,7 +547,7 @@ impl Daemon {
             return Response::error(400, "\"dir\" must be an absolute path");
         }
         let paused = v.get("paused").and_then(Value::as_bool).unwrap_or(false);
-        let opts = match crate::cmd::daemon_api::AddOptions::from_body(&v) {
+        let opts = match crate::cmd::daemon_api::AddOptions::from_body(v) {
             Ok(o) => o,
             Err(e) => return e,
         };
@@ -429,6 +575,31 @@ impl Daemon {
             "give \"path\" (a .torrent file), \"torrent\" (its bytes, base64), \"url\" or \"magnet\"",
         )
     }
+}
+
+/// A query value with its `%XX` escapes (and `+`) decoded.
+fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (
+            b[i],
+            b.get(i + 1).and_then(|c| hex(*c)),
+            b.get(i + 2).and_then(|c| hex(*c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+            (b'+', _, _) => out.push(b' '),
+            (c, _, _) => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The HTTP status for a library error.

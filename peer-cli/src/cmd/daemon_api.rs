@@ -12,7 +12,7 @@
 use crate::cmd::select::Selection;
 use crate::control::{Request, Response};
 use bittorrent_core::parse_rate;
-use bittorrent_core::{AddTorrent, FilePriority, InfoHash, Session};
+use bittorrent_core::{AddTorrent, FilePriority, InfoHash, SeedLimit, Session};
 use serde_json::{json, Value};
 
 /// Handle the requests of this module; `None` for any other request.
@@ -52,12 +52,48 @@ pub fn route(
             Ok(ih) => set_torrent_limits(session, &ih, r),
             Err(e) => e,
         },
-        (_, ["limits"] | ["torrents", _, "files" | "limits"]) => {
+        ("POST", ["torrents", id, "seeding"]) => match find(id) {
+            Ok(ih) => set_seeding(session, &ih, r),
+            Err(e) => e,
+        },
+        ("POST", ["torrents", id, "move"]) => match find(id) {
+            Ok(ih) => move_data(session, &ih, r),
+            Err(e) => e,
+        },
+        (_, ["limits"] | ["torrents", _, "files" | "limits" | "seeding" | "move"]) => {
             Response::error(405, format!("{} not allowed on {}", r.method, r.path))
         }
         _ => return None,
     };
     Some(resp)
+}
+
+/// `POST /torrents/ID/move` with `{"dir": "/abs/dir", "move": true|false}`
+/// (`move`, default true: move the files there; false: look for them there).
+fn move_data(session: &Session, ih: &InfoHash, r: &Request) -> Response {
+    let v = match body(r) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let Some(dir) = v.get("dir").and_then(Value::as_str) else {
+        return Response::error(400, "give \"dir\": an absolute directory");
+    };
+    let move_files = match v.get("move") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Response::error(400, format!("move: not a boolean: {other}")),
+    };
+    if !std::path::Path::new(dir).is_absolute() {
+        return Response::error(400, format!("dir: not an absolute path: {dir}"));
+    }
+    match session.move_data(ih, std::path::Path::new(dir), move_files) {
+        Ok(()) => Response::ok(json!({"id": ih.to_hex(), "save_path": dir})),
+        Err(bittorrent_core::Error::UnknownTorrent(_)) => {
+            Response::error(404, format!("no torrent {ih}"))
+        }
+        Err(e @ bittorrent_core::Error::NoMetadata(_)) => Response::error(409, e.to_string()),
+        Err(e) => Response::error(500, e.to_string()),
+    }
 }
 
 fn body(r: &Request) -> Result<Value, Response> {
@@ -138,6 +174,70 @@ fn set_torrent_limits(session: &Session, ih: &InfoHash, r: &Request) -> Response
             "id": ih.to_hex(),
             "max_download_rate": rate_json(down),
             "max_upload_rate": rate_json(up),
+        })),
+        Err(e) => Response::error(500, e.to_string()),
+    }
+}
+
+/// A torrent's own seeding limit in our JSON: `"session"`, `"unlimited"`,
+/// or its value.
+pub fn limit_json<T>(l: SeedLimit<T>, value: impl Fn(T) -> Value) -> Value {
+    match l {
+        SeedLimit::Session => json!("session"),
+        SeedLimit::Unlimited => json!("unlimited"),
+        SeedLimit::Limit(v) => value(v),
+    }
+}
+
+/// `"session"`, `"unlimited"` or a number (non-negative) as a limit.
+fn limit_from<T>(
+    v: &Value,
+    key: &str,
+    f: impl Fn(f64) -> T,
+) -> Result<Option<SeedLimit<T>>, Response> {
+    match v.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) if s == "session" => Ok(Some(SeedLimit::Session)),
+        Some(Value::String(s)) if s == "unlimited" => Ok(Some(SeedLimit::Unlimited)),
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|x| x.is_finite() && x >= 0.0) => Ok(n
+            .as_f64()
+            .map(|x| Some(SeedLimit::Limit(f(x))))
+            .unwrap_or(None)),
+        Some(other) => Err(Response::error(
+            400,
+            format!("{key}: \"session\", \"unlimited\" or a number of 0 or more, not {other}"),
+        )),
+    }
+}
+
+/// `POST /torrents/ID/seeding` with `{"seed_ratio_limit": 1.5|"session"|"unlimited",
+/// "seed_idle_limit": SECONDS|"session"|"unlimited"}` (a key left out keeps its value).
+fn set_seeding(session: &Session, ih: &InfoHash, r: &Request) -> Response {
+    let v = match body(r) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let Some(st) = session.status(ih) else {
+        return Response::error(404, format!("no torrent {ih}"));
+    };
+    let mut l = st.seed_limits;
+    match (
+        limit_from(&v, "seed_ratio_limit", |x| x),
+        limit_from(&v, "seed_idle_limit", |x| {
+            std::time::Duration::from_secs(x as u64)
+        }),
+    ) {
+        (Ok(ratio), Ok(idle)) => {
+            l.ratio = ratio.unwrap_or(l.ratio);
+            l.idle = idle.unwrap_or(l.idle);
+        }
+        (Err(e), _) | (_, Err(e)) => return e,
+    }
+    match session.set_seed_limits(ih, l) {
+        Ok(()) => Response::ok(json!({
+            "id": ih.to_hex(),
+            "seed_ratio_limit": limit_json(l.ratio, |r| json!(r)),
+            "seed_idle_limit": limit_json(l.idle, |d| json!(d.as_secs())),
         })),
         Err(e) => Response::error(500, e.to_string()),
     }

@@ -8,3 +8,4 @@ pub mod details;
 pub mod info;
 pub mod run;
 pub mod select;
+pub mod watch;

@@ -187,7 +187,12 @@ pub fn encode(r: &Response) -> Vec<u8> {
         reason(r.status),
         body.len()
     );
-    if r.status == 401 {
+    if r.status == 401
+        && !r
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("WWW-Authenticate"))
+    {
         head.push_str("WWW-Authenticate: Bearer\r\n");
     }
     for (n, v) in &r.headers {

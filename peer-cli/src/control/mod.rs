@@ -10,8 +10,11 @@
 
 pub mod client;
 pub mod http;
+pub mod labels;
+pub mod queue;
 pub mod server;
 pub mod state;
+pub mod transmission;
 
 pub use client::{call, daemon_running};
 pub use http::{Request, Response};

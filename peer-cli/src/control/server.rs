@@ -85,8 +85,14 @@ impl Slots {
 }
 
 /// A listening socket on 127.0.0.1, any free port (never other interfaces).
+#[cfg(test)]
 pub fn bind_local() -> std::io::Result<TcpListener> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+    bind_local_port(0)
+}
+
+/// A listening socket on 127.0.0.1 and this port (0: any free port).
+pub fn bind_local_port(port: u16) -> std::io::Result<TcpListener> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port))
 }
 
 /// A running control server.

@@ -8,9 +8,11 @@ pub mod auth;
 
 use crate::control::http::MAX_REQUEST;
 use crate::control::server::Service;
+use crate::control::transmission::Rpc;
 use crate::control::{Request, Response};
 use auth::{Auth, Who};
 use serde_json::json;
+use std::sync::Arc;
 
 /// Largest `POST /torrents` request (it may carry a `.torrent` file, base64).
 pub const MAX_ADD_REQUEST: usize = 8 * 1024 * 1024;
@@ -32,6 +34,13 @@ pub struct Site {
     /// The token, codes and sessions.
     pub auth: Auth,
     api: Handler,
+    /// The Transmission RPC (`/transmission/...`), with its own checks.
+    transmission: Option<Arc<Rpc>>,
+}
+
+/// Whether a path is the Transmission RPC's.
+fn transmission_path(path: &str) -> bool {
+    path == "/transmission" || path.starts_with("/transmission/")
 }
 
 fn page(content_type: &'static str, text: &'static str) -> Response {
@@ -53,7 +62,17 @@ fn public(r: &Request) -> bool {
 impl Site {
     /// A site with this authority in front of the daemon's API handler.
     pub fn new(auth: Auth, api: Handler) -> Site {
-        Site { auth, api }
+        Site {
+            auth,
+            api,
+            transmission: None,
+        }
+    }
+
+    /// Serve the Transmission RPC too.
+    pub fn with_transmission(mut self, rpc: Arc<Rpc>) -> Site {
+        self.transmission = Some(rpc);
+        self
     }
 
     fn login(&self, r: &Request) -> Response {
@@ -80,6 +99,9 @@ impl Site {
 
 impl Service for Site {
     fn admit(&self, head: &Request) -> Result<usize, Response> {
+        if let (Some(t), true) = (&self.transmission, transmission_path(&head.path)) {
+            return t.admit(head);
+        }
         Auth::check_host(head)?;
         if public(head) {
             return Ok(MAX_REQUEST);
@@ -93,6 +115,9 @@ impl Service for Site {
     }
 
     fn handle(&self, r: &Request) -> Response {
+        if let (Some(t), true) = (&self.transmission, transmission_path(&r.path)) {
+            return t.handle(r);
+        }
         match (r.method.as_str(), r.path.as_str()) {
             ("GET", "/" | "/index.html") => page("text/html; charset=utf-8", INDEX),
             ("GET", "/web/app.js") => page("text/javascript; charset=utf-8", APP),

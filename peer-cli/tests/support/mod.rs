@@ -11,6 +11,7 @@
 
 pub mod clients;
 pub mod netns;
+pub mod rpc;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

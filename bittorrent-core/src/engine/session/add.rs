@@ -27,6 +27,22 @@ impl TorrentSource {
     }
 }
 
+/// The seeding goal of a torrent: its own limits, else what it was added
+/// with, else the session's.
+pub(super) fn seed_goal(
+    shared: &Shared,
+    ratio: Option<f64>,
+    time: Option<Duration>,
+    limits: SeedLimits,
+) -> SeedGoal {
+    let (session_ratio, session_idle) = *shared.seed_defaults.lock();
+    SeedGoal {
+        ratio: limits.ratio.resolve(ratio.or(session_ratio)),
+        time: time.or(shared.config.seed_time),
+        idle: limits.idle.resolve(session_idle),
+    }
+}
+
 /// A torrent to add to the session.
 #[derive(Debug, Clone)]
 pub struct AddTorrent {
@@ -62,6 +78,9 @@ pub struct AddTorrent {
     /// This torrent's seeding goal, time (`None`: the session's
     /// [`Config::seed_time`]).
     pub seed_time: Option<Duration>,
+    /// This torrent's own seeding limits, kept in the state directory
+    /// (ratio: wins over `seed_ratio` unless [`SeedLimit::Session`]).
+    pub seed_limits: SeedLimits,
 }
 
 impl AddTorrent {
@@ -86,6 +105,7 @@ impl AddTorrent {
             max_upload_rate: 0,
             seed_ratio: None,
             seed_time: None,
+            seed_limits: SeedLimits::default(),
         }
     }
     /// Peers to dial at once.
@@ -179,12 +199,10 @@ impl Inner {
             add.paused,
             priorities,
             Arc::new(RatePair::new(add.max_download_rate, add.max_upload_rate)),
-            SeedGoal {
-                ratio: add.seed_ratio.or(self.shared.config.seed_ratio),
-                time: add.seed_time.or(self.shared.config.seed_time),
-            },
+            seed_goal(&self.shared, add.seed_ratio, add.seed_time, add.seed_limits),
         )
         .map_err(|e| gone(Error::io("start torrent thread", e)))?;
+        t.status.lock().seed_limits = add.seed_limits;
         {
             // Checked under the registry lock that `stop` reads after
             // setting the flag: a torrent is either refused or shut down.
@@ -232,7 +250,7 @@ impl Inner {
             saved::save_magnet(dir, &ih, &magnet.to_uri())
                 .and_then(|()| {
                     let limits = (add.max_download_rate, add.max_upload_rate);
-                    saved::save_entry(dir, &ih, &add.dir, add.paused, limits)
+                    saved::save_entry(dir, &ih, &add.dir, add.paused, limits, add.seed_limits)
                 })
                 .map_err(|e| Error::io("save the torrent list", e))?;
         }
@@ -255,7 +273,7 @@ impl Inner {
             add.max_download_rate,
             add.max_upload_rate,
         );
-        let goal = (add.seed_ratio, add.seed_time);
+        let goal = (add.seed_ratio, add.seed_time, add.seed_limits);
         let on_resolved: metadata::OnResolved =
             Box::new(move |mi, peers| resolved(&weak, mi, dir, paused, goal, peers, later));
         match metadata::spawn(self.shared.clone(), me, found_rx, Vec::new(), on_resolved) {
@@ -281,7 +299,7 @@ pub(super) fn resolved(
     mi: Metainfo,
     dir: PathBuf,
     paused: bool,
-    (seed_ratio, seed_time): (Option<f64>, Option<Duration>),
+    (seed_ratio, seed_time, seed_limits): (Option<f64>, Option<Duration>, SeedLimits),
     peers: Vec<SocketAddr>,
     later: (Option<Selector>, u64, u64),
 ) {
@@ -299,7 +317,7 @@ pub(super) fn resolved(
         add.max_download_rate,
         add.max_upload_rate,
     ) = later;
-    (add.seed_ratio, add.seed_time) = (seed_ratio, seed_time);
+    (add.seed_ratio, add.seed_time, add.seed_limits) = (seed_ratio, seed_time, seed_limits);
     match inner.add_torrent(add, false) {
         Ok(_) => {
             inner.shared.magnets.write().remove(&ih);

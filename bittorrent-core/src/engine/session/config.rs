@@ -100,6 +100,11 @@ pub struct Config {
     /// seeding this long (`None`: no limit).
     /// [`AddTorrent::seed_time`](crate::AddTorrent::seed_time) overrides it.
     pub seed_time: Option<Duration>,
+    /// Default idle limit: a complete torrent stops seeding after this long
+    /// without uploading anything (`None`, the default: no limit).
+    /// A torrent's own [`SeedLimits`](crate::SeedLimits) override it; both
+    /// change at run time ([`Session::set_seed_defaults`](crate::Session::set_seed_defaults)).
+    pub seed_idle: Option<Duration>,
     /// Bytes of piece data that all torrents together assemble in memory
     /// while they download (default 64 MiB; each torrent also keeps to
     /// 16 MiB of its own). A piece that finds it spent is written to disk
@@ -159,6 +164,7 @@ impl Default for Config {
             max_upload_rate: 0,
             seed_ratio: None,
             seed_time: None,
+            seed_idle: None,
             piece_buffer_memory: 64 << 20,
             preallocate: true,
             port_map: false,

@@ -20,6 +20,8 @@ pub(crate) mod shared;
 mod add;
 mod dht_nodes;
 mod local_discovery;
+mod relocate;
+mod seeding;
 pub use add::{AddTorrent, TorrentSource};
 
 use crate::discovery::announcer::{self, AnnounceTarget};
@@ -37,7 +39,7 @@ use crate::engine::storage::Storage;
 use crate::engine::torrent;
 use crate::engine::torrent::metadata;
 use crate::engine::torrent::selection::{self, FilePriority, Selector};
-use crate::engine::torrent::status::{SeedGoal, TorrentStatus};
+use crate::engine::torrent::status::{SeedGoal, SeedLimit, SeedLimits, TorrentStatus};
 use crate::error::{Error, Result};
 use crate::proto::magnet::Magnet;
 use crate::proto::metainfo::{InfoHash, Metainfo};
@@ -166,6 +168,7 @@ impl Session {
                 config.max_upload_rate,
             )),
             peer_id: random_peer_id(&config.peer_id_prefix),
+            seed_defaults: parking_lot::Mutex::new((config.seed_ratio, config.seed_idle)),
             piece_memory: MemoryBudget::new(config.piece_buffer_memory),
             kept_memory: MemoryBudget::new(
                 crate::engine::torrent::recent_pieces::SESSION_KEEP_MEMORY,
@@ -538,6 +541,7 @@ impl Session {
             };
             let mut add = add.paused(t.paused);
             (add.max_download_rate, add.max_upload_rate) = t.limits;
+            add.seed_limits = t.seed;
             match self.add(add) {
                 Ok(ih) => added.push(ih),
                 Err(e) => log::warn!("cannot restore a torrent: {e}"),
@@ -595,6 +599,20 @@ impl Session {
             .read()
             .get(&ih.0)
             .map(|t| t.metainfo.clone())
+    }
+
+    /// A torrent's trackers, by tier (BEP 12 `announce-list`, else its
+    /// `announce`); cheaper than [`Session::metainfo`] for a list of many
+    /// torrents. `None` for an unknown torrent or a magnet link without
+    /// its metadata.
+    pub fn trackers(&self, ih: &InfoHash) -> Option<Vec<Vec<String>>> {
+        let t = self.inner.shared.registry.read().get(&ih.0).cloned()?;
+        let mi = &t.metainfo;
+        Some(if mi.announce_list.is_empty() {
+            mi.announce.iter().map(|a| vec![a.clone()]).collect()
+        } else {
+            mi.announce_list.clone()
+        })
     }
 
     /// The verified pieces of a torrent.
@@ -694,8 +712,15 @@ impl Inner {
         };
         let st = t.status.lock().clone();
         let limits = (t.rates.download.rate(), t.rates.upload.rate());
-        saved::save_entry(dir, &st.info_hash, &st.save_path, st.paused, limits)
-            .map_err(|e| Error::io("save the torrent list", e))
+        saved::save_entry(
+            dir,
+            &st.info_hash,
+            &st.save_path,
+            st.paused,
+            limits,
+            st.seed_limits,
+        )
+        .map_err(|e| Error::io("save the torrent list", e))
     }
 
     fn remove(&self, ih: &InfoHash, delete_data: bool) -> Result<()> {

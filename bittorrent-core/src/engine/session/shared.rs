@@ -46,6 +46,8 @@ pub(crate) enum Command {
     /// Queued writes are dropped and the files close in the background
     /// (the disk writer ends by itself).
     Remove(Sender<()>),
+    /// Replace the seeding goal (checked at once).
+    SetSeedGoal(crate::engine::torrent::status::SeedGoal),
     /// Reply with a snapshot of the connected peers.
     Peers(Sender<Vec<crate::engine::torrent::status::PeerInfo>>),
 }
@@ -90,6 +92,9 @@ pub(crate) struct MagnetShared {
 /// Session-wide state that threads share (read-mostly).
 pub(crate) struct Shared {
     pub(crate) config: Config,
+    /// The session's seeding limits in force (ratio, idle time): the
+    /// config's at start, changed by `Session::set_seed_defaults`.
+    pub(crate) seed_defaults: parking_lot::Mutex<(Option<f64>, Option<std::time::Duration>)>,
     pub(crate) peer_id: [u8; 20],
     pub(crate) hasher: Sender<HashJob>,
     pub(crate) connections: AtomicUsize,

@@ -33,6 +33,7 @@ pub mod hasher;
 pub(crate) mod partfile;
 pub mod piece_buffer;
 pub(crate) mod preallocate;
+mod relocate;
 pub mod safe_fs;
 pub(crate) mod storage_error;
 pub(crate) mod writeback;

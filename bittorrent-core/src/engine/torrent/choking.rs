@@ -48,12 +48,23 @@ impl Torrent {
     /// Stop seeding once the seeding goal is reached: every connection is
     /// closed, none is accepted or dialled, the announcer says `stopped`.
     pub(super) fn check_seed_goal(&mut self) {
+        let uploaded = self.uploaded();
+        if self.phase != Phase::Seeding || self.paused || uploaded != self.idle_uploaded {
+            // Idle time counts while seeding, from the last upload.
+            self.idle_since = Instant::now();
+            self.idle_uploaded = uploaded;
+        }
+        let idle_over = self
+            .seed_goal
+            .idle
+            .is_some_and(|d| self.idle_since.elapsed() >= d);
         if self.phase != Phase::Seeding
             || self.paused
             || !self.seed_goal.is_set()
-            || !self
-                .seed_goal
-                .reached(self.uploaded(), self.layout.total_length, self.seeding_time)
+            || !(idle_over
+                || self
+                    .seed_goal
+                    .reached(uploaded, self.layout.total_length, self.seeding_time))
         {
             return;
         }

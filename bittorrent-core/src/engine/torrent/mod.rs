@@ -212,6 +212,10 @@ pub(crate) struct Torrent {
     seed_goal: SeedGoal,
     /// Time spent seeding (complete, not paused).
     seeding_time: Duration,
+    /// Since when the torrent seeds without uploading (for the idle limit).
+    idle_since: Instant,
+    /// The upload count when `idle_since` was last reset.
+    idle_uploaded: u64,
     /// The previous tick (to add up `seeding_time`).
     last_tick: Instant,
 }
@@ -292,6 +296,7 @@ pub(crate) fn spawn(
         max_upload_rate: rates.upload.rate(),
         seeding_time: Duration::ZERO,
         seed_goal,
+        seed_limits: Default::default(),
         waiting_for_disk: false,
         disk_queued: 0,
     };
@@ -365,6 +370,8 @@ pub(crate) fn spawn(
         priorities,
         seed_goal,
         seeding_time: Duration::ZERO,
+        idle_since: now,
+        idle_uploaded: 0,
         last_tick: now,
     };
     t.add_candidates(peers);
@@ -552,6 +559,11 @@ impl Torrent {
                 }
             }
             Command::SetFilePriorities(p) => self.set_priorities(p),
+            Command::SetSeedGoal(goal) => {
+                self.seed_goal = goal;
+                self.check_seed_goal();
+                self.publish_status();
+            }
             Command::Peers(reply) => {
                 let peers = self
                     .conns

@@ -38,12 +38,51 @@ pub struct SeedGoal {
     /// Stop after seeding this long (time spent complete and not paused,
     /// in this run).
     pub time: Option<Duration>,
+    /// Stop after seeding this long without uploading anything (a
+    /// torrent's own idle limit, else the session's).
+    pub idle: Option<Duration>,
+}
+
+/// A torrent's own seeding limit: the session's, none, or its own value.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum SeedLimit<T> {
+    /// The session's default ([`Config::seed_ratio`](crate::Config::seed_ratio),
+    /// [`Config::seed_idle`](crate::Config::seed_idle), changed by
+    /// [`Session::set_seed_defaults`](crate::Session::set_seed_defaults)).
+    #[default]
+    Session,
+    /// No limit for this torrent, whatever the session's.
+    Unlimited,
+    /// This torrent's own limit.
+    Limit(T),
+}
+
+impl<T: Copy> SeedLimit<T> {
+    /// The limit in force, given the session's.
+    pub fn resolve(self, session: Option<T>) -> Option<T> {
+        match self {
+            SeedLimit::Session => session,
+            SeedLimit::Unlimited => None,
+            SeedLimit::Limit(v) => Some(v),
+        }
+    }
+}
+
+/// A torrent's own seeding limits, kept in the state directory
+/// ([`Session::set_seed_limits`](crate::Session::set_seed_limits)).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SeedLimits {
+    /// Ratio: stop once uploaded this many times the torrent's size.
+    pub ratio: SeedLimit<f64>,
+    /// Idle: stop after this long seeding without uploading anything
+    /// (Transmission's "idle limit").
+    pub idle: SeedLimit<Duration>,
 }
 
 impl SeedGoal {
     /// Whether a limit is set.
     pub fn is_set(&self) -> bool {
-        self.ratio.is_some() || self.time.is_some()
+        self.ratio.is_some() || self.time.is_some() || self.idle.is_some()
     }
 
     /// Whether `uploaded` bytes of a `total`-byte torrent, after `seeded`
@@ -127,6 +166,9 @@ pub struct TorrentStatus {
     /// The seeding goal in force (none once `Session::resume` restarted a
     /// finished torrent).
     pub seed_goal: SeedGoal,
+    /// The torrent's own seeding limits (what `seed_goal` was made of,
+    /// with the session's defaults).
+    pub seed_limits: SeedLimits,
     /// The disk is what holds the torrent back: its write queue is full
     /// (no block is requested until it drains), has not moved for a
     /// second, or verified pieces wait in memory for space on a full disk.
@@ -178,6 +220,7 @@ impl TorrentStatus {
             max_upload_rate: 0,
             seeding_time: Duration::ZERO,
             seed_goal: SeedGoal::default(),
+            seed_limits: SeedLimits::default(),
             waiting_for_disk: false,
             disk_queued: 0,
         }
