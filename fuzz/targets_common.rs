@@ -213,6 +213,40 @@ pub fn check_metainfo(data: &[u8]) {
         }
         let _ = Magnet::of(m).to_uri();
         let _ = m.trackers();
+        check_v2(m);
+    }
+    // BEP 52: the v2 hash is over the original bytes, every layer kept
+    // hashes up to its root, files follow each other in the piece space,
+    // and a hybrid's two views list the same files.
+    fn check_v2(m: &Metainfo) {
+        use bittorrent_core::proto::merkle;
+        use bittorrent_core::proto::metainfo::Format;
+        let Some(v2) = &m.v2 else {
+            assert_eq!(m.format(), Format::V1);
+            assert!(m.info_hash_v2.is_none());
+            return;
+        };
+        let ih2 = m.info_hash_v2.expect("a v2 torrent has a v2 hash");
+        assert_eq!(ih2.0, merkle::sha256(&m.info_bytes));
+        if m.format() == Format::V2 {
+            assert_eq!(m.info_hash, ih2.truncated());
+        }
+        assert!(v2.piece_length.is_power_of_two() && v2.piece_length >= 16384);
+        let mut next = 0;
+        for (i, f) in v2.files.iter().enumerate() {
+            assert_eq!(f.first_piece, next);
+            next += f.length.div_ceil(v2.piece_length);
+            if let Some(layer) = &v2.piece_layers[i] {
+                let root = merkle::root_from_piece_layer(layer, v2.piece_length);
+                assert_eq!(Some(root), f.pieces_root, "layer of file {i}");
+            }
+        }
+        assert_eq!(next, v2.num_pieces);
+        if m.format() == Format::Hybrid {
+            let real: Vec<_> = m.info.files.iter().filter(|f| !f.pad).collect();
+            assert_eq!(real.len(), v2.files.len());
+            assert_eq!(m.info.pieces.len() as u64, v2.num_pieces);
+        }
     }
     if let Ok(m) = Metainfo::from_bytes(data) {
         check(&m);

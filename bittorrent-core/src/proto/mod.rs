@@ -15,6 +15,7 @@ pub mod krpc;
 pub mod layout;
 pub mod lsd;
 pub mod magnet;
+pub mod merkle;
 pub mod metainfo;
 pub mod mse;
 mod node_id;

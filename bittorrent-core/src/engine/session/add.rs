@@ -113,6 +113,12 @@ impl Inner {
             return Err(Error::Stopped); // not reached: callers pass a metainfo
         };
         let metainfo = *metainfo;
+        if metainfo.format() == crate::proto::metainfo::Format::V2 {
+            // Readable, not transferable: the v2 peer wire is not built.
+            return Err(Error::Metainfo(
+                crate::proto::metainfo::MetainfoError::V2Only,
+            ));
+        }
         let ih = metainfo.info_hash;
         if self.shared.is_shutting_down() {
             return Err(Error::Stopped);
