@@ -218,6 +218,10 @@ impl Inner {
         let TorrentSource::Magnet(mut magnet) = add.source else {
             return Err(Error::Stopped); // not reached: callers pass a magnet
         };
+        if magnet.is_v2_only() {
+            // Its metadata is fetched over the v2 wire, not built yet.
+            return Err(Error::Magnet(crate::proto::magnet::MagnetError::V2Only));
+        }
         let ih = magnet.info_hash;
         if self.shared.is_shutting_down() {
             return Err(Error::Stopped);
