@@ -207,6 +207,15 @@ impl Inner {
         self.shared.tracker.allow(ih);
         let target: Arc<dyn AnnounceTarget> = t.clone();
         self.announcer.add(target);
+        if let Some(alias) = super::hybrid::v2_alias(&t) {
+            // A hybrid: in the v2 swarm too (tracker, DHT, handshakes).
+            self.shared.aliases.write().insert(alias.0, ih.0);
+            self.shared.tracker.allow(alias);
+            self.announcer.add(Arc::new(super::hybrid::V2Announce {
+                torrent: t.clone(),
+                alias,
+            }));
+        }
         self.threads.lock().torrents.push((ih, handle));
         self.update_lsd();
         self.save_entry(&t)?;

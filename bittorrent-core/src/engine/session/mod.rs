@@ -17,6 +17,7 @@ pub(crate) mod events;
 pub(crate) mod shared;
 
 mod add;
+mod hybrid;
 pub use add::{AddTorrent, TorrentSource};
 
 use crate::discovery::announcer::{self, AnnounceTarget};
@@ -175,6 +176,7 @@ impl Session {
             next_key: AtomicU64::new(1),
             registry: RwLock::new(HashMap::new()),
             magnets: RwLock::new(HashMap::new()),
+            aliases: RwLock::new(HashMap::new()),
             local_addr,
             shutting_down: Arc::new(AtomicBool::new(false)),
             tracker: Arc::new(TrackerServer::new(config_tracker)),
@@ -689,6 +691,11 @@ impl Inner {
         }
         if let Some(t) = &torrent {
             self.shared.tracker.disallow(*ih);
+            if let Some(v2) = hybrid::v2_alias(t) {
+                self.shared.aliases.write().remove(&v2.0);
+                self.shared.tracker.disallow(v2);
+                self.announcer.remove(v2);
+            }
             let handle = {
                 let mut th = self.threads.lock();
                 let h = th.torrents.iter().position(|(h, _)| h == ih);
@@ -774,6 +781,7 @@ impl Inner {
             a.join();
         }
         self.shared.registry.write().clear();
+        self.shared.aliases.write().clear();
         // Wake the blocked accept with a connection to ourselves.
         let mut wake = self.shared.local_addr;
         if wake.ip().is_unspecified() {
