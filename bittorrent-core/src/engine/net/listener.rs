@@ -270,6 +270,9 @@ fn handle_incoming(mut stream: TcpStream, mut guard: Handshaking) {
     };
     // Answered with the hash the peer named (a hybrid's v2 hash, too).
     let mut ours = peer::our_handshake(&t.peer_ctx);
+    if hs.info_hash != ours.info_hash {
+        log::debug!("incoming {addr}: hybrid named by its v2 info-hash");
+    }
     ours.info_hash = hs.info_hash;
     if stream
         .write_all(&ours.encode())
