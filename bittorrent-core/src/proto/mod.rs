@@ -11,6 +11,7 @@ pub mod bencode;
 pub mod bitfield;
 pub mod compact;
 pub mod extension;
+pub mod hash_msg;
 pub mod krpc;
 pub mod layout;
 pub mod lsd;
