@@ -51,11 +51,14 @@ fn a_peer_naming_the_v2_hash_is_answered_with_it() {
     let s = session();
     s.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
     wait_phase(&s, &mi, Phase::Seeding, Duration::from_secs(20));
-    for ih in [v2_hash(&mi), mi.info_hash.0] {
+    // Two peer ids: the seeder refuses a second connection from a peer id
+    // it is still connected to.
+    for (ih, id) in [(v2_hash(&mi), b'1'), (mi.info_hash.0, b'3')] {
+        let mut peer_id = *b"-XX0001-hybridtest00";
+        peer_id[19] = id;
         let mut c = TcpStream::connect_timeout(&s.local_addr_v4(), Duration::from_secs(2)).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        c.write_all(&Handshake::new(ih, *b"-XX0001-hybridtest01").encode())
-            .unwrap();
+        c.write_all(&Handshake::new(ih, peer_id).encode()).unwrap();
         let mut reply = [0u8; HANDSHAKE_LEN];
         c.read_exact(&mut reply).unwrap();
         let hs = Handshake::decode(&reply).unwrap();

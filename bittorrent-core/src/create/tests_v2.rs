@@ -158,3 +158,37 @@ fn v1_stays_the_default() {
     assert_eq!(m.format(), Format::V1);
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_hybrid_piece_has_its_v2_check() {
+    let dir = scratch("check");
+    let top = dir.join("t");
+    let files = [data(3 * 16384 + 100, 5), Vec::new(), data(700, 6)];
+    for (i, d) in files.iter().enumerate() {
+        fs::create_dir_all(&top).unwrap();
+        fs::write(top.join(format!("f{i}")), d).unwrap();
+    }
+    let t = make(&top, TorrentFormat::Hybrid, 32768, 2);
+    let m = Metainfo::from_bytes(&t).unwrap();
+    let v2 = m.v2.as_ref().unwrap();
+    // The v1 byte stream: each non-empty file padded to whole pieces.
+    let mut stream = Vec::new();
+    for d in &files {
+        stream.extend_from_slice(d);
+        stream.resize(stream.len().div_ceil(32768) * 32768, 0);
+    }
+    assert_eq!(m.info.num_pieces(), 3);
+    for (i, piece) in stream.chunks(32768).enumerate() {
+        let c = v2.piece_check(i as u64).unwrap();
+        assert!(c.verify([piece]), "piece {i}");
+        // In 16 KiB blocks too.
+        assert!(c.verify(piece.chunks(16384)), "piece {i} in blocks");
+        let mut bad = piece.to_vec();
+        bad[0] ^= 1;
+        assert!(!c.verify([bad.as_slice()]), "piece {i} tampered");
+        // Short data fails, it does not panic.
+        assert!(!c.verify([&piece[..10]]));
+    }
+    assert_eq!(v2.piece_check(3), None);
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -222,7 +222,7 @@ pub const MAX_PIECES: u64 = 1 << 22;
 mod error;
 pub mod v2;
 pub use error::MetainfoError;
-pub use v2::{Format, InfoHashV2, V2File, V2Info};
+pub use v2::{Format, InfoHashV2, PieceCheck, V2File, V2Info};
 
 type MResult<T> = Result<T, MetainfoError>;
 

@@ -153,6 +153,80 @@ impl V2Info {
             .filter(|&i| self.needs_layer(i) && self.piece_layers[i].is_none())
             .count()
     }
+
+    /// What v2 says piece `piece` must hash to, if known: the piece's
+    /// node of its file's tree (its piece-layer hash, or the file's root
+    /// for a file of one piece).
+    pub fn piece_check(&self, piece: u64) -> Option<PieceCheck> {
+        let after = self.files.partition_point(|f| f.first_piece <= piece);
+        let f = self.files.get(after.checked_sub(1)?)?;
+        let root = f.pieces_root?;
+        let j = piece - f.first_piece;
+        let start = j.checked_mul(self.piece_length)?;
+        if start >= f.length {
+            return None;
+        }
+        let real_len = (f.length - start).min(self.piece_length);
+        if f.length <= self.piece_length {
+            return Some(PieceCheck {
+                expected: root,
+                real_len,
+                whole_file: true,
+                piece_length: self.piece_length,
+            });
+        }
+        let layer = self.piece_layers.get(after - 1)?.as_ref()?;
+        Some(PieceCheck {
+            expected: *layer.get(usize::try_from(j).ok()?)?,
+            real_len,
+            whole_file: false,
+            piece_length: self.piece_length,
+        })
+    }
+}
+
+/// The v2 check of one piece ([`V2Info::piece_check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PieceCheck {
+    /// The hash the piece's bytes must give.
+    pub expected: Hash256,
+    /// Bytes of the piece that are file data (the rest, in a hybrid's v1
+    /// piece, is a pad file's zeros).
+    pub real_len: u64,
+    /// The file fits in this one piece: `expected` is its root, the tree
+    /// over its own blocks (else the subtree of `piece length / 16 KiB`
+    /// leaves, zero-padded).
+    pub whole_file: bool,
+    /// The torrent's piece length.
+    pub piece_length: u64,
+}
+
+impl PieceCheck {
+    /// Whether `data` (the piece's bytes, at least `real_len` of them, in
+    /// 16 KiB-aligned chunks: whole 16 KiB blocks, or one buffer) passes.
+    pub fn verify<'a>(&self, chunks: impl IntoIterator<Item = &'a [u8]>) -> bool {
+        use crate::proto::merkle::{root_of_layer, sha256, BLOCK_LEN};
+        let mut leaves = Vec::new();
+        let mut left = self.real_len;
+        for c in chunks {
+            for b in c.chunks(BLOCK_LEN as usize) {
+                if left == 0 {
+                    break;
+                }
+                let n = usize::try_from(left).map_or(b.len(), |l| l.min(b.len()));
+                leaves.push(sha256(&b[..n]));
+                left -= n as u64;
+            }
+        }
+        if left != 0 {
+            return false;
+        }
+        if !self.whole_file {
+            let per_piece = usize::try_from(self.piece_length / BLOCK_LEN).unwrap_or(1);
+            leaves.resize(per_piece.max(leaves.len()), [0; 32]);
+        }
+        root_of_layer(&leaves, 0) == self.expected
+    }
 }
 
 /// Why a `piece layers` entry was refused.
