@@ -20,11 +20,22 @@ use std::time::Duration;
 /// A hybrid torrent of a small directory (two files, so pad files) and the
 /// directory holding it.
 fn hybrid(name: &str) -> (Metainfo, PathBuf, Vec<(PathBuf, Vec<u8>)>) {
+    let (mi, dir, files, _) = hybrid_seeded(name, name, 1);
+    (mi, dir, files)
+}
+
+/// [`hybrid`] of directory `top` in a fresh dir `name`, data from `seed`;
+/// the torrent's bytes too.
+fn hybrid_seeded(
+    name: &str,
+    top: &str,
+    seed: u64,
+) -> (Metainfo, PathBuf, Vec<(PathBuf, Vec<u8>)>, Vec<u8>) {
     let dir = temp_dir(name);
-    let top = dir.join(name);
+    let top = dir.join(top);
     let files = vec![
-        (top.join("a.bin"), pseudo_random(100_000, 1)),
-        (top.join("b/c.bin"), pseudo_random(50_001, 2)),
+        (top.join("a.bin"), pseudo_random(100_000, seed)),
+        (top.join("b/c.bin"), pseudo_random(50_001, seed + 1)),
     ];
     for (p, d) in &files {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -38,7 +49,7 @@ fn hybrid(name: &str) -> (Metainfo, PathBuf, Vec<(PathBuf, Vec<u8>)>) {
     let bytes = create_torrent(&top, &opts, &|_, _| {}).unwrap();
     let mi = Metainfo::from_bytes(&bytes).unwrap();
     assert_eq!(mi.format(), Format::Hybrid);
-    (mi, dir, files)
+    (mi, dir, files, bytes)
 }
 
 fn v2_hash(mi: &Metainfo) -> [u8; 20] {
@@ -150,4 +161,49 @@ fn announced_and_tracked_under_both_hashes_and_downloaded() {
     drop(leecher);
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(down);
+}
+
+/// A "hybrid" whose v1 `pieces` are those of data B and whose v2 half is
+/// that of data A: checking data B, every SHA-1 matches and no v2 hash
+/// does, so no piece is had (BEP 52: a hybrid's pieces match both views).
+#[test]
+fn a_piece_that_fails_its_v2_hash_is_not_had() {
+    use bittorrent_core::proto::bencode::{decode, OwnedValue};
+    let (_, dir_a, _, bytes_a) = hybrid_seeded("hy-forge-a", "t", 11);
+    let (mi_b, dir_b, _, _) = hybrid_seeded("hy-forge-b", "t", 21);
+    let doc = decode(&bytes_a).unwrap().to_owned_value();
+    let OwnedValue::Dict(mut top) = doc else {
+        panic!("not a dict")
+    };
+    for (k, v) in top.iter_mut() {
+        if k.as_slice() == b"info" {
+            let OwnedValue::Dict(info) = v else {
+                panic!("info")
+            };
+            for (k, v) in info.iter_mut() {
+                if k.as_slice() == b"pieces" {
+                    *v = OwnedValue::Bytes(mi_b.info.pieces.concat());
+                }
+            }
+        }
+    }
+    let forged = Metainfo::from_bytes(&OwnedValue::Dict(top).to_bytes()).unwrap();
+    assert_eq!(forged.format(), Format::Hybrid);
+    let s = session();
+    s.add(AddTorrent::new(forged.clone(), &dir_b)).unwrap();
+    let checked = wait_until(Duration::from_secs(20), || {
+        s.status(&forged.info_hash)
+            .is_some_and(|st| st.checked_pieces == st.pieces_total)
+    });
+    let st = s.status(&forged.info_hash).unwrap();
+    assert!(checked, "{st:?}");
+    assert_eq!(st.pieces_have, 0, "{st:?}");
+    assert_ne!(st.phase, Phase::Seeding);
+    // The same data against its own torrent: all had.
+    let s2 = session();
+    s2.add(AddTorrent::new(mi_b.clone(), &dir_b)).unwrap();
+    wait_phase(&s2, &mi_b, Phase::Seeding, Duration::from_secs(20));
+    drop((s, s2));
+    let _ = std::fs::remove_dir_all(dir_a);
+    let _ = std::fs::remove_dir_all(dir_b);
 }
