@@ -17,20 +17,19 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The files written: path and bytes.
+type Files = Vec<(PathBuf, Vec<u8>)>;
+
 /// A hybrid torrent of a small directory (two files, so pad files) and the
 /// directory holding it.
-fn hybrid(name: &str) -> (Metainfo, PathBuf, Vec<(PathBuf, Vec<u8>)>) {
+fn hybrid(name: &str) -> (Metainfo, PathBuf, Files) {
     let (mi, dir, files, _) = hybrid_seeded(name, name, 1);
     (mi, dir, files)
 }
 
 /// [`hybrid`] of directory `top` in a fresh dir `name`, data from `seed`;
 /// the torrent's bytes too.
-fn hybrid_seeded(
-    name: &str,
-    top: &str,
-    seed: u64,
-) -> (Metainfo, PathBuf, Vec<(PathBuf, Vec<u8>)>, Vec<u8>) {
+fn hybrid_seeded(name: &str, top: &str, seed: u64) -> (Metainfo, PathBuf, Files, Vec<u8>) {
     let dir = temp_dir(name);
     let top = dir.join(top);
     let files = vec![
