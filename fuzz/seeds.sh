@@ -14,7 +14,7 @@ fx="$root/fixtures"
 out="$root/fuzz/corpus"
 V="$fx/vectors"
 
-targets=(bencode metainfo magnet wire extension tracker_response tracker_request resume lsd krpc mse)
+targets=(bencode metainfo magnet wire extension tracker_response tracker_request resume lsd krpc mse metainfo_v2)
 for t in "${targets[@]}"; do rm -rf "${out:?}/$t"; mkdir -p "$out/$t"; done
 
 # put TARGET < bytes
@@ -24,6 +24,8 @@ put() {
     local h; h="$(sha1sum "$tmp" | cut -c1-40)"
     mv "$tmp" "$out/$1/$h"
 }
+# put_all TARGET < hex lines: one seed per line
+put_all() { while read -r h; do printf '%s' "$h" | xxd -r -p | put "$1"; done; }
 # unhex: hex text on stdin -> bytes on stdout
 unhex() { xxd -r -p; }
 # column N of a .tsv (header skipped)
@@ -36,6 +38,43 @@ while IFS= read -r -d '' f; do
     if (( size <= 65536 )); then put metainfo <"$f"; fi
     if (( size <= 2048 )); then put bencode <"$f"; fi
 done < <(find "$fx/corpus" -name '*.torrent' -print0 | sort -z)
+
+# --- metainfo_v2: the raw `file tree` value of every v2/hybrid torrent
+#     (the target wraps it in a fixed v2 info dictionary)
+while IFS= read -r -d '' f; do
+    python3 - "$f" <<'PY' | put_all metainfo_v2
+import sys
+def end(b, i):
+    c = b[i:i+1]
+    if c == b"i":
+        return b.index(b"e", i) + 1
+    if c in (b"l", b"d"):
+        i += 1
+        while b[i:i+1] != b"e":
+            i = end(b, i)
+        return i + 1
+    colon = b.index(b":", i)
+    return colon + 1 + int(b[i:colon])
+b = open(sys.argv[1], "rb").read()
+key = b"9:file tree"
+i = b.find(key)
+if i >= 0:
+    j = i + len(key)
+    try:
+        sys.stdout.buffer.write(b[j:end(b, j)].hex().encode() + b"\n")
+    except (ValueError, IndexError, RecursionError):
+        pass
+PY
+done < <(find "$fx/corpus" \( -name 'v2*.torrent' -o -name 'empty-files-*.torrent' \) -size -64k -print0 | sort -z)
+
+# --- BEP 52 hash messages (bare id + payload) for the wire target: a hash
+#     request (leaf layer, 4 hashes, 2 proof layers), its hashes (4 + 1
+#     uncle), a hash reject
+root=$(printf '%064x' 7)
+hdr="${root}00000000000000000000000400000002"
+printf '15%s' "$hdr" | unhex | put wire
+printf '16%s%s' "$hdr" "$(printf '%0320x' 1)" | unhex | put wire
+printf '17%s' "$hdr" | unhex | put wire
 
 # --- KRPC: the BEP 5 examples
 col "$V/krpc_bep5.tsv" 2 | while IFS= read -r b; do printf '%s' "$b" | put krpc; done

@@ -34,6 +34,7 @@ pub const TARGETS: &[&str] = &[
     "lsd",
     "krpc",
     "mse",
+    "metainfo_v2",
 ];
 
 /// Run the check of target `name` on `data`. Returns false for an unknown name.
@@ -50,6 +51,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "lsd" => check_lsd(data),
         "krpc" => check_krpc(data),
         "mse" => check_mse(data),
+        "metainfo_v2" => check_metainfo_v2(data),
         _ => return false,
     }
     true
@@ -213,6 +215,40 @@ pub fn check_metainfo(data: &[u8]) {
         }
         let _ = Magnet::of(m).to_uri();
         let _ = m.trackers();
+        check_v2(m);
+    }
+    // BEP 52: the v2 hash is over the original bytes, every layer kept
+    // hashes up to its root, files follow each other in the piece space,
+    // and a hybrid's two views list the same files.
+    fn check_v2(m: &Metainfo) {
+        use bittorrent_core::proto::merkle;
+        use bittorrent_core::proto::metainfo::Format;
+        let Some(v2) = &m.v2 else {
+            assert_eq!(m.format(), Format::V1);
+            assert!(m.info_hash_v2.is_none());
+            return;
+        };
+        let ih2 = m.info_hash_v2.expect("a v2 torrent has a v2 hash");
+        assert_eq!(ih2.0, merkle::sha256(&m.info_bytes));
+        if m.format() == Format::V2 {
+            assert_eq!(m.info_hash, ih2.truncated());
+        }
+        assert!(v2.piece_length.is_power_of_two() && v2.piece_length >= 16384);
+        let mut next = 0;
+        for (i, f) in v2.files.iter().enumerate() {
+            assert_eq!(f.first_piece, next);
+            next += f.length.div_ceil(v2.piece_length);
+            if let Some(layer) = &v2.piece_layers[i] {
+                let root = merkle::root_from_piece_layer(layer, v2.piece_length);
+                assert_eq!(Some(root), f.pieces_root, "layer of file {i}");
+            }
+        }
+        assert_eq!(next, v2.num_pieces);
+        if m.format() == Format::Hybrid {
+            let real: Vec<_> = m.info.files.iter().filter(|f| !f.pad).collect();
+            assert_eq!(real.len(), v2.files.len());
+            assert_eq!(m.info.pieces.len() as u64, v2.num_pieces);
+        }
     }
     if let Ok(m) = Metainfo::from_bytes(data) {
         check(&m);
@@ -220,6 +256,22 @@ pub fn check_metainfo(data: &[u8]) {
     if let Ok(m) = Metainfo::from_info_bytes(data) {
         check(&m);
     }
+}
+
+/// BEP 52 `file tree` parsing, focused: `data` is the value of an info
+/// dictionary's `file tree` (the rest of a v2 info dictionary is fixed), so
+/// every mutation lands in the tree. Checked as an info dictionary (as after
+/// a magnet link) and as a torrent with an empty `piece layers` (layers
+/// missing), with every check of [`check_metainfo`] (paths, v2 invariants).
+pub fn check_metainfo_v2(data: &[u8]) {
+    let mut info = b"d9:file tree".to_vec();
+    info.extend_from_slice(data);
+    info.extend_from_slice(b"12:meta versioni2e4:name4:fuzz12:piece lengthi16384ee");
+    check_metainfo(&info);
+    let mut torrent = b"d4:info".to_vec();
+    torrent.extend_from_slice(&info);
+    torrent.extend_from_slice(b"12:piece layersdee");
+    check_metainfo(&torrent);
 }
 
 /// Magnet links: whatever parses must survive `to_uri` and parse again to
@@ -249,6 +301,19 @@ pub fn check_wire(data: &[u8]) {
     }
     if let Ok(m) = Message::decode(data) {
         assert_eq!(&m.to_bytes()[4..], data, "message round trip: {m:?}");
+    }
+    // BEP 52 hash messages (ids 21-23, proto::hash_msg): what decodes
+    // re-encodes to the same bytes and keeps its limits.
+    if let Some((&id, payload)) = data.split_first() {
+        use bittorrent_core::proto::hash_msg::{HashMessage, MAX_LENGTH};
+        if let Ok(m) = HashMessage::decode(id, payload) {
+            assert_eq!(&m.to_frame()[4..], data, "hash message round trip: {m:?}");
+            let r = match &m {
+                HashMessage::Request(r) | HashMessage::Reject(r) => r,
+                HashMessage::Hashes { request, .. } => request,
+            };
+            assert!(r.length <= MAX_LENGTH && r.length.is_power_of_two());
+        }
     }
     let Some((&first, stream)) = data.split_first() else {
         return;

@@ -1,5 +1,6 @@
 //! Creating `.torrent` files (BEP 3, with BEP 12 `announce-list`, BEP 19
-//! `url-list` and BEP 27 `private`).
+//! `url-list` and BEP 27 `private`; v2 and hybrid torrents of BEP 52 in the
+//! `v2` submodule, chosen by [`CreateOptions::format`]).
 //!
 //! [`create_torrent`] walks a file or a directory, hashes its bytes as one
 //! stream cut into pieces, and returns the canonical bencoding of the
@@ -68,6 +69,22 @@ pub struct CreateOptions {
     pub creation_date: Option<i64>,
     /// Hashing threads; defaults to the number of available cores.
     pub threads: Option<usize>,
+    /// v1 (the default), v2-only or hybrid (BEP 52).
+    pub format: TorrentFormat,
+}
+
+/// Which kind of torrent to create.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TorrentFormat {
+    /// BitTorrent v1: SHA-1 pieces over the files as one stream.
+    #[default]
+    V1,
+    /// BitTorrent v2 only (BEP 52): a `file tree` with per-file SHA-256
+    /// merkle roots and `piece layers`.
+    V2,
+    /// Both (BEP 52 hybrid): the v2 fields plus a v1 view whose files are
+    /// aligned to pieces by BEP 47 pad files.
+    Hybrid,
 }
 
 /// Why a torrent could not be created.
@@ -212,6 +229,25 @@ pub fn create_torrent(
     let threads = opts
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    if opts.format != TorrentFormat::V1 {
+        let hybrid = opts.format == TorrentFormat::Hybrid;
+        let h = v2::hash(&files, piece_length, threads, hybrid, multi_file, progress)?;
+        check_unchanged(&files)?;
+        let info = v2::info_dict(
+            &name,
+            piece_length,
+            &files,
+            multi_file,
+            opts.private,
+            &h,
+            hybrid,
+        );
+        let mut torrent = torrent_dict(info, opts);
+        if let OwnedValue::Dict(d) = &mut torrent {
+            d.push((key("piece layers"), v2::piece_layers(&h)));
+        }
+        return Ok(torrent.to_bytes());
+    }
     let pieces = hash_pieces(&files, piece_length, threads, progress)?;
     check_unchanged(&files)?;
     let info = info_dict(
@@ -640,5 +676,9 @@ fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+mod v2;
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;

@@ -92,7 +92,8 @@ Examples:
 Examples:
   peer create movie.mkv --announce 192.168.1.10:6881
   peer create dir -o dir.torrent --announce https://tracker.example/announce --private
-  peer create big.iso --piece-length 4M --threads 2")]
+  peer create big.iso --piece-length 4M --threads 2
+  peer create dir --hybrid          # BitTorrent v1 and v2 (BEP 52) in one torrent")]
     Create(CreateArgs),
     /// Print a shell completion script (bash, zsh or fish)
     #[command(after_help = "\
@@ -383,6 +384,12 @@ pub struct CreateArgs {
     /// Overwrite OUT if it exists (without it, an existing OUT is an error)
     #[arg(long)]
     pub force: bool,
+    /// Make a BitTorrent v2-only torrent (BEP 52: SHA-256 merkle trees per file)
+    #[arg(long, conflicts_with = "hybrid")]
+    pub v2: bool,
+    /// Make a hybrid v1+v2 torrent (BEP 52, with BEP 47 pad files in the v1 view)
+    #[arg(long)]
+    pub hybrid: bool,
 }
 
 /// `peer completions SHELL`.

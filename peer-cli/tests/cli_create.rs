@@ -281,3 +281,69 @@ fn info_shows_what_create_wrote_about_the_torrent() {
     assert_eq!(v["private"], true);
     assert_eq!(v["source"], serde_json::Value::Null);
 }
+
+/// `--v2` and `--hybrid` (BEP 52): what is printed, what is written, and
+/// that the two flags exclude each other.
+#[test]
+fn v2_and_hybrid_flags() {
+    use bittorrent_core::proto::merkle::sha256;
+    let dir = scratch("v2");
+    fs::create_dir_all(dir.join("d")).unwrap();
+    fs::write(dir.join("d/a.bin"), bytes(70_000)).unwrap();
+    fs::write(dir.join("d/b.bin"), bytes(1_000)).unwrap();
+    let raw_info = |t: &[u8]| {
+        let doc = decode_strict(t).unwrap();
+        doc.get(b"info")
+            .and_then(Value::as_dict)
+            .unwrap()
+            .raw
+            .to_vec()
+    };
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+
+    let o = peer(
+        &dir,
+        &["d", "--v2", "-o", "v2.torrent", "--piece-length", "16K"],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let t = fs::read(dir.join("v2.torrent")).unwrap();
+    let v2 = hex(&sha256(&raw_info(&t)));
+    let out = stdout(&o);
+    assert_eq!(out.lines().next(), Some(v2.as_str()), "{out}");
+    assert!(out.lines().nth(1).unwrap().ends_with(", v2"), "{out}");
+    let doc = decode_strict(&t).unwrap();
+    let info = doc.get(b"info").unwrap();
+    assert_eq!(info.get(b"meta version").and_then(Value::as_int), Some(2));
+    assert!(info.get(b"pieces").is_none() && info.get(b"files").is_none());
+    assert!(doc.get(b"piece layers").is_some());
+
+    let o = peer(
+        &dir,
+        &["d", "--hybrid", "-o", "h.torrent", "--piece-length", "16K"],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let t = fs::read(dir.join("h.torrent")).unwrap();
+    let out = stdout(&o);
+    assert_eq!(
+        out.lines().next(),
+        Some(info_hash_hex(&t).as_str()),
+        "{out}"
+    );
+    let v2 = hex(&sha256(&raw_info(&t)));
+    assert!(
+        out.contains(&format!("hybrid (v2 info hash {v2})")),
+        "{out}"
+    );
+    let doc = decode_strict(&t).unwrap();
+    let files = doc
+        .get(b"info")
+        .unwrap()
+        .get(b"files")
+        .and_then(Value::as_list);
+    // a.bin, its pad (70,000 is not a multiple of 16 KiB), b.bin, its pad.
+    assert_eq!(files.map(<[_]>::len), Some(4));
+
+    let o = peer(&dir, &["d", "--v2", "--hybrid", "-o", "x.torrent"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(!dir.join("x.torrent").exists());
+}

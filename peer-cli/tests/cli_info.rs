@@ -24,16 +24,20 @@ fn info_json(arg: &str) -> Value {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut keys: Vec<&String> = v.as_object().unwrap().keys().collect();
     keys.sort();
-    // The original keys, then the additions (comment .. web_seeds): keys
-    // are only ever added, never renamed or removed.
+    // The original keys, then the additions (comment .. web_seeds; format,
+    // info_hash_v2, piece_layers_missing for BEP 52): keys are only ever
+    // added, never renamed or removed.
     let expected = [
         "comment",
         "created_by",
         "creation_date",
         "files",
+        "format",
         "info_hash",
+        "info_hash_v2",
         "name",
         "num_pieces",
+        "piece_layers_missing",
         "piece_length",
         "private",
         "source",
@@ -157,8 +161,73 @@ fn assert_fails_on_one_line(args: &[&str], needle: &str) {
 fn bad_inputs_fail_with_one_line() {
     let bad = format!("{CORPUS}/invalid/unaligned_pieces.torrent");
     assert_fails_on_one_line(&[&bad, "--json"], "not a multiple of 20");
-    let v2 = format!("{CORPUS}/valid/v2_only.torrent");
-    assert_fails_on_one_line(&[&v2], "BitTorrent v2-only torrents are not supported");
+    let v2 = format!("{CORPUS}/invalid/v2_invalid_root_hash.torrent");
+    assert_fails_on_one_line(&[&v2], "does not hash up to its pieces root");
+    assert_fails_on_one_line(&["magnet:?xt=urn:btmh:1220ab"], "SHA-256 multihash");
     assert_fails_on_one_line(&["/nonexistent/x.torrent"], "cannot read");
     assert_fails_on_one_line(&["magnet:?dn=x"], "no xt");
+}
+
+/// BEP 52: the format, both hashes and the piece layers, for v1, v2-only and
+/// hybrid torrents and magnet links (values from the corpus manifest).
+#[test]
+fn v2_and_hybrid_torrents() {
+    let v1 = info_json(&format!("{CORPUS}/valid/base.torrent"));
+    assert_eq!(v1["format"], "v1");
+    assert_eq!(v1["info_hash_v2"], Value::Null);
+    assert_eq!(v1["piece_layers_missing"], Value::Null);
+
+    let v2 = info_json(&format!("{CORPUS}/valid/v2_only.torrent"));
+    let h2 = "95e04d0c4bad94ab206efa884666fd89777dbe4f7bd9945af1829037a85c6192";
+    assert_eq!(v2["format"], "v2");
+    assert_eq!(v2["info_hash_v2"], h2);
+    assert_eq!(v2["info_hash"], h2[..40]);
+    assert_eq!(v2["num_pieces"], 16);
+    assert_eq!(v2["piece_layers_missing"], 0);
+    assert_eq!(
+        v2["files"],
+        json!([{"index": 0, "path": "test1MB", "length": 1048576}])
+    );
+
+    let hybrid = info_json(&format!("{CORPUS}/valid/v2_hybrid.torrent"));
+    assert_eq!(hybrid["format"], "hybrid");
+    assert_eq!(
+        hybrid["info_hash"],
+        "514c76c1f27ec61ca8b37851bcd1cbf0b26cf120"
+    );
+    assert_eq!(
+        hybrid["info_hash_v2"],
+        "518fbaf39b37020c896e8768a967da6d76bbd5ef7a02c761021b65a72c6cfa11"
+    );
+    assert_eq!(hybrid["files"].as_array().unwrap().len(), 18);
+
+    let partial = info_json(&format!("{CORPUS}/valid/v2_incomplete_piece_layer.torrent"));
+    assert_eq!(partial["piece_layers_missing"], 1);
+
+    // Text: the format, both hashes, and a magnet link with both.
+    let out = peer(&[&format!("{CORPUS}/valid/v2_hybrid.torrent")]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("format:       hybrid"), "{text}");
+    assert!(text.contains("info hash v2: 518fbaf39b37020c"), "{text}");
+    assert!(text.contains(
+        "magnet:?xt=urn:btih:514c76c1f27ec61ca8b37851bcd1cbf0b26cf120\
+         &xt=urn:btmh:1220518fbaf39b37020c896e8768a967da6d76bbd5ef7a02c761021b65a72c6cfa11"
+    ));
+
+    // Magnet links: v2-only and hybrid.
+    let m = info_json(&format!("magnet:?xt=urn:btmh:1220{h2}&dn=test1MB"));
+    assert_eq!(
+        (&m["format"], &m["info_hash_v2"]),
+        (&json!("v2"), &json!(h2))
+    );
+    assert_eq!(m["info_hash"], h2[..40]);
+    let both = "magnet:?xt=urn:btih:631a31dd0a46257d5078c0dee4e66e26f73e42ac\
+        &xt=urn:btmh:1220d8dd32ac93357c368556af3ac1d95c9d76bd0dff6fa9833ecdac3d53134efabb";
+    let m = info_json(both);
+    assert_eq!(m["format"], "hybrid");
+    assert_eq!(m["info_hash"], "631a31dd0a46257d5078c0dee4e66e26f73e42ac");
+    assert_eq!(
+        m["info_hash_v2"],
+        "d8dd32ac93357c368556af3ac1d95c9d76bd0dff6fa9833ecdac3d53134efabb"
+    );
 }

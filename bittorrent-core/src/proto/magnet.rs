@@ -3,18 +3,25 @@
 //! `magnet:?xt=urn:btih:<info-hash>&dn=<name>&tr=<tracker>&x.pe=<host:port>`.
 //! The info-hash is 40 hex digits or 32 base32 characters (RFC 4648, either
 //! case). Values are percent-decoded; in `dn` a `+` is a space. `tr.N` is
-//! read like `tr`. Unknown parameters (`ws`, `so`, `x.*`...) are ignored. A
-//! link with only a v2 `urn:btmh:` hash is refused ([`MagnetError::V2Only`]);
-//! a hybrid link (btih and btmh) is used through its v1 hash.
+//! read like `tr`. Unknown parameters (`ws`, `so`, `x.*`...) are ignored.
+//! A BitTorrent v2 hash (BEP 52) is `xt=urn:btmh:1220<64 hex digits>` (a
+//! multihash: 0x12 is SHA-256, 0x20 its 32 bytes); a hybrid link carries
+//! both `btih` and `btmh`. A v2-only link parses (its 20-byte hash is the
+//! truncated v2 one) but the engine cannot fetch it yet
+//! ([`MagnetError::V2Only`]); a hybrid link is downloaded through its v1
+//! hash and the metadata checked against both.
 
-use crate::proto::metainfo::{InfoHash, Metainfo};
+use crate::proto::metainfo::{InfoHash, InfoHashV2, Metainfo};
 use std::fmt;
 
 /// A parsed magnet link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Magnet {
-    /// The v1 info-hash (`xt=urn:btih:`).
+    /// The v1 info-hash (`xt=urn:btih:`); for a v2-only link, the v2 hash
+    /// truncated to 20 bytes.
     pub info_hash: InfoHash,
+    /// The v2 info-hash (`xt=urn:btmh:1220...`), if the link has one.
+    pub info_hash_v2: Option<InfoHashV2>,
     /// `dn`: a name to show until the metadata arrives.
     pub display_name: Option<String>,
     /// `tr` (and `tr.N`) tracker URLs, in order, without repeats.
@@ -36,8 +43,11 @@ pub enum MagnetError {
     /// A `urn:btih:` value that is neither 40 hex digits nor 32 base32
     /// characters (given).
     InvalidInfoHash(String),
-    /// Only a v2 (`urn:btmh:`) hash: BitTorrent v2 is not supported.
+    /// Only a v2 (`urn:btmh:`) hash, given to the engine: it parses, but
+    /// cannot be fetched until the v2 peer wire is built.
     V2Only,
+    /// A `urn:btmh:` value that is not `1220` and 64 hex digits (given).
+    InvalidV2InfoHash(String),
     /// A `%` not followed by two hex digits, or a value that is not UTF-8
     /// once decoded; the parameter name is given.
     BadEncoding(String),
@@ -56,7 +66,12 @@ impl fmt::Display for MagnetError {
                 "magnet link info-hash {h:?} is neither 40 hex digits nor 32 base32 characters"
             ),
             MagnetError::V2Only => f.write_str(
-                "BitTorrent v2-only magnet links (urn:btmh: without urn:btih:) are not supported",
+                "BitTorrent v2-only magnet links (urn:btmh: without urn:btih:) can be read \
+                 but not yet downloaded (the v2 peer wire is not built)",
+            ),
+            MagnetError::InvalidV2InfoHash(h) => write!(
+                f,
+                "magnet link v2 info-hash {h:?} is not 1220 and 64 hex digits (SHA-256 multihash)"
             ),
             MagnetError::BadEncoding(key) => {
                 write!(f, "magnet link parameter {key} is badly percent-encoded")
@@ -71,7 +86,7 @@ impl std::error::Error for MagnetError {}
 #[derive(Default)]
 struct Topics {
     btih: Option<InfoHash>,
-    btmh: bool,
+    btmh: Option<InfoHashV2>,
     other: Option<String>,
 }
 
@@ -87,6 +102,7 @@ impl Magnet {
         }
         Magnet {
             info_hash: m.info_hash,
+            info_hash_v2: m.info_hash_v2,
             display_name: Some(m.info.name.clone()),
             trackers,
             peers: Vec::new(),
@@ -99,6 +115,7 @@ impl Magnet {
         let mut topics = Topics::default();
         let mut magnet = Magnet {
             info_hash: InfoHash::default(),
+            info_hash_v2: None,
             display_name: None,
             trackers: Vec::new(),
             peers: Vec::new(),
@@ -115,14 +132,27 @@ impl Magnet {
                 _ => {}
             }
         }
-        magnet.info_hash = topics.finish()?;
+        (magnet.info_hash, magnet.info_hash_v2) = topics.finish()?;
         Ok(magnet)
+    }
+
+    /// Whether the link has only a v2 hash (no `btih`).
+    pub fn is_v2_only(&self) -> bool {
+        self.info_hash_v2
+            .is_some_and(|h| h.truncated() == self.info_hash)
     }
 
     /// The magnet URI: `xt`, then `dn`, every `tr` and every `x.pe`,
     /// percent-encoded so that [`Magnet::parse`] gives back the same value.
     pub fn to_uri(&self) -> String {
-        let mut uri = format!("magnet:?xt=urn:btih:{}", self.info_hash.to_hex());
+        let mut uri = match self.info_hash_v2 {
+            Some(v2) if self.is_v2_only() => format!("magnet:?xt=urn:btmh:1220{v2}"),
+            Some(v2) => format!(
+                "magnet:?xt=urn:btih:{}&xt=urn:btmh:1220{v2}",
+                self.info_hash
+            ),
+            None => format!("magnet:?xt=urn:btih:{}", self.info_hash.to_hex()),
+        };
         if let Some(name) = &self.display_name {
             uri.push_str("&dn=");
             uri.push_str(&percent_encode(name, ""));
@@ -149,20 +179,28 @@ impl Topics {
                 })?;
                 self.btih = Some(parsed);
             }
-        } else if lower.starts_with("urn:btmh:") {
-            self.btmh = true;
+        } else if let Some(mh) = lower.strip_prefix("urn:btmh:") {
+            if self.btmh.is_none() {
+                let parsed = mh
+                    .strip_prefix("1220")
+                    .and_then(InfoHashV2::from_hex)
+                    .ok_or_else(|| {
+                        MagnetError::InvalidV2InfoHash(xt.get(9..).unwrap_or("").to_string())
+                    })?;
+                self.btmh = Some(parsed);
+            }
         } else if self.other.is_none() {
             self.other = Some(xt.to_string());
         }
         Ok(())
     }
 
-    fn finish(self) -> Result<InfoHash, MagnetError> {
+    fn finish(self) -> Result<(InfoHash, Option<InfoHashV2>), MagnetError> {
         match (self.btih, self.btmh, self.other) {
-            (Some(h), _, _) => Ok(h),
-            (None, true, _) => Err(MagnetError::V2Only),
-            (None, false, Some(o)) => Err(MagnetError::UnsupportedExactTopic(o)),
-            (None, false, None) => Err(MagnetError::MissingExactTopic),
+            (Some(h), v2, _) => Ok((h, v2)),
+            (None, Some(v2), _) => Ok((v2.truncated(), Some(v2))),
+            (None, None, Some(o)) => Err(MagnetError::UnsupportedExactTopic(o)),
+            (None, None, None) => Err(MagnetError::MissingExactTopic),
         }
     }
 }
@@ -298,13 +336,17 @@ mod tests {
                 assert!(parsed.is_err(), "accepted {uri}");
                 continue;
             }
-            if hex.is_empty() {
-                assert!(!btmh.is_empty());
-                assert_eq!(parsed, Err(MagnetError::V2Only), "{uri}");
-                continue;
-            }
             let m = parsed.unwrap_or_else(|e| panic!("{uri}: {e}"));
-            assert_eq!(m.info_hash.to_hex(), hex, "{uri}");
+            let v2 = m.info_hash_v2.map(|h| h.to_hex()).unwrap_or_default();
+            assert_eq!(v2, btmh, "{uri}");
+            if hex.is_empty() {
+                // v2-only: the 20-byte form is the truncated SHA-256.
+                assert!(m.is_v2_only(), "{uri}");
+                assert_eq!(m.info_hash.to_hex(), btmh[..40], "{uri}");
+            } else {
+                assert!(!m.is_v2_only(), "{uri}");
+                assert_eq!(m.info_hash.to_hex(), hex, "{uri}");
+            }
             let dn = (!c[4].is_empty()).then(|| c[4].to_string());
             assert_eq!(m.display_name, dn, "{uri}");
             assert_eq!(m.trackers, split(c[5]), "{uri}");
@@ -339,6 +381,12 @@ mod tests {
             Err(MagnetError::BadEncoding(_))
         ));
         assert!(Magnet::parse("magnet:?xt=urn:btih:é").is_err());
+        for bad in ["1220abc", "1114aaaa", &format!("1320{}", "a".repeat(64))] {
+            assert!(matches!(
+                Magnet::parse(&format!("magnet:?xt=urn:btmh:{bad}")),
+                Err(MagnetError::InvalidV2InfoHash(_))
+            ));
+        }
         assert!(matches!(
             Magnet::parse("magnet:?dn=%+f&xt=urn:btih:c0fda1edafdbdbb96443424e0b3899af7159d10e"),
             Err(MagnetError::BadEncoding(_))

@@ -88,6 +88,8 @@ pub fn build_metainfo(
     }
     let info_bytes = OwnedValue::Dict(info).to_bytes();
     Metainfo {
+        info_hash_v2: None,
+        v2: None,
         info_hash: InfoHash(sha1_smol::Sha1::from(&info_bytes).digest().bytes()),
         info: Info {
             name: name.to_string(),

@@ -12,6 +12,15 @@
 //! (the info dictionary's `source`); `null` (`web_seeds`: empty) when the
 //! torrent has none or for a magnet link.
 //!
+//! Added for BitTorrent v2 (BEP 52): `format` (`"v1"`, `"v2"` or
+//! `"hybrid"`; for a magnet link what its hashes say), `info_hash_v2` (64
+//! hex digits, or `null` for a v1 torrent or a link without `btmh`) and
+//! `piece_layers_missing` (v2 files whose piece layer the torrent lacks,
+//! to be fetched from peers; `null` for v1 and magnet links). For a
+//! v2-only torrent `info_hash` is the v2 hash truncated to 20 bytes (what
+//! trackers and the DHT use) and `num_pieces` counts v2 pieces (each file
+//! starts a piece).
+//!
 //! For a magnet link the metadata is not known: `total_length`,
 //! `piece_length`, `num_pieces` and `private` are `null`, `files` is empty,
 //! `name` is the `dn` parameter or `null`, and each `tr` is its own tier.
@@ -20,7 +29,7 @@ use crate::args::CliError;
 use crate::cli::InfoArgs;
 use crate::progress::human;
 use bittorrent_core::proto::magnet::Magnet;
-use bittorrent_core::proto::metainfo::{FileEntry, Metainfo};
+use bittorrent_core::proto::metainfo::{FileEntry, Format, Metainfo};
 use serde_json::json;
 use std::ffi::OsString;
 use std::io::Write;
@@ -43,6 +52,28 @@ struct Summary<'a> {
     meta: Option<&'a Metainfo>,
     /// What the torrent says about itself besides its content.
     extra: Extra,
+    /// v1, v2 or hybrid, and the v2 fields.
+    v2: V2Summary,
+}
+
+/// The BEP 52 additions to the summary.
+struct V2Summary {
+    format: &'static str,
+    info_hash_v2: Option<String>,
+    piece_layers_missing: Option<usize>,
+}
+
+impl V2Summary {
+    fn add_json(&self, v: &mut serde_json::Value) {
+        if let Some(o) = v.as_object_mut() {
+            o.insert("format".into(), json!(self.format));
+            o.insert("info_hash_v2".into(), json!(self.info_hash_v2));
+            o.insert(
+                "piece_layers_missing".into(),
+                json!(self.piece_layers_missing),
+            );
+        }
+    }
 }
 
 /// Run `peer info`. Output is streamed; a closed pipe (`peer info | head`)
@@ -93,13 +124,21 @@ fn from_metainfo(m: &Metainfo) -> Summary<'_> {
         info_hash: m.info_hash.to_hex(),
         total_length: Some(m.info.total_length),
         piece_length: Some(m.info.piece_length),
-        num_pieces: Some(m.info.num_pieces()),
+        num_pieces: Some(match &m.v2 {
+            Some(v2) if m.format() == Format::V2 => v2.num_pieces as usize,
+            _ => m.info.num_pieces(),
+        }),
         private: Some(m.info.private),
         trackers: m.trackers(),
         files: &m.info.files,
         magnet: Magnet::of(m).to_uri(),
         meta: Some(m),
         extra: Extra::of(m),
+        v2: V2Summary {
+            format: m.format().as_str(),
+            info_hash_v2: m.info_hash_v2.map(|h| h.to_hex()),
+            piece_layers_missing: m.v2.as_ref().map(|v| v.missing_layers()),
+        },
     }
 }
 
@@ -116,6 +155,15 @@ fn from_magnet(m: &Magnet) -> Summary<'static> {
         magnet: m.to_uri(),
         meta: None,
         extra: Extra::default(),
+        v2: V2Summary {
+            format: match (m.info_hash_v2, m.is_v2_only()) {
+                (None, _) => "v1",
+                (Some(_), true) => "v2",
+                (Some(_), false) => "hybrid",
+            },
+            info_hash_v2: m.info_hash_v2.map(|h| h.to_hex()),
+            piece_layers_missing: None,
+        },
     }
 }
 
@@ -142,6 +190,7 @@ fn write_json(w: &mut impl Write, s: &Summary<'_>) -> std::io::Result<()> {
         "trackers": s.trackers,
     });
     s.extra.add_json(&mut rest);
+    s.v2.add_json(&mut rest);
     let rest = rest.to_string();
     // `rest` is `{...}`: its members follow the files.
     w.write_all(rest.get(1..).unwrap_or("}").as_bytes())?;
@@ -159,7 +208,17 @@ fn write_text(w: &mut impl Write, s: &Summary<'_>) -> std::io::Result<()> {
     let unknown = || "unknown (no metadata)".to_string();
     let mut line = |k: &str, v: String| writeln!(w, "{k:<14}{v}");
     line("name:", s.name.clone().unwrap_or_else(unknown))?;
+    line("format:", s.v2.format.to_string())?;
     line("info hash:", s.info_hash.clone())?;
+    if let Some(h) = &s.v2.info_hash_v2 {
+        line("info hash v2:", h.clone())?;
+    }
+    if let Some(n) = s.v2.piece_layers_missing.filter(|&n| n > 0) {
+        line(
+            "piece layers:",
+            format!("{n} missing (to be fetched from peers)"),
+        )?;
+    }
     line("total size:", size(s.total_length))?;
     line("piece length:", size(s.piece_length))?;
     line(

@@ -227,7 +227,7 @@ fn handle_incoming(mut stream: TcpStream, mut guard: Handshaking) {
                         return;
                     }
                 };
-            let torrent = shared.registry.read().get(&hs.info_hash).cloned();
+            let torrent = shared.torrent_for(&hs.info_hash);
             let Some(t) = torrent else {
                 log::debug!("incoming {addr}: unknown info-hash");
                 return;
@@ -241,8 +241,8 @@ fn handle_incoming(mut stream: TcpStream, mut guard: Handshaking) {
             }
             // The initiator names its torrent by HASH('req2', info-hash).
             let mut lookup = |h: &[u8; 20]| {
-                let registry = shared.registry.read();
-                registry.keys().find(|ih| mse::req2_hash(ih) == *h).copied()
+                let hashes = shared.known_hashes();
+                hashes.into_iter().find(|ih| mse::req2_hash(ih) == *h)
             };
             let (mut stream, ih, payload) =
                 match mse::respond(stream, &first, policy.methods(), &mut lookup, deadline) {
@@ -260,7 +260,7 @@ fn handle_incoming(mut stream: TcpStream, mut guard: Handshaking) {
                         return;
                     }
                 };
-            let torrent = shared.registry.read().get(&ih).cloned();
+            let torrent = shared.torrent_for(&ih);
             let (Some(t), true) = (torrent, hs.info_hash == ih) else {
                 log::debug!("incoming {addr}: MSE and handshake name different torrents");
                 return;
@@ -268,8 +268,14 @@ fn handle_incoming(mut stream: TcpStream, mut guard: Handshaking) {
             (stream, hs, leftover, t)
         }
     };
+    // Answered with the hash the peer named (a hybrid's v2 hash, too).
+    let mut ours = peer::our_handshake(&t.peer_ctx);
+    if hs.info_hash != ours.info_hash {
+        log::debug!("incoming {addr}: hybrid named by its v2 info-hash");
+    }
+    ours.info_hash = hs.info_hash;
     if stream
-        .write_all(&peer::our_handshake(&t.peer_ctx).encode())
+        .write_all(&ours.encode())
         .and_then(|()| stream.flush())
         .is_err()
     {

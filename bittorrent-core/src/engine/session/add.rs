@@ -133,6 +133,12 @@ impl Inner {
             return Err(Error::Stopped); // not reached: callers pass a metainfo
         };
         let metainfo = *metainfo;
+        if metainfo.format() == crate::proto::metainfo::Format::V2 {
+            // Readable, not transferable: the v2 peer wire is not built.
+            return Err(Error::Metainfo(
+                crate::proto::metainfo::MetainfoError::V2Only,
+            ));
+        }
         let ih = metainfo.info_hash;
         if self.shared.is_shutting_down() {
             return Err(Error::Stopped);
@@ -219,6 +225,15 @@ impl Inner {
         self.shared.tracker.allow(ih);
         let target: Arc<dyn AnnounceTarget> = t.clone();
         self.announcer.add(target);
+        if let Some(alias) = super::hybrid::v2_alias(&t) {
+            // A hybrid: in the v2 swarm too (tracker, DHT, handshakes).
+            self.shared.aliases.write().insert(alias.0, ih.0);
+            self.shared.tracker.allow(alias);
+            self.announcer.add(Arc::new(super::hybrid::V2Announce {
+                torrent: t.clone(),
+                alias,
+            }));
+        }
         self.threads.lock().torrents.push((ih, handle));
         self.update_lsd();
         self.save_entry(&t)?;
@@ -230,6 +245,10 @@ impl Inner {
         let TorrentSource::Magnet(mut magnet) = add.source else {
             return Err(Error::Stopped); // not reached: callers pass a magnet
         };
+        if magnet.is_v2_only() {
+            // Its metadata is fetched over the v2 wire, not built yet.
+            return Err(Error::Magnet(crate::proto::magnet::MagnetError::V2Only));
+        }
         let ih = magnet.info_hash;
         if self.shared.is_shutting_down() {
             return Err(Error::Stopped);

@@ -19,6 +19,7 @@ pub(crate) mod shared;
 
 mod add;
 mod dht_nodes;
+mod hybrid;
 mod local_discovery;
 mod relocate;
 mod seeding;
@@ -180,6 +181,7 @@ impl Session {
             next_key: AtomicU64::new(1),
             registry: RwLock::new(HashMap::new()),
             magnets: RwLock::new(HashMap::new()),
+            aliases: RwLock::new(HashMap::new()),
             local_addr,
             shutting_down: Arc::new(AtomicBool::new(false)),
             tracker: Arc::new(TrackerServer::new(config_tracker)),
@@ -743,6 +745,11 @@ impl Inner {
         }
         if let Some(t) = &torrent {
             self.shared.tracker.disallow(*ih);
+            if let Some(v2) = hybrid::v2_alias(t) {
+                self.shared.aliases.write().remove(&v2.0);
+                self.shared.tracker.disallow(v2);
+                self.announcer.remove(v2);
+            }
             let handle = {
                 let mut th = self.threads.lock();
                 let h = th.torrents.iter().position(|(h, _)| h == ih);
@@ -832,6 +839,7 @@ impl Inner {
             a.join();
         }
         self.shared.registry.write().clear();
+        self.shared.aliases.write().clear();
         // Wake the blocked accepts with a connection to ourselves.
         for mut wake in std::iter::once(self.shared.local_addr).chain(self.second_addr) {
             if wake.ip().is_unspecified() {

@@ -105,6 +105,9 @@ pub(crate) struct Shared {
     pub(crate) registry: RwLock<HashMap<[u8; 20], Arc<TorrentShared>>>,
     /// Magnet links still in their metadata phase, by info-hash.
     pub(crate) magnets: RwLock<HashMap<InfoHash, Arc<MagnetShared>>>,
+    /// The v2 info-hashes (truncated) of hybrid torrents, to their v1
+    /// info-hash (the `registry` key): peers may name a hybrid by either.
+    pub(crate) aliases: RwLock<HashMap<[u8; 20], [u8; 20]>>,
     pub(crate) local_addr: SocketAddr,
     pub(crate) shutting_down: Arc<AtomicBool>,
     pub(crate) tracker: Arc<TrackerServer>,
@@ -164,6 +167,24 @@ impl Shared {
                 || listen.is_unspecified() && is_local_ip(ip)
                 || self.external.lock().is_confirmed(ip)
                 || self.own_v6.is_some_and(|v6| ip == IpAddr::V6(v6)))
+    }
+
+    /// The torrent a handshake names: by its info-hash, or a hybrid by its
+    /// truncated v2 info-hash.
+    pub(crate) fn torrent_for(&self, ih: &[u8; 20]) -> Option<Arc<TorrentShared>> {
+        let registry = self.registry.read();
+        if let Some(t) = registry.get(ih) {
+            return Some(t.clone());
+        }
+        let v1 = *self.aliases.read().get(ih)?;
+        registry.get(&v1).cloned()
+    }
+
+    /// Every info-hash a peer may name a torrent by (for MSE's `req2` lookup).
+    pub(crate) fn known_hashes(&self) -> Vec<[u8; 20]> {
+        let mut all: Vec<[u8; 20]> = self.registry.read().keys().copied().collect();
+        all.extend(self.aliases.read().keys().copied());
+        all
     }
 
     /// Give addresses to a torrent or to a magnet link still looking for

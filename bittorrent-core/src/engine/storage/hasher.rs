@@ -12,6 +12,7 @@
 //! stop channel: an idle pool never wakes up.
 
 use crate::engine::storage::{Storage, StorageError};
+use crate::proto::metainfo::PieceCheck;
 use crossbeam_channel::{select, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -43,6 +44,8 @@ pub struct HashJob {
     pub data: PieceData,
     /// The expected SHA-1.
     pub expected: [u8; 20],
+    /// A hybrid torrent's piece must match its v2 hash too (BEP 52).
+    pub v2: Option<PieceCheck>,
     /// Also return the SHA-1 of each 16 KiB block when the piece passes
     /// (smart ban; they are always returned when it fails).
     pub block_hashes: bool,
@@ -145,7 +148,8 @@ fn hash_job(job: HashJob) {
             let mut buf = vec![0u8; len as usize];
             match storage.read(offset, &mut buf) {
                 Ok(()) => {
-                    let ok = sha1_smol::Sha1::from(&buf).digest().bytes() == job.expected;
+                    let ok = sha1_smol::Sha1::from(&buf).digest().bytes() == job.expected
+                        && job.v2.is_none_or(|c| c.verify([buf.as_slice()]));
                     let hashes = if !ok || job.block_hashes {
                         crate::engine::torrent::smart_ban::block_hashes(
                             &buf,
@@ -160,7 +164,10 @@ fn hash_job(job: HashJob) {
             }
         }
         PieceData::Memory(blocks) => {
-            let ok = sha1_of_blocks(&blocks) == job.expected;
+            let ok = sha1_of_blocks(&blocks) == job.expected
+                && job
+                    .v2
+                    .is_none_or(|c| c.verify(blocks.iter().map(Vec::as_slice)));
             // Each block is one 16 KiB block of the piece (the last shorter).
             let hashes = if !ok || job.block_hashes {
                 blocks
@@ -222,6 +229,7 @@ mod tests {
                     piece,
                     data: PieceData::Memory(blocks.clone()),
                     expected,
+                    v2: None,
                     block_hashes: false,
                     reply: tx.clone(),
                 })
@@ -243,5 +251,46 @@ mod tests {
         let t = std::time::Instant::now();
         pool.shutdown();
         assert!(t.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_hybrid_piece_must_match_its_v2_hash_too() {
+        use crate::proto::merkle::{hash_pair, sha256};
+        // A 32 KiB piece: 16,484 bytes of a file, then pad zeros.
+        let real: Vec<u8> = (0..16_484u32).map(|i| (i % 251) as u8).collect();
+        let mut piece = real.clone();
+        piece.resize(32768, 0);
+        let blocks = vec![piece[..16384].to_vec(), piece[16384..].to_vec()];
+        let sha1 = sha1_of_blocks(&blocks);
+        let node = hash_pair(&sha256(&real[..16384]), &sha256(&real[16384..]));
+        let check = |expected| PieceCheck {
+            expected,
+            real_len: real.len() as u64,
+            whole_file: false,
+            piece_length: 32768,
+        };
+        let pool = HasherPool::start(1).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut wrong = node;
+        wrong[0] ^= 1;
+        for (piece, v2) in [(0, Some(check(node))), (1, Some(check(wrong))), (2, None)] {
+            pool.sender()
+                .send(HashJob {
+                    piece,
+                    data: PieceData::Memory(blocks.clone()),
+                    expected: sha1,
+                    v2,
+                    block_hashes: false,
+                    reply: tx.clone(),
+                })
+                .unwrap();
+        }
+        let mut got: Vec<(u32, bool)> = (0..3)
+            .map(|_| rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap())
+            .map(|d| (d.piece, d.ok))
+            .collect();
+        got.sort();
+        assert_eq!(got, vec![(0, true), (1, false), (2, true)]);
+        pool.shutdown();
     }
 }

@@ -179,6 +179,10 @@ fn check(me: &MagnetShared, bytes: &[u8]) -> Result<Metainfo, String> {
         // The bytes hash right but hold more than one value.
         return Err("the metadata does not match the info-hash".into());
     }
+    if me.magnet.info_hash_v2.is_some() && m.info_hash_v2 != me.magnet.info_hash_v2 {
+        // A hybrid link: the v2 hash (SHA-256 of the same bytes) must agree.
+        return Err("the metadata does not match the v2 info-hash".into());
+    }
     m.announce_list = me.magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
     m.announce = me.magnet.trackers.first().cloned();
     Ok(m)

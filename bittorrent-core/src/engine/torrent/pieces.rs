@@ -22,6 +22,12 @@ impl Torrent {
             piece: i,
             data,
             expected: self.me.metainfo.info.pieces[i as usize],
+            // A hybrid: the same bytes against the v2 tree (the piece
+            // numbers of both views are the same).
+            v2: match (self.me.metainfo.format(), &self.me.metainfo.v2) {
+                (crate::proto::metainfo::Format::Hybrid, Some(v2)) => v2.piece_check(u64::from(i)),
+                _ => None,
+            },
             block_hashes: self.smart_ban.watching(i),
             reply: self.hash_tx.clone(),
         };

@@ -1,7 +1,11 @@
-//! Metainfo (`.torrent`) files: BEP 3 and BEP 12 (announce-list).
+//! Metainfo (`.torrent`) files: BEP 3, BEP 12 (announce-list), BEP 52 (v2)
+//! and hybrid torrents (BEP 52 with BEP 47 pad files; the v2 half is in
+//! [`v2`]).
 //!
-//! Parsing is done over the tolerant decoder in [`crate::proto::bencode`]; the
-//! info-hash is the SHA-1 of the original bytes of the `info` dictionary.
+//! Parsing is done over the tolerant decoder in [`crate::proto::bencode`]
+//! (a v2 or hybrid info dictionary must also be canonical); the v1
+//! info-hash is the SHA-1 of the original bytes of the `info` dictionary,
+//! the v2 one their SHA-256.
 //! File paths are sanitised so that no entry can lead outside the
 //! download directory.
 
@@ -166,8 +170,14 @@ pub struct Info {
 /// A parsed and validated `.torrent` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metainfo {
-    /// SHA-1 of the original bytes of `info`.
+    /// SHA-1 of the original bytes of `info` (v1 and hybrid torrents); for
+    /// a v2-only torrent, the v2 info-hash truncated to 20 bytes (the form
+    /// the wire, trackers and the DHT use).
     pub info_hash: InfoHash,
+    /// SHA-256 of the original bytes of `info` (v2 and hybrid torrents).
+    pub info_hash_v2: Option<InfoHashV2>,
+    /// The v2 file tree and piece layers (v2 and hybrid torrents).
+    pub v2: Option<Box<V2Info>>,
     /// The validated info dictionary.
     pub info: Info,
     /// The exact bytes of the `info` dictionary as found in the file
@@ -209,120 +219,10 @@ pub const MAX_PIECE_LENGTH: u64 = 1 << 30;
 /// 1 MiB pieces). The corpus's `many_pieces` (over 100 million) is refused.
 pub const MAX_PIECES: u64 = 1 << 22;
 
-/// Why a `.torrent` file was refused. One variant per validation rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MetainfoError {
-    /// The file is not valid bencode.
-    Bencode(crate::proto::bencode::BencodeError),
-    /// The top-level value is not a dictionary.
-    NotADict,
-    /// A required key is absent (`info`, `name`, `piece length`, `pieces`,
-    /// `length`, `path`).
-    MissingKey(&'static str),
-    /// A key holds the wrong kind of value.
-    WrongType {
-        /// The key.
-        key: &'static str,
-        /// What it should hold (`integer`, `string`, `list`, `dictionary`).
-        expected: &'static str,
-    },
-    /// `piece length` is 0.
-    ZeroPieceLength,
-    /// `piece length` is negative.
-    NegativePieceLength(i64),
-    /// `piece length` is larger than [`MAX_PIECE_LENGTH`].
-    AbsurdPieceLength(u64),
-    /// The `pieces` string's length (given) is not a multiple of 20.
-    PiecesNotMultipleOf20(usize),
-    /// The number of piece hashes differs from `ceil(total / piece length)`.
-    PieceCountMismatch {
-        /// Pieces the total length needs.
-        expected: u64,
-        /// Hashes in `pieces`.
-        actual: u64,
-    },
-    /// A file `length` is negative.
-    NegativeLength(i64),
-    /// The file lengths add up to more than 2^64 - 1 bytes.
-    LengthOverflow,
-    /// The torrent needs more pieces (given) than [`MAX_PIECES`].
-    TooManyPieces(u64),
-    /// Every file is empty: there is nothing to download.
-    ZeroTotalLength,
-    /// A BitTorrent v2-only torrent (BEP 52 without v1 `pieces`).
-    V2Only,
-    /// The `files` list is empty.
-    NoFiles,
-    /// A `name` or `path` element contains a NUL byte (never legitimate;
-    /// libtorrent refuses such names too).
-    NulInName(&'static str),
-    /// A file's path has more elements (given) than
-    /// [`MAX_PATH_DEPTH`](crate::proto::safe_path::MAX_PATH_DEPTH).
-    PathTooDeep(usize),
-    /// A file's path, joined with `/` and the torrent's name included, is
-    /// longer (given, in bytes) than
-    /// [`MAX_PATH_BYTES`](crate::proto::safe_path::MAX_PATH_BYTES).
-    PathTooLong(usize),
-    /// A problem with one entry of the `files` list.
-    InFile {
-        /// Index of the entry in `files`.
-        index: usize,
-        /// What is wrong with it.
-        error: Box<MetainfoError>,
-    },
-}
-
-impl fmt::Display for MetainfoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use MetainfoError as E;
-        match self {
-            E::Bencode(e) => write!(f, "not a torrent: {e}"),
-            E::NotADict => f.write_str("not a torrent: the top-level value is not a dictionary"),
-            E::MissingKey(k) => write!(f, "invalid torrent: missing '{k}'"),
-            E::WrongType { key, expected } => {
-                write!(f, "invalid torrent: '{key}' is not {expected}")
-            }
-            E::ZeroPieceLength => f.write_str("invalid torrent: piece length is 0"),
-            E::NegativePieceLength(n) => write!(f, "invalid torrent: negative piece length {n}"),
-            E::AbsurdPieceLength(n) => write!(
-                f,
-                "invalid torrent: piece length {n} exceeds the limit of {MAX_PIECE_LENGTH} bytes"
-            ),
-            E::PiecesNotMultipleOf20(n) => write!(
-                f,
-                "invalid torrent: 'pieces' is {n} bytes, not a multiple of 20"
-            ),
-            E::PieceCountMismatch { expected, actual } => write!(
-                f,
-                "invalid torrent: {actual} piece hashes but the total length needs {expected}"
-            ),
-            E::NegativeLength(n) => write!(f, "invalid torrent: negative file length {n}"),
-            E::LengthOverflow => f.write_str("invalid torrent: total length overflows 64 bits"),
-            E::TooManyPieces(n) => write!(
-                f,
-                "invalid torrent: {n} pieces exceeds the limit of {MAX_PIECES}"
-            ),
-            E::ZeroTotalLength => f.write_str("invalid torrent: total length is 0"),
-            E::V2Only => f.write_str("BitTorrent v2-only torrents are not supported"),
-            E::NoFiles => f.write_str("invalid torrent: 'files' is empty"),
-            E::NulInName(k) => write!(f, "invalid torrent: '{k}' contains a NUL byte"),
-            E::PathTooDeep(n) => write!(
-                f,
-                "invalid torrent: a path of {n} elements exceeds the limit of {}",
-                crate::proto::safe_path::MAX_PATH_DEPTH
-            ),
-            E::PathTooLong(n) => write!(
-                f,
-                "invalid torrent: a path of {n} bytes exceeds the limit of {} bytes (PATH_MAX)",
-                crate::proto::safe_path::MAX_PATH_BYTES
-            ),
-            E::InFile { index, error } => write!(f, "{error} (file #{index})"),
-        }
-    }
-}
-
-impl std::error::Error for MetainfoError {}
+mod error;
+pub mod v2;
+pub use error::MetainfoError;
+pub use v2::{Format, InfoHashV2, PieceCheck, V2File, V2Info};
 
 type MResult<T> = Result<T, MetainfoError>;
 
@@ -387,6 +287,9 @@ impl Metainfo {
             Some(v) => v.as_dict().ok_or(wrong("info", "a dictionary"))?,
         };
         let mut meta = Metainfo::from_info_dict(info)?;
+        if let Some(v2) = meta.v2.as_deref_mut() {
+            v2::parse_piece_layers(v2, root.get(b"piece layers"))?;
+        }
         meta.announce = lenient_text(root, "announce")
             .map(|s| normalize_announce_url(&s))
             .filter(|s| !s.is_empty());
@@ -411,10 +314,31 @@ impl Metainfo {
     }
 
     fn from_info_dict(info: &Dict<'_>) -> Result<Metainfo, MetainfoError> {
-        let info_hash = InfoHash(sha1_smol::Sha1::from(info.raw).digest().bytes());
+        let sha1 = InfoHash(sha1_smol::Sha1::from(info.raw).digest().bytes());
+        let (info_hash, info_hash_v2, info_v1, v2) = if v2::is_v2(info) {
+            v2::check_version(info)?;
+            let ih2 = InfoHashV2(crate::proto::merkle::sha256(info.raw));
+            if info.get(b"pieces").is_some() {
+                let v1 = Info::from_dict(info, &sha1)?;
+                let tree = v2::parse_file_tree(info, &v1.name, Some(v1.multi_file))?;
+                v2::check_hybrid(&v1, &tree)?;
+                (sha1, Some(ih2), v1, Some(Box::new(tree)))
+            } else {
+                let ih = ih2.truncated();
+                let name = info_name(info, &ih)?;
+                let tree = v2::parse_file_tree(info, &name, None)?;
+                let private = opt_int(info, "private").ok().flatten() == Some(1);
+                let v1 = v2::v1_view(name, &tree, private);
+                (ih, Some(ih2), v1, Some(Box::new(tree)))
+            }
+        } else {
+            (sha1, None, Info::from_dict(info, &sha1)?, None)
+        };
         Ok(Metainfo {
             info_hash,
-            info: Info::from_dict(info, &info_hash)?,
+            info_hash_v2,
+            v2,
+            info: info_v1,
             info_bytes: info.raw.to_vec(),
             announce: None,
             announce_list: Vec::new(),
@@ -477,6 +401,15 @@ impl Metainfo {
             .collect()
     }
 
+    /// Which protocol versions the torrent serves.
+    pub fn format(&self) -> Format {
+        match (&self.v2, self.info.pieces.is_empty()) {
+            (None, _) => Format::V1,
+            (Some(_), true) => Format::V2,
+            (Some(_), false) => Format::Hybrid,
+        }
+    }
+
     /// Tracker tiers to use: `announce-list` if it has any URL, else
     /// `[[announce]]`, else nothing.
     pub fn trackers(&self) -> Vec<Vec<String>> {
@@ -529,19 +462,10 @@ impl Info {
     /// `name` sanitises to nothing (as libtorrent does).
     fn from_dict(d: &Dict<'_>, info_hash: &InfoHash) -> MResult<Info> {
         let pieces = match d.get(b"pieces") {
-            None if is_v2(d) => return Err(MetainfoError::V2Only),
             None => return Err(MetainfoError::MissingKey("pieces")),
             Some(v) => v.as_bytes().ok_or(wrong("pieces", "a string"))?,
         };
-        let raw_name = match preferred(d, "name", "name.utf-8") {
-            None => return Err(MetainfoError::MissingKey("name")),
-            Some(v) => v.as_bytes().ok_or(wrong("name", "a string"))?,
-        };
-        if raw_name.contains(&0) {
-            return Err(MetainfoError::NulInName("name"));
-        }
-        let name = crate::proto::safe_path::sanitize_component(raw_name)
-            .unwrap_or_else(|| info_hash.to_hex());
+        let name = info_name(d, info_hash)?;
         let piece_length = parse_piece_length(d)?;
         let pieces = split_pieces(pieces)?;
         let multi_file = d.get(b"files").is_some();
@@ -578,9 +502,17 @@ impl Info {
     }
 }
 
-/// A v2 info dictionary (`meta version` 2 or a `file tree`).
-fn is_v2(d: &Dict<'_>) -> bool {
-    d.get(b"meta version").and_then(Value::as_int) == Some(2) || d.get(b"file tree").is_some()
+/// The sanitised `name` (`name.utf-8` preferred); the info-hash in hex
+/// when it sanitises to nothing (as libtorrent does).
+fn info_name(d: &Dict<'_>, info_hash: &InfoHash) -> MResult<String> {
+    let raw_name = match preferred(d, "name", "name.utf-8") {
+        None => return Err(MetainfoError::MissingKey("name")),
+        Some(v) => v.as_bytes().ok_or(wrong("name", "a string"))?,
+    };
+    if raw_name.contains(&0) {
+        return Err(MetainfoError::NulInName("name"));
+    }
+    Ok(crate::proto::safe_path::sanitize_component(raw_name).unwrap_or_else(|| info_hash.to_hex()))
 }
 
 fn parse_piece_length(d: &Dict<'_>) -> MResult<u64> {
@@ -773,233 +705,7 @@ mod normalize_tests {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use crate::proto::bencode::OwnedValue as O;
-
-    fn dict(entries: Vec<(&str, O)>) -> O {
-        O::Dict(
-            entries
-                .into_iter()
-                .map(|(k, v)| (k.as_bytes().to_vec(), v))
-                .collect(),
-        )
-    }
-
-    fn single(length: i64, piece_length: i64, hashes: usize) -> O {
-        dict(vec![
-            ("name", O::bytes("f")),
-            ("length", O::Int(length)),
-            ("piece length", O::Int(piece_length)),
-            ("pieces", O::Bytes(vec![7; 20 * hashes])),
-        ])
-    }
-
-    fn torrent(info: O) -> Vec<u8> {
-        dict(vec![
-            ("announce", O::bytes("10.0.0.1:6881")),
-            ("info", info),
-        ])
-        .to_bytes()
-    }
-
-    fn err(info: O) -> MetainfoError {
-        Metainfo::from_bytes(&torrent(info)).unwrap_err()
-    }
-
-    fn files(entries: Vec<O>) -> O {
-        dict(vec![
-            ("name", O::bytes("t")),
-            ("files", O::List(entries)),
-            ("piece length", O::Int(16384)),
-            ("pieces", O::Bytes(vec![7; 20])),
-        ])
-    }
-
-    fn file(length: i64, path: &[&str]) -> O {
-        let path = path.iter().map(O::bytes).collect();
-        dict(vec![("length", O::Int(length)), ("path", O::List(path))])
-    }
-
-    #[test]
-    fn loads_a_single_file_torrent() {
-        let m = Metainfo::from_bytes(&torrent(single(20000, 16384, 2))).unwrap();
-        assert_eq!(m.info.total_length, 20000);
-        assert_eq!(m.info.num_pieces(), 2);
-        assert_eq!(m.info.piece_len(1), 20000 - 16384);
-        assert_eq!(m.info.files[0].path, ["f"]);
-        assert!(!m.info.multi_file);
-        assert_eq!(m.trackers(), [["http://10.0.0.1:6881/announce"]]);
-        let hash = sha1_smol::Sha1::from(&m.info_bytes).digest().bytes();
-        assert_eq!(m.info_hash.0, hash);
-        let again = Metainfo::from_info_bytes(&m.info_bytes).unwrap();
-        assert_eq!(again.info, m.info);
-        let magnet =
-            crate::proto::magnet::Magnet::parse(&crate::proto::magnet::Magnet::of(&m).to_uri())
-                .unwrap();
-        assert_eq!(magnet.info_hash, m.info_hash);
-        assert_eq!(magnet.trackers, ["http://10.0.0.1:6881/announce"]);
-    }
-
-    #[test]
-    fn path_limits() {
-        use crate::proto::safe_path::{MAX_PATH_BYTES, MAX_PATH_DEPTH};
-        use MetainfoError as E;
-        let in_file = |e: E| E::InFile {
-            index: 1,
-            error: Box::new(e),
-        };
-        // 10,000 levels: refused before anything is sanitised.
-        let deep: Vec<&str> = vec!["d"; 10_000];
-        assert_eq!(
-            err(files(vec![file(1, &["a"]), file(1, &deep)])),
-            in_file(E::PathTooDeep(10_000))
-        );
-        // The deepest path that fits: "t" and 2,047 one-byte elements make
-        // 4,095 bytes.
-        let deepest: Vec<&str> = vec!["d"; MAX_PATH_DEPTH - 1];
-        let m = Metainfo::from_bytes(&torrent(files(vec![file(1, &["a"]), file(1, &deepest)])))
-            .unwrap();
-        assert_eq!(m.info.files[1].path.len(), MAX_PATH_DEPTH);
-        // One element more is refused by depth; as many longer elements by
-        // length (the error names the path's bytes).
-        let over: Vec<&str> = vec!["d"; MAX_PATH_DEPTH + 1];
-        assert_eq!(
-            err(files(vec![file(1, &["a"]), file(1, &over)])),
-            in_file(E::PathTooDeep(MAX_PATH_DEPTH + 1))
-        );
-        let long: Vec<&str> = vec!["dd"; 1400];
-        assert_eq!(
-            err(files(vec![file(1, &["a"]), file(1, &long)])),
-            in_file(E::PathTooLong(1 + 1400 * 3))
-        );
-        const { assert!(1 + 1400 * 3 > MAX_PATH_BYTES) };
-        let text = err(files(vec![file(1, &["a"]), file(1, &long)])).to_string();
-        assert!(text.contains("4096 bytes (PATH_MAX)"), "{text}");
-    }
-
-    #[test]
-    fn multi_file_offsets() {
-        let m = Metainfo::from_bytes(&torrent(files(vec![
-            file(10, &["a"]),
-            file(0, &["b", "c"]),
-            file(5, &["d"]),
-        ])))
-        .unwrap();
-        let offsets: Vec<u64> = m.info.files.iter().map(|f| f.offset).collect();
-        assert_eq!(offsets, [0, 10, 10]);
-        assert_eq!(m.info.files[1].path, ["t", "b", "c"]);
-        assert_eq!(m.info.total_length, 15);
-    }
-
-    #[test]
-    fn each_rule_has_its_error() {
-        use MetainfoError as E;
-        assert!(matches!(
-            Metainfo::from_bytes(b"d4:info"),
-            Err(E::Bencode(_))
-        ));
-        assert_eq!(Metainfo::from_bytes(b"i1e"), Err(E::NotADict));
-        assert_eq!(Metainfo::from_bytes(b"de"), Err(E::MissingKey("info")));
-        assert_eq!(err(single(1, 0, 1)), E::ZeroPieceLength);
-        assert_eq!(err(single(1, -5, 1)), E::NegativePieceLength(-5));
-        assert_eq!(err(single(1, 1 << 31, 1)), E::AbsurdPieceLength(1 << 31));
-        assert_eq!(err(single(-1, 16384, 1)), E::NegativeLength(-1));
-        assert_eq!(err(single(0, 16384, 0)), E::ZeroTotalLength);
-        assert_eq!(
-            err(single(40000, 16384, 2)),
-            E::PieceCountMismatch {
-                expected: 3,
-                actual: 2
-            }
-        );
-        assert_eq!(err(single(1 << 40, 16384, 1)), E::TooManyPieces(1 << 26));
-        assert_eq!(err(files(vec![])), E::NoFiles);
-        let big = i64::MAX;
-        assert_eq!(
-            err(files(vec![
-                file(big, &["a"]),
-                file(big, &["b"]),
-                file(big, &["c"])
-            ])),
-            E::LengthOverflow
-        );
-        assert_eq!(
-            err(files(vec![
-                file(1, &["a"]),
-                dict(vec![("length", O::Int(1))])
-            ])),
-            E::InFile {
-                index: 1,
-                error: Box::new(E::MissingKey("path"))
-            }
-        );
-        let mut odd = single(1, 16384, 1);
-        if let O::Dict(d) = &mut odd {
-            d.retain(|(k, _)| k != b"pieces");
-            d.push((b"pieces".to_vec(), O::Bytes(vec![0; 21])));
-        }
-        assert_eq!(err(odd), E::PiecesNotMultipleOf20(21));
-        let v2 = dict(vec![("name", O::bytes("x")), ("meta version", O::Int(2))]);
-        assert_eq!(err(v2), E::V2Only);
-        let bad_name = dict(vec![("name", O::Int(1))]);
-        assert_eq!(err(bad_name), E::MissingKey("pieces"));
-        for e in [E::V2Only, E::LengthOverflow, E::MissingKey("name")] {
-            assert!(!e.to_string().is_empty());
-        }
-    }
-
-    /// Random sequences of bencode-ish tokens never panic.
-    #[test]
-    fn random_token_soup_never_panics() {
-        const TOKENS: [&[u8]; 14] = [
-            b"d",
-            b"l",
-            b"e",
-            b"i-1e",
-            b"i0e",
-            b"i16384e",
-            b"4:info",
-            b"5:files",
-            b"4:path",
-            b"6:length",
-            b"12:piece length",
-            b"6:pieces20:aaaaaaaaaaaaaaaaaaaa",
-            b"4:name2:..",
-            b"4:attr1:p",
-        ];
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        for _ in 0..3000 {
-            let mut input = b"d4:infod".to_vec();
-            for _ in 0..(state % 40) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                input.extend_from_slice(TOKENS[(state % TOKENS.len() as u64) as usize]);
-            }
-            let _ = Metainfo::from_bytes(&input);
-            let _ = Metainfo::from_info_bytes(&input[7..]);
-            let _ = crate::proto::magnet::Magnet::parse(&String::from_utf8_lossy(&input));
-        }
-    }
-
-    /// Truncations and byte flips of corpus files never panic.
-    #[test]
-    fn mangled_input_never_panics() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/corpus/valid/");
-        for name in ["sample.torrent", "symlink1.torrent", "v2_hybrid.torrent"] {
-            let bytes = std::fs::read(format!("{dir}{name}")).unwrap();
-            let step = (bytes.len() / 400).max(1);
-            for cut in (0..bytes.len()).step_by(step) {
-                let _ = Metainfo::from_bytes(&bytes[..cut]);
-                let mut flipped = bytes.clone();
-                flipped[cut] ^= 0x5a;
-                let _ = Metainfo::from_bytes(&flipped);
-            }
-        }
-    }
-}
+mod tests;
 
 /// An `Info` of the given files `(path, length, pad)`, laid end to end with
 /// zero piece hashes: the test fixture of the engine's file-level tests.
