@@ -2,11 +2,15 @@
 //! session uses this module yet; every peer connection is still TCP, and the shared UDP
 //! port counts and drops what routes to uTP (`discovery::udp::route`).
 //!
-//! What exists: [`congestion`], the pure, clock-injected parts of a connection's sending
-//! side: the RTT / retransmission timeout estimator, the base delay kept over two minutes,
-//! and LEDBAT's congestion window (100 ms target). What does not exist yet: the connection
-//! state machine (sequence and ACK numbers, receive window, selective ACK handling, fast
-//! retransmit, FIN/RESET), the endpoint on the UDP socket, and the blocking stream handed
-//! to a peer thread. The packet codec is `proto::utp`.
+//! What exists, pure and clock-injected, unit-tested: [`congestion`] (the RTT /
+//! retransmission timeout estimator, the base delay kept over two minutes, LEDBAT's window
+//! with its 100 ms target) and [`send`] (the packets in flight: cumulative and selective
+//! ACKs, RTT samples from packets sent once, loss after 3 duplicate ACKs or 3 packets
+//! selectively ACKed past a hole, ACKs for data never sent ignored, a bound on packets kept).
+//! What does not exist yet: the receive side (reordering buffer, receive window, building
+//! our ACKs and selective ACKs), the connection state machine that ties them together
+//! (SYN/STATE handshake, FIN/RESET, timeouts, MTU), the endpoint on the UDP socket, and the
+//! blocking stream handed to a peer thread. The packet codec is `proto::utp`.
 
 pub mod congestion;
+pub mod send;
