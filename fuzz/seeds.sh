@@ -14,7 +14,7 @@ fx="$root/fixtures"
 out="$root/fuzz/corpus"
 V="$fx/vectors"
 
-targets=(bencode metainfo magnet wire extension tracker_response tracker_request resume lsd krpc mse metainfo_v2)
+targets=(bencode metainfo magnet wire extension tracker_response tracker_request resume lsd krpc mse metainfo_v2 utp)
 for t in "${targets[@]}"; do rm -rf "${out:?}/$t"; mkdir -p "$out/$t"; done
 
 # put TARGET < bytes
@@ -150,6 +150,22 @@ head -c 700 /dev/zero | tr '\0' 'B' | { printf '\x00'; cat; } | put mse
 { printf '\x02'; head -c 96 /dev/zero | tr '\0' '\377'; } | put mse
 { printf '\x03'; head -c 640 /dev/zero; } | put mse
 { printf '\xff'; head -c 200 /dev/zero | tr '\0' 'x'; } | put mse
+
+# --- uTP (BEP 29) and the shared UDP port's demultiplexer: the packets of
+# the unit tests in proto/utp.rs, a BEP 15 connect and a KRPC ping
+for h in \
+    '41001234010203040a0b0c0d00100000fffe0001' \
+    '0100123500000001000000020000ffff0007000368656c6c6f' \
+    '2101123400000000000000000001000000050064000481010080' \
+    '0107000100000000000000000000000000010000' \
+    '0107000100000000000000000000000000010000 0103aabbcc00040100000078' \
+    '110000010000000000000000000000000001000000' \
+    '31000001000000000000000000000000000100' \
+    '000004172710198000000000deadbeef' \
+    '1801020304050607000000010000000700000000000000000000000000000000'; do
+    echo "$h" | tr -d ' ' | unhex | put utp
+done
+printf 'd1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe' | put utp
 
 for t in "${targets[@]}"; do
     printf '%-17s %4d seeds %6s\n' "$t" "$(find "$out/$t" -type f | wc -l)" "$(du -sh "$out/$t" | cut -f1)"

@@ -35,6 +35,7 @@ pub const TARGETS: &[&str] = &[
     "krpc",
     "mse",
     "metainfo_v2",
+    "utp",
 ];
 
 /// Run the check of target `name` on `data`. Returns false for an unknown name.
@@ -52,6 +53,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "krpc" => check_krpc(data),
         "mse" => check_mse(data),
         "metainfo_v2" => check_metainfo_v2(data),
+        "utp" => check_utp(data),
         _ => return false,
     }
     true
@@ -130,6 +132,42 @@ pub fn check_mse(data: &[u8]) {
             "initiator sent {} bytes",
             out.len()
         );
+    }
+}
+
+/// uTP packets (BEP 29) and the shared UDP port's demultiplexer: decoding
+/// never panics; what decodes re-encodes (unknown extensions dropped) to at
+/// most as many bytes, which decode to the same packet; the route agrees
+/// with the parsers (uTP only for a valid packet, the DHT only for `d`...`e`,
+/// the tracker only for 16 bytes or more), and tracker, then uTP, then DHT
+/// is the order whatever the uTP side claims.
+pub fn check_utp(data: &[u8]) {
+    use bittorrent_core::proto::utp::{Packet, PacketType};
+    use bittorrent_core::udp_demux::{is_tracker_request, route, Route};
+    let decoded = Packet::decode(data);
+    if let Ok(p) = &decoded {
+        let bytes = p.encode();
+        assert!(bytes.len() <= data.len(), "re-encoding grew");
+        assert_eq!(Packet::decode(&bytes).expect("re-encoded uTP decodes"), *p);
+    }
+    for claim in [false, true] {
+        let r = route(data, |_| claim);
+        match r {
+            Route::Tracker => assert!(is_tracker_request(data) && data.len() >= 16),
+            Route::Utp => {
+                let p = decoded.as_ref().expect("uTP route for an invalid packet");
+                assert!(claim || p.header.kind == PacketType::Syn);
+                assert!(!is_tracker_request(data));
+            }
+            Route::Dht => {
+                assert!(data.first() == Some(&b'd') && data.last() == Some(&b'e'));
+                assert!(decoded.is_err() && !is_tracker_request(data));
+            }
+            Route::Drop => {
+                assert!(!is_tracker_request(data));
+                assert!(decoded.is_err() || !claim);
+            }
+        }
     }
 }
 

@@ -136,6 +136,12 @@ pub mod tracker_server {
     };
 }
 
+/// The demultiplexing rule of the UDP port shared by the embedded tracker
+/// (BEP 15), uTP (BEP 29) and the DHT (BEP 5), for fuzz targets and
+/// embedders: see [`route`](udp_demux::route).
+pub mod udp_demux {
+    pub use crate::discovery::udp::{is_tracker_request, route, Route};
+}
 pub use discovery::tracker::TrackerConfig;
 pub use engine::conn::peer::PeerLimits;
 pub use engine::net::mse::Encryption;

@@ -1,20 +1,34 @@
 //! One UDP socket for everything UDP: the `udp` thread reads the socket
 //! bound to the listening port number and hands each datagram to its
-//! protocol, told apart by the first byte.
+//! protocol. Which protocol is decided in ONE place, [`route`], in
+//! libtorrent's order:
 //!
-//! - **DHT (BEP 5).** KRPC messages are bencoded dictionaries: the first
-//!   byte is `d`. They go to the `dht` thread over a bounded channel
-//!   (`try_send`: a full channel drops the datagram, as a full socket
-//!   buffer would); the DHT thread sends its own datagrams through a clone of
-//!   the same socket, so peers see one port for the DHT and the tracker.
-//! - **UDP tracker (BEP 15).** Everything else. A request starts with a
-//!   connection id: the protocol id `0x41727101980` (first byte 0) for
-//!   `connect`, otherwise an id we issued, and the ids we issue never begin
-//!   with `d` nor look like a uTP header (see [`tracker_first_byte`]).
-//! - Anything later (uTP, BEP 29: first byte `type << 4 | 1`) gets its own
-//!   arm here.
+//! 1. **UDP tracker (BEP 15)**: a request to the embedded tracker: 16 bytes
+//!    or more, and either a `connect` (the protocol id `0x41727101980`,
+//!    action 0) or an `announce`/`scrape` (action 1 or 2) whose connection
+//!    id has the form we issue (see [`tracker_first_byte`]). Our tracker
+//!    *client* uses its own ephemeral socket, so its transactions never
+//!    arrive here.
+//! 2. **uTP (BEP 29)**: a datagram that parses as a uTP version 1 packet
+//!    (header and extension chain, [`crate::proto::utp::Packet::decode`]) and
+//!    either is an `ST_SYN` or carries a connection id the uTP side owns
+//!    for that sender. NOT YET WIRED: there is no uTP endpoint yet, so
+//!    [`run`] owns no connection ids, and counts and drops what routes here.
+//! 3. **DHT (BEP 5)**: a bencoded dictionary (`d` ... `e`). It goes to the
+//!    `dht` thread over a bounded channel (`try_send`: a full channel drops
+//!    the datagram, as a full socket buffer would); the DHT thread sends its
+//!    own datagrams through a clone of the same socket, so peers see one
+//!    port for the DHT, the tracker and (later) uTP.
+//! 4. Everything else is dropped and counted ([`UdpCounts`]).
+//!
+//! The first bytes of the three protocols never overlap: a KRPC dictionary
+//! starts with `d` (0x64), a BEP 15 request with 0x00 (connect) or a byte
+//! whose low nibble is 8 (our connection ids), a uTP packet with a byte whose
+//! low nibble is 1 (the version).
 
 use crate::discovery::tracker::TrackerServer;
+use crate::proto::tracker::UDP_PROTOCOL_ID;
+use crate::proto::utp;
 use crossbeam_channel::Sender;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -31,23 +45,70 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(10);
 /// A datagram for the DHT thread: bytes and sender.
 pub type Datagram = (Vec<u8>, SocketAddr);
 
-/// Which protocol a datagram belongs to.
+/// Where a datagram on the shared socket goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UdpKind {
+pub enum Route {
+    /// A BEP 15 request for the embedded tracker.
+    Tracker,
+    /// A uTP packet: an `ST_SYN`, or a packet for a connection the uTP side owns.
+    Utp,
     /// A KRPC message (BEP 5): a bencoded dictionary.
     Dht,
-    /// A BEP 15 tracker request (or anything not claimed by another protocol).
-    Tracker,
+    /// None of the above: dropped and counted.
+    Drop,
 }
 
-impl UdpKind {
-    /// Classify a datagram by its first byte.
-    pub fn of(datagram: &[u8]) -> UdpKind {
-        match datagram.first() {
-            Some(b'd') => UdpKind::Dht,
-            _ => UdpKind::Tracker,
+/// Whether `packet` is a BEP 15 request our tracker could answer: a connect
+/// (protocol id, action 0) or an announce/scrape (action 1/2) under a
+/// connection id of the form we issue.
+pub fn is_tracker_request(packet: &[u8]) -> bool {
+    let Some(head) = packet.get(..16) else {
+        return false;
+    };
+    let cid = u64::from_be_bytes([
+        head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
+    ]);
+    let action = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+    match action {
+        0 => cid == UDP_PROTOCOL_ID,
+        1 | 2 => tracker_first_byte(head[0]) == head[0],
+        _ => false,
+    }
+}
+
+/// The demultiplexing rule of the shared UDP port (see the module docs):
+/// tracker request, then uTP (`ST_SYN`, or `owns_utp(header)` says the
+/// connection id is one of ours for this sender), then a bencoded
+/// dictionary for the DHT, else drop.
+pub fn route(packet: &[u8], owns_utp: impl FnOnce(&utp::Header) -> bool) -> Route {
+    if is_tracker_request(packet) {
+        return Route::Tracker;
+    }
+    if let Ok(p) = utp::Packet::decode(packet) {
+        if p.header.kind == utp::PacketType::Syn || owns_utp(&p.header) {
+            return Route::Utp;
         }
     }
+    if packet.len() >= 2 && packet.first() == Some(&b'd') && packet.last() == Some(&b'e') {
+        return Route::Dht;
+    }
+    Route::Drop
+}
+
+/// What the `udp` thread did with the datagrams it read (logged at debug
+/// level every 10 s when they changed, and when the thread ends).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UdpCounts {
+    /// Handed to the embedded tracker.
+    pub tracker: u64,
+    /// Handed to the DHT thread.
+    pub dht: u64,
+    /// Routed to uTP and dropped: no uTP endpoint exists yet.
+    pub utp_unserved: u64,
+    /// Routed to a protocol that is off here, or whose channel was full.
+    pub unserved: u64,
+    /// Matched no protocol ([`Route::Drop`]), or empty / truncated.
+    pub dropped: u64,
 }
 
 /// Force the first byte of a connection id we issue into a form no other
@@ -58,9 +119,10 @@ pub fn tracker_first_byte(b: u8) -> u8 {
 }
 
 /// The `udp` thread: read `socket` until `stop` (checked every 100 ms) and
-/// hand each datagram to the DHT (`dht`) or the tracker (`tracker`); a
-/// protocol that is off gets nothing. Also expires the tracker's stale
-/// entries every 10 s.
+/// hand each datagram where [`route`] says: the DHT (`dht`), the tracker
+/// (`tracker`), or nowhere (uTP is not wired yet; a protocol that is off
+/// gets nothing), counting each in [`UdpCounts`]. Also expires the
+/// tracker's stale entries every 10 s.
 pub fn run(
     socket: &UdpSocket,
     tracker: Option<Arc<TrackerServer>>,
@@ -70,10 +132,18 @@ pub fn run(
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut last_expire = Instant::now();
+    let mut counts = UdpCounts::default();
+    let mut logged = counts;
     while !stop.load(Ordering::Relaxed) {
-        if let (Some(t), true) = (&tracker, last_expire.elapsed() >= EXPIRE_EVERY) {
+        if last_expire.elapsed() >= EXPIRE_EVERY {
             last_expire = Instant::now();
-            t.expire(last_expire);
+            if let Some(t) = &tracker {
+                t.expire(last_expire);
+            }
+            if counts != logged {
+                log::debug!("udp port: {counts:?}");
+                logged = counts;
+            }
         }
         let (n, from) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
@@ -90,46 +160,189 @@ pub fn run(
             {
                 continue
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                log::debug!("udp port: {counts:?}");
+                return Err(e);
+            }
         };
         if n == 0 || n >= buf.len() {
+            counts.dropped += 1;
             continue;
         }
         let packet = &buf[..n];
-        match UdpKind::of(packet) {
-            UdpKind::Dht => {
-                if let Some(tx) = &dht {
-                    let _ = tx.try_send((packet.to_vec(), from));
-                }
-            }
-            UdpKind::Tracker => {
-                if let Some(reply) = tracker.as_ref().and_then(|t| t.handle_udp(packet, from)) {
+        // No uTP endpoint yet: no connection id is ours (ST_SYN still routes to uTP).
+        match route(packet, |_| false) {
+            Route::Dht => match &dht {
+                Some(tx) if tx.try_send((packet.to_vec(), from)).is_ok() => counts.dht += 1,
+                _ => counts.unserved += 1,
+            },
+            Route::Tracker => {
+                let Some(t) = &tracker else {
+                    counts.unserved += 1;
+                    continue;
+                };
+                counts.tracker += 1;
+                if let Some(reply) = t.handle_udp(packet, from) {
                     if let Err(e) = socket.send_to(&reply, from) {
                         log::debug!("tracker UDP send to {from}: {e}");
                     }
                 }
             }
+            Route::Utp => counts.utp_unserved += 1,
+            Route::Drop => counts.dropped += 1,
         }
     }
+    log::debug!("udp port: {counts:?}");
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::proto::utp::{Header, Packet, PacketType, SelectiveAck};
+
+    fn connect() -> Vec<u8> {
+        let mut p = UDP_PROTOCOL_ID.to_be_bytes().to_vec();
+        p.extend_from_slice(&0u32.to_be_bytes());
+        p.extend_from_slice(&0xdead_beefu32.to_be_bytes());
+        p
+    }
+
+    fn tracker_req(first: u8, action: u32) -> Vec<u8> {
+        let mut p = vec![first, 1, 2, 3, 4, 5, 6, 7];
+        p.extend_from_slice(&action.to_be_bytes());
+        p.extend_from_slice(&7u32.to_be_bytes());
+        p.extend_from_slice(&[0; 82]);
+        p
+    }
+
+    fn utp(kind: PacketType, connection_id: u16) -> Vec<u8> {
+        Packet {
+            header: Header {
+                kind,
+                connection_id,
+                timestamp_us: 1,
+                timestamp_diff_us: 0,
+                wnd_size: 1 << 20,
+                seq_nr: 1,
+                ack_nr: 0,
+            },
+            sack: None,
+            payload: b"",
+        }
+        .encode()
+    }
+
+    const NONE: fn(&Header) -> bool = |_| false;
 
     #[test]
-    fn classifies_by_first_byte() {
-        assert_eq!(UdpKind::of(b"d1:ad2:id20:"), UdpKind::Dht);
-        // BEP 15 connect: the protocol id 0x41727101980 starts with 0.
-        let connect = 0x0417_2710_1980u64.to_be_bytes();
-        assert_eq!(UdpKind::of(&connect), UdpKind::Tracker);
-        assert_eq!(UdpKind::of(&[]), UdpKind::Tracker);
+    fn tracker_requests_go_to_the_tracker() {
+        assert_eq!(route(&connect(), NONE), Route::Tracker);
         for b in 0..=255u8 {
-            let f = tracker_first_byte(b);
-            assert_ne!(f, b'd');
-            assert_eq!(UdpKind::of(&[f, 0, 0]), UdpKind::Tracker);
-            assert_ne!(f & 0x0f, 1, "looks like a uTP header");
+            let first = tracker_first_byte(b);
+            assert_eq!(route(&tracker_req(first, 1), NONE), Route::Tracker);
+            assert_eq!(route(&tracker_req(first, 2), NONE), Route::Tracker);
+            // Never a `d` nor a uTP version nibble.
+            assert_ne!(first, b'd');
+            assert_ne!(first & 0x0f, utp::VERSION);
         }
+        // Too short, an unknown action, a connect without the protocol id,
+        // an announce under an id we never issue: not the tracker's.
+        assert_eq!(route(&connect()[..15], NONE), Route::Drop);
+        assert_eq!(route(&tracker_req(0x18, 3), NONE), Route::Drop);
+        assert_eq!(route(&tracker_req(0x18, 0), NONE), Route::Drop);
+        assert_eq!(route(&tracker_req(0x17, 1), NONE), Route::Drop);
+    }
+
+    #[test]
+    fn utp_syn_or_owned_connection_goes_to_utp() {
+        assert_eq!(route(&utp(PacketType::Syn, 7), NONE), Route::Utp);
+        for kind in [
+            PacketType::Data,
+            PacketType::Fin,
+            PacketType::State,
+            PacketType::Reset,
+        ] {
+            let p = utp(kind, 7);
+            assert_eq!(route(&p, NONE), Route::Drop, "{kind:?} for no connection");
+            assert_eq!(route(&p, |h| h.connection_id == 7), Route::Utp);
+            assert_eq!(route(&p, |h| h.connection_id == 8), Route::Drop);
+        }
+        // With a selective ACK and a payload.
+        let p = Packet {
+            header: Header::decode(&utp(PacketType::State, 9)).unwrap(),
+            sack: SelectiveAck::from_received(0, &[3]),
+            payload: b"",
+        }
+        .encode();
+        assert_eq!(route(&p, |h| h.connection_id == 9), Route::Utp);
+        // A header with version 2, or a truncated extension chain, is not uTP.
+        let mut v2 = utp(PacketType::Syn, 7);
+        v2[0] = 0x42;
+        assert_eq!(route(&v2, NONE), Route::Drop);
+        let mut cut = utp(PacketType::Syn, 7);
+        cut[1] = 1;
+        assert_eq!(route(&cut, |_| true), Route::Drop);
+        // The ownership check is not even asked for a SYN or a non-uTP datagram.
+        let asked = std::cell::Cell::new(false);
+        let _ = route(b"d1:y1:qe", |_| {
+            asked.set(true);
+            true
+        });
+        assert!(!asked.get());
+    }
+
+    #[test]
+    fn bencoded_dictionaries_go_to_the_dht() {
+        let ping = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+        assert_eq!(route(ping, NONE), Route::Dht);
+        assert_eq!(route(b"de", NONE), Route::Dht);
+        assert_eq!(route(b"d", NONE), Route::Drop);
+        assert_eq!(route(b"d1:y1:q", NONE), Route::Drop);
+        assert_eq!(route(b"l1:ae", NONE), Route::Drop);
+        assert_eq!(route(b"", NONE), Route::Drop);
+        assert_eq!(route(b"GET / HTTP/1.1\r\n\r\n", NONE), Route::Drop);
+    }
+
+    /// libtorrent's order: a datagram that is a tracker request and could
+    /// also be read as something else goes to the tracker first.
+    #[test]
+    fn the_order_is_tracker_then_utp_then_dht() {
+        // A 20-byte uTP SYN is never a tracker request (its action field is
+        // the timestamp_diff, and its first byte has version nibble 1).
+        let syn = utp(PacketType::Syn, 0x1234);
+        assert!(!is_tracker_request(&syn));
+        // A BEP 15 announce whose bytes from 16 on are arbitrary still goes
+        // to the tracker even if the owner check would claim anything.
+        assert_eq!(route(&tracker_req(0x08, 1), |_| true), Route::Tracker);
+        // A bencoded dictionary never decodes as uTP ('d' = version 4).
+        assert!(utp::Packet::decode(b"d1:y1:q1:t20:xxxxxxxxxxxxxxxxxxxxe").is_err());
+    }
+
+    #[test]
+    fn run_counts_and_drops_what_it_cannot_serve() {
+        use std::net::Ipv4Addr;
+        let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let addr = sock.local_addr().unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(8);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (sock, stop) = (sock.try_clone().unwrap(), Arc::clone(&stop));
+            std::thread::spawn(move || run(&sock, None, Some(tx), &stop))
+        };
+        let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        client.send_to(&utp(PacketType::Syn, 1), addr).unwrap();
+        client.send_to(b"junk", addr).unwrap();
+        client.send_to(&connect(), addr).unwrap();
+        client.send_to(b"d1:y1:qe", addr).unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(got.0, b"d1:y1:qe");
+        assert!(
+            rx.try_recv().is_err(),
+            "only the KRPC datagram reaches the DHT"
+        );
+        stop.store(true, Ordering::Relaxed);
+        thread.join().unwrap().unwrap();
     }
 }

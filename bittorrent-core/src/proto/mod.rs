@@ -24,6 +24,7 @@ mod node_id;
 pub mod resume;
 pub mod safe_path;
 pub mod tracker;
+pub mod utp;
 pub mod wire;
 
 /// `proto` is the floor of the crate: bytes in, values out. It may use `util`, std and
