@@ -18,6 +18,7 @@ pub mod picker;
 pub(crate) mod recent_pieces;
 pub mod seeding;
 pub mod selection;
+pub mod sequence;
 pub mod smart_ban;
 pub(crate) mod status;
 
