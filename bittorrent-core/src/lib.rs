@@ -145,7 +145,9 @@ pub use engine::session::{AddTorrent, FileStatus, Session, TorrentSource};
 pub use engine::storage::file_pool::raise_nofile_limit;
 pub use engine::storage::StorageError;
 pub use engine::torrent::selection::FilePriority;
-pub use engine::torrent::status::{PeerInfo, Phase, SeedGoal, TorrentStatus, TrackerStatus};
+pub use engine::torrent::status::{
+    PeerInfo, Phase, PieceOrderPrefs, SeedGoal, TorrentStatus, TrackerStatus,
+};
 pub use error::{Error, Result};
 pub use proto::magnet::Magnet;
 pub use proto::metainfo::{InfoHash, Metainfo};

@@ -4,6 +4,7 @@
 //! ([`resolved`]) once the info dictionary checked out.
 
 use super::*;
+use crate::engine::torrent::status::PieceOrderPrefs;
 
 /// What to add: a torrent whose metainfo we have, or a magnet link whose
 /// info dictionary is fetched from peers first.
@@ -62,6 +63,11 @@ pub struct AddTorrent {
     /// This torrent's seeding goal, time (`None`: the session's
     /// [`Config::seed_time`]).
     pub seed_time: Option<Duration>,
+    /// Sequential download and first/last-piece priority (both off by
+    /// default; see [`PieceOrderPrefs`]; changed later with
+    /// [`Session::set_piece_order`](crate::Session::set_piece_order)). Not
+    /// kept in the resume data: give it again after a restart.
+    pub piece_order: PieceOrderPrefs,
 }
 
 impl AddTorrent {
@@ -86,6 +92,7 @@ impl AddTorrent {
             max_upload_rate: 0,
             seed_ratio: None,
             seed_time: None,
+            piece_order: PieceOrderPrefs::default(),
         }
     }
     /// Peers to dial at once.
@@ -96,6 +103,17 @@ impl AddTorrent {
     /// Start paused (or not).
     pub fn paused(mut self, paused: bool) -> AddTorrent {
         self.paused = paused;
+        self
+    }
+    /// Download in (nearly) ascending piece order ([`PieceOrderPrefs::sequential`]).
+    pub fn sequential(mut self, on: bool) -> AddTorrent {
+        self.piece_order.sequential = on;
+        self
+    }
+    /// Fetch the first and last piece of every wanted file first
+    /// ([`PieceOrderPrefs::first_last_piece`]).
+    pub fn first_last_piece(mut self, on: bool) -> AddTorrent {
+        self.piece_order.first_last_piece = on;
         self
     }
     /// The original `.torrent` bytes, to keep in the state directory.
@@ -183,6 +201,7 @@ impl Inner {
                 ratio: add.seed_ratio.or(self.shared.config.seed_ratio),
                 time: add.seed_time.or(self.shared.config.seed_time),
             },
+            add.piece_order,
         )
         .map_err(|e| gone(Error::io("start torrent thread", e)))?;
         {
@@ -254,6 +273,7 @@ impl Inner {
             add.file_selector,
             add.max_download_rate,
             add.max_upload_rate,
+            add.piece_order,
         );
         let goal = (add.seed_ratio, add.seed_time);
         let on_resolved: metadata::OnResolved =
@@ -283,7 +303,7 @@ pub(super) fn resolved(
     paused: bool,
     (seed_ratio, seed_time): (Option<f64>, Option<Duration>),
     peers: Vec<SocketAddr>,
-    later: (Option<Selector>, u64, u64),
+    later: (Option<Selector>, u64, u64, PieceOrderPrefs),
 ) {
     let Some(inner) = weak.upgrade() else {
         return;
@@ -298,6 +318,7 @@ pub(super) fn resolved(
         add.file_selector,
         add.max_download_rate,
         add.max_upload_rate,
+        add.piece_order,
     ) = later;
     (add.seed_ratio, add.seed_time) = (seed_ratio, seed_time);
     match inner.add_torrent(add, false) {

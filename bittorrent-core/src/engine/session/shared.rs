@@ -39,6 +39,8 @@ pub(crate) enum Command {
     /// files now wanted are created (with what the part file holds of
     /// them) and downloaded; a finished torrent goes back to downloading.
     SetFilePriorities(Vec<crate::engine::torrent::selection::FilePriority>),
+    /// Turn sequential download and first/last-piece priority on or off.
+    SetPieceOrder(crate::engine::torrent::status::PieceOrderPrefs),
     /// Close every connection, let the queued writes finish, save the
     /// resume data, and reply.
     Shutdown(Sender<()>),

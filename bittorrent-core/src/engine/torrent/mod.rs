@@ -46,7 +46,7 @@ use crate::engine::torrent::picker::{PeerKey, Picker, Received};
 use crate::engine::torrent::recent_pieces::{RecentPieces, KEEP_MEMORY};
 use crate::engine::torrent::selection::FilePriority;
 use crate::engine::torrent::smart_ban::{EverRequested, GivenUp, SmartBan};
-use crate::engine::torrent::status::{PeerInfo, Phase, SeedGoal, TorrentStatus};
+use crate::engine::torrent::status::{PeerInfo, Phase, PieceOrderPrefs, SeedGoal, TorrentStatus};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::Metainfo;
@@ -213,6 +213,8 @@ pub(crate) struct Torrent {
     seeding_time: Duration,
     /// The previous tick (to add up `seeding_time`).
     last_tick: Instant,
+    /// Sequential download and first/last-piece priority.
+    order: PieceOrderPrefs,
 }
 
 /// Start a torrent thread. Returns the shared part (registered with the
@@ -227,6 +229,7 @@ pub(crate) fn spawn(
     priorities: Vec<FilePriority>,
     rates: Arc<RatePair>,
     seed_goal: SeedGoal,
+    order: PieceOrderPrefs,
 ) -> std::io::Result<(Arc<TorrentShared>, std::thread::JoinHandle<()>)> {
     let layout = Layout::of(&metainfo.info);
     let wanted = selection::wanted_pieces(&metainfo.info, &priorities);
@@ -288,6 +291,8 @@ pub(crate) fn spawn(
         max_upload_rate: rates.upload.rate(),
         seeding_time: Duration::ZERO,
         seed_goal,
+        sequential: order.sequential,
+        first_last_piece: order.first_last_piece,
         waiting_for_disk: false,
         disk_queued: 0,
     };
@@ -361,7 +366,9 @@ pub(crate) fn spawn(
         seed_goal,
         seeding_time: Duration::ZERO,
         last_tick: now,
+        order: PieceOrderPrefs::default(),
     };
+    t.set_order(order);
     t.add_candidates(peers);
     let handle = std::thread::Builder::new()
         .name(format!("torrent {}", &short[..8]))
@@ -547,6 +554,14 @@ impl Torrent {
                 }
             }
             Command::SetFilePriorities(p) => self.set_priorities(p),
+            Command::SetPieceOrder(order) => {
+                self.set_order(order);
+                let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+                for k in keys {
+                    self.fill_requests(k);
+                }
+                self.publish_status();
+            }
             Command::Peers(reply) => {
                 let peers = self
                     .conns
@@ -684,6 +699,8 @@ impl Torrent {
         s.banned = self.banned.len();
         s.seeding_time = self.seeding_time;
         s.seed_goal = self.seed_goal;
+        s.sequential = self.order.sequential;
+        s.first_last_piece = self.order.first_last_piece;
         s.tracker = self.me.tracker.lock().clone();
         s.pieces_wanted = self.wanted.count() as u32;
         s.pieces_wanted_have = s.pieces_wanted.saturating_sub(self.wanted_missing);

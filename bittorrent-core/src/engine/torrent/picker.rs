@@ -17,10 +17,10 @@
 //! more peers) or received, never two of these; a piece being hashed or
 //! verified is never requested; a verified piece never changes again.
 
+use super::sequence::PieceOrder;
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::wire::BlockRef;
-use super::sequence::PieceOrder;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -126,11 +126,6 @@ impl Picker {
     /// The order preferences (sequential, first/last pieces), to change.
     pub fn order_mut(&mut self) -> &mut PieceOrder {
         &mut self.order_pref
-    }
-
-    /// The order preferences.
-    pub fn order(&self) -> &PieceOrder {
-        &self.order_pref
     }
 
     /// The verified pieces.

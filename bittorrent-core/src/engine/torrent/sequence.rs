@@ -7,14 +7,12 @@
 //!   piece (a player reads a file's header and, for many containers, its
 //!   index at the end before anything else).
 //! * **Sequential**: the *playhead* is the first wanted piece not yet
-//!   verified. A peer that has a missing piece among the [`window`]
-//!   wanted pieces from the playhead on gets new pieces in ascending order
+//!   verified. A peer that has an unverified piece among the
+//!   [`DEFAULT_WINDOW`] wanted pieces from the playhead on gets new pieces in ascending order
 //!   (from the playhead, past the window if its pipeline has room, so one
 //!   fast seeder fetches strictly in order). A peer that has none of them
 //!   is of no use to the playhead: rarest-first still decides for it, so
 //!   we keep fetching (and can upload) the pieces the swarm lacks.
-//!
-//! [`window`]: PieceOrder::window
 
 use crate::proto::bitfield::Bitfield;
 
@@ -53,17 +51,8 @@ impl PieceOrder {
         self.sequential = on;
     }
 
-    /// Whether sequential mode is on.
-    pub fn sequential(&self) -> bool {
-        self.sequential
-    }
-
-    /// The window (at least 1).
-    pub fn window(&self) -> u32 {
-        self.window
-    }
-
     /// Set the window (clamped to at least 1).
+    #[cfg(test)]
     pub fn set_window(&mut self, window: u32) {
         self.window = window.max(1);
     }
@@ -195,7 +184,10 @@ mod tests {
         let got = first_last_pieces(spans.into_iter(), |i| i != 3);
         assert_eq!(got, vec![0, 3]);
         let spans = vec![Some((0, 3)), Some((4, 9))];
-        assert_eq!(first_last_pieces(spans.into_iter(), |_| true), vec![0, 3, 4, 9]);
+        assert_eq!(
+            first_last_pieces(spans.into_iter(), |_| true),
+            vec![0, 3, 4, 9]
+        );
     }
 
     use crate::engine::torrent::picker::{Picker, Received};
@@ -218,7 +210,11 @@ mod tests {
         for _ in 0..10_000 {
             queue.extend(p.pick(1, theirs, per_pick));
             let Some(b) = queue.pop_front() else { break };
-            if let Received::New { piece_complete: true, .. } = p.block_received(1, &b) {
+            if let Received::New {
+                piece_complete: true,
+                ..
+            } = p.block_received(1, &b)
+            {
                 p.piece_hashed(b.index, true);
                 done.push(b.index);
             }
@@ -296,7 +292,10 @@ mod tests {
         assert_eq!(b.index, 0);
         assert!(matches!(
             p.block_received(1, &b),
-            Received::New { piece_complete: true, .. }
+            Received::New {
+                piece_complete: true,
+                ..
+            }
         ));
         let next: Vec<u32> = p.pick(1, &all, 2).iter().map(|b| b.index).collect();
         assert_eq!(next, vec![1, 2]);
