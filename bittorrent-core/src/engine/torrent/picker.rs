@@ -128,6 +128,12 @@ impl Picker {
         &mut self.order_pref
     }
 
+    /// Pieces before this one are near the playhead (sequential mode: the
+    /// playhead plus twice the window; otherwise every piece).
+    pub fn near_playhead(&mut self) -> u32 {
+        self.order_pref.near_playhead(&self.have)
+    }
+
     /// The verified pieces.
     pub fn have(&self) -> &Bitfield {
         &self.have

@@ -90,6 +90,15 @@ impl PieceOrder {
         self.playhead
     }
 
+    /// Sequential: the playhead plus twice the window (pieces past it are
+    /// not worth a choked peer's allowed-fast slots); otherwise `u32::MAX`.
+    pub fn near_playhead(&mut self, have: &Bitfield) -> u32 {
+        if !self.sequential {
+            return u32::MAX;
+        }
+        self.advance(have).saturating_add(2 * self.window)
+    }
+
     /// The pieces from the playhead on, ascending, that a playhead peer
     /// may be given (the caller checks their state and skips the unwanted
     /// ones through the masked `theirs`), or `None` when this peer has no
@@ -176,6 +185,17 @@ mod tests {
         assert_eq!(o.playhead_run(&have, &early, |i| i != 3), None);
         o.set_sequential(false);
         assert_eq!(o.playhead_run(&have, &early, |_| true), None);
+    }
+
+    #[test]
+    fn near_the_playhead_only_in_sequential_mode() {
+        let mut o = PieceOrder::default();
+        let mut have = Bitfield::new(100);
+        assert_eq!(o.near_playhead(&have), u32::MAX);
+        o.set_sequential(true);
+        o.set_window(4);
+        have.set(0);
+        assert_eq!(o.near_playhead(&have), 1 + 8);
     }
 
     #[test]
