@@ -94,13 +94,13 @@ fn set_order(session: &Session, ih: &InfoHash, r: &Request) -> Response {
         Ok(v) => v,
         Err(e) => return e,
     };
-    let Some(st) = session.status(ih) else {
+    let Some(now) = session.piece_order(ih) else {
         return Response::error(404, format!("no torrent {ih}"));
     };
     let order = match (flag(&v, "sequential"), flag(&v, "first_last_piece")) {
         (Ok(s), Ok(f)) => bittorrent_core::PieceOrderPrefs {
-            sequential: s.unwrap_or(st.sequential),
-            first_last_piece: f.unwrap_or(st.first_last_piece),
+            sequential: s.unwrap_or(now.sequential),
+            first_last_piece: f.unwrap_or(now.first_last_piece),
         },
         (Err(e), _) | (_, Err(e)) => return e,
     };

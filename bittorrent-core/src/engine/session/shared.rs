@@ -74,6 +74,9 @@ pub(crate) struct TorrentShared {
     /// The file selection in force (written by the torrent thread and by
     /// `Session::set_file_priorities`).
     pub(crate) priorities: Mutex<Vec<crate::engine::torrent::selection::FilePriority>>,
+    /// The piece order asked for last (written by `Session::set_piece_order`
+    /// before its command is sent, so a read right after sees it).
+    pub(crate) piece_order: Mutex<crate::engine::torrent::status::PieceOrderPrefs>,
 }
 
 /// A magnet link in its metadata phase (see `engine::metadata`).

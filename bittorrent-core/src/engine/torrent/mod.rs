@@ -305,6 +305,7 @@ pub(crate) fn spawn(
         tracker: Mutex::new(Default::default()),
         rates,
         priorities: Mutex::new(priorities.clone()),
+        piece_order: Mutex::new(order),
     });
     let now = Instant::now();
     let buffers = PieceBuffers::new(
