@@ -119,6 +119,13 @@ pub struct RunArgs {
     /// Exit (status 0) as soon as every torrent is complete (its selected files)
     #[arg(long)]
     pub once: bool,
+    /// Download pieces in (nearly) ascending order, to watch or play a file
+    /// while it downloads (peers with no piece near the front still serve rarest-first)
+    #[arg(long)]
+    pub sequential: bool,
+    /// Fetch the first and the last piece of every wanted file before the others
+    #[arg(long)]
+    pub first_last_piece: bool,
     /// Which files to download (cmd/select.rs)
     #[command(flatten)]
     pub select: crate::cmd::select::Selection,

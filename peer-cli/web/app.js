@@ -111,6 +111,9 @@ function rowFor(t) {
     onclick: (ev) => toggle(ev.currentTarget.dataset.id, ev.currentTarget.dataset.paused === "1") });
   const remove = el("button", { type: "button", class: "danger", "data-action": "remove",
     onclick: () => askRemove(t.id) }, "Remove");
+  // Sequential download on/off (`POST /torrents/ID/order`).
+  const seqButton = el("button", { type: "button", "data-action": "sequential",
+    onclick: (ev) => setSequential(t.id, ev.currentTarget.getAttribute("aria-pressed") !== "true") }, "In order");
   const tr = el("tr", { "data-id": t.id },
     el("td", { class: "name" }, name, el("div", { class: "err" })),
     el("td", { class: "state", "data-label": "State" }),
@@ -120,7 +123,7 @@ function rowFor(t) {
     el("td", { class: "num", "data-label": "Peers" }),
     el("td", { class: "num", "data-label": "Ratio" }),
     el("td", { class: "num", "data-label": "ETA" }),
-    el("td", { class: "actions" }, pauseButton, remove));
+    el("td", { class: "actions" }, pauseButton, seqButton, remove));
   return tr;
 }
 // The state, and while the disk holds the torrent back, how much waits for it
@@ -150,6 +153,12 @@ function updateRow(tr, t) {
   tg.textContent = t.paused ? "Resume" : "Pause";
   tg.setAttribute("aria-label", (t.paused ? "Resume " : "Pause ") + t.name);
   tg.disabled = t.state === "metadata" || (t.state === "failed" && !t.pieces_total);
+  const seq = c[8].children[1];
+  seq.setAttribute("aria-pressed", t.sequential ? "true" : "false");
+  seq.classList.toggle("on", !!t.sequential);
+  seq.title = t.sequential ? "Downloading in order: click for rarest-first" : "Download in order (to play while it downloads)";
+  seq.setAttribute("aria-label", "Sequential download of " + t.name);
+  seq.disabled = t.state === "metadata";
   c[8].lastChild.setAttribute("aria-label", "Remove " + t.name);
 }
 function renderList(list) {
@@ -221,6 +230,13 @@ async function toggle(id, paused) {
   } catch (e) { say(e.message, true); }
   refresh();
 }
+async function setSequential(id, on) {
+  try {
+    await api("POST", "/torrents/" + id + "/order", { sequential: on });
+    say(on ? "Downloading in order." : "Downloading rarest-first.");
+  } catch (e) { say(e.message, true); }
+  refresh();
+}
 function askRemove(id) {
   removeId = id;
   const tr = $('#rows tr[data-id="' + id + '"]');
@@ -244,7 +260,8 @@ function addBody(extra) {
   const dir = $("#add-dir").value.trim();
   if (!dir) throw new Error("Say where to save it (an absolute directory).");
   localStorage.setItem("peer.dir", dir);
-  return Object.assign({ dir, paused: $("#add-paused").checked }, extra);
+  return Object.assign({ dir, paused: $("#add-paused").checked,
+    sequential: $("#add-sequential").checked }, extra);
 }
 async function add(extra, form) {
   try {

@@ -270,6 +270,8 @@ fn torrent_json(s: &TorrentStatus) -> Value {
         "wanted_length": s.wanted_length,
         "max_download_rate": if s.max_download_rate == 0 { Value::Null } else { json!(s.max_download_rate) },
         "max_upload_rate": if s.max_upload_rate == 0 { Value::Null } else { json!(s.max_upload_rate) },
+        "sequential": s.sequential,
+        "first_last_piece": s.first_last_piece,
         "tracker": {
             "url": s.tracker.url,
             "last_announce": s.tracker.last_announce,

@@ -4,8 +4,11 @@
 //!   torrent with their priority and progress; change priorities.
 //! - `POST /torrents/ID/limits`: a torrent's own rate limits.
 //! - `GET /limits`, `POST /limits`: the session's rate limits.
+//! - `POST /torrents/ID/order`: sequential download and first/last-piece
+//!   priority (issue 24).
 //! - the extra keys of `POST /torrents` (`only`, `skip`, `files`,
-//!   `max_download_rate`, `max_upload_rate`), read by [`AddOptions`].
+//!   `max_download_rate`, `max_upload_rate`, `sequential`,
+//!   `first_last_piece`), read by [`AddOptions`].
 //!
 //! Kept apart from `daemon.rs`, which calls [`route`] first.
 
@@ -60,7 +63,11 @@ pub fn route(
             Ok(ih) => move_data(session, &ih, r),
             Err(e) => e,
         },
-        (_, ["limits"] | ["torrents", _, "files" | "limits" | "seeding" | "move"]) => {
+        ("POST", ["torrents", id, "order"]) => match find(id) {
+            Ok(ih) => set_order(session, &ih, r),
+            Err(e) => e,
+        },
+        (_, ["limits"] | ["torrents", _, "files" | "limits" | "seeding" | "move" | "order"]) => {
             Response::error(405, format!("{} not allowed on {}", r.method, r.path))
         }
         _ => return None,
@@ -102,6 +109,45 @@ fn body(r: &Request) -> Result<Value, Response> {
     }
     serde_json::from_slice(&r.body)
         .map_err(|e| Response::error(400, format!("body: not JSON: {e}")))
+}
+
+/// A boolean in a body; `Ok(None)` when the key is absent or null.
+fn flag(v: &Value, key: &str) -> Result<Option<bool>, Response> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(Response::error(
+            400,
+            format!("{key}: not true or false: {other}"),
+        )),
+    }
+}
+
+/// `POST /torrents/ID/order`: `sequential`, `first_last_piece` (each
+/// optional: an absent key keeps its value).
+fn set_order(session: &Session, ih: &InfoHash, r: &Request) -> Response {
+    let v = match body(r) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let Some(now) = session.piece_order(ih) else {
+        return Response::error(404, format!("no torrent {ih}"));
+    };
+    let order = match (flag(&v, "sequential"), flag(&v, "first_last_piece")) {
+        (Ok(s), Ok(f)) => bittorrent_core::PieceOrderPrefs {
+            sequential: s.unwrap_or(now.sequential),
+            first_last_piece: f.unwrap_or(now.first_last_piece),
+        },
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    match session.set_piece_order(ih, order) {
+        Ok(()) => Response::ok(json!({
+            "id": ih.to_hex(),
+            "sequential": order.sequential,
+            "first_last_piece": order.first_last_piece,
+        })),
+        Err(e) => Response::error(500, e.to_string()),
+    }
 }
 
 /// A rate in a body: bytes per second as a number, or a string such as
@@ -344,11 +390,13 @@ pub struct AddOptions {
     selection: Selection,
     max_download_rate: u64,
     max_upload_rate: u64,
+    piece_order: bittorrent_core::PieceOrderPrefs,
 }
 
 impl AddOptions {
     /// Read `only`, `skip` (lists of patterns), `files` (`"0,3-5"` or a
-    /// list of indices), `max_download_rate`, `max_upload_rate`.
+    /// list of indices), `max_download_rate`, `max_upload_rate`,
+    /// `sequential`, `first_last_piece` (booleans).
     pub fn from_body(v: &Value) -> Result<AddOptions, Response> {
         let mut o = AddOptions::default();
         let patterns = |key: &str| -> Result<Vec<String>, Response> {
@@ -395,6 +443,8 @@ impl AddOptions {
             .map_err(|e| Response::error(400, cli_text(e)))?;
         o.max_download_rate = rate(v, "max_download_rate")?.unwrap_or(0);
         o.max_upload_rate = rate(v, "max_upload_rate")?.unwrap_or(0);
+        o.piece_order.sequential = flag(v, "sequential")?.unwrap_or(false);
+        o.piece_order.first_last_piece = flag(v, "first_last_piece")?.unwrap_or(false);
         Ok(o)
     }
 
@@ -412,6 +462,7 @@ impl AddOptions {
         }
         add.max_download_rate = self.max_download_rate;
         add.max_upload_rate = self.max_upload_rate;
+        add.piece_order = self.piece_order;
         Ok(())
     }
 }

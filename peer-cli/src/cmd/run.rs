@@ -29,6 +29,14 @@ pub enum ExitWhen {
     Finished,
 }
 
+/// `--sequential`, `--first-last-piece`.
+fn piece_order(o: &RunArgs) -> bittorrent_core::PieceOrderPrefs {
+    bittorrent_core::PieceOrderPrefs {
+        sequential: o.sequential,
+        first_last_piece: o.first_last_piece,
+    }
+}
+
 /// Run `peer FILE.torrent...`.
 pub fn run(o: RunArgs) -> Result<(), CliError> {
     if o.torrents.is_empty() && !o.session.open_tracker {
@@ -54,6 +62,7 @@ pub fn run(o: RunArgs) -> Result<(), CliError> {
             let mut add = AddTorrent::magnet(m, &o.dir).peers(o.peers.clone());
             // --only/--skip/--files apply when the metadata arrives.
             add.file_selector = o.select.selector()?;
+            add.piece_order = piece_order(&o);
             adds.push(add);
             continue;
         }
@@ -67,6 +76,7 @@ pub fn run(o: RunArgs) -> Result<(), CliError> {
             .peers(o.peers.clone())
             .torrent_bytes(bytes);
         add.file_priorities = priorities;
+        add.piece_order = piece_order(&o);
         adds.push(add);
     }
     // The `peer` command maps its port on the router unless --no-port-map

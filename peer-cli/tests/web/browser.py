@@ -244,6 +244,13 @@ def run(driver, cfg, login, base, port):
     toggle().send_keys(Keys.ENTER)
     wait_for(driver, "resumed", lambda: row_state(driver, cfg["torrent_name"]) == "seeding")
 
+    step("sequential download on and off (issue 24)")
+    seq = lambda: row(driver, cfg["torrent_name"]).find_element(By.CSS_SELECTOR, "[data-action=sequential]")
+    seq().click()
+    wait_for(driver, "sequential on", lambda: seq().get_attribute("aria-pressed") == "true")
+    seq().click()
+    wait_for(driver, "sequential off", lambda: seq().get_attribute("aria-pressed") == "false")
+
     tid = row(driver, cfg["torrent_name"]).get_attribute("data-id")
     step("refused: no cookie, no Origin, another Origin, a rebinding Host")
     pause = f"{base}/torrents/{tid}/pause"

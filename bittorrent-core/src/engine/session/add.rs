@@ -4,6 +4,7 @@
 //! ([`resolved`]) once the info dictionary checked out.
 
 use super::*;
+use crate::engine::torrent::status::PieceOrderPrefs;
 
 /// What to add: a torrent whose metainfo we have, or a magnet link whose
 /// info dictionary is fetched from peers first.
@@ -81,6 +82,11 @@ pub struct AddTorrent {
     /// This torrent's own seeding limits, kept in the state directory
     /// (ratio: wins over `seed_ratio` unless [`SeedLimit::Session`]).
     pub seed_limits: SeedLimits,
+    /// Sequential download and first/last-piece priority (both off by
+    /// default; see [`PieceOrderPrefs`]; changed later with
+    /// [`Session::set_piece_order`](crate::Session::set_piece_order)). Not
+    /// kept in the resume data: give it again after a restart.
+    pub piece_order: PieceOrderPrefs,
 }
 
 impl AddTorrent {
@@ -106,6 +112,7 @@ impl AddTorrent {
             seed_ratio: None,
             seed_time: None,
             seed_limits: SeedLimits::default(),
+            piece_order: PieceOrderPrefs::default(),
         }
     }
     /// Peers to dial at once.
@@ -116,6 +123,17 @@ impl AddTorrent {
     /// Start paused (or not).
     pub fn paused(mut self, paused: bool) -> AddTorrent {
         self.paused = paused;
+        self
+    }
+    /// Download in (nearly) ascending piece order ([`PieceOrderPrefs::sequential`]).
+    pub fn sequential(mut self, on: bool) -> AddTorrent {
+        self.piece_order.sequential = on;
+        self
+    }
+    /// Fetch the first and last piece of every wanted file first
+    /// ([`PieceOrderPrefs::first_last_piece`]).
+    pub fn first_last_piece(mut self, on: bool) -> AddTorrent {
+        self.piece_order.first_last_piece = on;
         self
     }
     /// The original `.torrent` bytes, to keep in the state directory.
@@ -206,6 +224,7 @@ impl Inner {
             priorities,
             Arc::new(RatePair::new(add.max_download_rate, add.max_upload_rate)),
             seed_goal(&self.shared, add.seed_ratio, add.seed_time, add.seed_limits),
+            add.piece_order,
         )
         .map_err(|e| gone(Error::io("start torrent thread", e)))?;
         t.status.lock().seed_limits = add.seed_limits;
@@ -291,6 +310,7 @@ impl Inner {
             add.file_selector,
             add.max_download_rate,
             add.max_upload_rate,
+            add.piece_order,
         );
         let goal = (add.seed_ratio, add.seed_time, add.seed_limits);
         let on_resolved: metadata::OnResolved =
@@ -320,7 +340,7 @@ pub(super) fn resolved(
     paused: bool,
     (seed_ratio, seed_time, seed_limits): (Option<f64>, Option<Duration>, SeedLimits),
     peers: Vec<SocketAddr>,
-    later: (Option<Selector>, u64, u64),
+    later: (Option<Selector>, u64, u64, PieceOrderPrefs),
 ) {
     let Some(inner) = weak.upgrade() else {
         return;
@@ -335,6 +355,7 @@ pub(super) fn resolved(
         add.file_selector,
         add.max_download_rate,
         add.max_upload_rate,
+        add.piece_order,
     ) = later;
     (add.seed_ratio, add.seed_time, add.seed_limits) = (seed_ratio, seed_time, seed_limits);
     match inner.add_torrent(add, false) {

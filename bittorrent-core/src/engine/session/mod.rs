@@ -429,6 +429,40 @@ impl Session {
             .map_err(|_| Error::Stopped)
     }
 
+    /// Turn sequential download and first/last-piece priority of a
+    /// torrent on or off ([`PieceOrderPrefs`](crate::PieceOrderPrefs));
+    /// takes effect with the next requests. The status shows it
+    /// ([`TorrentStatus::sequential`], [`TorrentStatus::first_last_piece`]).
+    /// Not kept in the resume data. [`Error::UnknownTorrent`] for an
+    /// unknown torrent, [`Error::NoMetadata`] for a magnet link still
+    /// fetching its metadata (give it with [`AddTorrent::piece_order`]).
+    pub fn set_piece_order(
+        &self,
+        ih: &InfoHash,
+        order: crate::engine::torrent::status::PieceOrderPrefs,
+    ) -> Result<()> {
+        let t = self.inner.entry(ih)?;
+        let mut o = t.piece_order.lock();
+        *o = order;
+        // Sent under the lock: commands arrive in the order of the writes.
+        t.commands
+            .send(Command::SetPieceOrder(order))
+            .map_err(|_| Error::Stopped)
+    }
+
+    /// The piece order last asked for ([`Session::set_piece_order`] or
+    /// [`AddTorrent::piece_order`]), at once (the status shows it once the
+    /// torrent thread applied it). `None` for an unknown torrent or a
+    /// magnet link without its metadata.
+    pub fn piece_order(
+        &self,
+        ih: &InfoHash,
+    ) -> Option<crate::engine::torrent::status::PieceOrderPrefs> {
+        let t = self.inner.entry(ih).ok()?;
+        let o = *t.piece_order.lock();
+        Some(o)
+    }
+
     /// The files of a torrent with their selection and progress (`None`
     /// for an unknown torrent or a magnet link without its metadata).
     pub fn files(&self, ih: &InfoHash) -> Option<Vec<FileStatus>> {

@@ -39,6 +39,8 @@ pub(crate) enum Command {
     /// files now wanted are created (with what the part file holds of
     /// them) and downloaded; a finished torrent goes back to downloading.
     SetFilePriorities(Vec<crate::engine::torrent::selection::FilePriority>),
+    /// Turn sequential download and first/last-piece priority on or off.
+    SetPieceOrder(crate::engine::torrent::status::PieceOrderPrefs),
     /// Close every connection, let the queued writes finish, save the
     /// resume data, and reply.
     Shutdown(Sender<()>),
@@ -74,6 +76,9 @@ pub(crate) struct TorrentShared {
     /// The file selection in force (written by the torrent thread and by
     /// `Session::set_file_priorities`).
     pub(crate) priorities: Mutex<Vec<crate::engine::torrent::selection::FilePriority>>,
+    /// The piece order asked for last (written by `Session::set_piece_order`
+    /// before its command is sent, so a read right after sees it).
+    pub(crate) piece_order: Mutex<crate::engine::torrent::status::PieceOrderPrefs>,
 }
 
 /// A magnet link in its metadata phase (see `engine::metadata`).

@@ -18,6 +18,7 @@ pub mod picker;
 pub(crate) mod recent_pieces;
 pub mod seeding;
 pub mod selection;
+pub mod sequence;
 pub mod smart_ban;
 pub(crate) mod status;
 
@@ -45,7 +46,7 @@ use crate::engine::torrent::picker::{PeerKey, Picker, Received};
 use crate::engine::torrent::recent_pieces::{RecentPieces, KEEP_MEMORY};
 use crate::engine::torrent::selection::FilePriority;
 use crate::engine::torrent::smart_ban::{EverRequested, GivenUp, SmartBan};
-use crate::engine::torrent::status::{PeerInfo, Phase, SeedGoal, TorrentStatus};
+use crate::engine::torrent::status::{PeerInfo, Phase, PieceOrderPrefs, SeedGoal, TorrentStatus};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::Metainfo;
@@ -218,6 +219,8 @@ pub(crate) struct Torrent {
     idle_uploaded: u64,
     /// The previous tick (to add up `seeding_time`).
     last_tick: Instant,
+    /// Sequential download and first/last-piece priority.
+    order: PieceOrderPrefs,
 }
 
 /// Start a torrent thread. Returns the shared part (registered with the
@@ -232,6 +235,7 @@ pub(crate) fn spawn(
     priorities: Vec<FilePriority>,
     rates: Arc<RatePair>,
     seed_goal: SeedGoal,
+    order: PieceOrderPrefs,
 ) -> std::io::Result<(Arc<TorrentShared>, std::thread::JoinHandle<()>)> {
     let layout = Layout::of(&metainfo.info);
     let wanted = selection::wanted_pieces(&metainfo.info, &priorities);
@@ -297,6 +301,8 @@ pub(crate) fn spawn(
         seeding_time: Duration::ZERO,
         seed_goal,
         seed_limits: Default::default(),
+        sequential: order.sequential,
+        first_last_piece: order.first_last_piece,
         waiting_for_disk: false,
         disk_queued: 0,
     };
@@ -309,6 +315,7 @@ pub(crate) fn spawn(
         tracker: Mutex::new(Default::default()),
         rates,
         priorities: Mutex::new(priorities.clone()),
+        piece_order: Mutex::new(order),
     });
     let now = Instant::now();
     let buffers = PieceBuffers::new(
@@ -373,7 +380,9 @@ pub(crate) fn spawn(
         idle_since: now,
         idle_uploaded: 0,
         last_tick: now,
+        order: PieceOrderPrefs::default(),
     };
+    t.set_order(order);
     t.add_candidates(peers);
     let handle = std::thread::Builder::new()
         .name(format!("torrent {}", &short[..8]))
@@ -564,6 +573,14 @@ impl Torrent {
                 self.check_seed_goal();
                 self.publish_status();
             }
+            Command::SetPieceOrder(order) => {
+                self.set_order(order);
+                let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+                for k in keys {
+                    self.fill_requests(k);
+                }
+                self.publish_status();
+            }
             Command::Peers(reply) => {
                 let peers = self
                     .conns
@@ -702,6 +719,8 @@ impl Torrent {
         s.banned = self.banned.len();
         s.seeding_time = self.seeding_time;
         s.seed_goal = self.seed_goal;
+        s.sequential = self.order.sequential;
+        s.first_last_piece = self.order.first_last_piece;
         s.tracker = self.me.tracker.lock().clone();
         s.pieces_wanted = self.wanted.count() as u32;
         s.pieces_wanted_have = s.pieces_wanted.saturating_sub(self.wanted_missing);

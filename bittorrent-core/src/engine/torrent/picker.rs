@@ -17,6 +17,7 @@
 //! more peers) or received, never two of these; a piece being hashed or
 //! verified is never requested; a verified piece never changes again.
 
+use super::sequence::PieceOrder;
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::wire::BlockRef;
@@ -87,6 +88,8 @@ pub struct Picker {
     rng: crate::util::rng::Rng,
     /// Peers on parole (see the module docs).
     parole: HashSet<PeerKey>,
+    /// Sequential mode and first/last-piece priority (`sequence.rs`).
+    order_pref: PieceOrder,
 }
 
 impl Picker {
@@ -116,7 +119,19 @@ impl Picker {
             order_built: None,
             rng,
             parole: HashSet::new(),
+            order_pref: PieceOrder::default(),
         }
+    }
+
+    /// The order preferences (sequential, first/last pieces), to change.
+    pub fn order_mut(&mut self) -> &mut PieceOrder {
+        &mut self.order_pref
+    }
+
+    /// Pieces before this one are near the playhead (sequential mode: the
+    /// playhead plus twice the window; otherwise every piece).
+    pub fn near_playhead(&mut self) -> u32 {
+        self.order_pref.near_playhead(&self.have)
     }
 
     /// The verified pieces.
@@ -274,6 +289,31 @@ impl Picker {
                 return out;
             }
         }
+        // 1b. First/last pieces of the wanted files, then (sequential) the
+        //     pieces from the playhead on, in order, for a peer that has
+        //     one in the window (`sequence.rs`).
+        for idx in 0..self.order_pref.urgent().len() {
+            let p = self.order_pref.urgent()[idx];
+            if out.len() >= max {
+                return out;
+            }
+            self.start_piece(p, peer, theirs, parole, max, &mut out);
+        }
+        let have = &self.have;
+        if let Some(run) = self
+            .order_pref
+            .playhead_run(have, theirs, |i| !have.get(i as usize))
+        {
+            for p in run {
+                if out.len() >= max {
+                    return out;
+                }
+                self.start_piece(p, peer, theirs, parole, max, &mut out);
+            }
+        }
+        if out.len() >= max {
+            return out;
+        }
         // 2. New pieces, rarest first.
         self.rebuild_order();
         while self.cursor < self.order.len()
@@ -288,17 +328,7 @@ impl Picker {
         while out.len() < max && k < self.order.len() {
             let p = self.order[k];
             k += 1;
-            if !theirs.get(p as usize) || !matches!(self.pieces[p as usize], PieceState::Missing) {
-                continue;
-            }
-            let n = self.layout.blocks_in_piece(p) as usize;
-            self.pieces[p as usize] = PieceState::InProgress(Partial {
-                blocks: vec![BlockState::Open; n],
-                received: 0,
-                owner: parole.then_some(peer),
-            });
-            self.in_progress.push(p);
-            self.take_open(p, peer, max, &mut out);
+            self.start_piece(p, peer, theirs, parole, max, &mut out);
         }
         if !out.is_empty() {
             return out;
@@ -337,6 +367,30 @@ impl Picker {
             }
         }
         out
+    }
+
+    /// Start piece `p` for `peer` if it is missing and the peer has it
+    /// (wanted pieces only: `theirs` is masked by the caller).
+    fn start_piece(
+        &mut self,
+        p: u32,
+        peer: PeerKey,
+        theirs: &Bitfield,
+        parole: bool,
+        max: usize,
+        out: &mut Vec<BlockRef>,
+    ) {
+        if !theirs.get(p as usize) || !matches!(self.pieces[p as usize], PieceState::Missing) {
+            return;
+        }
+        let n = self.layout.blocks_in_piece(p) as usize;
+        self.pieces[p as usize] = PieceState::InProgress(Partial {
+            blocks: vec![BlockState::Open; n],
+            received: 0,
+            owner: parole.then_some(peer),
+        });
+        self.in_progress.push(p);
+        self.take_open(p, peer, max, out);
     }
 
     /// Whether `peer` (on parole or not) may get blocks of piece `p` in progress.

@@ -188,10 +188,13 @@ impl Torrent {
             return;
         }
         let blocks = if c.peer_choking {
-            // Choked: only the pieces it allows us while choked (BEP 6).
+            // Choked: only the pieces it allows us while choked (BEP 6);
+            // sequential: only those near the playhead (not random pieces
+            // far ahead).
             let mut allowed = Bitfield::new(c.bitfield.len());
+            let near = self.picker.near_playhead();
             for &i in &c.allowed_fast {
-                if c.bitfield.get(i as usize) && self.wanted.get(i as usize) {
+                if c.bitfield.get(i as usize) && self.wanted.get(i as usize) && i < near {
                     allowed.set(i as usize);
                 }
             }

@@ -94,6 +94,24 @@ impl SeedGoal {
     }
 }
 
+/// How a torrent orders the pieces it fetches, beside rarest-first (issue
+/// 24). Both off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PieceOrderPrefs {
+    /// Sequential download: a peer that has any of the next 16 wanted
+    /// pieces after the first missing one (the *playhead*) is asked for
+    /// new pieces in ascending order from the playhead on; a peer that
+    /// has none of them still gets the rarest pieces it has. Pieces in
+    /// progress are finished first either way, so pieces complete in
+    /// nearly ascending order (a few pieces out of order at most, from
+    /// the pipelines of several peers and failed hash checks).
+    pub sequential: bool,
+    /// First/last-piece priority: the first and the last piece of every
+    /// wanted file are started before any other new piece (a player reads
+    /// the header and often the index at the end first).
+    pub first_last_piece: bool,
+}
+
 /// A snapshot of one torrent's state (cheap to copy; never waits on the
 /// torrent thread).
 #[derive(Debug, Clone)]
@@ -169,6 +187,10 @@ pub struct TorrentStatus {
     /// The torrent's own seeding limits (what `seed_goal` was made of,
     /// with the session's defaults).
     pub seed_limits: SeedLimits,
+    /// Sequential download is on ([`PieceOrderPrefs`]).
+    pub sequential: bool,
+    /// First/last-piece priority is on ([`PieceOrderPrefs`]).
+    pub first_last_piece: bool,
     /// The disk is what holds the torrent back: its write queue is full
     /// (no block is requested until it drains), has not moved for a
     /// second, or verified pieces wait in memory for space on a full disk.
@@ -221,6 +243,8 @@ impl TorrentStatus {
             seeding_time: Duration::ZERO,
             seed_goal: SeedGoal::default(),
             seed_limits: SeedLimits::default(),
+            sequential: false,
+            first_last_piece: false,
             waiting_for_disk: false,
             disk_queued: 0,
         }

@@ -35,6 +35,7 @@ impl Torrent {
         *self.me.priorities.lock() = self.priorities.clone();
         self.want_files();
         self.recount_wanted();
+        self.set_order(self.order);
         log::info!(
             "{name}: file selection changed: {} of {} pieces wanted, {} missing",
             self.wanted.count(),
@@ -70,5 +71,33 @@ impl Torrent {
         }
         self.connect_candidates();
         self.publish_status();
+    }
+
+    /// Apply the piece order preferences to the picker (again after a new
+    /// file selection: the playhead and the first/last pieces follow the
+    /// wanted files).
+    pub(super) fn set_order(&mut self, order: PieceOrderPrefs) {
+        self.order = order;
+        let info = &self.me.metainfo.info;
+        let urgent = if order.first_last_piece {
+            let prios = &self.priorities;
+            sequence::first_last_pieces(
+                (0..info.files.len()).map(|i| {
+                    if info.files[i].pad {
+                        None
+                    } else {
+                        selection::file_pieces(info, i)
+                    }
+                }),
+                |i| prios.get(i).copied().unwrap_or_default().is_wanted(),
+            )
+        } else {
+            Vec::new()
+        };
+        let wanted = (!self.all_wanted).then(|| self.wanted.clone());
+        let o = self.picker.order_mut();
+        o.set_sequential(order.sequential);
+        o.set_urgent(urgent);
+        o.set_wanted(wanted);
     }
 }
