@@ -21,6 +21,9 @@ use crate::proto::wire::BLOCK_SIZE;
 pub const START_DEPTH: usize = 64;
 /// Least depth a connection is held to.
 pub const MIN_DEPTH: usize = 16;
+/// Fewest blocks a refill sends (unless nothing is outstanding): requests
+/// go out in batches, not one per block received.
+pub const MIN_BATCH: usize = 4;
 /// Most blocks requested from one peer (8 MiB).
 pub const MAX_DEPTH: usize = 500;
 

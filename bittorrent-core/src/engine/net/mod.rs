@@ -2,5 +2,6 @@
 
 pub(crate) mod bind;
 pub(crate) mod listener;
+pub(crate) mod lowat;
 pub mod mse;
 pub mod rate_limit;

@@ -166,6 +166,7 @@ pub fn run_connected(
                 Ok(()) => CloseReason::Shutdown,
                 Err(r) => r,
             };
+            log::debug!("peer {addr}: waits and reads: {:?}", conn.wakes);
             let _ = conn.flush_all();
             let _ = conn.stream.shutdown(Shutdown::Both);
             r
