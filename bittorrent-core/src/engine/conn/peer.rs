@@ -14,6 +14,7 @@ use crate::engine::conn::block_pool;
 use crate::engine::conn::out_queue::{OutQueue, Source};
 use crate::engine::conn::request_queue::RequestQueue;
 use crate::engine::conn::waker::{Inbox, Waker, Woken};
+use crate::engine::net::lowat::ReceiveMark;
 use crate::engine::net::mse::{self, Encryption, PeerStream};
 use crate::engine::net::rate_limit::{Credit, Direction};
 use crate::engine::storage::Storage;
@@ -313,6 +314,22 @@ struct Connection<'a> {
     up_credit: Credit,
     /// Seeding once: pieces started here, blocks refused (`seeding.rs`).
     steer: UploadSteer,
+    /// The socket's receive low-water mark, sized from the receive rate.
+    mark: ReceiveMark,
+    /// What woke this thread, for the debug log at close.
+    pub(crate) wakes: WakeCounts,
+}
+
+/// Counts of a peer thread's waits and reads (logged at close, debug).
+#[derive(Debug, Default)]
+pub(crate) struct WakeCounts {
+    socket: u64,
+    inbox: u64,
+    queued: u64,
+    timeout: u64,
+    reads: u64,
+    bytes: u64,
+    events: u64,
 }
 
 /// Default [`PeerLimits::max_upload_queue`].
@@ -351,6 +368,12 @@ const MIN_READ: usize = 16 * 1024;
 /// Silence after which a connection gives its read buffer back.
 const QUIET: Duration = Duration::from_secs(1);
 const MAX_READ: usize = 256 * 1024;
+/// While requests are outstanding, a wait ends after this at the latest:
+/// lazy commands (`waker::Inbox::try_send_lazy`) wait no longer.
+const STREAMING_WAIT: Duration = Duration::from_millis(250);
+/// With a receive low-water mark set, a wait ends after this at the latest
+/// and reads what arrived below the mark (a `choke`, a `have`).
+const LOWAT_WAIT: Duration = Duration::from_millis(40);
 /// Uploads read pieces in chunks of at most this (the run of requested
 /// blocks that starts with the one to send, `requested_run`).
 const UPLOAD_CHUNK: u32 = 256 * 1024;
@@ -453,6 +476,8 @@ impl<'a> Connection<'a> {
             down_credit: Credit::default(),
             up_credit: Credit::default(),
             steer: UploadSteer::default(),
+            mark: ReceiveMark::new(now),
+            wakes: WakeCounts::default(),
         };
         // Our bitfield goes first (after the handshake, before anything
         // else). The torrent thread sends it as the first command when it
@@ -590,6 +615,7 @@ impl<'a> Connection<'a> {
         if self.outbox.is_empty() {
             return Ok(());
         }
+        self.wakes.events += 1;
         self.outbox.pump(self.key, self.torrent)
     }
 
@@ -652,26 +678,54 @@ impl<'a> Connection<'a> {
                 self.last_recv = Instant::now();
                 continue;
             }
+            let limited = !self.ctx.throttle.unlimited(Direction::Download);
+            let mut nonblocking = busy;
             if !busy {
+                // Requests outstanding: the socket wakes us soon, so lazy
+                // commands wait for that (within STREAMING_WAIT), and while
+                // the blocks stream in, the low-water mark has one wake-up
+                // read many of them.
+                let streaming = !self.peer_choking && !self.sent_requests.is_empty();
+                let target = if streaming && !limited {
+                    self.mark
+                        .target(self.sent_requests.len() * crate::proto::wire::BLOCK_SIZE as usize)
+                } else {
+                    1
+                };
+                self.mark.set(self.stream.tcp(), target);
+                let mut timeout = self
+                    .next_deadline()
+                    .min(slot.unwrap_or(Duration::MAX))
+                    .min(held);
+                if self.mark.is_set() {
+                    timeout = timeout.min(LOWAT_WAIT);
+                } else if streaming {
+                    timeout = timeout.min(STREAMING_WAIT);
+                }
                 let inbox = &self.inbox;
                 let woken = self
                     .waker
-                    .wait(
-                        self.stream.tcp().as_fd(),
-                        self.next_deadline()
-                            .min(slot.unwrap_or(Duration::MAX))
-                            .min(held),
-                        || !inbox.is_empty(),
-                    )
+                    .wait(self.stream.tcp().as_fd(), timeout, streaming, || {
+                        !inbox.is_empty()
+                    })
                     .map_err(|e| CloseReason::Io(e.to_string()))?;
-                if woken != Woken::Socket {
+                match woken {
+                    Woken::Socket => self.wakes.socket += 1,
+                    Woken::Inbox => self.wakes.inbox += 1,
+                    Woken::Queued => self.wakes.queued += 1,
+                    Woken::Timeout => self.wakes.timeout += 1,
+                }
+                if self.mark.is_set() {
+                    // Take what is there, below the mark too (a choke), without
+                    // waiting: a read would otherwise wait for the mark.
+                    nonblocking = true;
+                } else if woken != Woken::Socket {
                     self.give_back_if_quiet();
                     continue;
                 }
             }
             // Download limit: reserve a chunk, sleep once until it is paid
             // for (capped: the inbox is served in between), read at most it.
-            let limited = !self.ctx.throttle.unlimited(Direction::Download);
             let mut max = self.read_size;
             if limited {
                 let want = self.ctx.throttle.chunk(Direction::Download, self.read_size) as u64;
@@ -689,7 +743,7 @@ impl<'a> Connection<'a> {
                     .min(usize::try_from(credit.available()).unwrap_or(max))
                     .max(1);
             }
-            if busy {
+            if nonblocking {
                 let _ = self.stream.set_nonblocking(true);
             }
             // Block payloads straight into recycled buffers (`block_pool`).
@@ -698,7 +752,7 @@ impl<'a> Connection<'a> {
                 .read_blocks_from(&mut self.stream, max, &mut || {
                     block_pool::global().take_block()
                 });
-            if busy {
+            if nonblocking {
                 let _ = self.stream.set_nonblocking(false);
             }
             match r {
@@ -711,6 +765,9 @@ impl<'a> Connection<'a> {
                     if n == self.read_size {
                         self.read_size = (self.read_size * 2).min(MAX_READ);
                     }
+                    self.mark.count(self.stream.tcp(), n);
+                    self.wakes.reads += 1;
+                    self.wakes.bytes += n as u64;
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     if !busy {
@@ -729,6 +786,7 @@ impl<'a> Connection<'a> {
     /// again.)
     fn give_back_if_quiet(&mut self) {
         if self.last_recv.elapsed() >= QUIET {
+            self.mark.forget_rate();
             self.read_size = MIN_READ;
             self.decoder.shrink(2 * MIN_READ);
         }

@@ -63,6 +63,9 @@ pub const BASE_BYTES: u64 = 500 * BLOCK_SIZE as u64;
 pub const DEFAULT_REQQ: usize = 500;
 /// A probe unanswered this long is dropped (choked, cancelled, lost).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Fewest blocks a refill sends (unless nothing is outstanding): requests
+/// go out in batches, not one per block received.
+pub const MIN_BATCH: usize = 4;
 
 /// The pipeline state of one connection.
 #[derive(Debug, Clone)]

@@ -20,6 +20,19 @@
 //! so at least one of them sees the other: either the thread finds the
 //! command before it sleeps, or the sender writes the eventfd.
 //!
+//! Lazy commands (issue 31): a command that can wait for the thread's next
+//! wake-up ([`Inbox::try_send_lazy`]: more requests for a peer that still has
+//! plenty outstanding, a `have` for a peer that has the piece) wakes the
+//! thread only if it waits *idle*. A thread that waits with data on the
+//! way (`wait`'s `streaming`: requests outstanding) is woken by its socket
+//! soon and takes the command then, so the command costs no context switch
+//! of its own. Such a wait is bounded (`STREAMING_WAIT` in the peer thread),
+//! so a lazy command waits a fraction of a second at most.
+//!
+//! Quiet commands ([`Inbox::try_send_quiet`]: a `have` for a peer that has
+//! the piece) wake the thread not at all: they wait for its next wake-up of
+//! any kind, or for `QUIET_BACKLOG` of them.
+//!
 //! Ownership: the eventfd is shared (`Arc`) by the peer thread and its
 //! torrent thread's `Inbox`; it closes when both are gone. If no eventfd
 //! can be made (descriptor limit), the thread falls back to timed waits.
@@ -34,12 +47,17 @@ use std::time::Duration;
 
 /// Longest wait without an eventfd: the old timed wait.
 const FALLBACK_WAIT: Duration = Duration::from_millis(100);
+/// Quiet commands ([`Inbox::try_send_quiet`]) queued before one wakes the
+/// thread after all.
+pub const QUIET_BACKLOG: usize = 64;
 
 /// A peer thread's wake-up: an eventfd and whether the thread waits on it.
 #[derive(Debug)]
 pub struct Waker {
     fd: Option<EventFd>,
     waiting: AtomicBool,
+    /// The thread waits with data on the way (its socket wakes it soon).
+    streaming: AtomicBool,
 }
 
 /// What ended a [`Waker::wait`].
@@ -47,9 +65,10 @@ pub struct Waker {
 pub enum Woken {
     /// The socket has bytes (or an error, or end of stream) to read.
     Socket,
-    /// The waker was woken (a command may be in the inbox), or the wait
-    /// was not started because one already was.
+    /// The waker was woken (a command may be in the inbox).
     Inbox,
+    /// The wait was not started: a command was in the inbox already.
+    Queued,
     /// The timeout passed.
     Timeout,
 }
@@ -64,6 +83,7 @@ impl Waker {
         Arc::new(Waker {
             fd,
             waiting: AtomicBool::new(false),
+            streaming: AtomicBool::new(false),
         })
     }
 
@@ -71,23 +91,39 @@ impl Waker {
     pub fn wake(&self) {
         fence(Ordering::SeqCst);
         if self.waiting.load(Ordering::Relaxed) {
-            if let Some(fd) = &self.fd {
-                // EAGAIN: the counter is full, so the thread wakes anyway.
-                let _ = fd.write(1);
-            }
+            self.signal();
+        }
+    }
+
+    /// Wake the thread only if it waits idle, not streaming (call after
+    /// queueing a command that can wait for its next socket wake-up).
+    pub fn wake_lazy(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) && !self.streaming.load(Ordering::Relaxed) {
+            self.signal();
+        }
+    }
+
+    fn signal(&self) {
+        if let Some(fd) = &self.fd {
+            // EAGAIN: the counter is full, so the thread wakes anyway.
+            let _ = fd.write(1);
         }
     }
 
     /// Wait until `socket` is readable, [`wake`](Waker::wake) is called, or
     /// `timeout` passes. `pending` is asked once more after the thread
     /// declared itself waiting: if it says there is work, no wait.
+    /// `streaming`: data is on the way, so lazy commands do not wake this
+    /// wait (the caller bounds `timeout`).
     pub fn wait(
         &self,
         socket: BorrowedFd<'_>,
         timeout: Duration,
+        streaming: bool,
         pending: impl Fn() -> bool,
     ) -> std::io::Result<Woken> {
-        self.wait_on(Some(socket), timeout, pending)
+        self.wait_on(Some(socket), timeout, streaming, pending)
     }
 
     /// [`wait`](Waker::wait) without the socket: until a wake-up or the
@@ -97,23 +133,25 @@ impl Waker {
         timeout: Duration,
         pending: impl Fn() -> bool,
     ) -> std::io::Result<Woken> {
-        self.wait_on(None, timeout, pending)
+        self.wait_on(None, timeout, false, pending)
     }
 
     fn wait_on(
         &self,
         socket: Option<BorrowedFd<'_>>,
         timeout: Duration,
+        streaming: bool,
         pending: impl Fn() -> bool,
     ) -> std::io::Result<Woken> {
         let timeout = match &self.fd {
             Some(_) => timeout,
             None => timeout.min(FALLBACK_WAIT),
         };
+        self.streaming.store(streaming, Ordering::Relaxed);
         self.waiting.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         let result = if pending() {
-            Ok(Woken::Inbox)
+            Ok(Woken::Queued)
         } else {
             self.poll(socket, timeout)
         };
@@ -170,6 +208,28 @@ impl<T> Inbox<T> {
         Ok(())
     }
 
+    /// Queue `cmd` (never blocks); wake the thread only if it waits idle.
+    /// A streaming thread takes it at its next wake-up, within its bounded
+    /// wait. For commands that lose nothing by waiting that long.
+    pub fn try_send_lazy(&self, cmd: T) -> Result<(), TrySendError<T>> {
+        self.tx.try_send(cmd)?;
+        self.waker.wake_lazy();
+        Ok(())
+    }
+
+    /// Queue `cmd` (never blocks) without waking the thread: it goes out
+    /// with whatever wakes the thread next (its socket, another command, its
+    /// own deadlines). Only once `QUIET_BACKLOG` commands wait does it wake
+    /// the thread, so quiet commands never pile up towards the inbox limit.
+    /// For news that no one waits for (a `have` to a peer that has the piece).
+    pub fn try_send_quiet(&self, cmd: T) -> Result<(), TrySendError<T>> {
+        self.tx.try_send(cmd)?;
+        if self.tx.len() >= QUIET_BACKLOG {
+            self.waker.wake_lazy();
+        }
+        Ok(())
+    }
+
     /// Commands queued and not yet taken.
     pub fn len(&self) -> usize {
         self.tx.len()
@@ -199,15 +259,17 @@ mod tests {
 
         // Nothing happens: the timeout ends it.
         let t = Instant::now();
-        let w = waker.wait(b.as_fd(), Duration::from_millis(50), || !rx.is_empty());
+        let w = waker.wait(b.as_fd(), Duration::from_millis(50), false, || {
+            !rx.is_empty()
+        });
         assert_eq!(w.unwrap(), Woken::Timeout);
         assert!(t.elapsed() >= Duration::from_millis(45));
 
         // A command queued before the wait: no wait at all.
         inbox.try_send(1).unwrap();
         let t = Instant::now();
-        let w = waker.wait(b.as_fd(), Duration::from_secs(10), || !rx.is_empty());
-        assert_eq!(w.unwrap(), Woken::Inbox);
+        let w = waker.wait(b.as_fd(), Duration::from_secs(10), false, || !rx.is_empty());
+        assert_eq!(w.unwrap(), Woken::Queued);
         assert!(t.elapsed() < Duration::from_secs(1));
         assert_eq!(rx.try_recv(), Ok(1));
 
@@ -220,7 +282,7 @@ mod tests {
             })
         };
         let t = Instant::now();
-        let w = waker.wait(b.as_fd(), Duration::from_secs(10), || !rx.is_empty());
+        let w = waker.wait(b.as_fd(), Duration::from_secs(10), false, || !rx.is_empty());
         assert_eq!(w.unwrap(), Woken::Inbox);
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
         sender.join().unwrap();
@@ -228,14 +290,66 @@ mod tests {
 
         // Bytes on the socket wake it.
         std::io::Write::write_all(&mut a, b"x").unwrap();
-        let w = waker.wait(b.as_fd(), Duration::from_secs(10), || !rx.is_empty());
+        let w = waker.wait(b.as_fd(), Duration::from_secs(10), false, || !rx.is_empty());
         assert_eq!(w.unwrap(), Woken::Socket);
 
         // So does the other side closing.
         let (a2, b2) = pair();
         drop(a2);
-        let w = waker.wait(b2.as_fd(), Duration::from_secs(10), || false);
+        let w = waker.wait(b2.as_fd(), Duration::from_secs(10), false, || false);
         assert_eq!(w.unwrap(), Woken::Socket);
+    }
+
+    /// Wait (`streaming` or not) while another thread sends `n` commands
+    /// with `send` 30 ms in; what ended the wait and after how long.
+    fn wait_while(
+        streaming: bool,
+        queued_before: usize,
+        send: fn(&Inbox<u32>, u32) -> Result<(), TrySendError<u32>>,
+    ) -> (Woken, Duration) {
+        let (_a, b) = pair();
+        let waker = Waker::new();
+        let (tx, _rx) = crossbeam_channel::unbounded::<u32>();
+        let inbox = Inbox::new(tx, waker.clone());
+        for i in 0..queued_before {
+            inbox.tx.try_send(i as u32).unwrap();
+        }
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            send(&inbox, 7).unwrap();
+        });
+        let t = Instant::now();
+        // `|| false`: the wait starts whatever is queued.
+        let w = waker
+            .wait(b.as_fd(), Duration::from_millis(400), streaming, || false)
+            .unwrap();
+        let took = t.elapsed();
+        sender.join().unwrap();
+        (w, took)
+    }
+
+    #[test]
+    fn lazy_commands_wake_only_an_idle_wait_and_quiet_ones_none() {
+        let fast = Duration::from_millis(300);
+        // A lazy command wakes an idle wait at once, not a streaming one.
+        let (w, took) = wait_while(false, 0, Inbox::try_send_lazy);
+        assert_eq!(w, Woken::Inbox);
+        assert!(took < fast, "{took:?}");
+        let (w, took) = wait_while(true, 0, Inbox::try_send_lazy);
+        assert_eq!(w, Woken::Timeout);
+        assert!(took >= fast, "{took:?}");
+        // An ordinary one wakes even a streaming wait.
+        let (w, took) = wait_while(true, 0, Inbox::try_send);
+        assert_eq!(w, Woken::Inbox);
+        assert!(took < fast, "{took:?}");
+        // A quiet one wakes no one...
+        let (w, took) = wait_while(false, 0, Inbox::try_send_quiet);
+        assert_eq!(w, Woken::Timeout);
+        assert!(took >= fast, "{took:?}");
+        // ... until QUIET_BACKLOG of them wait.
+        let (w, took) = wait_while(false, QUIET_BACKLOG - 1, Inbox::try_send_quiet);
+        assert_eq!(w, Woken::Inbox);
+        assert!(took < fast, "{took:?}");
     }
 
     #[test]
@@ -273,7 +387,7 @@ mod tests {
         let t = Instant::now();
         while got < n {
             // A lost wake-up would sleep the full 10 s.
-            let w = waker.wait(b.as_fd(), Duration::from_secs(10), || !rx.is_empty());
+            let w = waker.wait(b.as_fd(), Duration::from_secs(10), false, || !rx.is_empty());
             assert_ne!(w.unwrap(), Woken::Timeout, "a wake-up was lost");
             while rx.try_recv().is_ok() {
                 got += 1;

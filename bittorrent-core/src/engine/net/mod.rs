@@ -3,6 +3,7 @@
 
 pub(crate) mod bind;
 pub(crate) mod listener;
+pub(crate) mod lowat;
 pub mod mse;
 pub mod own_v6;
 pub mod rate_limit;

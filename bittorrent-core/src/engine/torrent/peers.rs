@@ -4,6 +4,17 @@
 
 use super::*;
 
+/// How a command wakes its peer thread (`waker::Inbox`).
+#[derive(Clone, Copy)]
+enum Wake {
+    /// At once (`try_send`).
+    Now,
+    /// Only if it waits idle, not streaming (`try_send_lazy`).
+    Lazy,
+    /// Not at all: with its next wake-up (`try_send_quiet`).
+    Quiet,
+}
+
 impl Torrent {
     /// The address of a connected or recently departed peer.
     pub(super) fn addr_of(&self, k: PeerKey) -> Option<SocketAddr> {
@@ -100,6 +111,22 @@ impl Torrent {
     }
 
     pub(super) fn send(&mut self, key: PeerKey, cmd: PeerCmd) {
+        self.send_with(key, cmd, Wake::Now);
+    }
+
+    /// Send a command that can wait for the peer thread's next wake-up:
+    /// it wakes the thread only if that waits idle (`Inbox::try_send_lazy`).
+    pub(super) fn send_lazy(&mut self, key: PeerKey, cmd: PeerCmd) {
+        self.send_with(key, cmd, Wake::Lazy);
+    }
+
+    /// Send news no one waits for: it goes out with the peer thread's next
+    /// wake-up of any kind (`Inbox::try_send_quiet`).
+    pub(super) fn send_quiet(&mut self, key: PeerKey, cmd: PeerCmd) {
+        self.send_with(key, cmd, Wake::Quiet);
+    }
+
+    fn send_with(&mut self, key: PeerKey, cmd: PeerCmd, wake: Wake) {
         let Some(c) = self.conns.get(&key) else {
             return;
         };
@@ -109,7 +136,12 @@ impl Torrent {
             self.close(key, CloseReason::TooSlow);
             return;
         }
-        match c.inbox.try_send(cmd) {
+        let sent = match wake {
+            Wake::Now => c.inbox.try_send(cmd),
+            Wake::Lazy => c.inbox.try_send_lazy(cmd),
+            Wake::Quiet => c.inbox.try_send_quiet(cmd),
+        };
+        match sent {
             Ok(()) => {}
             // Its thread has ended; its `Left` event is on the way.
             Err(crossbeam_channel::TrySendError::Disconnected(_)) => {}

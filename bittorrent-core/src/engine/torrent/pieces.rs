@@ -114,7 +114,19 @@ impl Torrent {
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
         let wanted = self.wanted.get(i as usize);
         for k in keys {
-            self.send(k, PeerCmd::Have(i));
+            // A peer that has the piece needs the `have` only as news: it
+            // goes out with the thread's next wake-up, whatever wakes it
+            // (a seed's thread would otherwise wake once per piece for it).
+            // One that lacks it may want to request it now.
+            if self
+                .conns
+                .get(&k)
+                .is_some_and(|c| c.bitfield.get(i as usize))
+            {
+                self.send_quiet(k, PeerCmd::Have(i));
+            } else {
+                self.send(k, PeerCmd::Have(i));
+            }
             if let Some(c) = self.conns.get_mut(&k) {
                 if wanted && c.bitfield.get(i as usize) {
                     c.wanted = c.wanted.saturating_sub(1);
@@ -173,18 +185,25 @@ impl Torrent {
             return;
         }
         let depth = c.pipeline.depth();
-        let room = depth.saturating_sub(c.outstanding.len());
-        if room == 0 || (room < depth / 8 && !c.outstanding.is_empty()) {
+        let out = c.outstanding.len();
+        if out >= depth {
             return;
         }
         // All peers together keep only as many blocks requested as the
         // piece buffers can take (past them, pieces spill to disk and are
         // read back to be hashed); every peer may still have MIN_DEPTH.
         let in_flight: usize = self.conns.values().map(|c| c.outstanding.len()).sum();
-        let cap = self.buffers.request_room(self.conns.len());
-        let own = MIN_DEPTH.saturating_sub(c.outstanding.len());
-        let room = room.min(cap.saturating_sub(in_flight).max(own));
-        if room == 0 {
+        let free = self
+            .buffers
+            .request_room(self.conns.len())
+            .saturating_sub(in_flight);
+        // What this peer may have outstanding now, and the batch: requests
+        // go out once a refill of at least an eighth of that (and at least
+        // `MIN_BATCH` blocks) is free, not one per block received.
+        let limit = depth.min((out + free).max(MIN_DEPTH));
+        let room = limit.saturating_sub(out);
+        let batch = (limit / 8).max(MIN_BATCH).min(limit);
+        if room == 0 || (room < batch && out > 0) {
             return;
         }
         let blocks = if c.peer_choking {
@@ -223,7 +242,15 @@ impl Torrent {
         }
         c.pipeline.on_sent(&blocks, Instant::now());
         let chokes = c.chokes;
-        self.send(key, PeerCmd::Request { chokes, blocks });
+        // Blocks still on the way: the peer thread is streaming, its socket
+        // wakes it for the next of them and it takes the requests then (no
+        // wake-up of their own). Its low-water mark is at most half of what
+        // it has requested, so the pipeline never runs dry while it sleeps.
+        if out >= MIN_BATCH {
+            self.send_lazy(key, PeerCmd::Request { chokes, blocks });
+        } else {
+            self.send(key, PeerCmd::Request { chokes, blocks });
+        }
     }
 
     /// Take one block from a peer (the caller refills its pipeline).

@@ -161,6 +161,7 @@ pub fn run_connected(
                 Ok(()) => CloseReason::Shutdown,
                 Err(r) => r,
             };
+            log::debug!("peer {addr}: waits and reads: {:?}", conn.wakes);
             let _ = conn.flush_all();
             let _ = conn.stream.shutdown(Shutdown::Both);
             // Its blocks reach the torrent thread before its `Left`.
