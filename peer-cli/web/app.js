@@ -115,7 +115,7 @@ function rowFor(t) {
   const seqButton = el("button", { type: "button", "data-action": "sequential",
     onclick: (ev) => setSequential(t.id, ev.currentTarget.getAttribute("aria-pressed") !== "true") }, "In order");
   const tr = el("tr", { "data-id": t.id },
-    el("td", { class: "name" }, name, el("div", { class: "err" })),
+    el("td", { class: "name" }, name, el("div", { class: "labels" }), el("div", { class: "err" })),
     el("td", { class: "state", "data-label": "State" }),
     el("td", { class: "progress" }, bar(0)),
     el("td", { class: "num", "data-label": "Down" }),
@@ -139,6 +139,14 @@ function updateRow(tr, t) {
   open.textContent = t.name;
   open.setAttribute("aria-label", "Details of " + t.name);
   c[0].lastChild.textContent = t.error || "";
+  // Labels (issue 23: the automation tools' categories), as tags.
+  const labels = t.labels || [];
+  const tags = c[0].children[1];
+  if (tags.dataset.labels !== labels.join("\n")) {
+    tags.dataset.labels = labels.join("\n");
+    tags.replaceChildren(...labels.map((l) => el("span", { class: "tag" }, l)));
+    tags.setAttribute("aria-label", labels.length ? "Labels: " + labels.join(", ") : "");
+  }
   c[1].textContent = stateText(t);
   setBar(c[2].firstChild, t.progress);
   c[2].firstChild.setAttribute("aria-label", "Progress of " + t.name);
@@ -190,6 +198,7 @@ function renderStatus(s) {
   kv($("#session-info"), [
     ["Peers connect to", (s.listen_addrs && s.listen_addrs.length ? s.listen_addrs : [s.listen_addr]).join(", ")],
     ["DHT node", s.dht_addr || "off"],
+    ["Port mapping", s.port_mapping ? (s.port_mapping.message || s.port_mapping.state) : "off"],
     ["External address (as others see us)", (s.external_addresses || []).map((e) => e.ip + " (" + e.source + ")").join(", ") || "not known yet"],
     ["Control API and this page", s.control_addr || location.host],
     ["Peer ID", s.peer_id],

@@ -252,9 +252,17 @@ def run(driver, cfg, login, base, port):
     wait_for(driver, "sequential off", lambda: seq().get_attribute("aria-pressed") == "false")
 
     tid = row(driver, cfg["torrent_name"]).get_attribute("data-id")
+    ck = f"{cookie['name']}={cookie['value']}"
+    step("labels set through the API show as tags under the name (issue 23)")
+    code, text = call("POST", f"{base}/torrents/{tid}/labels",
+                      {"Cookie": ck, "Origin": base, "Content-Type": "application/json"},
+                      json.dumps({"labels": ["tv", "hd"]}).encode())
+    if code != 200:
+        fail(driver, f"setting labels: {code} {text}")
+    tags = lambda: [t.text for t in row(driver, cfg["torrent_name"]).find_elements(By.CSS_SELECTOR, ".labels .tag")]
+    wait_for(driver, "the labels as tags", lambda: tags() == ["tv", "hd"])
     step("refused: no cookie, no Origin, another Origin, a rebinding Host")
     pause = f"{base}/torrents/{tid}/pause"
-    ck = f"{cookie['name']}={cookie['value']}"
     checks = [
         ("no cookie", {"Origin": base}, 401),
         ("cookie, no Origin", {"Cookie": ck}, 403),
