@@ -363,9 +363,10 @@ mod tests {
         // the timeout or a command ends the wait.
         let w = waker.wait_inbox(Duration::from_millis(50), || !rx.is_empty());
         assert_eq!(w.unwrap(), Woken::Timeout);
+        // A command already queued when the wait starts ends it at once.
         inbox.try_send(1).unwrap();
         let w = waker.wait_inbox(Duration::from_secs(10), || !rx.is_empty());
-        assert_eq!(w.unwrap(), Woken::Inbox);
+        assert_eq!(w.unwrap(), Woken::Queued);
     }
 
     #[test]
