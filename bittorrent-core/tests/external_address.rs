@@ -23,7 +23,13 @@ fn tell_yourip(addr: SocketAddr, info_hash: [u8; 20], yourip: &str) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(&Handshake::new(info_hash, *b"-XA0001-000000000001").encode())
+    // A new peer id per connection: a session refuses a second connection
+    // from a peer id it still has (its Left may not be handled yet).
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut peer_id = *b"-XA0001-000000000000";
+    peer_id[12..].copy_from_slice(format!("{n:08}").as_bytes());
+    s.write_all(&Handshake::new(info_hash, peer_id).encode())
         .unwrap();
     let mut hs = [0u8; 68];
     s.read_exact(&mut hs).unwrap();
