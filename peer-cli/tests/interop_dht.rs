@@ -12,19 +12,19 @@ use support::*;
 
 const NAME: &str = "dht data";
 
-/// Start `peer` with `args`, wait for its DHT node and return its UDP port.
+/// Start `peer` with `args`, wait for its (IPv4) DHT node and return its UDP port.
 fn peer_with_dht(name: &str, args: &[&std::ffi::OsStr]) -> (Child, u16) {
     let mut cmd = Command::new(peer_bin());
     cmd.args(args).arg("--no-lsd").env("RUST_LOG", "info");
     let mut p = Child::spawn(name, cmd);
     assert!(
-        p.wait_for_output("DHT node on", LONG_WAIT),
+        p.wait_for_output("DHT node (IPv4) on", LONG_WAIT),
         "{}",
         p.output()
     );
     let out = p.output();
     let port = out
-        .split("DHT node on ")
+        .split("DHT node (IPv4) on ")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|addr| addr.rsplit(':').next())

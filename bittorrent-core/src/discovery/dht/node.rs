@@ -538,6 +538,16 @@ impl Node {
         }
     }
 
+    /// `""` for the IPv4 node, `" (IPv6)"` for the IPv6 one (BEP 32): two
+    /// nodes of one session resolve the same routers, and the log tells
+    /// their lines apart.
+    fn family_tag(&self) -> &'static str {
+        match self.socket.local_addr() {
+            Ok(a) if a.is_ipv6() => " (IPv6)",
+            _ => "",
+        }
+    }
+
     /// Resolve the routers (on a `dht-resolve` thread) unless that is in
     /// progress; [`Node::poll_routers`] starts a lookup through each.
     fn ask_routers(&mut self, now: Instant) {
@@ -548,16 +558,23 @@ impl Node {
         if self.cfg.routers.is_empty() {
             if !self.logged_no_routers {
                 self.logged_no_routers = true;
-                log::info!("DHT bootstrap: no routers configured");
+                log::info!("DHT bootstrap{}: no routers configured", self.family_tag());
             }
             return;
         }
         let names: Vec<String> = self.cfg.routers.iter().map(Router::to_string).collect();
-        log::info!("DHT bootstrap: asking routers {}", names.join(", "));
+        log::info!(
+            "DHT bootstrap{}: asking routers {}",
+            self.family_tag(),
+            names.join(", ")
+        );
         let routers = self.cfg.routers.clone();
         match bootstrap::spawn_resolution(routers.clone(), self.cfg.resolver.clone()) {
             Ok(rx) => self.resolving = Some((rx, now + RESOLVE_TIMEOUT, routers)),
-            Err(e) => log::warn!("DHT bootstrap: cannot start the resolver thread: {e}"),
+            Err(e) => log::warn!(
+                "DHT bootstrap{}: cannot start the resolver thread: {e}",
+                self.family_tag()
+            ),
         }
     }
 
@@ -609,20 +626,32 @@ impl Node {
                 .collect(),
             Err(e) => {
                 if self.router_failures.insert(router.clone()) {
-                    log::warn!("DHT bootstrap: cannot resolve router {router}: {e}");
+                    log::warn!(
+                        "DHT bootstrap{}: cannot resolve router {router}: {e}",
+                        self.family_tag()
+                    );
                 } else {
-                    log::debug!("DHT bootstrap: cannot resolve router {router}: {e}");
+                    log::debug!(
+                        "DHT bootstrap{}: cannot resolve router {router}: {e}",
+                        self.family_tag()
+                    );
                 }
                 return;
             }
         };
         if addrs.is_empty() {
             if self.router_failures.insert(router.clone()) {
-                log::warn!("DHT bootstrap: router {router} has no address of our IP version");
+                log::warn!(
+                    "DHT bootstrap{}: router {router} has no address of our IP version",
+                    self.family_tag()
+                );
             }
             return;
         }
-        log::debug!("DHT bootstrap: router {router} is {addrs:?}");
+        log::debug!(
+            "DHT bootstrap{}: router {router} is {addrs:?}",
+            self.family_tag()
+        );
         if self.router_addrs.len() + addrs.len() > MAX_ROUTER_ADDRS {
             self.router_addrs.clear();
         }
