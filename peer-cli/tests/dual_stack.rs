@@ -131,7 +131,7 @@ fn a_ipv6_hosts_meet_through_the_embedded_tracker() {
     let (b4, b6) = (Lan::v4(0), Lan::v6(0));
     let seeder = s.seeder(&["--bind", &b4, "--bind", &b6]);
     let line = format!("TCP [{b6}]:6881");
-    assert!(seeder.output().contains(&line), "{}", seeder.output());
+    assert!(seeder.logged(&line), "{}", seeder.output());
     let (mut h1, d1) = s.leecher(1, &["--once"]);
     std::thread::sleep(Duration::from_millis(700));
     let (mut h2, d2) = s.leecher(2, &["--once"]);
@@ -216,7 +216,7 @@ fn d_ipv6_only_hosts_meet_through_lsd() {
     assert!(met(&h1.output(), 0), "{}", h1.output());
     let heard = format!("lsd: peer [{}]:6881", Lan::v6(1));
     assert!(
-        seeder.output().contains(&heard),
+        seeder.logged(&heard),
         "the seeder never heard the IPv6 LSD announce\n{}",
         seeder.output()
     );

@@ -86,17 +86,13 @@ fn lan_download_through_the_announcers_embedded_tracker() {
     // status line names the tracker; plain lines come every 5 s, and the
     // leechers may be done before the first one).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while !seeder
-        .output()
-        .contains("tracker http://10.77.0.1:6881/announce")
+    while !seeder.logged("tracker http://10.77.0.1:6881/announce")
         && std::time::Instant::now() < deadline
     {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     assert!(
-        seeder
-            .output()
-            .contains("tracker http://10.77.0.1:6881/announce"),
+        seeder.logged("tracker http://10.77.0.1:6881/announce"),
         "seeder never announced to its own tracker\n{}",
         seeder.output()
     );
@@ -180,7 +176,7 @@ fn lan_trackerless_download_found_by_lsd_alone() {
         assert_same_data(&src, &dir.join(NAME));
     }
     assert!(
-        seeder.output().contains("lsd: 10.77.0."),
+        seeder.logged("lsd: 10.77.0."),
         "the seeder never heard an LSD announce\n{}",
         seeder.output()
     );
@@ -310,7 +306,7 @@ fn lan_daemon_resolves_a_magnet_by_lsd_alone() {
     );
     assert_same_data(&src, &down.join(NAME));
     assert!(
-        daemon.output().contains("lsd: 10.77.0.1"),
+        daemon.logged("lsd: 10.77.0.1"),
         "the daemon never heard the seeder on LSD\n{}",
         daemon.output()
     );

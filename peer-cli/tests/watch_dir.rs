@@ -124,9 +124,7 @@ fn dropped_files_are_added_renamed_or_refused() {
     assert!(!dropped.exists());
     assert!(watch.join("notes.txt").exists());
     assert!(
-        daemon
-            .output()
-            .contains("broken.torrent is not usable: not a torrent"),
+        daemon.logged("broken.torrent is not usable: not a torrent"),
         "{}",
         daemon.output()
     );

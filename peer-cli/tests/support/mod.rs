@@ -289,6 +289,13 @@ impl Child {
         )
     }
 
+    /// Whether `needle` was printed, on stdout or stderr, at any time (all
+    /// of the output, not the tail [`output`](Child::output) shows).
+    pub fn logged(&self, needle: &str) -> bool {
+        String::from_utf8_lossy(&self.stdout_bytes()).contains(needle)
+            || String::from_utf8_lossy(&self.stderr_bytes()).contains(needle)
+    }
+
     /// Wait (bounded) until `needle` appears on stdout or stderr. Returns false on
     /// timeout or if the process exits first without printing it.
     pub fn wait_for_output(&mut self, needle: &str, limit: Duration) -> bool {
