@@ -14,5 +14,6 @@
 //! blocking stream handed to a peer thread. The packet codec is `proto::utp`.
 
 pub mod congestion;
+pub mod conn;
 pub mod recv;
 pub mod send;
