@@ -15,5 +15,6 @@
 
 pub mod congestion;
 pub mod conn;
+pub mod endpoint;
 pub mod recv;
 pub mod send;
