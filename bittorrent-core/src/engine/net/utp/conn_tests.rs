@@ -15,20 +15,24 @@ struct Pair {
 }
 
 fn pair(t0: Instant) -> Pair {
-    let mut a = Conn::connect(1000, 500, Timeouts::default(), t0);
+    pair_with(t0, 500, 9000)
+}
+
+fn pair_with(t0: Instant, a_seq: u16, b_seq: u16) -> Pair {
+    let mut a = Conn::connect(1000, a_seq, Timeouts::default(), t0);
     let syn = a.take_outgoing();
     assert_eq!(syn.len(), 1);
     let p = Packet::decode(&syn[0]).unwrap();
     assert_eq!(p.header.kind, PacketType::Syn);
     assert_eq!(p.header.connection_id, 1000);
-    assert_eq!(p.header.seq_nr, 500);
-    let mut b = Conn::accept(&p.header, 9000, Timeouts::default(), t0);
+    assert_eq!(p.header.seq_nr, a_seq);
+    let mut b = Conn::accept(&p.header, b_seq, Timeouts::default(), t0);
     assert_eq!((b.recv_id(), b.send_id()), (1001, 1000));
     let st = b.take_outgoing();
     let p = Packet::decode(&st[0]).unwrap();
     assert_eq!(p.header.kind, PacketType::State);
     assert_eq!(p.header.connection_id, 1000);
-    assert_eq!(p.header.ack_nr, 500);
+    assert_eq!(p.header.ack_nr, a_seq);
     a.on_packet(&p, t0 + MS);
     assert_eq!(a.state(), State::Connected);
     Pair {
@@ -349,4 +353,60 @@ fn window_reopens_after_the_reader_drains() {
         }
     }
     assert!(p.got_b == p.sent_a);
+}
+
+#[test]
+fn sequence_numbers_wrap_around() {
+    let t0 = Instant::now();
+    let mut p = pair_with(t0, 65_500, 65_530);
+    p.send(&data(200_000));
+    p.b.write(&data(50_000));
+    let mut got_a = Vec::new();
+    let mut n = 0usize;
+    for _ in 0..2_000 {
+        p.round(
+            &mut |_, _, _| {
+                n += 1;
+                n % 23 != 0
+            },
+            false,
+        );
+        let mut buf = [0u8; 65536];
+        let k = p.a.read(&mut buf);
+        got_a.extend_from_slice(&buf[..k]);
+        if p.got_b.len() == p.sent_a.len() && got_a.len() == 50_000 {
+            break;
+        }
+    }
+    assert!(p.got_b == p.sent_a);
+    assert!(got_a == data(50_000));
+}
+
+#[test]
+fn a_zero_window_forever_times_out() {
+    let t0 = Instant::now();
+    let mut p = pair(t0);
+    let chunk = data(64 * 1024);
+    // b never reads: its window closes, and a must give up after the idle timeout although
+    // b keeps answering.
+    for _ in 0..20_000 {
+        while p.a.write(&chunk) > 0 {}
+        p.a.flush(p.now);
+        p.b.flush(p.now);
+        p.now += 5 * MS;
+        for d in p.a.take_outgoing() {
+            p.b.on_packet(&Packet::decode(&d).unwrap(), p.now);
+        }
+        for d in p.b.take_outgoing() {
+            p.a.on_packet(&Packet::decode(&d).unwrap(), p.now);
+        }
+        p.a.tick(p.now);
+        p.b.tick(p.now);
+        assert!(p.b.readable() <= RECV_BUFFER);
+        if p.a.is_closed() {
+            break;
+        }
+    }
+    assert_eq!(p.a.state(), State::Closed(Closed::TimedOut));
+    assert!(p.now - t0 >= Timeouts::default().idle);
 }
