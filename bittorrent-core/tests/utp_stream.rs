@@ -44,7 +44,20 @@ fn transfer(payload: &[u8], a: &UtpSocket, b: &UtpSocket, dial: SocketAddr) -> (
     s.write_all(payload).unwrap();
     drop(s); // FIN after the last byte
     let got = reader.join().unwrap();
-    (got, t0.elapsed())
+    let took = t0.elapsed();
+    // Both streams are gone: both endpoints forget the connection (FIN ACKed, or the
+    // peer's late FIN answered with a RESET), not after the 60 s idle timeout.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (a.connections(), b.connections()) != (0, 0) {
+        assert!(
+            Instant::now() < deadline,
+            "connections left: {} and {}",
+            a.connections(),
+            b.connections()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    (got, took)
 }
 
 #[test]

@@ -15,7 +15,10 @@
 //! Bounds: [`MAX_CONNECTIONS`] connections, [`MAX_SYNS_PER_SOURCE_PER_SEC`] new connections
 //! per source address per second, the accept backlog; per connection, the bounds of
 //! [`Conn`]. A dropped stream closes its connection (FIN), which leaves the map once the FIN
-//! is ACKed or the connection times out.
+//! is ACKed or the connection times out. A packet for a connection we do not have (other than
+//! a SYN or a RESET) is answered with an `ST_RESET` carrying its connection id, one datagram
+//! per packet (so a peer whose connection we dropped stops at once rather than timing out);
+//! a RESET is matched on our receive id or on our send id.
 
 use std::collections::HashMap;
 use std::io;
@@ -29,7 +32,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex};
 
 use super::conn::{Closed, Conn, State, Timeouts};
-use crate::proto::utp::{Packet, PacketType};
+use crate::proto::utp::{Header, Packet, PacketType};
 use crate::util::rng::random_u64;
 
 /// Connections an endpoint keeps at most.
@@ -306,13 +309,46 @@ fn handle(
     } else {
         h.connection_id
     };
-    let existing = shared.conns.lock().get(&(from, id)).cloned();
+    let existing = {
+        let conns = shared.conns.lock();
+        conns.get(&(from, id)).cloned().or_else(|| {
+            // A RESET may carry the id the peer sends on (ours answer with that one).
+            (h.kind == PacketType::Reset)
+                .then(|| {
+                    conns
+                        .values()
+                        .find(|s| s.addr == from && s.conn.lock().send_id() == id)
+                        .cloned()
+                })
+                .flatten()
+        })
+    };
     if let Some(slot) = existing {
         slot.conn.lock().on_packet(&p, now);
         return Some(slot);
     }
-    if h.kind != PacketType::Syn {
-        return None;
+    match h.kind {
+        PacketType::Syn => {}
+        PacketType::Reset => return None,
+        _ => {
+            // A connection we do not have (closed, or never ours): tell the peer, one small
+            // datagram per packet, as libtorrent does.
+            let reset = Packet {
+                header: Header {
+                    kind: PacketType::Reset,
+                    connection_id: h.connection_id,
+                    timestamp_us: 0,
+                    timestamp_diff_us: 0,
+                    wnd_size: 0,
+                    seq_nr: 0,
+                    ack_nr: h.seq_nr,
+                },
+                sack: None,
+                payload: &[],
+            };
+            shared.send(from, vec![reset.encode()]);
+            return None;
+        }
     }
     let (start, count) = syns.entry(from.ip()).or_insert((now, 0));
     if now.saturating_duration_since(*start) >= Duration::from_secs(1) {
@@ -515,12 +551,41 @@ mod tests {
     }
 
     #[test]
+    fn a_packet_for_an_unknown_connection_is_reset() {
+        let b = UtpSocket::bind(lo()).unwrap();
+        let raw = UdpSocket::bind(lo()).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let data = Packet {
+            header: Header {
+                kind: PacketType::Data,
+                connection_id: 4242,
+                timestamp_us: 0,
+                timestamp_diff_us: 0,
+                wnd_size: 65_536,
+                seq_nr: 77,
+                ack_nr: 0,
+            },
+            sack: None,
+            payload: b"hello",
+        };
+        raw.send_to(&data.encode(), b.local_addr()).unwrap();
+        let mut buf = [0u8; 1500];
+        let (n, _) = raw.recv_from(&mut buf).unwrap();
+        let h = Packet::decode(&buf[..n]).unwrap().header;
+        assert_eq!(
+            (h.kind, h.connection_id, h.ack_nr),
+            (PacketType::Reset, 4242, 77)
+        );
+        assert_eq!(b.connections(), 0);
+    }
+
+    #[test]
     fn syns_per_source_are_limited() {
         let b = UtpSocket::bind(lo()).unwrap();
         let raw = UdpSocket::bind(lo()).unwrap();
         for id in 0..100u16 {
             let syn = Packet {
-                header: crate::proto::utp::Header {
+                header: Header {
                     kind: PacketType::Syn,
                     connection_id: id * 2,
                     timestamp_us: 0,
