@@ -410,3 +410,40 @@ fn a_zero_window_forever_times_out() {
     assert_eq!(p.a.state(), State::Closed(Closed::TimedOut));
     assert!(p.now - t0 >= Timeouts::default().idle);
 }
+
+#[test]
+fn acks_for_data_never_sent_are_ignored() {
+    let t0 = Instant::now();
+    let mut p = pair(t0);
+    p.send(&data(20_000));
+    p.a.flush(p.now);
+    let in_flight = p.a.memory();
+    let out = p.a.take_outgoing();
+    assert!(!out.is_empty());
+    // b "acknowledges" packets far past anything a sent, with a selective ACK too.
+    let sack = SelectiveAck::from_received(40_000, &[40_002, 40_003, 40_004]).unwrap();
+    let bogus = Packet {
+        header: Header {
+            kind: PacketType::State,
+            connection_id: 1000,
+            timestamp_us: 0,
+            timestamp_diff_us: 0,
+            wnd_size: 1 << 20,
+            seq_nr: 9000,
+            ack_nr: 40_000,
+        },
+        sack: Some(sack),
+        payload: &[],
+    };
+    p.a.on_packet(&bogus, p.now);
+    assert_eq!(p.a.memory(), in_flight, "nothing released");
+    assert_eq!(p.a.state(), State::Connected);
+    // The real packets still arrive and are ACKed normally.
+    for d in out {
+        p.wire.push((true, d));
+    }
+    for _ in 0..100 {
+        p.round(&mut |_, _, _| true, false);
+    }
+    assert!(p.got_b == p.sent_a);
+}
