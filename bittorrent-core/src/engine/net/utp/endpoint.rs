@@ -599,7 +599,15 @@ mod tests {
             };
             raw.send_to(&syn.encode(), b.local_addr()).unwrap();
         }
-        std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(b.connections(), MAX_SYNS_PER_SOURCE_PER_SEC as usize);
+        let max = MAX_SYNS_PER_SOURCE_PER_SEC as usize;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while b.connections() < max && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        // Exactly the limit, unless a loaded machine spread the burst over two one-second
+        // windows; never the 100 SYNs sent.
+        let n = b.connections();
+        assert!((max..=2 * max).contains(&n), "{n} connections");
     }
 }
