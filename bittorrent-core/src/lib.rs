@@ -142,6 +142,13 @@ pub mod tracker_server {
 pub mod udp_demux {
     pub use crate::discovery::udp::{is_tracker_request, route, Route};
 }
+/// uTP (BEP 29) on its own UDP socket, for `tests/utp_stream.rs` only: **not yet wired**
+/// into the session (issue 25), not a stable API.
+#[doc(hidden)]
+pub mod utp {
+    pub use crate::engine::net::utp::conn::{Closed, State, Timeouts};
+    pub use crate::engine::net::utp::endpoint::{UtpSocket, UtpStream};
+}
 pub use discovery::tracker::TrackerConfig;
 pub use engine::conn::peer::PeerLimits;
 pub use engine::net::mse::Encryption;

@@ -1,5 +1,6 @@
 //! How bytes reach a peer: the listener, the stream types (TCP, Message Stream Encryption) and rate
-//! limits; `utp/`, uTP's congestion control (not yet wired).
+//! limits; `utp/`, uTP: congestion control, the connection state machine, an endpoint and a
+//! blocking stream (not yet wired).
 
 pub(crate) mod bind;
 pub(crate) mod listener;

@@ -9,10 +9,15 @@
 //! selectively ACKed past a hole, ACKs for data never sent ignored, a bound on packets kept)
 //! and [`recv`] (the reordering buffer bounded in bytes and in packets, the advertised
 //! window, the `ack_nr` and selective ACK we send back, duplicates refused).
-//! What does not exist yet: the connection state machine that ties them together
-//! (SYN/STATE handshake, FIN/RESET, timeouts, MTU), the endpoint on the UDP socket, and the
-//! blocking stream handed to a peer thread. The packet codec is `proto::utp`.
+//! [`conn`] ties them together: one connection's state machine (handshake, data, ACKs,
+//! retransmission, FIN/RESET, timeouts), pure and clock-injected. [`endpoint`] runs
+//! connections on **its own** UDP socket with one thread and hands them out as
+//! [`endpoint::UtpStream`], a blocking `Read + Write` stream with timeouts; only tests use it.
+//! What does not exist yet: the endpoint on the session's shared UDP port, path-MTU probing,
+//! and the peer threads reading a `UtpStream`. The packet codec is `proto::utp`.
 
 pub mod congestion;
+pub mod conn;
+pub mod endpoint;
 pub mod recv;
 pub mod send;

@@ -121,6 +121,23 @@ impl SendWindow {
         self.packets.iter().find(|p| !p.sacked).map(|p| p.seq)
     }
 
+    /// Packets presumed lost: not ACKed, with at least [`DUP_ACK_THRESHOLD`] packets after
+    /// them selectively ACKed, and last sent at or before `sent_before` (so a packet resent
+    /// less than an RTT ago is not resent again). Oldest first.
+    pub fn holes(&self, sent_before: Instant) -> Vec<u16> {
+        let mut sacked_after = 0u32;
+        let mut out = Vec::new();
+        for p in self.packets.iter().rev() {
+            if p.sacked {
+                sacked_after += 1;
+            } else if sacked_after >= DUP_ACK_THRESHOLD && p.sent_at <= sent_before {
+                out.push(p.seq);
+            }
+        }
+        out.reverse();
+        out
+    }
+
     /// Apply an incoming ACK at `now`.
     pub fn on_ack(&mut self, ack_nr: u16, sack: Option<&SelectiveAck>, now: Instant) -> AckOutcome {
         let mut out = AckOutcome::default();
@@ -257,6 +274,20 @@ mod tests {
         assert_eq!(o.acked_bytes, 5_000);
         assert_eq!(o.rtt_samples.len(), 4);
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn holes_are_every_gap_with_three_acked_past_it() {
+        let t0 = Instant::now();
+        let mut w = window_of(10, 1, t0);
+        // 1 arrived; 2 and 5 missing; 3, 4, 6, 7, 8 arrived; 9 and 10 not yet.
+        let s = SelectiveAck::from_received(1, &[3, 4, 6, 7, 8]).unwrap();
+        w.on_ack(1, Some(&s), t0 + 30 * MS);
+        assert_eq!(w.holes(t0 + 30 * MS), vec![2, 5]);
+        // A hole resent after the cut-off is not reported again.
+        w.resent(2, t0 + 31 * MS);
+        assert_eq!(w.holes(t0 + 30 * MS), vec![5]);
+        assert_eq!(w.holes(t0 + 31 * MS), vec![2, 5]);
     }
 
     #[test]
