@@ -102,7 +102,7 @@ impl Streams {
             .enumerate()
             .filter(|(_, f)| !f.pad)
             .map(|(i, f)| {
-                let name = f.path.iter().last().unwrap_or_default();
+                let name = f.path.iter().next_back().unwrap_or_default();
                 json!({
                     "index": i,
                     "path": f.path.as_str(),

@@ -72,7 +72,7 @@ pub struct Response {
     pub headers: Vec<(&'static str, String)>,
     /// A body written after the head by its own writer (a stream), in
     /// place of `body` and `content`.
-    pub stream: Option<BodyStream>,
+    pub stream: Option<Box<BodyStream>>,
 }
 
 /// Writes a body of a known length to the connection, after the head.
@@ -143,7 +143,7 @@ impl Response {
             body: Value::Null,
             content: None,
             headers: Vec::new(),
-            stream: Some(stream),
+            stream: Some(Box::new(stream)),
         }
     }
     /// The same response with another status.
