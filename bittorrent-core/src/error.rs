@@ -52,6 +52,33 @@ pub enum Error {
     Stopped,
     /// A seeding ratio limit that is negative or not a number.
     BadSeedRatio(f64),
+    /// A file index past the torrent's last file (or a pad file's).
+    NoSuchFile {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// The index asked for.
+        index: usize,
+        /// How many files the torrent has (pad files included).
+        files: usize,
+    },
+    /// A read of a file's bytes that passes the end of the file.
+    ReadPastEnd {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// The read's first byte in the file.
+        offset: u64,
+        /// The read's length.
+        len: u64,
+        /// The file's length.
+        file_len: u64,
+    },
+    /// A streaming read waited its whole timeout for a piece.
+    ReadTimeout {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// The first piece still missing.
+        piece: u32,
+    },
 }
 
 impl Error {
@@ -77,6 +104,28 @@ impl fmt::Display for Error {
             Error::Selection { name, source } => write!(f, "{name}: {source}"),
             Error::BadSeedRatio(r) => write!(f, "not a seeding ratio: {r} (0 or more)"),
             Error::Stopped => f.write_str("the session is stopping"),
+            Error::NoSuchFile {
+                info_hash,
+                index,
+                files,
+            } => write!(
+                f,
+                "torrent {info_hash} has no file {index} ({files} files, numbered from 0)"
+            ),
+            Error::ReadPastEnd {
+                offset,
+                len,
+                file_len,
+                ..
+            } => write!(
+                f,
+                "bytes {offset}..{} pass the end of the file ({file_len} bytes)",
+                offset.saturating_add(*len)
+            ),
+            Error::ReadTimeout { info_hash, piece } => write!(
+                f,
+                "piece {piece} of torrent {info_hash} is not downloaded yet (timed out waiting)"
+            ),
         }
     }
 }
@@ -93,7 +142,10 @@ impl std::error::Error for Error {
             | Error::UnknownTorrent(_)
             | Error::NoMetadata(_)
             | Error::Stopped
-            | Error::BadSeedRatio(_) => None,
+            | Error::BadSeedRatio(_)
+            | Error::NoSuchFile { .. }
+            | Error::ReadPastEnd { .. }
+            | Error::ReadTimeout { .. } => None,
         }
     }
 }

@@ -165,7 +165,7 @@ pub mod port_map {
         LEASE_ENV_VAR, RETRY_FIRST, RETRY_MAX,
     };
 }
-pub use engine::session::{AddTorrent, FileStatus, Session, TorrentSource};
+pub use engine::session::{AddTorrent, FileReader, FileStatus, Session, TorrentSource};
 pub use engine::storage::file_pool::raise_nofile_limit;
 pub use engine::storage::StorageError;
 pub use engine::torrent::selection::FilePriority;

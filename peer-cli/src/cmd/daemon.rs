@@ -82,6 +82,10 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
         control_addr,
         download_dir: std::env::current_dir().unwrap_or_else(|_| state.clone()),
         labels: labels.clone(),
+        streams: crate::cmd::daemon_stream::Streams::new(
+            crate::web::auth::stream_token(&token),
+            control_addr,
+        ),
     });
     let rpc = Arc::new(Rpc::new(
         Arc::downgrade(&session),
@@ -201,6 +205,8 @@ struct Daemon {
     download_dir: PathBuf,
     /// Labels on torrents (shared with the Transmission RPC).
     labels: Arc<Labels>,
+    /// Streaming over HTTP (`cmd/daemon_stream.rs`).
+    streams: crate::cmd::daemon_stream::Streams,
 }
 
 /// `metadata`, `checking`, `downloading`, `seeding`, `finished`, `paused`,
@@ -318,6 +324,9 @@ impl Daemon {
         };
         // File selection and rate limits: cmd/daemon_api.rs.
         let find = |id: &str| self.find(&session, id);
+        if let Some(resp) = self.streams.route(&session, r, &find) {
+            return resp;
+        }
         if let Some(resp) = crate::cmd::daemon_api::route(&session, r, &find) {
             return resp;
         }

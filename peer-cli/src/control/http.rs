@@ -70,6 +70,36 @@ pub struct Response {
     pub content: Option<(&'static str, Cow<'static, [u8]>)>,
     /// Extra header lines.
     pub headers: Vec<(&'static str, String)>,
+    /// A body written after the head by its own writer (a stream), in
+    /// place of `body` and `content`.
+    pub stream: Option<Box<BodyStream>>,
+}
+
+/// Writes a body of a known length to the connection, after the head.
+pub type BodyWriter = Box<dyn FnOnce(&mut dyn Write) + Send>;
+
+/// A streamed body: its content type, its length (the `Content-Length`),
+/// and its writer (`None` for `HEAD`: the head only).
+pub struct BodyStream {
+    /// The content type.
+    pub content_type: &'static str,
+    /// The bytes the writer writes.
+    pub len: u64,
+    /// The writer.
+    pub write: Option<BodyWriter>,
+}
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BodyStream({}, {} bytes)", self.content_type, self.len)
+    }
+}
+
+impl PartialEq for BodyStream {
+    /// Two streams are never equal (their writers cannot be compared).
+    fn eq(&self, _: &BodyStream) -> bool {
+        false
+    }
 }
 
 impl Response {
@@ -84,6 +114,7 @@ impl Response {
             body,
             content: None,
             headers: Vec::new(),
+            stream: None,
         }
     }
     /// An error: `{"error": msg}`.
@@ -97,12 +128,23 @@ impl Response {
             body: Value::Null,
             content: Some((content_type, bytes.into())),
             headers: Vec::new(),
+            stream: None,
         }
     }
     /// Add a header line.
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
         self.headers.push((name, value.into()));
         self
+    }
+    /// A streamed body (see [`BodyStream`]).
+    pub fn streamed(status: u16, stream: BodyStream) -> Response {
+        Response {
+            status,
+            body: Value::Null,
+            content: None,
+            headers: Vec::new(),
+            stream: Some(Box::new(stream)),
+        }
     }
     /// The same response with another status.
     pub fn with_status(mut self, status: u16) -> Response {
@@ -171,21 +213,22 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// The bytes of a response (`Connection: close`: one request per connection).
+/// The bytes of a response (`Connection: close`: one request per connection);
+/// for a streamed body, its head only.
 pub fn encode(r: &Response) -> Vec<u8> {
     let json;
-    let (ctype, body): (&str, &[u8]) = match &r.content {
-        Some((t, b)) => (t, b),
-        None => {
+    let (ctype, body, len): (&str, &[u8], u64) = match (&r.stream, &r.content) {
+        (Some(s), _) => (s.content_type, &[], s.len),
+        (None, Some((t, b))) => (t, b, b.len() as u64),
+        (None, None) => {
             json = r.body.to_string();
-            ("application/json", json.as_bytes())
+            ("application/json", json.as_bytes(), json.len() as u64)
         }
     };
     let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {ctype}\r\nContent-Length: {len}\r\nConnection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
         r.status,
         reason(r.status),
-        body.len()
     );
     if r.status == 401
         && !r
@@ -209,6 +252,19 @@ pub fn encode(r: &Response) -> Vec<u8> {
 /// Write a response (errors ignored: the client may be gone).
 pub fn write_response(stream: &mut impl Write, r: &Response) {
     let _ = stream.write_all(&encode(r));
+    let _ = stream.flush();
+}
+
+/// Write a response, and its streamed body if it has one.
+pub fn send_response(stream: &mut impl Write, mut r: Response) {
+    let body = r.stream.as_mut().and_then(|s| s.write.take());
+    if stream.write_all(&encode(&r)).is_err() {
+        return;
+    }
+    if let Some(write) = body {
+        let mut w: &mut dyn Write = stream;
+        write(&mut w);
+    }
     let _ = stream.flush();
 }
 

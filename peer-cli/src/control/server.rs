@@ -8,7 +8,7 @@
 //! if none frees up it gets `503`. [`Server::stop`] wakes the accept thread
 //! by connecting to it (as tiny_http does), so nothing ever polls.
 
-use super::http::{read_request, write_response, Request, Response};
+use super::http::{read_request, send_response, write_response, Request, Response};
 use crossbeam_channel::{SendTimeoutError, TrySendError};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -236,7 +236,7 @@ fn serve(worker: usize, mut stream: TcpStream, service: &dyn Service, slots: &Sl
             Ok(req) => service.handle(&req),
             Err(r) => r,
         };
-        write_response(&mut stream, &r);
+        send_response(&mut stream, r);
     }
     slots.with(|s| {
         if let Some(slot) = s.get_mut(worker) {

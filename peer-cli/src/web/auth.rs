@@ -1,7 +1,10 @@
 //! Who may use the control API: a client with the bearer token of
 //! `control.json`, or the web page with a session cookie it got by trading a
 //! one-time login code (`peer daemon` prints a link with one; `peer web` asks
-//! the API for a fresh one).
+//! the API for a fresh one). A player opening a stream URL
+//! (`/stream/...?token=`) shows the *stream token* instead: derived from the
+//! control token (SHA-1 of a fixed prefix and it), it opens `/stream/` only,
+//! so a URL that ends up in a player's history or log gives no control.
 //!
 //! Against other web sites and DNS rebinding: the `Host` header must name
 //! this machine (`localhost` or an IP literal); a request carrying the cookie
@@ -56,11 +59,21 @@ pub enum Who {
     Token,
     /// The web page, with its session cookie.
     Browser,
+    /// A player with the stream token (`/stream/` only).
+    Stream,
+}
+
+/// The stream token of a control token.
+pub fn stream_token(token: &str) -> String {
+    sha1_smol::Sha1::from(format!("peer stream token v1\0{token}"))
+        .digest()
+        .to_string()
 }
 
 /// The token, the login codes and the sessions.
 pub struct Auth {
     token: String,
+    stream: String,
     cookie: String,
     codes: Mutex<Vec<(String, Instant)>>,
     sessions: Mutex<HashMap<String, Instant>>,
@@ -79,6 +92,7 @@ impl Auth {
     /// ports of a host).
     pub fn new(token: String, port: u16) -> Auth {
         Auth {
+            stream: stream_token(&token),
             token,
             cookie: format!("peer_session_{port}"),
             codes: Mutex::new(Vec::new()),
@@ -166,6 +180,29 @@ impl Auth {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// The stream token (see the module's documentation).
+    #[cfg(test)]
+    pub fn stream_token(&self) -> &str {
+        &self.stream
+    }
+
+    /// A stream request's `?token=`: `None` if it has none (the other
+    /// checks apply), else whether it is the stream token.
+    pub fn check_stream_token(&self, req: &Request) -> Option<Result<Who, Response>> {
+        if !req.path.starts_with("/stream/") {
+            return None;
+        }
+        let t = req.param("token")?;
+        Some(if same(t.as_bytes(), self.stream.as_bytes()) {
+            Ok(Who::Stream)
+        } else {
+            Err(Response::error(
+                401,
+                "wrong stream token (take the URL from GET /torrents/ID/streams)",
+            ))
+        })
     }
 
     /// Who sent this request, or the refusal.
@@ -298,6 +335,20 @@ mod tests {
             status(a.check(&req("POST", &[("authorization", "Bearer x")]))),
             Err(401)
         );
+        // The stream token opens /stream/ only, and only itself.
+        let st = a.stream_token().to_string();
+        assert_ne!(st, "t".repeat(32));
+        let mut r = req("GET", &[host]);
+        r.path = "/stream/ab/0/x".into();
+        assert_eq!(a.check_stream_token(&r), None);
+        r.query = format!("token={st}");
+        assert_eq!(a.check_stream_token(&r), Some(Ok(Who::Stream)));
+        r.query = "token=nope".into();
+        assert_eq!(a.check_stream_token(&r).map(status), Some(Err(401)));
+        r.path = "/torrents".into();
+        r.query = format!("token={st}");
+        assert_eq!(a.check_stream_token(&r), None);
+        assert_eq!(status(a.check(&r)), Err(401));
         // Logging out ends the session.
         let _ = a.logout(&req("POST", &[ck]));
         assert_eq!(status(a.check(&req("GET", &[host, ck]))), Err(401));

@@ -106,6 +106,10 @@ impl Service for Site {
         if public(head) {
             return Ok(MAX_REQUEST);
         }
+        if let Some(who) = self.auth.check_stream_token(head) {
+            who?;
+            return Ok(MAX_REQUEST);
+        }
         self.auth.check(head)?;
         if head.method == "POST" && head.path.trim_end_matches('/') == "/torrents" {
             Ok(MAX_ADD_REQUEST)

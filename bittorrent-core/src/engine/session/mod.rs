@@ -23,7 +23,9 @@ mod hybrid;
 mod local_discovery;
 mod relocate;
 mod seeding;
+mod stream;
 pub use add::{AddTorrent, TorrentSource};
+pub use stream::FileReader;
 
 use crate::discovery::announcer::{self, AnnounceTarget};
 use crate::discovery::lsd::Lsd;

@@ -41,6 +41,9 @@ pub(crate) enum Command {
     SetFilePriorities(Vec<crate::engine::torrent::selection::FilePriority>),
     /// Turn sequential download and first/last-piece priority on or off.
     SetPieceOrder(crate::engine::torrent::status::PieceOrderPrefs),
+    /// The lowest piece a streaming reader waits for (`None`: no one
+    /// reads): fetch in order from there (see `session::stream`).
+    SetReader(Option<u32>),
     /// Close every connection, let the queued writes finish, save the
     /// resume data, and reply.
     Shutdown(Sender<()>),
@@ -79,6 +82,17 @@ pub(crate) struct TorrentShared {
     /// The piece order asked for last (written by `Session::set_piece_order`
     /// before its command is sent, so a read right after sees it).
     pub(crate) piece_order: Mutex<crate::engine::torrent::status::PieceOrderPrefs>,
+    /// The streaming readers' positions (`session::stream`).
+    pub(crate) readers: Mutex<Readers>,
+}
+
+/// The positions of a torrent's streaming readers, by reader id, and the
+/// head last sent to the torrent thread ([`Command::SetReader`]).
+#[derive(Debug, Default)]
+pub(crate) struct Readers {
+    pub(crate) next_id: u64,
+    pub(crate) at: HashMap<u64, u32>,
+    pub(crate) sent: Option<u32>,
 }
 
 /// A magnet link in its metadata phase (see `engine::metadata`).

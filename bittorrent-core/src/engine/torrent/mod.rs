@@ -316,6 +316,7 @@ pub(crate) fn spawn(
         rates,
         priorities: Mutex::new(priorities.clone()),
         piece_order: Mutex::new(order),
+        readers: Mutex::new(Default::default()),
     });
     let now = Instant::now();
     let buffers = PieceBuffers::new(
@@ -580,6 +581,13 @@ impl Torrent {
                     self.fill_requests(k);
                 }
                 self.publish_status();
+            }
+            Command::SetReader(piece) => {
+                self.picker.order_mut().set_reader(piece);
+                let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
+                for k in keys {
+                    self.fill_requests(k);
+                }
             }
             Command::Peers(reply) => {
                 let peers = self

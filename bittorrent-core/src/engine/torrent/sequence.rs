@@ -31,6 +31,10 @@ pub struct PieceOrder {
     /// No wanted piece before this one is missing (only moves forward,
     /// over verified or unwanted pieces; reset when the selection changes).
     playhead: u32,
+    /// A streaming reader's position (the lowest of the readers'), if
+    /// anyone reads: it replaces the playhead and turns sequential on
+    /// until it is cleared.
+    reader: Option<u32>,
 }
 
 impl Default for PieceOrder {
@@ -41,6 +45,7 @@ impl Default for PieceOrder {
             urgent: Vec::new(),
             wanted: None,
             playhead: 0,
+            reader: None,
         }
     }
 }
@@ -79,24 +84,46 @@ impl PieceOrder {
         self.wanted.as_ref().is_none_or(|w| w.get(i as usize))
     }
 
+    /// A streaming reader's piece (`None`: no one reads; the torrent's
+    /// own order again).
+    pub fn set_reader(&mut self, piece: Option<u32>) {
+        self.reader = piece;
+    }
+
+    /// The first piece from `from` on that is neither verified nor unwanted.
+    fn skip(&self, mut from: u32, have: &Bitfield) -> u32 {
+        let n = have.len() as u32;
+        while from < n && (have.get(from as usize) || !self.is_wanted(from)) {
+            from += 1;
+        }
+        from
+    }
+
     /// Move the playhead past verified and unwanted pieces; returns it.
     pub fn advance(&mut self, have: &Bitfield) -> u32 {
-        let n = have.len() as u32;
-        while self.playhead < n
-            && (have.get(self.playhead as usize) || !self.is_wanted(self.playhead))
-        {
-            self.playhead += 1;
-        }
+        self.playhead = self.skip(self.playhead, have);
         self.playhead
     }
 
-    /// Sequential: the playhead plus twice the window (pieces past it are
-    /// not worth a choked peer's allowed-fast slots); otherwise `u32::MAX`.
-    pub fn near_playhead(&mut self, have: &Bitfield) -> u32 {
-        if !self.sequential {
-            return u32::MAX;
+    /// Where in-order fetching starts: a reader's position (moved past
+    /// what is there already), else the playhead in sequential mode.
+    fn head(&mut self, have: &Bitfield) -> Option<u32> {
+        if let Some(r) = self.reader {
+            let r = self.skip(r, have);
+            self.reader = Some(r);
+            return Some(r);
         }
-        self.advance(have).saturating_add(2 * self.window)
+        self.sequential.then(|| self.advance(have))
+    }
+
+    /// Sequential or a reader: the head plus twice the window (pieces past
+    /// it are not worth a choked peer's allowed-fast slots); otherwise
+    /// `u32::MAX`.
+    pub fn near_playhead(&mut self, have: &Bitfield) -> u32 {
+        match self.head(have) {
+            Some(h) => h.saturating_add(2 * self.window),
+            None => u32::MAX,
+        }
     }
 
     /// The pieces from the playhead on, ascending, that a playhead peer
@@ -112,10 +139,7 @@ impl PieceOrder {
         theirs: &Bitfield,
         unverified: impl Fn(u32) -> bool,
     ) -> Option<std::ops::Range<u32>> {
-        if !self.sequential {
-            return None;
-        }
-        let start = self.advance(have);
+        let start = self.head(have)?;
         let n = have.len() as u32;
         let mut seen = 0;
         let mut i = start;
@@ -185,6 +209,30 @@ mod tests {
         assert_eq!(o.playhead_run(&have, &early, |i| i != 3), None);
         o.set_sequential(false);
         assert_eq!(o.playhead_run(&have, &early, |_| true), None);
+    }
+
+    #[test]
+    fn a_reader_moves_the_head_and_clearing_it_restores_the_order() {
+        let mut o = PieceOrder::default();
+        o.set_window(4);
+        let mut have = Bitfield::new(100);
+        have.set(50);
+        let mut theirs = Bitfield::new(100);
+        theirs.set(1);
+        theirs.set(52);
+        assert_eq!(o.playhead_run(&have, &theirs, |_| true), None);
+        o.set_reader(Some(50));
+        // Piece 50 is there: the head moves to 51; the peer has 52.
+        assert_eq!(o.playhead_run(&have, &theirs, |_| true), Some(51..100));
+        assert_eq!(o.near_playhead(&have), 51 + 8);
+        o.set_reader(None);
+        assert_eq!(o.playhead_run(&have, &theirs, |_| true), None);
+        assert_eq!(o.near_playhead(&have), u32::MAX);
+        // In sequential mode a reader still wins over the playhead.
+        o.set_sequential(true);
+        assert_eq!(o.playhead_run(&have, &theirs, |_| true), Some(0..100));
+        o.set_reader(Some(50));
+        assert_eq!(o.playhead_run(&have, &theirs, |_| true), Some(51..100));
     }
 
     #[test]

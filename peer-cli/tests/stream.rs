@@ -1,0 +1,233 @@
+//! Streaming over HTTP from the daemon (issue 24): the daemon downloads a
+//! torrent from our rate-limited seeder while ranged `GET`s at random
+//! offsets of `/stream/<info-hash>/<index>/<name>?token=` return exactly the
+//! source's bytes (the first one before the download is complete: each
+//! read steers the download to its bytes). `HEAD`, a read with no `Range`,
+//! several readers at once; and the errors: a bad token (401), a file index
+//! out of range (404), a range past the end (416).
+
+mod support;
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+use support::*;
+
+const PIECE: usize = 32 * 1024;
+const LEN: usize = 4 * 1024 * 1024; // 8 s at the seeder's 512 KiB/s
+
+/// One raw HTTP request: status, head (lower case), body.
+fn http(port: u16, method: &str, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new(), Vec::new());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Connection: close\r\n\r\n"
+    );
+    let _ = s.write_all(req.as_bytes());
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(out.len());
+    let head = String::from_utf8_lossy(&out[..split]).to_ascii_lowercase();
+    let body = out.get(split + 4..).unwrap_or_default().to_vec();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head, body)
+}
+
+fn api(port: u16, token: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let extra = format!(
+        "Authorization: Bearer {token}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, Value::Null);
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Connection: close\r\n\r\n{body}"
+    );
+    let _ = s.write_all(req.as_bytes());
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let v =
+        serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap_or("null")).unwrap_or(Value::Null);
+    (code, v)
+}
+
+/// A ranged read of `a..=b`; asserts the answer and returns the bytes.
+fn ranged(port: u16, path: &str, a: usize, b: usize) -> Vec<u8> {
+    let (code, head, body) = http(port, "GET", path, &format!("Range: bytes={a}-{b}\r\n"));
+    assert_eq!(code, 206, "bytes={a}-{b}: {head}");
+    assert!(
+        head.contains(&format!("content-range: bytes {a}-{b}/{LEN}")),
+        "{head}"
+    );
+    assert!(head.contains("accept-ranges: bytes"), "{head}");
+    body
+}
+
+#[test]
+fn ranged_reads_while_downloading_return_the_source_bytes() {
+    let tmp = TempDir::new("stream");
+    let seed_dir = tmp.subdir("seed");
+    let src_path = make_single_file(&seed_dir, "movie.mp4", LEN);
+    let src = std::fs::read(&src_path).expect("read the source");
+    let torrent = tmp.path().join("m.torrent");
+    let ih = peer_create_torrent(&src_path, &torrent, &["--piece-length", "32K"]);
+    let seed_port = free_port();
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&torrent)
+        .arg("--dir")
+        .arg(&seed_dir)
+        .args(["--port", &seed_port.to_string(), "--no-lsd", "--no-dht"])
+        .args(["--max-upload-rate", "512K"]);
+    let mut seeder = Child::spawn("peer seed (512 KiB/s)", cmd);
+    assert!(
+        wait_until(LONG_WAIT, || TcpStream::connect(("127.0.0.1", seed_port))
+            .is_ok()),
+        "{}",
+        seeder.output()
+    );
+    let state = tmp.subdir("state");
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg("daemon").arg("--state").arg(&state).args([
+        "--port",
+        &free_port().to_string(),
+        "--no-lsd",
+        "--no-dht",
+    ]);
+    let mut d = Child::spawn("peer daemon", cmd);
+    assert!(
+        d.wait_for_output("web interface: http://", LONG_WAIT),
+        "{}",
+        d.output()
+    );
+    let info: Value = serde_json::from_str(
+        &std::fs::read_to_string(state.join("control.json")).unwrap_or_default(),
+    )
+    .unwrap_or(Value::Null);
+    let port = info["port"].as_u64().unwrap_or(0) as u16;
+    let token = info["token"].as_str().unwrap_or("").to_string();
+    let magnet = format!("magnet:?xt=urn:btih:{ih}&x.pe=127.0.0.1:{seed_port}");
+    let body = json!({"magnet": magnet, "dir": tmp.subdir("down")}).to_string();
+    let (code, added) = api(port, &token, "POST", "/torrents", &body);
+    assert!((200..300).contains(&code), "{code} {added}\n{}", d.output());
+    // The stream URLs (once the metadata is here).
+    let mut list = Value::Null;
+    let listed = wait_until(Duration::from_secs(30), || {
+        list = api(port, &token, "GET", &format!("/torrents/{ih}/streams"), "").1;
+        list["files"][0]["url"].is_string()
+    });
+    assert!(listed, "{list}\n{}", d.output());
+    let url = list["files"][0]["url"].as_str().unwrap_or("");
+    let path = url
+        .split_once(&format!("127.0.0.1:{port}"))
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_default();
+    assert!(
+        path.starts_with(&format!("/stream/{ih}/0/movie.mp4?token=")),
+        "{url}"
+    );
+    assert_ne!(
+        list["stream_token"],
+        json!(token),
+        "the control token is never in a URL"
+    );
+
+    // HEAD: the length, the media type, ranges accepted; no body.
+    let (code, head, body) = http(port, "HEAD", &path, "");
+    assert_eq!(code, 200, "{head}");
+    assert!(head.contains(&format!("content-length: {LEN}")), "{head}");
+    assert!(head.contains("content-type: video/mp4"), "{head}");
+    assert!(head.contains("accept-ranges: bytes"), "{head}");
+    assert!(body.is_empty());
+
+    // Ranged reads at pseudo-random offsets, the first while downloading.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |m: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % m as u64) as usize
+    };
+    for i in 0..8 {
+        let a = next(LEN);
+        let b = (a + next(3 * PIECE)).min(LEN - 1);
+        let got = ranged(port, &path, a, b);
+        assert!(got == src[a..=b], "bytes {a}-{b} differ from the source");
+        if i == 0 {
+            let (_, t) = api(port, &token, "GET", &format!("/torrents/{ih}"), "");
+            let progress = t["progress"].as_f64().unwrap_or(1.0);
+            assert!(
+                progress < 1.0,
+                "the download was complete before the first read: {t}"
+            );
+        }
+    }
+    // Several readers at once, each its own range.
+    let readers: Vec<_> = (0..3)
+        .map(|k| {
+            let (a, b) = (k * LEN / 3 + 1000, k * LEN / 3 + 1000 + 2 * PIECE);
+            let p = path.clone();
+            (a, b, std::thread::spawn(move || ranged(port, &p, a, b)))
+        })
+        .collect();
+    for (a, b, t) in readers {
+        let got = t.join().expect("reader thread");
+        assert!(got == src[a..=b], "concurrent bytes {a}-{b} differ");
+    }
+    // The last bytes (`bytes=-N`), then the whole file with no Range.
+    let (code, head, body) = http(port, "GET", &path, "Range: bytes=-100\r\n");
+    assert_eq!(code, 206, "{head}");
+    assert!(body == src[LEN - 100..], "the last 100 bytes differ");
+    let (code, head, body) = http(port, "GET", &path, "");
+    assert_eq!(code, 200, "{head}");
+    assert_eq!(body.len(), LEN, "{head}");
+    assert!(body == src, "the whole file differs from the source");
+
+    // Errors: a range past the end, a bad token, a file out of range, no token.
+    let (code, head, body) = http(port, "GET", &path, &format!("Range: bytes={LEN}-\r\n"));
+    assert_eq!(code, 416, "{head}");
+    assert!(
+        head.contains(&format!("content-range: bytes */{LEN}")),
+        "{head}"
+    );
+    assert!(String::from_utf8_lossy(&body).contains("past the end"));
+    let bad = format!("/stream/{ih}/0/movie.mp4?token=0123");
+    let (code, _, body) = http(port, "GET", &bad, "");
+    assert_eq!(code, 401);
+    assert!(String::from_utf8_lossy(&body).contains("stream token"));
+    let (code, _, _) = http(port, "GET", &format!("/stream/{ih}/0/movie.mp4"), "");
+    assert_eq!(code, 401, "no token");
+    let out_of_range = path.replace("/0/movie.mp4", "/7/movie.mp4");
+    let (code, _, body) = http(port, "GET", &out_of_range, "");
+    assert_eq!(code, 404);
+    assert!(
+        String::from_utf8_lossy(&body).contains("has no file 7"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    // The stream token opens streams only.
+    let st = list["stream_token"].as_str().unwrap_or("");
+    let (code, _, _) = http(port, "GET", &format!("/torrents?token={st}"), "");
+    assert_eq!(code, 401, "the stream token must not open the API");
+    let (code, _, _) = http(port, "POST", &path, "Content-Length: 0\r\n");
+    assert_eq!(code, 405);
+    d.kill();
+    seeder.kill();
+}
