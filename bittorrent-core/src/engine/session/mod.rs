@@ -23,6 +23,7 @@ mod hybrid;
 mod local_discovery;
 mod relocate;
 mod seeding;
+mod v2_only;
 pub use add::{AddTorrent, TorrentSource};
 
 use crate::discovery::announcer::{self, AnnounceTarget};
