@@ -151,6 +151,10 @@ impl Inner {
             return Err(Error::Stopped); // not reached: callers pass a metainfo
         };
         let mut metainfo = *metainfo;
+        // Before the v2 alignment: the raw names are those of the files as listed.
+        for (raw, used) in metainfo.renamed_files() {
+            log::warn!("{}: file {raw:?} is saved as {used:?}", metainfo.info.name);
+        }
         // A v2-only torrent is transferred in its piece-aligned view; the
         // file indices the caller gave are those of the files as listed
         // (`peer info`), mapped onto that view below.
@@ -163,9 +167,6 @@ impl Inner {
             || (new && self.shared.magnets.read().contains_key(&ih))
         {
             return Err(Error::AlreadyAdded(ih));
-        }
-        for (raw, used) in metainfo.renamed_files() {
-            log::warn!("{}: file {raw:?} is saved as {used:?}", metainfo.info.name);
         }
         let info = &metainfo.info;
         let bad = |source| Error::Selection {

@@ -438,7 +438,8 @@ fn hybrid_views_must_agree() {
 #[test]
 fn a_v2_torrent_is_transferred_piece_aligned() {
     // a: 80,000 bytes (3 pieces of 32 KiB, the last short), e: empty,
-    // b: 100 bytes (one piece), z: 5 bytes (one piece, last: no pad after).
+    // b: 100 bytes (one piece), z: 5 bytes (one piece, the last: padded to
+    // a whole piece too).
     let a: Vec<u8> = (0..80_000u32).map(|i| (i % 253) as u8).collect();
     let (fa, ra, la) = v2_file(&a, 32768);
     let (fb, _, _) = v2_file(&[7u8; 100], 32768);
@@ -464,9 +465,10 @@ fn a_v2_torrent_is_transferred_piece_aligned() {
             ("t/e".to_string(), 3 * 32768 + 100, 0, false),
             ("t/.pad/1".to_string(), 3 * 32768 + 100, 32768 - 100, true),
             ("t/z".to_string(), 4 * 32768, 5, false),
+            ("t/.pad/2".to_string(), 4 * 32768 + 5, 32768 - 5, true),
         ]
     );
-    assert_eq!(view.total_length, 4 * 32768 + 5);
+    assert_eq!(view.total_length, 5 * 32768);
     let layout = crate::proto::layout::Layout::of(&view);
     assert_eq!(u64::from(layout.num_pieces), v2.num_pieces);
     // Every piece of the view is the v2 piece of the same number.
@@ -476,7 +478,7 @@ fn a_v2_torrent_is_transferred_piece_aligned() {
             .map(|o| match o {
                 o if o < 80_000 => a[o as usize],
                 o if (3 * 32768..3 * 32768 + 100).contains(&o) => 7,
-                o if o >= 4 * 32768 => b'z',
+                o if (4 * 32768..4 * 32768 + 5).contains(&o) => b'z',
                 _ => 0,
             })
             .collect()

@@ -669,16 +669,16 @@ pub(super) fn v1_view(name: String, v2: &V2Info, private: bool) -> Info {
 /// an implicit pad entry wherever the next non-empty file starts a new
 /// piece, so that piece `p` of this byte stream is piece `p` of the v2
 /// piece space ([`V2Info::piece_check`]). Pad entries take piece space
-/// only: they are never written to disk and read as zeros; the last file
-/// has none after it. `pieces` stays empty (there is no SHA-1): the
+/// only: they are never written to disk and read as zeros; the last
+/// file's last piece is padded too (every piece is whole, as libtorrent
+/// 2.0 requests them). `pieces` stays empty (there is no SHA-1): the
 /// engine counts pieces from the length ([`crate::proto::layout::Layout`]).
 pub fn aligned_view(info: &Info, v2: &V2Info) -> Info {
     let mut files = Vec::with_capacity(v2.files.len() * 2);
     let mut offset = 0u64;
     let mut pads = 0usize;
-    for f in &v2.files {
-        let start = f.first_piece.saturating_mul(v2.piece_length);
-        if f.length > 0 && start > offset {
+    let mut pad_to = |files: &mut Vec<FileEntry>, offset: &mut u64, to: u64| {
+        if to > *offset {
             let mut path = Vec::new();
             if info.multi_file {
                 path.push(info.name.clone());
@@ -687,11 +687,20 @@ pub fn aligned_view(info: &Info, v2: &V2Info) -> Info {
             pads += 1;
             files.push(FileEntry {
                 path: FilePath::from_elements(path),
-                length: start - offset,
-                offset,
+                length: to - *offset,
+                offset: *offset,
                 pad: true,
             });
-            offset = start;
+            *offset = to;
+        }
+    };
+    for f in &v2.files {
+        if f.length > 0 {
+            pad_to(
+                &mut files,
+                &mut offset,
+                f.first_piece.saturating_mul(v2.piece_length),
+            );
         }
         files.push(FileEntry {
             path: f.path.clone(),
@@ -701,6 +710,12 @@ pub fn aligned_view(info: &Info, v2: &V2Info) -> Info {
         });
         offset += f.length;
     }
+    // The last piece is a whole piece too, as libtorrent 2.0 sees it (it
+    // requests the last piece's blocks at full length).
+    let end = offset
+        .div_ceil(v2.piece_length)
+        .saturating_mul(v2.piece_length);
+    pad_to(&mut files, &mut offset, end);
     Info {
         name: info.name.clone(),
         piece_length: v2.piece_length,
