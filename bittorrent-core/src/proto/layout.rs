@@ -17,12 +17,19 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout of a torrent's info dictionary.
+    /// The layout of a torrent's info dictionary. A v2-only torrent has no
+    /// SHA-1 `pieces`: its pieces are counted from the length of its
+    /// piece-aligned view ([`crate::proto::metainfo::v2::aligned_view`]).
     pub fn of(info: &Info) -> Layout {
+        let num_pieces = if info.pieces.is_empty() && info.piece_length > 0 {
+            info.total_length.div_ceil(info.piece_length) as u32
+        } else {
+            info.pieces.len() as u32
+        };
         Layout {
             piece_length: info.piece_length,
             total_length: info.total_length,
-            num_pieces: info.pieces.len() as u32,
+            num_pieces,
         }
     }
 

@@ -22,6 +22,9 @@ pub const MAX_FRAME: usize = 1 << 20;
 pub const RESERVED_EXTENSION: (usize, u8) = (5, 0x10);
 /// Reserved bit: fast extension (BEP 6), byte 7 bit 0x04.
 pub const RESERVED_FAST: (usize, u8) = (7, 0x04);
+/// Reserved bit: BitTorrent v2 support (BEP 52's upgrade bit, the 4th most
+/// significant bit of the last byte), byte 7 bit 0x10.
+pub const RESERVED_V2: (usize, u8) = (7, 0x10);
 /// Reserved bit: DHT (BEP 5), byte 7 bit 0x01.
 pub const RESERVED_DHT: (usize, u8) = (7, 0x01);
 

@@ -192,6 +192,8 @@ pub struct PeerContext {
     pub listen_port: u16,
     /// A private torrent (BEP 27): no peer exchange.
     pub private: bool,
+    /// A v2-only torrent (BEP 52): our handshake sets the v2 bit.
+    pub v2: bool,
     /// The session's DHT node, if any: peers' `port` messages feed it, and
     /// peers that support the DHT get ours.
     pub dht: Option<Arc<crate::discovery::dht::Dht>>,

@@ -150,13 +150,15 @@ impl Inner {
         let TorrentSource::Metainfo(metainfo) = add.source else {
             return Err(Error::Stopped); // not reached: callers pass a metainfo
         };
-        let metainfo = *metainfo;
-        if metainfo.format() == crate::proto::metainfo::Format::V2 {
-            // Readable, not transferable: the v2 peer wire is not built.
-            return Err(Error::Metainfo(
-                crate::proto::metainfo::MetainfoError::V2Only,
-            ));
+        let mut metainfo = *metainfo;
+        // Before the v2 alignment: the raw names are those of the files as listed.
+        for (raw, used) in metainfo.renamed_files() {
+            log::warn!("{}: file {raw:?} is saved as {used:?}", metainfo.info.name);
         }
+        // A v2-only torrent is transferred in its piece-aligned view; the
+        // file indices the caller gave are those of the files as listed
+        // (`peer info`), mapped onto that view below.
+        let listed = v2_only::align(&mut metainfo)?;
         let ih = metainfo.info_hash;
         if self.shared.is_shutting_down() {
             return Err(Error::Stopped);
@@ -166,20 +168,20 @@ impl Inner {
         {
             return Err(Error::AlreadyAdded(ih));
         }
-        for (raw, used) in metainfo.renamed_files() {
-            log::warn!("{}: file {raw:?} is saved as {used:?}", metainfo.info.name);
-        }
         let info = &metainfo.info;
         let bad = |source| Error::Selection {
             name: info.name.clone(),
             source,
         };
+        let given = listed.as_ref().unwrap_or(info);
         let priorities = match (&add.file_priorities, &add.file_selector) {
             (Some(p), _) => {
-                selection::check(info, p).map_err(bad)?;
-                p.clone()
+                selection::check(given, p).map_err(bad)?;
+                v2_only::spread(info, p)
             }
-            (None, Some(sel)) if !sel.is_empty() => sel.priorities(info).map_err(bad)?,
+            (None, Some(sel)) if !sel.is_empty() => {
+                v2_only::spread(info, &sel.priorities(given).map_err(bad)?)
+            }
             _ => self
                 .saved_priorities(&ih)
                 .filter(|p| selection::check(info, p).is_ok())

@@ -24,6 +24,7 @@ mod local_discovery;
 mod relocate;
 mod seeding;
 mod stream;
+mod v2_only;
 pub use add::{AddTorrent, TorrentSource};
 pub use stream::FileReader;
 

@@ -42,9 +42,10 @@ pub struct HashJob {
     pub piece: u32,
     /// Its bytes.
     pub data: PieceData,
-    /// The expected SHA-1.
-    pub expected: [u8; 20],
-    /// A hybrid torrent's piece must match its v2 hash too (BEP 52).
+    /// The expected SHA-1 (`None` for a v2-only torrent).
+    pub expected: Option<[u8; 20]>,
+    /// The piece's v2 hash (BEP 52): a hybrid's piece must match both, a
+    /// v2-only piece this one. A piece with neither never passes.
     pub v2: Option<PieceCheck>,
     /// Also return the SHA-1 of each 16 KiB block when the piece passes
     /// (smart ban; they are always returned when it fails).
@@ -138,6 +139,20 @@ pub fn sha1_of_blocks(blocks: &[Vec<u8>]) -> [u8; 20] {
     h.digest().bytes()
 }
 
+/// Whether a piece passes every hash the job knows of (at least one).
+fn passes(
+    expected: Option<[u8; 20]>,
+    check: Option<PieceCheck>,
+    sha1: impl FnOnce() -> [u8; 20],
+    v2: impl FnOnce(&PieceCheck) -> bool,
+) -> bool {
+    match (&expected, &check) {
+        (None, None) => false,
+        (Some(e), check) => sha1() == *e && check.as_ref().is_none_or(v2),
+        (None, Some(c)) => v2(c),
+    }
+}
+
 fn hash_job(job: HashJob) {
     let (ok, error, block_hashes, blocks) = match job.data {
         PieceData::Disk {
@@ -148,8 +163,12 @@ fn hash_job(job: HashJob) {
             let mut buf = vec![0u8; len as usize];
             match storage.read(offset, &mut buf) {
                 Ok(()) => {
-                    let ok = sha1_smol::Sha1::from(&buf).digest().bytes() == job.expected
-                        && job.v2.is_none_or(|c| c.verify([buf.as_slice()]));
+                    let ok = passes(
+                        job.expected,
+                        job.v2,
+                        || sha1_smol::Sha1::from(&buf).digest().bytes(),
+                        |c| c.verify([buf.as_slice()]),
+                    );
                     let hashes = if !ok || job.block_hashes {
                         crate::engine::torrent::smart_ban::block_hashes(
                             &buf,
@@ -164,10 +183,12 @@ fn hash_job(job: HashJob) {
             }
         }
         PieceData::Memory(blocks) => {
-            let ok = sha1_of_blocks(&blocks) == job.expected
-                && job
-                    .v2
-                    .is_none_or(|c| c.verify(blocks.iter().map(Vec::as_slice)));
+            let ok = passes(
+                job.expected,
+                job.v2,
+                || sha1_of_blocks(&blocks),
+                |c| c.verify(blocks.iter().map(Vec::as_slice)),
+            );
             // Each block is one 16 KiB block of the piece (the last shorter).
             let hashes = if !ok || job.block_hashes {
                 blocks
@@ -228,7 +249,7 @@ mod tests {
                 .send(HashJob {
                     piece,
                     data: PieceData::Memory(blocks.clone()),
-                    expected,
+                    expected: Some(expected),
                     v2: None,
                     block_hashes: false,
                     reply: tx.clone(),
@@ -278,7 +299,7 @@ mod tests {
                 .send(HashJob {
                     piece,
                     data: PieceData::Memory(blocks.clone()),
-                    expected: sha1,
+                    expected: Some(sha1),
                     v2,
                     block_hashes: false,
                     reply: tx.clone(),

@@ -258,6 +258,7 @@ pub(crate) fn spawn(
         limits: shared.config.peer_limits,
         listen_port: shared.local_port(),
         private: metainfo.info.private,
+        v2: metainfo.format() == crate::proto::metainfo::Format::V2,
         info_bytes: Arc::new(metainfo.info_bytes.clone()),
         dht: shared.dht.clone(),
         dht6: shared.dht6.clone(),

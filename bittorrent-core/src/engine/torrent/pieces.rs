@@ -21,13 +21,17 @@ impl Torrent {
         let job = HashJob {
             piece: i,
             data,
-            expected: self.me.metainfo.info.pieces[i as usize],
-            // A hybrid: the same bytes against the v2 tree (the piece
-            // numbers of both views are the same).
-            v2: match (self.me.metainfo.format(), &self.me.metainfo.v2) {
-                (crate::proto::metainfo::Format::Hybrid, Some(v2)) => v2.piece_check(u64::from(i)),
-                _ => None,
-            },
+            // None for a v2-only torrent (no SHA-1 pieces).
+            expected: self.me.metainfo.info.pieces.get(i as usize).copied(),
+            // A hybrid: the same bytes against the v2 tree too; a v2-only
+            // torrent: against it alone (the piece numbers of the v2 piece
+            // space and of the engine's piece-aligned view are the same).
+            v2: self
+                .me
+                .metainfo
+                .v2
+                .as_ref()
+                .and_then(|v2| v2.piece_check(u64::from(i))),
             block_hashes: self.smart_ban.watching(i),
             reply: self.hash_tx.clone(),
         };

@@ -346,7 +346,7 @@ pub fn file_pieces(info: &Info, index: usize) -> Option<(u32, u32)> {
 /// The pieces to download: every piece holding a byte of a wanted file,
 /// and pieces made only of pad files. A missing priority means `Normal`.
 pub fn wanted_pieces(info: &Info, prios: &[FilePriority]) -> Bitfield {
-    let n = info.pieces.len();
+    let n = crate::proto::layout::Layout::of(info).num_pieces as usize;
     if all_wanted(info, prios) {
         return Bitfield::full(n);
     }

@@ -45,8 +45,9 @@ pub enum MetainfoError {
     /// Every file is empty: there is nothing to download.
     ZeroTotalLength,
     /// A BitTorrent v2-only torrent (BEP 52 without v1 `pieces`) given to
-    /// the engine: it loads (`peer info`) but cannot be transferred until
-    /// the v2 peer wire is built.
+    /// the engine without the piece layer of every multi-piece file: it
+    /// loads (`peer info`) but cannot be transferred until piece layers are
+    /// fetched from peers (hash requests, not built).
     V2Only,
     /// `meta version` is not 2 (a newer or unknown revision of BEP 52).
     UnsupportedMetaVersion(i64),
@@ -135,8 +136,9 @@ impl fmt::Display for MetainfoError {
             ),
             E::ZeroTotalLength => f.write_str("invalid torrent: total length is 0"),
             E::V2Only => f.write_str(
-                "BitTorrent v2-only torrents can be read but not yet downloaded or seeded \
-                 (the v2 peer wire is not built; hybrid torrents work)",
+                "this BitTorrent v2-only torrent lacks piece layers: it can be read but not \
+                 yet downloaded (fetching piece layers from peers is not built; a complete \
+                 .torrent file and hybrid torrents work)",
             ),
             E::UnsupportedMetaVersion(n) => write!(
                 f,

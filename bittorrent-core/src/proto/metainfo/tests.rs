@@ -434,3 +434,58 @@ fn hybrid_views_must_agree() {
         E::HybridMismatch(H::Path { index: 0, .. })
     ));
 }
+
+#[test]
+fn a_v2_torrent_is_transferred_piece_aligned() {
+    // a: 80,000 bytes (3 pieces of 32 KiB, the last short), e: empty,
+    // b: 100 bytes (one piece), z: 5 bytes (one piece, the last: padded to
+    // a whole piece too).
+    let a: Vec<u8> = (0..80_000u32).map(|i| (i % 253) as u8).collect();
+    let (fa, ra, la) = v2_file(&a, 32768);
+    let (fb, _, _) = v2_file(&[7u8; 100], 32768);
+    let (fz, _, _) = v2_file(b"zzzzz", 32768);
+    let fe = dict(vec![("", dict(vec![("length", O::Int(0))]))]);
+    let tree = dict(vec![("a", fa), ("b", fb), ("e", fe), ("z", fz)]);
+    let m = Metainfo::from_bytes(&v2_torrent(tree, 32768, vec![(ra, la)])).unwrap();
+    let v2 = m.v2.as_ref().unwrap();
+    let view = super::v2::aligned_view(&m.info, v2);
+    let shape: Vec<(String, u64, u64, bool)> = view
+        .files
+        .iter()
+        .map(|f| (f.path.to_string(), f.offset, f.length, f.pad))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("t/a".to_string(), 0, 80_000, false),
+            ("t/.pad/0".to_string(), 80_000, 3 * 32768 - 80_000, true),
+            ("t/b".to_string(), 3 * 32768, 100, false),
+            // An empty file takes no piece: it stays where it is, the pad
+            // goes before the next file with data.
+            ("t/e".to_string(), 3 * 32768 + 100, 0, false),
+            ("t/.pad/1".to_string(), 3 * 32768 + 100, 32768 - 100, true),
+            ("t/z".to_string(), 4 * 32768, 5, false),
+            ("t/.pad/2".to_string(), 4 * 32768 + 5, 32768 - 5, true),
+        ]
+    );
+    assert_eq!(view.total_length, 5 * 32768);
+    let layout = crate::proto::layout::Layout::of(&view);
+    assert_eq!(u64::from(layout.num_pieces), v2.num_pieces);
+    // Every piece of the view is the v2 piece of the same number.
+    let bytes_of = |p: u32| -> Vec<u8> {
+        let (start, len) = (layout.piece_offset(p), u64::from(layout.piece_len(p)));
+        (start..start + len)
+            .map(|o| match o {
+                o if o < 80_000 => a[o as usize],
+                o if (3 * 32768..3 * 32768 + 100).contains(&o) => 7,
+                o if (4 * 32768..4 * 32768 + 5).contains(&o) => b'z',
+                _ => 0,
+            })
+            .collect()
+    };
+    for p in 0..layout.num_pieces {
+        let check = v2.piece_check(u64::from(p)).unwrap();
+        assert!(check.verify([bytes_of(p).as_slice()]), "piece {p}");
+    }
+    assert!(!v2.piece_check(0).unwrap().verify([bytes_of(1).as_slice()]));
+}

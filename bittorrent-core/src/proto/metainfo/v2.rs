@@ -635,8 +635,8 @@ pub(super) fn check_hybrid(v1: &Info, v2: &V2Info) -> MResult<()> {
 
 /// The v1-shaped view of a v2-only torrent, for the parts of the program
 /// that list files: the files end to end (no padding), no piece hashes
-/// (SHA-1 pieces do not exist; the engine refuses such a torrent with
-/// [`MetainfoError::V2Only`] until the v2 wire is built).
+/// (SHA-1 pieces do not exist). The engine transfers the piece-aligned
+/// view of [`aligned_view`] instead.
 pub(super) fn v1_view(name: String, v2: &V2Info, private: bool) -> Info {
     let mut offset = 0u64;
     let files: Vec<FileEntry> = v2
@@ -661,5 +661,68 @@ pub(super) fn v1_view(name: String, v2: &V2Info, private: bool) -> Info {
         files,
         total_length: offset,
         private,
+    }
+}
+
+/// The piece-aligned view of a v2-only torrent, the one the engine
+/// transfers: the files of `info` (the end-to-end view of [`v1_view`]) with
+/// an implicit pad entry wherever the next non-empty file starts a new
+/// piece, so that piece `p` of this byte stream is piece `p` of the v2
+/// piece space ([`V2Info::piece_check`]). Pad entries take piece space
+/// only: they are never written to disk and read as zeros; the last
+/// file's last piece is padded too (every piece is whole, as libtorrent
+/// 2.0 requests them). `pieces` stays empty (there is no SHA-1): the
+/// engine counts pieces from the length ([`crate::proto::layout::Layout`]).
+pub fn aligned_view(info: &Info, v2: &V2Info) -> Info {
+    let mut files = Vec::with_capacity(v2.files.len() * 2);
+    let mut offset = 0u64;
+    let mut pads = 0usize;
+    let mut pad_to = |files: &mut Vec<FileEntry>, offset: &mut u64, to: u64| {
+        if to > *offset {
+            let mut path = Vec::new();
+            if info.multi_file {
+                path.push(info.name.clone());
+            }
+            path.extend([".pad".to_string(), pads.to_string()]);
+            pads += 1;
+            files.push(FileEntry {
+                path: FilePath::from_elements(path),
+                length: to - *offset,
+                offset: *offset,
+                pad: true,
+            });
+            *offset = to;
+        }
+    };
+    for f in &v2.files {
+        if f.length > 0 {
+            pad_to(
+                &mut files,
+                &mut offset,
+                f.first_piece.saturating_mul(v2.piece_length),
+            );
+        }
+        files.push(FileEntry {
+            path: f.path.clone(),
+            length: f.length,
+            offset,
+            pad: false,
+        });
+        offset += f.length;
+    }
+    // The last piece is a whole piece too, as libtorrent 2.0 sees it (it
+    // requests the last piece's blocks at full length).
+    let end = offset
+        .div_ceil(v2.piece_length)
+        .saturating_mul(v2.piece_length);
+    pad_to(&mut files, &mut offset, end);
+    Info {
+        name: info.name.clone(),
+        piece_length: v2.piece_length,
+        pieces: Vec::new(),
+        files,
+        total_length: offset,
+        private: info.private,
+        multi_file: info.multi_file,
     }
 }

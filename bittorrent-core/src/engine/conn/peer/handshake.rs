@@ -5,9 +5,13 @@
 use super::*;
 
 /// Our handshake for this torrent: extension protocol and fast extension,
-/// and the DHT bit when we run a DHT node (not for private torrents).
+/// the DHT bit when we run a DHT node (not for private torrents), and
+/// BEP 52's v2 bit for a v2-only torrent.
 pub fn our_handshake(ctx: &PeerContext) -> Handshake {
     let mut h = Handshake::new(ctx.info_hash, ctx.our_id);
+    if ctx.v2 {
+        h.reserved[crate::proto::wire::RESERVED_V2.0] |= crate::proto::wire::RESERVED_V2.1;
+    }
     if ctx.dht.is_some() && !ctx.private {
         h.reserved[crate::proto::wire::RESERVED_DHT.0] |= crate::proto::wire::RESERVED_DHT.1;
     }

@@ -1,0 +1,185 @@
+//! v2-only torrents (BEP 52, no v1 `pieces`) given as a complete `.torrent`
+//! file, between our own sessions on loopback: a multi-file torrent (a
+//! multi-piece file, a file smaller than a piece, an empty file) made by
+//! our creator downloads byte for byte, nothing of the implicit padding
+//! reaches the disk, the handshake names the truncated v2 info-hash with
+//! BEP 52's v2 bit; a corrupt piece is refused (its sender banned) and
+//! fetched again from an honest seeder.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+use bittorrent_core::create::{create_torrent, CreateOptions, TorrentFormat};
+use bittorrent_core::proto::metainfo::{v2::aligned_view, Format, Metainfo};
+use bittorrent_core::proto::wire::{Handshake, HANDSHAKE_LEN, RESERVED_V2};
+use bittorrent_core::{AddTorrent, Phase};
+use harness::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The files written: path and bytes.
+type Files = Vec<(PathBuf, Vec<u8>)>;
+
+const PIECE: u64 = 32768;
+
+/// A v2-only torrent of directory `<dir>/t`: `big.bin` (7 pieces, the last
+/// short), `empty.txt`, `small.bin` (under a piece, ending inside its first
+/// 16 KiB block so the rest of its piece is padding) and `sub/mid.bin`
+/// (2 pieces, the last file).
+fn v2_torrent(name: &str) -> (Metainfo, PathBuf, Files) {
+    let dir = temp_dir(name);
+    let top = dir.join("t");
+    let files = vec![
+        (top.join("big.bin"), pseudo_random(200_000, 1)),
+        (top.join("empty.txt"), Vec::new()),
+        (top.join("small.bin"), pseudo_random(5_000, 2)),
+        (top.join("sub/mid.bin"), pseudo_random(40_000, 3)),
+    ];
+    for (p, d) in &files {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, d).unwrap();
+    }
+    let opts = CreateOptions {
+        piece_length: Some(PIECE),
+        format: TorrentFormat::V2,
+        ..CreateOptions::default()
+    };
+    let bytes = create_torrent(&top, &opts, &|_, _| {}).unwrap();
+    let mi = Metainfo::from_bytes(&bytes).unwrap();
+    assert_eq!(mi.format(), Format::V2);
+    assert_eq!(mi.v2.as_ref().unwrap().missing_layers(), 0);
+    (mi, dir, files)
+}
+
+/// Every file is where it belongs with its bytes, and nothing else (no pad
+/// file, no padding) is on disk.
+fn assert_same_files(from: &Path, to: &Path, files: &Files) {
+    for (p, d) in files {
+        let rel = p.strip_prefix(from).unwrap();
+        let got = std::fs::read(to.join(rel)).unwrap_or_else(|e| panic!("{rel:?}: {e}"));
+        assert!(&got == d, "{} differs", rel.display());
+    }
+    let mut found = Vec::new();
+    let mut stack = vec![to.join("t")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                found.push(p.strip_prefix(to).unwrap().to_path_buf());
+            }
+        }
+    }
+    found.sort();
+    let mut expected: Vec<PathBuf> = files
+        .iter()
+        .map(|(p, _)| p.strip_prefix(from).unwrap().to_path_buf())
+        .collect();
+    expected.sort();
+    assert_eq!(found, expected, "files on disk");
+}
+
+#[test]
+fn a_v2_only_torrent_downloads_byte_identical() {
+    let (mi, dir, files) = v2_torrent("v2-dl");
+    let seeder = session();
+    seeder.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
+    // The seeder's start-up check verified every piece against v2 hashes.
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(20));
+    let st = seeder.status(&mi.info_hash).unwrap();
+    let v2 = mi.v2.as_ref().unwrap();
+    assert_eq!(st.pieces_total as u64, v2.num_pieces, "{st:?}");
+    // Our handshake: the v2 info-hash truncated to 20 bytes, the v2 bit.
+    let ih = mi.info_hash_v2.unwrap().truncated().0;
+    assert_eq!(mi.info_hash.0, ih);
+    let mut c =
+        TcpStream::connect_timeout(&seeder.local_addr_v4(), Duration::from_secs(2)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut hello = Handshake::new(ih, *b"-XX0001-v2onlytest01");
+    hello.reserved[RESERVED_V2.0] |= RESERVED_V2.1;
+    c.write_all(&hello.encode()).unwrap();
+    let mut reply = [0u8; HANDSHAKE_LEN];
+    c.read_exact(&mut reply).unwrap();
+    let hs = Handshake::decode(&reply).unwrap();
+    assert_eq!(hs.info_hash, ih);
+    assert_ne!(hs.reserved[RESERVED_V2.0] & RESERVED_V2.1, 0, "no v2 bit");
+    drop(c);
+
+    let down = temp_dir("v2-dl-leech");
+    let leecher = session();
+    leecher
+        .add(AddTorrent::new(mi.clone(), &down).peers(vec![seeder.local_addr_v4()]))
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert_eq!(st.hash_failures, 0, "{st:?}");
+    assert_eq!(st.pieces_have, st.pieces_total, "{st:?}");
+    assert_same_files(&dir, &down, &files);
+    // The leecher's copy passes a fresh start-up check (v2 hashes) too.
+    drop(leecher);
+    let again = session();
+    again.add(AddTorrent::new(mi.clone(), &down)).unwrap();
+    wait_phase(&again, &mi, Phase::Seeding, Duration::from_secs(20));
+    drop(again);
+    drop(seeder);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(down);
+}
+
+#[test]
+fn a_corrupt_v2_piece_is_refused_and_fetched_again() {
+    let (mi, dir, files) = v2_torrent("v2-bad");
+    // The scripted peer answers every request with garbage; it sees the
+    // torrent as the engine does (piece-aligned, v2 piece numbers).
+    let mut aligned = mi.clone();
+    aligned.info = aligned_view(&mi.info, mi.v2.as_ref().unwrap());
+    let bad = scripted_peer(
+        &aligned,
+        vec![0; aligned.info.total_length as usize],
+        Script::Corrupt,
+    );
+    let down = temp_dir("v2-bad-leech");
+    let leecher = session();
+    leecher
+        .add(AddTorrent::new(mi.clone(), &down).peers(vec![bad.addr]))
+        .unwrap();
+    let banned = wait_until(Duration::from_secs(30), || {
+        leecher.status(&mi.info_hash).is_some_and(|s| s.banned >= 1)
+    });
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert!(banned, "corrupting peer not banned: {st:?}");
+    assert!(st.hash_failures >= 1, "{st:?}");
+    assert_eq!(st.pieces_have, 0, "{st:?}");
+    // An honest seeder arrives: every piece is fetched (again) and right.
+    let seeder = session();
+    seeder.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(20));
+    leecher
+        .add_peers(&mi.info_hash, vec![seeder.local_addr_v4(), bad.addr])
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    assert_same_files(&dir, &down, &files);
+    assert_eq!(bad.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+    drop(leecher);
+    drop(seeder);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(down);
+}
+
+/// A v2-only torrent whose multi-piece file has no piece layer (as from a
+/// `.torrent` without `piece layers`) is refused with a message saying so.
+#[test]
+fn a_v2_only_torrent_without_its_piece_layers_is_refused() {
+    let (mut mi, dir, _) = v2_torrent("v2-nolayer");
+    let v2 = mi.v2.as_mut().unwrap();
+    for l in v2.piece_layers.iter_mut() {
+        *l = None;
+    }
+    let s = session();
+    let e = s.add(AddTorrent::new(mi.clone(), &dir)).unwrap_err();
+    assert!(e.to_string().contains("lacks piece layers"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
