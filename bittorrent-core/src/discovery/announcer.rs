@@ -847,8 +847,8 @@ fn send_new(target: &dyn AnnounceTarget, known: &mut HashSet<SocketAddr>, peers:
 /// per tracker URL.
 fn tracker_saw_us(shared: &Shared, url: &str, ip: Option<std::net::IpAddr>) {
     if let Some(ip) = ip {
-        use crate::engine::session::external::{record, Reporter};
-        record(shared, ip, Reporter::tracker(url));
+        use crate::engine::session::external::Reporter;
+        shared.record_external(ip, Reporter::tracker(url));
     }
 }
 

@@ -15,6 +15,9 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 /// Look for peers of `ih` in every DHT given (IPv4 and IPv6 at once,
 /// each lookup bounded by `timeout`), then announce `port` in each when
 /// `port` is given. The peers of all, without duplicates.
+/// Longest a lookup may run.
+pub const MAX_LOOKUP_TIME: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub(crate) fn lookup_all(
     dhts: &[&super::Dht],
     ih: crate::proto::metainfo::InfoHash,
@@ -25,7 +28,7 @@ pub(crate) fn lookup_all(
         .iter()
         .filter_map(|d| d.start_get_peers(ih, timeout))
         .collect();
-    let wait = timeout.min(super::node::MAX_LOOKUP_TIME) + std::time::Duration::from_secs(1);
+    let wait = timeout.min(MAX_LOOKUP_TIME) + std::time::Duration::from_secs(1);
     let mut found: Vec<SocketAddr> = Vec::new();
     for rx in started {
         for p in rx.recv_timeout(wait).unwrap_or_default() {

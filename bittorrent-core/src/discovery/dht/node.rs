@@ -10,6 +10,7 @@
 //! per-IP rate-limit table.
 
 use super::bootstrap::{self, Resolved, Resolver, Router, RESOLVE_TIMEOUT};
+pub use super::family::MAX_LOOKUP_TIME;
 use super::family::{bound_answer, compact_nodes, own_ip_towards, usable_nodes};
 use super::routing::{Contact, NodeId, RoutingTable, K};
 use super::token::Tokens;
@@ -28,8 +29,6 @@ pub const ALPHA: usize = 3;
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an announced peer is kept.
 pub const PEER_TTL: Duration = Duration::from_secs(30 * 60);
-/// Longest a lookup may run.
-pub const MAX_LOOKUP_TIME: Duration = Duration::from_secs(60);
 /// Most queries one lookup may send.
 pub const MAX_LOOKUP_QUERIES: usize = 128;
 

@@ -1,14 +1,10 @@
 //! Our external address: the one place the session records what others
 //! tell us about it (the gateway's port mapper, a tracker's `external ip`,
 //! peers' `yourip`), and what uses it (BEP 42: the DHT node id follows the
-//! best IPv4 address). Also the
-//! session's `portmap` thread ([`crate::portmap`]).
+//! best IPv4 address). `Shared::record_external` records a report;
+//! `port_map.rs` starts the session's `portmap` thread.
 
-use super::shared::Shared;
-use super::Session;
-use crate::portmap::{PortMapConfig, PortMapStatus, PortMapper};
 use std::net::IpAddr;
-use std::sync::{Arc, Weak};
 
 /// Addresses remembered at most (each source's reports of each address).
 pub const MAX_EXTERNAL_ADDRESSES: usize = 16;
@@ -75,7 +71,7 @@ impl Reporter {
         Reporter::Tracker(h.finish())
     }
 
-    fn source(&self) -> ExternalSource {
+    pub(crate) fn source(&self) -> ExternalSource {
         match self {
             Reporter::Gateway => ExternalSource::Gateway,
             Reporter::Peer(_) => ExternalSource::Peer,
@@ -178,65 +174,6 @@ impl ExternalAddresses {
         let mut v = self.entries.clone();
         v.sort_by_key(|e| (Some(e.ip) != self.best_v4, std::cmp::Reverse(e.votes)));
         v
-    }
-}
-
-/// Record `ip` as reported by `source`; when the best IPv4 address changes
-/// the DHT takes a BEP 42 node id derived from it.
-pub(crate) fn record(shared: &Shared, ip: IpAddr, by: Reporter) {
-    let changed = shared.external.lock().record(ip, by);
-    if let Some(best) = changed {
-        log::info!(
-            "external address {best} (from the {})",
-            by.source().as_str()
-        );
-        if let Some(d) = &shared.dht {
-            d.set_external_ip(best);
-        }
-    }
-}
-
-/// Start the `portmap` thread for the session's listening port, unless
-/// the configuration or `PEER_PORT_MAP=off` says no.
-pub(crate) fn start_port_mapper(shared: &Arc<Shared>) -> Option<PortMapper> {
-    if !shared.config.port_map {
-        return None;
-    }
-    if crate::portmap::disabled_by_env() {
-        log::info!("port mapping off ({}=off)", crate::portmap::ENV_VAR);
-        return None;
-    }
-    let weak: Weak<Shared> = Arc::downgrade(shared);
-    let cfg = PortMapConfig {
-        port: shared.local_port(),
-        ssdp: crate::portmap::ssdp::MULTICAST,
-        natpmp_port: crate::portmap::natpmp::PORT,
-        on_external: Arc::new(move |ip| {
-            if let Some(s) = weak.upgrade() {
-                record(&s, ip, Reporter::Gateway);
-            }
-        }),
-    };
-    match PortMapper::start(cfg) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            log::warn!("port mapping disabled: cannot start its thread: {e}");
-            None
-        }
-    }
-}
-
-impl Session {
-    /// Our external addresses as reported so far (the gateway, trackers,
-    /// peers), the best IPv4 address first. Only public addresses count.
-    pub fn external_addresses(&self) -> Vec<ExternalAddress> {
-        self.inner.shared.external.lock().list()
-    }
-
-    /// Where port mapping stands; `None` when it is off
-    /// ([`Config::port_map`](crate::Config::port_map) or `PEER_PORT_MAP=off`).
-    pub fn port_mapping(&self) -> Option<PortMapStatus> {
-        self.inner.portmap.lock().as_ref().map(PortMapper::status)
     }
 }
 

@@ -21,6 +21,7 @@ mod add;
 mod dht_nodes;
 mod hybrid;
 mod local_discovery;
+mod port_map;
 mod relocate;
 mod seeding;
 mod stream;
@@ -270,7 +271,7 @@ impl Session {
             .map_err(|e| Error::io("start announcer thread", e))?;
         let client = a.client();
         threads.announcer = Some(a);
-        let portmap = external::start_port_mapper(&shared);
+        let portmap = port_map::start_port_mapper(&shared);
         Ok(Session {
             inner: Arc::new(Inner {
                 portmap: Mutex::new(portmap),

@@ -225,3 +225,24 @@ fn is_local_ip(ip: IpAddr) -> bool {
     // Binding to probe is the portable way to ask "is this address mine?".
     ip.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
+
+impl Shared {
+    /// Record our external address `ip` as reported by `by`; when the best
+    /// IPv4 address changes the DHT takes a BEP 42 node id derived from it.
+    pub(crate) fn record_external(
+        &self,
+        ip: std::net::IpAddr,
+        by: crate::engine::session::external::Reporter,
+    ) {
+        let changed = self.external.lock().record(ip, by);
+        if let Some(best) = changed {
+            log::info!(
+                "external address {best} (from the {})",
+                by.source().as_str()
+            );
+            if let Some(d) = &self.dht {
+                d.set_external_ip(best);
+            }
+        }
+    }
+}

@@ -454,8 +454,7 @@ impl Torrent {
                 // Our external address as the peer sees it: one vote per
                 // peer address (private addresses are ignored there).
                 if let Some(ip) = yourip {
-                    crate::engine::session::external::record(
-                        &self.shared,
+                    self.shared.record_external(
                         ip,
                         crate::engine::session::external::Reporter::Peer(c.addr.ip()),
                     );

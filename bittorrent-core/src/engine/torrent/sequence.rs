@@ -1,6 +1,6 @@
 //! Piece order preferences beside rarest-first (issue 24): sequential
 //! download and first/last-piece priority. Pure state, owned by the
-//! [`Picker`](super::picker::Picker).
+//! `Picker` (`picker.rs`).
 //!
 //! * **First/last pieces** ([`PieceOrder::set_urgent`]): the first and the
 //!   last piece of every wanted file are started before any other new

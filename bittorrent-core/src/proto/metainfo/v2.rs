@@ -672,7 +672,7 @@ pub(super) fn v1_view(name: String, v2: &V2Info, private: bool) -> Info {
 /// only: they are never written to disk and read as zeros; the last
 /// file's last piece is padded too (every piece is whole, as libtorrent
 /// 2.0 requests them). `pieces` stays empty (there is no SHA-1): the
-/// engine counts pieces from the length ([`crate::proto::layout::Layout`]).
+/// engine counts pieces from the length (`Layout`, in `proto/layout.rs`).
 pub fn aligned_view(info: &Info, v2: &V2Info) -> Info {
     let mut files = Vec::with_capacity(v2.files.len() * 2);
     let mut offset = 0u64;

@@ -3,7 +3,7 @@
 //! caller feeds datagrams with [`Conn::on_packet`], the clock with [`Conn::tick`], the
 //! application's bytes with [`Conn::write`] / [`Conn::read`], and takes the datagrams to send
 //! with [`Conn::take_outgoing`]. **Not yet wired** into the session (see the module above);
-//! the endpoint in [`super::endpoint`] drives it over a real socket.
+//! the endpoint in `endpoint.rs` drives it over a real socket.
 //!
 //! - Handshake, libtorrent's numbering: the initiator picks `recv_id`, sends `ST_SYN` with
 //!   `connection_id = recv_id` and its first `seq_nr` (the SYN takes a sequence number) and

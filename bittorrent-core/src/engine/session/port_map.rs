@@ -1,0 +1,53 @@
+//! The session's port mapping: starting the `portmap` thread
+//! ([`crate::portmap`]) for the listening port, and what the session tells
+//! of it and of our external addresses.
+
+use super::shared::Shared;
+use super::Session;
+use crate::engine::session::external::{ExternalAddress, Reporter};
+use crate::portmap::{PortMapConfig, PortMapStatus, PortMapper};
+use std::sync::{Arc, Weak};
+
+/// Start the `portmap` thread for the session's listening port, unless
+/// the configuration or `PEER_PORT_MAP=off` says no.
+pub(crate) fn start_port_mapper(shared: &Arc<Shared>) -> Option<PortMapper> {
+    if !shared.config.port_map {
+        return None;
+    }
+    if crate::portmap::disabled_by_env() {
+        log::info!("port mapping off ({}=off)", crate::portmap::ENV_VAR);
+        return None;
+    }
+    let weak: Weak<Shared> = Arc::downgrade(shared);
+    let cfg = PortMapConfig {
+        port: shared.local_port(),
+        ssdp: crate::portmap::ssdp::MULTICAST,
+        natpmp_port: crate::portmap::natpmp::PORT,
+        on_external: Arc::new(move |ip| {
+            if let Some(s) = weak.upgrade() {
+                s.record_external(ip, Reporter::Gateway);
+            }
+        }),
+    };
+    match PortMapper::start(cfg) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            log::warn!("port mapping disabled: cannot start its thread: {e}");
+            None
+        }
+    }
+}
+
+impl Session {
+    /// Our external addresses as reported so far (the gateway, trackers,
+    /// peers), the best IPv4 address first. Only public addresses count.
+    pub fn external_addresses(&self) -> Vec<ExternalAddress> {
+        self.inner.shared.external.lock().list()
+    }
+
+    /// Where port mapping stands; `None` when it is off
+    /// ([`Config::port_map`](crate::Config::port_map) or `PEER_PORT_MAP=off`).
+    pub fn port_mapping(&self) -> Option<PortMapStatus> {
+        self.inner.portmap.lock().as_ref().map(PortMapper::status)
+    }
+}
