@@ -14,6 +14,8 @@
 # /usr/bin/time, which a loaded machine disturbs less than wall time.
 # libtorrent runs through /usr/bin/python3 (Debian's python3-libtorrent).
 set -euo pipefail
+# Benchmarks talk to loopback only: no DHT routers, no SSDP/NAT-PMP to the real router.
+export PEER_DHT_BOOTSTRAP=none PEER_PORT_MAP=off
 
 N=${N:-3}
 SIZE_MIB=${SIZE_MIB:-1024}

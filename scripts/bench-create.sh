@@ -14,6 +14,8 @@
 # cache, then every tool hashes it from memory. Tools that are not
 # installed are reported as SKIP. Needs bash, cargo, awk, sort.
 set -euo pipefail
+# Benchmarks talk to loopback only: no DHT routers, no SSDP/NAT-PMP to the real router.
+export PEER_DHT_BOOTSTRAP=none PEER_PORT_MAP=off
 
 N=${N:-5}
 SIZE_MIB=${SIZE_MIB:-2048}

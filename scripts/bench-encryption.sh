@@ -10,6 +10,8 @@
 # and verified), so it includes start-up and the final hash checks.
 # Only processes started here are stopped, by their pid.
 set -euo pipefail
+# Benchmarks talk to loopback only: no DHT routers, no SSDP/NAT-PMP to the real router.
+export PEER_DHT_BOOTSTRAP=none PEER_PORT_MAP=off
 SIZE_MIB=${1:-256}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PEER=${PEER_BIN:-$ROOT/target/release/peer}

@@ -20,6 +20,11 @@ import sys
 import tempfile
 import time
 
+# Loopback only: no DHT routers, no SSDP/NAT-PMP to the real router (inherited by
+# every peer process this script starts).
+os.environ.setdefault("PEER_DHT_BOOTSTRAP", "none")
+os.environ["PEER_PORT_MAP"] = "off"
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICK = os.sysconf("SC_CLK_TCK")
 

@@ -255,7 +255,7 @@ def start_lt_seeders(args, work, torrent, seed_dir, k, tag):
 
 def start_our_seeders(args, work, torrent, seed_dir, k, tag):
     """K `peer` processes seeding the file, each on its own port: (processes, ports)."""
-    env = dict(os.environ, PEER_DHT_BOOTSTRAP="none", RUST_LOG="warn")
+    env = dict(os.environ, PEER_DHT_BOOTSTRAP="none", PEER_PORT_MAP="off", RUST_LOG="warn")
     state0 = os.path.join(work, "seed-state-0")
     if k > 1:
         # One seeder checks the data once; the others start from copies of
@@ -319,7 +319,7 @@ def stop_all(procs):
 
 def run_leecher(args, work, torrent, want, name, path, k, ports):
     """One leecher run against running seeders; its rusage as a result row."""
-    env = dict(os.environ, PEER_DHT_BOOTSTRAP="none", RUST_LOG=args.rust_log)
+    env = dict(os.environ, PEER_DHT_BOOTSTRAP="none", PEER_PORT_MAP="off", RUST_LOG=args.rust_log)
     save = os.path.join(work, "leech-%s-%d" % (name, k))
     os.makedirs(save)
     if path is not None:

@@ -164,7 +164,7 @@ def run_peer(tmp):
         with open(os.path.join(tdir, ih + ".add"), "wb") as f:
             f.write(ben({"paused": 0, "save path": data}))
     port = free_port()
-    env = dict(os.environ, PEER_DHT_BOOTSTRAP="none")
+    env = dict(os.environ, PEER_DHT_BOOTSTRAP="none", PEER_PORT_MAP="off")
     p = subprocess.Popen([PEER, "daemon", "--state", state, "--port", str(free_port()),
                           "--no-lsd", "--no-dht", "--rpc-port", str(port)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)

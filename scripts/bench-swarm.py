@@ -309,7 +309,7 @@ def run(args, mode, population):
     subprocess.run([args.peer_bin, "create", data, "-o", torrent, "--announce",
                     "http://127.0.0.1:%d/announce" % tracker.port, "--piece-length", "256K"],
                    check=True, stdout=subprocess.DEVNULL, timeout=120)
-    env = dict(os.environ, PEER_DHT_BOOTSTRAP="none", RUST_LOG="warn")
+    env = dict(os.environ, PEER_DHT_BOOTSTRAP="none", PEER_PORT_MAP="off", RUST_LOG="warn")
     peers = []
 
     def start(kind, role, save_dir, port, dial):

@@ -42,6 +42,8 @@
 #
 # Only processes started by this script are stopped, by their pid.
 set -euo pipefail
+# Benchmarks talk to loopback only: no DHT routers, no SSDP/NAT-PMP to the real router.
+export PEER_DHT_BOOTSTRAP=none PEER_PORT_MAP=off
 
 SIZE_MIB=${1:-${SIZE_MIB:-1024}}
 RUNS=${2:-${RUNS:-3}}

@@ -255,7 +255,7 @@ def run_tcp(args, size, work):
 
 
 def run_pair(args, link, seed_kind, leech_kind, torrent, data, want, work, n):
-    env = dict(os.environ, PEER_DHT_BOOTSTRAP="none", RUST_LOG="warn")
+    env = dict(os.environ, PEER_DHT_BOOTSTRAP="none", PEER_PORT_MAP="off", RUST_LOG="warn")
     tag = "%s-%s-%d" % (seed_kind, leech_kind, n)
     seed_dir = os.path.dirname(data)
     leech_dir = os.path.join(work, "leech-" + tag)

@@ -5,6 +5,11 @@ sequential `GET /status` calls (a new connection each, as the CLI does).
   /usr/bin/python3 scripts/bench_control_api.py target/release/peer [LABEL]
 """
 import json, socket, subprocess, sys, tempfile, time, os, statistics
+
+# Loopback only: no DHT routers, no SSDP/NAT-PMP to the real router (inherited by
+# every peer process this script starts).
+os.environ.setdefault("PEER_DHT_BOOTSTRAP", "none")
+os.environ["PEER_PORT_MAP"] = "off"
 peer = os.path.abspath(sys.argv[1])
 label = sys.argv[2] if len(sys.argv) > 2 else peer
 st = tempfile.mkdtemp()

@@ -18,6 +18,11 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+# Loopback only: no DHT routers, no SSDP/NAT-PMP to the real router (inherited by
+# every peer process this script starts).
+os.environ.setdefault("PEER_DHT_BOOTSTRAP", "none")
+os.environ["PEER_PORT_MAP"] = "off"
+
 PEER, OUT = os.path.abspath(sys.argv[1]), sys.argv[2]
 RATE = 700 * 1024  # bytes/s through the relay
 

@@ -57,6 +57,10 @@ fn lease_from(v: Option<&str>) -> Duration {
 pub const RENEW_FLOOR: Duration = Duration::from_secs(10);
 /// How long the SSDP search waits for answers.
 pub const SSDP_WAIT: Duration = Duration::from_secs(2);
+/// Longest a stop waits for the thread to remove a mapping it holds.
+pub const STOP_WAIT_MAPPED: Duration = Duration::from_secs(5);
+/// Longest a stop waits for a thread that holds no mapping.
+pub const STOP_WAIT_SEARCHING: Duration = Duration::from_millis(200);
 
 /// Whether `PEER_PORT_MAP` turns port mapping off.
 pub fn disabled_by_env() -> bool {
@@ -237,11 +241,31 @@ impl PortMapper {
         self.stop.take();
     }
 
-    /// Stop the thread (deleting the mappings) and wait for it.
+    /// Stop the thread (deleting the mappings) and wait for it: as long as
+    /// it takes ([`STOP_WAIT_MAPPED`]) when a mapping is held, so that it is
+    /// removed before the process exits; otherwise at most
+    /// [`STOP_WAIT_SEARCHING`]: a thread still searching (an SSDP wait of
+    /// 2 s, NAT-PMP retries) holds nothing to remove, and `peer --once`
+    /// must not wait for its search to end. Such a thread is left to end
+    /// by itself (it sees the stop after its round).
     pub(crate) fn stop(&mut self) {
         self.stop.take();
-        if let Some(t) = self.thread.take() {
+        let Some(t) = self.thread.take() else {
+            return;
+        };
+        let limit = if self.status.lock().state == PortMapState::Mapped {
+            STOP_WAIT_MAPPED
+        } else {
+            STOP_WAIT_SEARCHING
+        };
+        let deadline = std::time::Instant::now() + limit;
+        while !t.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if t.is_finished() {
             let _ = t.join();
+        } else {
+            log::debug!("port mapping: not waiting for the search to end");
         }
     }
 }
