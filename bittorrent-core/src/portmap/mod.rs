@@ -15,8 +15,8 @@
 //! waits [`RETRY_FIRST`] before it tries again, doubling up to
 //! [`RETRY_MAX`]: never a tight loop.
 //!
-//! Tests and CI set `PEER_PORT_MAP=off` ([`ENV_VAR`]): then no SSDP or
-//! NAT-PMP packet ever leaves the machine, whatever the configuration.
+//! Tests and CI set `PEER_PORT_MAP=off` ([`ENV_VAR`]): then no SSDP, PCP
+//! or NAT-PMP packet ever leaves the machine, whatever the configuration.
 
 pub(crate) mod gateway;
 pub(crate) mod igd;
