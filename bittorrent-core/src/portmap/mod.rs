@@ -715,6 +715,9 @@ fn remove(cfg: &PortMapConfig, h: &Held) {
 }
 
 #[cfg(test)]
+mod fallback_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
