@@ -1,13 +1,13 @@
-//! Port mapping (UPnP IGD, NAT-PMP) against Debian's miniupnpd, run by the
+//! Port mapping (UPnP IGD, PCP, NAT-PMP) against Debian's miniupnpd, run by the
 //! test as the gateway of a NAT lab of three network namespaces:
 //!
 //! ```text
-//!   p21c..l (LAN host, 192.168.77.2, runs `peer`)
+//!   p21d..l (LAN host, 192.168.77.2, runs `peer`)
 //!      | veth
-//!   p21c..g (gateway: 192.168.77.1 inside, EXT outside; nftables
+//!   p21d..g (gateway: 192.168.77.1 inside, EXT outside; nftables
 //!      |     masquerade; miniupnpd or a fake gateway)
 //!      | veth
-//!   p21c..w (the "internet": EXT's neighbour, .1 of its /24)
+//!   p21d..w (the "internet": EXT's neighbour, .1 of its /24)
 //! ```
 //!
 //! The namespaces have no route out of the machine, so the public-looking
@@ -15,8 +15,9 @@
 //! any range miniupnpd counts as private or reserved) exists only inside the
 //! lab. That covers the success path: discovery, the mapping in the
 //! gateway's nftables rules and in `upnpc -l`, a connection from the "internet"
-//! through the mapping, renewal before the lease ends (UPnP and NAT-PMP,
-//! with 20 s leases asked through `PEER_PORT_MAP_LEASE`) and removal on
+//! through the mapping, renewal before the lease ends (UPnP, PCP and
+//! NAT-PMP: miniupnpd's `enable_natpmp=yes` answers both; the NAT-PMP test
+//! turns PCP off with `PEER_PORT_MAP_PCP=off`; with 20 s leases asked through `PEER_PORT_MAP_LEASE`) and removal on
 //! exit; the DHT's BEP 42 node id from the gateway's external address. A private external address (10.99.0.2) covers the
 //! refusal path. A fake gateway (`tests/interop/fake_igd.py`) covers hostile
 //! SSDP answers: oversized, a control URL off the LAN, a redirect to a huge
@@ -25,7 +26,8 @@
 //! Not covered (the machine does not allow it): a real home router, double
 //! NAT behind a real carrier (the refusal is tested with miniupnpd's own
 //! check of its external address), leases of hours (we ask for 20 s),
-//! PCP (not implemented).
+//! PCP's PEER opcode and options (not implemented), a PCP server of
+//! another version (the fallback on UNSUPP_VERSION is unit-tested).
 //!
 //! Needs root (namespaces), `ip`, `nft`, `miniupnpd` and `upnpc` (Debian's
 //! `miniupnpd-nftables`, `miniupnpc`, `nftables`; `.ci/run` installs them).
@@ -77,11 +79,11 @@ impl NatLab {
         let seq = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tag = format!("{}{seq}", std::process::id() % 10_000);
         let lab = NatLab {
-            gw: format!("p21c-{tag}g"),
-            lan: format!("p21c-{tag}l"),
-            wan: format!("p21c-{tag}w"),
-            wan_if: format!("p21c{tag}wg"),
-            lan_if: format!("p21c{tag}lg"),
+            gw: format!("p21d-{tag}g"),
+            lan: format!("p21d-{tag}l"),
+            wan: format!("p21d-{tag}w"),
+            wan_if: format!("p21d{tag}wg"),
+            lan_if: format!("p21d{tag}lg"),
             dir: TempDir::new("portmap"),
             gateway: None,
         };
@@ -89,8 +91,8 @@ impl NatLab {
             ip(&["netns", "add", ns])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
         }
-        let (lg, ll) = (lab.lan_if.clone(), format!("p21c{tag}ll"));
-        let ww = format!("p21c{tag}ww");
+        let (lg, ll) = (lab.lan_if.clone(), format!("p21d{tag}ll"));
+        let ww = format!("p21d{tag}ww");
         ip(&["link", "add", &lg, "type", "veth", "peer", "name", &ll])?;
         ip(&[
             "link",
@@ -160,6 +162,7 @@ impl NatLab {
         let conf = format!(
             "ext_ifname={}\nlistening_ip={}\nport=0\n\
              enable_natpmp={}\nenable_upnp={}\nsecure_mode=yes\n\
+             min_lifetime=20\n\
              lease_file={}\n\
              uuid=3a5b3b8c-2d4c-4f5e-9a1b-7c6d5e4f3a2b\n\
              allow 1024-65535 192.168.77.0/24 1024-65535\n\
@@ -237,6 +240,11 @@ impl NatLab {
 
     /// [`NatLab::peer`] asking the gateway for `lease` seconds.
     fn peer_with_lease(&self, args: &[&str], lease: u32) -> Child {
+        self.peer_with(args, lease, true)
+    }
+
+    /// [`NatLab::peer_with_lease`], with PCP on or off (NAT-PMP only).
+    fn peer_with(&self, args: &[&str], lease: u32, pcp: bool) -> Child {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.lan])
             .arg(peer_bin())
@@ -244,6 +252,7 @@ impl NatLab {
             .args(args)
             .env(PORT_MAP_ENV, "on")
             .env("PEER_PORT_MAP_LEASE", lease.to_string())
+            .env("PEER_PORT_MAP_PCP", if pcp { "on" } else { "off" })
             .env("RUST_LOG", "bittorrent_core=info");
         Child::spawn("peer", c)
     }
@@ -411,24 +420,50 @@ fn upnp_maps_tcp_and_udp_on_miniupnpd_and_removes_them_on_exit() {
 
 #[test]
 fn natpmp_maps_renews_before_the_lease_ends_and_removes_on_exit() {
+    // PCP off: the NAT-PMP path, against a gateway that speaks both.
+    small_protocol_maps_renews_and_removes(false);
+}
+
+#[test]
+fn pcp_maps_renews_with_its_nonces_and_removes_on_exit() {
+    small_protocol_maps_renews_and_removes(true);
+}
+
+/// miniupnpd with NAT-PMP/PCP on and UPnP off; `peer` asks for 20 s
+/// leases over PCP (`pcp`) or NAT-PMP (PCP turned off).
+fn small_protocol_maps_renews_and_removes(pcp: bool) {
     let Some(mut lab) = lab_or_skip(EXT_PUBLIC) else {
         return;
     };
-    // NAT-PMP only; we ask for 20 s leases.
+    let (name, method) = if pcp {
+        ("PCP", "pcp")
+    } else {
+        ("NAT-PMP", "nat-pmp")
+    };
     lab.start_miniupnpd(true, false);
-    let mut p = lab.peer_with_lease(&["--no-dht"], 20);
+    let mut p = lab.peer_with(&["--no-dht"], 20, pcp);
     assert!(
-        p.wait_for_output("port mapping: NAT-PMP gateway", Duration::from_secs(20)),
-        "no NAT-PMP mapping:\n{}\n--- miniupnpd:\n{}",
+        p.wait_for_output(
+            &format!("port mapping: {name} gateway"),
+            Duration::from_secs(20)
+        ),
+        "no {name} mapping:\n{}\n--- miniupnpd:\n{}",
         p.output(),
         lab.gateway_output()
     );
     let out = p.output();
     assert!(
         out.contains(&format!(
-            "NAT-PMP gateway {LAN_GW}: external address {EXT_PUBLIC}, TCP 6881 and UDP 6881 mapped to port 6881 for 20 s"
+            "{name} gateway {LAN_GW}: external address {EXT_PUBLIC}, TCP 6881 and UDP 6881 mapped to port 6881 for 20 s"
         )),
         "{out}"
+    );
+    // The gateway saw the protocol we meant (miniupnpd logs each PCP MAP).
+    assert_eq!(
+        lab.gateway_output().contains("PCP MAP"),
+        pcp,
+        "{}",
+        lab.gateway_output()
     );
     let to_us = format!("dport 6881 dnat ip to {LAN_HOST}:6881");
     assert_eq!(
@@ -438,25 +473,9 @@ fn natpmp_maps_renews_before_the_lease_ends_and_removes_on_exit() {
         lab.dnat_rules()
     );
     // Renewed at half the lease (10 s), before it ends; still mapped after
-    // the first lease would have run out.
-    let start = Instant::now();
-    assert!(
-        p.wait_for_output(
-            "port mapping: renewed with nat-pmp for 20 s",
-            Duration::from_secs(15)
-        ),
-        "no renewal:\n{}",
-        p.output()
-    );
-    assert!(start.elapsed() < Duration::from_secs(15));
-    std::thread::sleep(Duration::from_secs(12));
-    assert_eq!(
-        lab.dnat_rules().matches(&to_us).count(),
-        2,
-        "the mapping expired:\n{}\n{}",
-        lab.dnat_rules(),
-        p.output()
-    );
+    // the first lease would have run out (PCP: with the same nonces, or
+    // miniupnpd would refuse to touch the mapping).
+    renewed_and_still_mapped(&mut p, &lab, method, &to_us);
     let answer = reachable_from_outside(&lab);
     assert!(
         answer.as_deref().is_ok_and(|a| a.starts_with("HTTP/1.")),
@@ -469,17 +488,57 @@ fn natpmp_maps_renews_before_the_lease_ends_and_removes_on_exit() {
         "left behind:\n{}",
         lab.dnat_rules()
     );
+    if pcp {
+        // Removed by PCP requests with the mappings' nonces (miniupnpd
+        // refuses a removal with another nonce).
+        let g = lab.gateway_output();
+        assert!(g.contains("PCP: TCP port 6881 mapping removed"), "{g}");
+        assert!(g.contains("PCP: UDP port 6881 mapping removed"), "{g}");
+    }
+}
+
+/// The renewal at half a 20 s lease, and the mapping still there after
+/// the first lease would have ended.
+fn renewed_and_still_mapped(p: &mut Child, lab: &NatLab, method: &str, to_us: &str) {
+    let start = Instant::now();
+    assert!(
+        p.wait_for_output(
+            &format!("port mapping: renewed with {method} for 20 s"),
+            Duration::from_secs(15)
+        ),
+        "no renewal:\n{}",
+        p.output()
+    );
+    assert!(start.elapsed() < Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(
+        lab.dnat_rules().matches(to_us).count(),
+        2,
+        "the mapping expired:\n{}\n{}",
+        lab.dnat_rules(),
+        p.output()
+    );
 }
 
 #[test]
 fn a_private_external_address_is_refused_with_one_line_and_no_retry_loop() {
+    private_external_address_refused(true);
+}
+
+#[test]
+fn a_private_external_address_is_refused_over_natpmp_too() {
+    private_external_address_refused(false);
+}
+
+/// miniupnpd with a private external address; `peer` with PCP on or off.
+fn private_external_address_refused(pcp: bool) {
     let Some(mut lab) = lab_or_skip("10.99.0.2") else {
         return;
     };
     // Both protocols on: miniupnpd refuses each (its external address is
     // private: port forwarding is impossible behind it).
     lab.start_miniupnpd(true, true);
-    let mut p = lab.peer(&["--no-dht"]);
+    let mut p = lab.peer_with(&["--no-dht"], 7200, pcp);
     assert!(
         p.wait_for_output("refused", Duration::from_secs(30)),
         "{}\n--- miniupnpd:\n{}",
@@ -499,7 +558,13 @@ fn a_private_external_address_is_refused_with_one_line_and_no_retry_loop() {
         line.contains(&format!("gateway {LAN_GW} refused")),
         "{line}"
     );
-    assert!(line.contains("network failure"), "{line}");
+    // PCP answers first: miniupnpd says NO_RESOURCES to a MAP when its
+    // external address is private; its NAT-PMP says "network failure".
+    if pcp {
+        assert!(line.contains("PCP says no resources (result 8)"), "{line}");
+    } else {
+        assert!(line.contains("NAT-PMP says network failure"), "{line}");
+    }
     assert!(line.contains("trying again in 5 min"), "{line}");
     let logged = out
         .lines()
@@ -542,7 +607,7 @@ fn hostile_gateway_oversized_ssdp_answer_is_refused() {
         "oversized",
         &[
             &format!("SSDP answer from {LAN_GW} over 1536 bytes: refused"),
-            "no NAT-PMP or UPnP gateway answered",
+            "no PCP, NAT-PMP or UPnP gateway answered",
         ],
     );
 }
@@ -592,10 +657,11 @@ fn the_daemon_shows_the_mapping_and_the_external_address_in_status() {
         .args(["daemon", "--state", &state_s, "--port", "6881"])
         .args(["--no-lsd", "--no-dht"])
         .env(PORT_MAP_ENV, "on")
+        .env("PEER_PORT_MAP_PCP", "on")
         .env("RUST_LOG", "bittorrent_core=info");
     let mut d = Child::spawn("peer daemon", c);
     assert!(
-        d.wait_for_output("port mapping: NAT-PMP gateway", Duration::from_secs(20)),
+        d.wait_for_output("port mapping: PCP gateway", Duration::from_secs(20)),
         "no mapping:\n{}\n--- miniupnpd:\n{}",
         d.output(),
         lab.gateway_output()
@@ -610,7 +676,7 @@ fn the_daemon_shows_the_mapping_and_the_external_address_in_status() {
         serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
     let pm = &st["port_mapping"];
     assert_eq!(pm["state"], "mapped", "{st}");
-    assert_eq!(pm["method"], "nat-pmp", "{st}");
+    assert_eq!(pm["method"], "pcp", "{st}");
     assert_eq!(pm["gateway"], LAN_GW, "{st}");
     assert_eq!(pm["external_ip"], EXT_PUBLIC, "{st}");
     assert_eq!(pm["tcp_port"], 6881, "{st}");
@@ -627,7 +693,7 @@ fn the_daemon_shows_the_mapping_and_the_external_address_in_status() {
     let human = peer_in_lan(&lab, &["status", "--state", &state_s]);
     assert!(
         human.contains(&format!(
-            "port mapping: NAT-PMP gateway {LAN_GW}: external address {EXT_PUBLIC}"
+            "port mapping: PCP gateway {LAN_GW}: external address {EXT_PUBLIC}"
         )),
         "{human}"
     );

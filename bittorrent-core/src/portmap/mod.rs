@@ -1,10 +1,12 @@
 //! Port mapping: ask the home router to forward our listening port (TCP
-//! and UDP) to us, with NAT-PMP (RFC 6886) or UPnP IGD, and learn our
-//! external address from it.
+//! and UDP) to us, with PCP (RFC 6887), NAT-PMP (RFC 6886) or UPnP IGD,
+//! and learn our external address from it.
 //!
 //! One thread per session, named `portmap` ([`PortMapper::start`]). It
-//! finds the IPv4 default gateway, asks it over NAT-PMP first (one UDP
-//! exchange, given up after 1.75 s), then over UPnP (SSDP search for 2 s,
+//! finds the IPv4 default gateway, asks it over PCP first (a MAP per
+//! protocol, given up after 1.75 s of silence), then, when the gateway
+//! speaks no PCP (silence, a NAT-PMP "unsupported version"), over NAT-PMP
+//! (the same bound), then over UPnP (SSDP search for 2 s,
 //! the device description, SOAP calls; every HTTP request times out after
 //! [`igd::HTTP_TIMEOUT`]). A mapping is renewed at half its lease and
 //! deleted when the session stops. A gateway that refuses (no gateway, no
@@ -13,12 +15,13 @@
 //! waits [`RETRY_FIRST`] before it tries again, doubling up to
 //! [`RETRY_MAX`]: never a tight loop.
 //!
-//! Tests and CI set `PEER_PORT_MAP=off` ([`ENV_VAR`]): then no SSDP or
-//! NAT-PMP packet ever leaves the machine, whatever the configuration.
+//! Tests and CI set `PEER_PORT_MAP=off` ([`ENV_VAR`]): then no SSDP, PCP
+//! or NAT-PMP packet ever leaves the machine, whatever the configuration.
 
 pub(crate) mod gateway;
 pub(crate) mod igd;
 pub(crate) mod natpmp;
+pub(crate) mod pcp;
 pub(crate) mod ssdp;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -62,9 +65,19 @@ pub const STOP_WAIT_MAPPED: Duration = Duration::from_secs(5);
 /// Longest a stop waits for a thread that holds no mapping.
 pub const STOP_WAIT_SEARCHING: Duration = Duration::from_millis(200);
 
+/// The environment variable that turns PCP off (`off`, `0`, `no`,
+/// `false`): NAT-PMP and UPnP only, as before PCP (tests use it to keep
+/// the NAT-PMP path covered against a gateway that speaks both).
+pub const PCP_ENV_VAR: &str = "PEER_PORT_MAP_PCP";
+
 /// Whether `PEER_PORT_MAP` turns port mapping off.
 pub fn disabled_by_env() -> bool {
     std::env::var(ENV_VAR).is_ok_and(|v| is_off(&v))
+}
+
+/// Whether `PEER_PORT_MAP_PCP` turns PCP off.
+fn pcp_disabled_by_env() -> bool {
+    std::env::var(PCP_ENV_VAR).is_ok_and(|v| is_off(&v))
 }
 
 /// Whether a value of `PEER_PORT_MAP` means off.
@@ -150,7 +163,7 @@ impl PortMapState {
 pub struct PortMapStatus {
     /// Where it stands.
     pub state: PortMapState,
-    /// `upnp` or `nat-pmp` once a gateway answered.
+    /// `upnp`, `nat-pmp` or `pcp` once a gateway answered.
     pub method: Option<&'static str>,
     /// The gateway asked (the default gateway, or the UPnP device).
     pub gateway: Option<IpAddr>,
@@ -188,7 +201,7 @@ pub(crate) struct PortMapConfig {
     pub(crate) port: u16,
     /// Where the SSDP search goes (the multicast group; tests use another).
     pub(crate) ssdp: SocketAddrV4,
-    /// The gateway's NAT-PMP port.
+    /// The gateway's NAT-PMP and PCP port.
     pub(crate) natpmp_port: u16,
     /// Called with the external address whenever the gateway reports it.
     pub(crate) on_external: Arc<dyn Fn(IpAddr) + Send + Sync>,
@@ -198,6 +211,14 @@ pub(crate) struct PortMapConfig {
 enum Held {
     NatPmp {
         gateway: Ipv4Addr,
+    },
+    Pcp {
+        gateway: Ipv4Addr,
+        /// Our address towards the gateway (the requests' client address).
+        client: Ipv4Addr,
+        /// The nonces of the TCP and UDP mappings (repeated in renewals
+        /// and removals).
+        nonces: [[u8; 12]; 2],
     },
     Upnp {
         service: igd::Service,
@@ -354,7 +375,7 @@ fn run(cfg: &PortMapConfig, shared: &Mutex<PortMapStatus>, stop: &Receiver<()>) 
 
 type Attempt = Result<(Held, PortMapStatus), Box<PortMapStatus>>;
 
-/// One try: NAT-PMP, then UPnP. `held`: the mapping to renew (same method).
+/// One try: PCP, NAT-PMP, then UPnP. `held`: the mapping to renew (same method).
 fn attempt(cfg: &PortMapConfig, held: Option<&Held>) -> Attempt {
     let refused = |gateway: Option<IpAddr>, method, ext: Option<IpAddr>, message: String| {
         Box::new(PortMapStatus {
@@ -372,23 +393,23 @@ fn attempt(cfg: &PortMapConfig, held: Option<&Held>) -> Attempt {
         return Err(refused(None, None, None, "no IPv4 default gateway".into()));
     };
     if !matches!(held, Some(Held::Upnp { .. })) {
-        match map_natpmp(cfg, gw) {
+        match map_pcp_or_natpmp(cfg, gw, held) {
             Ok(r) => return Ok(r),
-            Err(MapError::NoAnswer) => {}
-            Err(e) => {
-                // A gateway that speaks NAT-PMP and refuses: UPnP may still
-                // work (some routers have one of the two turned off).
+            Err((_, MapError::NoAnswer)) => {}
+            Err((method, e)) => {
+                // A gateway that speaks PCP or NAT-PMP and refuses: UPnP may
+                // still work (some routers have one of them turned off).
                 return match map_upnp(cfg, Some(gw), held) {
                     Ok(r) => Ok(r),
                     Err((_, ext, MapError::NoAnswer)) => Err(refused(
                         Some(gw.into()),
-                        Some("nat-pmp"),
+                        Some(method),
                         ext,
                         format!("gateway {gw} refused: {e}"),
                     )),
                     Err((_, ext, u)) => Err(refused(
                         Some(gw.into()),
-                        Some("nat-pmp"),
+                        Some(method),
                         ext,
                         format!("gateway {gw} refused: {e}; UPnP: {u}"),
                     )),
@@ -400,7 +421,7 @@ fn attempt(cfg: &PortMapConfig, held: Option<&Held>) -> Attempt {
         let g = dev.unwrap_or(gw);
         let msg = match e {
             MapError::NoAnswer => {
-                format!("no NAT-PMP or UPnP gateway answered (default gateway {gw})")
+                format!("no PCP, NAT-PMP or UPnP gateway answered (default gateway {gw})")
             }
             e => format!("UPnP gateway {g} refused: {e}"),
         };
@@ -411,6 +432,114 @@ fn attempt(cfg: &PortMapConfig, held: Option<&Held>) -> Attempt {
 /// Whether an external address is one a mapping is useless behind.
 fn private_external(ip: Ipv4Addr) -> bool {
     !crate::proto::bep42::is_public(IpAddr::V4(ip))
+}
+
+/// PCP (unless `PEER_PORT_MAP_PCP=off` or the mapping held is NAT-PMP's),
+/// then NAT-PMP when the gateway speaks no PCP. The error names the
+/// method that answered.
+fn map_pcp_or_natpmp(
+    cfg: &PortMapConfig,
+    gw: Ipv4Addr,
+    held: Option<&Held>,
+) -> Result<(Held, PortMapStatus), (&'static str, MapError)> {
+    if !matches!(held, Some(Held::NatPmp { .. })) && !pcp_disabled_by_env() {
+        match map_pcp(cfg, gw, held) {
+            Err(MapError::NoAnswer) => {
+                log::debug!("port mapping: gateway {gw} speaks no PCP; trying NAT-PMP");
+            }
+            r => return r.map_err(|e| ("pcp", e)),
+        }
+    }
+    map_natpmp(cfg, gw).map_err(|e| ("nat-pmp", e))
+}
+
+/// Map TCP and UDP with PCP MAP requests (renewals repeat the nonces).
+fn map_pcp(
+    cfg: &PortMapConfig,
+    gw: Ipv4Addr,
+    held: Option<&Held>,
+) -> Result<(Held, PortMapStatus), MapError> {
+    let (client, nonces) = match held {
+        Some(Held::Pcp {
+            gateway,
+            client,
+            nonces,
+        }) if *gateway == gw => (*client, *nonces),
+        _ => (
+            gateway::local_addr_towards(gw).map_err(MapError::Io)?,
+            [pcp::new_nonce(), pcp::new_nonce()],
+        ),
+    };
+    let mut ports = [None, None];
+    let mut lease = u32::MAX;
+    let mut ext = Ipv4Addr::UNSPECIFIED;
+    for (i, protocol) in [Protocol::Tcp, Protocol::Udp].into_iter().enumerate() {
+        let req = pcp::MapRequest {
+            client,
+            nonce: nonces[i],
+            protocol,
+            internal_port: cfg.port,
+            external_port: cfg.port,
+            external_ip: Ipv4Addr::UNSPECIFIED,
+            lifetime: lease_asked().as_secs() as u32,
+        };
+        let m = pcp::exchange(gw, cfg.natpmp_port, &req)?;
+        ports[i] = Some(m.external_port);
+        lease = lease.min(m.lifetime);
+        ext = m.external_ip;
+        if private_external(ext) {
+            // Nothing is reachable through it: take back what we got.
+            for (j, nonce) in nonces.iter().enumerate().take(i + 1) {
+                let _ = pcp::exchange(gw, cfg.natpmp_port, &pcp_removal(cfg, client, *nonce, j));
+            }
+            return Err(MapError::Refused(format!(
+                "external address {ext} is not public (double NAT?): no mapping"
+            )));
+        }
+    }
+    let message = format!(
+        "PCP gateway {gw}: external address {ext}, TCP {} and UDP {} mapped to port {} for {} s",
+        ports[0].unwrap_or(0),
+        ports[1].unwrap_or(0),
+        cfg.port,
+        lease
+    );
+    Ok((
+        Held::Pcp {
+            gateway: gw,
+            client,
+            nonces,
+        },
+        PortMapStatus {
+            state: PortMapState::Mapped,
+            method: Some("pcp"),
+            gateway: Some(gw.into()),
+            external_ip: Some(ext.into()),
+            tcp_port: ports[0],
+            udp_port: ports[1],
+            lease_secs: u64::from(lease),
+            message,
+        },
+    ))
+}
+
+/// The PCP request that deletes mapping `i` (0 TCP, 1 UDP): lifetime 0,
+/// the mapping's nonce.
+fn pcp_removal(
+    cfg: &PortMapConfig,
+    client: Ipv4Addr,
+    nonce: [u8; 12],
+    i: usize,
+) -> pcp::MapRequest {
+    pcp::MapRequest {
+        client,
+        nonce,
+        protocol: if i == 0 { Protocol::Tcp } else { Protocol::Udp },
+        internal_port: cfg.port,
+        external_port: 0,
+        external_ip: Ipv4Addr::UNSPECIFIED,
+        lifetime: 0,
+    }
 }
 
 fn map_natpmp(cfg: &PortMapConfig, gw: Ipv4Addr) -> Result<(Held, PortMapStatus), MapError> {
@@ -550,8 +679,18 @@ fn map_upnp(
 /// Remove our mappings (each request bounded by its timeout).
 fn remove(cfg: &PortMapConfig, h: &Held) {
     let start = Instant::now();
-    for protocol in [Protocol::Tcp, Protocol::Udp] {
+    for (i, protocol) in [Protocol::Tcp, Protocol::Udp].into_iter().enumerate() {
         let r = match h {
+            Held::Pcp {
+                gateway,
+                client,
+                nonces,
+            } => pcp::exchange(
+                *gateway,
+                cfg.natpmp_port,
+                &pcp_removal(cfg, *client, nonces[i], i),
+            )
+            .map(|_| ()),
             Held::NatPmp { gateway } => natpmp::exchange(
                 *gateway,
                 cfg.natpmp_port,
@@ -574,6 +713,9 @@ fn remove(cfg: &PortMapConfig, h: &Held) {
     }
     log::debug!("port mapping: removed in {:?}", start.elapsed());
 }
+
+#[cfg(test)]
+mod fallback_tests;
 
 #[cfg(test)]
 mod tests {
