@@ -665,7 +665,7 @@ pub(super) fn v1_view(name: String, v2: &V2Info, private: bool) -> Info {
 }
 
 /// The piece-aligned view of a v2-only torrent, the one the engine
-/// transfers: the files of `info` (the end-to-end view of [`v1_view`]) with
+/// transfers: the files of `info` (the end-to-end view of `v1_view`) with
 /// an implicit pad entry wherever the next non-empty file starts a new
 /// piece, so that piece `p` of this byte stream is piece `p` of the v2
 /// piece space ([`V2Info::piece_check`]). Pad entries take piece space
