@@ -1,6 +1,8 @@
 //! The default gateway (IPv4) and our address towards it.
 
+use super::MapError;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
 
 /// The route table the kernel shows (Linux).
 const ROUTE_FILE: &str = "/proc/net/route";
@@ -51,6 +53,55 @@ pub(crate) fn local_addr_towards(gateway: Ipv4Addr) -> std::io::Result<Ipv4Addr>
         SocketAddr::V4(a) => Ok(*a.ip()),
         SocketAddr::V6(_) => Err(std::io::Error::other("not an IPv4 address")),
     }
+}
+
+/// Send `request` to the gateway's UDP `port` and wait for an answer that
+/// `decode` accepts, retransmitting after each wait of `retries` (NAT-PMP
+/// and PCP share this rule, RFC 6886 / 6887). Only datagrams from the
+/// gateway's own address and port count; `decode` returns `Ok(None)` for
+/// one that is not an answer to this request. `Err(MapError::NoAnswer)`
+/// when the gateway stays silent or its port is closed (ICMP unreachable).
+pub(crate) fn udp_exchange<T, const N: usize>(
+    gateway: Ipv4Addr,
+    port: u16,
+    request: &[u8],
+    retries: &[Duration],
+    mut decode: impl FnMut(&[u8]) -> Result<Option<T>, MapError>,
+) -> Result<T, MapError> {
+    let to = SocketAddr::from((gateway, port));
+    let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(MapError::Io)?;
+    let mut buf = [0u8; N];
+    for wait in retries {
+        sock.send_to(request, to).map_err(MapError::Io)?;
+        let deadline = Instant::now() + *wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            sock.set_read_timeout(Some(left)).map_err(MapError::Io)?;
+            match sock.recv_from(&mut buf) {
+                // Only the gateway's own port speaks for it.
+                Ok((n, from)) if from == to => {
+                    if let Some(a) = decode(&buf[..n])? {
+                        return Ok(a);
+                    }
+                }
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                // ICMP port unreachable: nothing listens there.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    return Err(MapError::NoAnswer);
+                }
+                Err(e) => return Err(MapError::Io(e)),
+            }
+        }
+    }
+    Err(MapError::NoAnswer)
 }
 
 #[cfg(test)]

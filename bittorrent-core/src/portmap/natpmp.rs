@@ -5,8 +5,8 @@
 //! is taken to speak no NAT-PMP).
 
 use super::{MapError, Protocol};
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::net::Ipv4Addr;
+use std::time::Duration;
 
 /// The gateway's NAT-PMP port.
 pub(crate) const PORT: u16 = 5351;
@@ -126,46 +126,16 @@ pub(crate) fn decode(b: &[u8], opcode: u8) -> Result<Option<Answer>, MapError> {
 /// Send `req` to `gateway` and wait for its answer (retransmitting).
 /// `Err(MapError::NoAnswer)` when the gateway stays silent.
 pub(crate) fn exchange(gateway: Ipv4Addr, port: u16, req: Request) -> Result<Answer, MapError> {
-    let to = SocketAddr::from((gateway, port));
-    let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(MapError::Io)?;
-    let bytes = req.encode();
-    let mut buf = [0u8; 64];
-    for wait in RETRIES {
-        sock.send_to(&bytes, to).map_err(MapError::Io)?;
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            sock.set_read_timeout(Some(left)).map_err(MapError::Io)?;
-            match sock.recv_from(&mut buf) {
-                // Only the gateway's own port speaks for it.
-                Ok((n, from)) if from == to => {
-                    if let Some(a) = decode(&buf[..n], req.opcode())? {
-                        return Ok(a);
-                    }
-                }
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                // ICMP port unreachable: no NAT-PMP there.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    return Err(MapError::NoAnswer);
-                }
-                Err(e) => return Err(MapError::Io(e)),
-            }
-        }
-    }
-    Err(MapError::NoAnswer)
+    super::gateway::udp_exchange::<_, 64>(gateway, port, &req.encode(), &RETRIES, |b| {
+        decode(b, req.opcode())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::UdpSocket;
+    use std::time::Instant;
 
     #[test]
     fn requests_and_answers() {

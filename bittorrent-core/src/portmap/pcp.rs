@@ -16,8 +16,8 @@
 //! 250 ms, 500 ms and 1 s, so a silent gateway is given up after 1.75 s.
 
 use super::{MapError, Protocol};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 /// Our PCP version.
 pub(crate) const VERSION: u8 = 2;
@@ -191,47 +191,21 @@ pub(crate) fn decode(b: &[u8], req: &MapRequest) -> Result<Option<Mapped>, MapEr
 /// `Err(MapError::NoAnswer)` when the gateway stays silent or speaks no
 /// PCP.
 pub(crate) fn exchange(gateway: Ipv4Addr, port: u16, req: &MapRequest) -> Result<Mapped, MapError> {
-    let to = SocketAddr::from((gateway, port));
-    let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(MapError::Io)?;
-    let bytes = req.encode();
     // One byte more than the longest message: a longer one is seen as such.
-    let mut buf = [0u8; MAX_LEN + 1];
-    for wait in RETRIES {
-        sock.send_to(&bytes, to).map_err(MapError::Io)?;
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            sock.set_read_timeout(Some(left)).map_err(MapError::Io)?;
-            match sock.recv_from(&mut buf) {
-                // Only the gateway's own port speaks for it.
-                Ok((n, from)) if from == to => {
-                    if let Some(m) = decode(&buf[..n], req)? {
-                        return Ok(m);
-                    }
-                }
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                // ICMP port unreachable: no PCP there.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    return Err(MapError::NoAnswer);
-                }
-                Err(e) => return Err(MapError::Io(e)),
-            }
-        }
-    }
-    Err(MapError::NoAnswer)
+    super::gateway::udp_exchange::<_, { MAX_LEN + 1 }>(
+        gateway,
+        port,
+        &req.encode(),
+        &RETRIES,
+        |b| decode(b, req),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::UdpSocket;
+    use std::time::Instant;
 
     const NONCE: [u8; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
 
