@@ -8,46 +8,13 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use support::*;
 
 const NAME: &str = "v2 data";
-
-/// Peers the tracker on `port` knows for `hash` (40 hex digits; scrape:
-/// complete + incomplete).
-fn tracker_peers(port: u16, hash: &str) -> u64 {
-    let mut q = String::new();
-    for i in 0..20 {
-        q.push('%');
-        q.push_str(&hash[2 * i..2 * i + 2]);
-    }
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let req = format!("GET /scrape?info_hash={q} HTTP/1.0\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return 0;
-    }
-    let mut body = Vec::new();
-    let _ = s.read_to_end(&mut body);
-    let text = String::from_utf8_lossy(&body);
-    let int_after = |key: &str| -> u64 {
-        text.find(key)
-            .and_then(|i| {
-                text[i + key.len()..]
-                    .split('e')
-                    .next()
-                    .and_then(|n| n.parse().ok())
-            })
-            .unwrap_or(0)
-    };
-    int_after("8:completei") + int_after("10:incompletei")
-}
 
 /// A v2-only torrent of a multi-file directory announcing to
 /// `127.0.0.1:port`; its truncated v2 info-hash in hex (what the wire and
@@ -82,15 +49,6 @@ fn v2_torrent(src: &Path, torrent: &Path, port: u16) -> String {
     ih.to_string()
 }
 
-fn no_tracker_errors(who: &str, output: &str) {
-    for line in output.lines() {
-        assert!(
-            !(line.contains("lt alert") && line.to_ascii_lowercase().contains("tracker")),
-            "{who} got a tracker error: {line}\n{output}"
-        );
-    }
-}
-
 #[test]
 fn libtorrent_leeches_a_v2_only_torrent_from_peer() {
     if !require_tool("libtorrent") {
@@ -116,7 +74,10 @@ fn libtorrent_leeches_a_v2_only_torrent_from_peer() {
         seeder.output()
     );
     assert!(
-        wait_until(LONG_WAIT, || tracker_peers(port, &ih) > 0),
+        wait_until(LONG_WAIT, || clients::tracker_peers(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            &ih
+        ) > 0),
         "not tracked under {ih}\n{}",
         seeder.output()
     );
@@ -134,11 +95,14 @@ fn libtorrent_leeches_a_v2_only_torrent_from_peer() {
     );
     assert_same_data(&src, &down.join(NAME));
     assert!(
-        wait_until(LONG_WAIT, || tracker_peers(port, &ih) >= 2),
+        wait_until(LONG_WAIT, || clients::tracker_peers(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            &ih
+        ) >= 2),
         "libtorrent not tracked under {ih}\n{}",
         leech.output()
     );
-    no_tracker_errors("libtorrent", &leech.output());
+    clients::no_lt_tracker_errors("libtorrent", &leech.output());
     leech.kill();
     seeder.kill();
 }
@@ -174,7 +138,10 @@ fn peer_leeches_a_v2_only_torrent_from_libtorrent() {
         );
     let mut leech = Child::spawn("peer leech", cmd);
     assert!(
-        wait_until(LONG_WAIT, || tracker_peers(port, &ih) > 0),
+        wait_until(LONG_WAIT, || clients::tracker_peers(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            &ih
+        ) > 0),
         "our leecher not tracked under {ih}\n{}",
         leech.output()
     );
@@ -192,6 +159,6 @@ fn peer_leeches_a_v2_only_torrent_from_libtorrent() {
         seeder.output()
     );
     assert_same_data(&src, &down.join(NAME));
-    no_tracker_errors("libtorrent", &seeder.output());
+    clients::no_lt_tracker_errors("libtorrent", &seeder.output());
     seeder.kill();
 }

@@ -192,6 +192,17 @@ pub fn tracker_peers(tracker: SocketAddr, hash: &str) -> u64 {
     int_after("8:completei") + int_after("10:incompletei")
 }
 
+/// A libtorrent child (`lt_*.py`) logged no tracker error (its `lt alert`
+/// lines).
+pub fn no_lt_tracker_errors(who: &str, output: &str) {
+    for line in output.lines() {
+        assert!(
+            !(line.contains("lt alert") && line.to_ascii_lowercase().contains("tracker")),
+            "{who} got a tracker error: {line}\n{output}"
+        );
+    }
+}
+
 pub fn wait_tracker_knows(tracker: SocketAddr, hash: &str, who: &mut Child) {
     assert!(
         wait_until(LONG_WAIT, || tracker_peers(tracker, hash) > 0),
