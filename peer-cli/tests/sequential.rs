@@ -146,25 +146,7 @@ fn daemon_api_sets_and_shows_the_piece_order() {
     let torrent = tmp.path().join("a.torrent");
     let ih = peer_create_torrent(&src, &torrent, &["--piece-length", "32K"]);
     let state = tmp.subdir("state");
-    let mut cmd = Command::new(peer_bin());
-    cmd.arg("daemon").arg("--state").arg(&state).args([
-        "--port",
-        &free_port().to_string(),
-        "--no-lsd",
-        "--no-dht",
-    ]);
-    let mut d = Child::spawn("peer daemon", cmd);
-    assert!(
-        d.wait_for_output("web interface: http://", LONG_WAIT),
-        "{}",
-        d.output()
-    );
-    let info: Value = serde_json::from_str(
-        &std::fs::read_to_string(state.join("control.json")).unwrap_or_default(),
-    )
-    .unwrap_or(Value::Null);
-    let port = info["port"].as_u64().unwrap_or(0) as u16;
-    let token = info["token"].as_str().unwrap_or("").to_string();
+    let (mut d, port, token) = start_daemon_api(&state);
     let down = tmp.subdir("down");
     let body = json!({"path": torrent, "dir": down, "sequential": true}).to_string();
     let (code, added) = call(port, &token, "POST", "/torrents", &body);

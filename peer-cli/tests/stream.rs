@@ -104,25 +104,7 @@ fn ranged_reads_while_downloading_return_the_source_bytes() {
         seeder.output()
     );
     let state = tmp.subdir("state");
-    let mut cmd = Command::new(peer_bin());
-    cmd.arg("daemon").arg("--state").arg(&state).args([
-        "--port",
-        &free_port().to_string(),
-        "--no-lsd",
-        "--no-dht",
-    ]);
-    let mut d = Child::spawn("peer daemon", cmd);
-    assert!(
-        d.wait_for_output("web interface: http://", LONG_WAIT),
-        "{}",
-        d.output()
-    );
-    let info: Value = serde_json::from_str(
-        &std::fs::read_to_string(state.join("control.json")).unwrap_or_default(),
-    )
-    .unwrap_or(Value::Null);
-    let port = info["port"].as_u64().unwrap_or(0) as u16;
-    let token = info["token"].as_str().unwrap_or("").to_string();
+    let (mut d, port, token) = start_daemon_api(&state);
     let magnet = format!("magnet:?xt=urn:btih:{ih}&x.pe=127.0.0.1:{seed_port}");
     let body = json!({"magnet": magnet, "dir": tmp.subdir("down")}).to_string();
     let (code, added) = api(port, &token, "POST", "/torrents", &body);

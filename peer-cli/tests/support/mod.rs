@@ -446,6 +446,32 @@ impl Drop for TempDir {
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
+/// Start `peer daemon --state STATE` on a free port (LSD and DHT off), wait
+/// for its control API and return it with the API's port and token (from
+/// `STATE/control.json`).
+pub fn start_daemon_api(state: &Path) -> (Child, u16, String) {
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg("daemon").arg("--state").arg(state).args([
+        "--port",
+        &free_port().to_string(),
+        "--no-lsd",
+        "--no-dht",
+    ]);
+    let mut d = Child::spawn("peer daemon", cmd);
+    assert!(
+        d.wait_for_output("web interface: http://", LONG_WAIT),
+        "{}",
+        d.output()
+    );
+    let info: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(state.join("control.json")).unwrap_or_default(),
+    )
+    .unwrap_or(serde_json::Value::Null);
+    let port = info["port"].as_u64().unwrap_or(0) as u16;
+    let token = info["token"].as_str().unwrap_or("").to_string();
+    (d, port, token)
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local_addr").port()
