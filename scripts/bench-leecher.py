@@ -43,7 +43,6 @@ leaves loopback.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -52,6 +51,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import sha1_file  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -364,18 +366,6 @@ def run_leecher(args, work, torrent, want, name, path, k, ports):
     return res
 
 
-def sha1_file(path):
-    h = hashlib.sha1()
-    try:
-        with open(path, "rb") as f:
-            while True:
-                b = f.read(1 << 20)
-                if not b:
-                    break
-                h.update(b)
-    except OSError:
-        return None
-    return h.hexdigest()
 
 
 COLS = ["leecher", "seeders", "k", "ok", "wall_s", "cpu_s", "user_s", "sys_s",

@@ -35,7 +35,6 @@ signalled, by their pid.
 """
 
 import argparse
-import hashlib
 import http.server
 import json
 import os
@@ -48,6 +47,9 @@ import tempfile
 import threading
 import time
 import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import sha1_file  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -264,18 +266,6 @@ class Peer:
         return len(re.findall(r"banning ", self.text())) if self.kind == "ours" else 0
 
 
-def sha1_file(path):
-    h = hashlib.sha1()
-    try:
-        with open(path, "rb") as f:
-            while True:
-                b = f.read(1 << 20)
-                if not b:
-                    break
-                h.update(b)
-    except OSError:
-        return None
-    return h.hexdigest()
 
 
 def kinds_for(population, n):

@@ -33,7 +33,6 @@ pid; the lab is removed at the end.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -42,6 +41,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import sha1_file  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -159,18 +161,6 @@ class Proc:
         return None if self.rusage is None else self.rusage.ru_utime + self.rusage.ru_stime
 
 
-def sha1_file(path):
-    h = hashlib.sha1()
-    try:
-        with open(path, "rb") as f:
-            while True:
-                b = f.read(1 << 20)
-                if not b:
-                    break
-                h.update(b)
-    except OSError:
-        return None
-    return h.hexdigest()
 
 
 CLK = os.sysconf("SC_CLK_TCK")
