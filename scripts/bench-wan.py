@@ -16,6 +16,13 @@ asked for, one after the other, in the same lab:
   lt-hp      libtorrent 2.0 (python3-libtorrent) with high_performance_seed()
   lt-def     libtorrent 2.0 with its default settings
 (libtorrent: TCP only, no uTP; no DHT, LSD, UPnP, NAT-PMP anywhere.)
+A kind may name a TCP congestion control: `ours/bbr` runs ours with
+`--tcp-congestion bbr`, `tcp/cubic` sets TCP_CONGESTION on the stream's
+sockets. Without it, the hosts' default applies: the kernel's built-in one,
+or --cc NAME (net.ipv4.tcp_congestion_control in both hosts' namespaces, so
+libtorrent, which has no such setting, runs with it too; the kernel allows a
+namespace only a default from net.ipv4.tcp_allowed_congestion_control). Only
+the sender's algorithm shapes the data; the receiver's sends ACKs.
 
 A run starts the seeder, waits until it seeds, starts the leecher and times
 it from its start to its completion; the leecher's file must be
@@ -178,8 +185,18 @@ def delay_cpu():
         return None
 
 
+LAB_ENV = dict(os.environ)
+
+
 def lab(*args):
-    subprocess.run([LAB] + list(args), check=True, timeout=120)
+    subprocess.run([LAB] + list(args), check=True, timeout=120, env=LAB_ENV)
+
+
+def host_cc():
+    """The hosts' default TCP congestion control."""
+    out = subprocess.run(netns("a") + ["cat", "/proc/sys/net/ipv4/tcp_congestion_control"],
+                         capture_output=True, timeout=30)
+    return out.stdout.decode().strip()
 
 
 def netns(host):
@@ -187,13 +204,18 @@ def netns(host):
 
 
 def peer_cmd(kind, args, torrent, save_dir, state, ip, dial):
+    kind, _, cc = kind.partition("/")
     if kind in ("ours", "before"):
         binary = args.peer_bin if kind == "ours" else args.before_bin
         cmd = [binary, torrent, "--dir", save_dir, "--port", str(PORT), "--no-dht",
                "--no-lsd", "--state", state]
+        if cc:
+            cmd += ["--tcp-congestion", cc]
         if dial:
             cmd += ["--peer", dial]
         return cmd
+    if cc:
+        raise RuntimeError("libtorrent has no congestion-control setting: use --cc")
     cmd = [sys.executable, os.path.abspath(__file__), "--lt-worker", torrent, save_dir,
            "%s:%d" % (ip, PORT), "--timeout", str(args.timeout + 60)]
     if kind == "lt-def":
@@ -204,6 +226,7 @@ def peer_cmd(kind, args, torrent, save_dir, state, ip, dial):
 
 
 def seeding(kind, text):
+    kind = kind.partition("/")[0]
     if kind.startswith("lt"):
         return "SEEDING" in text
     # Our plain status line: "<name> seeding 100.0% ..." (or the first one
@@ -212,13 +235,15 @@ def seeding(kind, text):
 
 
 def finished(kind, text):
+    kind = kind.partition("/")[0]
     if kind.startswith("lt"):
         return "DONE" in text
     return "download complete" in text
 
 
-def run_tcp(args, size, work):
-    """One TCP stream of `size` bytes from a to b; seconds."""
+def run_tcp(args, size, work, cc=""):
+    """One TCP stream of `size` bytes from a to b (congestion control `cc`,
+    or the host's default); seconds."""
     recv = ("import socket,sys,time\n"
             "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
             "s.bind(('%s',5201));s.listen(1);s.settimeout(30)\n"
@@ -230,10 +255,13 @@ def run_tcp(args, size, work):
             "print('GOT',n,flush=True)\n") % (LEECH_IP, size)
     send = ("import socket,time\n"
             "time.sleep(0.5)\n"
-            "c=socket.create_connection(('%s',5201),timeout=10);b=b'x'*(1<<20);n=0\n"
+            "c=socket.socket()\n"
+            "if %r: c.setsockopt(socket.IPPROTO_TCP,socket.TCP_CONGESTION,%r.encode())\n"
+            "c.settimeout(10);c.connect(('%s',5201));c.settimeout(None)\n"
+            "b=b'x'*(1<<20);n=0\n"
             "while n<%d:\n"
             "  c.sendall(b);n+=len(b)\n"
-            "c.close()\n") % (LEECH_IP, size)
+            "c.close()\n") % (cc, cc, LEECH_IP, size)
     t0 = time.monotonic()
     r = subprocess.Popen(netns("b") + ["/usr/bin/python3", "-c", recv], stdout=subprocess.PIPE)
     s = subprocess.Popen(netns("a") + ["/usr/bin/python3", "-c", send])
@@ -241,12 +269,13 @@ def run_tcp(args, size, work):
     s.wait(timeout=30)
     took = time.monotonic() - t0 - 0.5
     ok = ("GOT %d" % size) in out.decode()
-    return {"pair": "tcp", "seconds": round(took, 2), "ok": ok}
+    return {"pair": "tcp/" + cc if cc else "tcp", "seconds": round(took, 2), "ok": ok,
+            "load": round(os.getloadavg()[0], 1)}
 
 
 def run_pair(args, link, seed_kind, leech_kind, torrent, data, want, work, n):
     env = dict(os.environ, PEER_DHT_BOOTSTRAP="none", PEER_PORT_MAP="off", RUST_LOG="warn")
-    tag = "%s-%s-%d" % (seed_kind, leech_kind, n)
+    tag = ("%s-%s-%d" % (seed_kind, leech_kind, n)).replace("/", "_")
     seed_dir = os.path.dirname(data)
     leech_dir = os.path.join(work, "leech-" + tag)
     os.makedirs(leech_dir)
@@ -305,6 +334,8 @@ def main():
                     "lt-def:ours,ours:lt-hp,ours:lt-def",
                     help="SEEDER:LEECHER,... of ours, before, lt-hp, lt-def; or tcp")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--cc", help="the hosts' default TCP congestion control (WAN_LAB_CC; "
+                    "default: the kernel's)")
     ap.add_argument("--peer-bin", default=os.path.join(ROOT, "target", "release", "peer"))
     ap.add_argument("--before-bin", help="an older peer binary, for the `before` kind")
     ap.add_argument("--timeout", type=int, default=180)
@@ -314,6 +345,8 @@ def main():
     if os.geteuid() != 0:
         print("bench-wan.py: needs root (network namespaces)", file=sys.stderr)
         return 2
+    if args.cc:
+        LAB_ENV["WAN_LAB_CC"] = args.cc
     results = []
     try:
         for spec in args.links.split(","):
@@ -321,7 +354,7 @@ def main():
             size = size_mib * MIB
             floor = size * 8 / (rate * 1e6)
             lab("up", str(rtt), str(rate))
-            work = tempfile.mkdtemp(prefix="p21b-bench-wan-", dir=args.work_dir)
+            work = tempfile.mkdtemp(prefix=PREFIX + "-bench-", dir=args.work_dir)
             os.chmod(work, 0o755)
             try:
                 seed_dir = os.path.join(work, "seed")
@@ -339,16 +372,17 @@ def main():
                                 "--piece-length", "256K"], check=True,
                                stdout=subprocess.DEVNULL, timeout=300)
                 link = {"rtt_ms": rtt, "rate_mbit": rate, "size_mib": size_mib,
-                        "floor_s": round(floor, 2)}
+                        "floor_s": round(floor, 2), "host_cc": host_cc()}
                 tcp_s = None
                 n = 0
                 for _ in range(args.repeat):
                     for pair in args.pairs.split(","):
                         n += 1
                         d0 = delay_cpu()
-                        if pair == "tcp":
-                            r = run_tcp(args, size, work)
-                            tcp_s = r["seconds"]
+                        if pair.partition("/")[0] == "tcp":
+                            r = run_tcp(args, size, work, pair.partition("/")[2])
+                            if pair == "tcp":
+                                tcp_s = r["seconds"]
                         else:
                             s, l = pair.split(":")
                             r = run_pair(args, link, s, l, torrent, data, want, work, n)
@@ -370,12 +404,12 @@ def main():
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     print()
-    print("| link | pair | seconds | % of link | % of TCP | seeder CPU s | leecher CPU s "
-          "| delay line CPU s | load |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| link | hosts' cc | pair | seconds | % of link | % of TCP | seeder CPU s "
+          "| leecher CPU s | delay line CPU s | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print("| RTT %d ms, %d Mbit/s, %d MiB | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            r["rtt_ms"], r["rate_mbit"], r["size_mib"], r["pair"],
+        print("| RTT %d ms, %d Mbit/s, %d MiB | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r["rtt_ms"], r["rate_mbit"], r["size_mib"], r["host_cc"], r["pair"],
             r.get("seconds", "FAIL" + (" (%s)" % r.get("error", "")[:60] if r.get("error") else "")),
             r.get("pct_link", ""), r.get("pct_tcp", ""), r.get("seeder_cpu_s", ""),
             r.get("leecher_cpu_s", ""), r.get("delay_cpu_s", ""), r.get("load", "")))

@@ -50,6 +50,9 @@ pub enum Error {
     },
     /// The session is shutting down (or the torrent's thread has ended).
     Stopped,
+    /// `Config::tcp_congestion` names an algorithm this kernel does not
+    /// offer or allow (refused by `Session::start`).
+    Congestion(crate::engine::net::congestion::CongestionError),
     /// A seeding ratio limit that is negative or not a number.
     BadSeedRatio(f64),
     /// A file index past the torrent's last file (or a pad file's).
@@ -97,6 +100,7 @@ impl fmt::Display for Error {
             Error::Metainfo(e) => write!(f, "{e}"),
             Error::Magnet(e) => write!(f, "{e}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::Congestion(e) => write!(f, "{e}"),
             Error::AlreadyAdded(ih) => write!(f, "torrent {ih} is already in the session"),
             Error::UnknownTorrent(ih) => write!(f, "no torrent {ih} in the session"),
             Error::NoMetadata(ih) => write!(f, "torrent {ih} has no metadata yet"),
@@ -138,6 +142,7 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             Error::Storage { source, .. } => Some(source),
             Error::Selection { source, .. } => Some(source),
+            Error::Congestion(e) => Some(e),
             Error::AlreadyAdded(_)
             | Error::UnknownTorrent(_)
             | Error::NoMetadata(_)

@@ -151,6 +151,7 @@ pub mod utp {
 }
 pub use discovery::tracker::TrackerConfig;
 pub use engine::conn::peer::PeerLimits;
+pub use engine::net::congestion::{CongestionError, TcpCongestion};
 pub use engine::net::mse::Encryption;
 pub use engine::net::rate_limit::parse_rate;
 pub use engine::session::config::{Config, CorruptSettings};

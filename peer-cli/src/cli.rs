@@ -4,7 +4,7 @@
 //! library's [`Config`] in one place ([`SessionArgs::apply`]). Adding a flag
 //! is adding a field (and, for a session flag, one line in `apply`).
 
-use bittorrent_core::{Config, Encryption};
+use bittorrent_core::{Config, Encryption, TcpCongestion};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -178,6 +178,11 @@ pub struct SessionArgs {
     /// Leave new files sparse: do not reserve their disk blocks
     #[arg(long)]
     pub no_preallocate: bool,
+    /// TCP congestion control for peer connections (e.g. bbr, cubic; Linux),
+    /// or `default` for the system's [default: the system's]; a name the
+    /// kernel does not offer or allow is an error at start-up
+    #[arg(long, value_name = "NAME|default", value_parser = tcp_congestion)]
+    pub tcp_congestion: Option<CongestionChoice>,
     /// The session's rate limits (cmd/select.rs)
     #[command(flatten)]
     pub rates: crate::cmd::select::Rates,
@@ -219,6 +224,9 @@ impl SessionArgs {
         config.tracker.open = self.open_tracker;
         if let Some(e) = self.encryption {
             config.encryption = e;
+        }
+        if let Some(CongestionChoice(cc)) = self.tcp_congestion {
+            config.tcp_congestion = cc;
         }
         if self.seed_ratio.is_some() {
             config.seed_ratio = self.seed_ratio;
@@ -464,6 +472,19 @@ fn dht_bootstrap(s: &str) -> Result<DhtBootstrap, String> {
     s.parse::<bittorrent_core::dht_bootstrap::Router>()
         .map(DhtBootstrap::Router)
         .map_err(|e| e.to_string())
+}
+
+/// `--tcp-congestion`: a name, or `default` (`None`: the system's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CongestionChoice(pub Option<TcpCongestion>);
+
+fn tcp_congestion(s: &str) -> Result<CongestionChoice, String> {
+    if s == "default" {
+        return Ok(CongestionChoice(None));
+    }
+    s.parse()
+        .map(|cc| CongestionChoice(Some(cc)))
+        .map_err(|e: bittorrent_core::CongestionError| e.to_string())
 }
 
 fn encryption(s: &str) -> Result<Encryption, String> {

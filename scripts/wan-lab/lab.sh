@@ -13,7 +13,12 @@
 # TCP buffer limits (net.ipv4.tcp_rmem/tcp_wmem, per namespace) are raised to
 # 64 MiB so that the kernel's autotuning can open a window of the
 # bandwidth-delay product (see docs/BENCHMARKS.md); WAN_LAB_SYSCTL=0 keeps the
-# machine's defaults instead.
+# machine's defaults instead. WAN_LAB_CC=NAME sets the hosts' default TCP
+# congestion control (net.ipv4.tcp_congestion_control, per namespace: what
+# every program there uses unless it sets its own, libtorrent included);
+# unset, a new namespace takes the kernel's built-in default (which is
+# `bbr` on some kernels, `cubic` on most distributions': see
+# docs/BENCHMARKS.md, "Long fat links").
 #
 # Usage (root):
 #   scripts/wan-lab/lab.sh up RTT_MS RATE_MBIT   # build (or rebuild) the lab
@@ -97,6 +102,13 @@ up() {
             ip netns exec "$ns" sysctl -qw net.ipv4.tcp_rmem="4096 131072 67108864"
             ip netns exec "$ns" sysctl -qw net.ipv4.tcp_wmem="4096 16384 67108864"
         fi
+        if [[ -n ${WAN_LAB_CC:-} ]]; then
+            # Outside the initial namespace the kernel lets the default be
+            # only an algorithm of net.ipv4.tcp_allowed_congestion_control.
+            ip netns exec "$ns" sysctl -qw net.ipv4.tcp_congestion_control="$WAN_LAB_CC" ||
+                die "cannot make $WAN_LAB_CC the hosts' default: a namespace may default only to one of" \
+                    "tcp_allowed_congestion_control ($(cat /proc/sys/net/ipv4/tcp_allowed_congestion_control))"
+        fi
         # The link rate, on the host's egress; a burst of 2 ms of data (at
         # least 128 KiB: veth hands tbf GSO frames of up to 64 KiB).
         local burst=$((rate * 1000000 / 8 / 500))
@@ -117,7 +129,9 @@ up() {
     # line); its connect time is the round trip, printed.
     local t
     t=$(rtt_check) || die "no TCP connection across the lab: $(cat "$DIR/delay.log")"
-    echo "wan-lab: up: RTT $rtt ms (measured TCP connect $t ms), $rate Mbit/s ($A 10.210.0.1 <-> $B 10.210.0.2)"
+    local cc
+    cc=$(ip netns exec "$A" cat /proc/sys/net/ipv4/tcp_congestion_control)
+    echo "wan-lab: up: RTT $rtt ms (measured TCP connect $t ms), $rate Mbit/s, TCP congestion control $cc ($A 10.210.0.1 <-> $B 10.210.0.2)"
 }
 
 # Milliseconds of a TCP connect from a to b (the lab's round trip).
@@ -168,11 +182,12 @@ exec)
 status)
     for h in a b; do
         ip netns exec "$PREFIX-$h" tc -s qdisc show dev "$PREFIX-${h}0" || true
+        echo "$h: congestion control $(ip netns exec "$PREFIX-$h" cat /proc/sys/net/ipv4/tcp_congestion_control)"
     done
     [[ -f $DIR/delay.pid ]] && echo "delay pid $(cat "$DIR/delay.pid")"
     ;;
 *)
-    sed -n '2,27p' "$0"
+    sed -n '2,33p' "$0"
     exit 2
     ;;
 esac

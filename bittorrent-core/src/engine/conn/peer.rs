@@ -248,6 +248,11 @@ pub struct PeerLimits {
     pub max_upload_queue: usize,
     /// Largest frame accepted.
     pub max_frame: usize,
+    /// TCP congestion control set on the sockets we dial (`None`, the
+    /// default: the system's). [`Session::start`](crate::Session::start)
+    /// sets it from [`Config::tcp_congestion`](crate::Config::tcp_congestion),
+    /// whatever it was.
+    pub tcp_congestion: Option<crate::engine::net::congestion::TcpCongestion>,
 }
 
 impl Default for PeerLimits {
@@ -259,6 +264,7 @@ impl Default for PeerLimits {
             write_timeout: Duration::from_secs(30),
             max_upload_queue: DEFAULT_UPLOAD_QUEUE,
             max_frame: MAX_FRAME,
+            tcp_congestion: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! blocking stream (not yet wired).
 
 pub(crate) mod bind;
+pub mod congestion;
 pub(crate) mod listener;
 pub(crate) mod lowat;
 pub mod mse;

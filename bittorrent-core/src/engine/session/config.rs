@@ -129,6 +129,18 @@ pub struct Config {
     /// sparse, as with this off). Off: files are sparse until written.
     /// tmpfs is always left sparse.
     pub preallocate: bool,
+    /// TCP congestion control for every peer connection, dialled or
+    /// accepted (`TCP_CONGESTION`, Linux; e.g. `bbr`, `cubic`). `None`, the
+    /// default, leaves the system's (`net.ipv4.tcp_congestion_control`).
+    /// A name this kernel does not offer or allow this process makes
+    /// [`Session::start`](crate::Session::start) fail with
+    /// [`CongestionError`](crate::CongestionError)'s message (both of the
+    /// kernel's lists). The state directory's `session.benc` key
+    /// `tcp congestion` (a name, or `default` for the system's; set by
+    /// hand, never written from flags, like `port map`) is read over the
+    /// base (see [`Config::load_state_dir_over`]). Measured in
+    /// docs/BENCHMARKS.md, "Long fat links".
+    pub tcp_congestion: Option<crate::engine::net::congestion::TcpCongestion>,
 }
 
 impl Default for Config {
@@ -168,6 +180,7 @@ impl Default for Config {
             piece_buffer_memory: 64 << 20,
             preallocate: true,
             port_map: false,
+            tcp_congestion: None,
         }
     }
 }
@@ -177,6 +190,10 @@ pub const SESSION_FILE: &str = "session.benc";
 
 /// The `session.benc` key that turns port mapping `on` or `off`.
 const PORT_MAP_KEY: &[u8] = b"port map";
+
+/// The `session.benc` key that names the TCP congestion control
+/// (`default`: the system's).
+const TCP_CONGESTION_KEY: &[u8] = b"tcp congestion";
 
 /// A `session.benc` that could not be used (see [`Config::load_state_dir`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,6 +302,15 @@ impl Config {
             Some(other) => log::warn!("{SESSION_FILE}: port map: {other:?} is not on or off"),
             None => {}
         }
+        // `tcp congestion`: a name or `default`, set by hand.
+        match v.get(TCP_CONGESTION_KEY).and_then(Value::as_str) {
+            Some("default") => c.tcp_congestion = None,
+            Some(name) => match name.parse() {
+                Ok(cc) => c.tcp_congestion = Some(cc),
+                Err(e) => log::warn!("{SESSION_FILE}: tcp congestion: {e}"),
+            },
+            None => {}
+        }
         if let Some(p) = int(b"listen port").and_then(|p| u16::try_from(p).ok()) {
             c.listen_port = p;
         }
@@ -380,11 +406,14 @@ impl Config {
                 OwnedValue::Int(self.max_upload_rate.min(i64::MAX as u64) as i64),
             ),
         ];
-        // `port map` is the user's: kept as the file has it.
+        // `port map` and `tcp congestion` are the user's: kept as the file
+        // has them.
         let path = dir.join(SESSION_FILE);
         if let Ok(d) = crate::proto::bencode::decode(&std::fs::read(&path).unwrap_or_default()) {
-            if let Some(pm) = d.get(PORT_MAP_KEY).and_then(|l| l.as_str()) {
-                v.push((PORT_MAP_KEY.to_vec(), OwnedValue::bytes(pm)));
+            for key in [PORT_MAP_KEY, TCP_CONGESTION_KEY] {
+                if let Some(s) = d.get(key).and_then(|l| l.as_str()) {
+                    v.push((key.to_vec(), OwnedValue::bytes(s)));
+                }
             }
         }
         // Routers other than the defaults are kept (the defaults are not
@@ -497,6 +526,47 @@ mod tests {
         std::fs::write(dir.join(SESSION_FILE), b"d8:port map2:one").expect("write");
         let (c, _) = Config::load_state_dir(&dir);
         assert!(c.port_map);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn tcp_congestion_key_is_read_over_the_base_and_kept_by_save() {
+        let dir = std::env::temp_dir().join(format!("peer-config-cc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let bbr = Config {
+            tcp_congestion: Some("bbr".parse().expect("name")),
+            ..Config::default()
+        };
+        // No key: the base decides.
+        let (c, _) = Config::load_state_dir_over(&dir, bbr.clone());
+        assert_eq!(
+            c.tcp_congestion.map(|c| c.to_string()).as_deref(),
+            Some("bbr")
+        );
+        // A name wins over the base and survives a save; `default` clears it.
+        std::fs::write(dir.join(SESSION_FILE), b"d14:tcp congestion5:cubice").expect("write");
+        let (c, corrupt) = Config::load_state_dir_over(&dir, bbr.clone());
+        assert!(corrupt.is_none());
+        assert_eq!(
+            c.tcp_congestion.map(|c| c.to_string()).as_deref(),
+            Some("cubic")
+        );
+        c.save_env(6881, false).expect("save");
+        let (c, _) = Config::load_state_dir(&dir);
+        assert_eq!(
+            c.tcp_congestion.map(|c| c.to_string()).as_deref(),
+            Some("cubic")
+        );
+        std::fs::write(dir.join(SESSION_FILE), b"d14:tcp congestion7:defaulte").expect("write");
+        let (c, _) = Config::load_state_dir_over(&dir, bbr.clone());
+        assert!(c.tcp_congestion.is_none());
+        // Not a name: logged, the base stays.
+        std::fs::write(dir.join(SESSION_FILE), b"d14:tcp congestion4:a bce").expect("write");
+        let (c, _) = Config::load_state_dir_over(&dir, bbr);
+        assert_eq!(
+            c.tcp_congestion.map(|c| c.to_string()).as_deref(),
+            Some("bbr")
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

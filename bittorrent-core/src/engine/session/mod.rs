@@ -114,7 +114,13 @@ fn random_peer_id(prefix: &str) -> [u8; 20] {
 
 impl Session {
     /// Bind the listening port and start the shared threads.
-    pub fn start(config: Config) -> Result<Session> {
+    pub fn start(mut config: Config) -> Result<Session> {
+        // A congestion control this kernel cannot give us is refused here,
+        // before anything is bound (engine/net/congestion.rs).
+        if let Some(cc) = config.tcp_congestion {
+            cc.check().map_err(Error::Congestion)?;
+        }
+        config.peer_limits.tcp_congestion = config.tcp_congestion;
         let bind = SocketAddr::new(config.listen_addr, config.listen_port);
         let (listener, listener2) = crate::engine::net::bind::tcp_listeners(
             bind.ip(),
@@ -122,6 +128,13 @@ impl Session {
             &config.extra_listen_addrs,
         )
         .map_err(|e| Error::io(format!("listen on {bind}"), e))?;
+        // Accepted sockets inherit the listener's congestion control.
+        if let Some(cc) = config.tcp_congestion {
+            for l in std::iter::once(&listener).chain(&listener2) {
+                cc.apply(l)
+                    .map_err(|e| Error::io(format!("TCP congestion control {cc}"), e))?;
+            }
+        }
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::io("listening address", e))?;

@@ -3,6 +3,7 @@
 //! the peer loop ([`run_connected`]).
 
 use super::*;
+use crate::engine::net::congestion;
 
 /// Our handshake for this torrent: extension protocol and fast extension,
 /// the DHT bit when we run a DHT node (not for private torrents), and
@@ -123,7 +124,7 @@ pub(crate) fn dial_with(
     limits: &PeerLimits,
 ) -> Result<(PeerStream, Vec<u8>), CloseReason> {
     let connect = || {
-        let stream = TcpStream::connect_timeout(&addr, limits.connect_timeout)
+        let stream = congestion::connect(addr, limits.connect_timeout, limits.tcp_congestion)
             .map_err(|e| CloseReason::ConnectFailed(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(limits.write_timeout));
