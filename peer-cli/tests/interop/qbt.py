@@ -90,6 +90,18 @@ class Api:
             return r.read()
 
 
+def log_tail(profile):
+    """Copy the end of qbittorrent-nox's own output to stderr, so that a test
+    failure says why it exited (a port in use, a profile it refused, ...)."""
+    try:
+        with open(os.path.join(profile, "qbittorrent-nox.log"), "rb") as f:
+            tail = f.read()[-2000:]
+        sys.stderr.write("--- qbittorrent-nox output (end) ---\n")
+        sys.stderr.write(tail.decode("utf-8", "replace") + "\n")
+    except OSError as e:
+        sys.stderr.write("(no qbittorrent-nox output: %s)\n" % e)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("profile")
@@ -116,6 +128,7 @@ def main():
         while True:
             if proc.poll() is not None:
                 sys.stderr.write("qbittorrent-nox exited with %s\n" % proc.returncode)
+                log_tail(a.profile)
                 return 1
             try:
                 api.get("app/version")
@@ -156,6 +169,7 @@ def main():
         while time.time() < deadline:
             if proc.poll() is not None:
                 sys.stderr.write("qbittorrent-nox exited with %s\n" % proc.returncode)
+                log_tail(a.profile)
                 return 1
             try:
                 infos = json.loads(api.get("torrents/info"))
