@@ -1,7 +1,9 @@
 //! Interop (issue 22): v2-only (BEP 52) torrents made by `peer create --v2`
 //! (a `.torrent` with its piece layers) transfer between `peer` and
 //! libtorrent 2.0 in both directions, found through our embedded tracker
-//! under the v2 info-hash truncated to 20 bytes, byte for byte.
+//! under the v2 info-hash truncated to 20 bytes, byte for byte; and
+//! libtorrent downloads one from `peer` by its v2 magnet link (`btmh`),
+//! fetching the piece layers with BEP 52 hash requests we answer.
 //!
 //! Needs `python3-libtorrent` (see `.ci/run`). Missing: SKIP by hand,
 //! failure under `CI=true`.
