@@ -10,8 +10,12 @@
 mod harness;
 
 use bittorrent_core::create::{create_torrent, CreateOptions, TorrentFormat};
+use bittorrent_core::proto::hash_msg::{self, HashMessage, HashRequest};
+use bittorrent_core::proto::merkle;
 use bittorrent_core::proto::metainfo::{v2::aligned_view, Format, Metainfo};
-use bittorrent_core::proto::wire::{Handshake, HANDSHAKE_LEN, RESERVED_V2};
+use bittorrent_core::proto::wire::{
+    FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME, RESERVED_V2,
+};
 use bittorrent_core::{AddTorrent, Phase};
 use harness::*;
 use std::io::{Read, Write};
@@ -181,5 +185,141 @@ fn a_v2_only_torrent_without_its_piece_layers_is_refused() {
     let s = session();
     let e = s.add(AddTorrent::new(mi.clone(), &dir)).unwrap_err();
     assert!(e.to_string().contains("lacks piece layers"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Read messages from `c` until `n` BEP 52 hash messages (ids 22, 23)
+/// came; other messages (bitfield, extended handshake...) are skipped.
+fn hash_replies(c: &mut TcpStream, dec: &mut FrameDecoder, n: usize) -> Vec<HashMessage> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while got.len() < n {
+        while let Some(m) = dec.next_message().unwrap() {
+            // A reject echoes the request's fields, valid or not.
+            match m {
+                Message::Hash { id: 23, payload } => {
+                    got.push(HashMessage::Reject(HashRequest::header(&payload).unwrap()))
+                }
+                Message::Hash { id, payload } => {
+                    got.push(HashMessage::decode(id, &payload).unwrap())
+                }
+                _ => {}
+            }
+        }
+        if got.len() >= n {
+            break;
+        }
+        let k = c.read(&mut buf).expect("a reply before the timeout");
+        assert!(k > 0, "connection closed after {} replies", got.len());
+        dec.feed(&buf[..k]);
+    }
+    got
+}
+
+/// BEP 52 hash requests to our seeder of a v2-only torrent (what a client
+/// that started from a magnet link sends for the piece layers): a piece
+/// layer with its proof comes back and verifies against the file's
+/// `pieces root`; block layers, unknown roots, bad counts and ranges past
+/// the tree are rejected; a flood is bounded (rejected past the
+/// per-second budget, the connection stays up); a request of the wrong
+/// size closes the connection.
+#[test]
+fn our_seeder_answers_hash_requests_and_rejects_the_rest() {
+    let (mi, dir, _) = v2_torrent("v2-hashes");
+    let seeder = session();
+    seeder.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(20));
+    let v2 = mi.v2.as_ref().unwrap();
+    // big.bin: 200,000 bytes, 13 blocks (a tree 4 layers high over 16
+    // leaves), 7 pieces of 32 KiB (the piece layer is layer 1, 8 wide).
+    let big = &v2.files[0];
+    assert_eq!(big.length, 200_000);
+    let root = big.pieces_root.unwrap();
+    let layer = v2.piece_layers[0].clone().unwrap();
+    assert_eq!(layer.len(), 7);
+    let ih = mi.info_hash.0;
+    let connect = || {
+        let mut c =
+            TcpStream::connect_timeout(&seeder.local_addr_v4(), Duration::from_secs(2)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut hello = Handshake::new(ih, *b"-XX0001-v2hashtest01");
+        hello.reserved[RESERVED_V2.0] |= RESERVED_V2.1;
+        c.write_all(&hello.encode()).unwrap();
+        let mut reply = [0u8; HANDSHAKE_LEN];
+        c.read_exact(&mut reply).unwrap();
+        c
+    };
+    let req = |root, base_layer, index, length, proof_layers| HashRequest {
+        pieces_root: root,
+        base_layer,
+        index,
+        length,
+        proof_layers,
+    };
+    let mut c = connect();
+    let mut dec = FrameDecoder::new(MAX_FRAME);
+    // As libtorrent asks: the whole piece layer, proof up to the root
+    // (layers above the base: 3, all implied by 8 base hashes).
+    let whole = req(root, 1, 0, 8, 2);
+    // Two base hashes and the uncles up to the root.
+    let part = req(root, 1, 4, 2, 2);
+    let refused = [
+        req(root, 0, 0, 4, 3),                             // block layer: not kept
+        req([7; 32], 1, 0, 8, 2),                          // unknown root
+        req(root, 1, 0, 3, 0),                             // not a power of two
+        req(root, 1, 8, 8, 0),                             // past the layer
+        req(root, 1, 0, 8, 3),                             // proof past the root
+        req(v2.files[2].pieces_root.unwrap(), 1, 0, 2, 0), // a file of one piece
+    ];
+    let mut out = Vec::new();
+    for r in [whole, part].iter().chain(&refused) {
+        out.extend_from_slice(&HashMessage::Request(*r).to_frame());
+    }
+    c.write_all(&out).unwrap();
+    let got = hash_replies(&mut c, &mut dec, 2 + refused.len());
+    let HashMessage::Hashes { request, hashes } = &got[0] else {
+        panic!("{:?}", got[0]);
+    };
+    assert_eq!(*request, whole);
+    let base = hash_msg::verify(&whole, hashes, &root, 4).expect("verifies against the root");
+    assert_eq!(base[..7], layer[..]);
+    assert_eq!(base[7], merkle::pad_hash(1));
+    let HashMessage::Hashes { request, hashes } = &got[1] else {
+        panic!("{:?}", got[1]);
+    };
+    assert_eq!(*request, part);
+    assert_eq!(hashes.len(), 2 + 2);
+    let base = hash_msg::verify(&part, hashes, &root, 4).expect("verifies against the root");
+    assert_eq!(base[..], layer[4..6]);
+    for (r, m) in refused.iter().zip(&got[2..]) {
+        assert_eq!(*m, HashMessage::Reject(*r));
+    }
+    // A flood: 600 requests at once; every one is answered, at most the
+    // per-second budget (200) with hashes in each second, the rest
+    // rejected, and the connection stays up.
+    let flood: Vec<u8> = (0..600)
+        .flat_map(|_| HashMessage::Request(whole).to_frame())
+        .collect();
+    c.write_all(&flood).unwrap();
+    let got = hash_replies(&mut c, &mut dec, 600);
+    let answered = got
+        .iter()
+        .filter(|m| matches!(m, HashMessage::Hashes { .. }))
+        .count();
+    assert!((100..600).contains(&answered), "{answered} of 600 answered");
+    c.write_all(&HashMessage::Request(whole).to_frame())
+        .unwrap();
+    assert_eq!(hash_replies(&mut c, &mut dec, 1).len(), 1);
+    // A hash request one byte short: a protocol error, the connection ends.
+    let mut short = HashMessage::Request(whole).to_frame();
+    short.pop();
+    short[3] -= 1;
+    c.write_all(&short).unwrap();
+    let mut buf = [0u8; 4096];
+    let closed = wait_until(Duration::from_secs(5), || {
+        matches!(c.read(&mut buf), Ok(0) | Err(_))
+    });
+    assert!(closed, "still connected after a malformed hash request");
+    drop(seeder);
     let _ = std::fs::remove_dir_all(dir);
 }

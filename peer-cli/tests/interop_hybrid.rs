@@ -167,3 +167,63 @@ fn peer_leeches_a_hybrid_from_libtorrent() {
     }
     seeder.kill();
 }
+
+/// libtorrent starts from a hybrid's magnet link carrying both hashes
+/// (`xt=urn:btih:...&xt=urn:btmh:1220...`, no metadata, no piece layers)
+/// and downloads from `peer` byte-identical: the info dictionary by
+/// `ut_metadata` (checked against both hashes), then the pieces (and the
+/// piece layers, if it asks for them: we answer BEP 52 hash requests for
+/// hybrids too).
+#[test]
+fn libtorrent_leeches_a_hybrid_magnet_link_from_peer() {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    let tmp = TempDir::new("h22-hy-magnet");
+    let seed_dir = tmp.subdir("seed");
+    let src = make_multi_file_dir(&seed_dir, NAME);
+    let port = free_port();
+    let torrent = tmp.path().join("h.torrent");
+    let (v1, _) = hybrid_torrent(&src, &torrent, port);
+    let out = run_peer(&[
+        std::ffi::OsStr::new("info"),
+        torrent.as_os_str(),
+        std::ffi::OsStr::new("--json"),
+    ]);
+    let v = Json::parse(&String::from_utf8_lossy(&out.stdout)).expect("peer info JSON");
+    let v2 = v
+        .get("info_hash_v2")
+        .and_then(Json::as_str)
+        .expect("a hybrid has a v2 hash")
+        .to_string();
+
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&torrent)
+        .arg("--dir")
+        .arg(&seed_dir)
+        .args(["--port", &port.to_string(), "--no-lsd", "--no-dht"])
+        .env("RUST_LOG", "info");
+    let mut seeder = Child::spawn("peer seed", cmd);
+    assert!(
+        seeder.wait_for_output("Seeding", LONG_WAIT),
+        "our seeder never started seeding\n{}",
+        seeder.output()
+    );
+    let magnet = format!("magnet:?xt=urn:btih:{v1}&xt=urn:btmh:1220{v2}&dn=hybrid%20data");
+    let down = tmp.subdir("down");
+    let mut cmd = python_cmd("lt_leech.py");
+    cmd.arg(&magnet)
+        .arg(&down)
+        .args(["--peer", &format!("127.0.0.1:{port}")])
+        .args(["--timeout", "100"]);
+    let mut leech = Child::spawn("lt_leech.py", cmd);
+    assert!(
+        leech.wait_for_output("DONE", LONG_WAIT),
+        "libtorrent did not download the hybrid magnet link from peer\n{}\n{}",
+        leech.output(),
+        seeder.output()
+    );
+    assert_same_data(&src, &down.join(NAME));
+    leech.kill();
+    seeder.kill();
+}

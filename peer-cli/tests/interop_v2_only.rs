@@ -1,7 +1,9 @@
 //! Interop (issue 22): v2-only (BEP 52) torrents made by `peer create --v2`
 //! (a `.torrent` with its piece layers) transfer between `peer` and
 //! libtorrent 2.0 in both directions, found through our embedded tracker
-//! under the v2 info-hash truncated to 20 bytes, byte for byte.
+//! under the v2 info-hash truncated to 20 bytes, byte for byte; and
+//! libtorrent downloads one from `peer` by its v2 magnet link (`btmh`),
+//! fetching the piece layers with BEP 52 hash requests we answer.
 //!
 //! Needs `python3-libtorrent` (see `.ci/run`). Missing: SKIP by hand,
 //! failure under `CI=true`.
@@ -20,6 +22,11 @@ const NAME: &str = "v2 data";
 /// `127.0.0.1:port`; its truncated v2 info-hash in hex (what the wire and
 /// the tracker use).
 fn v2_torrent(src: &Path, torrent: &Path, port: u16) -> String {
+    v2_torrent_hashes(src, torrent, port).0
+}
+
+/// [`v2_torrent`], and the whole 32-byte v2 info-hash in hex.
+fn v2_torrent_hashes(src: &Path, torrent: &Path, port: u16) -> (String, String) {
     let mut cmd = Command::new(peer_bin());
     cmd.arg("create").arg(src).arg("-o").arg(torrent).args([
         "--v2",
@@ -46,7 +53,7 @@ fn v2_torrent(src: &Path, torrent: &Path, port: u16) -> String {
         .and_then(Json::as_str)
         .expect("peer info gives the info-hash");
     assert_eq!(ih, &v2[..40], "the 20-byte hash is the truncated v2 hash");
-    ih.to_string()
+    (ih.to_string(), v2.to_string())
 }
 
 #[test]
@@ -104,6 +111,69 @@ fn libtorrent_leeches_a_v2_only_torrent_from_peer() {
     );
     clients::no_lt_tracker_errors("libtorrent", &leech.output());
     leech.kill();
+    seeder.kill();
+}
+
+/// libtorrent starts from a v2 magnet link (`xt=urn:btmh:1220...`, no
+/// piece layers): it gets the info dictionary from us by `ut_metadata`
+/// (checked against the SHA-256 info-hash), then every multi-piece file's
+/// piece layer by BEP 52 `hash request`s, which our peer thread answers
+/// with `hashes` and their proofs; then it downloads, byte-identical.
+#[test]
+fn libtorrent_leeches_a_v2_only_magnet_link_from_peer() {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    let tmp = TempDir::new("h22-v2-magnet");
+    let seed_dir = tmp.subdir("seed");
+    let src = make_multi_file_dir(&seed_dir, NAME);
+    // A file of many pieces: its piece layer is 2 KiB of hashes to fetch.
+    std::fs::write(
+        src.join("many pieces.bin"),
+        (0..2_000_000u32)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .expect("write the big file");
+    let port = free_port();
+    let torrent = tmp.path().join("v2.torrent");
+    let (ih, v2) = v2_torrent_hashes(&src, &torrent, port);
+
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&torrent)
+        .arg("--dir")
+        .arg(&seed_dir)
+        .args(["--port", &port.to_string(), "--no-lsd", "--no-dht"])
+        .env("RUST_LOG", "info");
+    let mut seeder = Child::spawn("peer seed", cmd);
+    assert!(
+        seeder.wait_for_output("Seeding", LONG_WAIT),
+        "our seeder never started seeding\n{}",
+        seeder.output()
+    );
+    let magnet = format!("magnet:?xt=urn:btmh:1220{v2}&dn=v2%20data");
+    let down = tmp.subdir("down");
+    let mut cmd = python_cmd("lt_leech.py");
+    cmd.arg(&magnet)
+        .arg(&down)
+        .args(["--peer", &format!("127.0.0.1:{port}")])
+        .args(["--timeout", "100"]);
+    let mut leech = Child::spawn("lt_leech.py", cmd);
+    assert!(
+        leech.wait_for_output("DONE", LONG_WAIT),
+        "libtorrent did not download the v2 magnet link ({ih}) from peer\n{}\n{}",
+        leech.output(),
+        seeder.output()
+    );
+    assert_same_data(&src, &down.join(NAME));
+    // Its connection closes with libtorrent: the count of hash requests
+    // answered is logged then.
+    leech.kill();
+    assert!(
+        seeder.wait_for_output("hash requests answered", Duration::from_secs(30)),
+        "libtorrent fetched no piece layer from us\n{}",
+        seeder.output()
+    );
     seeder.kill();
 }
 

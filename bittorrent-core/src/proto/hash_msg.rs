@@ -3,9 +3,10 @@
 //! to answer a request from a file's merkle tree and how to check an answer
 //! against the file's `pieces root`.
 //!
-//! NOT YET WIRED: the peer thread does not send, answer or accept these
-//! messages (the v2 peer wire is not built; `wire::Message` still refuses
-//! ids 21-23 as unknown). This module is the pure part it will use.
+//! The peer thread answers `hash request`s (`engine::conn::peer::hashes`,
+//! from the torrent's `proto::piece_tree::PieceTrees`); `wire::Message`
+//! carries ids 21-23 raw (`Message::Hash`) and this module reads them. We
+//! do not send requests yet (fetching piece layers is not built).
 //!
 //! Payload (after the id byte), all integers big-endian u32:
 //! `pieces root (32) | base layer | index | length | proof layers`, then for
@@ -146,6 +147,13 @@ impl HashRequest {
         self.proof_layers.saturating_sub(implied) as usize
     }
 
+    /// The fields of a hash message's payload read as they are, limits
+    /// unchecked (to reject a request we refuse with its own fields);
+    /// `None` when the payload is shorter than [`HEADER_LEN`].
+    pub fn header(payload: &[u8]) -> Option<HashRequest> {
+        (payload.len() >= HEADER_LEN).then(|| HashRequest::decode(payload))
+    }
+
     fn decode(p: &[u8]) -> HashRequest {
         let mut pieces_root = [0u8; 32];
         pieces_root.copy_from_slice(&p[..32]);
@@ -209,18 +217,26 @@ impl HashMessage {
         }
     }
 
-    /// The whole frame: length prefix, id, payload.
-    pub fn to_frame(&self) -> Vec<u8> {
-        let mut body = vec![self.id()];
+    /// The payload: the bytes after the id.
+    pub fn payload(&self) -> Vec<u8> {
+        let mut body = Vec::new();
         match self {
             HashMessage::Request(r) | HashMessage::Reject(r) => r.encode(&mut body),
             HashMessage::Hashes { request, hashes } => {
+                body.reserve(HEADER_LEN + 32 * hashes.len());
                 request.encode(&mut body);
                 for h in hashes {
                     body.extend_from_slice(h);
                 }
             }
         }
+        body
+    }
+
+    /// The whole frame: length prefix, id, payload.
+    pub fn to_frame(&self) -> Vec<u8> {
+        let mut body = vec![self.id()];
+        body.extend_from_slice(&self.payload());
         let mut frame = u32::try_from(body.len())
             .unwrap_or(u32::MAX)
             .to_be_bytes()

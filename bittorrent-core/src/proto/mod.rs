@@ -21,6 +21,7 @@ pub mod merkle;
 pub mod metainfo;
 pub mod mse;
 mod node_id;
+pub mod piece_tree;
 pub mod resume;
 pub mod safe_path;
 pub mod tracker;

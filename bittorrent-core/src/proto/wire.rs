@@ -153,6 +153,14 @@ pub enum Message {
         /// The bencoded payload (and any trailing data).
         payload: Vec<u8>,
     },
+    /// ids 21-23 (BEP 52): `hash request`, `hashes`, `hash reject`, the
+    /// payload as it came (read with [`crate::proto::hash_msg`]).
+    Hash {
+        /// 21, 22 or 23.
+        id: u8,
+        /// The bytes after the id.
+        payload: Vec<u8>,
+    },
 }
 
 /// Why bytes from a peer were refused.
@@ -257,6 +265,10 @@ impl Message {
                     payload: rest.to_vec(),
                 }
             }
+            21..=23 => Message::Hash {
+                id,
+                payload: body.to_vec(),
+            },
             other => return Err(WireError::UnknownMessage(other)),
         })
     }
@@ -298,6 +310,7 @@ impl Message {
             Message::Reject(b) => frame(out, 16, &[&blk(b)]),
             Message::AllowedFast(i) => frame(out, 17, &[&i.to_be_bytes()]),
             Message::Extended { id, payload } => frame(out, 20, &[&[*id], payload]),
+            Message::Hash { id, payload } => frame(out, *id, &[payload]),
         }
     }
 
@@ -777,6 +790,16 @@ mod tests {
         assert_eq!(d.next_message(), Err(WireError::FrameTooLarge(0x8000_0000)));
         assert!(Message::decode(&[4, 0, 0]).is_err());
         assert!(Message::decode(&[99]).is_err());
+        // BEP 52 hash messages come through raw (read by `hash_msg`).
+        let h = Message::decode(&[21, 1, 2]).unwrap();
+        assert_eq!(
+            h,
+            Message::Hash {
+                id: 21,
+                payload: vec![1, 2]
+            }
+        );
+        assert_eq!(&h.to_bytes()[4..], &[21, 1, 2]);
     }
 
     /// A reader handing out a stream in pieces of pseudo-random sizes,

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 // The rest of this type's methods, by what they handle.
 mod commands;
 mod handshake;
+mod hashes;
 mod inbound;
 mod outbox;
 mod uploads;
@@ -213,6 +214,9 @@ pub struct PeerContext {
     pub spread: Spread,
     /// Our own IPv6 address, if we have a usable one (sent as `ipv6`).
     pub own_v6: Option<std::net::Ipv6Addr>,
+    /// The files' piece-layer trees (v2 and hybrid torrents with piece
+    /// layers), answering peers' `hash request`s (`peer/hashes.rs`).
+    pub hash_trees: Option<Arc<crate::proto::piece_tree::PieceTrees>>,
 }
 
 impl PeerContext {
@@ -307,6 +311,8 @@ struct Connection<'a> {
     their_metadata: Option<u8>,
     /// Metadata pieces served on this connection.
     metadata_served: u32,
+    /// BEP 52 hash requests answered, and this second's budget.
+    hash_budget: hashes::HashBudget,
     /// Blocks decoded from the current read, sent as one `Blocks` event.
     pending_blocks: Vec<(BlockRef, Vec<u8>)>,
     /// Bytes asked of the next socket read: grows while reads come back
@@ -478,6 +484,7 @@ impl<'a> Connection<'a> {
             allowed_fast: Vec::new(),
             their_metadata: None,
             metadata_served: 0,
+            hash_budget: hashes::HashBudget::default(),
             pending_blocks: Vec::new(),
             read_size: MIN_READ,
             upload_cache: None,

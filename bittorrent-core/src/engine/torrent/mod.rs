@@ -269,6 +269,12 @@ pub(crate) fn spawn(
         },
         spread: seeding::Spread::new(layout.num_pieces as usize),
         own_v6: shared.own_v6,
+        hash_trees: metainfo
+            .v2
+            .as_deref()
+            .map(crate::proto::piece_tree::PieceTrees::of)
+            .filter(|t| !t.is_empty())
+            .map(Arc::new),
     });
     let status = TorrentStatus {
         info_hash: metainfo.info_hash,

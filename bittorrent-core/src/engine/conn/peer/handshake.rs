@@ -167,6 +167,14 @@ pub fn run_connected(
                 Err(r) => r,
             };
             log::debug!("peer {addr}: waits and reads: {:?}", conn.wakes);
+            let hb = &conn.hash_budget;
+            if hb.answered + hb.rejected > 0 {
+                log::info!(
+                    "peer {addr}: hash requests answered {}, rejected {}",
+                    hb.answered,
+                    hb.rejected
+                );
+            }
             let _ = conn.flush_all();
             let _ = conn.stream.shutdown(Shutdown::Both);
             // Its blocks reach the torrent thread before its `Left`.

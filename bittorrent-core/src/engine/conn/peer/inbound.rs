@@ -25,6 +25,7 @@ impl Connection<'_> {
                 }
             }
             Message::Extended { id, payload } => self.on_extended(id, &payload)?,
+            Message::Hash { id, payload } => self.on_hash_message(id, &payload)?,
             Message::Choke => {
                 self.peer_choking = true;
                 self.chokes = self.chokes.wrapping_add(1);
