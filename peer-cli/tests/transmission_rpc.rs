@@ -153,9 +153,14 @@ fn transmission_remote_adds_lists_stops_starts_and_removes() {
     assert!(wait_until(Duration::from_secs(20), || rpc
         .torrents(&["status"])[0]["status"]
         == 6));
-    // Verify: not supported yet, and it says so.
-    let (_, out) = remote(port, &["-t", "1", "-v"]);
-    assert!(out.contains("torrent-verify:"), "{out}");
+    // Verify: every piece is checked again; the data is intact, so the
+    // torrent seeds again with all of it.
+    let (ok, out) = remote(port, &["-t", "1", "-v"]);
+    assert!(ok && out.contains("success"), "{out}");
+    assert!(wait_until(Duration::from_secs(30), || {
+        let t = rpc.torrents(&["status", "percentDone"]);
+        t.len() == 1 && t[0]["status"] == 6 && t[0]["percentDone"] == 1.0
+    }));
 
     // A magnet link and a URL (a local HTTP server) are added too.
     let magnet = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=pending";

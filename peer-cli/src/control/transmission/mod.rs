@@ -472,9 +472,8 @@ impl Rpc {
             "torrent-stop" => tm::start_stop(self, s, a, tm::Start::Stop),
             "torrent-remove" => tm::torrent_remove(self, s, a),
             "torrent-set-location" => tm::set_location(self, s, a),
-            "torrent-verify" | "torrent-reannounce" | "torrent-rename-path" => {
-                tm::unsupported(self, s, a, method)
-            }
+            "torrent-verify" => tm::torrent_verify(self, s, a),
+            "torrent-reannounce" | "torrent-rename-path" => tm::unsupported(self, s, a, method),
             "queue-move-top" => tm::queue_move(self, s, a, Move::Top),
             "queue-move-up" => tm::queue_move(self, s, a, Move::Up),
             "queue-move-down" => tm::queue_move(self, s, a, Move::Down),

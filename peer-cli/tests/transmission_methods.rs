@@ -1,0 +1,147 @@
+#![allow(clippy::unwrap_used)]
+//! Transmission RPC methods beyond the basics (issue 23): `torrent-verify`
+//! (a real check of the data on disk: a damaged piece is found and
+//! downloaded again), also through our JSON API and `peer verify`.
+
+mod support;
+
+use serde_json::json;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use support::rpc::*;
+use support::*;
+
+const NAME: &str = "methodsdata";
+
+/// Copy the tree `from` to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    for (rel, data) in read_tree(from) {
+        write_file(&to.join(rel), &data);
+    }
+}
+
+/// `percentDone`, `status` and `leftUntilDone` of the one torrent.
+fn progress(rpc: &mut Rpc) -> (f64, u64, u64) {
+    let t = rpc.torrents(&["percentDone", "status", "leftUntilDone"]);
+    if t.len() != 1 {
+        // Restarting for a check: not listed for a moment.
+        return (-1.0, 99, 0);
+    }
+    (
+        t[0]["percentDone"].as_f64().unwrap(),
+        t[0]["status"].as_u64().unwrap(),
+        t[0]["leftUntilDone"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn verify_finds_a_damaged_piece_and_downloads_it_again() {
+    let tmp = TempDir::new("h23-verify");
+    let seed_dir = tmp.subdir("seed");
+    let src = make_multi_file_dir(&seed_dir, NAME);
+    let torrent = tmp.path().join("t.torrent");
+    let seed_port = free_port();
+    peer_create_torrent(
+        &src,
+        &torrent,
+        &["--announce", &format!("127.0.0.1:{seed_port}")],
+    );
+    // The daemon has the whole data already: it seeds at once.
+    let down = tmp.subdir("down");
+    copy_tree(&src, &down.join(NAME));
+    let state = tmp.subdir("state");
+    let port = free_port();
+    let daemon = start_daemon(&state, port, &[]);
+    let mut rpc = Rpc::new(port, None);
+    let added = rpc.ok(
+        "torrent-add",
+        json!({"filename": torrent, "download-dir": down}),
+    );
+    let id = added["torrent-added"]["id"].as_u64().unwrap();
+    let hash = added["torrent-added"]["hashString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        wait_until(LONG_WAIT, || progress(&mut rpc).0 == 1.0
+            && progress(&mut rpc).1 == 6),
+        "{:?}\n{}",
+        progress(&mut rpc),
+        daemon.output()
+    );
+    // Unknown ids: an error, nothing checked.
+    let e = rpc.err("torrent-verify", json!({"ids": [999]}));
+    assert!(e.contains("999"), "{e}");
+
+    // Damage one byte on disk, behind the daemon's back (no peer has the
+    // piece: the seeder is not started yet).
+    let victim = down.join(NAME).join("docs/deep/beta.dat");
+    let mut data = std::fs::read(&victim).unwrap();
+    data[1000] ^= 0xff;
+    std::fs::write(&victim, &data).unwrap();
+    // Nothing notices until the check.
+    assert_eq!(progress(&mut rpc).0, 1.0);
+    rpc.ok("torrent-verify", json!({"ids": [id]}));
+    // The check finds the bad piece: below 100 %, downloading, what is
+    // left is one piece at most.
+    let mut seen = (0.0, 0, 0);
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            seen = progress(&mut rpc);
+            seen.0 >= 0.0 && seen.0 < 1.0 && seen.1 == 4
+        }),
+        "{seen:?}\n{}",
+        daemon.output()
+    );
+    let piece_len = rpc.torrents(&["pieceSize"])[0]["pieceSize"]
+        .as_u64()
+        .unwrap();
+    assert!(seen.2 > 0 && seen.2 <= piece_len, "{seen:?} {piece_len}");
+    // The check counted every piece, and the fields of a check are there.
+    let t = &rpc.torrents(&["recheckProgress", "status", "id"])[0];
+    assert_eq!(t["id"], id, "the id stays the same");
+    assert_eq!(t["recheckProgress"], 0.0, "not checking any more: {t}");
+
+    // A seeder comes up: the piece is downloaded again, byte-identical.
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&torrent).arg("--dir").arg(&seed_dir).args([
+        "--port",
+        &seed_port.to_string(),
+        "--no-lsd",
+        "--no-dht",
+    ]);
+    let seeder = Child::spawn("peer seed", cmd);
+    assert!(wait_until(LONG_WAIT, || TcpStream::connect((
+        "127.0.0.1",
+        seed_port
+    ))
+    .is_ok()));
+    assert!(
+        wait_until(LONG_WAIT, || {
+            let p = progress(&mut rpc);
+            p.0 == 1.0 && p.1 == 6
+        }),
+        "{:?}\n{}\n{}",
+        progress(&mut rpc),
+        daemon.output(),
+        seeder.output()
+    );
+    assert_same_data(&src, &down.join(NAME));
+
+    // Our JSON API (through `peer verify`): checked again, still whole.
+    let out = run_peer(&["verify", &hash[..8], "--state", state.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(&format!("checking {}", &hash[..8])), "{text}");
+    assert!(wait_until(Duration::from_secs(60), || {
+        let p = progress(&mut rpc);
+        p.0 == 1.0 && p.1 == 6
+    }));
+    drop(seeder);
+}
