@@ -1,14 +1,19 @@
 #![allow(clippy::unwrap_used)]
 //! Transmission RPC methods beyond the basics (issue 23): `torrent-verify`
 //! (a real check of the data on disk: a damaged piece is found and
-//! downloaded again), also through our JSON API and `peer verify`.
+//! downloaded again), also through our JSON API and `peer verify`;
+//! `torrent-reannounce` (an announce out of schedule, at most one per 10 s
+//! per torrent), counted by a tracker of the test's own.
 
 mod support;
 
 use serde_json::json;
-use std::net::TcpStream;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use support::rpc::*;
 use support::*;
@@ -144,4 +149,101 @@ fn verify_finds_a_damaged_piece_and_downloads_it_again() {
         p.0 == 1.0 && p.1 == 6
     }));
     drop(seeder);
+}
+
+/// An HTTP tracker that counts announces and answers with no peers, an
+/// interval of 30 minutes and a `min interval` of 1 s; returns its port.
+fn counting_tracker() -> (u16, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            if req.starts_with("GET /announce") {
+                c.fetch_add(1, Ordering::SeqCst);
+            }
+            let body = "d8:completei0e10:incompletei0e8:intervali1800e12:min intervali1e5:peers0:e";
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    (port, count)
+}
+
+#[test]
+fn reannounce_announces_at_once_but_never_floods() {
+    let tmp = TempDir::new("h23-reannounce");
+    let src = make_multi_file_dir(&tmp.subdir("src"), NAME);
+    let (tport, count) = counting_tracker();
+    let torrent = tmp.path().join("t.torrent");
+    peer_create_torrent(
+        &src,
+        &torrent,
+        &["--announce", &format!("http://127.0.0.1:{tport}/announce")],
+    );
+    let state = tmp.subdir("state");
+    let port = free_port();
+    let daemon = start_daemon(&state, port, &[]);
+    let mut rpc = Rpc::new(port, None);
+    let down = tmp.subdir("down");
+    let added = rpc.ok(
+        "torrent-add",
+        json!({"filename": torrent, "download-dir": down}),
+    );
+    let id = added["torrent-added"]["id"].as_u64().unwrap();
+    // The first announce (`started`); the next regular one is 30 min away.
+    assert!(
+        wait_until(Duration::from_secs(30), || count.load(Ordering::SeqCst)
+            >= 1),
+        "{}",
+        daemon.output()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let first = count.load(Ordering::SeqCst);
+    assert_eq!(first, 1, "one announce only");
+    // Unknown ids: an error.
+    let e = rpc.err("torrent-reannounce", json!({"ids": [999]}));
+    assert!(e.contains("999"), "{e}");
+    // A manual announce goes out at once (the tracker's min interval is
+    // long past).
+    rpc.ok("torrent-reannounce", json!({"ids": [id]}));
+    assert!(
+        wait_until(Duration::from_secs(10), || count.load(Ordering::SeqCst)
+            == 2),
+        "{}",
+        daemon.output()
+    );
+    // Asked again and again at once: ignored, nothing floods the tracker.
+    for _ in 0..5 {
+        rpc.ok("torrent-reannounce", json!({"ids": [id]}));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+    // Through transmission-remote, once the 10 s have passed.
+    if require_tool("transmission-remote") {
+        std::thread::sleep(Duration::from_secs(7));
+        let mut cmd = Command::new("transmission-remote");
+        cmd.arg(format!("127.0.0.1:{port}"))
+            .args(["-t", &id.to_string(), "--reannounce"]);
+        let out = run_bounded("transmission-remote", cmd, Duration::from_secs(30));
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success() && text.contains("success"), "{text}");
+        assert!(
+            wait_until(Duration::from_secs(10), || count.load(Ordering::SeqCst)
+                == 3),
+            "{}",
+            daemon.output()
+        );
+    }
 }

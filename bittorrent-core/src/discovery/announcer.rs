@@ -297,6 +297,8 @@ fn stop_opts() -> AnnounceOptions {
 const PHASE_POLL: Duration = Duration::from_secs(1);
 /// Network rounds running at once (each on its own short-lived thread).
 pub const MAX_WORKERS: usize = 8;
+/// Between two manual announces of one torrent (sooner ones are ignored).
+pub const MANUAL_MIN: Duration = Duration::from_secs(10);
 /// Stack of the announcer thread and of its workers (HTTP, TLS, UDP, name
 /// resolution).
 const STACK: usize = 1024 * 1024;
@@ -305,6 +307,9 @@ enum Msg {
     Add(Arc<dyn AnnounceTarget>),
     /// Forget a torrent (announcing `stopped`), then reply.
     Remove(InfoHash, Sender<()>),
+    /// Announce a torrent as soon as its trackers allow, and look it up
+    /// on the DHT (a manual announce; at most once per `MANUAL_MIN`).
+    Reannounce(InfoHash),
     /// Announce `stopped` for every torrent and end the thread.
     Stop,
     /// A worker's result.
@@ -379,6 +384,13 @@ impl AnnouncerClient {
         }
     }
 
+    /// Announce a torrent as soon as its trackers' `min interval` allows
+    /// and look it up on the DHT at once; ignored within `MANUAL_MIN` of
+    /// the last manual announce of that torrent.
+    pub(crate) fn reannounce(&self, ih: InfoHash) {
+        let _ = self.0.send(Msg::Reannounce(ih));
+    }
+
     /// Ask the thread to stop (it announces `stopped` first); `join` waits.
     pub(crate) fn request_stop(&self) {
         let _ = self.0.send(Msg::Stop);
@@ -408,6 +420,10 @@ struct Entry {
     dht_busy: bool,
     /// When to look at this torrent next (`None`: only when told).
     next: Option<Instant>,
+    /// The last manual announce (`Msg::Reannounce`).
+    last_manual: Option<Instant>,
+    /// A manual announce asked while a worker had the tracker list.
+    manual_pending: bool,
 }
 
 struct State {
@@ -468,6 +484,7 @@ impl State {
                         let _ = reply.send(());
                     }
                     Ok(Msg::Done(d)) => self.done(*d),
+                    Ok(Msg::Reannounce(ih)) => self.reannounce(ih),
                     Ok(Msg::Stop) | Err(_) => {
                         let all: Vec<Entry> = self.entries.drain().map(|(_, e)| e).collect();
                         self.send_stopped(all, rx);
@@ -502,8 +519,31 @@ impl State {
                 dht_empty: 0,
                 dht_busy: false,
                 next: Some(Instant::now()),
+                last_manual: None,
+                manual_pending: false,
             },
         );
+    }
+
+    /// A manual announce (`Msg::Reannounce`), rate-limited per torrent.
+    fn reannounce(&mut self, ih: InfoHash) {
+        let now = Instant::now();
+        let Some(e) = self.entries.get_mut(&ih) else {
+            return;
+        };
+        if e.last_manual.is_some_and(|t| now < t + MANUAL_MIN) {
+            log::debug!("{}: manual announce ignored (too soon)", e.name);
+            return;
+        }
+        e.last_manual = Some(now);
+        match e.list.as_mut() {
+            Some(list) => list.announce_soon(),
+            None => e.manual_pending = true,
+        }
+        if !e.dht_busy {
+            e.next_dht = now;
+        }
+        e.next = Some(now);
     }
 
     fn step_all(&mut self, now: Instant) {
@@ -693,6 +733,11 @@ impl State {
                     return;
                 };
                 e.list = Some(list);
+                if std::mem::take(&mut e.manual_pending) {
+                    if let Some(l) = e.list.as_mut() {
+                        l.announce_soon();
+                    }
+                }
                 let name = &e.name;
                 let mut ts = TrackerStatus {
                     last_announce: std::time::SystemTime::now()
@@ -786,6 +831,7 @@ impl State {
                     }
                 }
                 Ok(Msg::Add(t)) => self.add(t),
+                Ok(Msg::Reannounce(ih)) => self.reannounce(ih),
                 Ok(Msg::Remove(ih, reply)) => {
                     if let Some(e) = self.entries.remove(&ih) {
                         entries.push(e);

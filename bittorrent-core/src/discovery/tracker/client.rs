@@ -534,7 +534,14 @@ impl TrackerList {
         now >= self.next_announce
     }
 
-    #[allow(dead_code)] // not used by the engine yet
+    /// Bring the next announce forward to the earliest time the tracker
+    /// allows (its `min interval` after the last one, else
+    /// `MIN_INTERVAL_FLOOR`; at once when none got through yet).
+    pub fn announce_soon(&mut self) {
+        let at = self.earliest_announce().max(Instant::now());
+        self.next_announce = self.next_announce.min(at);
+    }
+
     /// Earliest time an extra (out-of-schedule) announce is allowed, honouring
     /// the tracker's `min interval`.
     pub fn earliest_announce(&self) -> Instant {

@@ -1,6 +1,7 @@
 //! Restarting a torrent's thread at run time: moving its data to another
 //! directory ([`Session::move_data`]) and checking its data again
-//! ([`Session::verify`]).
+//! ([`Session::verify`]); and an announce out of schedule
+//! ([`Session::reannounce`]).
 
 use super::*;
 use std::path::Path;
@@ -85,6 +86,20 @@ impl Session {
         let dir = t.peer_ctx.storage.root().to_path_buf();
         inner.start_again(t, &st, &dir)?;
         log::info!("{ih}: checking its data again");
+        Ok(())
+    }
+}
+
+impl Session {
+    /// Announce a torrent to its trackers as soon as they allow (their
+    /// `min interval` after the last announce) and look it up on the DHT
+    /// at once, instead of waiting for the next regular announce. Asking
+    /// again within 10 seconds does nothing (no flood). A hybrid torrent's
+    /// v2 swarm follows its regular schedule. [`Error::NoMetadata`] for a
+    /// magnet link still fetching its metadata.
+    pub fn reannounce(&self, ih: &InfoHash) -> Result<()> {
+        self.inner.entry(ih)?;
+        self.inner.announcer.reannounce(*ih);
         Ok(())
     }
 }
