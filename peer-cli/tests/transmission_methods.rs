@@ -3,7 +3,8 @@
 //! (a real check of the data on disk: a damaged piece is found and
 //! downloaded again), also through our JSON API and `peer verify`;
 //! `torrent-reannounce` (an announce out of schedule, at most one per 10 s
-//! per torrent), counted by a tracker of the test's own.
+//! per torrent), counted by a tracker of the test's own; `port-test`
+//! answering only what it saw (a peer on loopback proves nothing).
 
 mod support;
 
@@ -230,6 +231,36 @@ fn reannounce_announces_at_once_but_never_floods() {
     }
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(count.load(Ordering::SeqCst), 2);
+    // port-test: a peer connecting over loopback proves nothing about the
+    // internet, so the answer is "cannot tell", never a guess.
+    let hash = added["torrent-added"]["hashString"].as_str().unwrap();
+    let peer_port = rpc.ok("session-get", json!({}))["peer-port"]
+        .as_u64()
+        .unwrap() as u16;
+    let mut hs = vec![19u8];
+    hs.extend_from_slice(b"BitTorrent protocol");
+    hs.extend_from_slice(&[0; 8]);
+    hs.extend((0..20).map(|i| u8::from_str_radix(&hash[2 * i..2 * i + 2], 16).unwrap()));
+    hs.extend_from_slice(b"-XX0000-portprobe123");
+    let mut c = TcpStream::connect(("127.0.0.1", peer_port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(&hs).unwrap();
+    let mut reply = [0u8; 68];
+    c.read_exact(&mut reply).unwrap();
+    assert_eq!(
+        &reply[28..48],
+        &hs[28..48],
+        "the daemon answered the handshake"
+    );
+    let e = rpc.err("port-test", json!({}));
+    assert!(
+        e.contains("cannot tell") && e.contains("port mapping is off"),
+        "{e}"
+    );
+    let e = rpc.err("port-test", json!({"ipProtocol": "ipx"}));
+    assert!(e.contains("ipProtocol"), "{e}");
+    drop(c);
+
     // Through transmission-remote, once the 10 s have passed.
     if require_tool("transmission-remote") {
         std::thread::sleep(Duration::from_secs(7));

@@ -462,7 +462,7 @@ impl Rpc {
             "session-stats" => sm::session_stats(self, s, snake),
             "session-close" => sm::session_close(self),
             "free-space" => sm::free_space(a, snake),
-            "port-test" => sm::port_test(a),
+            "port-test" => sm::port_test(s, a),
             "blocklist-update" => Err("blocklist-update: peer has no blocklists".into()),
             "torrent-get" => fields::torrent_get(self, s, a),
             "torrent-add" => tm::torrent_add(self, s, a),
