@@ -739,4 +739,37 @@ mod tests {
         assert_eq!(l.next_announce(), now + Duration::from_secs(900));
         assert!(!l.is_due(now));
     }
+
+    #[test]
+    fn announce_soon_honours_the_min_interval() {
+        let mut l = TrackerList::new(vec![vec!["a".into()]]);
+        // Nothing got through yet: due at once.
+        l.announce_soon();
+        assert!(l.is_due(Instant::now()));
+        let now = Instant::now();
+        l.record_success(
+            &AnnounceResponse {
+                interval: Duration::from_secs(1800),
+                min_interval: Some(Duration::from_secs(120)),
+                ..Default::default()
+            },
+            now,
+        );
+        l.announce_soon();
+        assert_eq!(l.next_announce(), now + Duration::from_secs(120));
+        // Without a min interval: MIN_INTERVAL_FLOOR after the last one.
+        l.record_success(
+            &AnnounceResponse {
+                interval: Duration::from_secs(1800),
+                ..Default::default()
+            },
+            now,
+        );
+        l.announce_soon();
+        assert_eq!(l.next_announce(), now + MIN_INTERVAL_FLOOR);
+        // Never later than the regular schedule.
+        l.record_failure(now);
+        l.announce_soon();
+        assert_eq!(l.next_announce(), now + Duration::from_secs(5));
+    }
 }
