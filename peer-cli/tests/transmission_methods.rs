@@ -149,6 +149,16 @@ fn verify_finds_a_damaged_piece_and_downloads_it_again() {
         let p = progress(&mut rpc);
         p.0 == 1.0 && p.1 == 6
     }));
+    // A stopped torrent is checked too, and stays stopped.
+    rpc.ok("torrent-stop", json!({"ids": [id]}));
+    assert!(wait_until(Duration::from_secs(20), || progress(&mut rpc).1 == 0));
+    rpc.ok("torrent-verify", json!({"ids": [id]}));
+    assert!(wait_until(Duration::from_secs(60), || {
+        let p = progress(&mut rpc);
+        p.0 == 1.0 && p.1 == 0
+    }));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(progress(&mut rpc).1, 0, "still stopped");
     drop(seeder);
 }
 
