@@ -273,6 +273,17 @@ assert c.get_torrent(t.id).labels == ["tv", "hd"]
 c.stop_torrent(t.id)
 assert c.get_torrent(t.id).status == "stopped"
 c.start_torrent(t.id)
+# A check of the data (intact: it seeds again) and a manual announce.
+c.verify_torrent(t.id)
+for _ in range(300):
+    try:
+        t = c.get_torrent(t.id)
+        if t.percent_done == 1.0 and t.status == "seeding": break
+    except KeyError:
+        pass  # not listed while its thread restarts
+    time.sleep(0.2)
+assert t.percent_done == 1.0 and t.status == "seeding", (t.percent_done, t.status)
+c.reannounce_torrent(t.id)
 # The table format, by hand (the package does not parse it).
 sid = c._Client__session_id
 r = requests.post("http://127.0.0.1:{port}/transmission/rpc", headers={{"X-Transmission-Session-Id": sid}},
