@@ -71,6 +71,10 @@ Examples:
     /// Resume a paused (or finished) torrent of the daemon
     #[command(after_help = "Examples:\n  peer resume 2c0e")]
     Resume(IdArgs),
+    /// Check every piece of a daemon's torrent on disk again (missing or
+    /// damaged pieces are downloaded again)
+    #[command(after_help = "Examples:\n  peer verify 2c0e3ce9")]
+    Verify(IdArgs),
     /// Remove a torrent from the daemon
     #[command(
         after_help = "Examples:\n  peer remove 2c0e3ce9\n  peer remove 2c0e3ce9 --delete-data"
@@ -311,7 +315,7 @@ pub struct JsonArgs {
     pub state: StateArg,
 }
 
-/// `peer pause|resume ID`.
+/// `peer pause|resume|verify ID`.
 #[derive(Args, Debug)]
 pub struct IdArgs {
     /// The info-hash in hex or a unique prefix of it (4+ characters)

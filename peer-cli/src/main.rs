@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         Some(Command::Status(a)) => cmd::control::status(a),
         Some(Command::Pause(a)) => cmd::control::pause_resume(a, "pause"),
         Some(Command::Resume(a)) => cmd::control::pause_resume(a, "resume"),
+        Some(Command::Verify(a)) => cmd::control::verify(a),
         Some(Command::Remove(a)) => cmd::control::remove(a),
         Some(Command::Web(a)) => cmd::control::web(a),
         Some(Command::Demo(a)) => cmd::demo::run(a),

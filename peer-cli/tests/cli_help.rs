@@ -22,6 +22,7 @@ fn help_for_every_subcommand_with_examples() {
         "status",
         "pause",
         "resume",
+        "verify",
         "remove",
         "demo",
         "info",

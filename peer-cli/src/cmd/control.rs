@@ -195,6 +195,21 @@ pub fn pause_resume(a: IdArgs, action: &str) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `peer verify ID`
+pub fn verify(a: IdArgs) -> Result<(), CliError> {
+    let p = parse(a.state)?;
+    let id = a.id;
+    let v = call(
+        &p,
+        "POST",
+        &format!("/torrents/{id}/verify"),
+        Some(&json!({})),
+    )?;
+    let id = v.get("id").and_then(Value::as_str).unwrap_or("?");
+    crate::outln!("checking {}", &id[..id.len().min(8)]);
+    Ok(())
+}
+
 /// `peer remove ID [--delete-data]`
 pub fn remove(a: RemoveArgs) -> Result<(), CliError> {
     let p = parse(a.state)?;

@@ -6,6 +6,7 @@
 //! - `GET /limits`, `POST /limits`: the session's rate limits.
 //! - `POST /torrents/ID/order`: sequential download and first/last-piece
 //!   priority (issue 24).
+//! - `POST /torrents/ID/verify`: check the torrent's data again (issue 23).
 //! - the extra keys of `POST /torrents` (`only`, `skip`, `files`,
 //!   `max_download_rate`, `max_upload_rate`, `sequential`,
 //!   `first_last_piece`), read by [`AddOptions`].
@@ -67,9 +68,15 @@ pub fn route(
             Ok(ih) => set_order(session, &ih, r),
             Err(e) => e,
         },
-        (_, ["limits"] | ["torrents", _, "files" | "limits" | "seeding" | "move" | "order"]) => {
-            Response::error(405, format!("{} not allowed on {}", r.method, r.path))
-        }
+        ("POST", ["torrents", id, "verify"]) => match find(id) {
+            Ok(ih) => verify(session, &ih),
+            Err(e) => e,
+        },
+        (
+            _,
+            ["limits"]
+            | ["torrents", _, "files" | "limits" | "seeding" | "move" | "order" | "verify"],
+        ) => Response::error(405, format!("{} not allowed on {}", r.method, r.path)),
         _ => return None,
     };
     Some(resp)
@@ -95,6 +102,19 @@ fn move_data(session: &Session, ih: &InfoHash, r: &Request) -> Response {
     }
     match session.move_data(ih, std::path::Path::new(dir), move_files) {
         Ok(()) => Response::ok(json!({"id": ih.to_hex(), "save_path": dir})),
+        Err(bittorrent_core::Error::UnknownTorrent(_)) => {
+            Response::error(404, format!("no torrent {ih}"))
+        }
+        Err(e @ bittorrent_core::Error::NoMetadata(_)) => Response::error(409, e.to_string()),
+        Err(e) => Response::error(500, e.to_string()),
+    }
+}
+
+/// `POST /torrents/ID/verify`: check every piece of the torrent's data
+/// again (phase `checking`); pieces that fail are downloaded again.
+fn verify(session: &Session, ih: &InfoHash) -> Response {
+    match session.verify(ih) {
+        Ok(()) => Response::ok(json!({"id": ih.to_hex(), "checking": true})),
         Err(bittorrent_core::Error::UnknownTorrent(_)) => {
             Response::error(404, format!("no torrent {ih}"))
         }

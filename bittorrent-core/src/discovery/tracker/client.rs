@@ -534,7 +534,14 @@ impl TrackerList {
         now >= self.next_announce
     }
 
-    #[allow(dead_code)] // not used by the engine yet
+    /// Bring the next announce forward to the earliest time the tracker
+    /// allows (its `min interval` after the last one, else
+    /// `MIN_INTERVAL_FLOOR`; at once when none got through yet).
+    pub fn announce_soon(&mut self) {
+        let at = self.earliest_announce().max(Instant::now());
+        self.next_announce = self.next_announce.min(at);
+    }
+
     /// Earliest time an extra (out-of-schedule) announce is allowed, honouring
     /// the tracker's `min interval`.
     pub fn earliest_announce(&self) -> Instant {
@@ -731,5 +738,38 @@ mod tests {
         );
         assert_eq!(l.next_announce(), now + Duration::from_secs(900));
         assert!(!l.is_due(now));
+    }
+
+    #[test]
+    fn announce_soon_honours_the_min_interval() {
+        let mut l = TrackerList::new(vec![vec!["a".into()]]);
+        // Nothing got through yet: due at once.
+        l.announce_soon();
+        assert!(l.is_due(Instant::now()));
+        let now = Instant::now();
+        l.record_success(
+            &AnnounceResponse {
+                interval: Duration::from_secs(1800),
+                min_interval: Some(Duration::from_secs(120)),
+                ..Default::default()
+            },
+            now,
+        );
+        l.announce_soon();
+        assert_eq!(l.next_announce(), now + Duration::from_secs(120));
+        // Without a min interval: MIN_INTERVAL_FLOOR after the last one.
+        l.record_success(
+            &AnnounceResponse {
+                interval: Duration::from_secs(1800),
+                ..Default::default()
+            },
+            now,
+        );
+        l.announce_soon();
+        assert_eq!(l.next_announce(), now + MIN_INTERVAL_FLOOR);
+        // Never later than the regular schedule.
+        l.record_failure(now);
+        l.announce_soon();
+        assert_eq!(l.next_announce(), now + Duration::from_secs(5));
     }
 }

@@ -281,6 +281,10 @@ fn handle_incoming(mut stream: TcpStream, mut guard: Handshaking) {
     {
         return;
     }
+    if crate::proto::bep42::is_public(addr.ip()) {
+        let family = usize::from(addr.ip().to_canonical().is_ipv6());
+        shared.inbound_internet[family].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     // This thread becomes the peer thread; `Joined` registers it (and
     // counts it in `connections`).
     let key = shared.next_key();

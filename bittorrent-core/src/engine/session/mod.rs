@@ -195,6 +195,7 @@ impl Session {
             hasher: hasher.sender(),
             connections: AtomicUsize::new(0),
             handshaking: AtomicUsize::new(0),
+            inbound_internet: Default::default(),
             next_key: AtomicU64::new(1),
             registry: RwLock::new(HashMap::new()),
             magnets: RwLock::new(HashMap::new()),

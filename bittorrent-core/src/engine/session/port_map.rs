@@ -45,6 +45,17 @@ impl Session {
         self.inner.shared.external.lock().list()
     }
 
+    /// Peer connections accepted in this run from public addresses (not
+    /// loopback, private, link-local, carrier-grade NAT or unique-local):
+    /// (over IPv4, over IPv6). More than zero proves that the listening
+    /// port is reachable from the internet over that family; zero proves
+    /// nothing (no one may have tried).
+    pub fn incoming_from_internet(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.inner.shared.inbound_internet;
+        (c[0].load(Relaxed), c[1].load(Relaxed))
+    }
+
     /// Where port mapping stands; `None` when it is off
     /// ([`Config::port_map`](crate::Config::port_map) or `PEER_PORT_MAP=off`).
     pub fn port_mapping(&self) -> Option<PortMapStatus> {

@@ -1,5 +1,7 @@
-//! Moving a torrent's data to another directory at run time
-//! ([`Session::move_data`]).
+//! Restarting a torrent's thread at run time: moving its data to another
+//! directory ([`Session::move_data`]) and checking its data again
+//! ([`Session::verify`]); and an announce out of schedule
+//! ([`Session::reannounce`]).
 
 use super::*;
 use std::path::Path;
@@ -28,23 +30,7 @@ impl Session {
         if old_dir == new_dir {
             return Ok(());
         }
-        let st = t.status.lock().clone();
-        // Stop the torrent thread (its resume data is saved) and forget it.
-        inner.shared.registry.write().remove(&ih.0);
-        inner.shared.tracker.disallow(*ih);
-        inner.announcer.remove(*ih);
-        let handle = {
-            let mut th = inner.threads.lock();
-            let i = th.torrents.iter().position(|(h, _)| h == ih);
-            i.map(|i| th.torrents.remove(i))
-        };
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        if t.commands.send(Command::Shutdown(tx)).is_ok() {
-            let _ = rx.recv_timeout(Duration::from_secs(10));
-        }
-        if let Some((_, h)) = handle {
-            let _ = h.join();
-        }
+        let st = inner.stop_for_restart(&t);
         let moved = if move_files {
             t.peer_ctx
                 .storage
@@ -69,14 +55,94 @@ impl Session {
                 }
             }
         }
-        let mut add = AddTorrent::new(t.metainfo.clone(), target.to_path_buf()).paused(st.paused);
+        inner.start_again(t, &st, target)?;
+        log::info!("{ih}: now saved under {}", target.display());
+        moved
+    }
+
+    /// Check a torrent's data on disk again, every piece, as at its first
+    /// start: the torrent thread stops (its peers are dropped), its resume
+    /// data is set aside, and it starts again in phase
+    /// [`Phase::Checking`](crate::Phase::Checking) (paused or not as
+    /// before, with its limits and file selection;
+    /// [`TorrentStatus::checked_pieces`] counts the pieces hashed). Pieces
+    /// that no longer match their hash are downloaded again. While the
+    /// thread restarts (at most a few seconds) the torrent is missing from
+    /// [`Session::torrents`]. [`Error::NoMetadata`] for a magnet link still
+    /// fetching its metadata.
+    pub fn verify(&self, ih: &InfoHash) -> Result<()> {
+        let inner = &self.inner;
+        let t = inner.entry(ih)?;
+        let st = inner.stop_for_restart(&t);
+        if let Some(dir) = inner.state_dir() {
+            // Without resume data the start-up check hashes every piece.
+            let path = dir.join("torrents").join(format!("{ih}.resume"));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => log::warn!("{}: cannot remove it: {e}", path.display()),
+            }
+        }
+        let dir = t.peer_ctx.storage.root().to_path_buf();
+        inner.start_again(t, &st, &dir)?;
+        log::info!("{ih}: checking its data again");
+        Ok(())
+    }
+}
+
+impl Session {
+    /// Announce a torrent to its trackers as soon as they allow (their
+    /// `min interval` after the last announce) and look it up on the DHT
+    /// at once, instead of waiting for the next regular announce. Asking
+    /// again within 10 seconds does nothing (no flood). A hybrid torrent's
+    /// v2 swarm follows its regular schedule. [`Error::NoMetadata`] for a
+    /// magnet link still fetching its metadata.
+    pub fn reannounce(&self, ih: &InfoHash) -> Result<()> {
+        self.inner.entry(ih)?;
+        self.inner.announcer.reannounce(*ih);
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// Stop a torrent's thread (its resume data is saved) and forget it;
+    /// returns its last status.
+    fn stop_for_restart(&self, t: &Arc<TorrentShared>) -> TorrentStatus {
+        let ih = t.metainfo.info_hash;
+        let st = t.status.lock().clone();
+        self.shared.registry.write().remove(&ih.0);
+        self.shared.tracker.disallow(ih);
+        self.announcer.remove(ih);
+        let handle = {
+            let mut th = self.threads.lock();
+            let i = th.torrents.iter().position(|(h, _)| *h == ih);
+            i.map(|i| th.torrents.remove(i))
+        };
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if t.commands.send(Command::Shutdown(tx)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+        }
+        if let Some((_, h)) = handle {
+            let _ = h.join();
+        }
+        st
+    }
+
+    /// Start a torrent stopped by `stop_for_restart` again, saved under
+    /// `dir`, paused or not as before, with its limits and file selection.
+    fn start_again(
+        self: &Arc<Self>,
+        t: Arc<TorrentShared>,
+        st: &TorrentStatus,
+        dir: &Path,
+    ) -> Result<()> {
+        let mut add = AddTorrent::new(t.metainfo.clone(), dir.to_path_buf()).paused(st.paused);
         (add.max_download_rate, add.max_upload_rate) =
             (t.rates.download.rate(), t.rates.upload.rate());
         add.seed_limits = st.seed_limits;
         add.file_priorities = Some(t.priorities.lock().clone());
         drop(t);
-        inner.add_torrent(add, false)?;
-        log::info!("{ih}: now saved under {}", target.display());
-        moved
+        self.add_torrent(add, false)?;
+        Ok(())
     }
 }

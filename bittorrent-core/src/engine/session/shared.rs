@@ -119,6 +119,10 @@ pub(crate) struct Shared {
     pub(crate) connections: AtomicUsize,
     /// Accepted sockets still in the handshake (not yet in `connections`).
     pub(crate) handshaking: AtomicUsize,
+    /// BitTorrent connections accepted in this run from a public address
+    /// (BEP 42's sense), over IPv4 and over IPv6: proof that the port is
+    /// reachable from the internet (`Session::incoming_from_internet`).
+    pub(crate) inbound_internet: [AtomicU64; 2],
     pub(crate) next_key: AtomicU64,
     /// The torrents that have their metadata, by info-hash.
     pub(crate) registry: RwLock<HashMap<[u8; 20], Arc<TorrentShared>>>,

@@ -195,6 +195,10 @@ impl Ctx<'_> {
     }
     fn status(&self) -> u8 {
         let s = self.s;
+        if s.phase == Phase::Checking {
+            // Stopped or queued torrents are checked too (`torrent-verify`).
+            return status::CHECK;
+        }
         if s.paused && self.queue().held.contains(&s.info_hash) {
             // Queued to download.
             return status::DOWNLOAD_WAIT;

@@ -462,7 +462,7 @@ impl Rpc {
             "session-stats" => sm::session_stats(self, s, snake),
             "session-close" => sm::session_close(self),
             "free-space" => sm::free_space(a, snake),
-            "port-test" => sm::port_test(a),
+            "port-test" => sm::port_test(s, a),
             "blocklist-update" => Err("blocklist-update: peer has no blocklists".into()),
             "torrent-get" => fields::torrent_get(self, s, a),
             "torrent-add" => tm::torrent_add(self, s, a),
@@ -472,9 +472,9 @@ impl Rpc {
             "torrent-stop" => tm::start_stop(self, s, a, tm::Start::Stop),
             "torrent-remove" => tm::torrent_remove(self, s, a),
             "torrent-set-location" => tm::set_location(self, s, a),
-            "torrent-verify" | "torrent-reannounce" | "torrent-rename-path" => {
-                tm::unsupported(self, s, a, method)
-            }
+            "torrent-verify" => tm::torrent_verify(self, s, a),
+            "torrent-reannounce" => tm::torrent_reannounce(self, s, a),
+            "torrent-rename-path" => tm::unsupported(self, s, a, method),
             "queue-move-top" => tm::queue_move(self, s, a, Move::Top),
             "queue-move-up" => tm::queue_move(self, s, a, Move::Up),
             "queue-move-down" => tm::queue_move(self, s, a, Move::Down),

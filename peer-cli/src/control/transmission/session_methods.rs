@@ -389,11 +389,35 @@ pub fn free_space(a: &Args, snake_names: bool) -> RpcResult {
 /// `port-test`: Transmission asks a web service of its own project whether
 /// its port is reachable from the Internet. We contact no outside service,
 /// so we cannot tell, and say so.
-pub fn port_test(a: &Args) -> RpcResult {
-    let _ = a.str("ipProtocol")?;
-    Err(
-        "port-test: peer cannot test its port from outside (it contacts no external service); \
-         check it from another machine"
-            .into(),
-    )
+/// `port-test`, answered from what we saw, never guessed: `true` once a
+/// peer from a public address connected to us in this run (over the
+/// family asked, `ipProtocol` `ipv4` or `ipv6`; either when absent). We
+/// contact no outside service to test it, so without such a connection
+/// the answer is an error saying we cannot tell (with the port mapping's
+/// state), never a `false` we could not prove.
+pub fn port_test(s: &Session, a: &Args) -> RpcResult {
+    let family = a.str("ipProtocol")?;
+    let (v4, v6) = s.incoming_from_internet();
+    let seen = match family {
+        None => v4 + v6,
+        Some("ipv4") => v4,
+        Some("ipv6") => v6,
+        Some(other) => return Err(format!("port-test: ipProtocol: not ipv4 or ipv6: {other}")),
+    };
+    if seen > 0 {
+        let mut out = json!({"port-is-open": true});
+        if let Some(f) = family {
+            out["ipProtocol"] = json!(f);
+        }
+        return Ok(out);
+    }
+    let mapping = match s.port_mapping() {
+        Some(m) => format!("port mapping: {}", m.message),
+        None => "port mapping is off".to_string(),
+    };
+    Err(format!(
+        "port-test: peer cannot tell: no peer from the internet connected to port {} in this \
+         run, and it contacts no outside service to test it ({mapping})",
+        s.local_addr().port()
+    ))
 }

@@ -1,6 +1,6 @@
 //! The torrent methods of the Transmission RPC but `torrent-get`:
 //! `torrent-add`, `torrent-set`, `torrent-start(-now)`, `torrent-stop`,
-//! `torrent-remove`, and the ones the library cannot do yet (answered with
+//! `torrent-remove`, `torrent-verify`, `torrent-reannounce`, and the ones the library cannot do yet (answered with
 //! an error that says so).
 
 use super::{Args, Rpc, RpcResult};
@@ -426,6 +426,34 @@ pub fn torrent_remove(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
     Ok(json!({}))
 }
 
+/// `torrent-verify`: every piece of the torrents is checked again (the
+/// torrent shows `status` 2 and `recheckProgress` meanwhile); pieces that
+/// fail are downloaded again. A magnet link still fetching its metadata
+/// has nothing to check and is left alone.
+pub fn torrent_verify(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
+    for ih in hashes(rpc, s, a)? {
+        match s.verify(&ih) {
+            Ok(()) | Err(Error::NoMetadata(_)) => {}
+            Err(e) => return Err(lib_error("torrent-verify", &e)),
+        }
+    }
+    Ok(json!({}))
+}
+
+/// `torrent-reannounce`: an announce to the trackers as soon as their
+/// `min interval` allows, and a DHT lookup (at most once per 10 s per
+/// torrent; sooner calls do nothing). Magnet links still fetching their
+/// metadata are left alone (they look for peers all the time).
+pub fn torrent_reannounce(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
+    for ih in hashes(rpc, s, a)? {
+        match s.reannounce(&ih) {
+            Ok(()) | Err(Error::NoMetadata(_)) => {}
+            Err(e) => return Err(lib_error("torrent-reannounce", &e)),
+        }
+    }
+    Ok(json!({}))
+}
+
 /// What the library cannot do yet: the ids are still checked, then an
 /// error says so (never a success).
 pub fn unsupported(rpc: &Rpc, s: &Session, a: &Args, method: &str) -> RpcResult {
@@ -434,8 +462,6 @@ pub fn unsupported(rpc: &Rpc, s: &Session, a: &Args, method: &str) -> RpcResult 
         let _ = a.get(k);
     }
     let why = match method {
-        "torrent-verify" => "peer cannot re-check a torrent's data while it runs yet (it checks at every start: restart the daemon)",
-        "torrent-reannounce" => "peer has no manual announce yet (it announces on the tracker's interval)",
         "torrent-rename-path" => "peer cannot rename a torrent's files yet",
         _ => "not supported",
     };

@@ -24,6 +24,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod magnet;
+pub(crate) use magnet::run;
+
 /// How often the embedded tracker's swarm is polled for newcomers.
 const LOCAL_POLL: Duration = Duration::from_secs(2);
 /// Between DHT lookups and announces for one torrent.
@@ -123,164 +126,6 @@ fn next_event(started: bool, complete: bool, leeched: bool, completed_sent: bool
     }
 }
 
-/// Run until `stop` is set; announces `stopped` (briefly) on the way out.
-pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Arc<AtomicBool>) {
-    let ih = target.info_hash();
-    let name = target.name();
-    let private = target.private();
-    let mut list = target.trackers();
-    let key = u32::from_le_bytes([
-        shared.peer_id[16],
-        shared.peer_id[17],
-        shared.peer_id[18],
-        shared.peer_id[19],
-    ]);
-    let mut known: HashSet<SocketAddr> = HashSet::new();
-    let mut started = false;
-    let mut completed_sent = false;
-    let mut completed_tried = false;
-    let mut leeched = false;
-    let mut last_poll = Instant::now() - LOCAL_POLL;
-    let mut next_dht = Instant::now();
-    let mut dht_empty = 0u32;
-    let opts = AnnounceOptions {
-        timeout: Duration::from_secs(10),
-        udp_base_timeout: Duration::from_secs(3),
-        udp_max_retries: 2,
-    };
-    let request = |event: AnnounceEvent, p: Progress| AnnounceRequest {
-        info_hash: ih,
-        peer_id: shared.peer_id,
-        port: shared.local_port(),
-        uploaded: p.uploaded,
-        downloaded: p.downloaded,
-        left: p.left,
-        event,
-        numwant: 50,
-        key,
-    };
-    let mut send_new = |peers: Vec<SocketAddr>| {
-        let fresh: Vec<SocketAddr> = peers.into_iter().filter(|p| known.insert(*p)).collect();
-        if !fresh.is_empty() {
-            target.found(fresh);
-        }
-    };
-    let mut last_progress = None;
-    while !stop.load(Ordering::SeqCst) {
-        let now = Instant::now();
-        let progress = target.progress();
-        if progress.is_some() {
-            last_progress = progress;
-        }
-        leeched |= progress.is_some_and(|p| !p.complete);
-        if let (Some(p), false) = (progress, list.is_empty()) {
-            let event = next_event(started, p.complete, leeched, completed_sent);
-            // `completed` goes out at once; everything else (including a
-            // `started` that has not got through yet) follows the schedule,
-            // which backs off after failures.
-            let completed_now = event == AnnounceEvent::Completed && !completed_tried;
-            if completed_now || list.is_due(now) {
-                completed_tried |= event == AnnounceEvent::Completed;
-                let result = list.announce(&request(event, p), &opts, ROUND_TIMEOUT);
-                let mut ts = TrackerStatus {
-                    last_announce: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .ok()
-                        .map(|d| d.as_secs()),
-                    ..TrackerStatus::default()
-                };
-                match result {
-                    Ok((url, resp)) => {
-                        log::info!("{name}: tracker {url}: {} peers", resp.peers.len());
-                        tracker_saw_us(&shared, &url, resp.external_ip);
-                        started = true;
-                        if event == AnnounceEvent::Completed {
-                            completed_sent = true;
-                        }
-                        ts.url = Some(url);
-                        ts.peers_returned = resp.peers.len();
-                        send_new(resp.peers);
-                    }
-                    Err(e) => {
-                        log::warn!("{name}: announce failed: {e}");
-                        ts.error = Some(e.to_string());
-                    }
-                }
-                shared.events.publish(Event::TrackerAnnounce {
-                    info_hash: ih,
-                    url: ts.url.clone(),
-                    peers: ts.peers_returned,
-                    error: ts.error.clone(),
-                });
-                target.tracker_result(ts);
-            }
-        }
-        // A torrent that reached its seeding goal leaves the swarm; if it is
-        // resumed later, it starts over with `started`.
-        if let (true, false, Some(p)) = (started, list.is_empty(), last_progress) {
-            if target.finished() {
-                let _ = list.announce(
-                    &request(AnnounceEvent::Stopped, p),
-                    &stop_opts(),
-                    STOP_TIMEOUT,
-                );
-                started = false;
-            }
-        }
-        // The DHT (BEP 5): look for peers and announce ourselves, at once
-        // and then every `DHT_INTERVAL`, sooner while it finds nobody
-        // (never for private torrents).
-        if let Some(dht) = shared.dht.as_ref().filter(|_| !private) {
-            if progress.is_some() && now >= next_dht {
-                let dhts: Vec<&crate::discovery::dht::Dht> = [Some(&**dht), shared.dht6.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                let found = crate::discovery::dht::lookup_all(
-                    &dhts,
-                    ih,
-                    Duration::from_secs(10),
-                    Some(shared.local_port()),
-                );
-                dht_empty = if found.is_empty() { dht_empty + 1 } else { 0 };
-                next_dht = Instant::now()
-                    + if dht_empty > 0 {
-                        dht_retry(dht_empty)
-                    } else {
-                        DHT_INTERVAL
-                    };
-                log::debug!("{name}: DHT: {} peers", found.len());
-                send_new(found);
-            }
-        }
-        // Newcomers registered with our own embedded tracker.
-        if progress.is_some() && now - last_poll >= LOCAL_POLL {
-            last_poll = now;
-            send_new(shared.tracker.peers(&ih));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    if let (true, false, Some(p)) = (started, list.is_empty(), last_progress) {
-        let _ = list.announce(
-            &request(AnnounceEvent::Stopped, p),
-            &stop_opts(),
-            STOP_TIMEOUT,
-        );
-    }
-}
-
-/// Upper bound for a `stopped` announce (all tiers).
-const STOP_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Per tracker, for a `stopped` announce.
-fn stop_opts() -> AnnounceOptions {
-    AnnounceOptions {
-        timeout: Duration::from_secs(2),
-        udp_base_timeout: Duration::from_secs(1),
-        udp_max_retries: 0,
-    }
-}
-
 // ---- the session's announcer ---------------------------------------------
 //
 // One thread for every torrent of the session (a magnet link looking for
@@ -297,6 +142,8 @@ fn stop_opts() -> AnnounceOptions {
 const PHASE_POLL: Duration = Duration::from_secs(1);
 /// Network rounds running at once (each on its own short-lived thread).
 pub const MAX_WORKERS: usize = 8;
+/// Between two manual announces of one torrent (sooner ones are ignored).
+pub const MANUAL_MIN: Duration = Duration::from_secs(10);
 /// Stack of the announcer thread and of its workers (HTTP, TLS, UDP, name
 /// resolution).
 const STACK: usize = 1024 * 1024;
@@ -305,6 +152,9 @@ enum Msg {
     Add(Arc<dyn AnnounceTarget>),
     /// Forget a torrent (announcing `stopped`), then reply.
     Remove(InfoHash, Sender<()>),
+    /// Announce a torrent as soon as its trackers allow, and look it up
+    /// on the DHT (a manual announce; at most once per `MANUAL_MIN`).
+    Reannounce(InfoHash),
     /// Announce `stopped` for every torrent and end the thread.
     Stop,
     /// A worker's result.
@@ -379,6 +229,13 @@ impl AnnouncerClient {
         }
     }
 
+    /// Announce a torrent as soon as its trackers' `min interval` allows
+    /// and look it up on the DHT at once; ignored within `MANUAL_MIN` of
+    /// the last manual announce of that torrent.
+    pub(crate) fn reannounce(&self, ih: InfoHash) {
+        let _ = self.0.send(Msg::Reannounce(ih));
+    }
+
     /// Ask the thread to stop (it announces `stopped` first); `join` waits.
     pub(crate) fn request_stop(&self) {
         let _ = self.0.send(Msg::Stop);
@@ -408,6 +265,10 @@ struct Entry {
     dht_busy: bool,
     /// When to look at this torrent next (`None`: only when told).
     next: Option<Instant>,
+    /// The last manual announce (`Msg::Reannounce`).
+    last_manual: Option<Instant>,
+    /// A manual announce asked while a worker had the tracker list.
+    manual_pending: bool,
 }
 
 struct State {
@@ -468,6 +329,7 @@ impl State {
                         let _ = reply.send(());
                     }
                     Ok(Msg::Done(d)) => self.done(*d),
+                    Ok(Msg::Reannounce(ih)) => self.reannounce(ih),
                     Ok(Msg::Stop) | Err(_) => {
                         let all: Vec<Entry> = self.entries.drain().map(|(_, e)| e).collect();
                         self.send_stopped(all, rx);
@@ -502,8 +364,31 @@ impl State {
                 dht_empty: 0,
                 dht_busy: false,
                 next: Some(Instant::now()),
+                last_manual: None,
+                manual_pending: false,
             },
         );
+    }
+
+    /// A manual announce (`Msg::Reannounce`), rate-limited per torrent.
+    fn reannounce(&mut self, ih: InfoHash) {
+        let now = Instant::now();
+        let Some(e) = self.entries.get_mut(&ih) else {
+            return;
+        };
+        if e.last_manual.is_some_and(|t| now < t + MANUAL_MIN) {
+            log::debug!("{}: manual announce ignored (too soon)", e.name);
+            return;
+        }
+        e.last_manual = Some(now);
+        match e.list.as_mut() {
+            Some(list) => list.announce_soon(),
+            None => e.manual_pending = true,
+        }
+        if !e.dht_busy {
+            e.next_dht = now;
+        }
+        e.next = Some(now);
     }
 
     fn step_all(&mut self, now: Instant) {
@@ -693,6 +578,11 @@ impl State {
                     return;
                 };
                 e.list = Some(list);
+                if std::mem::take(&mut e.manual_pending) {
+                    if let Some(l) = e.list.as_mut() {
+                        l.announce_soon();
+                    }
+                }
                 let name = &e.name;
                 let mut ts = TrackerStatus {
                     last_announce: std::time::SystemTime::now()
@@ -786,6 +676,7 @@ impl State {
                     }
                 }
                 Ok(Msg::Add(t)) => self.add(t),
+                Ok(Msg::Reannounce(ih)) => self.reannounce(ih),
                 Ok(Msg::Remove(ih, reply)) => {
                     if let Some(e) = self.entries.remove(&ih) {
                         entries.push(e);
