@@ -225,3 +225,33 @@ fn missing_web_seed_backs_off_and_a_peer_completes() {
     assert!(w.error.as_deref().unwrap_or("").contains("404"), "{w:?}");
     assert_eq!(st.hash_failures, 0);
 }
+
+#[test]
+fn a_web_seed_and_a_peer_share_the_work() {
+    let data = pseudo_random(8 * 1024 * 1024, 7);
+    let (mut mi, seed_dir) = single_file_torrent("shared.bin", &data, 64 * 1024);
+    let Some(server) = nginx(&seed_dir) else {
+        return;
+    };
+    // A peer at 2 MiB/s: neither source alone is the whole story.
+    let seeder = session_with(|c| c.max_upload_rate = 2 << 20);
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(30));
+    mi.url_list = vec![format!("http://{}/shared.bin", server.addr)];
+    // The leecher at 4 MiB/s in all, so that the web seed cannot take
+    // everything before the peer has joined.
+    let s = session_with(|c| c.max_download_rate = 4 << 20);
+    let dir = temp_dir("ws-share");
+    s.add(AddTorrent::new(mi.clone(), &dir).peers(vec![seeder.local_addr_v4()]))
+        .unwrap();
+    wait_done(&s, &mi);
+    assert_eq!(std::fs::read(dir.join("shared.bin")).unwrap(), data);
+    let st = s.status(&mi.info_hash).unwrap();
+    let web = st.web_seeds[0].downloaded;
+    let from_peer = st.downloaded.saturating_sub(web);
+    assert!(
+        web > 0 && from_peer > 0,
+        "web {web}, peer {from_peer}: {st:?}"
+    );
+    assert_eq!(st.hash_failures, 0);
+}

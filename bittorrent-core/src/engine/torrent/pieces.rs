@@ -133,7 +133,7 @@ impl Torrent {
                 self.send(k, PeerCmd::Have(i));
             }
             if let Some(c) = self.conns.get_mut(&k) {
-                if wanted && c.bitfield.get(i as usize) {
+                if newly && wanted && c.bitfield.get(i as usize) {
                     c.wanted = c.wanted.saturating_sub(1);
                 }
             }
