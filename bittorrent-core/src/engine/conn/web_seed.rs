@@ -180,8 +180,16 @@ fn fetch_run(
                 piece.extend_from_slice(&bytes[..n]);
                 bytes = &bytes[n..];
                 if piece.len() == ctx.layout.piece_len(next_piece) as usize {
-                    let blocks = piece.chunks(crate::proto::wire::BLOCK_SIZE as usize);
-                    let blocks: Vec<Vec<u8>> = blocks.map(<[u8]>::to_vec).collect();
+                    // Recycled block buffers, handed back to the pool once written.
+                    let blocks: Vec<Vec<u8>> = piece
+                        .chunks(crate::proto::wire::BLOCK_SIZE as usize)
+                        .map(|c| {
+                            let mut b = super::block_pool::global().take_block();
+                            b.truncate(c.len());
+                            b.copy_from_slice(c);
+                            b
+                        })
+                        .collect();
                     if !deliver(next_piece, blocks) {
                         return false;
                     }
