@@ -142,7 +142,7 @@ pub fn segments(info: &Info, offset: u64, len: u64) -> Vec<Segment> {
 
 /// The `Range` header value for `len` (> 0) bytes from `start`.
 pub fn range_header(start: u64, len: u64) -> String {
-    format!("bytes={start}-{}", start + len.max(1) - 1)
+    format!("bytes={start}-{}", start.saturating_add(len.max(1) - 1))
 }
 
 /// A `Content-Range: bytes FIRST-LAST/TOTAL` value (`TOTAL` may be `*`).
@@ -179,11 +179,9 @@ pub fn check_response(
                     got: first,
                 });
             }
-            if last - first + 1 < len {
-                return Err(WebSeedError::Short {
-                    asked: len,
-                    got: last - first + 1,
-                });
+            let got = (last - first).saturating_add(1);
+            if got < len {
+                return Err(WebSeedError::Short { asked: len, got });
             }
             Ok(())
         }
