@@ -36,6 +36,7 @@ pub const TARGETS: &[&str] = &[
     "mse",
     "metainfo_v2",
     "utp",
+    "web_seed",
 ];
 
 /// Run the check of target `name` on `data`. Returns false for an unknown name.
@@ -54,6 +55,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "mse" => check_mse(data),
         "metainfo_v2" => check_metainfo_v2(data),
         "utp" => check_utp(data),
+        "web_seed" => check_web_seed(data),
         _ => return false,
     }
     true
@@ -553,4 +555,26 @@ pub fn check_tracker_request(data: &[u8]) {
             }
         }
     }
+}
+
+/// BEP 19 web seeds: a `Content-Range` value, and the check of an answer
+/// against a range (first 16 bytes: start and length). Whatever parses
+/// is a range that starts where it says and is not empty; an accepted
+/// `206` covers at least the bytes asked for.
+pub fn check_web_seed(data: &[u8]) {
+    use bittorrent_core::proto::web_seed::{check_response, parse_content_range};
+    let (head, rest) = data.split_at(data.len().min(16));
+    let mut n = [0u8; 16];
+    n[..head.len()].copy_from_slice(head);
+    let start = u64::from_le_bytes(n[..8].try_into().unwrap_or([0; 8])) >> 1;
+    let len = (u64::from_le_bytes(n[8..].try_into().unwrap_or([0; 8])) >> 1).max(1);
+    let text = String::from_utf8_lossy(rest);
+    if let Ok((first, last)) = parse_content_range(&text) {
+        assert!(first <= last, "{text:?}");
+        if check_response(206, Some(&text), start, len).is_ok() {
+            assert_eq!(first, start);
+            assert!((last - first).saturating_add(1) >= len);
+        }
+    }
+    let _ = check_response(200, None, start, len);
 }

@@ -171,7 +171,8 @@ pub use engine::storage::file_pool::raise_nofile_limit;
 pub use engine::storage::StorageError;
 pub use engine::torrent::selection::FilePriority;
 pub use engine::torrent::status::{
-    PeerInfo, Phase, PieceOrderPrefs, SeedGoal, SeedLimit, SeedLimits, TorrentStatus, TrackerStatus,
+    PeerInfo, Phase, PieceOrderPrefs, SeedGoal, SeedLimit, SeedLimits, TorrentStatus,
+    TrackerStatus, WebSeedState, WebSeedStatus,
 };
 pub use error::{Error, Result};
 pub use proto::magnet::Magnet;

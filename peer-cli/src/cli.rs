@@ -159,6 +159,9 @@ pub struct SessionArgs {
     /// Turn off the DHT
     #[arg(long)]
     pub no_dht: bool,
+    /// Do not download from the torrents' web seeds (BEP 19 url-list)
+    #[arg(long)]
+    pub no_web_seeds: bool,
     /// Do not map the port on the router (UPnP IGD, NAT-PMP); also
     /// $PEER_PORT_MAP=off
     #[arg(long)]
@@ -208,6 +211,7 @@ impl SessionArgs {
         }
         config.lsd = !self.no_lsd;
         config.dht = !self.no_dht;
+        config.web_seeds = !self.no_web_seeds;
         if self.no_port_map {
             config.port_map = false;
         }
@@ -641,14 +645,15 @@ mod tests {
             "--seed-time",
             "0.5",
             "--no-preallocate",
+            "--no-web-seeds",
         ])
         .unwrap();
         assert!(cli.command.is_none());
         let mut c = Config::default();
-        assert!(c.preallocate);
+        assert!(c.preallocate && c.web_seeds);
         cli.run.session.apply(&mut c);
         assert_eq!(c.listen_port, 7000);
-        assert!(!c.lsd && c.dht && c.tracker.open && !c.preallocate);
+        assert!(!c.lsd && c.dht && c.tracker.open && !c.preallocate && !c.web_seeds);
         assert_eq!(c.state_dir, Some(PathBuf::from("/s")));
         assert_eq!(c.dht_bootstrap.len(), 1);
         assert_eq!(c.seed_ratio, Some(1.5));

@@ -348,6 +348,8 @@ async function refreshDetail() {
     ["Downloaded / uploaded", bytes(t.downloaded) + " / " + bytes(t.uploaded)],
     ["Ratio", ratio(t.ratio)],
     ["ETA", t.state === "downloading" ? eta(t.eta) : "\u2013"],
+    ["Web seeds", (t.web_seeds || []).map((w) => w.url + ": " + w.state + ", " + bytes(w.downloaded)
+      + (w.download_rate ? " at " + rate(w.download_rate) : "") + (w.error ? " (" + w.error + ")" : "")).join("; ") || "none"],
     ["Info-hash", t.id],
     ["Saved in", t.save_path],
   ]);

@@ -26,6 +26,7 @@ pub mod resume;
 pub mod safe_path;
 pub mod tracker;
 pub mod utp;
+pub mod web_seed;
 pub mod wire;
 
 /// `proto` is the floor of the crate: bytes in, values out. It may use `util`, std and

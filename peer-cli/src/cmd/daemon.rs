@@ -288,6 +288,13 @@ fn torrent_json(s: &TorrentStatus) -> Value {
         "eta": eta,
         "waiting_for_disk": s.waiting_for_disk,
         "disk_queued": s.disk_queued,
+        "web_seeds": s.web_seeds.iter().map(|w| json!({
+            "url": w.url,
+            "state": w.state.as_str(),
+            "downloaded": w.downloaded,
+            "download_rate": w.download_rate,
+            "error": w.error,
+        })).collect::<Vec<_>>(),
         "seed_ratio_limit": crate::cmd::daemon_api::limit_json(s.seed_limits.ratio, |r| json!(r)),
         "seed_idle_limit": crate::cmd::daemon_api::limit_json(s.seed_limits.idle, |d| json!(d.as_secs())),
     })
@@ -312,6 +319,7 @@ fn metadata_json(s: &TorrentStatus) -> Value {
         "eta": Value::Null,
         "waiting_for_disk": false,
         "disk_queued": 0,
+        "web_seeds": [],
         "seed_ratio_limit": "session",
         "seed_idle_limit": "session",
     })

@@ -100,6 +100,7 @@ fn package_of(tool: &str) -> &'static str {
         "upnpc" => "miniupnpc",
         "nft" => "nftables",
         "ip" => "iproute2",
+        "ffmpeg" | "ffprobe" => "ffmpeg",
         _ => "?",
     }
 }

@@ -19,7 +19,7 @@ use super::error::{TimeoutPhase, TrackerError};
 pub const MAX_REDIRECTS: u32 = 3;
 
 /// The trust roots, loaded once per process.
-fn root_certs() -> RootCerts {
+pub(crate) fn root_certs() -> RootCerts {
     static ROOTS: OnceLock<RootCerts> = OnceLock::new();
     ROOTS
         .get_or_init(|| {

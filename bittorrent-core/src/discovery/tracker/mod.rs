@@ -11,7 +11,7 @@
 
 pub mod client;
 mod error;
-mod http;
+pub(crate) mod http;
 pub mod server;
 
 #[cfg(test)]

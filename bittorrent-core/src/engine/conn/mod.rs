@@ -6,3 +6,4 @@ pub mod peer;
 pub(crate) mod pipeline;
 pub(crate) mod request_queue;
 pub mod waker;
+pub(crate) mod web_seed;

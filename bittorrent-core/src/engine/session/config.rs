@@ -57,6 +57,10 @@ pub struct Config {
     /// embedders; the `peer` command turns it on unless `--no-lsd`).
     /// Private torrents are never announced.
     pub lsd: bool,
+    /// Download from the torrents' web seeds (BEP 19 `url-list`, HTTP and
+    /// HTTPS) beside the peers (default true; `--no-web-seeds` turns it
+    /// off). Never for v2-only torrents.
+    pub web_seeds: bool,
     /// Run a mainline DHT node (BEP 5) on its own UDP port (default false
     /// for embedders; the `peer` command turns it on unless `--no-dht`).
     /// Public torrents find peers through it; private ones never use it.
@@ -167,6 +171,7 @@ impl Default for Config {
             enable_tracker: true,
             state_dir: None,
             lsd: false,
+            web_seeds: true,
             dht: false,
             dht_bootstrap: Vec::new(),
             dht_routers: crate::dht_bootstrap::routers_from_env(),

@@ -46,6 +46,7 @@ impl Torrent {
                 pieces_total: self.layout.num_pieces,
             });
             self.connect_candidates();
+            self.feed_web_seeds();
         }
     }
 

@@ -28,6 +28,7 @@ mod choking;
 mod peers;
 mod pieces;
 mod wanted;
+mod web_seeds;
 
 use crate::engine::conn::block_pool;
 use crate::engine::conn::peer::{
@@ -221,6 +222,8 @@ pub(crate) struct Torrent {
     last_tick: Instant,
     /// Sequential download and first/last-piece priority.
     order: PieceOrderPrefs,
+    /// Its web seeds (BEP 19, `web_seeds.rs`).
+    web: web_seeds::WebSeeds,
 }
 
 /// Start a torrent thread. Returns the shared part (registered with the
@@ -312,6 +315,7 @@ pub(crate) fn spawn(
         first_last_piece: order.first_last_piece,
         waiting_for_disk: false,
         disk_queued: 0,
+        web_seeds: Vec::new(),
     };
     let me = Arc::new(TorrentShared {
         metainfo,
@@ -338,7 +342,9 @@ pub(crate) fn spawn(
         n,
         shared.piece_memory.clone(),
     )?;
+    let web = web_seeds::WebSeeds::new(&me.metainfo, shared.config.web_seeds);
     let mut t = Torrent {
+        web,
         shared,
         me: me.clone(),
         layout,
@@ -424,6 +430,9 @@ impl Torrent {
                 recv(self.from_peers.data) -> m => if let Ok((key, blocks)) = m {
                     self.on_blocks(key, blocks);
                 },
+                recv(self.web.events) -> m => if let Ok((key, ev)) = m {
+                    self.on_web_event(key, ev);
+                },
                 recv(self.hash_rx) -> m => if let Ok(done) = m { self.on_hashed(done) },
                 recv(self.disk.done) -> m => if let Ok(done) = m { self.on_disk_done(done) },
                 recv(self.commands_rx) -> m => match m {
@@ -496,7 +505,8 @@ impl Torrent {
         let busy = !self.conns.is_empty()
             || !self.dialing.is_empty()
             || self.phase == Phase::Checking
-            || self.check_in_flight > 0;
+            || self.check_in_flight > 0
+            || (self.phase == Phase::Downloading && self.web.active());
         // A seeding goal counts seeding time (and may already be reached):
         // the tick must run while one is pending.
         let goal_pending = self.phase == Phase::Seeding && !self.paused && self.seed_goal.is_set();
@@ -544,6 +554,7 @@ impl Torrent {
                     for k in keys {
                         self.close(k, CloseReason::Shutdown);
                     }
+                    self.stop_web_seeds();
                     if self.phase != Phase::Checking {
                         self.save_resume();
                     }
@@ -659,10 +670,10 @@ impl Torrent {
             }
             self.fill_requests(k);
         }
-        let conns = &self.conns;
-        let lost = self
-            .picker
-            .reconcile(|k, b| conns.get(&k).is_some_and(|c| c.outstanding.contains(b)));
+        let (conns, web) = (&self.conns, &self.web);
+        let lost = self.picker.reconcile(|k, b| {
+            conns.get(&k).is_some_and(|c| c.outstanding.contains(b)) || web.is_fetching(k)
+        });
         if lost > 0 {
             log::debug!(
                 "{}: reopened {lost} orphaned requests",
@@ -702,6 +713,8 @@ impl Torrent {
         if now - self.last_choke >= CHOKE_INTERVAL {
             self.choke_round(now);
         }
+        self.web.on_tick();
+        self.feed_web_seeds();
         self.update_steering();
         self.check_seed_goal();
         self.connect_candidates();
@@ -718,7 +731,9 @@ impl Torrent {
         s.bytes_have = bytes_have.min(self.layout.total_length);
         s.downloaded = self.downloaded;
         s.uploaded = uploaded;
-        s.download_rate = self.conns.values().map(|c| c.down_rate).sum();
+        s.download_rate =
+            self.conns.values().map(|c| c.down_rate).sum::<u64>() + self.web.download_rate();
+        s.web_seeds = self.web.status();
         s.upload_rate = self.conns.values().map(|c| c.up_rate).sum();
         s.peers = self.conns.len();
         s.seeds = self.conns.values().filter(|c| c.bitfield.is_full()).count();
@@ -748,6 +763,7 @@ impl Torrent {
 
     fn shutdown(&mut self) {
         self.close_all();
+        self.stop_web_seeds();
         // An interrupted check proves nothing: keep the old resume data.
         let save = self.phase != Phase::Checking;
         self.finish_disk(save);

@@ -370,11 +370,16 @@ impl Torrent {
                 }
                 self.picker.remove_availability(&c.bitfield);
                 self.picker.add_availability(&bf);
-                let have = self.picker.have();
+                // Counted against the pieces written (the shared "have"),
+                // as `piece_verified` counts them down once written: the
+                // picker's `have` also holds pieces verified and not yet
+                // written, which would be counted down twice.
+                let have = self.me.peer_ctx.have.read();
                 c.wanted = bf
                     .ones()
                     .filter(|&i| !have.get(i) && self.wanted.get(i))
                     .count() as u32;
+                drop(have);
                 let spread = &self.me.peer_ctx.spread;
                 for i in bf.ones() {
                     spread.seen(i as u32, self.picker.availability(i as u32));
@@ -383,7 +388,8 @@ impl Torrent {
                 self.after_availability(key);
             }
             PeerEvent::Have(i) => {
-                let we_need = !self.picker.have().get(i as usize) && self.wanted.get(i as usize);
+                let we_need =
+                    !self.me.peer_ctx.have.read().get(i as usize) && self.wanted.get(i as usize);
                 let Some(c) = self.conns.get_mut(&key) else {
                     return;
                 };

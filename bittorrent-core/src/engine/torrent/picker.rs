@@ -17,6 +17,8 @@
 //! more peers) or received, never two of these; a piece being hashed or
 //! verified is never requested; a verified piece never changes again.
 
+mod web_seed;
+
 use super::sequence::PieceOrder;
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;

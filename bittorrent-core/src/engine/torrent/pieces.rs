@@ -102,6 +102,7 @@ impl Torrent {
                 self.me.metainfo.info.name,
                 done.piece
             );
+            self.web_seed_hash_failed(&contributors);
             self.blame(done.piece, contributors, &done.block_hashes);
         }
     }
@@ -132,7 +133,7 @@ impl Torrent {
                 self.send(k, PeerCmd::Have(i));
             }
             if let Some(c) = self.conns.get_mut(&k) {
-                if wanted && c.bitfield.get(i as usize) {
+                if newly && wanted && c.bitfield.get(i as usize) {
                     c.wanted = c.wanted.saturating_sub(1);
                 }
             }
@@ -288,6 +289,17 @@ impl Torrent {
         }
         c.last_block = Instant::now();
         c.pipeline.on_block(&block, c.last_block);
+        self.accept_block(key, block, data);
+    }
+
+    /// Store a block asked of `key` (a peer or a web seed), now received:
+    /// into the piece buffers, and to the hasher when its piece is whole.
+    pub(super) fn accept_block(
+        &mut self,
+        key: PeerKey,
+        block: crate::proto::wire::BlockRef,
+        data: Vec<u8>,
+    ) {
         if self.phase != Phase::Downloading {
             return;
         }
@@ -345,6 +357,7 @@ impl Torrent {
         self.save_resume();
         self.phase = Phase::Stalled(reason.clone());
         self.stalled_at = Instant::now();
+        self.stop_web_seeds();
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
         for k in keys {
             let blocks: Vec<crate::proto::wire::BlockRef> = match self.conns.get_mut(&k) {
@@ -375,6 +388,7 @@ impl Torrent {
     pub(super) fn fail(&mut self, reason: String) {
         log::error!("{}: stopped: {reason}", self.me.metainfo.info.name);
         self.phase = Phase::Failed(reason.clone());
+        self.stop_web_seeds();
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
         for k in keys {
             self.close(k, CloseReason::Shutdown);

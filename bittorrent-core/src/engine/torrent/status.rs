@@ -201,6 +201,52 @@ pub struct TorrentStatus {
     /// full); bounded by the write-queue limit (16 MiB) plus what was in
     /// flight.
     pub disk_queued: u64,
+    /// The torrent's web seeds (BEP 19 `url-list`), in the metainfo's
+    /// order; empty when it has none or web seeds are off
+    /// (`Config::web_seeds`).
+    pub web_seeds: Vec<WebSeedStatus>,
+}
+
+/// One web seed of a torrent (BEP 19).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSeedStatus {
+    /// The `url-list` entry.
+    pub url: String,
+    /// What it is doing.
+    pub state: WebSeedState,
+    /// Bytes received from it (pieces that fail their hash included).
+    pub downloaded: u64,
+    /// Bytes per second received from it lately.
+    pub download_rate: u64,
+    /// The last error (a failed request, or why it was dropped).
+    pub error: Option<String>,
+}
+
+/// What a web seed is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebSeedState {
+    /// Nothing asked of it (nothing left to give it, or not downloading).
+    Idle,
+    /// A request for a run of pieces is in progress.
+    Fetching,
+    /// Its last request failed; asked again after a back-off.
+    BackingOff,
+    /// Not used any more: it sent a piece that failed its hash check, or
+    /// its URL is not `http(s)://`, or the torrent is v2-only.
+    Dropped,
+}
+
+impl WebSeedState {
+    /// `idle`, `fetching`, `backing-off` or `dropped` (the control API's
+    /// form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebSeedState::Idle => "idle",
+            WebSeedState::Fetching => "fetching",
+            WebSeedState::BackingOff => "backing-off",
+            WebSeedState::Dropped => "dropped",
+        }
+    }
 }
 
 impl TorrentStatus {
@@ -247,6 +293,7 @@ impl TorrentStatus {
             first_last_piece: false,
             waiting_for_disk: false,
             disk_queued: 0,
+            web_seeds: Vec::new(),
         }
     }
 

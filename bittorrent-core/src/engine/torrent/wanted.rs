@@ -42,7 +42,8 @@ impl Torrent {
             self.layout.num_pieces,
             self.wanted_missing
         );
-        let have = self.picker.have().clone();
+        // The pieces written, as `piece_verified` counts them down (peers.rs).
+        let have = self.me.peer_ctx.have.read().clone();
         let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
         for &k in &keys {
             if let Some(c) = self.conns.get_mut(&k) {

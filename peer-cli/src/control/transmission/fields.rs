@@ -290,8 +290,12 @@ impl Ctx<'_> {
             "seedidlemode" => json!(mode(s.seed_limits.idle)),
             "secondsseeding" => json!(s.seeding_time.as_secs()),
             "secondsdownloading" | "activitydate" | "addeddate" | "donedate" | "startdate"
-            | "editdate" | "manualannouncetime" | "bandwidthpriority"
-            | "webseedssendingtous" => json!(0),
+            | "editdate" | "manualannouncetime" | "bandwidthpriority" => json!(0),
+            "webseedssendingtous" => json!(s
+                .web_seeds
+                .iter()
+                .filter(|w| w.state == bittorrent_core::WebSeedState::Fetching)
+                .count()),
             // A torrent the queue has not seen yet goes to the back.
             "queueposition" => {
                 let q = self.queue();

@@ -1,0 +1,257 @@
+//! Web seeds (BEP 19) against a real HTTP server: Debian's `nginx`, started
+//! by the test on a loopback port with its own configuration in a temp
+//! directory, and killed by pid. Single- and multi-file torrents with no
+//! peers at all download byte-identical from one web seed and from two at
+//! once; a web seed that serves a corrupted copy is dropped and the pieces
+//! come from the good one; a web seed that answers 404 backs off while a
+//! peer completes the download.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+use bittorrent_core::{AddTorrent, Phase, Session, WebSeedState};
+use harness::*;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// An `nginx` serving `root` on a loopback port; killed on drop.
+struct Nginx {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nginx_binary() -> Option<PathBuf> {
+    ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// `None` (after a loud SKIP) when nginx is not installed; fails under CI.
+fn nginx(root: &Path) -> Option<Nginx> {
+    let Some(bin) = nginx_binary() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "nginx is required under CI (apt-get install nginx-light)"
+        );
+        eprintln!("SKIP: nginx not installed (apt-get install nginx-light): web seed test not run");
+        return None;
+    };
+    let dir = temp_dir("nginx");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+         error_log {d}/error.log warn;\nevents {{ worker_connections 64; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+           types {{ application/octet-stream bin; }}\n\
+           server {{\n    listen 127.0.0.1:{port};\n    root \"{}\";\n    location / {{ }}\n  }}\n}}\n",
+        root.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = Command::new(bin)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let n = Nginx { child, addr };
+    assert!(
+        wait_until(Duration::from_secs(10), || TcpStream::connect(addr).is_ok()),
+        "nginx did not start: {}",
+        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+    );
+    Some(n)
+}
+
+fn wait_done(s: &Session, mi: &bittorrent_core::Metainfo) {
+    wait_phase(s, mi, Phase::Seeding, Duration::from_secs(90));
+}
+
+#[test]
+fn single_file_from_one_then_two_web_seeds() {
+    // 6 MiB + a bit, 64 KiB pieces: more than one 4 MiB run.
+    let data = pseudo_random(6 * 1024 * 1024 + 12_345, 1);
+    let (mut mi, seed_dir) = single_file_torrent("film.bin", &data, 64 * 1024);
+    let Some(a) = nginx(&seed_dir) else { return };
+    let Some(b) = nginx(&seed_dir) else { return };
+
+    // One seed, the directory form (the name is appended).
+    mi.url_list = vec![format!("http://{}/", a.addr)];
+    let dir = temp_dir("ws-one");
+    let s = session();
+    s.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
+    wait_done(&s, &mi);
+    assert_eq!(std::fs::read(dir.join("film.bin")).unwrap(), data);
+    let st = s.status(&mi.info_hash).unwrap();
+    assert_eq!(st.web_seeds.len(), 1);
+    assert!(st.web_seeds[0].downloaded >= data.len() as u64, "{st:?}");
+    assert_eq!(st.peers, 0);
+    drop(s);
+
+    // Two seeds at once, the file form.
+    mi.url_list = vec![
+        format!("http://{}/film.bin", a.addr),
+        format!("http://{}/film.bin", b.addr),
+    ];
+    let dir = temp_dir("ws-two");
+    let s = session();
+    s.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
+    wait_done(&s, &mi);
+    assert_eq!(std::fs::read(dir.join("film.bin")).unwrap(), data);
+    let st = s.status(&mi.info_hash).unwrap();
+    assert!(
+        st.web_seeds.iter().all(|w| w.downloaded > 0),
+        "both seeds serve: {:?}",
+        st.web_seeds
+    );
+    assert_eq!(st.hash_failures, 0);
+}
+
+#[test]
+fn multi_file_from_one_then_two_web_seeds() {
+    let files = vec![
+        ("a b.bin", pseudo_random(1_000_003, 2)),
+        ("sub dir/ü.bin", pseudo_random(3_500_000, 3)),
+        ("empty.bin", Vec::new()),
+        ("sub dir/c#d.bin", pseudo_random(2_100_000, 4)),
+    ];
+    let (mut mi, seed_dir) = multi_file_torrent("My Show", &files, 32 * 1024);
+    let Some(a) = nginx(&seed_dir) else { return };
+    let Some(b) = nginx(&seed_dir) else { return };
+    for (tag, urls) in [
+        ("one", vec![format!("http://{}", a.addr)]),
+        (
+            "two",
+            vec![format!("http://{}/", a.addr), format!("http://{}", b.addr)],
+        ),
+    ] {
+        mi.url_list = urls;
+        let dir = temp_dir(&format!("ws-multi-{tag}"));
+        let s = session();
+        s.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
+        wait_done(&s, &mi);
+        for (p, d) in &files {
+            assert_eq!(
+                &std::fs::read(dir.join("My Show").join(p)).unwrap(),
+                d,
+                "{tag}: {p}"
+            );
+        }
+        let st = s.status(&mi.info_hash).unwrap();
+        assert!(
+            st.web_seeds.iter().all(|w| w.downloaded > 0),
+            "{tag}: {:?}",
+            st.web_seeds
+        );
+    }
+}
+
+#[test]
+fn corrupted_web_seed_is_dropped_and_the_good_one_finishes() {
+    let data = pseudo_random(3 * 1024 * 1024, 5);
+    let (mut mi, seed_dir) = single_file_torrent("iso.bin", &data, 32 * 1024);
+    // The bad copy: every byte of it flipped past the first piece.
+    let bad_root = temp_dir("ws-bad-root");
+    let mut bad = data.clone();
+    for x in &mut bad[40_000..] {
+        *x ^= 0x5a;
+    }
+    std::fs::write(bad_root.join("iso.bin"), &bad).unwrap();
+    let Some(good) = nginx(&seed_dir) else { return };
+    let Some(evil) = nginx(&bad_root) else { return };
+    // The bad one first, so that it gets the first run.
+    mi.url_list = vec![
+        format!("http://{}/iso.bin", evil.addr),
+        format!("http://{}/iso.bin", good.addr),
+    ];
+    let dir = temp_dir("ws-bad");
+    let s = session();
+    s.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
+    wait_done(&s, &mi);
+    assert_eq!(std::fs::read(dir.join("iso.bin")).unwrap(), data);
+    let st = s.status(&mi.info_hash).unwrap();
+    assert!(st.hash_failures >= 1, "{st:?}");
+    assert_eq!(
+        st.web_seeds[0].state,
+        WebSeedState::Dropped,
+        "{:?}",
+        st.web_seeds
+    );
+    assert!(st.web_seeds[0].error.as_deref().unwrap().contains("hash"));
+    assert_ne!(st.web_seeds[1].state, WebSeedState::Dropped);
+}
+
+#[test]
+fn missing_web_seed_backs_off_and_a_peer_completes() {
+    let data = pseudo_random(2 * 1024 * 1024 + 7, 6);
+    let (mut mi, seed_dir) = single_file_torrent("gone.bin", &data, 32 * 1024);
+    let empty = temp_dir("ws-empty-root");
+    let Some(server) = nginx(&empty) else { return };
+    // A seeder at 1 MiB/s: the web seed is asked (and answers 404) first.
+    let seeder = session_with(|c| c.max_upload_rate = 1 << 20);
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(30));
+    mi.url_list = vec![format!("http://{}/", server.addr)];
+    let dir = temp_dir("ws-404");
+    let s = session();
+    s.add(AddTorrent::new(mi.clone(), &dir).peers(vec![seeder.local_addr_v4()]))
+        .unwrap();
+    wait_done(&s, &mi);
+    assert_eq!(std::fs::read(dir.join("gone.bin")).unwrap(), data);
+    let st = s.status(&mi.info_hash).unwrap();
+    let w = &st.web_seeds[0];
+    assert_eq!(w.downloaded, 0, "{w:?}");
+    assert!(w.error.as_deref().unwrap_or("").contains("404"), "{w:?}");
+    assert_eq!(st.hash_failures, 0);
+}
+
+#[test]
+fn a_web_seed_and_a_peer_share_the_work() {
+    let data = pseudo_random(8 * 1024 * 1024, 7);
+    let (mut mi, seed_dir) = single_file_torrent("shared.bin", &data, 64 * 1024);
+    let Some(server) = nginx(&seed_dir) else {
+        return;
+    };
+    // A peer at 2 MiB/s: neither source alone is the whole story.
+    let seeder = session_with(|c| c.max_upload_rate = 2 << 20);
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(30));
+    mi.url_list = vec![format!("http://{}/shared.bin", server.addr)];
+    // The leecher at 4 MiB/s in all, so that the web seed cannot take
+    // everything before the peer has joined.
+    let s = session_with(|c| c.max_download_rate = 4 << 20);
+    let dir = temp_dir("ws-share");
+    s.add(AddTorrent::new(mi.clone(), &dir).peers(vec![seeder.local_addr_v4()]))
+        .unwrap();
+    wait_done(&s, &mi);
+    assert_eq!(std::fs::read(dir.join("shared.bin")).unwrap(), data);
+    let st = s.status(&mi.info_hash).unwrap();
+    let web = st.web_seeds[0].downloaded;
+    let from_peer = st.downloaded.saturating_sub(web);
+    assert!(
+        web > 0 && from_peer > 0,
+        "web {web}, peer {from_peer}: {st:?}"
+    );
+    assert_eq!(st.hash_failures, 0);
+}
