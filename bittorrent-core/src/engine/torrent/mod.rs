@@ -2,12 +2,14 @@
 //! torrent. It alone owns the [`Picker`], the writes to [`Storage`](crate::engine::storage::Storage), the
 //! choker state, the table of connected peers and the candidate addresses.
 //!
-//! It blocks on `select!` over its peers' events, the hashing pool's
-//! verdicts, commands from the session, and a 1 s tick. Sends to peer
+//! It waits for its peers' events, the hashing pool's verdicts, commands
+//! from the session, its disk writer's completions and a 1 s tick, all at
+//! once on one [`Doorbell`] (every sender rings it; each wake-up takes
+//! everything queued, see `util::doorbell`). Sends to peer
 //! threads use `try_send`: a peer whose inbox is full is closed, so this
 //! thread never waits on anyone, not even the disk: its writes, syncs and
 //! resume saves go to a disk writer thread it owns (`disk.rs`), whose
-//! completions are one more arm of the `select!`.
+//! completions are one more inbox.
 
 // The rest of this room.
 pub(crate) mod candidates;
@@ -25,6 +27,7 @@ pub(crate) mod status;
 // The rest of this type's methods, by what they handle.
 mod checking;
 mod choking;
+mod inboxes;
 mod peers;
 mod pieces;
 mod wanted;
@@ -51,7 +54,8 @@ use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::Metainfo;
 use crate::proto::resume::ResumeData;
-use crossbeam_channel::{select, Receiver, Sender};
+use crate::util::doorbell::{Doorbell, Rung};
+use crossbeam_channel::Receiver;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
@@ -173,7 +177,9 @@ pub(crate) struct Torrent {
     departed: HashMap<PeerKey, SocketAddr>,
     departed_order: std::collections::VecDeque<PeerKey>,
     phase: Phase,
-    hash_tx: Sender<HashDone>,
+    /// What this thread waits on: every sender to it rings it.
+    bell: Arc<Doorbell>,
+    hash_tx: Rung<HashDone>,
     hash_rx: Receiver<HashDone>,
     /// Peer threads' control events (served first) and blocks.
     from_peers: FromPeers,
@@ -245,9 +251,12 @@ pub(crate) fn spawn(
     // Two bounded channels from the peer threads: control events and blocks
     // (`peer::outbox`); small, because a bounded channel allocates every
     // slot up front (a seed of 10,000 torrents has 10,000 pairs).
-    let (to_torrent, from_peers) = peer::channels();
+    let bell = Doorbell::new();
+    let (to_torrent, from_peers) = peer::channels(&bell);
     let (cmd_tx, commands_rx) = crossbeam_channel::unbounded();
+    let cmd_tx = Rung::new(cmd_tx, bell.clone());
     let (hash_tx, hash_rx) = crossbeam_channel::unbounded();
+    let hash_tx = Rung::new(hash_tx, bell.clone());
     let peer_ctx = Arc::new(PeerContext {
         info_hash: metainfo.info_hash.0,
         our_id: shared.peer_id,
@@ -331,6 +340,7 @@ pub(crate) fn spawn(
         me.peer_ctx.storage.clone(),
         n,
         shared.piece_memory.clone(),
+        &bell,
     )?;
     let mut t = Torrent {
         shared,
@@ -350,6 +360,7 @@ pub(crate) fn spawn(
         departed: HashMap::new(),
         departed_order: std::collections::VecDeque::new(),
         phase: Phase::Checking,
+        bell,
         hash_tx,
         hash_rx,
         from_peers,
@@ -395,6 +406,7 @@ pub(crate) fn spawn(
 
 impl Torrent {
     fn run(mut self) {
+        self.bell.bind_current();
         if !self.load_resume() {
             log::info!("{}: checking existing data", self.me.metainfo.info.name);
         }
@@ -404,67 +416,38 @@ impl Torrent {
             // Busy: a tick every second. Idle (no peers, nothing dialling,
             // nothing to check): asleep until an event or the next thing due.
             let wake = self.next_wake(next_tick);
-            let timer = match wake {
-                Some(t) => crossbeam_channel::at(t),
-                None => crossbeam_channel::never(),
+            // Everything queued now, in one wake-up: control events first
+            // (they never wait behind blocks), then blocks, verdicts, disk
+            // completions and commands.
+            let Some(mut took) = self.take_control() else {
+                return;
             };
-            // Control events never wait behind blocks.
-            self.take_control();
-            select! {
-                recv(self.from_peers.control) -> m => match m {
-                    Ok((key, ev)) => self.on_event(key, ev),
-                    Err(_) => break,
-                },
-                recv(self.from_peers.data) -> m => if let Ok((key, blocks)) = m {
-                    self.on_blocks(key, blocks);
-                },
-                recv(self.hash_rx) -> m => if let Ok(done) = m { self.on_hashed(done) },
-                recv(self.disk.done) -> m => if let Ok(done) = m { self.on_disk_done(done) },
-                recv(self.commands_rx) -> m => match m {
-                    Ok(Command::Shutdown(done)) => {
-                        self.shutdown();
-                        let _ = done.send(());
-                        return;
-                    }
-                    Ok(Command::Remove(done)) => {
-                        // Removed: answer at once; the writer drops what is
-                        // queued and closes the files in the background.
-                        self.abandon_disk();
-                        self.close_all();
-                        let _ = done.send(());
-                        return;
-                    }
-                    Ok(cmd) => self.on_command(cmd),
-                    Err(_) => { self.shutdown(); return; }
-                },
-                recv(timer) -> _ => {}
+            took |= self.take_blocks();
+            took |= self.take_hashed();
+            took |= self.take_disk_done();
+            match self.take_commands() {
+                Some(t) => took |= t,
+                None => return,
+            }
+            if !took {
+                let (p, h, d, c) = (
+                    &self.from_peers,
+                    &self.hash_rx,
+                    &self.disk.done,
+                    &self.commands_rx,
+                );
+                self.bell.wait(wake, || {
+                    !(p.control.is_empty()
+                        && p.data.is_empty()
+                        && h.is_empty()
+                        && d.is_empty()
+                        && c.is_empty())
+                });
             }
             let now = Instant::now();
             if now >= next_tick || wake.is_some_and(|w| now >= w) {
                 self.on_tick();
                 next_tick = now + TICK;
-            }
-        }
-    }
-
-    /// Serve the control events queued now (as many as the channel holds),
-    /// before any more blocks.
-    fn take_control(&mut self) {
-        for _ in 0..peer::CONTROL_CAPACITY {
-            match self.from_peers.control.try_recv() {
-                Ok((key, ev)) => self.on_event(key, ev),
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// Take the blocks queued now (a departing peer's come before its
-    /// `Left`).
-    fn take_blocks(&mut self) {
-        for _ in 0..peer::DATA_CAPACITY {
-            match self.from_peers.data.try_recv() {
-                Ok((key, blocks)) => self.on_blocks(key, blocks),
-                Err(_) => return,
             }
         }
     }
