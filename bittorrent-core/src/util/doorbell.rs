@@ -20,12 +20,22 @@
 //! message is slept through. Rings while the thread works cost no context
 //! switch; everything queued meanwhile is taken in the same wake-up.
 //!
+//! Lazy senders ([`Rung::send_lazy`]: the hashers' verdicts, the disk
+//! writer's completions) ring only if the thread is not *napping*: a thread
+//! that waits while such answers are due naps ([`Doorbell::nap`]) for a
+//! few milliseconds at most, and takes them with whatever wakes it first.
+//! While blocks stream in (a peer's read every millisecond or so) a verdict
+//! and a completion then cost the torrent thread no wake-up of their own;
+//! when nothing else comes, the nap's end takes them, a few milliseconds
+//! late.
+//!
 //! Other code on the waiting thread that parks (a blocking crossbeam send,
 //! say) may take the token; so the thread checks its inboxes once more
 //! right before it parks (`wait`'s `has_work`), and a ring after that check
 //! sets the token again.
 
 use crossbeam_channel::{SendError, SendTimeoutError, Sender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Instant;
@@ -34,6 +44,8 @@ use std::time::Instant;
 #[derive(Debug, Default)]
 pub struct Doorbell {
     thread: OnceLock<Thread>,
+    /// The thread waits with a bounded nap: lazy senders do not ring.
+    napping: AtomicBool,
 }
 
 impl Doorbell {
@@ -53,6 +65,21 @@ impl Doorbell {
         if let Some(t) = self.thread.get() {
             t.unpark();
         }
+    }
+
+    /// Wake the waiting thread unless it naps (its nap ends soon anyway).
+    pub fn ring_lazy(&self) {
+        if !self.napping.load(Ordering::SeqCst) {
+            self.ring();
+        }
+    }
+
+    /// [`Doorbell::wait`] until `until` at the latest (the caller keeps it
+    /// short), during which lazy senders do not ring.
+    pub fn nap(&self, until: Instant, has_work: impl FnOnce() -> bool) {
+        self.napping.store(true, Ordering::SeqCst);
+        self.wait(Some(until), has_work);
+        self.napping.store(false, Ordering::SeqCst);
     }
 
     /// Park until rung or until `until` (`None`: no deadline), unless
@@ -108,6 +135,13 @@ impl<T> Rung<T> {
         Ok(())
     }
 
+    /// Queue `v`; ring only if the receiver does not nap.
+    pub fn send_lazy(&self, v: T) -> Result<(), SendError<T>> {
+        self.tx.send(v)?;
+        self.bell.ring_lazy();
+        Ok(())
+    }
+
     pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
         self.tx.try_send(v)?;
         self.bell.ring();
@@ -159,6 +193,30 @@ mod tests {
             took < Duration::from_secs(5),
             "woken by the rings, not the deadline"
         );
+    }
+
+    #[test]
+    fn a_lazy_send_rings_a_waiting_thread_but_not_a_napping_one() {
+        let bell = Doorbell::new();
+        bell.bind_current();
+        let (tx, rx) = crossbeam_channel::unbounded::<u32>();
+        let rung = Rung::new(tx, bell.clone());
+        // Napping: a lazy send leaves no token, the nap runs to its end.
+        bell.napping.store(true, Ordering::SeqCst);
+        rung.send_lazy(1).unwrap();
+        bell.napping.store(false, Ordering::SeqCst);
+        let t0 = Instant::now();
+        let until = t0 + Duration::from_millis(30);
+        while Instant::now() < until {
+            bell.wait(Some(until), || false);
+        }
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+        // Not napping: a lazy send rings (the token makes the wait return).
+        rung.send_lazy(2).unwrap();
+        let t0 = Instant::now();
+        bell.wait(Some(t0 + Duration::from_secs(20)), || false);
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![1, 2]);
     }
 
     #[test]

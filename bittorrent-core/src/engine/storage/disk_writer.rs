@@ -191,7 +191,7 @@ fn run(
         };
         // The torrent thread is gone (it dropped its receiver): nothing to
         // report, but the remaining jobs still run unless abandoned.
-        let _ = done.send(answer);
+        let _ = done.send_lazy(answer);
     }
 }
 

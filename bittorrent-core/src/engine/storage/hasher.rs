@@ -202,7 +202,8 @@ fn hash_job(job: HashJob) {
             (ok, None, hashes, Some(blocks))
         }
     };
-    let _ = job.reply.send(HashDone {
+    // Lazy: a torrent thread that naps takes it when its nap ends.
+    let _ = job.reply.send_lazy(HashDone {
         piece: job.piece,
         ok,
         error,

@@ -115,6 +115,11 @@ impl DiskSide {
         }
     }
 
+    /// Jobs queued and not completed: completions are due.
+    pub(super) fn has_jobs(&self) -> bool {
+        self.jobs > 0
+    }
+
     fn completed(&mut self, bytes: u64) {
         self.jobs = self.jobs.saturating_sub(1);
         self.queued = self.queued.saturating_sub(bytes);

@@ -51,6 +51,7 @@ impl Torrent {
         for _ in 0..INBOX_BATCH {
             match self.hash_rx.try_recv() {
                 Ok(done) => {
+                    self.hash_jobs.set(self.hash_jobs.get().saturating_sub(1));
                     self.on_hashed(done);
                     took = true;
                 }

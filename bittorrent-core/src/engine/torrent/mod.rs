@@ -115,6 +115,9 @@ struct Conn {
 }
 
 const TICK: Duration = Duration::from_secs(1);
+/// The longest the thread naps while hash verdicts or disk completions are
+/// due (they do not ring it then: `util::doorbell`'s lazy senders).
+const LAZY_WAIT: Duration = Duration::from_millis(5);
 /// Stack size of a torrent thread (its state is on the heap).
 const TORRENT_STACK: usize = 256 * 1024;
 /// Addresses kept as candidates (more are ignored).
@@ -180,6 +183,8 @@ pub(crate) struct Torrent {
     /// What this thread waits on: every sender to it rings it.
     bell: Arc<Doorbell>,
     hash_tx: Rung<HashDone>,
+    /// Hash jobs sent and not answered (their verdicts are lazy).
+    hash_jobs: std::cell::Cell<u32>,
     hash_rx: Receiver<HashDone>,
     /// Peer threads' control events (served first) and blocks.
     from_peers: FromPeers,
@@ -362,6 +367,7 @@ pub(crate) fn spawn(
         phase: Phase::Checking,
         bell,
         hash_tx,
+        hash_jobs: std::cell::Cell::new(0),
         hash_rx,
         from_peers,
         commands_rx,
@@ -436,13 +442,23 @@ impl Torrent {
                     &self.disk.done,
                     &self.commands_rx,
                 );
-                self.bell.wait(wake, || {
+                let has_work = || {
                     !(p.control.is_empty()
                         && p.data.is_empty()
                         && h.is_empty()
                         && d.is_empty()
                         && c.is_empty())
-                });
+                };
+                // Verdicts or completions due: a short nap, so that they come
+                // with the next blocks instead of a wake-up of their own
+                // (not while checking: there the verdicts are all there is).
+                let due = self.hash_jobs.get() > 0 || self.disk.has_jobs();
+                if due && self.phase != Phase::Checking {
+                    let nap = Instant::now() + LAZY_WAIT;
+                    self.bell.nap(wake.map_or(nap, |w| w.min(nap)), has_work);
+                } else {
+                    self.bell.wait(wake, has_work);
+                }
             }
             let now = Instant::now();
             if now >= next_tick || wake.is_some_and(|w| now >= w) {
