@@ -1,5 +1,6 @@
 //! Small helpers every layer may use (they import nothing from the crate).
 
+pub(crate) mod doorbell;
 pub(crate) mod local;
 pub(crate) mod rng;
 

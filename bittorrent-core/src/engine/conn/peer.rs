@@ -24,7 +24,7 @@ use crate::engine::torrent::seeding::{Spread, UploadSteer, Verdict};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::wire::{BlockRef, FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use parking_lot::RwLock;
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};

@@ -19,6 +19,7 @@ use crate::engine::net::rate_limit::{Direction, Throttle};
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::Info;
 use crate::proto::web_seed::{self, WebSeedError};
+use crate::util::doorbell::Rung;
 use crossbeam_channel::{Receiver, Sender};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,7 +96,7 @@ impl Drop for WebSeedHandle {
 pub(crate) fn spawn(
     key: PeerKey,
     ctx: WebSeedContext,
-    events: Sender<(PeerKey, WebSeedEvent)>,
+    events: Rung<(PeerKey, WebSeedEvent)>,
 ) -> std::io::Result<WebSeedHandle> {
     let (tx, rx) = crossbeam_channel::bounded(2);
     let stop = Arc::new(AtomicBool::new(false));
@@ -111,7 +112,7 @@ fn run(
     key: PeerKey,
     ctx: WebSeedContext,
     inbox: Receiver<WebSeedCmd>,
-    events: Sender<(PeerKey, WebSeedEvent)>,
+    events: Rung<(PeerKey, WebSeedEvent)>,
     stop: Arc<AtomicBool>,
 ) {
     while let Ok(WebSeedCmd::Fetch(pieces)) = inbox.recv() {

@@ -64,7 +64,7 @@ pub(crate) struct TorrentShared {
     /// The snapshot the session reads (written by the torrent thread only).
     pub(crate) status: Mutex<TorrentStatus>,
     /// Commands for the torrent thread.
-    pub(crate) commands: Sender<Command>,
+    pub(crate) commands: crate::util::doorbell::Rung<Command>,
     /// What peer threads read.
     pub(crate) peer_ctx: Arc<PeerContext>,
     /// The peer threads' two channels to the torrent thread (control

@@ -14,6 +14,7 @@ use crate::engine::storage::{Storage, StorageError};
 use crate::engine::torrent::selection::FilePriority;
 use crate::proto::resume::ResumeData;
 use crate::proto::wire::BlockRef;
+use crate::util::doorbell::Rung;
 use crossbeam_channel::{Receiver, Sender};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,11 +90,12 @@ pub(crate) struct DiskWriter {
 }
 
 impl DiskWriter {
-    /// Start the writer of `storage`; completions go to `done`.
+    /// Start the writer of `storage`; completions go to `done` (each rings
+    /// the torrent thread).
     pub(crate) fn spawn(
         name: &str,
         storage: Arc<Storage>,
-        done: Sender<DiskDone>,
+        done: Rung<DiskDone>,
     ) -> std::io::Result<DiskWriter> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let abandon = Arc::new(AtomicBool::new(false));
@@ -144,7 +146,7 @@ impl Drop for DiskWriter {
 fn run(
     storage: Arc<Storage>,
     jobs: Receiver<DiskJob>,
-    done: Sender<DiskDone>,
+    done: Rung<DiskDone>,
     abandon: Arc<AtomicBool>,
 ) {
     while let Ok(job) = jobs.recv() {
@@ -189,7 +191,7 @@ fn run(
         };
         // The torrent thread is gone (it dropped its receiver): nothing to
         // report, but the remaining jobs still run unless abandoned.
-        let _ = done.send(answer);
+        let _ = done.send_lazy(answer);
     }
 }
 

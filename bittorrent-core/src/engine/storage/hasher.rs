@@ -13,6 +13,7 @@
 
 use crate::engine::storage::{Storage, StorageError};
 use crate::proto::metainfo::PieceCheck;
+use crate::util::doorbell::Rung;
 use crossbeam_channel::{select, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -51,7 +52,7 @@ pub struct HashJob {
     /// (smart ban; they are always returned when it fails).
     pub block_hashes: bool,
     /// Where to send the verdict.
-    pub reply: Sender<HashDone>,
+    pub reply: Rung<HashDone>,
 }
 
 /// The verdict on one piece.
@@ -201,7 +202,8 @@ fn hash_job(job: HashJob) {
             (ok, None, hashes, Some(blocks))
         }
     };
-    let _ = job.reply.send(HashDone {
+    // Lazy: a torrent thread that naps takes it when its nap ends.
+    let _ = job.reply.send_lazy(HashDone {
         piece: job.piece,
         ok,
         error,
@@ -252,7 +254,7 @@ mod tests {
                     expected: Some(expected),
                     v2: None,
                     block_hashes: false,
-                    reply: tx.clone(),
+                    reply: Rung::plain(tx.clone()),
                 })
                 .unwrap();
         }
@@ -302,7 +304,7 @@ mod tests {
                     expected: Some(sha1),
                     v2,
                     block_hashes: false,
-                    reply: tx.clone(),
+                    reply: Rung::plain(tx.clone()),
                 })
                 .unwrap();
         }

@@ -33,6 +33,7 @@ use crate::engine::storage::StorageError;
 use crate::proto::bitfield::Bitfield;
 use crate::proto::resume::ResumeData;
 use crate::proto::wire::BlockRef;
+use crate::util::doorbell::{Doorbell, Rung};
 use crossbeam_channel::Receiver;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -52,7 +53,7 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(120);
 /// The disk writer and what is in flight with it.
 pub(super) struct DiskSide {
     writer: DiskWriter,
-    /// Completions: one arm of the torrent thread's `select!`.
+    /// Completions: one of the torrent thread's inboxes.
     pub(super) done: Receiver<DiskDone>,
     /// Bytes of writes queued and not completed.
     queued: u64,
@@ -83,8 +84,10 @@ impl DiskSide {
         storage: Arc<crate::engine::storage::Storage>,
         num_pieces: usize,
         session: Arc<MemoryBudget>,
+        bell: &Arc<Doorbell>,
     ) -> std::io::Result<DiskSide> {
         let (tx, done) = crossbeam_channel::unbounded();
+        let tx = Rung::new(tx, bell.clone());
         Ok(DiskSide {
             writer: DiskWriter::spawn(name, storage, tx)?,
             done,
@@ -110,6 +113,11 @@ impl DiskSide {
             self.jobs += 1;
             self.queued += bytes;
         }
+    }
+
+    /// Jobs queued and not completed: completions are due.
+    pub(super) fn has_jobs(&self) -> bool {
+        self.jobs > 0
     }
 
     fn completed(&mut self, bytes: u64) {
@@ -275,7 +283,7 @@ impl Torrent {
         self.disk.queue(DiskJob::WantFiles { priorities }, 0);
     }
 
-    /// One more arm of the torrent thread's `select!`.
+    /// A completion from the writer (one of the torrent thread's inboxes).
     pub(super) fn on_disk_done(&mut self, done: DiskDone) {
         let was_behind = self.disk.behind();
         match done {

@@ -2,12 +2,14 @@
 //! torrent. It alone owns the [`Picker`], the writes to [`Storage`](crate::engine::storage::Storage), the
 //! choker state, the table of connected peers and the candidate addresses.
 //!
-//! It blocks on `select!` over its peers' events, the hashing pool's
-//! verdicts, commands from the session, and a 1 s tick. Sends to peer
+//! It waits for its peers' events, the hashing pool's verdicts, commands
+//! from the session, its disk writer's completions and a 1 s tick, all at
+//! once on one [`Doorbell`] (every sender rings it; each wake-up takes
+//! everything queued, see `util::doorbell`). Sends to peer
 //! threads use `try_send`: a peer whose inbox is full is closed, so this
 //! thread never waits on anyone, not even the disk: its writes, syncs and
 //! resume saves go to a disk writer thread it owns (`disk.rs`), whose
-//! completions are one more arm of the `select!`.
+//! completions are one more inbox.
 
 // The rest of this room.
 pub(crate) mod candidates;
@@ -25,6 +27,7 @@ pub(crate) mod status;
 // The rest of this type's methods, by what they handle.
 mod checking;
 mod choking;
+mod inboxes;
 mod peers;
 mod pieces;
 mod wanted;
@@ -52,7 +55,8 @@ use crate::proto::bitfield::Bitfield;
 use crate::proto::layout::Layout;
 use crate::proto::metainfo::Metainfo;
 use crate::proto::resume::ResumeData;
-use crossbeam_channel::{select, Receiver, Sender};
+use crate::util::doorbell::{Doorbell, Rung};
+use crossbeam_channel::Receiver;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
@@ -112,6 +116,9 @@ struct Conn {
 }
 
 const TICK: Duration = Duration::from_secs(1);
+/// The longest the thread naps while hash verdicts or disk completions are
+/// due (they do not ring it then: `util::doorbell`'s lazy senders).
+const LAZY_WAIT: Duration = Duration::from_millis(5);
 /// Stack size of a torrent thread (its state is on the heap).
 const TORRENT_STACK: usize = 256 * 1024;
 /// Addresses kept as candidates (more are ignored).
@@ -174,7 +181,11 @@ pub(crate) struct Torrent {
     departed: HashMap<PeerKey, SocketAddr>,
     departed_order: std::collections::VecDeque<PeerKey>,
     phase: Phase,
-    hash_tx: Sender<HashDone>,
+    /// What this thread waits on: every sender to it rings it.
+    bell: Arc<Doorbell>,
+    hash_tx: Rung<HashDone>,
+    /// Hash jobs sent and not answered (their verdicts are lazy).
+    hash_jobs: std::cell::Cell<u32>,
     hash_rx: Receiver<HashDone>,
     /// Peer threads' control events (served first) and blocks.
     from_peers: FromPeers,
@@ -248,9 +259,12 @@ pub(crate) fn spawn(
     // Two bounded channels from the peer threads: control events and blocks
     // (`peer::outbox`); small, because a bounded channel allocates every
     // slot up front (a seed of 10,000 torrents has 10,000 pairs).
-    let (to_torrent, from_peers) = peer::channels();
+    let bell = Doorbell::new();
+    let (to_torrent, from_peers) = peer::channels(&bell);
     let (cmd_tx, commands_rx) = crossbeam_channel::unbounded();
+    let cmd_tx = Rung::new(cmd_tx, bell.clone());
     let (hash_tx, hash_rx) = crossbeam_channel::unbounded();
+    let hash_tx = Rung::new(hash_tx, bell.clone());
     let peer_ctx = Arc::new(PeerContext {
         info_hash: metainfo.info_hash.0,
         our_id: shared.peer_id,
@@ -341,6 +355,7 @@ pub(crate) fn spawn(
         me.peer_ctx.storage.clone(),
         n,
         shared.piece_memory.clone(),
+        &bell,
     )?;
     let web = web_seeds::WebSeeds::new(&me.metainfo, shared.config.web_seeds);
     let mut t = Torrent {
@@ -362,7 +377,9 @@ pub(crate) fn spawn(
         departed: HashMap::new(),
         departed_order: std::collections::VecDeque::new(),
         phase: Phase::Checking,
+        bell,
         hash_tx,
+        hash_jobs: std::cell::Cell::new(0),
         hash_rx,
         from_peers,
         commands_rx,
@@ -407,6 +424,7 @@ pub(crate) fn spawn(
 
 impl Torrent {
     fn run(mut self) {
+        self.bell.bind_current();
         if !self.load_resume() {
             log::info!("{}: checking existing data", self.me.metainfo.info.name);
         }
@@ -416,70 +434,51 @@ impl Torrent {
             // Busy: a tick every second. Idle (no peers, nothing dialling,
             // nothing to check): asleep until an event or the next thing due.
             let wake = self.next_wake(next_tick);
-            let timer = match wake {
-                Some(t) => crossbeam_channel::at(t),
-                None => crossbeam_channel::never(),
+            // Everything queued now, in one wake-up: control events first
+            // (they never wait behind blocks), then blocks, verdicts, disk
+            // completions and commands.
+            let Some(mut took) = self.take_control() else {
+                return;
             };
-            // Control events never wait behind blocks.
-            self.take_control();
-            select! {
-                recv(self.from_peers.control) -> m => match m {
-                    Ok((key, ev)) => self.on_event(key, ev),
-                    Err(_) => break,
-                },
-                recv(self.from_peers.data) -> m => if let Ok((key, blocks)) = m {
-                    self.on_blocks(key, blocks);
-                },
-                recv(self.web.events) -> m => if let Ok((key, ev)) = m {
-                    self.on_web_event(key, ev);
-                },
-                recv(self.hash_rx) -> m => if let Ok(done) = m { self.on_hashed(done) },
-                recv(self.disk.done) -> m => if let Ok(done) = m { self.on_disk_done(done) },
-                recv(self.commands_rx) -> m => match m {
-                    Ok(Command::Shutdown(done)) => {
-                        self.shutdown();
-                        let _ = done.send(());
-                        return;
-                    }
-                    Ok(Command::Remove(done)) => {
-                        // Removed: answer at once; the writer drops what is
-                        // queued and closes the files in the background.
-                        self.abandon_disk();
-                        self.close_all();
-                        let _ = done.send(());
-                        return;
-                    }
-                    Ok(cmd) => self.on_command(cmd),
-                    Err(_) => { self.shutdown(); return; }
-                },
-                recv(timer) -> _ => {}
+            took |= self.take_blocks();
+            took |= self.take_hashed();
+            took |= self.take_disk_done();
+            took |= self.take_web();
+            match self.take_commands() {
+                Some(t) => took |= t,
+                None => return,
+            }
+            if !took {
+                let (p, h, d, c, w) = (
+                    &self.from_peers,
+                    &self.hash_rx,
+                    &self.disk.done,
+                    &self.commands_rx,
+                    &self.web.events,
+                );
+                let has_work = || {
+                    !(p.control.is_empty()
+                        && p.data.is_empty()
+                        && h.is_empty()
+                        && d.is_empty()
+                        && c.is_empty()
+                        && w.is_empty())
+                };
+                // Verdicts or completions due: a short nap, so that they come
+                // with the next blocks instead of a wake-up of their own
+                // (not while checking: there the verdicts are all there is).
+                let due = self.hash_jobs.get() > 0 || self.disk.has_jobs();
+                if due && self.phase != Phase::Checking {
+                    let nap = Instant::now() + LAZY_WAIT;
+                    self.bell.nap(wake.map_or(nap, |w| w.min(nap)), has_work);
+                } else {
+                    self.bell.wait(wake, has_work);
+                }
             }
             let now = Instant::now();
             if now >= next_tick || wake.is_some_and(|w| now >= w) {
                 self.on_tick();
                 next_tick = now + TICK;
-            }
-        }
-    }
-
-    /// Serve the control events queued now (as many as the channel holds),
-    /// before any more blocks.
-    fn take_control(&mut self) {
-        for _ in 0..peer::CONTROL_CAPACITY {
-            match self.from_peers.control.try_recv() {
-                Ok((key, ev)) => self.on_event(key, ev),
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// Take the blocks queued now (a departing peer's come before its
-    /// `Left`).
-    fn take_blocks(&mut self) {
-        for _ in 0..peer::DATA_CAPACITY {
-            match self.from_peers.data.try_recv() {
-                Ok((key, blocks)) => self.on_blocks(key, blocks),
-                Err(_) => return,
             }
         }
     }

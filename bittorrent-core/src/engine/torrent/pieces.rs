@@ -35,7 +35,9 @@ impl Torrent {
             block_hashes: self.smart_ban.watching(i),
             reply: self.hash_tx.clone(),
         };
-        let _ = self.shared.hasher.send(job);
+        if self.shared.hasher.send(job).is_ok() {
+            self.hash_jobs.set(self.hash_jobs.get() + 1);
+        }
     }
 
     /// Every block of piece `i` is in: hash it from memory, or from disk if

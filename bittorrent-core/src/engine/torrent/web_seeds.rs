@@ -20,6 +20,7 @@ use crate::engine::conn::web_seed::{
 };
 use crate::engine::torrent::status::{WebSeedState, WebSeedStatus};
 use crate::proto::metainfo::Info;
+use crossbeam_channel::Sender;
 
 /// The longest wait before a failing web seed is asked again.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -203,7 +204,11 @@ impl Torrent {
                     layout: self.layout,
                     throttle: self.me.peer_ctx.throttle.clone(),
                 };
-                match web_seed::spawn(key, ctx, self.web.events_tx.clone()) {
+                match web_seed::spawn(
+                    key,
+                    ctx,
+                    Rung::new(self.web.events_tx.clone(), self.bell.clone()),
+                ) {
                     Ok(h) => s.handle = Some(h),
                     Err(e) => {
                         log::warn!("web seed {}: cannot start its thread: {e}", s.url);

@@ -14,6 +14,7 @@
 //! handed over within [`HANDOVER_AT_EXIT`]) are blocking sends.
 
 use super::*;
+use crate::util::doorbell::{Doorbell, Rung};
 use std::collections::VecDeque;
 
 /// The blocks of one socket read, in order.
@@ -36,11 +37,11 @@ pub(super) const HOLD_RETRY: Duration = Duration::from_millis(5);
 const HANDOVER_AT_EXIT: Duration = Duration::from_secs(2);
 
 /// The sending ends of a torrent's two peer channels (cloned into every peer
-/// thread).
+/// thread); each send rings the torrent thread's doorbell.
 #[derive(Debug, Clone)]
 pub struct ToTorrent {
-    control: Sender<(PeerKey, PeerEvent)>,
-    data: Sender<(PeerKey, Blocks)>,
+    control: Rung<(PeerKey, PeerEvent)>,
+    data: Rung<(PeerKey, Blocks)>,
 }
 
 /// The receiving ends, owned by the torrent thread.
@@ -51,12 +52,15 @@ pub struct FromPeers {
     pub data: Receiver<(PeerKey, Blocks)>,
 }
 
-/// A torrent's two peer channels.
-pub fn channels() -> (ToTorrent, FromPeers) {
+/// A torrent's two peer channels, ringing `bell` (the torrent thread's).
+pub fn channels(bell: &Arc<Doorbell>) -> (ToTorrent, FromPeers) {
     let (control, control_rx) = crossbeam_channel::bounded(CONTROL_CAPACITY);
     let (data, data_rx) = crossbeam_channel::bounded(DATA_CAPACITY);
     (
-        ToTorrent { control, data },
+        ToTorrent {
+            control: Rung::new(control, bell.clone()),
+            data: Rung::new(data, bell.clone()),
+        },
         FromPeers {
             control: control_rx,
             data: data_rx,
@@ -174,7 +178,7 @@ mod tests {
 
     #[test]
     fn control_is_handed_over_while_the_block_channel_is_full() {
-        let (to, from) = channels();
+        let (to, from) = channels(&Doorbell::new());
         let mut out = Outbox::default();
         // The torrent thread takes no blocks: the channel fills, the rest is held.
         for _ in 0..DATA_CAPACITY + 3 {
@@ -215,7 +219,7 @@ mod tests {
 
     #[test]
     fn a_gone_torrent_thread_ends_the_connection() {
-        let (to, from) = channels();
+        let (to, from) = channels(&Doorbell::new());
         drop(from);
         let mut out = Outbox::default();
         out.push_control(PeerEvent::Interested(true));
