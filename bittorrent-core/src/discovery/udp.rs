@@ -210,7 +210,15 @@ pub fn run(
                 Some(u) if u.to_utp.try_send((packet.to_vec(), from)).is_ok() => counts.utp += 1,
                 _ => counts.utp_unserved += 1,
             },
-            Route::Drop => counts.dropped += 1,
+            Route::Drop => {
+                counts.dropped += 1;
+                log::trace!(
+                    "udp port: dropped {} bytes from {from}: {:02x?} ({:?})",
+                    packet.len(),
+                    &packet[..packet.len().min(24)],
+                    utp::Packet::decode(packet).map(|p| p.header)
+                );
+            }
         }
     }
     log::debug!("udp port: {counts:?}");
