@@ -47,7 +47,7 @@ pub enum TransportPolicy {
     Tcp,
     /// uTP only.
     Utp,
-    /// uTP first; when its handshake has not completed within [`UTP_FIRST_TIMEOUT`] (or
+    /// uTP first; when its handshake has not completed within 3 s (`UTP_FIRST_TIMEOUT`) (or
     /// the peer resets it), TCP.
     Both,
 }
