@@ -142,8 +142,8 @@ pub mod tracker_server {
 pub mod udp_demux {
     pub use crate::discovery::udp::{is_tracker_request, route, Route};
 }
-/// uTP (BEP 29) on its own UDP socket, for `tests/utp_stream.rs` only: **not yet wired**
-/// into the session (issue 25), not a stable API.
+/// uTP (BEP 29) endpoints and streams on a socket of their own, for `tests/utp_stream.rs`
+/// (the session runs its endpoint on its shared UDP port); not a stable API.
 #[doc(hidden)]
 pub mod utp {
     pub use crate::engine::net::utp::conn::{Closed, State, Timeouts};
@@ -154,6 +154,7 @@ pub use engine::conn::peer::PeerLimits;
 pub use engine::net::congestion::{CongestionError, TcpCongestion};
 pub use engine::net::mse::Encryption;
 pub use engine::net::rate_limit::parse_rate;
+pub use engine::net::transport::{Transport, TransportPolicy};
 pub use engine::session::config::{Config, CorruptSettings};
 pub use engine::session::events::{Event, EVENT_QUEUE};
 pub use engine::session::external::{ExternalAddress, ExternalSource, MAX_EXTERNAL_ADDRESSES};

@@ -4,7 +4,7 @@
 //! library's [`Config`] in one place ([`SessionArgs::apply`]). Adding a flag
 //! is adding a field (and, for a session flag, one line in `apply`).
 
-use bittorrent_core::{Config, Encryption, TcpCongestion};
+use bittorrent_core::{Config, Encryption, TcpCongestion, TransportPolicy};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -176,6 +176,10 @@ pub struct SessionArgs {
     /// Message Stream Encryption: prefer (default), require or off
     #[arg(long, value_name = "prefer|require|off", value_parser = encryption)]
     pub encryption: Option<Encryption>,
+    /// Outgoing peer connections over tcp (default), utp, or both (uTP first, TCP
+    /// after 3 s); incoming ones are accepted over both
+    #[arg(long, value_name = "tcp|utp|both", value_parser = transport)]
+    pub transport: Option<TransportPolicy>,
     /// Stop seeding a torrent once it has uploaded R times its size
     #[arg(long, value_name = "R", value_parser = seed_ratio)]
     pub seed_ratio: Option<f64>,
@@ -235,6 +239,9 @@ impl SessionArgs {
         }
         if let Some(CongestionChoice(cc)) = self.tcp_congestion {
             config.tcp_congestion = cc;
+        }
+        if let Some(t) = self.transport {
+            config.transport = t;
         }
         if self.seed_ratio.is_some() {
             config.seed_ratio = self.seed_ratio;
@@ -498,6 +505,10 @@ fn tcp_congestion(s: &str) -> Result<CongestionChoice, String> {
 fn encryption(s: &str) -> Result<Encryption, String> {
     s.parse()
         .map_err(|e: <Encryption as std::str::FromStr>::Err| e.to_string())
+}
+
+fn transport(s: &str) -> Result<TransportPolicy, String> {
+    s.parse()
 }
 
 fn seed_ratio(s: &str) -> Result<f64, String> {

@@ -359,7 +359,7 @@ async function refreshDetail() {
   $("#files-wanted").hidden = !sel;
   rows($("#files"), d.files, (f) => [f.path, bytes(f.length), bar(f.progress)]
     .concat(sel ? [f.wanted === false ? "no" : "yes"] : []));
-  rows($("#peers"), d.peers, (p) => [p.address, p.client, p.flags, pct(p.progress),
+  rows($("#peers"), d.peers, (p) => [p.address, p.transport || "tcp", p.client, p.flags, pct(p.progress),
     rate(p.download_rate), rate(p.upload_rate)]);
   rows($("#trackers"), d.trackers, (r) => [r.tier, r.url, when(r.last_announce),
     r.peers_returned == null ? "\u2013" : r.peers_returned, r.error || ""]);

@@ -12,8 +12,9 @@
 //! 2. **uTP (BEP 29)**: a datagram that parses as a uTP version 1 packet
 //!    (header and extension chain, [`crate::proto::utp::Packet::decode`]) and
 //!    either is an `ST_SYN` or carries a connection id the uTP side owns
-//!    for that sender. NOT YET WIRED: there is no uTP endpoint yet, so
-//!    [`run`] owns no connection ids, and counts and drops what routes here.
+//!    for that sender. It goes to the session's uTP endpoint over a bounded
+//!    channel ([`UtpRoute`]; a full channel drops the datagram); the endpoint
+//!    sends through a clone of the same socket.
 //! 3. **DHT (BEP 5)**: a bencoded dictionary (`d` ... `e`). It goes to the
 //!    `dht` thread over a bounded channel (`try_send`: a full channel drops
 //!    the datagram, as a full socket buffer would); the DHT thread sends its
@@ -42,8 +43,22 @@ pub const MAX_DATAGRAM: usize = 4096;
 /// How often the tracker's stale peers are expired.
 const EXPIRE_EVERY: Duration = Duration::from_secs(10);
 
-/// A datagram for the DHT thread: bytes and sender.
+/// A datagram for the DHT thread (or the uTP endpoint): bytes and sender.
 pub type Datagram = (Vec<u8>, SocketAddr);
+
+/// The uTP endpoint's ownership test: is a non-SYN packet from this sender with this
+/// header for one of its connections?
+pub type OwnsUtp = Box<dyn Fn(SocketAddr, &utp::Header) -> bool + Send>;
+
+/// Where uTP datagrams go: the endpoint's ownership test (is this non-SYN packet for one of
+/// its connections?) and its inbound channel.
+pub struct UtpRoute {
+    /// Whether a packet from this sender with this header is for a connection the endpoint
+    /// owns (the endpoint's `UtpSocket::owns`).
+    pub owns: OwnsUtp,
+    /// The endpoint's inbound channel (bounded).
+    pub to_utp: Sender<Datagram>,
+}
 
 /// Where a datagram on the shared socket goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +118,9 @@ pub struct UdpCounts {
     pub tracker: u64,
     /// Handed to the DHT thread.
     pub dht: u64,
-    /// Routed to uTP and dropped: no uTP endpoint exists yet.
+    /// Handed to the uTP endpoint.
+    pub utp: u64,
+    /// Routed to uTP and dropped: no uTP endpoint here, or its channel was full.
     pub utp_unserved: u64,
     /// Routed to a protocol that is off here, or whose channel was full.
     pub unserved: u64,
@@ -120,13 +137,14 @@ pub fn tracker_first_byte(b: u8) -> u8 {
 
 /// The `udp` thread: read `socket` until `stop` (checked every 100 ms) and
 /// hand each datagram where [`route`] says: the DHT (`dht`), the tracker
-/// (`tracker`), or nowhere (uTP is not wired yet; a protocol that is off
-/// gets nothing), counting each in [`UdpCounts`]. Also expires the
+/// (`tracker`), the uTP endpoint (`utp`), or nowhere (a protocol that is
+/// off gets nothing), counting each in [`UdpCounts`]. Also expires the
 /// tracker's stale entries every 10 s.
 pub fn run(
     socket: &UdpSocket,
     tracker: Option<Arc<TrackerServer>>,
     dht: Option<Sender<Datagram>>,
+    utp: Option<UtpRoute>,
     stop: &AtomicBool,
 ) -> io::Result<()> {
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -170,8 +188,8 @@ pub fn run(
             continue;
         }
         let packet = &buf[..n];
-        // No uTP endpoint yet: no connection id is ours (ST_SYN still routes to uTP).
-        match route(packet, |_| false) {
+        let owns = |h: &utp::Header| utp.as_ref().is_some_and(|u| (u.owns)(from, h));
+        match route(packet, owns) {
             Route::Dht => match &dht {
                 Some(tx) if tx.try_send((packet.to_vec(), from)).is_ok() => counts.dht += 1,
                 _ => counts.unserved += 1,
@@ -188,8 +206,19 @@ pub fn run(
                     }
                 }
             }
-            Route::Utp => counts.utp_unserved += 1,
-            Route::Drop => counts.dropped += 1,
+            Route::Utp => match &utp {
+                Some(u) if u.to_utp.try_send((packet.to_vec(), from)).is_ok() => counts.utp += 1,
+                _ => counts.utp_unserved += 1,
+            },
+            Route::Drop => {
+                counts.dropped += 1;
+                log::trace!(
+                    "udp port: dropped {} bytes from {from}: {:02x?} ({:?})",
+                    packet.len(),
+                    &packet[..packet.len().min(24)],
+                    utp::Packet::decode(packet).map(|p| p.header)
+                );
+            }
         }
     }
     log::debug!("udp port: {counts:?}");
@@ -329,7 +358,7 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (sock, stop) = (sock.try_clone().unwrap(), Arc::clone(&stop));
-            std::thread::spawn(move || run(&sock, None, Some(tx), &stop))
+            std::thread::spawn(move || run(&sock, None, Some(tx), None, &stop))
         };
         let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         client.send_to(&utp(PacketType::Syn, 1), addr).unwrap();

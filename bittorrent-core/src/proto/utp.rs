@@ -77,7 +77,9 @@ pub enum UtpError {
     Type(u8),
     /// An extension header or its body runs past the end of the datagram.
     ExtensionTruncated,
-    /// A selective ACK whose length is 0, not a multiple of 4, or over [`MAX_SACK_BYTES`].
+    /// A selective ACK whose length is 0 or over [`MAX_SACK_BYTES`]. (BEP 29 asks for a
+    /// multiple of 4; libtorrent 2.0 sends whole bytes, 1 byte and up, so any length is
+    /// taken.)
     SackLength(u8),
     /// More than one selective ACK in a packet.
     DuplicateSack,
@@ -156,7 +158,7 @@ impl SelectiveAck {
     /// A selective ACK from its raw bitmask (as on the wire).
     pub fn from_mask(mask: Vec<u8>) -> Result<SelectiveAck, UtpError> {
         let n = mask.len();
-        if n == 0 || n % 4 != 0 || n > MAX_SACK_BYTES {
+        if n == 0 || n > MAX_SACK_BYTES {
             return Err(UtpError::SackLength(n.min(255) as u8));
         }
         Ok(SelectiveAck { mask })
@@ -427,8 +429,17 @@ mod tests {
         assert_eq!(Packet::decode(&b), Err(UtpError::ExtensionTruncated));
         b.push(0);
         assert!(Packet::decode(&b).unwrap().sack.is_some());
-        // Selective ACK lengths: 0, 3, 5 and 132 refused.
-        for len in [0u8, 3, 5, 132] {
+        // Selective ACK lengths: 0 and 132 refused; 1, 3 and 5 (libtorrent sends whole
+        // bytes, not the multiple of 4 BEP 29 asks for) taken.
+        for len in [1u8, 3, 5] {
+            let mut b = good.clone();
+            b[1] = 1;
+            b.extend_from_slice(&[0, len]);
+            b.extend(std::iter::repeat_n(0x80, usize::from(len)));
+            let p = Packet::decode(&b).unwrap();
+            assert_eq!(p.sack.unwrap().mask().len(), usize::from(len));
+        }
+        for len in [0u8, 132] {
             let mut b = good.clone();
             b[1] = 1;
             b.extend_from_slice(&[0, len]);
@@ -452,7 +463,8 @@ mod tests {
         b.extend_from_slice(&[0, 0]);
         assert!(Packet::decode(&b).is_ok());
         assert!(SelectiveAck::from_mask(vec![0; MAX_SACK_BYTES + 4]).is_err());
-        assert!(SelectiveAck::from_mask(vec![0; 6]).is_err());
+        assert!(SelectiveAck::from_mask(vec![0; 6]).is_ok());
+        assert!(SelectiveAck::from_mask(Vec::new()).is_err());
     }
 
     /// The other protocols on the shared port never parse as uTP: a KRPC dictionary starts

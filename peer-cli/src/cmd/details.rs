@@ -2,7 +2,7 @@
 //! their progress, its connected peers, its trackers and its pieces.
 
 use bittorrent_core::proto::bitfield::Bitfield;
-use bittorrent_core::{InfoHash, Metainfo, PeerInfo, Session, TorrentStatus};
+use bittorrent_core::{InfoHash, Metainfo, PeerInfo, Session, TorrentStatus, Transport};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -105,7 +105,8 @@ pub fn client_name(client: Option<&str>, peer_id: &[u8; 20]) -> String {
 
 /// Flags in the style of other clients: `D` we download from it, `d` we want
 /// but it chokes us, `U` we upload to it, `u` it wants but we choke it, `O`
-/// optimistic unchoke, `I` it connected to us, `S` a seed, `X` speaks PEX.
+/// optimistic unchoke, `I` it connected to us, `S` a seed, `X` speaks PEX, `T` over uTP
+/// (Transmission's letter).
 pub fn flags(p: &PeerInfo, pieces_total: u32) -> String {
     let mut f = String::new();
     if p.am_interested {
@@ -125,6 +126,9 @@ pub fn flags(p: &PeerInfo, pieces_total: u32) -> String {
     }
     if p.pex {
         f.push('X');
+    }
+    if p.transport == Transport::Utp {
+        f.push('T');
     }
     f
 }
@@ -149,6 +153,7 @@ fn peer_json(p: &PeerInfo, pieces_total: u32) -> Value {
         "peer_choking": p.peer_choking,
         "peer_interested": p.peer_interested,
         "incoming": !p.outgoing,
+        "transport": p.transport.as_str(),
     })
 }
 
@@ -257,8 +262,16 @@ mod tests {
             peer_interested: true,
             optimistic: false,
             pex: true,
+            transport: Transport::Tcp,
         };
         assert_eq!(flags(&p, 4), "DuISX");
+        assert_eq!(peer_json(&p, 4)["transport"], "tcp");
+        let u = PeerInfo {
+            transport: Transport::Utp,
+            ..p.clone()
+        };
+        assert_eq!(flags(&u, 4), "DuISXT");
+        assert_eq!(peer_json(&u, 4)["transport"], "utp");
         // An IPv6 peer's address prints as [v6]:port.
         let p6 = PeerInfo {
             addr: "[2001:db8::7]:6881".parse().expect("addr"),

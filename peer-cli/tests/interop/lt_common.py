@@ -65,6 +65,16 @@ def enable_dht(ses, nodes):
         ses.add_dht_node((host, int(port)))
 
 
+def force_utp(ses):
+    """uTP only, both ways: TCP neither dialled nor accepted (BEP 29)."""
+    ses.apply_settings({
+        "enable_outgoing_utp": True,
+        "enable_incoming_utp": True,
+        "enable_outgoing_tcp": False,
+        "enable_incoming_tcp": False,
+    })
+
+
 def force_encryption(ses):
     """Accept and make only encrypted connections, RC4 payload only.
 

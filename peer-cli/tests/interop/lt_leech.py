@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""lt_leech.py TORRENT SAVE_DIR --peer IP:PORT [--timeout S] [--listen-port N] [--encrypt] [--listen-host ::1]
+"""lt_leech.py TORRENT SAVE_DIR --peer IP:PORT [--timeout S] [--listen-port N] [--encrypt] [--utp] [--listen-host ::1]
 
 Download TORRENT into SAVE_DIR from the given peer(s) (connect_peer, no
 tracker needed). Prints progress lines; exits 0 once the download is complete
@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lt_common import lt, enable_dht, force_encryption, make_session, drain_alerts, state_name  # noqa: E402
+from lt_common import lt, enable_dht, force_encryption, force_utp, make_session, drain_alerts, state_name  # noqa: E402
 
 
 def parse_peer(s):
@@ -36,12 +36,16 @@ def main():
                          "the timeout (or until killed)")
     ap.add_argument("--encrypt", action="store_true",
                     help="require encryption (MSE with RC4) both ways")
+    ap.add_argument("--utp", action="store_true",
+                    help="uTP only (TCP neither dialled nor accepted)")
     args = ap.parse_args()
 
     ses = make_session(args.listen_port, args.listen_host)
     enable_dht(ses, args.dht_node)
     if args.encrypt:
         force_encryption(ses)
+    if args.utp:
+        force_utp(ses)
     if args.torrent.startswith("magnet:"):
         atp = lt.parse_magnet_uri(args.torrent)
     else:

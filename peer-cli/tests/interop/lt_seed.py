@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""lt_seed.py TORRENT DATA_DIR PORT [--timeout S] [--encrypt] [--listen-host ::1]
+"""lt_seed.py TORRENT DATA_DIR PORT [--timeout S] [--encrypt] [--utp] [--listen-host ::1]
 
 Seed TORRENT from DATA_DIR (the directory that contains the torrent's file or
 top-level folder) on 127.0.0.1:PORT. Prints "READY" (and flushes) once the
@@ -15,7 +15,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lt_common import lt, enable_dht, force_encryption, make_session, drain_alerts, state_name  # noqa: E402
+from lt_common import lt, enable_dht, force_encryption, force_utp, make_session, drain_alerts, state_name  # noqa: E402
 
 
 CHECKING = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
@@ -37,6 +37,8 @@ def main():
                     help="IP:PORT of a DHT node to bootstrap from (turns libtorrent's DHT on)")
     ap.add_argument("--encrypt", action="store_true",
                     help="require encryption (MSE with RC4) both ways")
+    ap.add_argument("--utp", action="store_true",
+                    help="uTP only (TCP neither dialled nor accepted)")
     ap.add_argument("--upload-limit", type=int, default=0,
                     help="bytes per second (0 = unlimited)")
     args = ap.parse_args()
@@ -61,6 +63,8 @@ def main():
     enable_dht(ses, args.dht_node)
     if args.encrypt:
         force_encryption(ses)
+    if args.utp:
+        force_utp(ses)
     if args.upload_limit > 0:
         ses.apply_settings({"upload_rate_limit": args.upload_limit})
     atp = lt.add_torrent_params()

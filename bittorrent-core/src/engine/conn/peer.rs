@@ -1,6 +1,6 @@
 //! The peer thread: one OS thread per peer socket.
 //!
-//! It owns the `TcpStream`, a [`FrameDecoder`], the set of requests it has
+//! It owns the socket (a TCP or uTP `PeerSocket` inside a `PeerStream`), a [`FrameDecoder`], the set of requests it has
 //! sent and the queue of requests the peer sent us. It reports what the
 //! peer says to its torrent thread as [`PeerEvent`]s and blocks, over two
 //! channels it never blocks on while it runs (`outbox`: control first; what
@@ -28,7 +28,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use parking_lot::RwLock;
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,7 +99,9 @@ pub enum PeerEvent {
         /// Commands for the peer thread (sending one wakes it).
         inbox: Inbox<PeerCmd>,
         /// A clone of the socket, used only to shut it down.
-        closer: TcpStream,
+        closer: crate::engine::net::transport::Closer,
+        /// The connection's transport.
+        transport: crate::engine::net::transport::Transport,
         /// The remote address.
         addr: SocketAddr,
         /// The remote peer id.
@@ -209,6 +211,8 @@ pub struct PeerContext {
     pub throttle: crate::engine::net::rate_limit::Throttle,
     /// Whether outgoing connections use MSE (and fall back to plaintext).
     pub encryption: Encryption,
+    /// How outgoing connections are opened (TCP, uTP, or uTP then TCP).
+    pub dialer: Arc<crate::engine::net::transport::Dialer>,
     /// Copies of each piece sent, and whether requests are steered to the
     /// least spread pieces (`torrent::seeding`).
     pub spread: Spread,
@@ -430,11 +434,11 @@ impl<'a> Connection<'a> {
         if hs.peer_id == ctx.our_id {
             return Err(CloseReason::Duplicate);
         }
-        let closer = stream
-            .tcp()
-            .try_clone()
-            .map_err(|e| CloseReason::Io(e.to_string()))?;
-        let _ = stream.tcp().set_nodelay(true);
+        let closer = (stream.socket().closer()).map_err(|e| CloseReason::Io(e.to_string()))?;
+        let transport = stream.transport();
+        if let Some(tcp) = stream.tcp() {
+            let _ = tcp.set_nodelay(true);
+        }
         let _ = stream.set_write_timeout(Some(WRITE_SLICE));
         let _ = stream.set_read_timeout(Some(LONG_READ));
         // Unbounded (memory only for what is queued); the torrent thread
@@ -448,6 +452,7 @@ impl<'a> Connection<'a> {
             PeerEvent::Joined {
                 inbox: Inbox::new(tx, waker.clone()),
                 closer,
+                transport,
                 addr,
                 peer_id: hs.peer_id,
                 fast,
@@ -707,7 +712,10 @@ impl<'a> Connection<'a> {
                 } else {
                     1
                 };
-                self.mark.set(self.stream.tcp(), target);
+                // The low-water mark is a TCP socket option (uTP: off).
+                if let Some(tcp) = self.stream.tcp() {
+                    self.mark.set(tcp, target);
+                }
                 let mut timeout = self
                     .next_deadline()
                     .min(slot.unwrap_or(Duration::MAX))
@@ -720,7 +728,7 @@ impl<'a> Connection<'a> {
                 let inbox = &self.inbox;
                 let woken = self
                     .waker
-                    .wait(self.stream.tcp().as_fd(), timeout, streaming, || {
+                    .wait(self.stream.socket().as_fd(), timeout, streaming, || {
                         !inbox.is_empty()
                     })
                     .map_err(|e| CloseReason::Io(e.to_string()))?;
@@ -780,7 +788,9 @@ impl<'a> Connection<'a> {
                     if n == self.read_size {
                         self.read_size = (self.read_size * 2).min(MAX_READ);
                     }
-                    self.mark.count(self.stream.tcp(), n);
+                    if let Some(tcp) = self.stream.tcp() {
+                        self.mark.count(tcp, n);
+                    }
                     self.wakes.reads += 1;
                     self.wakes.bytes += n as u64;
                 }

@@ -1,15 +1,19 @@
-//! The `listener` thread and the connection threads it spawns: each
+//! The `listener` thread (TCP), the `utp-accept` thread (uTP connections
+//! from the session's endpoint) and the connection threads they spawn: each
 //! accepted socket is sniffed (a BitTorrent handshake goes to its torrent
 //! by info-hash and the thread becomes that peer's thread; an HTTP request
-//! goes to the embedded tracker).
+//! over TCP goes to the embedded tracker). Both transports take the same
+//! path from there ([`PeerSocket`]), under the same limits.
 
 use crate::engine::conn::peer;
 use crate::engine::net::mse::{self, Encryption, PeerStream, Sniffed};
+use crate::engine::net::transport::PeerSocket;
+use crate::engine::net::utp::endpoint::UtpSocket;
 use crate::engine::session::shared::Shared;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,18 +76,38 @@ pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         };
+        let Ok(remote) = stream.peer_addr() else {
+            continue;
+        };
+        admit(PeerSocket::Tcp(stream), remote, &shared, &per_ip);
+    }
+}
+
+/// Accept uTP connections from the session's endpoint until the session stops.
+pub(crate) fn utp_accept_loop(endpoint: Arc<UtpSocket>, shared: Arc<Shared>) {
+    let per_ip: PerIp = Arc::default();
+    while !shared.shutting_down.load(Ordering::SeqCst) {
+        let Ok(stream) = endpoint.accept(Duration::from_millis(200)) else {
+            continue;
+        };
+        let remote = stream.peer_addr();
+        admit(PeerSocket::Utp(stream), remote, &shared, &per_ip);
+    }
+}
+
+/// Give an accepted connection its thread, within the session's and the
+/// address's limits (else drop it, which closes it).
+fn admit(stream: PeerSocket, remote: SocketAddr, shared: &Arc<Shared>, per_ip: &PerIp) {
+    {
         // Sockets still in the handshake count too: silent connections
         // must not each get a thread beyond the limit.
         let busy =
             shared.connections.load(Ordering::Relaxed) + shared.handshaking.load(Ordering::Relaxed);
         if busy >= shared.config.max_connections {
-            continue; // dropped: closes the socket
+            return; // dropped: closes the socket
         }
         // One host gets a few handshakes at a time: its silent sockets
         // cannot hold every slot while others wait.
-        let Ok(remote) = stream.peer_addr() else {
-            continue;
-        };
         let ip = remote.ip().to_canonical();
         // This machine's own peers (a classroom on one host) are not a
         // flooder: only the session-wide cap applies to them.
@@ -91,9 +115,9 @@ pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         if limited {
             let mut m = per_ip.lock();
             let n = m.entry(ip).or_default();
-            if n.sniffing >= stage_cap(&shared, Stage::Sniffing) {
+            if n.sniffing >= stage_cap(shared, Stage::Sniffing) {
                 log::debug!("incoming {remote}: too many connections in flight from {ip}");
-                continue;
+                return;
             }
             n.sniffing += 1;
         }
@@ -163,7 +187,7 @@ impl Drop for Handshaking {
 }
 
 /// Sniff the first bytes: a BitTorrent handshake goes to its torrent.
-fn handle_incoming(mut stream: TcpStream, mut guard: Handshaking) {
+fn handle_incoming(mut stream: PeerSocket, mut guard: Handshaking) {
     let shared = guard.shared.clone();
     // A dual-stack listener reports IPv4 peers as `::ffff:a.b.c.d`.
     let Ok(addr) = stream.peer_addr().map(crate::engine::net::bind::canonical) else {
@@ -189,7 +213,9 @@ fn handle_incoming(mut stream: TcpStream, mut guard: Handshaking) {
                 return;
             }
         }
-        match mse::sniff(&first, shared.config.enable_tracker) {
+        // The embedded tracker's HTTP is served over TCP only.
+        let http = shared.config.enable_tracker && stream.tcp().is_some();
+        match mse::sniff(&first, http) {
             Sniffed::NeedMore => {}
             kind => break kind,
         }
@@ -206,10 +232,10 @@ fn handle_incoming(mut stream: TcpStream, mut guard: Handshaking) {
     let (mut stream, hs, leftover, t) = match kind {
         Sniffed::NeedMore => return,
         Sniffed::Http => {
-            if let Err(e) = shared
-                .tracker
-                .serve_http_connection(&mut stream, &first, deadline)
-            {
+            let PeerSocket::Tcp(tcp) = &mut stream else {
+                return;
+            };
+            if let Err(e) = shared.tracker.serve_http_connection(tcp, &first, deadline) {
                 log::debug!("tracker request from {addr}: {e}");
             }
             return;

@@ -1,6 +1,7 @@
-//! How bytes reach a peer: the listener, the stream types (TCP, Message Stream Encryption) and rate
-//! limits; `utp/`, uTP: congestion control, the connection state machine, an endpoint and a
-//! blocking stream (not yet wired).
+//! How bytes reach a peer: the listener, the stream types (TCP and uTP behind one
+//! [`transport::PeerSocket`], Message Stream Encryption over either) and rate limits; `utp/`,
+//! uTP: congestion control, the connection state machine, the endpoint on the shared UDP port
+//! and its blocking stream.
 
 pub(crate) mod bind;
 pub mod congestion;
@@ -9,6 +10,5 @@ pub(crate) mod lowat;
 pub mod mse;
 pub mod own_v6;
 pub mod rate_limit;
-// Not yet wired into the session (issue 25): nothing outside its tests uses it.
-#[allow(dead_code)]
+pub mod transport;
 pub mod utp;

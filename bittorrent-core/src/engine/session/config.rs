@@ -4,6 +4,7 @@
 use crate::discovery::tracker::TrackerConfig;
 use crate::engine::conn::peer::PeerLimits;
 use crate::engine::net::mse::Encryption;
+use crate::engine::net::transport::TransportPolicy;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -87,6 +88,12 @@ pub struct Config {
     /// fall back to plaintext; `Require`: MSE with RC4 only; `Off`:
     /// plaintext only).
     pub encryption: Encryption,
+    /// Which transport outgoing peer connections use (default
+    /// [`TransportPolicy::Tcp`]; `Utp`: uTP only; `Both`: uTP first, TCP when
+    /// the uTP handshake has not completed within 3 s). Incoming connections
+    /// are accepted over both whenever the session has its UDP port (DHT,
+    /// UDP tracker, or a policy other than `Tcp`).
+    pub transport: TransportPolicy,
     /// Session-wide download limit in bytes per second, over every torrent
     /// (default 0: unlimited). Peer threads wait on it before reading
     /// their sockets. Changed at run time by
@@ -177,6 +184,7 @@ impl Default for Config {
             dht_routers: crate::dht_bootstrap::routers_from_env(),
             dht_resolver: crate::dht_bootstrap::Resolver::system(),
             encryption: Encryption::Prefer,
+            transport: TransportPolicy::Tcp,
             max_download_rate: 0,
             max_upload_rate: 0,
             seed_ratio: None,
@@ -343,6 +351,13 @@ impl Config {
         {
             c.encryption = e;
         }
+        if let Some(t) = v
+            .get(b"transport")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+        {
+            c.transport = t;
+        }
         let rate = |k: &[u8]| int(k).and_then(|n| u64::try_from(n).ok());
         if let Some(r) = rate(b"max download rate") {
             c.max_download_rate = r;
@@ -401,6 +416,10 @@ impl Config {
             (
                 b"encryption".to_vec(),
                 OwnedValue::bytes(self.encryption.as_str()),
+            ),
+            (
+                b"transport".to_vec(),
+                OwnedValue::bytes(self.transport.as_str()),
             ),
             (
                 b"max download rate".to_vec(),

@@ -69,6 +69,8 @@ struct Threads {
     listener2: Option<JoinHandle<()>>,
     udp: Option<JoinHandle<()>>,
     udp6: Option<JoinHandle<()>>,
+    /// One per uTP endpoint: accepted uTP connections into the listener's path.
+    utp_accept: Vec<JoinHandle<()>>,
     lsd_router: Option<JoinHandle<()>>,
     hasher: Option<HasherPool>,
     torrents: Vec<(InfoHash, JoinHandle<()>)>,
@@ -156,7 +158,13 @@ impl Session {
         // With a dual-stack listener that socket is IPv4 (`0.0.0.0`) and a
         // second, IPv6-only socket serves the UDP tracker over IPv6 and the
         // IPv6 DHT (BEP 32).
-        let (udp_socket, udp6_socket) = if config.enable_tracker || config.dht {
+        // uTP (BEP 29) shares that port too: incoming uTP connections are
+        // accepted whenever it is open, and a transport policy other than
+        // `tcp` opens it for outgoing ones.
+        let want_udp = config.enable_tracker
+            || config.dht
+            || config.transport != crate::engine::net::transport::TransportPolicy::Tcp;
+        let (udp_socket, udp6_socket) = if want_udp {
             let second = second_addr.map(|a| a.ip());
             let (s, s6) = crate::engine::net::bind::udp_sockets(local_addr, second)
                 .map_err(|e| Error::io(format!("bind UDP on {local_addr}"), e))?;
@@ -180,7 +188,33 @@ impl Session {
             .as_ref()
             .filter(|_| config.dht)
             .and_then(|s| dht_nodes::start(&config, s, dht6_in_rx, dht.as_ref().map(|d| d.id())));
+        // The uTP endpoints: each sends through a clone of its UDP socket and
+        // is fed by that socket's `udp` thread (`discovery::udp::UtpRoute`).
+        let mut utp_routes = Vec::new();
+        let mut utp_endpoints = Vec::new();
+        for sock in udp_socket.iter().chain(&udp6_socket) {
+            let (tx, rx) = crossbeam_channel::bounded(crate::engine::net::utp::endpoint::INBOUND);
+            let send = sock
+                .try_clone()
+                .map_err(|e| Error::io("clone the UDP socket", e))?;
+            let ep = Arc::new(
+                crate::engine::net::utp::endpoint::UtpSocket::attach(send, rx, Default::default())
+                    .map_err(|e| Error::io("start the uTP endpoint", e))?,
+            );
+            let owner = ep.clone();
+            utp_routes.push(crate::discovery::udp::UtpRoute {
+                owns: Box::new(move |from, h| owner.owns(from, h)),
+                to_utp: tx,
+            });
+            utp_endpoints.push(ep);
+        }
+        let mut utp_routes = utp_routes.into_iter();
+        let dialer = Arc::new(crate::engine::net::transport::Dialer {
+            policy: config.transport,
+            utp: utp_endpoints,
+        });
         let shared = Arc::new(Shared {
+            dialer,
             rates: Arc::new(RatePair::new(
                 config.max_download_rate,
                 config.max_upload_rate,
@@ -224,13 +258,16 @@ impl Session {
         if let Some(sock) = udp_socket {
             let tracker = shared.config.enable_tracker.then(|| shared.tracker.clone());
             let to_dht = shared.dht.is_some().then_some(dht_in_tx);
+            let utp = utp_routes.next();
             let stop = shared.shutting_down.clone();
             threads.udp = Some(
                 std::thread::Builder::new()
                     .name("udp".into())
                     .stack_size(SERVICE_STACK)
                     .spawn(move || {
-                        if let Err(e) = crate::discovery::udp::run(&sock, tracker, to_dht, &stop) {
+                        if let Err(e) =
+                            crate::discovery::udp::run(&sock, tracker, to_dht, utp, &stop)
+                        {
                             log::warn!("UDP socket stopped: {e}");
                         }
                     })
@@ -242,13 +279,16 @@ impl Session {
         if let Some(sock) = udp6_socket {
             let tracker = shared.config.enable_tracker.then(|| shared.tracker.clone());
             let to_dht = shared.dht6.is_some().then_some(dht6_in_tx);
+            let utp = utp_routes.next();
             let stop = shared.shutting_down.clone();
             threads.udp6 = Some(
                 std::thread::Builder::new()
                     .name("udp6".into())
                     .stack_size(SERVICE_STACK)
                     .spawn(move || {
-                        if let Err(e) = crate::discovery::udp::run(&sock, tracker, to_dht, &stop) {
+                        if let Err(e) =
+                            crate::discovery::udp::run(&sock, tracker, to_dht, utp, &stop)
+                        {
                             log::warn!("IPv6 UDP socket stopped: {e}");
                         }
                     })
@@ -267,6 +307,17 @@ impl Session {
                     .stack_size(SERVICE_STACK)
                     .spawn(move || accept_loop(l2, s2))
                     .map_err(|e| Error::io("start listener thread", e))?,
+            );
+        }
+        // uTP: one `utp-accept` thread per endpoint, into the listener's path.
+        for ep in &shared.dialer.utp {
+            let (ep, s2) = (ep.clone(), shared.clone());
+            threads.utp_accept.push(
+                std::thread::Builder::new()
+                    .name("utp-accept".into())
+                    .stack_size(SERVICE_STACK)
+                    .spawn(move || crate::engine::net::listener::utp_accept_loop(ep, s2))
+                    .map_err(|e| Error::io("start uTP accept thread", e))?,
             );
         }
         let s2 = shared.clone();
@@ -913,6 +964,12 @@ impl Inner {
         }
         if let Some(h) = th.udp6.take() {
             let _ = h.join();
+        }
+        for h in th.utp_accept.drain(..) {
+            let _ = h.join();
+        }
+        for ep in &self.shared.dialer.utp {
+            ep.shutdown();
         }
         if let Some(l) = self.lsd.lock().take() {
             l.stop();

@@ -138,6 +138,10 @@ pub(crate) struct Shared {
     /// The IPv6 DHT node (BEP 32) beside a dual-stack listener, on the
     /// `udp6` thread's socket; `dht` is then the IPv4 one.
     pub(crate) dht6: Option<Arc<Dht>>,
+    /// How peer connections are dialled (`Config::transport`), with the uTP
+    /// endpoints on the UDP ports (IPv4 first, then the IPv6 one beside a
+    /// dual-stack listener).
+    pub(crate) dialer: Arc<crate::engine::net::transport::Dialer>,
     /// Subscribers of `Session::events`.
     pub(crate) events: EventBus,
     /// Our external addresses as reported (`session::external`).

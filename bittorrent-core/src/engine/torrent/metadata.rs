@@ -17,6 +17,7 @@ use crate::discovery::announcer::{self, AnnounceTarget, Progress};
 use crate::discovery::tracker::TrackerList;
 use crate::engine::conn::peer::{dial_with, read_handshake, PeerLimits, OUR_METADATA_ID};
 use crate::engine::net::mse::Encryption;
+use crate::engine::net::transport::Dialer;
 use crate::engine::session::shared::{MagnetShared, Shared};
 use crate::engine::torrent::candidates::Candidates;
 use crate::engine::torrent::status::TrackerStatus;
@@ -109,6 +110,7 @@ fn run(
                 ih,
                 shared.peer_id,
                 shared.config.encryption,
+                shared.dialer.clone(),
                 me.stop.clone(),
                 done_tx.clone(),
             ) {
@@ -194,6 +196,7 @@ fn start_fetch(
     ih: InfoHash,
     peer_id: [u8; 20],
     encryption: Encryption,
+    dialer: Arc<Dialer>,
     stop: Arc<AtomicBool>,
     done: Sender<Fetched>,
 ) -> bool {
@@ -203,7 +206,7 @@ fn start_fetch(
             let deadline = Instant::now() + PER_PEER;
             let _ = done.send((
                 addr,
-                from_peer(addr, ih, peer_id, encryption, deadline, &stop),
+                from_peer(addr, ih, peer_id, (encryption, &dialer), deadline, &stop),
             ));
         })
         .is_ok()
@@ -251,7 +254,7 @@ fn from_peer(
     addr: SocketAddr,
     ih: InfoHash,
     peer_id: [u8; 20],
-    encryption: Encryption,
+    (encryption, dialer): (Encryption, &Dialer),
     deadline: Instant,
     stop: &AtomicBool,
 ) -> Result<Vec<u8>, String> {
@@ -266,7 +269,7 @@ fn from_peer(
     };
     let hs = Handshake::new(ih.0, peer_id).encode();
     let (mut s, rest) =
-        dial_with(addr, ih.0, &hs, encryption, &limits).map_err(|e| e.to_string())?;
+        dial_with(addr, ih.0, &hs, encryption, &limits, dialer).map_err(|e| e.to_string())?;
     let (hs, rest) = read_handshake(&mut s, rest, left(deadline)).map_err(|e| e.to_string())?;
     if hs.info_hash != ih.0 {
         return Err("wrong info-hash".into());

@@ -59,7 +59,7 @@ use crate::util::doorbell::{Doorbell, Rung};
 use crossbeam_channel::Receiver;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,7 +67,9 @@ use std::time::{Duration, Instant};
 struct Conn {
     addr: SocketAddr,
     inbox: Inbox<PeerCmd>,
-    closer: TcpStream,
+    closer: crate::engine::net::transport::Closer,
+    /// TCP or uTP.
+    transport: crate::engine::net::transport::Transport,
     peer_id: [u8; 20],
     outgoing: bool,
     bitfield: Bitfield,
@@ -280,6 +282,7 @@ pub(crate) fn spawn(
         dht: shared.dht.clone(),
         dht6: shared.dht6.clone(),
         encryption: shared.config.encryption,
+        dialer: shared.dialer.clone(),
         throttle: Throttle {
             session: shared.rates.clone(),
             torrent: rates.clone(),
@@ -626,6 +629,7 @@ impl Torrent {
                         peer_interested: c.peer_interested,
                         optimistic: self.optimistic == Some(*k),
                         pex: c.pex,
+                        transport: c.transport,
                     })
                     .collect();
                 let _ = reply.try_send(peers);

@@ -198,12 +198,21 @@ impl Torrent {
             PeerEvent::Joined {
                 inbox,
                 closer,
+                transport,
                 addr,
                 peer_id,
                 fast: _,
                 outgoing,
                 counters,
-            } => self.on_joined(key, inbox, closer, addr, peer_id, outgoing, counters),
+            } => self.on_joined(
+                key,
+                inbox,
+                (closer, transport),
+                addr,
+                peer_id,
+                outgoing,
+                counters,
+            ),
             PeerEvent::Left(reason) => {
                 // Its blocks were handed over before its `Left`: take them
                 // while it is still in the table.
@@ -231,7 +240,10 @@ impl Torrent {
         &mut self,
         key: PeerKey,
         inbox: Inbox<PeerCmd>,
-        closer: TcpStream,
+        (closer, transport): (
+            crate::engine::net::transport::Closer,
+            crate::engine::net::transport::Transport,
+        ),
         addr: SocketAddr,
         peer_id: [u8; 20],
         outgoing: bool,
@@ -303,6 +315,7 @@ impl Torrent {
                 addr,
                 inbox,
                 closer,
+                transport,
                 peer_id,
                 outgoing,
                 bitfield: Bitfield::new(n),
@@ -596,6 +609,11 @@ impl Torrent {
         if self.me.metainfo.info.private {
             return;
         }
+        // A peer we reach over uTP speaks uTP (its `utp` flag, 0x04).
+        let utp: HashSet<SocketAddr> = (self.conns.values())
+            .filter(|c| c.transport == crate::engine::net::transport::Transport::Utp)
+            .filter_map(|c| c.listen_addr)
+            .collect();
         let listening: Vec<(PeerKey, SocketAddr)> = self
             .conns
             .iter()
@@ -637,8 +655,11 @@ impl Torrent {
             for d in &dropped {
                 c.pex_sent.remove(d);
             }
+            use crate::proto::extension::{PEX_FLAG_REACHABLE, PEX_FLAG_UTP};
             let msg = crate::proto::extension::PexMessage {
-                added_flags: vec![crate::proto::extension::PEX_FLAG_REACHABLE; added.len()],
+                added_flags: (added.iter())
+                    .map(|a| PEX_FLAG_REACHABLE | if utp.contains(a) { PEX_FLAG_UTP } else { 0 })
+                    .collect(),
                 added,
                 dropped,
             };

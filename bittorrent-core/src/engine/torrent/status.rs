@@ -374,4 +374,6 @@ pub struct PeerInfo {
     pub optimistic: bool,
     /// It speaks `ut_pex`.
     pub pex: bool,
+    /// The connection's transport (TCP or uTP).
+    pub transport: crate::engine::net::transport::Transport,
 }

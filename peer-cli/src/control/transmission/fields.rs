@@ -440,7 +440,7 @@ impl Ctx<'_> {
             "isUploadingTo": !p.am_choking && p.peer_interested,
             "isIncoming": !p.outgoing,
             "isEncrypted": false,
-            "isUTP": false,
+            "isUTP": p.transport == bittorrent_core::Transport::Utp,
         })
     }
 }

@@ -3,7 +3,7 @@
 //! the peer loop ([`run_connected`]).
 
 use super::*;
-use crate::engine::net::congestion;
+use crate::engine::net::transport::{Dialer, PeerSocket};
 
 /// Our handshake for this torrent: extension protocol and fast extension,
 /// the DHT bit when we run a DHT node (not for private torrents), and
@@ -20,7 +20,7 @@ pub fn our_handshake(ctx: &PeerContext) -> Handshake {
 }
 
 /// Read at least one byte (to sniff what the connection speaks).
-pub fn read_some(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, CloseReason> {
+pub fn read_some(stream: &mut impl TimedRead, timeout: Duration) -> Result<Vec<u8>, CloseReason> {
     let _ = stream.set_read_timeout(Some(timeout));
     let mut chunk = [0u8; 1024];
     loop {
@@ -43,9 +43,15 @@ pub trait TimedRead: Read {
     fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
 }
 
-impl TimedRead for TcpStream {
+impl TimedRead for std::net::TcpStream {
     fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
-        TcpStream::set_read_timeout(self, t)
+        std::net::TcpStream::set_read_timeout(self, t)
+    }
+}
+
+impl TimedRead for PeerSocket {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        PeerSocket::set_read_timeout(self, t)
     }
 }
 
@@ -109,11 +115,18 @@ pub fn run_outgoing(addr: SocketAddr, key: PeerKey, ctx: Arc<PeerContext>, torre
 /// handshake (the start of the peer's BitTorrent handshake).
 fn dial(addr: SocketAddr, ctx: &PeerContext) -> Result<(PeerStream, Vec<u8>), CloseReason> {
     let ours = our_handshake(ctx).encode();
-    dial_with(addr, ctx.info_hash, &ours, ctx.encryption, &ctx.limits)
+    dial_with(
+        addr,
+        ctx.info_hash,
+        &ours,
+        ctx.encryption,
+        &ctx.limits,
+        &ctx.dialer,
+    )
 }
 
-/// [`dial`] for any caller: connect to `addr` (`limits.connect_timeout`,
-/// `limits.write_timeout` on the socket) and send the BitTorrent handshake
+/// [`dial`] for any caller: connect to `addr` (by `dialer`'s transport policy;
+/// `limits.connect_timeout`, `limits.write_timeout` on the socket) and send the BitTorrent handshake
 /// `ours` for `info_hash`, inside MSE as `policy` says (the MSE exchange
 /// bounded by `limits.handshake_timeout`). Also used to fetch metadata.
 pub(crate) fn dial_with(
@@ -122,11 +135,11 @@ pub(crate) fn dial_with(
     ours: &[u8],
     policy: Encryption,
     limits: &PeerLimits,
+    dialer: &Dialer,
 ) -> Result<(PeerStream, Vec<u8>), CloseReason> {
     let connect = || {
-        let stream = congestion::connect(addr, limits.connect_timeout, limits.tcp_congestion)
+        let stream = (dialer.connect(addr, limits.connect_timeout, limits.tcp_congestion))
             .map_err(|e| CloseReason::ConnectFailed(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(limits.write_timeout));
         Ok::<_, CloseReason>(stream)
     };

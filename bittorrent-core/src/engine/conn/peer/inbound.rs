@@ -11,7 +11,7 @@ impl Connection<'_> {
             Message::Port(p) => {
                 // BEP 5: the peer runs a DHT node there; try it, in the
                 // DHT of the connection's family (BEP 32).
-                if let Ok(addr) = self.stream.tcp().peer_addr() {
+                if let Ok(addr) = self.stream.socket().peer_addr() {
                     let node = SocketAddr::new(addr.ip().to_canonical(), p);
                     if let (Some(dht), true) = (self.ctx.dht_for(node), p != 0 && !self.ctx.private)
                     {

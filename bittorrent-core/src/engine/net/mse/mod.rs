@@ -20,8 +20,8 @@ pub use crate::proto::mse::{
 };
 pub use stream::PeerStream;
 
+use crate::engine::net::transport::PeerSocket;
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
 use std::time::Instant;
 
 /// Which connections a session makes and accepts.
@@ -132,7 +132,7 @@ fn io_error(e: std::io::Error) -> MseError {
 
 /// Read what is there (at most 4 KiB) before `deadline`.
 fn read_chunk(
-    stream: &mut TcpStream,
+    stream: &mut PeerSocket,
     deadline: Instant,
     chunk: &mut [u8],
 ) -> Result<usize, MseError> {
@@ -152,7 +152,7 @@ fn read_chunk(
     }
 }
 
-fn wrap(stream: TcpStream, e: Established) -> (PeerStream, Vec<u8>) {
+fn wrap(stream: PeerSocket, e: Established) -> (PeerStream, Vec<u8>) {
     let s = match e.ciphers {
         Some(c) => PeerStream::rc4(stream, c),
         None => PeerStream::plain(stream),
@@ -166,12 +166,13 @@ fn wrap(stream: TcpStream, e: Established) -> (PeerStream, Vec<u8>) {
 /// payload bytes that already arrived (the start of the peer's handshake).
 /// The socket's write timeout bounds each write; `deadline` bounds it all.
 pub fn initiate(
-    mut stream: TcpStream,
+    stream: impl Into<PeerSocket>,
     info_hash: [u8; 20],
     provide: u32,
     ia: &[u8],
     deadline: Instant,
 ) -> Result<(PeerStream, Vec<u8>), MseError> {
+    let mut stream = stream.into();
     let (mut machine, first) = Initiator::new(info_hash, provide, ia.to_vec())?;
     stream.write_all(&first).map_err(io_error)?;
     let mut chunk = [0u8; 4096];
@@ -195,12 +196,13 @@ pub fn initiate(
 /// stream, the torrent and the payload that already arrived (the
 /// initiator's IA first, normally its BitTorrent handshake).
 pub fn respond(
-    mut stream: TcpStream,
+    stream: impl Into<PeerSocket>,
     first: &[u8],
     accept: u32,
     lookup: &mut dyn FnMut(&[u8; 20]) -> Option<[u8; 20]>,
     deadline: Instant,
 ) -> Result<(PeerStream, [u8; 20], Vec<u8>), MseError> {
+    let mut stream = stream.into();
     let mut machine = Responder::new(accept);
     let mut out = Vec::new();
     let mut done = machine.feed(first, &mut out, lookup)?;

@@ -1,6 +1,7 @@
 //! [`PeerStream`]: the peer connection after the MSE handshake, in clear or
 //! RC4, as one `Read + Write` type for the peer thread.
 
+use crate::engine::net::transport::{PeerSocket, Transport};
 use crate::proto::mse::crypto::Ciphers;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -9,7 +10,7 @@ use std::time::Duration;
 /// Most plaintext bytes encrypted ahead of the socket by one `write`.
 const CHUNK: usize = 64 * 1024;
 
-/// A peer connection: the socket, plus RC4 when the handshake chose it.
+/// A peer connection: the socket (TCP or uTP), plus RC4 when the handshake chose it.
 ///
 /// Plaintext reads and writes go straight to the socket (no copy, no
 /// cipher). With RC4, a read decrypts in place the bytes it returns, and a
@@ -24,7 +25,7 @@ const CHUNK: usize = 64 * 1024;
 /// [`has_pending`]: PeerStream::has_pending
 #[derive(Debug)]
 pub struct PeerStream {
-    tcp: TcpStream,
+    tcp: PeerSocket,
     rc4: Option<Box<Ciphers>>,
     pending: Vec<u8>,
     sent: usize,
@@ -36,9 +37,9 @@ fn would_block(e: &io::Error) -> bool {
 
 impl PeerStream {
     /// A connection in clear.
-    pub fn plain(tcp: TcpStream) -> PeerStream {
+    pub fn plain(tcp: impl Into<PeerSocket>) -> PeerStream {
         PeerStream {
-            tcp,
+            tcp: tcp.into(),
             rc4: None,
             pending: Vec::new(),
             sent: 0,
@@ -46,19 +47,30 @@ impl PeerStream {
     }
 
     /// A connection encrypted with these streams (positioned after the handshake).
-    pub fn rc4(tcp: TcpStream, ciphers: Ciphers) -> PeerStream {
+    pub fn rc4(tcp: impl Into<PeerSocket>, ciphers: Ciphers) -> PeerStream {
         PeerStream {
-            tcp,
+            tcp: tcp.into(),
             rc4: Some(Box::new(ciphers)),
             pending: Vec::new(),
             sent: 0,
         }
     }
 
-    /// The socket (for timeouts, addresses, `try_clone`, `shutdown`). Never
-    /// read or write it directly: that would bypass the cipher.
-    pub fn tcp(&self) -> &TcpStream {
+    /// The TCP socket, if the connection is TCP (for TCP-only socket
+    /// options). Never read or write it directly: that would bypass the cipher.
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        self.tcp.tcp()
+    }
+
+    /// The socket (for `poll`, addresses, the closer). Never read or write it
+    /// directly: that would bypass the cipher.
+    pub fn socket(&self) -> &PeerSocket {
         &self.tcp
+    }
+
+    /// The connection's transport.
+    pub fn transport(&self) -> Transport {
+        self.tcp.transport()
     }
 
     #[cfg_attr(not(test), allow(dead_code))] // used by tests only

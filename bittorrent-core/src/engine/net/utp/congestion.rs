@@ -149,11 +149,13 @@ impl Default for Ledbat {
 }
 
 impl Ledbat {
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests
     /// The window: bytes that may be in flight.
     pub fn window(&self) -> u32 {
         self.max_window
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests
     /// Still in slow start.
     pub fn in_slow_start(&self) -> bool {
         self.slow_start

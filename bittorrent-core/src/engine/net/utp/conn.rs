@@ -192,6 +192,7 @@ impl Conn {
         c
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests
     /// The id our packets arrive with.
     pub fn recv_id(&self) -> u16 {
         self.recv_id
@@ -227,6 +228,7 @@ impl Conn {
         self.recv.readable()
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // used by tests
     /// Bytes of every kind this connection holds (buffers and packets kept).
     pub fn memory(&self) -> usize {
         self.outbuf.len()
@@ -549,6 +551,7 @@ impl Conn {
         }
     }
 
+    #[allow(dead_code)] // for an endpoint that sleeps until the next timer
     /// When [`Conn::tick`] should run next at the latest.
     pub fn next_timer(&self) -> Option<Instant> {
         self.retransmit_at

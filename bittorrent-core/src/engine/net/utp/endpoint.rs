@@ -1,24 +1,28 @@
-//! A uTP endpoint on its own UDP socket, and [`UtpStream`], the blocking `Read + Write`
-//! stream a peer thread reads like a `TcpStream`. **Not yet wired**: the session's shared UDP
-//! port (DHT, UDP tracker) still counts and drops uTP packets, and no peer thread uses this;
-//! it is exercised by its tests and `tests/utp_stream.rs`.
+//! A uTP endpoint and its thread: on the session's shared UDP port ([`UtpSocket::attach`]:
+//! the `udp` thread hands it the datagrams `discovery::udp::route` sends to uTP over a
+//! bounded channel, and it sends through a clone of that socket), or on a socket of its own
+//! ([`UtpSocket::bind`], for tests). Connections are handed out as [`UtpStream`]
+//! (`stream.rs`), the blocking `Read + Write` stream a peer thread reads like a `TcpStream`.
 //!
-//! One thread (`utp-endpoint`) owns the receiving side of the socket: it waits up to
-//! [`TICK`] for a datagram, drains what else is queued, hands each packet to its connection
-//! (found by source address and connection id), sends the ACKs that are due, and every
-//! [`TICK`] runs the connections' timers. The connections live in a map behind a mutex, each
-//! in its own `Mutex<Conn>` with a condition variable the stream waits on. A stream's
-//! `write` queues bytes and sends what the windows allow from the caller's thread; its
-//! `read` waits for bytes, end of stream, or its timeout. Accepted connections go to
-//! [`UtpSocket::accept`] over a bounded crossbeam channel ([`ACCEPT_BACKLOG`]).
+//! One thread (`utp-endpoint`) takes the inbound datagrams: it waits up to [`TICK`] for one,
+//! drains what else is queued, hands each packet to its connection (found by source address
+//! and connection id), sends the ACKs that are due, and every [`TICK`] runs the connections'
+//! timers. The connections live in a map behind a mutex, each in its own `Mutex<Conn>` with
+//! a condition variable the stream waits on and an eventfd that is readable while the stream
+//! has bytes (or its end) to read, for the peer thread's `poll`. A stream's `write` queues
+//! bytes and sends what the windows allow from the caller's thread; its `read` waits for
+//! bytes, end of stream, or its timeout. Accepted connections go to [`UtpSocket::accept`]
+//! over a bounded crossbeam channel ([`ACCEPT_BACKLOG`]).
 //!
 //! Bounds: [`MAX_CONNECTIONS`] connections, [`MAX_SYNS_PER_SOURCE_PER_SEC`] new connections
-//! per source address per second, the accept backlog; per connection, the bounds of
+//! per source address per second, the accept backlog, the inbound channel ([`INBOUND`]
+//! datagrams; the `udp` thread drops what does not fit); per connection, the bounds of
 //! [`Conn`]. A dropped stream closes its connection (FIN), which leaves the map once the FIN
 //! is ACKed or the connection times out. A packet for a connection we do not have (other than
-//! a SYN or a RESET) is answered with an `ST_RESET` carrying its connection id, one datagram
-//! per packet (so a peer whose connection we dropped stops at once rather than timing out);
-//! a RESET is matched on our receive id or on our send id.
+//! a SYN or a RESET) that reaches the endpoint is answered with an `ST_RESET` carrying its
+//! connection id, one datagram per packet (on the shared port, `route` only passes packets
+//! for connections we own, so this happens for a connection that ended meanwhile); a RESET
+//! is matched on our receive id or on our send id.
 
 use std::collections::HashMap;
 use std::io;
@@ -28,10 +32,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
-use parking_lot::{Condvar, Mutex};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use parking_lot::Mutex;
 
-use super::conn::{Closed, Conn, State, Timeouts};
+use super::conn::{Conn, State, Timeouts};
+pub use super::slot::TICK;
+use super::slot::{closed_error, Key, Shared, Slot};
+pub use super::stream::{UtpCloser, UtpStream};
 use crate::proto::utp::{Header, Packet, PacketType};
 use crate::util::rng::random_u64;
 
@@ -41,59 +48,35 @@ pub const MAX_CONNECTIONS: usize = 512;
 pub const MAX_SYNS_PER_SOURCE_PER_SEC: u32 = 20;
 /// Accepted connections waiting for [`UtpSocket::accept`].
 pub const ACCEPT_BACKLOG: usize = 64;
-/// The endpoint thread's timer granularity.
-pub const TICK: Duration = Duration::from_millis(10);
+/// Datagrams waiting in the channel from the shared port's `udp` thread.
+pub const INBOUND: usize = 4_096;
 /// Source addresses whose SYN rate is remembered.
 const MAX_SYN_SOURCES: usize = 4_096;
 /// Datagrams handled before the ACKs due are sent.
 const BATCH: usize = 256;
 
-struct Slot {
-    conn: Mutex<Conn>,
-    cv: Condvar,
-    addr: SocketAddr,
+/// A datagram from the shared port: bytes and sender.
+pub type Datagram = (Vec<u8>, SocketAddr);
+
+/// Where the endpoint's datagrams come from.
+enum Inbound {
+    /// Its own socket.
+    Socket,
+    /// The shared port's `udp` thread.
+    Channel(Receiver<Datagram>),
 }
 
-type Key = (SocketAddr, u16);
-
-struct Shared {
-    socket: UdpSocket,
-    conns: Mutex<HashMap<Key, Arc<Slot>>>,
-    stop: AtomicBool,
-    timeouts: Timeouts,
-}
-
-impl Shared {
-    fn send(&self, addr: SocketAddr, datagrams: Vec<Vec<u8>>) {
-        for d in datagrams {
-            if let Err(e) = self.socket.send_to(&d, addr) {
-                log::debug!("utp: send to {addr}: {e}");
-            }
-        }
-    }
-
-    /// Flush a connection and send what it has; wake its stream.
-    fn flush(&self, slot: &Slot, now: Instant) {
-        let out = {
-            let mut c = slot.conn.lock();
-            c.flush(now);
-            c.take_outgoing()
-        };
-        self.send(slot.addr, out);
-        slot.cv.notify_all();
-    }
-}
-
-/// A uTP endpoint: a UDP socket and its thread (see the module docs).
+/// A uTP endpoint: a UDP socket (its own or the shared port's) and its thread (see the
+/// module docs).
 pub struct UtpSocket {
     shared: Arc<Shared>,
     accept_rx: Receiver<UtpStream>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
     local: SocketAddr,
 }
 
 impl UtpSocket {
-    /// Bind `addr` and start the endpoint thread.
+    /// Bind `addr` and start the endpoint thread on that socket of its own.
     pub fn bind(addr: SocketAddr) -> io::Result<UtpSocket> {
         UtpSocket::bind_with(addr, Timeouts::default())
     }
@@ -102,6 +85,21 @@ impl UtpSocket {
     pub fn bind_with(addr: SocketAddr, timeouts: Timeouts) -> io::Result<UtpSocket> {
         let socket = UdpSocket::bind(addr)?;
         socket.set_read_timeout(Some(TICK))?;
+        UtpSocket::start(socket, Inbound::Socket, timeouts)
+    }
+
+    /// An endpoint on a shared socket: it sends through `socket` (a clone of the shared
+    /// port's socket; never read here) and receives what another thread reads from that
+    /// port and passes on `inbound` (see [`UtpSocket::owns`] for what to pass).
+    pub fn attach(
+        socket: UdpSocket,
+        inbound: Receiver<Datagram>,
+        timeouts: Timeouts,
+    ) -> io::Result<UtpSocket> {
+        UtpSocket::start(socket, Inbound::Channel(inbound), timeouts)
+    }
+
+    fn start(socket: UdpSocket, inbound: Inbound, timeouts: Timeouts) -> io::Result<UtpSocket> {
         let local = socket.local_addr()?;
         let shared = Arc::new(Shared {
             socket,
@@ -113,11 +111,11 @@ impl UtpSocket {
         let s = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("utp-endpoint".into())
-            .spawn(move || run(&s, &tx))?;
+            .spawn(move || run(&s, &inbound, &tx))?;
         Ok(UtpSocket {
             shared,
             accept_rx,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
             local,
         })
     }
@@ -132,8 +130,33 @@ impl UtpSocket {
         self.shared.conns.lock().len()
     }
 
+    /// Whether a (non-SYN) packet with header `h` from `from` is for one of our
+    /// connections: the shared port's ownership test (`discovery::udp::route`).
+    pub fn owns(&self, from: SocketAddr, h: &Header) -> bool {
+        let conns = self.shared.conns.lock();
+        conns.contains_key(&(from, h.connection_id))
+            || (h.kind == PacketType::Reset
+                && conns
+                    .values()
+                    .any(|s| s.addr == from && s.conn.lock().send_id() == h.connection_id))
+    }
+
     /// Open a connection to `addr`, waiting at most `timeout` for the handshake.
     pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> io::Result<UtpStream> {
+        // The socket's family: an IPv4 socket reaches `::ffff:a.b.c.d` as `a.b.c.d`.
+        let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+        if addr.is_ipv4() != self.local.is_ipv4() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "utp: address family of the other socket",
+            ));
+        }
+        if self.shared.stop.load(Ordering::Relaxed) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "utp: endpoint closed",
+            ));
+        }
         let now = Instant::now();
         let slot = {
             let mut conns = self.shared.conns.lock();
@@ -152,11 +175,7 @@ impl UtpSocket {
             let mut t = self.shared.timeouts;
             t.connect = t.connect.min(timeout);
             let conn = Conn::connect(id, random_u64() as u16, t, now);
-            let slot = Arc::new(Slot {
-                conn: Mutex::new(conn),
-                cv: Condvar::new(),
-                addr,
-            });
+            let slot = Arc::new(Slot::new(conn, addr)?);
             conns.insert((addr, id), Arc::clone(&slot));
             slot
         };
@@ -187,66 +206,100 @@ impl UtpSocket {
             .recv_timeout(timeout)
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "utp: no connection"))
     }
-}
 
-impl Drop for UtpSocket {
-    fn drop(&mut self) {
+    /// Stop the endpoint thread and wait for it (also done on drop): every stream's next
+    /// read or write fails.
+    pub fn shutdown(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
         }
         for slot in self.shared.conns.lock().values() {
+            slot.shut.store(true, Ordering::Relaxed);
+            let c = slot.conn.lock();
+            slot.settle(&c);
             slot.cv.notify_all();
         }
     }
 }
 
-fn closed_error(why: Closed) -> io::Error {
-    match why {
-        Closed::Reset => io::Error::new(io::ErrorKind::ConnectionReset, "utp: reset by peer"),
-        Closed::ConnectTimeout | Closed::TimedOut => {
-            io::Error::new(io::ErrorKind::TimedOut, "utp: connection timed out")
+impl Drop for UtpSocket {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The next datagram, into `buf`: its length and sender (`None`: nothing within a tick, or
+/// nothing queued when `wait` is false).
+fn receive(
+    shared: &Shared,
+    inbound: &Inbound,
+    buf: &mut [u8],
+    wait: bool,
+) -> Option<(usize, SocketAddr)> {
+    match inbound {
+        Inbound::Socket => {
+            if !wait {
+                let _ = shared.socket.set_nonblocking(true);
+            }
+            let r = shared.socket.recv_from(buf);
+            if !wait {
+                let _ = shared.socket.set_nonblocking(false);
+            }
+            match r {
+                Ok(x) => Some(x),
+                // ICMP errors (a closed port) surface here on Linux: not fatal.
+                Err(e) => {
+                    if !matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) {
+                        log::debug!("utp: recv: {e}");
+                    }
+                    None
+                }
+            }
         }
-        Closed::Done => io::Error::new(io::ErrorKind::NotConnected, "utp: connection closed"),
+        Inbound::Channel(rx) => {
+            let (d, from) = if wait {
+                match rx.recv_timeout(TICK) {
+                    Ok(x) => x,
+                    Err(RecvTimeoutError::Timeout) => return None,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        // The `udp` thread is gone: only timers are left to run.
+                        std::thread::sleep(TICK);
+                        return None;
+                    }
+                }
+            } else {
+                rx.try_recv().ok()?
+            };
+            let n = d.len().min(buf.len());
+            buf[..n].copy_from_slice(&d[..n]);
+            Some((n, from))
+        }
     }
 }
 
 /// The endpoint thread.
-fn run(shared: &Arc<Shared>, accept_tx: &Sender<UtpStream>) {
+fn run(shared: &Arc<Shared>, inbound: &Inbound, accept_tx: &Sender<UtpStream>) {
     let mut buf = vec![0u8; 65_536];
     let mut syns: HashMap<IpAddr, (Instant, u32)> = HashMap::new();
     let mut last_tick = Instant::now();
     let mut dirty: Vec<Arc<Slot>> = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
-        let mut first = true;
-        for _ in 0..BATCH {
-            match shared.socket.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    let now = Instant::now();
-                    if let Some(slot) = handle(shared, &buf[..n], from, now, &mut syns, accept_tx) {
-                        if !dirty.iter().any(|s| Arc::ptr_eq(s, &slot)) {
-                            dirty.push(slot);
-                        }
-                    }
+        for i in 0..BATCH {
+            // Wait for the first; drain what is queued without waiting, then ACK it in one go.
+            let Some((n, from)) = receive(shared, inbound, &mut buf, i == 0) else {
+                break;
+            };
+            let now = Instant::now();
+            if let Some(slot) = handle(shared, &buf[..n], from, now, &mut syns, accept_tx) {
+                if !dirty.iter().any(|s| Arc::ptr_eq(s, &slot)) {
+                    dirty.push(slot);
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    break
-                }
-                // ICMP errors (a closed port) surface here on Linux: not fatal.
-                Err(e) => log::debug!("utp: recv: {e}"),
-            }
-            if first {
-                // Drain what is queued without waiting, then ACK it in one go.
-                first = false;
-                let _ = shared.socket.set_nonblocking(true);
             }
         }
-        let _ = shared.socket.set_nonblocking(false);
         let now = Instant::now();
         for slot in dirty.drain(..) {
             shared.flush(&slot, now);
@@ -272,6 +325,7 @@ fn tick_all(shared: &Shared, now: Instant) {
             let mut c = slot.conn.lock();
             c.tick(now);
             c.flush(now);
+            slot.settle(&c);
             // Two references: the map's and this loop's; no stream holds it.
             let orphan = Arc::strong_count(&slot) == 2;
             (
@@ -363,11 +417,7 @@ fn handle(
         return None;
     }
     let conn = Conn::accept(h, random_u64() as u16, shared.timeouts, now);
-    let slot = Arc::new(Slot {
-        conn: Mutex::new(conn),
-        cv: Condvar::new(),
-        addr: from,
-    });
+    let slot = Arc::new(Slot::new(conn, from).ok()?);
     let stream = UtpStream::new(Arc::clone(&slot), Arc::clone(shared));
     match accept_tx.try_send(stream) {
         Ok(()) => {}
@@ -377,141 +427,12 @@ fn handle(
     Some(slot)
 }
 
-/// A uTP connection as a blocking stream (see the module docs). Reads and writes wait at
-/// most their timeout (none: forever) and then fail with `TimedOut`; a read returns 0 at the
-/// peer's FIN. Dropping the stream closes the connection.
-pub struct UtpStream {
-    slot: Arc<Slot>,
-    shared: Arc<Shared>,
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
-}
-
-impl UtpStream {
-    fn new(slot: Arc<Slot>, shared: Arc<Shared>) -> UtpStream {
-        UtpStream {
-            slot,
-            shared,
-            read_timeout: None,
-            write_timeout: None,
-        }
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.slot.addr
-    }
-
-    /// How long `read` waits (None: forever), like `TcpStream::set_read_timeout`.
-    pub fn set_read_timeout(&mut self, t: Option<Duration>) {
-        self.read_timeout = t;
-    }
-
-    /// How long `write` waits for room (None: forever).
-    pub fn set_write_timeout(&mut self, t: Option<Duration>) {
-        self.write_timeout = t;
-    }
-
-    /// No more writes: a FIN follows the bytes written (the reading side stays open).
-    pub fn shutdown_write(&self) {
-        self.slot.conn.lock().close();
-        self.shared.flush(&self.slot, Instant::now());
-    }
-
-    fn wait(
-        &self,
-        c: &mut parking_lot::MutexGuard<'_, Conn>,
-        deadline: Option<Instant>,
-    ) -> io::Result<()> {
-        if self.shared.stop.load(Ordering::Relaxed) {
-            return Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "utp: endpoint closed",
-            ));
-        }
-        // Wake at least every tick, so a stopped endpoint is noticed.
-        let tick = Instant::now() + 10 * TICK;
-        let until = deadline.map_or(tick, |d| d.min(tick));
-        self.slot.cv.wait_until(c, until);
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "utp: timed out"));
-        }
-        Ok(())
-    }
-}
-
-impl io::Read for UtpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let deadline = self.read_timeout.map(|t| Instant::now() + t);
-        let mut c = self.slot.conn.lock();
-        loop {
-            let n = c.read(buf);
-            if n > 0 {
-                drop(c);
-                // The window may have reopened.
-                self.shared.flush(&self.slot, Instant::now());
-                return Ok(n);
-            }
-            if c.eof() {
-                return Ok(0);
-            }
-            if let State::Closed(why) = c.state() {
-                return match why {
-                    Closed::Done => Ok(0),
-                    w => Err(closed_error(w)),
-                };
-            }
-            self.wait(&mut c, deadline)?;
-        }
-    }
-}
-
-impl io::Write for UtpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let deadline = self.write_timeout.map(|t| Instant::now() + t);
-        let mut c = self.slot.conn.lock();
-        loop {
-            if let State::Closed(why) = c.state() {
-                return Err(closed_error(why));
-            }
-            let n = c.write(buf);
-            if n > 0 {
-                let now = Instant::now();
-                c.flush(now);
-                let out = c.take_outgoing();
-                drop(c);
-                self.shared.send(self.slot.addr, out);
-                return Ok(n);
-            }
-            self.wait(&mut c, deadline)?;
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for UtpStream {
-    fn drop(&mut self) {
-        self.slot.conn.lock().close();
-        if !self.shared.stop.load(Ordering::Relaxed) {
-            self.shared.flush(&self.slot, Instant::now());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use std::io::{Read, Write};
+    use std::os::fd::AsFd;
 
     fn lo() -> SocketAddr {
         "127.0.0.1:0".parse().unwrap()
@@ -609,5 +530,79 @@ mod tests {
         // windows; never the 100 SYNs sent.
         let n = b.connections();
         assert!((max..=2 * max).contains(&n), "{n} connections");
+    }
+
+    /// The endpoint on a shared socket: the `udp` thread routes uTP to it (and a KRPC
+    /// datagram elsewhere), and it answers through the same port.
+    #[test]
+    fn attached_to_the_shared_port_through_the_udp_thread() {
+        use crate::discovery::udp::{run, UtpRoute};
+        let shared_sock = UdpSocket::bind(lo()).unwrap();
+        let port = shared_sock.local_addr().unwrap();
+        let (tx, rx) = bounded(INBOUND);
+        let b = Arc::new(
+            UtpSocket::attach(shared_sock.try_clone().unwrap(), rx, Timeouts::default()).unwrap(),
+        );
+        assert_eq!(b.local_addr(), port);
+        let (dht_tx, dht_rx) = bounded(8);
+        let stop = Arc::new(AtomicBool::new(false));
+        let udp = {
+            let (owner, stop) = (Arc::clone(&b), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let route = UtpRoute {
+                    owns: Box::new(move |from, h| owner.owns(from, h)),
+                    to_utp: tx,
+                };
+                run(&shared_sock, None, Some(dht_tx), Some(route), &stop)
+            })
+        };
+        let a = UtpSocket::bind(lo()).unwrap();
+        let mut s = a.connect(port, Duration::from_secs(5)).unwrap();
+        let mut r = b.accept(Duration::from_secs(5)).unwrap();
+        r.set_read_timeout(Some(Duration::from_secs(5)));
+        s.set_read_timeout(Some(Duration::from_secs(5)));
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7) as u8).collect();
+        s.write_all(&big).unwrap();
+        let mut got = vec![0u8; big.len()];
+        r.read_exact(&mut got).unwrap();
+        assert!(got == big);
+        r.write_all(b"pong").unwrap();
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"pong");
+        // The DHT still gets its datagrams on the same port.
+        let raw = UdpSocket::bind(lo()).unwrap();
+        raw.send_to(b"d1:y1:qe", port).unwrap();
+        assert_eq!(
+            dht_rx.recv_timeout(Duration::from_secs(5)).unwrap().0,
+            b"d1:y1:qe"
+        );
+        // The stream's eventfd: readable once bytes wait, not before.
+        let readable = |st: &UtpStream| {
+            let mut fds = [nix::poll::PollFd::new(
+                st.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap() > 0
+        };
+        assert!(!readable(&r));
+        s.write_all(b"x").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !readable(&r) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(readable(&r));
+        r.read_exact(&mut buf[..1]).unwrap();
+        assert!(!readable(&r));
+        // A closer ends a blocked read from another thread.
+        let closer = r.closer();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            closer.shutdown(std::net::Shutdown::Both);
+        });
+        assert_eq!(r.read(&mut buf).unwrap(), 0);
+        t.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        udp.join().unwrap().unwrap();
     }
 }

@@ -21,3 +21,5 @@ pub mod conn;
 pub mod endpoint;
 pub mod recv;
 pub mod send;
+mod slot;
+pub mod stream;
