@@ -5,12 +5,19 @@
 //! verifies and seeds to a leecher that gets the original names; bad
 //! arguments are refused with nothing renamed. (The installed
 //! transmission-remote has no `--rename`: the RPC is called directly.)
+//! And `torrent-set`'s tracker edits: the new tracker is announced to, the
+//! list survives a restart.
 
 mod support;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use support::rpc::*;
 use support::*;
 
@@ -167,5 +174,110 @@ fn rename_path_renames_files_folders_and_the_torrent() {
     });
     assert!(got, "{}", leecher.output());
     leecher.kill();
+    daemon.kill();
+}
+
+/// An HTTP tracker that counts announces and answers with no peers;
+/// returns its port.
+fn counting_tracker() -> (u16, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            if buf[..n].starts_with(b"GET /announce") {
+                c.fetch_add(1, Ordering::SeqCst);
+            }
+            let body = "d8:intervali1800e5:peers0:e";
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    (port, count)
+}
+
+fn tracker_list(rpc: &mut Rpc) -> Option<String> {
+    let l = rpc.torrents(&["trackerList"]);
+    Some(l.first()?["trackerList"].as_str()?.to_string())
+}
+
+#[test]
+fn tracker_edits_are_announced_to_and_survive_a_restart() {
+    let tmp = TempDir::new("p23-trackers");
+    let data = tmp.subdir("data");
+    let src = make_multi_file_dir(&data, NAME);
+    let torrent = tmp.path().join("t.torrent");
+    peer_create_torrent(
+        &src,
+        &torrent,
+        &["--announce", "http://127.0.0.1:9/announce"],
+    );
+    let state = tmp.subdir("state");
+    let port = free_port();
+    let mut daemon = start_daemon(&state, port, &[]);
+    let mut rpc = Rpc::new(port, None);
+    let added = rpc.ok(
+        "torrent-add",
+        json!({"filename": torrent, "download-dir": data}),
+    );
+    let id = added["torrent-added"]["id"].as_u64().unwrap();
+    assert!(wait_until(LONG_WAIT, || seeding(&mut rpc)));
+    let (tport, count) = counting_tracker();
+    let url = format!("http://127.0.0.1:{tport}/announce");
+    // Bad edits: refused, nothing changes.
+    for (args, why) in [
+        (json!({"ids": [id], "trackerAdd": ["ftp://x/"]}), "http://"),
+        (json!({"ids": [id], "trackerRemove": [5]}), "no tracker 5"),
+        (json!({"ids": [id], "trackerReplace": [0]}), "pairs"),
+    ] {
+        let e = rpc.err("torrent-set", args);
+        assert!(e.contains(why), "{e}");
+    }
+    assert_eq!(
+        tracker_list(&mut rpc).unwrap(),
+        "http://127.0.0.1:9/announce\n"
+    );
+    // Add ours, remove the dead one: it is announced to.
+    rpc.ok("torrent-set", json!({"ids": [id], "trackerAdd": [url]}));
+    rpc.ok("torrent-set", json!({"ids": [id], "trackerRemove": [0]}));
+    let want = format!("{url}\n");
+    assert!(wait_until(LONG_WAIT, || tracker_list(&mut rpc) == Some(want.clone())));
+    assert!(
+        wait_until(Duration::from_secs(30), || count.load(Ordering::SeqCst)
+            >= 1),
+        "{}",
+        daemon.output()
+    );
+    // trackerList: two tiers.
+    let list = format!("{url}\n\nudp://127.0.0.1:9\n");
+    rpc.ok("torrent-set", json!({"ids": [id], "trackerList": list}));
+    let trackers = |rpc: &mut Rpc| {
+        let l = rpc.torrents(&["trackers"]);
+        l.first().map(|t| t["trackers"].clone())
+    };
+    let expect = |t: &Value| {
+        t[0]["announce"] == url.as_str()
+            && t[0]["tier"] == 0
+            && t[1]["announce"] == "udp://127.0.0.1:9"
+            && t[1]["tier"] == 1
+            && t[1]["id"] == 1
+    };
+    assert!(wait_until(LONG_WAIT, || trackers(&mut rpc).is_some_and(|t| expect(&t))));
+    // Kept across a restart, still complete.
+    daemon.kill();
+    let mut daemon = start_daemon(&state, port, &[]);
+    let mut rpc = Rpc::new(port, None);
+    assert!(wait_until(LONG_WAIT, || seeding(&mut rpc)));
+    assert!(expect(&trackers(&mut rpc).unwrap()));
     daemon.kill();
 }

@@ -4,6 +4,8 @@
 //! `.torrent` keeps its original bytes (the info-hash and what peers are
 //! sent never change); these names are laid over its file list when the
 //! torrent is added; `state::torrents::remove` forgets them with the torrent.
+//! Edited tracker lists (`Session::set_trackers`) are kept the same way in
+//! `torrents/<ih>.trackers`.
 
 use crate::proto::bencode::{self, OwnedValue};
 use crate::proto::metainfo::{FilePath, InfoHash, Metainfo};
@@ -86,4 +88,59 @@ fn parse(bytes: &[u8], m: &Metainfo) -> Option<(String, Vec<FilePath>)> {
 /// `\` or NUL.
 pub(crate) fn safe_element(s: &str) -> bool {
     !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\', '\0'])
+}
+
+/// At most this many trackers in a torrent's edited list.
+pub(crate) const MAX_TRACKERS: usize = 200;
+/// At most this many bytes per tracker URL.
+pub(crate) const MAX_TRACKER_URL: usize = 2048;
+
+fn trackers_file(dir: &Path, ih: &InfoHash) -> PathBuf {
+    dir.join("torrents").join(format!("{ih}.trackers"))
+}
+
+/// Write a torrent's edited tracker tiers (`<ih>.trackers`, a bencoded
+/// list of lists of URLs).
+pub(crate) fn save_trackers(dir: &Path, ih: &InfoHash, tiers: &[Vec<String>]) -> io::Result<()> {
+    let l = tiers
+        .iter()
+        .map(|t| OwnedValue::List(t.iter().map(OwnedValue::bytes).collect()))
+        .collect();
+    write_atomically(&trackers_file(dir, ih), &OwnedValue::List(l).to_bytes())
+}
+
+/// Lay the edited tracker tiers over `m` (nothing when there are none; a
+/// file that cannot be read is ignored with a warning).
+pub(crate) fn apply_trackers(dir: &Path, m: &mut Metainfo) {
+    let path = trackers_file(dir, &m.info_hash);
+    let bytes = match std::fs::metadata(&path) {
+        Ok(md) if md.len() <= MAX_PATHS_FILE => match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => return log::warn!("{}: {e}", path.display()),
+        },
+        Ok(_) => return log::warn!("{}: too large, ignored", path.display()),
+        Err(_) => return,
+    };
+    let tiers = bencode::decode(&bytes).ok().and_then(|v| {
+        v.as_list()?
+            .iter()
+            .map(|t| {
+                t.as_list()?
+                    .iter()
+                    .map(|u| u.as_str().map(str::to_string))
+                    .collect::<Option<Vec<String>>>()
+            })
+            .collect::<Option<Vec<Vec<String>>>>()
+    });
+    match tiers {
+        Some(t) if t.iter().map(Vec::len).sum::<usize>() <= MAX_TRACKERS => set_trackers(m, t),
+        _ => log::warn!("{}: not a tracker list, ignored", path.display()),
+    }
+}
+
+/// Make `tiers` the trackers of `m` (`announce` is the first URL).
+pub(crate) fn set_trackers(m: &mut Metainfo, tiers: Vec<Vec<String>>) {
+    let tiers: Vec<Vec<String>> = tiers.into_iter().filter(|t| !t.is_empty()).collect();
+    m.announce = tiers.first().and_then(|t| t.first()).cloned();
+    m.announce_list = tiers;
 }

@@ -162,6 +162,7 @@ impl Inner {
         // Files renamed earlier (`Session::rename_path`) keep their names.
         if let Some(dir) = self.state_dir() {
             crate::state::renames::apply(dir, &mut metainfo);
+            crate::state::renames::apply_trackers(dir, &mut metainfo);
         }
         // A v2-only torrent is transferred in its piece-aligned view; the
         // file indices the caller gave are those of the files as listed

@@ -1,5 +1,6 @@
 //! Renaming a file or folder of a torrent ([`Session::rename_path`]): on
-//! disk, in the file list, and in the state directory (`state::renames`).
+//! disk, in the file list, and in the state directory (`state::renames`);
+//! editing its trackers ([`Session::set_trackers`]).
 
 use super::*;
 use crate::engine::storage::safe_fs;
@@ -96,6 +97,52 @@ impl Session {
         }
         inner.start_again(t, m, &st, &root)?;
         log::info!("{ih}: {path} renamed to {name}");
+        Ok(())
+    }
+}
+
+impl Session {
+    /// Make `tiers` a torrent's trackers (BEP 12 tiers, in order; empty
+    /// tiers are dropped; at most 200 URLs of at most 2048 bytes, each
+    /// `http://`, `https://` or `udp://`). The torrent restarts (its peers
+    /// are dropped, its resume data kept; the announcer starts over with
+    /// the new list). Kept in the state directory: the list holds after a
+    /// restart; the `.torrent` and the info-hash never change.
+    pub fn set_trackers(&self, ih: &InfoHash, tiers: Vec<Vec<String>>) -> Result<()> {
+        let what = "set the trackers".to_string();
+        if tiers.iter().map(Vec::len).sum::<usize>() > renames::MAX_TRACKERS {
+            return Err(invalid(what, "more than 200 trackers"));
+        }
+        for u in tiers.iter().flatten() {
+            let scheme_ok = ["http://", "https://", "udp://"]
+                .iter()
+                .any(|s| u.len() > s.len() && u[..s.len()].eq_ignore_ascii_case(s));
+            if !scheme_ok
+                || u.len() > renames::MAX_TRACKER_URL
+                || u.chars().any(char::is_whitespace)
+            {
+                return Err(invalid(
+                    what,
+                    "a tracker is an http://, https:// or udp:// URL (at most 2048 bytes)",
+                ));
+            }
+        }
+        let inner = &self.inner;
+        let t = inner.entry(ih)?;
+        let mut m = t.metainfo.clone();
+        renames::set_trackers(&mut m, tiers);
+        if m.announce == t.metainfo.announce && m.announce_list == t.metainfo.announce_list {
+            return Ok(());
+        }
+        let root = t.peer_ctx.storage.root().to_path_buf();
+        let st = inner.stop_for_restart(&t);
+        if let Some(dir) = inner.state_dir() {
+            if let Err(e) = renames::save_trackers(dir, ih, &m.announce_list) {
+                log::warn!("{ih}: cannot keep the trackers in the state directory: {e}");
+            }
+        }
+        inner.start_again(t, m, &st, &root)?;
+        log::info!("{ih}: trackers edited");
         Ok(())
     }
 }

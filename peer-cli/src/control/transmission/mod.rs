@@ -20,6 +20,7 @@ pub mod config;
 pub mod fields;
 pub mod session_methods;
 pub mod torrent_methods;
+pub mod tracker_edits;
 
 use crate::control::server::Service;
 use crate::control::{Request, Response};

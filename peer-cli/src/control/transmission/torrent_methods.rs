@@ -225,10 +225,6 @@ pub fn torrent_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
             a.uint("peer-limit")?
                 .is_none_or(|n| n == rpc.config.max_peers_per_torrent as u64),
         ),
-        ("trackerAdd", a.get("trackerAdd").is_none()),
-        ("trackerRemove", a.get("trackerRemove").is_none()),
-        ("trackerReplace", a.get("trackerReplace").is_none()),
-        ("trackerList", a.get("trackerList").is_none()),
         ("group", a.get("group").is_none()),
         ("sequentialDownload", a.get("sequentialDownload").is_none()),
     ] {
@@ -315,6 +311,9 @@ pub fn torrent_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
         }
         if let Some(l) = &labels {
             rpc.labels.set(&hex, l.clone())?;
+        }
+        if super::tracker_edits::wanted(a) {
+            super::tracker_edits::apply(s, a, ih)?;
         }
     }
     Ok(json!({}))
