@@ -6,7 +6,7 @@
 //! arguments are refused with nothing renamed. (The installed
 //! transmission-remote has no `--rename`: the RPC is called directly.)
 //! And `torrent-set`'s tracker edits: the new tracker is announced to, the
-//! list survives a restart.
+//! list survives a restart (also through transmission-remote's `-td`/`-tr`).
 
 mod support;
 
@@ -273,6 +273,31 @@ fn tracker_edits_are_announced_to_and_survive_a_restart() {
             && t[1]["id"] == 1
     };
     assert!(wait_until(LONG_WAIT, || trackers(&mut rpc).is_some_and(|t| expect(&t))));
+    // transmission-remote's `-td` / `-tr` (trackerAdd, trackerRemove).
+    if require_tool("transmission-remote") {
+        let remote = |args: &[&str]| {
+            let mut cmd = Command::new("transmission-remote");
+            cmd.arg(format!("127.0.0.1:{port}"))
+                .args(["-t", &id.to_string()])
+                .args(args);
+            let out = run_bounded("transmission-remote", cmd, Duration::from_secs(30));
+            let text = String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success() && !text.contains("Error"), "{text}");
+            text
+        };
+        remote(&["-td", "http://127.0.0.1:9/extra"]);
+        assert!(wait_until(LONG_WAIT, || tracker_list(&mut rpc)
+            == Some(format!(
+                "{url}\n\nudp://127.0.0.1:9\n\nhttp://127.0.0.1:9/extra\n"
+            ))));
+        let info = remote(&["-it"]);
+        assert!(info.contains("Tracker 2: 127.0.0.1:9"), "{info}");
+        remote(&["-tr", "2"]);
+        assert!(wait_until(LONG_WAIT, || trackers(&mut rpc).is_some_and(
+            |t| expect(&t) && t.as_array().is_some_and(|l| l.len() == 2)
+        )));
+    }
     // Kept across a restart, still complete.
     daemon.kill();
     let mut daemon = start_daemon(&state, port, &[]);
