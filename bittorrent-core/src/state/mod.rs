@@ -1,6 +1,7 @@
 //! What the session keeps on disk between runs.
 
 pub(crate) mod dht_table;
+pub(crate) mod renames;
 pub(crate) mod torrents;
 
 /// Write `data` to `path` so that a crash leaves either the old file or the

@@ -120,7 +120,7 @@ pub(crate) fn save_magnet(dir: &Path, ih: &InfoHash, uri: &str) -> io::Result<()
 
 /// Forget a torrent: every file of it (resume data included).
 pub(crate) fn remove(dir: &Path, ih: &InfoHash) {
-    for ext in ["torrent", "magnet", "resume", "add"] {
+    for ext in ["torrent", "magnet", "resume", "add", "paths", "trackers"] {
         let _ = std::fs::remove_file(file(dir, ih, ext));
     }
 }

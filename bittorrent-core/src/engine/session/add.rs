@@ -152,8 +152,17 @@ impl Inner {
         };
         let mut metainfo = *metainfo;
         // Before the v2 alignment: the raw names are those of the files as listed.
-        for (raw, used) in metainfo.renamed_files() {
+        let ours = self
+            .state_dir()
+            .is_some_and(|d| crate::state::renames::exists(d, &metainfo.info_hash));
+        // (Names given by `Session::rename_path` are not worth a warning.)
+        for (raw, used) in metainfo.renamed_files().into_iter().filter(|_| !ours) {
             log::warn!("{}: file {raw:?} is saved as {used:?}", metainfo.info.name);
+        }
+        // Files renamed earlier (`Session::rename_path`) keep their names.
+        if let Some(dir) = self.state_dir() {
+            crate::state::renames::apply(dir, &mut metainfo);
+            crate::state::renames::apply_trackers(dir, &mut metainfo);
         }
         // A v2-only torrent is transferred in its piece-aligned view; the
         // file indices the caller gave are those of the files as listed

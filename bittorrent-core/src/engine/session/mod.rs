@@ -23,6 +23,7 @@ mod hybrid;
 mod local_discovery;
 mod port_map;
 mod relocate;
+mod rename;
 mod seeding;
 mod stream;
 mod v2_only;

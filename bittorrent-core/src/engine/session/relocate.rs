@@ -55,7 +55,8 @@ impl Session {
                 }
             }
         }
-        inner.start_again(t, &st, target)?;
+        let m = t.metainfo.clone();
+        inner.start_again(t, m, &st, target)?;
         log::info!("{ih}: now saved under {}", target.display());
         moved
     }
@@ -84,7 +85,8 @@ impl Session {
             }
         }
         let dir = t.peer_ctx.storage.root().to_path_buf();
-        inner.start_again(t, &st, &dir)?;
+        let m = t.metainfo.clone();
+        inner.start_again(t, m, &st, &dir)?;
         log::info!("{ih}: checking its data again");
         Ok(())
     }
@@ -107,7 +109,7 @@ impl Session {
 impl Inner {
     /// Stop a torrent's thread (its resume data is saved) and forget it;
     /// returns its last status.
-    fn stop_for_restart(&self, t: &Arc<TorrentShared>) -> TorrentStatus {
+    pub(super) fn stop_for_restart(&self, t: &Arc<TorrentShared>) -> TorrentStatus {
         let ih = t.metainfo.info_hash;
         let st = t.status.lock().clone();
         self.shared.registry.write().remove(&ih.0);
@@ -128,15 +130,17 @@ impl Inner {
         st
     }
 
-    /// Start a torrent stopped by `stop_for_restart` again, saved under
-    /// `dir`, paused or not as before, with its limits and file selection.
-    fn start_again(
+    /// Start a torrent stopped by `stop_for_restart` again as `metainfo`
+    /// (its own, or with files renamed), saved under `dir`, paused or not
+    /// as before, with its limits and file selection.
+    pub(super) fn start_again(
         self: &Arc<Self>,
         t: Arc<TorrentShared>,
+        metainfo: Metainfo,
         st: &TorrentStatus,
         dir: &Path,
     ) -> Result<()> {
-        let mut add = AddTorrent::new(t.metainfo.clone(), dir.to_path_buf()).paused(st.paused);
+        let mut add = AddTorrent::new(metainfo, dir.to_path_buf()).paused(st.paused);
         (add.max_download_rate, add.max_upload_rate) =
             (t.rates.download.rate(), t.rates.upload.rate());
         add.seed_limits = st.seed_limits;

@@ -20,6 +20,7 @@ pub mod config;
 pub mod fields;
 pub mod session_methods;
 pub mod torrent_methods;
+pub mod tracker_edits;
 
 use crate::control::server::Service;
 use crate::control::{Request, Response};
@@ -474,7 +475,7 @@ impl Rpc {
             "torrent-set-location" => tm::set_location(self, s, a),
             "torrent-verify" => tm::torrent_verify(self, s, a),
             "torrent-reannounce" => tm::torrent_reannounce(self, s, a),
-            "torrent-rename-path" => tm::unsupported(self, s, a, method),
+            "torrent-rename-path" => tm::rename_path(self, s, a),
             "queue-move-top" => tm::queue_move(self, s, a, Move::Top),
             "queue-move-up" => tm::queue_move(self, s, a, Move::Up),
             "queue-move-down" => tm::queue_move(self, s, a, Move::Down),

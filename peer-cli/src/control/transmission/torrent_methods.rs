@@ -1,7 +1,7 @@
 //! The torrent methods of the Transmission RPC but `torrent-get`:
 //! `torrent-add`, `torrent-set`, `torrent-start(-now)`, `torrent-stop`,
-//! `torrent-remove`, `torrent-verify`, `torrent-reannounce`, and the ones the library cannot do yet (answered with
-//! an error that says so).
+//! `torrent-remove`, `torrent-verify`, `torrent-reannounce`,
+//! `torrent-rename-path` and the queue moves.
 
 use super::{Args, Rpc, RpcResult};
 use crate::control::labels;
@@ -225,10 +225,6 @@ pub fn torrent_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
             a.uint("peer-limit")?
                 .is_none_or(|n| n == rpc.config.max_peers_per_torrent as u64),
         ),
-        ("trackerAdd", a.get("trackerAdd").is_none()),
-        ("trackerRemove", a.get("trackerRemove").is_none()),
-        ("trackerReplace", a.get("trackerReplace").is_none()),
-        ("trackerList", a.get("trackerList").is_none()),
         ("group", a.get("group").is_none()),
         ("sequentialDownload", a.get("sequentialDownload").is_none()),
     ] {
@@ -315,6 +311,9 @@ pub fn torrent_set(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
         }
         if let Some(l) = &labels {
             rpc.labels.set(&hex, l.clone())?;
+        }
+        if super::tracker_edits::wanted(a) {
+            super::tracker_edits::apply(s, a, ih)?;
         }
     }
     Ok(json!({}))
@@ -454,18 +453,22 @@ pub fn torrent_reannounce(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
     Ok(json!({}))
 }
 
-/// What the library cannot do yet: the ids are still checked, then an
-/// error says so (never a success).
-pub fn unsupported(rpc: &Rpc, s: &Session, a: &Args, method: &str) -> RpcResult {
-    let _ = hashes(rpc, s, a)?;
-    for k in ["location", "move", "path", "name"] {
-        let _ = a.get(k);
+/// `torrent-rename-path`: `ids` (exactly one torrent), `path` (a file or
+/// folder as `files[].name` shows it), `name` (the new last element).
+/// Answers `path`, `name` and `id`.
+pub fn rename_path(rpc: &Rpc, s: &Session, a: &Args) -> RpcResult {
+    if a.get("ids").is_none() {
+        return Err("torrent-rename-path: ids must name exactly one torrent".into());
     }
-    let why = match method {
-        "torrent-rename-path" => "peer cannot rename a torrent's files yet",
-        _ => "not supported",
+    let (t, _) = rpc.select(s, a)?;
+    let [(id, st)] = t.as_slice() else {
+        return Err("torrent-rename-path: ids must name exactly one torrent".into());
     };
-    Err(format!("{method}: {why}"))
+    let path = a.str("path")?.ok_or("torrent-rename-path: no path")?;
+    let name = a.str("name")?.ok_or("torrent-rename-path: no name")?;
+    s.rename_path(&st.info_hash, path, name)
+        .map_err(|e| lib_error("torrent-rename-path", &e))?;
+    Ok(json!({"path": path, "name": name, "id": id}))
 }
 
 #[cfg(test)]
