@@ -213,3 +213,91 @@ fn ranged_reads_while_downloading_return_the_source_bytes() {
     d.kill();
     seeder.kill();
 }
+
+/// `GET /torrents/ID/playlist.m3u`: `#EXTM3U`, then one `#EXTINF:-1,PATH`
+/// and URL per file of a multi-file torrent, in file order; every URL opens
+/// with `206` on a `Range` and returns that file's bytes. Authorised like the
+/// API (no token: 401; the stream token alone: 401).
+#[test]
+fn playlist_lists_every_file_and_its_urls_open() {
+    let tmp = TempDir::new("playlist");
+    let seed_dir = tmp.subdir("seed");
+    let top = make_multi_file_dir(&seed_dir, "album");
+    let want = read_tree(&top);
+    let torrent = tmp.path().join("a.torrent");
+    let ih = peer_create_torrent(&top, &torrent, &["--piece-length", "32K"]);
+    let seed_port = free_port();
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&torrent).arg("--dir").arg(&seed_dir).args([
+        "--port",
+        &seed_port.to_string(),
+        "--no-lsd",
+        "--no-dht",
+    ]);
+    let mut seeder = Child::spawn("peer seed", cmd);
+    assert!(
+        wait_until(LONG_WAIT, || TcpStream::connect(("127.0.0.1", seed_port))
+            .is_ok()),
+        "{}",
+        seeder.output()
+    );
+    let state = tmp.subdir("state");
+    let (mut d, port, token) = start_daemon_api(&state);
+    let magnet = format!("magnet:?xt=urn:btih:{ih}&x.pe=127.0.0.1:{seed_port}");
+    let body = json!({"magnet": magnet, "dir": tmp.subdir("down")}).to_string();
+    let (code, added) = api(port, &token, "POST", "/torrents", &body);
+    assert!((200..300).contains(&code), "{code} {added}\n{}", d.output());
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let m3u = format!("/torrents/{ih}/playlist.m3u");
+    let (mut code, mut head, mut body) = (0, String::new(), Vec::new());
+    let got = wait_until(Duration::from_secs(30), || {
+        (code, head, body) = http(port, "GET", &m3u, &auth);
+        code == 200
+    });
+    assert!(got, "{code} {head}\n{}", d.output());
+    assert!(head.contains("content-type: audio/x-mpegurl"), "{head}");
+    let text = String::from_utf8_lossy(&body).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.first(), Some(&"#EXTM3U"), "{text}");
+    // The same files, in the same order, as GET /torrents/ID/streams.
+    let (_, list) = api(port, &token, "GET", &format!("/torrents/{ih}/streams"), "");
+    let files = list["files"].as_array().cloned().unwrap_or_default();
+    assert_eq!(files.len(), want.len(), "{list}");
+    assert_eq!(lines.len(), 1 + 2 * files.len(), "{text}");
+    for (k, f) in files.iter().enumerate() {
+        let fpath = f["path"].as_str().unwrap_or("");
+        let url = f["url"].as_str().unwrap_or("");
+        assert_eq!(lines[1 + 2 * k], format!("#EXTINF:-1,{fpath}"), "{text}");
+        assert_eq!(lines[2 + 2 * k], url, "{text}");
+        // The URL as a player opens it: a Range, 206, the file's bytes.
+        let rel = fpath.strip_prefix("album/").unwrap_or(fpath);
+        let src = want
+            .get(rel)
+            .unwrap_or_else(|| panic!("{rel} not in the source"));
+        let path = url
+            .split_once(&format!("127.0.0.1:{port}"))
+            .map(|(_, p)| p.to_string())
+            .unwrap_or_default();
+        let b = src.len().min(70_000) - 1;
+        let (code, head, got) = http(port, "GET", &path, &format!("Range: bytes=0-{b}\r\n"));
+        assert_eq!(code, 206, "{url}: {head}");
+        assert!(
+            head.contains(&format!("content-range: bytes 0-{b}/{}", src.len())),
+            "{head}"
+        );
+        assert!(
+            got == src[..=b],
+            "{fpath}: the bytes differ from the source"
+        );
+    }
+    // Authorised like the API: not by the stream token, not without one.
+    let st = list["stream_token"].as_str().unwrap_or("");
+    let (code, _, _) = http(port, "GET", &format!("{m3u}?token={st}"), "");
+    assert_eq!(code, 401, "the stream token must not open the playlist");
+    let (code, _, _) = http(port, "GET", &m3u, "");
+    assert_eq!(code, 401, "no token");
+    let (code, _, _) = http(port, "POST", &m3u, &format!("{auth}Content-Length: 0\r\n"));
+    assert_eq!(code, 405);
+    d.kill();
+    seeder.kill();
+}

@@ -7,6 +7,8 @@
 const $ = (sel) => document.querySelector(sel);
 const POLL_MS = 1000;
 let detailId = null;
+// The open torrent's stream URLs (GET /torrents/ID/streams), once its metadata is here.
+let streams = { id: null, files: null };
 let removeId = null;
 let loggedIn = false;
 let timer = null;
@@ -357,8 +359,27 @@ async function refreshDetail() {
   // The wanted column shows once the API reports it (file selection).
   const sel = d.files.some((f) => f.wanted !== undefined);
   $("#files-wanted").hidden = !sel;
-  rows($("#files"), d.files, (f) => [f.path, bytes(f.length), bar(f.progress)]
-    .concat(sel ? [f.wanted === false ? "no" : "yes"] : []));
+  if (streams.id !== id || !streams.files) {
+    try {
+      streams = { id, files: (await api("GET", "/torrents/" + id + "/streams")).files };
+    } catch (_) {
+      streams = { id, files: null }; // no metadata yet: no links this time
+    }
+    if (id !== detailId) return;
+  }
+  const playlist = $("#playlist");
+  playlist.hidden = !streams.files;
+  playlist.href = "/torrents/" + encodeURIComponent(id) + "/playlist.m3u";
+  // Both lists leave pad files out, in the same order.
+  const urls = streams.files ? streams.files.map((s) => s.url) : [];
+  let k = 0;
+  rows($("#files"), d.files, (f) => {
+    const url = urls[k++];
+    return [f.path, bytes(f.length), bar(f.progress)]
+      .concat(sel ? [f.wanted === false ? "no" : "yes"] : [])
+      .concat([url ? el("a", { href: url, target: "_blank", rel: "noopener", class: "play",
+        title: "Open in the browser, or copy the link into a player (mpv, VLC)" }, "play") : "\u2013"]);
+  });
   rows($("#peers"), d.peers, (p) => [p.address, p.transport || "tcp", p.client, p.flags, pct(p.progress),
     rate(p.download_rate), rate(p.upload_rate)]);
   rows($("#trackers"), d.trackers, (r) => [r.tier, r.url, when(r.last_announce),

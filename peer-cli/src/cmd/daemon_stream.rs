@@ -9,6 +9,8 @@
 //!   player only (any value).
 //! - `GET /torrents/ID/streams`: each file's stream URL, with the stream
 //!   token (`web::auth`).
+//! - `GET /torrents/ID/playlist.m3u`: the same URLs as an M3U playlist
+//!   (`audio/x-mpegurl`) for a player.
 //!
 //! At most [`MAX_STREAMS`] bodies are sent at once (each holds one of the
 //! control server's worker threads; the others stay for the API); one more
@@ -36,6 +38,14 @@ pub struct Streams {
     active: Arc<AtomicUsize>,
     token: String,
     addr: SocketAddr,
+}
+
+/// One file's stream, as listed.
+struct Entry {
+    index: usize,
+    path: String,
+    length: u64,
+    url: String,
 }
 
 /// Counts a stream as active until dropped.
@@ -71,7 +81,11 @@ impl Streams {
                 Ok(ih) => self.list(session, &ih),
                 Err(e) => e,
             },
-            (_, ["torrents", _, "streams"]) => {
+            ("GET", ["torrents", id, "playlist.m3u"]) => match find(id) {
+                Ok(ih) => self.playlist(session, &ih),
+                Err(e) => e,
+            },
+            (_, ["torrents", _, "streams" | "playlist.m3u"]) => {
                 Response::error(405, format!("{} not allowed on {}", r.method, r.path))
             }
             ("GET" | "HEAD", ["stream", id, index, ..]) => match find(id) {
@@ -90,12 +104,16 @@ impl Streams {
         })
     }
 
-    /// `GET /torrents/ID/streams`.
-    fn list(&self, session: &Session, ih: &InfoHash) -> Response {
+    /// Each file's (not pad files') index, path, length and stream URL;
+    /// `Err(409)` while the metadata is missing.
+    fn entries(&self, session: &Session, ih: &InfoHash) -> Result<Vec<Entry>, Response> {
         let Some(mi) = session.metainfo(ih) else {
-            return Response::error(409, "the torrent's metadata is not here yet");
+            return Err(Response::error(
+                409,
+                "the torrent's metadata is not here yet",
+            ));
         };
-        let files: Vec<_> = mi
+        Ok(mi
             .info
             .files
             .iter()
@@ -103,21 +121,55 @@ impl Streams {
             .filter(|(_, f)| !f.pad)
             .map(|(i, f)| {
                 let name = f.path.iter().next_back().unwrap_or_default();
-                json!({
-                    "index": i,
-                    "path": f.path.as_str(),
-                    "length": f.length,
-                    "url": format!(
+                Entry {
+                    index: i,
+                    path: f.path.as_str().to_string(),
+                    length: f.length,
+                    url: format!(
                         "http://{}/stream/{}/{i}/{}?token={}",
                         self.addr,
                         ih.to_hex(),
                         percent_encode(name),
                         self.token
                     ),
-                })
+                }
             })
-            .collect();
+            .collect())
+    }
+
+    /// `GET /torrents/ID/streams`.
+    fn list(&self, session: &Session, ih: &InfoHash) -> Response {
+        let files: Vec<_> = match self.entries(session, ih) {
+            Ok(e) => e
+                .into_iter()
+                .map(
+                    |e| json!({"index": e.index, "path": e.path, "length": e.length, "url": e.url}),
+                )
+                .collect(),
+            Err(resp) => return resp,
+        };
         Response::ok(json!({"stream_token": self.token, "files": files}))
+    }
+
+    /// `GET /torrents/ID/playlist.m3u`: `#EXTM3U`, then per file
+    /// `#EXTINF:-1,PATH` and its URL.
+    fn playlist(&self, session: &Session, ih: &InfoHash) -> Response {
+        let entries = match self.entries(session, ih) {
+            Ok(e) => e,
+            Err(resp) => return resp,
+        };
+        let mut out = String::from("#EXTM3U\n");
+        for e in entries {
+            // A title is one line: no line breaks from a torrent's names.
+            let title: String = e
+                .path
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            out.push_str(&format!("#EXTINF:-1,{title}\n{}\n", e.url));
+        }
+        Response::bytes("audio/x-mpegurl", out.into_bytes())
+            .with_header("Content-Disposition", "inline; filename=\"playlist.m3u\"")
     }
 
     /// `GET` / `HEAD /stream/...`.

@@ -229,6 +229,17 @@ def run(driver, cfg, login, base, port):
         f.text for f in driver.find_elements(By.CSS_SELECTOR, "#files tbody tr")])
     if not all("100%" in t for t in texts):
         fail(driver, f"files not all at 100%: {texts}")
+    # A play link per file (its stream URL with the stream token) and the
+    # torrent's M3U playlist, fetched with the page's cookie.
+    hrefs = wait_for(driver, "play links", lambda: [
+        a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "#files a.play")])
+    if len(hrefs) != len(texts) or not all("/stream/" in h and "?token=" in h for h in hrefs):
+        fail(driver, f"play links: {hrefs} for files {texts}")
+    wait_for(driver, "the playlist link", lambda: by_css("#playlist").is_displayed())
+    m3u = driver.execute_script(
+        "return fetch(document.querySelector('#playlist').href).then((r) => r.text())")
+    if not m3u.startswith("#EXTM3U") or not all(h in m3u for h in hrefs):
+        fail(driver, f"playlist: {m3u!r}")
     wait_for(driver, "a tracker row", lambda: driver.find_elements(By.CSS_SELECTOR, "#trackers tbody tr"))
     label = by_css("#pieces").get_attribute("aria-label")
     parts = label.replace("Pieces: ", "").split(" ")
