@@ -29,7 +29,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::congestion::{BaseDelay, Ledbat, Rtt};
-use super::recv::RecvBuffer;
+use super::recv::{copy_front, RecvBuffer};
 use super::send::SendWindow;
 use crate::proto::utp::{Header, Packet, PacketType, SelectiveAck};
 
@@ -487,14 +487,12 @@ impl Conn {
             {
                 break;
             }
-            let payload: Vec<u8> = self.outbuf.drain(..size).collect();
-            if !self.send_new(PacketType::Data, payload.clone(), now) {
-                // The packet count bound: put the bytes back in front.
-                for b in payload.into_iter().rev() {
-                    self.outbuf.push_front(b);
-                }
-                break;
+            let mut payload = vec![0u8; size];
+            copy_front(&self.outbuf, &mut payload);
+            if !self.send_new(PacketType::Data, payload, now) {
+                break; // the packet count bound: the bytes stay in the buffer
             }
+            self.outbuf.drain(..size);
         }
         if self.closing && self.outbuf.is_empty() && self.fin_seq.is_none() {
             let seq = self.next_seq;

@@ -54,6 +54,12 @@ pub const INBOUND: usize = 4_096;
 const MAX_SYN_SOURCES: usize = 4_096;
 /// Datagrams handled before the ACKs due are sent.
 const BATCH: usize = 256;
+/// The kernel buffers asked for the endpoint's UDP socket (`SO_RCVBUF` / `SO_SNDBUF`; Linux
+/// caps them at `net.core.rmem_max` / `wmem_max`). The default receive buffer (208 KiB,
+/// about 90 datagrams of 1,400 bytes counted at their kernel size) overflowed on loopback
+/// whenever the reading thread was descheduled during a burst: 1-4 % of the datagrams were
+/// dropped, each drop halving LEDBAT's window (docs/BENCHMARKS.md, issue 25).
+pub const SOCKET_BUFFER: usize = 4 << 20;
 
 /// A datagram from the shared port: bytes and sender.
 pub type Datagram = (Vec<u8>, SocketAddr);
@@ -101,6 +107,16 @@ impl UtpSocket {
 
     fn start(socket: UdpSocket, inbound: Inbound, timeouts: Timeouts) -> io::Result<UtpSocket> {
         let local = socket.local_addr()?;
+        // On the shared port this is the same socket the `udp` thread reads: its buffer.
+        let sock = socket2::SockRef::from(&socket);
+        for r in [
+            sock.set_recv_buffer_size(SOCKET_BUFFER),
+            sock.set_send_buffer_size(SOCKET_BUFFER),
+        ] {
+            if let Err(e) = r {
+                log::debug!("utp: socket buffer: {e}");
+            }
+        }
         let shared = Arc::new(Shared {
             socket,
             conns: Mutex::new(HashMap::new()),

@@ -113,12 +113,21 @@ impl RecvBuffer {
     /// Copy in-order bytes into `buf`; the count copied.
     pub fn read(&mut self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.ready.len());
-        for (b, x) in buf.iter_mut().zip(self.ready.drain(..n)) {
-            *b = x;
-        }
+        copy_front(&self.ready, &mut buf[..n]);
+        self.ready.drain(..n);
         self.kept -= n;
         n
     }
+}
+
+/// Copy the first `out.len()` bytes of `q` (it has at least that many) into `out`, slice by
+/// slice (a byte-by-byte `drain` cost a fifth of a sender's CPU, issue 25).
+pub(super) fn copy_front(q: &VecDeque<u8>, out: &mut [u8]) {
+    let n = out.len();
+    let (a, b) = q.as_slices();
+    let k = a.len().min(n);
+    out[..k].copy_from_slice(&a[..k]);
+    out[k..].copy_from_slice(&b[..n - k]);
 }
 
 #[cfg(test)]
@@ -180,5 +189,24 @@ mod tests {
         assert_eq!(r.window(), 2);
         assert_eq!(r.read(&mut [0u8; 3]), 3);
         assert_eq!(r.window(), 5);
+    }
+
+    #[test]
+    fn copy_front_reads_across_the_wrap_of_the_buffer() {
+        let mut q: VecDeque<u8> = VecDeque::with_capacity(8);
+        q.extend([0u8; 6]);
+        q.drain(..6);
+        q.extend(1..=7u8); // starts near the end of the allocation: two slices
+        let mut out = [0u8; 5];
+        copy_front(&q, &mut out);
+        assert_eq!(out, [1, 2, 3, 4, 5]);
+        let mut r = RecvBuffer::new(0, 1 << 20);
+        r.on_data(1, b"hello ");
+        r.on_data(2, b"world");
+        let mut buf = [0u8; 8];
+        assert_eq!(r.read(&mut buf), 8);
+        assert_eq!(&buf, b"hello wo");
+        assert_eq!(r.read(&mut buf), 3);
+        assert_eq!(&buf[..3], b"rld");
     }
 }
