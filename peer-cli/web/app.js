@@ -286,6 +286,19 @@ $("#form-magnet").addEventListener("submit", (ev) => {
   ev.preventDefault();
   add({ magnet: $("#add-magnet").value.trim() }, ev.target);
 });
+// A torrent's labels (issue 23), edited in its detail view: comma-separated.
+$("#form-labels").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const id = detailId;
+  if (!id) return;
+  const labels = $("#detail-labels").value.split(",").map((l) => l.trim()).filter((l) => l);
+  try {
+    const v = await api("POST", "/torrents/" + id + "/labels", { labels });
+    say(v.labels.length ? "Labels: " + v.labels.join(", ") + "." : "Labels removed.");
+    $("#detail-labels").blur();
+  } catch (e) { say(e.message, true); }
+  refresh();
+});
 $("#form-url").addEventListener("submit", (ev) => {
   ev.preventDefault();
   say("Fetching\u2026");
@@ -355,6 +368,12 @@ async function refreshDetail() {
     ["Info-hash", t.id],
     ["Saved in", t.save_path],
   ]);
+  // The labels box follows the torrent, except while someone edits it.
+  const lb = $("#detail-labels");
+  if (document.activeElement !== lb && lb.dataset.id !== id + "\n" + (t.labels || []).join(",")) {
+    lb.dataset.id = id + "\n" + (t.labels || []).join(",");
+    lb.value = (t.labels || []).join(", ");
+  }
   drawPieces(d.pieces);
   // The wanted column shows once the API reports it (file selection).
   const sel = d.files.some((f) => f.wanted !== undefined);

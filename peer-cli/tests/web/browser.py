@@ -272,6 +272,22 @@ def run(driver, cfg, login, base, port):
         fail(driver, f"setting labels: {code} {text}")
     tags = lambda: [t.text for t in row(driver, cfg["torrent_name"]).find_elements(By.CSS_SELECTOR, ".labels .tag")]
     wait_for(driver, "the labels as tags", lambda: tags() == ["tv", "hd"])
+    step("labels edited in the detail view (issue 23)")
+    row(driver, cfg["torrent_name"]).find_element(By.CSS_SELECTOR, ".link").send_keys(Keys.ENTER)
+    wait_for(driver, "the detail view", lambda: by_css("#detail").is_displayed())
+    box = by_css("#detail-labels")
+    wait_for(driver, "the labels in the box", lambda: box.get_attribute("value") == "tv, hd")
+    box.click()
+    box.clear()
+    box.send_keys("music , flac,, ")
+    box.send_keys(Keys.ENTER)
+    def api_labels():
+        code, text = call("GET", f"{base}/torrents/{tid}", {"Cookie": ck, "Origin": base})
+        return code == 200 and json.loads(text).get("labels") == ["music", "flac"]
+    wait_for(driver, "the labels saved through the API", api_labels)
+    by_css("#detail").send_keys(Keys.ESCAPE)
+    wait_for(driver, "the list again", lambda: by_css("#torrents").is_displayed())
+    wait_for(driver, "the edited labels as tags", lambda: tags() == ["music", "flac"])
     step("refused: no cookie, no Origin, another Origin, a rebinding Host")
     pause = f"{base}/torrents/{tid}/pause"
     checks = [
