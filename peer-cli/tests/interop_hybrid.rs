@@ -55,18 +55,7 @@ fn libtorrent_leeches_a_hybrid_from_peer() {
     let torrent = tmp.path().join("h.torrent");
     let (v1, v2) = hybrid_torrent(&src, &torrent, port);
 
-    let mut cmd = Command::new(peer_bin());
-    cmd.arg(&torrent)
-        .arg("--dir")
-        .arg(&seed_dir)
-        .args(["--port", &port.to_string(), "--no-lsd", "--no-dht"])
-        .env("RUST_LOG", "info");
-    let mut seeder = Child::spawn("peer seed", cmd);
-    assert!(
-        seeder.wait_for_output("Seeding", LONG_WAIT),
-        "our seeder never started seeding\n{}",
-        seeder.output()
-    );
+    let mut seeder = clients::our_seeder(&torrent, &seed_dir, port);
     // Our seeder announced itself to its own tracker under both hashes.
     for h in [&v1, &v2] {
         assert!(
@@ -197,18 +186,7 @@ fn libtorrent_leeches_a_hybrid_magnet_link_from_peer() {
         .expect("a hybrid has a v2 hash")
         .to_string();
 
-    let mut cmd = Command::new(peer_bin());
-    cmd.arg(&torrent)
-        .arg("--dir")
-        .arg(&seed_dir)
-        .args(["--port", &port.to_string(), "--no-lsd", "--no-dht"])
-        .env("RUST_LOG", "info");
-    let mut seeder = Child::spawn("peer seed", cmd);
-    assert!(
-        seeder.wait_for_output("Seeding", LONG_WAIT),
-        "our seeder never started seeding\n{}",
-        seeder.output()
-    );
+    let mut seeder = clients::our_seeder(&torrent, &seed_dir, port);
     let magnet = format!("magnet:?xt=urn:btih:{v1}&xt=urn:btmh:1220{v2}&dn=hybrid%20data");
     let down = tmp.subdir("down");
     let mut cmd = python_cmd("lt_leech.py");

@@ -68,18 +68,7 @@ fn libtorrent_leeches_a_v2_only_torrent_from_peer() {
     let torrent = tmp.path().join("v2.torrent");
     let ih = v2_torrent(&src, &torrent, port);
 
-    let mut cmd = Command::new(peer_bin());
-    cmd.arg(&torrent)
-        .arg("--dir")
-        .arg(&seed_dir)
-        .args(["--port", &port.to_string(), "--no-lsd", "--no-dht"])
-        .env("RUST_LOG", "info");
-    let mut seeder = Child::spawn("peer seed", cmd);
-    assert!(
-        seeder.wait_for_output("Seeding", LONG_WAIT),
-        "our seeder never started seeding\n{}",
-        seeder.output()
-    );
+    let mut seeder = clients::our_seeder(&torrent, &seed_dir, port);
     assert!(
         wait_until(LONG_WAIT, || clients::tracker_peers(
             SocketAddr::from(([127, 0, 0, 1], port)),
@@ -139,18 +128,7 @@ fn libtorrent_leeches_a_v2_only_magnet_link_from_peer() {
     let torrent = tmp.path().join("v2.torrent");
     let (ih, v2) = v2_torrent_hashes(&src, &torrent, port);
 
-    let mut cmd = Command::new(peer_bin());
-    cmd.arg(&torrent)
-        .arg("--dir")
-        .arg(&seed_dir)
-        .args(["--port", &port.to_string(), "--no-lsd", "--no-dht"])
-        .env("RUST_LOG", "info");
-    let mut seeder = Child::spawn("peer seed", cmd);
-    assert!(
-        seeder.wait_for_output("Seeding", LONG_WAIT),
-        "our seeder never started seeding\n{}",
-        seeder.output()
-    );
+    let mut seeder = clients::our_seeder(&torrent, &seed_dir, port);
     let magnet = format!("magnet:?xt=urn:btmh:1220{v2}&dn=v2%20data");
     let down = tmp.subdir("down");
     let mut cmd = python_cmd("lt_leech.py");

@@ -391,3 +391,21 @@ pub fn client_seed(client: Client, case: &Case, port: u16, tracker: SocketAddr) 
     wait_tracker_knows(tracker, &case.hash, &mut c);
     c
 }
+
+/// Our seeder for `torrent` with its data in `dir`, on `port` (LSD and DHT off,
+/// `RUST_LOG=info`), once it says it is seeding.
+pub fn our_seeder(torrent: &Path, dir: &Path, port: u16) -> Child {
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(torrent)
+        .arg("--dir")
+        .arg(dir)
+        .args(["--port", &port.to_string(), "--no-lsd", "--no-dht"])
+        .env("RUST_LOG", "info");
+    let mut seeder = Child::spawn("peer seed", cmd);
+    assert!(
+        seeder.wait_for_output("Seeding", LONG_WAIT),
+        "our seeder never started seeding\n{}",
+        seeder.output()
+    );
+    seeder
+}
