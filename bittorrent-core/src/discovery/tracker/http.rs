@@ -41,23 +41,32 @@ pub(crate) fn root_certs() -> RootCerts {
         .clone()
 }
 
+/// Our HTTP client's set-up, shared by the trackers' agent and the web
+/// seeds' (`engine::conn::web_seed`): rustls with [`root_certs`], statuses
+/// read rather than turned into errors, at most `max_redirects` redirects,
+/// our user agent, no proxy from the environment (servers are reached
+/// directly), headers of at most 16 KiB.
+pub(crate) fn agent_config(
+    max_redirects: u32,
+) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(root_certs())
+        .build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .max_redirects(max_redirects)
+        .user_agent(concat!("peer/", env!("CARGO_PKG_VERSION")))
+        .proxy(None)
+        .max_response_header_size(16 * 1024)
+}
+
 /// The shared agent (TLS configuration; no idle connections are kept).
 fn agent() -> &'static ureq::Agent {
     static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
     AGENT.get_or_init(|| {
-        let tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .root_certs(root_certs())
-            .build();
-        ureq::Agent::config_builder()
-            .tls_config(tls)
-            .http_status_as_error(false)
-            .max_redirects(MAX_REDIRECTS)
-            .user_agent(concat!("peer/", env!("CARGO_PKG_VERSION")))
-            // Trackers are reached directly, as before (no proxy from the
-            // environment).
-            .proxy(None)
-            .max_response_header_size(16 * 1024)
+        agent_config(MAX_REDIRECTS)
             // No keep-alive pool: an announce goes out every few minutes at
             // most, long after a tracker has closed an idle connection, and a
             // server that closes right after answering (as many trackers do)

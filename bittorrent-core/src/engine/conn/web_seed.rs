@@ -289,17 +289,7 @@ fn transport_error(e: ureq::Error) -> String {
 fn agent() -> &'static ureq::Agent {
     static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
     AGENT.get_or_init(|| {
-        let tls = ureq::tls::TlsConfig::builder()
-            .provider(ureq::tls::TlsProvider::Rustls)
-            .root_certs(crate::discovery::tracker::http::root_certs())
-            .build();
-        ureq::Agent::config_builder()
-            .tls_config(tls)
-            .http_status_as_error(false)
-            .max_redirects(MAX_REDIRECTS)
-            .user_agent(concat!("peer/", env!("CARGO_PKG_VERSION")))
-            .proxy(None)
-            .max_response_header_size(16 * 1024)
+        crate::discovery::tracker::http::agent_config(MAX_REDIRECTS)
             .timeout_connect(Some(Duration::from_secs(10)))
             .max_idle_connections(16)
             .max_idle_connections_per_host(2)
