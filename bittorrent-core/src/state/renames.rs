@@ -38,18 +38,28 @@ pub(crate) fn exists(dir: &Path, ih: &InfoHash) -> bool {
     file(dir, ih).exists()
 }
 
+/// The bytes of `path` when it exists and is at most `MAX_PATHS_FILE` long
+/// (an unreadable or oversized file: a warning, and `None`).
+fn read_small(path: &Path) -> Option<Vec<u8>> {
+    match std::fs::metadata(path) {
+        Ok(md) if md.len() <= MAX_PATHS_FILE => std::fs::read(path)
+            .map_err(|e| log::warn!("{}: {e}", path.display()))
+            .ok(),
+        Ok(_) => {
+            log::warn!("{}: too large, ignored", path.display());
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// Lay the saved names over `m` (nothing when there are none). A file
 /// that does not fit `m` (another count of files, an unsafe path) is
 /// ignored with a warning: the torrent keeps its original names.
 pub(crate) fn apply(dir: &Path, m: &mut Metainfo) {
     let path = file(dir, &m.info_hash);
-    let bytes = match std::fs::metadata(&path) {
-        Ok(md) if md.len() <= MAX_PATHS_FILE => match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) => return log::warn!("{}: {e}", path.display()),
-        },
-        Ok(_) => return log::warn!("{}: too large, ignored", path.display()),
-        Err(_) => return,
+    let Some(bytes) = read_small(&path) else {
+        return;
     };
     match parse(&bytes, m) {
         Some((name, paths)) => {
@@ -113,13 +123,8 @@ pub(crate) fn save_trackers(dir: &Path, ih: &InfoHash, tiers: &[Vec<String>]) ->
 /// file that cannot be read is ignored with a warning).
 pub(crate) fn apply_trackers(dir: &Path, m: &mut Metainfo) {
     let path = trackers_file(dir, &m.info_hash);
-    let bytes = match std::fs::metadata(&path) {
-        Ok(md) if md.len() <= MAX_PATHS_FILE => match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) => return log::warn!("{}: {e}", path.display()),
-        },
-        Ok(_) => return log::warn!("{}: too large, ignored", path.display()),
-        Err(_) => return,
+    let Some(bytes) = read_small(&path) else {
+        return;
     };
     let tiers = bencode::decode(&bytes).ok().and_then(|v| {
         v.as_list()?
