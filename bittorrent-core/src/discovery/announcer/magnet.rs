@@ -63,13 +63,7 @@ pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Ar
             if completed_now || list.is_due(now) {
                 completed_tried |= event == AnnounceEvent::Completed;
                 let result = list.announce(&request(event, p), &opts, ROUND_TIMEOUT);
-                let mut ts = TrackerStatus {
-                    last_announce: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .ok()
-                        .map(|d| d.as_secs()),
-                    ..TrackerStatus::default()
-                };
+                let mut ts = announced_now();
                 match result {
                     Ok((url, resp)) => {
                         log::info!("{name}: tracker {url}: {} peers", resp.peers.len());

@@ -584,13 +584,7 @@ impl State {
                     }
                 }
                 let name = &e.name;
-                let mut ts = TrackerStatus {
-                    last_announce: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .ok()
-                        .map(|d| d.as_secs()),
-                    ..TrackerStatus::default()
-                };
+                let mut ts = announced_now();
                 match result {
                     Ok(_) if event == AnnounceEvent::Stopped => e.started = false,
                     Ok((url, resp)) => {
@@ -740,6 +734,17 @@ fn tracker_saw_us(shared: &Shared, url: &str, ip: Option<std::net::IpAddr>) {
     if let Some(ip) = ip {
         use crate::engine::session::external::Reporter;
         shared.record_external(ip, Reporter::tracker(url));
+    }
+}
+
+/// A tracker's status as of an announce made now (its time in Unix seconds).
+fn announced_now() -> TrackerStatus {
+    TrackerStatus {
+        last_announce: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs()),
+        ..TrackerStatus::default()
     }
 }
 
