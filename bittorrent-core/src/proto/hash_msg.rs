@@ -34,7 +34,7 @@ pub const HEADER_LEN: usize = 32 + 4 * 4;
 
 /// What a request names: a range of one layer of one file's tree, with
 /// the proof up towards the root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HashRequest {
     /// The file's merkle root.
     pub pieces_root: Hash256,
