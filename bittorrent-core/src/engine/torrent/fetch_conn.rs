@@ -1,8 +1,8 @@
-//! The short-lived connections of a metadata thread
-//! ([`super::metadata`]): dial one peer for one torrent, read its
-//! handshake, then read what it sends with a deadline. Used to fetch the
-//! info dictionary (`ut_metadata`) and the piece layers (hash requests,
-//! [`super::layers`]) before a torrent thread exists.
+//! The short-lived connections of a metadata thread (`metadata.rs`):
+//! dial one peer for one torrent, read its handshake, then read what it
+//! sends with a deadline. Used to fetch the info dictionary
+//! (`ut_metadata`) and the piece layers (hash requests, `layers.rs`)
+//! before a torrent thread exists.
 
 use crate::engine::conn::peer::{dial_with, read_handshake, PeerLimits};
 use crate::engine::net::mse::{Encryption, PeerStream};

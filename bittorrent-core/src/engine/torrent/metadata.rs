@@ -12,6 +12,16 @@
 //! ask one peer for every 16 KiB piece of the info dictionary (20 s at
 //! most); a peer that lies, stalls or refuses is backed off and the others
 //! are tried. It keeps trying until it has the metadata or is stopped.
+//!
+//! A v2-only link (`btmh` alone) names the torrent by its v2 hash
+//! truncated to 20 bytes, with BEP 52's v2 bit in the handshake, and its
+//! info dictionary is checked against the whole SHA-256 hash. A v2-only
+//! torrent whose piece layers are not all known (from such a link, or a
+//! `.torrent` without `piece layers`, given in [`MagnetShared::known`]) then
+//! goes through a second stage in the same thread: `layers IP:PORT`
+//! threads fetch the missing piece layers with hash requests
+//! (`layers.rs`), and only when every layer is verified is the torrent
+//! handed to the session.
 
 use super::fetch_conn::{open, pump};
 use super::layers::{self, Haul};
