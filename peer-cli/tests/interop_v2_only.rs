@@ -3,7 +3,9 @@
 //! libtorrent 2.0 in both directions, found through our embedded tracker
 //! under the v2 info-hash truncated to 20 bytes, byte for byte; and
 //! libtorrent downloads one from `peer` by its v2 magnet link (`btmh`),
-//! fetching the piece layers with BEP 52 hash requests we answer.
+//! fetching the piece layers with BEP 52 hash requests we answer; and
+//! `peer` downloads one from libtorrent by its `btmh` link, sending the
+//! hash requests itself.
 //!
 //! Needs `python3-libtorrent` (see `.ci/run`). Missing: SKIP by hand,
 //! failure under `CI=true`.
