@@ -267,9 +267,10 @@ fn a_v2_only_magnet_link_downloads_byte_identical() {
 }
 
 /// A peer that answers the v2 handshake of `ih` and every hash request
-/// with `hashes` of the right count and wrong values; counts the
+/// with `hashes` of the right count and wrong values (`lie`), or with a
+/// `hash reject` (an honest peer without the layers); counts the
 /// BitTorrent handshakes it got.
-fn lying_hash_peer(ih: [u8; 20]) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+fn hash_peer(ih: [u8; 20], lie: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let conns = Arc::new(AtomicUsize::new(0));
@@ -297,11 +298,14 @@ fn lying_hash_peer(ih: [u8; 20]) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
                         if let Message::Hash { id: 21, payload } = m {
                             let request = HashRequest::header(&payload).unwrap();
                             let n = request.length as usize + request.uncles();
-                            let lie = HashMessage::Hashes {
-                                request,
-                                hashes: vec![[0xAB; 32]; n],
+                            let reply = match lie {
+                                true => HashMessage::Hashes {
+                                    request,
+                                    hashes: vec![[0xAB; 32]; n],
+                                },
+                                false => HashMessage::Reject(request),
                             };
-                            let _ = c.write_all(&lie.to_frame());
+                            let _ = c.write_all(&reply.to_frame());
                         }
                     }
                     match c.read(&mut buf) {
@@ -317,21 +321,28 @@ fn lying_hash_peer(ih: [u8; 20]) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
 
 /// A peer sending piece-layer hashes that do not prove against the file's
 /// root is refused (counted as banned, not asked again, not handed to the
-/// torrent); an honest seeder found later completes the torrent.
+/// torrent); one that rejects every request is not banned and is asked
+/// again; an honest seeder found later completes the torrent.
 #[test]
 fn wrong_piece_layer_hashes_are_refused_and_an_honest_seeder_completes() {
     let (mi, dir, files) = v2_torrent("v2-liar");
-    let (bad, conns) = lying_hash_peer(mi.info_hash.0);
+    let (bad, conns) = hash_peer(mi.info_hash.0, true);
+    let (shy, shy_conns) = hash_peer(mi.info_hash.0, false);
     let down = temp_dir("v2-liar-leech");
     let leecher = session();
     leecher
-        .add(AddTorrent::new(without_layers(&mi), &down).peers(vec![bad]))
+        .add(AddTorrent::new(without_layers(&mi), &down).peers(vec![bad, shy]))
         .unwrap();
-    let banned = wait_until(Duration::from_secs(30), || {
-        leecher.status(&mi.info_hash).is_some_and(|s| s.banned >= 1)
+    let both = wait_until(Duration::from_secs(40), || {
+        shy_conns.load(Ordering::SeqCst) >= 2
+            && leecher.status(&mi.info_hash).is_some_and(|s| s.banned >= 1)
     });
     let st = leecher.status(&mi.info_hash).unwrap();
-    assert!(banned, "lying peer not refused: {st:?}");
+    assert!(
+        both,
+        "liar not refused or rejecting peer not asked again: {st:?}"
+    );
+    assert_eq!(st.banned, 1, "only the liar is banned: {st:?}");
     assert_eq!(st.phase, Phase::Metadata, "{st:?}");
     let seeder = seeder_of(&mi, &dir);
     leecher
