@@ -2,6 +2,7 @@
 
     qbt.py PROFILE_DIR WEBUI_PORT LISTEN_PORT (--seed TORRENT DATA_DIR |
            --leech TORRENT_OR_MAGNET SAVE_DIR) [--timeout S] [--stay] [--utp]
+           [--rate-limit BYTES_PER_S]
 
 Starts qbittorrent-nox with its own profile directory (legal notice
 accepted, Web UI on 127.0.0.1:WEBUI_PORT with no login for localhost),
@@ -16,7 +17,9 @@ per IP), adds the torrent and reports on stdout:
                           qBittorrent's name of its transport ("BT" is TCP, "μTP" is uTP)
 
 --utp sets qBittorrent's "uTP only" mode (`bittorrent_protocol` 2, `Session\BTProtocol=UTP`:
-libtorrent's outgoing and incoming TCP off) instead of TCP only.
+libtorrent's outgoing and incoming TCP off) instead of TCP only. --rate-limit caps the
+torrent's download and upload (`dlLimit`/`upLimit`, bytes/s), so that a transfer lasts long
+enough for its peers to be seen.
 
 A leecher exits 0 after DONE unless --stay (then it keeps seeding until the
 timeout or until killed). Exit 1 on timeout. qbittorrent-nox is always shut
@@ -117,6 +120,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--stay", action="store_true")
     ap.add_argument("--utp", action="store_true", help="uTP only (default: TCP only)")
+    ap.add_argument("--rate-limit", type=int, default=0, help="bytes/s, each way")
     a = ap.parse_args()
     if bool(a.seed) == bool(a.leech):
         ap.error("give exactly one of --seed and --leech")
@@ -162,6 +166,9 @@ def main():
         source, save = (a.seed or a.leech)
         fields = {"savepath": os.path.abspath(save), "paused": "false",
                   "root_folder": "true", "contentLayout": "Original"}
+        if a.rate_limit > 0:
+            fields["dlLimit"] = str(a.rate_limit)
+            fields["upLimit"] = str(a.rate_limit)
         if source.startswith("magnet:"):
             fields["urls"] = source
             api.post("torrents/add", fields=fields)
@@ -194,17 +201,17 @@ def main():
                     ready = True
                     print("READY", flush=True)
                 now = time.time()
-                if now - last_stats >= 0.5:
-                    try:
-                        peers = json.loads(api.get("sync/torrentPeers", hash=t["hash"],
-                                                   rid=0)).get("peers", {})
-                    except Exception as e:
-                        sys.stderr.write("sync/torrentPeers: %s\n" % e)
-                        peers = {}
-                    for addr, p in peers.items():
-                        if addr not in seen_peers:
-                            seen_peers.add(addr)
-                            print("PEER %s %s" % (addr, p.get("connection", "?")), flush=True)
+                # Every round: a short transfer is over within a second.
+                try:
+                    peers = json.loads(api.get("sync/torrentPeers", hash=t["hash"],
+                                               rid=0)).get("peers", {})
+                except Exception as e:
+                    sys.stderr.write("sync/torrentPeers: %s\n" % e)
+                    peers = {}
+                for addr, p in peers.items():
+                    if addr not in seen_peers:
+                        seen_peers.add(addr)
+                        print("PEER %s %s" % (addr, p.get("connection", "?")), flush=True)
                 if now - last_stats >= 1.0:
                     last_stats = now
                     print("STATS up=%d down=%d state=%s progress=%.3f peers=%d"
