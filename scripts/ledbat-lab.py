@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """LEDBAT on a shaped link (issue 25): our uTP upload against a bulk TCP flow.
 
-Two network namespaces, A (10.99.0.1, the uploader) and B (10.99.0.2), joined by one veth;
-A's side of it is shaped with `tbf` (RATE_MBIT, default 20 Mbit/s) with a deep queue
-(QUEUE_S seconds of it, default 1.5 s). A UDP probe in A sends a datagram to an echo in B
-every 100 ms through the same queue; its round trip is the queueing delay (the way back is
-not shaped). B counts what arrives per protocol (nft counters: TCP, UDP).
+Three network namespaces: A (10.99.1.1, the uploader), R (the router) and B (10.99.2.2).
+R shapes what it forwards to B with `tbf` (RATE_MBIT, default 20 Mbit/s) with a deep queue
+(QUEUE_S seconds of it, default 1.5 s), like the modem of an uplink (a qdisc on A itself
+would hold A's TCP back by TCP small queues and its UDP by the socket buffer, and show no
+queue). A UDP probe in A sends a datagram to an echo in B every 100 ms through the same
+queue; its round trip is the queueing delay (the way back is not shaped). B counts what
+arrives per protocol (nft counters: TCP, UDP).
 
 Phases (seconds each, PHASE_S, default 15):
   idle        the probe alone: the base round trip;
-  tcp         a bulk TCP flow A -> B alone (python socket sender): what a flow without
-              delay-based control does to the queue;
+  tcp         a bulk TCP flow A -> B alone (python socket sender, TCP_CC or --tcp-cc,
+              default cubic, loss-based): what a flow without delay-based control does
+              to the queue;
   (a pause of 3 s for the queue to drain)
   utp         `peer` seeds in A and `peer --transport utp --once` in B downloads over uTP:
               LEDBAT alone (the first 5 s are its ramp and are not counted);
@@ -20,7 +23,8 @@ Prints one line per second (`SAMPLE phase t tcp_mbit udp_mbit probe_ms`), one pe
 (`PHASE name tcp_mbit udp_mbit delay_ms_median delay_ms_p90 lost`), the time TCP took to get
 more than half of the link beside uTP (`TCP_HALF_AFTER s`), and with --json a last line
 `RESULT {...}`. Needs root (namespaces), iproute2 with tc, nft. Namespaces are named
-`NS_PREFIX` + a/b (default `h25ila`/`h25ilb`) and removed at the end, even on failure.
+`NS_PREFIX` + a/r/b (default `h25ila`/`h25ilr`/`h25ilb`) and removed at the end, even on
+failure. Also PEER_BIN, RATE_MBIT, QUEUE_S, PHASE_S from the environment.
 
     sudo scripts/ledbat-lab.py [--peer target/release/peer] [--mib 96] [--json]
 """
@@ -106,6 +110,12 @@ def run_send(cc):
 
 # ----- the lab -----
 
+def die_with_parent():
+    """In a child: SIGKILL when this script dies, however it dies (kept across exec)."""
+    import ctypes
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def sh(*args, check=True):
     r = subprocess.run(list(args), capture_output=True, text=True)
     if check and r.returncode != 0:
@@ -156,7 +166,8 @@ class Lab:
             raise RuntimeError("nft: " + p.stderr.strip())
 
     def spawn(self, ns, args, **kw):
-        p = subprocess.Popen(["ip", "netns", "exec", ns] + args, start_new_session=True, **kw)
+        p = subprocess.Popen(["ip", "netns", "exec", ns] + args, start_new_session=True,
+                             preexec_fn=die_with_parent, **kw)
         self.procs.append(p)
         return p
 
@@ -208,6 +219,8 @@ def main():
                          "the queue; this machine's default is bbr)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    # SIGTERM (a timeout, Ctrl-C's cousin) still runs the clean-up below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     peer = os.path.abspath(a.peer)
     me = os.path.abspath(__file__)
     py = sys.executable

@@ -10,7 +10,8 @@
 //!   127.x peers), our `peer --transport utp` on another. Transmission cannot turn TCP off,
 //!   so its namespace drops every TCP segment on its LAN interface (nft): whatever it moves
 //!   crossed uTP. Its own peer list must flag our peer `T` (uTP). It finds our seeder through
-//!   our embedded tracker over UDP (BEP 15, the same UDP port), and our seeder dials it.
+//!   our embedded tracker over UDP (BEP 15, the same UDP port); either side dials the other
+//!   over uTP (both were seen). Our leecher is given Transmission's address.
 //!
 //! Needs root for the namespaces (loud SKIP without; a failure under `CI=true`), `ip`, `nft`.
 //! Every wait is bounded; every child is killed on drop; the namespaces go with the `Lan`.
@@ -172,9 +173,9 @@ fn lan_without_tcp_for_transmission() -> Option<Lan> {
     let lan = netns::lan_or_skip("h25i", "h25i", &[Family::V4, Family::V4])?;
     let rules = "table inet h25i_notcp {\n\
         chain in { type filter hook input priority 0; policy accept;\n\
-          iifname != \"lo\" meta l4proto tcp drop\n }\n\
+          iifname != \"lo\" meta l4proto tcp counter drop\n }\n\
         chain out { type filter hook output priority 0; policy accept;\n\
-          oifname != \"lo\" meta l4proto tcp drop\n }\n}\n";
+          oifname != \"lo\" meta l4proto tcp counter drop\n }\n}\n";
     let mut nft = Command::new("ip");
     nft.args(["netns", "exec", &lan.hosts[THEIRS], "nft", "-f", "-"])
         .stdin(std::process::Stdio::piped());
@@ -222,7 +223,11 @@ fn transmission_daemon(lan: &Lan, config: &Path, download: &Path) -> Child {
     let up = wait_until(Duration::from_secs(30), || {
         d.try_status().is_none() && tr_remote(lan, &["-l"]).is_some()
     });
-    assert!(up, "transmission-daemon's RPC never answered\n{}", d.output());
+    assert!(
+        up,
+        "transmission-daemon's RPC never answered\n{}",
+        d.output()
+    );
     d
 }
 
@@ -283,6 +288,29 @@ fn watch_tr_peers(lan: &Lan, limit: Duration, mut done: impl FnMut() -> bool) ->
         std::thread::sleep(Duration::from_millis(300));
     }
     seen
+}
+
+/// The TCP segments dropped in Transmission's namespace so far (in, out), for the report:
+/// its own attempts to reach us over TCP.
+fn tcp_dropped(lan: &Lan) -> String {
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        &lan.hosts[THEIRS],
+        "nft",
+        "list",
+        "table",
+        "inet",
+    ])
+    .arg("h25i_notcp");
+    let out = run_bounded("nft list", cmd, Duration::from_secs(10));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("counter"))
+        .map(|l| l.trim().to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Every peer Transmission listed was ours and flagged `T` (uTP).
@@ -355,7 +383,11 @@ fn transmission_downloads_from_peer_over_utp_on_a_lan() {
         );
         assert_same_data(&case.src, &down.join(&case.name));
         assert_tr_peers_utp(&seen);
-        eprintln!("UTP Transmission <- peer {kind:?}: {:?}", t0.elapsed());
+        eprintln!(
+            "UTP Transmission <- peer {kind:?}: {:?}, peers {seen:?}, TCP dropped: {}",
+            t0.elapsed(),
+            tcp_dropped(&lan)
+        );
     }
 }
 
@@ -383,7 +415,13 @@ fn peer_downloads_from_transmission_over_utp_on_a_lan() {
         cmd.arg(&case.torrent)
             .arg("--dir")
             .arg(&down)
-            .args(["--port", &OUR_PORT.to_string(), "--no-lsd", "--no-dht", "--once"])
+            .args([
+                "--port",
+                &OUR_PORT.to_string(),
+                "--no-lsd",
+                "--no-dht",
+                "--once",
+            ])
             .args(["--peer", &format!("{}:{TR_PORT}", Lan::v4(THEIRS))])
             .args(["--transport", "utp"])
             .env("RUST_LOG", "info");
@@ -400,6 +438,10 @@ fn peer_downloads_from_transmission_over_utp_on_a_lan() {
         );
         assert_same_data(&case.src, &down.join(&case.name));
         assert_tr_peers_utp(&seen);
-        eprintln!("UTP peer <- Transmission {kind:?}: {:?}", t0.elapsed());
+        eprintln!(
+            "UTP peer <- Transmission {kind:?}: {:?}, peers {seen:?}, TCP dropped: {}",
+            t0.elapsed(),
+            tcp_dropped(&lan)
+        );
     }
 }
