@@ -11,7 +11,9 @@
 //!   so its namespace drops every TCP segment on its LAN interface (nft): whatever it moves
 //!   crossed uTP. Its own peer list must flag our peer `T` (uTP). It finds our seeder through
 //!   our embedded tracker over UDP (BEP 15, the same UDP port); either side dials the other
-//!   over uTP (both were seen). Our leecher is given Transmission's address.
+//!   over uTP (both were seen). Our seeder is a `peer daemon`, whose own peer list (the
+//!   control API's details, `transport`) must show Transmission over uTP only. Our leecher is
+//!   given Transmission's address.
 //!
 //! Needs root for the namespaces (loud SKIP without; a failure under `CI=true`), `ip`, `nft`.
 //! Every wait is bounded; every child is killed on drop; the namespaces go with the `Lan`.
@@ -342,6 +344,86 @@ fn lan_case(tag: &str, kind: Kind) -> Case {
     case
 }
 
+/// `peer daemon --transport utp` on our host, seeding `case` (added with `peer add`).
+struct OurDaemon {
+    child: Child,
+    api_port: u64,
+    token: String,
+    hash: String,
+}
+
+impl OurDaemon {
+    fn start(lan: &Lan, case: &Case) -> OurDaemon {
+        let state = case.tmp.subdir("our-state");
+        let mut cmd = lan.command(OURS, &peer_bin());
+        cmd.arg("daemon")
+            .arg("--state")
+            .arg(&state)
+            .args(["--port", &OUR_PORT.to_string(), "--no-lsd", "--no-dht"])
+            .args(["--transport", "utp"])
+            .env("RUST_LOG", "info");
+        let mut child = Child::spawn("peer daemon (uTP, host 1)", cmd);
+        assert!(
+            child.wait_for_output("web interface: http://", LONG_WAIT),
+            "{}",
+            child.output()
+        );
+        let mut add = lan.command(OURS, &peer_bin());
+        add.arg("add")
+            .arg(&case.torrent)
+            .arg("--dir")
+            .arg(&case.seed_root)
+            .arg("--state")
+            .arg(&state);
+        let out = run_bounded("peer add", add, Duration::from_secs(60));
+        assert!(out.status.success(), "{out:?}\n{}", child.output());
+        let info: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(state.join("control.json")).unwrap_or_default(),
+        )
+        .unwrap_or(serde_json::Value::Null);
+        OurDaemon {
+            child,
+            api_port: info["port"].as_u64().unwrap_or(0),
+            token: info["token"].as_str().unwrap_or("").to_string(),
+            hash: case.hash.clone(),
+        }
+    }
+
+    /// (address, transport) of each peer in the torrent's details (control API, read from
+    /// inside our namespace).
+    fn peers(&self, lan: &Lan) -> Vec<(String, String)> {
+        let python = find_on_path("python3").unwrap_or(SYSTEM_PYTHON.into());
+        let mut cmd = lan.command(OURS, &python);
+        cmd.arg("-c")
+            .arg(
+                "import sys, urllib.request\n\
+                 r = urllib.request.Request(sys.argv[1], headers={'Authorization': 'Bearer ' + sys.argv[2]})\n\
+                 print(urllib.request.urlopen(r, timeout=5).read().decode())",
+            )
+            .arg(format!(
+                "http://127.0.0.1:{}/torrents/{}/details",
+                self.api_port, self.hash
+            ))
+            .arg(&self.token);
+        let out = run_bounded("details", cmd, Duration::from_secs(20));
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        v["peers"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        (
+                            p["address"].as_str().unwrap_or("").to_string(),
+                            p["transport"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 #[test]
 fn transmission_downloads_from_peer_over_utp_on_a_lan() {
     let Some(lan) = lan_without_tcp_for_transmission() else {
@@ -352,19 +434,9 @@ fn transmission_downloads_from_peer_over_utp_on_a_lan() {
         let down = case.tmp.subdir("tr-down");
         let config = case.tmp.subdir("tr-config");
         let daemon = transmission_daemon(&lan, &config, &down);
-        let mut cmd = lan.command(OURS, &peer_bin());
-        cmd.arg(&case.torrent)
-            .arg("--dir")
-            .arg(&case.seed_root)
-            .args(["--port", &OUR_PORT.to_string(), "--no-lsd", "--no-dht"])
-            .args(["--transport", "utp"])
-            .env("RUST_LOG", "info");
-        let mut seeder = Child::spawn("peer seed (uTP, host 1)", cmd);
-        assert!(
-            seeder.wait_for_output("Seeding", LONG_WAIT),
-            "{}",
-            seeder.output()
-        );
+        // Our seeder is a daemon, so that its own peer list (the control API's details)
+        // can be read while Transmission downloads.
+        let ours = OurDaemon::start(&lan, &case);
         let t0 = Instant::now();
         let torrent = case.torrent.display().to_string();
         let down_s = down.display().to_string();
@@ -373,18 +445,40 @@ fn transmission_downloads_from_peer_over_utp_on_a_lan() {
             "transmission-remote -a failed\n{}",
             daemon.output()
         );
-        let seen = watch_tr_peers(&lan, LONG_WAIT, || tr_complete(&lan));
+        let mut ours_seen: Vec<(String, String)> = Vec::new();
+        let seen = watch_tr_peers(&lan, LONG_WAIT, || {
+            for p in ours.peers(&lan) {
+                if !ours_seen.contains(&p) {
+                    ours_seen.push(p);
+                }
+            }
+            tr_complete(&lan)
+        });
         assert!(
             tr_complete(&lan),
             "Transmission did not download {kind:?} from us over uTP (peers seen {seen:?})\n{}\n{}\n{}",
             tr_remote(&lan, &["-t", "1", "-i"]).unwrap_or_default(),
             daemon.output(),
-            seeder.output()
+            ours.child.output()
         );
         assert_same_data(&case.src, &down.join(&case.name));
         assert_tr_peers_utp(&seen);
+        // Our side's peer list (`PeerInfo::transport`, the details' `transport`): Transmission,
+        // over uTP only.
+        assert!(
+            !ours_seen.is_empty(),
+            "our daemon never listed Transmission\n{}",
+            ours.child.output()
+        );
+        for (addr, transport) in &ours_seen {
+            assert!(
+                addr.starts_with(&format!("{}:", Lan::v4(THEIRS))) && transport == "utp",
+                "our peer list: {ours_seen:?}"
+            );
+        }
         eprintln!(
-            "UTP Transmission <- peer {kind:?}: {:?}, peers {seen:?}, TCP dropped: {}",
+            "UTP Transmission <- peer {kind:?}: {:?}, its peers {seen:?}, ours {ours_seen:?}, \
+             TCP dropped: {}",
             t0.elapsed(),
             tcp_dropped(&lan)
         );
