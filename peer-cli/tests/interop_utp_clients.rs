@@ -1,5 +1,6 @@
 //! Interop over uTP (BEP 29, issue 25) with qBittorrent and Transmission, both directions,
-//! a single-file and a multi-file torrent, byte for byte.
+//! a single-file and a multi-file torrent and a magnet link (the metadata over uTP too),
+//! byte for byte.
 //!
 //! - **qBittorrent 4.5** (`qbittorrent-nox`, libtorrent 2.0 inside) in its uTP-only mode
 //!   (`bittorrent_protocol` 2: no TCP in or out), on 127.0.0.1, driven by `interop/qbt.py
@@ -69,7 +70,7 @@ fn qbittorrent_utp_only_downloads_from_peer() {
     if !Client::Qbittorrent.available() {
         return;
     }
-    for kind in [Kind::Single, Kind::Multi] {
+    for kind in KINDS {
         let port = free_port();
         let case = Case::new(&format!("utp-qbt-leech-{kind:?}"), kind, port);
         let seeder = utp_seeder(&case, port);
@@ -79,7 +80,7 @@ fn qbittorrent_utp_only_downloads_from_peer() {
             .arg(free_port().to_string())
             .arg(free_port().to_string())
             .arg("--leech")
-            .arg(&case.torrent)
+            .arg(case.source())
             .arg(&down)
             .args(["--timeout", "110", "--utp", "--rate-limit", RATE_LIMIT]);
         let t0 = Instant::now();
@@ -103,7 +104,7 @@ fn peer_downloads_from_qbittorrent_utp_only() {
     if !Client::Qbittorrent.available() {
         return;
     }
-    for kind in [Kind::Single, Kind::Multi] {
+    for kind in KINDS {
         // No tracker needed: our leecher is given qBittorrent's address.
         let case = Case::new(&format!("utp-qbt-seed-{kind:?}"), kind, free_port());
         let qport = free_port();
@@ -123,7 +124,7 @@ fn peer_downloads_from_qbittorrent_utp_only() {
         );
         let down = case.tmp.subdir("down");
         let mut cmd = Command::new(peer_bin());
-        cmd.arg(&case.torrent)
+        cmd.arg(case.source())
             .arg("--dir")
             .arg(&down)
             .args(["--port", &free_port().to_string()])
@@ -424,12 +425,26 @@ impl OurDaemon {
     }
 }
 
+/// What the leecher is given: the .torrent, or for a magnet case a magnet link whose only
+/// tracker is our host's, over UDP.
+fn lan_source(case: &Case) -> String {
+    match case.kind {
+        Kind::Magnet => format!(
+            "magnet:?xt=urn:btih:{}&dn={}&tr=udp%3A%2F%2F{}%3A{OUR_PORT}",
+            case.hash,
+            case.name.replace(' ', "+"),
+            Lan::v4(OURS)
+        ),
+        _ => case.torrent.display().to_string(),
+    }
+}
+
 #[test]
 fn transmission_downloads_from_peer_over_utp_on_a_lan() {
     let Some(lan) = lan_without_tcp_for_transmission() else {
         return;
     };
-    for kind in [Kind::Single, Kind::Multi] {
+    for kind in KINDS {
         let case = lan_case(&format!("utp-tr-leech-{kind:?}"), kind);
         let down = case.tmp.subdir("tr-down");
         let config = case.tmp.subdir("tr-config");
@@ -438,10 +453,10 @@ fn transmission_downloads_from_peer_over_utp_on_a_lan() {
         // can be read while Transmission downloads.
         let ours = OurDaemon::start(&lan, &case);
         let t0 = Instant::now();
-        let torrent = case.torrent.display().to_string();
+        let source = lan_source(&case);
         let down_s = down.display().to_string();
         assert!(
-            tr_remote(&lan, &["-a", &torrent, "-w", &down_s]).is_some(),
+            tr_remote(&lan, &["-a", &source, "-w", &down_s]).is_some(),
             "transmission-remote -a failed\n{}",
             daemon.output()
         );
@@ -490,7 +505,7 @@ fn peer_downloads_from_transmission_over_utp_on_a_lan() {
     let Some(lan) = lan_without_tcp_for_transmission() else {
         return;
     };
-    for kind in [Kind::Single, Kind::Multi] {
+    for kind in KINDS {
         let case = lan_case(&format!("utp-tr-seed-{kind:?}"), kind);
         let config = case.tmp.subdir("tr-config");
         let daemon = transmission_daemon(&lan, &config, &case.seed_root);
@@ -506,7 +521,7 @@ fn peer_downloads_from_transmission_over_utp_on_a_lan() {
         );
         let down = case.tmp.subdir("down");
         let mut cmd = lan.command(OURS, &peer_bin());
-        cmd.arg(&case.torrent)
+        cmd.arg(lan_source(&case))
             .arg("--dir")
             .arg(&down)
             .args([
