@@ -130,6 +130,14 @@ pub struct RunArgs {
     /// Fetch the first and the last piece of every wanted file before the others
     #[arg(long)]
     pub first_last_piece: bool,
+    /// Serve the torrents' files over HTTP on 127.0.0.1 while they download
+    /// (Range requests; a read fetches its bytes first) and print each file's
+    /// URL and an M3U playlist URL, with a random token, once the metadata is known
+    #[arg(long)]
+    pub stream: bool,
+    /// The port of --stream (default: any free port)
+    #[arg(long, value_name = "PORT", requires = "stream")]
+    pub stream_port: Option<u16>,
     /// Which files to download (cmd/select.rs)
     #[command(flatten)]
     pub select: crate::cmd::select::Selection,
