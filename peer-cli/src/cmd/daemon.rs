@@ -82,10 +82,7 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
         control_addr,
         download_dir: std::env::current_dir().unwrap_or_else(|_| state.clone()),
         labels: labels.clone(),
-        streams: crate::stream::Streams::new(
-            crate::web::auth::stream_token(&token),
-            control_addr,
-        ),
+        streams: crate::stream::Streams::new(crate::web::auth::stream_token(&token), control_addr),
     });
     let rpc = Arc::new(Rpc::new(
         Arc::downgrade(&session),

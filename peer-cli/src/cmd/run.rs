@@ -209,7 +209,6 @@ pub fn watch(
             }
             Ok(Event::MetadataReceived { info_hash, name }) if hashes.contains(&info_hash) => {
                 eprintln!("got the metadata of {info_hash}: {name}");
-
             }
             Ok(Event::Error {
                 info_hash,

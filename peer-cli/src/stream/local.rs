@@ -58,7 +58,11 @@ impl LocalStreams {
 
     /// The playlist URL and each file's path and stream URL of a torrent
     /// (`None` while its metadata is missing).
-    pub fn urls(&self, session: &Session, ih: &InfoHash) -> Option<(String, Vec<(String, String)>)> {
+    pub fn urls(
+        &self,
+        session: &Session,
+        ih: &InfoHash,
+    ) -> Option<(String, Vec<(String, String)>)> {
         let files = self.service.streams.urls(session, ih)?;
         let playlist = format!(
             "http://{}/torrents/{}/playlist.m3u?token={}",
