@@ -125,6 +125,7 @@ impl PieceOrder {
     }
 
     /// The pieces of a reader's window.
+    #[cfg(test)]
     pub fn reader_window(&self) -> u32 {
         self.reader_window
     }
