@@ -14,6 +14,9 @@ leecher (empty directory) twice, the two modes alternating:
   * reader: as soon as `peer` prints middle.mkv's stream URL, one HTTP GET
     of `Range: bytes=0-4194303`; the time is from the leecher's start to
     the last byte of the answer (checked against the source);
+  * late: the same GET, LATE_S (10) seconds into the download; the time is
+    from the request to the last byte (what a reader arriving mid-download
+    waits, requests already queued at the seeder included);
   * none: no HTTP request; the first 4 MiB of middle.mkv in the download
     directory are compared with the source every 20 ms (pieces are written
     only once verified); the time is from the start to the first match.
@@ -44,6 +47,7 @@ SIZE_MIB = int(os.environ.get("SIZE_MIB", "1024"))
 MIDDLE_MIB = 32
 WANT = 4 << 20
 LIMIT = float(os.environ.get("LIMIT_S", "600"))
+LATE_S = float(os.environ.get("LATE_S", "10"))
 ENV = dict(os.environ, PEER_DHT_BOOTSTRAP="none", PEER_PORT_MAP="off")
 
 
@@ -77,7 +81,7 @@ def one(mode, torrent, seed_port, work, want):
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        if mode == "reader":
+        if mode in ("reader", "late"):
             url = None
             for line in p.stdout:
                 m = re.match(r"stream \S*middle\.mkv: (\S+)", line)
@@ -87,6 +91,9 @@ def one(mode, torrent, seed_port, work, want):
             if url is None:
                 raise RuntimeError("no stream URL printed")
             t_url = time.monotonic() - t0
+            if mode == "late":
+                time.sleep(max(0.0, LATE_S - t_url))
+                t0 = time.monotonic()
             req = urllib.request.Request(url, headers={"Range": f"bytes=0-{WANT - 1}"})
             with urllib.request.urlopen(req, timeout=LIMIT) as r:
                 got = r.read()
@@ -148,17 +155,19 @@ def main():
         threading.Thread(target=lambda: [None for _ in iter(lambda: seeder.stderr.read(4096), "")],
                          daemon=True).start()
         print(f"seeder ready, rate {RATE}/s; {ROUNDS} rounds", flush=True)
-        res = {"reader": [], "none": []}
+        res = {"reader": [], "late": [], "none": []}
         for r in range(ROUNDS):
-            for mode in (("reader", "none") if r % 2 == 0 else ("none", "reader")):
+            for mode in (("reader", "late", "none") if r % 2 == 0 else ("none", "late", "reader")):
                 t, t_url = one(mode, torrent, seed_port, work, want)
                 res[mode].append(t)
-                extra = f" (URL printed at {t_url:.2f} s)" if t_url is not None else ""
+                extra = f" (URL printed at {t_url:.2f} s)" if mode == "reader" else ""
+                extra = f" after the request at {LATE_S:.0f} s" if mode == "late" else extra
                 print(f"round {r + 1} {mode:6s}: first 4 MiB of middle.mkv at {t:7.2f} s{extra}",
                       flush=True)
         load = open("/proc/loadavg").read().split()[:3]
-        print(f"median reader {statistics.median(res['reader']):.2f} s, "
-              f"none {statistics.median(res['none']):.2f} s; 4 MiB / {RATE}/s; load {' '.join(load)}")
+        med = {k: statistics.median(v) for k, v in res.items()}
+        print(f"median reader {med['reader']:.2f} s, late {med['late']:.2f} s, "
+              f"none {med['none']:.2f} s; 4 MiB / {RATE}/s; load {' '.join(load)}")
     finally:
         if seeder is not None:
             seeder.send_signal(signal.SIGTERM)
