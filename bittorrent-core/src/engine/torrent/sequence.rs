@@ -38,6 +38,10 @@ pub const MIN_READER_WINDOW: u32 = 4;
 /// The most pieces in a reader's window.
 pub const MAX_READER_WINDOW: u32 = 256;
 
+/// How many pieces the readers' deadline order runs to (past their
+/// windows), before in order from the first reader.
+pub const ORDER_DEPTH: u32 = 512;
+
 /// The order preferences of one torrent.
 #[derive(Debug, Clone)]
 pub struct PieceOrder {
@@ -178,12 +182,17 @@ impl PieceOrder {
     /// missing wanted piece (readers ascending), then every one's second,
     /// ...; a piece in two windows comes at its earlier deadline.
     pub fn deadline_order(&mut self, have: &Bitfield) -> Vec<u32> {
+        self.merged(have, self.reader_window)
+    }
+
+    /// [`PieceOrder::deadline_order`] over `per_reader` pieces per reader.
+    fn merged(&mut self, have: &Bitfield, per_reader: u32) -> Vec<u32> {
         self.advance_readers(have);
         let n = have.len() as u32;
         let mut cursors: Vec<u32> = self.readers.clone();
-        let mut out: Vec<u32> = Vec::with_capacity(cursors.len() * self.reader_window as usize);
+        let mut out: Vec<u32> = Vec::with_capacity(cursors.len() * per_reader as usize);
         let mut seen = std::collections::HashSet::new();
-        for _ in 0..self.reader_window {
+        for _ in 0..per_reader {
             for c in cursors.iter_mut() {
                 let i = self.skip(*c, have);
                 if i >= n {
@@ -207,9 +216,10 @@ impl PieceOrder {
     /// being fetched count: a peer that could serve them keeps going in
     /// order past the window.
     ///
-    /// With readers: their windows in deadline order
-    /// ([`PieceOrder::deadline_order`]) for a peer that has one of their
-    /// pieces, then in order from the first reader on.
+    /// With readers: for a peer that has a piece of their windows
+    /// ([`PieceOrder::deadline_order`]), the same deadline order on past
+    /// the windows ([`ORDER_DEPTH`] pieces in all, at least the windows),
+    /// then in order from the first reader on.
     pub fn playhead_run(
         &mut self,
         have: &Bitfield,
@@ -218,13 +228,20 @@ impl PieceOrder {
     ) -> Option<PlayheadRun> {
         let n = have.len() as u32;
         if !self.readers.is_empty() {
-            let first = self.deadline_order(have);
-            if !first
+            let window = self.deadline_order(have);
+            if !window
                 .iter()
                 .any(|&i| theirs.get(i as usize) && unverified(i))
             {
                 return None;
             }
+            // Past the windows the deadline order goes on (a fast peer's
+            // pipeline is not filled with the first reader's pieces alone),
+            // up to ORDER_DEPTH pieces in all.
+            let per_reader = self
+                .reader_window
+                .max(ORDER_DEPTH / self.readers.len().max(1) as u32);
+            let first = self.merged(have, per_reader);
             let start = self.readers.first().copied().unwrap_or(n);
             return Some(PlayheadRun {
                 first,
@@ -342,7 +359,7 @@ mod tests {
             o.playhead_run(&have, &theirs, |_| true)
                 .map(|r| r.pieces().take(6).collect::<Vec<_>>())
         };
-        assert_eq!(run(&mut o), Some(vec![51, 52, 53, 54, 51, 52]));
+        assert_eq!(run(&mut o), Some(vec![51, 52, 53, 54, 55, 56]));
         assert_eq!(o.near_playhead(&have), 51 + 2 * MIN_READER_WINDOW);
         o.set_readers(Vec::new());
         assert_eq!(run(&mut o), None);
@@ -351,7 +368,7 @@ mod tests {
         o.set_sequential(true);
         assert_eq!(run(&mut o), Some(vec![0, 1, 2, 3, 4, 5]));
         o.set_readers(vec![50]);
-        assert_eq!(run(&mut o), Some(vec![51, 52, 53, 54, 51, 52]));
+        assert_eq!(run(&mut o), Some(vec![51, 52, 53, 54, 55, 56]));
     }
 
     #[test]
@@ -410,6 +427,14 @@ mod tests {
         q.order_mut().set_readers(vec![150]);
         let got: Vec<u32> = q.pick(1, &all, 3).iter().map(|b| b.index).collect();
         assert_eq!(got, vec![150, 151, 152]);
+        // Past the windows (4 pieces each at an unmeasured rate) the
+        // deadline order goes on: the pipeline of a fast seeder is not
+        // filled with the first reader's pieces alone.
+        let mut r = picker(200);
+        r.add_availability(&all);
+        r.order_mut().set_readers(vec![0, 150]);
+        let got: Vec<u32> = r.pick(1, &all, 12).iter().map(|b| b.index).collect();
+        assert_eq!(got, vec![0, 150, 1, 151, 2, 152, 3, 153, 4, 154, 5, 155]);
         // The reader at 150 stops: its window is released, the reader at
         // 0 goes on alone, in order.
         p.order_mut().set_readers(vec![0]);
