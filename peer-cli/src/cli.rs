@@ -17,7 +17,7 @@ Examples:
   peer file.torrent --dir downloads           download, then seed (Ctrl-C stops)
   peer \"magnet:?xt=urn:btih:...\" --once       download a magnet link and exit
   peer file.torrent --seed-ratio 2            seed until 2x the size is uploaded, then exit
-  peer movie.torrent --stream                 play it while it downloads (prints http://127.0.0.1 URLs)
+  peer movie.torrent --stream                 print URLs to play it while it downloads
   peer create file --announce 192.168.1.10:6881
   peer daemon &  peer add file.torrent  peer list
   peer help create                            help on one command";
