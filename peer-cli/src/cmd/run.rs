@@ -155,10 +155,12 @@ pub fn run(o: RunArgs) -> Result<(), CliError> {
         &stop,
         streams.as_ref(),
     );
+    // The session first: a stream body waiting for pieces ends with
+    // `Error::Stopped` instead of holding its worker (and `stop`) up.
+    session.shutdown();
     if let Some(s) = streams {
         s.stop();
     }
-    session.shutdown();
     result
 }
 
