@@ -17,6 +17,7 @@ Examples:
   peer file.torrent --dir downloads           download, then seed (Ctrl-C stops)
   peer \"magnet:?xt=urn:btih:...\" --once       download a magnet link and exit
   peer file.torrent --seed-ratio 2            seed until 2x the size is uploaded, then exit
+  peer movie.torrent --stream                 print URLs to play it while it downloads
   peer create file --announce 192.168.1.10:6881
   peer daemon &  peer add file.torrent  peer list
   peer help create                            help on one command";
@@ -130,6 +131,14 @@ pub struct RunArgs {
     /// Fetch the first and the last piece of every wanted file before the others
     #[arg(long)]
     pub first_last_piece: bool,
+    /// Serve the torrents' files over HTTP on 127.0.0.1 while they download
+    /// (Range requests; a read fetches its bytes first) and print each file's
+    /// URL and an M3U playlist URL, with a random token, once the metadata is known
+    #[arg(long)]
+    pub stream: bool,
+    /// The port of --stream (default: any free port)
+    #[arg(long, value_name = "PORT", requires = "stream")]
+    pub stream_port: Option<u16>,
     /// Which files to download (cmd/select.rs)
     #[command(flatten)]
     pub select: crate::cmd::select::Selection,

@@ -6,6 +6,7 @@ mod cmd;
 mod control;
 mod fetch;
 mod progress;
+mod stream;
 mod web;
 
 use args::CliError;

@@ -301,3 +301,182 @@ fn playlist_lists_every_file_and_its_urls_open() {
     d.kill();
     seeder.kill();
 }
+
+/// `peer FILE --stream` (the plain command, no daemon): it prints each
+/// file's URL and a playlist URL on 127.0.0.1 with a random token; `HEAD`,
+/// the playlist, a bad or missing token (`401`); then, while it downloads
+/// from our seeder at 512 KiB/s, two readers far apart (one long `GET` from
+/// the start, one from the middle of the file), both return the source's
+/// bytes and both progress at once: the one in the middle has its first
+/// 256 KiB before the first has read its half (each reader's next pieces by
+/// deadline; in order from the lowest reader alone, which this test was
+/// checked to fail with, the middle one waits for the whole half); with
+/// `--once` it then ends with the file identical.
+#[test]
+fn plain_peer_streams_while_downloading() {
+    use std::sync::Arc;
+    let tmp = TempDir::new("plain-stream");
+    let seed_dir = tmp.subdir("seed");
+    let src_path = make_single_file(&seed_dir, "movie.mp4", LEN);
+    let src = Arc::new(std::fs::read(&src_path).expect("read the source"));
+    let torrent = tmp.path().join("m.torrent");
+    let ih = peer_create_torrent(&src_path, &torrent, &["--piece-length", "32K"]);
+    let seed_port = free_port();
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&torrent)
+        .arg("--dir")
+        .arg(&seed_dir)
+        .args(["--port", &seed_port.to_string(), "--no-lsd", "--no-dht"])
+        .args(["--max-upload-rate", "512K"]);
+    let mut seeder = Child::spawn("peer seed (512 KiB/s)", cmd);
+    assert!(
+        wait_until(LONG_WAIT, || TcpStream::connect(("127.0.0.1", seed_port))
+            .is_ok()),
+        "{}",
+        seeder.output()
+    );
+    let down = tmp.subdir("down");
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&torrent)
+        .arg("--dir")
+        .arg(&down)
+        .args(["--port", &free_port().to_string(), "--no-lsd", "--no-dht"])
+        .args(["--peer", &format!("127.0.0.1:{seed_port}")])
+        .args(["--stream", "--once"]);
+    let mut leecher = Child::spawn("peer --stream", cmd);
+    assert!(
+        leecher.wait_for_output("playlist ", LONG_WAIT),
+        "{}",
+        leecher.output()
+    );
+    let out = String::from_utf8_lossy(&leecher.stdout_bytes()).to_string();
+    let url_of = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let url = url_of("stream movie.mp4: ");
+    let playlist = url_of(&format!("playlist {ih}: "));
+    // http://127.0.0.1:PORT/stream/<ih>/0/movie.mp4?token=T
+    let rest = url.strip_prefix("http://127.0.0.1:").unwrap_or_default();
+    let (port, path) = rest.split_once('/').unwrap_or_default();
+    let port: u16 = port.parse().unwrap_or(0);
+    let path = format!("/{path}");
+    assert!(
+        path.starts_with(&format!("/stream/{ih}/0/movie.mp4?token=")) && port != 0,
+        "{out}"
+    );
+    let token = path.rsplit_once("token=").map(|(_, t)| t).unwrap_or("");
+    assert!(token.len() >= 16, "a random token: {out}");
+
+    // HEAD, the playlist, and the token.
+    let (code, head, _) = http(port, "HEAD", &path, "");
+    assert_eq!(code, 200, "{head}");
+    assert!(head.contains("content-type: video/mp4"), "{head}");
+    let ppath = playlist
+        .split_once(&format!("127.0.0.1:{port}"))
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_default();
+    let (code, head, body) = http(port, "GET", &ppath, "");
+    assert_eq!(code, 200, "{playlist}: {head}");
+    let text = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(text, format!("#EXTM3U\n#EXTINF:-1,movie.mp4\n{url}\n"));
+    let bad = path.replace(token, "0123456789abcdef0123456789abcdef");
+    let (code, _, _) = http(port, "GET", &bad, "Range: bytes=0-9\r\n");
+    assert_eq!(code, 401, "a bad token");
+    let none = format!("/stream/{ih}/0/movie.mp4");
+    let (code, _, _) = http(port, "GET", &none, "Range: bytes=0-9\r\n");
+    assert_eq!(code, 401, "no token");
+    let (code, _, _) = http(port, "GET", &ppath.replace(token, "x"), "");
+    assert_eq!(code, 401, "the playlist with a bad token");
+
+    // Two readers far apart, each one long GET read as it comes (a
+    // player's connection: its reader stays for the whole body); each
+    // notes when it had how many bytes.
+    let reader = |from: usize, to: usize| {
+        let (p, src) = (path.clone(), src.clone());
+        std::thread::spawn(move || {
+            let mut seen: Vec<(std::time::Instant, usize)> = Vec::new();
+            let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+                return seen;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+            let req = format!(
+                "GET {p} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nRange: bytes={from}-{}\r\nConnection: close\r\n\r\n",
+                to - 1
+            );
+            let _ = s.write_all(req.as_bytes());
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut got: Vec<u8> = Vec::new();
+            let mut body_at: Option<usize> = None;
+            while let Ok(n @ 1..) = s.read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+                if body_at.is_none() {
+                    body_at = got.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+                }
+                if let Some(b) = body_at {
+                    let body = &got[b..];
+                    assert!(
+                        body == &src[from..from + body.len()],
+                        "the bytes from {from} differ"
+                    );
+                    seen.push((std::time::Instant::now(), body.len()));
+                }
+            }
+            seen
+        })
+    };
+    let mid = LEN / 2 + 1234;
+    let t1 = reader(0, LEN / 2);
+    let t2 = reader(mid, mid + LEN / 4);
+    let (early, late) = (t1.join(), t2.join());
+    let (early, late) = (early.unwrap_or_default(), late.unwrap_or_default());
+    assert_eq!(early.last().map(|e| e.1), Some(LEN / 2), "{early:?}");
+    assert_eq!(late.last().map(|e| e.1), Some(LEN / 4), "{late:?}");
+    assert!(
+        leecher.try_status().is_none(),
+        "the download was complete before the readers ended: {}",
+        leecher.output()
+    );
+    // Both progress at once: when the reader in the middle had its first
+    // 256 KiB, the first had not read its whole half (so the download was
+    // far from complete). In order from the lowest reader alone, the middle
+    // one would have waited for all of it (checked: then it fails).
+    let when = late
+        .iter()
+        .find(|e| e.1 >= 256 * 1024)
+        .map(|e| e.0)
+        .unwrap_or_else(std::time::Instant::now);
+    let early_then = early
+        .iter()
+        .take_while(|e| e.0 <= when)
+        .last()
+        .map_or(0, |e| e.1);
+    let ms = |v: &[(std::time::Instant, usize)]| {
+        let t0 = early.first().map(|e| e.0).unwrap_or(when);
+        v.iter()
+            .map(|e| (e.0.saturating_duration_since(t0).as_millis(), e.1 >> 10))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        early_then < LEN / 2,
+        "the far reader waited for the first: {early_then} bytes read from the start when it had 256 KiB\nfirst (ms, KiB): {:?}\nfar: {:?}",
+        ms(&early),
+        ms(&late)
+    );
+
+    // --once: it ends when complete, with the source's bytes.
+    assert!(
+        leecher
+            .wait_exit(Duration::from_secs(120))
+            .is_some_and(|s| s.success()),
+        "{}",
+        leecher.output()
+    );
+    assert!(
+        std::fs::read(down.join("movie.mp4")).is_ok_and(|d| d == *src),
+        "the downloaded file differs"
+    );
+    seeder.kill();
+}

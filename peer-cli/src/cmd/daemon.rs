@@ -82,10 +82,7 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
         control_addr,
         download_dir: std::env::current_dir().unwrap_or_else(|_| state.clone()),
         labels: labels.clone(),
-        streams: crate::cmd::daemon_stream::Streams::new(
-            crate::web::auth::stream_token(&token),
-            control_addr,
-        ),
+        streams: crate::stream::Streams::new(crate::web::auth::stream_token(&token), control_addr),
     });
     let rpc = Arc::new(Rpc::new(
         Arc::downgrade(&session),
@@ -205,8 +202,8 @@ struct Daemon {
     download_dir: PathBuf,
     /// Labels on torrents (shared with the Transmission RPC).
     labels: Arc<Labels>,
-    /// Streaming over HTTP (`cmd/daemon_stream.rs`).
-    streams: crate::cmd::daemon_stream::Streams,
+    /// Streaming over HTTP (`stream/mod.rs`).
+    streams: crate::stream::Streams,
 }
 
 /// `metadata`, `checking`, `downloading`, `seeding`, `finished`, `paused`,
@@ -418,27 +415,7 @@ impl Daemon {
 
     /// Resolve an ID: the info-hash in hex or a unique prefix of it (4+ chars).
     fn find(&self, session: &Session, id: &str) -> Result<InfoHash, Response> {
-        let id = id.to_ascii_lowercase();
-        if id.len() < 4 || id.len() > 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Response::error(
-                404,
-                format!("no torrent {id} (an ID is 4 to 40 hex characters of the info-hash)"),
-            ));
-        }
-        let mut hits: Vec<InfoHash> = session
-            .torrents()
-            .iter()
-            .filter(|s| s.info_hash.to_hex().starts_with(&id))
-            .map(|s| s.info_hash)
-            .collect();
-        match hits.len() {
-            0 => Err(Response::error(404, format!("no torrent {id}"))),
-            1 => Ok(hits.remove(0)),
-            n => Err(Response::error(
-                404,
-                format!("ambiguous ID {id}: {n} torrents match"),
-            )),
-        }
+        crate::stream::find(session, id)
     }
 
     /// A torrent object with its `labels` added.

@@ -3,7 +3,6 @@ pub mod control;
 pub mod create;
 pub mod daemon;
 pub mod daemon_api;
-pub mod daemon_stream;
 pub mod demo;
 pub mod details;
 pub mod info;

@@ -4,11 +4,13 @@
 //! peers, then seeds until interrupted (Ctrl-C or SIGTERM stop cleanly).
 //! With `--once` it exits 0 as soon as every torrent is complete; with a
 //! seeding goal (`--seed-ratio`, `--seed-time`) once every torrent has
-//! reached it and stopped seeding.
+//! reached it and stopped seeding. With `--stream` it also serves the
+//! files over HTTP on 127.0.0.1 (`stream::local`) and prints their URLs.
 
 use crate::args::CliError;
 use crate::cli::RunArgs;
 use crate::progress::Progress;
+use crate::stream::local::LocalStreams;
 use bittorrent_core::{
     AddTorrent, Config, Error, Event, InfoHash, Magnet, Metainfo, Phase, Session,
 };
@@ -86,8 +88,18 @@ pub fn run(o: RunArgs) -> Result<(), CliError> {
         ..Config::default()
     };
     o.session.apply(&mut config);
-    let session = Session::start(config).map_err(|e| CliError::failed(&e))?;
+    let session = Arc::new(Session::start(config).map_err(|e| CliError::failed(&e))?);
     eprintln!("listening on {}", session.listening());
+    let streams = if o.stream {
+        let port = o.stream_port.unwrap_or(0);
+        let s = LocalStreams::start(&session, port).map_err(|e| {
+            CliError::Failed(format!("--stream: cannot listen on 127.0.0.1:{port}: {e}"))
+        })?;
+        eprintln!("streaming on http://{}", s.addr());
+        Some(s)
+    } else {
+        None
+    };
     // Subscribed before anything is added: no event is missed.
     let events = session.events();
     if o.session.open_tracker {
@@ -135,8 +147,20 @@ pub fn run(o: RunArgs) -> Result<(), CliError> {
     } else {
         ExitWhen::Stopped
     };
-    let result = watch(&session, &events, &hashes, exit_when, &stop);
+    let result = watch(
+        &session,
+        &events,
+        &hashes,
+        exit_when,
+        &stop,
+        streams.as_ref(),
+    );
+    // The session first: a stream body waiting for pieces ends with
+    // `Error::Stopped` instead of holding its worker (and `stop`) up.
     session.shutdown();
+    if let Some(s) = streams {
+        s.stop();
+    }
     result
 }
 
@@ -159,11 +183,21 @@ pub fn watch(
     hashes: &[InfoHash],
     exit_when: ExitWhen,
     stop: &AtomicBool,
+    streams: Option<&LocalStreams>,
 ) -> Result<(), CliError> {
     let mut progress = Progress::new();
     let mut complete: HashSet<InfoHash> = HashSet::new();
     let mut port_map_line = String::new();
+    // --stream: the torrents whose URLs are printed (once their metadata is here).
+    let mut printed: HashSet<InfoHash> = HashSet::new();
     loop {
+        if let Some(s) = streams {
+            for ih in hashes {
+                if !printed.contains(ih) && s.print_urls(session, ih) {
+                    printed.insert(*ih);
+                }
+            }
+        }
         match events.recv_timeout(Duration::from_millis(200)) {
             Ok(Event::Checked {
                 info_hash,

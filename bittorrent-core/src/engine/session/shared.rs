@@ -41,9 +41,10 @@ pub(crate) enum Command {
     SetFilePriorities(Vec<crate::engine::torrent::selection::FilePriority>),
     /// Turn sequential download and first/last-piece priority on or off.
     SetPieceOrder(crate::engine::torrent::status::PieceOrderPrefs),
-    /// The lowest piece a streaming reader waits for (`None`: no one
-    /// reads): fetch in order from there (see `session::stream`).
-    SetReader(Option<u32>),
+    /// The pieces the streaming readers wait for (empty: no one reads):
+    /// their next pieces are fetched by deadline (see `session::stream`,
+    /// `torrent::sequence`).
+    SetReaders(Vec<u32>),
     /// Close every connection, let the queued writes finish, save the
     /// resume data, and reply.
     Shutdown(Sender<()>),
@@ -87,12 +88,12 @@ pub(crate) struct TorrentShared {
 }
 
 /// The positions of a torrent's streaming readers, by reader id, and the
-/// head last sent to the torrent thread ([`Command::SetReader`]).
+/// positions last sent to the torrent thread ([`Command::SetReaders`]).
 #[derive(Debug, Default)]
 pub(crate) struct Readers {
     pub(crate) next_id: u64,
     pub(crate) at: HashMap<u64, u32>,
-    pub(crate) sent: Option<u32>,
+    pub(crate) sent: Vec<u32>,
 }
 
 /// A magnet link in its metadata phase (see `engine::metadata`).

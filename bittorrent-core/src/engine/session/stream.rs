@@ -4,11 +4,13 @@
 //! for them (at most a timeout).
 //!
 //! While a reader waits, its position steers the download: the torrent
-//! thread gets the lowest piece any of its readers waits for
-//! ([`Command::SetReader`]) and fetches in order from there (the picker's
-//! playhead, `torrent::sequence`), as in sequential mode. A reader that
-//! is dropped (the HTTP client went away) releases its position; when no
-//! reader is left, the torrent's own order applies again.
+//! thread gets the piece every reader waits for, or reads next
+//! ([`Command::SetReaders`]), and fetches each reader's next pieces by
+//! deadline, nearest first, a window per reader sized by the download rate
+//! (`torrent::sequence`, as libtorrent's `set_piece_deadline`). A reader
+//! that is dropped (the HTTP client went away) releases its position and
+//! its window; when no reader is left, the torrent's own order applies
+//! again.
 //!
 //! Waiting is a check of the verified pieces every [`POLL`]: a reader is a
 //! player's HTTP connection, a few at a time, and the check is one read
@@ -17,6 +19,10 @@
 use super::*;
 use crate::engine::session::shared::Readers;
 use std::time::Instant;
+
+/// The most reader positions that steer a torrent's download (the
+/// lowest); readers past them still read, as pieces come.
+pub const MAX_READERS: usize = 64;
 
 /// How often a waiting read looks at the verified pieces again.
 pub const POLL: Duration = Duration::from_millis(20);
@@ -167,13 +173,17 @@ impl FileReader {
     }
 }
 
-/// Send the lowest reader position if it changed (under the lock: the
+/// Send the readers' positions (ascending, no repeats, at most
+/// [`MAX_READERS`]: the lowest) if they changed (under the lock: the
 /// commands arrive in the order of the changes).
 fn send_head(t: &TorrentShared, r: &mut Readers) {
-    let head = r.at.values().min().copied();
-    if head != r.sent {
-        r.sent = head;
-        let _ = t.commands.send(Command::SetReader(head));
+    let mut at: Vec<u32> = r.at.values().copied().collect();
+    at.sort_unstable();
+    at.dedup();
+    at.truncate(MAX_READERS);
+    if at != r.sent {
+        r.sent = at.clone();
+        let _ = t.commands.send(Command::SetReaders(at));
     }
 }
 

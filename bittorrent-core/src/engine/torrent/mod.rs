@@ -604,8 +604,8 @@ impl Torrent {
                 }
                 self.publish_status();
             }
-            Command::SetReader(piece) => {
-                self.picker.order_mut().set_reader(piece);
+            Command::SetReaders(pieces) => {
+                self.picker.order_mut().set_readers(pieces);
                 let keys: Vec<PeerKey> = self.conns.keys().copied().collect();
                 for k in keys {
                     self.fill_requests(k);
@@ -675,6 +675,11 @@ impl Torrent {
             }
             self.fill_requests(k);
         }
+        // Streaming readers' windows follow the download rate (`sequence.rs`).
+        let rate = self.conns.values().map(|c| c.down_rate).sum::<u64>() + self.web.download_rate();
+        self.picker
+            .order_mut()
+            .set_rate(rate, self.layout.piece_length);
         let (conns, web) = (&self.conns, &self.web);
         let lost = self.picker.reconcile(|k, b| {
             conns.get(&k).is_some_and(|c| c.outstanding.contains(b)) || web.is_fetching(k)

@@ -306,7 +306,7 @@ impl Picker {
             .order_pref
             .playhead_run(have, theirs, |i| !have.get(i as usize))
         {
-            for p in run {
+            for p in run.pieces() {
                 if out.len() >= max {
                     return out;
                 }

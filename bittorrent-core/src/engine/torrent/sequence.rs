@@ -13,11 +13,34 @@
 //!   fast seeder fetches strictly in order). A peer that has none of them
 //!   is of no use to the playhead: rarest-first still decides for it, so
 //!   we keep fetching (and can upload) the pieces the swarm lacks.
+//! * **Streaming readers** ([`PieceOrder::set_readers`], as libtorrent's
+//!   `set_piece_deadline`): every reader's next pieces have deadlines, the
+//!   `k`-th missing piece ahead of a reader due `k` piece-times from now
+//!   (readers read at the same pace, so a deadline is the rank ahead of its
+//!   reader). A playhead peer gets them nearest deadline first: each
+//!   reader's first missing piece, then each one's second, and so on, over
+//!   a window per reader sized by the download rate
+//!   ([`PieceOrder::set_rate`]: what the torrent fetches in
+//!   [`READER_HORIZON_SECS`], within [`MIN_READER_WINDOW`] and
+//!   [`MAX_READER_WINDOW`] pieces); so two readers far apart both move.
+//!   Readers replace the playhead while there are any; a reader that stops
+//!   is removed from the list and its window goes with it.
 
 use crate::proto::bitfield::Bitfield;
 
 /// Pieces ahead of the playhead that make a peer a "playhead peer".
 pub const DEFAULT_WINDOW: u32 = 16;
+
+/// Seconds of download a reader's window covers at the measured rate.
+pub const READER_HORIZON_SECS: u64 = 4;
+/// The fewest pieces in a reader's window (a slow or unmeasured rate).
+pub const MIN_READER_WINDOW: u32 = 4;
+/// The most pieces in a reader's window.
+pub const MAX_READER_WINDOW: u32 = 256;
+
+/// How many pieces the readers' deadline order runs to (past their
+/// windows), before in order from the first reader.
+pub const ORDER_DEPTH: u32 = 512;
 
 /// The order preferences of one torrent.
 #[derive(Debug, Clone)]
@@ -31,10 +54,11 @@ pub struct PieceOrder {
     /// No wanted piece before this one is missing (only moves forward,
     /// over verified or unwanted pieces; reset when the selection changes).
     playhead: u32,
-    /// A streaming reader's position (the lowest of the readers'), if
-    /// anyone reads: it replaces the playhead and turns sequential on
-    /// until it is cleared.
-    reader: Option<u32>,
+    /// The streaming readers' positions, ascending, no repeats (empty:
+    /// no one reads); they replace the playhead while there are any.
+    readers: Vec<u32>,
+    /// The pieces of each reader's window (from the rate).
+    reader_window: u32,
 }
 
 impl Default for PieceOrder {
@@ -45,7 +69,8 @@ impl Default for PieceOrder {
             urgent: Vec::new(),
             wanted: None,
             playhead: 0,
-            reader: None,
+            readers: Vec::new(),
+            reader_window: MIN_READER_WINDOW,
         }
     }
 }
@@ -84,10 +109,29 @@ impl PieceOrder {
         self.wanted.as_ref().is_none_or(|w| w.get(i as usize))
     }
 
-    /// A streaming reader's piece (`None`: no one reads; the torrent's
+    /// The streaming readers' pieces (empty: no one reads; the torrent's
     /// own order again).
-    pub fn set_reader(&mut self, piece: Option<u32>) {
-        self.reader = piece;
+    pub fn set_readers(&mut self, mut pieces: Vec<u32>) {
+        pieces.sort_unstable();
+        pieces.dedup();
+        self.readers = pieces;
+    }
+
+    /// Size the readers' windows by the download rate (bytes per second):
+    /// the pieces fetched in [`READER_HORIZON_SECS`], clamped to
+    /// [`MIN_READER_WINDOW`]..=[`MAX_READER_WINDOW`].
+    pub fn set_rate(&mut self, bytes_per_sec: u64, piece_length: u64) {
+        let pieces = bytes_per_sec
+            .saturating_mul(READER_HORIZON_SECS)
+            .div_ceil(piece_length.max(1));
+        self.reader_window =
+            pieces.clamp(u64::from(MIN_READER_WINDOW), u64::from(MAX_READER_WINDOW)) as u32;
+    }
+
+    /// The pieces of a reader's window.
+    #[cfg(test)]
+    pub fn reader_window(&self) -> u32 {
+        self.reader_window
     }
 
     /// The first piece from `from` on that is neither verified nor unwanted.
@@ -105,25 +149,63 @@ impl PieceOrder {
         self.playhead
     }
 
-    /// Where in-order fetching starts: a reader's position (moved past
-    /// what is there already), else the playhead in sequential mode.
-    fn head(&mut self, have: &Bitfield) -> Option<u32> {
-        if let Some(r) = self.reader {
-            let r = self.skip(r, have);
-            self.reader = Some(r);
-            return Some(r);
+    /// Move every reader past the pieces there already (the list stays
+    /// ascending; readers that meet merge).
+    fn advance_readers(&mut self, have: &Bitfield) {
+        for k in 0..self.readers.len() {
+            self.readers[k] = self.skip(self.readers[k], have);
         }
+        self.readers.dedup();
+    }
+
+    /// Where in-order fetching starts in sequential mode (no readers).
+    fn head(&mut self, have: &Bitfield) -> Option<u32> {
         self.sequential.then(|| self.advance(have))
     }
 
-    /// Sequential or a reader: the head plus twice the window (pieces past
-    /// it are not worth a choked peer's allowed-fast slots); otherwise
-    /// `u32::MAX`.
+    /// Sequential or readers: the (last reader's) head plus twice its
+    /// window (pieces past it are not worth a choked peer's allowed-fast
+    /// slots); otherwise `u32::MAX`.
     pub fn near_playhead(&mut self, have: &Bitfield) -> u32 {
+        if !self.readers.is_empty() {
+            self.advance_readers(have);
+            let last = self.readers.last().copied().unwrap_or(0);
+            return last.saturating_add(2 * self.reader_window);
+        }
         match self.head(have) {
             Some(h) => h.saturating_add(2 * self.window),
             None => u32::MAX,
         }
+    }
+
+    /// The readers' windows merged by deadline: every reader's first
+    /// missing wanted piece (readers ascending), then every one's second,
+    /// ...; a piece in two windows comes at its earlier deadline.
+    pub fn deadline_order(&mut self, have: &Bitfield) -> Vec<u32> {
+        self.merged(have, self.reader_window)
+    }
+
+    /// [`PieceOrder::deadline_order`] over `per_reader` pieces per reader.
+    fn merged(&mut self, have: &Bitfield, per_reader: u32) -> Vec<u32> {
+        self.advance_readers(have);
+        let n = have.len() as u32;
+        let mut cursors: Vec<u32> = self.readers.clone();
+        let mut out: Vec<u32> = Vec::with_capacity(cursors.len() * per_reader as usize);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..per_reader {
+            for c in cursors.iter_mut() {
+                let i = self.skip(*c, have);
+                if i >= n {
+                    *c = n;
+                    continue;
+                }
+                *c = i + 1;
+                if seen.insert(i) {
+                    out.push(i);
+                }
+            }
+        }
+        out
     }
 
     /// The pieces from the playhead on, ascending, that a playhead peer
@@ -133,26 +215,73 @@ impl PieceOrder {
     /// pieces (rarest-first decides for it). Pieces of the window already
     /// being fetched count: a peer that could serve them keeps going in
     /// order past the window.
+    ///
+    /// With readers: for a peer that has a piece of their windows
+    /// ([`PieceOrder::deadline_order`]), the same deadline order on past
+    /// the windows ([`ORDER_DEPTH`] pieces in all, at least the windows),
+    /// then in order from the first reader on.
     pub fn playhead_run(
         &mut self,
         have: &Bitfield,
         theirs: &Bitfield,
         unverified: impl Fn(u32) -> bool,
-    ) -> Option<std::ops::Range<u32>> {
-        let start = self.head(have)?;
+    ) -> Option<PlayheadRun> {
         let n = have.len() as u32;
+        if !self.readers.is_empty() {
+            let window = self.deadline_order(have);
+            if !window
+                .iter()
+                .any(|&i| theirs.get(i as usize) && unverified(i))
+            {
+                return None;
+            }
+            // Past the windows the deadline order goes on (a fast peer's
+            // pipeline is not filled with the first reader's pieces alone),
+            // up to ORDER_DEPTH pieces in all.
+            let per_reader = self
+                .reader_window
+                .max(ORDER_DEPTH / self.readers.len().max(1) as u32);
+            let first = self.merged(have, per_reader);
+            let start = self.readers.first().copied().unwrap_or(n);
+            return Some(PlayheadRun {
+                first,
+                then: start..n,
+            });
+        }
+        let start = self.head(have)?;
         let mut seen = 0;
         let mut i = start;
         while i < n && seen < self.window {
             if self.is_wanted(i) {
                 seen += 1;
                 if theirs.get(i as usize) && unverified(i) {
-                    return Some(start..n);
+                    return Some(PlayheadRun {
+                        first: Vec::new(),
+                        then: start..n,
+                    });
                 }
             }
             i += 1;
         }
         None
+    }
+}
+
+/// The pieces a playhead peer may be given, in this order: `first` (the
+/// readers' windows by deadline), then `then` (ascending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlayheadRun {
+    /// Pieces by deadline.
+    pub first: Vec<u32>,
+    /// Then these, ascending.
+    pub then: std::ops::Range<u32>,
+}
+
+impl PlayheadRun {
+    /// Every piece in order (`first` may repeat in `then`; the caller
+    /// skips pieces already started).
+    pub fn pieces(self) -> impl Iterator<Item = u32> {
+        self.first.into_iter().chain(self.then)
     }
 }
 
@@ -204,7 +333,10 @@ mod tests {
         assert_eq!(o.playhead_run(&have, &late, |_| true), None);
         let mut early = Bitfield::new(20);
         early.set(3);
-        assert_eq!(o.playhead_run(&have, &early, |_| true), Some(0..20));
+        assert_eq!(
+            o.playhead_run(&have, &early, |_| true).map(|r| r.then),
+            Some(0..20)
+        );
         // Piece 3 already verified: no window piece for this peer.
         assert_eq!(o.playhead_run(&have, &early, |i| i != 3), None);
         o.set_sequential(false);
@@ -221,18 +353,93 @@ mod tests {
         theirs.set(1);
         theirs.set(52);
         assert_eq!(o.playhead_run(&have, &theirs, |_| true), None);
-        o.set_reader(Some(50));
+        o.set_readers(vec![50]);
         // Piece 50 is there: the head moves to 51; the peer has 52.
-        assert_eq!(o.playhead_run(&have, &theirs, |_| true), Some(51..100));
-        assert_eq!(o.near_playhead(&have), 51 + 8);
-        o.set_reader(None);
-        assert_eq!(o.playhead_run(&have, &theirs, |_| true), None);
+        let run = |o: &mut PieceOrder| {
+            o.playhead_run(&have, &theirs, |_| true)
+                .map(|r| r.pieces().take(6).collect::<Vec<_>>())
+        };
+        assert_eq!(run(&mut o), Some(vec![51, 52, 53, 54, 55, 56]));
+        assert_eq!(o.near_playhead(&have), 51 + 2 * MIN_READER_WINDOW);
+        o.set_readers(Vec::new());
+        assert_eq!(run(&mut o), None);
         assert_eq!(o.near_playhead(&have), u32::MAX);
         // In sequential mode a reader still wins over the playhead.
         o.set_sequential(true);
-        assert_eq!(o.playhead_run(&have, &theirs, |_| true), Some(0..100));
-        o.set_reader(Some(50));
-        assert_eq!(o.playhead_run(&have, &theirs, |_| true), Some(51..100));
+        assert_eq!(run(&mut o), Some(vec![0, 1, 2, 3, 4, 5]));
+        o.set_readers(vec![50]);
+        assert_eq!(run(&mut o), Some(vec![51, 52, 53, 54, 55, 56]));
+    }
+
+    #[test]
+    fn readers_windows_come_by_deadline_nearest_first() {
+        let mut o = PieceOrder::default();
+        let mut have = Bitfield::new(1000);
+        have.set(501);
+        // 4 pieces per reader at a slow (or unmeasured) rate.
+        o.set_rate(0, 16384);
+        assert_eq!(o.reader_window(), MIN_READER_WINDOW);
+        o.set_readers(vec![500, 10]);
+        // Each reader's first missing piece, then each one's second, ...
+        // (501 is there: reader 500's second piece is 502).
+        assert_eq!(
+            o.deadline_order(&have),
+            vec![10, 500, 11, 502, 12, 503, 13, 504]
+        );
+        // A peer with only the far reader's pieces serves them first.
+        let mut theirs = Bitfield::new(1000);
+        for i in 500..600 {
+            theirs.set(i);
+        }
+        let run = o.playhead_run(&have, &theirs, |i| !have.get(i as usize));
+        let first = run.map(|r| r.first).unwrap_or_default();
+        assert_eq!(first[..2], [10, 500]);
+        // The rate sizes the window: 8 MiB/s over 4 s of 1 MiB pieces.
+        o.set_rate(8 << 20, 1 << 20);
+        assert_eq!(o.reader_window(), 32);
+        assert_eq!(o.deadline_order(&have).len(), 64);
+        o.set_rate(u64::MAX, 1);
+        assert_eq!(o.reader_window(), MAX_READER_WINDOW);
+        // Readers that meet share their pieces (each at its nearest
+        // deadline), and a reader that stops takes its window with it.
+        o.set_rate(0, 1);
+        o.set_readers(vec![10, 12]);
+        assert_eq!(o.deadline_order(&have), vec![10, 12, 11, 13, 14, 15]);
+        o.set_readers(vec![12]);
+        assert_eq!(o.deadline_order(&have), vec![12, 13, 14, 15]);
+        o.set_readers(Vec::new());
+        assert!(o.deadline_order(&have).is_empty());
+    }
+
+    #[test]
+    fn two_readers_far_apart_both_progress_from_one_seeder() {
+        let mut p = picker(200);
+        let all = Bitfield::full(200);
+        p.add_availability(&all);
+        p.order_mut().set_readers(vec![0, 150]);
+        // Whole pieces, one at a time (one block per piece here).
+        let got: Vec<u32> = p.pick(1, &all, 6).iter().map(|b| b.index).collect();
+        assert_eq!(got, vec![0, 150, 1, 151, 2, 152]);
+        // Only the lowest reader (the order before deadlines) would have
+        // given 0, 1, 2, 3, 4, 5.
+        let mut q = picker(200);
+        q.add_availability(&all);
+        q.order_mut().set_readers(vec![150]);
+        let got: Vec<u32> = q.pick(1, &all, 3).iter().map(|b| b.index).collect();
+        assert_eq!(got, vec![150, 151, 152]);
+        // Past the windows (4 pieces each at an unmeasured rate) the
+        // deadline order goes on: the pipeline of a fast seeder is not
+        // filled with the first reader's pieces alone.
+        let mut r = picker(200);
+        r.add_availability(&all);
+        r.order_mut().set_readers(vec![0, 150]);
+        let got: Vec<u32> = r.pick(1, &all, 12).iter().map(|b| b.index).collect();
+        assert_eq!(got, vec![0, 150, 1, 151, 2, 152, 3, 153, 4, 154, 5, 155]);
+        // The reader at 150 stops: its window is released, the reader at
+        // 0 goes on alone, in order.
+        p.order_mut().set_readers(vec![0]);
+        let got: Vec<u32> = p.pick(1, &all, 3).iter().map(|b| b.index).collect();
+        assert_eq!(got, vec![3, 4, 5]);
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Streaming over HTTP from the daemon (issue 24, docs/API.md):
+//! Streaming over HTTP (issue 24, docs/API.md), served by the daemon on
+//! its control port and by `peer FILE --stream` on a loopback port of its
+//! own ([`local`]); the same routes for both:
 //!
 //! - `GET` / `HEAD /stream/<info-hash>/<file index>/<name>`: the file's
 //!   bytes, with `Range` (one range: `206`, `Content-Range`; past the end:
@@ -25,6 +27,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+pub mod local;
 
 /// Most stream bodies sent at once.
 pub const MAX_STREAMS: usize = 4;
@@ -137,6 +141,13 @@ impl Streams {
             .collect())
     }
 
+    /// Each file's path and stream URL (`None` while the metadata is
+    /// missing).
+    pub fn urls(&self, session: &Session, ih: &InfoHash) -> Option<Vec<(String, String)>> {
+        let e = self.entries(session, ih).ok()?;
+        Some(e.into_iter().map(|e| (e.path, e.url)).collect())
+    }
+
     /// `GET /torrents/ID/streams`.
     fn list(&self, session: &Session, ih: &InfoHash) -> Response {
         let files: Vec<_> = match self.entries(session, ih) {
@@ -247,6 +258,32 @@ impl Streams {
                 drop(slot);
             })),
         )
+    }
+}
+
+/// A torrent by its ID (4 to 40 hex characters of the info-hash, unique
+/// among the session's torrents), or the `404` answer.
+pub fn find(session: &Session, id: &str) -> Result<InfoHash, Response> {
+    let id = id.to_ascii_lowercase();
+    if id.len() < 4 || id.len() > 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Response::error(
+            404,
+            format!("no torrent {id} (an ID is 4 to 40 hex characters of the info-hash)"),
+        ));
+    }
+    let mut hits: Vec<InfoHash> = session
+        .torrents()
+        .iter()
+        .filter(|s| s.info_hash.to_hex().starts_with(&id))
+        .map(|s| s.info_hash)
+        .collect();
+    match hits.len() {
+        0 => Err(Response::error(404, format!("no torrent {id}"))),
+        1 => Ok(hits.remove(0)),
+        n => Err(Response::error(
+            404,
+            format!("ambiguous ID {id}: {n} torrents match"),
+        )),
     }
 }
 
