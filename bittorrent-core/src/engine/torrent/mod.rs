@@ -478,6 +478,7 @@ impl Torrent {
                     self.bell.wait(wake, has_work);
                 }
             }
+            self.disk.retire_idle_writer();
             let now = Instant::now();
             if now >= next_tick || wake.is_some_and(|w| now >= w) {
                 self.on_tick();
@@ -524,6 +525,9 @@ impl Torrent {
         }
         if self.resume_dirty {
             at(self.last_resume_save + RESUME_SAVE_INTERVAL);
+        }
+        if let Some(t) = self.disk.writer_idle_deadline() {
+            at(t);
         }
         if matches!(self.phase, Phase::Stalled(_)) {
             at(self.stalled_at + self.stall_retry);
