@@ -251,6 +251,7 @@ impl Inner {
                 return Err(gone(Error::Stopped));
             }
             reg.insert(ih.0, t.clone());
+            self.shared.torrents_changed();
         }
         self.shared.tracker.allow(ih);
         let target: Arc<dyn AnnounceTarget> = t.clone();
@@ -309,11 +310,12 @@ impl Inner {
         let (found_tx, found_rx) = crossbeam_channel::bounded(1024);
         let me = Arc::new(MagnetShared {
             magnet,
-            status: Mutex::new(status),
+            status: StatusCell::new(status, self.shared.status_changes.clone()),
             found: found_tx,
             stop: Arc::new(AtomicBool::new(false)),
         });
         self.shared.magnets.write().insert(ih, me.clone());
+        self.shared.torrents_changed();
         let weak = Arc::downgrade(self);
         let (dir, paused) = (add.dir, add.paused);
         // What applies once the metadata is here.
@@ -330,6 +332,7 @@ impl Inner {
             Ok(h) => self.threads.lock().magnets.push((ih, h)),
             Err(e) => {
                 self.shared.magnets.write().remove(&ih);
+                self.shared.torrents_changed();
                 return Err(Error::io("start metadata thread", e));
             }
         }
@@ -372,6 +375,7 @@ pub(super) fn resolved(
     match inner.add_torrent(add, false) {
         Ok(_) => {
             inner.shared.magnets.write().remove(&ih);
+            inner.shared.torrents_changed();
             inner.update_lsd();
         }
         Err(Error::Stopped) => {}

@@ -41,7 +41,7 @@ use crate::engine::conn::pipeline::{Pipeline, MIN_BATCH, MIN_DEPTH};
 use crate::engine::conn::waker::Inbox;
 use crate::engine::net::rate_limit::{Direction, RatePair, Throttle};
 use crate::engine::session::events::Event;
-use crate::engine::session::shared::{Command, Shared, TorrentShared};
+use crate::engine::session::shared::{Command, Shared, StatusCell, TorrentShared};
 use crate::engine::storage::hasher::{HashDone, HashJob, PieceData};
 use crate::engine::storage::piece_buffer::{Complete, MemoryBudget, PieceBuffers, Stored};
 use crate::engine::torrent::candidates::Candidates;
@@ -336,7 +336,7 @@ pub(crate) fn spawn(
     };
     let me = Arc::new(TorrentShared {
         metainfo,
-        status: Mutex::new(status),
+        status: StatusCell::new(status, shared.status_changes.clone()),
         commands: cmd_tx,
         peer_ctx,
         to_torrent,
