@@ -299,3 +299,56 @@ pub(crate) fn has_room(root: &Path, min_free: u64) -> bool {
     let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
     free >= min_free
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::doorbell::Doorbell;
+    use std::time::Duration;
+
+    #[test]
+    fn the_thread_runs_only_while_there_is_work() {
+        let dir = std::env::temp_dir().join(format!("peer-writer-lazy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let info = crate::proto::metainfo::test_info(&[("w/a", 32, false)], 16);
+        let storage = Arc::new(Storage::open(&dir, &info).unwrap());
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut w = DiskWriter::new("test", storage.clone(), Rung::new(tx, Doorbell::new()));
+        // No work yet: no thread.
+        assert!(!w.is_running());
+        assert_eq!(w.started(), 0);
+        // A job starts it, and runs.
+        let job = DiskJob::Block {
+            block: BlockRef {
+                index: 0,
+                begin: 0,
+                length: 16,
+            },
+            offset: 0,
+            data: vec![7; 16],
+        };
+        assert!(w.send(job));
+        assert!(w.is_running());
+        match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+            DiskDone::Block { result, .. } => result.unwrap(),
+            _ => panic!("not a block completion"),
+        }
+        // Retired once idle; the next job starts another thread, in order.
+        w.retire();
+        assert!(!w.is_running());
+        assert!(w.send(DiskJob::Barrier { piece: 1 }));
+        assert_eq!(w.started(), 2);
+        assert!(matches!(
+            rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+            DiskDone::Barrier { piece: 1 }
+        ));
+        let mut back = vec![0; 16];
+        storage.read(0, &mut back).unwrap();
+        assert_eq!(back, vec![7; 16]);
+        // Abandoned (the torrent is removed): nothing runs any more.
+        w.abandon();
+        assert!(!w.send(DiskJob::Barrier { piece: 2 }));
+        w.finish();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
