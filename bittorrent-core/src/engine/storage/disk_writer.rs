@@ -97,6 +97,9 @@ pub(crate) struct DiskWriter {
     abandoned: bool,
     /// Threads started so far (for the tests and the logs).
     started: u32,
+    /// Shutting down: a job that finds no thread running runs on the
+    /// caller's thread instead of starting one.
+    no_new_thread: bool,
 }
 
 /// A running writer thread.
@@ -118,6 +121,7 @@ impl DiskWriter {
             running: None,
             abandoned: false,
             started: 0,
+            no_new_thread: false,
         }
     }
 
@@ -149,11 +153,21 @@ impl DiskWriter {
             return false;
         }
         if self.running.is_none() {
-            if let Err(e) = self.start() {
-                log::warn!(
-                    "{}: cannot start a disk writer thread ({e}); writing on the torrent thread",
-                    self.name
-                );
+            let started = if self.no_new_thread {
+                false
+            } else {
+                match self.start() {
+                    Ok(()) => true,
+                    Err(e) => {
+                        log::warn!(
+                            "{}: cannot start a disk writer thread ({e}); writing on the torrent thread",
+                            self.name
+                        );
+                        false
+                    }
+                }
+            };
+            if !started {
                 let _ = self.done.send_lazy(perform(&self.storage, job));
                 return true;
             }
@@ -162,6 +176,14 @@ impl DiskWriter {
             Some(r) => r.jobs.send(job).is_ok(),
             None => false,
         }
+    }
+
+    /// From now on a job that finds no thread running runs on the calling
+    /// thread (a torrent shutting down saves its resume data itself
+    /// rather than start a thread for it: 10,000 torrents stopping at
+    /// once would otherwise ask for 10,000 threads more).
+    pub(crate) fn no_new_thread(&mut self) {
+        self.no_new_thread = true;
     }
 
     /// Whether the thread is running.
@@ -345,6 +367,16 @@ mod tests {
         let mut back = vec![0; 16];
         storage.read(0, &mut back).unwrap();
         assert_eq!(back, vec![7; 16]);
+        // Shutting down: with no thread running, a job runs here.
+        w.retire();
+        w.no_new_thread();
+        assert!(w.send(DiskJob::Barrier { piece: 3 }));
+        assert!(!w.is_running());
+        assert_eq!(w.started(), 2);
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            DiskDone::Barrier { piece: 3 }
+        ));
         // Abandoned (the torrent is removed): nothing runs any more.
         w.abandon();
         assert!(!w.send(DiskJob::Barrier { piece: 2 }));

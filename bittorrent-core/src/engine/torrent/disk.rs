@@ -134,12 +134,6 @@ impl DiskSide {
         }
     }
 
-    /// Whether a disk writer thread is running now.
-    #[cfg(test)]
-    pub(super) fn writer_running(&self) -> bool {
-        self.writer.is_running()
-    }
-
     /// Jobs queued and not completed: completions are due.
     pub(super) fn has_jobs(&self) -> bool {
         self.jobs > 0
@@ -482,6 +476,9 @@ impl Torrent {
                 }
             }
         }
+        // No new writer thread for the last save (every torrent of the
+        // session stops at once).
+        self.disk.writer.no_new_thread();
         if save {
             self.save_resume();
         } else {
