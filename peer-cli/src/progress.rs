@@ -64,6 +64,16 @@ impl Progress {
         }
     }
 
+    /// Whether the next [`Progress::show`] prints every torrent's full
+    /// plain line (a caller may skip `show` when no status changed, but
+    /// not then).
+    pub fn full_lines_due(&self) -> bool {
+        match &self.out {
+            Output::Plain { last } => last.is_none_or(|t| t.elapsed() >= PLAIN_INTERVAL),
+            Output::Bars { .. } => false,
+        }
+    }
+
     /// Show the current statuses (called often: bars redraw at most 4
     /// times a second, full plain lines every 5 s, event lines at once).
     pub fn show(&mut self, statuses: &[TorrentStatus]) {

@@ -156,12 +156,19 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
     let mut port_map_line = String::new();
     let queue = rpc.queue.clone();
     let mut last_queue = std::time::Instant::now();
+    // The status version last shown and last queued: with nothing changed
+    // (thousands of idle torrents) neither copies a snapshot (issue 23).
+    let (mut shown, mut queued) = (None, None);
     while !stop.load(Ordering::SeqCst) {
         // The download queue: a completed torrent frees a slot, a torrent
         // added or resumed through our API may need one.
         if last_queue.elapsed() >= Duration::from_secs(1) {
             last_queue = std::time::Instant::now();
-            queue.rebalance(&session);
+            let v = session.status_version();
+            if queued != Some(v) {
+                queued = Some(v);
+                queue.rebalance(&session);
+            }
         }
         // Wait for the session's events (the progress display reads
         // snapshots at its own rate).
@@ -177,9 +184,13 @@ pub fn run(a: DaemonArgs) -> Result<(), CliError> {
             Err(RecvTimeoutError::Disconnected) => break,
         }
         progress.port_mapping(&session, &mut port_map_line);
-        let mut st = session.torrents();
-        st.sort_by(|a, b| a.name.cmp(&b.name));
-        progress.show(&st);
+        let v = session.status_version();
+        if shown != Some(v) || progress.full_lines_due() {
+            shown = Some(v);
+            let mut st = session.torrents();
+            st.sort_by(|a, b| a.name.cmp(&b.name));
+            progress.show(&st);
+        }
     }
     progress.finish();
     eprintln!("stopping...");

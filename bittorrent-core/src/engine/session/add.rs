@@ -260,6 +260,7 @@ impl Inner {
                 return Err(gone(Error::Stopped));
             }
             reg.insert(ih.0, t.clone());
+            self.shared.torrents_changed();
         }
         self.shared.tracker.allow(ih);
         let target: Arc<dyn AnnounceTarget> = t.clone();
@@ -375,12 +376,13 @@ impl Inner {
         let (found_tx, found_rx) = crossbeam_channel::bounded(1024);
         let me = Arc::new(MagnetShared {
             magnet,
-            status: Mutex::new(status),
+            status: StatusCell::new(status, self.shared.status_changes.clone()),
             found: found_tx,
             stop: Arc::new(AtomicBool::new(false)),
             known: Mutex::new(known),
         });
         self.shared.magnets.write().insert(ih, me.clone());
+        self.shared.torrents_changed();
         let weak = Arc::downgrade(self);
         // What applies once the metadata is here: everything the caller
         // gave but the source (and the peers, found again by then).
@@ -395,6 +397,7 @@ impl Inner {
             Ok(h) => self.threads.lock().magnets.push((ih, h)),
             Err(e) => {
                 self.shared.magnets.write().remove(&ih);
+                self.shared.torrents_changed();
                 return Err(Error::io("start metadata thread", e));
             }
         }
@@ -445,6 +448,7 @@ pub(super) fn resolved(
                 }
             }
             inner.shared.magnets.write().remove(&ih);
+            inner.shared.torrents_changed();
             inner.update_lsd();
         }
         Err(Error::Stopped) => {}

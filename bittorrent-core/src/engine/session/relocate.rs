@@ -113,6 +113,7 @@ impl Inner {
         let ih = t.metainfo.info_hash;
         let st = t.status.lock().clone();
         self.shared.registry.write().remove(&ih.0);
+        self.shared.torrents_changed();
         self.shared.tracker.disallow(ih);
         self.announcer.remove(ih);
         let handle = {

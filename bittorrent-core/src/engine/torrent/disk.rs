@@ -49,6 +49,9 @@ const SLOW_DISK: Duration = Duration::from_secs(1);
 /// The longest a shutting-down torrent waits for its queued writes before
 /// it gives up on them (and on claiming them in the resume data).
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(120);
+/// A disk writer thread with nothing to do for this long ends (the next
+/// job starts another): an idle torrent holds no disk thread.
+const WRITER_IDLE: Duration = Duration::from_secs(5);
 
 /// The disk writer and what is in flight with it.
 pub(super) struct DiskSide {
@@ -89,7 +92,7 @@ impl DiskSide {
         let (tx, done) = crossbeam_channel::unbounded();
         let tx = Rung::new(tx, bell.clone());
         Ok(DiskSide {
-            writer: DiskWriter::spawn(name, storage, tx)?,
+            writer: DiskWriter::new(name, storage, tx),
             done,
             queued: 0,
             jobs: 0,
@@ -112,6 +115,22 @@ impl DiskSide {
         if self.writer.send(job) {
             self.jobs += 1;
             self.queued += bytes;
+        }
+    }
+
+    /// When the writer thread, running with nothing queued, is to end.
+    pub(super) fn writer_idle_deadline(&self) -> Option<Instant> {
+        (self.writer.is_running() && self.jobs == 0).then(|| self.moved + WRITER_IDLE)
+    }
+
+    /// End the writer thread if it has been idle for [`WRITER_IDLE`]
+    /// (every completion is back, so it waits for work and ends at once).
+    pub(super) fn retire_idle_writer(&mut self) {
+        if self
+            .writer_idle_deadline()
+            .is_some_and(|t| Instant::now() >= t)
+        {
+            self.writer.retire();
         }
     }
 
@@ -457,6 +476,9 @@ impl Torrent {
                 }
             }
         }
+        // No new writer thread for the last save (every torrent of the
+        // session stops at once).
+        self.disk.writer.no_new_thread();
         if save {
             self.save_resume();
         } else {

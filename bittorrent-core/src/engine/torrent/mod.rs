@@ -43,7 +43,7 @@ use crate::engine::conn::pipeline::{Pipeline, MIN_BATCH, MIN_DEPTH};
 use crate::engine::conn::waker::Inbox;
 use crate::engine::net::rate_limit::{Direction, RatePair, Throttle};
 use crate::engine::session::events::Event;
-use crate::engine::session::shared::{Command, Shared, TorrentShared};
+use crate::engine::session::shared::{Command, Shared, StatusCell, TorrentShared};
 use crate::engine::storage::hasher::{HashDone, HashJob, PieceData};
 use crate::engine::storage::piece_buffer::{Complete, MemoryBudget, PieceBuffers, Stored};
 use crate::engine::torrent::candidates::Candidates;
@@ -338,7 +338,7 @@ pub(crate) fn spawn(
     };
     let me = Arc::new(TorrentShared {
         metainfo,
-        status: Mutex::new(status),
+        status: StatusCell::new(status, shared.status_changes.clone()),
         commands: cmd_tx,
         peer_ctx,
         to_torrent,
@@ -480,6 +480,7 @@ impl Torrent {
                     self.bell.wait(wake, has_work);
                 }
             }
+            self.disk.retire_idle_writer();
             let now = Instant::now();
             if now >= next_tick || wake.is_some_and(|w| now >= w) {
                 self.on_tick();
@@ -526,6 +527,9 @@ impl Torrent {
         }
         if self.resume_dirty {
             at(self.last_resume_save + RESUME_SAVE_INTERVAL);
+        }
+        if let Some(t) = self.disk.writer_idle_deadline() {
+            at(t);
         }
         if matches!(self.phase, Phase::Stalled(_)) {
             at(self.stalled_at + self.stall_retry);
