@@ -41,6 +41,7 @@ use super::slot::{closed_error, Key, Shared, Slot};
 pub use super::stream::{UtpCloser, UtpStream};
 use crate::proto::utp::{Header, Packet, PacketType};
 use crate::util::rng::random_u64;
+use crate::util::udp_batch::{RecvBatch, RECV_BATCH};
 
 /// Connections an endpoint keeps at most.
 pub const MAX_CONNECTIONS: usize = 512;
@@ -48,11 +49,14 @@ pub const MAX_CONNECTIONS: usize = 512;
 pub const MAX_SYNS_PER_SOURCE_PER_SEC: u32 = 20;
 /// Accepted connections waiting for [`UtpSocket::accept`].
 pub const ACCEPT_BACKLOG: usize = 64;
-/// Datagrams waiting in the channel from the shared port's `udp` thread.
-pub const INBOUND: usize = 4_096;
+/// Batches waiting in the channel from the shared port's `udp` thread (each the uTP
+/// datagrams of one `recvmmsg`, at most [`RECV_BATCH`]: 4,096 datagrams in all).
+pub const INBOUND: usize = 4_096 / RECV_BATCH;
+/// Largest datagram read from its own socket (a longer one is dropped as truncated).
+const MAX_DATAGRAM: usize = 4_096;
 /// Source addresses whose SYN rate is remembered.
 const MAX_SYN_SOURCES: usize = 4_096;
-/// Datagrams handled before the ACKs due are sent.
+/// Datagrams handled before the ACKs due are sent (one ACK per connection for all of them).
 const BATCH: usize = 256;
 /// The kernel buffers asked for the endpoint's UDP socket (`SO_RCVBUF` / `SO_SNDBUF`; Linux
 /// caps them at `net.core.rmem_max` / `wmem_max`). The default receive buffer (208 KiB,
@@ -66,10 +70,10 @@ pub type Datagram = (Vec<u8>, SocketAddr);
 
 /// Where the endpoint's datagrams come from.
 enum Inbound {
-    /// Its own socket.
-    Socket,
-    /// The shared port's `udp` thread.
-    Channel(Receiver<Datagram>),
+    /// Its own socket, read `recvmmsg` at a time.
+    Socket(RecvBatch),
+    /// The shared port's `udp` thread, in batches.
+    Channel(Receiver<Vec<Datagram>>),
 }
 
 /// A uTP endpoint: a UDP socket (its own or the shared port's) and its thread (see the
@@ -91,7 +95,8 @@ impl UtpSocket {
     pub fn bind_with(addr: SocketAddr, timeouts: Timeouts) -> io::Result<UtpSocket> {
         let socket = UdpSocket::bind(addr)?;
         socket.set_read_timeout(Some(TICK))?;
-        UtpSocket::start(socket, Inbound::Socket, timeouts)
+        let batch = RecvBatch::new(MAX_DATAGRAM);
+        UtpSocket::start(socket, Inbound::Socket(batch), timeouts)
     }
 
     /// An endpoint on a shared socket: it sends through `socket` (a clone of the shared
@@ -99,7 +104,7 @@ impl UtpSocket {
     /// port and passes on `inbound` (see [`UtpSocket::owns`] for what to pass).
     pub fn attach(
         socket: UdpSocket,
-        inbound: Receiver<Datagram>,
+        inbound: Receiver<Vec<Datagram>>,
         timeouts: Timeouts,
     ) -> io::Result<UtpSocket> {
         UtpSocket::start(socket, Inbound::Channel(inbound), timeouts)
@@ -127,7 +132,7 @@ impl UtpSocket {
         let s = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("utp-endpoint".into())
-            .spawn(move || run(&s, &inbound, &tx))?;
+            .spawn(move || run(&s, inbound, &tx))?;
         Ok(UtpSocket {
             shared,
             accept_rx,
@@ -159,6 +164,13 @@ impl UtpSocket {
 
     /// Open a connection to `addr`, waiting at most `timeout` for the handshake.
     pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> io::Result<UtpStream> {
+        let deadline = Instant::now() + timeout;
+        self.start_connect(addr, timeout)?.wait(deadline)
+    }
+
+    /// Send a SYN to `addr` (the handshake must finish within `timeout`) and return without
+    /// waiting: [`UtpConnecting::wait`] waits for it, and dropping it closes the connection.
+    pub fn start_connect(&self, addr: SocketAddr, timeout: Duration) -> io::Result<UtpConnecting> {
         // The socket's family: an IPv4 socket reaches `::ffff:a.b.c.d` as `a.b.c.d`.
         let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         if addr.is_ipv4() != self.local.is_ipv4() {
@@ -197,23 +209,10 @@ impl UtpSocket {
         };
         let syn = slot.conn.lock().take_outgoing();
         self.shared.send(addr, syn);
-        let deadline = now + timeout;
-        let mut c = slot.conn.lock();
-        loop {
-            match c.state() {
-                State::Connected => break,
-                State::Closed(why) => return Err(closed_error(why)),
-                State::SynSent => {}
-            }
-            if slot.cv.wait_until(&mut c, deadline).timed_out() && c.state() == State::SynSent {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "utp: connect timed out",
-                ));
-            }
-        }
-        drop(c);
-        Ok(UtpStream::new(slot, Arc::clone(&self.shared)))
+        Ok(UtpConnecting {
+            slot: Some(slot),
+            shared: Arc::clone(&self.shared),
+        })
     }
 
     /// The next accepted connection, waiting at most `timeout`.
@@ -245,76 +244,138 @@ impl Drop for UtpSocket {
     }
 }
 
-/// The next datagram, into `buf`: its length and sender (`None`: nothing within a tick, or
-/// nothing queued when `wait` is false).
-fn receive(
-    shared: &Shared,
-    inbound: &Inbound,
-    buf: &mut [u8],
-    wait: bool,
-) -> Option<(usize, SocketAddr)> {
-    match inbound {
-        Inbound::Socket => {
-            if !wait {
-                let _ = shared.socket.set_nonblocking(true);
+/// A connection whose SYN is out ([`UtpSocket::start_connect`]). Dropped before
+/// [`UtpConnecting::wait`] succeeded, it closes the connection (a FIN if the handshake
+/// finishes later; else the connect timeout ends it).
+pub struct UtpConnecting {
+    slot: Option<Arc<Slot>>,
+    shared: Arc<Shared>,
+}
+
+impl UtpConnecting {
+    /// Wait until `deadline` at most for the handshake; the stream. After a timeout the
+    /// connection is still pending (wait again, or drop it).
+    pub fn wait(&mut self, deadline: Instant) -> io::Result<UtpStream> {
+        let Some(slot) = self.slot.clone() else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "utp: no connection",
+            ));
+        };
+        let mut c = slot.conn.lock();
+        loop {
+            match c.state() {
+                State::Connected => break,
+                State::Closed(why) => return Err(closed_error(why)),
+                State::SynSent => {}
             }
-            let r = shared.socket.recv_from(buf);
-            if !wait {
-                let _ = shared.socket.set_nonblocking(false);
-            }
-            match r {
-                Ok(x) => Some(x),
-                // ICMP errors (a closed port) surface here on Linux: not fatal.
-                Err(e) => {
-                    if !matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) {
-                        log::debug!("utp: recv: {e}");
-                    }
-                    None
-                }
+            if slot.cv.wait_until(&mut c, deadline).timed_out() && c.state() == State::SynSent {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "utp: connect timed out",
+                ));
             }
         }
+        drop(c);
+        self.slot = None;
+        Ok(UtpStream::new(slot, Arc::clone(&self.shared)))
+    }
+
+    /// Whether the handshake has finished.
+    pub fn is_connected(&self) -> bool {
+        (self.slot.as_ref()).is_some_and(|s| s.conn.lock().state() == State::Connected)
+    }
+}
+
+impl Drop for UtpConnecting {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.conn.lock().close();
+            if !self.shared.stop.load(Ordering::Relaxed) {
+                self.shared.flush(&slot, Instant::now());
+            }
+        }
+    }
+}
+
+/// The next datagrams: wait up to a [`TICK`] for some when `wait`, else take only what is
+/// queued; each goes to `take`. How many were seen (0: none).
+fn receive(
+    shared: &Shared,
+    inbound: &mut Inbound,
+    wait: bool,
+    mut take: impl FnMut(&[u8], SocketAddr),
+) -> usize {
+    match inbound {
+        Inbound::Socket(batch) => match batch.recv(&shared.socket, wait) {
+            Ok(n) => {
+                for i in 0..n {
+                    let (d, from) = batch.get(i);
+                    // A datagram that filled the buffer was truncated.
+                    if d.len() < MAX_DATAGRAM {
+                        take(d, from);
+                    }
+                }
+                n
+            }
+            // ICMP errors (a closed port) surface here on Linux: not fatal.
+            Err(e) => {
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) {
+                    log::debug!("utp: recv: {e}");
+                }
+                0
+            }
+        },
         Inbound::Channel(rx) => {
-            let (d, from) = if wait {
+            let got = if wait {
                 match rx.recv_timeout(TICK) {
                     Ok(x) => x,
-                    Err(RecvTimeoutError::Timeout) => return None,
+                    Err(RecvTimeoutError::Timeout) => return 0,
                     Err(RecvTimeoutError::Disconnected) => {
                         // The `udp` thread is gone: only timers are left to run.
                         std::thread::sleep(TICK);
-                        return None;
+                        return 0;
                     }
                 }
             } else {
-                rx.try_recv().ok()?
+                match rx.try_recv() {
+                    Ok(x) => x,
+                    Err(_) => return 0,
+                }
             };
-            let n = d.len().min(buf.len());
-            buf[..n].copy_from_slice(&d[..n]);
-            Some((n, from))
+            for (d, from) in &got {
+                take(d, *from);
+            }
+            got.len()
         }
     }
 }
 
 /// The endpoint thread.
-fn run(shared: &Arc<Shared>, inbound: &Inbound, accept_tx: &Sender<UtpStream>) {
-    let mut buf = vec![0u8; 65_536];
+fn run(shared: &Arc<Shared>, mut inbound: Inbound, accept_tx: &Sender<UtpStream>) {
     let mut syns: HashMap<IpAddr, (Instant, u32)> = HashMap::new();
     let mut last_tick = Instant::now();
     let mut dirty: Vec<Arc<Slot>> = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
-        for i in 0..BATCH {
-            // Wait for the first; drain what is queued without waiting, then ACK it in one go.
-            let Some((n, from)) = receive(shared, inbound, &mut buf, i == 0) else {
-                break;
-            };
+        // Wait for the first batch; drain what is queued without waiting, then ACK (and
+        // send what the ACKs opened) once per connection.
+        let mut seen = 0;
+        while seen < BATCH {
             let now = Instant::now();
-            if let Some(slot) = handle(shared, &buf[..n], from, now, &mut syns, accept_tx) {
-                if !dirty.iter().any(|s| Arc::ptr_eq(s, &slot)) {
-                    dirty.push(slot);
+            let n = receive(shared, &mut inbound, seen == 0, |d, from| {
+                if let Some(slot) = handle(shared, d, from, now, &mut syns, accept_tx) {
+                    if !dirty.iter().any(|s| Arc::ptr_eq(s, &slot)) {
+                        dirty.push(slot);
+                    }
                 }
+            });
+            if n == 0 {
+                break;
             }
+            seen += n;
         }
         let now = Instant::now();
         for slot in dirty.drain(..) {
@@ -403,20 +464,7 @@ fn handle(
         _ => {
             // A connection we do not have (closed, or never ours): tell the peer, one small
             // datagram per packet, as libtorrent does.
-            let reset = Packet {
-                header: Header {
-                    kind: PacketType::Reset,
-                    connection_id: h.connection_id,
-                    timestamp_us: 0,
-                    timestamp_diff_us: 0,
-                    wnd_size: 0,
-                    seq_nr: 0,
-                    ack_nr: h.seq_nr,
-                },
-                sack: None,
-                payload: &[],
-            };
-            shared.send(from, vec![reset.encode()]);
+            shared.send(from, vec![Packet::reset_for(h)]);
             return None;
         }
     }
