@@ -45,15 +45,15 @@ impl std::fmt::Display for Transport {
 /// Which transport outgoing connections use (incoming ones are accepted on both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TransportPolicy {
-    /// TCP only (the default).
-    #[default]
+    /// TCP only.
     Tcp,
     /// uTP only.
     Utp,
     /// uTP first: when its handshake has not completed within 500 ms (`UTP_HEAD_START`)
     /// (or the peer resets it), TCP is dialled too, and the first of the two connected wins
     /// (uTP if both are by the time TCP's dial returns; the loser is closed); uTP is waited
-    /// for at most 3 s (`UTP_FIRST_TIMEOUT`) in all.
+    /// for at most 3 s (`UTP_FIRST_TIMEOUT`) in all. The default.
+    #[default]
     Both,
 }
 
