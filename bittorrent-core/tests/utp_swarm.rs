@@ -161,9 +161,10 @@ fn both_falls_back_to_tcp_when_utp_goes_unanswered() {
 /// The default policy (`both`) on both sides: the connection is made over uTP.
 #[test]
 fn the_default_both_prefers_utp() {
-    let data = pseudo_random(512 * 1024 + 3, 29);
+    let data = pseudo_random(1024 * 1024 + 3, 29);
     let (mi, seed_dir) = single_file_torrent("utp-default", &data, 32 * 1024);
-    let seeder = session_with(|_| {});
+    // The upload limit keeps the transfer long enough for the peer list to be seen.
+    let seeder = session_with(|c| c.max_upload_rate = 1 << 20);
     assert_eq!(bittorrent_core::Config::default().transport, TransportPolicy::Both);
     seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
     wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(30));
