@@ -12,11 +12,13 @@
 //! 2. **uTP (BEP 29)**: a datagram that parses as a uTP version 1 packet
 //!    (header and extension chain, [`crate::proto::utp::Packet::decode`]) and
 //!    either is an `ST_SYN` or carries a connection id the uTP side owns
-//!    for that sender. It goes to the session's uTP endpoint over a bounded
-//!    channel ([`UtpRoute`]), in batches: the uTP datagrams of one read of up
-//!    to 32 datagrams (`recvmmsg`, `util::udp_batch`) are one message, so one
-//!    wake-up of the endpoint (a full channel drops the batch); the endpoint
-//!    sends through a clone of the same socket.
+//!    for that sender. This thread hands it to the session's uTP endpoint
+//!    ([`UtpRoute`], `UtpSocket::deliver`) with the other uTP datagrams of the
+//!    same read (up to 32 per `recvmmsg`, `util::udp_batch`): the endpoint's
+//!    packet work for inbound datagrams runs here, with no copy and no thread
+//!    hop; the endpoint sends through a clone of the same socket. A uTP packet
+//!    (not a SYN nor a RESET) for no connection of ours is answered with an
+//!    `ST_RESET`, at most [`RESETS_PER_SOURCE_PER_SEC`] per source per second.
 //! 3. **DHT (BEP 5)**: a bencoded dictionary (`d` ... `e`). It goes to the
 //!    `dht` thread over a bounded channel (`try_send`: a full channel drops
 //!    the datagram, as a full socket buffer would); the DHT thread sends its
@@ -58,15 +60,18 @@ pub type Datagram = (Vec<u8>, SocketAddr);
 /// header for one of its connections?
 pub type OwnsUtp = Box<dyn Fn(SocketAddr, &utp::Header) -> bool + Send>;
 
+/// The uTP endpoint's intake: the uTP datagrams of one read, with their senders.
+pub type DeliverUtp = Box<dyn Fn(&[(&[u8], SocketAddr)]) + Send>;
+
 /// Where uTP datagrams go: the endpoint's ownership test (is this non-SYN packet for one of
 /// its connections?) and its inbound channel.
 pub struct UtpRoute {
     /// Whether a packet from this sender with this header is for a connection the endpoint
     /// owns (the endpoint's `UtpSocket::owns`).
     pub owns: OwnsUtp,
-    /// The endpoint's inbound channel (bounded, in batches: the uTP datagrams of one
-    /// `recvmmsg`).
-    pub to_utp: Sender<Vec<Datagram>>,
+    /// Hands the endpoint the uTP datagrams of one read of the socket, on this thread
+    /// (the endpoint's `UtpSocket::deliver`).
+    pub deliver: DeliverUtp,
 }
 
 /// Where a datagram on the shared socket goes.
@@ -137,7 +142,7 @@ pub struct UdpCounts {
     pub dht: u64,
     /// Handed to the uTP endpoint.
     pub utp: u64,
-    /// Routed to uTP and dropped: no uTP endpoint here, or its channel was full.
+    /// Routed to uTP and dropped: no uTP endpoint here.
     pub utp_unserved: u64,
     /// uTP packets for no connection of ours answered with an `ST_RESET`.
     pub utp_reset: u64,
@@ -201,7 +206,6 @@ pub fn run(
 ) -> io::Result<()> {
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
     let mut batch = RecvBatch::new(MAX_DATAGRAM);
-    let mut to_utp: Vec<Datagram> = Vec::new();
     let mut resets = PerSource::new(RESETS_PER_SOURCE_PER_SEC, MAX_RESET_SOURCES);
     let mut last_expire = Instant::now();
     let mut counts = UdpCounts::default();
@@ -237,6 +241,8 @@ pub fn run(
                 return Err(e);
             }
         };
+        // The uTP datagrams of this read, handed over together (one ACK per connection).
+        let mut to_utp: Vec<(&[u8], SocketAddr)> = Vec::new();
         for i in 0..got {
             let (packet, from) = batch.get(i);
             if packet.is_empty() || packet.len() >= MAX_DATAGRAM {
@@ -261,7 +267,7 @@ pub fn run(
                         }
                     }
                 }
-                Route::Utp if utp.is_some() => to_utp.push((packet.to_vec(), from)),
+                Route::Utp if utp.is_some() => to_utp.push((packet, from)),
                 Route::Utp => counts.utp_unserved += 1,
                 Route::UtpUnknown if utp.is_some() && resets.allow(from.ip(), Instant::now()) => {
                     counts.utp_reset += 1;
@@ -284,14 +290,9 @@ pub fn run(
                 }
             }
         }
-        // The uTP datagrams of this read go over in one message (one wake-up of the
-        // endpoint); a full channel drops them all, as a full socket buffer would.
         if let Some(u) = utp.as_ref().filter(|_| !to_utp.is_empty()) {
-            let n = to_utp.len() as u64;
-            match u.to_utp.try_send(std::mem::take(&mut to_utp)) {
-                Ok(()) => counts.utp += n,
-                Err(_) => counts.utp_unserved += n,
-            }
+            counts.utp += to_utp.len() as u64;
+            (u.deliver)(&to_utp);
         }
     }
     log::debug!("udp port: {counts:?}");
