@@ -165,7 +165,10 @@ fn the_default_both_prefers_utp() {
     let (mi, seed_dir) = single_file_torrent("utp-default", &data, 32 * 1024);
     // The upload limit keeps the transfer long enough for the peer list to be seen.
     let seeder = session_with(|c| c.max_upload_rate = 1 << 20);
-    assert_eq!(bittorrent_core::Config::default().transport, TransportPolicy::Both);
+    assert_eq!(
+        bittorrent_core::Config::default().transport,
+        TransportPolicy::Both
+    );
     seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
     wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(30));
     let dir = temp_dir("utp-default-leech");

@@ -61,7 +61,14 @@ fn a_reno_on_accepted_and_dialled_sockets() {
         .arg("--dir")
         .arg(&seed_dir)
         .args(["--port", &port.to_string(), "--no-lsd", "--no-dht"])
-        .args(["--bind", "127.0.0.1", "--tcp-congestion", "reno", "--transport", "tcp"])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--tcp-congestion",
+            "reno",
+            "--transport",
+            "tcp",
+        ])
         .args(["--max-upload-rate", "512K"]);
     let mut seeder = Child::spawn("peer seed", cmd);
     assert!(

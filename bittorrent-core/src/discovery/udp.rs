@@ -171,7 +171,8 @@ impl PerSource {
     /// Count one from `ip` at `now`: whether it is within the limit.
     fn allow(&mut self, ip: std::net::IpAddr, now: Instant) -> bool {
         if self.seen.len() >= self.max_sources && !self.seen.contains_key(&ip) {
-            self.seen.retain(|_, (t, _)| now.saturating_duration_since(*t) < Duration::from_secs(1));
+            self.seen
+                .retain(|_, (t, _)| now.saturating_duration_since(*t) < Duration::from_secs(1));
             if self.seen.len() >= self.max_sources {
                 return false; // a flood from many sources: answer none of the new ones
             }
@@ -271,7 +272,8 @@ pub fn run(
                 Route::Utp => counts.utp_unserved += 1,
                 Route::UtpUnknown if utp.is_some() && resets.allow(from.ip(), Instant::now()) => {
                     counts.utp_reset += 1;
-                    let reset = utp::Packet::decode(packet).map(|p| utp::Packet::reset_for(&p.header));
+                    let reset =
+                        utp::Packet::decode(packet).map(|p| utp::Packet::reset_for(&p.header));
                     if let Ok(r) = reset {
                         if let Err(e) = socket.send_to(&r, from) {
                             log::debug!("uTP RESET to {from}: {e}");
@@ -460,13 +462,19 @@ mod tests {
         use std::net::Ipv4Addr;
         let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let addr = sock.local_addr().unwrap();
-        let (tx, _rx) = crossbeam_channel::bounded(8);
         let stop = Arc::new(AtomicBool::new(false));
+        let delivered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let thread = {
-            let (sock, stop) = (sock.try_clone().unwrap(), Arc::clone(&stop));
+            let (sock, stop, n) = (
+                sock.try_clone().unwrap(),
+                Arc::clone(&stop),
+                Arc::clone(&delivered),
+            );
             let route = UtpRoute {
                 owns: Box::new(|_, _| false),
-                to_utp: tx,
+                deliver: Box::new(move |d| {
+                    n.fetch_add(d.len(), Ordering::Relaxed);
+                }),
             };
             std::thread::spawn(move || run(&sock, None, None, Some(route), &stop))
         };
@@ -482,13 +490,21 @@ mod tests {
         let mut resets = 0;
         while let Ok((n, _)) = client.recv_from(&mut buf) {
             let h = utp::Packet::decode(&buf[..n]).unwrap().header;
-            assert_eq!((h.kind, h.connection_id, h.ack_nr), (PacketType::Reset, 77, 1));
+            assert_eq!(
+                (h.kind, h.connection_id, h.ack_nr),
+                (PacketType::Reset, 77, 1)
+            );
             resets += 1;
         }
         // The limit, or twice it when a loaded machine spread the burst over two seconds;
         // never one per packet, and none for the RESET.
         let max = RESETS_PER_SOURCE_PER_SEC as usize;
         assert!((max..=2 * max).contains(&resets), "{resets} resets");
+        assert_eq!(
+            delivered.load(Ordering::Relaxed),
+            0,
+            "nothing for the endpoint"
+        );
         stop.store(true, Ordering::Relaxed);
         thread.join().unwrap().unwrap();
     }
@@ -502,7 +518,10 @@ mod tests {
         assert!(p.allow(ip(1), now + Duration::from_secs(1)), "a new second");
         assert!(p.allow(ip(2), now) && p.allow(ip(3), now));
         assert!(!p.allow(ip(4), now), "the table is full");
-        assert!(p.allow(ip(4), now + Duration::from_secs(2)), "old entries expire");
+        assert!(
+            p.allow(ip(4), now + Duration::from_secs(2)),
+            "old entries expire"
+        );
         assert!(p.seen.len() <= 3);
     }
 }

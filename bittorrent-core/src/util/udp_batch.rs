@@ -110,7 +110,14 @@ fn send_gso(socket: &UdpSocket, addr: SocketAddr, train: &[Vec<u8>]) -> Result<(
     let iov: Vec<IoSlice<'_>> = train.iter().map(|d| IoSlice::new(d)).collect();
     let to = SockaddrStorage::from(addr);
     let cmsg = [ControlMessage::UdpGsoSegments(&segment)];
-    sendmsg(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), Some(&to)).map(|_| ())
+    sendmsg(
+        socket.as_raw_fd(),
+        &iov,
+        &cmsg,
+        MsgFlags::empty(),
+        Some(&to),
+    )
+    .map(|_| ())
 }
 
 /// One `sendmmsg`; how many datagrams left (at least one, or an error).
@@ -158,17 +165,20 @@ impl RecvBatch {
         self.got.clear();
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(RECV_BATCH, None);
         let r = {
-            let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
-                .bufs
-                .iter_mut()
-                .map(|b| [IoSliceMut::new(b)])
-                .collect();
+            let mut slices: Vec<[IoSliceMut<'_>; 1]> =
+                self.bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
             let flags = if wait {
                 MsgFlags::MSG_WAITFORONE
             } else {
                 MsgFlags::MSG_DONTWAIT
             };
-            match recvmmsg(socket.as_raw_fd(), &mut headers, slices.iter_mut(), flags, None) {
+            match recvmmsg(
+                socket.as_raw_fd(),
+                &mut headers,
+                slices.iter_mut(),
+                flags,
+                None,
+            ) {
                 Ok(results) => {
                     for m in results {
                         if let Some(from) = m.address.as_ref().and_then(to_socket_addr) {

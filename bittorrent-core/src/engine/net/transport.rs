@@ -302,15 +302,14 @@ impl Dialer {
     ) -> io::Result<PeerSocket> {
         let start = Instant::now();
         let utp_timeout = timeout.min(UTP_FIRST_TIMEOUT);
-        let mut pending = match (self.utp_endpoint(addr))
-            .and_then(|ep| ep.start_connect(addr, utp_timeout))
-        {
-            Ok(p) => p,
-            Err(e) => {
-                log::debug!("peer {addr}: uTP: {e}; dialling TCP");
-                return tcp();
-            }
-        };
+        let mut pending =
+            match (self.utp_endpoint(addr)).and_then(|ep| ep.start_connect(addr, utp_timeout)) {
+                Ok(p) => p,
+                Err(e) => {
+                    log::debug!("peer {addr}: uTP: {e}; dialling TCP");
+                    return tcp();
+                }
+            };
         // The head start: a uTP peer on the LAN or nearby answers well within it.
         match pending.wait(start + UTP_HEAD_START.min(utp_timeout)) {
             Ok(s) => return Ok(PeerSocket::Utp(s)),
