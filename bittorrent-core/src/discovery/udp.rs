@@ -206,7 +206,8 @@ pub fn run(
     stop: &AtomicBool,
 ) -> io::Result<()> {
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let mut batch = RecvBatch::new(MAX_DATAGRAM);
+    // GRO: a train of uTP datagrams (a GSO send) arrives as one message.
+    let mut batch = RecvBatch::with_gro(socket, MAX_DATAGRAM);
     let mut resets = PerSource::new(RESETS_PER_SOURCE_PER_SEC, MAX_RESET_SOURCES);
     let mut last_expire = Instant::now();
     let mut counts = UdpCounts::default();
