@@ -4,13 +4,16 @@
 //! our creator downloads byte for byte, nothing of the implicit padding
 //! reaches the disk, the handshake names the truncated v2 info-hash with
 //! BEP 52's v2 bit; a corrupt piece is refused (its sender banned) and
-//! fetched again from an honest seeder.
+//! fetched again from an honest seeder. Without its piece layers (a
+//! `.torrent` lacking them, a `btmh` magnet link) the leecher fetches them
+//! with hash requests first; a peer lying about them is refused.
 #![allow(clippy::unwrap_used)]
 
 mod harness;
 
 use bittorrent_core::create::{create_torrent, CreateOptions, TorrentFormat};
 use bittorrent_core::proto::hash_msg::{self, HashMessage, HashRequest};
+use bittorrent_core::proto::magnet::Magnet;
 use bittorrent_core::proto::merkle;
 use bittorrent_core::proto::metainfo::{v2::aligned_view, Format, Metainfo};
 use bittorrent_core::proto::wire::{
@@ -19,8 +22,10 @@ use bittorrent_core::proto::wire::{
 use bittorrent_core::{AddTorrent, Phase};
 use harness::*;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The files written: path and bytes.
@@ -173,19 +178,187 @@ fn a_corrupt_v2_piece_is_refused_and_fetched_again() {
     let _ = std::fs::remove_dir_all(down);
 }
 
-/// A v2-only torrent whose multi-piece file has no piece layer (as from a
-/// `.torrent` without `piece layers`) is refused with a message saying so.
-#[test]
-fn a_v2_only_torrent_without_its_piece_layers_is_refused() {
-    let (mut mi, dir, _) = v2_torrent("v2-nolayer");
-    let v2 = mi.v2.as_mut().unwrap();
-    for l in v2.piece_layers.iter_mut() {
+/// `mi` as a `.torrent` without `piece layers` gives it.
+fn without_layers(mi: &Metainfo) -> Metainfo {
+    let mut bare = mi.clone();
+    for l in bare.v2.as_mut().unwrap().piece_layers.iter_mut() {
         *l = None;
     }
-    let s = session();
-    let e = s.add(AddTorrent::new(mi.clone(), &dir)).unwrap_err();
-    assert!(e.to_string().contains("lacks piece layers"), "{e}");
+    assert!(bare.v2.as_ref().unwrap().missing_layers() > 0);
+    bare
+}
+
+/// A seeder of `mi` from `dir`, seeding.
+fn seeder_of(mi: &Metainfo, dir: &Path) -> bittorrent_core::Session {
+    let seeder = session();
+    seeder.add(AddTorrent::new(mi.clone(), dir)).unwrap();
+    wait_phase(&seeder, mi, Phase::Seeding, Duration::from_secs(20));
+    seeder
+}
+
+/// A v2-only torrent given without its piece layers (a `.torrent` lacking
+/// `piece layers`) fetches them from our seeder with hash requests, checks
+/// them against each file's root, then downloads byte for byte; the state
+/// directory keeps a `.torrent` with the layers, so a restart goes straight
+/// to the check (no metadata phase) and the saved torrent is complete.
+#[test]
+fn a_v2_only_torrent_without_its_piece_layers_fetches_them_and_downloads() {
+    let (mi, dir, files) = v2_torrent("v2-nolayer");
+    let seeder = seeder_of(&mi, &dir);
+    let down = temp_dir("v2-nolayer-leech");
+    let state = down.join("state");
+    let st2 = state.clone();
+    let leecher = session_with(move |c| c.state_dir = Some(st2));
+    leecher
+        .add(AddTorrent::new(without_layers(&mi), &down).peers(vec![seeder.local_addr_v4()]))
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert_eq!((st.hash_failures, st.banned), (0, 0), "{st:?}");
+    assert_eq!(st.pieces_have as u64, mi.v2.as_ref().unwrap().num_pieces);
+    assert_same_files(&dir, &down, &files);
+    drop(leecher);
+    // The saved `.torrent` carries the layers fetched.
+    let saved = std::fs::read(
+        state
+            .join("torrents")
+            .join(format!("{}.torrent", mi.info_hash)),
+    )
+    .unwrap();
+    let back = Metainfo::from_bytes(&saved).unwrap();
+    assert_eq!(back.v2, mi.v2);
+    // A restart without any peer: no metadata phase, the copy checks out.
+    drop(seeder);
+    let st2 = state.clone();
+    let again = session_with(move |c| c.state_dir = Some(st2));
+    assert_eq!(again.restore().unwrap(), vec![mi.info_hash]);
+    let phase = again.status(&mi.info_hash).unwrap().phase;
+    assert_ne!(phase, Phase::Metadata);
+    wait_phase(&again, &mi, Phase::Seeding, Duration::from_secs(20));
+    drop(again);
     let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(down);
+}
+
+/// A v2-only magnet link (`xt=urn:btmh:1220...` alone): the info
+/// dictionary by `ut_metadata`, checked against the SHA-256 info-hash, the
+/// piece layers by hash requests, then the download, byte for byte.
+#[test]
+fn a_v2_only_magnet_link_downloads_byte_identical() {
+    let (mi, dir, files) = v2_torrent("v2-magnet");
+    let seeder = seeder_of(&mi, &dir);
+    let uri = format!("magnet:?xt=urn:btmh:1220{}&dn=t", mi.info_hash_v2.unwrap());
+    let magnet = Magnet::parse(&uri).unwrap();
+    assert!(magnet.is_v2_only());
+    assert_eq!(magnet.info_hash, mi.info_hash);
+    let down = temp_dir("v2-magnet-leech");
+    let leecher = session();
+    leecher
+        .add(AddTorrent::magnet(magnet, &down).peers(vec![seeder.local_addr_v4()]))
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert_eq!((st.hash_failures, st.banned), (0, 0), "{st:?}");
+    assert_same_files(&dir, &down, &files);
+    drop(leecher);
+    drop(seeder);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(down);
+}
+
+/// A peer that answers the v2 handshake of `ih` and every hash request
+/// with `hashes` of the right count and wrong values (`lie`), or with a
+/// `hash reject` (an honest peer without the layers); counts the
+/// BitTorrent handshakes it got.
+fn hash_peer(ih: [u8; 20], lie: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let n = conns.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            let n = n.clone();
+            std::thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut hs = [0u8; HANDSHAKE_LEN];
+                // (An MSE attempt first is not a BitTorrent handshake: it
+                // times out and is not counted.)
+                if c.read_exact(&mut hs).is_err() || Handshake::decode(&hs).is_err() {
+                    return;
+                }
+                n.fetch_add(1, Ordering::SeqCst);
+                let mut hello = Handshake::new(ih, *b"-XX0001-liarliarliar");
+                hello.reserved[RESERVED_V2.0] |= RESERVED_V2.1;
+                let _ = c.write_all(&hello.encode());
+                let mut dec = FrameDecoder::new(MAX_FRAME);
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    while let Ok(Some(m)) = dec.next_message() {
+                        if let Message::Hash { id: 21, payload } = m {
+                            let request = HashRequest::header(&payload).unwrap();
+                            let n = request.length as usize + request.uncles();
+                            let reply = match lie {
+                                true => HashMessage::Hashes {
+                                    request,
+                                    hashes: vec![[0xAB; 32]; n],
+                                },
+                                false => HashMessage::Reject(request),
+                            };
+                            let _ = c.write_all(&reply.to_frame());
+                        }
+                    }
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => dec.feed(&buf[..k]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns)
+}
+
+/// A peer sending piece-layer hashes that do not prove against the file's
+/// root is refused (counted as banned, not asked again, not handed to the
+/// torrent); one that rejects every request is not banned and is asked
+/// again; an honest seeder found later completes the torrent.
+#[test]
+fn wrong_piece_layer_hashes_are_refused_and_an_honest_seeder_completes() {
+    let (mi, dir, files) = v2_torrent("v2-liar");
+    let (bad, conns) = hash_peer(mi.info_hash.0, true);
+    let (shy, shy_conns) = hash_peer(mi.info_hash.0, false);
+    let down = temp_dir("v2-liar-leech");
+    let leecher = session();
+    leecher
+        .add(AddTorrent::new(without_layers(&mi), &down).peers(vec![bad, shy]))
+        .unwrap();
+    let both = wait_until(Duration::from_secs(40), || {
+        shy_conns.load(Ordering::SeqCst) >= 2
+            && leecher.status(&mi.info_hash).is_some_and(|s| s.banned >= 1)
+    });
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert!(
+        both,
+        "liar not refused or rejecting peer not asked again: {st:?}"
+    );
+    assert_eq!(st.banned, 1, "only the liar is banned: {st:?}");
+    assert_eq!(st.phase, Phase::Metadata, "{st:?}");
+    let seeder = seeder_of(&mi, &dir);
+    leecher
+        .add_peers(&mi.info_hash, vec![seeder.local_addr_v4(), bad])
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    assert_same_files(&dir, &down, &files);
+    assert_eq!(
+        conns.load(Ordering::SeqCst),
+        1,
+        "the liar was dialled again"
+    );
+    drop(leecher);
+    drop(seeder);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(down);
 }
 
 /// Read messages from `c` until `n` BEP 52 hash messages (ids 22, 23)

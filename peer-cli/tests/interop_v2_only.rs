@@ -3,7 +3,9 @@
 //! libtorrent 2.0 in both directions, found through our embedded tracker
 //! under the v2 info-hash truncated to 20 bytes, byte for byte; and
 //! libtorrent downloads one from `peer` by its v2 magnet link (`btmh`),
-//! fetching the piece layers with BEP 52 hash requests we answer.
+//! fetching the piece layers with BEP 52 hash requests we answer; and
+//! `peer` downloads one from libtorrent by its `btmh` link, sending the
+//! hash requests itself.
 //!
 //! Needs `python3-libtorrent` (see `.ci/run`). Missing: SKIP by hand,
 //! failure under `CI=true`.
@@ -208,5 +210,69 @@ fn peer_leeches_a_v2_only_torrent_from_libtorrent() {
     );
     assert_same_data(&src, &down.join(NAME));
     clients::no_lt_tracker_errors("libtorrent", &seeder.output());
+    seeder.kill();
+}
+
+/// `peer` starts from a v2 magnet link (`xt=urn:btmh:1220...` alone) and
+/// libtorrent as the only peer: the info dictionary by `ut_metadata`
+/// (checked against the SHA-256 info-hash), every multi-piece file's piece
+/// layer by our BEP 52 hash requests (checked against the file's root),
+/// then the download, byte-identical.
+#[test]
+fn peer_leeches_a_v2_only_magnet_link_from_libtorrent() {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    let tmp = TempDir::new("h22-v2-magnet-leech");
+    let seed_dir = tmp.subdir("seed");
+    let src = make_multi_file_dir(&seed_dir, NAME);
+    // A file of many pieces (62 of 32 KiB): a piece layer to fetch.
+    std::fs::write(
+        src.join("many pieces.bin"),
+        (0..2_000_000u32)
+            .map(|i| (i * 13 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .expect("write the big file");
+    let torrent = tmp.path().join("v2.torrent");
+    // The tracker named is never started: libtorrent is given as a peer.
+    let (ih, v2) = v2_torrent_hashes(&src, &torrent, free_port());
+
+    let lt_port = free_port();
+    let mut cmd = python_cmd("lt_seed.py");
+    cmd.arg(&torrent)
+        .arg(&seed_dir)
+        .arg(lt_port.to_string())
+        .args(["--timeout", "120"]);
+    let mut seeder = Child::spawn("lt_seed.py", cmd);
+    assert!(
+        seeder.wait_for_output("READY", LONG_WAIT),
+        "libtorrent did not seed\n{}",
+        seeder.output()
+    );
+    let magnet = format!("magnet:?xt=urn:btmh:1220{v2}&dn=v2%20data");
+    let down = tmp.subdir("down");
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&magnet)
+        .arg("--dir")
+        .arg(&down)
+        .args(["--peer", &format!("127.0.0.1:{lt_port}")])
+        .args(["--port", &free_port().to_string()])
+        .args(["--no-lsd", "--no-dht", "--once"])
+        .env("RUST_LOG", "info");
+    let mut leech = Child::spawn("peer leech", cmd);
+    let status = leech.wait_exit(LONG_WAIT);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "peer did not download the v2 magnet link ({ih}) from libtorrent\n{}\n{}",
+        leech.output(),
+        seeder.output()
+    );
+    assert_same_data(&src, &down.join(NAME));
+    let out = leech.output();
+    assert!(
+        out.contains("every piece layer verified"),
+        "no piece layer fetched\n{out}"
+    );
     seeder.kill();
 }

@@ -5,8 +5,9 @@
 //!
 //! The peer thread answers `hash request`s (`engine::conn::peer::hashes`,
 //! from the torrent's `proto::piece_tree::PieceTrees`); `wire::Message`
-//! carries ids 21-23 raw (`Message::Hash`) and this module reads them. We
-//! do not send requests yet (fetching piece layers is not built).
+//! carries ids 21-23 raw (`Message::Hash`) and this module reads them. Our
+//! requests for missing piece layers are planned and checked by
+//! `proto::layer_plan` (sent by `engine::torrent::layers`).
 //!
 //! Payload (after the id byte), all integers big-endian u32:
 //! `pieces root (32) | base layer | index | length | proof layers`, then for
@@ -34,7 +35,7 @@ pub const HEADER_LEN: usize = 32 + 4 * 4;
 
 /// What a request names: a range of one layer of one file's tree, with
 /// the proof up towards the root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HashRequest {
     /// The file's merkle root.
     pub pieces_root: Hash256,

@@ -6,10 +6,10 @@
 //! read like `tr`. Unknown parameters (`ws`, `so`, `x.*`...) are ignored.
 //! A BitTorrent v2 hash (BEP 52) is `xt=urn:btmh:1220<64 hex digits>` (a
 //! multihash: 0x12 is SHA-256, 0x20 its 32 bytes); a hybrid link carries
-//! both `btih` and `btmh`. A v2-only link parses (its 20-byte hash is the
-//! truncated v2 one) but the engine cannot fetch it yet
-//! ([`MagnetError::V2Only`]); a hybrid link is downloaded through its v1
-//! hash and the metadata checked against both.
+//! both `btih` and `btmh`. A v2-only link's 20-byte hash is the truncated
+//! v2 one (what the handshake, trackers and the DHT use; its metadata is
+//! checked against the whole SHA-256 hash); a hybrid link is downloaded
+//! through its v1 hash and the metadata checked against both.
 
 use crate::proto::metainfo::{InfoHash, InfoHashV2, Metainfo};
 use std::fmt;
@@ -43,8 +43,9 @@ pub enum MagnetError {
     /// A `urn:btih:` value that is neither 40 hex digits nor 32 base32
     /// characters (given).
     InvalidInfoHash(String),
-    /// Only a v2 (`urn:btmh:`) hash, given to the engine: it parses, but
-    /// cannot be fetched until the v2 peer wire is built.
+    /// Only a v2 (`urn:btmh:`) hash. No longer returned: the engine
+    /// fetches v2-only links (metadata, then piece layers by hash
+    /// requests); kept so that code matching on it still builds.
     V2Only,
     /// A `urn:btmh:` value that is not `1220` and 64 hex digits (given).
     InvalidV2InfoHash(String),
@@ -65,10 +66,9 @@ impl fmt::Display for MagnetError {
                 f,
                 "magnet link info-hash {h:?} is neither 40 hex digits nor 32 base32 characters"
             ),
-            MagnetError::V2Only => f.write_str(
-                "BitTorrent v2-only magnet links (urn:btmh: without urn:btih:) can be read \
-                 but not yet downloaded (the v2 peer wire is not built)",
-            ),
+            MagnetError::V2Only => {
+                f.write_str("BitTorrent v2-only magnet link (urn:btmh: without urn:btih:)")
+            }
             MagnetError::InvalidV2InfoHash(h) => write!(
                 f,
                 "magnet link v2 info-hash {h:?} is not 1220 and 64 hex digits (SHA-256 multihash)"

@@ -14,6 +14,7 @@ pub mod compact;
 pub mod extension;
 pub mod hash_msg;
 pub mod krpc;
+pub mod layer_plan;
 pub mod layout;
 pub mod lsd;
 pub mod magnet;

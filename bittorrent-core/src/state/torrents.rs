@@ -113,6 +113,12 @@ pub(crate) fn save_torrent(dir: &Path, ih: &InfoHash, bytes: &[u8]) -> io::Resul
     }
 }
 
+/// Write `<ih>.torrent` over the one saved (a v2 torrent whose piece
+/// layers were fetched from peers: the saved one lacked them).
+pub(crate) fn replace_torrent(dir: &Path, ih: &InfoHash, bytes: &[u8]) -> io::Result<()> {
+    write_atomically(&file(dir, ih, "torrent"), bytes)
+}
+
 /// Write `<ih>.magnet`.
 pub(crate) fn save_magnet(dir: &Path, ih: &InfoHash, uri: &str) -> io::Result<()> {
     write_atomically(&file(dir, ih, "magnet"), uri.as_bytes())
@@ -213,6 +219,23 @@ pub(crate) fn torrent_file_bytes(m: &Metainfo) -> Vec<u8> {
     }
     out.extend_from_slice(b"4:info");
     out.extend_from_slice(&m.info_bytes);
+    // A v2 torrent's piece layers (those fetched from peers too), by root.
+    let layers: std::collections::BTreeMap<&[u8], &Vec<[u8; 32]>> =
+        m.v2.iter()
+            .flat_map(|v2| v2.files.iter().zip(&v2.piece_layers))
+            .filter_map(|(f, l)| Some((f.pieces_root.as_ref()?.as_slice(), l.as_ref()?)))
+            .collect();
+    if !layers.is_empty() {
+        out.extend_from_slice(b"12:piece layersd");
+        for (root, layer) in layers {
+            out.extend_from_slice(&OwnedValue::bytes(root).to_bytes());
+            out.extend_from_slice(format!("{}:", layer.len() * 32).as_bytes());
+            for h in layer {
+                out.extend_from_slice(h);
+            }
+        }
+        out.push(b'e');
+    }
     out.push(b'e');
     out
 }

@@ -1,7 +1,8 @@
 """Drive qbittorrent-nox for the interop tests, through its Web API.
 
     qbt.py PROFILE_DIR WEBUI_PORT LISTEN_PORT (--seed TORRENT DATA_DIR |
-           --leech TORRENT_OR_MAGNET SAVE_DIR) [--timeout S] [--stay]
+           --leech TORRENT_OR_MAGNET SAVE_DIR) [--timeout S] [--stay] [--utp]
+           [--rate-limit BYTES_PER_S]
 
 Starts qbittorrent-nox with its own profile directory (legal notice
 accepted, Web UI on 127.0.0.1:WEBUI_PORT with no login for localhost),
@@ -12,6 +13,13 @@ per IP), adds the torrent and reports on stdout:
     DONE                  (leech) every piece is there
     STATS up=N down=M     the torrent's payload counters, once a second
     MBPS x.y              (leech) download speed from the first byte to DONE
+    PEER ADDR CONNECTION  each peer the first time it is seen (`sync/torrentPeers`), with
+                          qBittorrent's name of its transport ("BT" is TCP, "μTP" is uTP)
+
+--utp sets qBittorrent's "uTP only" mode (`bittorrent_protocol` 2, `Session\BTProtocol=UTP`:
+libtorrent's outgoing and incoming TCP off) instead of TCP only. --rate-limit caps the
+torrent's download and upload (`dlLimit`/`upLimit`, bytes/s), so that a transfer lasts long
+enough for its peers to be seen.
 
 A leecher exits 0 after DONE unless --stay (then it keeps seeding until the
 timeout or until killed). Exit 1 on timeout. qbittorrent-nox is always shut
@@ -36,7 +44,7 @@ def die_with_parent():
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def write_config(profile, webui_port, listen_port):
+def write_config(profile, webui_port, listen_port, protocol):
     conf_dir = os.path.join(profile, "qBittorrent", "config")
     os.makedirs(conf_dir, exist_ok=True)
     with open(os.path.join(conf_dir, "qBittorrent.conf"), "w") as f:
@@ -47,7 +55,7 @@ def write_config(profile, webui_port, listen_port):
             "Session\\Port=%d\n"
             "Session\\DHTEnabled=false\n"
             "Session\\LSDEnabled=false\n"
-            "Session\\BTProtocol=TCP\n"
+            "Session\\BTProtocol=%s\n"
             "Session\\MultiConnectionsPerIp=true\n"
             "Session\\QueueingSystemEnabled=false\n\n"
             "[Preferences]\n"
@@ -58,7 +66,7 @@ def write_config(profile, webui_port, listen_port):
             "WebUI\\LocalHostAuth=false\n"
             "WebUI\\CSRFProtection=false\n"
             "WebUI\\HostHeaderValidation=false\n"
-            % (listen_port, listen_port, webui_port)
+            % (listen_port, protocol, listen_port, webui_port)
         )
 
 
@@ -111,10 +119,12 @@ def main():
     ap.add_argument("--leech", nargs=2, metavar=("TORRENT_OR_MAGNET", "SAVE_DIR"))
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--stay", action="store_true")
+    ap.add_argument("--utp", action="store_true", help="uTP only (default: TCP only)")
+    ap.add_argument("--rate-limit", type=int, default=0, help="bytes/s, each way")
     a = ap.parse_args()
     if bool(a.seed) == bool(a.leech):
         ap.error("give exactly one of --seed and --leech")
-    write_config(a.profile, a.webui_port, a.listen_port)
+    write_config(a.profile, a.webui_port, a.listen_port, "UTP" if a.utp else "TCP")
     log = open(os.path.join(a.profile, "qbittorrent-nox.log"), "wb")
     proc = subprocess.Popen(
         ["qbittorrent-nox", "--profile=" + a.profile,
@@ -145,7 +155,8 @@ def main():
             "dht": False,
             "lsd": False,
             "pex": True,
-            "bittorrent_protocol": 1,  # TCP only (uTP crawls on loopback)
+            # 0 TCP and uTP, 1 TCP only (uTP crawls on loopback), 2 uTP only.
+            "bittorrent_protocol": 2 if a.utp else 1,
             "enable_multi_connections_from_same_ip": True,
             "queueing_enabled": False,
             "max_ratio_enabled": False,
@@ -155,6 +166,9 @@ def main():
         source, save = (a.seed or a.leech)
         fields = {"savepath": os.path.abspath(save), "paused": "false",
                   "root_folder": "true", "contentLayout": "Original"}
+        if a.rate_limit > 0:
+            fields["dlLimit"] = str(a.rate_limit)
+            fields["upLimit"] = str(a.rate_limit)
         if source.startswith("magnet:"):
             fields["urls"] = source
             api.post("torrents/add", fields=fields)
@@ -163,6 +177,7 @@ def main():
                 data = f.read()
             api.post("torrents/add", fields=fields,
                      files={"torrents": (os.path.basename(source), data)})
+        seen_peers = set()
         ready = done = False
         first_byte = None
         last_stats = 0.0
@@ -186,6 +201,17 @@ def main():
                     ready = True
                     print("READY", flush=True)
                 now = time.time()
+                # Every round: a short transfer is over within a second.
+                try:
+                    peers = json.loads(api.get("sync/torrentPeers", hash=t["hash"],
+                                               rid=0)).get("peers", {})
+                except Exception as e:
+                    sys.stderr.write("sync/torrentPeers: %s\n" % e)
+                    peers = {}
+                for addr, p in peers.items():
+                    if addr not in seen_peers:
+                        seen_peers.add(addr)
+                        print("PEER %s %s" % (addr, p.get("connection", "?")), flush=True)
                 if now - last_stats >= 1.0:
                     last_stats = now
                     print("STATS up=%d down=%d state=%s progress=%.3f peers=%d"

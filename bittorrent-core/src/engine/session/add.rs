@@ -151,6 +151,15 @@ impl Inner {
             return Err(Error::Stopped); // not reached: callers pass a metainfo
         };
         let mut metainfo = *metainfo;
+        if v2_only::lacks_layers(&metainfo) {
+            // Its piece layers are fetched from peers first (hash
+            // requests), as a magnet link's metadata is.
+            let add = AddTorrent {
+                source: TorrentSource::Metainfo(Box::new(metainfo)),
+                ..add
+            };
+            return self.add_fetching(add, new);
+        }
         // Before the v2 alignment: the raw names are those of the files as listed.
         let ours = self
             .state_dir()
@@ -272,13 +281,9 @@ impl Inner {
 
     /// Add a magnet link: its metadata thread looks for the info dictionary.
     pub(super) fn add_magnet(self: &Arc<Self>, add: AddTorrent) -> Result<InfoHash> {
-        let TorrentSource::Magnet(mut magnet) = add.source else {
+        let TorrentSource::Magnet(mut magnet) = add.source.clone() else {
             return Err(Error::Stopped); // not reached: callers pass a magnet
         };
-        if magnet.is_v2_only() {
-            // Its metadata is fetched over the v2 wire, not built yet.
-            return Err(Error::Magnet(crate::proto::magnet::MagnetError::V2Only));
-        }
         let ih = magnet.info_hash;
         if self.shared.is_shutting_down() {
             return Err(Error::Stopped);
@@ -304,6 +309,67 @@ impl Inner {
                 .map_err(|e| Error::io("save the torrent list", e))?;
         }
         let name = magnet.display_name.clone().unwrap_or_else(|| ih.to_hex());
+        self.start_fetching(magnet, name, None, add, true)
+    }
+
+    /// Add a v2-only torrent lacking piece layers: like a magnet link whose
+    /// info dictionary is known, its metadata thread fetches the layers
+    /// (hash requests), then adds it with them. The `.torrent` as given is
+    /// kept in the state directory until then (a restart fetches again).
+    fn add_fetching(self: &Arc<Self>, add: AddTorrent, new: bool) -> Result<InfoHash> {
+        let TorrentSource::Metainfo(mi) = &add.source else {
+            return Err(Error::Stopped); // not reached: the caller passes a metainfo
+        };
+        let ih = mi.info_hash;
+        if self.shared.is_shutting_down() {
+            return Err(Error::Stopped);
+        }
+        if self.shared.registry.read().contains_key(&ih.0)
+            || self.shared.magnets.read().contains_key(&ih)
+        {
+            return Err(Error::AlreadyAdded(ih));
+        }
+        let mut trackers: Vec<String> = mi.announce.iter().cloned().collect();
+        for t in mi.announce_list.iter().flatten() {
+            if !trackers.contains(t) {
+                trackers.push(t.clone());
+            }
+        }
+        let magnet = Magnet {
+            info_hash: ih,
+            info_hash_v2: mi.info_hash_v2,
+            display_name: Some(mi.info.name.clone()),
+            trackers,
+            peers: add.peers.iter().map(ToString::to_string).collect(),
+        };
+        if let Some(dir) = self.state_dir() {
+            let bytes = add
+                .torrent_bytes
+                .clone()
+                .unwrap_or_else(|| saved::torrent_file_bytes(mi));
+            let limits = (add.max_download_rate, add.max_upload_rate);
+            saved::save_torrent(dir, &ih, &bytes)
+                .and_then(|()| {
+                    saved::save_entry(dir, &ih, &add.dir, add.paused, limits, add.seed_limits)
+                })
+                .map_err(|e| Error::io("save the torrent list", e))?;
+        }
+        let name = mi.info.name.clone();
+        let known = mi.clone();
+        self.start_fetching(magnet, name, Some(known), add, new)
+    }
+
+    /// Register a magnet link (or a torrent whose metainfo is `known` but
+    /// incomplete) and start its metadata thread.
+    fn start_fetching(
+        self: &Arc<Self>,
+        magnet: Magnet,
+        name: String,
+        known: Option<Box<Metainfo>>,
+        add: AddTorrent,
+        new: bool,
+    ) -> Result<InfoHash> {
+        let ih = magnet.info_hash;
         let mut status = TorrentStatus::metadata(ih, name.clone(), add.dir.clone());
         status.paused = add.paused;
         let (found_tx, found_rx) = crossbeam_channel::bounded(1024);
@@ -312,20 +378,19 @@ impl Inner {
             status: Mutex::new(status),
             found: found_tx,
             stop: Arc::new(AtomicBool::new(false)),
+            known: Mutex::new(known),
         });
         self.shared.magnets.write().insert(ih, me.clone());
         let weak = Arc::downgrade(self);
-        let (dir, paused) = (add.dir, add.paused);
-        // What applies once the metadata is here.
-        let later = (
-            add.file_selector,
-            add.max_download_rate,
-            add.max_upload_rate,
-            add.piece_order,
-        );
-        let goal = (add.seed_ratio, add.seed_time, add.seed_limits);
+        // What applies once the metadata is here: everything the caller
+        // gave but the source (and the peers, found again by then).
+        let template = AddTorrent {
+            peers: Vec::new(),
+            torrent_bytes: None,
+            ..add
+        };
         let on_resolved: metadata::OnResolved =
-            Box::new(move |mi, peers| resolved(&weak, mi, dir, paused, goal, peers, later));
+            Box::new(move |mi, peers| resolved(&weak, mi, template, peers));
         match metadata::spawn(self.shared.clone(), me, found_rx, Vec::new(), on_resolved) {
             Ok(h) => self.threads.lock().magnets.push((ih, h)),
             Err(e) => {
@@ -334,10 +399,12 @@ impl Inner {
             }
         }
         self.update_lsd();
-        self.shared.events.publish(Event::Added {
-            info_hash: ih,
-            name,
-        });
+        if new {
+            self.shared.events.publish(Event::Added {
+                info_hash: ih,
+                name,
+            });
+        }
         Ok(ih)
     }
 }
@@ -347,11 +414,8 @@ impl Inner {
 pub(super) fn resolved(
     weak: &Weak<Inner>,
     mi: Metainfo,
-    dir: PathBuf,
-    paused: bool,
-    (seed_ratio, seed_time, seed_limits): (Option<f64>, Option<Duration>, SeedLimits),
+    template: AddTorrent,
     peers: Vec<SocketAddr>,
-    later: (Option<Selector>, u64, u64, PieceOrderPrefs),
 ) {
     let Some(inner) = weak.upgrade() else {
         return;
@@ -361,16 +425,25 @@ pub(super) fn resolved(
         info_hash: ih,
         name: name.clone(),
     });
-    let mut add = AddTorrent::new(mi, dir).peers(peers).paused(paused);
-    (
-        add.file_selector,
-        add.max_download_rate,
-        add.max_upload_rate,
-        add.piece_order,
-    ) = later;
-    (add.seed_ratio, add.seed_time, add.seed_limits) = (seed_ratio, seed_time, seed_limits);
+    // The `.torrent` written to the state directory holds the piece
+    // layers fetched (`torrent_file_bytes`): a restart does not fetch them
+    // again.
+    let complete =
+        (mi.format() == crate::proto::metainfo::Format::V2).then(|| saved::torrent_file_bytes(&mi));
+    let add = AddTorrent {
+        source: TorrentSource::Metainfo(Box::new(mi)),
+        peers,
+        torrent_bytes: None,
+        ..template
+    };
     match inner.add_torrent(add, false) {
         Ok(_) => {
+            if let (Some(dir), Some(bytes)) = (inner.state_dir(), complete) {
+                // A `.torrent` saved without its piece layers is replaced.
+                if let Err(e) = saved::replace_torrent(dir, &ih, &bytes) {
+                    log::warn!("{name}: cannot save the piece layers: {e}");
+                }
+            }
             inner.shared.magnets.write().remove(&ih);
             inner.update_lsd();
         }

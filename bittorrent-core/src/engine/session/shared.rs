@@ -106,6 +106,10 @@ pub(crate) struct MagnetShared {
     pub(crate) found: Sender<Vec<SocketAddr>>,
     /// Set to stop the metadata thread (removal, shutdown).
     pub(crate) stop: Arc<AtomicBool>,
+    /// The info dictionary when it is known already (a v2-only `.torrent`
+    /// without its piece layers): the thread starts at fetching the
+    /// layers. Taken by the thread.
+    pub(crate) known: Mutex<Option<Box<Metainfo>>>,
 }
 
 /// Session-wide state that threads share (read-mostly).

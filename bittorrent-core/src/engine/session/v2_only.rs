@@ -10,11 +10,18 @@
 //! ([`crate::proto::metainfo::V2Info::piece_check`]). The wire uses the v2
 //! info-hash truncated to 20 bytes (the torrent's `info_hash`) and our
 //! handshake sets BEP 52's upgrade bit. Piece layers the `.torrent` does
-//! not carry would have to be fetched with hash requests (not built): such
-//! a torrent is refused.
+//! not carry are fetched first with hash requests by a metadata thread
+//! (`engine::torrent::layers`), as after a `btmh` magnet link.
 
 use super::*;
 use crate::proto::metainfo::{v2, Format, Info, Metainfo, MetainfoError};
+
+/// A v2-only torrent some of whose piece layers are missing (a `.torrent`
+/// without `piece layers`): they are fetched from peers before it is
+/// added (`add::add_fetching`).
+pub(super) fn lacks_layers(m: &Metainfo) -> bool {
+    m.format() == Format::V2 && m.v2.as_deref().is_some_and(|t| t.missing_layers() > 0)
+}
 
 /// Replace a v2-only torrent's `info` by its piece-aligned view and return
 /// the view it had (the files as listed, whose indices the caller's file

@@ -140,6 +140,16 @@ impl Candidates {
         }
     }
 
+    /// Done with for now and worth asking again at once (it gave what it
+    /// was asked for; there is more to ask).
+    pub(crate) fn release(&mut self, a: &SocketAddr, now: Instant) {
+        if let Some(c) = self.map.get_mut(a) {
+            c.busy = false;
+            c.failures = 0;
+            c.next_try = now;
+        }
+    }
+
     /// Not worth dialling again for [`HOLD_OFF`].
     pub(crate) fn hold_off(&mut self, a: &SocketAddr, now: Instant) {
         if let Some(c) = self.map.get_mut(a) {

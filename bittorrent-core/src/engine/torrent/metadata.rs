@@ -12,10 +12,22 @@
 //! ask one peer for every 16 KiB piece of the info dictionary (20 s at
 //! most); a peer that lies, stalls or refuses is backed off and the others
 //! are tried. It keeps trying until it has the metadata or is stopped.
+//!
+//! A v2-only link (`btmh` alone) names the torrent by its v2 hash
+//! truncated to 20 bytes, with BEP 52's v2 bit in the handshake, and its
+//! info dictionary is checked against the whole SHA-256 hash. A v2-only
+//! torrent whose piece layers are not all known (from such a link, or a
+//! `.torrent` without `piece layers`, given in [`MagnetShared::known`]) then
+//! goes through a second stage in the same thread: `layers IP:PORT`
+//! threads fetch the missing piece layers with hash requests
+//! (`layers.rs`), and only when every layer is verified is the torrent
+//! handed to the session.
 
+use super::fetch_conn::{open, pump};
+use super::layers::{self, Haul};
 use crate::discovery::announcer::{self, AnnounceTarget, Progress};
 use crate::discovery::tracker::TrackerList;
-use crate::engine::conn::peer::{dial_with, read_handshake, PeerLimits, OUR_METADATA_ID};
+use crate::engine::conn::peer::OUR_METADATA_ID;
 use crate::engine::net::mse::Encryption;
 use crate::engine::net::transport::Dialer;
 use crate::engine::session::shared::{MagnetShared, Shared};
@@ -24,11 +36,14 @@ use crate::engine::torrent::status::TrackerStatus;
 use crate::proto::extension::{
     ExtHandshake, MetadataMessage, HANDSHAKE_EXT_ID, METADATA_PIECE_SIZE,
 };
-use crate::proto::metainfo::{InfoHash, Metainfo};
-use crate::proto::wire::{FrameDecoder, Handshake, Message, MAX_FRAME};
+use crate::proto::hash_msg::HashRequest;
+use crate::proto::layer_plan::LayerPlan;
+use crate::proto::merkle::{self, Hash256};
+use crate::proto::metainfo::{Format, InfoHash, Metainfo, V2Info};
+use crate::proto::wire::Message;
 use crossbeam_channel::{select, Receiver, Sender};
-use std::collections::HashSet;
-use std::io::{ErrorKind, Read, Write};
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -64,8 +79,60 @@ pub(crate) fn spawn(
         .spawn(move || run(shared, me, found, peers, on_resolved))
 }
 
-/// One fetch's outcome, from a `metadata IP:PORT` thread.
-type Fetched = (SocketAddr, Result<Vec<u8>, String>);
+/// What a fetch thread is asked for.
+enum Job {
+    /// The info dictionary (`ut_metadata`).
+    Info,
+    /// Answers to these hash requests, checked against the plan.
+    Layers(Arc<LayerPlan>, Vec<HashRequest>),
+}
+
+/// What a fetch thread brought back.
+enum Got {
+    Info(Vec<u8>),
+    Layers(Haul),
+}
+
+/// One fetch's outcome, from a `metadata IP:PORT` or `layers IP:PORT`
+/// thread.
+type Fetched = (SocketAddr, Result<Got, String>);
+
+/// What the thread is looking for.
+enum Stage {
+    /// The info dictionary.
+    Info,
+    /// The piece layers of a v2-only torrent whose info dictionary is
+    /// known: the plan and the verified answers so far.
+    Layers {
+        mi: Box<Metainfo>,
+        plan: Arc<LayerPlan>,
+        got: HashMap<HashRequest, Vec<Hash256>>,
+    },
+}
+
+/// The stage after the info dictionary `mi` is known: its missing piece
+/// layers (a v2-only torrent), or `Err(mi)` when it is complete.
+fn after_info(mi: Metainfo) -> Result<Stage, Box<Metainfo>> {
+    let plan = match (mi.format(), mi.v2.as_deref()) {
+        (Format::V2, Some(v2)) => LayerPlan::of(v2),
+        _ => None,
+    };
+    match plan {
+        Some(plan) => {
+            log::info!(
+                "{}: fetching {} missing piece layers from peers",
+                mi.info.name,
+                mi.v2.as_deref().map_or(0, V2Info::missing_layers)
+            );
+            Ok(Stage::Layers {
+                mi: Box::new(mi),
+                plan: Arc::new(plan),
+                got: HashMap::new(),
+            })
+        }
+        None => Err(Box::new(mi)),
+    }
+}
 
 fn run(
     shared: Arc<Shared>,
@@ -85,6 +152,18 @@ fn run(
         .filter_map(|p| p.to_socket_addrs().ok()?.next());
     let first: Vec<SocketAddr> = xpe.chain(peers).collect();
     candidates.add(first.into_iter().filter_map(|a| shared.dialable(a)), now);
+    let mut resolved = None;
+    // A `.torrent` without its piece layers starts at the layers.
+    let mut stage = match me.known.lock().take() {
+        None => Stage::Info,
+        Some(mi) => match after_info(*mi) {
+            Ok(stage) => stage,
+            Err(mi) => {
+                resolved = Some(mi);
+                Stage::Info
+            }
+        },
+    };
     let stop_announcer = Arc::new(AtomicBool::new(false));
     let announcer = {
         let (s, t, st) = (shared.clone(), me.clone(), stop_announcer.clone());
@@ -98,22 +177,39 @@ fn run(
     }
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Fetched>();
     let mut asking: HashSet<SocketAddr> = HashSet::new();
+    // Peers that sent wrong hashes: never asked again, not handed over.
+    let mut refused: HashSet<SocketAddr> = HashSet::new();
+    let mut best: Option<SocketAddr> = None;
+    let mut turn = 0usize;
     let tick = crossbeam_channel::tick(TICK);
-    let mut resolved = None;
-    while !me.stop.load(Ordering::SeqCst) && !shared.is_shutting_down() {
+    while resolved.is_none() && !me.stop.load(Ordering::SeqCst) && !shared.is_shutting_down() {
         let now = Instant::now();
         let room = PARALLEL_FETCHES.saturating_sub(asking.len());
-        for addr in candidates.ready(now, room, |_| true) {
+        for addr in candidates.ready(now, room, |a| !refused.contains(a)) {
             candidates.set_busy(&addr);
-            if start_fetch(
+            let job = match &stage {
+                Stage::Info => Job::Info,
+                Stage::Layers { plan, got, .. } => {
+                    let mut want: Vec<HashRequest> = plan
+                        .requests()
+                        .into_iter()
+                        .filter(|r| !got.contains_key(r))
+                        .collect();
+                    let by = turn % want.len().max(1);
+                    want.rotate_left(by);
+                    turn = turn.wrapping_add(1);
+                    Job::Layers(plan.clone(), want)
+                }
+            };
+            let fetch = Fetch {
                 addr,
-                ih,
-                shared.peer_id,
-                shared.config.encryption,
-                shared.dialer.clone(),
-                me.stop.clone(),
-                done_tx.clone(),
-            ) {
+                target: (ih, me.magnet.is_v2_only()),
+                peer_id: shared.peer_id,
+                encryption: shared.config.encryption,
+                dialer: shared.dialer.clone(),
+                stop: me.stop.clone(),
+            };
+            if fetch.start(job, done_tx.clone()) {
                 asking.insert(addr);
             } else {
                 candidates.failed(&addr, now);
@@ -132,22 +228,63 @@ fn run(
             },
             recv(done_rx) -> m => if let Ok((addr, result)) = m {
                 asking.remove(&addr);
-                match result.map(|bytes| check(&me, &bytes)) {
-                    Ok(Ok(mi)) => {
-                        log::info!("{}: metadata from {addr}", mi.info.name);
-                        resolved = Some((mi, addr));
-                        break;
+                let now = Instant::now();
+                let mut complete = false;
+                match (result, &mut stage) {
+                    (Ok(Got::Info(bytes)), Stage::Info) => match check(&me, &bytes) {
+                        Ok(mi) => {
+                            log::info!("{}: metadata from {addr}", mi.info.name);
+                            best = Some(addr);
+                            candidates.release(&addr, now);
+                            match after_info(mi) {
+                                Ok(next) => stage = next,
+                                Err(mi) => resolved = Some(mi),
+                            }
+                        }
+                        Err(e) => {
+                            // Refused metadata (not the info-hash's, or
+                            // over a limit): drop the peer for a long
+                            // while and go on looking.
+                            log::warn!("{ih}: metadata from {addr} refused: {e}");
+                            candidates.hold_off(&addr, now);
+                        }
+                    },
+                    (Ok(Got::Layers(haul)), Stage::Layers { mi, plan, got }) => {
+                        let gave = haul.got.len();
+                        got.extend(haul.got);
+                        if let Some(why) = haul.lied {
+                            log::warn!("{}: {addr} refused: {why}", mi.info.name);
+                            refused.insert(addr);
+                            candidates.hold_off(&addr, now);
+                            me.status.lock().banned += 1;
+                        } else if gave > 0 {
+                            best = Some(addr);
+                            candidates.release(&addr, now);
+                        } else {
+                            log::debug!(
+                                "{}: {addr} gave no piece layer ({} rejected)",
+                                mi.info.name,
+                                haul.rejected
+                            );
+                            candidates.failed(&addr, now);
+                        }
+                        if let Some(v2) = mi.v2.as_deref_mut() {
+                            if plan.fill(got, v2) == 0 && v2.missing_layers() == 0 {
+                                log::info!("{}: every piece layer verified", mi.info.name);
+                                complete = true;
+                            }
+                        }
                     }
-                    Ok(Err(e)) => {
-                        // Refused metadata (not the info-hash's, or over a
-                        // limit): drop the peer for a long while and go on
-                        // looking.
-                        log::warn!("{ih}: metadata from {addr} refused: {e}");
-                        candidates.hold_off(&addr, Instant::now());
+                    // A result of the stage before: ask the peer again soon.
+                    (Ok(_), _) => candidates.release(&addr, now),
+                    (Err(e), _) => {
+                        log::debug!("{ih}: {addr}: {e}");
+                        candidates.failed(&addr, now);
                     }
-                    Err(e) => {
-                        log::debug!("{ih}: metadata from {addr}: {e}");
-                        candidates.failed(&addr, Instant::now());
+                }
+                if complete {
+                    if let Stage::Layers { mi, .. } = std::mem::replace(&mut stage, Stage::Info) {
+                        resolved = Some(mi);
                     }
                 }
             },
@@ -158,22 +295,32 @@ fn run(
     if let Ok(h) = announcer {
         let _ = h.join();
     }
-    if let Some((mi, from)) = resolved {
-        // The peer that had it first, then everyone else we know of.
-        let mut peers = vec![from];
-        peers.extend(candidates.addrs().copied().filter(|a| *a != from));
-        on_resolved(mi, peers);
+    if let Some(mi) = resolved {
+        // The peer that gave most recently first, then everyone else we
+        // know of but those that lied.
+        let mut peers: Vec<SocketAddr> = best.into_iter().collect();
+        peers.extend(
+            candidates
+                .addrs()
+                .copied()
+                .filter(|a| Some(*a) != best && !refused.contains(a)),
+        );
+        on_resolved(*mi, peers);
     }
 }
 
 /// Parse and check fetched info bytes against the magnet's info-hash.
 ///
 /// The hash is checked first, on the bytes alone: data that is not the
-/// torrent's costs one SHA-1, never a parse. Bytes that are the torrent's
-/// still go through every metainfo limit (path depth and length, pieces,
-/// ...) before anything is accepted.
+/// torrent's costs one SHA-1 (SHA-256 for a v2-only link), never a parse.
+/// Bytes that are the torrent's still go through every metainfo limit
+/// (path depth and length, pieces, ...) before anything is accepted.
 fn check(me: &MagnetShared, bytes: &[u8]) -> Result<Metainfo, String> {
-    if sha1_smol::Sha1::from(bytes).digest().bytes() != me.magnet.info_hash.0 {
+    let matches = match (me.magnet.is_v2_only(), me.magnet.info_hash_v2) {
+        (true, Some(v2)) => merkle::sha256(bytes) == v2.0,
+        _ => sha1_smol::Sha1::from(bytes).digest().bytes() == me.magnet.info_hash.0,
+    };
+    if !matches {
         return Err("the metadata does not match the info-hash".into());
     }
     let mut m = Metainfo::from_info_bytes(bytes).map_err(|e| e.to_string())?;
@@ -190,26 +337,53 @@ fn check(me: &MagnetShared, bytes: &[u8]) -> Result<Metainfo, String> {
     Ok(m)
 }
 
-/// Ask `addr` on a thread of its own; false when no thread could start.
-fn start_fetch(
+/// One peer to ask, and how.
+struct Fetch {
     addr: SocketAddr,
-    ih: InfoHash,
+    /// The info-hash to name, and whether to set the v2 bit.
+    target: (InfoHash, bool),
     peer_id: [u8; 20],
     encryption: Encryption,
     dialer: Arc<Dialer>,
     stop: Arc<AtomicBool>,
-    done: Sender<Fetched>,
-) -> bool {
-    std::thread::Builder::new()
-        .name(format!("metadata {addr}"))
-        .spawn(move || {
-            let deadline = Instant::now() + PER_PEER;
-            let _ = done.send((
-                addr,
-                from_peer(addr, ih, peer_id, (encryption, &dialer), deadline, &stop),
-            ));
-        })
-        .is_ok()
+}
+
+impl Fetch {
+    /// Ask on a thread of its own; false when no thread could start.
+    fn start(self, job: Job, done: Sender<Fetched>) -> bool {
+        let kind = match job {
+            Job::Info => "metadata",
+            Job::Layers(..) => "layers",
+        };
+        std::thread::Builder::new()
+            .name(format!("{kind} {}", self.addr))
+            .spawn(move || {
+                let deadline = Instant::now() + PER_PEER;
+                let net = (self.encryption, &*self.dialer);
+                let got = match job {
+                    Job::Info => from_peer(
+                        self.addr,
+                        self.target,
+                        self.peer_id,
+                        net,
+                        deadline,
+                        &self.stop,
+                    )
+                    .map(Got::Info),
+                    Job::Layers(plan, want) => layers::from_peer(
+                        self.addr,
+                        (self.target.0, self.peer_id),
+                        net,
+                        (deadline, &self.stop),
+                        &plan,
+                        want,
+                    )
+                    .map(Got::Layers),
+                };
+                let _ = done.send((self.addr, got));
+            })
+            .is_ok()
+    }
 }
 
 impl AnnounceTarget for MagnetShared {
@@ -252,28 +426,13 @@ impl AnnounceTarget for MagnetShared {
 /// Ask one peer for the whole info dictionary.
 fn from_peer(
     addr: SocketAddr,
-    ih: InfoHash,
+    target: (InfoHash, bool),
     peer_id: [u8; 20],
-    (encryption, dialer): (Encryption, &Dialer),
+    net: (Encryption, &Dialer),
     deadline: Instant,
     stop: &AtomicBool,
 ) -> Result<Vec<u8>, String> {
-    let left = |d: Instant| d.saturating_duration_since(Instant::now());
-    // Through MSE as the session's policy says (with `prefer`, plaintext if
-    // the peer does not speak it), like any other connection.
-    let limits = PeerLimits {
-        connect_timeout: left(deadline).min(Duration::from_secs(5)),
-        handshake_timeout: left(deadline).min(Duration::from_secs(10)),
-        write_timeout: Duration::from_secs(5),
-        ..PeerLimits::default()
-    };
-    let hs = Handshake::new(ih.0, peer_id).encode();
-    let (mut s, rest) =
-        dial_with(addr, ih.0, &hs, encryption, &limits, dialer).map_err(|e| e.to_string())?;
-    let (hs, rest) = read_handshake(&mut s, rest, left(deadline)).map_err(|e| e.to_string())?;
-    if hs.info_hash != ih.0 {
-        return Err("wrong info-hash".into());
-    }
+    let (mut s, mut dec, hs) = open(addr, target, peer_id, net, deadline)?;
     if !hs.supports_extensions() {
         return Err("no extension protocol".into());
     }
@@ -290,8 +449,6 @@ fn from_peer(
     s.write_all(&out)
         .and_then(|()| s.flush())
         .map_err(|e| e.to_string())?;
-    let mut dec = FrameDecoder::new(MAX_FRAME);
-    dec.feed(&rest);
     let mut buf = vec![0u8; 64 * 1024];
     let mut their_id: Option<u8> = None;
     let mut pieces: Vec<Option<Vec<u8>>> = Vec::new();
@@ -347,15 +504,7 @@ fn from_peer(
                 }
             }
         }
-        let _ = s.set_read_timeout(Some(
-            left(deadline).clamp(Duration::from_millis(1), Duration::from_millis(250)),
-        ));
-        match s.read(&mut buf) {
-            Ok(0) => return Err("peer closed".into()),
-            Ok(n) => dec.feed(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => return Err(e.to_string()),
-        }
+        pump(&mut s, &mut dec, &mut buf, deadline)?;
     }
     Err("timed out".into())
 }

@@ -15,6 +15,8 @@
 pub(crate) mod candidates;
 pub mod choker;
 mod disk;
+mod fetch_conn;
+mod layers;
 pub mod metadata;
 pub mod picker;
 pub(crate) mod recent_pieces;

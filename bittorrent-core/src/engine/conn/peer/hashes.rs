@@ -3,8 +3,10 @@
 //! ([`crate::proto::piece_tree::PieceTrees`] in the `PeerContext`), with
 //! `hashes` (22) or `hash reject` (23); nothing goes through the torrent
 //! thread. This is what a v2 client that started from a magnet link asks
-//! for once it has the info dictionary. We send no requests yet, so
-//! `hashes` and `hash reject` from a peer are ignored.
+//! for once it has the info dictionary. A torrent thread's connections
+//! send no requests (our own requests go out before the torrent thread
+//! exists, from the metadata thread: `engine::torrent::layers`), so
+//! `hashes` and `hash reject` arriving here are ignored.
 
 use super::*;
 use crate::proto::hash_msg::{HashMessage, HashRequest, HASH_REQUEST, HEADER_LEN};
