@@ -140,7 +140,8 @@ pub fn check_mse(data: &[u8]) {
 /// uTP packets (BEP 29) and the shared UDP port's demultiplexer: decoding
 /// never panics; what decodes re-encodes (unknown extensions dropped) to at
 /// most as many bytes, which decode to the same packet; the route agrees
-/// with the parsers (uTP only for a valid packet, the DHT only for `d`...`e`,
+/// with the parsers (uTP only for a valid packet, answered with a RESET only
+/// when unclaimed and neither a SYN nor a RESET, the DHT only for `d`...`e`,
 /// the tracker only for 16 bytes or more), and tracker, then uTP, then DHT
 /// is the order whatever the uTP side claims.
 pub fn check_utp(data: &[u8]) {
@@ -165,9 +166,17 @@ pub fn check_utp(data: &[u8]) {
                 assert!(data.first() == Some(&b'd') && data.last() == Some(&b'e'));
                 assert!(decoded.is_err() && !is_tracker_request(data));
             }
+            Route::UtpUnknown => {
+                let p = decoded.as_ref().expect("uTP route for an invalid packet");
+                assert!(!claim && !matches!(p.header.kind, PacketType::Syn | PacketType::Reset));
+                assert!(!is_tracker_request(data));
+            }
             Route::Drop => {
                 assert!(!is_tracker_request(data));
-                assert!(decoded.is_err() || !claim);
+                // Not uTP, or a RESET for no connection of ours (never answered).
+                assert!(decoded
+                    .as_ref()
+                    .map_or(true, |p| !claim && p.header.kind == PacketType::Reset));
             }
         }
     }

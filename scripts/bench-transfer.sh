@@ -19,6 +19,10 @@
 #   KEEP       1 = keep the temporary directory
 #   PEER_BIN   a peer binary to measure instead of building this tree's
 #              (e.g. an older build, for a before/after comparison)
+#   TRANSPORT  tcp (default) or utp: both clients over uTP only (peer
+#              `--transport utp` on both sides, libtorrent with TCP off), and
+#              peer over TCP beside them as a third case ("peer -> peer
+#              (TCP)"), for the ratio uTP / TCP of issue 25
 #
 # What is measured, per run, with a fresh seeder and an empty leecher dir:
 #   * leecher: run under `/usr/bin/time -f "%e %U %S %M"`: wall seconds from
@@ -52,6 +56,8 @@ PIECE4=${PIECE4:-1M}
 SWARM=${SWARM:-1}
 LT=${LT:-1}
 KEEP=${KEEP:-0}
+TRANSPORT=${TRANSPORT:-tcp}
+case $TRANSPORT in tcp|utp) ;; *) echo "TRANSPORT must be tcp or utp" >&2; exit 2;; esac
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 INTEROP="$ROOT/peer-cli/tests/interop"
 PY=/usr/bin/python3
@@ -120,14 +126,18 @@ wait_for() {
     return 1
 }
 
+# The transport flags: `peertcp` is peer over TCP beside the uTP runs.
+peer_transport() { if [[ $1 == peertcp ]]; then echo "--transport tcp"; else echo "--transport $TRANSPORT"; fi; }
+lt_transport() { if [[ $TRANSPORT == utp ]]; then echo "--utp"; fi; }
+
 # Seeder control. start_seeder KIND PORT LOG -> sets SEED_PID (and SEED_FD
 # for libtorrent, whose seeder exits when its stdin closes).
 SEED_PID=
 SEED_FD=
 start_seeder() {
     local kind=$1 port=$2 log=$3 t=$4
-    if [[ $kind == peer ]]; then
-        "$PEER" "$t" --no-lsd --no-dht --dir "$DIR/src" --port "$port" 2> "$log" > /dev/null &
+    if [[ $kind == peer* ]]; then
+        "$PEER" "$t" --no-lsd --no-dht --dir "$DIR/src" --port "$port" $(peer_transport "$kind") 2> "$log" > /dev/null &
         SEED_PID=$!
         PIDS+=("$SEED_PID")
         # Progress lines come every 5 s when stderr is not a terminal.
@@ -136,7 +146,7 @@ start_seeder() {
         local fifo="$DIR/seed.fifo"
         rm -f "$fifo"
         mkfifo "$fifo"
-        "$PY" "$INTEROP/lt_seed.py" "$t" "$DIR/src" "$port" --timeout 3600 \
+        "$PY" "$INTEROP/lt_seed.py" "$t" "$DIR/src" "$port" --timeout 3600 $(lt_transport) \
             < "$fifo" > "$log.out" 2> "$log" &
         SEED_PID=$!
         PIDS+=("$SEED_PID")
@@ -160,10 +170,12 @@ leech_cmd() { # KIND TORRENT DIR PORT PEER... -> sets LCMD
     local kind=$1 t=$2 d=$3 port=$4; shift 4
     local p args=()
     for p in "$@"; do args+=(--peer "$p"); done
-    if [[ $kind == peer ]]; then
-        LCMD=("$PEER" "$t" --no-lsd --no-dht --dir "$d" --port "$port" "${args[@]}" --once)
+    if [[ $kind == peer* ]]; then
+        # shellcheck disable=SC2046
+        LCMD=("$PEER" "$t" --no-lsd --no-dht --dir "$d" --port "$port" "${args[@]}" --once $(peer_transport "$kind"))
     else
-        LCMD=("$PY" "$INTEROP/lt_leech.py" "$t" "$d" --listen-port "$port" --timeout 3600 "${args[@]}")
+        # shellcheck disable=SC2046
+        LCMD=("$PY" "$INTEROP/lt_leech.py" "$t" "$d" --listen-port "$port" --timeout 3600 "${args[@]}" $(lt_transport))
     fi
 }
 
@@ -241,7 +253,14 @@ median() {
 
 KINDS=(peer)
 if (( HAVE_LT )); then KINDS+=(lt); else echo "== libtorrent not importable by $PY: SKIP" >&2; fi
-label() { if [[ $1 == peer ]]; then echo "peer -> peer"; else echo "libtorrent -> libtorrent"; fi; }
+if [[ $TRANSPORT == utp ]]; then KINDS+=(peertcp); fi
+label() {
+    case $1 in
+        peer) if [[ $TRANSPORT == utp ]]; then echo "peer -> peer (uTP)"; else echo "peer -> peer"; fi ;;
+        peertcp) echo "peer -> peer (TCP)" ;;
+        *) if [[ $TRANSPORT == utp ]]; then echo "libtorrent -> libtorrent (uTP)"; else echo "libtorrent -> libtorrent"; fi ;;
+    esac
+}
 
 # Interleave the kinds run by run, so that both see the same machine load,
 # and swap which goes first every other run: on this virtual machine the
@@ -249,7 +268,13 @@ label() { if [[ $1 == peer ]]; then echo "peer -> peer"; else echo "libtorrent -
 # freed its memory (a 1 MiB-piece download right after a 256 KiB one paid
 # 1 to 2 s of extra system time, whichever client it was).
 order() { # order RUN: the kinds, reversed on even runs
-    if (( $1 % 2 == 0 )) && (( ${#KINDS[@]} > 1 )); then echo "${KINDS[1]} ${KINDS[0]}"; else echo "${KINDS[@]}"; fi
+    local i out=()
+    if (( $1 % 2 == 0 )); then
+        for (( i = ${#KINDS[@]} - 1; i >= 0; i-- )); do out+=("${KINDS[$i]}"); done
+    else
+        out=("${KINDS[@]}")
+    fi
+    echo "${out[@]}"
 }
 for (( r = 1; r <= RUNS; r++ )); do
     for p in $PIECES; do
@@ -292,6 +317,13 @@ for p in $PIECES; do
         awk -v pw="$pw" -v lw="$lw" -v plc="$plc" -v llc="$llc" -v psc="$psc" -v lsc="$lsc" \
             'BEGIN { printf "\nRatios libtorrent / peer: wall %.2fx (above 1: peer is faster), leecher CPU %.2fx, both sides CPU %.2fx\n",
                      lw / pw, llc / plc, (llc + lsc) / (plc + psc) }'
+    fi
+    if [[ $TRANSPORT == utp ]]; then
+        read -r pw plc psc < "$DIR/med1-$p-peer"
+        read -r tw tlc tsc < "$DIR/med1-$p-peertcp"
+        awk -v pw="$pw" -v tw="$tw" -v plc="$plc" -v tlc="$tlc" -v psc="$psc" -v tsc="$tsc" \
+            'BEGIN { printf "peer uTP throughput / peer TCP throughput: %.0f %% (TCP wall / uTP wall); CPU both sides uTP / TCP: %.2fx\n",
+                     100 * tw / pw, (plc + psc) / (tlc + tsc) }'
     fi
 done
 if [[ $SWARM == 1 ]]; then

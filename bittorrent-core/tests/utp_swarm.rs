@@ -1,7 +1,8 @@
 //! uTP (BEP 29) between our own sessions, through the session's shared UDP port: a
 //! multi-piece torrent moves over uTP only (`TransportPolicy::Utp` on both sides),
 //! byte-identical, and both peer lists say `Utp`; a seeder serves one leecher over uTP and
-//! one over TCP at once; `Both` falls back to TCP when nothing answers uTP; and a transfer
+//! one over TCP at once; `Both` (the default) connects over uTP to a peer that speaks it and
+//! falls back to TCP when nothing answers uTP; and a transfer
 //! through a relay that drops 3 % of the datagrams and reorders some completes.
 #![allow(clippy::unwrap_used)]
 
@@ -133,6 +134,7 @@ fn both_falls_back_to_tcp_when_utp_goes_unanswered() {
     let seeder = session_with(|c| {
         c.dht = false;
         c.enable_tracker = false;
+        c.transport = TransportPolicy::Tcp;
         c.max_upload_rate = 1 << 20;
     });
     seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
@@ -154,6 +156,36 @@ fn both_falls_back_to_tcp_when_utp_goes_unanswered() {
     assert_eq!(std::fs::read(dir.join("utp-fallback")).unwrap(), data);
     assert_eq!(seen, vec![(Transport::Tcp, true)]);
     eprintln!("both -> tcp fallback: done in {:?}", t0.elapsed());
+}
+
+/// The default policy (`both`) on both sides: the connection is made over uTP.
+#[test]
+fn the_default_both_prefers_utp() {
+    let data = pseudo_random(1024 * 1024 + 3, 29);
+    let (mi, seed_dir) = single_file_torrent("utp-default", &data, 32 * 1024);
+    // The upload limit keeps the transfer long enough for the peer list to be seen.
+    let seeder = session_with(|c| c.max_upload_rate = 1 << 20);
+    assert_eq!(
+        bittorrent_core::Config::default().transport,
+        TransportPolicy::Both
+    );
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(30));
+    let dir = temp_dir("utp-default-leech");
+    let leecher = session_with(|_| {});
+    leecher
+        .add(AddTorrent::new(mi.clone(), &dir).peers(vec![seeder.local_addr()]))
+        .unwrap();
+    let mut seen = Vec::new();
+    wait_noting(
+        &leecher,
+        &mi,
+        Phase::Seeding,
+        Duration::from_secs(60),
+        &mut seen,
+    );
+    assert_eq!(std::fs::read(dir.join("utp-default")).unwrap(), data);
+    assert_eq!(seen, vec![(Transport::Utp, true)]);
 }
 
 #[test]

@@ -185,8 +185,9 @@ pub struct SessionArgs {
     /// Message Stream Encryption: prefer (default), require or off
     #[arg(long, value_name = "prefer|require|off", value_parser = encryption)]
     pub encryption: Option<Encryption>,
-    /// Outgoing peer connections over tcp (default), utp, or both (uTP first, TCP
-    /// after 3 s); incoming ones are accepted over both
+    /// Outgoing peer connections over both (default: uTP first, TCP beside it
+    /// after 500 ms, the first connected wins), utp or tcp; incoming ones are
+    /// accepted over both
     #[arg(long, value_name = "tcp|utp|both", value_parser = transport)]
     pub transport: Option<TransportPolicy>,
     /// Stop seeding a torrent once it has uploaded R times its size

@@ -61,7 +61,14 @@ fn a_reno_on_accepted_and_dialled_sockets() {
         .arg("--dir")
         .arg(&seed_dir)
         .args(["--port", &port.to_string(), "--no-lsd", "--no-dht"])
-        .args(["--bind", "127.0.0.1", "--tcp-congestion", "reno"])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--tcp-congestion",
+            "reno",
+            "--transport",
+            "tcp",
+        ])
         .args(["--max-upload-rate", "512K"]);
     let mut seeder = Child::spawn("peer seed", cmd);
     assert!(
@@ -76,6 +83,7 @@ fn a_reno_on_accepted_and_dialled_sockets() {
         .arg(&down)
         .args(["--port", &free_port().to_string(), "--no-lsd", "--no-dht"])
         .args(["--bind", "127.0.0.1", "--tcp-congestion", "reno", "--once"])
+        .args(["--transport", "tcp"])
         .args(["--peer", &format!("127.0.0.1:{port}")]);
     let mut leecher = Child::spawn("peer leech", cmd);
     // Both ends of the connection: the seeder's accepted socket (local

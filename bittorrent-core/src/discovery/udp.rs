@@ -12,9 +12,13 @@
 //! 2. **uTP (BEP 29)**: a datagram that parses as a uTP version 1 packet
 //!    (header and extension chain, [`crate::proto::utp::Packet::decode`]) and
 //!    either is an `ST_SYN` or carries a connection id the uTP side owns
-//!    for that sender. It goes to the session's uTP endpoint over a bounded
-//!    channel ([`UtpRoute`]; a full channel drops the datagram); the endpoint
-//!    sends through a clone of the same socket.
+//!    for that sender. This thread hands it to the session's uTP endpoint
+//!    ([`UtpRoute`], `UtpSocket::deliver`) with the other uTP datagrams of the
+//!    same read (up to 32 per `recvmmsg`, `util::udp_batch`): the endpoint's
+//!    packet work for inbound datagrams runs here, with no copy and no thread
+//!    hop; the endpoint sends through a clone of the same socket. A uTP packet
+//!    (not a SYN nor a RESET) for no connection of ours is answered with an
+//!    `ST_RESET`, at most [`RESETS_PER_SOURCE_PER_SEC`] per source per second.
 //! 3. **DHT (BEP 5)**: a bencoded dictionary (`d` ... `e`). It goes to the
 //!    `dht` thread over a bounded channel (`try_send`: a full channel drops
 //!    the datagram, as a full socket buffer would); the DHT thread sends its
@@ -30,6 +34,7 @@
 use crate::discovery::tracker::TrackerServer;
 use crate::proto::tracker::UDP_PROTOCOL_ID;
 use crate::proto::utp;
+use crate::util::udp_batch::RecvBatch;
 use crossbeam_channel::Sender;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -40,6 +45,11 @@ use std::time::{Duration, Instant};
 /// Largest datagram read; a datagram that fills the buffer was truncated
 /// and is dropped (KRPC and BEP 15 messages are far smaller).
 pub const MAX_DATAGRAM: usize = 4096;
+/// `ST_RESET`s sent per source address per second at most (answers to uTP packets for
+/// connections we do not have).
+pub const RESETS_PER_SOURCE_PER_SEC: u32 = 10;
+/// Source addresses whose RESET count is kept (the table is cleared when it grows past).
+const MAX_RESET_SOURCES: usize = 4_096;
 /// How often the tracker's stale peers are expired.
 const EXPIRE_EVERY: Duration = Duration::from_secs(10);
 
@@ -50,14 +60,18 @@ pub type Datagram = (Vec<u8>, SocketAddr);
 /// header for one of its connections?
 pub type OwnsUtp = Box<dyn Fn(SocketAddr, &utp::Header) -> bool + Send>;
 
+/// The uTP endpoint's intake: the uTP datagrams of one read, with their senders.
+pub type DeliverUtp = Box<dyn Fn(&[(&[u8], SocketAddr)]) + Send>;
+
 /// Where uTP datagrams go: the endpoint's ownership test (is this non-SYN packet for one of
 /// its connections?) and its inbound channel.
 pub struct UtpRoute {
     /// Whether a packet from this sender with this header is for a connection the endpoint
     /// owns (the endpoint's `UtpSocket::owns`).
     pub owns: OwnsUtp,
-    /// The endpoint's inbound channel (bounded).
-    pub to_utp: Sender<Datagram>,
+    /// Hands the endpoint the uTP datagrams of one read of the socket, on this thread
+    /// (the endpoint's `UtpSocket::deliver`).
+    pub deliver: DeliverUtp,
 }
 
 /// Where a datagram on the shared socket goes.
@@ -67,6 +81,10 @@ pub enum Route {
     Tracker,
     /// A uTP packet: an `ST_SYN`, or a packet for a connection the uTP side owns.
     Utp,
+    /// A uTP packet (DATA, STATE or FIN) for no connection of ours: answered with an
+    /// `ST_RESET` where uTP is on (at most [`RESETS_PER_SOURCE_PER_SEC`] per source address
+    /// per second), else dropped.
+    UtpUnknown,
     /// A KRPC message (BEP 5): a bencoded dictionary.
     Dht,
     /// None of the above: dropped and counted.
@@ -103,6 +121,10 @@ pub fn route(packet: &[u8], owns_utp: impl FnOnce(&utp::Header) -> bool) -> Rout
         if p.header.kind == utp::PacketType::Syn || owns_utp(&p.header) {
             return Route::Utp;
         }
+        // A RESET for nothing of ours is not answered (two endpoints would ping-pong).
+        if p.header.kind != utp::PacketType::Reset {
+            return Route::UtpUnknown;
+        }
     }
     if packet.len() >= 2 && packet.first() == Some(&b'd') && packet.last() == Some(&b'e') {
         return Route::Dht;
@@ -120,12 +142,48 @@ pub struct UdpCounts {
     pub dht: u64,
     /// Handed to the uTP endpoint.
     pub utp: u64,
-    /// Routed to uTP and dropped: no uTP endpoint here, or its channel was full.
+    /// Routed to uTP and dropped: no uTP endpoint here.
     pub utp_unserved: u64,
+    /// uTP packets for no connection of ours answered with an `ST_RESET`.
+    pub utp_reset: u64,
     /// Routed to a protocol that is off here, or whose channel was full.
     pub unserved: u64,
     /// Matched no protocol ([`Route::Drop`]), or empty / truncated.
     pub dropped: u64,
+}
+
+/// A count of events per source address per second, bounded in sources.
+struct PerSource {
+    per_sec: u32,
+    max_sources: usize,
+    seen: std::collections::HashMap<std::net::IpAddr, (Instant, u32)>,
+}
+
+impl PerSource {
+    fn new(per_sec: u32, max_sources: usize) -> PerSource {
+        PerSource {
+            per_sec,
+            max_sources,
+            seen: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Count one from `ip` at `now`: whether it is within the limit.
+    fn allow(&mut self, ip: std::net::IpAddr, now: Instant) -> bool {
+        if self.seen.len() >= self.max_sources && !self.seen.contains_key(&ip) {
+            self.seen
+                .retain(|_, (t, _)| now.saturating_duration_since(*t) < Duration::from_secs(1));
+            if self.seen.len() >= self.max_sources {
+                return false; // a flood from many sources: answer none of the new ones
+            }
+        }
+        let (start, count) = self.seen.entry(ip).or_insert((now, 0));
+        if now.saturating_duration_since(*start) >= Duration::from_secs(1) {
+            (*start, *count) = (now, 0);
+        }
+        *count += 1;
+        *count <= self.per_sec
+    }
 }
 
 /// Force the first byte of a connection id we issue into a form no other
@@ -148,7 +206,9 @@ pub fn run(
     stop: &AtomicBool,
 ) -> io::Result<()> {
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    // GRO: a train of uTP datagrams (a GSO send) arrives as one message.
+    let mut batch = RecvBatch::with_gro(socket, MAX_DATAGRAM);
+    let mut resets = PerSource::new(RESETS_PER_SOURCE_PER_SEC, MAX_RESET_SOURCES);
     let mut last_expire = Instant::now();
     let mut counts = UdpCounts::default();
     let mut logged = counts;
@@ -163,8 +223,8 @@ pub fn run(
                 logged = counts;
             }
         }
-        let (n, from) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
+        let got = match batch.recv(socket, true) {
+            Ok(n) => n,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -183,42 +243,59 @@ pub fn run(
                 return Err(e);
             }
         };
-        if n == 0 || n >= buf.len() {
-            counts.dropped += 1;
-            continue;
-        }
-        let packet = &buf[..n];
-        let owns = |h: &utp::Header| utp.as_ref().is_some_and(|u| (u.owns)(from, h));
-        match route(packet, owns) {
-            Route::Dht => match &dht {
-                Some(tx) if tx.try_send((packet.to_vec(), from)).is_ok() => counts.dht += 1,
-                _ => counts.unserved += 1,
-            },
-            Route::Tracker => {
-                let Some(t) = &tracker else {
-                    counts.unserved += 1;
-                    continue;
-                };
-                counts.tracker += 1;
-                if let Some(reply) = t.handle_udp(packet, from) {
-                    if let Err(e) = socket.send_to(&reply, from) {
-                        log::debug!("tracker UDP send to {from}: {e}");
+        // The uTP datagrams of this read, handed over together (one ACK per connection).
+        let mut to_utp: Vec<(&[u8], SocketAddr)> = Vec::new();
+        for i in 0..got {
+            let (packet, from) = batch.get(i);
+            if packet.is_empty() || packet.len() >= MAX_DATAGRAM {
+                counts.dropped += 1;
+                continue;
+            }
+            let owns = |h: &utp::Header| utp.as_ref().is_some_and(|u| (u.owns)(from, h));
+            match route(packet, owns) {
+                Route::Dht => match &dht {
+                    Some(tx) if tx.try_send((packet.to_vec(), from)).is_ok() => counts.dht += 1,
+                    _ => counts.unserved += 1,
+                },
+                Route::Tracker => {
+                    let Some(t) = &tracker else {
+                        counts.unserved += 1;
+                        continue;
+                    };
+                    counts.tracker += 1;
+                    if let Some(reply) = t.handle_udp(packet, from) {
+                        if let Err(e) = socket.send_to(&reply, from) {
+                            log::debug!("tracker UDP send to {from}: {e}");
+                        }
                     }
                 }
+                Route::Utp if utp.is_some() => to_utp.push((packet, from)),
+                Route::Utp => counts.utp_unserved += 1,
+                Route::UtpUnknown if utp.is_some() && resets.allow(from.ip(), Instant::now()) => {
+                    counts.utp_reset += 1;
+                    let reset =
+                        utp::Packet::decode(packet).map(|p| utp::Packet::reset_for(&p.header));
+                    if let Ok(r) = reset {
+                        if let Err(e) = socket.send_to(&r, from) {
+                            log::debug!("uTP RESET to {from}: {e}");
+                        }
+                    }
+                }
+                Route::UtpUnknown => counts.dropped += 1,
+                Route::Drop => {
+                    counts.dropped += 1;
+                    log::trace!(
+                        "udp port: dropped {} bytes from {from}: {:02x?} ({:?})",
+                        packet.len(),
+                        &packet[..packet.len().min(24)],
+                        utp::Packet::decode(packet).map(|p| p.header)
+                    );
+                }
             }
-            Route::Utp => match &utp {
-                Some(u) if u.to_utp.try_send((packet.to_vec(), from)).is_ok() => counts.utp += 1,
-                _ => counts.utp_unserved += 1,
-            },
-            Route::Drop => {
-                counts.dropped += 1;
-                log::trace!(
-                    "udp port: dropped {} bytes from {from}: {:02x?} ({:?})",
-                    packet.len(),
-                    &packet[..packet.len().min(24)],
-                    utp::Packet::decode(packet).map(|p| p.header)
-                );
-            }
+        }
+        if let Some(u) = utp.as_ref().filter(|_| !to_utp.is_empty()) {
+            counts.utp += to_utp.len() as u64;
+            (u.deliver)(&to_utp);
         }
     }
     log::debug!("udp port: {counts:?}");
@@ -294,9 +371,15 @@ mod tests {
             PacketType::Reset,
         ] {
             let p = utp(kind, 7);
-            assert_eq!(route(&p, NONE), Route::Drop, "{kind:?} for no connection");
+            // For no connection: answered with a RESET, but a RESET is not answered.
+            let unknown = if kind == PacketType::Reset {
+                Route::Drop
+            } else {
+                Route::UtpUnknown
+            };
+            assert_eq!(route(&p, NONE), unknown, "{kind:?} for no connection");
             assert_eq!(route(&p, |h| h.connection_id == 7), Route::Utp);
-            assert_eq!(route(&p, |h| h.connection_id == 8), Route::Drop);
+            assert_eq!(route(&p, |h| h.connection_id == 8), unknown);
         }
         // With a selective ACK and a payload.
         let p = Packet {
@@ -373,5 +456,73 @@ mod tests {
         );
         stop.store(true, Ordering::Relaxed);
         thread.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_utp_packet_for_no_connection_is_reset_within_the_limit() {
+        use std::net::Ipv4Addr;
+        let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let addr = sock.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let delivered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let thread = {
+            let (sock, stop, n) = (
+                sock.try_clone().unwrap(),
+                Arc::clone(&stop),
+                Arc::clone(&delivered),
+            );
+            let route = UtpRoute {
+                owns: Box::new(|_, _| false),
+                deliver: Box::new(move |d| {
+                    n.fetch_add(d.len(), Ordering::Relaxed);
+                }),
+            };
+            std::thread::spawn(move || run(&sock, None, None, Some(route), &stop))
+        };
+        let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        for _ in 0..50 {
+            client.send_to(&utp(PacketType::Data, 77), addr).unwrap();
+        }
+        client.send_to(&utp(PacketType::Reset, 78), addr).unwrap();
+        let mut buf = [0u8; 64];
+        let mut resets = 0;
+        while let Ok((n, _)) = client.recv_from(&mut buf) {
+            let h = utp::Packet::decode(&buf[..n]).unwrap().header;
+            assert_eq!(
+                (h.kind, h.connection_id, h.ack_nr),
+                (PacketType::Reset, 77, 1)
+            );
+            resets += 1;
+        }
+        // The limit, or twice it when a loaded machine spread the burst over two seconds;
+        // never one per packet, and none for the RESET.
+        let max = RESETS_PER_SOURCE_PER_SEC as usize;
+        assert!((max..=2 * max).contains(&resets), "{resets} resets");
+        assert_eq!(
+            delivered.load(Ordering::Relaxed),
+            0,
+            "nothing for the endpoint"
+        );
+        stop.store(true, Ordering::Relaxed);
+        thread.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn per_source_limit_and_bound() {
+        let now = Instant::now();
+        let mut p = PerSource::new(2, 3);
+        let ip = |i: u8| std::net::IpAddr::from([10, 0, 0, i]);
+        assert!(p.allow(ip(1), now) && p.allow(ip(1), now) && !p.allow(ip(1), now));
+        assert!(p.allow(ip(1), now + Duration::from_secs(1)), "a new second");
+        assert!(p.allow(ip(2), now) && p.allow(ip(3), now));
+        assert!(!p.allow(ip(4), now), "the table is full");
+        assert!(
+            p.allow(ip(4), now + Duration::from_secs(2)),
+            "old entries expire"
+        );
+        assert!(p.seen.len() <= 3);
     }
 }

@@ -282,6 +282,25 @@ impl<'a> Packet<'a> {
         self.encode_into(&mut v);
         v
     }
+
+    /// The `ST_RESET` that answers a packet with header `h` for a connection we do not have
+    /// (libtorrent's form: its connection id, `ack_nr` its `seq_nr`).
+    pub fn reset_for(h: &Header) -> Vec<u8> {
+        Packet {
+            header: Header {
+                kind: PacketType::Reset,
+                connection_id: h.connection_id,
+                timestamp_us: 0,
+                timestamp_diff_us: 0,
+                wnd_size: 0,
+                seq_nr: 0,
+                ack_nr: h.seq_nr,
+            },
+            sack: None,
+            payload: &[],
+        }
+        .encode()
+    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How long `both` waits for a uTP handshake before it dials TCP instead.
+/// How long `both` waits for a uTP handshake before it dials TCP too.
+pub const UTP_HEAD_START: Duration = Duration::from_millis(500);
+/// How long `both` waits for a uTP handshake at most (when TCP failed meanwhile).
 pub const UTP_FIRST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The transport of one connection.
@@ -43,13 +45,15 @@ impl std::fmt::Display for Transport {
 /// Which transport outgoing connections use (incoming ones are accepted on both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TransportPolicy {
-    /// TCP only (the default).
-    #[default]
+    /// TCP only.
     Tcp,
     /// uTP only.
     Utp,
-    /// uTP first; when its handshake has not completed within 3 s (`UTP_FIRST_TIMEOUT`) (or
-    /// the peer resets it), TCP.
+    /// uTP first: when its handshake has not completed within 500 ms (`UTP_HEAD_START`)
+    /// (or the peer resets it), TCP is dialled too, and the first of the two connected wins
+    /// (uTP if both are by the time TCP's dial returns; the loser is closed); uTP is waited
+    /// for at most 3 s (`UTP_FIRST_TIMEOUT`) in all. The default.
+    #[default]
     Both,
 }
 
@@ -272,19 +276,64 @@ impl std::fmt::Debug for Dialer {
 }
 
 impl Dialer {
-    fn utp_connect(&self, addr: SocketAddr, timeout: Duration) -> io::Result<UtpStream> {
+    fn utp_endpoint(&self, addr: SocketAddr) -> io::Result<&Arc<UtpSocket>> {
         let want_v4 = addr.ip().to_canonical().is_ipv4();
-        let Some(ep) = self
-            .utp
+        self.utp
             .iter()
             .find(|e| e.local_addr().is_ipv4() == want_v4)
-        else {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "no uTP endpoint for this address family",
-            ));
-        };
-        ep.connect(addr, timeout)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "no uTP endpoint for this address family",
+                )
+            })
+    }
+
+    fn utp_connect(&self, addr: SocketAddr, timeout: Duration) -> io::Result<UtpStream> {
+        self.utp_endpoint(addr)?.connect(addr, timeout)
+    }
+
+    /// `both`: uTP with a head start, then TCP beside it (see [`TransportPolicy::Both`]).
+    fn race(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+        tcp: impl FnOnce() -> io::Result<PeerSocket>,
+    ) -> io::Result<PeerSocket> {
+        let start = Instant::now();
+        let utp_timeout = timeout.min(UTP_FIRST_TIMEOUT);
+        let mut pending =
+            match (self.utp_endpoint(addr)).and_then(|ep| ep.start_connect(addr, utp_timeout)) {
+                Ok(p) => p,
+                Err(e) => {
+                    log::debug!("peer {addr}: uTP: {e}; dialling TCP");
+                    return tcp();
+                }
+            };
+        // The head start: a uTP peer on the LAN or nearby answers well within it.
+        match pending.wait(start + UTP_HEAD_START.min(utp_timeout)) {
+            Ok(s) => return Ok(PeerSocket::Utp(s)),
+            Err(e) if e.kind() != io::ErrorKind::TimedOut => {
+                log::debug!("peer {addr}: uTP: {e}; dialling TCP");
+                return tcp();
+            }
+            Err(_) => log::debug!("peer {addr}: no uTP handshake yet; dialling TCP beside it"),
+        }
+        match tcp() {
+            // uTP finished meanwhile: it wins (the TCP connection is closed unused).
+            Ok(t) if pending.is_connected() => match pending.wait(Instant::now()) {
+                Ok(u) => Ok(PeerSocket::Utp(u)),
+                Err(_) => Ok(t),
+            },
+            Ok(t) => Ok(t), // the pending uTP connection is closed on drop
+            Err(e) => pending
+                .wait(start + utp_timeout)
+                .map(PeerSocket::Utp)
+                .map_err(|u| {
+                    log::debug!("peer {addr}: uTP: {u}");
+                    e
+                }),
+        }
     }
 
     /// Connect to `addr` within `timeout`, by the policy; a TCP connection
@@ -303,13 +352,7 @@ impl Dialer {
         match self.policy {
             TransportPolicy::Tcp => tcp(),
             TransportPolicy::Utp => self.utp_connect(addr, timeout).map(PeerSocket::Utp),
-            TransportPolicy::Both => match self.utp_connect(addr, timeout.min(UTP_FIRST_TIMEOUT)) {
-                Ok(s) => Ok(PeerSocket::Utp(s)),
-                Err(e) => {
-                    log::debug!("peer {addr}: uTP: {e}; dialling TCP");
-                    tcp()
-                }
-            },
+            TransportPolicy::Both => self.race(addr, timeout, tcp),
         }
     }
 }

@@ -89,10 +89,11 @@ pub struct Config {
     /// plaintext only).
     pub encryption: Encryption,
     /// Which transport outgoing peer connections use (default
-    /// [`TransportPolicy::Tcp`]; `Utp`: uTP only; `Both`: uTP first, TCP when
-    /// the uTP handshake has not completed within 3 s). Incoming connections
-    /// are accepted over both whenever the session has its UDP port (DHT,
-    /// UDP tracker, or a policy other than `Tcp`).
+    /// [`TransportPolicy::Both`]: uTP first, TCP dialled beside it when the uTP
+    /// handshake has not completed within 500 ms, the first connected wins;
+    /// `Utp`: uTP only; `Tcp`: TCP only). Incoming connections are accepted over
+    /// both whenever the session has its UDP port (DHT, UDP tracker, or a policy
+    /// other than `Tcp`).
     pub transport: TransportPolicy,
     /// Session-wide download limit in bytes per second, over every torrent
     /// (default 0: unlimited). Peer threads wait on it before reading
@@ -184,7 +185,7 @@ impl Default for Config {
             dht_routers: crate::dht_bootstrap::routers_from_env(),
             dht_resolver: crate::dht_bootstrap::Resolver::system(),
             encryption: Encryption::Prefer,
-            transport: TransportPolicy::Tcp,
+            transport: TransportPolicy::Both,
             max_download_rate: 0,
             max_upload_rate: 0,
             seed_ratio: None,

@@ -190,22 +190,22 @@ impl Session {
             .filter(|_| config.dht)
             .and_then(|s| dht_nodes::start(&config, s, dht6_in_rx, dht.as_ref().map(|d| d.id())));
         // The uTP endpoints: each sends through a clone of its UDP socket and
-        // is fed by that socket's `udp` thread (`discovery::udp::UtpRoute`).
+        // is fed by that socket's `udp` thread (`discovery::udp::UtpRoute`,
+        // `UtpSocket::deliver` on that thread).
         let mut utp_routes = Vec::new();
         let mut utp_endpoints = Vec::new();
         for sock in udp_socket.iter().chain(&udp6_socket) {
-            let (tx, rx) = crossbeam_channel::bounded(crate::engine::net::utp::endpoint::INBOUND);
             let send = sock
                 .try_clone()
                 .map_err(|e| Error::io("clone the UDP socket", e))?;
             let ep = Arc::new(
-                crate::engine::net::utp::endpoint::UtpSocket::attach(send, rx, Default::default())
+                crate::engine::net::utp::endpoint::UtpSocket::attach(send, Default::default())
                     .map_err(|e| Error::io("start the uTP endpoint", e))?,
             );
-            let owner = ep.clone();
+            let (owner, taker) = (ep.clone(), ep.clone());
             utp_routes.push(crate::discovery::udp::UtpRoute {
                 owns: Box::new(move |from, h| owner.owns(from, h)),
-                to_utp: tx,
+                deliver: Box::new(move |d| taker.deliver(d)),
             });
             utp_endpoints.push(ep);
         }

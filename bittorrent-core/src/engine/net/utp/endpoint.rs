@@ -1,28 +1,33 @@
 //! A uTP endpoint and its thread: on the session's shared UDP port ([`UtpSocket::attach`]:
-//! the `udp` thread hands it the datagrams `discovery::udp::route` sends to uTP over a
-//! bounded channel, and it sends through a clone of that socket), or on a socket of its own
-//! ([`UtpSocket::bind`], for tests). Connections are handed out as [`UtpStream`]
-//! (`stream.rs`), the blocking `Read + Write` stream a peer thread reads like a `TcpStream`.
+//! the `udp` thread hands it the datagrams `discovery::udp::route` sends to uTP, calling
+//! [`UtpSocket::deliver`] once per read of the socket, and it sends through a clone of that
+//! socket), or on a socket of its own ([`UtpSocket::bind`], for tests). Connections are
+//! handed out as [`UtpStream`] (`stream.rs`), the blocking `Read + Write` stream a peer
+//! thread reads like a `TcpStream`.
 //!
-//! One thread (`utp-endpoint`) takes the inbound datagrams: it waits up to [`TICK`] for one,
-//! drains what else is queued, hands each packet to its connection (found by source address
-//! and connection id), sends the ACKs that are due, and every [`TICK`] runs the connections'
-//! timers. The connections live in a map behind a mutex, each in its own `Mutex<Conn>` with
-//! a condition variable the stream waits on and an eventfd that is readable while the stream
-//! has bytes (or its end) to read, for the peer thread's `poll`. A stream's `write` queues
-//! bytes and sends what the windows allow from the caller's thread; its `read` waits for
-//! bytes, end of stream, or its timeout. Accepted connections go to [`UtpSocket::accept`]
-//! over a bounded crossbeam channel ([`ACCEPT_BACKLOG`]).
+//! Inbound datagrams are handled in batches, on the shared port by the `udp` thread itself
+//! (no copy, no thread hop), on a socket of its own by the `utp-endpoint` thread (up to
+//! [`BATCH`] datagrams, `recvmmsg`): each packet goes to its connection (found by source
+//! address and connection id), then each connection that took some sends its ACK (one per
+//! batch) and the data the ACKs let out, in as few system calls as the kernel allows
+//! (`util::udp_batch`: UDP GSO or `sendmmsg`). The `utp-endpoint` thread runs the
+//! connections' timers every [`TICK`]. The connections live in a map behind a mutex, each
+//! in its own `Mutex<Conn>` with a condition variable the stream waits on and an eventfd
+//! that is readable while the stream has bytes (or its end) to read, for the peer thread's
+//! `poll` (written only when that changes). A stream's `write` queues bytes and sends what
+//! the windows allow from the caller's thread; its `read` waits for bytes, end of stream,
+//! or its timeout. Accepted connections go to [`UtpSocket::accept`] over a bounded crossbeam
+//! channel ([`ACCEPT_BACKLOG`]).
 //!
 //! Bounds: [`MAX_CONNECTIONS`] connections, [`MAX_SYNS_PER_SOURCE_PER_SEC`] new connections
-//! per source address per second, the accept backlog, the inbound channel ([`INBOUND`]
-//! datagrams; the `udp` thread drops what does not fit); per connection, the bounds of
+//! per source address per second, the accept backlog; per connection, the bounds of
 //! [`Conn`]. A dropped stream closes its connection (FIN), which leaves the map once the FIN
 //! is ACKed or the connection times out. A packet for a connection we do not have (other than
 //! a SYN or a RESET) that reaches the endpoint is answered with an `ST_RESET` carrying its
-//! connection id, one datagram per packet (on the shared port, `route` only passes packets
-//! for connections we own, so this happens for a connection that ended meanwhile); a RESET
-//! is matched on our receive id or on our send id.
+//! connection id, one datagram per packet (on the shared port, `route` passes only packets
+//! for connections we own, and the `udp` thread answers the others itself, within a limit
+//! per source; so this happens for a connection that ended meanwhile); a RESET is matched
+//! on our receive id or on our send id.
 
 use std::collections::HashMap;
 use std::io;
@@ -32,7 +37,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 
 use super::conn::{Conn, State, Timeouts};
@@ -41,6 +46,7 @@ use super::slot::{closed_error, Key, Shared, Slot};
 pub use super::stream::{UtpCloser, UtpStream};
 use crate::proto::utp::{Header, Packet, PacketType};
 use crate::util::rng::random_u64;
+use crate::util::udp_batch::RecvBatch;
 
 /// Connections an endpoint keeps at most.
 pub const MAX_CONNECTIONS: usize = 512;
@@ -48,11 +54,11 @@ pub const MAX_CONNECTIONS: usize = 512;
 pub const MAX_SYNS_PER_SOURCE_PER_SEC: u32 = 20;
 /// Accepted connections waiting for [`UtpSocket::accept`].
 pub const ACCEPT_BACKLOG: usize = 64;
-/// Datagrams waiting in the channel from the shared port's `udp` thread.
-pub const INBOUND: usize = 4_096;
+/// Largest datagram read from its own socket (a longer one is dropped as truncated).
+const MAX_DATAGRAM: usize = 4_096;
 /// Source addresses whose SYN rate is remembered.
 const MAX_SYN_SOURCES: usize = 4_096;
-/// Datagrams handled before the ACKs due are sent.
+/// Datagrams handled before the ACKs due are sent (one ACK per connection for all of them).
 const BATCH: usize = 256;
 /// The kernel buffers asked for the endpoint's UDP socket (`SO_RCVBUF` / `SO_SNDBUF`; Linux
 /// caps them at `net.core.rmem_max` / `wmem_max`). The default receive buffer (208 KiB,
@@ -61,21 +67,17 @@ const BATCH: usize = 256;
 /// dropped, each drop halving LEDBAT's window (docs/BENCHMARKS.md, issue 25).
 pub const SOCKET_BUFFER: usize = 4 << 20;
 
-/// A datagram from the shared port: bytes and sender.
-pub type Datagram = (Vec<u8>, SocketAddr);
-
-/// Where the endpoint's datagrams come from.
-enum Inbound {
-    /// Its own socket.
-    Socket,
-    /// The shared port's `udp` thread.
-    Channel(Receiver<Datagram>),
+/// What new connections need: the SYN counts per source address and the accept queue.
+struct Intake {
+    syns: HashMap<IpAddr, (Instant, u32)>,
+    accept_tx: Sender<UtpStream>,
 }
 
 /// A uTP endpoint: a UDP socket (its own or the shared port's) and its thread (see the
 /// module docs).
 pub struct UtpSocket {
     shared: Arc<Shared>,
+    intake: Arc<Mutex<Intake>>,
     accept_rx: Receiver<UtpStream>,
     thread: Mutex<Option<JoinHandle<()>>>,
     local: SocketAddr,
@@ -91,21 +93,23 @@ impl UtpSocket {
     pub fn bind_with(addr: SocketAddr, timeouts: Timeouts) -> io::Result<UtpSocket> {
         let socket = UdpSocket::bind(addr)?;
         socket.set_read_timeout(Some(TICK))?;
-        UtpSocket::start(socket, Inbound::Socket, timeouts)
+        let batch = RecvBatch::new(MAX_DATAGRAM);
+        UtpSocket::start(socket, Some(batch), timeouts)
     }
 
     /// An endpoint on a shared socket: it sends through `socket` (a clone of the shared
-    /// port's socket; never read here) and receives what another thread reads from that
-    /// port and passes on `inbound` (see [`UtpSocket::owns`] for what to pass).
-    pub fn attach(
-        socket: UdpSocket,
-        inbound: Receiver<Datagram>,
-        timeouts: Timeouts,
-    ) -> io::Result<UtpSocket> {
-        UtpSocket::start(socket, Inbound::Channel(inbound), timeouts)
+    /// port's socket; never read here) and takes what the thread that reads that port hands
+    /// to [`UtpSocket::deliver`] (see [`UtpSocket::owns`] for what to hand); its own thread
+    /// only runs the timers.
+    pub fn attach(socket: UdpSocket, timeouts: Timeouts) -> io::Result<UtpSocket> {
+        UtpSocket::start(socket, None, timeouts)
     }
 
-    fn start(socket: UdpSocket, inbound: Inbound, timeouts: Timeouts) -> io::Result<UtpSocket> {
+    fn start(
+        socket: UdpSocket,
+        inbound: Option<RecvBatch>,
+        timeouts: Timeouts,
+    ) -> io::Result<UtpSocket> {
         let local = socket.local_addr()?;
         // On the shared port this is the same socket the `udp` thread reads: its buffer.
         let sock = socket2::SockRef::from(&socket);
@@ -123,13 +127,18 @@ impl UtpSocket {
             stop: AtomicBool::new(false),
             timeouts,
         });
-        let (tx, accept_rx) = bounded(ACCEPT_BACKLOG);
-        let s = Arc::clone(&shared);
+        let (accept_tx, accept_rx) = bounded(ACCEPT_BACKLOG);
+        let intake = Arc::new(Mutex::new(Intake {
+            syns: HashMap::new(),
+            accept_tx,
+        }));
+        let (s, i) = (Arc::clone(&shared), Arc::clone(&intake));
         let thread = std::thread::Builder::new()
             .name("utp-endpoint".into())
-            .spawn(move || run(&s, &inbound, &tx))?;
+            .spawn(move || run(&s, inbound, &i))?;
         Ok(UtpSocket {
             shared,
+            intake,
             accept_rx,
             thread: Mutex::new(Some(thread)),
             local,
@@ -146,6 +155,25 @@ impl UtpSocket {
         self.shared.conns.lock().len()
     }
 
+    /// Take datagrams read from the shared port (each a uTP packet `discovery::udp::route`
+    /// sent here), on the caller's thread: each goes to its connection (or opens one), then
+    /// every connection that took some sends its ACK and what the ACKs let out, and its
+    /// stream is woken. One call per read of the socket, so one ACK per connection for
+    /// all of its packets in it.
+    pub fn deliver(&self, datagrams: &[(&[u8], SocketAddr)]) {
+        let now = Instant::now();
+        let mut dirty = Vec::new();
+        {
+            let mut intake = self.intake.lock();
+            for &(d, from) in datagrams {
+                note(&mut dirty, handle(&self.shared, d, from, now, &mut intake));
+            }
+        }
+        for slot in dirty {
+            self.shared.flush(&slot, now);
+        }
+    }
+
     /// Whether a (non-SYN) packet with header `h` from `from` is for one of our
     /// connections: the shared port's ownership test (`discovery::udp::route`).
     pub fn owns(&self, from: SocketAddr, h: &Header) -> bool {
@@ -159,6 +187,13 @@ impl UtpSocket {
 
     /// Open a connection to `addr`, waiting at most `timeout` for the handshake.
     pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> io::Result<UtpStream> {
+        let deadline = Instant::now() + timeout;
+        self.start_connect(addr, timeout)?.wait(deadline)
+    }
+
+    /// Send a SYN to `addr` (the handshake must finish within `timeout`) and return without
+    /// waiting: [`UtpConnecting::wait`] waits for it, and dropping it closes the connection.
+    pub fn start_connect(&self, addr: SocketAddr, timeout: Duration) -> io::Result<UtpConnecting> {
         // The socket's family: an IPv4 socket reaches `::ffff:a.b.c.d` as `a.b.c.d`.
         let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         if addr.is_ipv4() != self.local.is_ipv4() {
@@ -197,23 +232,10 @@ impl UtpSocket {
         };
         let syn = slot.conn.lock().take_outgoing();
         self.shared.send(addr, syn);
-        let deadline = now + timeout;
-        let mut c = slot.conn.lock();
-        loop {
-            match c.state() {
-                State::Connected => break,
-                State::Closed(why) => return Err(closed_error(why)),
-                State::SynSent => {}
-            }
-            if slot.cv.wait_until(&mut c, deadline).timed_out() && c.state() == State::SynSent {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "utp: connect timed out",
-                ));
-            }
-        }
-        drop(c);
-        Ok(UtpStream::new(slot, Arc::clone(&self.shared)))
+        Ok(UtpConnecting {
+            slot: Some(slot),
+            shared: Arc::clone(&self.shared),
+        })
     }
 
     /// The next accepted connection, waiting at most `timeout`.
@@ -245,86 +267,121 @@ impl Drop for UtpSocket {
     }
 }
 
-/// The next datagram, into `buf`: its length and sender (`None`: nothing within a tick, or
-/// nothing queued when `wait` is false).
-fn receive(
-    shared: &Shared,
-    inbound: &Inbound,
-    buf: &mut [u8],
-    wait: bool,
-) -> Option<(usize, SocketAddr)> {
-    match inbound {
-        Inbound::Socket => {
-            if !wait {
-                let _ = shared.socket.set_nonblocking(true);
+/// A connection whose SYN is out ([`UtpSocket::start_connect`]). Dropped before
+/// [`UtpConnecting::wait`] succeeded, it closes the connection (a FIN if the handshake
+/// finishes later; else the connect timeout ends it).
+pub struct UtpConnecting {
+    slot: Option<Arc<Slot>>,
+    shared: Arc<Shared>,
+}
+
+impl UtpConnecting {
+    /// Wait until `deadline` at most for the handshake; the stream. After a timeout the
+    /// connection is still pending (wait again, or drop it).
+    pub fn wait(&mut self, deadline: Instant) -> io::Result<UtpStream> {
+        let Some(slot) = self.slot.clone() else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "utp: no connection",
+            ));
+        };
+        let mut c = slot.conn.lock();
+        loop {
+            match c.state() {
+                State::Connected => break,
+                State::Closed(why) => return Err(closed_error(why)),
+                State::SynSent => {}
             }
-            let r = shared.socket.recv_from(buf);
-            if !wait {
-                let _ = shared.socket.set_nonblocking(false);
-            }
-            match r {
-                Ok(x) => Some(x),
-                // ICMP errors (a closed port) surface here on Linux: not fatal.
-                Err(e) => {
-                    if !matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) {
-                        log::debug!("utp: recv: {e}");
-                    }
-                    None
-                }
+            if slot.cv.wait_until(&mut c, deadline).timed_out() && c.state() == State::SynSent {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "utp: connect timed out",
+                ));
             }
         }
-        Inbound::Channel(rx) => {
-            let (d, from) = if wait {
-                match rx.recv_timeout(TICK) {
-                    Ok(x) => x,
-                    Err(RecvTimeoutError::Timeout) => return None,
-                    Err(RecvTimeoutError::Disconnected) => {
-                        // The `udp` thread is gone: only timers are left to run.
-                        std::thread::sleep(TICK);
-                        return None;
-                    }
-                }
-            } else {
-                rx.try_recv().ok()?
-            };
-            let n = d.len().min(buf.len());
-            buf[..n].copy_from_slice(&d[..n]);
-            Some((n, from))
+        drop(c);
+        self.slot = None;
+        Ok(UtpStream::new(slot, Arc::clone(&self.shared)))
+    }
+
+    /// Whether the handshake has finished.
+    pub fn is_connected(&self) -> bool {
+        (self.slot.as_ref()).is_some_and(|s| s.conn.lock().state() == State::Connected)
+    }
+}
+
+impl Drop for UtpConnecting {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.conn.lock().close();
+            if !self.shared.stop.load(Ordering::Relaxed) {
+                self.shared.flush(&slot, Instant::now());
+            }
         }
     }
 }
 
-/// The endpoint thread.
-fn run(shared: &Arc<Shared>, inbound: &Inbound, accept_tx: &Sender<UtpStream>) {
-    let mut buf = vec![0u8; 65_536];
-    let mut syns: HashMap<IpAddr, (Instant, u32)> = HashMap::new();
+/// Add the connection that took a datagram to those to flush.
+fn note(dirty: &mut Vec<Arc<Slot>>, slot: Option<Arc<Slot>>) {
+    if let Some(slot) = slot {
+        if !dirty.iter().any(|s| Arc::ptr_eq(s, &slot)) {
+            dirty.push(slot);
+        }
+    }
+}
+
+/// The endpoint thread: on a socket of its own (`batch`), read it (up to [`BATCH`]
+/// datagrams, waiting a [`TICK`] at most for the first), hand each to its connection and
+/// flush those; on the shared port (no `batch`: the `udp` thread delivers), only sleep.
+/// Every [`TICK`], the connections' timers.
+fn run(shared: &Arc<Shared>, mut batch: Option<RecvBatch>, intake: &Mutex<Intake>) {
     let mut last_tick = Instant::now();
     let mut dirty: Vec<Arc<Slot>> = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
-        for i in 0..BATCH {
-            // Wait for the first; drain what is queued without waiting, then ACK it in one go.
-            let Some((n, from)) = receive(shared, inbound, &mut buf, i == 0) else {
-                break;
-            };
-            let now = Instant::now();
-            if let Some(slot) = handle(shared, &buf[..n], from, now, &mut syns, accept_tx) {
-                if !dirty.iter().any(|s| Arc::ptr_eq(s, &slot)) {
-                    dirty.push(slot);
+        if let Some(batch) = batch.as_mut() {
+            let mut seen = 0;
+            while seen < BATCH {
+                let n = match batch.recv(&shared.socket, seen == 0) {
+                    Ok(n) => n,
+                    // ICMP errors (a closed port) surface here on Linux: not fatal.
+                    Err(e) => {
+                        if !matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) {
+                            log::debug!("utp: recv: {e}");
+                        }
+                        0
+                    }
+                };
+                if n == 0 {
+                    break;
                 }
+                let now = Instant::now();
+                let mut intake = intake.lock();
+                for i in 0..n {
+                    let (d, from) = batch.get(i);
+                    // A datagram that filled the buffer was truncated.
+                    if d.len() < MAX_DATAGRAM {
+                        note(&mut dirty, handle(shared, d, from, now, &mut intake));
+                    }
+                }
+                seen += n;
             }
+            let now = Instant::now();
+            for slot in dirty.drain(..) {
+                shared.flush(&slot, now);
+            }
+        } else {
+            std::thread::sleep(TICK.saturating_sub(last_tick.elapsed()));
         }
         let now = Instant::now();
-        for slot in dirty.drain(..) {
-            shared.flush(&slot, now);
-        }
         if now.saturating_duration_since(last_tick) >= TICK {
             last_tick = now;
             tick_all(shared, now);
-            if syns.len() > MAX_SYN_SOURCES {
-                syns.clear();
+            let mut intake = intake.lock();
+            if intake.syns.len() > MAX_SYN_SOURCES {
+                intake.syns.clear();
             }
         }
     }
@@ -369,8 +426,7 @@ fn handle(
     dgram: &[u8],
     from: SocketAddr,
     now: Instant,
-    syns: &mut HashMap<IpAddr, (Instant, u32)>,
-    accept_tx: &Sender<UtpStream>,
+    intake: &mut Intake,
 ) -> Option<Arc<Slot>> {
     let p = Packet::decode(dgram).ok()?;
     let h = &p.header;
@@ -403,24 +459,11 @@ fn handle(
         _ => {
             // A connection we do not have (closed, or never ours): tell the peer, one small
             // datagram per packet, as libtorrent does.
-            let reset = Packet {
-                header: Header {
-                    kind: PacketType::Reset,
-                    connection_id: h.connection_id,
-                    timestamp_us: 0,
-                    timestamp_diff_us: 0,
-                    wnd_size: 0,
-                    seq_nr: 0,
-                    ack_nr: h.seq_nr,
-                },
-                sack: None,
-                payload: &[],
-            };
-            shared.send(from, vec![reset.encode()]);
+            shared.send(from, vec![Packet::reset_for(h)]);
             return None;
         }
     }
-    let (start, count) = syns.entry(from.ip()).or_insert((now, 0));
+    let (start, count) = intake.syns.entry(from.ip()).or_insert((now, 0));
     if now.saturating_duration_since(*start) >= Duration::from_secs(1) {
         (*start, *count) = (now, 0);
     }
@@ -435,7 +478,7 @@ fn handle(
     let conn = Conn::accept(h, random_u64() as u16, shared.timeouts, now);
     let slot = Arc::new(Slot::new(conn, from).ok()?);
     let stream = UtpStream::new(Arc::clone(&slot), Arc::clone(shared));
-    match accept_tx.try_send(stream) {
+    match intake.accept_tx.try_send(stream) {
         Ok(()) => {}
         Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => return None,
     }
@@ -555,19 +598,18 @@ mod tests {
         use crate::discovery::udp::{run, UtpRoute};
         let shared_sock = UdpSocket::bind(lo()).unwrap();
         let port = shared_sock.local_addr().unwrap();
-        let (tx, rx) = bounded(INBOUND);
         let b = Arc::new(
-            UtpSocket::attach(shared_sock.try_clone().unwrap(), rx, Timeouts::default()).unwrap(),
+            UtpSocket::attach(shared_sock.try_clone().unwrap(), Timeouts::default()).unwrap(),
         );
         assert_eq!(b.local_addr(), port);
         let (dht_tx, dht_rx) = bounded(8);
         let stop = Arc::new(AtomicBool::new(false));
         let udp = {
-            let (owner, stop) = (Arc::clone(&b), Arc::clone(&stop));
+            let (owner, taker, stop) = (Arc::clone(&b), Arc::clone(&b), Arc::clone(&stop));
             std::thread::spawn(move || {
                 let route = UtpRoute {
                     owns: Box::new(move |from, h| owner.owns(from, h)),
-                    to_utp: tx,
+                    deliver: Box::new(move |d| taker.deliver(d)),
                 };
                 run(&shared_sock, None, Some(dht_tx), Some(route), &stop)
             })

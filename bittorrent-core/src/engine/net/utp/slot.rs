@@ -14,6 +14,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use parking_lot::{Condvar, Mutex};
 
 use super::conn::{Closed, Conn, Timeouts};
+use crate::util::udp_batch::send_many;
 
 /// The endpoint thread's timer granularity.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -30,6 +31,8 @@ pub(super) struct Slot {
     pub(super) readable: EventFd,
     /// Shut down locally (by the stream's closer): reads end, writes fail.
     pub(super) shut: AtomicBool,
+    /// What `readable` says now (changed only with `conn` locked).
+    signalled: AtomicBool,
 }
 
 impl Slot {
@@ -42,12 +45,21 @@ impl Slot {
             addr,
             readable,
             shut: AtomicBool::new(false),
+            signalled: AtomicBool::new(false),
         })
     }
 
     /// Make the eventfd say whether a read would return at once (`c` is `conn`, locked).
+    /// A system call only when that changes (the endpoint settles a connection after every
+    /// batch of datagrams, the reader after every read).
     pub(super) fn settle(&self, c: &Conn) {
-        if c.readable() > 0 || c.eof() || c.is_closed() || self.shut.load(Ordering::Relaxed) {
+        let ready =
+            c.readable() > 0 || c.eof() || c.is_closed() || self.shut.load(Ordering::Relaxed);
+        if ready == self.signalled.load(Ordering::Relaxed) {
+            return;
+        }
+        self.signalled.store(ready, Ordering::Relaxed);
+        if ready {
             let _ = self.readable.write(1);
         } else {
             // EAGAIN when the counter is already zero.
@@ -64,11 +76,13 @@ pub(super) struct Shared {
 }
 
 impl Shared {
+    /// Send a connection's datagrams, batched (`util::udp_batch`: GSO or `sendmmsg`).
     pub(super) fn send(&self, addr: SocketAddr, datagrams: Vec<Vec<u8>>) {
-        for d in datagrams {
-            if let Err(e) = self.socket.send_to(&d, addr) {
-                log::debug!("utp: send to {addr}: {e}");
-            }
+        if datagrams.is_empty() {
+            return;
+        }
+        if let Err(e) = send_many(&self.socket, addr, &datagrams) {
+            log::debug!("utp: send to {addr}: {e}");
         }
     }
 
