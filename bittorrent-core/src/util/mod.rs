@@ -3,6 +3,7 @@
 pub(crate) mod doorbell;
 pub(crate) mod local;
 pub(crate) mod rng;
+pub(crate) mod source;
 
 /// Stack size of the session's service threads (listener, udp, dht, lsd,
 /// announcer): their buffers are on the heap.
