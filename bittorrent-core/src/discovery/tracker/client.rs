@@ -157,7 +157,12 @@ pub fn announce_with(
     }
     let mut target = u.clone();
     target.path_and_query = announce_path(&u.path_and_query, req);
-    let (status, body) = super::http::get(&target.to_string(), deadline, MAX_RESPONSE_BODY)?;
+    let (status, body) = super::http::get(
+        &target.to_string(),
+        deadline,
+        MAX_RESPONSE_BODY,
+        opts.source,
+    )?;
     match parse_announce_response(&body) {
         Ok(r) if status == 200 => Ok(r),
         Err(ResponseError::Failure(f)) => Err(TrackerError::Failure(f)),
@@ -215,7 +220,12 @@ pub fn scrape(
         target.path_and_query.push_str("info_hash=");
         target.path_and_query.push_str(&percent_encode(&ih.0));
     }
-    let (status, body) = super::http::get(&target.to_string(), deadline, MAX_RESPONSE_BODY)?;
+    let (status, body) = super::http::get(
+        &target.to_string(),
+        deadline,
+        MAX_RESPONSE_BODY,
+        opts.source,
+    )?;
     match parse_scrape_response(&body) {
         Ok(r) if status == 200 => Ok(r),
         Err(ResponseError::Failure(f)) => Err(TrackerError::Failure(f)),
