@@ -59,6 +59,9 @@ MIB = 1 << 20
 PREFIX = os.environ.get("WAN_LAB_PREFIX", "p21b-wan")
 SEED_IP = "10.210.0.1"
 LEECH_IP = "10.210.0.2"
+# Over IPv6 (a pair or `tcp` written with `@6`): every lab host is dual stack.
+SEED_IP6 = "fd21:b::1"
+LEECH_IP6 = "fd21:b::2"
 PORT = 6881
 
 
@@ -241,27 +244,29 @@ def finished(kind, text):
     return "download complete" in text
 
 
-def run_tcp(args, size, work, cc=""):
+def run_tcp(args, size, work, cc="", v6=False):
     """One TCP stream of `size` bytes from a to b (congestion control `cc`,
-    or the host's default); seconds."""
+    or the host's default; over IPv6 with `v6`); seconds."""
+    fam = "socket.AF_INET6" if v6 else "socket.AF_INET"
+    leech_ip = LEECH_IP6 if v6 else LEECH_IP
     recv = ("import socket,sys,time\n"
-            "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+            "s=socket.socket(" + fam + ");s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
             "s.bind(('%s',5201));s.listen(1);s.settimeout(30)\n"
             "c,_=s.accept();n=0\n"
             "while n<%d:\n"
             "  b=c.recv(1<<20)\n"
             "  if not b: break\n"
             "  n+=len(b)\n"
-            "print('GOT',n,flush=True)\n") % (LEECH_IP, size)
+            "print('GOT',n,flush=True)\n") % (leech_ip, size)
     send = ("import socket,time\n"
             "time.sleep(0.5)\n"
-            "c=socket.socket()\n"
+            "c=socket.socket(" + fam + ")\n"
             "if %r: c.setsockopt(socket.IPPROTO_TCP,socket.TCP_CONGESTION,%r.encode())\n"
             "c.settimeout(10);c.connect(('%s',5201));c.settimeout(None)\n"
             "b=b'x'*(1<<20);n=0\n"
             "while n<%d:\n"
             "  c.sendall(b);n+=len(b)\n"
-            "c.close()\n") % (cc, cc, LEECH_IP, size)
+            "c.close()\n") % (cc, cc, leech_ip, size)
     t0 = time.monotonic()
     r = subprocess.Popen(netns("b") + ["/usr/bin/python3", "-c", recv], stdout=subprocess.PIPE)
     s = subprocess.Popen(netns("a") + ["/usr/bin/python3", "-c", send])
@@ -269,21 +274,25 @@ def run_tcp(args, size, work, cc=""):
     s.wait(timeout=30)
     took = time.monotonic() - t0 - 0.5
     ok = ("GOT %d" % size) in out.decode()
-    return {"pair": "tcp/" + cc if cc else "tcp", "seconds": round(took, 2), "ok": ok,
+    name = ("tcp/" + cc if cc else "tcp") + (" (IPv6)" if v6 else "")
+    return {"pair": name, "seconds": round(took, 2), "ok": ok,
             "load": round(os.getloadavg()[0], 1)}
 
 
-def run_pair(args, link, seed_kind, leech_kind, torrent, data, want, work, n):
+def run_pair(args, link, seed_kind, leech_kind, torrent, data, want, work, n, v6=False):
+    seed_ip, leech_ip = (SEED_IP6, LEECH_IP6) if v6 else (SEED_IP, LEECH_IP)
+    dial = "[%s]:%d" % (seed_ip, PORT) if v6 else "%s:%d" % (seed_ip, PORT)
     env = dict(os.environ, PEER_DHT_BOOTSTRAP="none", PEER_PORT_MAP="off", RUST_LOG="warn")
-    tag = ("%s-%s-%d" % (seed_kind, leech_kind, n)).replace("/", "_")
+    tag = ("%s-%s-%d" % (seed_kind, leech_kind, n)).replace("/", "_") + ("-6" if v6 else "")
     seed_dir = os.path.dirname(data)
     leech_dir = os.path.join(work, "leech-" + tag)
     os.makedirs(leech_dir)
     seeder = Proc(netns("a") + peer_cmd(seed_kind, args, torrent, seed_dir,
-                                        os.path.join(work, "state-s-" + tag), SEED_IP, None),
+                                        os.path.join(work, "state-s-" + tag), seed_ip, None),
                   os.path.join(work, "seed-%s.log" % tag), env)
     leecher = None
-    result = {"pair": "%s -> %s" % (seed_kind, leech_kind), "ok": False}
+    result = {"pair": "%s -> %s%s" % (seed_kind, leech_kind, " (IPv6)" if v6 else ""),
+              "ok": False}
     try:
         deadline = time.monotonic() + 120
         while not seeding(seed_kind, seeder.text()):
@@ -293,8 +302,8 @@ def run_pair(args, link, seed_kind, leech_kind, torrent, data, want, work, n):
         load = os.getloadavg()[0]
         t0 = time.monotonic()
         leecher = Proc(netns("b") + peer_cmd(leech_kind, args, torrent, leech_dir,
-                                             os.path.join(work, "state-l-" + tag), LEECH_IP,
-                                             "%s:%d" % (SEED_IP, PORT)),
+                                             os.path.join(work, "state-l-" + tag), leech_ip,
+                                             dial),
                        os.path.join(work, "leech-%s.log" % tag), env)
         deadline = t0 + args.timeout
         while not finished(leech_kind, leecher.text()):
@@ -332,7 +341,8 @@ def main():
                     help="RTT_MS:RATE_MBIT:SIZE_MIB,... (default the issue's two links)")
     ap.add_argument("--pairs", default="tcp,ours:ours,lt-hp:lt-hp,lt-def:lt-def,lt-hp:ours,"
                     "lt-def:ours,ours:lt-hp,ours:lt-def",
-                    help="SEEDER:LEECHER,... of ours, before, lt-hp, lt-def; or tcp")
+                    help="SEEDER:LEECHER,... of ours, before, lt-hp, lt-def; or tcp; "
+                    "a suffix @6 runs it over IPv6 (ours:ours@6, tcp@6)")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--cc", help="the hosts' default TCP congestion control (WAN_LAB_CC; "
                     "default: the kernel's)")
@@ -379,13 +389,15 @@ def main():
                     for pair in args.pairs.split(","):
                         n += 1
                         d0 = delay_cpu()
+                        pair, _, fam = pair.partition("@")
+                        v6 = fam == "6"
                         if pair.partition("/")[0] == "tcp":
-                            r = run_tcp(args, size, work, pair.partition("/")[2])
-                            if pair == "tcp":
+                            r = run_tcp(args, size, work, pair.partition("/")[2], v6)
+                            if pair == "tcp" and not v6:
                                 tcp_s = r["seconds"]
                         else:
                             s, l = pair.split(":")
-                            r = run_pair(args, link, s, l, torrent, data, want, work, n)
+                            r = run_pair(args, link, s, l, torrent, data, want, work, n, v6)
                         r.update(link)
                         d1 = delay_cpu()
                         if d0 is not None and d1 is not None:

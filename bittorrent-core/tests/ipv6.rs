@@ -243,3 +243,100 @@ fn two_listen_addresses_share_one_port_and_stop_cleanly() {
         );
     }
 }
+
+/// Issue 21, bad input over PEX: a peer's `ut_pex` message (BEP 11) hands
+/// out IPv6 link-local, multicast and unspecified addresses, garbled
+/// v4-mapped ones and the leecher's own address in `added6` and `added`:
+/// all are refused (counted in `refused_addresses`, one debug line per
+/// message), none is dialled.
+#[test]
+fn hostile_pex_addresses_are_refused() {
+    use bittorrent_core::proto::extension::PexMessage;
+    use std::io::Write;
+    use std::net::TcpListener;
+    if !v6_loopback_works() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "no ::1 here");
+        eprintln!("SKIP: no IPv6 loopback on this host");
+        return;
+    }
+    let data = pseudo_random(64 * 1024, 23);
+    let (mi, _seed) = single_file_torrent("hostile-pex", &data, 16 * 1024);
+    let leecher = session_with(|c| c.listen_addr = IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    let own = leecher.local_addr().port();
+    let bad: Vec<SocketAddr> = [
+        "[fe80::1]:6881".to_string(),
+        "[febf:ffff::1]:6881".into(),
+        "[ff02::1]:6881".into(),
+        "[ff15::efc0:988f]:6771".into(),
+        "[::]:6881".into(),
+        "[::10.0.0.1]:6881".into(),
+        format!("[::1]:{own}"),
+        "0.0.0.0:6881".into(),
+        "224.0.0.1:6881".into(),
+        format!("127.0.0.1:{own}"),
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    let raw = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let dir = temp_dir("hostile-pex-leech");
+    leecher
+        .add(AddTorrent::new(mi.clone(), &dir).peers(vec![raw.local_addr().unwrap()]))
+        .unwrap();
+    // The leecher may try MSE first: answer only a plaintext handshake.
+    let mut s = loop {
+        let (mut s, _) = raw.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut hs = [0u8; 68];
+        if s.read_exact(&mut hs).is_ok() && hs[..20] == *b"\x13BitTorrent protocol" {
+            assert_eq!(hs[25] & 0x10, 0x10, "BEP 10 bit");
+            break s;
+        }
+    };
+    let mut hs = Vec::from(&b"\x13BitTorrent protocol"[..]);
+    hs.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0]);
+    hs.extend_from_slice(&mi.info_hash.0);
+    hs.extend_from_slice(b"-XX0001-hostile-pex-");
+    let ext = |id: u8, body: &[u8]| {
+        let mut m = ((body.len() + 2) as u32).to_be_bytes().to_vec();
+        m.extend_from_slice(&[20, id]);
+        m.extend_from_slice(body);
+        m
+    };
+    s.write_all(&hs).unwrap();
+    s.write_all(&ext(0, b"d1:md6:ut_pexi1eee")).unwrap();
+    // The leecher's extended handshake names its ut_pex id.
+    let mut seen = Vec::new();
+    let their_id = loop {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).unwrap();
+        let mut m = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut m).unwrap();
+        seen.extend_from_slice(&m);
+        if m.len() > 2 && m[0] == 20 && m[1] == 0 {
+            let at = m.windows(9).position(|w| w == b"6:ut_pexi").unwrap();
+            let rest = &m[at + 9..];
+            let end = rest.iter().position(|&b| b == b'e').unwrap();
+            break std::str::from_utf8(&rest[..end]).unwrap().parse().unwrap();
+        }
+    };
+    let pex = PexMessage {
+        added: bad.clone(),
+        ..Default::default()
+    };
+    s.write_all(&ext(their_id, &pex.encode())).unwrap();
+    let refused = wait_until(Duration::from_secs(10), || {
+        leecher.status(&mi.info_hash).unwrap().refused_addresses == bad.len()
+    });
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert!(refused, "refused {} of {}", st.refused_addresses, bad.len());
+    // Nothing was dialled: the only peer is the raw one.
+    let peers = leecher
+        .peers(&mi.info_hash, Duration::from_secs(2))
+        .unwrap_or_default();
+    assert!(
+        peers.iter().all(|p| p.addr == raw.local_addr().unwrap()),
+        "{peers:?}"
+    );
+    drop(s);
+}

@@ -162,3 +162,92 @@ fn c_two_addresses_of_one_family_are_refused() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("one address per family"), "{err}");
 }
+
+/// (d) Outgoing traffic leaves from the bound address: a host (network
+/// namespace, root) with two IPv6 addresses, `fd21:a::1` on its LAN side and
+/// `fd21:a::99` on `lo`; `peer --bind fd21:a::99` dials a peer, announces to
+/// an HTTP and a UDP tracker, all listening on `fd21:a::1`, where the kernel
+/// left to itself would send from `fd21:a::1` (the destination's own
+/// address). A small Python server records the source address of each.
+/// `PEER_TEST_NETNS_TAG` (default `p21s`) starts the namespaces' and veths'
+/// names.
+#[test]
+fn d_outgoing_traffic_leaves_from_the_bound_ipv6_address() {
+    use support::netns::{ip, lan_or_skip, Family};
+    let tag = std::env::var("PEER_TEST_NETNS_TAG").unwrap_or_else(|_| "p21s".into());
+    let Some(lan) = lan_or_skip(&format!("{tag}-"), &tag, &[Family::V6]) else {
+        return;
+    };
+    let host = lan.hosts[0].clone();
+    ip(&[
+        "-n",
+        &host,
+        "addr",
+        "add",
+        "fd21:a::99/128",
+        "dev",
+        "lo",
+        "nodad",
+    ])
+    .expect("a second address");
+    let tmp = TempDir::new("bind-source");
+    let seed_dir = tmp.subdir("seed");
+    let src = make_single_file(&seed_dir, "s.bin", 64 * 1024);
+    let torrent = tmp.path().join("t.torrent");
+    peer_create_torrent(
+        &src,
+        &torrent,
+        &[
+            "--announce",
+            "http://[fd21:a::1]:7002/announce",
+            "--announce",
+            "udp://[fd21:a::1]:7003",
+        ],
+    );
+    let server = r#"
+import select, socket, sys, time
+def tcp(port):
+    s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("fd21:a::1", port)); s.listen(8); return s
+peer, http = tcp(7001), tcp(7002)
+udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); udp.bind(("fd21:a::1", 7003))
+names = {peer: "PEER", http: "HTTP", udp: "UDP"}
+print("READY", flush=True)
+seen, keep, end = set(), [], time.monotonic() + 40
+while len(seen) < 3 and time.monotonic() < end:
+    for s in select.select(list(names), [], [], 0.5)[0]:
+        if s is udp:
+            _, a = udp.recvfrom(2048)
+        else:
+            c, a = s.accept()
+            if s is http: c.close()
+            else: keep.append(c)
+        if names[s] not in seen:
+            seen.add(names[s]); print(names[s], a[0], flush=True)
+"#;
+    let mut py = lan.command(0, std::path::Path::new(SYSTEM_PYTHON));
+    py.args(["-c", server]);
+    let mut srv = Child::spawn("source recorder", py);
+    assert!(srv.wait_for_output("READY", LONG_WAIT), "{}", srv.output());
+    let mut cmd = lan.command(0, &peer_bin());
+    cmd.arg(&torrent)
+        .arg("--dir")
+        .arg(tmp.subdir("leech"))
+        .arg("--state")
+        .arg(tmp.subdir("state"))
+        .args(["--port", "6881", "--bind", "fd21:a::99"])
+        .args(["--no-lsd", "--no-dht", "--peer", "[fd21:a::1]:7001"])
+        .env("PEER_PORT_MAP", "off");
+    let leecher = Child::spawn("peer --bind fd21:a::99", cmd);
+    let _ = srv.wait_exit(Duration::from_secs(45));
+    let out = srv.output();
+    for what in ["PEER", "HTTP", "UDP"] {
+        let from = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{what} ")))
+            .unwrap_or_else(|| panic!("no {what} contact\n{out}\n{}", leecher.output()));
+        assert_eq!(from.trim(), "fd21:a::99", "{what}: {out}");
+    }
+    drop(leecher);
+    drop(lan);
+}

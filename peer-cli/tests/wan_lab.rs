@@ -1,18 +1,22 @@
 //! The WAN lab (issue 21): a transfer across a long link completes
-//! byte-identical, ours to ours.
+//! byte-identical, ours to ours, over IPv4 and over IPv6 (every lab host is
+//! dual stack).
 //!
 //! `scripts/wan-lab/lab.sh` builds two hosts in network namespaces joined
 //! through a router namespace whose packet-level delay line
 //! (`scripts/wan-lab/delay.c`, compiled by the script) holds every frame for
 //! half the round trip, each host's egress paced by `tbf`. Here: RTT 200 ms,
-//! 100 Mbit/s, 16 MiB. The seeder runs on host a, the leecher on host b and
-//! dials it. Correctness only (no timing is asserted; the speed is measured
-//! by `scripts/bench-wan.py`, docs/BENCHMARKS.md), plus one check that the lab
-//! really has its latency: a TCP connect across it takes at least the RTT.
+//! 100 Mbit/s, 16 MiB. The seeder runs on host a (dual-stack listener), a
+//! leecher on host b dials it at `10.210.0.1`, then a second one at
+//! `[fd21:b::1]`. Correctness only (no timing is asserted; the speed is
+//! measured by `scripts/bench-wan.py`, docs/BENCHMARKS.md), plus one check
+//! per family that the lab really has its latency: a TCP connect across it
+//! takes at least the RTT.
 //!
 //! Needs root, `ip`, `tc` and a C compiler: without them it prints a loud
 //! SKIP by hand and fails under CI=true. The namespaces are named
-//! `p21b-t<pid>-{a,b,r}` and removed on drop, even when the test fails.
+//! `p21b-t<pid>-{a,b,r}` (`WAN_LAB_PREFIX` overrides `p21b-t<pid>`) and
+//! removed on drop, even when the test fails.
 
 mod support;
 
@@ -67,7 +71,8 @@ fn lab_or_skip(tmp: &TempDir) -> Option<Lab> {
     }
     let lab = Lab {
         script: Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/wan-lab/lab.sh"),
-        prefix: format!("p21b-t{}", std::process::id() % 100_000),
+        prefix: std::env::var("WAN_LAB_PREFIX")
+            .unwrap_or_else(|_| format!("p21b-t{}", std::process::id() % 100_000)),
         dir: tmp.subdir("lab"),
     };
     let mut up = lab.cmd();
@@ -86,22 +91,25 @@ fn lab_or_skip(tmp: &TempDir) -> Option<Lab> {
         loud(&msg);
         return None;
     }
-    // "measured TCP connect 201.3 ms": the delay line is in the path.
-    let measured = text
-        .split("measured TCP connect ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("lab.sh did not report its RTT: {text}"));
-    assert!(
-        measured >= f64::from(RTT_MS) * 0.95,
-        "the lab's RTT is {measured} ms, not {RTT_MS}: {text}"
-    );
+    // "measured TCP connect 201.3 ms, over IPv6 200.8 ms": the delay line
+    // is in the path of both families.
+    for key in ["measured TCP connect ", "over IPv6 "] {
+        let measured = text
+            .split(key)
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("lab.sh did not report its RTT ({key}): {text}"));
+        assert!(
+            measured >= f64::from(RTT_MS) * 0.95,
+            "the lab's RTT ({key}) is {measured} ms, not {RTT_MS}: {text}"
+        );
+    }
     Some(lab)
 }
 
 #[test]
-fn wan_lab_transfer_at_200_ms_is_byte_identical() {
+fn wan_lab_transfer_at_200_ms_is_byte_identical_over_ipv4_and_ipv6() {
     let tmp = TempDir::new("wan-lab");
     let Some(lab) = lab_or_skip(&tmp) else {
         return;
@@ -119,29 +127,33 @@ fn wan_lab_transfer_at_200_ms_is_byte_identical() {
         .env("RUST_LOG", "info");
     let seeder = Child::spawn("seeder (host a)", seed);
 
-    let leech_dir = tmp.subdir("b");
-    let mut leech = lab.on("b", &peer_bin());
-    leech
-        .arg(&torrent)
-        .arg("--dir")
-        .arg(&leech_dir)
-        .args(["--port", "6881", "--no-dht", "--no-lsd", "--once"])
-        .args(["--peer", "10.210.0.1:6881"])
-        .env("RUST_LOG", "info");
-    let t0 = std::time::Instant::now();
-    let mut leecher = Child::spawn("leecher (host b)", leech);
-    let status = leecher.wait_exit(Duration::from_secs(90));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "the leecher did not complete across the WAN lab\n{}\n{}",
-        leecher.output(),
-        seeder.output()
-    );
-    assert_same_data(&src, &leech_dir.join("wan.bin"));
-    eprintln!(
-        "wan lab: 16 MiB at RTT {RTT_MS} ms, {RATE_MBIT} Mbit/s in {:?}",
-        t0.elapsed()
-    );
+    for (family, seeder_addr) in [("IPv4", "10.210.0.1:6881"), ("IPv6", "[fd21:b::1]:6881")] {
+        let leech_dir = tmp.subdir(&format!("b-{family}"));
+        let mut leech = lab.on("b", &peer_bin());
+        leech
+            .arg(&torrent)
+            .arg("--dir")
+            .arg(&leech_dir)
+            .arg("--state")
+            .arg(tmp.subdir(&format!("state-{family}")))
+            .args(["--port", "6881", "--no-dht", "--no-lsd", "--once"])
+            .args(["--peer", seeder_addr])
+            .env("RUST_LOG", "info");
+        let t0 = std::time::Instant::now();
+        let mut leecher = Child::spawn("leecher (host b)", leech);
+        let status = leecher.wait_exit(Duration::from_secs(90));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the leecher did not complete across the WAN lab over {family}\n{}\n{}",
+            leecher.output(),
+            seeder.output()
+        );
+        assert_same_data(&src, &leech_dir.join("wan.bin"));
+        eprintln!(
+            "wan lab: 16 MiB at RTT {RTT_MS} ms, {RATE_MBIT} Mbit/s over {family} in {:?}",
+            t0.elapsed()
+        );
+    }
     drop(seeder);
     drop(lab);
 }

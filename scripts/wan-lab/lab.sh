@@ -8,7 +8,8 @@
 # Host a and host b share one Ethernet segment through the router namespace,
 # where `delay` (delay.c, compiled on first use) bridges frames between its
 # two veth ends and holds each one for RTT/2: a packet-level delay, so TCP on
-# a and b sees the real round trip. Each host's egress is paced by `tbf` at
+# a and b sees the real round trip, over IPv4 and IPv6 alike (every host is
+# dual stack; `up` measures a TCP connect over each). Each host's egress is paced by `tbf` at
 # the link rate (the kernels here have tbf/htb/pfifo, not netem). The hosts'
 # TCP buffer limits (net.ipv4.tcp_rmem/tcp_wmem, per namespace) are raised to
 # 64 MiB so that the kernel's autotuning can open a window of the
@@ -131,35 +132,39 @@ up() {
     t=$(rtt_check) || die "no TCP connection across the lab: $(cat "$DIR/delay.log")"
     local cc
     cc=$(ip netns exec "$A" cat /proc/sys/net/ipv4/tcp_congestion_control)
-    echo "wan-lab: up: RTT $rtt ms (measured TCP connect $t ms), $rate Mbit/s, TCP congestion control $cc ($A 10.210.0.1 <-> $B 10.210.0.2)"
+    echo "wan-lab: up: RTT $rtt ms (measured TCP connect ${t% *} ms, over IPv6 ${t#* } ms), $rate Mbit/s, TCP congestion control $cc ($A 10.210.0.1 fd21:b::1 <-> $B 10.210.0.2 fd21:b::2)"
 }
 
-# Milliseconds of a TCP connect from a to b (the lab's round trip).
+# Milliseconds of a TCP connect from a to b (the lab's round trip), over
+# IPv4 and then over IPv6: "V4_MS V6_MS". Each family is first waited for
+# (ARP and neighbour discovery go through the delay line too).
 rtt_check() {
     ip netns exec "$B" /usr/bin/python3 -c '
-import socket, sys
-s = socket.socket(); s.bind(("10.210.0.2", 9)); s.listen(4); s.settimeout(15)
-for _ in range(2):
+import socket
+s = socket.create_server(("::", 9), family=socket.AF_INET6, dualstack_ipv6=True, backlog=8)
+s.settimeout(30)
+for _ in range(4):
     c, _ = s.accept(); c.close()
 ' &
     local srv=$!
     ip netns exec "$A" /usr/bin/python3 -c '
 import socket, sys, time
-deadline = time.monotonic() + 12
-best = None
-while time.monotonic() < deadline:
-    try:
-        s = socket.create_connection(("10.210.0.2", 9), timeout=3)
-        s.close()
-        break
-    except OSError:
-        time.sleep(0.2)
-else:
-    sys.exit(1)
-t0 = time.monotonic()
-s = socket.create_connection(("10.210.0.2", 9), timeout=5)
-print("%.1f" % ((time.monotonic() - t0) * 1000))
-s.close()
+def rtt(host):
+    deadline = time.monotonic() + 12
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, 9), timeout=3).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        sys.exit("no TCP connection to %s" % host)
+    t0 = time.monotonic()
+    socket.create_connection((host, 9), timeout=5).close()
+    return (time.monotonic() - t0) * 1000
+v4 = rtt("10.210.0.2")
+v6 = rtt("fd21:b::2")
+print("%.1f %.1f" % (v4, v6))
 '
     local rc=$?
     wait "$srv" 2>/dev/null || true

@@ -3,6 +3,7 @@
 pub(crate) mod doorbell;
 pub(crate) mod local;
 pub(crate) mod rng;
+pub(crate) mod source;
 pub(crate) mod udp_batch;
 
 /// Stack size of the session's service threads (listener, udp, dht, lsd,

@@ -3,6 +3,7 @@
 //! session's announcer (`super`), for one target, in one loop.
 
 use super::*;
+use crate::util::source::SourceAddrs;
 
 /// Run until `stop` is set; announces `stopped` (briefly) on the way out.
 pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Arc<AtomicBool>) {
@@ -28,6 +29,7 @@ pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Ar
         timeout: Duration::from_secs(10),
         udp_base_timeout: Duration::from_secs(3),
         udp_max_retries: 2,
+        source: shared.dialer.source,
     };
     let request = |event: AnnounceEvent, p: Progress| AnnounceRequest {
         info_hash: ih,
@@ -96,7 +98,7 @@ pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Ar
             if target.finished() {
                 let _ = list.announce(
                     &request(AnnounceEvent::Stopped, p),
-                    &stop_opts(),
+                    &stop_opts(shared.dialer.source),
                     STOP_TIMEOUT,
                 );
                 started = false;
@@ -138,7 +140,7 @@ pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Ar
     if let (true, false, Some(p)) = (started, list.is_empty(), last_progress) {
         let _ = list.announce(
             &request(AnnounceEvent::Stopped, p),
-            &stop_opts(),
+            &stop_opts(shared.dialer.source),
             STOP_TIMEOUT,
         );
     }
@@ -148,10 +150,11 @@ pub(crate) fn run(shared: Arc<Shared>, target: Arc<dyn AnnounceTarget>, stop: Ar
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Per tracker, for a `stopped` announce.
-fn stop_opts() -> AnnounceOptions {
+fn stop_opts(source: SourceAddrs) -> AnnounceOptions {
     AnnounceOptions {
         timeout: Duration::from_secs(2),
         udp_base_timeout: Duration::from_secs(1),
         udp_max_retries: 0,
+        source,
     }
 }

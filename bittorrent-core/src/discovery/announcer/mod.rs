@@ -15,6 +15,7 @@ use crate::engine::session::events::Event;
 use crate::engine::session::shared::{Command, Shared, TorrentShared};
 use crate::engine::torrent::status::{Phase, TrackerStatus};
 use crate::proto::metainfo::InfoHash;
+use crate::util::source::SourceAddrs;
 use crossbeam_channel::{select, Receiver, Sender};
 use std::collections::HashMap;
 use std::collections::HashSet;
@@ -282,11 +283,12 @@ struct State {
     key: u32,
 }
 
-fn opts() -> AnnounceOptions {
+fn opts(source: SourceAddrs) -> AnnounceOptions {
     AnnounceOptions {
         timeout: Duration::from_secs(10),
         udp_base_timeout: Duration::from_secs(3),
         udp_max_retries: 2,
+        source,
     }
 }
 
@@ -505,11 +507,12 @@ impl State {
             };
             if let Some(mut list) = e.list.take() {
                 let me = self.me.clone();
+                let source = self.shared.dialer.source;
                 let spawned = std::thread::Builder::new()
                     .name("announce-worker".into())
                     .stack_size(STACK)
                     .spawn(move || {
-                        let result = list.announce(&req, &opts(), ROUND_TIMEOUT);
+                        let result = list.announce(&req, &opts(source), ROUND_TIMEOUT);
                         let _ = me.send(Msg::Done(Box::new(Done::Tracker {
                             ih,
                             list,
@@ -573,7 +576,7 @@ impl State {
                 let Some(e) = self.entries.get_mut(&ih) else {
                     // Removed meanwhile: `stopped` only if it had started.
                     if event != AnnounceEvent::Started || result.is_ok() {
-                        stopped_round(list, self.stopped_request(ih));
+                        stopped_round(list, self.stopped_request(ih), self.shared.dialer.source);
                     }
                     return;
                 };
@@ -697,25 +700,27 @@ impl State {
             .collect();
         for chunk in jobs.chunks(MAX_WORKERS * 2) {
             std::thread::scope(|s| {
+                let source = self.shared.dialer.source;
                 for (list, req) in chunk {
                     let (list, req) = (list.clone(), req.clone());
                     let _ = std::thread::Builder::new()
                         .name("announce-worker".into())
                         .stack_size(STACK)
-                        .spawn_scoped(s, move || stopped_round(list, req));
+                        .spawn_scoped(s, move || stopped_round(list, req, source));
                 }
             });
         }
     }
 }
 
-fn stopped_round(mut list: TrackerList, req: AnnounceRequest) {
+fn stopped_round(mut list: TrackerList, req: AnnounceRequest, source: SourceAddrs) {
     let _ = list.announce(
         &req,
         &AnnounceOptions {
             timeout: Duration::from_secs(2),
             udp_base_timeout: Duration::from_secs(1),
             udp_max_retries: 0,
+            source,
         },
         Duration::from_secs(3),
     );

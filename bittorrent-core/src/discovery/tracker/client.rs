@@ -6,9 +6,10 @@
 //! than its `timeout` (for UDP, plus DNS resolution of a host name, which
 //! the standard library cannot bound).
 
+use crate::util::source::SourceAddrs;
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -94,6 +95,8 @@ pub struct AnnounceOptions {
     pub udp_base_timeout: Duration,
     /// BEP 15 retransmissions after the first attempt (spec: up to 8).
     pub udp_max_retries: u32,
+    /// Where the UDP tracker's socket is bound (`--bind`, per family).
+    pub source: SourceAddrs,
 }
 
 impl AnnounceOptions {
@@ -104,6 +107,7 @@ impl AnnounceOptions {
             timeout,
             udp_base_timeout: Duration::from_secs(15),
             udp_max_retries: 8,
+            source: SourceAddrs::default(),
         }
     }
 }
@@ -153,7 +157,12 @@ pub fn announce_with(
     }
     let mut target = u.clone();
     target.path_and_query = announce_path(&u.path_and_query, req);
-    let (status, body) = super::http::get(&target.to_string(), deadline, MAX_RESPONSE_BODY)?;
+    let (status, body) = super::http::get(
+        &target.to_string(),
+        deadline,
+        MAX_RESPONSE_BODY,
+        opts.source,
+    )?;
     match parse_announce_response(&body) {
         Ok(r) if status == 200 => Ok(r),
         Err(ResponseError::Failure(f)) => Err(TrackerError::Failure(f)),
@@ -211,7 +220,12 @@ pub fn scrape(
         target.path_and_query.push_str("info_hash=");
         target.path_and_query.push_str(&percent_encode(&ih.0));
     }
-    let (status, body) = super::http::get(&target.to_string(), deadline, MAX_RESPONSE_BODY)?;
+    let (status, body) = super::http::get(
+        &target.to_string(),
+        deadline,
+        MAX_RESPONSE_BODY,
+        opts.source,
+    )?;
     match parse_scrape_response(&body) {
         Ok(r) if status == 200 => Ok(r),
         Err(ResponseError::Failure(f)) => Err(TrackerError::Failure(f)),
@@ -280,11 +294,7 @@ impl UdpExchange {
             .find(|a| a.is_ipv4())
             .copied()
             .unwrap_or(addrs[0]);
-        let bind: SocketAddr = if addr.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (Ipv6Addr::UNSPECIFIED, 0).into()
-        };
+        let bind = opts.source.udp_local_for(addr).map_err(TrackerError::Io)?;
         let sock = UdpSocket::bind(bind).map_err(TrackerError::Io)?;
         sock.connect(addr).map_err(TrackerError::Io)?;
         Ok(UdpExchange {

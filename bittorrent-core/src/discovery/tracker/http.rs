@@ -8,12 +8,14 @@
 //! when set, else the distribution's bundle); when none can be found,
 //! Mozilla's roots compiled into the binary (`webpki-roots`) are used.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
+use super::bound_tcp::BoundTcpConnector;
 use super::error::{TimeoutPhase, TrackerError};
+use crate::util::source::SourceAddrs;
 
 /// Most redirects followed by [`get`].
 pub const MAX_REDIRECTS: u32 = 3;
@@ -65,7 +67,47 @@ pub(crate) fn agent_config(
 /// The shared agent (TLS configuration; no idle connections are kept).
 fn agent() -> &'static ureq::Agent {
     static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
-    AGENT.get_or_init(|| {
+    AGENT.get_or_init(|| tracker_config().build().new_agent())
+}
+
+/// The trackers' agent for `source`: the shared one when the system
+/// chooses, else one per source set (a process has one or two sessions),
+/// connecting from it ([`BoundTcpConnector`], then TLS).
+fn agent_for(source: SourceAddrs) -> ureq::Agent {
+    if source == SourceAddrs::default() {
+        return agent().clone();
+    }
+    bound_agent("trackers", source, || tracker_config().build())
+}
+
+/// An agent whose TCP connections leave from `source`, made once per
+/// `source` and `kind` (the trackers', the web seeds') by `config` and
+/// kept for the process (at most a few).
+pub(crate) fn bound_agent(
+    kind: &'static str,
+    source: SourceAddrs,
+    config: impl FnOnce() -> ureq::config::Config,
+) -> ureq::Agent {
+    use ureq::unversioned::transport::{Connector, RustlsConnector};
+    type Agents = Vec<(SourceAddrs, &'static str, ureq::Agent)>;
+    static AGENTS: Mutex<Agents> = Mutex::new(Vec::new());
+    let mut agents = AGENTS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, _, a)) = agents.iter().find(|(s, k, _)| *s == source && *k == kind) {
+        return a.clone();
+    }
+    let connector = ().chain(BoundTcpConnector(source)).chain(RustlsConnector::default());
+    let a = ureq::Agent::with_parts(
+        config(),
+        connector,
+        ureq::unversioned::resolver::DefaultResolver::default(),
+    );
+    agents.push((source, kind, a.clone()));
+    a
+}
+
+/// The trackers' agent configuration.
+fn tracker_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    {
         agent_config(MAX_REDIRECTS)
             // No keep-alive pool: an announce goes out every few minutes at
             // most, long after a tracker has closed an idle connection, and a
@@ -74,9 +116,7 @@ fn agent() -> &'static ureq::Agent {
             // disconnected". Every request gets a fresh connection.
             .max_idle_connections(0)
             .max_idle_connections_per_host(0)
-            .build()
-            .new_agent()
-    })
+    }
 }
 
 fn timeout_phase(t: ureq::Timeout) -> TimeoutPhase {
@@ -135,6 +175,7 @@ pub(crate) fn get(
     url: &str,
     deadline: Instant,
     max_body: usize,
+    source: SourceAddrs,
 ) -> Result<(u16, Vec<u8>), TrackerError> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
@@ -142,7 +183,7 @@ pub(crate) fn get(
             phase: TimeoutPhase::Connect,
         });
     }
-    let mut resp = agent()
+    let mut resp = agent_for(source)
         .get(url)
         .config()
         .timeout_global(Some(left.max(Duration::from_millis(1))))

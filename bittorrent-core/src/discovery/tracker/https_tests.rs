@@ -56,6 +56,7 @@ fn opts(ms: u64) -> AnnounceOptions {
         timeout: Duration::from_millis(ms),
         udp_base_timeout: Duration::from_millis(200),
         udp_max_retries: 1,
+        source: Default::default(),
     }
 }
 

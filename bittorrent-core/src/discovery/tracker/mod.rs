@@ -9,6 +9,7 @@
 //! The response parsers, percent-encoding and URL helpers are codecs, in
 //! [`crate::proto::tracker`].
 
+mod bound_tcp;
 pub mod client;
 mod error;
 pub(crate) mod http;

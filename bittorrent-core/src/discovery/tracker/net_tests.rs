@@ -97,6 +97,7 @@ fn opts(ms: u64) -> AnnounceOptions {
         timeout: Duration::from_millis(ms),
         udp_base_timeout: Duration::from_millis(200),
         udp_max_retries: 3,
+        source: Default::default(),
     }
 }
 

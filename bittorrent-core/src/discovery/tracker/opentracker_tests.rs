@@ -133,6 +133,7 @@ fn interop_with_opentracker() {
         timeout: Duration::from_secs(5),
         udp_base_timeout: Duration::from_millis(500),
         udp_max_retries: 3,
+        source: Default::default(),
     };
     let http = format!("http://127.0.0.1:{port}/announce");
     let udp = format!("udp://127.0.0.1:{port}/announce");

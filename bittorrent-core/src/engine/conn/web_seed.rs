@@ -76,6 +76,8 @@ pub(crate) struct WebSeedContext {
     pub(crate) info: Arc<Info>,
     pub(crate) layout: Layout,
     pub(crate) throttle: Throttle,
+    /// Where the connections leave from (`--bind`).
+    pub(crate) source: crate::util::source::SourceAddrs,
 }
 
 /// A running web-seed thread, as the torrent thread holds it. Dropping it
@@ -230,7 +232,7 @@ fn get_range(
     stop: &AtomicBool,
     feed: &mut dyn FnMut(&[u8]) -> bool,
 ) -> Result<(), FetchError> {
-    let mut resp = agent()
+    let mut resp = agent(ctx.source)
         .get(url)
         .header("Range", web_seed::range_header(start, len))
         .header("Accept-Encoding", "identity")
@@ -286,14 +288,21 @@ fn transport_error(e: ureq::Error) -> String {
 
 /// The web seeds' agent: the trackers' TLS set-up, redirects bounded, a
 /// few idle connections kept (one per web seed).
-fn agent() -> &'static ureq::Agent {
+fn agent(source: crate::util::source::SourceAddrs) -> ureq::Agent {
     static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
-    AGENT.get_or_init(|| {
-        crate::discovery::tracker::http::agent_config(MAX_REDIRECTS)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .max_idle_connections(16)
-            .max_idle_connections_per_host(2)
-            .build()
-            .new_agent()
-    })
+    if source != Default::default() {
+        return crate::discovery::tracker::http::bound_agent("web seeds", source, || {
+            web_seed_config().build()
+        });
+    }
+    AGENT
+        .get_or_init(|| web_seed_config().build().new_agent())
+        .clone()
+}
+
+fn web_seed_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    crate::discovery::tracker::http::agent_config(MAX_REDIRECTS)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .max_idle_connections(16)
+        .max_idle_connections_per_host(2)
 }

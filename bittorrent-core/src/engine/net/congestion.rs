@@ -19,7 +19,7 @@
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::fmt;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
@@ -154,18 +154,27 @@ impl std::str::FromStr for TcpCongestion {
 
 /// Connect to `addr` within `timeout`, with `congestion` set before the
 /// SYN (the system's default when `None`, or when the kernel refuses it on
-/// this socket: logged at debug level).
+/// this socket: logged at debug level), from `source` when given (the
+/// `--bind` address of `addr`'s family; a v4-mapped `addr` is dialled as
+/// IPv4).
 pub fn connect(
     addr: SocketAddr,
     timeout: Duration,
     congestion: Option<TcpCongestion>,
+    source: Option<IpAddr>,
 ) -> std::io::Result<TcpStream> {
-    let Some(cc) = congestion else {
+    if congestion.is_none() && source.is_none() {
         return TcpStream::connect_timeout(&addr, timeout);
-    };
+    }
+    let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if let Err(e) = cc.apply(&s) {
-        log::debug!("peer {addr}: TCP congestion control {cc}: {e}");
+    if let Some(cc) = congestion {
+        if let Err(e) = cc.apply(&s) {
+            log::debug!("peer {addr}: TCP congestion control {cc}: {e}");
+        }
+    }
+    if let Some(ip) = source {
+        s.bind(&SocketAddr::new(ip, 0).into())?;
     }
     s.connect_timeout(&addr.into(), timeout)?;
     Ok(s.into())
@@ -222,12 +231,12 @@ mod tests {
         let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         reno.apply(&l).unwrap();
         let addr = l.local_addr().unwrap();
-        let c = connect(addr, Duration::from_secs(5), Some(reno)).unwrap();
+        let c = connect(addr, Duration::from_secs(5), Some(reno), None).unwrap();
         let (s, _) = l.accept().unwrap();
         assert_eq!(current(&c).unwrap(), "reno");
         assert_eq!(current(&s).unwrap(), "reno", "accepted sockets inherit");
         // Without a setting: the system's default, whatever it is.
-        let plain = connect(addr, Duration::from_secs(5), None).unwrap();
+        let plain = connect(addr, Duration::from_secs(5), None, None).unwrap();
         let sys = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control");
         if let Ok(sys) = sys {
             assert_eq!(current(&plain).unwrap(), sys.trim());

@@ -5,6 +5,7 @@
 
 use crate::engine::net::congestion::{self, TcpCongestion};
 use crate::engine::net::utp::endpoint::{UtpCloser, UtpSocket, UtpStream};
+use crate::util::source::SourceAddrs;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -264,6 +265,8 @@ pub struct Dialer {
     pub policy: TransportPolicy,
     /// The uTP endpoints on the session's UDP ports.
     pub utp: Vec<Arc<UtpSocket>>,
+    /// Where TCP connections leave from (`--bind`, per family).
+    pub source: SourceAddrs,
 }
 
 impl std::fmt::Debug for Dialer {
@@ -271,6 +274,7 @@ impl std::fmt::Debug for Dialer {
         f.debug_struct("Dialer")
             .field("policy", &self.policy)
             .field("utp endpoints", &self.utp.len())
+            .field("source", &self.source)
             .finish()
     }
 }
@@ -345,7 +349,8 @@ impl Dialer {
         congestion: Option<TcpCongestion>,
     ) -> io::Result<PeerSocket> {
         let tcp = || {
-            let s = congestion::connect(addr, timeout, congestion)?;
+            let source = self.source.for_dest(addr.ip())?;
+            let s = congestion::connect(addr, timeout, congestion, source)?;
             let _ = s.set_nodelay(true);
             Ok(PeerSocket::Tcp(s))
         };

@@ -213,6 +213,10 @@ impl Session {
         let dialer = Arc::new(crate::engine::net::transport::Dialer {
             policy: config.transport,
             utp: utp_endpoints,
+            source: crate::util::source::SourceAddrs::from_listen(
+                config.listen_addr,
+                &config.extra_listen_addrs,
+            ),
         });
         let shared = Arc::new(Shared {
             dialer,

@@ -246,13 +246,16 @@ impl Shared {
 
     /// `a` as an address worth dialling: v4-mapped turned into IPv4; None
     /// for port 0, unspecified, multicast, IPv4 broadcast, IPv6 link-local
-    /// (`fe80::/10`, unreachable without a scope) and our own listening
-    /// address. Every candidate (tracker, PEX, DHT, LSD, `--peer`, `x.pe`)
+    /// (`fe80::/10`, unreachable without a scope), our own listening
+    /// address, and an address of a family we send nothing to (bound to an
+    /// address of the other family only). Every candidate (tracker, PEX, DHT, LSD, `--peer`, `x.pe`)
     /// passes through here.
     pub(crate) fn dialable(&self, a: SocketAddr) -> Option<SocketAddr> {
         let a = crate::engine::net::bind::canonical(a);
         let ok = a.port() != 0 && crate::engine::net::bind::dialable_ip(a.ip());
-        (ok && !self.is_own_address(&a)).then_some(a)
+        // A family with no `--bind` address is never sent to.
+        let family = self.dialer.source.for_dest(a.ip()).is_ok();
+        (ok && family && !self.is_own_address(&a)).then_some(a)
     }
 
     /// Whether `a` is our own listening address (never dial ourselves).

@@ -154,7 +154,8 @@ pub struct TorrentStatus {
     /// Addresses handed to the torrent (by a tracker, PEX, the DHT, LSD
     /// or the user) and refused as never worth a dial: port 0,
     /// unspecified, multicast, broadcast, IPv6 link-local,
-    /// IPv4-compatible, or our own (listening or external) address.
+    /// IPv4-compatible, our own (listening or external) address, or of a
+    /// family the session sends nothing to (`--bind` of the other family).
     pub refused_addresses: usize,
     /// Pieces hashed by the start-up check (0 when resume data was trusted).
     pub checked_pieces: u32,

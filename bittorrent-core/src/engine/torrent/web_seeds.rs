@@ -203,6 +203,7 @@ impl Torrent {
                     info,
                     layout: self.layout,
                     throttle: self.me.peer_ctx.throttle.clone(),
+                    source: self.me.peer_ctx.dialer.source,
                 };
                 match web_seed::spawn(
                     key,
