@@ -3,7 +3,8 @@
 //! byte-identical, and both peer lists say `Utp`; a seeder serves one leecher over uTP and
 //! one over TCP at once; `Both` (the default) connects over uTP to a peer that speaks it and
 //! falls back to TCP when nothing answers uTP; and a transfer
-//! through a relay that drops 3 % of the datagrams and reorders some completes.
+//! through a relay that drops 3 % of the datagrams and reorders some completes; and a
+//! storm of DHT queries and UDP tracker requests on the shared port does not starve uTP.
 #![allow(clippy::unwrap_used)]
 
 mod harness;
@@ -215,5 +216,94 @@ fn utp_through_a_relay_dropping_3_percent() {
     assert!(
         dropped.load(Ordering::Relaxed) > 0,
         "the relay dropped nothing"
+    );
+}
+
+/// A storm of DHT queries and UDP tracker connect requests on the seeder's shared UDP port
+/// (from 4 sockets, as fast as they can send, until the download ends or 200,000
+/// datagrams) while a leecher downloads over uTP only from that port: the transfer
+/// completes byte-identical, and the storm really was delivered (the seeder's DHT saw
+/// queries, or the flooders were answered).
+#[test]
+fn a_dht_and_tracker_storm_on_the_shared_port_does_not_starve_utp() {
+    use std::net::UdpSocket;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::sync::Arc;
+
+    let data = pseudo_random(4 * 1024 * 1024 + 77, 29);
+    let (mi, seed_dir) = single_file_torrent("utp-storm", &data, 64 * 1024);
+    let seeder = session_with(|c| c.transport = TransportPolicy::Utp);
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(30));
+    let target = seeder.local_addr();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let answered = Arc::new(AtomicU64::new(0));
+    let flooders: Vec<_> = (0..4u8)
+        .map(|i| {
+            let (stop, sent, answered) = (stop.clone(), sent.clone(), answered.clone());
+            std::thread::spawn(move || {
+                let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+                sock.set_nonblocking(true).unwrap();
+                let mut ping = b"d1:ad2:id20:".to_vec();
+                ping.extend_from_slice(&[b'a' + i; 20]);
+                ping.extend_from_slice(b"e1:q4:ping1:t2:xx1:y1:qe");
+                let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
+                connect.extend_from_slice(&0u32.to_be_bytes());
+                connect.extend_from_slice(&[i, 1, 2, 3]);
+                let mut buf = [0u8; 1500];
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) && n < 50_000 {
+                    let msg: &[u8] = if n % 2 == 0 { &ping } else { &connect };
+                    if sock.send_to(msg, target).is_ok() {
+                        n += 1;
+                    }
+                    while sock.recv_from(&mut buf).is_ok() {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if n % 64 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+                sent.fetch_add(n, Ordering::Relaxed);
+            })
+        })
+        .collect();
+
+    let dir = temp_dir("utp-storm-leech");
+    let leecher = session_with(|c| c.transport = TransportPolicy::Utp);
+    let t0 = Instant::now();
+    leecher
+        .add(AddTorrent::new(mi.clone(), &dir).peers(vec![target]))
+        .unwrap();
+    let mut seen = Vec::new();
+    wait_noting(
+        &leecher,
+        &mi,
+        Phase::Seeding,
+        Duration::from_secs(180),
+        &mut seen,
+    );
+    stop.store(true, Ordering::Relaxed);
+    for f in flooders {
+        f.join().unwrap();
+    }
+    let (sent, answered) = (
+        sent.load(Ordering::Relaxed),
+        answered.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "utp under a storm: {} bytes in {:?}; {sent} storm datagrams sent, {answered} answered",
+        data.len(),
+        t0.elapsed()
+    );
+    assert_eq!(std::fs::read(dir.join("utp-storm")).unwrap(), data);
+    assert!(seen.iter().all(|(t, _)| *t == Transport::Utp), "{seen:?}");
+    assert!(!seen.is_empty());
+    assert!(sent >= 1_000, "the storm never ran: {sent} datagrams");
+    assert!(
+        answered > 0,
+        "the storm never reached the shared port's DHT or tracker"
     );
 }
