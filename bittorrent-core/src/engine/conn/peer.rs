@@ -348,6 +348,10 @@ pub(crate) struct WakeCounts {
     reads: u64,
     bytes: u64,
     events: u64,
+    /// Reads after a socket wake-up that found less than the mark.
+    early: u64,
+    /// Reads that filled what was asked.
+    full: u64,
 }
 
 /// Default [`PeerLimits::max_upload_queue`].
@@ -385,7 +389,12 @@ pub const INBOX_LIMIT: usize = 4096;
 const MIN_READ: usize = 16 * 1024;
 /// Silence after which a connection gives its read buffer back.
 const QUIET: Duration = Duration::from_secs(1);
-const MAX_READ: usize = 256 * 1024;
+/// One block message (header and payload): a read of block payloads into
+/// their buffers holds whole ones.
+const READ_SLOT: usize = crate::proto::wire::PIECE_HEAD + crate::proto::wire::BLOCK_SIZE as usize;
+/// The largest read: 16 whole block messages (the most the low-water
+/// mark waits for, `lowat::MAX`, in one read, not one read and a block).
+const MAX_READ: usize = 16 * READ_SLOT + 4096;
 /// While requests are outstanding, a wait ends after this at the latest:
 /// lazy commands (`waker::Inbox::try_send_lazy`) wait no longer.
 const STREAMING_WAIT: Duration = Duration::from_millis(250);
@@ -785,14 +794,21 @@ impl<'a> Connection<'a> {
                     if limited {
                         self.down_credit.spend(n as u64);
                     }
-                    if n == self.read_size {
+                    // Within a block message of what was asked: full (a
+                    // read into block buffers holds whole messages, so it
+                    // seldom returns exactly `max`).
+                    if n + READ_SLOT > max && n >= max / 2 {
                         self.read_size = (self.read_size * 2).min(MAX_READ);
+                        self.wakes.full += 1;
                     }
                     if let Some(tcp) = self.stream.tcp() {
                         self.mark.count(tcp, n);
                     }
                     self.wakes.reads += 1;
                     self.wakes.bytes += n as u64;
+                    if self.mark.is_set() && n < self.mark.mark() {
+                        self.wakes.early += 1;
+                    }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     if !busy {
