@@ -260,7 +260,11 @@ class Peer:
 
     def finished(self):
         t = self.text()
-        return ("DONE" in t) if self.kind == "lt" else ("download complete" in t)
+        if self.kind == "lt":
+            return "DONE" in t
+        # Ours prints "download complete"; one that completes before its
+        # first status line may print only its new state ("NAME: seeding").
+        return "download complete" in t or ": seeding" in t
 
     def bans(self):
         return len(re.findall(r"banning ", self.text())) if self.kind == "ours" else 0

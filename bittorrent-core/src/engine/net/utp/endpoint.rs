@@ -54,6 +54,9 @@ pub const INBOUND: usize = 4_096;
 const MAX_SYN_SOURCES: usize = 4_096;
 /// Datagrams handled before the ACKs due are sent.
 const BATCH: usize = 256;
+/// How long the endpoint thread waits for a datagram on the shared port while it has no
+/// connection (with one, a `TICK`): what a shutdown may wait for it.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// The kernel buffers asked for the endpoint's UDP socket (`SO_RCVBUF` / `SO_SNDBUF`; Linux
 /// caps them at `net.core.rmem_max` / `wmem_max`). The default receive buffer (208 KiB,
 /// about 90 datagrams of 1,400 bytes counted at their kernel size) overflowed on loopback
@@ -246,7 +249,8 @@ impl Drop for UtpSocket {
 }
 
 /// The next datagram, into `buf`: its length and sender (`None`: nothing within a tick, or
-/// nothing queued when `wait` is false).
+/// within `IDLE_WAIT` on the shared port while there is no connection, or nothing queued
+/// when `wait` is false).
 fn receive(
     shared: &Shared,
     inbound: &Inbound,
@@ -278,7 +282,10 @@ fn receive(
         }
         Inbound::Channel(rx) => {
             let (d, from) = if wait {
-                match rx.recv_timeout(TICK) {
+                // No connection: no timers to run, so no tick to wake for (issue 31: an
+                // idle session's two endpoints woke 200 times a second).
+                let idle = shared.conns.lock().is_empty();
+                match rx.recv_timeout(if idle { IDLE_WAIT } else { TICK }) {
                     Ok(x) => x,
                     Err(RecvTimeoutError::Timeout) => return None,
                     Err(RecvTimeoutError::Disconnected) => {
