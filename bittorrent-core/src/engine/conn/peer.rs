@@ -89,6 +89,12 @@ pub struct PeerCounters {
     pub downloaded: AtomicU64,
     /// Payload bytes sent to the peer.
     pub uploaded: AtomicU64,
+    /// The peer thread holds events its torrent thread's channels had no
+    /// room for and waits: the torrent thread wakes it once it has taken
+    /// some (`Torrent::wake_held`), instead of the thread retrying on a
+    /// short timer (issue 31: in a 50-peer flash crowd, 5 ms retries were
+    /// nine in ten of the peer threads' sleeps).
+    pub held: std::sync::atomic::AtomicBool,
 }
 
 /// Peer thread to torrent thread.
@@ -689,17 +695,27 @@ impl<'a> Connection<'a> {
             // Events held (the torrent thread's channels were full): try
             // again soon. Holding all we may: no socket reads until the
             // torrent thread takes some; commands and uploads go on.
-            let held = if self.outbox.is_empty() {
+            let holding = !self.outbox.is_empty();
+            let held = if !holding {
+                if self.counters.held.load(Ordering::Relaxed) {
+                    self.counters.held.store(false, Ordering::Relaxed);
+                }
                 Duration::MAX
             } else {
+                // Woken by the torrent thread once it takes some (the
+                // flag is set before the wait, so a take after this sees
+                // it); the retry is a safety net.
+                self.counters.held.store(true, Ordering::SeqCst);
                 outbox::HOLD_RETRY
             };
             if !self.outbox.room() {
                 if !busy {
-                    let inbox = &self.inbox;
+                    let (inbox, counters) = (&self.inbox, &self.counters);
                     self.waker
                         .wait_inbox(held.min(slot.unwrap_or(Duration::MAX)), || {
-                            !inbox.is_empty()
+                            // Taken since (the torrent thread cleared the
+                            // flag): no wait.
+                            !inbox.is_empty() || !counters.held.load(Ordering::SeqCst)
                         })
                         .map_err(|e| CloseReason::Io(e.to_string()))?;
                 }
@@ -734,11 +750,11 @@ impl<'a> Connection<'a> {
                 } else if streaming {
                     timeout = timeout.min(STREAMING_WAIT);
                 }
-                let inbox = &self.inbox;
+                let (inbox, counters) = (&self.inbox, &self.counters);
                 let woken = self
                     .waker
                     .wait(self.stream.socket().as_fd(), timeout, streaming, || {
-                        !inbox.is_empty()
+                        !inbox.is_empty() || (holding && !counters.held.load(Ordering::SeqCst))
                     })
                     .map_err(|e| CloseReason::Io(e.to_string()))?;
                 match woken {

@@ -444,6 +444,9 @@ impl Torrent {
                 return;
             };
             took |= self.take_blocks();
+            if took {
+                self.wake_held();
+            }
             took |= self.take_hashed();
             took |= self.take_disk_done();
             took |= self.take_web();
