@@ -260,7 +260,11 @@ class Peer:
 
     def finished(self):
         t = self.text()
-        return ("DONE" in t) if self.kind == "lt" else ("download complete" in t)
+        if self.kind == "lt":
+            return "DONE" in t
+        # Ours prints "download complete"; one that completes before its
+        # first status line may print only its new state ("NAME: seeding").
+        return "download complete" in t or ": seeding" in t
 
     def bans(self):
         return len(re.findall(r"banning ", self.text())) if self.kind == "ours" else 0
@@ -299,7 +303,7 @@ def run(args, mode, population):
     subprocess.run([args.peer_bin, "create", data, "-o", torrent, "--announce",
                     "http://127.0.0.1:%d/announce" % tracker.port, "--piece-length", "256K"],
                    check=True, stdout=subprocess.DEVNULL, timeout=120)
-    env = dict(os.environ, PEER_DHT_BOOTSTRAP="none", PEER_PORT_MAP="off", RUST_LOG="warn")
+    env = dict(os.environ, PEER_DHT_BOOTSTRAP="none", PEER_PORT_MAP="off", RUST_LOG=args.rust_log)
     peers = []
 
     def start(kind, role, save_dir, port, dial):
@@ -417,6 +421,9 @@ def main():
     ap.add_argument("--work-dir", default=None, help="where the temporary files go")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the run directories (logs)")
+    ap.add_argument("--rust-log", default="warn",
+                    help="RUST_LOG of our peers (e.g. bittorrent_core::engine::conn::peer::handshake=debug:"
+                         " each peer thread's wake-ups, reads and context switches at close)")
     args = ap.parse_args()
     if args.n < 2:
         ap.error("--n must be at least 2")

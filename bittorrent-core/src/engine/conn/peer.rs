@@ -89,6 +89,12 @@ pub struct PeerCounters {
     pub downloaded: AtomicU64,
     /// Payload bytes sent to the peer.
     pub uploaded: AtomicU64,
+    /// The peer thread holds events its torrent thread's channels had no
+    /// room for and waits: the torrent thread wakes it once it has taken
+    /// some (`Torrent::wake_held`), instead of the thread retrying on a
+    /// short timer (issue 31: in a 50-peer flash crowd, 5 ms retries were
+    /// nine in ten of the peer threads' sleeps).
+    pub held: std::sync::atomic::AtomicBool,
 }
 
 /// Peer thread to torrent thread.
@@ -348,6 +354,10 @@ pub(crate) struct WakeCounts {
     reads: u64,
     bytes: u64,
     events: u64,
+    /// Reads after a socket wake-up that found less than the mark.
+    early: u64,
+    /// Reads that filled what was asked.
+    full: u64,
 }
 
 /// Default [`PeerLimits::max_upload_queue`].
@@ -385,7 +395,12 @@ pub const INBOX_LIMIT: usize = 4096;
 const MIN_READ: usize = 16 * 1024;
 /// Silence after which a connection gives its read buffer back.
 const QUIET: Duration = Duration::from_secs(1);
-const MAX_READ: usize = 256 * 1024;
+/// One block message (header and payload): a read of block payloads into
+/// their buffers holds whole ones.
+const READ_SLOT: usize = crate::proto::wire::PIECE_HEAD + crate::proto::wire::BLOCK_SIZE as usize;
+/// The largest read: 16 whole block messages (the most the low-water
+/// mark waits for, `lowat::MAX`, in one read, not one read and a block).
+const MAX_READ: usize = 16 * READ_SLOT + 4096;
 /// While requests are outstanding, a wait ends after this at the latest:
 /// lazy commands (`waker::Inbox::try_send_lazy`) wait no longer.
 const STREAMING_WAIT: Duration = Duration::from_millis(250);
@@ -680,17 +695,27 @@ impl<'a> Connection<'a> {
             // Events held (the torrent thread's channels were full): try
             // again soon. Holding all we may: no socket reads until the
             // torrent thread takes some; commands and uploads go on.
-            let held = if self.outbox.is_empty() {
+            let holding = !self.outbox.is_empty();
+            let held = if !holding {
+                if self.counters.held.load(Ordering::Relaxed) {
+                    self.counters.held.store(false, Ordering::Relaxed);
+                }
                 Duration::MAX
             } else {
+                // Woken by the torrent thread once it takes some (the
+                // flag is set before the wait, so a take after this sees
+                // it); the retry is a safety net.
+                self.counters.held.store(true, Ordering::SeqCst);
                 outbox::HOLD_RETRY
             };
             if !self.outbox.room() {
                 if !busy {
-                    let inbox = &self.inbox;
+                    let (inbox, counters) = (&self.inbox, &self.counters);
                     self.waker
                         .wait_inbox(held.min(slot.unwrap_or(Duration::MAX)), || {
-                            !inbox.is_empty()
+                            // Taken since (the torrent thread cleared the
+                            // flag): no wait.
+                            !inbox.is_empty() || !counters.held.load(Ordering::SeqCst)
                         })
                         .map_err(|e| CloseReason::Io(e.to_string()))?;
                 }
@@ -725,11 +750,11 @@ impl<'a> Connection<'a> {
                 } else if streaming {
                     timeout = timeout.min(STREAMING_WAIT);
                 }
-                let inbox = &self.inbox;
+                let (inbox, counters) = (&self.inbox, &self.counters);
                 let woken = self
                     .waker
                     .wait(self.stream.socket().as_fd(), timeout, streaming, || {
-                        !inbox.is_empty()
+                        !inbox.is_empty() || (holding && !counters.held.load(Ordering::SeqCst))
                     })
                     .map_err(|e| CloseReason::Io(e.to_string()))?;
                 match woken {
@@ -785,14 +810,21 @@ impl<'a> Connection<'a> {
                     if limited {
                         self.down_credit.spend(n as u64);
                     }
-                    if n == self.read_size {
+                    // Within a block message of what was asked: full (a
+                    // read into block buffers holds whole messages, so it
+                    // seldom returns exactly `max`).
+                    if n + READ_SLOT > max && n >= max / 2 {
                         self.read_size = (self.read_size * 2).min(MAX_READ);
+                        self.wakes.full += 1;
                     }
                     if let Some(tcp) = self.stream.tcp() {
                         self.mark.count(tcp, n);
                     }
                     self.wakes.reads += 1;
                     self.wakes.bytes += n as u64;
+                    if self.mark.is_set() && n < self.mark.mark() {
+                        self.wakes.early += 1;
+                    }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     if !busy {

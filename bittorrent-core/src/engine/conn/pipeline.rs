@@ -63,6 +63,26 @@ pub const BASE_BYTES: u64 = 500 * BLOCK_SIZE as u64;
 pub const DEFAULT_REQQ: usize = 500;
 /// A probe unanswered this long is dropped (choked, cancelled, lost).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Most blocks [`budget_floor`] keeps requested from a peer while the piece
+/// buffers are spent: 512 KiB, half of a 1 MiB piece.
+pub const MAX_FLOOR: usize = 2 * MIN_DEPTH;
+
+/// Blocks every peer may keep requested even while the piece buffers are
+/// spent (issue 31): half a piece, within `MIN_DEPTH..=MAX_FLOOR`.
+///
+/// Each peer's requests run along the piece it is filling, and the budget
+/// already sets one piece aside per peer for that piece (the "edge"), so
+/// requests of up to half a piece touch at most the edge and the piece
+/// after it, like `MIN_DEPTH` blocks do. A deeper floor only lets the peer
+/// thread take a whole batch per wake-up: with 16 blocks (256 KiB) from
+/// each of 32 seeders, every batch was read at once and the thread then
+/// slept again until the torrent thread had sent the next one, two sleeps
+/// per 256 KiB.
+pub fn budget_floor(piece_length: u64) -> usize {
+    let blocks = usize::try_from(piece_length / u64::from(BLOCK_SIZE)).unwrap_or(usize::MAX);
+    (blocks / 2).clamp(MIN_DEPTH, MAX_FLOOR)
+}
+
 /// Fewest blocks a refill sends (unless nothing is outstanding): requests
 /// go out in batches, not one per block received.
 pub const MIN_BATCH: usize = 4;
@@ -207,6 +227,16 @@ mod tests {
         for _ in 0..n {
             p.on_block(&blk(u32::MAX), now);
         }
+    }
+
+    #[test]
+    fn the_budget_floor_is_half_a_piece_within_bounds() {
+        let b = u64::from(BLOCK_SIZE);
+        assert_eq!(budget_floor(16 * b), MIN_DEPTH); // 256 KiB pieces
+        assert_eq!(budget_floor(48 * b), 24);
+        assert_eq!(budget_floor(64 * b), MAX_FLOOR); // 1 MiB pieces
+        assert_eq!(budget_floor(1024 * b), MAX_FLOOR); // 16 MiB pieces
+        assert_eq!(budget_floor(1), MIN_DEPTH); // a tiny torrent
     }
 
     #[test]

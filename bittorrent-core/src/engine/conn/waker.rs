@@ -230,6 +230,12 @@ impl<T> Inbox<T> {
         Ok(())
     }
 
+    /// Wake the thread if it waits (no command: it has something else to
+    /// do, e.g. hand over events it held).
+    pub fn wake(&self) {
+        self.waker.wake();
+    }
+
     /// Commands queued and not yet taken.
     pub fn len(&self) -> usize {
         self.tx.len()

@@ -59,6 +59,8 @@ pub struct ReceiveMark {
     window_bytes: u64,
     /// The socket's receive buffer, read once per `RATE_WINDOW`.
     rcvbuf: usize,
+    /// The largest mark set, and the largest receive buffer seen (logged).
+    pub(crate) most: (usize, usize),
 }
 
 impl ReceiveMark {
@@ -69,6 +71,7 @@ impl ReceiveMark {
             window_start: now,
             window_bytes: 0,
             rcvbuf: 0,
+            most: (1, 0),
         }
     }
 
@@ -76,6 +79,11 @@ impl ReceiveMark {
     /// read without blocking).
     pub fn is_set(&self) -> bool {
         self.mark > 1
+    }
+
+    /// The mark set now.
+    pub fn mark(&self) -> usize {
+        self.mark
     }
 
     /// Count `n` bytes read; once per `RATE_WINDOW`, update the rate and
@@ -89,6 +97,7 @@ impl ReceiveMark {
             self.window_bytes = 0;
             self.window_start = Instant::now();
             self.rcvbuf = receive_buffer(socket).unwrap_or(0);
+            self.most.1 = self.most.1.max(self.rcvbuf);
         }
     }
 
@@ -122,7 +131,10 @@ impl ReceiveMark {
             return;
         }
         match set(socket, target) {
-            Ok(()) => self.mark = target,
+            Ok(()) => {
+                self.mark = target;
+                self.most.0 = self.most.0.max(target);
+            }
             Err(e) => log::debug!("SO_RCVLOWAT: {e}"),
         }
     }

@@ -31,6 +31,17 @@ impl Torrent {
 
     /// Take the blocks queued now (a departing peer's come before its
     /// `Left`). Whether there were any.
+    /// Peer threads that held events for want of room in the channels
+    /// (`PeerCounters::held`): wake them, now that there is some.
+    pub(super) fn wake_held(&self) {
+        for c in self.conns.values() {
+            let held = &c.counters.held;
+            if held.load(Ordering::Relaxed) && held.swap(false, Ordering::SeqCst) {
+                c.inbox.wake();
+            }
+        }
+    }
+
     pub(super) fn take_blocks(&mut self) -> bool {
         let mut took = false;
         for _ in 0..peer::DATA_CAPACITY {

@@ -39,7 +39,7 @@ use crate::engine::conn::block_pool;
 use crate::engine::conn::peer::{
     self, Blocks, CloseReason, FromPeers, PeerCmd, PeerContext, PeerCounters, PeerEvent,
 };
-use crate::engine::conn::pipeline::{Pipeline, MIN_BATCH, MIN_DEPTH};
+use crate::engine::conn::pipeline::{budget_floor, Pipeline, MIN_BATCH};
 use crate::engine::conn::waker::Inbox;
 use crate::engine::net::rate_limit::{Direction, RatePair, Throttle};
 use crate::engine::session::events::Event;
@@ -446,6 +446,9 @@ impl Torrent {
                 return;
             };
             took |= self.take_blocks();
+            if took {
+                self.wake_held();
+            }
             took |= self.take_hashed();
             took |= self.take_disk_done();
             took |= self.take_web();

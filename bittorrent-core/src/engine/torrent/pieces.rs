@@ -198,7 +198,8 @@ impl Torrent {
         }
         // All peers together keep only as many blocks requested as the
         // piece buffers can take (past them, pieces spill to disk and are
-        // read back to be hashed); every peer may still have MIN_DEPTH.
+        // read back to be hashed); every peer may still have half a piece
+        // (`budget_floor`: within the piece the budget sets aside for it).
         let in_flight: usize = self.conns.values().map(|c| c.outstanding.len()).sum();
         let free = self
             .buffers
@@ -207,7 +208,8 @@ impl Torrent {
         // What this peer may have outstanding now, and the batch: requests
         // go out once a refill of at least an eighth of that (and at least
         // `MIN_BATCH` blocks) is free, not one per block received.
-        let limit = depth.min((out + free).max(MIN_DEPTH));
+        let floor = budget_floor(self.me.peer_ctx.layout.piece_length);
+        let limit = depth.min((out + free).max(floor));
         let room = limit.saturating_sub(out);
         let batch = (limit / 8).max(MIN_BATCH).min(limit);
         if room == 0 || (room < batch && out > 0) {

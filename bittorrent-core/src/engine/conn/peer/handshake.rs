@@ -179,7 +179,25 @@ pub fn run_connected(
                 Ok(()) => CloseReason::Shutdown,
                 Err(r) => r,
             };
-            log::debug!("peer {addr}: waits and reads: {:?}", conn.wakes);
+            if log::log_enabled!(log::Level::Debug) {
+                // This thread's own context switches (`/proc`: no unsafe).
+                let st = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+                let switches = |k: &str| {
+                    st.lines()
+                        .find(|l| l.starts_with(k))
+                        .and_then(|l| l.split_whitespace().last())
+                        .unwrap_or("?")
+                        .to_string()
+                };
+                log::debug!(
+                    "peer {addr}: waits and reads: {:?}, largest mark and receive buffer {:?}, \
+                     switches {} voluntary, {} involuntary",
+                    conn.wakes,
+                    conn.mark.most,
+                    switches("voluntary_ctxt_switches"),
+                    switches("nonvoluntary_ctxt_switches")
+                );
+            }
             let hb = &conn.hash_budget;
             if hb.answered + hb.rejected > 0 {
                 log::info!(

@@ -30,8 +30,10 @@ pub const DATA_CAPACITY: usize = 64;
 pub const DATA_HOLD: usize = 1024 * 1024;
 /// Control events a peer thread holds before it stops reading its socket.
 pub const CONTROL_HOLD: usize = 256;
-/// How often a thread that holds events tries to hand them over.
-pub(super) const HOLD_RETRY: Duration = Duration::from_millis(5);
+/// How often a thread that holds events tries to hand them over, at the
+/// least: the torrent thread wakes it when it has taken some
+/// (`PeerCounters::held`), so this is a safety net.
+pub(super) const HOLD_RETRY: Duration = Duration::from_millis(50);
 /// How long a closing connection may wait to hand over what it holds before
 /// its `Left`.
 const HANDOVER_AT_EXIT: Duration = Duration::from_secs(2);

@@ -60,6 +60,9 @@ const MAX_DATAGRAM: usize = 4_096;
 const MAX_SYN_SOURCES: usize = 4_096;
 /// Datagrams handled before the ACKs due are sent (one ACK per connection for all of them).
 const BATCH: usize = 256;
+/// How long the endpoint thread on the shared port sleeps while it has no connection (with
+/// one, a `TICK`): also what a shutdown may wait for it.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// The kernel buffers asked for the endpoint's UDP socket (`SO_RCVBUF` / `SO_SNDBUF`; Linux
 /// caps them at `net.core.rmem_max` / `wmem_max`). The default receive buffer (208 KiB,
 /// about 90 datagrams of 1,400 bytes counted at their kernel size) overflowed on loopback
@@ -372,6 +375,12 @@ fn run(shared: &Arc<Shared>, mut batch: Option<RecvBatch>, intake: &Mutex<Intake
             for slot in dirty.drain(..) {
                 shared.flush(&slot, now);
             }
+        } else if shared.conns.lock().is_empty() {
+            // No connection: no timers to run, so no tick to wake for (issue 31: an idle
+            // session's two endpoints woke 200 times a second). A connection made meanwhile
+            // gets its first tick within `IDLE_WAIT`, far inside its SYN's retransmission
+            // timeout.
+            std::thread::sleep(IDLE_WAIT);
         } else {
             std::thread::sleep(TICK.saturating_sub(last_tick.elapsed()));
         }
