@@ -173,7 +173,14 @@ fn a_thousand_readers_at_once_get_bytes_or_503_with_bounded_threads() {
                     let mut out = Vec::new();
                     let res = c.read_to_end(&mut out);
                     let (code, head, body) = parse(&out);
+                    let hung = matches!(&res, Err(e) if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ));
                     outcomes.push(match (res, code) {
+                        _ if hung => {
+                            Outcome::Other(format!("no answer in 60 s ({} bytes)", out.len()))
+                        }
                         (_, 0) if out.is_empty() => Outcome::Closed,
                         (Err(e), _) => Outcome::Other(format!("{e} after {} bytes", out.len())),
                         (Ok(_), 200) if body == &src[..] => Outcome::Whole,
