@@ -11,9 +11,11 @@ mod harness;
 
 use bittorrent_core::{AddTorrent, Phase, Session, WebSeedState};
 use harness::*;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// An `nginx` serving `root` on a loopback port; killed on drop.
@@ -38,6 +40,11 @@ fn nginx_binary() -> Option<PathBuf> {
 
 /// `None` (after a loud SKIP) when nginx is not installed; fails under CI.
 fn nginx(root: &Path) -> Option<Nginx> {
+    nginx_with(root, "")
+}
+
+/// [`nginx`] with `extra` added to its `server` block (more `location`s).
+fn nginx_with(root: &Path, extra: &str) -> Option<Nginx> {
     let Some(bin) = nginx_binary() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -59,7 +66,7 @@ fn nginx(root: &Path) -> Option<Nginx> {
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
            fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
            types {{ application/octet-stream bin; }}\n\
-           server {{\n    listen 127.0.0.1:{port};\n    root \"{}\";\n    location / {{ }}\n  }}\n}}\n",
+           server {{\n    listen 127.0.0.1:{port};\n    root \"{}\";\n    location / {{ }}\n    {extra}\n  }}\n}}\n",
         root.display()
     );
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
@@ -254,4 +261,116 @@ fn a_web_seed_and_a_peer_share_the_work() {
         "web {web}, peer {from_peer}: {st:?}"
     );
     assert_eq!(st.hash_failures, 0);
+}
+
+/// A web seed that accepts connections and never answers: every stream it
+/// accepted is kept (open) in the returned list.
+fn stalling_server() -> (SocketAddr, Arc<Mutex<Vec<TcpStream>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let h = held.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            h.lock().unwrap().push(c);
+        }
+    });
+    (addr, held)
+}
+
+/// A web seed that answers each ranged `GET` with the right `206` head
+/// (`Content-Length` the whole range) and the right bytes, but only the
+/// first half of them, then closes.
+fn short_server(data: Vec<u8>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                match c.read(&mut b) {
+                    Ok(1) => head.push(b[0]),
+                    _ => break,
+                }
+            }
+            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let range = head
+                .lines()
+                .find_map(|l| l.strip_prefix("range: bytes="))
+                .and_then(|r| r.trim().split_once('-'))
+                .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)));
+            let Some((a, b)) = range.filter(|&(a, b)| a <= b && b < data.len()) else {
+                let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+                continue;
+            };
+            let n = b - a + 1;
+            let _ = c.write_all(
+                format!(
+                    "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {a}-{b}/{}\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n",
+                    data.len()
+                )
+                .as_bytes(),
+            );
+            let _ = c.write_all(&data[a..a + n / 2]);
+        }
+    });
+    addr
+}
+
+#[test]
+fn looping_stalling_and_short_web_seeds_do_not_stop_the_good_one() {
+    let data = pseudo_random(3 * 1024 * 1024 + 999, 8);
+    let (mut mi, seed_dir) = single_file_torrent("hostile.bin", &data, 32 * 1024);
+    // `/loop/...` redirects to itself forever.
+    let Some(looping) = nginx_with(&seed_dir, "location /loop/ { return 302 $uri; }") else {
+        return;
+    };
+    let Some(good) = nginx(&seed_dir) else { return };
+    let (stall, held) = stalling_server();
+    let short = short_server(data.clone());
+    // The bad ones first, so that they get the first runs.
+    mi.url_list = vec![
+        format!("http://{}/loop/hostile.bin", looping.addr),
+        format!("http://{stall}/hostile.bin"),
+        format!("http://{short}/hostile.bin"),
+        format!("http://{}/hostile.bin", good.addr),
+    ];
+    let dir = temp_dir("ws-hostile");
+    let s = session();
+    let start = std::time::Instant::now();
+    s.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
+    wait_done(&s, &mi);
+    let took = start.elapsed();
+    assert_eq!(std::fs::read(dir.join("hostile.bin")).unwrap(), data);
+    let st = s.status(&mi.info_hash).unwrap();
+    eprintln!("done in {took:?}: {:#?}", st.web_seeds);
+    let w = &st.web_seeds;
+    assert_eq!(w.len(), 4);
+    // The loop: refused after the redirect limit, shown with its error.
+    assert_eq!(w[0].downloaded, 0, "{w:?}");
+    assert!(
+        w[0].error.as_deref().unwrap_or("").contains("redirect"),
+        "{w:?}"
+    );
+    // The stalling one: accepted (its connection is held) and gave nothing;
+    // its run came back after the 15 s head timeout, well before the 60 s
+    // deadline of a whole request (which is what it took before).
+    assert!(
+        !held.lock().unwrap().is_empty(),
+        "the stalling seed was never asked"
+    );
+    assert_eq!(w[1].downloaded, 0, "{w:?}");
+    assert!(
+        w[1].error.as_deref().unwrap_or("").contains("timed out"),
+        "{w:?}"
+    );
+    assert!(took < Duration::from_secs(50), "{took:?}");
+    // The short one: its cut answers are errors (the whole pieces before
+    // the cut are kept, and they are right: no hash failure).
+    assert!(w[2].error.is_some(), "{w:?}");
+    assert!(w[3].downloaded > 0, "{w:?}");
+    assert_ne!(w[3].state, WebSeedState::Dropped, "{w:?}");
+    assert_eq!(st.hash_failures, 0, "short data is never hashed as a piece");
 }

@@ -8,7 +8,8 @@
 //!
 //! HTTP: ranged `GET`s with `ureq` (the trackers' TLS set-up: `rustls` and
 //! the system roots), one connection at a time, kept alive between
-//! requests; at most [`MAX_REDIRECTS`] redirects; a deadline per request;
+//! requests; at most [`MAX_REDIRECTS`] redirects; a deadline per request
+//! (and a shorter one for the response's head);
 //! the body read is exactly the bytes asked for (a larger answer is cut, a
 //! shorter one is an error). A run that spans files is one request per
 //! file (`proto::web_seed::segments`); pad files are zeros, not fetched.
@@ -33,6 +34,10 @@ pub const MAX_REDIRECTS: u32 = 3;
 /// The deadline of one request (connect, headers and body): a run is at
 /// most [`MAX_RUN_BYTES`], so this allows about 70 KiB/s.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a web seed may take to send a response's head: one that
+/// accepts and never answers gives its run back after this, not after
+/// [`REQUEST_TIMEOUT`] (the other sources wait for those pieces).
+const RESPONSE_HEAD_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bytes asked of a web seed in one run.
 pub const MAX_RUN_BYTES: u64 = 4 << 20;
 /// Stack of a web-seed thread.
@@ -303,6 +308,7 @@ fn agent(source: crate::util::source::SourceAddrs) -> ureq::Agent {
 fn web_seed_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
     crate::discovery::tracker::http::agent_config(MAX_REDIRECTS)
         .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_recv_response(Some(RESPONSE_HEAD_TIMEOUT))
         .max_idle_connections(16)
         .max_idle_connections_per_host(2)
 }
