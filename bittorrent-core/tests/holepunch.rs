@@ -15,7 +15,7 @@
 
 mod harness;
 
-use bittorrent_core::proto::extension::ExtHandshake;
+use bittorrent_core::proto::extension::{ExtHandshake, PexMessage, PEX_FLAG_HOLEPUNCH};
 use bittorrent_core::proto::holepunch::{
     HolepunchErrorCode, HolepunchKind, HolepunchMessage, HOLEPUNCH_EXTENSION,
 };
@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 /// The id our scripted peers want `ut_holepunch` sent with.
 const THEIR_ID: u8 = 9;
+/// The id our scripted peers want `ut_pex` sent with.
+const PEX_ID: u8 = 11;
 
 /// A scripted peer on one TCP connection to a session.
 struct Scripted {
@@ -50,6 +52,17 @@ impl Scripted {
     /// `p` (advertising `ut_holepunch` when `holepunch`), and read the
     /// session's extended handshake.
     fn connect(to: SocketAddr, info_hash: [u8; 20], p: u16, holepunch: bool) -> Scripted {
+        Self::connect_with(to, info_hash, p, holepunch, false)
+    }
+
+    /// [`Scripted::connect`], also advertising `ut_pex` (as `PEX_ID`) when `pex`.
+    fn connect_with(
+        to: SocketAddr,
+        info_hash: [u8; 20],
+        p: u16,
+        holepunch: bool,
+        pex: bool,
+    ) -> Scripted {
         let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(5)).unwrap();
         s.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
@@ -59,6 +72,9 @@ impl Scripted {
         let mut m = Vec::new();
         if holepunch {
             m.push((HOLEPUNCH_EXTENSION.to_string(), THEIR_ID));
+        }
+        if pex {
+            m.push(("ut_pex".to_string(), PEX_ID));
         }
         let h = ExtHandshake {
             m,
@@ -161,6 +177,22 @@ fn relay_sends_connect_to_both_sides_and_the_right_errors() {
     );
     // Let the torrent thread take the three extended handshakes.
     std::thread::sleep(Duration::from_millis(300));
+    // PEX to a newcomer flags the peers that advertised ut_holepunch (0x08), only them.
+    let mut w = Scripted::connect_with(r.local_addr(), ih, 40004, false, true);
+    let pex = w
+        .next_ext(|id, _| id == PEX_ID, Duration::from_secs(5))
+        .expect("no PEX message");
+    let pex = PexMessage::decode(&pex).unwrap();
+    let flag = |port: u16| {
+        let i = pex.added.iter().position(|a| *a == lo(port)).unwrap();
+        pex.added_flags[i] & PEX_FLAG_HOLEPUNCH
+    };
+    assert_eq!(
+        (flag(40001), flag(40002), flag(40003)),
+        (PEX_FLAG_HOLEPUNCH, PEX_FLAG_HOLEPUNCH, 0),
+        "{pex:?}"
+    );
+    drop(w);
 
     x.send_hp(&HolepunchMessage::rendezvous(lo(40002)).encode());
     let to_x = x
