@@ -43,12 +43,19 @@ pub(super) struct Known {
     pub listen_addr: Option<SocketAddr>,
     /// It advertised `ut_holepunch`.
     pub holepunch: bool,
+    /// The connection runs over uTP.
+    pub utp: bool,
 }
 
 impl Known {
-    /// The address the other side should dial: where it accepts connections
-    /// (the uTP port is the listening port), else the connection's address.
+    /// The address the other side should dial: over uTP the connection's
+    /// own address (behind a NAT, the mapping of the peer's UDP socket, the
+    /// one a punch can go through); else where it said it listens (the uTP
+    /// port is the listening port), else the connection's address.
     fn reachable(&self) -> SocketAddr {
+        if self.utp {
+            return self.addr;
+        }
         self.listen_addr.unwrap_or(self.addr)
     }
 
@@ -80,7 +87,7 @@ pub(super) fn relay(
     Relay::Connect {
         target: t.key,
         initiator_addr: from.reachable(),
-        target_addr: target,
+        target_addr: t.reachable(),
     }
 }
 
@@ -93,6 +100,7 @@ impl Torrent {
                 addr: c.addr,
                 listen_addr: c.listen_addr,
                 holepunch: c.holepunch,
+                utp: c.transport == crate::engine::net::transport::Transport::Utp,
             })
             .collect()
     }
@@ -268,6 +276,7 @@ mod tests {
             addr: a(addr),
             listen_addr: listen.map(a),
             holepunch: hp,
+            utp: false,
         }
     }
 
@@ -291,6 +300,26 @@ mod tests {
             relay(&init, a("10.0.0.3:7000"), &conns, |_| false),
             Relay::Connect { target: 3, .. }
         ));
+        // Over uTP each side is told the other's connection address (a NAT's
+        // mapping of its UDP socket), not the listening port it announced.
+        let init_utp = Known {
+            utp: true,
+            ..known(1, "198.51.100.1:61000", Some("198.51.100.1:6881"), true)
+        };
+        let t_utp = Known {
+            utp: true,
+            ..known(4, "203.0.113.9:62000", Some("203.0.113.9:6881"), true)
+        };
+        assert_eq!(
+            relay(&init_utp, a("203.0.113.9:6881"), &[init_utp, t_utp], |_| {
+                false
+            }),
+            Relay::Connect {
+                target: 4,
+                initiator_addr: a("198.51.100.1:61000"),
+                target_addr: a("203.0.113.9:62000"),
+            }
+        );
     }
 
     #[test]
