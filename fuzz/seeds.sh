@@ -14,7 +14,7 @@ fx="$root/fixtures"
 out="$root/fuzz/corpus"
 V="$fx/vectors"
 
-targets=(bencode metainfo magnet wire extension tracker_response tracker_request resume lsd krpc mse metainfo_v2 utp)
+targets=(bencode metainfo magnet wire extension tracker_response tracker_request resume lsd krpc mse metainfo_v2 utp holepunch)
 for t in "${targets[@]}"; do rm -rf "${out:?}/$t"; mkdir -p "$out/$t"; done
 
 # put TARGET < bytes
@@ -166,6 +166,17 @@ for h in \
     echo "$h" | tr -d ' ' | unhex | put utp
 done
 printf 'd1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe' | put utp
+
+# --- BEP 55 ut_holepunch: the payloads of the unit tests in proto/holepunch.rs
+for h in \
+    '00000a0102031ae100000000' \
+    '010120010db8000000000000000000000001c8d500000000' \
+    '0200c000020700010000000300000000' \
+    '0200c0000207000100000004' \
+    '0300010203040005000000000' \
+    '00020102030400050000000000'; do
+    echo "$h" | unhex | put holepunch
+done
 
 for t in "${targets[@]}"; do
     printf '%-17s %4d seeds %6s\n' "$t" "$(find "$out/$t" -type f | wc -l)" "$(du -sh "$out/$t" | cut -f1)"

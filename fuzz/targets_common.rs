@@ -37,6 +37,7 @@ pub const TARGETS: &[&str] = &[
     "metainfo_v2",
     "utp",
     "web_seed",
+    "holepunch",
 ];
 
 /// Run the check of target `name` on `data`. Returns false for an unknown name.
@@ -55,6 +56,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "mse" => check_mse(data),
         "metainfo_v2" => check_metainfo_v2(data),
         "utp" => check_utp(data),
+        "holepunch" => check_holepunch(data),
         "web_seed" => check_web_seed(data),
         _ => return false,
     }
@@ -586,4 +588,18 @@ pub fn check_web_seed(data: &[u8]) {
         }
     }
     let _ = check_response(200, None, start, len);
+}
+
+/// BEP 55 `ut_holepunch` payloads: only 12- or 24-byte payloads decode, and a
+/// decoded message re-encodes to exactly the input.
+pub fn check_holepunch(data: &[u8]) {
+    use bittorrent_core::proto::holepunch::HolepunchMessage;
+    if let Ok(m) = HolepunchMessage::decode(data) {
+        assert!(
+            data.len() == 12 || data.len() == 24,
+            "decoded {} bytes",
+            data.len()
+        );
+        assert_eq!(m.encode(), data, "holepunch round trip");
+    }
 }

@@ -34,7 +34,7 @@ secs="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(bencode metainfo magnet wire extension tracker_response tracker_request resume lsd krpc mse metainfo_v2 utp)
+    targets=(bencode metainfo magnet wire extension tracker_response tracker_request resume lsd krpc mse metainfo_v2 utp holepunch)
 fi
 san="${FUZZ_SANITIZER:-none}"
 export RUSTC_BOOTSTRAP=1

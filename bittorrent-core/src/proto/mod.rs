@@ -13,6 +13,7 @@ pub mod bitfield;
 pub mod compact;
 pub mod extension;
 pub mod hash_msg;
+pub mod holepunch;
 pub mod krpc;
 pub mod layer_plan;
 pub mod layout;

@@ -136,6 +136,8 @@ pub enum PeerEvent {
         listen_port: Option<u16>,
         /// Whether it speaks `ut_pex`.
         pex: bool,
+        /// Whether it speaks `ut_holepunch` (BEP 55).
+        holepunch: bool,
         /// Its client name (`v`), if it said.
         client: Option<String>,
         /// How many outstanding requests it accepts (`reqq`), if it said.
@@ -143,8 +145,11 @@ pub enum PeerEvent {
         /// Our address as it sees it (`yourip`), if it said.
         yourip: Option<std::net::IpAddr>,
     },
-    /// Addresses the peer told us of with `ut_pex` (BEP 11).
-    Pex(Vec<SocketAddr>),
+    /// Addresses the peer told us of with `ut_pex` (BEP 11), each with its flags.
+    Pex(Vec<(SocketAddr, u8)>),
+    /// A well-formed `ut_holepunch` message (BEP 55) from a peer that
+    /// advertised the extension, within the per-connection rate.
+    Holepunch(crate::proto::holepunch::HolepunchMessage),
     /// The peer lets us request this piece while it chokes us (BEP 6).
     AllowedFast(u32),
     /// The connection is over.
@@ -177,6 +182,8 @@ pub enum PeerCmd {
     Interested(bool),
     /// Send a `ut_pex` message (only if the peer speaks it).
     Pex(crate::proto::extension::PexMessage),
+    /// Send a `ut_holepunch` message (only if the peer speaks it).
+    Holepunch(crate::proto::holepunch::HolepunchMessage),
     /// Close the connection.
     Close(CloseReason),
 }
@@ -315,6 +322,10 @@ struct Connection<'a> {
     /// The id the peer wants `ut_pex` messages sent with.
     their_pex: Option<u8>,
     last_pex_in: Option<Instant>,
+    /// The id the peer wants `ut_holepunch` messages sent with.
+    their_holepunch: Option<u8>,
+    /// Holepunch messages taken this second (`HOLEPUNCH_PER_SECOND`).
+    holepunch_budget: (Instant, u32),
     /// Pieces this peer may request while we choke it (BEP 6).
     allowed_fast: Vec<u32>,
     /// The id the peer wants `ut_metadata` messages sent with.
@@ -370,6 +381,11 @@ pub const OUR_METADATA_ID: u8 = 2;
 const MAX_METADATA_REQUESTS: u32 = 1024;
 /// The id we ask peers to use for `ut_pex` messages to us.
 const OUR_PEX_ID: u8 = 1;
+/// The id we ask peers to use for `ut_holepunch` messages to us (BEP 55).
+pub(crate) const OUR_HOLEPUNCH_ID: u8 = 4;
+/// `ut_holepunch` messages taken from one connection per second; more are
+/// dropped unread (a relay answers each rendezvous with up to two messages).
+const HOLEPUNCH_PER_SECOND: u32 = 2;
 /// PEX messages closer together than this are ignored (BEP 11: one a minute).
 const PEX_MIN_GAP: Duration = Duration::from_secs(20);
 /// Most addresses taken from one PEX message.
@@ -501,6 +517,8 @@ impl<'a> Connection<'a> {
             ext: hs.supports_extensions(),
             their_pex: None,
             last_pex_in: None,
+            their_holepunch: None,
+            holepunch_budget: (Instant::now(), 0),
             allowed_fast: Vec::new(),
             their_metadata: None,
             metadata_served: 0,
@@ -557,6 +575,10 @@ impl<'a> Connection<'a> {
             let mut m = vec![("ut_metadata".to_string(), OUR_METADATA_ID)];
             if !ctx.private {
                 m.push(("ut_pex".to_string(), OUR_PEX_ID));
+                m.push((
+                    crate::proto::holepunch::HOLEPUNCH_EXTENSION.to_string(),
+                    OUR_HOLEPUNCH_ID,
+                ));
             }
             let h = crate::proto::extension::ExtHandshake {
                 m,

@@ -29,6 +29,7 @@ pub(crate) mod status;
 // The rest of this type's methods, by what they handle.
 mod checking;
 mod choking;
+mod holepunch;
 mod inboxes;
 mod peers;
 mod pieces;
@@ -95,6 +96,8 @@ struct Conn {
     listen_addr: Option<SocketAddr>,
     /// It speaks `ut_pex`.
     pex: bool,
+    /// It speaks `ut_holepunch` (BEP 55).
+    holepunch: bool,
     /// The client name of its extended handshake.
     client: Option<String>,
     /// What our PEX messages have told it is connected.
@@ -200,6 +203,8 @@ pub(crate) struct Torrent {
     uploaded_closed: u64,
     hash_failures: u32,
     pex_learned: usize,
+    /// BEP 55: relays, rendezvous asked, the `connect` rate, counters.
+    holepunch: holepunch::HolepunchState,
     /// Addresses refused by `Shared::dialable` (status).
     refused_addresses: usize,
     checked_pieces: u32,
@@ -394,6 +399,7 @@ pub(crate) fn spawn(
         uploaded_closed: 0,
         hash_failures: 0,
         pex_learned: 0,
+        holepunch: holepunch::HolepunchState::default(),
         refused_addresses: 0,
         checked_pieces: 0,
         resumed: false,

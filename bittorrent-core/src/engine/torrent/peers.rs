@@ -221,8 +221,10 @@ impl Torrent {
                     self.shared.connections.fetch_sub(1, Ordering::Relaxed);
                     self.candidates.failed(&addr, Instant::now());
                     log::debug!("dial {addr} failed: {reason}");
+                    self.after_dial_failed(addr);
                 } else if let Some(c) = self.conns.remove(&key) {
                     log::debug!("peer {} left: {reason}", c.addr);
+                    self.forget_relay(key);
                     self.forget(key, c, &reason);
                 }
                 self.publish_status();
@@ -334,6 +336,7 @@ impl Torrent {
                 pipeline: Pipeline::default(),
                 listen_addr: if outgoing { Some(addr) } else { None },
                 pex: false,
+                holepunch: false,
                 client: None,
                 pex_sent: HashSet::new(),
                 next_pex: Instant::now(),
@@ -462,6 +465,7 @@ impl Torrent {
             PeerEvent::ExtHandshake {
                 listen_port,
                 pex,
+                holepunch,
                 client,
                 reqq,
                 yourip,
@@ -479,6 +483,7 @@ impl Torrent {
                     );
                 }
                 c.pex = pex;
+                c.holepunch = holepunch;
                 c.client = client;
                 c.next_pex = Instant::now();
                 if let (None, Some(p)) = (c.listen_addr, listen_port) {
@@ -498,11 +503,13 @@ impl Torrent {
                 }
                 self.fill_requests(key);
             }
-            PeerEvent::Pex(addrs) => {
-                self.pex_learned += addrs.len();
-                self.add_candidates(addrs);
+            PeerEvent::Pex(added) => {
+                self.pex_learned += added.len();
+                self.note_pex_relay(key, &added);
+                self.add_candidates(added.into_iter().map(|(a, _)| a).collect());
                 self.connect_candidates();
             }
+            PeerEvent::Holepunch(m) => self.on_holepunch(key, m),
             PeerEvent::Joined { .. } | PeerEvent::Left(_) => {}
         }
     }
@@ -568,6 +575,7 @@ impl Torrent {
         }
         let now = Instant::now();
         let cfg = &self.shared.config;
+        let max_connections = cfg.max_connections;
         let room = cfg
             .max_peers_per_torrent
             .saturating_sub(self.conns.len() + self.dialing.len());
@@ -582,24 +590,30 @@ impl Torrent {
             !connected.contains(a) && !dialing.contains(a) && !self.is_banned(a)
         });
         for addr in ready {
-            if self.shared.connections.load(Ordering::Relaxed) >= cfg.max_connections {
+            if self.shared.connections.load(Ordering::Relaxed) >= max_connections {
                 break;
             }
-            let key = self.shared.next_key();
-            self.shared.connections.fetch_add(1, Ordering::Relaxed);
-            self.dialing.insert(key, addr);
             self.candidates.set_busy(&addr);
-            let ctx = self.me.peer_ctx.clone();
-            let tx = self.me.to_torrent.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("peer {addr}"))
-                .stack_size(peer::PEER_STACK)
-                .spawn(move || peer::run_outgoing(addr, key, ctx, tx));
-            if spawned.is_err() {
-                self.dialing.remove(&key);
-                self.shared.connections.fetch_sub(1, Ordering::Relaxed);
-                self.candidates.failed(&addr, now);
-            }
+            self.spawn_dial(addr, false);
+        }
+    }
+
+    /// Start a peer thread dialling `addr` (over uTP only with `utp_only`,
+    /// else by the session's transport policy).
+    pub(super) fn spawn_dial(&mut self, addr: SocketAddr, utp_only: bool) {
+        let key = self.shared.next_key();
+        self.shared.connections.fetch_add(1, Ordering::Relaxed);
+        self.dialing.insert(key, addr);
+        let ctx = self.me.peer_ctx.clone();
+        let tx = self.me.to_torrent.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("peer {addr}"))
+            .stack_size(peer::PEER_STACK)
+            .spawn(move || peer::run_outgoing(addr, key, ctx, tx, utp_only));
+        if spawned.is_err() {
+            self.dialing.remove(&key);
+            self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+            self.candidates.failed(&addr, Instant::now());
         }
     }
 
@@ -612,6 +626,11 @@ impl Torrent {
         // A peer we reach over uTP speaks uTP (its `utp` flag, 0x04).
         let utp: HashSet<SocketAddr> = (self.conns.values())
             .filter(|c| c.transport == crate::engine::net::transport::Transport::Utp)
+            .filter_map(|c| c.listen_addr)
+            .collect();
+        // A peer that advertised `ut_holepunch` (BEP 55) gets the `holepunch` flag (0x08).
+        let holepunch: HashSet<SocketAddr> = (self.conns.values())
+            .filter(|c| c.holepunch)
             .filter_map(|c| c.listen_addr)
             .collect();
         let listening: Vec<(PeerKey, SocketAddr)> = self
@@ -655,11 +674,18 @@ impl Torrent {
             for d in &dropped {
                 c.pex_sent.remove(d);
             }
-            use crate::proto::extension::{PEX_FLAG_REACHABLE, PEX_FLAG_UTP};
+            use crate::proto::extension::{PEX_FLAG_HOLEPUNCH, PEX_FLAG_REACHABLE, PEX_FLAG_UTP};
+            let flag = |a: &SocketAddr| {
+                PEX_FLAG_REACHABLE
+                    | if utp.contains(a) { PEX_FLAG_UTP } else { 0 }
+                    | if holepunch.contains(a) {
+                        PEX_FLAG_HOLEPUNCH
+                    } else {
+                        0
+                    }
+            };
             let msg = crate::proto::extension::PexMessage {
-                added_flags: (added.iter())
-                    .map(|a| PEX_FLAG_REACHABLE | if utp.contains(a) { PEX_FLAG_UTP } else { 0 })
-                    .collect(),
+                added_flags: added.iter().map(flag).collect(),
                 added,
                 dropped,
             };

@@ -44,6 +44,14 @@ impl Connection<'_> {
                     });
                 }
             }
+            PeerCmd::Holepunch(msg) => {
+                if let Some(id) = self.their_holepunch {
+                    self.send(&Message::Extended {
+                        id,
+                        payload: msg.encode(),
+                    });
+                }
+            }
             PeerCmd::Choke(true) => {
                 if !self.am_choking {
                     self.am_choking = true;

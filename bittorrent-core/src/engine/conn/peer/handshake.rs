@@ -91,9 +91,15 @@ pub fn read_handshake(
 }
 
 /// Dial `addr`, exchange handshakes and run the connection (outgoing).
-pub fn run_outgoing(addr: SocketAddr, key: PeerKey, ctx: Arc<PeerContext>, torrent: ToTorrent) {
+pub fn run_outgoing(
+    addr: SocketAddr,
+    key: PeerKey,
+    ctx: Arc<PeerContext>,
+    torrent: ToTorrent,
+    utp_only: bool,
+) {
     let result = (|| {
-        let (mut stream, rest) = dial(addr, &ctx)?;
+        let (mut stream, rest) = dial(addr, &ctx, utp_only)?;
         let (hs, rest) = read_handshake(&mut stream, rest, ctx.limits.handshake_timeout)?;
         if hs.info_hash != ctx.info_hash {
             return Err(CloseReason::BadHandshake("wrong info-hash".into()));
@@ -113,15 +119,30 @@ pub fn run_outgoing(addr: SocketAddr, key: PeerKey, ctx: Arc<PeerContext>, torre
 /// fails (the peer may not speak it); `Require` only MSE; `Off` only clear.
 /// Returns the stream and the bytes already received past the MSE
 /// handshake (the start of the peer's BitTorrent handshake).
-fn dial(addr: SocketAddr, ctx: &PeerContext) -> Result<(PeerStream, Vec<u8>), CloseReason> {
+fn dial(
+    addr: SocketAddr,
+    ctx: &PeerContext,
+    utp_only: bool,
+) -> Result<(PeerStream, Vec<u8>), CloseReason> {
     let ours = our_handshake(ctx).encode();
+    // BEP 55 `connect`: uTP whatever the policy (the punched path is UDP).
+    let utp;
+    let dialer = if utp_only {
+        utp = crate::engine::net::transport::Dialer {
+            policy: crate::engine::net::transport::TransportPolicy::Utp,
+            utp: ctx.dialer.utp.clone(),
+        };
+        &utp
+    } else {
+        &*ctx.dialer
+    };
     dial_with(
         addr,
         ctx.info_hash,
         &ours,
         ctx.encryption,
         &ctx.limits,
-        &ctx.dialer,
+        dialer,
     )
 }
 

@@ -130,9 +130,13 @@ impl Connection<'_> {
                 };
                 self.their_pex = h.id_of("ut_pex").filter(|_| !self.ctx.private);
                 self.their_metadata = h.id_of("ut_metadata");
+                self.their_holepunch = h
+                    .id_of(crate::proto::holepunch::HOLEPUNCH_EXTENSION)
+                    .filter(|_| !self.ctx.private);
                 self.event(PeerEvent::ExtHandshake {
                     listen_port: h.p.filter(|p| *p != 0),
                     pex: self.their_pex.is_some(),
+                    holepunch: self.their_holepunch.is_some(),
                     client: h.v.clone(),
                     reqq: h.reqq,
                     yourip: h.yourip,
@@ -145,18 +149,47 @@ impl Connection<'_> {
                 }
                 self.last_pex_in = Some(Instant::now());
                 if let Ok(m) = PexMessage::decode(payload) {
-                    let added: Vec<SocketAddr> = m.added.into_iter().take(PEX_MAX_ADDED).collect();
+                    let flags = m.added_flags.iter().copied().chain(std::iter::repeat(0));
+                    let added: Vec<(SocketAddr, u8)> =
+                        m.added.into_iter().zip(flags).take(PEX_MAX_ADDED).collect();
                     if !added.is_empty() {
                         self.event(PeerEvent::Pex(added))?;
                     }
                 }
                 Ok(())
             }
+            OUR_HOLEPUNCH_ID if !self.ctx.private => self.on_holepunch(payload),
             OUR_METADATA_ID => {
                 self.on_metadata(payload);
                 Ok(())
             }
             _ => Ok(()), // an extension we did not offer: ignore
+        }
+    }
+
+    /// BEP 55: a `ut_holepunch` message. Ignored from a peer that did not
+    /// advertise the extension (as the BEP asks), when malformed, and past
+    /// `HOLEPUNCH_PER_SECOND`; else handed to the torrent thread.
+    pub(super) fn on_holepunch(&mut self, payload: &[u8]) -> Result<(), CloseReason> {
+        if self.their_holepunch.is_none() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let (since, n) = &mut self.holepunch_budget;
+        if now.duration_since(*since) >= Duration::from_secs(1) {
+            *since = now;
+            *n = 0;
+        }
+        if *n >= HOLEPUNCH_PER_SECOND {
+            return Ok(());
+        }
+        *n += 1;
+        match crate::proto::holepunch::HolepunchMessage::decode(payload) {
+            Ok(m) => self.event(PeerEvent::Holepunch(m)),
+            Err(e) => {
+                log::debug!("holepunch message refused: {e}");
+                Ok(())
+            }
         }
     }
 
