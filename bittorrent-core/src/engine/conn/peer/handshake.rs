@@ -131,6 +131,7 @@ fn dial(
         utp = crate::engine::net::transport::Dialer {
             policy: crate::engine::net::transport::TransportPolicy::Utp,
             utp: ctx.dialer.utp.clone(),
+            source: ctx.dialer.source,
         };
         &utp
     } else {
