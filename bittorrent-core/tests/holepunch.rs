@@ -257,7 +257,12 @@ fn relay_sends_connect_to_both_sides_and_the_right_errors() {
 fn connect_makes_two_strangers_dial_each_other_over_utp() {
     let data = pseudo_random(6 * 1024 * 1024 + 77, 56);
     let (mi, seed_dir) = single_file_torrent("hp-connect", &data, 64 * 1024);
-    let seeder = session_with(|c| c.transport = TransportPolicy::Utp);
+    // Capped, so that the transfer lasts long enough for the peer list to show the
+    // punched connection (uncapped, uTP on loopback moves 6 MiB between two polls).
+    let seeder = session_with(|c| {
+        c.transport = TransportPolicy::Utp;
+        c.max_upload_rate = 3 << 20;
+    });
     seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
     wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(20));
     let dir = temp_dir("hp-connect-leech");
