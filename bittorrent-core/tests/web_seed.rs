@@ -13,82 +13,22 @@ use bittorrent_core::{AddTorrent, Phase, Session, WebSeedState};
 use harness::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// An `nginx` serving `root` on a loopback port; killed on drop.
-struct Nginx {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nginx_binary() -> Option<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
+#[path = "support/nginx.rs"]
+mod nginx_server;
+use nginx_server::Nginx;
 
 /// `None` (after a loud SKIP) when nginx is not installed; fails under CI.
 fn nginx(root: &Path) -> Option<Nginx> {
-    nginx_with(root, "")
+    nginx_server::start(root, None, "")
 }
 
 /// [`nginx`] with `extra` added to its `server` block (more `location`s).
 fn nginx_with(root: &Path, extra: &str) -> Option<Nginx> {
-    let Some(bin) = nginx_binary() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "nginx is required under CI (apt-get install nginx-light)"
-        );
-        eprintln!("SKIP: nginx not installed (apt-get install nginx-light): web seed test not run");
-        return None;
-    };
-    let dir = temp_dir("nginx");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let d = dir.display();
-    let conf = format!(
-        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
-         error_log {d}/error.log warn;\nevents {{ worker_connections 64; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-           types {{ application/octet-stream bin; }}\n\
-           server {{\n    listen 127.0.0.1:{port};\n    root \"{}\";\n    location / {{ }}\n    {extra}\n  }}\n}}\n",
-        root.display()
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(bin)
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let n = Nginx { child, addr };
-    assert!(
-        wait_until(Duration::from_secs(10), || TcpStream::connect(addr).is_ok()),
-        "nginx did not start: {}",
-        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-    );
-    Some(n)
+    nginx_server::start(root, None, extra)
 }
 
 fn wait_done(s: &Session, mi: &bittorrent_core::Metainfo) {

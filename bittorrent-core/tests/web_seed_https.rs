@@ -11,22 +11,12 @@ mod harness;
 
 use bittorrent_core::{AddTorrent, Phase};
 use harness::*;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
-struct Nginx {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "support/nginx.rs"]
+mod nginx_server;
+use nginx_server::Nginx;
 
 /// A CA's PEM and a `127.0.0.1` server certificate and key (PEM) it signed.
 fn make_ca() -> (String, String, String) {
@@ -48,59 +38,7 @@ fn make_ca() -> (String, String, String) {
 /// `nginx` serving `root` over TLS with `cert`/`key` (PEM); `None` after a
 /// loud SKIP when nginx is missing (a failure under CI).
 fn nginx_tls(root: &Path, cert: &str, key: &str) -> Option<Nginx> {
-    let Some(bin) = ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-    else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "nginx is required under CI (apt-get install nginx-light)"
-        );
-        eprintln!(
-            "SKIP: nginx not installed (apt-get install nginx-light): HTTPS web seed test not run"
-        );
-        return None;
-    };
-    let dir = temp_dir("nginx-tls");
-    std::fs::write(dir.join("cert.pem"), cert).unwrap();
-    std::fs::write(dir.join("key.pem"), key).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let d = dir.display();
-    let conf = format!(
-        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
-         error_log {d}/error.log warn;\nevents {{ worker_connections 64; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-           types {{ application/octet-stream bin; }}\n\
-           server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {d}/cert.pem;\n\
-             ssl_certificate_key {d}/key.pem;\n    root \"{}\";\n    location / {{ }}\n  }}\n}}\n",
-        root.display()
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(bin)
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let n = Nginx { child, addr };
-    assert!(
-        wait_until(Duration::from_secs(10), || TcpStream::connect(addr).is_ok()),
-        "nginx did not start: {}",
-        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-    );
-    Some(n)
+    nginx_server::start(root, Some((cert, key)), "")
 }
 
 #[test]
