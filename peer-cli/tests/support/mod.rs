@@ -878,3 +878,35 @@ pub fn peer_create_torrent(src: &Path, out: &Path, extra: &[&str]) -> String {
         .expect("peer create prints the info-hash")
         .to_string()
 }
+
+/// One request to a daemon's control API on 127.0.0.1:`port` with the bearer `token`:
+/// the HTTP status (0 when the connection failed) and the JSON body (`Null` when it is
+/// not JSON). Reads with a 20 s timeout.
+pub fn control_api(
+    port: u16,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, serde_json::Value::Null);
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = s.write_all(req.as_bytes());
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let v = serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap_or("null"))
+        .unwrap_or(serde_json::Value::Null);
+    (code, v)
+}
