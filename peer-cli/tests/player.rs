@@ -3,7 +3,9 @@
 //! URL while the torrent still downloads from a rate-limited seeder. The
 //! video is made by the test, a plain MP4 with its index (`moov`) at the
 //! end of the file (no `+faststart`), so the player has to seek to the end
-//! and back; it must finish with no decoding error.
+//! and back; it must finish with no decoding error. Meanwhile `curl -r`
+//! (another client no one here wrote) seeks to pseudo-random offsets and must
+//! get exactly the source's bytes.
 
 mod support;
 
@@ -19,7 +21,7 @@ fn api(port: u16, token: &str, method: &str, path: &str, body: &str) -> (u16, Va
 
 #[test]
 fn ffmpeg_plays_a_video_with_its_index_at_the_end_while_it_downloads() {
-    if !require_tools(&["ffmpeg", "ffprobe"]) {
+    if !require_tools(&["ffmpeg", "ffprobe", "curl"]) {
         return;
     }
     let tmp = TempDir::new("player");
@@ -93,6 +95,27 @@ fn ffmpeg_plays_a_video_with_its_index_at_the_end_while_it_downloads() {
         "ffprobe: {duration} {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Seeks with curl to pseudo-random offsets (the download is still running):
+    // exactly the source's bytes.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..6 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let a = (x % bytes.len() as u64) as usize;
+        let b = (a + 64 * 1024).min(bytes.len()) - 1;
+        let mut curl = Command::new("curl");
+        curl.args(["-s", "-f", "--max-time", "120", "-r", &format!("{a}-{b}")])
+            .arg(&url);
+        let out = run_bounded("curl -r", curl, Duration::from_secs(150));
+        assert!(
+            out.status.success() && out.stdout == bytes[a..=b],
+            "curl -r {a}-{b}: {:?}, {} bytes\n{}",
+            out.status,
+            out.stdout.len(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // ffmpeg decodes every frame.
     let mut play = Command::new("ffmpeg");
     play.args(["-v", "error", "-i"])
