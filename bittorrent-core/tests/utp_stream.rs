@@ -1,6 +1,7 @@
 //! uTP (BEP 29) over real UDP sockets on 127.0.0.1: a few MiB through a `UtpStream` pair,
-//! byte-identical, directly and through a relay that drops and reorders datagrams. The
-//! endpoint is not yet wired into the session (issue 25); this tests the transport alone.
+//! byte-identical, directly and through relays that drop 1 % and 5 % of the datagrams both
+//! ways and reorder some (issue 25's loss cases). This tests the transport alone, on
+//! endpoints with sockets of their own; `utp_swarm.rs` tests it inside sessions.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
@@ -75,10 +76,21 @@ fn four_mib_on_loopback_arrive_byte_identical() {
 
 #[test]
 fn two_mib_through_a_relay_dropping_5_percent_and_reordering() {
+    through_a_lossy_relay(50, 7);
+}
+
+#[test]
+fn two_mib_through_a_relay_dropping_1_percent_and_reordering() {
+    through_a_lossy_relay(10, 13);
+}
+
+/// 2 MiB through a relay dropping `per_mille` of the datagrams both ways and delaying
+/// every `reorder_every`-th behind the next: byte-identical.
+fn through_a_lossy_relay(per_mille: u64, reorder_every: u64) {
     let payload = data(2 << 20);
     let a = UtpSocket::bind(lo()).unwrap();
     let b = UtpSocket::bind(lo()).unwrap();
-    let (via, stop, dropped) = relay(b.local_addr(), 50, 7);
+    let (via, stop, dropped) = relay(b.local_addr(), per_mille, reorder_every);
     let (got, took) = transfer(&payload, &a, &b, via);
     stop.store(true, Ordering::Relaxed);
     assert!(
@@ -88,7 +100,7 @@ fn two_mib_through_a_relay_dropping_5_percent_and_reordering() {
     assert_eq!(got.len(), payload.len());
     assert!(got == payload, "bytes differ");
     eprintln!(
-        "utp via lossy relay: {} bytes in {took:?}, {} datagrams dropped",
+        "utp via a relay dropping {per_mille}/1000: {} bytes in {took:?}, {} datagrams dropped",
         got.len(),
         dropped.load(Ordering::Relaxed)
     );
