@@ -1,7 +1,9 @@
 //! Interop over uTP only (BEP 29, issue 25) with libtorrent 2.0 on 127.0.0.1, both
 //! directions, byte for byte: libtorrent with `enable_outgoing_tcp` and
 //! `enable_incoming_tcp` false (uTP only) seeds and `peer --transport utp` downloads from
-//! it; `peer --transport utp` seeds and libtorrent (uTP only) downloads from it.
+//! it; `peer --transport utp` seeds and libtorrent (uTP only) downloads from it; and
+//! `peer --transport utp` downloads a multi-file torrent from libtorrent (uTP only)
+//! starting from its magnet link (the metadata over uTP too).
 //!
 //! Each test prints its rate (`UTP RATE ...`). The file is 8 MiB; `UTP_MIB=N` measures with
 //! a larger one (docs/BENCHMARKS.md). Every wait is bounded; every child is killed on drop.
@@ -154,4 +156,57 @@ fn b_libtorrent_downloads_from_peer_over_utp_only() {
     );
     fx.report("libtorrent <- peer", started);
     assert_same_data(&fx.seed_dir.join(NAME), &leech_dir.join(NAME));
+}
+
+#[test]
+fn c_a_peer_downloads_a_multi_file_magnet_link_from_libtorrent_over_utp_only() {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    let tmp = TempDir::new("utp-lt-magnet");
+    let seed_dir = tmp.subdir("seed");
+    let src = make_multi_file_dir(&seed_dir, "multi");
+    let torrent = tmp.path().join("multi.torrent");
+    let ih = peer_create_torrent(&src, &torrent, &["--piece-length", "32K"]);
+    let lt_port = free_port();
+    let mut cmd = python_cmd("lt_seed.py");
+    cmd.arg(&torrent)
+        .arg(&seed_dir)
+        .arg(lt_port.to_string())
+        .args(["--timeout", "300", "--utp"]);
+    let mut seeder = Child::spawn("lt_seed.py", cmd);
+    assert!(
+        seeder.wait_for_output("READY", LONG_WAIT),
+        "libtorrent never started seeding\n{}",
+        seeder.output()
+    );
+    // The metadata (BEP 9) and the data both over uTP: libtorrent accepts no TCP.
+    let magnet = format!("magnet:?xt=urn:btih:{ih}&x.pe=127.0.0.1:{lt_port}");
+    let down = tmp.subdir("download");
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&magnet)
+        .arg("--dir")
+        .arg(&down)
+        .args(["--port", &free_port().to_string()])
+        .args(["--transport", "utp"])
+        .arg("--once")
+        .arg("--no-lsd")
+        .arg("--no-dht")
+        .env("RUST_LOG", "info");
+    let mut leech = Child::spawn("peer leech (magnet)", cmd);
+    leech.close_stdin();
+    let status = leech.wait_exit(LONG_WAIT).unwrap_or_else(|| {
+        panic!(
+            "peer --once did not finish within {LONG_WAIT:?}\n{}\n{}",
+            leech.output(),
+            seeder.output()
+        )
+    });
+    assert!(
+        status.success(),
+        "peer --once exited with {status}\n{}\n{}",
+        leech.output(),
+        seeder.output()
+    );
+    assert_same_data(&src, &down.join("multi"));
 }
