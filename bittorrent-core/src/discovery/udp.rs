@@ -82,7 +82,7 @@ pub enum Route {
     /// A uTP packet: an `ST_SYN`, or a packet for a connection the uTP side owns.
     Utp,
     /// A uTP packet (DATA, STATE or FIN) for no connection of ours: answered with an
-    /// `ST_RESET` where uTP is on (at most [`RESETS_PER_SOURCE_PER_SEC`] per source address
+    /// `ST_RESET` where uTP is on (at most `RESETS_PER_SOURCE_PER_SEC` (10) per source address
     /// per second), else dropped.
     UtpUnknown,
     /// A KRPC message (BEP 5): a bencoded dictionary.
