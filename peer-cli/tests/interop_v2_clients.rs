@@ -112,6 +112,7 @@ fn qbt_hashes(output: &str) -> (String, String) {
 /// hybrid (`v1` is our v1 hash or `None` for a v2-only torrent).
 fn assert_qbt_hashes(output: &str, v1: Option<&str>, v2: &str) {
     let (got1, got2) = qbt_hashes(output);
+    eprintln!("qBittorrent computed infohash_v1={got1:?} infohash_v2={got2:?}");
     assert_eq!(
         got2, v2,
         "qBittorrent's v2 info-hash differs from ours\n{output}"
