@@ -13,6 +13,8 @@ per IP), adds the torrent and reports on stdout:
     DONE                  (leech) every piece is there
     STATS up=N down=M     the torrent's payload counters, once a second
     MBPS x.y              (leech) download speed from the first byte to DONE
+    HASHES v1=H v2=H      the info-hashes qBittorrent computed (`infohash_v1`, `infohash_v2`
+                          of `torrents/info`; empty for a v2-only or v1-only torrent), at READY
     PEER ADDR CONNECTION  each peer the first time it is seen (`sync/torrentPeers`), with
                           qBittorrent's name of its transport ("BT" is TCP, "μTP" is uTP)
 
@@ -199,6 +201,8 @@ def main():
                                               and t["state"] in ("uploading", "stalledUP",
                                                                  "forcedUP", "queuedUP"))):
                     ready = True
+                    print("HASHES v1=%s v2=%s" % (t.get("infohash_v1", "?"),
+                                                  t.get("infohash_v2", "?")), flush=True)
                     print("READY", flush=True)
                 now = time.time()
                 # Every round: a short transfer is over within a second.
