@@ -354,7 +354,7 @@ for p in $PIECES; do
 done
 if [[ $SWARM == 1 ]]; then
     echo
-    echo "### ${SIZE_MIB} MiB, piece length ${PIECE4}, one seeder -> four leechers (each told of the seeder and the other three), median of ${RUNS} runs"
+    echo "### ${SIZE_MIB} MiB, ${FORMAT} torrent, piece length ${PIECE4}, one seeder -> four leechers (each told of the seeder and the other three), median of ${RUNS} runs"
     echo
     echo "| | time until all 4 complete (s) | CPU, 4 leechers together (s) | seeder CPU (s) | CPU per GiB delivered (s) | max leecher peak RSS | seeder peak RSS |"
     echo "|---|---|---|---|---|---|---|"
