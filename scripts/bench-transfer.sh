@@ -19,6 +19,15 @@
 #   KEEP       1 = keep the temporary directory
 #   PEER_BIN   a peer binary to measure instead of building this tree's
 #              (e.g. an older build, for a before/after comparison)
+#   FORMAT     v1 (default), v2 or hybrid: the torrents are made by `peer
+#              create` (v1), `peer create --v2` or `peer create --hybrid`
+#              (BEP 52, issue 22)
+#   CROSS      1 = also run the mixed pairs peer -> libtorrent and
+#              libtorrent -> peer, one to one (default 1 for FORMAT v2 and
+#              hybrid, 0 for v1)
+#   LT_HP      1 = libtorrent with `lt.high_performance_seed()` under its
+#              loopback settings (default 1 for FORMAT v2 and hybrid, 0 for
+#              v1, whose published numbers used the defaults)
 #   TRANSPORT  tcp (default) or utp: both clients over uTP only (peer
 #              `--transport utp` on both sides, libtorrent with TCP off), and
 #              peer over TCP beside them as a third case ("peer -> peer
@@ -57,6 +66,14 @@ SWARM=${SWARM:-1}
 LT=${LT:-1}
 KEEP=${KEEP:-0}
 TRANSPORT=${TRANSPORT:-tcp}
+FORMAT=${FORMAT:-v1}
+case $FORMAT in
+    v1) CREATE_FLAG=(); CROSS=${CROSS:-0}; LT_HP=${LT_HP:-0} ;;
+    v2) CREATE_FLAG=(--v2); CROSS=${CROSS:-1}; LT_HP=${LT_HP:-1} ;;
+    hybrid) CREATE_FLAG=(--hybrid); CROSS=${CROSS:-1}; LT_HP=${LT_HP:-1} ;;
+    *) echo "FORMAT must be v1, v2 or hybrid" >&2; exit 2 ;;
+esac
+if [[ $LT_HP == 1 ]]; then export LT_HIGH_PERFORMANCE=1; fi
 case $TRANSPORT in tcp|utp) ;; *) echo "TRANSPORT must be tcp or utp" >&2; exit 2;; esac
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 INTEROP="$ROOT/peer-cli/tests/interop"
@@ -93,7 +110,7 @@ echo "== writing ${SIZE_MIB} MiB of random data to $SRC" >&2
 head -c "$(( SIZE_MIB * 1024 * 1024 ))" /dev/urandom > "$SRC"
 cat "$SRC" > /dev/null # into the page cache; it stays there (nothing is dropped)
 for p in $PIECES $PIECE4; do
-    [[ -f $DIR/t-$p.torrent ]] || "$PEER" create "$SRC" -o "$DIR/t-$p.torrent" --piece-length "$p" > /dev/null 2>&1
+    [[ -f $DIR/t-$p.torrent ]] || "$PEER" create "$SRC" -o "$DIR/t-$p.torrent" --piece-length "$p" ${CREATE_FLAG[@]+"${CREATE_FLAG[@]}"} > /dev/null 2>&1
 done
 BYTES=$(( SIZE_MIB * 1024 * 1024 ))
 
@@ -129,6 +146,11 @@ wait_for() {
 # The transport flags: `peertcp` is peer over TCP beside the uTP runs.
 peer_transport() { if [[ $1 == peertcp ]]; then echo "--transport tcp"; else echo "--transport $TRANSPORT"; fi; }
 lt_transport() { if [[ $TRANSPORT == utp ]]; then echo "--utp"; fi; }
+
+# A kind names the seeder and the leecher: peer, lt, peertcp (both the same),
+# peerlt (peer seeds, libtorrent leeches), ltpeer (libtorrent seeds, peer
+# leeches). start_seeder tests `peer*`, so it needs only the kind.
+leecher_of() { case $1 in peerlt) echo lt ;; ltpeer) echo peer ;; *) echo "$1" ;; esac; }
 
 # Seeder control. start_seeder KIND PORT LOG -> sets SEED_PID (and SEED_FD
 # for libtorrent, whose seeder exits when its stdin closes).
@@ -190,7 +212,7 @@ one_to_one() {
     rm -rf "$ldir"; mkdir -p "$ldir"
     start_seeder "$kind" "$sport" "$slog" "$t"
     c0=$(cpu_ticks "$SEED_PID")
-    leech_cmd "$kind" "$t" "$ldir" "$lport" "127.0.0.1:$sport"
+    leech_cmd "$(leecher_of "$kind")" "$t" "$ldir" "$lport" "127.0.0.1:$sport"
     /usr/bin/time -f "%e %U %S %M" -o "$DIR/time" "${LCMD[@]}" \
         > "$DIR/leech-$kind-$run.out" 2> "$DIR/leech-$kind-$run.log" \
         || { echo "leecher failed" >&2; tail -5 "$DIR/leech-$kind-$run.log" >&2; return 1; }
@@ -254,10 +276,13 @@ median() {
 KINDS=(peer)
 if (( HAVE_LT )); then KINDS+=(lt); else echo "== libtorrent not importable by $PY: SKIP" >&2; fi
 if [[ $TRANSPORT == utp ]]; then KINDS+=(peertcp); fi
+if (( HAVE_LT )) && [[ $CROSS == 1 ]]; then KINDS+=(peerlt ltpeer); fi
 label() {
     case $1 in
         peer) if [[ $TRANSPORT == utp ]]; then echo "peer -> peer (uTP)"; else echo "peer -> peer"; fi ;;
         peertcp) echo "peer -> peer (TCP)" ;;
+        peerlt) echo "peer -> libtorrent" ;;
+        ltpeer) echo "libtorrent -> peer" ;;
         *) if [[ $TRANSPORT == utp ]]; then echo "libtorrent -> libtorrent (uTP)"; else echo "libtorrent -> libtorrent"; fi ;;
     esac
 }
@@ -288,6 +313,7 @@ done
 if [[ $SWARM == 1 ]]; then
     for (( r = 1; r <= RUNS; r++ )); do
         for k in $(order "$r"); do
+            [[ $k == peer || $k == lt || $k == peertcp ]] || continue
             one_to_four "$k" "$r"; line=$RESULT
             echo "$line" >> "$DIR/res4-$k"
             echo "1->4 $(label "$k") run $r: wall cpu_leechers cpu_seed max_rss_leech_kib rss_seed_kib = $line (load $(cut -d' ' -f1 /proc/loadavg))" >&2
@@ -297,7 +323,7 @@ fi
 
 for p in $PIECES; do
     echo
-    echo "### ${SIZE_MIB} MiB, piece length ${p}, one seeder -> one leecher, median of ${RUNS} runs"
+    echo "### ${SIZE_MIB} MiB, ${FORMAT} torrent, piece length ${p}, one seeder -> one leecher, median of ${RUNS} runs"
     echo
     echo "| | wall (s) | MB/s | leecher CPU (s) | leecher user / sys (s) | seeder CPU (s) | leecher CPU per GiB (s) | CPU per GiB, both sides (s) | leecher peak RSS | seeder peak RSS |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
@@ -328,12 +354,13 @@ for p in $PIECES; do
 done
 if [[ $SWARM == 1 ]]; then
     echo
-    echo "### ${SIZE_MIB} MiB, piece length ${PIECE4}, one seeder -> four leechers (each told of the seeder and the other three), median of ${RUNS} runs"
+    echo "### ${SIZE_MIB} MiB, ${FORMAT} torrent, piece length ${PIECE4}, one seeder -> four leechers (each told of the seeder and the other three), median of ${RUNS} runs"
     echo
     echo "| | time until all 4 complete (s) | CPU, 4 leechers together (s) | seeder CPU (s) | CPU per GiB delivered (s) | max leecher peak RSS | seeder peak RSS |"
     echo "|---|---|---|---|---|---|---|"
     for k in "${KINDS[@]}"; do
         f="$DIR/res4-$k"
+        [[ -f $f ]] || continue
         w=$(median "$f" 1); lc=$(median "$f" 2); sc=$(median "$f" 3)
         echo "$w $lc $sc" > "$DIR/med4-$k"
         awk -v k="$(label "$k")" -v w="$w" -v lc="$lc" -v sc="$sc" \
@@ -351,4 +378,5 @@ if [[ $SWARM == 1 ]]; then
 fi
 echo
 echo "Columns are medians taken one by one over the runs (not one run's row)."
+if [[ $LT_HP == 1 ]]; then echo "libtorrent: high_performance_seed() under the loopback settings (uTP off)."; fi
 echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs."

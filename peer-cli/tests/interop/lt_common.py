@@ -4,6 +4,7 @@ Run these scripts with /usr/bin/python3: Debian's python3-libtorrent is only
 importable from the system interpreter.
 """
 
+import os
 import sys
 
 try:
@@ -90,7 +91,14 @@ def force_encryption(ses):
 
 
 def make_session(listen_port, host="127.0.0.1"):
-    return lt.session(loopback_settings(listen_port, host))
+    """A loopback session; with LT_HIGH_PERFORMANCE=1 in the environment the
+    loopback settings go over `lt.high_performance_seed()` (benchmarks)."""
+    settings = loopback_settings(listen_port, host)
+    if os.environ.get("LT_HIGH_PERFORMANCE") == "1":
+        base = lt.high_performance_seed()
+        base.update(settings)
+        settings = base
+    return lt.session(settings)
 
 
 def load_torrent(path):
