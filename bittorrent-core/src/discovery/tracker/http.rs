@@ -64,26 +64,17 @@ pub(crate) fn agent_config(
         .max_response_header_size(16 * 1024)
 }
 
-/// The shared agent (TLS configuration; no idle connections are kept).
-fn agent() -> &'static ureq::Agent {
-    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
-    AGENT.get_or_init(|| tracker_config().build().new_agent())
-}
-
-/// The trackers' agent for `source`: the shared one when the system
-/// chooses, else one per source set (a process has one or two sessions),
-/// connecting from it ([`BoundTcpConnector`], then TLS).
+/// The trackers' agent for `source` (no idle connections are kept).
 fn agent_for(source: SourceAddrs) -> ureq::Agent {
-    if source == SourceAddrs::default() {
-        return agent().clone();
-    }
-    bound_agent("trackers", source, || tracker_config().build())
+    shared_agent("trackers", source, || tracker_config().build())
 }
 
-/// An agent whose TCP connections leave from `source`, made once per
-/// `source` and `kind` (the trackers', the web seeds') by `config` and
-/// kept for the process (at most a few).
-pub(crate) fn bound_agent(
+/// The agent of `kind` (the trackers', the web seeds') whose TCP connections
+/// leave from `source`: made once per `kind` and `source` by `config` and kept
+/// for the process (a process has one or two sessions, so at most a few).
+/// Where the system chooses the source, ureq's own connectors; else
+/// [`BoundTcpConnector`], then TLS.
+pub(crate) fn shared_agent(
     kind: &'static str,
     source: SourceAddrs,
     config: impl FnOnce() -> ureq::config::Config,
@@ -95,28 +86,30 @@ pub(crate) fn bound_agent(
     if let Some((_, _, a)) = agents.iter().find(|(s, k, _)| *s == source && *k == kind) {
         return a.clone();
     }
-    let connector = ().chain(BoundTcpConnector(source)).chain(RustlsConnector::default());
-    let a = ureq::Agent::with_parts(
-        config(),
-        connector,
-        ureq::unversioned::resolver::DefaultResolver::default(),
-    );
+    let a = if source == SourceAddrs::default() {
+        config().new_agent()
+    } else {
+        let connector = ().chain(BoundTcpConnector(source)).chain(RustlsConnector::default());
+        ureq::Agent::with_parts(
+            config(),
+            connector,
+            ureq::unversioned::resolver::DefaultResolver::default(),
+        )
+    };
     agents.push((source, kind, a.clone()));
     a
 }
 
 /// The trackers' agent configuration.
 fn tracker_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
-    {
-        agent_config(MAX_REDIRECTS)
-            // No keep-alive pool: an announce goes out every few minutes at
-            // most, long after a tracker has closed an idle connection, and a
-            // server that closes right after answering (as many trackers do)
-            // must not turn the next request or redirect hop into "peer
-            // disconnected". Every request gets a fresh connection.
-            .max_idle_connections(0)
-            .max_idle_connections_per_host(0)
-    }
+    agent_config(MAX_REDIRECTS)
+        // No keep-alive pool: an announce goes out every few minutes at
+        // most, long after a tracker has closed an idle connection, and a
+        // server that closes right after answering (as many trackers do)
+        // must not turn the next request or redirect hop into "peer
+        // disconnected". Every request gets a fresh connection.
+        .max_idle_connections(0)
+        .max_idle_connections_per_host(0)
 }
 
 fn timeout_phase(t: ureq::Timeout) -> TimeoutPhase {

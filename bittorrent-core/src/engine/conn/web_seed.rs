@@ -24,7 +24,7 @@ use crate::util::doorbell::Rung;
 use crossbeam_channel::{Receiver, Sender};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::torrent::picker::PeerKey;
@@ -294,15 +294,7 @@ fn transport_error(e: ureq::Error) -> String {
 /// The web seeds' agent: the trackers' TLS set-up, redirects bounded, a
 /// few idle connections kept (one per web seed).
 fn agent(source: crate::util::source::SourceAddrs) -> ureq::Agent {
-    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
-    if source != Default::default() {
-        return crate::discovery::tracker::http::bound_agent("web seeds", source, || {
-            web_seed_config().build()
-        });
-    }
-    AGENT
-        .get_or_init(|| web_seed_config().build().new_agent())
-        .clone()
+    crate::discovery::tracker::http::shared_agent("web seeds", source, || web_seed_config().build())
 }
 
 fn web_seed_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
