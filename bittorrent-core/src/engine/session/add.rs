@@ -178,14 +178,7 @@ impl Inner {
         // (`peer info`), mapped onto that view below.
         let listed = v2_only::align(&mut metainfo)?;
         let ih = metainfo.info_hash;
-        if self.shared.is_shutting_down() {
-            return Err(Error::Stopped);
-        }
-        if self.shared.registry.read().contains_key(&ih.0)
-            || (new && self.shared.magnets.read().contains_key(&ih))
-        {
-            return Err(Error::AlreadyAdded(ih));
-        }
+        self.check_addable(&ih, new)?;
         let info = &metainfo.info;
         let bad = |source| Error::Selection {
             name: info.name.clone(),
@@ -280,20 +273,27 @@ impl Inner {
         Ok(ih)
     }
 
+    /// `Stopped` while the session shuts down; `AlreadyAdded` when `ih` is
+    /// running, or (`with_fetching`) is still fetching its metadata or layers.
+    fn check_addable(&self, ih: &InfoHash, with_fetching: bool) -> Result<()> {
+        if self.shared.is_shutting_down() {
+            return Err(Error::Stopped);
+        }
+        if self.shared.registry.read().contains_key(&ih.0)
+            || (with_fetching && self.shared.magnets.read().contains_key(ih))
+        {
+            return Err(Error::AlreadyAdded(*ih));
+        }
+        Ok(())
+    }
+
     /// Add a magnet link: its metadata thread looks for the info dictionary.
     pub(super) fn add_magnet(self: &Arc<Self>, add: AddTorrent) -> Result<InfoHash> {
         let TorrentSource::Magnet(mut magnet) = add.source.clone() else {
             return Err(Error::Stopped); // not reached: callers pass a magnet
         };
         let ih = magnet.info_hash;
-        if self.shared.is_shutting_down() {
-            return Err(Error::Stopped);
-        }
-        if self.shared.registry.read().contains_key(&ih.0)
-            || self.shared.magnets.read().contains_key(&ih)
-        {
-            return Err(Error::AlreadyAdded(ih));
-        }
+        self.check_addable(&ih, true)?;
         // The caller's peers travel with the link (and are saved with it).
         for p in &add.peers {
             let s = p.to_string();
@@ -322,14 +322,7 @@ impl Inner {
             return Err(Error::Stopped); // not reached: the caller passes a metainfo
         };
         let ih = mi.info_hash;
-        if self.shared.is_shutting_down() {
-            return Err(Error::Stopped);
-        }
-        if self.shared.registry.read().contains_key(&ih.0)
-            || self.shared.magnets.read().contains_key(&ih)
-        {
-            return Err(Error::AlreadyAdded(ih));
-        }
+        self.check_addable(&ih, true)?;
         let mut trackers: Vec<String> = mi.announce.iter().cloned().collect();
         for t in mi.announce_list.iter().flatten() {
             if !trackers.contains(t) {
