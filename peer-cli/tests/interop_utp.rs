@@ -60,6 +60,25 @@ impl Fixture {
     }
 }
 
+/// Run `peer ... --once` (`cmd`) to completion within `LONG_WAIT`; it must exit 0.
+fn leech_once(name: &str, cmd: Command, seeder: &Child) {
+    let mut leech = Child::spawn(name, cmd);
+    leech.close_stdin();
+    let status = leech.wait_exit(LONG_WAIT).unwrap_or_else(|| {
+        panic!(
+            "peer --once did not finish within {LONG_WAIT:?}\n{}\n{}",
+            leech.output(),
+            seeder.output()
+        )
+    });
+    assert!(
+        status.success(),
+        "peer --once exited with {status}\n{}\n{}",
+        leech.output(),
+        seeder.output()
+    );
+}
+
 #[test]
 fn a_peer_downloads_from_libtorrent_over_utp_only() {
     if !require_tool("libtorrent") {
@@ -91,21 +110,7 @@ fn a_peer_downloads_from_libtorrent_over_utp_only() {
         .arg("--no-dht")
         .env("RUST_LOG", "info");
     let started = Instant::now();
-    let mut leech = Child::spawn("peer leech", cmd);
-    leech.close_stdin();
-    let status = leech.wait_exit(LONG_WAIT).unwrap_or_else(|| {
-        panic!(
-            "peer --once did not finish within {LONG_WAIT:?}\n{}\n{}",
-            leech.output(),
-            seeder.output()
-        )
-    });
-    assert!(
-        status.success(),
-        "peer --once exited with {status}\n{}\n{}",
-        leech.output(),
-        seeder.output()
-    );
+    leech_once("peer leech", cmd, &seeder);
     fx.report("peer <- libtorrent", started);
     assert_same_data(&fx.seed_dir.join(NAME), &down.join(NAME));
 }
@@ -193,20 +198,6 @@ fn c_a_peer_downloads_a_multi_file_magnet_link_from_libtorrent_over_utp_only() {
         .arg("--no-lsd")
         .arg("--no-dht")
         .env("RUST_LOG", "info");
-    let mut leech = Child::spawn("peer leech (magnet)", cmd);
-    leech.close_stdin();
-    let status = leech.wait_exit(LONG_WAIT).unwrap_or_else(|| {
-        panic!(
-            "peer --once did not finish within {LONG_WAIT:?}\n{}\n{}",
-            leech.output(),
-            seeder.output()
-        )
-    });
-    assert!(
-        status.success(),
-        "peer --once exited with {status}\n{}\n{}",
-        leech.output(),
-        seeder.output()
-    );
+    leech_once("peer leech (magnet)", cmd, &seeder);
     assert_same_data(&src, &down.join("multi"));
 }
