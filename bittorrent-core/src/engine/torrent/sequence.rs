@@ -181,18 +181,25 @@ impl PieceOrder {
     /// The readers' windows merged by deadline: every reader's first
     /// missing wanted piece (readers ascending), then every one's second,
     /// ...; a piece in two windows comes at its earlier deadline.
+    #[cfg(test)]
     pub fn deadline_order(&mut self, have: &Bitfield) -> Vec<u32> {
-        self.merged(have, self.reader_window)
+        self.merged(have, self.reader_window).0
     }
 
-    /// [`PieceOrder::deadline_order`] over `per_reader` pieces per reader.
-    fn merged(&mut self, have: &Bitfield, per_reader: u32) -> Vec<u32> {
+    /// The deadline order over `per_reader` pieces per reader,
+    /// and how many of them the first `reader_window` rounds gave (the
+    /// windows themselves: a prefix of the longer order).
+    fn merged(&mut self, have: &Bitfield, per_reader: u32) -> (Vec<u32>, usize) {
         self.advance_readers(have);
         let n = have.len() as u32;
         let mut cursors: Vec<u32> = self.readers.clone();
         let mut out: Vec<u32> = Vec::with_capacity(cursors.len() * per_reader as usize);
         let mut seen = std::collections::HashSet::new();
-        for _ in 0..per_reader {
+        let mut windows = 0;
+        for round in 0..per_reader {
+            if round == self.reader_window {
+                windows = out.len();
+            }
             for c in cursors.iter_mut() {
                 let i = self.skip(*c, have);
                 if i >= n {
@@ -205,7 +212,10 @@ impl PieceOrder {
                 }
             }
         }
-        out
+        if per_reader <= self.reader_window {
+            windows = out.len();
+        }
+        (out, windows)
     }
 
     /// The pieces from the playhead on, ascending, that a playhead peer
@@ -217,7 +227,7 @@ impl PieceOrder {
     /// order past the window.
     ///
     /// With readers: for a peer that has a piece of their windows
-    /// ([`PieceOrder::deadline_order`]), the same deadline order on past
+    /// (the deadline order), the same deadline order on past
     /// the windows ([`ORDER_DEPTH`] pieces in all, at least the windows),
     /// then in order from the first reader on.
     pub fn playhead_run(
@@ -228,20 +238,19 @@ impl PieceOrder {
     ) -> Option<PlayheadRun> {
         let n = have.len() as u32;
         if !self.readers.is_empty() {
-            let window = self.deadline_order(have);
-            if !window
+            // Past the windows the deadline order goes on (a fast peer's
+            // pipeline is not filled with the first reader's pieces alone),
+            // up to ORDER_DEPTH pieces in all; the windows are its prefix.
+            let per_reader = self
+                .reader_window
+                .max(ORDER_DEPTH / self.readers.len().max(1) as u32);
+            let (first, windows) = self.merged(have, per_reader);
+            if !first[..windows]
                 .iter()
                 .any(|&i| theirs.get(i as usize) && unverified(i))
             {
                 return None;
             }
-            // Past the windows the deadline order goes on (a fast peer's
-            // pipeline is not filled with the first reader's pieces alone),
-            // up to ORDER_DEPTH pieces in all.
-            let per_reader = self
-                .reader_window
-                .max(ORDER_DEPTH / self.readers.len().max(1) as u32);
-            let first = self.merged(have, per_reader);
             let start = self.readers.first().copied().unwrap_or(n);
             return Some(PlayheadRun {
                 first,
