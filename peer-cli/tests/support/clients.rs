@@ -409,3 +409,43 @@ pub fn our_seeder(torrent: &Path, dir: &Path, port: u16) -> Child {
     );
     seeder
 }
+
+/// A `transmission-cli` command that seeds or downloads `torrent` in
+/// `download_dir` on peer port `port`, with its own config in `config_dir`:
+/// quiet and local (no DHT, LPD, uTP, PEX or port mapping; plaintext, so our
+/// peer can talk to it; no RPC). `program` lets a caller run it through a
+/// wrapper (`ip netns exec`); pass `None` for plain `transmission-cli`.
+pub fn transmission_cmd(
+    program: Option<Command>,
+    config_dir: &Path,
+    download_dir: &Path,
+    port: u16,
+    torrent: &Path,
+) -> Command {
+    let settings = format!(
+        r#"{{
+  "dht-enabled": false,
+  "lpd-enabled": false,
+  "utp-enabled": false,
+  "pex-enabled": false,
+  "port-forwarding-enabled": false,
+  "encryption": 0,
+  "peer-port": {port},
+  "peer-port-random-on-start": false,
+  "rpc-enabled": false,
+  "speed-limit-up-enabled": false,
+  "speed-limit-down-enabled": false,
+  "download-dir": "{}"
+}}"#,
+        download_dir.display()
+    );
+    write_file(&config_dir.join("settings.json"), settings.as_bytes());
+    let mut cmd = program.unwrap_or_else(|| Command::new("transmission-cli"));
+    cmd.arg("-g")
+        .arg(config_dir)
+        .arg("-w")
+        .arg(download_dir)
+        .args(["-p", &port.to_string(), "-et", "-M", "-U", "-D"])
+        .arg(torrent);
+    cmd
+}
