@@ -75,6 +75,8 @@ struct Conn {
     transport: crate::engine::net::transport::Transport,
     peer_id: [u8; 20],
     outgoing: bool,
+    /// The connection speaks v2 (hash requests may be sent on it).
+    v2: bool,
     bitfield: Bitfield,
     /// Pieces the peer has that we lack.
     wanted: u32,
@@ -285,6 +287,10 @@ pub(crate) fn spawn(
         listen_port: shared.local_port(),
         private: metainfo.info.private,
         v2: metainfo.format() == crate::proto::metainfo::Format::V2,
+        v2_alias: match (metainfo.format(), metainfo.info_hash_v2) {
+            (crate::proto::metainfo::Format::Hybrid, Some(v2)) => Some(v2.truncated().0),
+            _ => None,
+        },
         info_bytes: Arc::new(metainfo.info_bytes.clone()),
         dht: shared.dht.clone(),
         dht6: shared.dht6.clone(),
@@ -645,6 +651,7 @@ impl Torrent {
                         optimistic: self.optimistic == Some(*k),
                         pex: c.pex,
                         transport: c.transport,
+                        v2: c.v2,
                     })
                     .collect();
                 let _ = reply.try_send(peers);

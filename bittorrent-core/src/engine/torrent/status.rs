@@ -377,4 +377,7 @@ pub struct PeerInfo {
     pub pex: bool,
     /// The connection's transport (TCP or uTP).
     pub transport: crate::engine::net::transport::Transport,
+    /// The connection speaks BitTorrent v2 (BEP 52): a v2-only torrent's,
+    /// or a hybrid's under its v2 hash (dialled so, or upgraded).
+    pub v2: bool,
 }
