@@ -16,7 +16,7 @@ pub(crate) mod candidates;
 pub mod choker;
 mod disk;
 mod fetch_conn;
-mod layers;
+pub(crate) mod layers;
 pub mod metadata;
 pub mod picker;
 pub(crate) mod recent_pieces;
@@ -184,6 +184,10 @@ pub(crate) struct Torrent {
     banned_ips: HashSet<IpAddr>,
     /// Block hashes of failed pieces by sender (smart ban).
     smart_ban: SmartBan,
+    /// A hybrid's v2 view with the piece layers fetched since it started
+    /// (`session::hybrid_layers`); pieces are checked against it instead
+    /// of the metainfo's.
+    late_v2: Option<Arc<crate::proto::metainfo::V2Info>>,
     /// Addresses on parole (contributed to a failed piece with others).
     parole: HashSet<SocketAddr>,
     /// Addresses of peers that left, for blaming blocks they sent.
@@ -333,6 +337,11 @@ pub(crate) fn spawn(
         paused,
         save_path: peer_ctx.storage.root().to_path_buf(),
         banned: 0,
+        piece_layers_missing: metainfo
+            .v2
+            .as_deref()
+            .map_or(0, |v2| v2.missing_layers() as u32),
+        piece_layers_fetched: 0,
         pieces_wanted: wanted.count() as u32,
         pieces_wanted_have: 0,
         wanted_length,
@@ -389,6 +398,7 @@ pub(crate) fn spawn(
         banned: HashSet::new(),
         banned_ips: HashSet::new(),
         smart_ban: SmartBan::new(),
+        late_v2: None,
         parole: HashSet::new(),
         departed: HashMap::new(),
         departed_order: std::collections::VecDeque::new(),
@@ -610,6 +620,14 @@ impl Torrent {
                 }
             }
             Command::SetFilePriorities(p) => self.set_priorities(p),
+            Command::PieceLayers(v2) => {
+                log::info!(
+                    "{}: pieces now checked against {} fetched piece layers too",
+                    self.me.metainfo.info.name,
+                    v2.piece_layers.iter().flatten().count()
+                );
+                self.late_v2 = Some(v2);
+            }
             Command::SetSeedGoal(goal) => {
                 self.seed_goal = goal;
                 self.check_seed_goal();
