@@ -141,14 +141,12 @@ impl Job {
             peers.into_iter().filter_map(|a| self.shared.dialable(a)),
             now,
         );
-        // A peer id of its own: not a second connection of the torrent's.
-        let mut peer_id = *b"-PE0100-layers000000";
-        for (i, b) in crate::util::rng::random_u64()
-            .to_le_bytes()
-            .iter()
-            .enumerate()
-        {
-            peer_id[12 + i] = b'a' + b % 26;
+        // A peer id of its own (the session's client prefix, the rest
+        // random): not taken for a second connection of the torrent's.
+        let mut peer_id = self.shared.peer_id;
+        let mut rng = crate::util::rng::Rng::new();
+        for b in peer_id.iter_mut().skip(8) {
+            *b = b'a' + rng.below(26) as u8;
         }
         let stop = AtomicBool::new(false);
         let mut got: HashMap<HashRequest, Vec<Hash256>> = HashMap::new();
