@@ -247,6 +247,11 @@ impl Job {
         let _ = t
             .commands
             .send(Command::PieceLayers(Arc::new(self.v2.clone())));
+        log::info!(
+            "{}: {} of {total} piece layers verified; pieces are checked against them too",
+            self.name,
+            total - missing
+        );
         if left > 0 || missing > 0 {
             return false;
         }

@@ -620,14 +620,8 @@ impl Torrent {
                 }
             }
             Command::SetFilePriorities(p) => self.set_priorities(p),
-            Command::PieceLayers(v2) => {
-                log::info!(
-                    "{}: pieces now checked against {} fetched piece layers too",
-                    self.me.metainfo.info.name,
-                    v2.piece_layers.iter().flatten().count()
-                );
-                self.late_v2 = Some(v2);
-            }
+            // Pieces hashed from now on are checked against these too.
+            Command::PieceLayers(v2) => self.late_v2 = Some(v2),
             Command::SetSeedGoal(goal) => {
                 self.seed_goal = goal;
                 self.check_seed_goal();
