@@ -25,7 +25,8 @@
 //!
 //! **Give-up rule**: the download never waits for the layers. The thread
 //! ends when every layer is verified, when the torrent is removed or the
-//! session stops, or after [`GIVE_UP`] without any verified answer (a
+//! session stops, or after [`GIVE_UP`] (paused time not counted) without
+//! any verified answer (a
 //! swarm of v1-only peers): the rest of the torrent is then checked by
 //! SHA-1 alone, as before, and the next start (the saved `.torrent` still
 //! lacks the layers) tries again. A peer that sends hashes that do not
@@ -44,7 +45,6 @@ use crate::proto::metainfo::{InfoHash, V2Info};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -148,7 +148,8 @@ impl Job {
         for b in peer_id.iter_mut().skip(8) {
             *b = b'a' + rng.below(26) as u8;
         }
-        let stop = AtomicBool::new(false);
+        // A fetch in flight ends within 250 ms of the session's shutdown.
+        let stop = self.shared.shutting_down.clone();
         let mut got: HashMap<HashRequest, Vec<Hash256>> = HashMap::new();
         let mut refused: HashSet<SocketAddr> = HashSet::new();
         let mut last_progress = Instant::now();
@@ -159,6 +160,12 @@ impl Job {
                 return;
             }
             let now = Instant::now();
+            if self.torrent().is_some_and(|t| t.status.lock().paused) {
+                // Paused: no connections, and no count towards giving up.
+                last_progress = now;
+                std::thread::sleep(Duration::from_millis(250));
+                continue;
+            }
             if now.duration_since(last_progress) > GIVE_UP {
                 log::info!(
                     "{}: no peer gave a piece layer for {} s: the rest is checked by SHA-1 \
