@@ -206,3 +206,96 @@ fn a_piece_that_fails_its_v2_hash_is_not_had() {
     let _ = std::fs::remove_dir_all(dir_a);
     let _ = std::fs::remove_dir_all(dir_b);
 }
+
+/// One raw handshake to `s` with `reserved` bits and `ih`; the reply.
+fn handshake_with(s: &bittorrent_core::Session, ih: [u8; 20], v2_bit: bool, id: u8) -> Handshake {
+    use bittorrent_core::proto::wire::RESERVED_V2;
+    let mut peer_id = *b"-XX0001-upgradetest0";
+    peer_id[19] = id;
+    let mut ours = Handshake::new(ih, peer_id);
+    if v2_bit {
+        ours.reserved[RESERVED_V2.0] |= RESERVED_V2.1;
+    }
+    let mut c = TcpStream::connect_timeout(&s.local_addr_v4(), Duration::from_secs(2)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(&ours.encode()).unwrap();
+    let mut reply = [0u8; HANDSHAKE_LEN];
+    c.read_exact(&mut reply).unwrap();
+    Handshake::decode(&reply).unwrap()
+}
+
+/// BEP 52's upgrade path, answering: a hybrid named by its v1 hash with
+/// the v2 bit is answered with the truncated v2 hash (the connection is
+/// upgraded); without the bit the peer (a v1-only client) sees the v1 hash,
+/// and our answer offers the upgrade with the bit; a v1 torrent is never
+/// upgraded and our handshake for it carries no v2 bit (libtorrent 2.0
+/// drops a peer that claims v2 for a v1 torrent).
+#[test]
+fn the_v2_bit_on_a_hybrids_v1_hash_upgrades_the_connection() {
+    let (mi, dir, _) = hybrid("hy-upgrade");
+    let data = pseudo_random(40_000, 5);
+    let (v1mi, v1dir) = single_file_torrent("hy-upgrade-v1", &data, 16384);
+    let s = session();
+    s.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
+    s.add(AddTorrent::new(v1mi.clone(), &v1dir)).unwrap();
+    wait_phase(&s, &mi, Phase::Seeding, Duration::from_secs(20));
+    wait_phase(&s, &v1mi, Phase::Seeding, Duration::from_secs(20));
+
+    let up = handshake_with(&s, mi.info_hash.0, true, b'1');
+    assert_eq!(up.info_hash, v2_hash(&mi), "upgraded to the v2 hash");
+    assert!(up.supports_v2());
+    let plain = handshake_with(&s, mi.info_hash.0, false, b'2');
+    assert_eq!(
+        plain.info_hash, mi.info_hash.0,
+        "a v1 peer sees the v1 hash"
+    );
+    assert!(plain.supports_v2(), "our answer offers the upgrade");
+    let v1 = handshake_with(&s, v1mi.info_hash.0, true, b'3');
+    assert_eq!(
+        v1.info_hash, v1mi.info_hash.0,
+        "a v1 torrent is not upgraded"
+    );
+    assert!(!v1.supports_v2(), "no v2 bit for a v1 torrent");
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(v1dir);
+}
+
+/// BEP 52's upgrade path between two of our sessions: the leecher dials
+/// the hybrid's v1 hash with the v2 bit, the seeder answers with the v2
+/// hash, and both record the connection as speaking v2 (the peer list's
+/// `v2`); the hybrid downloads byte-identical over it.
+#[test]
+fn our_sessions_upgrade_a_hybrid_connection_to_v2() {
+    let (mi, dir, files) = hybrid("hy-up-seed");
+    // Slow enough (30 kB/s for 150 kB) to look at the connection.
+    let seeder = session_with(|c| c.max_upload_rate = 30_000);
+    seeder.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(20));
+    let down = temp_dir("hy-up-leech");
+    let leecher = session();
+    leecher
+        .add(AddTorrent::new(mi.clone(), &down).peers(vec![seeder.local_addr_v4()]))
+        .unwrap();
+    let both_v2 = wait_until(Duration::from_secs(15), || {
+        let v2 = |s: &bittorrent_core::Session| {
+            s.peers(&mi.info_hash, Duration::from_secs(2))
+                .is_some_and(|p| p.len() == 1 && p[0].v2)
+        };
+        v2(&seeder) && v2(&leecher)
+    });
+    assert!(
+        both_v2,
+        "seeder {:?}\nleecher {:?}",
+        seeder.peers(&mi.info_hash, Duration::from_secs(2)),
+        leecher.peers(&mi.info_hash, Duration::from_secs(2))
+    );
+    seeder.set_rate_limits(0, 0).unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    for (p, d) in &files {
+        let rel = p.strip_prefix(&dir).unwrap();
+        assert_eq!(&std::fs::read(down.join(rel)).unwrap(), d);
+    }
+    drop((seeder, leecher));
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(down);
+}

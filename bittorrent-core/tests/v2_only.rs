@@ -344,6 +344,12 @@ fn wrong_piece_layer_hashes_are_refused_and_an_honest_seeder_completes() {
     );
     assert_eq!(st.banned, 1, "only the liar is banned: {st:?}");
     assert_eq!(st.phase, Phase::Metadata, "{st:?}");
+    // The layer stage's progress: both multi-piece files' layers missing.
+    assert_eq!(
+        (st.piece_layers_missing, st.piece_layers_fetched),
+        (2, 0),
+        "{st:?}"
+    );
     let seeder = seeder_of(&mi, &dir);
     leecher
         .add_peers(&mi.info_hash, vec![seeder.local_addr_v4(), bad])

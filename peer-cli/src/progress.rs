@@ -287,9 +287,18 @@ fn phase(s: &TorrentStatus) -> String {
     if s.paused {
         return "paused".into();
     }
+    let (missing, fetched) = (s.piece_layers_missing, s.piece_layers_fetched);
     match &s.phase {
+        // A v2 torrent's second stage (BEP 52 piece layers).
+        Phase::Metadata if missing > 0 => {
+            format!("fetching piece layers ({fetched} of {})", missing + fetched)
+        }
         Phase::Metadata => "fetching metadata".into(),
         Phase::Checking => "checking".into(),
+        // A hybrid fetching its layers beside the download.
+        Phase::Downloading if missing > 0 => {
+            format!("downloading ({} piece layers missing)", missing)
+        }
         Phase::Downloading => "downloading".into(),
         Phase::Seeding if !s.is_complete() => "seeding (selected files complete)".into(),
         Phase::Seeding => "seeding".into(),

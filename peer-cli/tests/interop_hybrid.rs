@@ -205,3 +205,175 @@ fn libtorrent_leeches_a_hybrid_magnet_link_from_peer() {
     leech.kill();
     seeder.kill();
 }
+
+/// BEP 52's upgrade path with libtorrent 2.0.8, both ways, on a hybrid
+/// without trackers (each side knows the other only by address, so every
+/// dial names the v1 hash): libtorrent dials our seeder with the v1 hash
+/// and the v2 bit, we answer with the truncated v2 hash (libtorrent
+/// accepts it and marks the peer as v2); our leecher dials libtorrent
+/// with the v1 hash and the v2 bit (in the clear: libtorrent looks at the
+/// bit only on a connection it has not tied to a torrent yet, which MSE
+/// does first) and libtorrent answers with the v2 hash. Both transfers
+/// byte-identical.
+#[test]
+fn the_upgrade_to_v2_works_with_libtorrent_both_ways() {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    let tmp = TempDir::new("h22-hy-upgrade");
+    let seed_dir = tmp.subdir("seed");
+    let src = make_multi_file_dir(&seed_dir, NAME);
+    let torrent = tmp.path().join("h.torrent");
+    peer_create_torrent(&src, &torrent, &["--hybrid", "--piece-length", "16K"]);
+    let debug = "info,bittorrent_core::engine::net::listener=debug,\
+                 bittorrent_core::engine::conn::peer::handshake=debug";
+
+    // libtorrent dials us.
+    let port = free_port();
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&torrent)
+        .arg("--dir")
+        .arg(&seed_dir)
+        .args(["--port", &port.to_string(), "--no-lsd", "--no-dht"])
+        .env("RUST_LOG", debug);
+    let mut seeder = Child::spawn("peer seed", cmd);
+    assert!(
+        seeder.wait_for_output("Seeding", LONG_WAIT),
+        "{}",
+        seeder.output()
+    );
+    let down = tmp.subdir("down-lt");
+    let mut cmd = python_cmd("lt_leech.py");
+    cmd.arg(&torrent)
+        .arg(&down)
+        .args(["--peer", &format!("127.0.0.1:{port}")])
+        .args(["--timeout", "100"]);
+    let mut leech = Child::spawn("lt_leech.py", cmd);
+    assert!(
+        leech.wait_for_output("DONE", LONG_WAIT),
+        "libtorrent did not download\n{}\n{}",
+        leech.output(),
+        seeder.output()
+    );
+    assert_same_data(&src, &down.join(NAME));
+    assert!(
+        seeder.logged("hybrid connection upgraded to v2"),
+        "libtorrent's connection was not upgraded\n{}",
+        seeder.output()
+    );
+    leech.kill();
+    seeder.kill();
+
+    // We dial libtorrent.
+    let lt_port = free_port();
+    let mut cmd = python_cmd("lt_seed.py");
+    cmd.arg(&torrent)
+        .arg(&seed_dir)
+        .arg(lt_port.to_string())
+        .args(["--timeout", "120"]);
+    let mut lt_seeder = Child::spawn("lt_seed.py", cmd);
+    assert!(
+        lt_seeder.wait_for_output("READY", LONG_WAIT),
+        "{}",
+        lt_seeder.output()
+    );
+    let down = tmp.subdir("down-peer");
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&torrent)
+        .arg("--dir")
+        .arg(&down)
+        .args(["--peer", &format!("127.0.0.1:{lt_port}")])
+        .args(["--port", &free_port().to_string(), "--no-lsd", "--no-dht"])
+        .args(["--encryption", "off", "--transport", "tcp", "--once"])
+        .env("RUST_LOG", debug);
+    let mut leech = Child::spawn("peer leech", cmd);
+    let status = leech.wait_exit(LONG_WAIT);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "peer did not download from libtorrent\n{}\n{}",
+        leech.output(),
+        lt_seeder.output()
+    );
+    assert_same_data(&src, &down.join(NAME));
+    assert!(
+        leech.logged("connection upgraded to v2"),
+        "libtorrent did not take the upgrade\n{}",
+        leech.output()
+    );
+    lt_seeder.kill();
+}
+
+/// `peer` starts from a hybrid's `btih`+`btmh` magnet link seeded by
+/// libtorrent 2.0.8: the info dictionary by `ut_metadata`, the download at
+/// once over the v1 wire, and the piece layers by hash requests from
+/// libtorrent (dialled under the truncated v2 hash with the v2 bit, which
+/// libtorrent takes as a v2 connection), each verified against its
+/// file's root; byte-identical.
+#[test]
+fn peer_fetches_a_hybrid_magnet_links_piece_layers_from_libtorrent() {
+    if !require_tool("libtorrent") {
+        return;
+    }
+    let tmp = TempDir::new("h22-hy-lt-layers");
+    let seed_dir = tmp.subdir("seed");
+    let src = make_multi_file_dir(&seed_dir, NAME);
+    let torrent = tmp.path().join("h.torrent");
+    let v1 = peer_create_torrent(&src, &torrent, &["--hybrid", "--piece-length", "16K"]);
+    let out = run_peer(&[
+        std::ffi::OsStr::new("info"),
+        torrent.as_os_str(),
+        std::ffi::OsStr::new("--json"),
+    ]);
+    let v = Json::parse(&String::from_utf8_lossy(&out.stdout)).expect("peer info JSON");
+    let v2 = v
+        .get("info_hash_v2")
+        .and_then(Json::as_str)
+        .expect("a hybrid has a v2 hash")
+        .to_string();
+    let layers = v
+        .get("piece_layers_missing")
+        .and_then(Json::as_i128)
+        .unwrap_or(0);
+    assert_eq!(layers, 0, "our creator writes the layers");
+    let lt_port = free_port();
+    let mut cmd = python_cmd("lt_seed.py");
+    cmd.arg(&torrent)
+        .arg(&seed_dir)
+        .arg(lt_port.to_string())
+        .args(["--timeout", "120"]);
+    let mut lt_seeder = Child::spawn("lt_seed.py", cmd);
+    assert!(
+        lt_seeder.wait_for_output("READY", LONG_WAIT),
+        "{}",
+        lt_seeder.output()
+    );
+    let magnet = format!("magnet:?xt=urn:btih:{v1}&xt=urn:btmh:1220{v2}&dn=hybrid%20data");
+    let down = tmp.subdir("down");
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(&magnet)
+        .arg("--dir")
+        .arg(&down)
+        .args(["--peer", &format!("127.0.0.1:{lt_port}")])
+        .args(["--port", &free_port().to_string(), "--no-lsd", "--no-dht"])
+        .env("RUST_LOG", "info");
+    let mut leech = Child::spawn("peer leech", cmd);
+    assert!(
+        leech.wait_for_output("every piece layer verified", LONG_WAIT),
+        "no piece layers from libtorrent\n{}\n{}",
+        leech.output(),
+        lt_seeder.output()
+    );
+    assert!(
+        leech.wait_for_output("download complete", LONG_WAIT),
+        "not downloaded\n{}",
+        leech.output()
+    );
+    assert_same_data(&src, &down.join(NAME));
+    assert!(
+        !leech.logged("refused for piece layers"),
+        "{}",
+        leech.output()
+    );
+    leech.kill();
+    lt_seeder.kill();
+}

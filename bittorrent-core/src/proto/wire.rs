@@ -91,6 +91,12 @@ impl Handshake {
     pub fn supports_fast(&self) -> bool {
         self.reserved[RESERVED_FAST.0] & RESERVED_FAST.1 != 0
     }
+
+    /// Whether the sender set BEP 52's v2 bit (it speaks v2; on a hybrid's
+    /// v1 info-hash: it asks to upgrade the connection to v2).
+    pub fn supports_v2(&self) -> bool {
+        self.reserved[RESERVED_V2.0] & RESERVED_V2.1 != 0
+    }
 }
 
 /// A block: `length` bytes at `begin` within piece `index`.

@@ -296,6 +296,8 @@ fn torrent_json(s: &TorrentStatus) -> Value {
         "eta": eta,
         "waiting_for_disk": s.waiting_for_disk,
         "disk_queued": s.disk_queued,
+        "piece_layers_missing": s.piece_layers_missing,
+        "piece_layers_fetched": s.piece_layers_fetched,
         "web_seeds": s.web_seeds.iter().map(|w| json!({
             "url": w.url,
             "state": w.state.as_str(),
@@ -327,6 +329,8 @@ fn metadata_json(s: &TorrentStatus) -> Value {
         "eta": Value::Null,
         "waiting_for_disk": false,
         "disk_queued": 0,
+        "piece_layers_missing": s.piece_layers_missing,
+        "piece_layers_fetched": s.piece_layers_fetched,
         "web_seeds": [],
         "seed_ratio_limit": "session",
         "seed_idle_limit": "session",

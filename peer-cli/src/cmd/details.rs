@@ -154,6 +154,7 @@ fn peer_json(p: &PeerInfo, pieces_total: u32) -> Value {
         "peer_interested": p.peer_interested,
         "incoming": !p.outgoing,
         "transport": p.transport.as_str(),
+        "v2": p.v2,
     })
 }
 
@@ -263,15 +264,19 @@ mod tests {
             optimistic: false,
             pex: true,
             transport: Transport::Tcp,
+            v2: false,
         };
         assert_eq!(flags(&p, 4), "DuISX");
         assert_eq!(peer_json(&p, 4)["transport"], "tcp");
+        assert_eq!(peer_json(&p, 4)["v2"], false);
         let u = PeerInfo {
             transport: Transport::Utp,
+            v2: true,
             ..p.clone()
         };
         assert_eq!(flags(&u, 4), "DuISXT");
         assert_eq!(peer_json(&u, 4)["transport"], "utp");
+        assert_eq!(peer_json(&u, 4)["v2"], true);
         // An IPv6 peer's address prints as [v6]:port.
         let p6 = PeerInfo {
             addr: "[2001:db8::7]:6881".parse().expect("addr"),

@@ -43,7 +43,8 @@ mod inbound;
 mod outbox;
 mod uploads;
 pub(crate) use handshake::{
-    dial_with, our_handshake, read_handshake, read_some, run_connected, run_outgoing,
+    answer_hash, dial_with, our_handshake, read_handshake, read_some, run_connected, run_outgoing,
+    speaks_v2,
 };
 pub use outbox::{channels, Blocks, FromPeers, ToTorrent, CONTROL_CAPACITY, DATA_CAPACITY};
 
@@ -117,6 +118,10 @@ pub enum PeerEvent {
         fast: bool,
         /// Whether we dialled it.
         outgoing: bool,
+        /// The connection speaks v2 (a v2-only torrent, or a hybrid's
+        /// connection under its v2 hash, upgraded or dialled so): BEP 52
+        /// hash requests may be sent on it.
+        v2: bool,
         /// Shared byte counters.
         counters: Arc<PeerCounters>,
     },
@@ -210,6 +215,10 @@ pub struct PeerContext {
     pub private: bool,
     /// A v2-only torrent (BEP 52): our handshake sets the v2 bit.
     pub v2: bool,
+    /// A hybrid's v2 info-hash truncated to 20 bytes: our handshake under
+    /// the v1 hash sets the v2 bit (BEP 52's upgrade path), and a
+    /// connection whose handshakes name this hash speaks v2.
+    pub v2_alias: Option<[u8; 20]>,
     /// The session's DHT node, if any: peers' `port` messages feed it, and
     /// peers that support the DHT get ours.
     pub dht: Option<Arc<crate::discovery::dht::Dht>>,
@@ -478,6 +487,7 @@ impl<'a> Connection<'a> {
         let waker = Waker::new();
         let counters = Arc::new(PeerCounters::default());
         let fast = hs.supports_fast();
+        let v2 = speaks_v2(ctx, &hs, outgoing);
         torrent.send_control(
             key,
             PeerEvent::Joined {
@@ -488,6 +498,7 @@ impl<'a> Connection<'a> {
                 peer_id: hs.peer_id,
                 fast,
                 outgoing,
+                v2,
                 counters: counters.clone(),
             },
         )?;

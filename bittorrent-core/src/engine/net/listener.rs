@@ -294,12 +294,17 @@ fn handle_incoming(mut stream: PeerSocket, mut guard: Handshaking) {
             (stream, hs, leftover, t)
         }
     };
-    // Answered with the hash the peer named (a hybrid's v2 hash, too).
+    // Answered with the hash the peer named (a hybrid's v2 hash, too), or
+    // upgraded to the v2 hash when it named a hybrid's v1 hash with the v2
+    // bit (BEP 52).
     let mut ours = peer::our_handshake(&t.peer_ctx);
+    let answer = peer::answer_hash(&t.peer_ctx, &hs);
     if hs.info_hash != ours.info_hash {
         log::debug!("incoming {addr}: hybrid named by its v2 info-hash");
+    } else if answer != hs.info_hash {
+        log::debug!("incoming {addr}: hybrid connection upgraded to v2");
     }
-    ours.info_hash = hs.info_hash;
+    ours.info_hash = answer;
     if stream
         .write_all(&ours.encode())
         .and_then(|()| stream.flush())

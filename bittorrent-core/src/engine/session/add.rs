@@ -228,6 +228,7 @@ impl Inner {
             }
             e
         };
+        let first_peers = add.peers.clone();
         let (t, handle) = torrent::spawn(
             self.shared.clone(),
             metainfo,
@@ -268,6 +269,13 @@ impl Inner {
             }));
         }
         self.threads.lock().torrents.push((ih, handle));
+        // A hybrid without its piece layers fetches them while it downloads.
+        super::hybrid_layers::spawn_if_needed(
+            &self.shared,
+            &t,
+            first_peers,
+            self.state_dir().map(Into::into),
+        );
         self.update_lsd();
         self.save_entry(&t)?;
         Ok(ih)

@@ -20,6 +20,7 @@ pub(crate) mod shared;
 mod add;
 mod dht_nodes;
 mod hybrid;
+mod hybrid_layers;
 mod local_discovery;
 mod port_map;
 mod relocate;

@@ -54,6 +54,10 @@ pub(crate) enum Command {
     Remove(Sender<()>),
     /// Replace the seeding goal (checked at once).
     SetSeedGoal(crate::engine::torrent::status::SeedGoal),
+    /// A hybrid's v2 view with piece layers fetched from peers (verified
+    /// against the files' roots): pieces hashed from now on are checked
+    /// against them too.
+    PieceLayers(Arc<crate::proto::metainfo::V2Info>),
     /// Reply with a snapshot of the connected peers.
     Peers(Sender<Vec<crate::engine::torrent::status::PeerInfo>>),
 }

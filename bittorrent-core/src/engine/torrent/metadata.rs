@@ -107,27 +107,31 @@ enum Stage {
         mi: Box<Metainfo>,
         plan: Arc<LayerPlan>,
         got: HashMap<HashRequest, Vec<Hash256>>,
+        /// Layers missing when the stage began.
+        total: usize,
     },
 }
 
 /// The stage after the info dictionary `mi` is known: its missing piece
 /// layers (a v2-only torrent), or `Err(mi)` when it is complete.
-fn after_info(mi: Metainfo) -> Result<Stage, Box<Metainfo>> {
+fn after_info(me: &MagnetShared, mi: Metainfo) -> Result<Stage, Box<Metainfo>> {
     let plan = match (mi.format(), mi.v2.as_deref()) {
         (Format::V2, Some(v2)) => LayerPlan::of(v2),
         _ => None,
     };
     match plan {
         Some(plan) => {
+            let total = mi.v2.as_deref().map_or(0, V2Info::missing_layers);
+            me.status.lock().piece_layers_missing = total as u32;
             log::info!(
-                "{}: fetching {} missing piece layers from peers",
+                "{}: fetching {total} missing piece layers from peers",
                 mi.info.name,
-                mi.v2.as_deref().map_or(0, V2Info::missing_layers)
             );
             Ok(Stage::Layers {
                 mi: Box::new(mi),
                 plan: Arc::new(plan),
                 got: HashMap::new(),
+                total,
             })
         }
         None => Err(Box::new(mi)),
@@ -156,7 +160,7 @@ fn run(
     // A `.torrent` without its piece layers starts at the layers.
     let mut stage = match me.known.lock().take() {
         None => Stage::Info,
-        Some(mi) => match after_info(*mi) {
+        Some(mi) => match after_info(&me, *mi) {
             Ok(stage) => stage,
             Err(mi) => {
                 resolved = Some(mi);
@@ -236,7 +240,7 @@ fn run(
                             log::info!("{}: metadata from {addr}", mi.info.name);
                             best = Some(addr);
                             candidates.release(&addr, now);
-                            match after_info(mi) {
+                            match after_info(&me, mi) {
                                 Ok(next) => stage = next,
                                 Err(mi) => resolved = Some(mi),
                             }
@@ -249,7 +253,7 @@ fn run(
                             candidates.hold_off(&addr, now);
                         }
                     },
-                    (Ok(Got::Layers(haul)), Stage::Layers { mi, plan, got }) => {
+                    (Ok(Got::Layers(haul)), Stage::Layers { mi, plan, got, total }) => {
                         let gave = haul.got.len();
                         got.extend(haul.got);
                         if let Some(why) = haul.lied {
@@ -269,7 +273,13 @@ fn run(
                             candidates.failed(&addr, now);
                         }
                         if let Some(v2) = mi.v2.as_deref_mut() {
-                            if plan.fill(got, v2) == 0 && v2.missing_layers() == 0 {
+                            let left = plan.fill(got, v2);
+                            let missing = v2.missing_layers();
+                            let mut st = me.status.lock();
+                            st.piece_layers_missing = missing as u32;
+                            st.piece_layers_fetched = total.saturating_sub(missing) as u32;
+                            drop(st);
+                            if left == 0 && missing == 0 {
                                 log::info!("{}: every piece layer verified", mi.info.name);
                                 complete = true;
                             }

@@ -16,7 +16,7 @@ pub(crate) mod candidates;
 pub mod choker;
 mod disk;
 mod fetch_conn;
-mod layers;
+pub(crate) mod layers;
 pub mod metadata;
 pub mod picker;
 pub(crate) mod recent_pieces;
@@ -75,6 +75,8 @@ struct Conn {
     transport: crate::engine::net::transport::Transport,
     peer_id: [u8; 20],
     outgoing: bool,
+    /// The connection speaks v2 (hash requests may be sent on it).
+    v2: bool,
     bitfield: Bitfield,
     /// Pieces the peer has that we lack.
     wanted: u32,
@@ -182,6 +184,10 @@ pub(crate) struct Torrent {
     banned_ips: HashSet<IpAddr>,
     /// Block hashes of failed pieces by sender (smart ban).
     smart_ban: SmartBan,
+    /// A hybrid's v2 view with the piece layers fetched since it started
+    /// (`session::hybrid_layers`); pieces are checked against it instead
+    /// of the metainfo's.
+    late_v2: Option<Arc<crate::proto::metainfo::V2Info>>,
     /// Addresses on parole (contributed to a failed piece with others).
     parole: HashSet<SocketAddr>,
     /// Addresses of peers that left, for blaming blocks they sent.
@@ -285,6 +291,10 @@ pub(crate) fn spawn(
         listen_port: shared.local_port(),
         private: metainfo.info.private,
         v2: metainfo.format() == crate::proto::metainfo::Format::V2,
+        v2_alias: match (metainfo.format(), metainfo.info_hash_v2) {
+            (crate::proto::metainfo::Format::Hybrid, Some(v2)) => Some(v2.truncated().0),
+            _ => None,
+        },
         info_bytes: Arc::new(metainfo.info_bytes.clone()),
         dht: shared.dht.clone(),
         dht6: shared.dht6.clone(),
@@ -327,6 +337,11 @@ pub(crate) fn spawn(
         paused,
         save_path: peer_ctx.storage.root().to_path_buf(),
         banned: 0,
+        piece_layers_missing: metainfo
+            .v2
+            .as_deref()
+            .map_or(0, |v2| v2.missing_layers() as u32),
+        piece_layers_fetched: 0,
         pieces_wanted: wanted.count() as u32,
         pieces_wanted_have: 0,
         wanted_length,
@@ -383,6 +398,7 @@ pub(crate) fn spawn(
         banned: HashSet::new(),
         banned_ips: HashSet::new(),
         smart_ban: SmartBan::new(),
+        late_v2: None,
         parole: HashSet::new(),
         departed: HashMap::new(),
         departed_order: std::collections::VecDeque::new(),
@@ -604,6 +620,8 @@ impl Torrent {
                 }
             }
             Command::SetFilePriorities(p) => self.set_priorities(p),
+            // Pieces hashed from now on are checked against these too.
+            Command::PieceLayers(v2) => self.late_v2 = Some(v2),
             Command::SetSeedGoal(goal) => {
                 self.seed_goal = goal;
                 self.check_seed_goal();
@@ -645,6 +663,7 @@ impl Torrent {
                         optimistic: self.optimistic == Some(*k),
                         pex: c.pex,
                         transport: c.transport,
+                        v2: c.v2,
                     })
                     .collect();
                 let _ = reply.try_send(peers);

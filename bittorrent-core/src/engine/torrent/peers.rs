@@ -203,6 +203,7 @@ impl Torrent {
                 peer_id,
                 fast: _,
                 outgoing,
+                v2,
                 counters,
             } => self.on_joined(
                 key,
@@ -210,7 +211,7 @@ impl Torrent {
                 (closer, transport),
                 addr,
                 peer_id,
-                outgoing,
+                (outgoing, v2),
                 counters,
             ),
             PeerEvent::Left(reason) => {
@@ -248,7 +249,7 @@ impl Torrent {
         ),
         addr: SocketAddr,
         peer_id: [u8; 20],
-        outgoing: bool,
+        (outgoing, v2): (bool, bool),
         counters: Arc<PeerCounters>,
     ) {
         let was_dialing = self.dialing.remove(&key).is_some();
@@ -297,8 +298,9 @@ impl Torrent {
             }
         }
         log::debug!(
-            "peer {addr} joined ({})",
-            if outgoing { "out" } else { "in" }
+            "peer {addr} joined ({}{})",
+            if outgoing { "out" } else { "in" },
+            if v2 { ", v2" } else { "" }
         );
         // The peer thread waits for this before it sends anything.
         if inbox
@@ -320,6 +322,7 @@ impl Torrent {
                 transport,
                 peer_id,
                 outgoing,
+                v2,
                 bitfield: Bitfield::new(n),
                 wanted: 0,
                 am_choking: true,

@@ -167,6 +167,13 @@ pub struct TorrentStatus {
     pub save_path: std::path::PathBuf,
     /// Peers banned for bad data.
     pub banned: usize,
+    /// Multi-piece files of a v2 or hybrid torrent whose piece layer is
+    /// not known (BEP 52): a hybrid from a magnet link fetches them while
+    /// it downloads (its pieces of such files are checked by SHA-1 alone
+    /// until then); 0 when every layer is known.
+    pub piece_layers_missing: u32,
+    /// Piece layers fetched from peers and verified in this run.
+    pub piece_layers_fetched: u32,
     /// Pieces holding bytes of wanted files (all pieces unless files are
     /// skipped).
     pub pieces_wanted: u32,
@@ -282,6 +289,8 @@ impl TorrentStatus {
             paused: false,
             save_path,
             banned: 0,
+            piece_layers_missing: 0,
+            piece_layers_fetched: 0,
             pieces_wanted: 0,
             pieces_wanted_have: 0,
             wanted_length: 0,
@@ -377,4 +386,7 @@ pub struct PeerInfo {
     pub pex: bool,
     /// The connection's transport (TCP or uTP).
     pub transport: crate::engine::net::transport::Transport,
+    /// The connection speaks BitTorrent v2 (BEP 52): a v2-only torrent's,
+    /// or a hybrid's under its v2 hash (dialled so, or upgraded).
+    pub v2: bool,
 }

@@ -7,16 +7,44 @@ use crate::engine::net::transport::{Dialer, PeerSocket};
 
 /// Our handshake for this torrent: extension protocol and fast extension,
 /// the DHT bit when we run a DHT node (not for private torrents), and
-/// BEP 52's v2 bit for a v2-only torrent.
+/// BEP 52's v2 bit for a v2-only torrent and for a hybrid (under its v1
+/// hash the bit offers the upgrade to v2, as libtorrent 2.0 sends it).
 pub fn our_handshake(ctx: &PeerContext) -> Handshake {
     let mut h = Handshake::new(ctx.info_hash, ctx.our_id);
-    if ctx.v2 {
+    if ctx.v2 || ctx.v2_alias.is_some() {
         h.reserved[crate::proto::wire::RESERVED_V2.0] |= crate::proto::wire::RESERVED_V2.1;
     }
     if ctx.dht.is_some() && !ctx.private {
         h.reserved[crate::proto::wire::RESERVED_DHT.0] |= crate::proto::wire::RESERVED_DHT.1;
     }
     h
+}
+
+/// The info-hash to answer an incoming handshake `theirs` with (BEP 52
+/// "Upgrade Path"): a hybrid named by its v1 hash with the v2 bit set is
+/// upgraded, answered with its v2 hash truncated to 20 bytes (libtorrent
+/// 2.0 does the same, and sends hash requests only on such a connection);
+/// otherwise the hash the peer named, so a v1-only peer of a hybrid sees
+/// the v1 hash.
+pub fn answer_hash(ctx: &PeerContext, theirs: &Handshake) -> [u8; 20] {
+    match ctx.v2_alias {
+        Some(alias) if theirs.info_hash == ctx.info_hash && theirs.supports_v2() => alias,
+        _ => theirs.info_hash,
+    }
+}
+
+/// Whether a connection speaks v2 once the handshakes are exchanged: every
+/// connection of a v2-only torrent; for a hybrid, one whose handshakes name
+/// its truncated v2 hash (`hs` is the peer's handshake: when we dialled,
+/// its reply, which names the v2 hash when it took our upgrade; when it
+/// dialled, what it named, upgraded by [`answer_hash`] if it set the bit).
+pub fn speaks_v2(ctx: &PeerContext, hs: &Handshake, outgoing: bool) -> bool {
+    match ctx.v2_alias {
+        _ if ctx.v2 => true,
+        Some(alias) if hs.info_hash == alias => true,
+        Some(_) => !outgoing && hs.supports_v2(),
+        None => false,
+    }
 }
 
 /// Read at least one byte (to sniff what the connection speaks).
@@ -101,8 +129,13 @@ pub fn run_outgoing(
     let result = (|| {
         let (mut stream, rest) = dial(addr, &ctx, utp_only)?;
         let (hs, rest) = read_handshake(&mut stream, rest, ctx.limits.handshake_timeout)?;
-        if hs.info_hash != ctx.info_hash {
+        // A hybrid's peer may take the upgrade our v2 bit offers and answer
+        // with the truncated v2 hash (BEP 52).
+        if hs.info_hash != ctx.info_hash && Some(hs.info_hash) != ctx.v2_alias {
             return Err(CloseReason::BadHandshake("wrong info-hash".into()));
+        }
+        if Some(hs.info_hash) == ctx.v2_alias {
+            log::debug!("peer {addr}: connection upgraded to v2");
         }
         Ok((stream, hs, rest))
     })();

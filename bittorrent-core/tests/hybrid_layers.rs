@@ -1,0 +1,260 @@
+//! A hybrid torrent (BEP 52 v1+v2) without its piece layers (from a
+//! `btih`+`btmh` magnet link, or a `.torrent` lacking `piece layers`)
+//! downloads at once over the v1 wire, checked by SHA-1, while its
+//! `hybrid layers` thread fetches the layers from v2 peers with hash
+//! requests: from our seeder they arrive, are verified against each
+//! file's root and saved with the `.torrent` in the state directory; from
+//! v1-only peers they never come and the download completes anyway; a
+//! peer sending wrong layer hashes is refused (never asked again) and the
+//! download goes on.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+use bittorrent_core::create::{create_torrent, CreateOptions, TorrentFormat};
+use bittorrent_core::proto::hash_msg::{HashMessage, HashRequest};
+use bittorrent_core::proto::magnet::Magnet;
+use bittorrent_core::proto::metainfo::{Format, Metainfo};
+use bittorrent_core::proto::wire::{
+    FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME, RESERVED_V2,
+};
+use bittorrent_core::{AddTorrent, Phase};
+use harness::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The files written: path and bytes.
+type Files = Vec<(PathBuf, Vec<u8>)>;
+
+/// A hybrid of directory `<dir>/t`: two files of several 16 KiB pieces
+/// each (so two piece layers), a pad file between them.
+fn hybrid(name: &str) -> (Metainfo, PathBuf, Files) {
+    let dir = temp_dir(name);
+    let top = dir.join("t");
+    let files = vec![
+        (top.join("a.bin"), pseudo_random(100_000, 31)),
+        (top.join("b/c.bin"), pseudo_random(50_001, 32)),
+    ];
+    for (p, d) in &files {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, d).unwrap();
+    }
+    let opts = CreateOptions {
+        piece_length: Some(16384),
+        format: TorrentFormat::Hybrid,
+        ..CreateOptions::default()
+    };
+    let mi = Metainfo::from_bytes(&create_torrent(&top, &opts, &|_, _| {}).unwrap()).unwrap();
+    assert_eq!(mi.format(), Format::Hybrid);
+    assert_eq!(mi.v2.as_ref().unwrap().missing_layers(), 0);
+    (mi, dir, files)
+}
+
+/// `mi` as a `.torrent` without `piece layers` gives it.
+fn without_layers(mi: &Metainfo) -> Metainfo {
+    let mut bare = mi.clone();
+    for l in bare.v2.as_mut().unwrap().piece_layers.iter_mut() {
+        *l = None;
+    }
+    assert_eq!(bare.v2.as_ref().unwrap().missing_layers(), 2);
+    bare
+}
+
+/// The torrent's v1 byte stream (pad files as zeros), for a scripted peer.
+fn stream_of(mi: &Metainfo, dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in &mi.info.files {
+        if f.pad {
+            out.resize(out.len() + f.length as usize, 0);
+        } else {
+            let rel: PathBuf = f.path.iter().collect();
+            out.extend_from_slice(&std::fs::read(dir.join(rel)).unwrap());
+        }
+    }
+    out
+}
+
+fn assert_same_files(from: &Path, to: &Path, files: &Files) {
+    for (p, d) in files {
+        let rel = p.strip_prefix(from).unwrap();
+        assert_eq!(
+            &std::fs::read(to.join(rel)).unwrap(),
+            d,
+            "{}",
+            rel.display()
+        );
+    }
+}
+
+/// A hybrid's `btih`+`btmh` magnet link: the info dictionary from our
+/// seeder, the download at once, the two piece layers by hash requests
+/// (verified, counted in the status), and the `.torrent` saved in the
+/// state directory carries them.
+#[test]
+fn a_hybrid_magnet_link_fetches_its_piece_layers_and_saves_them() {
+    let (mi, dir, files) = hybrid("hyl-magnet");
+    let seeder = session();
+    seeder.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(20));
+    let uri = format!(
+        "magnet:?xt=urn:btih:{}&xt=urn:btmh:1220{}&dn=t",
+        mi.info_hash,
+        mi.info_hash_v2.unwrap()
+    );
+    let magnet = Magnet::parse(&uri).unwrap();
+    let down = temp_dir("hyl-magnet-leech");
+    let state = down.join("state");
+    let st2 = state.clone();
+    let leecher = session_with(move |c| c.state_dir = Some(st2));
+    leecher
+        .add(AddTorrent::magnet(magnet, &down).peers(vec![seeder.local_addr_v4()]))
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    assert_same_files(&dir, &down, &files);
+    let fetched = wait_until(Duration::from_secs(30), || {
+        leecher
+            .status(&mi.info_hash)
+            .is_some_and(|s| (s.piece_layers_missing, s.piece_layers_fetched) == (0, 2))
+    });
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert!(fetched, "{st:?}");
+    assert_eq!((st.hash_failures, st.banned), (0, 0), "{st:?}");
+    let path = state
+        .join("torrents")
+        .join(format!("{}.torrent", mi.info_hash));
+    let saved = wait_until(Duration::from_secs(10), || {
+        std::fs::read(&path)
+            .ok()
+            .and_then(|b| Metainfo::from_bytes(&b).ok())
+            .is_some_and(|back| back.v2 == mi.v2)
+    });
+    assert!(saved, "the saved .torrent lacks the piece layers");
+    drop(leecher);
+    drop(seeder);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(down);
+}
+
+/// Give-up path: a hybrid without layers whose only peer speaks v1 (it
+/// answers every handshake with the v1 hash, so the v2 hash is refused)
+/// downloads at once, byte-identical, checked by SHA-1; the layers stay
+/// missing and nothing waits for them.
+#[test]
+fn a_hybrid_without_layers_completes_from_a_v1_only_peer() {
+    let (mi, dir, files) = hybrid("hyl-v1only");
+    let peer = scripted_peer(
+        &mi,
+        stream_of(&mi, &dir),
+        Script::FirstPieces(mi.info.pieces.len() as u32),
+    );
+    let down = temp_dir("hyl-v1only-leech");
+    let leecher = session();
+    leecher
+        .add(AddTorrent::new(without_layers(&mi), &down).peers(vec![peer.addr]))
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    assert_same_files(&dir, &down, &files);
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert_eq!(
+        (st.piece_layers_missing, st.piece_layers_fetched),
+        (2, 0),
+        "{st:?}"
+    );
+    drop(leecher);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(down);
+}
+
+/// A peer that answers handshakes with `alias` (the hybrid's truncated v2
+/// hash) and every hash request with hashes of the right count and wrong
+/// values; counts the handshakes naming `alias` (the layer fetcher's: the
+/// torrent's own connection names the v1 hash).
+fn liar(alias: [u8; 20]) -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let n = asked.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            let n = n.clone();
+            std::thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut hs = [0u8; HANDSHAKE_LEN];
+                let Ok(theirs) = c.read_exact(&mut hs).map(|()| Handshake::decode(&hs)) else {
+                    return;
+                };
+                if theirs.is_ok_and(|h| h.info_hash == alias) {
+                    n.fetch_add(1, Ordering::SeqCst);
+                }
+                let mut hello = Handshake::new(alias, *b"-XX0001-liarliarliar");
+                hello.reserved[RESERVED_V2.0] |= RESERVED_V2.1;
+                let _ = c.write_all(&hello.encode());
+                let mut dec = FrameDecoder::new(MAX_FRAME);
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    while let Ok(Some(m)) = dec.next_message() {
+                        if let Message::Hash { id: 21, payload } = m {
+                            let request = HashRequest::header(&payload).unwrap();
+                            let k = request.length as usize + request.uncles();
+                            let reply = HashMessage::Hashes {
+                                request,
+                                hashes: vec![[0xAB; 32]; k],
+                            };
+                            let _ = c.write_all(&reply.to_frame());
+                        }
+                    }
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => dec.feed(&buf[..k]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, asked)
+}
+
+/// A peer sending piece-layer hashes that do not prove against the file's
+/// root is refused: asked once, never again, its hashes not used (the
+/// layers stay missing); the download from a v1 peer is not stopped.
+#[test]
+fn wrong_layer_hashes_for_a_hybrid_are_refused_and_the_download_goes_on() {
+    let (mi, dir, files) = hybrid("hyl-liar");
+    let alias = mi.info_hash_v2.unwrap().truncated().0;
+    let (bad, asked) = liar(alias);
+    let peer = scripted_peer(
+        &mi,
+        stream_of(&mi, &dir),
+        Script::FirstPieces(mi.info.pieces.len() as u32),
+    );
+    let down = temp_dir("hyl-liar-leech");
+    let leecher = session();
+    leecher
+        .add(AddTorrent::new(without_layers(&mi), &down).peers(vec![bad, peer.addr]))
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || asked.load(Ordering::SeqCst)
+            >= 1),
+        "the liar was never asked for layers"
+    );
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    assert_same_files(&dir, &down, &files);
+    // Long enough for a retry after a plain failure (1 s, then 2 s).
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "the liar was asked again");
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert_eq!(
+        (st.piece_layers_missing, st.piece_layers_fetched),
+        (2, 0),
+        "{st:?}"
+    );
+    assert_eq!(st.hash_failures, 0, "{st:?}");
+    drop(leecher);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(down);
+}
