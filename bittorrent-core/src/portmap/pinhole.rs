@@ -317,6 +317,17 @@ fn map_upnp(
         Some(Held6::Upnp { service, .. }) => service.clone(),
         _ => find_service(cfg, client, ifindex)?,
     };
+    open_upnp(cfg, service, client, lease)
+}
+
+/// Check the firewall's status and add the TCP and UDP pinholes (the
+/// first taken back when the second fails).
+fn open_upnp(
+    cfg: &PortMapConfig,
+    service: Service,
+    client: Ipv6Addr,
+    lease: u32,
+) -> Result<(Held6, PortMapStatus), Upnp6Error> {
     let dev = igd::url_addr(&service.control_url).map(|a| a.ip());
     let err = |e| (dev, e);
     let st = fw::firewall_status(&service).map_err(err)?;
@@ -498,6 +509,182 @@ mod tests {
             "removal: same nonces"
         );
         assert_eq!((del_tcp.1, del_udp.1), (0, 0));
+    }
+
+    /// A fake firewall control service on `[::1]`: answers the `n`th SOAP
+    /// request, for `action`, with `answer(action, n)` (status, body);
+    /// returns its control URL and the actions it was asked, in order,
+    /// after `max` requests.
+    fn fake_service(
+        answer: fn(&str, usize) -> (u16, String),
+        max: usize,
+    ) -> (Service, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("[::1]:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        l.set_nonblocking(false).expect("blocking");
+        let t = std::thread::spawn(move || {
+            let mut asked = Vec::new();
+            // `max` requests, each on its own connection.
+            for _ in 0..max {
+                let Ok((mut c, _)) = l.accept() else { break };
+                c.set_read_timeout(Some(Duration::from_secs(2)))
+                    .expect("timeout");
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Read the head and a body of Content-Length bytes.
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).to_string();
+                    if let Some(h) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if req.len() >= h + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let text = String::from_utf8_lossy(&req).to_string();
+                let action = text
+                    .split("#")
+                    .nth(1)
+                    .and_then(|a| a.split('"').next())
+                    .unwrap_or("")
+                    .to_string();
+                let (status, body) = answer(&action, asked.len());
+                asked.push(action);
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = c.write_all(resp.as_bytes());
+            }
+            asked
+        });
+        let service = Service {
+            service_type: fw::FIREWALL_SERVICE.into(),
+            control_url: format!("http://[::1]:{port}/ctl/IP6FCtl"),
+        };
+        (service, t)
+    }
+
+    fn status_ok() -> (u16, String) {
+        (
+            200,
+            "<u:GetFirewallStatusResponse><FirewallEnabled>1</FirewallEnabled>\
+             <InboundPinholeAllowed>1</InboundPinholeAllowed></u:GetFirewallStatusResponse>"
+                .into(),
+        )
+    }
+
+    #[test]
+    fn upnp_pinholes_against_a_fake_router_and_its_hostile_answers() {
+        // A good router: two pinholes, then their removal.
+        let (service, t) = fake_service(
+            |a, n| match a {
+                "GetFirewallStatus" => status_ok(),
+                "AddPinhole" => (200, format!("<UniqueID>{n}</UniqueID>")),
+                _ => (200, String::new()),
+            },
+            5,
+        );
+        let cfg = config(9);
+        let (held, st) = open_upnp(&cfg, service, Ipv6Addr::LOCALHOST, 20).expect("open");
+        assert_eq!(st.method, Some("upnp"));
+        assert_eq!(st.external_ip, Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        assert!(
+            st.message
+                .contains("open to ::1 for 20 s (pinholes 1 and 2)"),
+            "{}",
+            st.message
+        );
+        remove(&cfg, &held);
+        assert_eq!(
+            t.join().expect("router"),
+            [
+                "GetFirewallStatus",
+                "AddPinhole",
+                "AddPinhole",
+                "DeletePinhole",
+                "DeletePinhole"
+            ]
+        );
+        // A hostile UniqueID for UDP: refused, and the TCP pinhole taken back.
+        let (service, t) = fake_service(
+            |a, n| match (a, n) {
+                ("GetFirewallStatus", _) => status_ok(),
+                ("AddPinhole", 1) => (200, "<UniqueID>5</UniqueID>".into()),
+                ("AddPinhole", _) => (200, "<UniqueID>99999</UniqueID>".into()),
+                _ => (200, String::new()),
+            },
+            4,
+        );
+        let e = open_upnp(&cfg, service, Ipv6Addr::LOCALHOST, 20)
+            .map(|_| ())
+            .expect_err("refused");
+        assert!(matches!(e.1, MapError::Refused(_)), "{}", e.1);
+        assert!(e.1.to_string().contains("no usable UniqueID"), "{}", e.1);
+        assert_eq!(
+            t.join().expect("router"),
+            [
+                "GetFirewallStatus",
+                "AddPinhole",
+                "AddPinhole",
+                "DeletePinhole"
+            ]
+        );
+        // Inbound pinholes not allowed: refused with the reason, nothing added.
+        let (service, t) = fake_service(
+            |_, _| {
+                (
+                200,
+                "<FirewallEnabled>1</FirewallEnabled><InboundPinholeAllowed>0</InboundPinholeAllowed>"
+                    .into(),
+            )
+            },
+            1,
+        );
+        let e = open_upnp(&cfg, service, Ipv6Addr::LOCALHOST, 20)
+            .map(|_| ())
+            .expect_err("refused");
+        assert!(
+            e.1.to_string().contains("allows no inbound pinholes"),
+            "{}",
+            e.1
+        );
+        assert_eq!(t.join().expect("router"), ["GetFirewallStatus"]);
+        // A UPnP error (606 Action not authorized) is the router's word.
+        let (service, t) = fake_service(
+            |a, _| {
+                match a {
+            "GetFirewallStatus" => status_ok(),
+            _ => (
+                500,
+                "<s:Fault><detail><UPnPError><errorCode>606</errorCode>\
+                 <errorDescription>Action not authorized</errorDescription></UPnPError></detail></s:Fault>"
+                    .into(),
+            ),
+        }
+            },
+            2,
+        );
+        let e = open_upnp(&cfg, service, Ipv6Addr::LOCALHOST, 20)
+            .map(|_| ())
+            .expect_err("refused");
+        assert_eq!(e.1.to_string(), "UPnP error 606 (Action not authorized)");
+        assert_eq!(
+            t.join().expect("router"),
+            ["GetFirewallStatus", "AddPinhole"]
+        );
     }
 
     #[test]
