@@ -143,13 +143,26 @@ impl Progress {
 
     /// A new port-mapping line, once per change of the session's port
     /// mapping (mapped, refused, stopped): `last` is the line shown before.
+    /// The IPv6 pinholes' line (`IPv6 pinhole: ...`) the same way; `last`
+    /// holds both lines' messages.
     pub fn port_mapping(&mut self, session: &bittorrent_core::Session, last: &mut String) {
+        let (mut v4, mut v6) = match last.split_once('\0') {
+            Some((a, b)) => (a.to_string(), b.to_string()),
+            None => (last.clone(), String::new()),
+        };
         if let Some(st) = session.port_mapping() {
-            if st.message != *last {
+            if st.message != v4 {
                 self.line(&format!("port mapping: {}", st.message));
-                *last = st.message;
+                v4 = st.message;
             }
         }
+        if let Some(st) = session.pinholes() {
+            if st.message != v6 {
+                self.line(&format!("IPv6 pinhole: {}", st.message));
+                v6 = st.message;
+            }
+        }
+        *last = format!("{v4}\0{v6}");
     }
 
     /// Leave the last state on screen (bars stay drawn; the next plain

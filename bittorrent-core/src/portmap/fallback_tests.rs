@@ -1,6 +1,7 @@
 //! The mapper's choice between PCP and NAT-PMP, against a fake gateway on
 //! loopback that speaks NAT-PMP only or PCP.
 
+use super::v4::{map_pcp_or_natpmp, remove, Held};
 use super::*;
 use std::net::UdpSocket;
 
@@ -70,6 +71,8 @@ fn config(port: u16) -> PortMapConfig {
         ssdp: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9),
         natpmp_port: port,
         on_external: Arc::new(|_| {}),
+        listen6: None,
+        ssdp6: SocketAddrV6::new(std::net::Ipv6Addr::LOCALHOST, 9, 0, 0),
     }
 }
 

@@ -11,7 +11,7 @@
 //! a hostile answer cannot point our requests off the LAN.
 
 use super::{MapError, Protocol};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -43,22 +43,47 @@ pub(crate) struct Service {
 /// `(ip, port)` of an `http://IPv4[:PORT]/...` URL; `None` for any other
 /// form (names, IPv6, other schemes, user info).
 pub(crate) fn url_host(url: &str) -> Option<SocketAddrV4> {
+    match url_addr(url)? {
+        SocketAddr::V4(a) => Some(a),
+        SocketAddr::V6(_) => None,
+    }
+}
+
+/// `(ip, port)` of an `http://IPv4[:PORT]/...` or `http://[IPv6][:PORT]/...`
+/// URL; `None` for any other form (names, other schemes, user info, a
+/// zone index, a link-local IPv6 address: it would need one).
+pub(crate) fn url_addr(url: &str) -> Option<SocketAddr> {
     let rest = url.strip_prefix("http://")?;
     let hostport = rest.split(['/', '?', '#']).next()?;
-    if hostport.contains('@') {
+    if hostport.contains('@') || hostport.contains('%') {
         return None;
+    }
+    if let Some(v6) = hostport.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = match after {
+            "" => 80,
+            p => p.strip_prefix(':')?.parse::<u16>().ok()?,
+        };
+        let ip = host.parse::<Ipv6Addr>().ok()?;
+        if super::gateway::is_link_local(ip) || ip.to_ipv4_mapped().is_some() {
+            return None;
+        }
+        return Some(SocketAddr::new(IpAddr::V6(ip), port));
     }
     let (host, port) = match hostport.rsplit_once(':') {
         Some((h, p)) => (h, p.parse::<u16>().ok()?),
         None => (hostport, 80),
     };
-    Some(SocketAddrV4::new(host.parse::<Ipv4Addr>().ok()?, port))
+    Some(SocketAddr::V4(SocketAddrV4::new(
+        host.parse::<Ipv4Addr>().ok()?,
+        port,
+    )))
 }
 
 /// The text between `<tag>` and the next `</tag>` from `from` on, and the
 /// index after that closing tag. Namespace prefixes (`<u:tag>`) and
 /// attributes are accepted; tags are not nested in themselves here.
-fn element<'a>(doc: &'a str, tag: &str, from: usize) -> Option<(&'a str, usize)> {
+pub(crate) fn element<'a>(doc: &'a str, tag: &str, from: usize) -> Option<(&'a str, usize)> {
     let local = |name: &'a str| name.rsplit(':').next().unwrap_or(name);
     let mut at = from;
     let body_start = loop {
@@ -83,7 +108,20 @@ fn element<'a>(doc: &'a str, tag: &str, from: usize) -> Option<(&'a str, usize)>
 
 /// The port-mapping service of a device description fetched from
 /// `location` (relative control URLs resolve against `URLBase` or it).
+#[cfg(test)]
 pub(crate) fn parse_description(doc: &str, location: &str) -> Result<Service, String> {
+    parse_service(doc, location, &SERVICES).unwrap_or_else(|| {
+        Err("the device description has no WANIPConnection or WANPPPConnection service".into())
+    })
+}
+
+/// The first of the `wanted` service types (best first) in a device
+/// description fetched from `location`: `None` when it has none of them.
+pub(crate) fn parse_service(
+    doc: &str,
+    location: &str,
+    wanted: &[&str],
+) -> Option<Result<Service, String>> {
     let mut services = Vec::new();
     let mut at = 0;
     while let Some((body, next)) = element(doc, "service", at) {
@@ -97,33 +135,34 @@ pub(crate) fn parse_description(doc: &str, location: &str) -> Result<Service, St
             break;
         }
     }
-    let (service_type, control) = SERVICES
+    let (service_type, control) = wanted
         .iter()
         .find_map(|want| services.iter().find(|(st, _)| st == want))
-        .cloned()
-        .ok_or("the device description has no WANIPConnection or WANPPPConnection service")?;
+        .cloned()?;
     let base = element(doc, "URLBase", 0)
         .map(|(b, _)| b.trim().to_string())
         .filter(|b| !b.is_empty())
         .unwrap_or_else(|| location.to_string());
-    let control_url = resolve(&base, &control)
-        .ok_or_else(|| format!("control URL {control:?} is not an http://IP URL"))?;
-    Ok(Service {
-        service_type,
-        control_url,
-    })
+    Some(
+        resolve(&base, &control)
+            .ok_or_else(|| format!("control URL {control:?} is not an http://IP URL"))
+            .map(|control_url| Service {
+                service_type,
+                control_url,
+            }),
+    )
 }
 
 /// `rel` against `base` (both `http://IP...`).
 fn resolve(base: &str, rel: &str) -> Option<String> {
     if rel.starts_with("http://") {
-        url_host(rel)?;
+        url_addr(rel)?;
         return Some(rel.to_string());
     }
     if rel.contains("://") {
         return None;
     }
-    let host = url_host(base)?;
+    let host = url_addr(base)?;
     let path = if rel.starts_with('/') {
         rel.to_string()
     } else {
@@ -162,7 +201,20 @@ fn http_error(what: &str, e: ureq::Error) -> MapError {
 
 /// Fetch the description at `location` and find its service. The control
 /// URL must be on the host `device` (the one that answered the search).
-pub(crate) fn fetch_service(location: &str, device: Ipv4Addr) -> Result<Service, MapError> {
+pub(crate) fn fetch_service(location: &str, device: IpAddr) -> Result<Service, MapError> {
+    fetch_service_of(location, device, &SERVICES, || {
+        "the device description has no WANIPConnection or WANPPPConnection service".into()
+    })
+}
+
+/// [`fetch_service`] for the first of the `wanted` service types;
+/// `missing` says what is missing when the device has none of them.
+pub(crate) fn fetch_service_of(
+    location: &str,
+    device: IpAddr,
+    wanted: &[&str],
+    missing: impl Fn() -> String,
+) -> Result<Service, MapError> {
     let mut url = location.to_string();
     for _ in 0..=MAX_REDIRECTS {
         let mut resp = agent()
@@ -182,7 +234,7 @@ pub(crate) fn fetch_service(location: &str, device: Ipv4Addr) -> Result<Service,
             let next = resolve(&url, &to).ok_or_else(|| {
                 MapError::Refused(format!("device description: redirect to {to:?}: refused"))
             })?;
-            if url_host(&next).map(|h| *h.ip()) != Some(device) {
+            if url_addr(&next).map(|h| h.ip()) != Some(device) {
                 return Err(MapError::Refused(format!(
                     "device description: redirect to another host ({next}): refused"
                 )));
@@ -200,8 +252,10 @@ pub(crate) fn fetch_service(location: &str, device: Ipv4Addr) -> Result<Service,
             .read_to_vec()
             .map_err(|e| http_error("device description", e))?;
         let doc = String::from_utf8_lossy(&body);
-        let service = parse_description(&doc, &url).map_err(MapError::Refused)?;
-        let host = url_host(&service.control_url).map(|h| *h.ip());
+        let service = parse_service(&doc, &url, wanted)
+            .ok_or_else(|| MapError::Refused(missing()))?
+            .map_err(MapError::Refused)?;
+        let host = url_addr(&service.control_url).map(|h| h.ip());
         if host != Some(device) {
             return Err(MapError::Refused(format!(
                 "control URL {} is not on the gateway {device}: refused",
@@ -251,7 +305,7 @@ pub(crate) fn soap_outcome(status: u16, body: &str) -> Result<String, (u32, Stri
 }
 
 /// Call `action` on the service.
-fn call(s: &Service, action: &str, args: &[(&str, String)]) -> Result<String, MapError> {
+pub(crate) fn call(s: &Service, action: &str, args: &[(&str, String)]) -> Result<String, MapError> {
     let body = envelope(&s.service_type, action, args);
     let mut resp = agent()
         .post(&s.control_url)
@@ -357,6 +411,28 @@ mod tests {
         ] {
             assert_eq!(url_host(bad), None, "{bad}");
         }
+        // IPv6 hosts, for the pinholes; never a zone or a link-local one.
+        assert_eq!(
+            url_addr("http://[fd77::1]:40513/rootDesc.xml"),
+            Some("[fd77::1]:40513".parse().expect("addr"))
+        );
+        assert_eq!(
+            url_addr("http://[2001:db8::1]/x"),
+            Some("[2001:db8::1]:80".parse().expect("addr"))
+        );
+        for bad in [
+            "http://[fe80::1]:80/",
+            "http://[fd77::1%25eth0]:80/",
+            "http://[fd77::1]x/",
+            "http://[::ffff:1.2.3.4]/",
+            "http://[fd77::1/",
+        ] {
+            assert_eq!(url_addr(bad), None, "{bad}");
+        }
+        assert_eq!(
+            resolve("http://[fd77::1]:5000/desc.xml", "/ctl/IP6FCtl").as_deref(),
+            Some("http://[fd77::1]:5000/ctl/IP6FCtl")
+        );
         assert_eq!(
             resolve("http://10.0.0.1:80/desc.xml", "ctl").as_deref(),
             Some("http://10.0.0.1:80/ctl")

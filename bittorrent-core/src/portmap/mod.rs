@@ -22,11 +22,14 @@ pub(crate) mod gateway;
 pub(crate) mod igd;
 pub(crate) mod natpmp;
 pub(crate) mod pcp;
+pub(crate) mod pinhole;
+mod pinhole_igd;
 pub(crate) mod ssdp;
+mod v4;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, SocketAddrV6};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -205,88 +208,145 @@ pub(crate) struct PortMapConfig {
     pub(crate) natpmp_port: u16,
     /// Called with the external address whenever the gateway reports it.
     pub(crate) on_external: Arc<dyn Fn(IpAddr) + Send + Sync>,
+    /// The listening address that takes IPv6 (`[::]` or a specific IPv6
+    /// address); `None`: no IPv6 listener, so no pinholes.
+    pub(crate) listen6: Option<IpAddr>,
+    /// Where the IPv6 SSDP search goes (`[ff02::c]:1900` on the default
+    /// route's interface; tests use another).
+    pub(crate) ssdp6: SocketAddrV6,
 }
 
-/// A mapping held: how to renew and remove it.
-enum Held {
-    NatPmp {
-        gateway: Ipv4Addr,
-    },
-    Pcp {
-        gateway: Ipv4Addr,
-        /// Our address towards the gateway (the requests' client address).
-        client: Ipv4Addr,
-        /// The nonces of the TCP and UDP mappings (repeated in renewals
-        /// and removals).
-        nonces: [[u8; 12]; 2],
-    },
-    Upnp {
-        service: igd::Service,
-        client: Ipv4Addr,
-    },
+/// One address family's mapping, run by [`run`]: how to make, renew and
+/// remove it, and how its lines read.
+pub(crate) trait Family {
+    /// What is held between renewals.
+    type Held;
+    /// The log lines' prefix: `port mapping` or `IPv6 pinhole`.
+    const LABEL: &'static str;
+    /// The refusal's last words (`trying again in` N min).
+    const AGAIN: &'static str;
+    /// One try (`held`: the mapping to renew).
+    fn attempt(
+        &self,
+        held: Option<&Self::Held>,
+    ) -> Result<(Self::Held, PortMapStatus), Box<PortMapStatus>>;
+    /// Remove what is held (each request bounded by its timeout).
+    fn remove(&self, held: &Self::Held);
+    /// A status was reached (the IPv4 family reports the external address).
+    fn reported(&self, _st: &PortMapStatus) {}
+    /// The status line after the removal at exit.
+    fn removed(&self) -> String;
+    /// Whether a refusal is logged as a warning (else as information:
+    /// the IPv6 family on a host with no IPv6 to open, where no router
+    /// was asked).
+    fn warns(&self, _st: &PortMapStatus) -> bool {
+        true
+    }
 }
 
-/// Handle to the `portmap` thread. Dropping it stops the thread, which
-/// removes its mappings first (bounded by the request timeouts).
-pub(crate) struct PortMapper {
-    stop: Option<Sender<()>>,
+/// One thread and its status.
+struct Worker {
     status: Arc<Mutex<PortMapStatus>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl PortMapper {
-    /// Start the `portmap` thread.
-    pub(crate) fn start(cfg: PortMapConfig) -> std::io::Result<PortMapper> {
-        let (stop, stop_rx) = crossbeam_channel::bounded(1);
+impl Worker {
+    fn start<F: Family + Send + 'static>(
+        name: &str,
+        family: F,
+        stop: Receiver<()>,
+    ) -> std::io::Result<Worker> {
         let status = Arc::new(Mutex::new(PortMapStatus::searching()));
         let st = Arc::clone(&status);
         let thread = std::thread::Builder::new()
-            .name("portmap".into())
+            .name(name.into())
             .stack_size(crate::util::SERVICE_STACK)
-            .spawn(move || run(&cfg, &st, &stop_rx))?;
-        Ok(PortMapper {
-            stop: Some(stop),
+            .spawn(move || run(&family, &st, &stop))?;
+        Ok(Worker {
             status,
             thread: Some(thread),
         })
     }
+}
 
-    /// The current status.
-    pub(crate) fn status(&self) -> PortMapStatus {
-        self.status.lock().clone()
+/// Handle to the `portmap` thread (IPv4 mappings) and the `portmap6`
+/// thread (IPv6 pinholes, when we listen on IPv6). Dropping it stops the
+/// threads, which remove their mappings first (bounded by the request
+/// timeouts).
+pub(crate) struct PortMapper {
+    stop: Option<Sender<()>>,
+    v4: Worker,
+    v6: Option<Worker>,
+}
+
+impl PortMapper {
+    /// Start the `portmap` thread, and `portmap6` when `cfg.listen6` is set.
+    pub(crate) fn start(cfg: PortMapConfig) -> std::io::Result<PortMapper> {
+        // Both threads see the stop when the sender is dropped.
+        let (stop, stop_rx) = crossbeam_channel::bounded(1);
+        let v6 = match cfg.listen6 {
+            Some(listen) => Some(Worker::start(
+                "portmap6",
+                pinhole::Pinholes {
+                    cfg: cfg.clone(),
+                    listen,
+                },
+                stop_rx.clone(),
+            )?),
+            None => None,
+        };
+        let v4 = Worker::start("portmap", v4::V4 { cfg }, stop_rx)?;
+        Ok(PortMapper {
+            stop: Some(stop),
+            v4,
+            v6,
+        })
     }
 
-    /// Tell the thread to stop (it removes the mappings); [`PortMapper::stop`]
-    /// waits for it.
+    /// The current status (IPv4).
+    pub(crate) fn status(&self) -> PortMapStatus {
+        self.v4.status.lock().clone()
+    }
+
+    /// The IPv6 pinholes' status; `None` without an IPv6 listener.
+    pub(crate) fn status_v6(&self) -> Option<PortMapStatus> {
+        self.v6.as_ref().map(|w| w.status.lock().clone())
+    }
+
+    /// Tell the threads to stop (they remove the mappings);
+    /// [`PortMapper::stop`] waits for them.
     pub(crate) fn request_stop(&mut self) {
         self.stop.take();
     }
 
-    /// Stop the thread (deleting the mappings) and wait for it: as long as
-    /// it takes ([`STOP_WAIT_MAPPED`]) when a mapping is held, so that it is
-    /// removed before the process exits; otherwise at most
+    /// Stop the threads (deleting the mappings) and wait for them: as long
+    /// as it takes ([`STOP_WAIT_MAPPED`]) when a mapping is held, so that
+    /// it is removed before the process exits; otherwise at most
     /// [`STOP_WAIT_SEARCHING`]: a thread still searching (an SSDP wait of
     /// 2 s, NAT-PMP retries) holds nothing to remove, and `peer --once`
     /// must not wait for its search to end. Such a thread is left to end
     /// by itself (it sees the stop after its round).
     pub(crate) fn stop(&mut self) {
         self.stop.take();
-        let Some(t) = self.thread.take() else {
-            return;
-        };
-        let limit = if self.status.lock().state == PortMapState::Mapped {
-            STOP_WAIT_MAPPED
-        } else {
-            STOP_WAIT_SEARCHING
-        };
-        let deadline = std::time::Instant::now() + limit;
-        while !t.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if t.is_finished() {
-            let _ = t.join();
-        } else {
-            log::debug!("port mapping: not waiting for the search to end");
+        let start = Instant::now();
+        for w in std::iter::once(&mut self.v4).chain(self.v6.as_mut()) {
+            let Some(t) = w.thread.take() else {
+                continue;
+            };
+            let limit = if w.status.lock().state == PortMapState::Mapped {
+                STOP_WAIT_MAPPED
+            } else {
+                STOP_WAIT_SEARCHING
+            };
+            let deadline = start + limit;
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                log::debug!("port mapping: not waiting for the search to end");
+            }
         }
     }
 }
@@ -297,8 +357,9 @@ impl Drop for PortMapper {
     }
 }
 
-/// Publish a new status (and its one log line when the line changed).
-fn publish(shared: &Mutex<PortMapStatus>, st: PortMapStatus) {
+/// Publish a new status (and its one log line, prefixed with `label`,
+/// when the line changed; a refusal as a warning when `warn`).
+fn publish(label: &str, shared: &Mutex<PortMapStatus>, st: PortMapStatus, warn: bool) {
     let changed = {
         let mut cur = shared.lock();
         let changed = cur.state != st.state || cur.message != st.message;
@@ -307,33 +368,32 @@ fn publish(shared: &Mutex<PortMapStatus>, st: PortMapStatus) {
     };
     if changed {
         match st.state {
-            PortMapState::Refused => log::warn!("port mapping: {}", st.message),
-            _ => log::info!("port mapping: {}", st.message),
+            PortMapState::Refused if warn => log::warn!("{label}: {}", st.message),
+            _ => log::info!("{label}: {}", st.message),
         }
     }
 }
 
-/// The thread: map, renew at half the lease, back off after refusals,
+/// A thread: map, renew at half the lease, back off after refusals,
 /// remove the mappings when told to stop.
-fn run(cfg: &PortMapConfig, shared: &Mutex<PortMapStatus>, stop: &Receiver<()>) {
+fn run<F: Family>(family: &F, shared: &Mutex<PortMapStatus>, stop: &Receiver<()>) {
+    let label = F::LABEL;
     let mut backoff = RETRY_FIRST;
-    let mut held: Option<Held> = None;
+    let mut held: Option<F::Held> = None;
     loop {
-        let wait = match attempt(cfg, held.as_ref()) {
+        let wait = match family.attempt(held.as_ref()) {
             Ok((h, st)) => {
                 backoff = RETRY_FIRST;
                 if held.is_some() {
                     log::info!(
-                        "port mapping: renewed with {} for {} s",
+                        "{label}: renewed with {} for {} s",
                         st.method.unwrap_or("?"),
                         st.lease_secs
                     );
                 }
                 let lease = Duration::from_secs(st.lease_secs);
-                if let Some(ip) = st.external_ip {
-                    (cfg.on_external)(ip);
-                }
-                publish(shared, st);
+                family.reported(&st);
+                publish(label, shared, st, true);
                 held = Some(h);
                 // Renew at half the lease; a permanent mapping is checked
                 // again after the longest lease we would ask for.
@@ -345,12 +405,11 @@ fn run(cfg: &PortMapConfig, shared: &Mutex<PortMapStatus>, stop: &Receiver<()>) 
             }
             Err(st) => {
                 let mut st = *st;
-                if let Some(ip) = st.external_ip {
-                    (cfg.on_external)(ip);
-                }
+                family.reported(&st);
                 let mins = backoff.as_secs() / 60;
-                st.message = format!("{}; trying again in {mins} min", st.message);
-                publish(shared, st);
+                st.message = format!("{}; {} {mins} min", st.message, F::AGAIN);
+                let warn = family.warns(&st);
+                publish(label, shared, st, warn);
                 held = None;
                 let w = backoff;
                 backoff = (backoff * 2).min(RETRY_MAX);
@@ -363,355 +422,14 @@ fn run(cfg: &PortMapConfig, shared: &Mutex<PortMapStatus>, stop: &Receiver<()>) 
         }
     }
     if let Some(h) = held {
-        remove(cfg, &h);
+        family.remove(&h);
         let mut st = shared.lock().clone();
         st.state = PortMapState::Stopped;
         st.tcp_port = None;
         st.udp_port = None;
-        st.message = format!("mappings of port {} removed", cfg.port);
-        publish(shared, st);
+        st.message = family.removed();
+        publish(label, shared, st, true);
     }
-}
-
-type Attempt = Result<(Held, PortMapStatus), Box<PortMapStatus>>;
-
-/// One try: PCP, NAT-PMP, then UPnP. `held`: the mapping to renew (same method).
-fn attempt(cfg: &PortMapConfig, held: Option<&Held>) -> Attempt {
-    let refused = |gateway: Option<IpAddr>, method, ext: Option<IpAddr>, message: String| {
-        Box::new(PortMapStatus {
-            state: PortMapState::Refused,
-            method,
-            gateway,
-            external_ip: ext,
-            tcp_port: None,
-            udp_port: None,
-            lease_secs: 0,
-            message,
-        })
-    };
-    let Some(gw) = gateway::default_gateway() else {
-        return Err(refused(None, None, None, "no IPv4 default gateway".into()));
-    };
-    if !matches!(held, Some(Held::Upnp { .. })) {
-        match map_pcp_or_natpmp(cfg, gw, held) {
-            Ok(r) => return Ok(r),
-            Err((_, MapError::NoAnswer)) => {}
-            Err((method, e)) => {
-                // A gateway that speaks PCP or NAT-PMP and refuses: UPnP may
-                // still work (some routers have one of them turned off).
-                return match map_upnp(cfg, Some(gw), held) {
-                    Ok(r) => Ok(r),
-                    Err((_, ext, MapError::NoAnswer)) => Err(refused(
-                        Some(gw.into()),
-                        Some(method),
-                        ext,
-                        format!("gateway {gw} refused: {e}"),
-                    )),
-                    Err((_, ext, u)) => Err(refused(
-                        Some(gw.into()),
-                        Some(method),
-                        ext,
-                        format!("gateway {gw} refused: {e}; UPnP: {u}"),
-                    )),
-                };
-            }
-        }
-    }
-    map_upnp(cfg, Some(gw), held).map_err(|(dev, ext, e)| {
-        let g = dev.unwrap_or(gw);
-        let msg = match e {
-            MapError::NoAnswer => {
-                format!("no PCP, NAT-PMP or UPnP gateway answered (default gateway {gw})")
-            }
-            e => format!("UPnP gateway {g} refused: {e}"),
-        };
-        refused(Some(g.into()), dev.map(|_| "upnp"), ext, msg)
-    })
-}
-
-/// Whether an external address is one a mapping is useless behind.
-fn private_external(ip: Ipv4Addr) -> bool {
-    !crate::proto::bep42::is_public(IpAddr::V4(ip))
-}
-
-/// PCP (unless `PEER_PORT_MAP_PCP=off` or the mapping held is NAT-PMP's),
-/// then NAT-PMP when the gateway speaks no PCP. The error names the
-/// method that answered.
-fn map_pcp_or_natpmp(
-    cfg: &PortMapConfig,
-    gw: Ipv4Addr,
-    held: Option<&Held>,
-) -> Result<(Held, PortMapStatus), (&'static str, MapError)> {
-    if !matches!(held, Some(Held::NatPmp { .. })) && !pcp_disabled_by_env() {
-        match map_pcp(cfg, gw, held) {
-            Err(MapError::NoAnswer) => {
-                log::debug!("port mapping: gateway {gw} speaks no PCP; trying NAT-PMP");
-            }
-            r => return r.map_err(|e| ("pcp", e)),
-        }
-    }
-    map_natpmp(cfg, gw).map_err(|e| ("nat-pmp", e))
-}
-
-/// Map TCP and UDP with PCP MAP requests (renewals repeat the nonces).
-fn map_pcp(
-    cfg: &PortMapConfig,
-    gw: Ipv4Addr,
-    held: Option<&Held>,
-) -> Result<(Held, PortMapStatus), MapError> {
-    let (client, nonces) = match held {
-        Some(Held::Pcp {
-            gateway,
-            client,
-            nonces,
-        }) if *gateway == gw => (*client, *nonces),
-        _ => (
-            gateway::local_addr_towards(gw).map_err(MapError::Io)?,
-            [pcp::new_nonce(), pcp::new_nonce()],
-        ),
-    };
-    let mut ports = [None, None];
-    let mut lease = u32::MAX;
-    let mut ext = Ipv4Addr::UNSPECIFIED;
-    for (i, protocol) in [Protocol::Tcp, Protocol::Udp].into_iter().enumerate() {
-        let req = pcp::MapRequest {
-            client,
-            nonce: nonces[i],
-            protocol,
-            internal_port: cfg.port,
-            external_port: cfg.port,
-            external_ip: Ipv4Addr::UNSPECIFIED,
-            lifetime: lease_asked().as_secs() as u32,
-        };
-        let m = pcp::exchange(gw, cfg.natpmp_port, &req)?;
-        ports[i] = Some(m.external_port);
-        lease = lease.min(m.lifetime);
-        ext = m.external_ip;
-        if private_external(ext) {
-            // Nothing is reachable through it: take back what we got.
-            for (j, nonce) in nonces.iter().enumerate().take(i + 1) {
-                let _ = pcp::exchange(gw, cfg.natpmp_port, &pcp_removal(cfg, client, *nonce, j));
-            }
-            return Err(MapError::Refused(format!(
-                "external address {ext} is not public (double NAT?): no mapping"
-            )));
-        }
-    }
-    let message = format!(
-        "PCP gateway {gw}: external address {ext}, TCP {} and UDP {} mapped to port {} for {} s",
-        ports[0].unwrap_or(0),
-        ports[1].unwrap_or(0),
-        cfg.port,
-        lease
-    );
-    Ok((
-        Held::Pcp {
-            gateway: gw,
-            client,
-            nonces,
-        },
-        PortMapStatus {
-            state: PortMapState::Mapped,
-            method: Some("pcp"),
-            gateway: Some(gw.into()),
-            external_ip: Some(ext.into()),
-            tcp_port: ports[0],
-            udp_port: ports[1],
-            lease_secs: u64::from(lease),
-            message,
-        },
-    ))
-}
-
-/// The PCP request that deletes mapping `i` (0 TCP, 1 UDP): lifetime 0,
-/// the mapping's nonce.
-fn pcp_removal(
-    cfg: &PortMapConfig,
-    client: Ipv4Addr,
-    nonce: [u8; 12],
-    i: usize,
-) -> pcp::MapRequest {
-    pcp::MapRequest {
-        client,
-        nonce,
-        protocol: if i == 0 { Protocol::Tcp } else { Protocol::Udp },
-        internal_port: cfg.port,
-        external_port: 0,
-        external_ip: Ipv4Addr::UNSPECIFIED,
-        lifetime: 0,
-    }
-}
-
-fn map_natpmp(cfg: &PortMapConfig, gw: Ipv4Addr) -> Result<(Held, PortMapStatus), MapError> {
-    let ext = match natpmp::exchange(gw, cfg.natpmp_port, natpmp::Request::ExternalAddress)? {
-        natpmp::Answer::ExternalAddress(ip) => ip,
-        natpmp::Answer::Mapped { .. } => return Err(MapError::NoAnswer),
-    };
-    if private_external(ext) {
-        return Err(MapError::Refused(format!(
-            "external address {ext} is not public (double NAT?): no mapping"
-        )));
-    }
-    let mut ports = [None, None];
-    let mut lease = u32::MAX;
-    for (i, protocol) in [Protocol::Tcp, Protocol::Udp].into_iter().enumerate() {
-        let req = natpmp::Request::Map {
-            protocol,
-            internal_port: cfg.port,
-            external_port: cfg.port,
-            lifetime: lease_asked().as_secs() as u32,
-        };
-        if let natpmp::Answer::Mapped {
-            external_port,
-            lifetime,
-            ..
-        } = natpmp::exchange(gw, cfg.natpmp_port, req)?
-        {
-            ports[i] = Some(external_port);
-            lease = lease.min(lifetime);
-        }
-    }
-    let message = format!(
-        "NAT-PMP gateway {gw}: external address {ext}, TCP {} and UDP {} mapped to port {} for {} s",
-        ports[0].unwrap_or(0),
-        ports[1].unwrap_or(0),
-        cfg.port,
-        lease
-    );
-    Ok((
-        Held::NatPmp { gateway: gw },
-        PortMapStatus {
-            state: PortMapState::Mapped,
-            method: Some("nat-pmp"),
-            gateway: Some(gw.into()),
-            external_ip: Some(ext.into()),
-            tcp_port: ports[0],
-            udp_port: ports[1],
-            lease_secs: u64::from(lease),
-            message,
-        },
-    ))
-}
-
-type UpnpError = (Option<Ipv4Addr>, Option<IpAddr>, MapError);
-
-fn map_upnp(
-    cfg: &PortMapConfig,
-    gw: Option<Ipv4Addr>,
-    held: Option<&Held>,
-) -> Result<(Held, PortMapStatus), UpnpError> {
-    let (service, client) = match held {
-        Some(Held::Upnp { service, client }) => (service.clone(), *client),
-        _ => {
-            let found = ssdp::search(cfg.ssdp, SSDP_WAIT, gw).map_err(|e| (None, None, e))?;
-            let mut last = MapError::NoAnswer;
-            let mut got = None;
-            for f in found {
-                match igd::fetch_service(&f.location, f.from) {
-                    Ok(s) => {
-                        got = Some((f.from, s));
-                        break;
-                    }
-                    Err(e) => {
-                        log::warn!("port mapping: UPnP device {}: {e}", f.from);
-                        last = e;
-                    }
-                }
-            }
-            let Some((dev, service)) = got else {
-                return Err((None, None, last));
-            };
-            let client =
-                gateway::local_addr_towards(dev).map_err(|e| (Some(dev), None, MapError::Io(e)))?;
-            (service, client)
-        }
-    };
-    let dev = igd::url_host(&service.control_url).map(|h| *h.ip());
-    let err = |ext: Option<IpAddr>| move |e| (dev, ext, e);
-    let ext = igd::external_ip(&service).map_err(err(None))?;
-    if private_external(ext) {
-        return Err((
-            dev,
-            Some(ext.into()),
-            MapError::Refused(format!(
-                "external address {ext} is not public (double NAT?): no mapping"
-            )),
-        ));
-    }
-    let mut lease = lease_asked().as_secs() as u32;
-    for protocol in [Protocol::Tcp, Protocol::Udp] {
-        match igd::add_mapping(&service, protocol, cfg.port, client, lease) {
-            Ok(()) => {}
-            // OnlyPermanentLeasesSupported: ask for a permanent one.
-            Err(MapError::Upnp { code: 725, .. }) => {
-                lease = 0;
-                igd::add_mapping(&service, protocol, cfg.port, client, 0)
-                    .map_err(err(Some(ext.into())))?;
-            }
-            Err(e) => return Err((dev, Some(ext.into()), e)),
-        }
-    }
-    let g = dev.unwrap_or(Ipv4Addr::UNSPECIFIED);
-    let message = format!(
-        "UPnP gateway {g}: external address {ext}, TCP and UDP port {} mapped to {client} ({})",
-        cfg.port,
-        if lease == 0 {
-            "permanent".to_string()
-        } else {
-            format!("for {lease} s")
-        }
-    );
-    Ok((
-        Held::Upnp { service, client },
-        PortMapStatus {
-            state: PortMapState::Mapped,
-            method: Some("upnp"),
-            gateway: dev.map(IpAddr::V4),
-            external_ip: Some(ext.into()),
-            tcp_port: Some(cfg.port),
-            udp_port: Some(cfg.port),
-            lease_secs: u64::from(lease),
-            message,
-        },
-    ))
-}
-
-/// Remove our mappings (each request bounded by its timeout).
-fn remove(cfg: &PortMapConfig, h: &Held) {
-    let start = Instant::now();
-    for (i, protocol) in [Protocol::Tcp, Protocol::Udp].into_iter().enumerate() {
-        let r = match h {
-            Held::Pcp {
-                gateway,
-                client,
-                nonces,
-            } => pcp::exchange(
-                *gateway,
-                cfg.natpmp_port,
-                &pcp_removal(cfg, *client, nonces[i], i),
-            )
-            .map(|_| ()),
-            Held::NatPmp { gateway } => natpmp::exchange(
-                *gateway,
-                cfg.natpmp_port,
-                natpmp::Request::Map {
-                    protocol,
-                    internal_port: cfg.port,
-                    external_port: 0,
-                    lifetime: 0,
-                },
-            )
-            .map(|_| ()),
-            Held::Upnp { service, .. } => igd::delete_mapping(service, protocol, cfg.port),
-        };
-        if let Err(e) = r {
-            log::warn!(
-                "port mapping: removing the {} mapping: {e}",
-                protocol.as_str()
-            );
-        }
-    }
-    log::debug!("port mapping: removed in {:?}", start.elapsed());
 }
 
 #[cfg(test)]
@@ -719,6 +437,7 @@ mod fallback_tests;
 
 #[cfg(test)]
 mod tests {
+    use super::v4::private_external;
     use super::*;
 
     #[test]

@@ -11,12 +11,18 @@
 //! gateway answers a version-2 request with a NAT-PMP "unsupported
 //! version" (version 0, result 1), a PCP gateway of another version with
 //! UNSUPP_VERSION: both are [`MapError::NoAnswer`] here, as is silence, and
-//! the mapper falls back to NAT-PMP. Retransmission (RFC 6887 §8.1.1 starts
+//! the mapper falls back to NAT-PMP.
+//!
+//! Over IPv6 (RFC 6887 §11.3: a MAP whose client address is our IPv6
+//! address, sent to the IPv6 default router, suggested external address
+//! `::`) the same MAP opens a pinhole in the router's IPv6 firewall: the
+//! answer's external address is then IPv6 (ours, where there is no NAT66),
+//! and a v4-mapped one is refused. Retransmission (RFC 6887 §8.1.1 starts
 //! at 3 s and doubles without end) is cut short like NAT-PMP's: after
 //! 250 ms, 500 ms and 1 s, so a silent gateway is given up after 1.75 s.
 
 use super::{MapError, Protocol};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 /// Our PCP version.
@@ -39,16 +45,17 @@ const RETRIES: [Duration; 3] = [
 /// A MAP request (lifetime 0 deletes the mapping).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct MapRequest {
-    /// Our address on the gateway's side (the packet's source address).
-    pub(crate) client: Ipv4Addr,
+    /// Our address on the gateway's side (the packet's source address):
+    /// IPv4 for a NAT mapping, IPv6 for a pinhole.
+    pub(crate) client: IpAddr,
     /// The mapping's nonce: random, repeated in renewals and the removal.
     pub(crate) nonce: [u8; 12],
     pub(crate) protocol: Protocol,
     pub(crate) internal_port: u16,
     /// The external port we would like (0: any).
     pub(crate) external_port: u16,
-    /// The external address we would like (`0.0.0.0`: any).
-    pub(crate) external_ip: Ipv4Addr,
+    /// The external address we would like (`0.0.0.0` or `::`: any).
+    pub(crate) external_ip: IpAddr,
     pub(crate) lifetime: u32,
 }
 
@@ -58,9 +65,10 @@ pub(crate) struct Mapped {
     pub(crate) protocol: Protocol,
     pub(crate) internal_port: u16,
     pub(crate) external_port: u16,
-    /// The assigned external address (IPv4: the gateway maps IPv4 only
-    /// for us; an IPv6 address is refused).
-    pub(crate) external_ip: Ipv4Addr,
+    /// The assigned external address, of the client address's family (an
+    /// answer of the other family is refused; `0.0.0.0` or `::` after a
+    /// removal).
+    pub(crate) external_ip: IpAddr,
     /// Seconds granted (0 after a removal).
     pub(crate) lifetime: u32,
     /// The gateway's epoch (seconds since its mapping state was reset).
@@ -90,14 +98,22 @@ impl MapRequest {
         b[1] = OP_MAP; // R bit 0: a request
                        // b[2..4] reserved
         b[4..8].copy_from_slice(&self.lifetime.to_be_bytes());
-        b[8..24].copy_from_slice(&self.client.to_ipv6_mapped().octets());
+        b[8..24].copy_from_slice(&as_v6(self.client).octets());
         b[24..36].copy_from_slice(&self.nonce);
         b[36] = proto_number(self.protocol);
         // b[37..40] reserved
         b[40..42].copy_from_slice(&self.internal_port.to_be_bytes());
         b[42..44].copy_from_slice(&self.external_port.to_be_bytes());
-        b[44..60].copy_from_slice(&self.external_ip.to_ipv6_mapped().octets());
+        b[44..60].copy_from_slice(&as_v6(self.external_ip).octets());
         b
+    }
+}
+
+/// An address as PCP carries it: IPv4 as `::ffff:a.b.c.d`.
+fn as_v6(ip: IpAddr) -> Ipv6Addr {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
     }
 }
 
@@ -167,13 +183,23 @@ pub(crate) fn decode(b: &[u8], req: &MapRequest) -> Result<Option<Mapped>, MapEr
     let mut ip = [0u8; 16];
     ip.copy_from_slice(&b[44..60]);
     let ip = Ipv6Addr::from(ip);
-    let external_ip = match ip.to_ipv4_mapped() {
-        Some(v4) => v4,
+    let external_ip = match (req.client, ip.to_ipv4_mapped()) {
+        (IpAddr::V4(_), Some(v4)) => IpAddr::V4(v4),
         // A removal's answer may carry no address.
-        None if lifetime == 0 && ip.is_unspecified() => Ipv4Addr::UNSPECIFIED,
-        None => {
+        (IpAddr::V4(_), None) if lifetime == 0 && ip.is_unspecified() => {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        }
+        (IpAddr::V4(_), None) => {
             return Err(MapError::Refused(format!(
                 "PCP assigned a non-IPv4 external address {ip}"
+            )));
+        }
+        (IpAddr::V6(_), None) if lifetime == 0 || !(ip.is_unspecified() || ip.is_multicast()) => {
+            IpAddr::V6(ip)
+        }
+        (IpAddr::V6(_), _) => {
+            return Err(MapError::Refused(format!(
+                "PCP assigned {ip} for an IPv6 pinhole: not a usable IPv6 address"
             )));
         }
     };
@@ -191,10 +217,22 @@ pub(crate) fn decode(b: &[u8], req: &MapRequest) -> Result<Option<Mapped>, MapEr
 /// `Err(MapError::NoAnswer)` when the gateway stays silent or speaks no
 /// PCP.
 pub(crate) fn exchange(gateway: Ipv4Addr, port: u16, req: &MapRequest) -> Result<Mapped, MapError> {
+    exchange_at(SocketAddr::from((gateway, port)), req)
+}
+
+/// [`exchange`] with the gateway at `to` (IPv6: the default router, with
+/// the interface as the scope of a link-local address), from a socket
+/// bound to the request's client address when it is IPv6 (so that the
+/// gateway sees that source, not our link-local address).
+pub(crate) fn exchange_at(to: SocketAddr, req: &MapRequest) -> Result<Mapped, MapError> {
+    let bind = match req.client {
+        IpAddr::V6(v6) => IpAddr::V6(v6),
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
     // One byte more than the longest message: a longer one is seen as such.
-    super::gateway::udp_exchange::<_, { MAX_LEN + 1 }>(
-        gateway,
-        port,
+    super::gateway::udp_exchange_from::<_, { MAX_LEN + 1 }>(
+        bind,
+        to,
         &req.encode(),
         &RETRIES,
         |b| decode(b, req),
@@ -211,12 +249,12 @@ mod tests {
 
     fn req() -> MapRequest {
         MapRequest {
-            client: Ipv4Addr::new(192, 168, 77, 2),
+            client: Ipv4Addr::new(192, 168, 77, 2).into(),
             nonce: NONCE,
             protocol: Protocol::Tcp,
             internal_port: 6881,
             external_port: 6881,
-            external_ip: Ipv4Addr::UNSPECIFIED,
+            external_ip: Ipv4Addr::UNSPECIFIED.into(),
             lifetime: 7200,
         }
     }
@@ -272,7 +310,7 @@ mod tests {
                 protocol: Protocol::Tcp,
                 internal_port: 6881,
                 external_port: 6882,
-                external_ip: Ipv4Addr::new(84, 124, 73, 14),
+                external_ip: Ipv4Addr::new(84, 124, 73, 14).into(),
                 lifetime: 3600,
                 epoch: 256,
             })
@@ -313,6 +351,37 @@ mod tests {
         v6[0] = 0x20;
         let e = decode(&answer(0, NONCE, 6, v6), &req()).expect_err("v6");
         assert!(matches!(e, MapError::Refused(_)), "{e}");
+    }
+
+    #[test]
+    fn an_ipv6_pinhole_request_and_its_answers() {
+        let me: Ipv6Addr = "fd77::2".parse().unwrap();
+        let r6 = MapRequest {
+            client: me.into(),
+            external_ip: Ipv6Addr::UNSPECIFIED.into(),
+            ..req()
+        };
+        let b = r6.encode();
+        assert_eq!(&b[8..24], &me.octets(), "our IPv6 address as the client");
+        assert_eq!(&b[44..60], &[0; 16], "suggested external address ::");
+        // The answer: our own address, opened.
+        let m = decode(&answer(0, NONCE, 6, me.octets()), &r6)
+            .expect("ok")
+            .expect("answer");
+        assert_eq!(m.external_ip, IpAddr::V6(me));
+        // A v4-mapped, unspecified or multicast address for a pinhole: refused.
+        for bad in [
+            EXT,
+            [0; 16],
+            "ff02::1".parse::<Ipv6Addr>().unwrap().octets(),
+        ] {
+            let e = decode(&answer(0, NONCE, 6, bad), &r6).expect_err("refused");
+            assert!(matches!(e, MapError::Refused(_)), "{e}");
+        }
+        // A removal's answer (lifetime 0) may carry `::`.
+        let mut del = answer(0, NONCE, 6, [0; 16]);
+        del[4..8].copy_from_slice(&[0; 4]);
+        assert!(matches!(decode(&del, &r6), Ok(Some(_))));
     }
 
     #[test]
@@ -377,7 +446,7 @@ mod tests {
         });
         let m = exchange(Ipv4Addr::LOCALHOST, port, &req()).expect("mapped");
         assert_eq!(m.external_port, 6882);
-        assert_eq!(m.external_ip, Ipv4Addr::new(84, 124, 73, 14));
+        assert_eq!(m.external_ip, IpAddr::V4(Ipv4Addr::new(84, 124, 73, 14)));
         t.join().expect("gateway thread");
     }
 }

@@ -163,6 +163,18 @@ pub fn status(a: JsonArgs) -> Result<(), CliError> {
     if let Some(m) = v.pointer("/port_mapping/message").and_then(Value::as_str) {
         crate::outln!("port mapping: {m}");
     }
+    let v6_on = v
+        .pointer("/port_mapping/ipv6/state")
+        .and_then(Value::as_str)
+        != Some("off");
+    if let Some(m) = v
+        .pointer("/port_mapping/ipv6/message")
+        .and_then(Value::as_str)
+    {
+        if v6_on {
+            crate::outln!("IPv6 pinhole: {m}");
+        }
+    }
     let ext: Vec<&str> = (v.get("external_addresses").and_then(Value::as_array))
         .map(|a| a.iter().filter_map(|e| e.get("ip")?.as_str()).collect())
         .unwrap_or_default();

@@ -699,6 +699,8 @@ fn add_bytes(
 
 /// The `port_mapping` object of `GET /status`: `state` is `off` (with the
 /// reason in `message`) when port mapping is turned off.
+/// `ipv6` inside it: the IPv6 pinholes (`address`: our IPv6 address they
+/// open), `off` without an IPv6 listener.
 fn port_mapping_json(session: &Session) -> Value {
     let Some(p) = session.port_mapping() else {
         let why = if bittorrent_core::port_map::disabled_by_env() {
@@ -706,16 +708,26 @@ fn port_mapping_json(session: &Session) -> Value {
         } else {
             "off (--no-port-map, or `port map` `off` in session.benc)"
         };
-        return json!({
-            "state": "off",
-            "method": null,
-            "gateway": null,
-            "external_ip": null,
-            "tcp_port": null,
-            "udp_port": null,
-            "lease_secs": 0,
-            "message": why,
-        });
+        let mut off = mapping_off(why);
+        if let Some(o) = off.as_object_mut() {
+            o.remove("address");
+        }
+        off["external_ip"] = Value::Null;
+        off["ipv6"] = mapping_off(why);
+        return off;
+    };
+    let ipv6 = match session.pinholes() {
+        Some(h) => json!({
+            "state": h.state.as_str(),
+            "method": h.method,
+            "gateway": h.gateway.map(|g| g.to_string()),
+            "address": h.external_ip.map(|g| g.to_string()),
+            "tcp_port": h.tcp_port,
+            "udp_port": h.udp_port,
+            "lease_secs": h.lease_secs,
+            "message": h.message,
+        }),
+        None => mapping_off("off (no IPv6 listener)"),
     };
     json!({
         "state": p.state.as_str(),
@@ -726,5 +738,20 @@ fn port_mapping_json(session: &Session) -> Value {
         "udp_port": p.udp_port,
         "lease_secs": p.lease_secs,
         "message": p.message,
+        "ipv6": ipv6,
+    })
+}
+
+/// A `port_mapping` (or its `ipv6`) object that is off, `why` as its message.
+fn mapping_off(why: &str) -> Value {
+    json!({
+        "state": "off",
+        "method": null,
+        "gateway": null,
+        "address": null,
+        "tcp_port": null,
+        "udp_port": null,
+        "lease_secs": 0,
+        "message": why,
     })
 }

@@ -343,7 +343,7 @@ impl Session {
             .map_err(|e| Error::io("start announcer thread", e))?;
         let client = a.client();
         threads.announcer = Some(a);
-        let portmap = port_map::start_port_mapper(&shared);
+        let portmap = port_map::start_port_mapper(&shared, second_addr);
         Ok(Session {
             inner: Arc::new(Inner {
                 portmap: Mutex::new(portmap),

@@ -9,8 +9,13 @@ use crate::portmap::{PortMapConfig, PortMapStatus, PortMapper};
 use std::sync::{Arc, Weak};
 
 /// Start the `portmap` thread for the session's listening port, unless
-/// the configuration or `PEER_PORT_MAP=off` says no.
-pub(crate) fn start_port_mapper(shared: &Arc<Shared>) -> Option<PortMapper> {
+/// the configuration or `PEER_PORT_MAP=off` says no (and `portmap6` for
+/// IPv6 pinholes when one of the listeners, `shared.local_addr` or
+/// `second`, takes IPv6).
+pub(crate) fn start_port_mapper(
+    shared: &Arc<Shared>,
+    second: Option<std::net::SocketAddr>,
+) -> Option<PortMapper> {
     if !shared.config.port_map {
         return None;
     }
@@ -18,6 +23,10 @@ pub(crate) fn start_port_mapper(shared: &Arc<Shared>) -> Option<PortMapper> {
         log::info!("port mapping off ({}=off)", crate::portmap::ENV_VAR);
         return None;
     }
+    let listen6 = std::iter::once(shared.local_addr)
+        .chain(second)
+        .map(|a| a.ip())
+        .find(std::net::IpAddr::is_ipv6);
     let weak: Weak<Shared> = Arc::downgrade(shared);
     let cfg = PortMapConfig {
         port: shared.local_port(),
@@ -28,6 +37,8 @@ pub(crate) fn start_port_mapper(shared: &Arc<Shared>) -> Option<PortMapper> {
                 s.record_external(ip, Reporter::Gateway);
             }
         }),
+        listen6,
+        ssdp6: crate::portmap::ssdp::MULTICAST6,
     };
     match PortMapper::start(cfg) {
         Ok(p) => Some(p),
@@ -60,5 +71,16 @@ impl Session {
     /// ([`Config::port_map`](crate::Config::port_map) or `PEER_PORT_MAP=off`).
     pub fn port_mapping(&self) -> Option<PortMapStatus> {
         self.inner.portmap.lock().as_ref().map(PortMapper::status)
+    }
+
+    /// Where the IPv6 pinholes stand (`external_ip`: our IPv6 address they
+    /// open; `gateway`: the router asked); `None` when port mapping is off
+    /// or no listener takes IPv6.
+    pub fn pinholes(&self) -> Option<PortMapStatus> {
+        self.inner
+            .portmap
+            .lock()
+            .as_ref()
+            .and_then(PortMapper::status_v6)
     }
 }
