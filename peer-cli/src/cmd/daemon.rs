@@ -296,6 +296,7 @@ fn torrent_json(s: &TorrentStatus) -> Value {
         "eta": eta,
         "waiting_for_disk": s.waiting_for_disk,
         "disk_queued": s.disk_queued,
+        "pieces_spilled": s.pieces_spilled,
         "web_seeds": s.web_seeds.iter().map(|w| json!({
             "url": w.url,
             "state": w.state.as_str(),
@@ -327,6 +328,7 @@ fn metadata_json(s: &TorrentStatus) -> Value {
         "eta": Value::Null,
         "waiting_for_disk": false,
         "disk_queued": 0,
+        "pieces_spilled": 0,
         "web_seeds": [],
         "seed_ratio_limit": "session",
         "seed_idle_limit": "session",
