@@ -45,6 +45,7 @@ leaves loopback.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -206,15 +207,30 @@ class ThreadSampler:
 # ---------------------------------------------------------------------- runs
 
 
-def wait_reaped(pid, deadline, sampler=None):
-    """Wait for `pid` to exit by itself until `deadline`; its rusage, or None."""
+def read_io(pid, into):
+    """The last seen `/proc/PID/io` counters of `pid` (bytes read and
+    written through system calls, page cache included: `rchar`, `wchar`)."""
+    try:
+        with open("/proc/%d/io" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                into[k.strip()] = int(v)
+    except (OSError, ValueError):
+        pass
+
+
+def wait_reaped(pid, deadline, sampler=None, io=None):
+    """Wait for `pid` to exit by itself until `deadline`; its rusage, or None.
+    `io` (a dict) gets its last `/proc/PID/io` counters."""
     while time.monotonic() < deadline:
         if sampler:
             sampler.sample()
+        if io is not None:
+            read_io(pid, io)
         p, status, ru = os.wait4(pid, os.WNOHANG)
         if p == pid:
             return status, ru
-        time.sleep(0.02 if sampler else 0.1)
+        time.sleep(0.02 if sampler or io is not None else 0.1)
     return None
 
 
@@ -338,7 +354,8 @@ def run_leecher(args, work, torrent, want, name, path, k, ports):
         leech = subprocess.Popen(cmd, stdout=llog, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, env=env)
         sampler = ThreadSampler(leech.pid) if (args.threads and path is not None) else None
-        r = wait_reaped(leech.pid, t0 + args.timeout, sampler)
+        io = {}
+        r = wait_reaped(leech.pid, t0 + args.timeout, sampler, io)
         wall = time.monotonic() - t0
     if r is None:
         kill_reap(leech.pid, signal.SIGINT)
@@ -358,7 +375,20 @@ def run_leecher(args, work, torrent, want, name, path, k, ports):
         "vol_ctxsw": ru.ru_nvcsw, "invol_ctxsw": ru.ru_nivcsw,
         "ctxsw_per_gib": int((ru.ru_nvcsw + ru.ru_nivcsw) / gib),
         "peak_rss_mib": round(ru.ru_maxrss / 1024, 1),
+        # Bytes the leecher read and wrote through system calls (the last
+        # `/proc/PID/io` sample, at most 20 ms before it exited): a spilled
+        # piece is read back to be hashed, so it shows in `read_mib`.
+        "read_mib": round(io.get("rchar", 0) / MIB, 1),
+        "write_mib": round(io.get("wchar", 0) / MIB, 1),
     }
+    # Ours, with `--rust-log ...,bittorrent_core::engine::torrent::pieces=debug`:
+    # the pieces it spilled to disk (its "N pieces spilled" line).
+    try:
+        with open(os.path.join(work, "leech-%s-%d.log" % (name, k)), "rb") as f:
+            m = re.search(rb"(\d+) pieces spilled to disk", f.read())
+        res["spilled"] = int(m.group(1)) if m else ""
+    except OSError:
+        res["spilled"] = ""
     if sampler:
         res["threads_max"] = sampler.max_threads
         res["by_thread"] = {k2: {"n": n, "cpu_s": round(c, 2), "vol": v, "invol": i}
@@ -369,7 +399,8 @@ def run_leecher(args, work, torrent, want, name, path, k, ports):
 
 
 COLS = ["leecher", "seeders", "k", "ok", "wall_s", "cpu_s", "user_s", "sys_s",
-        "cpu_s_per_gib", "vol_ctxsw", "invol_ctxsw", "ctxsw_per_gib", "peak_rss_mib"]
+        "cpu_s_per_gib", "vol_ctxsw", "invol_ctxsw", "ctxsw_per_gib", "peak_rss_mib",
+        "read_mib", "write_mib", "spilled"]
 
 
 def main():

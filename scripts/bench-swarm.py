@@ -103,8 +103,13 @@ def lt_worker(argv):
     start = time.monotonic()
     last_stats = last_dial = 0.0
     done = False
+    listening = False
     while time.monotonic() - start < a.timeout:
         ses.pop_alerts()
+        if not listening and ses.listen_port() > 0:
+            # Port 0 binds a free port: say which (the script reads it).
+            listening = True
+            print("LISTENING %d" % ses.listen_port(), flush=True)
         st = h.status()
         now = time.monotonic()
         if not done and st.is_seeding:
@@ -182,10 +187,13 @@ class Tracker:
 # -------------------------------------------------------------------- peers
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Every peer listens on port 0 and says which port it got (ours: the
+# "listening on TCP 127.0.0.1:PORT" line; libtorrent's worker: "LISTENING
+# PORT"). A port picked here by binding and closing a socket could be taken
+# by another process (another benchmark, a build) before the peer binds it,
+# and the run then failed at random.
+OURS_LISTENING = re.compile(r"listening on TCP \S*:(\d+)\b")
+LT_LISTENING = re.compile(r"LISTENING (\d+)")
 
 
 class Peer:
@@ -258,6 +266,14 @@ class Peer:
         v, unit = m[-1]
         return int(float(v) * {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[unit])
 
+    def exited(self):
+        """Whether the process has ended (without reaping it: see stop)."""
+        try:
+            with open("/proc/%d/stat" % self.pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        except (OSError, IndexError):
+            return True
+
     def finished(self):
         t = self.text()
         if self.kind == "lt":
@@ -265,6 +281,11 @@ class Peer:
         # Ours prints "download complete"; one that completes before its
         # first status line may print only its new state ("NAME: seeding").
         return "download complete" in t or ": seeding" in t
+
+    def port(self):
+        """The port this peer listens on, once it said so, else None."""
+        m = (LT_LISTENING if self.kind == "lt" else OURS_LISTENING).search(self.text())
+        return int(m.group(1)) if m and int(m.group(1)) > 0 else None
 
     def bans(self):
         return len(re.findall(r"banning ", self.text())) if self.kind == "ours" else 0
@@ -306,11 +327,12 @@ def run(args, mode, population):
     env = dict(os.environ, PEER_DHT_BOOTSTRAP="none", PEER_PORT_MAP="off", RUST_LOG=args.rust_log)
     peers = []
 
-    def start(kind, role, save_dir, port, dial):
-        log = os.path.join(work, "%s-%d.log" % (role, port))
+    def start(kind, role, save_dir, dial):
+        log = os.path.join(work, "%s.log" % role)
+        port = 0  # the peer binds a free port and prints it (Peer.port)
         if kind == "ours":
             cmd = [args.peer_bin, torrent, "--dir", save_dir, "--port", str(port),
-                   "--no-dht", "--no-lsd", "--state", os.path.join(work, "state-%d" % port),
+                   "--no-dht", "--no-lsd", "--state", os.path.join(work, "state-%s" % role),
                    "--max-upload-rate", str(rate)]
             for d in dial:
                 cmd += ["--peer", d]
@@ -326,21 +348,22 @@ def run(args, mode, population):
     result = {"mode": mode, "population": population, "n": args.n, "size_mib": size // MIB,
               "rate": rate}
     try:
-        seed_port = free_port()
-        seeder = start(seed_kind, "seeder", seed_dir, seed_port, [])
-        # Ready: ours prints its seeding line, libtorrent its DONE line.
+        seeder = start(seed_kind, "seeder", seed_dir, [])
+        # Ready: ours prints its seeding line, libtorrent its DONE line; and
+        # its port.
         deadline = time.monotonic() + 120
-        while not seeder.finished() and "seeding" not in seeder.text():
-            if time.monotonic() > deadline:
+        while seeder.port() is None or (not seeder.finished()
+                                        and "seeding" not in seeder.text()):
+            if time.monotonic() > deadline or seeder.exited():
                 raise RuntimeError("the seeder did not start:\n" + seeder.text()[-2000:])
             time.sleep(0.1)
+        seed_port = seeder.port()
         t0 = time.monotonic()
         leechers = []
         for i, kind in enumerate(leech_kinds):
             d = os.path.join(work, "leech%d" % i)
             os.makedirs(d)
-            leechers.append((start(kind, "leech%d" % i, d, free_port(),
-                                   ["127.0.0.1:%d" % seed_port]), d))
+            leechers.append((start(kind, "leech%d" % i, d, ["127.0.0.1:%d" % seed_port]), d))
         deadline = t0 + args.timeout
         while time.monotonic() < deadline:
             for p in peers:

@@ -298,6 +298,7 @@ fn torrent_json(s: &TorrentStatus) -> Value {
         "disk_queued": s.disk_queued,
         "piece_layers_missing": s.piece_layers_missing,
         "piece_layers_fetched": s.piece_layers_fetched,
+        "pieces_spilled": s.pieces_spilled,
         "web_seeds": s.web_seeds.iter().map(|w| json!({
             "url": w.url,
             "state": w.state.as_str(),
@@ -331,6 +332,7 @@ fn metadata_json(s: &TorrentStatus) -> Value {
         "disk_queued": 0,
         "piece_layers_missing": s.piece_layers_missing,
         "piece_layers_fetched": s.piece_layers_fetched,
+        "pieces_spilled": 0,
         "web_seeds": [],
         "seed_ratio_limit": "session",
         "seed_idle_limit": "session",

@@ -32,8 +32,9 @@
 //! peer measures it.
 //!
 //! The torrent thread also bounds all pipelines of a torrent together by
-//! its piece-buffer budget (`PieceBuffers::request_room`), so the bytes in
-//! flight never exceed what the budget can assemble in memory.
+//! its piece-buffer budget: the pieces requests touch must fit it
+//! (`PieceBuffers::pieces_room`), and each peer keeps at most its share of
+//! it (`PieceBuffers::fair_share`).
 //!
 //! Measured on loopback (1 GiB, one seeder): starting at a fixed 64 blocks
 //! and following the rate only from the first tick, the first second ran
@@ -67,17 +68,15 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 /// buffers are spent: 512 KiB, half of a 1 MiB piece.
 pub const MAX_FLOOR: usize = 2 * MIN_DEPTH;
 
-/// Blocks every peer may keep requested even while the piece buffers are
-/// spent (issue 31): half a piece, within `MIN_DEPTH..=MAX_FLOOR`.
+/// Blocks every peer may keep requested however small its share of the
+/// piece buffers (issue 31): half a piece, within `MIN_DEPTH..=MAX_FLOOR`.
 ///
-/// Each peer's requests run along the piece it is filling, and the budget
-/// already sets one piece aside per peer for that piece (the "edge"), so
-/// requests of up to half a piece touch at most the edge and the piece
-/// after it, like `MIN_DEPTH` blocks do. A deeper floor only lets the peer
-/// thread take a whole batch per wake-up: with 16 blocks (256 KiB) from
-/// each of 32 seeders, every batch was read at once and the thread then
-/// slept again until the torrent thread had sent the next one, two sleeps
-/// per 256 KiB.
+/// Only within pieces the budget allows (`PieceBuffers::pieces_room`): the
+/// floor never starts a piece the budget has no room for. A floor lets the
+/// peer thread take a whole batch per wake-up while the next is on its
+/// way: with 16 blocks (256 KiB) from each of 32 seeders, every batch was
+/// read at once and the thread then slept again until the torrent thread
+/// had sent the next one, two sleeps per 256 KiB.
 pub fn budget_floor(piece_length: u64) -> usize {
     let blocks = usize::try_from(piece_length / u64::from(BLOCK_SIZE)).unwrap_or(usize::MAX);
     (blocks / 2).clamp(MIN_DEPTH, MAX_FLOOR)

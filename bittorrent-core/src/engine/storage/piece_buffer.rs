@@ -154,6 +154,21 @@ impl PieceBuffers {
         self.spills
     }
 
+    /// A one-line account of what the budget holds (diagnostics: logged
+    /// when a piece spills).
+    pub fn describe(&self) -> String {
+        format!(
+            "budget {} KiB, reserved {} KiB ({} pieces assembling, {} KiB; {} KiB hashing or unwritten), session {} of {} KiB",
+            self.budget >> 10,
+            self.reserved >> 10,
+            self.assembling.len(),
+            self.assembling_bytes >> 10,
+            self.reserved.saturating_sub(self.assembling_bytes) >> 10,
+            self.session.used() >> 10,
+            self.session.cap() >> 10,
+        )
+    }
+
     /// A new block (accepted by the picker) arrived.
     pub fn insert(&mut self, block: &BlockRef, data: Vec<u8>) -> Stored {
         let i = block.index;
@@ -211,22 +226,47 @@ impl PieceBuffers {
         self.session.give(n);
     }
 
-    /// How many blocks all peers together may have requested so that the
-    /// pieces they fill fit the budget: what complete pieces waiting for
-    /// their hash or their write leave of it, less one piece per peer for
-    /// the partly requested piece at the edge of each pipeline. When the
-    /// hashers fall behind this shrinks, so downloading slows to their pace
-    /// instead of spilling pieces (a spilled piece costs a write and a read
-    /// back).
+    /// Bytes of complete pieces held for their hash or their write.
+    fn waiting(&self) -> u64 {
+        self.reserved.saturating_sub(self.assembling_bytes)
+    }
+
+    /// How many more pieces requests may *touch* (start) now, given that
+    /// `touched` pieces are in progress (the picker's: some block requested
+    /// or received, not complete; each holds, or will hold once its first
+    /// block arrives, a whole piece of the budget).
+    ///
+    /// This is what the budget really needs to know (issue 31): a piece
+    /// takes its bytes when its first block arrives and keeps them until it
+    /// is written, so the memory a torrent can come to hold is the pieces
+    /// waiting for their hash or write plus one piece per piece in
+    /// progress, however many blocks are requested within them. Requests
+    /// inside pieces already in progress cost nothing more; a new piece is
+    /// started only while all of that fits. So no piece spills while the
+    /// picker keeps to it (the check in [`PieceBuffers::insert`] stays, for
+    /// the session's budget that other torrents share).
     ///
     /// The session's budget bounds it too: what the other torrents leave
-    /// free, plus this torrent's own pieces still assembling.
-    pub fn request_room(&self, peers: usize) -> usize {
-        let waiting = self.reserved.saturating_sub(self.assembling_bytes);
-        let edges = peers as u64 * self.layout.piece_length;
-        let own = self.budget.saturating_sub(waiting + edges);
-        let shared = (self.session.free() + self.assembling_bytes).saturating_sub(edges);
-        (own.min(shared) / u64::from(BLOCK_SIZE)) as usize
+    /// free, less this torrent's pieces in progress that do not hold their
+    /// bytes yet.
+    pub fn pieces_room(&self, touched: usize) -> usize {
+        let plen = self.layout.piece_length.max(1);
+        let touched = touched as u64 * plen;
+        let own = self.budget.saturating_sub(self.waiting() + touched);
+        let not_yet_held = touched.saturating_sub(self.assembling_bytes);
+        let shared = self.session.free().saturating_sub(not_yet_held);
+        usize::try_from(own.min(shared) / plen).unwrap_or(usize::MAX)
+    }
+
+    /// Blocks each of `peers` peers may keep requested as its fair share of
+    /// the budget (what the pieces waiting for their hash or write leave of
+    /// it, shared evenly), so that one deep pipeline does not take the
+    /// pieces the others need. When the hashers or the disk fall behind
+    /// this shrinks, so downloading slows to their pace.
+    pub fn fair_share(&self, peers: usize) -> usize {
+        let free = self.budget.saturating_sub(self.waiting());
+        let per_peer = free / peers.max(1) as u64;
+        usize::try_from(per_peer / u64::from(BLOCK_SIZE)).unwrap_or(usize::MAX)
     }
 
     /// Forget everything (the torrent stops downloading).
@@ -313,26 +353,91 @@ mod tests {
     }
 
     #[test]
-    fn request_room_shrinks_while_pieces_wait_for_their_hash() {
+    fn pieces_room_counts_the_pieces_in_progress_not_the_blocks() {
         let b = u64::from(BLOCK_SIZE);
         let l = layout(4 * b, 100 * 4 * b); // pieces of 4 blocks
         let mut pb = PieceBuffers::new(l, 40 * b, MemoryBudget::new(1 << 30));
-        // Empty: the budget less one edge piece per peer.
-        assert_eq!(pb.request_room(1), 36);
-        assert_eq!(pb.request_room(2), 32);
-        // A piece assembling does not count: its blocks are in flight.
+        // Empty: ten pieces may be started, however many blocks each gets.
+        assert_eq!(pb.pieces_room(0), 10);
+        // Pieces in progress take a whole piece each, whether their first
+        // block arrived (assembling) or not (only requested).
+        assert_eq!(pb.pieces_room(3), 7);
+        pb.insert(&blk(0, 0, BLOCK_SIZE), vec![0; BLOCK_SIZE as usize]);
+        assert_eq!(pb.pieces_room(3), 7, "an assembling piece is one of them");
+        for n in 1..4 {
+            pb.insert(&blk(0, n, BLOCK_SIZE), vec![0; BLOCK_SIZE as usize]);
+        }
+        // Complete (no longer in progress) and waiting for its hash and
+        // write: it still holds its piece.
+        assert!(matches!(pb.take_complete(0), Complete::Memory(_)));
+        assert_eq!(pb.pieces_room(2), 7);
+        // Written: its bytes are free again.
+        pb.release(0);
+        assert_eq!(pb.pieces_room(2), 8);
+        // More in progress than the budget: no room, never an underflow.
+        assert_eq!(pb.pieces_room(1000), 0);
+        assert_eq!(pb.spills(), 0);
+    }
+
+    #[test]
+    fn keeping_to_pieces_room_never_spills() {
+        // The picker starts a piece only while `pieces_room` allows it:
+        // whatever order the blocks of the started pieces arrive in, and
+        // however long complete pieces wait for their hash or write, no
+        // piece finds the budget spent.
+        let b = u64::from(BLOCK_SIZE);
+        let l = layout(4 * b, 64 * 4 * b);
+        let mut pb = PieceBuffers::new(l, 5 * 4 * b, MemoryBudget::new(1 << 30));
+        let mut started: Vec<u32> = Vec::new(); // in progress
+        let mut waiting: Vec<u32> = Vec::new(); // complete, not written
+        let mut next = 0u32;
+        let mut got = vec![0u32; 64];
+        let mut rng = crate::util::rng::Rng::seeded(31);
+        for _ in 0..2000 {
+            match rng.next_u64() % 4 {
+                0 if next < 64 && pb.pieces_room(started.len()) > 0 => {
+                    started.push(next);
+                    next += 1;
+                }
+                1 if !waiting.is_empty() => {
+                    let i = waiting.remove((rng.next_u64() % waiting.len() as u64) as usize);
+                    pb.release(i);
+                }
+                _ if !started.is_empty() => {
+                    let k = (rng.next_u64() % started.len() as u64) as usize;
+                    let i = started[k];
+                    let stored =
+                        pb.insert(&blk(i, got[i as usize], BLOCK_SIZE), vec![0; b as usize]);
+                    assert_eq!(stored, Stored::Memory, "piece {i} spilled");
+                    got[i as usize] += 1;
+                    if got[i as usize] == 4 {
+                        started.remove(k);
+                        assert!(matches!(pb.take_complete(i), Complete::Memory(_)));
+                        waiting.push(i);
+                    }
+                }
+                _ => {}
+            }
+            assert!(pb.reserved() <= 5 * 4 * b);
+        }
+        assert_eq!(pb.spills(), 0);
+    }
+
+    #[test]
+    fn the_fair_share_splits_what_waiting_pieces_leave() {
+        let b = u64::from(BLOCK_SIZE);
+        let l = layout(4 * b, 100 * 4 * b);
+        let mut pb = PieceBuffers::new(l, 40 * b, MemoryBudget::new(1 << 30));
+        assert_eq!(pb.fair_share(1), 40);
+        assert_eq!(pb.fair_share(4), 10);
+        assert_eq!(pb.fair_share(0), 40, "no peers: no division by zero");
         for n in 0..4 {
             pb.insert(&blk(0, n, BLOCK_SIZE), vec![0; BLOCK_SIZE as usize]);
         }
-        assert_eq!(pb.request_room(1), 36);
-        // Complete and waiting for its hash and write: it does.
+        assert_eq!(pb.fair_share(4), 10, "assembling: shared like requests");
         assert!(matches!(pb.take_complete(0), Complete::Memory(_)));
-        assert_eq!(pb.request_room(1), 32);
-        assert_eq!(pb.spills(), 0);
-        pb.release(0);
-        assert_eq!(pb.request_room(1), 36);
-        // Many peers on a small budget: no room, never an underflow.
-        assert_eq!(pb.request_room(1000), 0);
+        assert_eq!(pb.fair_share(4), 9, "waiting for its write: taken off");
+        assert_eq!(pb.fair_share(1000), 0);
     }
 
     #[test]
@@ -362,8 +467,13 @@ mod tests {
             Stored::Disk(_)
         ));
         assert_eq!(two.spills(), 1);
-        // Room for requests: the other torrent's pieces count against it.
-        assert_eq!(two.request_room(0), 1, "its own piece assembling");
+        // Room for new pieces: the other torrent's pieces count against it.
+        assert_eq!(
+            two.pieces_room(1),
+            0,
+            "its own piece assembling fits, no more"
+        );
+        assert_eq!(two.pieces_room(2), 0);
         // Written pieces give their bytes back, once each.
         assert!(matches!(one.take_complete(0), Complete::Memory(_)));
         one.release(0);

@@ -326,6 +326,7 @@ impl Torrent {
                             block_pool::global().give_back(blocks);
                         }
                         self.piece_verified(piece);
+                        self.refill_starved();
                     }
                     Err(e @ StorageError::DiskFull { .. }) => {
                         // Kept (still reserved) until the disk has room.
@@ -408,6 +409,18 @@ impl Torrent {
             for k in keys {
                 self.fill_requests(k);
             }
+        }
+    }
+
+    /// A written piece gave its bytes back to the piece buffers: the peers
+    /// that found no new piece to start may have one now.
+    fn refill_starved(&mut self) {
+        if !std::mem::take(&mut self.budget_starved) {
+            return;
+        }
+        let keys: Vec<_> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.fill_requests(k);
         }
     }
 

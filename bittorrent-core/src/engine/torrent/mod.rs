@@ -208,6 +208,10 @@ pub(crate) struct Torrent {
     downloaded: u64,
     uploaded_closed: u64,
     hash_failures: u32,
+    /// A peer got fewer requests than it had room for because the piece
+    /// buffers could take no new piece: refill the peers once a written
+    /// piece gives its bytes back (`disk.rs`), not only at the next tick.
+    budget_starved: bool,
     pex_learned: usize,
     /// BEP 55: relays, rendezvous asked, the `connect` rate, counters.
     holepunch: holepunch::HolepunchState,
@@ -354,6 +358,7 @@ pub(crate) fn spawn(
         first_last_piece: order.first_last_piece,
         waiting_for_disk: false,
         disk_queued: 0,
+        pieces_spilled: 0,
         web_seeds: Vec::new(),
     };
     let me = Arc::new(TorrentShared {
@@ -414,6 +419,7 @@ pub(crate) fn spawn(
         downloaded: 0,
         uploaded_closed: 0,
         hash_failures: 0,
+        budget_starved: false,
         pex_learned: 0,
         holepunch: holepunch::HolepunchState::default(),
         refused_addresses: 0,
@@ -801,6 +807,7 @@ impl Torrent {
         s.max_upload_rate = self.me.rates.upload.rate();
         s.waiting_for_disk = self.disk.waiting();
         s.disk_queued = self.disk.bytes_waiting();
+        s.pieces_spilled = self.buffers.spills();
     }
 
     fn shutdown(&mut self) {

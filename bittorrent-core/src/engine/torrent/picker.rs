@@ -17,6 +17,8 @@
 //! more peers) or received, never two of these; a piece being hashed or
 //! verified is never requested; a verified piece never changes again.
 
+#[cfg(test)]
+mod pick_within_tests;
 mod web_seed;
 
 use super::sequence::PieceOrder;
@@ -92,6 +94,8 @@ pub struct Picker {
     parole: HashSet<PeerKey>,
     /// Sequential mode and first/last-piece priority (`sequence.rs`).
     order_pref: PieceOrder,
+    /// Pieces the pick under way may still start (`pick_within`).
+    new_pieces: usize,
 }
 
 impl Picker {
@@ -122,6 +126,7 @@ impl Picker {
             rng,
             parole: HashSet::new(),
             order_pref: PieceOrder::default(),
+            new_pieces: 0,
         }
     }
 
@@ -273,7 +278,29 @@ impl Picker {
     }
 
     /// Choose up to `max` blocks to request from `peer`, who has `theirs`.
+    #[cfg(test)]
     pub fn pick(&mut self, peer: PeerKey, theirs: &Bitfield, max: usize) -> Vec<BlockRef> {
+        self.pick_within(peer, theirs, max, usize::MAX)
+    }
+
+    /// [`Picker::pick`], starting at most `new_pieces` pieces not yet in
+    /// progress (the piece buffers' room, `PieceBuffers::pieces_room`):
+    /// blocks of pieces already in progress and endgame duplicates touch no
+    /// new piece.
+    pub fn pick_within(
+        &mut self,
+        peer: PeerKey,
+        theirs: &Bitfield,
+        max: usize,
+        new_pieces: usize,
+    ) -> Vec<BlockRef> {
+        self.new_pieces = new_pieces;
+        let out = self.pick_blocks(peer, theirs, max);
+        self.new_pieces = 0;
+        out
+    }
+
+    fn pick_blocks(&mut self, peer: PeerKey, theirs: &Bitfield, max: usize) -> Vec<BlockRef> {
         let mut out = Vec::new();
         if max == 0 {
             return out;
@@ -327,7 +354,7 @@ impl Picker {
             self.cursor += 1;
         }
         let mut k = self.cursor;
-        while out.len() < max && k < self.order.len() {
+        while out.len() < max && k < self.order.len() && self.new_pieces > 0 {
             let p = self.order[k];
             k += 1;
             self.start_piece(p, peer, theirs, parole, max, &mut out);
@@ -382,9 +409,13 @@ impl Picker {
         max: usize,
         out: &mut Vec<BlockRef>,
     ) {
-        if !theirs.get(p as usize) || !matches!(self.pieces[p as usize], PieceState::Missing) {
+        if self.new_pieces == 0
+            || !theirs.get(p as usize)
+            || !matches!(self.pieces[p as usize], PieceState::Missing)
+        {
             return;
         }
+        self.new_pieces -= 1;
         let n = self.layout.blocks_in_piece(p) as usize;
         self.pieces[p as usize] = PieceState::InProgress(Partial {
             blocks: vec![BlockState::Open; n],
@@ -573,7 +604,6 @@ impl Picker {
         )
     }
 
-    #[allow(dead_code)] // not used by the engine yet
     /// Number of pieces currently being downloaded.
     pub fn pieces_in_progress(&self) -> usize {
         self.in_progress.len()

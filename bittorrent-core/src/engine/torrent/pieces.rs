@@ -195,20 +195,21 @@ impl Torrent {
         if out >= depth {
             return;
         }
-        // All peers together keep only as many blocks requested as the
-        // piece buffers can take (past them, pieces spill to disk and are
-        // read back to be hashed); every peer may still have half a piece
-        // (`budget_floor`: within the piece the budget sets aside for it).
-        let in_flight: usize = self.conns.values().map(|c| c.outstanding.len()).sum();
-        let free = self
-            .buffers
-            .request_room(self.conns.len())
-            .saturating_sub(in_flight);
+        // The piece buffers bound the pieces requests touch, not the blocks
+        // requested (issue 31): a new piece is started only while the
+        // pieces in progress and those waiting for their hash or write fit
+        // the budget (`pieces_room`; past it, pieces would spill to disk and
+        // be read back to be hashed), and blocks within pieces in progress
+        // cost nothing more. Each peer keeps at most its fair share of the
+        // budget requested, and at least half a piece (`budget_floor`), so
+        // that one deep pipeline does not take every piece in progress.
+        let new_pieces = self.buffers.pieces_room(self.picker.pieces_in_progress());
+        let fair = self.buffers.fair_share(self.conns.len());
         // What this peer may have outstanding now, and the batch: requests
         // go out once a refill of at least an eighth of that (and at least
         // `MIN_BATCH` blocks) is free, not one per block received.
         let floor = budget_floor(self.me.peer_ctx.layout.piece_length);
-        let limit = depth.min((out + free).max(floor));
+        let limit = depth.min(fair.max(floor));
         let room = limit.saturating_sub(out);
         let batch = (limit / 8).max(MIN_BATCH).min(limit);
         if room == 0 || (room < batch && out > 0) {
@@ -225,19 +226,22 @@ impl Torrent {
                     allowed.set(i as usize);
                 }
             }
-            self.picker.pick(key, &allowed, room)
+            self.picker.pick_within(key, &allowed, room, new_pieces)
         } else {
             // Not the pieces it refused lately (`seeding::Refused`).
             let refused = c.refused.mask(&c.bitfield);
             let theirs = refused.as_ref().unwrap_or(&c.bitfield);
             if self.all_wanted {
-                self.picker.pick(key, theirs, room)
+                self.picker.pick_within(key, theirs, room, new_pieces)
             } else {
                 // Skipped files: only the pieces of wanted files.
                 let masked = mask(theirs, &self.wanted);
-                self.picker.pick(key, &masked, room)
+                self.picker.pick_within(key, &masked, room, new_pieces)
             }
         };
+        if new_pieces == 0 && blocks.len() < room {
+            self.budget_starved = true;
+        }
         if blocks.is_empty() {
             return;
         }
@@ -317,7 +321,11 @@ impl Torrent {
                 piece_complete,
             } => {
                 let len = data.len() as u64;
+                let spills = self.buffers.spills();
                 if let Stored::Disk(data) = self.buffers.insert(&block, data) {
+                    if self.buffers.spills() > spills {
+                        self.log_spill(block.index);
+                    }
                     self.write_spilled(block, data);
                 }
                 self.downloaded += len;
@@ -335,6 +343,20 @@ impl Torrent {
             }
             Received::Unwanted => {}
         }
+    }
+
+    /// Piece `i` found the piece buffers spent and spills to disk: say why.
+    fn log_spill(&self, i: u32) {
+        let in_flight: usize = self.conns.values().map(|c| c.outstanding.len()).sum();
+        log::debug!(
+            "{}: piece {i} spills: {}; {} pieces in progress, {in_flight} blocks requested from {} peers, {} hash jobs, {} KiB queued for the disk",
+            self.me.metainfo.info.name,
+            self.buffers.describe(),
+            self.picker.pieces_in_progress(),
+            self.conns.len(),
+            self.hash_jobs.get(),
+            self.disk.bytes_waiting() >> 10,
+        );
     }
 
     /// Pause downloading until the disk has room again (probed from the

@@ -209,6 +209,13 @@ pub struct TorrentStatus {
     /// full); bounded by the write-queue limit (16 MiB) plus what was in
     /// flight.
     pub disk_queued: u64,
+    /// Pieces that found the piece buffers spent while downloading in this
+    /// run and were *spilled*: written block by block as they arrived and
+    /// read back to be hashed (each costs a write and a read of the piece
+    /// besides the usual write). Requests keep to the buffers' budget, so
+    /// this stays 0 unless the session's budget is shared by several
+    /// torrents downloading at once.
+    pub pieces_spilled: u64,
     /// The torrent's web seeds (BEP 19 `url-list`), in the metainfo's
     /// order; empty when it has none or web seeds are off
     /// (`Config::web_seeds`).
@@ -303,6 +310,7 @@ impl TorrentStatus {
             first_last_piece: false,
             waiting_for_disk: false,
             disk_queued: 0,
+            pieces_spilled: 0,
             web_seeds: Vec::new(),
         }
     }
