@@ -17,6 +17,7 @@
 //! more peers) or received, never two of these; a piece being hashed or
 //! verified is never requested; a verified piece never changes again.
 
+mod restore;
 mod web_seed;
 
 use super::sequence::PieceOrder;
