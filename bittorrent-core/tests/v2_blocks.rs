@@ -12,9 +12,10 @@
 mod harness;
 
 use bittorrent_core::create::{create_torrent, CreateOptions, TorrentFormat};
+use bittorrent_core::proto::bitfield::Bitfield;
 use bittorrent_core::proto::block_layer::{self, piece_request, verify_piece_blocks};
 use bittorrent_core::proto::hash_msg::{self, HashMessage, HashRequest};
-use bittorrent_core::proto::merkle::{self, Hash256};
+use bittorrent_core::proto::merkle::Hash256;
 use bittorrent_core::proto::metainfo::{v2::aligned_view, Format, Metainfo};
 use bittorrent_core::proto::wire::{
     FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME, RESERVED_V2,
@@ -22,8 +23,10 @@ use bittorrent_core::proto::wire::{
 use bittorrent_core::{AddTorrent, Phase, Session};
 use harness::*;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// 64 KiB pieces: 4 blocks each, the piece layer is layer 2.
@@ -254,10 +257,105 @@ fn a_bad_block_bans_only_its_sender_and_the_good_blocks_are_kept() {
     assert_eq!(st.downloaded, len as u64 + 16384, "{st:?}");
     let up = seeder.status(&mi.info_hash).unwrap().uploaded;
     assert_eq!(up, len as u64, "the seeder sent more than the torrent");
-    assert_eq!(bad.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(bad.connections.load(Ordering::SeqCst), 1);
     drop(leecher);
     drop(seeder);
-    let _ = merkle::BLOCK_LEN;
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(down);
+}
+
+/// A peer that has every piece (bitfield, never unchokes) and answers each
+/// hash request with the right number of wrong hashes; counts the hash
+/// requests it got.
+fn hash_liar(ih: [u8; 20], pieces: usize) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let n = asked.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            let n = n.clone();
+            std::thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut hs = [0u8; HANDSHAKE_LEN];
+                if c.read_exact(&mut hs).is_err() || Handshake::decode(&hs).is_err() {
+                    return; // an MSE attempt: the dialer falls back to plaintext
+                }
+                let mut hello = Handshake::new(ih, *b"-XX0001-hashliar0001");
+                hello.reserved = [0; 8];
+                let mut out = hello.encode().to_vec();
+                Message::Bitfield(Bitfield::full(pieces).as_bytes().to_vec()).encode(&mut out);
+                let _ = c.write_all(&out);
+                let mut dec = FrameDecoder::new(MAX_FRAME);
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    while let Ok(Some(m)) = dec.next_message() {
+                        if let Message::Hash { id: 21, payload } = m {
+                            n.fetch_add(1, Ordering::SeqCst);
+                            let request = HashRequest::header(&payload).unwrap();
+                            let k = request.length as usize + request.uncles();
+                            let reply = HashMessage::Hashes {
+                                request,
+                                hashes: vec![[0xAB; 32]; k],
+                            };
+                            let _ = c.write_all(&reply.to_frame());
+                        }
+                    }
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => dec.feed(&buf[..k]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, asked)
+}
+
+/// As above, with a third peer that has the piece and sent none of it, so
+/// it is asked for the block hashes first, and lies: its hashes do not add
+/// up to the piece hash, it is banned, the seeder is asked next, and the
+/// bad block's sender is banned; the seeder never is.
+#[test]
+fn wrong_block_hashes_get_their_sender_banned_and_the_next_peer_is_asked() {
+    let len = 16 * PIECE as usize;
+    let (mi, dir, data) = v2_file("v2-blocks-liar", len);
+    let mut aligned = mi.clone();
+    aligned.info = aligned_view(&mi.info, mi.v2.as_ref().unwrap());
+    let bad = scripted_peer(&aligned, data.clone(), Script::OneBadBlockThenChoke);
+    let (liar, asked) = hash_liar(mi.info_hash.0, 16);
+    let down = temp_dir("v2-blocks-liar-leech");
+    let leecher = session();
+    leecher
+        .add(AddTorrent::new(mi.clone(), &down).peers(vec![bad.addr]))
+        .unwrap();
+    let got_one = wait_until(Duration::from_secs(30), || {
+        leecher
+            .status(&mi.info_hash)
+            .is_some_and(|s| s.downloaded >= 16384)
+    });
+    assert!(got_one, "{:?}", leecher.status(&mi.info_hash));
+    leecher.add_peers(&mi.info_hash, vec![liar]).unwrap();
+    let both = wait_until(Duration::from_secs(20), || {
+        leecher.status(&mi.info_hash).is_some_and(|s| s.peers >= 2)
+    });
+    assert!(both, "{:?}", leecher.status(&mi.info_hash));
+    let seeder = session();
+    seeder.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(20));
+    leecher
+        .add_peers(&mi.info_hash, vec![seeder.local_addr_v4()])
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "the liar is asked once");
+    assert_eq!((st.hash_failures, st.banned), (1, 2), "{st:?}");
+    assert_eq!(st.downloaded, len as u64 + 16384, "{st:?}");
+    assert_eq!(seeder.status(&mi.info_hash).unwrap().uploaded, len as u64);
+    assert_eq!(std::fs::read(down.join("f.bin")).unwrap(), data);
+    drop(leecher);
+    drop(seeder);
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(down);
 }
