@@ -398,8 +398,8 @@ fn hash_replies(c: &mut TcpStream, dec: &mut FrameDecoder, n: usize) -> Vec<Hash
 /// BEP 52 hash requests to our seeder of a v2-only torrent (what a client
 /// that started from a magnet link sends for the piece layers): a piece
 /// layer with its proof comes back and verifies against the file's
-/// `pieces root`; block layers, unknown roots, bad counts and ranges past
-/// the tree are rejected; a flood is bounded (rejected past the
+/// `pieces root` (block layers too: `tests/v2_blocks.rs`); unknown roots,
+/// bad counts and ranges past the tree are rejected; a flood is bounded (rejected past the
 /// per-second budget, the connection stays up); a request of the wrong
 /// size closes the connection.
 #[test]
@@ -443,7 +443,6 @@ fn our_seeder_answers_hash_requests_and_rejects_the_rest() {
     // Two base hashes and the uncles up to the root.
     let part = req(root, 1, 4, 2, 2);
     let refused = [
-        req(root, 0, 0, 4, 3),                             // block layer: not kept
         req([7; 32], 1, 0, 8, 2),                          // unknown root
         req(root, 1, 0, 3, 0),                             // not a power of two
         req(root, 1, 8, 8, 0),                             // past the layer

@@ -10,6 +10,7 @@
 pub mod bencode;
 pub mod bep42;
 pub mod bitfield;
+pub mod block_layer;
 pub mod compact;
 pub mod extension;
 pub mod hash_msg;

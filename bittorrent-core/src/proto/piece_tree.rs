@@ -2,8 +2,9 @@
 //! `piece layers` give: the piece layer and every layer above it, up to
 //! the file's `pieces root`. Kept to answer `hash request`s
 //! ([`crate::proto::hash_msg`]) for layers at or above the piece layer;
-//! the block layers below it are not kept (a request for them is
-//! rejected).
+//! the block layers below it are not kept: a request for them is answered
+//! from the file's data by `proto/block_layer.rs`, which finds the
+//! file's place here ([`PieceTrees::place`]).
 
 use crate::proto::hash_msg::{self, HashRequest};
 use crate::proto::merkle::{self, Hash256};
@@ -19,6 +20,25 @@ struct PieceTree {
     /// The piece layer padded to a power of two with the hashes of zero
     /// subtrees, then each layer above it; the last is `[root]`.
     layers: Vec<Vec<Hash256>>,
+    /// The file's first piece in the torrent's piece space.
+    first_piece: u64,
+    /// The file's length in bytes.
+    length: u64,
+}
+
+/// Where a file of a [`PieceTrees`] is, to answer block-layer requests
+/// from its data (`proto/block_layer.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct FilePlace<'a> {
+    /// Layers above the leaves of the piece layer.
+    pub piece_height: u32,
+    /// The file's first piece in the torrent's piece space.
+    pub first_piece: u64,
+    /// The file's length in bytes.
+    pub length: u64,
+    /// The piece layer padded to a power of two, then each layer above
+    /// it; the last is `[root]`.
+    pub layers: &'a [Vec<Hash256>],
 }
 
 /// The piece-layer trees of a torrent's files, by `pieces root` (files
@@ -70,6 +90,8 @@ impl PieceTrees {
                     PieceTree {
                         piece_height,
                         layers,
+                        first_piece: f.first_piece,
+                        length: f.length,
                     },
                 );
             }
@@ -80,6 +102,16 @@ impl PieceTrees {
     /// No tree at all (a v1 torrent, or only files of one piece).
     pub fn is_empty(&self) -> bool {
         self.by_root.is_empty()
+    }
+
+    /// The tree of the file whose root is `root`, and where the file is.
+    pub fn place(&self, root: &Hash256) -> Option<FilePlace<'_>> {
+        self.by_root.get(root).map(|t| FilePlace {
+            piece_height: t.piece_height,
+            first_piece: t.first_piece,
+            length: t.length,
+            layers: &t.layers,
+        })
     }
 
     /// The hashes answering `req` (its base hashes, then its uncle hashes),

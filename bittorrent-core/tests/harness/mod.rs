@@ -217,6 +217,9 @@ pub enum Script {
     /// requests it had queued when it choked); after every `n` blocks it
     /// sends `choke` and `unchoke` in one write (a choke storm).
     ChokeStorm(usize),
+    /// Claims every piece; answers the first request for the start of a
+    /// piece with a corrupted block, then chokes and serves nothing more.
+    OneBadBlockThenChoke,
 }
 
 /// A raw-socket peer playing `script` for one torrent; accepts connections
@@ -340,6 +343,21 @@ fn serve_script(
             let mut block = data[off..off + b.length as usize].to_vec();
             match script {
                 Script::Corrupt => block.iter_mut().for_each(|x| *x = !*x),
+                Script::OneBadBlockThenChoke if served > 0 || b.begin != 0 => continue,
+                Script::OneBadBlockThenChoke => {
+                    block.iter_mut().for_each(|x| *x = !*x);
+                    served += 1;
+                    let mut out = Vec::new();
+                    Message::Piece {
+                        index: b.index,
+                        begin: b.begin,
+                        data: block,
+                    }
+                    .encode(&mut out);
+                    Message::Choke.encode(&mut out);
+                    stream.write_all(&out)?;
+                    continue;
+                }
                 Script::VanishAfter(k) if served >= k => return Ok(()),
                 Script::FirstPieces(k) if b.index >= k => continue,
                 Script::ChokedAllowedFast(k) if b.index >= k => {

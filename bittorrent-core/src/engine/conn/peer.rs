@@ -157,6 +157,14 @@ pub enum PeerEvent {
     Holepunch(crate::proto::holepunch::HolepunchMessage),
     /// The peer lets us request this piece while it chokes us (BEP 6).
     AllowedFast(u32),
+    /// The answer to our `hash request` (BEP 52): the hashes as sent
+    /// (not checked yet), or `None` for a `hash reject`.
+    Hashes {
+        /// What we had asked.
+        request: crate::proto::hash_msg::HashRequest,
+        /// The base hashes and uncles, or `None`: rejected.
+        hashes: Option<Vec<crate::proto::merkle::Hash256>>,
+    },
     /// The connection is over.
     Left(CloseReason),
 }
@@ -189,6 +197,9 @@ pub enum PeerCmd {
     Pex(crate::proto::extension::PexMessage),
     /// Send a `ut_holepunch` message (only if the peer speaks it).
     Holepunch(crate::proto::holepunch::HolepunchMessage),
+    /// Send a BEP 52 `hash request` (its answer comes back as
+    /// [`PeerEvent::Hashes`]).
+    HashRequest(crate::proto::hash_msg::HashRequest),
     /// Close the connection.
     Close(CloseReason),
 }

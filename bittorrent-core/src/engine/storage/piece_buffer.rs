@@ -215,6 +215,17 @@ impl PieceBuffers {
         Complete::Memory(slots.into_iter().flatten().collect())
     }
 
+    /// Piece `i`, taken by `take_complete` and still holding its
+    /// reservation, assembles again with `slots` (its good blocks; the
+    /// others come again through [`PieceBuffers::insert`]).
+    pub fn restore(&mut self, i: u32, slots: Vec<Option<Vec<u8>>>) {
+        if !self.held.contains(&i) || self.assembling.contains_key(&i) {
+            return;
+        }
+        self.assembling_bytes += u64::from(self.layout.piece_len(i));
+        self.assembling.insert(i, slots);
+    }
+
     /// The blocks of piece `i` taken by `take_complete` were written or
     /// dropped: give its bytes back to the budget.
     pub fn release(&mut self, i: u32) {

@@ -27,6 +27,7 @@ pub mod smart_ban;
 pub(crate) mod status;
 
 // The rest of this type's methods, by what they handle.
+mod block_verify;
 mod checking;
 mod choking;
 mod holepunch;
@@ -188,6 +189,8 @@ pub(crate) struct Torrent {
     /// (`session::hybrid_layers`); pieces are checked against it instead
     /// of the metainfo's.
     late_v2: Option<Arc<crate::proto::metainfo::V2Info>>,
+    /// Failed v2 pieces waiting for their block hashes (`block_verify.rs`).
+    block_checks: Vec<block_verify::BlockCheck>,
     /// Addresses on parole (contributed to a failed piece with others).
     parole: HashSet<SocketAddr>,
     /// Addresses of peers that left, for blaming blocks they sent.
@@ -404,6 +407,7 @@ pub(crate) fn spawn(
         banned_ips: HashSet::new(),
         smart_ban: SmartBan::new(),
         late_v2: None,
+        block_checks: Vec::new(),
         parole: HashSet::new(),
         departed: HashMap::new(),
         departed_order: std::collections::VecDeque::new(),
@@ -683,6 +687,7 @@ impl Torrent {
     fn on_tick(&mut self) {
         let now = Instant::now();
         self.me.peer_ctx.recent.expire(now);
+        self.block_checks_tick(now);
         if self.phase == Phase::Seeding && !self.paused {
             self.seeding_time += now.saturating_duration_since(self.last_tick);
         }

@@ -513,6 +513,7 @@ impl Torrent {
                 self.connect_candidates();
             }
             PeerEvent::Holepunch(m) => self.on_holepunch(key, m),
+            PeerEvent::Hashes { request, hashes } => self.on_block_hashes(key, request, hashes),
             PeerEvent::Joined { .. } | PeerEvent::Left(_) => {}
         }
     }

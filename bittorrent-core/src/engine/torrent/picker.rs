@@ -19,6 +19,7 @@
 
 #[cfg(test)]
 mod pick_within_tests;
+mod restore;
 mod web_seed;
 
 use super::sequence::PieceOrder;

@@ -83,6 +83,15 @@ impl Torrent {
                 self.write_verified(done.piece, blocks);
                 return;
             }
+            // A v2 piece from several peers: its block hashes tell which
+            // blocks were bad (`block_verify.rs`); it keeps its buffer.
+            let blocks = match done.ok {
+                false => match self.try_block_check(done.piece, blocks, &done.block_hashes) {
+                    Some(blocks) => blocks,
+                    None => return,
+                },
+                true => blocks,
+            };
             self.buffers.release(done.piece);
             block_pool::global().give_back(blocks);
             if done.ok {

@@ -72,6 +72,7 @@ impl Connection<'_> {
             }
             PeerCmd::Interested(true) => self.send(&Message::Interested),
             PeerCmd::Interested(false) => self.send(&Message::NotInterested),
+            PeerCmd::HashRequest(r) => self.ask_hashes(r),
             PeerCmd::Close(r) => return Err(r),
         }
         Ok(())
