@@ -125,6 +125,9 @@ pub enum PeerEvent {
     Bitfield(Bitfield),
     /// The peer has a new piece.
     Have(u32),
+    /// The peer has these new pieces: the `have`s of one socket read (or
+    /// up to `MAX_HAVE_BATCH` of them), one event instead of one each.
+    Haves(Vec<u32>),
     /// The peer is interested in us or not.
     Interested(bool),
     /// The peer choked (true) or unchoked (false) us.
@@ -177,6 +180,8 @@ pub enum PeerCmd {
     Cancel(BlockRef),
     /// We verified a piece.
     Have(u32),
+    /// We verified these pieces (announced together, `torrent::haves`).
+    Haves(Vec<u32>),
     /// Choke (true) or unchoke (false) the peer.
     Choke(bool),
     /// Tell the peer we are interested or not.
@@ -337,6 +342,9 @@ struct Connection<'a> {
     hash_budget: hashes::HashBudget,
     /// Blocks decoded from the current read, sent as one `Blocks` event.
     pending_blocks: Vec<(BlockRef, Vec<u8>)>,
+    /// `have`s decoded from the current read, handed over as one event
+    /// (before any other event, so the order the peer said them in holds).
+    pending_haves: Vec<u32>,
     /// Bytes asked of the next socket read: grows while reads come back
     /// full, back to the minimum when the connection goes quiet.
     read_size: usize,
@@ -374,6 +382,9 @@ pub(crate) struct WakeCounts {
 
 /// Default [`PeerLimits::max_upload_queue`].
 pub const DEFAULT_UPLOAD_QUEUE: usize = 4096;
+/// `have`s of one read handed over as one event at most (a peer-sent
+/// count: past it, another event).
+const MAX_HAVE_BATCH: usize = 512;
 /// Size of the allowed-fast set we grant (BEP 6 suggests 10).
 const ALLOWED_FAST_K: usize = 10;
 /// The id we ask peers to use for `ut_metadata` messages to us.
@@ -525,6 +536,7 @@ impl<'a> Connection<'a> {
             metadata_served: 0,
             hash_budget: hashes::HashBudget::default(),
             pending_blocks: Vec::new(),
+            pending_haves: Vec::new(),
             read_size: MIN_READ,
             upload_cache: None,
             down_credit: Credit::default(),
@@ -652,8 +664,9 @@ impl<'a> Connection<'a> {
     /// Hand a control event over (never waiting: what the channel does not
     /// take now is held in the outbox and handed over on a later turn).
     fn event(&mut self, e: PeerEvent) -> Result<(), CloseReason> {
-        // Blocks decoded before this message are queued first.
+        // Blocks and `have`s decoded before this message are queued first.
         self.pending_blocks_to_outbox();
+        self.haves_to_outbox();
         self.outbox.push_control(e);
         self.outbox.pump(self.key, self.torrent)
     }
@@ -666,10 +679,29 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// Hand over the blocks decoded so far as one batch, and whatever the
+    /// A `have` the peer sent: handed over with the read's others.
+    fn peer_has(&mut self, i: u32) -> Result<(), CloseReason> {
+        self.pending_haves.push(i);
+        if self.pending_haves.len() >= MAX_HAVE_BATCH {
+            self.pending_blocks_to_outbox();
+            self.haves_to_outbox();
+            return self.outbox.pump(self.key, self.torrent);
+        }
+        Ok(())
+    }
+
+    /// The `have`s decoded so far become one event in the outbox.
+    fn haves_to_outbox(&mut self) {
+        if let Some(e) = haves_event(&mut self.pending_haves) {
+            self.outbox.push_control(e);
+        }
+    }
+
+    /// Hand over the blocks and `have`s decoded so far, and whatever the
     /// outbox still holds (never waiting).
     fn flush_blocks(&mut self) -> Result<(), CloseReason> {
         self.pending_blocks_to_outbox();
+        self.haves_to_outbox();
         if self.outbox.is_empty() {
             return Ok(());
         }
@@ -678,10 +710,35 @@ impl<'a> Connection<'a> {
     }
 }
 
+/// The event for the `have`s in `pending` (emptied): one `Have`, or one
+/// `Haves` for several; `None` for none.
+fn haves_event(pending: &mut Vec<u32>) -> Option<PeerEvent> {
+    match pending.len() {
+        0 => None,
+        1 => pending.pop().map(PeerEvent::Have),
+        _ => Some(PeerEvent::Haves(std::mem::take(pending))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::VecDeque;
+
+    #[test]
+    fn haves_of_a_read_become_one_event() {
+        let mut p = Vec::new();
+        assert!(haves_event(&mut p).is_none());
+        p.push(7);
+        assert!(matches!(haves_event(&mut p), Some(PeerEvent::Have(7))));
+        assert!(p.is_empty());
+        p.extend([3, 9, 1]);
+        match haves_event(&mut p) {
+            Some(PeerEvent::Haves(v)) => assert_eq!(v, vec![3, 9, 1]),
+            other => panic!("expected Haves, got {other:?}"),
+        }
+        assert!(p.is_empty());
+    }
 
     fn blk(index: u32, begin: u32, length: u32) -> BlockRef {
         BlockRef {
