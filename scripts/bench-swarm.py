@@ -334,6 +334,8 @@ def run(args, mode, population):
             cmd = [args.peer_bin, torrent, "--dir", save_dir, "--port", str(port),
                    "--no-dht", "--no-lsd", "--state", os.path.join(work, "state-%s" % role),
                    "--max-upload-rate", str(rate)]
+            if args.transport:
+                cmd += ["--transport", args.transport]
             for d in dial:
                 cmd += ["--peer", d]
         else:
@@ -441,6 +443,9 @@ def main():
     ap.add_argument("--size-mib", type=int, default=0, help="override the torrent size")
     ap.add_argument("--peer-bin", default=os.path.join(ROOT, "target", "release", "peer"))
     ap.add_argument("--timeout", type=float, default=600.0, help="per run, seconds")
+    ap.add_argument("--transport", choices=["tcp", "utp", "both"],
+                    help="our peers' --transport (default: theirs, `both`, uTP first;"
+                         " libtorrent's workers are TCP only, so `tcp` compares like with like)")
     ap.add_argument("--work-dir", default=None, help="where the temporary files go")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the run directories (logs)")

@@ -361,3 +361,42 @@ fn allowed_fast_pieces_are_fetched_while_choked() {
     let got = std::fs::read(dir.join("fast")).unwrap();
     assert_eq!(&got[..3 * 32 * 1024], &data[..3 * 32 * 1024]);
 }
+
+/// A chain: the seeder, a middle peer told of it, and an end peer told only
+/// of the middle one (a private torrent: no PEX to find the seeder). Every
+/// piece the end peer gets, it learns of from the middle peer's `have`s
+/// (sent in batches, `torrent/haves.rs`) as the middle peer verifies it: the
+/// download completes, all of it uploaded by the middle peer.
+#[test]
+fn a_chain_passes_pieces_on_through_its_middle_peer() {
+    let piece = 32 * 1024;
+    let data = pseudo_random(96 * piece, 11);
+    let (mut mi, seed_dir) = single_file_torrent("chain", &data, piece as u64);
+    mi.info.private = true;
+    // One upload slot on the seeder, and it reaches the middle peer only.
+    let seeder = session_with(|c| c.upload_slots = 1);
+    seeder.add(AddTorrent::new(mi.clone(), &seed_dir)).unwrap();
+    wait_phase(&seeder, &mi, Phase::Seeding, Duration::from_secs(20));
+    let (middle, end) = (session(), session());
+    let (middle_dir, end_dir) = (temp_dir("chain-middle"), temp_dir("chain-end"));
+    // The end peer first: it meets the middle peer before that has pieces,
+    // so what it learns comes in `have`s, not in a bitfield.
+    end.add(AddTorrent::new(mi.clone(), &end_dir).peers(vec![middle.local_addr_v4()]))
+        .unwrap();
+    middle
+        .add(AddTorrent::new(mi.clone(), &middle_dir).peers(vec![seeder.local_addr_v4()]))
+        .unwrap();
+    wait_phase(&end, &mi, Phase::Seeding, Duration::from_secs(60));
+    assert_eq!(std::fs::read(end_dir.join("chain")).unwrap(), data);
+    let peers = end.peers(&mi.info_hash, Duration::from_secs(5)).unwrap();
+    assert!(
+        peers.iter().all(|p| p.addr == middle.local_addr_v4()),
+        "the end peer reached another peer than the middle one: {peers:?}"
+    );
+    let passed = middle.status(&mi.info_hash).unwrap().uploaded;
+    assert!(
+        passed >= data.len() as u64,
+        "the middle peer passed on {passed} of {} bytes",
+        data.len()
+    );
+}

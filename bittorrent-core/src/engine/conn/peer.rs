@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 
 // The rest of this type's methods, by what they handle.
 mod commands;
+mod event_loop;
 mod handshake;
 mod hashes;
 mod inbound;
@@ -129,6 +130,9 @@ pub enum PeerEvent {
     Bitfield(Bitfield),
     /// The peer has a new piece.
     Have(u32),
+    /// The peer has these new pieces: the `have`s of one socket read (or
+    /// up to `MAX_HAVE_BATCH` of them), one event instead of one each.
+    Haves(Vec<u32>),
     /// The peer is interested in us or not.
     Interested(bool),
     /// The peer choked (true) or unchoked (false) us.
@@ -189,6 +193,8 @@ pub enum PeerCmd {
     Cancel(BlockRef),
     /// We verified a piece.
     Have(u32),
+    /// We verified these pieces (announced together, `torrent::haves`).
+    Haves(Vec<u32>),
     /// Choke (true) or unchoke (false) the peer.
     Choke(bool),
     /// Tell the peer we are interested or not.
@@ -356,6 +362,9 @@ struct Connection<'a> {
     hash_budget: hashes::HashBudget,
     /// Blocks decoded from the current read, sent as one `Blocks` event.
     pending_blocks: Vec<(BlockRef, Vec<u8>)>,
+    /// `have`s decoded from the current read, handed over as one event
+    /// (before any other event, so the order the peer said them in holds).
+    pending_haves: Vec<u32>,
     /// Bytes asked of the next socket read: grows while reads come back
     /// full, back to the minimum when the connection goes quiet.
     read_size: usize,
@@ -393,6 +402,9 @@ pub(crate) struct WakeCounts {
 
 /// Default [`PeerLimits::max_upload_queue`].
 pub const DEFAULT_UPLOAD_QUEUE: usize = 4096;
+/// `have`s of one read handed over as one event at most (a peer-sent
+/// count: past it, another event).
+const MAX_HAVE_BATCH: usize = 512;
 /// Size of the allowed-fast set we grant (BEP 6 suggests 10).
 const ALLOWED_FAST_K: usize = 10;
 /// The id we ask peers to use for `ut_metadata` messages to us.
@@ -546,6 +558,7 @@ impl<'a> Connection<'a> {
             metadata_served: 0,
             hash_budget: hashes::HashBudget::default(),
             pending_blocks: Vec::new(),
+            pending_haves: Vec::new(),
             read_size: MIN_READ,
             upload_cache: None,
             down_credit: Credit::default(),
@@ -673,8 +686,9 @@ impl<'a> Connection<'a> {
     /// Hand a control event over (never waiting: what the channel does not
     /// take now is held in the outbox and handed over on a later turn).
     fn event(&mut self, e: PeerEvent) -> Result<(), CloseReason> {
-        // Blocks decoded before this message are queued first.
+        // Blocks and `have`s decoded before this message are queued first.
         self.pending_blocks_to_outbox();
+        self.haves_to_outbox();
         self.outbox.push_control(e);
         self.outbox.pump(self.key, self.torrent)
     }
@@ -687,228 +701,44 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// Hand over the blocks decoded so far as one batch, and whatever the
+    /// A `have` the peer sent: handed over with the read's others.
+    fn peer_has(&mut self, i: u32) -> Result<(), CloseReason> {
+        self.pending_haves.push(i);
+        if self.pending_haves.len() >= MAX_HAVE_BATCH {
+            self.pending_blocks_to_outbox();
+            self.haves_to_outbox();
+            return self.outbox.pump(self.key, self.torrent);
+        }
+        Ok(())
+    }
+
+    /// The `have`s decoded so far become one event in the outbox.
+    fn haves_to_outbox(&mut self) {
+        if let Some(e) = haves_event(&mut self.pending_haves) {
+            self.outbox.push_control(e);
+        }
+    }
+
+    /// Hand over the blocks and `have`s decoded so far, and whatever the
     /// outbox still holds (never waiting).
     fn flush_blocks(&mut self) -> Result<(), CloseReason> {
         self.pending_blocks_to_outbox();
+        self.haves_to_outbox();
         if self.outbox.is_empty() {
             return Ok(());
         }
         self.wakes.events += 1;
         self.outbox.pump(self.key, self.torrent)
     }
+}
 
-    fn run(&mut self) -> Result<(), CloseReason> {
-        loop {
-            // Frames already buffered (the handshake read may have left some).
-            // Block payloads go into recycled buffers (`block_pool`).
-            while let Some(m) = self
-                .decoder
-                .next_message_with(&mut |d: &[u8]| block_pool::global().copy_of(d))
-                .map_err(|e| CloseReason::Protocol(e.to_string()))?
-            {
-                self.on_message(m)?;
-            }
-            self.flush_blocks()?;
-            self.drain_inbox()?;
-            self.serve_uploads()?;
-            if self.out.is_empty() && self.last_send.elapsed() > KEEPALIVE {
-                self.last_send = Instant::now();
-                self.send(&Message::KeepAlive);
-            }
-            self.flush()?;
-            if self.last_recv.elapsed() > self.ctx.limits.idle_timeout {
-                return Err(CloseReason::Timeout);
-            }
-            // With uploads waiting, never sit in `read`: take what has
-            // arrived without waiting and go back to sending (the blocking
-            // write in `flush` is where a busy connection waits). Otherwise
-            // wait (`waker`) for bytes or a command, until the next deadline.
-            // Uploads waiting for their rate-limit slot do not make the
-            // connection busy: it waits (socket, inbox) until the slot.
-            let slot = self.up_credit.wait();
-            let busy = (!self.upload_queue.is_empty() && slot.is_none())
-                || !self.out.is_empty()
-                || self.stream.has_pending();
-            if self.out.len() > 2 * UPLOAD_BURST {
-                // The peer is not reading what we send: stop reading what it
-                // sends (TCP then slows it down) until our output drains or
-                // the write timeout closes the connection.
-                continue;
-            }
-            // Events held (the torrent thread's channels were full): try
-            // again soon. Holding all we may: no socket reads until the
-            // torrent thread takes some; commands and uploads go on.
-            let holding = !self.outbox.is_empty();
-            let held = if !holding {
-                if self.counters.held.load(Ordering::Relaxed) {
-                    self.counters.held.store(false, Ordering::Relaxed);
-                }
-                Duration::MAX
-            } else {
-                // Woken by the torrent thread once it takes some (the
-                // flag is set before the wait, so a take after this sees
-                // it); the retry is a safety net.
-                self.counters.held.store(true, Ordering::SeqCst);
-                outbox::HOLD_RETRY
-            };
-            if !self.outbox.room() {
-                if !busy {
-                    let (inbox, counters) = (&self.inbox, &self.counters);
-                    self.waker
-                        .wait_inbox(held.min(slot.unwrap_or(Duration::MAX)), || {
-                            // Taken since (the torrent thread cleared the
-                            // flag): no wait.
-                            !inbox.is_empty() || !counters.held.load(Ordering::SeqCst)
-                        })
-                        .map_err(|e| CloseReason::Io(e.to_string()))?;
-                }
-                // Waiting on our own torrent thread is not the peer's silence.
-                self.last_recv = Instant::now();
-                continue;
-            }
-            let limited = !self.ctx.throttle.unlimited(Direction::Download);
-            let mut nonblocking = busy;
-            if !busy {
-                // Requests outstanding: the socket wakes us soon, so lazy
-                // commands wait for that (within STREAMING_WAIT), and while
-                // the blocks stream in, the low-water mark has one wake-up
-                // read many of them.
-                let streaming = !self.peer_choking && !self.sent_requests.is_empty();
-                let target = if streaming && !limited {
-                    self.mark
-                        .target(self.sent_requests.len() * crate::proto::wire::BLOCK_SIZE as usize)
-                } else {
-                    1
-                };
-                // The low-water mark is a TCP socket option (uTP: off).
-                if let Some(tcp) = self.stream.tcp() {
-                    self.mark.set(tcp, target);
-                }
-                let mut timeout = self
-                    .next_deadline()
-                    .min(slot.unwrap_or(Duration::MAX))
-                    .min(held);
-                if self.mark.is_set() {
-                    timeout = timeout.min(LOWAT_WAIT);
-                } else if streaming {
-                    timeout = timeout.min(STREAMING_WAIT);
-                }
-                let (inbox, counters) = (&self.inbox, &self.counters);
-                let woken = self
-                    .waker
-                    .wait(self.stream.socket().as_fd(), timeout, streaming, || {
-                        !inbox.is_empty() || (holding && !counters.held.load(Ordering::SeqCst))
-                    })
-                    .map_err(|e| CloseReason::Io(e.to_string()))?;
-                match woken {
-                    Woken::Socket => self.wakes.socket += 1,
-                    Woken::Inbox => self.wakes.inbox += 1,
-                    Woken::Queued => self.wakes.queued += 1,
-                    Woken::Timeout => self.wakes.timeout += 1,
-                }
-                if self.mark.is_set() {
-                    // Take what is there, below the mark too (a choke), without
-                    // waiting: a read would otherwise wait for the mark.
-                    nonblocking = true;
-                } else if woken != Woken::Socket {
-                    self.give_back_if_quiet();
-                    continue;
-                }
-            }
-            // Download limit: reserve a chunk, sleep once until it is paid
-            // for (capped: the inbox is served in between), read at most it.
-            let mut max = self.read_size;
-            if limited {
-                let want = self.ctx.throttle.chunk(Direction::Download, self.read_size) as u64;
-                let (t, credit) = (&self.ctx.throttle, &mut self.down_credit);
-                if !credit.take(t, Direction::Download, want / 2, want) {
-                    let t0 = Instant::now();
-                    std::thread::sleep(credit.wait().unwrap_or_default().min(THROTTLE_SLICE));
-                    // Time spent waiting on our own limit is not the peer's silence.
-                    self.last_recv += t0.elapsed();
-                    if !credit.take(t, Direction::Download, want / 2, want) {
-                        continue;
-                    }
-                }
-                max = max
-                    .min(usize::try_from(credit.available()).unwrap_or(max))
-                    .max(1);
-            }
-            if nonblocking {
-                let _ = self.stream.set_nonblocking(true);
-            }
-            // Block payloads straight into recycled buffers (`block_pool`).
-            let r = self
-                .decoder
-                .read_blocks_from(&mut self.stream, max, &mut || {
-                    block_pool::global().take_block()
-                });
-            if nonblocking {
-                let _ = self.stream.set_nonblocking(false);
-            }
-            match r {
-                Ok(0) => return Err(CloseReason::PeerClosed),
-                Ok(n) => {
-                    self.last_recv = Instant::now();
-                    if limited {
-                        self.down_credit.spend(n as u64);
-                    }
-                    // Within a block message of what was asked: full (a
-                    // read into block buffers holds whole messages, so it
-                    // seldom returns exactly `max`).
-                    if n + READ_SLOT > max && n >= max / 2 {
-                        self.read_size = (self.read_size * 2).min(MAX_READ);
-                        self.wakes.full += 1;
-                    }
-                    if let Some(tcp) = self.stream.tcp() {
-                        self.mark.count(tcp, n);
-                    }
-                    self.wakes.reads += 1;
-                    self.wakes.bytes += n as u64;
-                    if self.mark.is_set() && n < self.mark.mark() {
-                        self.wakes.early += 1;
-                    }
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    if !busy {
-                        self.give_back_if_quiet();
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(CloseReason::Io(e.to_string())),
-            }
-        }
-    }
-
-    /// Quiet for `QUIET`: keep little memory per connection. (Not after
-    /// every short pause: a download that waits a few milliseconds for its
-    /// next requests would free and fault in its read buffer again and
-    /// again.)
-    fn give_back_if_quiet(&mut self) {
-        if self.last_recv.elapsed() >= QUIET {
-            self.mark.forget_rate();
-            self.read_size = MIN_READ;
-            self.decoder.shrink(2 * MIN_READ);
-        }
-    }
-
-    /// How long an idle connection may wait for bytes or a command: until
-    /// its next keep-alive is due, its idle timeout, or (buffers not yet
-    /// given back) the end of `QUIET`.
-    fn next_deadline(&self) -> Duration {
-        let mut t = KEEPALIVE.saturating_sub(self.last_send.elapsed());
-        t = t.min(
-            self.ctx
-                .limits
-                .idle_timeout
-                .saturating_sub(self.last_recv.elapsed()),
-        );
-        if self.read_size > MIN_READ {
-            t = t.min(QUIET.saturating_sub(self.last_recv.elapsed()));
-        }
-        // Past a deadline by a hair: wake a moment later, not in a loop.
-        t.max(Duration::from_millis(1))
+/// The event for the `have`s in `pending` (emptied): one `Have`, or one
+/// `Haves` for several; `None` for none.
+fn haves_event(pending: &mut Vec<u32>) -> Option<PeerEvent> {
+    match pending.len() {
+        0 => None,
+        1 => pending.pop().map(PeerEvent::Have),
+        _ => Some(PeerEvent::Haves(std::mem::take(pending))),
     }
 }
 
@@ -916,6 +746,21 @@ impl<'a> Connection<'a> {
 mod tests {
     use super::*;
     use std::collections::VecDeque;
+
+    #[test]
+    fn haves_of_a_read_become_one_event() {
+        let mut p = Vec::new();
+        assert!(haves_event(&mut p).is_none());
+        p.push(7);
+        assert!(matches!(haves_event(&mut p), Some(PeerEvent::Have(7))));
+        assert!(p.is_empty());
+        p.extend([3, 9, 1]);
+        match haves_event(&mut p) {
+            Some(PeerEvent::Haves(v)) => assert_eq!(v, vec![3, 9, 1]),
+            other => panic!("expected Haves, got {other:?}"),
+        }
+        assert!(p.is_empty());
+    }
 
     fn blk(index: u32, begin: u32, length: u32) -> BlockRef {
         BlockRef {

@@ -30,6 +30,7 @@ pub(crate) mod status;
 mod block_verify;
 mod checking;
 mod choking;
+mod haves;
 mod holepunch;
 mod inboxes;
 mod peers;
@@ -123,6 +124,8 @@ struct Conn {
     unrequested: u32,
     /// Pieces it rejected while unchoking us, not asked again for a while.
     refused: seeding::Refused,
+    /// Our `have`s waiting to go out together (`haves.rs`).
+    haves: haves::PendingHaves,
 }
 
 const TICK: Duration = Duration::from_secs(1);
@@ -257,6 +260,8 @@ pub(crate) struct Torrent {
     order: PieceOrderPrefs,
     /// Its web seeds (BEP 19, `web_seeds.rs`).
     web: web_seeds::WebSeeds,
+    /// When the `have`s waiting in `Conn::haves` must go (`haves.rs`).
+    have_clock: haves::HaveClock,
 }
 
 /// Start a torrent thread. Returns the shared part (registered with the
@@ -448,6 +453,7 @@ pub(crate) fn spawn(
         idle_since: now,
         idle_uploaded: 0,
         last_tick: now,
+        have_clock: haves::HaveClock::default(),
         order: PieceOrderPrefs::default(),
     };
     t.set_order(order);
@@ -508,15 +514,21 @@ impl Torrent {
                 // with the next blocks instead of a wake-up of their own
                 // (not while checking: there the verdicts are all there is).
                 let due = self.hash_jobs.get() > 0 || self.disk.has_jobs();
+                // `have`s waiting: wake to send them.
+                let until = match (wake, self.have_clock.due()) {
+                    (Some(w), Some(h)) => Some(w.min(h)),
+                    (w, h) => w.or(h),
+                };
                 if due && self.phase != Phase::Checking {
                     let nap = Instant::now() + LAZY_WAIT;
-                    self.bell.nap(wake.map_or(nap, |w| w.min(nap)), has_work);
+                    self.bell.nap(until.map_or(nap, |w| w.min(nap)), has_work);
                 } else {
-                    self.bell.wait(wake, has_work);
+                    self.bell.wait(until, has_work);
                 }
             }
             self.disk.retire_idle_writer();
             let now = Instant::now();
+            self.send_due_haves(now);
             if now >= next_tick || wake.is_some_and(|w| now >= w) {
                 self.on_tick();
                 next_tick = now + TICK;

@@ -127,6 +127,18 @@ impl Torrent {
     }
 
     fn send_with(&mut self, key: PeerKey, cmd: PeerCmd, wake: Wake) {
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        // `have`s waiting (`haves.rs`) go first, with whatever wakes the
+        // thread for this command; a quiet one leaves them to their delay.
+        let haves = match wake {
+            Wake::Quiet => None,
+            Wake::Now | Wake::Lazy => c.haves.take(),
+        };
+        if let Some(h) = haves {
+            self.send_with(key, h, Wake::Quiet);
+        }
         let Some(c) = self.conns.get(&key) else {
             return;
         };
@@ -350,6 +362,7 @@ impl Torrent {
                 chokes: 0,
                 unrequested: 0,
                 refused: seeding::Refused::default(),
+                haves: haves::PendingHaves::default(),
             },
         );
         if self.parole.contains(&addr) {
@@ -407,23 +420,13 @@ impl Torrent {
                 self.after_availability(key);
             }
             PeerEvent::Have(i) => {
-                let we_need =
-                    !self.me.peer_ctx.have.read().get(i as usize) && self.wanted.get(i as usize);
-                let Some(c) = self.conns.get_mut(&key) else {
-                    return;
-                };
-                if c.bitfield.set(i as usize) {
-                    if we_need {
-                        c.wanted += 1;
-                    }
-                    self.picker.add_have(i);
-                    let spread = &self.me.peer_ctx.spread;
-                    spread.seen(i, self.picker.availability(i));
-                    let recent = &self.me.peer_ctx.recent;
-                    if recent.contains(i) && self.conns.values().all(|c| c.bitfield.get(i as usize))
-                    {
-                        recent.forget(i);
-                    }
+                self.peer_has(key, i);
+                self.after_availability(key);
+            }
+            // A read's `have`s: the interest and the requests once for all.
+            PeerEvent::Haves(pieces) => {
+                for i in pieces {
+                    self.peer_has(key, i);
                 }
                 self.after_availability(key);
             }
@@ -515,6 +518,27 @@ impl Torrent {
             PeerEvent::Holepunch(m) => self.on_holepunch(key, m),
             PeerEvent::Hashes { request, hashes } => self.on_block_hashes(key, request, hashes),
             PeerEvent::Joined { .. } | PeerEvent::Left(_) => {}
+        }
+    }
+
+    /// Peer `key` has piece `i` (a `have`; the caller then runs
+    /// `after_availability`).
+    fn peer_has(&mut self, key: PeerKey, i: u32) {
+        let we_need = !self.me.peer_ctx.have.read().get(i as usize) && self.wanted.get(i as usize);
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        if c.bitfield.set(i as usize) {
+            if we_need {
+                c.wanted += 1;
+            }
+            self.picker.add_have(i);
+            let spread = &self.me.peer_ctx.spread;
+            spread.seen(i, self.picker.availability(i));
+            let recent = &self.me.peer_ctx.recent;
+            if recent.contains(i) && self.conns.values().all(|c| c.bitfield.get(i as usize)) {
+                recent.forget(i);
+            }
         }
     }
 

@@ -132,7 +132,6 @@ impl Torrent {
             // A peer that has the piece needs the `have` only as news: it
             // goes out with the thread's next wake-up, whatever wakes it
             // (a seed's thread would otherwise wake once per piece for it).
-            // One that lacks it may want to request it now.
             if self
                 .conns
                 .get(&k)
@@ -140,7 +139,9 @@ impl Torrent {
             {
                 self.send_quiet(k, PeerCmd::Have(i));
             } else {
-                self.send(k, PeerCmd::Have(i));
+                // One that lacks it learns of it with its next command, or
+                // within `haves::HAVE_DELAY` (`haves.rs`).
+                self.announce_have(k, i);
             }
             if let Some(c) = self.conns.get_mut(&k) {
                 if newly && wanted && c.bitfield.get(i as usize) {

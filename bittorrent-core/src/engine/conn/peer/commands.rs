@@ -35,6 +35,11 @@ impl Connection<'_> {
                 }
             }
             PeerCmd::Have(i) => self.send(&Message::Have(i)),
+            PeerCmd::Haves(v) => {
+                for i in v {
+                    self.send(&Message::Have(i));
+                }
+            }
             PeerCmd::Start(_) => {}
             PeerCmd::Pex(msg) => {
                 if let Some(id) = self.their_pex {

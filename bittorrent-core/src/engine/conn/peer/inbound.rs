@@ -52,7 +52,7 @@ impl Connection<'_> {
                 if i as usize >= n {
                     return Err(CloseReason::Protocol(format!("have {i} out of range")));
                 }
-                self.event(PeerEvent::Have(i))?;
+                self.peer_has(i)?;
             }
             // A bitfield, have-all or have-none at any time replaces the
             // peer's piece set (aria2 sends have-none, allowed-fast, then a
