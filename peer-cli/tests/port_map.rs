@@ -35,162 +35,12 @@ mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::natlab::{self, run, stop, NatLab, LAN_GW, LAN_HOST};
 use support::*;
 
 const EXT_PUBLIC: &str = "84.124.73.14";
-const LAN_GW: &str = "192.168.77.1";
-const LAN_HOST: &str = "192.168.77.2";
-
-fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{cmd} {}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn ip(args: &[&str]) -> Result<String, String> {
-    run("ip", args)
-}
-
-/// The three namespaces; removed on drop (the gateway's daemon first).
-struct NatLab {
-    gw: String,
-    lan: String,
-    wan: String,
-    wan_if: String,
-    lan_if: String,
-    dir: TempDir,
-    gateway: Option<Child>,
-}
 
 impl NatLab {
-    /// The lab with `ext` (an address with its /24) on the gateway's WAN side.
-    fn new(ext: &str) -> Result<NatLab, String> {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let seq = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tag = format!("{}{seq}", std::process::id() % 10_000);
-        let lab = NatLab {
-            gw: format!("p21d-{tag}g"),
-            lan: format!("p21d-{tag}l"),
-            wan: format!("p21d-{tag}w"),
-            wan_if: format!("p21d{tag}wg"),
-            lan_if: format!("p21d{tag}lg"),
-            dir: TempDir::new("portmap"),
-            gateway: None,
-        };
-        for ns in [&lab.gw, &lab.lan, &lab.wan] {
-            ip(&["netns", "add", ns])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        }
-        let (lg, ll) = (lab.lan_if.clone(), format!("p21d{tag}ll"));
-        let ww = format!("p21d{tag}ww");
-        ip(&["link", "add", &lg, "type", "veth", "peer", "name", &ll])?;
-        ip(&[
-            "link",
-            "add",
-            &lab.wan_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &ww,
-        ])?;
-        ip(&["link", "set", &lg, "netns", &lab.gw])?;
-        ip(&["link", "set", &ll, "netns", &lab.lan])?;
-        ip(&["link", "set", &lab.wan_if, "netns", &lab.gw])?;
-        ip(&["link", "set", &ww, "netns", &lab.wan])?;
-        let wan_peer = format!("{}.1/24", ext.rsplit_once('.').map_or(ext, |(a, _)| a));
-        for (ns, dev, addr) in [
-            (&lab.gw, &lg, format!("{LAN_GW}/24")),
-            (&lab.lan, &ll, format!("{LAN_HOST}/24")),
-            (&lab.gw, &lab.wan_if, format!("{ext}/24")),
-            (&lab.wan, &ww, wan_peer),
-        ] {
-            ip(&["-n", ns, "addr", "add", &addr, "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-        }
-        ip(&["-n", &lab.lan, "route", "add", "default", "via", LAN_GW])?;
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &lab.gw,
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-            ],
-        )?;
-        // miniupnpd (nftables build) adds its rules to these chains of
-        // `inet filter`; the LAN is masqueraded on the way out.
-        let rules = format!(
-            "table inet filter {{\n\
-               chain forward {{ type filter hook forward priority 0; policy drop;\n\
-                 ct state established,related accept\n\
-                 iifname \"{lg}\" accept\n\
-                 jump miniupnpd; }}\n\
-               chain miniupnpd {{ }}\n\
-               chain prerouting {{ type nat hook prerouting priority -100; policy accept;\n\
-                 jump prerouting_miniupnpd; }}\n\
-               chain postrouting {{ type nat hook postrouting priority 100; policy accept;\n\
-                 jump postrouting_miniupnpd\n\
-                 oifname \"{}\" masquerade; }}\n\
-               chain prerouting_miniupnpd {{ }}\n\
-               chain postrouting_miniupnpd {{ }}\n\
-             }}\n",
-            lab.wan_if
-        );
-        let file = lab.dir.path().join("lab.nft");
-        std::fs::write(&file, rules).map_err(|e| e.to_string())?;
-        let f = file.to_string_lossy().into_owned();
-        run("ip", &["netns", "exec", &lab.gw, "nft", "-f", &f])?;
-        Ok(lab)
-    }
-
-    /// Start miniupnpd as the gateway (`-d`: foreground, logs on stderr).
-    fn start_miniupnpd(&mut self, natpmp: bool, upnp: bool) {
-        let yes = |b: bool| if b { "yes" } else { "no" };
-        let conf = format!(
-            "ext_ifname={}\nlistening_ip={}\nport=0\n\
-             enable_natpmp={}\nenable_upnp={}\nsecure_mode=yes\n\
-             min_lifetime=20\n\
-             lease_file={}\n\
-             uuid=3a5b3b8c-2d4c-4f5e-9a1b-7c6d5e4f3a2b\n\
-             allow 1024-65535 192.168.77.0/24 1024-65535\n\
-             deny 0-65535 0.0.0.0/0 0-65535\n",
-            self.wan_if,
-            self.lan_if,
-            yes(natpmp),
-            yes(upnp),
-            self.dir.path().join("leases").display(),
-        );
-        let file = self.dir.path().join("miniupnpd.conf");
-        write_file(&file, conf.as_bytes());
-        let pid = self.dir.path().join("miniupnpd.pid");
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.gw, "miniupnpd", "-d", "-f"])
-            .arg(&file)
-            .arg("-P")
-            .arg(&pid);
-        let mut d = Child::spawn("miniupnpd", c);
-        assert!(
-            d.wait_for_output("Listening for NAT-PMP", Duration::from_secs(10))
-                || d.wait_for_output("HTTP listening", Duration::from_secs(1)),
-            "miniupnpd did not start:\n{}",
-            d.output()
-        );
-        self.gateway = Some(d);
-    }
-
     /// Start the fake gateway in `mode` (see `fake_igd.py`).
     fn start_fake(&mut self, mode: &str) {
         let mut c = Command::new("ip");
@@ -245,62 +95,18 @@ impl NatLab {
 
     /// [`NatLab::peer_with_lease`], with PCP on or off (NAT-PMP only).
     fn peer_with(&self, args: &[&str], lease: u32, pcp: bool) -> Child {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.lan])
-            .arg(peer_bin())
-            .args(["--open-tracker", "--no-lsd", "--port", "6881"])
-            .args(args)
-            .env(PORT_MAP_ENV, "on")
-            .env("PEER_PORT_MAP_LEASE", lease.to_string())
-            .env("PEER_PORT_MAP_PCP", if pcp { "on" } else { "off" })
-            .env("RUST_LOG", "bittorrent_core=info");
-        Child::spawn("peer", c)
-    }
-
-    fn gateway_output(&self) -> String {
-        self.gateway.as_ref().map(Child::output).unwrap_or_default()
+        let fixed = ["--open-tracker", "--no-lsd", "--port", "6881"];
+        Child::spawn(
+            "peer",
+            self.peer_cmd(&[&fixed[..], args].concat(), lease, pcp),
+        )
     }
 }
 
-impl Drop for NatLab {
-    fn drop(&mut self) {
-        if let Some(mut g) = self.gateway.take() {
-            g.kill();
-        }
-        for ns in [&self.lan, &self.wan, &self.gw] {
-            let _ = ip(&["netns", "del", ns]);
-        }
-    }
-}
-
-/// The lab, or `None` after a loud SKIP (a failure under CI).
+/// The lab with `ext` (an address with its /24) on the gateway's WAN
+/// side, or `None` after a loud SKIP (a failure under CI).
 fn lab_or_skip(ext: &str) -> Option<NatLab> {
-    if !require_tools(&["ip", "nft", "miniupnpd", "upnpc"]) {
-        return None;
-    }
-    match NatLab::new(ext) {
-        Ok(l) => Some(l),
-        Err(why) => {
-            let msg = format!("SKIP: cannot build the NAT lab ({why}); it needs root");
-            if in_ci() {
-                panic!("{msg} -- CI=true runs as root, so this is a failure");
-            }
-            loud(&msg);
-            None
-        }
-    }
-}
-
-/// SIGTERM and a bounded wait for a clean exit.
-fn stop(p: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &p.id().to_string()])
-        .status();
-    assert!(
-        p.wait_exit(Duration::from_secs(20)).is_some(),
-        "peer did not exit:\n{}",
-        p.output()
-    );
+    natlab::lab_or_skip("p21d", "portmap", ext, false, "NAT lab")
 }
 
 /// A TCP connection from the "internet" to EXT:6881 reaches `peer`'s
