@@ -72,16 +72,12 @@ fn libtorrent_leeches_a_hybrid_from_peer() {
         );
     }
     let down = tmp.subdir("down");
-    let mut cmd = python_cmd("lt_leech.py");
-    cmd.arg(&torrent)
-        .arg(&down)
-        .args(["--timeout", "100", "--stay"]);
-    let mut leech = Child::spawn("lt_leech.py", cmd);
-    assert!(
-        leech.wait_for_output("DONE", LONG_WAIT),
-        "libtorrent did not download the hybrid from peer\n{}\n{}",
-        leech.output(),
-        seeder.output()
+    let mut leech = clients::lt_leecher(
+        &torrent,
+        &down,
+        &["--stay"],
+        &seeder,
+        "the hybrid from peer",
     );
     assert_same_data(&src, &down.join(NAME));
     // libtorrent announced under both hashes too, and was answered.
@@ -177,17 +173,12 @@ fn libtorrent_leeches_a_hybrid_magnet_link_from_peer() {
     let mut seeder = clients::our_seeder(&torrent, &seed_dir, port);
     let magnet = format!("magnet:?xt=urn:btih:{v1}&xt=urn:btmh:1220{v2}&dn=hybrid%20data");
     let down = tmp.subdir("down");
-    let mut cmd = python_cmd("lt_leech.py");
-    cmd.arg(&magnet)
-        .arg(&down)
-        .args(["--peer", &format!("127.0.0.1:{port}")])
-        .args(["--timeout", "100"]);
-    let mut leech = Child::spawn("lt_leech.py", cmd);
-    assert!(
-        leech.wait_for_output("DONE", LONG_WAIT),
-        "libtorrent did not download the hybrid magnet link from peer\n{}\n{}",
-        leech.output(),
-        seeder.output()
+    let mut leech = clients::lt_leecher(
+        &magnet,
+        &down,
+        &["--peer", &format!("127.0.0.1:{port}")],
+        &seeder,
+        "the hybrid magnet link from peer",
     );
     assert_same_data(&src, &down.join(NAME));
     leech.kill();
@@ -228,17 +219,12 @@ fn the_upgrade_to_v2_works_with_libtorrent_both_ways() {
         seeder.output()
     );
     let down = tmp.subdir("down-lt");
-    let mut cmd = python_cmd("lt_leech.py");
-    cmd.arg(&torrent)
-        .arg(&down)
-        .args(["--peer", &format!("127.0.0.1:{port}")])
-        .args(["--timeout", "100"]);
-    let mut leech = Child::spawn("lt_leech.py", cmd);
-    assert!(
-        leech.wait_for_output("DONE", LONG_WAIT),
-        "libtorrent did not download\n{}\n{}",
-        leech.output(),
-        seeder.output()
+    let mut leech = clients::lt_leecher(
+        &torrent,
+        &down,
+        &["--peer", &format!("127.0.0.1:{port}")],
+        &seeder,
+        "from peer",
     );
     assert_same_data(&src, &down.join(NAME));
     assert!(

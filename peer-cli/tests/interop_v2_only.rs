@@ -75,16 +75,12 @@ fn libtorrent_leeches_a_v2_only_torrent_from_peer() {
         seeder.output()
     );
     let down = tmp.subdir("down");
-    let mut cmd = python_cmd("lt_leech.py");
-    cmd.arg(&torrent)
-        .arg(&down)
-        .args(["--timeout", "100", "--stay"]);
-    let mut leech = Child::spawn("lt_leech.py", cmd);
-    assert!(
-        leech.wait_for_output("DONE", LONG_WAIT),
-        "libtorrent did not download the v2-only torrent from peer\n{}\n{}",
-        leech.output(),
-        seeder.output()
+    let mut leech = clients::lt_leecher(
+        &torrent,
+        &down,
+        &["--stay"],
+        &seeder,
+        "the v2-only torrent from peer",
     );
     assert_same_data(&src, &down.join(NAME));
     assert!(
@@ -128,17 +124,12 @@ fn libtorrent_leeches_a_v2_only_magnet_link_from_peer() {
     let mut seeder = clients::our_seeder(&torrent, &seed_dir, port);
     let magnet = format!("magnet:?xt=urn:btmh:1220{v2}&dn=v2%20data");
     let down = tmp.subdir("down");
-    let mut cmd = python_cmd("lt_leech.py");
-    cmd.arg(&magnet)
-        .arg(&down)
-        .args(["--peer", &format!("127.0.0.1:{port}")])
-        .args(["--timeout", "100"]);
-    let mut leech = Child::spawn("lt_leech.py", cmd);
-    assert!(
-        leech.wait_for_output("DONE", LONG_WAIT),
-        "libtorrent did not download the v2 magnet link ({ih}) from peer\n{}\n{}",
-        leech.output(),
-        seeder.output()
+    let mut leech = clients::lt_leecher(
+        &magnet,
+        &down,
+        &["--peer", &format!("127.0.0.1:{port}")],
+        &seeder,
+        &format!("the v2 magnet link ({ih}) from peer"),
     );
     assert_same_data(&src, &down.join(NAME));
     // Its connection closes with libtorrent: the count of hash requests

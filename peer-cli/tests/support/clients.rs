@@ -402,6 +402,32 @@ pub fn lt_seeder(torrent: &Path, dir: &Path, port: u16, timeout: u64, extra: &[&
     c
 }
 
+/// libtorrent (`lt_leech.py`, at most 100 s) downloading `source` (a
+/// torrent file or a magnet link) into `down` with `extra` arguments, once
+/// it says DONE (bounded by [`LONG_WAIT`]; else a panic naming `what` with
+/// its output and the `seeder`'s).
+pub fn lt_leecher(
+    source: impl AsRef<std::ffi::OsStr>,
+    down: &Path,
+    extra: &[&str],
+    seeder: &Child,
+    what: &str,
+) -> Child {
+    let mut cmd = python_cmd("lt_leech.py");
+    cmd.arg(source)
+        .arg(down)
+        .args(["--timeout", "100"])
+        .args(extra);
+    let mut leech = Child::spawn("lt_leech.py", cmd);
+    assert!(
+        leech.wait_for_output("DONE", LONG_WAIT),
+        "libtorrent did not download {what}\n{}\n{}",
+        leech.output(),
+        seeder.output()
+    );
+    leech
+}
+
 /// Our leecher of `source` (a torrent file or a magnet link) into `down`,
 /// given `peer` as a peer, on a free port (LSD and DHT off,
 /// `RUST_LOG=info`; callers add options).
