@@ -180,21 +180,33 @@ fn map_pcp(
             )));
         }
     }
-    let message = format!(
-        "PCP gateway {gw}: external address {ext}, TCP {} and UDP {} mapped to port {} for {} s",
-        ports[0].unwrap_or(0),
-        ports[1].unwrap_or(0),
-        cfg.port,
-        lease
-    );
     Ok((
         Held::Pcp {
             gateway: gw,
             client,
             nonces,
         },
-        PortMapStatus::mapped("pcp", Some(gw.into()), ext.into(), ports, lease, message),
+        small_mapped("PCP", "pcp", cfg, gw, ext, ports, lease),
     ))
+}
+
+/// The status of a PCP or NAT-PMP (`name`) mapping of `ports` (TCP, UDP).
+fn small_mapped(
+    name: &str,
+    method: &'static str,
+    cfg: &PortMapConfig,
+    gw: Ipv4Addr,
+    ext: Ipv4Addr,
+    ports: [Option<u16>; 2],
+    lease: u32,
+) -> PortMapStatus {
+    let message = format!(
+        "{name} gateway {gw}: external address {ext}, TCP {} and UDP {} mapped to port {} for {lease} s",
+        ports[0].unwrap_or(0),
+        ports[1].unwrap_or(0),
+        cfg.port,
+    );
+    PortMapStatus::mapped(method, Some(gw.into()), ext.into(), ports, lease, message)
 }
 
 fn map_natpmp(cfg: &PortMapConfig, gw: Ipv4Addr) -> Result<(Held, PortMapStatus), MapError> {
@@ -226,23 +238,9 @@ fn map_natpmp(cfg: &PortMapConfig, gw: Ipv4Addr) -> Result<(Held, PortMapStatus)
             lease = lease.min(lifetime);
         }
     }
-    let message = format!(
-        "NAT-PMP gateway {gw}: external address {ext}, TCP {} and UDP {} mapped to port {} for {} s",
-        ports[0].unwrap_or(0),
-        ports[1].unwrap_or(0),
-        cfg.port,
-        lease
-    );
     Ok((
         Held::NatPmp { gateway: gw },
-        PortMapStatus::mapped(
-            "nat-pmp",
-            Some(gw.into()),
-            ext.into(),
-            ports,
-            lease,
-            message,
-        ),
+        small_mapped("NAT-PMP", "nat-pmp", cfg, gw, ext, ports, lease),
     ))
 }
 
