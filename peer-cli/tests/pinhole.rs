@@ -34,7 +34,7 @@ mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::natlab::{self, run, stop, NatLab, GW6};
+use support::natlab::{self, stop, NatLab, GW6};
 use support::*;
 
 const ME6: &str = "fd77::2";
@@ -46,21 +46,7 @@ fn lab_or_skip() -> Option<NatLab> {
 impl NatLab {
     /// The IPv6 pinholes in miniupnpd's chain: (TCP, UDP) rules for `fd77::2`.
     fn pinholes(&self) -> (usize, usize, String) {
-        let rules = run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &self.gw,
-                "nft",
-                "list",
-                "chain",
-                "inet",
-                "filter",
-                "miniupnpd",
-            ],
-        )
-        .unwrap_or_else(|e| e);
+        let rules = self.chain("miniupnpd");
         let me = "0xfd770000000000000000000000000002";
         let count = |proto: &str| {
             rules
@@ -91,13 +77,10 @@ impl NatLab {
              except ConnectionRefusedError:\n\
              \x20   print('refused')\n"
         );
-        run(
-            "ip",
-            &["netns", "exec", &self.wan, SYSTEM_PYTHON, "-c", &script],
-        )
-        .unwrap_or_else(|e| e)
-        .trim()
-        .to_string()
+        self.python_on_wan(&script)
+            .unwrap_or_else(|e| e)
+            .trim()
+            .to_string()
     }
 }
 
@@ -193,14 +176,7 @@ fn upnp_opens_ipv6_pinholes_renews_and_deletes_them_on_miniupnpd() {
     // Renewed with UpdatePinhole at half the lease; still open after the
     // first lease would have ended.
     let start = Instant::now();
-    assert!(
-        p.wait_for_output(
-            "IPv6 pinhole: renewed with upnp for 20 s",
-            Duration::from_secs(15)
-        ),
-        "no renewal:\n{}",
-        p.output()
-    );
+    natlab::wait_renewal(&mut p, "IPv6 pinhole", "upnp");
     assert!(lab
         .gateway_output()
         .contains("UpdatePinhole: (inbound) updating lease duration to 20"));
@@ -300,14 +276,7 @@ fn pcp_opens_ipv6_pinholes_at_the_link_local_router_and_the_daemon_shows_them() 
     assert!(reach.starts_with("answered HTTP/1."), "{reach}");
     // Renewed (same nonces: miniupnpd updates the pinhole it has).
     let start = Instant::now();
-    assert!(
-        d.wait_for_output(
-            "IPv6 pinhole: renewed with pcp for 20 s",
-            Duration::from_secs(15)
-        ),
-        "{}",
-        d.output()
-    );
+    natlab::wait_renewal(&mut d, "IPv6 pinhole", "pcp");
     assert!(lab
         .gateway_output()
         .contains(&format!("updating pinhole to {ME6}:6881 TCP")));

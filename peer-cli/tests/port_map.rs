@@ -35,7 +35,7 @@ mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::natlab::{self, run, stop, NatLab, LAN_GW, LAN_HOST};
+use support::natlab::{self, stop, NatLab, LAN_GW, LAN_HOST};
 use support::*;
 
 const EXT_PUBLIC: &str = "84.124.73.14";
@@ -58,21 +58,7 @@ impl NatLab {
 
     /// The gateway's DNAT rules (miniupnpd's chain).
     fn dnat_rules(&self) -> String {
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &self.gw,
-                "nft",
-                "list",
-                "chain",
-                "inet",
-                "filter",
-                "prerouting_miniupnpd",
-            ],
-        )
-        .unwrap_or_else(|e| e)
+        self.chain("prerouting_miniupnpd")
     }
 
     /// `upnpc -l` from the LAN host: the gateway's mapping table.
@@ -109,6 +95,17 @@ fn lab_or_skip(ext: &str) -> Option<NatLab> {
     natlab::lab_or_skip("p21d", "portmap", ext, false, "NAT lab")
 }
 
+/// Stop `p`: it removed its mappings, and no DNAT rule is left behind.
+fn stop_and_unmapped(p: &mut Child, lab: &NatLab) {
+    stop(p);
+    assert!(p.logged("mappings of port 6881 removed"), "{}", p.output());
+    assert!(
+        !lab.dnat_rules().contains("dnat"),
+        "left behind:\n{}",
+        lab.dnat_rules()
+    );
+}
+
 /// A TCP connection from the "internet" to EXT:6881 reaches `peer`'s
 /// embedded tracker through the mapping (an HTTP answer comes back).
 fn reachable_from_outside(lab: &NatLab) -> Result<String, String> {
@@ -118,10 +115,7 @@ fn reachable_from_outside(lab: &NatLab) -> Result<String, String> {
          s.sendall(b'GET /scrape HTTP/1.0\\r\\n\\r\\n')\n\
          print(s.recv(100).split(b'\\r\\n')[0].decode())\n"
     );
-    run(
-        "ip",
-        &["netns", "exec", &lab.wan, SYSTEM_PYTHON, "-c", &script],
-    )
+    lab.python_on_wan(&script)
 }
 
 #[test]
@@ -198,14 +192,7 @@ fn upnp_maps_tcp_and_udp_on_miniupnpd_and_removes_them_on_exit() {
     // Renewed at half the lease, before it ends: still mapped after the
     // first lease would have run out.
     let mapped_at = Instant::now();
-    assert!(
-        p.wait_for_output(
-            "port mapping: renewed with upnp for 20 s",
-            Duration::from_secs(15)
-        ),
-        "no renewal:\n{}",
-        p.output()
-    );
+    natlab::wait_renewal(&mut p, "port mapping", "upnp");
     std::thread::sleep(Duration::from_secs(22).saturating_sub(mapped_at.elapsed()));
     assert_eq!(
         lab.dnat_rules().matches(&to_us).count(),
@@ -287,13 +274,7 @@ fn small_protocol_maps_renews_and_removes(pcp: bool) {
         answer.as_deref().is_ok_and(|a| a.starts_with("HTTP/1.")),
         "{answer:?}"
     );
-    stop(&mut p);
-    assert!(p.logged("mappings of port 6881 removed"), "{}", p.output());
-    assert!(
-        !lab.dnat_rules().contains("dnat"),
-        "left behind:\n{}",
-        lab.dnat_rules()
-    );
+    stop_and_unmapped(&mut p, &lab);
     if pcp {
         // Removed by PCP requests with the mappings' nonces (miniupnpd
         // refuses a removal with another nonce).
@@ -307,14 +288,7 @@ fn small_protocol_maps_renews_and_removes(pcp: bool) {
 /// the first lease would have ended.
 fn renewed_and_still_mapped(p: &mut Child, lab: &NatLab, method: &str, to_us: &str) {
     let start = Instant::now();
-    assert!(
-        p.wait_for_output(
-            &format!("port mapping: renewed with {method} for 20 s"),
-            Duration::from_secs(15)
-        ),
-        "no renewal:\n{}",
-        p.output()
-    );
+    natlab::wait_renewal(p, "port mapping", method);
     assert!(start.elapsed() < Duration::from_secs(15));
     std::thread::sleep(Duration::from_secs(12));
     assert_eq!(
@@ -507,13 +481,7 @@ fn the_daemon_shows_the_mapping_and_the_external_address_in_status() {
         human.contains(&format!("external address: {EXT_PUBLIC}")),
         "{human}"
     );
-    stop(&mut d);
-    assert!(d.logged("mappings of port 6881 removed"), "{}", d.output());
-    assert!(
-        !lab.dnat_rules().contains("dnat"),
-        "left behind:\n{}",
-        lab.dnat_rules()
-    );
+    stop_and_unmapped(&mut d, &lab);
 }
 
 #[test]

@@ -264,6 +264,23 @@ impl NatLab {
         c
     }
 
+    /// The router's nftables chain `name` of `inet filter` (or the error).
+    pub fn chain(&self, name: &str) -> String {
+        let gw = &self.gw;
+        let args = [
+            "netns", "exec", gw, "nft", "list", "chain", "inet", "filter", name,
+        ];
+        run("ip", &args).unwrap_or_else(|e| e)
+    }
+
+    /// Python `script` run on the WAN host (the "internet"): its stdout.
+    pub fn python_on_wan(&self, script: &str) -> Result<String, String> {
+        run(
+            "ip",
+            &["netns", "exec", &self.wan, SYSTEM_PYTHON, "-c", script],
+        )
+    }
+
     /// What the router's daemon printed so far.
     pub fn gateway_output(&self) -> String {
         self.gateway.as_ref().map(Child::output).unwrap_or_default()
@@ -298,6 +315,19 @@ pub fn lab_or_skip(prefix: &str, tmp: &str, ext: &str, ipv6: bool, what: &str) -
             None
         }
     }
+}
+
+/// Wait (at most 15 s) for `p` to log `"{label}: renewed with {method} for
+/// 20 s"` (the lease the tests ask for); a panic with its output otherwise.
+pub fn wait_renewal(p: &mut Child, label: &str, method: &str) {
+    assert!(
+        p.wait_for_output(
+            &format!("{label}: renewed with {method} for 20 s"),
+            Duration::from_secs(15)
+        ),
+        "no renewal:\n{}",
+        p.output()
+    );
 }
 
 /// SIGTERM and a bounded wait for a clean exit.
