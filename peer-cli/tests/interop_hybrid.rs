@@ -10,11 +10,23 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::*;
 
 const NAME: &str = "hybrid data";
+
+/// A scratch directory `tag` with the test data in its `seed` (the data
+/// directory, and the data's path); `None` (SKIP) without libtorrent.
+fn seed_data(tag: &str) -> Option<(TempDir, PathBuf, PathBuf)> {
+    if !require_tool("libtorrent") {
+        return None;
+    }
+    let tmp = TempDir::new(tag);
+    let seed_dir = tmp.subdir("seed");
+    let src = make_multi_file_dir(&seed_dir, NAME);
+    Some((tmp, seed_dir, src))
+}
 
 /// A hybrid torrent of a multi-file directory announcing to
 /// `127.0.0.1:port`; its two info-hashes (v1, truncated v2) in hex.
@@ -30,12 +42,7 @@ fn hybrid_torrent(src: &Path, torrent: &Path, port: u16) -> (String, String) {
             "16K",
         ],
     );
-    let out = run_peer(&[
-        std::ffi::OsStr::new("info"),
-        torrent.as_os_str(),
-        std::ffi::OsStr::new("--json"),
-    ]);
-    let v = Json::parse(&String::from_utf8_lossy(&out.stdout)).expect("peer info JSON");
+    let v = peer_info_json(torrent);
     let v2 = v
         .get("info_hash_v2")
         .and_then(Json::as_str)
@@ -45,12 +52,9 @@ fn hybrid_torrent(src: &Path, torrent: &Path, port: u16) -> (String, String) {
 
 #[test]
 fn libtorrent_leeches_a_hybrid_from_peer() {
-    if !require_tool("libtorrent") {
+    let Some((tmp, seed_dir, src)) = seed_data("p22-hy-seed") else {
         return;
-    }
-    let tmp = TempDir::new("p22-hy-seed");
-    let seed_dir = tmp.subdir("seed");
-    let src = make_multi_file_dir(&seed_dir, NAME);
+    };
     let port = free_port();
     let torrent = tmp.path().join("h.torrent");
     let (v1, v2) = hybrid_torrent(&src, &torrent, port);
@@ -68,16 +72,12 @@ fn libtorrent_leeches_a_hybrid_from_peer() {
         );
     }
     let down = tmp.subdir("down");
-    let mut cmd = python_cmd("lt_leech.py");
-    cmd.arg(&torrent)
-        .arg(&down)
-        .args(["--timeout", "100", "--stay"]);
-    let mut leech = Child::spawn("lt_leech.py", cmd);
-    assert!(
-        leech.wait_for_output("DONE", LONG_WAIT),
-        "libtorrent did not download the hybrid from peer\n{}\n{}",
-        leech.output(),
-        seeder.output()
+    let mut leech = clients::lt_leecher(
+        &torrent,
+        &down,
+        &["--stay"],
+        &seeder,
+        "the hybrid from peer",
     );
     assert_same_data(&src, &down.join(NAME));
     // libtorrent announced under both hashes too, and was answered.
@@ -98,12 +98,9 @@ fn libtorrent_leeches_a_hybrid_from_peer() {
 
 #[test]
 fn peer_leeches_a_hybrid_from_libtorrent() {
-    if !require_tool("libtorrent") {
+    let Some((tmp, seed_dir, src)) = seed_data("p22-hy-leech") else {
         return;
-    }
-    let tmp = TempDir::new("p22-hy-leech");
-    let seed_dir = tmp.subdir("seed");
-    let src = make_multi_file_dir(&seed_dir, NAME);
+    };
     // The torrent names our leecher's own tracker: libtorrent finds us there.
     let port = free_port();
     let torrent = tmp.path().join("h.torrent");
@@ -136,12 +133,7 @@ fn peer_leeches_a_hybrid_from_libtorrent() {
             leech.output()
         );
     }
-    let mut cmd = python_cmd("lt_seed.py");
-    cmd.arg(&torrent)
-        .arg(&seed_dir)
-        .arg(free_port().to_string())
-        .args(["--timeout", "120"]);
-    let mut seeder = Child::spawn("lt_seed.py", cmd);
+    let mut seeder = clients::lt_seed(&torrent, &seed_dir, free_port(), 120, &[]);
     let status = leech.wait_exit(LONG_WAIT);
     assert!(
         status.is_some_and(|s| s.success()),
@@ -165,21 +157,13 @@ fn peer_leeches_a_hybrid_from_libtorrent() {
 /// hybrids too).
 #[test]
 fn libtorrent_leeches_a_hybrid_magnet_link_from_peer() {
-    if !require_tool("libtorrent") {
+    let Some((tmp, seed_dir, src)) = seed_data("h22-hy-magnet") else {
         return;
-    }
-    let tmp = TempDir::new("h22-hy-magnet");
-    let seed_dir = tmp.subdir("seed");
-    let src = make_multi_file_dir(&seed_dir, NAME);
+    };
     let port = free_port();
     let torrent = tmp.path().join("h.torrent");
     let (v1, _) = hybrid_torrent(&src, &torrent, port);
-    let out = run_peer(&[
-        std::ffi::OsStr::new("info"),
-        torrent.as_os_str(),
-        std::ffi::OsStr::new("--json"),
-    ]);
-    let v = Json::parse(&String::from_utf8_lossy(&out.stdout)).expect("peer info JSON");
+    let v = peer_info_json(&torrent);
     let v2 = v
         .get("info_hash_v2")
         .and_then(Json::as_str)
@@ -189,17 +173,12 @@ fn libtorrent_leeches_a_hybrid_magnet_link_from_peer() {
     let mut seeder = clients::our_seeder(&torrent, &seed_dir, port);
     let magnet = format!("magnet:?xt=urn:btih:{v1}&xt=urn:btmh:1220{v2}&dn=hybrid%20data");
     let down = tmp.subdir("down");
-    let mut cmd = python_cmd("lt_leech.py");
-    cmd.arg(&magnet)
-        .arg(&down)
-        .args(["--peer", &format!("127.0.0.1:{port}")])
-        .args(["--timeout", "100"]);
-    let mut leech = Child::spawn("lt_leech.py", cmd);
-    assert!(
-        leech.wait_for_output("DONE", LONG_WAIT),
-        "libtorrent did not download the hybrid magnet link from peer\n{}\n{}",
-        leech.output(),
-        seeder.output()
+    let mut leech = clients::lt_leecher(
+        &magnet,
+        &down,
+        &["--peer", &format!("127.0.0.1:{port}")],
+        &seeder,
+        "the hybrid magnet link from peer",
     );
     assert_same_data(&src, &down.join(NAME));
     leech.kill();
@@ -217,12 +196,9 @@ fn libtorrent_leeches_a_hybrid_magnet_link_from_peer() {
 /// byte-identical.
 #[test]
 fn the_upgrade_to_v2_works_with_libtorrent_both_ways() {
-    if !require_tool("libtorrent") {
+    let Some((tmp, seed_dir, src)) = seed_data("h22-hy-upgrade") else {
         return;
-    }
-    let tmp = TempDir::new("h22-hy-upgrade");
-    let seed_dir = tmp.subdir("seed");
-    let src = make_multi_file_dir(&seed_dir, NAME);
+    };
     let torrent = tmp.path().join("h.torrent");
     peer_create_torrent(&src, &torrent, &["--hybrid", "--piece-length", "16K"]);
     let debug = "info,bittorrent_core::engine::net::listener=debug,\
@@ -243,17 +219,12 @@ fn the_upgrade_to_v2_works_with_libtorrent_both_ways() {
         seeder.output()
     );
     let down = tmp.subdir("down-lt");
-    let mut cmd = python_cmd("lt_leech.py");
-    cmd.arg(&torrent)
-        .arg(&down)
-        .args(["--peer", &format!("127.0.0.1:{port}")])
-        .args(["--timeout", "100"]);
-    let mut leech = Child::spawn("lt_leech.py", cmd);
-    assert!(
-        leech.wait_for_output("DONE", LONG_WAIT),
-        "libtorrent did not download\n{}\n{}",
-        leech.output(),
-        seeder.output()
+    let mut leech = clients::lt_leecher(
+        &torrent,
+        &down,
+        &["--peer", &format!("127.0.0.1:{port}")],
+        &seeder,
+        "from peer",
     );
     assert_same_data(&src, &down.join(NAME));
     assert!(
@@ -266,25 +237,10 @@ fn the_upgrade_to_v2_works_with_libtorrent_both_ways() {
 
     // We dial libtorrent.
     let lt_port = free_port();
-    let mut cmd = python_cmd("lt_seed.py");
-    cmd.arg(&torrent)
-        .arg(&seed_dir)
-        .arg(lt_port.to_string())
-        .args(["--timeout", "120"]);
-    let mut lt_seeder = Child::spawn("lt_seed.py", cmd);
-    assert!(
-        lt_seeder.wait_for_output("READY", LONG_WAIT),
-        "{}",
-        lt_seeder.output()
-    );
+    let mut lt_seeder = clients::lt_seeder(&torrent, &seed_dir, lt_port, 120, &[]);
     let down = tmp.subdir("down-peer");
-    let mut cmd = Command::new(peer_bin());
-    cmd.arg(&torrent)
-        .arg("--dir")
-        .arg(&down)
-        .args(["--peer", &format!("127.0.0.1:{lt_port}")])
-        .args(["--port", &free_port().to_string(), "--no-lsd", "--no-dht"])
-        .args(["--encryption", "off", "--transport", "tcp", "--once"])
+    let mut cmd = clients::our_leecher_cmd(&torrent, &down, &format!("127.0.0.1:{lt_port}"));
+    cmd.args(["--encryption", "off", "--transport", "tcp", "--once"])
         .env("RUST_LOG", debug);
     let mut leech = Child::spawn("peer leech", cmd);
     let status = leech.wait_exit(LONG_WAIT);
@@ -311,20 +267,12 @@ fn the_upgrade_to_v2_works_with_libtorrent_both_ways() {
 /// file's root; byte-identical.
 #[test]
 fn peer_fetches_a_hybrid_magnet_links_piece_layers_from_libtorrent() {
-    if !require_tool("libtorrent") {
+    let Some((tmp, seed_dir, src)) = seed_data("h22-hy-lt-layers") else {
         return;
-    }
-    let tmp = TempDir::new("h22-hy-lt-layers");
-    let seed_dir = tmp.subdir("seed");
-    let src = make_multi_file_dir(&seed_dir, NAME);
+    };
     let torrent = tmp.path().join("h.torrent");
     let v1 = peer_create_torrent(&src, &torrent, &["--hybrid", "--piece-length", "16K"]);
-    let out = run_peer(&[
-        std::ffi::OsStr::new("info"),
-        torrent.as_os_str(),
-        std::ffi::OsStr::new("--json"),
-    ]);
-    let v = Json::parse(&String::from_utf8_lossy(&out.stdout)).expect("peer info JSON");
+    let v = peer_info_json(&torrent);
     let v2 = v
         .get("info_hash_v2")
         .and_then(Json::as_str)
@@ -336,26 +284,10 @@ fn peer_fetches_a_hybrid_magnet_links_piece_layers_from_libtorrent() {
         .unwrap_or(0);
     assert_eq!(layers, 0, "our creator writes the layers");
     let lt_port = free_port();
-    let mut cmd = python_cmd("lt_seed.py");
-    cmd.arg(&torrent)
-        .arg(&seed_dir)
-        .arg(lt_port.to_string())
-        .args(["--timeout", "120"]);
-    let mut lt_seeder = Child::spawn("lt_seed.py", cmd);
-    assert!(
-        lt_seeder.wait_for_output("READY", LONG_WAIT),
-        "{}",
-        lt_seeder.output()
-    );
+    let mut lt_seeder = clients::lt_seeder(&torrent, &seed_dir, lt_port, 120, &[]);
     let magnet = format!("magnet:?xt=urn:btih:{v1}&xt=urn:btmh:1220{v2}&dn=hybrid%20data");
     let down = tmp.subdir("down");
-    let mut cmd = Command::new(peer_bin());
-    cmd.arg(&magnet)
-        .arg("--dir")
-        .arg(&down)
-        .args(["--peer", &format!("127.0.0.1:{lt_port}")])
-        .args(["--port", &free_port().to_string(), "--no-lsd", "--no-dht"])
-        .env("RUST_LOG", "info");
+    let cmd = clients::our_leecher_cmd(&magnet, &down, &format!("127.0.0.1:{lt_port}"));
     let mut leech = Child::spawn("peer leech", cmd);
     assert!(
         leech.wait_for_output("every piece layer verified", LONG_WAIT),

@@ -41,26 +41,10 @@ fn a_peer_downloads_from_libtorrent_over_ipv6() {
     }
     let (tmp, seed_dir, torrent) = fixture("v6-lt-seeds");
     let lt_port = free_port();
-    let mut cmd = python_cmd("lt_seed.py");
-    cmd.arg(&torrent)
-        .arg(&seed_dir)
-        .arg(lt_port.to_string())
-        .args(["--listen-host", "::1", "--timeout", "300"]);
-    let mut seeder = Child::spawn("lt_seed.py", cmd);
-    assert!(
-        seeder.wait_for_output("READY", LONG_WAIT),
-        "libtorrent never started seeding\n{}",
-        seeder.output()
-    );
+    let seeder = clients::lt_seeder(&torrent, &seed_dir, lt_port, 300, &["--listen-host", "::1"]);
     let down = tmp.subdir("download");
-    let mut cmd = Command::new(peer_bin());
-    cmd.arg(&torrent)
-        .arg("--dir")
-        .arg(&down)
-        .args(["--port", &free_port().to_string()])
-        .args(["--peer", &format!("[::1]:{lt_port}")])
-        .args(["--once", "--no-lsd", "--no-dht"])
-        .env("RUST_LOG", "info");
+    let mut cmd = clients::our_leecher_cmd(&torrent, &down, &format!("[::1]:{lt_port}"));
+    cmd.arg("--once");
     let mut leech = Child::spawn("peer leech", cmd);
     leech.close_stdin();
     let st = leech.wait_exit(LONG_WAIT);

@@ -39,12 +39,7 @@ fn v2_torrent_hashes(src: &Path, torrent: &Path, port: u16) -> (String, String) 
     ]);
     let made = run_bounded("peer create --v2", cmd, Duration::from_secs(60));
     assert!(made.status.success(), "{made:?}");
-    let out = run_peer(&[
-        std::ffi::OsStr::new("info"),
-        torrent.as_os_str(),
-        std::ffi::OsStr::new("--json"),
-    ]);
-    let v = Json::parse(&String::from_utf8_lossy(&out.stdout)).expect("peer info JSON");
+    let v = peer_info_json(torrent);
     assert_eq!(v.get("format").and_then(Json::as_str), Some("v2"));
     let v2 = v
         .get("info_hash_v2")
@@ -80,16 +75,12 @@ fn libtorrent_leeches_a_v2_only_torrent_from_peer() {
         seeder.output()
     );
     let down = tmp.subdir("down");
-    let mut cmd = python_cmd("lt_leech.py");
-    cmd.arg(&torrent)
-        .arg(&down)
-        .args(["--timeout", "100", "--stay"]);
-    let mut leech = Child::spawn("lt_leech.py", cmd);
-    assert!(
-        leech.wait_for_output("DONE", LONG_WAIT),
-        "libtorrent did not download the v2-only torrent from peer\n{}\n{}",
-        leech.output(),
-        seeder.output()
+    let mut leech = clients::lt_leecher(
+        &torrent,
+        &down,
+        &["--stay"],
+        &seeder,
+        "the v2-only torrent from peer",
     );
     assert_same_data(&src, &down.join(NAME));
     assert!(
@@ -133,17 +124,12 @@ fn libtorrent_leeches_a_v2_only_magnet_link_from_peer() {
     let mut seeder = clients::our_seeder(&torrent, &seed_dir, port);
     let magnet = format!("magnet:?xt=urn:btmh:1220{v2}&dn=v2%20data");
     let down = tmp.subdir("down");
-    let mut cmd = python_cmd("lt_leech.py");
-    cmd.arg(&magnet)
-        .arg(&down)
-        .args(["--peer", &format!("127.0.0.1:{port}")])
-        .args(["--timeout", "100"]);
-    let mut leech = Child::spawn("lt_leech.py", cmd);
-    assert!(
-        leech.wait_for_output("DONE", LONG_WAIT),
-        "libtorrent did not download the v2 magnet link ({ih}) from peer\n{}\n{}",
-        leech.output(),
-        seeder.output()
+    let mut leech = clients::lt_leecher(
+        &magnet,
+        &down,
+        &["--peer", &format!("127.0.0.1:{port}")],
+        &seeder,
+        &format!("the v2 magnet link ({ih}) from peer"),
     );
     assert_same_data(&src, &down.join(NAME));
     // Its connection closes with libtorrent: the count of hash requests
@@ -195,12 +181,7 @@ fn peer_leeches_a_v2_only_torrent_from_libtorrent() {
         "our leecher not tracked under {ih}\n{}",
         leech.output()
     );
-    let mut cmd = python_cmd("lt_seed.py");
-    cmd.arg(&torrent)
-        .arg(&seed_dir)
-        .arg(free_port().to_string())
-        .args(["--timeout", "120"]);
-    let mut seeder = Child::spawn("lt_seed.py", cmd);
+    let mut seeder = clients::lt_seed(&torrent, &seed_dir, free_port(), 120, &[]);
     let status = leech.wait_exit(LONG_WAIT);
     assert!(
         status.is_some_and(|s| s.success()),
@@ -239,27 +220,11 @@ fn peer_leeches_a_v2_only_magnet_link_from_libtorrent() {
     let (ih, v2) = v2_torrent_hashes(&src, &torrent, free_port());
 
     let lt_port = free_port();
-    let mut cmd = python_cmd("lt_seed.py");
-    cmd.arg(&torrent)
-        .arg(&seed_dir)
-        .arg(lt_port.to_string())
-        .args(["--timeout", "120"]);
-    let mut seeder = Child::spawn("lt_seed.py", cmd);
-    assert!(
-        seeder.wait_for_output("READY", LONG_WAIT),
-        "libtorrent did not seed\n{}",
-        seeder.output()
-    );
+    let mut seeder = clients::lt_seeder(&torrent, &seed_dir, lt_port, 120, &[]);
     let magnet = format!("magnet:?xt=urn:btmh:1220{v2}&dn=v2%20data");
     let down = tmp.subdir("down");
-    let mut cmd = Command::new(peer_bin());
-    cmd.arg(&magnet)
-        .arg("--dir")
-        .arg(&down)
-        .args(["--peer", &format!("127.0.0.1:{lt_port}")])
-        .args(["--port", &free_port().to_string()])
-        .args(["--no-lsd", "--no-dht", "--once"])
-        .env("RUST_LOG", "info");
+    let mut cmd = clients::our_leecher_cmd(&magnet, &down, &format!("127.0.0.1:{lt_port}"));
+    cmd.arg("--once");
     let mut leech = Child::spawn("peer leech", cmd);
     let status = leech.wait_exit(LONG_WAIT);
     assert!(

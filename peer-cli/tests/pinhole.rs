@@ -34,222 +34,19 @@ mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::natlab::{self, stop, NatLab, GW6};
 use support::*;
 
 const ME6: &str = "fd77::2";
-const GW6: &str = "fd77::1";
 
-fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{cmd} {}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+fn lab_or_skip() -> Option<NatLab> {
+    natlab::lab_or_skip("h21", "pinhole", "84.124.73.14", true, "IPv6 router lab")
 }
 
-fn ip(args: &[&str]) -> Result<String, String> {
-    run("ip", args)
-}
-
-struct Lab6 {
-    gw: String,
-    lan: String,
-    wan: String,
-    wan_if: String,
-    lan_if: String,
-    dir: TempDir,
-    gateway: Option<Child>,
-}
-
-impl Lab6 {
-    fn new() -> Result<Lab6, String> {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let seq = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tag = format!("{}{seq}", std::process::id() % 10_000);
-        let lab = Lab6 {
-            gw: format!("h21-{tag}g"),
-            lan: format!("h21-{tag}l"),
-            wan: format!("h21-{tag}w"),
-            wan_if: format!("h21{tag}wg"),
-            lan_if: format!("h21{tag}lg"),
-            dir: TempDir::new("pinhole"),
-            gateway: None,
-        };
-        for ns in [&lab.gw, &lab.lan, &lab.wan] {
-            ip(&["netns", "add", ns])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            // No duplicate address detection: addresses usable at once.
-            for k in ["all", "default"] {
-                let key = format!("net.ipv6.conf.{k}.accept_dad=0");
-                run("ip", &["netns", "exec", ns, "sysctl", "-qw", &key])?;
-            }
-        }
-        let (lg, ll) = (lab.lan_if.clone(), format!("h21{tag}ll"));
-        let ww = format!("h21{tag}ww");
-        ip(&["link", "add", &lg, "type", "veth", "peer", "name", &ll])?;
-        ip(&[
-            "link",
-            "add",
-            &lab.wan_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &ww,
-        ])?;
-        ip(&["link", "set", &lg, "netns", &lab.gw])?;
-        ip(&["link", "set", &ll, "netns", &lab.lan])?;
-        ip(&["link", "set", &lab.wan_if, "netns", &lab.gw])?;
-        ip(&["link", "set", &ww, "netns", &lab.wan])?;
-        for (ns, dev, addr) in [
-            (&lab.gw, &lg, "192.168.77.1/24"),
-            (&lab.gw, &lg, "fd77::1/64"),
-            (&lab.gw, &lg, "fe80::1/64"),
-            (&lab.lan, &ll, "192.168.77.2/24"),
-            (&lab.lan, &ll, "fd77::2/64"),
-            (&lab.gw, &lab.wan_if, "84.124.73.14/24"),
-            (&lab.gw, &lab.wan_if, "2001:db8:84::14/64"),
-            (&lab.wan, &ww, "84.124.73.1/24"),
-            (&lab.wan, &ww, "2001:db8:84::1/64"),
-        ] {
-            ip(&["-n", ns, "addr", "add", addr, "dev", dev, "nodad"])
-                .or_else(|_| ip(&["-n", ns, "addr", "add", addr, "dev", dev]))?;
-        }
-        for (ns, dev) in [
-            (&lab.gw, &lg),
-            (&lab.lan, &ll),
-            (&lab.gw, &lab.wan_if),
-            (&lab.wan, &ww),
-        ] {
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-        }
-        ip(&[
-            "-n",
-            &lab.lan,
-            "route",
-            "add",
-            "default",
-            "via",
-            "192.168.77.1",
-        ])?;
-        ip(&[
-            "-n", &lab.lan, "-6", "route", "add", "default", "via", "fe80::1", "dev", &ll,
-        ])?;
-        ip(&[
-            "-n",
-            &lab.gw,
-            "-6",
-            "route",
-            "add",
-            "default",
-            "via",
-            "2001:db8:84::1",
-        ])?;
-        ip(&[
-            "-n",
-            &lab.wan,
-            "-6",
-            "route",
-            "add",
-            "fd77::/64",
-            "via",
-            "2001:db8:84::14",
-        ])?;
-        for key in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
-            run("ip", &["netns", "exec", &lab.gw, "sysctl", "-qw", key])?;
-        }
-        // miniupnpd (nftables build) adds IPv4 forwards and IPv6 pinholes
-        // to the `miniupnpd` chain of `inet filter`; inbound is dropped
-        // otherwise; only IPv4 is masqueraded.
-        let rules = format!(
-            "table inet filter {{\n\
-               chain forward {{ type filter hook forward priority 0; policy drop;\n\
-                 ct state established,related accept\n\
-                 iifname \"{lg}\" accept\n\
-                 jump miniupnpd; }}\n\
-               chain miniupnpd {{ }}\n\
-               chain prerouting {{ type nat hook prerouting priority -100; policy accept;\n\
-                 jump prerouting_miniupnpd; }}\n\
-               chain postrouting {{ type nat hook postrouting priority 100; policy accept;\n\
-                 jump postrouting_miniupnpd\n\
-                 oifname \"{}\" meta nfproto ipv4 masquerade; }}\n\
-               chain prerouting_miniupnpd {{ }}\n\
-               chain postrouting_miniupnpd {{ }}\n\
-             }}\n",
-            lab.wan_if
-        );
-        let file = lab.dir.path().join("lab.nft");
-        std::fs::write(&file, rules).map_err(|e| e.to_string())?;
-        let f = file.to_string_lossy().into_owned();
-        run("ip", &["netns", "exec", &lab.gw, "nft", "-f", &f])?;
-        Ok(lab)
-    }
-
-    /// miniupnpd with IPv6 on (`ipv6_disable=no`; no `ipv6_listening_ip`:
-    /// with one, 2.3.1 binds its IPv6 SSDP socket to that unicast address
-    /// and never hears a search sent to `ff02::c`).
-    fn start_miniupnpd(&mut self, natpmp: bool, upnp: bool) {
-        let yes = |b: bool| if b { "yes" } else { "no" };
-        let conf = format!(
-            "ext_ifname={w}\next_ifname6={w}\nlistening_ip={l}\nipv6_disable=no\nport=0\n\
-             enable_natpmp={}\nenable_upnp={}\nsecure_mode=yes\nmin_lifetime=20\n\
-             lease_file={}\nuuid=3a5b3b8c-2d4c-4f5e-9a1b-7c6d5e4f3a2b\n\
-             allow 1024-65535 192.168.77.0/24 1024-65535\n\
-             deny 0-65535 0.0.0.0/0 0-65535\n",
-            yes(natpmp),
-            yes(upnp),
-            self.dir.path().join("leases").display(),
-            w = self.wan_if,
-            l = self.lan_if,
-        );
-        let file = self.dir.path().join("miniupnpd.conf");
-        write_file(&file, conf.as_bytes());
-        let pid = self.dir.path().join("miniupnpd.pid");
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.gw, "miniupnpd", "-d", "-f"])
-            .arg(&file)
-            .arg("-P")
-            .arg(&pid);
-        let mut d = Child::spawn("miniupnpd", c);
-        // With UPnP on, its IPv6 HTTP address; else only the PCP socket.
-        let ready = if upnp {
-            format!("HTTP IPv6 address given to control points : [{GW6}]")
-        } else {
-            "Listening for NAT-PMP/PCP traffic".to_string()
-        };
-        assert!(
-            d.wait_for_output(&ready, Duration::from_secs(10)),
-            "miniupnpd did not start with IPv6:\n{}",
-            d.output()
-        );
-        self.gateway = Some(d);
-    }
-
+impl NatLab {
     /// The IPv6 pinholes in miniupnpd's chain: (TCP, UDP) rules for `fd77::2`.
     fn pinholes(&self) -> (usize, usize, String) {
-        let rules = run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &self.gw,
-                "nft",
-                "list",
-                "chain",
-                "inet",
-                "filter",
-                "miniupnpd",
-            ],
-        )
-        .unwrap_or_else(|e| e);
+        let rules = self.chain("miniupnpd");
         let me = "0xfd770000000000000000000000000002";
         let count = |proto: &str| {
             rules
@@ -280,75 +77,15 @@ impl Lab6 {
              except ConnectionRefusedError:\n\
              \x20   print('refused')\n"
         );
-        run(
-            "ip",
-            &["netns", "exec", &self.wan, SYSTEM_PYTHON, "-c", &script],
-        )
-        .unwrap_or_else(|e| e)
-        .trim()
-        .to_string()
+        self.python_on_wan(&script)
+            .unwrap_or_else(|e| e)
+            .trim()
+            .to_string()
     }
-
-    /// `peer ARGS` on the LAN host, port mapping on, `lease` seconds asked,
-    /// PCP on or off (`PEER_PORT_MAP_PCP`).
-    fn peer_cmd(&self, args: &[&str], lease: u32, pcp: bool) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.lan])
-            .arg(peer_bin())
-            .args(args)
-            .env(PORT_MAP_ENV, "on")
-            .env("PEER_PORT_MAP_LEASE", lease.to_string())
-            .env("PEER_PORT_MAP_PCP", if pcp { "on" } else { "off" })
-            .env("RUST_LOG", "bittorrent_core=info");
-        c
-    }
-
-    fn gateway_output(&self) -> String {
-        self.gateway.as_ref().map(Child::output).unwrap_or_default()
-    }
-}
-
-impl Drop for Lab6 {
-    fn drop(&mut self) {
-        if let Some(mut g) = self.gateway.take() {
-            g.kill();
-        }
-        for ns in [&self.lan, &self.wan, &self.gw] {
-            let _ = ip(&["netns", "del", ns]);
-        }
-    }
-}
-
-fn lab_or_skip() -> Option<Lab6> {
-    if !require_tools(&["ip", "nft", "miniupnpd", "upnpc"]) {
-        return None;
-    }
-    match Lab6::new() {
-        Ok(l) => Some(l),
-        Err(why) => {
-            let msg = format!("SKIP: cannot build the IPv6 router lab ({why}); it needs root");
-            if in_ci() {
-                panic!("{msg} -- CI=true runs as root, so this is a failure");
-            }
-            loud(&msg);
-            None
-        }
-    }
-}
-
-fn stop(p: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &p.id().to_string()])
-        .status();
-    assert!(
-        p.wait_exit(Duration::from_secs(20)).is_some(),
-        "peer did not exit:\n{}",
-        p.output()
-    );
 }
 
 /// Wait (at most `limit`) until the pinholes are as `want` (TCP, UDP).
-fn wait_pinholes(lab: &Lab6, want: (usize, usize), limit: Duration) -> String {
+fn wait_pinholes(lab: &NatLab, want: (usize, usize), limit: Duration) -> String {
     let start = Instant::now();
     loop {
         let (t, u, rules) = lab.pinholes();
@@ -439,14 +176,7 @@ fn upnp_opens_ipv6_pinholes_renews_and_deletes_them_on_miniupnpd() {
     // Renewed with UpdatePinhole at half the lease; still open after the
     // first lease would have ended.
     let start = Instant::now();
-    assert!(
-        p.wait_for_output(
-            "IPv6 pinhole: renewed with upnp for 20 s",
-            Duration::from_secs(15)
-        ),
-        "no renewal:\n{}",
-        p.output()
-    );
+    natlab::wait_renewal(&mut p, "IPv6 pinhole", "upnp");
     assert!(lab
         .gateway_output()
         .contains("UpdatePinhole: (inbound) updating lease duration to 20"));
@@ -546,14 +276,7 @@ fn pcp_opens_ipv6_pinholes_at_the_link_local_router_and_the_daemon_shows_them() 
     assert!(reach.starts_with("answered HTTP/1."), "{reach}");
     // Renewed (same nonces: miniupnpd updates the pinhole it has).
     let start = Instant::now();
-    assert!(
-        d.wait_for_output(
-            "IPv6 pinhole: renewed with pcp for 20 s",
-            Duration::from_secs(15)
-        ),
-        "{}",
-        d.output()
-    );
+    natlab::wait_renewal(&mut d, "IPv6 pinhole", "pcp");
     assert!(lab
         .gateway_output()
         .contains(&format!("updating pinhole to {ME6}:6881 TCP")));

@@ -35,162 +35,12 @@ mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::natlab::{self, stop, NatLab, LAN_GW, LAN_HOST};
 use support::*;
 
 const EXT_PUBLIC: &str = "84.124.73.14";
-const LAN_GW: &str = "192.168.77.1";
-const LAN_HOST: &str = "192.168.77.2";
-
-fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{cmd} {}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn ip(args: &[&str]) -> Result<String, String> {
-    run("ip", args)
-}
-
-/// The three namespaces; removed on drop (the gateway's daemon first).
-struct NatLab {
-    gw: String,
-    lan: String,
-    wan: String,
-    wan_if: String,
-    lan_if: String,
-    dir: TempDir,
-    gateway: Option<Child>,
-}
 
 impl NatLab {
-    /// The lab with `ext` (an address with its /24) on the gateway's WAN side.
-    fn new(ext: &str) -> Result<NatLab, String> {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let seq = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tag = format!("{}{seq}", std::process::id() % 10_000);
-        let lab = NatLab {
-            gw: format!("p21d-{tag}g"),
-            lan: format!("p21d-{tag}l"),
-            wan: format!("p21d-{tag}w"),
-            wan_if: format!("p21d{tag}wg"),
-            lan_if: format!("p21d{tag}lg"),
-            dir: TempDir::new("portmap"),
-            gateway: None,
-        };
-        for ns in [&lab.gw, &lab.lan, &lab.wan] {
-            ip(&["netns", "add", ns])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        }
-        let (lg, ll) = (lab.lan_if.clone(), format!("p21d{tag}ll"));
-        let ww = format!("p21d{tag}ww");
-        ip(&["link", "add", &lg, "type", "veth", "peer", "name", &ll])?;
-        ip(&[
-            "link",
-            "add",
-            &lab.wan_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &ww,
-        ])?;
-        ip(&["link", "set", &lg, "netns", &lab.gw])?;
-        ip(&["link", "set", &ll, "netns", &lab.lan])?;
-        ip(&["link", "set", &lab.wan_if, "netns", &lab.gw])?;
-        ip(&["link", "set", &ww, "netns", &lab.wan])?;
-        let wan_peer = format!("{}.1/24", ext.rsplit_once('.').map_or(ext, |(a, _)| a));
-        for (ns, dev, addr) in [
-            (&lab.gw, &lg, format!("{LAN_GW}/24")),
-            (&lab.lan, &ll, format!("{LAN_HOST}/24")),
-            (&lab.gw, &lab.wan_if, format!("{ext}/24")),
-            (&lab.wan, &ww, wan_peer),
-        ] {
-            ip(&["-n", ns, "addr", "add", &addr, "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-        }
-        ip(&["-n", &lab.lan, "route", "add", "default", "via", LAN_GW])?;
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &lab.gw,
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-            ],
-        )?;
-        // miniupnpd (nftables build) adds its rules to these chains of
-        // `inet filter`; the LAN is masqueraded on the way out.
-        let rules = format!(
-            "table inet filter {{\n\
-               chain forward {{ type filter hook forward priority 0; policy drop;\n\
-                 ct state established,related accept\n\
-                 iifname \"{lg}\" accept\n\
-                 jump miniupnpd; }}\n\
-               chain miniupnpd {{ }}\n\
-               chain prerouting {{ type nat hook prerouting priority -100; policy accept;\n\
-                 jump prerouting_miniupnpd; }}\n\
-               chain postrouting {{ type nat hook postrouting priority 100; policy accept;\n\
-                 jump postrouting_miniupnpd\n\
-                 oifname \"{}\" masquerade; }}\n\
-               chain prerouting_miniupnpd {{ }}\n\
-               chain postrouting_miniupnpd {{ }}\n\
-             }}\n",
-            lab.wan_if
-        );
-        let file = lab.dir.path().join("lab.nft");
-        std::fs::write(&file, rules).map_err(|e| e.to_string())?;
-        let f = file.to_string_lossy().into_owned();
-        run("ip", &["netns", "exec", &lab.gw, "nft", "-f", &f])?;
-        Ok(lab)
-    }
-
-    /// Start miniupnpd as the gateway (`-d`: foreground, logs on stderr).
-    fn start_miniupnpd(&mut self, natpmp: bool, upnp: bool) {
-        let yes = |b: bool| if b { "yes" } else { "no" };
-        let conf = format!(
-            "ext_ifname={}\nlistening_ip={}\nport=0\n\
-             enable_natpmp={}\nenable_upnp={}\nsecure_mode=yes\n\
-             min_lifetime=20\n\
-             lease_file={}\n\
-             uuid=3a5b3b8c-2d4c-4f5e-9a1b-7c6d5e4f3a2b\n\
-             allow 1024-65535 192.168.77.0/24 1024-65535\n\
-             deny 0-65535 0.0.0.0/0 0-65535\n",
-            self.wan_if,
-            self.lan_if,
-            yes(natpmp),
-            yes(upnp),
-            self.dir.path().join("leases").display(),
-        );
-        let file = self.dir.path().join("miniupnpd.conf");
-        write_file(&file, conf.as_bytes());
-        let pid = self.dir.path().join("miniupnpd.pid");
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.gw, "miniupnpd", "-d", "-f"])
-            .arg(&file)
-            .arg("-P")
-            .arg(&pid);
-        let mut d = Child::spawn("miniupnpd", c);
-        assert!(
-            d.wait_for_output("Listening for NAT-PMP", Duration::from_secs(10))
-                || d.wait_for_output("HTTP listening", Duration::from_secs(1)),
-            "miniupnpd did not start:\n{}",
-            d.output()
-        );
-        self.gateway = Some(d);
-    }
-
     /// Start the fake gateway in `mode` (see `fake_igd.py`).
     fn start_fake(&mut self, mode: &str) {
         let mut c = Command::new("ip");
@@ -208,21 +58,7 @@ impl NatLab {
 
     /// The gateway's DNAT rules (miniupnpd's chain).
     fn dnat_rules(&self) -> String {
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &self.gw,
-                "nft",
-                "list",
-                "chain",
-                "inet",
-                "filter",
-                "prerouting_miniupnpd",
-            ],
-        )
-        .unwrap_or_else(|e| e)
+        self.chain("prerouting_miniupnpd")
     }
 
     /// `upnpc -l` from the LAN host: the gateway's mapping table.
@@ -245,61 +81,28 @@ impl NatLab {
 
     /// [`NatLab::peer_with_lease`], with PCP on or off (NAT-PMP only).
     fn peer_with(&self, args: &[&str], lease: u32, pcp: bool) -> Child {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.lan])
-            .arg(peer_bin())
-            .args(["--open-tracker", "--no-lsd", "--port", "6881"])
-            .args(args)
-            .env(PORT_MAP_ENV, "on")
-            .env("PEER_PORT_MAP_LEASE", lease.to_string())
-            .env("PEER_PORT_MAP_PCP", if pcp { "on" } else { "off" })
-            .env("RUST_LOG", "bittorrent_core=info");
-        Child::spawn("peer", c)
-    }
-
-    fn gateway_output(&self) -> String {
-        self.gateway.as_ref().map(Child::output).unwrap_or_default()
+        let fixed = ["--open-tracker", "--no-lsd", "--port", "6881"];
+        Child::spawn(
+            "peer",
+            self.peer_cmd(&[&fixed[..], args].concat(), lease, pcp),
+        )
     }
 }
 
-impl Drop for NatLab {
-    fn drop(&mut self) {
-        if let Some(mut g) = self.gateway.take() {
-            g.kill();
-        }
-        for ns in [&self.lan, &self.wan, &self.gw] {
-            let _ = ip(&["netns", "del", ns]);
-        }
-    }
-}
-
-/// The lab, or `None` after a loud SKIP (a failure under CI).
+/// The lab with `ext` (an address with its /24) on the gateway's WAN
+/// side, or `None` after a loud SKIP (a failure under CI).
 fn lab_or_skip(ext: &str) -> Option<NatLab> {
-    if !require_tools(&["ip", "nft", "miniupnpd", "upnpc"]) {
-        return None;
-    }
-    match NatLab::new(ext) {
-        Ok(l) => Some(l),
-        Err(why) => {
-            let msg = format!("SKIP: cannot build the NAT lab ({why}); it needs root");
-            if in_ci() {
-                panic!("{msg} -- CI=true runs as root, so this is a failure");
-            }
-            loud(&msg);
-            None
-        }
-    }
+    natlab::lab_or_skip("p21d", "portmap", ext, false, "NAT lab")
 }
 
-/// SIGTERM and a bounded wait for a clean exit.
-fn stop(p: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &p.id().to_string()])
-        .status();
+/// Stop `p`: it removed its mappings, and no DNAT rule is left behind.
+fn stop_and_unmapped(p: &mut Child, lab: &NatLab) {
+    stop(p);
+    assert!(p.logged("mappings of port 6881 removed"), "{}", p.output());
     assert!(
-        p.wait_exit(Duration::from_secs(20)).is_some(),
-        "peer did not exit:\n{}",
-        p.output()
+        !lab.dnat_rules().contains("dnat"),
+        "left behind:\n{}",
+        lab.dnat_rules()
     );
 }
 
@@ -312,10 +115,7 @@ fn reachable_from_outside(lab: &NatLab) -> Result<String, String> {
          s.sendall(b'GET /scrape HTTP/1.0\\r\\n\\r\\n')\n\
          print(s.recv(100).split(b'\\r\\n')[0].decode())\n"
     );
-    run(
-        "ip",
-        &["netns", "exec", &lab.wan, SYSTEM_PYTHON, "-c", &script],
-    )
+    lab.python_on_wan(&script)
 }
 
 #[test]
@@ -392,14 +192,7 @@ fn upnp_maps_tcp_and_udp_on_miniupnpd_and_removes_them_on_exit() {
     // Renewed at half the lease, before it ends: still mapped after the
     // first lease would have run out.
     let mapped_at = Instant::now();
-    assert!(
-        p.wait_for_output(
-            "port mapping: renewed with upnp for 20 s",
-            Duration::from_secs(15)
-        ),
-        "no renewal:\n{}",
-        p.output()
-    );
+    natlab::wait_renewal(&mut p, "port mapping", "upnp");
     std::thread::sleep(Duration::from_secs(22).saturating_sub(mapped_at.elapsed()));
     assert_eq!(
         lab.dnat_rules().matches(&to_us).count(),
@@ -481,13 +274,7 @@ fn small_protocol_maps_renews_and_removes(pcp: bool) {
         answer.as_deref().is_ok_and(|a| a.starts_with("HTTP/1.")),
         "{answer:?}"
     );
-    stop(&mut p);
-    assert!(p.logged("mappings of port 6881 removed"), "{}", p.output());
-    assert!(
-        !lab.dnat_rules().contains("dnat"),
-        "left behind:\n{}",
-        lab.dnat_rules()
-    );
+    stop_and_unmapped(&mut p, &lab);
     if pcp {
         // Removed by PCP requests with the mappings' nonces (miniupnpd
         // refuses a removal with another nonce).
@@ -501,14 +288,7 @@ fn small_protocol_maps_renews_and_removes(pcp: bool) {
 /// the first lease would have ended.
 fn renewed_and_still_mapped(p: &mut Child, lab: &NatLab, method: &str, to_us: &str) {
     let start = Instant::now();
-    assert!(
-        p.wait_for_output(
-            &format!("port mapping: renewed with {method} for 20 s"),
-            Duration::from_secs(15)
-        ),
-        "no renewal:\n{}",
-        p.output()
-    );
+    natlab::wait_renewal(p, "port mapping", method);
     assert!(start.elapsed() < Duration::from_secs(15));
     std::thread::sleep(Duration::from_secs(12));
     assert_eq!(
@@ -701,13 +481,7 @@ fn the_daemon_shows_the_mapping_and_the_external_address_in_status() {
         human.contains(&format!("external address: {EXT_PUBLIC}")),
         "{human}"
     );
-    stop(&mut d);
-    assert!(d.logged("mappings of port 6881 removed"), "{}", d.output());
-    assert!(
-        !lab.dnat_rules().contains("dnat"),
-        "left behind:\n{}",
-        lab.dnat_rules()
-    );
+    stop_and_unmapped(&mut d, &lab);
 }
 
 #[test]

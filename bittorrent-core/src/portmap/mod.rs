@@ -183,6 +183,27 @@ pub struct PortMapStatus {
 }
 
 impl PortMapStatus {
+    /// A mapping in place: external `ports` (TCP, UDP) leased `lease` s.
+    fn mapped(
+        method: &'static str,
+        gateway: Option<IpAddr>,
+        external_ip: IpAddr,
+        ports: [Option<u16>; 2],
+        lease: u32,
+        message: String,
+    ) -> PortMapStatus {
+        PortMapStatus {
+            state: PortMapState::Mapped,
+            method: Some(method),
+            gateway,
+            external_ip: Some(external_ip),
+            tcp_port: ports[0],
+            udp_port: ports[1],
+            lease_secs: u64::from(lease),
+            message,
+        }
+    }
+
     fn searching() -> PortMapStatus {
         PortMapStatus {
             state: PortMapState::Searching,

@@ -59,6 +59,32 @@ pub(crate) struct MapRequest {
     pub(crate) lifetime: u32,
 }
 
+impl MapRequest {
+    /// The MAP of our `port` for protocol `i` (0 TCP, 1 UDP) from `client`:
+    /// the same external port asked for, any external address of the
+    /// client's family; lifetime 0 deletes the mapping (external port 0).
+    pub(crate) fn ours(
+        client: IpAddr,
+        nonce: [u8; 12],
+        i: usize,
+        port: u16,
+        lifetime: u32,
+    ) -> MapRequest {
+        MapRequest {
+            client,
+            nonce,
+            protocol: if i == 0 { Protocol::Tcp } else { Protocol::Udp },
+            internal_port: port,
+            external_port: if lifetime == 0 { 0 } else { port },
+            external_ip: match client {
+                IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+                IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+            },
+            lifetime,
+        }
+    }
+}
+
 /// A successful MAP answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Mapped {

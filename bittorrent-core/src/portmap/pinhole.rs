@@ -173,25 +173,6 @@ fn attempt(cfg: &PortMapConfig, listen: IpAddr, held: Option<&Held6>) -> Attempt
     })
 }
 
-/// The PCP MAP for protocol `i` (0 TCP, 1 UDP) of our port.
-fn pcp_request(
-    cfg: &PortMapConfig,
-    client: Ipv6Addr,
-    nonce: [u8; 12],
-    i: usize,
-    lifetime: u32,
-) -> pcp::MapRequest {
-    pcp::MapRequest {
-        client: client.into(),
-        nonce,
-        protocol: if i == 0 { Protocol::Tcp } else { Protocol::Udp },
-        internal_port: cfg.port,
-        external_port: if lifetime == 0 { 0 } else { cfg.port },
-        external_ip: Ipv6Addr::UNSPECIFIED.into(),
-        lifetime,
-    }
-}
-
 /// The router's PCP address (its scope: the interface of the route).
 fn pcp_at(cfg: &PortMapConfig, router: SocketAddrV6) -> SocketAddr {
     SocketAddr::V6(SocketAddrV6::new(
@@ -221,7 +202,10 @@ fn map_pcp(
     let mut ext = IpAddr::V6(client);
     let mut ports = [None, None];
     for i in 0..2 {
-        match pcp::exchange_at(to, &pcp_request(cfg, client, nonces[i], i, lifetime)) {
+        match pcp::exchange_at(
+            to,
+            &pcp::MapRequest::ours(client.into(), nonces[i], i, cfg.port, lifetime),
+        ) {
             Ok(m) => {
                 lease = lease.min(m.lifetime);
                 ext = m.external_ip;
@@ -230,7 +214,10 @@ fn map_pcp(
             Err(e) => {
                 // Take back the TCP pinhole when the UDP one failed.
                 for (j, nonce) in nonces.iter().enumerate().take(i) {
-                    let _ = pcp::exchange_at(to, &pcp_request(cfg, client, *nonce, j, 0));
+                    let _ = pcp::exchange_at(
+                        to,
+                        &pcp::MapRequest::ours(client.into(), *nonce, j, cfg.port, 0),
+                    );
                 }
                 return Err(e);
             }
@@ -249,16 +236,7 @@ fn map_pcp(
             client,
             nonces,
         },
-        PortMapStatus {
-            state: PortMapState::Mapped,
-            method: Some("pcp"),
-            gateway: Some(IpAddr::V6(*r)),
-            external_ip: Some(ext),
-            tcp_port: ports[0],
-            udp_port: ports[1],
-            lease_secs: u64::from(lease),
-            message,
-        },
+        PortMapStatus::mapped("pcp", Some(IpAddr::V6(*r)), ext, ports, lease, message),
     ))
 }
 
@@ -377,16 +355,14 @@ fn upnp_status(
             client,
             ids,
         },
-        PortMapStatus {
-            state: PortMapState::Mapped,
-            method: Some("upnp"),
-            gateway: dev,
-            external_ip: Some(IpAddr::V6(client)),
-            tcp_port: Some(cfg.port),
-            udp_port: Some(cfg.port),
-            lease_secs: u64::from(lease),
+        PortMapStatus::mapped(
+            "upnp",
+            dev,
+            IpAddr::V6(client),
+            [Some(cfg.port); 2],
+            lease,
             message,
-        },
+        ),
     )
 }
 
@@ -400,7 +376,7 @@ fn remove(cfg: &PortMapConfig, h: &Held6) {
                 nonces,
             } => pcp::exchange_at(
                 pcp_at(cfg, *router),
-                &pcp_request(cfg, *client, nonces[i], i, 0),
+                &pcp::MapRequest::ours((*client).into(), nonces[i], i, cfg.port, 0),
             )
             .map(|_| ()),
             Held6::Upnp { service, ids, .. } => fw::delete_pinhole(service, ids[i]),

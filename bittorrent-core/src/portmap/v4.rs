@@ -151,16 +151,9 @@ fn map_pcp(
     let mut ports = [None, None];
     let mut lease = u32::MAX;
     let mut ext = Ipv4Addr::UNSPECIFIED;
-    for (i, protocol) in [Protocol::Tcp, Protocol::Udp].into_iter().enumerate() {
-        let req = pcp::MapRequest {
-            client: client.into(),
-            nonce: nonces[i],
-            protocol,
-            internal_port: cfg.port,
-            external_port: cfg.port,
-            external_ip: Ipv4Addr::UNSPECIFIED.into(),
-            lifetime: lease_asked().as_secs() as u32,
-        };
+    for i in 0..2 {
+        let lifetime = lease_asked().as_secs() as u32;
+        let req = pcp::MapRequest::ours(client.into(), nonces[i], i, cfg.port, lifetime);
         let m = pcp::exchange(gw, cfg.natpmp_port, &req)?;
         ports[i] = Some(m.external_port);
         lease = lease.min(m.lifetime);
@@ -176,56 +169,44 @@ fn map_pcp(
         if private_external(ext) {
             // Nothing is reachable through it: take back what we got.
             for (j, nonce) in nonces.iter().enumerate().take(i + 1) {
-                let _ = pcp::exchange(gw, cfg.natpmp_port, &pcp_removal(cfg, client, *nonce, j));
+                let _ = pcp::exchange(
+                    gw,
+                    cfg.natpmp_port,
+                    &pcp::MapRequest::ours(client.into(), *nonce, j, cfg.port, 0),
+                );
             }
             return Err(MapError::Refused(format!(
                 "external address {ext} is not public (double NAT?): no mapping"
             )));
         }
     }
-    let message = format!(
-        "PCP gateway {gw}: external address {ext}, TCP {} and UDP {} mapped to port {} for {} s",
-        ports[0].unwrap_or(0),
-        ports[1].unwrap_or(0),
-        cfg.port,
-        lease
-    );
     Ok((
         Held::Pcp {
             gateway: gw,
             client,
             nonces,
         },
-        PortMapStatus {
-            state: PortMapState::Mapped,
-            method: Some("pcp"),
-            gateway: Some(gw.into()),
-            external_ip: Some(ext.into()),
-            tcp_port: ports[0],
-            udp_port: ports[1],
-            lease_secs: u64::from(lease),
-            message,
-        },
+        small_mapped("PCP", "pcp", cfg, gw, ext, ports, lease),
     ))
 }
 
-/// The PCP request that deletes mapping `i` (0 TCP, 1 UDP): lifetime 0,
-/// the mapping's nonce.
-fn pcp_removal(
+/// The status of a PCP or NAT-PMP (`name`) mapping of `ports` (TCP, UDP).
+fn small_mapped(
+    name: &str,
+    method: &'static str,
     cfg: &PortMapConfig,
-    client: Ipv4Addr,
-    nonce: [u8; 12],
-    i: usize,
-) -> pcp::MapRequest {
-    pcp::MapRequest {
-        client: client.into(),
-        nonce,
-        protocol: if i == 0 { Protocol::Tcp } else { Protocol::Udp },
-        internal_port: cfg.port,
-        external_port: 0,
-        external_ip: Ipv4Addr::UNSPECIFIED.into(),
-        lifetime: 0,
-    }
+    gw: Ipv4Addr,
+    ext: Ipv4Addr,
+    ports: [Option<u16>; 2],
+    lease: u32,
+) -> PortMapStatus {
+    let message = format!(
+        "{name} gateway {gw}: external address {ext}, TCP {} and UDP {} mapped to port {} for {lease} s",
+        ports[0].unwrap_or(0),
+        ports[1].unwrap_or(0),
+        cfg.port,
+    );
+    PortMapStatus::mapped(method, Some(gw.into()), ext.into(), ports, lease, message)
 }
 
 fn map_natpmp(cfg: &PortMapConfig, gw: Ipv4Addr) -> Result<(Held, PortMapStatus), MapError> {
@@ -257,25 +238,9 @@ fn map_natpmp(cfg: &PortMapConfig, gw: Ipv4Addr) -> Result<(Held, PortMapStatus)
             lease = lease.min(lifetime);
         }
     }
-    let message = format!(
-        "NAT-PMP gateway {gw}: external address {ext}, TCP {} and UDP {} mapped to port {} for {} s",
-        ports[0].unwrap_or(0),
-        ports[1].unwrap_or(0),
-        cfg.port,
-        lease
-    );
     Ok((
         Held::NatPmp { gateway: gw },
-        PortMapStatus {
-            state: PortMapState::Mapped,
-            method: Some("nat-pmp"),
-            gateway: Some(gw.into()),
-            external_ip: Some(ext.into()),
-            tcp_port: ports[0],
-            udp_port: ports[1],
-            lease_secs: u64::from(lease),
-            message,
-        },
+        small_mapped("NAT-PMP", "nat-pmp", cfg, gw, ext, ports, lease),
     ))
 }
 
@@ -350,16 +315,14 @@ fn map_upnp(
     );
     Ok((
         Held::Upnp { service, client },
-        PortMapStatus {
-            state: PortMapState::Mapped,
-            method: Some("upnp"),
-            gateway: dev.map(IpAddr::V4),
-            external_ip: Some(ext.into()),
-            tcp_port: Some(cfg.port),
-            udp_port: Some(cfg.port),
-            lease_secs: u64::from(lease),
+        PortMapStatus::mapped(
+            "upnp",
+            dev.map(IpAddr::V4),
+            ext.into(),
+            [Some(cfg.port); 2],
+            lease,
             message,
-        },
+        ),
     ))
 }
 
@@ -375,7 +338,7 @@ pub(crate) fn remove(cfg: &PortMapConfig, h: &Held) {
             } => pcp::exchange(
                 *gateway,
                 cfg.natpmp_port,
-                &pcp_removal(cfg, *client, nonces[i], i),
+                &pcp::MapRequest::ours((*client).into(), nonces[i], i, cfg.port, 0),
             )
             .map(|_| ()),
             Held::NatPmp { gateway } => natpmp::exchange(

@@ -373,23 +373,73 @@ pub fn client_seed(client: Client, case: &Case, port: u16, tracker: SocketAddr) 
             );
             c
         }
-        Client::Libtorrent => {
-            let mut cmd = python_cmd("lt_seed.py");
-            cmd.arg(&case.torrent)
-                .arg(&case.seed_root)
-                .arg(port.to_string())
-                .args(["--timeout", "300"]);
-            let mut c = Child::spawn("lt_seed.py", cmd);
-            assert!(
-                c.wait_for_output("READY", LONG_WAIT),
-                "libtorrent never seeded\n{}",
-                c.output()
-            );
-            c
-        }
+        Client::Libtorrent => lt_seeder(&case.torrent, &case.seed_root, port, 300, &[]),
     };
     wait_tracker_knows(tracker, &case.hash, &mut c);
     c
+}
+
+/// libtorrent (`lt_seed.py`) seeding `torrent` from `dir` on `port` for at
+/// most `timeout` seconds, with `extra` arguments; not waited for.
+pub fn lt_seed(torrent: &Path, dir: &Path, port: u16, timeout: u64, extra: &[&str]) -> Child {
+    let mut cmd = python_cmd("lt_seed.py");
+    cmd.arg(torrent)
+        .arg(dir)
+        .arg(port.to_string())
+        .args(["--timeout", &timeout.to_string()])
+        .args(extra);
+    Child::spawn("lt_seed.py", cmd)
+}
+
+/// [`lt_seed`], once it says READY (bounded by [`LONG_WAIT`]).
+pub fn lt_seeder(torrent: &Path, dir: &Path, port: u16, timeout: u64, extra: &[&str]) -> Child {
+    let mut c = lt_seed(torrent, dir, port, timeout, extra);
+    assert!(
+        c.wait_for_output("READY", LONG_WAIT),
+        "libtorrent never seeded\n{}",
+        c.output()
+    );
+    c
+}
+
+/// libtorrent (`lt_leech.py`, at most 100 s) downloading `source` (a
+/// torrent file or a magnet link) into `down` with `extra` arguments, once
+/// it says DONE (bounded by [`LONG_WAIT`]; else a panic naming `what` with
+/// its output and the `seeder`'s).
+pub fn lt_leecher(
+    source: impl AsRef<std::ffi::OsStr>,
+    down: &Path,
+    extra: &[&str],
+    seeder: &Child,
+    what: &str,
+) -> Child {
+    let mut cmd = python_cmd("lt_leech.py");
+    cmd.arg(source)
+        .arg(down)
+        .args(["--timeout", "100"])
+        .args(extra);
+    let mut leech = Child::spawn("lt_leech.py", cmd);
+    assert!(
+        leech.wait_for_output("DONE", LONG_WAIT),
+        "libtorrent did not download {what}\n{}\n{}",
+        leech.output(),
+        seeder.output()
+    );
+    leech
+}
+
+/// Our leecher of `source` (a torrent file or a magnet link) into `down`,
+/// given `peer` as a peer, on a free port (LSD and DHT off,
+/// `RUST_LOG=info`; callers add options).
+pub fn our_leecher_cmd(source: impl AsRef<std::ffi::OsStr>, down: &Path, peer: &str) -> Command {
+    let mut cmd = Command::new(peer_bin());
+    cmd.arg(source)
+        .arg("--dir")
+        .arg(down)
+        .args(["--peer", peer])
+        .args(["--port", &free_port().to_string(), "--no-lsd", "--no-dht"])
+        .env("RUST_LOG", "info");
+    cmd
 }
 
 /// Our seeder for `torrent` with its data in `dir`, on `port` (LSD and DHT off,

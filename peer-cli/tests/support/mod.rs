@@ -10,15 +10,17 @@
 //!
 //! By harness: `peer` (our own binary, its daemon and control API), `clients`
 //! (the mainstream clients), `rpc` (the Transmission RPC tests), `netns` (a LAN
-//! of network namespaces), `tools` (external tools, SKIP or fail, the Python
-//! scripts, fixtures), `child` (child processes), `files` (scratch directories
-//! and test data) and `json` (a small parser).
+//! of network namespaces), `natlab` (the NAT lab of namespaces and miniupnpd
+//! of the port mapping tests), `tools` (external tools, SKIP or fail, the
+//! Python scripts, fixtures), `child` (child processes), `files` (scratch
+//! directories and test data) and `json` (a small parser).
 #![allow(dead_code)] // each test crate uses a different subset
 
 mod child;
 pub mod clients;
 mod files;
 mod json;
+pub mod natlab;
 pub mod netns;
 mod peer;
 pub mod rpc;

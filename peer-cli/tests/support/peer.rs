@@ -50,6 +50,16 @@ pub fn start_daemon_api(state: &Path) -> (Child, u16, String) {
     (d, port, token)
 }
 
+/// `peer info --json` of `torrent`, parsed.
+pub fn peer_info_json(torrent: &Path) -> super::Json {
+    let out = run_peer(&[
+        OsStr::new("info"),
+        torrent.as_os_str(),
+        OsStr::new("--json"),
+    ]);
+    super::Json::parse(&String::from_utf8_lossy(&out.stdout)).expect("peer info JSON")
+}
+
 /// `peer create SRC -o OUT EXTRA...`; must succeed. Returns the info-hash
 /// it prints (40 lowercase hex).
 pub fn peer_create_torrent(src: &Path, out: &Path, extra: &[&str]) -> String {
