@@ -33,11 +33,17 @@ type Files = Vec<(PathBuf, Vec<u8>)>;
 /// A hybrid of directory `<dir>/t`: two files of several 16 KiB pieces
 /// each (so two piece layers), a pad file between them.
 fn hybrid(name: &str) -> (Metainfo, PathBuf, Files) {
+    let (mi, dir, files, _) = hybrid_seeded(name, 31);
+    (mi, dir, files)
+}
+
+/// [`hybrid`] with data from `seed`; the torrent's bytes too.
+fn hybrid_seeded(name: &str, seed: u64) -> (Metainfo, PathBuf, Files, Vec<u8>) {
     let dir = temp_dir(name);
     let top = dir.join("t");
     let files = vec![
-        (top.join("a.bin"), pseudo_random(100_000, 31)),
-        (top.join("b/c.bin"), pseudo_random(50_001, 32)),
+        (top.join("a.bin"), pseudo_random(100_000, seed)),
+        (top.join("b/c.bin"), pseudo_random(50_001, seed + 1)),
     ];
     for (p, d) in &files {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -48,10 +54,11 @@ fn hybrid(name: &str) -> (Metainfo, PathBuf, Files) {
         format: TorrentFormat::Hybrid,
         ..CreateOptions::default()
     };
-    let mi = Metainfo::from_bytes(&create_torrent(&top, &opts, &|_, _| {}).unwrap()).unwrap();
+    let bytes = create_torrent(&top, &opts, &|_, _| {}).unwrap();
+    let mi = Metainfo::from_bytes(&bytes).unwrap();
     assert_eq!(mi.format(), Format::Hybrid);
     assert_eq!(mi.v2.as_ref().unwrap().missing_layers(), 0);
-    (mi, dir, files)
+    (mi, dir, files, bytes)
 }
 
 /// `mi` as a `.torrent` without `piece layers` gives it.
@@ -257,4 +264,194 @@ fn wrong_layer_hashes_for_a_hybrid_are_refused_and_the_download_goes_on() {
     drop(leecher);
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(down);
+}
+
+/// A port nobody listens on yet (bound, then released): the leecher is
+/// given it as a peer before our seeder listens there.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One hash request to `to` on a v2 connection for the hybrid `mi` (named
+/// by its truncated v2 hash, with the v2 bit): the first hash message back.
+fn ask_hashes(to: SocketAddr, mi: &Metainfo, request: HashRequest) -> HashMessage {
+    let mut c = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(2)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let alias = mi.info_hash_v2.unwrap().truncated().0;
+    let mut hello = Handshake::new(alias, *b"-XX0001-thirdpeer001");
+    hello.reserved[RESERVED_V2.0] |= RESERVED_V2.1;
+    c.write_all(&hello.encode()).unwrap();
+    let mut reply = [0u8; HANDSHAKE_LEN];
+    c.read_exact(&mut reply).unwrap();
+    c.write_all(&HashMessage::Request(request).to_frame())
+        .unwrap();
+    let mut dec = FrameDecoder::new(MAX_FRAME);
+    let mut buf = vec![0u8; 65536];
+    loop {
+        while let Some(m) = dec.next_message().unwrap() {
+            match m {
+                Message::Hash { id: 23, payload } => {
+                    return HashMessage::Reject(HashRequest::header(&payload).unwrap())
+                }
+                Message::Hash { id, payload } => return HashMessage::decode(id, &payload).unwrap(),
+                _ => {}
+            }
+        }
+        let k = c.read(&mut buf).expect("a hash message before the timeout");
+        assert!(k > 0, "connection closed before a hash message");
+        dec.feed(&buf[..k]);
+    }
+}
+
+/// The leecher of `mi` (given without its layers) completes from a v1-only
+/// scripted peer serving `stream` by SHA-1 alone while its only v2 peer,
+/// at a port still closed, cannot be reached; then our seeder of `seeded`
+/// (with the layers) starts on that port and the layers come.
+fn layers_after_completion(
+    name: &str,
+    mi: &Metainfo,
+    stream: Vec<u8>,
+    seeded: &Metainfo,
+) -> (
+    bittorrent_core::Session,
+    bittorrent_core::Session,
+    PathBuf,
+    PathBuf,
+) {
+    let peer = scripted_peer(mi, stream, Script::FirstPieces(mi.info.pieces.len() as u32));
+    let port = free_port();
+    let later: SocketAddr = ([127, 0, 0, 1], port).into();
+    let down = temp_dir(&format!("{name}-leech"));
+    let leecher = session();
+    leecher
+        .add(AddTorrent::new(without_layers(mi), &down).peers(vec![peer.addr, later]))
+        .unwrap();
+    wait_phase(&leecher, mi, Phase::Seeding, Duration::from_secs(60));
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert_eq!(st.pieces_have, st.pieces_total, "{st:?}");
+    assert_eq!(
+        (st.piece_layers_fetched, st.pieces_v2_rechecked),
+        (0, 0),
+        "{st:?}"
+    );
+    let empty = temp_dir(&format!("{name}-seed"));
+    let seeder = session_with(move |c| c.listen_port = port);
+    seeder.add(AddTorrent::new(seeded.clone(), &empty)).unwrap();
+    let fetched = wait_until(Duration::from_secs(90), || {
+        leecher
+            .status(&mi.info_hash)
+            .is_some_and(|s| s.piece_layers_fetched == 2)
+    });
+    assert!(fetched, "{:?}", leecher.status(&mi.info_hash));
+    (leecher, seeder, down, empty)
+}
+
+/// Issue 22 h22c: a hybrid's pieces verified by SHA-1 before its layers
+/// came are checked against them once they come (all 11 pieces: both files
+/// span several pieces), nothing fails; and a third peer asking the
+/// running leecher for a piece layer is refused before the layers came and
+/// answered after, with hashes that match the torrent's layer.
+#[test]
+fn layers_arriving_late_recheck_verified_pieces_and_are_served() {
+    let (mi, dir, files) = hybrid("hyl-late");
+    let v2 = mi.v2.as_ref().unwrap();
+    let root = v2.files[0].pieces_root.unwrap();
+    // a.bin: 100,000 bytes, 7 pieces of 16 KiB (the piece layer is the
+    // block layer, 8 wide padded); its proof: the 3 layers above.
+    let whole = HashRequest {
+        pieces_root: root,
+        base_layer: 0,
+        index: 0,
+        length: 8,
+        proof_layers: 2,
+    };
+    let peer = scripted_peer(
+        &mi,
+        stream_of(&mi, &dir),
+        Script::FirstPieces(mi.info.pieces.len() as u32),
+    );
+    // The seeder is not there yet: the leecher answers nothing.
+    let port = free_port();
+    let down = temp_dir("hyl-late-leech");
+    let leecher = session();
+    leecher
+        .add(
+            AddTorrent::new(without_layers(&mi), &down)
+                .peers(vec![peer.addr, ([127, 0, 0, 1], port).into()]),
+        )
+        .unwrap();
+    wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
+    let before = ask_hashes(leecher.local_addr_v4(), &mi, whole);
+    assert!(matches!(before, HashMessage::Reject(_)), "{before:?}");
+    let seeder = session_with(move |c| c.listen_port = port);
+    seeder.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
+    let rechecked = wait_until(Duration::from_secs(90), || {
+        leecher
+            .status(&mi.info_hash)
+            .is_some_and(|s| s.piece_layers_fetched == 2 && s.pieces_v2_rechecked == s.pieces_total)
+    });
+    let st = leecher.status(&mi.info_hash).unwrap();
+    assert!(rechecked, "{st:?}");
+    assert_eq!(
+        (st.pieces_have, st.hash_failures),
+        (st.pieces_total, 0),
+        "{st:?}"
+    );
+    assert_eq!(st.phase, Phase::Seeding);
+    assert_same_files(&dir, &down, &files);
+    let HashMessage::Hashes { hashes, .. } = ask_hashes(leecher.local_addr_v4(), &mi, whole) else {
+        panic!("the running hybrid does not serve the layers it fetched");
+    };
+    let layer = v2.piece_layers[0].as_ref().unwrap();
+    assert_eq!(&hashes[..7], &layer[..], "not the torrent's piece layer");
+    drop((leecher, seeder));
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(down);
+}
+
+/// A planted inconsistency: a "hybrid" whose v1 `pieces` are those of
+/// data B and whose v2 half (roots and layers) is that of data A. The
+/// leecher completes with data B by SHA-1 alone; when the layers come
+/// (from our seeder, which holds them and no data) every piece fails its
+/// v2 hash: the views disagree, neither is trusted, the pieces are missing
+/// again and the torrent is downloading, not seeding.
+#[test]
+fn a_piece_that_passed_sha1_but_fails_a_late_layer_is_fetched_again() {
+    use bittorrent_core::proto::bencode::{decode, OwnedValue};
+    let (mi_a, dir_a, _, bytes_a) = hybrid_seeded("hyl-forge-a", 11);
+    let (mi_b, dir_b, _, _) = hybrid_seeded("hyl-forge-b", 41);
+    let OwnedValue::Dict(mut top) = decode(&bytes_a).unwrap().to_owned_value() else {
+        panic!("not a dict")
+    };
+    for (k, v) in top.iter_mut() {
+        if let (b"info", OwnedValue::Dict(info)) = (k.as_slice(), v) {
+            for (k, v) in info.iter_mut() {
+                if k.as_slice() == b"pieces" {
+                    *v = OwnedValue::Bytes(mi_b.info.pieces.concat());
+                }
+            }
+        }
+    }
+    let forged = Metainfo::from_bytes(&OwnedValue::Dict(top).to_bytes()).unwrap();
+    assert_eq!(forged.v2, mi_a.v2);
+    let (leecher, seeder, down, empty) =
+        layers_after_completion("hyl-forge", &forged, stream_of(&forged, &dir_b), &forged);
+    let total = forged.info.pieces.len() as u32;
+    let refused = wait_until(Duration::from_secs(30), || {
+        leecher
+            .status(&forged.info_hash)
+            .is_some_and(|s| s.pieces_v2_rechecked == total && s.pieces_have == 0)
+    });
+    let st = leecher.status(&forged.info_hash).unwrap();
+    assert!(refused, "{st:?}");
+    assert!(st.hash_failures >= total, "{st:?}");
+    assert_ne!(st.phase, Phase::Seeding, "{st:?}");
+    drop((leecher, seeder));
+    for d in [dir_a, dir_b, down, empty] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

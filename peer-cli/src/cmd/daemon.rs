@@ -298,6 +298,7 @@ fn torrent_json(s: &TorrentStatus) -> Value {
         "disk_queued": s.disk_queued,
         "piece_layers_missing": s.piece_layers_missing,
         "piece_layers_fetched": s.piece_layers_fetched,
+        "pieces_v2_rechecked": s.pieces_v2_rechecked,
         "pieces_spilled": s.pieces_spilled,
         "web_seeds": s.web_seeds.iter().map(|w| json!({
             "url": w.url,
@@ -332,6 +333,7 @@ fn metadata_json(s: &TorrentStatus) -> Value {
         "disk_queued": 0,
         "piece_layers_missing": s.piece_layers_missing,
         "piece_layers_fetched": s.piece_layers_fetched,
+        "pieces_v2_rechecked": s.pieces_v2_rechecked,
         "pieces_spilled": 0,
         "web_seeds": [],
         "seed_ratio_limit": "session",

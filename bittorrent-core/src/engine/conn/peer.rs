@@ -258,8 +258,11 @@ pub struct PeerContext {
     /// Our own IPv6 address, if we have a usable one (sent as `ipv6`).
     pub own_v6: Option<std::net::Ipv6Addr>,
     /// The files' piece-layer trees (v2 and hybrid torrents with piece
-    /// layers), answering peers' `hash request`s (`peer/hashes.rs`).
-    pub hash_trees: Option<Arc<crate::proto::piece_tree::PieceTrees>>,
+    /// layers), answering peers' `hash request`s (`peer/hashes.rs`). A
+    /// hybrid fetching its layers while it runs gets them here when they
+    /// arrive (`torrent/v2_recheck.rs`): every peer thread, running or
+    /// started later, answers from them from then on.
+    pub hash_trees: RwLock<Option<Arc<crate::proto::piece_tree::PieceTrees>>>,
 }
 
 impl PeerContext {

@@ -47,6 +47,7 @@ impl Torrent {
             });
             self.connect_candidates();
             self.feed_web_seeds();
+            self.check_ended();
         }
     }
 

@@ -35,6 +35,7 @@ mod holepunch;
 mod inboxes;
 mod peers;
 mod pieces;
+mod v2_recheck;
 mod wanted;
 mod web_seeds;
 
@@ -192,6 +193,8 @@ pub(crate) struct Torrent {
     /// (`session::hybrid_layers`); pieces are checked against it instead
     /// of the metainfo's.
     late_v2: Option<Arc<crate::proto::metainfo::V2Info>>,
+    /// Pieces verified before their layer came, checked again (`v2_recheck.rs`).
+    recheck: v2_recheck::Recheck,
     /// Failed v2 pieces waiting for their block hashes (`block_verify.rs`).
     block_checks: Vec<block_verify::BlockCheck>,
     /// Addresses on parole (contributed to a failed piece with others).
@@ -318,12 +321,7 @@ pub(crate) fn spawn(
         },
         spread: seeding::Spread::new(layout.num_pieces as usize),
         own_v6: shared.own_v6,
-        hash_trees: metainfo
-            .v2
-            .as_deref()
-            .map(crate::proto::piece_tree::PieceTrees::of)
-            .filter(|t| !t.is_empty())
-            .map(Arc::new),
+        hash_trees: RwLock::new(v2_recheck::trees_of(metainfo.v2.as_deref())),
     });
     let status = TorrentStatus {
         info_hash: metainfo.info_hash,
@@ -354,6 +352,7 @@ pub(crate) fn spawn(
             .as_deref()
             .map_or(0, |v2| v2.missing_layers() as u32),
         piece_layers_fetched: 0,
+        pieces_v2_rechecked: 0,
         pieces_wanted: wanted.count() as u32,
         pieces_wanted_have: 0,
         wanted_length,
@@ -412,6 +411,7 @@ pub(crate) fn spawn(
         banned_ips: HashSet::new(),
         smart_ban: SmartBan::new(),
         late_v2: None,
+        recheck: Default::default(),
         block_checks: Vec::new(),
         parole: HashSet::new(),
         departed: HashMap::new(),
@@ -642,8 +642,8 @@ impl Torrent {
                 }
             }
             Command::SetFilePriorities(p) => self.set_priorities(p),
-            // Pieces hashed from now on are checked against these too.
-            Command::PieceLayers(v2) => self.late_v2 = Some(v2),
+            // Served to peers, and pieces verified without them checked.
+            Command::PieceLayers(v2) => self.on_piece_layers(v2),
             Command::SetSeedGoal(goal) => {
                 self.seed_goal = goal;
                 self.check_seed_goal();
@@ -803,6 +803,7 @@ impl Torrent {
         s.peers = self.conns.len();
         s.seeds = self.conns.values().filter(|c| c.bitfield.is_full()).count();
         s.hash_failures = self.hash_failures;
+        s.pieces_v2_rechecked = self.recheck.checked;
         s.uploaded_from_memory = self.me.peer_ctx.recent.sent();
         s.peers_from_pex = self.pex_learned;
         s.refused_addresses = self.refused_addresses;

@@ -526,6 +526,22 @@ impl Picker {
         }
     }
 
+    /// Whether piece `i` waits for the hasher's verdict.
+    pub fn is_hashing(&self, i: u32) -> bool {
+        matches!(self.pieces.get(i as usize), Some(PieceState::Hashing(_)))
+    }
+
+    /// A piece we had that proved bad after all: missing again.
+    pub fn forget(&mut self, i: u32) {
+        if let Some(st) = self.pieces.get_mut(i as usize) {
+            if matches!(st, PieceState::Have) {
+                *st = PieceState::Missing;
+                self.have.clear(i as usize);
+                self.order_force = true;
+            }
+        }
+    }
+
     /// The hasher's verdict on a piece that was `Hashing`. Returns the
     /// peers that contributed blocks to it (to blame on failure).
     pub fn piece_hashed(&mut self, i: u32, ok: bool) -> Vec<PeerKey> {

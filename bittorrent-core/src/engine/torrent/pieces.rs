@@ -64,6 +64,10 @@ impl Torrent {
                 done.piece
             );
         }
+        if self.recheck.owns(done.piece) {
+            self.on_rechecked(done);
+            return;
+        }
         if self.phase == Phase::Checking {
             self.check_in_flight = self.check_in_flight.saturating_sub(1);
             if done.ok {
@@ -119,6 +123,7 @@ impl Torrent {
 
     pub(super) fn piece_verified(&mut self, i: u32) {
         let newly = self.me.peer_ctx.have.write().set(i as usize);
+        self.recheck_if_pending(i);
         if newly && self.wanted.get(i as usize) {
             self.wanted_missing = self.wanted_missing.saturating_sub(1);
             if self.wanted_missing == 0 {

@@ -174,6 +174,10 @@ pub struct TorrentStatus {
     pub piece_layers_missing: u32,
     /// Piece layers fetched from peers and verified in this run.
     pub piece_layers_fetched: u32,
+    /// A hybrid's pieces verified by SHA-1 alone before their file's piece
+    /// layer came (fetched while it ran), checked again against it since:
+    /// one that fails is missing again and counted in `hash_failures`.
+    pub pieces_v2_rechecked: u32,
     /// Pieces holding bytes of wanted files (all pieces unless files are
     /// skipped).
     pub pieces_wanted: u32,
@@ -298,6 +302,7 @@ impl TorrentStatus {
             banned: 0,
             piece_layers_missing: 0,
             piece_layers_fetched: 0,
+            pieces_v2_rechecked: 0,
             pieces_wanted: 0,
             pieces_wanted_have: 0,
             wanted_length: 0,

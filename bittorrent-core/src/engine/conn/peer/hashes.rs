@@ -114,7 +114,8 @@ impl Connection<'_> {
     /// The answer to a block-layer request (below the piece layer) from
     /// the pieces' data, within this second's byte budget.
     fn answer_blocks(&mut self, r: &HashRequest) -> Option<Vec<crate::proto::merkle::Hash256>> {
-        let trees = self.ctx.hash_trees.as_ref()?;
+        let trees = self.ctx.hash_trees.read().clone()?;
+        let trees = &*trees;
         let place = trees.place(&r.pieces_root)?;
         if r.base_layer >= place.piece_height {
             return trees.answer(r);
@@ -156,9 +157,9 @@ impl Connection<'_> {
         let answer = match (
             within,
             HashMessage::decode(id, payload),
-            &self.ctx.hash_trees,
+            self.ctx.hash_trees.read().is_some(),
         ) {
-            (true, Ok(HashMessage::Request(r)), Some(_)) => self.answer_blocks(&r),
+            (true, Ok(HashMessage::Request(r)), true) => self.answer_blocks(&r),
             _ => None,
         };
         let reply = match answer {
