@@ -266,16 +266,6 @@ fn wrong_layer_hashes_for_a_hybrid_are_refused_and_the_download_goes_on() {
     let _ = std::fs::remove_dir_all(down);
 }
 
-/// A port nobody listens on yet (bound, then released): the leecher is
-/// given it as a peer before our seeder listens there.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One hash request to `to` on a v2 connection for the hybrid `mi` (named
 /// by its truncated v2 hash, with the v2 bit): the first hash message back.
 fn ask_hashes(to: SocketAddr, mi: &Metainfo, request: HashRequest) -> HashMessage {
@@ -323,8 +313,11 @@ fn layers_after_completion(
     PathBuf,
 ) {
     let peer = scripted_peer(mi, stream, Script::FirstPieces(mi.info.pieces.len() as u32));
-    let port = free_port();
-    let later: SocketAddr = ([127, 0, 0, 1], port).into();
+    // The seeder's session listens from the start (no port to race for
+    // with the other tests' sessions) but holds no torrent yet: the
+    // leecher's dials to it are refused until `seeded` is added.
+    let seeder = session();
+    let later: SocketAddr = ([127, 0, 0, 1], seeder.local_addr_v4().port()).into();
     let down = temp_dir(&format!("{name}-leech"));
     let leecher = session();
     leecher
@@ -339,8 +332,15 @@ fn layers_after_completion(
         "{st:?}"
     );
     let empty = temp_dir(&format!("{name}-seed"));
-    let seeder = session_with(move |c| c.listen_port = port);
-    seeder.add(AddTorrent::new(seeded.clone(), &empty)).unwrap();
+    // It holds the layers and wants no data: if it downloaded from the
+    // leecher, the forged pieces would fail its own v2 check and it would
+    // ban the leecher's address before the layers were asked of it.
+    let mut add = AddTorrent::new(seeded.clone(), &empty);
+    add.file_priorities = Some(vec![
+        bittorrent_core::FilePriority::Skip;
+        seeded.info.files.len()
+    ]);
+    seeder.add(add).unwrap();
     let fetched = wait_until(Duration::from_secs(90), || {
         leecher
             .status(&mi.info_hash)
@@ -374,8 +374,10 @@ fn layers_arriving_late_recheck_verified_pieces_and_are_served() {
         stream_of(&mi, &dir),
         Script::FirstPieces(mi.info.pieces.len() as u32),
     );
-    // The seeder is not there yet: the leecher answers nothing.
-    let port = free_port();
+    // The seeder's session has no torrent yet: the leecher answers
+    // nothing.
+    let seeder = session();
+    let port = seeder.local_addr_v4().port();
     let down = temp_dir("hyl-late-leech");
     let leecher = session();
     leecher
@@ -387,7 +389,6 @@ fn layers_arriving_late_recheck_verified_pieces_and_are_served() {
     wait_phase(&leecher, &mi, Phase::Seeding, Duration::from_secs(60));
     let before = ask_hashes(leecher.local_addr_v4(), &mi, whole);
     assert!(matches!(before, HashMessage::Reject(_)), "{before:?}");
-    let seeder = session_with(move |c| c.listen_port = port);
     seeder.add(AddTorrent::new(mi.clone(), &dir)).unwrap();
     let rechecked = wait_until(Duration::from_secs(90), || {
         leecher
