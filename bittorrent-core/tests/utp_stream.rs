@@ -105,3 +105,58 @@ fn through_a_lossy_relay(per_mille: u64, reorder_every: u64) {
         dropped.load(Ordering::Relaxed)
     );
 }
+
+/// Whether `s`'s file descriptor is readable now (what a peer thread's `poll` sees).
+fn readable(s: &bittorrent_core::utp::UtpStream) -> bool {
+    use std::os::fd::AsFd;
+    let mut fds = [nix::poll::PollFd::new(
+        s.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap() > 0
+}
+
+/// Wait up to 5 s for `s` to turn readable.
+fn wait_readable(s: &bittorrent_core::utp::UtpStream) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !readable(s) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    readable(s)
+}
+
+/// The receive low-water mark (issue 31): the stream's descriptor turns readable once the
+/// mark is buffered, not for the first datagram; a read still returns what is there; a
+/// mark lowered below what is buffered, and the end of the stream, make it readable at once.
+#[test]
+fn the_descriptor_waits_for_the_low_water_mark() {
+    let a = UtpSocket::bind(lo()).unwrap();
+    let b = UtpSocket::bind(lo()).unwrap();
+    let mut s = a.connect(b.local_addr(), Duration::from_secs(5)).unwrap();
+    let mut r = b.accept(Duration::from_secs(5)).unwrap();
+    r.set_read_timeout(Some(Duration::from_secs(5)));
+    r.set_recv_lowat(20_000);
+    s.write_all(&data(5_000)).unwrap();
+    // The 5,000 bytes arrive (a blocking read would take them) but stay below the mark.
+    thread::sleep(Duration::from_millis(300));
+    assert!(!readable(&r), "readable below the mark");
+    s.write_all(&data(15_000)).unwrap();
+    assert!(wait_readable(&r), "not readable at the mark");
+    let mut got = vec![0u8; 20_000];
+    r.read_exact(&mut got).unwrap();
+    assert!(!readable(&r), "readable with nothing buffered");
+    // A few bytes, then the mark lowered under them: readable at once.
+    s.write_all(b"have").unwrap();
+    thread::sleep(Duration::from_millis(300));
+    assert!(!readable(&r));
+    r.set_recv_lowat(1);
+    assert!(readable(&r), "a lowered mark does not signal");
+    let mut buf = [0u8; 4];
+    r.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"have");
+    // The end of the stream is readable whatever the mark.
+    r.set_recv_lowat(1 << 18);
+    drop(s);
+    assert!(wait_readable(&r), "the FIN is not readable under a mark");
+    assert_eq!(r.read(&mut buf).unwrap(), 0);
+}

@@ -39,6 +39,25 @@ pub fn receive_buffer<F: AsFd>(socket: &F) -> std::io::Result<usize> {
     getsockopt(socket, RcvBuf).map_err(std::io::Error::from)
 }
 
+/// A socket the mark is set on: a TCP socket (`SO_RCVLOWAT`), or a uTP stream, whose
+/// eventfd says readable only once the mark is buffered (`UtpStream::set_recv_lowat`).
+pub trait MarkSocket {
+    /// Set the receive low-water mark to `bytes` (at least 1).
+    fn set_mark(&self, bytes: usize) -> std::io::Result<()>;
+    /// The receive buffer, in bytes.
+    fn receive_buffer(&self) -> std::io::Result<usize>;
+}
+
+impl MarkSocket for std::net::TcpStream {
+    fn set_mark(&self, bytes: usize) -> std::io::Result<()> {
+        set(self, bytes)
+    }
+
+    fn receive_buffer(&self) -> std::io::Result<usize> {
+        receive_buffer(self)
+    }
+}
+
 /// The mark: about this much of the connection's data (1/50 s: 20 ms), at
 /// most `MAX`, at most half the requests outstanding and a quarter of the
 /// receive buffer; below `MIN` it is off (1 byte).
@@ -88,7 +107,7 @@ impl ReceiveMark {
 
     /// Count `n` bytes read; once per `RATE_WINDOW`, update the rate and
     /// the receive buffer's size.
-    pub fn count<F: AsFd>(&mut self, socket: &F, n: usize) {
+    pub fn count<S: MarkSocket>(&mut self, socket: &S, n: usize) {
         self.window_bytes += n as u64;
         let dt = self.window_start.elapsed();
         if dt >= RATE_WINDOW {
@@ -96,7 +115,7 @@ impl ReceiveMark {
             self.rate = self.window_bytes.saturating_mul(1000) / ms;
             self.window_bytes = 0;
             self.window_start = Instant::now();
-            self.rcvbuf = receive_buffer(socket).unwrap_or(0);
+            self.rcvbuf = socket.receive_buffer().unwrap_or(0);
             self.most.1 = self.most.1.max(self.rcvbuf);
         }
     }
@@ -125,12 +144,12 @@ impl ReceiveMark {
 
     /// Set the socket's mark to `target`, unless it is within a quarter of
     /// the mark set already (a system call saved per wait).
-    pub fn set<F: AsFd>(&mut self, socket: &F, target: usize) {
+    pub fn set<S: MarkSocket>(&mut self, socket: &S, target: usize) {
         let close = target > 1 && self.mark > 1 && target.abs_diff(self.mark) <= self.mark / 4;
         if target == self.mark || close {
             return;
         }
-        match set(socket, target) {
+        match socket.set_mark(target) {
             Ok(()) => {
                 self.mark = target;
                 self.most.0 = self.most.0.max(target);

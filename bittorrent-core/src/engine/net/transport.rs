@@ -186,6 +186,28 @@ impl PeerSocket {
     }
 }
 
+/// The receive low-water mark: `SO_RCVLOWAT` on TCP; on uTP, the stream's eventfd waits
+/// for the mark (`UtpStream::set_recv_lowat`), so a peer thread streaming blocks over uTP
+/// wakes once per mark, not once per datagram.
+impl crate::engine::net::lowat::MarkSocket for PeerSocket {
+    fn set_mark(&self, bytes: usize) -> io::Result<()> {
+        match self {
+            PeerSocket::Tcp(s) => s.set_mark(bytes),
+            PeerSocket::Utp(s) => {
+                s.set_recv_lowat(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    fn receive_buffer(&self) -> io::Result<usize> {
+        match self {
+            PeerSocket::Tcp(s) => s.receive_buffer(),
+            PeerSocket::Utp(_) => Ok(UtpStream::RECEIVE_BUFFER),
+        }
+    }
+}
+
 /// Readable for `poll(2)` when a read would return at once.
 impl AsFd for PeerSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {

@@ -88,10 +88,8 @@ impl Connection<'_> {
                 } else {
                     1
                 };
-                // The low-water mark is a TCP socket option (uTP: off).
-                if let Some(tcp) = self.stream.tcp() {
-                    self.mark.set(tcp, target);
-                }
+                // TCP: `SO_RCVLOWAT`; uTP: the stream's eventfd waits for it.
+                self.mark.set(self.stream.socket(), target);
                 let mut timeout = self
                     .next_deadline()
                     .min(slot.unwrap_or(Duration::MAX))
@@ -168,9 +166,7 @@ impl Connection<'_> {
                         self.read_size = (self.read_size * 2).min(MAX_READ);
                         self.wakes.full += 1;
                     }
-                    if let Some(tcp) = self.stream.tcp() {
-                        self.mark.count(tcp, n);
-                    }
+                    self.mark.count(self.stream.socket(), n);
                     self.wakes.reads += 1;
                     self.wakes.bytes += n as u64;
                     if self.mark.is_set() && n < self.mark.mark() {

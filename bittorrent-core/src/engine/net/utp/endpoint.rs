@@ -11,7 +11,7 @@
 //! address and connection id), then each connection that took some sends its ACK (one per
 //! batch) and the data the ACKs let out, in as few system calls as the kernel allows
 //! (`util::udp_batch`: UDP GSO or `sendmmsg`). The `utp-endpoint` thread runs the
-//! connections' timers every [`TICK`]. The connections live in a map behind a mutex, each
+//! connections' timers every [`TIMERS`] (50 ms). The connections live in a map behind a mutex, each
 //! in its own `Mutex<Conn>` with a condition variable the stream waits on and an eventfd
 //! that is readable while the stream has bytes (or its end) to read, for the peer thread's
 //! `poll` (written only when that changes). A stream's `write` queues bytes and sends what
@@ -60,8 +60,14 @@ const MAX_DATAGRAM: usize = 4_096;
 const MAX_SYN_SOURCES: usize = 4_096;
 /// Datagrams handled before the ACKs due are sent (one ACK per connection for all of them).
 const BATCH: usize = 256;
+/// How often the endpoint thread runs the connections' timers (retransmission, at least
+/// `congestion::MIN_TIMEOUT` = 500 ms; keep-alive; timeouts). Every 10 ms (`TICK`) before
+/// issue 31: 100 wake-ups a second per endpoint for timers that are seldom due; a timer
+/// now fires up to 50 ms late (libtorrent runs its uTP timers every 500 ms, its session
+/// tick). Nothing else waits for the tick: ACKs and the data they let out go at once.
+const TIMERS: Duration = Duration::from_millis(50);
 /// How long the endpoint thread on the shared port sleeps while it has no connection (with
-/// one, a `TICK`): also what a shutdown may wait for it.
+/// one, `TIMERS`): also what a shutdown may wait for it.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// The kernel buffers asked for the endpoint's UDP socket (`SO_RCVBUF` / `SO_SNDBUF`; Linux
 /// caps them at `net.core.rmem_max` / `wmem_max`). The default receive buffer (208 KiB,
@@ -336,7 +342,7 @@ fn note(dirty: &mut Vec<Arc<Slot>>, slot: Option<Arc<Slot>>) {
 /// The endpoint thread: on a socket of its own (`batch`), read it (up to [`BATCH`]
 /// datagrams, waiting a [`TICK`] at most for the first), hand each to its connection and
 /// flush those; on the shared port (no `batch`: the `udp` thread delivers), only sleep.
-/// Every [`TICK`], the connections' timers.
+/// Every [`TIMERS`], the connections' timers.
 fn run(shared: &Arc<Shared>, mut batch: Option<RecvBatch>, intake: &Mutex<Intake>) {
     let mut last_tick = Instant::now();
     let mut dirty: Vec<Arc<Slot>> = Vec::new();
@@ -382,10 +388,10 @@ fn run(shared: &Arc<Shared>, mut batch: Option<RecvBatch>, intake: &Mutex<Intake
             // timeout.
             std::thread::sleep(IDLE_WAIT);
         } else {
-            std::thread::sleep(TICK.saturating_sub(last_tick.elapsed()));
+            std::thread::sleep(TIMERS.saturating_sub(last_tick.elapsed()));
         }
         let now = Instant::now();
-        if now.saturating_duration_since(last_tick) >= TICK {
+        if now.saturating_duration_since(last_tick) >= TIMERS {
             last_tick = now;
             tick_all(shared, now);
             let mut intake = intake.lock();

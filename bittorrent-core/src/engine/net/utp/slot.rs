@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,9 @@ pub(super) struct Slot {
     pub(super) shut: AtomicBool,
     /// What `readable` says now (changed only with `conn` locked).
     signalled: AtomicBool,
+    /// The receive low-water mark: `readable` waits for this many bytes (or the end, an
+    /// error), as `SO_RCVLOWAT` does for TCP; 1 = any byte. Changed with `conn` locked.
+    pub(super) lowat: AtomicUsize,
 }
 
 impl Slot {
@@ -46,6 +49,7 @@ impl Slot {
             readable,
             shut: AtomicBool::new(false),
             signalled: AtomicBool::new(false),
+            lowat: AtomicUsize::new(1),
         })
     }
 
@@ -53,8 +57,9 @@ impl Slot {
     /// A system call only when that changes (the endpoint settles a connection after every
     /// batch of datagrams, the reader after every read).
     pub(super) fn settle(&self, c: &Conn) {
+        let mark = self.lowat.load(Ordering::Relaxed).max(1);
         let ready =
-            c.readable() > 0 || c.eof() || c.is_closed() || self.shut.load(Ordering::Relaxed);
+            c.readable() >= mark || c.eof() || c.is_closed() || self.shut.load(Ordering::Relaxed);
         if ready == self.signalled.load(Ordering::Relaxed) {
             return;
         }

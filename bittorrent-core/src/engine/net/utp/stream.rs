@@ -102,6 +102,21 @@ impl UtpStream {
         self.shutdown_write();
     }
 
+    /// The receive buffer of a connection, in bytes (a low-water mark above a quarter of it
+    /// is not useful: the peer's window shrinks as the bytes wait).
+    pub const RECEIVE_BUFFER: usize = super::conn::RECV_BUFFER;
+
+    /// The receive low-water mark, like `SO_RCVLOWAT`: the stream's file descriptor
+    /// ([`UtpStream::as_fd`]) turns readable once `bytes` (at least 1) are buffered, or at
+    /// the end of the stream or an error. Reads are not affected: they return what is
+    /// there. A peer thread that streams blocks sets it so that one wake-up reads many
+    /// datagrams (issue 31).
+    pub fn set_recv_lowat(&self, bytes: usize) {
+        let c = self.slot.conn.lock();
+        self.slot.lowat.store(bytes.max(1), Ordering::Relaxed);
+        self.slot.settle(&c);
+    }
+
     /// A handle that shuts this stream down from another thread.
     pub fn closer(&self) -> UtpCloser {
         UtpCloser {
