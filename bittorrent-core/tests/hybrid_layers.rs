@@ -269,32 +269,12 @@ fn wrong_layer_hashes_for_a_hybrid_are_refused_and_the_download_goes_on() {
 /// One hash request to `to` on a v2 connection for the hybrid `mi` (named
 /// by its truncated v2 hash, with the v2 bit): the first hash message back.
 fn ask_hashes(to: SocketAddr, mi: &Metainfo, request: HashRequest) -> HashMessage {
-    let mut c = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(2)).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let alias = mi.info_hash_v2.unwrap().truncated().0;
-    let mut hello = Handshake::new(alias, *b"-XX0001-thirdpeer001");
-    hello.reserved[RESERVED_V2.0] |= RESERVED_V2.1;
-    c.write_all(&hello.encode()).unwrap();
-    let mut reply = [0u8; HANDSHAKE_LEN];
-    c.read_exact(&mut reply).unwrap();
+    let mut c = v2_connect(to, alias, *b"-XX0001-thirdpeer001");
     c.write_all(&HashMessage::Request(request).to_frame())
         .unwrap();
     let mut dec = FrameDecoder::new(MAX_FRAME);
-    let mut buf = vec![0u8; 65536];
-    loop {
-        while let Some(m) = dec.next_message().unwrap() {
-            match m {
-                Message::Hash { id: 23, payload } => {
-                    return HashMessage::Reject(HashRequest::header(&payload).unwrap())
-                }
-                Message::Hash { id, payload } => return HashMessage::decode(id, &payload).unwrap(),
-                _ => {}
-            }
-        }
-        let k = c.read(&mut buf).expect("a hash message before the timeout");
-        assert!(k > 0, "connection closed before a hash message");
-        dec.feed(&buf[..k]);
-    }
+    hash_replies(&mut c, &mut dec, 1).remove(0)
 }
 
 /// The leecher of `mi` (given without its layers) completes from a v1-only

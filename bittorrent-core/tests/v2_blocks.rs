@@ -17,9 +17,7 @@ use bittorrent_core::proto::block_layer::{self, piece_request, verify_piece_bloc
 use bittorrent_core::proto::hash_msg::{self, HashMessage, HashRequest};
 use bittorrent_core::proto::merkle::Hash256;
 use bittorrent_core::proto::metainfo::{v2::aligned_view, Format, Metainfo};
-use bittorrent_core::proto::wire::{
-    FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME, RESERVED_V2,
-};
+use bittorrent_core::proto::wire::{FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME};
 use bittorrent_core::{AddTorrent, Phase, Session};
 use harness::*;
 use std::io::{Read, Write};
@@ -49,40 +47,7 @@ fn v2_file(name: &str, len: usize) -> (Metainfo, PathBuf, Vec<u8>) {
 }
 
 fn connect(s: &Session, ih: [u8; 20]) -> TcpStream {
-    let mut c = TcpStream::connect_timeout(&s.local_addr_v4(), Duration::from_secs(2)).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut hello = Handshake::new(ih, *b"-XX0001-v2blocktest1");
-    hello.reserved[RESERVED_V2.0] |= RESERVED_V2.1;
-    c.write_all(&hello.encode()).unwrap();
-    let mut reply = [0u8; HANDSHAKE_LEN];
-    c.read_exact(&mut reply).unwrap();
-    c
-}
-
-/// Read until `n` hash messages (ids 22, 23) came.
-fn hash_replies(c: &mut TcpStream, dec: &mut FrameDecoder, n: usize) -> Vec<HashMessage> {
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    while got.len() < n {
-        while let Some(m) = dec.next_message().unwrap() {
-            match m {
-                Message::Hash { id: 23, payload } => {
-                    got.push(HashMessage::Reject(HashRequest::header(&payload).unwrap()))
-                }
-                Message::Hash { id, payload } => {
-                    got.push(HashMessage::decode(id, &payload).unwrap())
-                }
-                _ => {}
-            }
-        }
-        if got.len() >= n {
-            break;
-        }
-        let k = c.read(&mut buf).expect("a reply before the timeout");
-        assert!(k > 0, "connection closed after {} replies", got.len());
-        dec.feed(&buf[..k]);
-    }
-    got
+    v2_connect(s.local_addr_v4(), ih, *b"-XX0001-v2blocktest1")
 }
 
 fn ask(c: &mut TcpStream, dec: &mut FrameDecoder, reqs: &[HashRequest]) -> Vec<HashMessage> {

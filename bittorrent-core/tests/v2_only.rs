@@ -367,34 +367,6 @@ fn wrong_piece_layer_hashes_are_refused_and_an_honest_seeder_completes() {
     let _ = std::fs::remove_dir_all(down);
 }
 
-/// Read messages from `c` until `n` BEP 52 hash messages (ids 22, 23)
-/// came; other messages (bitfield, extended handshake...) are skipped.
-fn hash_replies(c: &mut TcpStream, dec: &mut FrameDecoder, n: usize) -> Vec<HashMessage> {
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    while got.len() < n {
-        while let Some(m) = dec.next_message().unwrap() {
-            // A reject echoes the request's fields, valid or not.
-            match m {
-                Message::Hash { id: 23, payload } => {
-                    got.push(HashMessage::Reject(HashRequest::header(&payload).unwrap()))
-                }
-                Message::Hash { id, payload } => {
-                    got.push(HashMessage::decode(id, &payload).unwrap())
-                }
-                _ => {}
-            }
-        }
-        if got.len() >= n {
-            break;
-        }
-        let k = c.read(&mut buf).expect("a reply before the timeout");
-        assert!(k > 0, "connection closed after {} replies", got.len());
-        dec.feed(&buf[..k]);
-    }
-    got
-}
-
 /// BEP 52 hash requests to our seeder of a v2-only torrent (what a client
 /// that started from a magnet link sends for the piece layers): a piece
 /// layer with its proof comes back and verifies against the file's
@@ -417,17 +389,7 @@ fn our_seeder_answers_hash_requests_and_rejects_the_rest() {
     let layer = v2.piece_layers[0].clone().unwrap();
     assert_eq!(layer.len(), 7);
     let ih = mi.info_hash.0;
-    let connect = || {
-        let mut c =
-            TcpStream::connect_timeout(&seeder.local_addr_v4(), Duration::from_secs(2)).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut hello = Handshake::new(ih, *b"-XX0001-v2hashtest01");
-        hello.reserved[RESERVED_V2.0] |= RESERVED_V2.1;
-        c.write_all(&hello.encode()).unwrap();
-        let mut reply = [0u8; HANDSHAKE_LEN];
-        c.read_exact(&mut reply).unwrap();
-        c
-    };
+    let connect = || v2_connect(seeder.local_addr_v4(), ih, *b"-XX0001-v2hashtest01");
     let req = |root, base_layer, index, length, proof_layers| HashRequest {
         pieces_root: root,
         base_layer,

@@ -387,3 +387,54 @@ fn serve_script(
     }
     Ok(())
 }
+
+/// A connection to `to` on the v2 wire (BEP 52): our handshake names `ih`
+/// (a v2 torrent's truncated hash, or a hybrid's) with the v2 bit set; the
+/// reply's handshake is read and dropped. 5 s read timeout.
+pub fn v2_connect(to: SocketAddr, ih: [u8; 20], peer_id: [u8; 20]) -> std::net::TcpStream {
+    use bittorrent_core::proto::wire::{Handshake, HANDSHAKE_LEN, RESERVED_V2};
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(2)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut hello = Handshake::new(ih, peer_id);
+    hello.reserved[RESERVED_V2.0] |= RESERVED_V2.1;
+    c.write_all(&hello.encode()).unwrap();
+    let mut reply = [0u8; HANDSHAKE_LEN];
+    c.read_exact(&mut reply).unwrap();
+    c
+}
+
+/// Read messages from `c` until `n` BEP 52 hash messages (ids 22, 23)
+/// came; other messages (bitfield, extended handshake...) are skipped.
+pub fn hash_replies(
+    c: &mut std::net::TcpStream,
+    dec: &mut bittorrent_core::proto::wire::FrameDecoder,
+    n: usize,
+) -> Vec<bittorrent_core::proto::hash_msg::HashMessage> {
+    use bittorrent_core::proto::hash_msg::{HashMessage, HashRequest};
+    use bittorrent_core::proto::wire::Message;
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while got.len() < n {
+        while let Some(m) = dec.next_message().unwrap() {
+            // A reject echoes the request's fields, valid or not.
+            match m {
+                Message::Hash { id: 23, payload } => {
+                    got.push(HashMessage::Reject(HashRequest::header(&payload).unwrap()))
+                }
+                Message::Hash { id, payload } => {
+                    got.push(HashMessage::decode(id, &payload).unwrap())
+                }
+                _ => {}
+            }
+        }
+        if got.len() >= n {
+            break;
+        }
+        let k = c.read(&mut buf).expect("a reply before the timeout");
+        assert!(k > 0, "connection closed after {} replies", got.len());
+        dec.feed(&buf[..k]);
+    }
+    got
+}
