@@ -7,7 +7,6 @@
 
 mod harness;
 
-use bittorrent_core::create::{create_torrent, CreateOptions, TorrentFormat};
 use bittorrent_core::proto::metainfo::{Format, Metainfo};
 use bittorrent_core::proto::wire::{Handshake, HANDSHAKE_LEN};
 use bittorrent_core::{AddTorrent, Phase};
@@ -25,30 +24,6 @@ type Files = Vec<(PathBuf, Vec<u8>)>;
 fn hybrid(name: &str) -> (Metainfo, PathBuf, Files) {
     let (mi, dir, files, _) = hybrid_seeded(name, name, 1);
     (mi, dir, files)
-}
-
-/// [`hybrid`] of directory `top` in a fresh dir `name`, data from `seed`;
-/// the torrent's bytes too.
-fn hybrid_seeded(name: &str, top: &str, seed: u64) -> (Metainfo, PathBuf, Files, Vec<u8>) {
-    let dir = temp_dir(name);
-    let top = dir.join(top);
-    let files = vec![
-        (top.join("a.bin"), pseudo_random(100_000, seed)),
-        (top.join("b/c.bin"), pseudo_random(50_001, seed + 1)),
-    ];
-    for (p, d) in &files {
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, d).unwrap();
-    }
-    let opts = CreateOptions {
-        piece_length: Some(16384),
-        format: TorrentFormat::Hybrid,
-        ..CreateOptions::default()
-    };
-    let bytes = create_torrent(&top, &opts, &|_, _| {}).unwrap();
-    let mi = Metainfo::from_bytes(&bytes).unwrap();
-    assert_eq!(mi.format(), Format::Hybrid);
-    (mi, dir, files, bytes)
 }
 
 fn v2_hash(mi: &Metainfo) -> [u8; 20] {

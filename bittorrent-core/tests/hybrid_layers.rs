@@ -11,10 +11,9 @@
 
 mod harness;
 
-use bittorrent_core::create::{create_torrent, CreateOptions, TorrentFormat};
 use bittorrent_core::proto::hash_msg::{HashMessage, HashRequest};
 use bittorrent_core::proto::magnet::Magnet;
-use bittorrent_core::proto::metainfo::{Format, Metainfo};
+use bittorrent_core::proto::metainfo::Metainfo;
 use bittorrent_core::proto::wire::{
     FrameDecoder, Handshake, Message, HANDSHAKE_LEN, MAX_FRAME, RESERVED_V2,
 };
@@ -33,32 +32,16 @@ type Files = Vec<(PathBuf, Vec<u8>)>;
 /// A hybrid of directory `<dir>/t`: two files of several 16 KiB pieces
 /// each (so two piece layers), a pad file between them.
 fn hybrid(name: &str) -> (Metainfo, PathBuf, Files) {
-    let (mi, dir, files, _) = hybrid_seeded(name, 31);
+    let (mi, dir, files, _) = hybrid_with_layers(name, 31);
     (mi, dir, files)
 }
 
-/// [`hybrid`] with data from `seed`; the torrent's bytes too.
-fn hybrid_seeded(name: &str, seed: u64) -> (Metainfo, PathBuf, Files, Vec<u8>) {
-    let dir = temp_dir(name);
-    let top = dir.join("t");
-    let files = vec![
-        (top.join("a.bin"), pseudo_random(100_000, seed)),
-        (top.join("b/c.bin"), pseudo_random(50_001, seed + 1)),
-    ];
-    for (p, d) in &files {
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, d).unwrap();
-    }
-    let opts = CreateOptions {
-        piece_length: Some(16384),
-        format: TorrentFormat::Hybrid,
-        ..CreateOptions::default()
-    };
-    let bytes = create_torrent(&top, &opts, &|_, _| {}).unwrap();
-    let mi = Metainfo::from_bytes(&bytes).unwrap();
-    assert_eq!(mi.format(), Format::Hybrid);
-    assert_eq!(mi.v2.as_ref().unwrap().missing_layers(), 0);
-    (mi, dir, files, bytes)
+/// [`hybrid`] with data from `seed` (harness's `hybrid_seeded`, in `t`),
+/// its piece layers all present; the torrent's bytes too.
+fn hybrid_with_layers(name: &str, seed: u64) -> (Metainfo, PathBuf, Files, Vec<u8>) {
+    let made = hybrid_seeded(name, "t", seed);
+    assert_eq!(made.0.v2.as_ref().unwrap().missing_layers(), 0);
+    made
 }
 
 /// `mi` as a `.torrent` without `piece layers` gives it.
@@ -403,8 +386,8 @@ fn layers_arriving_late_recheck_verified_pieces_and_are_served() {
 #[test]
 fn a_piece_that_passed_sha1_but_fails_a_late_layer_is_fetched_again() {
     use bittorrent_core::proto::bencode::{decode, OwnedValue};
-    let (mi_a, dir_a, _, bytes_a) = hybrid_seeded("hyl-forge-a", 11);
-    let (mi_b, dir_b, _, _) = hybrid_seeded("hyl-forge-b", 41);
+    let (mi_a, dir_a, _, bytes_a) = hybrid_with_layers("hyl-forge-a", 11);
+    let (mi_b, dir_b, _, _) = hybrid_with_layers("hyl-forge-b", 41);
     let OwnedValue::Dict(mut top) = decode(&bytes_a).unwrap().to_owned_value() else {
         panic!("not a dict")
     };

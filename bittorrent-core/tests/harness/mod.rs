@@ -438,3 +438,36 @@ pub fn hash_replies(
     }
     got
 }
+
+/// Files written for a test torrent: path and contents.
+pub type SeededFiles = Vec<(PathBuf, Vec<u8>)>;
+
+/// A two-file hybrid (BEP 52) torrent of directory `top` in a fresh dir `name`, data from `seed`;
+/// the torrent's bytes too.
+pub fn hybrid_seeded(
+    name: &str,
+    top: &str,
+    seed: u64,
+) -> (Metainfo, PathBuf, SeededFiles, Vec<u8>) {
+    use bittorrent_core::create::{create_torrent, CreateOptions, TorrentFormat};
+    use bittorrent_core::proto::metainfo::Format;
+    let dir = temp_dir(name);
+    let top = dir.join(top);
+    let files = vec![
+        (top.join("a.bin"), pseudo_random(100_000, seed)),
+        (top.join("b/c.bin"), pseudo_random(50_001, seed + 1)),
+    ];
+    for (p, d) in &files {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, d).unwrap();
+    }
+    let opts = CreateOptions {
+        piece_length: Some(16384),
+        format: TorrentFormat::Hybrid,
+        ..CreateOptions::default()
+    };
+    let bytes = create_torrent(&top, &opts, &|_, _| {}).unwrap();
+    let mi = Metainfo::from_bytes(&bytes).unwrap();
+    assert_eq!(mi.format(), Format::Hybrid);
+    (mi, dir, files, bytes)
+}
