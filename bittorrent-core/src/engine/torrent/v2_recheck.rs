@@ -52,7 +52,8 @@ pub(super) struct Recheck {
     /// pending when the layers came: checked once written.
     once_written: HashSet<u32>,
     /// Layers that came during the start-up check: the scan waits for its
-    /// end (pieces being checked then were hashed without them).
+    /// end (pieces being checked then were hashed without them). Holds the
+    /// view before them (`None`: the metainfo's own).
     during_check: Option<Option<Arc<V2Info>>>,
     /// Pieces checked again against the v2 view.
     pub(super) checked: u32,
@@ -71,8 +72,9 @@ impl Torrent {
     /// `Command::PieceLayers`: the hybrid's v2 view with the layers
     /// fetched so far.
     pub(super) fn on_piece_layers(&mut self, v2: Arc<V2Info>) {
-        let old = (self.late_v2.clone())
-            .or_else(|| self.me.metainfo.v2.as_deref().cloned().map(Arc::new));
+        // The view before these layers: None is the metainfo's own (read
+        // from `self.me` when planning, not copied).
+        let old = self.late_v2.clone();
         *self.me.peer_ctx.hash_trees.write() = trees_of(Some(&v2));
         self.late_v2 = Some(v2);
         if self.phase == Phase::Checking {
@@ -81,21 +83,23 @@ impl Torrent {
             self.recheck.during_check.get_or_insert(old);
             return;
         }
-        self.plan_rechecks(old.as_deref());
+        self.plan_rechecks(old);
     }
 
     /// The start-up check is over: rechecks the layers that came during it
     /// call for.
     pub(super) fn check_ended(&mut self) {
         if let Some(old) = self.recheck.during_check.take() {
-            self.plan_rechecks(old.as_deref());
+            self.plan_rechecks(old);
         }
     }
 
-    fn plan_rechecks(&mut self, old: Option<&V2Info>) {
+    fn plan_rechecks(&mut self, old: Option<Arc<V2Info>>) {
         let Some(new) = self.late_v2.clone() else {
             return;
         };
+        let me = self.me.clone();
+        let old = old.as_deref().or(me.metainfo.v2.as_deref());
         let written = self.me.peer_ctx.have.read().clone();
         let mut queued = 0usize;
         for i in newly_checked(old, &new, self.layout.num_pieces) {
