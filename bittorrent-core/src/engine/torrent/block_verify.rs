@@ -58,8 +58,7 @@ impl Torrent {
             if self.phase != Phase::Downloading || self.block_checks.len() >= MAX_PENDING {
                 return None;
             }
-            // A hybrid whose layers arrived while it ran checks against those.
-            let v2 = self.late_v2.as_deref().or(self.me.metainfo.v2.as_deref())?;
+            let v2 = self.v2_view()?;
             let pc = v2.piece_check(u64::from(piece))?;
             if pc.whole_file {
                 return None;

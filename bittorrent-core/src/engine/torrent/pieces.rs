@@ -26,11 +26,7 @@ impl Torrent {
             // A hybrid: the same bytes against the v2 tree too; a v2-only
             // torrent: against it alone (the piece numbers of the v2 piece
             // space and of the engine's piece-aligned view are the same).
-            v2: self
-                .late_v2
-                .as_deref()
-                .or(self.me.metainfo.v2.as_deref())
-                .and_then(|v2| v2.piece_check(u64::from(i))),
+            v2: self.v2_view().and_then(|v2| v2.piece_check(u64::from(i))),
             block_hashes: self.smart_ban.watching(i),
             reply: self.hash_tx.clone(),
         };

@@ -69,6 +69,12 @@ impl Recheck {
 }
 
 impl Torrent {
+    /// The v2 view pieces are checked against: the layers fetched while
+    /// running (a hybrid from a magnet link), else the metainfo's own.
+    pub(super) fn v2_view(&self) -> Option<&V2Info> {
+        self.late_v2.as_deref().or(self.me.metainfo.v2.as_deref())
+    }
+
     /// `Command::PieceLayers`: the hybrid's v2 view with the layers
     /// fetched so far.
     pub(super) fn on_piece_layers(&mut self, v2: Arc<V2Info>) {
